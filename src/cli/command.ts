@@ -1,0 +1,48 @@
+/**
+ * The shape of a CLI command: flags, help text with an example, and a `run` that parses
+ * nothing itself and calls library functions.
+ */
+import type { Io } from "./io.ts";
+
+/** A flag of a command (the `node:util` parseArgs shape plus help text). */
+export interface Flag {
+  type: "string" | "boolean";
+  short?: string;
+  /** the placeholder shown in help, e.g. `N` for `--version N` */
+  arg?: string;
+  help: string;
+}
+
+/** What `run` receives. */
+export interface Context {
+  /** positional arguments after the command words */
+  args: string[];
+  /** parsed flags (strings and booleans), by long name */
+  flags: Record<string, string | boolean | undefined>;
+  io: Io;
+  env: NodeJS.ProcessEnv;
+  /** store path from the global `--store`, if given */
+  store: string | undefined;
+  /** prints a message on stderr (never data) */
+  say(message: string): void;
+  /** prints data on stdout */
+  out(data: string | Uint8Array): void;
+}
+
+/** A command. */
+export interface Command {
+  /** the words that name it, e.g. `audit verify` */
+  name: string;
+  summary: string;
+  /** e.g. `NAME [VALUE] [flags]` */
+  usage: string;
+  /** more lines of help */
+  details?: string;
+  /** at least one example command line */
+  examples: string[];
+  flags: Record<string, Flag>;
+  /** allows `--` and everything after it as positionals */
+  passthrough?: boolean;
+  /** @returns the exit status (0 when nothing is returned) */
+  run(ctx: Context): Promise<number | void>;
+}

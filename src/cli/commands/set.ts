@@ -1,0 +1,92 @@
+import { readFileSync, statSync } from "node:fs";
+import { CofferError } from "../../errors.ts";
+import { assertSecretName, DEFAULT_MAX_VALUE_BYTES } from "../../store/names.ts";
+import type { Command } from "../command.ts";
+import { parseDuration, parseWhole, promptTwice, readAllBounded } from "../io.ts";
+import { printJson, withStore } from "../open.ts";
+
+export const set: Command = {
+  name: "set",
+  summary: "write a new version of a secret",
+  usage: "NAME [VALUE] [--prompt | --from-file F | --generate] [flags]",
+  details: [
+    "The value comes from stdin when piped, byte for byte (`echo` adds a newline; use printf '%s'),",
+    "from --prompt (asked twice, no echo; also the default on a terminal), --from-file, or --generate.",
+    "A VALUE on the command line works but lands in shell history and /proc/*/cmdline.",
+    "Every version is kept: `coffer history NAME`, `coffer get NAME --version N`.",
+  ].join("\n"),
+  examples: [
+    "printf '%s' \"$TOKEN\" | coffer set ci/deploy-token",
+    "coffer set db/prod/password --prompt --description 'primary Postgres'",
+    "coffer set tls/key --from-file server.key",
+    "coffer set app/session-secret --generate --length 48 --rotate-every 90d",
+    "coffer set db/prod/password --if-version 3 < new-password.txt",
+  ],
+  flags: {
+    prompt: { type: "boolean", help: "ask for the value on the terminal, twice, without echo" },
+    "from-file": { type: "string", arg: "F", help: "read the value from file F (exact bytes)" },
+    generate: { type: "boolean", help: "generate a random value (not printed)" },
+    length: { type: "string", arg: "N", help: "with --generate: characters, or words for --charset words" },
+    charset: { type: "string", arg: "SET", help: "with --generate: alnum (default), hex, base64, words" },
+    description: { type: "string", arg: "TEXT", help: "a description, kept until changed" },
+    "if-version": { type: "string", arg: "N", help: "refuse unless the current version is N (0: must be new)" },
+    "rotate-every": { type: "string", arg: "DUR", help: "rotation period, e.g. 90d; `list` flags it when due" },
+    json: { type: "boolean", help: "print {name, version} as JSON" },
+  },
+  async run(ctx) {
+    const [name, argValue, ...extra] = ctx.args;
+    if (name === undefined || extra.length > 0) {
+      throw new CofferError("E_USAGE", "usage: coffer set NAME [VALUE] (see `coffer set --help`)");
+    }
+    assertSecretName(name);
+    const f = ctx.flags;
+    const sources = [argValue !== undefined, f.prompt === true, typeof f["from-file"] === "string", f.generate === true].filter(Boolean).length;
+    if (sources > 1) throw new CofferError("E_USAGE", "give the value one way only: VALUE, --prompt, --from-file or --generate");
+    if (f.generate !== true && (f.length !== undefined || f.charset !== undefined)) {
+      throw new CofferError("E_USAGE", "--length and --charset go with --generate");
+    }
+    const options = {
+      ...(typeof f.description === "string" && { description: f.description }),
+      ...(typeof f["if-version"] === "string" && { ifVersion: parseWhole(f["if-version"], "--if-version", 0) }),
+      ...(typeof f["rotate-every"] === "string" && { rotationSeconds: parseDuration(f["rotate-every"], "--rotate-every") }),
+    };
+    let value: Buffer;
+    let how = "";
+    if (argValue !== undefined) {
+      ctx.say("coffer: warning: a value on the command line lands in shell history and /proc/*/cmdline; pipe it on stdin or use --prompt");
+      value = Buffer.from(argValue, "utf8");
+    } else if (typeof f["from-file"] === "string") {
+      value = readValueFile(f["from-file"]);
+    } else if (f.generate === true) {
+      const { generateValue, parseCharset, defaultLength } = await import("../../crypto/generate.ts");
+      const charset = parseCharset(typeof f.charset === "string" ? f.charset : "alnum");
+      const length = typeof f.length === "string" ? parseWhole(f.length, "--length", 1) : defaultLength(charset);
+      value = Buffer.from(await generateValue(charset, length), "utf8");
+      how = ` (generated: ${length} ${charset === "words" ? "words" : `${charset} characters`})`;
+    } else if (f.prompt === true || ctx.io.stdin.isTTY === true) {
+      value = Buffer.from(await promptTwice(`value for ${name}`), "utf8");
+    } else {
+      value = await readAllBounded(ctx.io.stdin, DEFAULT_MAX_VALUE_BYTES, "stdin");
+    }
+    try {
+      const result = await withStore(ctx, (store) => store.set(name, value, options));
+      if (ctx.flags.json === true) return printJson(ctx, result);
+      ctx.say(`set ${result.name} v${result.version}${how}`);
+    } finally {
+      value.fill(0);
+    }
+  },
+};
+
+function readValueFile(path: string): Buffer {
+  try {
+    const size = statSync(path).size;
+    if (size > DEFAULT_MAX_VALUE_BYTES) {
+      throw new CofferError("E_INVALID_VALUE", `invalid value: ${path} is ${size} bytes, over the limit of ${DEFAULT_MAX_VALUE_BYTES} bytes`);
+    }
+    return readFileSync(path);
+  } catch (err) {
+    if (err instanceof CofferError) throw err;
+    throw new CofferError("E_INVALID_VALUE", `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Terminal and stream helpers of the CLI: no-echo prompts on the controlling terminal,
+ * bounded stdin reads, confirmations, tables.
+ */
+import { closeSync, openSync, readSync, writeSync } from "node:fs";
+import { ReadStream } from "node:tty";
+import { CofferError } from "../errors.ts";
+
+/** The streams a command talks to (swappable in tests). */
+export interface Io {
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+/**
+ * Asks a question on the controlling terminal (`/dev/tty`, so it works while stdin is piped)
+ * without echoing the answer.
+ * @throws CofferError E_CANCELLED when there is no terminal, or on Ctrl-C / Ctrl-D
+ */
+export async function promptHidden(question: string): Promise<string> {
+  let fd: number;
+  try {
+    fd = openSync("/dev/tty", "r+");
+  } catch {
+    throw new CofferError("E_CANCELLED", "no terminal to ask on; give the input another way (see --help)");
+  }
+  const input = new ReadStream(fd);
+  writeSync(fd, question);
+  input.setRawMode(true);
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      let answer = "";
+      input.setEncoding("utf8");
+      input.on("data", (chunk: string) => {
+        for (const ch of chunk) {
+          if (ch === "\r" || ch === "\n") return resolve(answer);
+          if (ch === "\u0003" || (ch === "\u0004" && answer === "")) {
+            return reject(new CofferError("E_CANCELLED", "cancelled at the prompt"));
+          }
+          if (ch === "\u007f" || ch === "\b") answer = answer.slice(0, -1);
+          else if (ch === "\u0015") answer = "";
+          else if (ch >= " ") answer += ch;
+        }
+      });
+      input.on("error", reject);
+    });
+  } finally {
+    input.setRawMode(false);
+    writeSync(fd, "\n");
+    input.destroy();
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed by destroy()
+    }
+  }
+}
+
+/** Asks twice without echo and insists both answers match and are not empty. */
+export async function promptTwice(what: string): Promise<string> {
+  const first = await promptHidden(`${what}: `);
+  if (first === "") throw new CofferError("E_INVALID_VALUE", `empty ${what}`);
+  const second = await promptHidden(`${what} (again): `);
+  if (first !== second) throw new CofferError("E_INVALID_VALUE", `the two ${what}s do not match; nothing was changed`);
+  return first;
+}
+
+/**
+ * Asks a yes/no question on the terminal (echoed). Without a terminal: E_CANCELLED naming
+ * `flag`, the way to say yes non-interactively.
+ */
+export async function confirm(question: string, flag: string): Promise<boolean> {
+  let fd: number;
+  try {
+    fd = openSync("/dev/tty", "r+");
+  } catch {
+    throw new CofferError("E_CANCELLED", `no terminal to confirm on; pass ${flag} to go ahead`);
+  }
+  try {
+    writeSync(fd, `${question} [y/N] `);
+    const buf = Buffer.alloc(256);
+    const n = readSync(fd, buf, 0, buf.length, null);
+    return /^y(es)?$/i.test(buf.subarray(0, n).toString("utf8").trim());
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Reads all of a stream, refusing more than `max` bytes without holding more than that.
+ * @throws CofferError E_INVALID_VALUE when larger than `max`
+ */
+export async function readAllBounded(stream: NodeJS.ReadableStream, max: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const b = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer);
+    size += b.length;
+    if (size > max) {
+      for (const c of chunks) c.fill(0);
+      throw new CofferError("E_INVALID_VALUE", `invalid value: ${what} is over the limit of ${max} bytes`);
+    }
+    chunks.push(b);
+  }
+  const all = Buffer.concat(chunks);
+  for (const c of chunks) c.fill(0);
+  return all;
+}
+
+/** Renders rows as left-aligned columns. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (r: readonly string[]) =>
+    r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ").trimEnd();
+  return [line(header), ...rows.map(line)].join("\n") + "\n";
+}
+
+/** Parses a duration like `90d`, `12h`, `30m`, `45s`, `2w` into seconds. */
+export function parseDuration(s: string, flag: string): number {
+  const m = /^(\d{1,9})([smhdw])$/.exec(s);
+  if (m === null) throw new CofferError("E_INVALID_VALUE", `invalid ${flag} ${JSON.stringify(s)}: a number and a unit (s, m, h, d, w), e.g. 90d`);
+  const unit = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2] as "s" | "m" | "h" | "d" | "w"];
+  const n = Number(m[1]) * unit;
+  if (n <= 0) throw new CofferError("E_INVALID_VALUE", `invalid ${flag}: must be more than zero`);
+  return n;
+}
+
+/** Parses `--since`: an ISO date/time, or a duration back from now (`7d`). */
+export function parseSince(s: string, now = Date.now()): Date {
+  if (/^\d{1,9}[smhdw]$/.test(s)) return new Date(now - parseDuration(s, "--since") * 1000);
+  const t = Date.parse(s);
+  if (Number.isNaN(t)) throw new CofferError("E_INVALID_VALUE", `invalid --since ${JSON.stringify(s)}: an ISO date (2026-01-31) or a duration (7d)`);
+  return new Date(t);
+}
+
+/** Parses a whole number flag ≥ min. */
+export function parseWhole(s: string, flag: string, min: number): number {
+  if (!/^\d{1,15}$/.test(s) || Number(s) < min) {
+    throw new CofferError("E_INVALID_VALUE", `invalid ${flag} ${JSON.stringify(s)}: a whole number ≥ ${min}`);
+  }
+  return Number(s);
+}

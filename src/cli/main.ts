@@ -1,0 +1,176 @@
+#!/usr/bin/env node
+/**
+ * The `coffer` command: finds the command, lazy-loads only its module, parses its flags,
+ * runs it, and maps any error to one line on stderr and a documented exit status. The only
+ * place in coffer that calls `process.exit`.
+ */
+import module from "node:module";
+import { parseArgs } from "node:util";
+import type { Command, Context, Flag } from "./command.ts";
+
+module.enableCompileCache?.();
+process.umask(0o077);
+quietSqliteWarning();
+
+/** Command words → the module exporting it. Listed here so `--help` loads nothing else. */
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  init: { summary: "create your identity and an empty store", load: async () => (await import("./commands/init.ts")).init },
+  set: { summary: "write a new version of a secret", load: async () => (await import("./commands/set.ts")).set },
+  get: { summary: "print a secret's value", load: async () => (await import("./commands/get.ts")).get },
+  list: { summary: "list secrets (names and metadata, never values)", load: async () => (await import("./commands/list.ts")).list },
+  rm: { summary: "remove a secret (history kept), or --purge every version", load: async () => (await import("./commands/rm.ts")).rm },
+  history: { summary: "list a secret's versions", load: async () => (await import("./commands/history.ts")).history },
+  rollback: { summary: "write a new version holding an old version's value", load: async () => (await import("./commands/rollback.ts")).rollback },
+  audit: { summary: "show the audit log", load: async () => (await import("./commands/audit.ts")).audit },
+  "audit verify": { summary: "recompute the audit hash chain", load: async () => (await import("./commands/audit.ts")).auditVerify },
+};
+
+const GLOBAL_FLAGS: Record<string, Flag> = {
+  store: { type: "string", arg: "FILE", help: "use this store file instead of the default" },
+  debug: { type: "boolean", help: "print stack traces on errors" },
+  help: { type: "boolean", short: "h", help: "show help" },
+};
+
+const VERSION = "0.1.0";
+
+async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes("--debug");
+  try {
+    if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
+      if (argv[0] === "help" && argv[1] !== undefined) return main([...argv.slice(1), "--help"]);
+      process.stdout.write(mainHelp());
+      return 0;
+    }
+    if (argv[0] === "--version" || argv[0] === "-V") {
+      process.stdout.write(`coffer ${VERSION}\n`);
+      return 0;
+    }
+    const two = `${argv[0]} ${argv[1] ?? ""}`;
+    const words = COMMANDS[two] !== undefined ? 2 : 1;
+    const entry = COMMANDS[words === 2 ? two : argv[0]!];
+    if (entry === undefined) {
+      const { CofferError } = await import("../errors.ts");
+      throw new CofferError("E_USAGE", `unknown command "${argv[0]}"; \`coffer --help\` lists the commands`);
+    }
+    const command = await entry.load();
+    const ctx = await parse(command, argv.slice(words));
+    if (ctx === "help") {
+      process.stdout.write(commandHelp(command));
+      return 0;
+    }
+    return (await command.run(ctx)) ?? 0;
+  } catch (err) {
+    return report(err, debug);
+  }
+}
+
+async function parse(command: Command, args: string[]): Promise<Context | "help"> {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  for (const [name, f] of Object.entries({ ...GLOBAL_FLAGS, ...command.flags })) {
+    options[name] = f.short === undefined ? { type: f.type } : { type: f.type, short: f.short };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    const { CofferError } = await import("../errors.ts");
+    const msg = (err as Error).message.replace(/\. To specify a positional argument.*$/s, "");
+    throw new CofferError("E_USAGE", `${msg}; see \`coffer ${command.name} --help\``);
+  }
+  const flags = parsed.values as Record<string, string | boolean | undefined>;
+  if (flags.help === true) return "help";
+  return {
+    args: parsed.positionals,
+    flags,
+    io: { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+    env: process.env,
+    store: typeof flags.store === "string" ? flags.store : undefined,
+    say: (m) => void process.stderr.write(`${m}\n`),
+    out: (d) => void process.stdout.write(d),
+  };
+}
+
+async function report(err: unknown, debug: boolean): Promise<number> {
+  const { CofferError } = await import("../errors.ts");
+  if (err instanceof CofferError) {
+    process.stderr.write(`coffer: ${err.message}\n`);
+    if (debug) process.stderr.write(`${err.stack ?? ""}\n${err.cause instanceof Error ? `cause: ${err.cause.stack ?? ""}\n` : ""}`);
+    return err.exitCode;
+  }
+  const e = err as NodeJS.ErrnoException;
+  if (e?.code === "EACCES" || e?.code === "EPERM") {
+    process.stderr.write(`coffer: permission denied: ${e.path ?? e.message}\n`);
+    return 5;
+  }
+  process.stderr.write(`coffer: internal error (${e?.code ?? e?.name ?? "unknown"}); rerun with --debug and report it\n`);
+  if (debug) process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
+  return 1;
+}
+
+function flagLines(flags: Record<string, Flag>): string[] {
+  return Object.entries(flags).map(([name, f]) => {
+    const left = `${f.short !== undefined ? `-${f.short}, ` : "    "}--${name}${f.arg !== undefined ? ` ${f.arg}` : ""}`;
+    return `  ${left.padEnd(28)} ${f.help}`;
+  });
+}
+
+function commandHelp(c: Command): string {
+  return [
+    `Usage: coffer ${c.name} ${c.usage}`,
+    "",
+    c.summary.charAt(0).toUpperCase() + c.summary.slice(1) + ".",
+    ...(c.details !== undefined ? ["", c.details] : []),
+    "",
+    "Flags:",
+    ...flagLines(c.flags),
+    ...flagLines(GLOBAL_FLAGS),
+    "",
+    "Examples:",
+    ...c.examples.map((e) => `  ${e}`),
+    "",
+  ].join("\n");
+}
+
+function mainHelp(): string {
+  return [
+    "coffer: keep a team's secrets encrypted in one place and hand them to processes.",
+    "",
+    "Usage: coffer <command> [args] [flags]",
+    "",
+    "Commands:",
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`),
+    "",
+    "Global flags:",
+    ...flagLines(GLOBAL_FLAGS),
+    "      --version                the version",
+    "",
+    "Examples:",
+    "  coffer init",
+    "  printf '%s' \"$DB_PASSWORD\" | coffer set db/prod/password",
+    "  coffer get db/prod/password",
+    "",
+    "`coffer <command> --help` shows a command's flags and examples.",
+    "Exit status: 0 ok, 1 internal, 2 usage, 3 not found, 4 conflict, 5 permissions/denied,",
+    "6 decryption/integrity, 7 invalid name or value, 8 not initialised/bad identity, 9 busy, 10 cancelled.",
+    "",
+  ].join("\n");
+}
+
+// node:sqlite is marked experimental in Node 24 and says so on every start; that line is
+// noise to a CLI user. Every other warning still prints.
+function quietSqliteWarning(): void {
+  const emit = process.emitWarning.bind(process);
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const text = typeof warning === "string" ? warning : warning.message;
+    if (/SQLite is an experimental feature/.test(text)) return;
+    (emit as (...a: unknown[]) => void)(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
+
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(0);
+  throw err;
+});
+
+const code = await main(process.argv.slice(2));
+process.exitCode = code;

@@ -1,0 +1,73 @@
+/**
+ * Key material derived from an age X25519 identity, with node:crypto only (no age import, so
+ * the CLI's hot path stays fast). No I/O here.
+ *
+ * - the age recipient (`age1…`) is the X25519 public key, bech32-encoded as age does;
+ * - the Ed25519 signing seed is HKDF-SHA256(X25519 secret, info "coffer/v1/ed25519");
+ * - the owner's local store-key wrap key is HKDF-SHA256(X25519 secret, info "coffer/v1/store-key").
+ */
+import { createPrivateKey, createPublicKey, hkdfSync, type KeyObject } from "node:crypto";
+import { bech32 } from "@scure/base";
+import { CofferError } from "../errors.ts";
+
+export const INFO_ED25519 = "coffer/v1/ed25519";
+export const INFO_STORE_KEY_WRAP = "coffer/v1/store-key";
+
+// PKCS#8 DER prefixes for a raw 32-byte X25519 / Ed25519 private key (RFC 8410).
+const PKCS8_X25519 = Buffer.from("302e020100300506032b656e04220420", "hex");
+const PKCS8_ED25519 = Buffer.from("302e020100300506032b657004220420", "hex");
+
+const SECRET_KEY_RE = /^AGE-SECRET-KEY-1[023456789ACDEFGHJKLMNPQRSTUVWXYZ]{58}$/;
+
+/**
+ * Decodes an `AGE-SECRET-KEY-1…` string to its 32-byte X25519 scalar.
+ * @throws CofferError E_IDENTITY when the string is not a native X25519 age identity
+ */
+export function decodeAgeSecretKey(text: string): Uint8Array {
+  if (!SECRET_KEY_RE.test(text)) {
+    throw new CofferError(
+      "E_IDENTITY",
+      "not an age X25519 identity: expected one line `AGE-SECRET-KEY-1…` (58 bech32 characters after the prefix)",
+    );
+  }
+  try {
+    const { prefix, bytes } = bech32.decodeToBytes(text);
+    if (prefix.toUpperCase() !== "AGE-SECRET-KEY-" || bytes.length !== 32) throw new Error("bad prefix or length");
+    return bytes;
+  } catch (cause) {
+    throw new CofferError("E_IDENTITY", "not an age X25519 identity: the bech32 checksum does not verify", { cause });
+  }
+}
+
+/** Encodes a 32-byte X25519 scalar as `AGE-SECRET-KEY-1…`. */
+export function encodeAgeSecretKey(secret: Uint8Array): string {
+  return bech32.encodeFromBytes("AGE-SECRET-KEY-", secret).toUpperCase();
+}
+
+/** The age recipient (`age1…`) of an X25519 secret scalar. */
+export function recipientOf(secret: Uint8Array): string {
+  const priv = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, secret]), format: "der", type: "pkcs8" });
+  const jwk = createPublicKey(priv).export({ format: "jwk" });
+  return bech32.encodeFromBytes("age", Buffer.from(String(jwk.x), "base64url"));
+}
+
+/** The Ed25519 signing key pair derived from an X25519 secret (DESIGN §4). */
+export interface SigningKey {
+  privateKey: KeyObject;
+  /** raw 32-byte public key, base64url without padding */
+  publicKey: string;
+}
+
+/** Derives the Ed25519 signing key: seed = HKDF-SHA256(secret, salt "", info "coffer/v1/ed25519"). */
+export function deriveSigningKey(secret: Uint8Array): SigningKey {
+  const seed = Buffer.from(hkdfSync("sha256", secret, new Uint8Array(0), INFO_ED25519, 32));
+  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, seed]), format: "der", type: "pkcs8" });
+  seed.fill(0);
+  const jwk = createPublicKey(privateKey).export({ format: "jwk" });
+  return { privateKey, publicKey: String(jwk.x) };
+}
+
+/** The AES-256-GCM key that wraps the owner's local copy of the store key. */
+export function deriveStoreKeyWrapKey(secret: Uint8Array): Buffer {
+  return Buffer.from(hkdfSync("sha256", secret, new Uint8Array(0), INFO_STORE_KEY_WRAP, 32));
+}

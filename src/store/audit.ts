@@ -1,0 +1,79 @@
+/**
+ * The hash-chained audit log (DESIGN §4): each record carries
+ * SHA-256(previous record's hash ‖ this record's canonical JSON). No value ever enters a record.
+ */
+import { createHash } from "node:crypto";
+
+/** What an audit record says. `detail` holds names, counts and versions, never values. */
+export interface AuditEntry {
+  /** what happened: init, set, get, rm, purge, rollback, export, import, deliver, … */
+  action: string;
+  /** the secret concerned, if any */
+  name: string | null;
+  /** the version concerned, if any */
+  version: number | null;
+  /** extra facts (never a value) */
+  detail: Record<string, unknown> | null;
+}
+
+/** A stored audit record. */
+export interface AuditRecord extends AuditEntry {
+  seq: number;
+  /** ISO 8601 UTC */
+  at: string;
+  /** who: the identity's name */
+  actor: string;
+  /** hex SHA-256 chain hash */
+  hash: string;
+}
+
+/** The hash before the first record. */
+export const GENESIS_HASH = Buffer.alloc(32);
+
+/** JSON with object keys sorted at every depth and no whitespace: one encoding per record. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`;
+}
+
+/** The chain hash of a record, given the previous record's hash. */
+export function chainHash(prev: Uint8Array, record: Omit<AuditRecord, "hash">): Buffer {
+  const body = canonicalJson({
+    seq: record.seq, at: record.at, actor: record.actor, action: record.action,
+    name: record.name, version: record.version, detail: record.detail,
+  });
+  return createHash("sha256").update(prev).update(body, "utf8").digest();
+}
+
+/** The outcome of verifying a chain. */
+export interface AuditVerification {
+  ok: boolean;
+  /** records checked */
+  records: number;
+  /** seq of the first record that does not verify */
+  brokenAt?: number;
+  /** why it does not verify */
+  reason?: string;
+}
+
+/**
+ * Recomputes the chain over records in `seq` order.
+ * @param records - every record, oldest first
+ */
+export function verifyChain(records: Iterable<AuditRecord>): AuditVerification {
+  let prev: Uint8Array = GENESIS_HASH;
+  let expectSeq = 1;
+  let n = 0;
+  for (const r of records) {
+    if (r.seq !== expectSeq) return { ok: false, records: n, brokenAt: r.seq, reason: `record ${expectSeq} is missing` };
+    const h = chainHash(prev, r);
+    if (h.toString("hex") !== r.hash) return { ok: false, records: n, brokenAt: r.seq, reason: "hash does not match its content and predecessor" };
+    prev = h;
+    expectSeq++;
+    n++;
+  }
+  return { ok: true, records: n };
+}

@@ -1,0 +1,71 @@
+/**
+ * The rules for names and values (DESIGN §5), shared by the library, the CLI and (later) the
+ * server's JSON schemas. Every check throws an error that names the rule.
+ */
+import { CofferError, ValidationError } from "../errors.ts";
+
+/** A secret name: path-like segments of [A-Za-z0-9_.-], each starting with a letter or digit. */
+export const SECRET_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.\\-]*(/[A-Za-z0-9][A-Za-z0-9_.\\-]*)*$";
+export const SECRET_NAME_MAX = 256;
+/** An environment variable name. */
+export const ENV_NAME_PATTERN = "^[A-Za-z_][A-Za-z0-9_]*$";
+/** Default upper bound of a value, in bytes. */
+export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
+
+const SECRET_NAME_RE = new RegExp(SECRET_NAME_PATTERN);
+const ENV_NAME_RE = new RegExp(ENV_NAME_PATTERN);
+
+const NAME_RULE =
+  "names are path-like segments of letters, digits, '_', '.', '-', each starting with a letter or digit, " +
+  "separated by single '/', no '..', at most 256 characters (e.g. db/prod/password)";
+
+/**
+ * Checks a secret name against DESIGN §5.
+ * @throws ValidationError E_INVALID_NAME naming the rule
+ */
+export function assertSecretName(name: unknown): asserts name is string {
+  if (typeof name !== "string" || name.length === 0) {
+    throw new ValidationError("E_INVALID_NAME", `invalid secret name: empty; ${NAME_RULE}`);
+  }
+  const shown = JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name);
+  if (name.length > SECRET_NAME_MAX) {
+    throw new ValidationError("E_INVALID_NAME", `invalid secret name ${shown}: longer than ${SECRET_NAME_MAX} characters`);
+  }
+  if (!SECRET_NAME_RE.test(name) || name.includes("..")) {
+    throw new ValidationError("E_INVALID_NAME", `invalid secret name ${shown}: ${NAME_RULE}`);
+  }
+}
+
+/** True when `name` is a valid secret name. */
+export function isSecretName(name: unknown): name is string {
+  return typeof name === "string" && name.length <= SECRET_NAME_MAX && SECRET_NAME_RE.test(name) && !name.includes("..");
+}
+
+/**
+ * Checks an environment variable name.
+ * @throws ValidationError E_INVALID_NAME naming the rule
+ */
+export function assertEnvName(name: unknown): asserts name is string {
+  if (typeof name !== "string" || !ENV_NAME_RE.test(name)) {
+    throw new ValidationError(
+      "E_INVALID_NAME",
+      `invalid environment variable name ${JSON.stringify(String(name).slice(0, 80))}: must match ${ENV_NAME_PATTERN}`,
+    );
+  }
+}
+
+/**
+ * Checks a value's size. The message gives sizes, never content.
+ * @throws CofferError E_INVALID_VALUE when empty or larger than `max`
+ */
+export function assertValue(value: Uint8Array, max = DEFAULT_MAX_VALUE_BYTES): void {
+  if (value.length === 0) {
+    throw new CofferError("E_INVALID_VALUE", "invalid value: empty (a value must have at least one byte)");
+  }
+  if (value.length > max) {
+    throw new CofferError(
+      "E_INVALID_VALUE",
+      `invalid value: ${value.length} bytes is over the limit of ${max} bytes`,
+    );
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Where coffer keeps its files (DESIGN §3), following the XDG base directory spec.
+ */
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+/** The identity file and store file coffer uses. */
+export interface CofferPaths {
+  identity: string;
+  store: string;
+}
+
+/** Options that override the defaults. */
+export interface PathOptions {
+  /** environment to read (default `process.env`) */
+  env?: NodeJS.ProcessEnv;
+  /** the store file (the CLI's `--store`) */
+  store?: string;
+  /** the identity file */
+  identity?: string;
+}
+
+/**
+ * Resolves the identity and store paths: explicit options, else `COFFER_HOME` (one dir for
+ * both), else `$XDG_CONFIG_HOME/coffer/identity` and `$XDG_DATA_HOME/coffer/store.db`.
+ */
+export function resolvePaths(options: PathOptions = {}): CofferPaths {
+  const env = options.env ?? process.env;
+  const cofferHome = nonEmpty(env.COFFER_HOME);
+  const home = nonEmpty(env.HOME) ?? homedir();
+  const configDir = cofferHome ?? join(nonEmpty(env.XDG_CONFIG_HOME) ?? join(home, ".config"), "coffer");
+  const dataDir = cofferHome ?? join(nonEmpty(env.XDG_DATA_HOME) ?? join(home, ".local", "share"), "coffer");
+  return {
+    identity: options.identity ?? nonEmpty(env.COFFER_IDENTITY) ?? join(configDir, "identity"),
+    store: options.store ?? nonEmpty(env.COFFER_STORE) ?? join(dataDir, "store.db"),
+  };
+}
+
+// XDG: a variable that is set but empty counts as unset; relative paths are invalid and ignored.
+function nonEmpty(v: string | undefined): string | undefined {
+  return v !== undefined && v.startsWith("/") ? v : undefined;
+}

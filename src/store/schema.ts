@@ -1,0 +1,54 @@
+/**
+ * The SQLite schema of a local store (format 1). Tables are STRICT; versions are never
+ * updated in place, only added (and removed by purge).
+ */
+export const STORE_FORMAT = 1;
+
+export const SCHEMA_SQL = `
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT;
+
+-- The store key, wrapped: 'age' = an age file to the recipient (readable by the age CLI);
+-- 'local-v1' = AES-256-GCM under HKDF(identity secret, "coffer/v1/store-key") for a fast open.
+CREATE TABLE store_keys (
+  recipient TEXT NOT NULL,
+  kind      TEXT NOT NULL CHECK (kind IN ('age', 'local-v1')),
+  wrapped   BLOB NOT NULL,
+  PRIMARY KEY (recipient, kind)
+) STRICT;
+
+CREATE TABLE secrets (
+  name        TEXT PRIMARY KEY,
+  latest      INTEGER NOT NULL CHECK (latest >= 1),
+  deleted_at  TEXT,
+  description TEXT,
+  rotation_s  INTEGER CHECK (rotation_s IS NULL OR rotation_s > 0),
+  created_at  TEXT NOT NULL,
+  created_by  TEXT NOT NULL,
+  updated_at  TEXT NOT NULL,
+  updated_by  TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE versions (
+  name       TEXT NOT NULL,
+  version    INTEGER NOT NULL CHECK (version >= 1),
+  nonce      BLOB NOT NULL,
+  ciphertext BLOB NOT NULL,
+  created_at TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  PRIMARY KEY (name, version)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE audit (
+  seq     INTEGER PRIMARY KEY,
+  at      TEXT NOT NULL,
+  actor   TEXT NOT NULL,
+  action  TEXT NOT NULL,
+  name    TEXT,
+  version INTEGER,
+  detail  TEXT,
+  hash    BLOB NOT NULL
+) STRICT;
+`;

@@ -1,0 +1,85 @@
+/**
+ * `Secret`: a value in memory that does not print itself (DESIGN §6).
+ */
+import { inspect } from "node:util";
+import { CofferError } from "../errors.ts";
+
+const REDACTED = "[redacted]";
+
+/** What is known about a secret's version besides its value. */
+export interface SecretMeta {
+  /** the secret's name, e.g. `db/prod/password` */
+  readonly name: string;
+  /** the version this value belongs to (1-based) */
+  readonly version: number;
+  /** when this version was written (ISO 8601, UTC) */
+  readonly updatedAt: string;
+}
+
+/**
+ * A secret value. `String(secret)`, template literals, `JSON.stringify` and `util.inspect`
+ * all give `[redacted]`; {@link Secret.reveal} and {@link Secret.bytes} give the value.
+ *
+ * @example
+ * const password = store.get("db/password");
+ * console.log(`${password}`);          // [redacted]
+ * connect({ password: password.reveal() });
+ * password.dispose();                  // zeroes the buffer
+ */
+export class Secret implements SecretMeta {
+  readonly name: string;
+  readonly version: number;
+  readonly updatedAt: string;
+  #value: Buffer;
+  #disposed = false;
+
+  /** @param value - taken over by the Secret (not copied); zeroed by {@link Secret.dispose} */
+  constructor(meta: SecretMeta, value: Buffer) {
+    this.name = meta.name;
+    this.version = meta.version;
+    this.updatedAt = meta.updatedAt;
+    this.#value = value;
+  }
+
+  /** The value as UTF-8 text. */
+  reveal(): string {
+    return this.#live().toString("utf8");
+  }
+
+  /** A copy of the value's bytes (binary-safe). */
+  bytes(): Uint8Array {
+    return new Uint8Array(this.#live());
+  }
+
+  /** Zeroes the value in memory; later reveal()/bytes() throw E_DISPOSED. */
+  dispose(): void {
+    this.#value.fill(0);
+    this.#disposed = true;
+  }
+
+  /** True once {@link Secret.dispose} has run. */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  toString(): string {
+    return REDACTED;
+  }
+
+  toJSON(): string {
+    return REDACTED;
+  }
+
+  [Symbol.toPrimitive](): string {
+    return REDACTED;
+  }
+
+  [inspect.custom](): string {
+    return `Secret(${this.name} v${this.version}) ${REDACTED}`;
+  }
+
+  #live(): Buffer {
+    if (this.#disposed) throw new CofferError("E_DISPOSED", `secret "${this.name}" was used after dispose()`);
+    return this.#value;
+  }
+}

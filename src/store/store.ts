@@ -1,0 +1,587 @@
+/**
+ * The encrypted local store (DESIGN §3–5): one SQLite file (WAL, busy timeout, fsync on
+ * commit), every version of every secret sealed with AES-256-GCM, a hash-chained audit log.
+ *
+ * Reads are synchronous and touch nothing but one indexed row and one AES-GCM open; every
+ * write is one `BEGIN IMMEDIATE` transaction, so concurrent processes serialise cleanly and a
+ * killed writer leaves either the whole write or none of it.
+ */
+import { randomBytes } from "node:crypto";
+import { linkSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { CofferError, DecryptError } from "../errors.ts";
+import { deriveValueKey, open, seal, valueAad } from "../crypto/seal.ts";
+import { deriveStoreKeyWrapKey } from "../crypto/keys.ts";
+import { decryptWithIdentity, encryptToRecipients } from "../crypto/age.ts";
+import { loadIdentity, type Identity, type PassphraseSource } from "../identity/identity.ts";
+import { assertPrivate, ensurePrivateDir, fsyncDir, touchPrivateFile } from "./fs-secure.ts";
+import { assertSecretName, assertValue, DEFAULT_MAX_VALUE_BYTES, isSecretName } from "./names.ts";
+import { chainHash, GENESIS_HASH, verifyChain, type AuditEntry, type AuditRecord, type AuditVerification } from "./audit.ts";
+import { resolvePaths, type PathOptions } from "./paths.ts";
+import { SCHEMA_SQL, STORE_FORMAT } from "./schema.ts";
+import { Secret } from "./secret.ts";
+
+/** Options of {@link openStore}. */
+export interface OpenStoreOptions extends PathOptions {
+  /** passphrase (or a function asking for it) when the identity file is encrypted */
+  passphrase?: PassphraseSource;
+  /** told before slow work (unlocking a passphrase-protected identity) */
+  progress?: (message: string) => void;
+  /** an identity already loaded; skips reading the identity file */
+  identityObject?: Identity;
+  /** largest value accepted by set, in bytes (default 1 MiB) */
+  maxValueBytes?: number;
+  /** how long a write waits for another process's lock (default 15 s) */
+  busyTimeoutMs?: number;
+}
+
+/** Options of {@link Store.set}. */
+export interface SetOptions {
+  /** a human description, kept across versions until changed */
+  description?: string;
+  /** check-and-set: refuse unless the latest version is this (0: the name must be new) */
+  ifVersion?: number;
+  /** how often this secret should be rotated, in seconds */
+  rotationSeconds?: number;
+}
+
+/** What a write returns. */
+export interface WriteResult {
+  name: string;
+  version: number;
+}
+
+/** Metadata of a secret, as listed. Never a value. */
+export interface SecretInfo {
+  name: string;
+  /** latest version */
+  version: number;
+  description: string | null;
+  createdAt: string;
+  createdBy: string;
+  updatedAt: string;
+  updatedBy: string;
+  /** rotation period in seconds, if set */
+  rotationSeconds: number | null;
+  /** true when a rotation period is set and has passed since the last write */
+  rotationDue: boolean;
+  /** when `rm` hid it (history kept), else null */
+  deletedAt: string | null;
+}
+
+/** One version in a secret's history. Never a value. */
+export interface VersionInfo {
+  version: number;
+  createdAt: string;
+  createdBy: string;
+  /** true for the version `get` returns */
+  current: boolean;
+}
+
+interface SealedRow {
+  version: number;
+  nonce: Uint8Array;
+  ciphertext: Uint8Array;
+  created_at: string;
+}
+
+interface SecretRow {
+  name: string;
+  latest: number;
+  deleted_at: string | null;
+  description: string | null;
+  rotation_s: number | null;
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+  updated_by: string;
+}
+
+interface AuditRow {
+  seq: number;
+  at: string;
+  actor: string;
+  action: string;
+  name: string | null;
+  version: number | null;
+  detail: string | null;
+  hash: Uint8Array;
+}
+
+const SQLITE_BUSY = 5;
+const SQLITE_NOTADB = 26;
+const SQLITE_CORRUPT = 11;
+
+/**
+ * Opens the user's store with their identity.
+ *
+ * @example
+ * import { openStore } from "coffer";
+ * const store = await openStore();
+ * const password = store.get("db/prod/password");
+ * connect({ password: password.reveal() });
+ * store.close();
+ *
+ * @throws CofferError E_NOT_INITIALIZED, E_PERMISSIONS, E_DECRYPT, E_INTEGRITY
+ */
+export async function openStore(options: OpenStoreOptions = {}): Promise<Store> {
+  const paths = resolvePaths(options);
+  const identity =
+    options.identityObject ??
+    (await loadIdentity(paths.identity, {
+      ...(options.passphrase !== undefined && { passphrase: options.passphrase }),
+      ...(options.env !== undefined && { env: options.env }),
+      ...(options.progress !== undefined && { progress: options.progress }),
+    }));
+  return Store.open(paths.store, identity, options);
+}
+
+/**
+ * Creates a new, empty store at `path` for `identity`: a fresh store id and store key, the
+ * key wrapped with age to the identity's recipient (and locally, for a fast open).
+ * The file appears complete or not at all.
+ * @throws CofferError E_CONFLICT when a store already exists at `path`
+ */
+export async function createStore(path: string, identity: Identity): Promise<void> {
+  ensurePrivateDir(dirname(path));
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  touchPrivateFile(tmp);
+  try {
+    const storeId = randomBytes(16);
+    const storeKey = randomBytes(32);
+    const ageWrapped = await encryptToRecipients(storeKey, [identity.recipient]);
+    const db = new DatabaseSync(tmp);
+    try {
+      db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;");
+      db.exec("BEGIN IMMEDIATE");
+      db.exec(SCHEMA_SQL);
+      const now = new Date().toISOString();
+      const meta = db.prepare("INSERT INTO meta (key, value) VALUES (?, ?)");
+      meta.run("format", String(STORE_FORMAT));
+      meta.run("store_id", storeId.toString("hex"));
+      meta.run("created_at", now);
+      meta.run("owner", identity.recipient);
+      const keys = db.prepare("INSERT INTO store_keys (recipient, kind, wrapped) VALUES (?, ?, ?)");
+      keys.run(identity.recipient, "age", ageWrapped);
+      keys.run(identity.recipient, "local-v1", wrapLocal(identity, storeId, storeKey));
+      storeKey.fill(0);
+      const first = { seq: 1, at: now, actor: identity.name, action: "init", name: null, version: null, detail: { format: STORE_FORMAT } };
+      db.prepare("INSERT INTO audit (seq, at, actor, action, name, version, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        .run(1, now, identity.name, "init", null, null, JSON.stringify(first.detail), chainHash(GENESIS_HASH, first));
+      db.exec("COMMIT");
+    } finally {
+      db.close();
+    }
+    linkSync(tmp, path);
+    fsyncDir(dirname(path));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") {
+      throw new CofferError("E_CONFLICT", `a store already exists at ${path}; refusing to overwrite it`);
+    }
+    throw err;
+  } finally {
+    for (const f of [tmp, `${tmp}-wal`, `${tmp}-shm`]) rmSync(f, { force: true });
+  }
+}
+
+// The owner's local wrap: AES-256-GCM, key HKDF(identity secret, "coffer/v1/store-key"),
+// aad = length-prefixed ("coffer/v1/store-key", store id). Stored as nonce ‖ ciphertext ‖ tag.
+function wrapLocal(identity: Identity, storeId: Uint8Array, storeKey: Uint8Array): Buffer {
+  const key = deriveStoreKeyWrapKey(identity.secret);
+  const sealed = seal(key, storeKey, valueAad(storeId, "coffer/v1/store-key", 0));
+  key.fill(0);
+  return Buffer.concat([sealed.nonce, sealed.ciphertext]);
+}
+
+function unwrapLocal(identity: Identity, storeId: Uint8Array, wrapped: Uint8Array): Buffer {
+  const key = deriveStoreKeyWrapKey(identity.secret);
+  try {
+    const w = Buffer.from(wrapped);
+    return open(key, { nonce: w.subarray(0, 12), ciphertext: w.subarray(12) }, valueAad(storeId, "coffer/v1/store-key", 0), "the store key");
+  } finally {
+    key.fill(0);
+  }
+}
+
+/** An open local store. Not safe to share across worker threads; open one per thread. */
+export class Store {
+  /** the path of the store file */
+  readonly path: string;
+  /** who writes: the identity's name, recorded as the actor */
+  readonly actor: string;
+  readonly #db: DatabaseSync;
+  readonly #storeId: Buffer;
+  readonly #valueKey: Buffer;
+  readonly #maxValueBytes: number;
+  readonly #getCurrent: StatementSync;
+  readonly #getVersion: StatementSync;
+  #closed = false;
+
+  private constructor(path: string, db: DatabaseSync, actor: string, storeId: Buffer, valueKey: Buffer, maxValueBytes: number) {
+    this.path = path;
+    this.actor = actor;
+    this.#db = db;
+    this.#storeId = storeId;
+    this.#valueKey = valueKey;
+    this.#maxValueBytes = maxValueBytes;
+    this.#getCurrent = db.prepare(
+      `SELECT v.version AS version, v.nonce AS nonce, v.ciphertext AS ciphertext, v.created_at AS created_at
+         FROM secrets s JOIN versions v ON v.name = s.name AND v.version = s.latest
+        WHERE s.name = ? AND s.deleted_at IS NULL`,
+    );
+    this.#getVersion = db.prepare(
+      "SELECT version, nonce, ciphertext, created_at FROM versions WHERE name = ? AND version = ?",
+    );
+  }
+
+  /**
+   * Opens the store file at `path` with `identity`.
+   * @throws CofferError E_NOT_INITIALIZED, E_PERMISSIONS, E_DECRYPT, E_INTEGRITY
+   */
+  static async open(path: string, identity: Identity, options: Pick<OpenStoreOptions, "maxValueBytes" | "busyTimeoutMs"> = {}): Promise<Store> {
+    try {
+      assertPrivate(path, "store");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+        throw new CofferError("E_NOT_INITIALIZED", `no store at ${path}; run \`coffer init\` first`);
+      }
+      throw err;
+    }
+    let db: DatabaseSync | undefined;
+    try {
+      db = new DatabaseSync(path);
+      db.exec(
+        `PRAGMA busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 15_000)};` +
+          "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA trusted_schema = OFF;",
+      );
+      const meta = Object.create(null) as Record<string, string>;
+      for (const row of db.prepare("SELECT key, value FROM meta").all() as { key: string; value: string }[]) {
+        meta[row.key] = row.value;
+      }
+      if (meta.format !== String(STORE_FORMAT) || meta.store_id === undefined || !/^[0-9a-f]{32}$/.test(meta.store_id)) {
+        throw new CofferError("E_INTEGRITY", `${path} is not a coffer store of format ${STORE_FORMAT}`);
+      }
+      const storeId = Buffer.from(meta.store_id, "hex");
+      const storeKey = await unwrapStoreKey(db, path, identity, storeId);
+      const valueKey = deriveValueKey(storeKey);
+      storeKey.fill(0);
+      return new Store(path, db, identity.name, storeId, valueKey, options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES);
+    } catch (err) {
+      db?.close();
+      throw mapSqliteError(err, path);
+    }
+  }
+
+  /**
+   * Reads a secret: one indexed row and one AES-GCM open, no other I/O.
+   * @param name - the secret's name
+   * @param options.version - a specific version (default: the current one)
+   * @throws CofferError E_INVALID_NAME, E_NOT_FOUND, E_DECRYPT
+   */
+  get(name: string, options: { version?: number } = {}): Secret {
+    if (!isSecretName(name)) assertSecretName(name);
+    const version = options.version;
+    const row = (version === undefined ? this.#getCurrent.get(name) : this.#getVersion.get(name, checkVersion(version))) as
+      | SealedRow
+      | undefined;
+    if (row === undefined) throw this.#notFound(name, version);
+    const value = open(this.#valueKey, row, valueAad(this.#storeId, name, row.version), `secret "${name}" v${row.version}`);
+    return new Secret({ name, version: row.version, updatedAt: row.created_at }, value);
+  }
+
+  /**
+   * Writes a new version of a secret (the first one creates it).
+   * @param value - UTF-8 text or bytes, 1 byte to `maxValueBytes`
+   * @returns the name and the new version number
+   * @throws CofferError E_INVALID_NAME, E_INVALID_VALUE, E_CONFLICT (ifVersion)
+   */
+  set(name: string, value: string | Uint8Array, options: SetOptions = {}): WriteResult {
+    const [result] = this.setMany([{ name, value, ...options }]);
+    return result!;
+  }
+
+  /**
+   * Writes several secrets in one transaction: all of them or none.
+   * @throws CofferError as {@link Store.set}; nothing is written when any entry is refused
+   */
+  setMany(entries: readonly ({ name: string; value: string | Uint8Array } & SetOptions)[]): WriteResult[] {
+    const prepared = entries.map((e) => {
+      assertSecretName(e.name);
+      const bytes = typeof e.value === "string" ? Buffer.from(e.value, "utf8") : e.value;
+      assertValue(bytes, this.#maxValueBytes);
+      if (e.ifVersion !== undefined) checkVersion(e.ifVersion, true);
+      if (e.rotationSeconds !== undefined && !(Number.isSafeInteger(e.rotationSeconds) && e.rotationSeconds > 0)) {
+        throw new CofferError("E_INVALID_VALUE", "invalid rotation period: must be a positive whole number of seconds");
+      }
+      if (e.description !== undefined && e.description.length > 1024) {
+        throw new CofferError("E_INVALID_VALUE", "invalid description: longer than 1024 characters");
+      }
+      return { ...e, bytes };
+    });
+    return this.#write(() => {
+      const read = this.#db.prepare("SELECT latest FROM secrets WHERE name = ?");
+      const insertVersion = this.#db.prepare(
+        "INSERT INTO versions (name, version, nonce, ciphertext, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+      );
+      const upsert = this.#db.prepare(
+        `INSERT INTO secrets (name, latest, deleted_at, description, rotation_s, created_at, created_by, updated_at, updated_by)
+         VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET latest = excluded.latest, deleted_at = NULL,
+           description = coalesce(excluded.description, secrets.description),
+           rotation_s = coalesce(excluded.rotation_s, secrets.rotation_s),
+           updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+      );
+      const now = new Date().toISOString();
+      return prepared.map((e) => {
+        const current = (read.get(e.name) as { latest: number } | undefined)?.latest ?? 0;
+        if (e.ifVersion !== undefined && e.ifVersion !== current) {
+          throw new CofferError(
+            "E_CONFLICT",
+            `secret "${e.name}" is at version ${current}, not ${e.ifVersion}: someone else wrote it; read it again and retry`,
+          );
+        }
+        const version = current + 1;
+        const sealed = seal(this.#valueKey, e.bytes, valueAad(this.#storeId, e.name, version));
+        insertVersion.run(e.name, version, sealed.nonce, sealed.ciphertext, now, this.actor);
+        upsert.run(e.name, version, e.description ?? null, e.rotationSeconds ?? null, now, this.actor, now, this.actor);
+        this.#appendAudit({ action: "set", name: e.name, version, detail: null }, now);
+        return { name: e.name, version };
+      });
+    });
+  }
+
+  /**
+   * Lists secrets (metadata only), sorted by name.
+   * @param prefix - only names starting with this string
+   * @param options.deleted - include secrets hidden by `remove`
+   */
+  list(prefix = "", options: { deleted?: boolean } = {}): SecretInfo[] {
+    const rows = this.#db
+      .prepare(
+        `SELECT * FROM secrets WHERE substr(name, 1, length(?1)) = ?1 ${options.deleted === true ? "" : "AND deleted_at IS NULL"} ORDER BY name`,
+      )
+      .all(prefix) as unknown as SecretRow[];
+    const now = Date.now();
+    return rows.map((r) => ({
+      name: r.name,
+      version: r.latest,
+      description: r.description,
+      createdAt: r.created_at,
+      createdBy: r.created_by,
+      updatedAt: r.updated_at,
+      updatedBy: r.updated_by,
+      rotationSeconds: r.rotation_s,
+      rotationDue: r.rotation_s !== null && Date.parse(r.updated_at) + r.rotation_s * 1000 < now,
+      deletedAt: r.deleted_at,
+    }));
+  }
+
+  /**
+   * Every version of a secret, oldest first (metadata only).
+   * @throws CofferError E_NOT_FOUND
+   */
+  history(name: string): VersionInfo[] {
+    assertSecretName(name);
+    const info = this.#db.prepare("SELECT latest, deleted_at FROM secrets WHERE name = ?").get(name) as
+      | { latest: number; deleted_at: string | null }
+      | undefined;
+    if (info === undefined) throw this.#notFound(name, undefined);
+    const rows = this.#db
+      .prepare("SELECT version, created_at, created_by FROM versions WHERE name = ? ORDER BY version")
+      .all(name) as { version: number; created_at: string; created_by: string }[];
+    return rows.map((r) => ({
+      version: r.version,
+      createdAt: r.created_at,
+      createdBy: r.created_by,
+      current: info.deleted_at === null && r.version === info.latest,
+    }));
+  }
+
+  /**
+   * Hides a secret: `get` no longer finds it, every version stays (see {@link Store.rollback}).
+   * @throws CofferError E_NOT_FOUND
+   */
+  remove(name: string): WriteResult {
+    assertSecretName(name);
+    return this.#write(() => {
+      const now = new Date().toISOString();
+      const row = this.#db
+        .prepare("UPDATE secrets SET deleted_at = ?, updated_at = ?, updated_by = ? WHERE name = ? AND deleted_at IS NULL RETURNING latest")
+        .get(now, now, this.actor, name) as { latest: number } | undefined;
+      if (row === undefined) throw this.#notFound(name, undefined);
+      this.#appendAudit({ action: "rm", name, version: row.latest, detail: null }, now);
+      return { name, version: row.latest };
+    });
+  }
+
+  /**
+   * Destroys every version of a secret (SQLite secure_delete zeroes the freed pages).
+   * @returns how many versions were destroyed
+   * @throws CofferError E_NOT_FOUND
+   */
+  purge(name: string): { name: string; versions: number } {
+    assertSecretName(name);
+    const result = this.#write(() => {
+      const versions = this.#db.prepare("DELETE FROM versions WHERE name = ?").run(name).changes;
+      const gone = this.#db.prepare("DELETE FROM secrets WHERE name = ?").run(name).changes;
+      if (gone === 0) throw this.#notFound(name, undefined);
+      this.#appendAudit({ action: "purge", name, version: null, detail: { versions: Number(versions) } }, new Date().toISOString());
+      return { name, versions: Number(versions) };
+    });
+    // Move the freed pages out of the WAL too, so no old ciphertext lingers there.
+    this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    return result;
+  }
+
+  /**
+   * Writes a new version holding the value of version `to` (and undoes a `remove`).
+   * @throws CofferError E_NOT_FOUND when that version does not exist
+   */
+  rollback(name: string, to: number): WriteResult {
+    assertSecretName(name);
+    checkVersion(to);
+    return this.#write(() => {
+      const old = this.get(name, { version: to });
+      try {
+        const now = new Date().toISOString();
+        const current = (this.#db.prepare("SELECT latest FROM secrets WHERE name = ?").get(name) as { latest: number }).latest;
+        const version = current + 1;
+        const sealed = seal(this.#valueKey, old.bytes(), valueAad(this.#storeId, name, version));
+        this.#db
+          .prepare("INSERT INTO versions (name, version, nonce, ciphertext, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)")
+          .run(name, version, sealed.nonce, sealed.ciphertext, now, this.actor);
+        this.#db
+          .prepare("UPDATE secrets SET latest = ?, deleted_at = NULL, updated_at = ?, updated_by = ? WHERE name = ?")
+          .run(version, now, this.actor, name);
+        this.#appendAudit({ action: "rollback", name, version, detail: { from: to } }, now);
+        return { name, version };
+      } finally {
+        old.dispose();
+      }
+    });
+  }
+
+  /**
+   * Appends a record to the audit chain (for events the store cannot see itself: a CLI read,
+   * an export, a delivery). Never put a value in `entry`.
+   */
+  appendAudit(entry: AuditEntry): AuditRecord {
+    return this.#write(() => this.#appendAudit(entry, new Date().toISOString()));
+  }
+
+  /**
+   * Audit records, oldest first.
+   * @param options.since - only records at or after this time
+   */
+  auditLog(options: { since?: Date } = {}): AuditRecord[] {
+    const since = options.since?.toISOString() ?? "";
+    return (this.#db.prepare("SELECT * FROM audit WHERE at >= ? ORDER BY seq").all(since) as unknown as AuditRow[]).map(toRecord);
+  }
+
+  /** Recomputes the whole audit chain. */
+  verifyAudit(): AuditVerification {
+    const rows = this.#db.prepare("SELECT * FROM audit ORDER BY seq").iterate() as Iterable<AuditRow>;
+    return verifyChain(mapIter(rows, toRecord));
+  }
+
+  /** Closes the database. The store cannot be used afterwards. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#valueKey.fill(0);
+    this.#db.close();
+  }
+
+  #appendAudit(entry: AuditEntry, at: string): AuditRecord {
+    const last = this.#db.prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").get() as
+      | { seq: number; hash: Uint8Array }
+      | undefined;
+    const record = { seq: (last?.seq ?? 0) + 1, at, actor: this.actor, ...entry };
+    const hash = chainHash(last?.hash ?? GENESIS_HASH, record);
+    this.#db
+      .prepare("INSERT INTO audit (seq, at, actor, action, name, version, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+      .run(record.seq, at, this.actor, entry.action, entry.name, entry.version, entry.detail === null ? null : JSON.stringify(entry.detail), hash);
+    return { ...record, hash: hash.toString("hex") };
+  }
+
+  #write<T>(fn: () => T): T {
+    try {
+      this.#db.exec("BEGIN IMMEDIATE");
+    } catch (err) {
+      throw mapSqliteError(err, this.path);
+    }
+    try {
+      const result = fn();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (err) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw mapSqliteError(err, this.path);
+    }
+  }
+
+  #notFound(name: string, version: number | undefined): CofferError {
+    const row = this.#db.prepare("SELECT latest, deleted_at FROM secrets WHERE name = ?").get(name) as
+      | { latest: number; deleted_at: string | null }
+      | undefined;
+    if (row === undefined) return new CofferError("E_NOT_FOUND", `no secret "${name}"; \`coffer list\` shows what there is`);
+    if (version !== undefined) {
+      return new CofferError("E_NOT_FOUND", `secret "${name}" has no version ${version} (versions 1–${row.latest} were written; purged ones are gone)`);
+    }
+    return new CofferError(
+      "E_NOT_FOUND",
+      `secret "${name}" was removed; \`coffer rollback ${name} --to ${row.latest}\` restores it`,
+    );
+  }
+}
+
+async function unwrapStoreKey(db: DatabaseSync, path: string, identity: Identity, storeId: Buffer): Promise<Buffer> {
+  const rows = db.prepare("SELECT kind, wrapped FROM store_keys WHERE recipient = ?").all(identity.recipient) as {
+    kind: string;
+    wrapped: Uint8Array;
+  }[];
+  const local = rows.find((r) => r.kind === "local-v1");
+  if (local !== undefined) return unwrapLocal(identity, storeId, local.wrapped);
+  const aged = rows.find((r) => r.kind === "age");
+  if (aged === undefined) {
+    throw new DecryptError(`the store ${path} with identity ${identity.recipient}: the store is not wrapped to it (wrong identity?)`);
+  }
+  const storeKey = Buffer.from(await decryptWithIdentity(aged.wrapped, identity.secretKey, `the store key of ${path}`));
+  if (storeKey.length !== 32) throw new CofferError("E_INTEGRITY", `the store key of ${path} is not 32 bytes`);
+  return storeKey;
+}
+
+function checkVersion(v: number, allowZero = false): number {
+  if (!Number.isSafeInteger(v) || v < (allowZero ? 0 : 1)) {
+    throw new CofferError("E_INVALID_VALUE", `invalid version ${String(v)}: must be a whole number ≥ ${allowZero ? 0 : 1}`);
+  }
+  return v;
+}
+
+function toRecord(r: AuditRow): AuditRecord {
+  return {
+    seq: r.seq, at: r.at, actor: r.actor, action: r.action, name: r.name, version: r.version,
+    detail: r.detail === null ? null : (JSON.parse(r.detail) as Record<string, unknown>),
+    hash: Buffer.from(r.hash).toString("hex"),
+  };
+}
+
+function* mapIter<A, B>(it: Iterable<A>, f: (a: A) => B): Iterable<B> {
+  for (const a of it) yield f(a);
+}
+
+function mapSqliteError(err: unknown, path: string): unknown {
+  if (err instanceof CofferError) return err;
+  const e = err as { code?: string; errcode?: number };
+  if (e.code === "ERR_SQLITE_ERROR") {
+    const primary = (e.errcode ?? 0) & 0xff;
+    if (primary === SQLITE_BUSY) {
+      return new CofferError("E_BUSY", `the store ${path} stayed locked by another process; try again`, { cause: err });
+    }
+    if (primary === SQLITE_NOTADB || primary === SQLITE_CORRUPT) {
+      return new CofferError("E_INTEGRITY", `${path} is not a readable coffer store (corrupt or not SQLite); restore a backup`, { cause: err });
+    }
+  }
+  return err;
+}
