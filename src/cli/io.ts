@@ -14,11 +14,12 @@ export interface Io {
 }
 
 /**
- * Asks a question on the controlling terminal (`/dev/tty`, so it works while stdin is piped)
- * without echoing the answer.
+ * Asks questions on the controlling terminal (`/dev/tty`, so it works while stdin is piped)
+ * without echoing the answers. One terminal session for all of them: input typed ahead is
+ * kept for the next question, not lost.
  * @throws CofferError E_CANCELLED when there is no terminal, or on Ctrl-C / Ctrl-D
  */
-export async function promptHidden(question: string): Promise<string> {
+export async function withHiddenPrompt<T>(fn: (ask: (question: string) => Promise<string>) => Promise<T>): Promise<T> {
   let fd: number;
   try {
     fd = openSync("/dev/tty", "r+");
@@ -26,44 +27,74 @@ export async function promptHidden(question: string): Promise<string> {
     throw new CofferError("E_CANCELLED", "no terminal to ask on; give the input another way (see --help)");
   }
   const input = new ReadStream(fd);
-  writeSync(fd, question);
   input.setRawMode(true);
-  try {
-    return await new Promise<string>((resolve, reject) => {
+  input.setEncoding("utf8");
+  input.pause();
+  let pending = "";
+  const nextLine = () =>
+    new Promise<string>((resolve, reject) => {
       let answer = "";
-      input.setEncoding("utf8");
-      input.on("data", (chunk: string) => {
-        for (const ch of chunk) {
-          if (ch === "\r" || ch === "\n") return resolve(answer);
+      const consume = (): boolean => {
+        while (pending.length > 0) {
+          const ch = pending[0]!;
+          pending = pending.slice(1);
+          if (ch === "\r" || ch === "\n") {
+            if (pending[0] === "\n" && ch === "\r") pending = pending.slice(1);
+            resolve(answer);
+            return true;
+          }
           if (ch === "\u0003" || (ch === "\u0004" && answer === "")) {
-            return reject(new CofferError("E_CANCELLED", "cancelled at the prompt"));
+            reject(new CofferError("E_CANCELLED", "cancelled at the prompt"));
+            return true;
           }
           if (ch === "\u007f" || ch === "\b") answer = answer.slice(0, -1);
           else if (ch === "\u0015") answer = "";
           else if (ch >= " ") answer += ch;
         }
-      });
+        return false;
+      };
+      if (consume()) return;
+      const onData = (chunk: string) => {
+        pending += chunk;
+        if (consume()) {
+          input.off("data", onData);
+          input.off("error", reject);
+          input.pause();
+        }
+      };
+      input.on("data", onData);
       input.on("error", reject);
+      input.resume();
+    });
+  try {
+    return await fn(async (question) => {
+      writeSync(fd, question);
+      try {
+        return await nextLine();
+      } finally {
+        writeSync(fd, "\n");
+      }
     });
   } finally {
     input.setRawMode(false);
-    writeSync(fd, "\n");
     input.destroy();
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed by destroy()
-    }
   }
 }
 
+/** Asks one question on the terminal without echo (see {@link withHiddenPrompt}). */
+export function promptHidden(question: string): Promise<string> {
+  return withHiddenPrompt((ask) => ask(question));
+}
+
 /** Asks twice without echo and insists both answers match and are not empty. */
-export async function promptTwice(what: string): Promise<string> {
-  const first = await promptHidden(`${what}: `);
-  if (first === "") throw new CofferError("E_INVALID_VALUE", `empty ${what}`);
-  const second = await promptHidden(`${what} (again): `);
-  if (first !== second) throw new CofferError("E_INVALID_VALUE", `the two ${what}s do not match; nothing was changed`);
-  return first;
+export function promptTwice(what: string): Promise<string> {
+  return withHiddenPrompt(async (ask) => {
+    const first = await ask(`${what}: `);
+    if (first === "") throw new CofferError("E_INVALID_VALUE", `empty ${what}`);
+    const second = await ask(`${what} (again): `);
+    if (first !== second) throw new CofferError("E_INVALID_VALUE", `the two ${what}s do not match; nothing was changed`);
+    return first;
+  });
 }
 
 /**

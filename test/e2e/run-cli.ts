@@ -1,0 +1,41 @@
+/**
+ * Runs the built `coffer` CLI (dist/cli/main.js, what `npx coffer` runs) as a subprocess in a
+ * temp HOME with its own XDG dirs, and returns stdout, stderr and the exit code separately.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+export const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
+
+if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` (npm test does) before the e2e tests`);
+
+export interface RunResult {
+  code: number;
+  stdout: Buffer;
+  out: string;
+  err: string;
+}
+
+export interface RunOptions {
+  input?: string | Buffer;
+  env?: Record<string, string>;
+  /** run under this umask (via sh) */
+  umask?: string;
+}
+
+/** The environment a fresh user has: HOME only, no XDG or COFFER variables. */
+export function userEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
+  return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, LANG: "C.UTF-8", ...extra };
+}
+
+/** Runs `coffer ARGS…` as the user whose HOME is `home`. */
+export function coffer(home: string, args: string[], options: RunOptions = {}): RunResult {
+  const env = userEnv(home, options.env);
+  const argv = options.umask === undefined
+    ? [process.execPath, [CLI, ...args]] as const
+    : ["/bin/sh", ["-c", `umask ${options.umask} && exec "$0" "$@"`, process.execPath, CLI, ...args]] as const;
+  const r = spawnSync(argv[0], argv[1], { env, input: options.input ?? "", maxBuffer: 8 * 1024 * 1024 });
+  if (r.error) throw r.error;
+  return { code: r.status ?? 128, stdout: r.stdout, out: r.stdout.toString("utf8"), err: r.stderr.toString("utf8") };
+}
