@@ -40,15 +40,8 @@ export async function encryptToRecipients(data: Uint8Array, recipients: readonly
  * @param what - how to name the file in an error
  * @throws DecryptError when the identity does not match or the file is tampered
  */
-export async function decryptWithIdentity(file: Uint8Array, identity: string, what: string): Promise<Uint8Array> {
-  const age = await loadAge();
-  const dec = new age.Decrypter();
-  dec.addIdentity(identity);
-  try {
-    return await dec.decrypt(dearmor(age, file));
-  } catch (cause) {
-    throw new DecryptError(what, { cause });
-  }
+export function decryptWithIdentity(file: Uint8Array, identity: string, what: string): Promise<Uint8Array> {
+  return decrypt(file, (dec) => dec.addIdentity(identity), what);
 }
 
 /**
@@ -64,10 +57,14 @@ export async function encryptWithPassphrase(data: Uint8Array, passphrase: string
 }
 
 /** Decrypts a passphrase-encrypted age file (binary or armored). */
-export async function decryptWithPassphrase(file: Uint8Array, passphrase: string, what: string): Promise<Uint8Array> {
+export function decryptWithPassphrase(file: Uint8Array, passphrase: string, what: string): Promise<Uint8Array> {
+  return decrypt(file, (dec) => dec.addPassphrase(passphrase), what);
+}
+
+async function decrypt(file: Uint8Array, setup: (dec: InstanceType<AgeModule["Decrypter"]>) => void, what: string): Promise<Uint8Array> {
   const age = await loadAge();
   const dec = new age.Decrypter();
-  dec.addPassphrase(passphrase);
+  setup(dec);
   try {
     return await dec.decrypt(dearmor(age, file));
   } catch (cause) {
