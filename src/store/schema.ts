@@ -1,6 +1,9 @@
 /**
- * The SQLite schema of a local store (format 1). Tables are STRICT; versions are never
- * updated in place, only added (and removed by purge).
+ * The SQLite schema of a local store (format 1). Tables are STRICT. A version's value is
+ * never changed in place, only added (and deleted by purge).
+ *
+ * `get` is one B-tree search: the newest row of `versions` for the name. So `rm` marks that
+ * row (`removed_at`) as well as the `secrets` row; any later write adds a new, unmarked row.
  */
 export const STORE_FORMAT = 1;
 
@@ -38,6 +41,7 @@ CREATE TABLE versions (
   ciphertext BLOB NOT NULL,
   created_at TEXT NOT NULL,
   created_by TEXT NOT NULL,
+  removed_at TEXT,
   PRIMARY KEY (name, version)
 ) STRICT, WITHOUT ROWID;
 

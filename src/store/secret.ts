@@ -1,10 +1,11 @@
 /**
  * `Secret`: a value in memory that does not print itself (DESIGN §6).
  */
-import { inspect } from "node:util";
 import { CofferError } from "../errors.ts";
 
 const REDACTED = "[redacted]";
+// The symbol util.inspect looks for; Symbol.for avoids loading node:util on the CLI's hot path.
+const INSPECT = Symbol.for("nodejs.util.inspect.custom");
 
 /** What is known about a secret's version besides its value. */
 export interface SecretMeta {
@@ -74,7 +75,7 @@ export class Secret implements SecretMeta {
     return REDACTED;
   }
 
-  [inspect.custom](): string {
+  [INSPECT](): string {
     return `Secret(${this.name} v${this.version}) ${REDACTED}`;
   }
 

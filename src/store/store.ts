@@ -10,8 +10,9 @@ import { randomBytes } from "node:crypto";
 import { linkSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { KeyObject } from "node:crypto";
 import { CofferError, DecryptError } from "../errors.ts";
-import { deriveValueKey, open, seal, valueAad } from "../crypto/seal.ts";
+import { aadPrefix, deriveValueKey, importKey, open, seal, valueAad, valueAadWith } from "../crypto/seal.ts";
 import { deriveStoreKeyWrapKey } from "../crypto/keys.ts";
 import { decryptWithIdentity, encryptToRecipients } from "../crypto/age.ts";
 import { loadIdentity, type Identity, type PassphraseSource } from "../identity/identity.ts";
@@ -79,12 +80,9 @@ export interface VersionInfo {
   current: boolean;
 }
 
-interface SealedRow {
-  version: number;
-  nonce: Uint8Array;
-  ciphertext: Uint8Array;
-  created_at: string;
-}
+// The read path's row, as an array (node:sqlite's row objects are slow dictionaries):
+// [version, nonce, ciphertext, created_at, removed_at]
+type SealedRow = [number, Uint8Array, Uint8Array, string, string | null];
 
 interface SecretRow {
   name: string;
@@ -108,6 +106,10 @@ interface AuditRow {
   detail: string | null;
   hash: Uint8Array;
 }
+
+const INSERT_VERSION = "INSERT INTO versions (name, version, nonce, ciphertext, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)";
+const INSERT_AUDIT = "INSERT INTO audit (seq, at, actor, action, name, version, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+const SECRET_STATE = "SELECT latest, deleted_at FROM secrets WHERE name = ?";
 
 const SQLITE_BUSY = 5;
 const SQLITE_NOTADB = 26;
@@ -167,7 +169,7 @@ export async function createStore(path: string, identity: Identity): Promise<voi
       keys.run(identity.recipient, "local-v1", wrapLocal(identity, storeId, storeKey));
       storeKey.fill(0);
       const first = { seq: 1, at: now, actor: identity.name, action: "init", name: null, version: null, detail: { format: STORE_FORMAT } };
-      db.prepare("INSERT INTO audit (seq, at, actor, action, name, version, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+      db.prepare(INSERT_AUDIT)
         .run(1, now, identity.name, "init", null, null, JSON.stringify(first.detail), chainHash(GENESIS_HASH, first));
       db.exec("COMMIT");
     } finally {
@@ -212,27 +214,31 @@ export class Store {
   readonly actor: string;
   readonly #db: DatabaseSync;
   readonly #storeId: Buffer;
-  readonly #valueKey: Buffer;
+  readonly #aadPrefix: Buffer;
+  #valueKey: KeyObject | undefined;
   readonly #maxValueBytes: number;
   readonly #getCurrent: StatementSync;
   readonly #getVersion: StatementSync;
+  readonly #statements = new Map<string, StatementSync>();
   #closed = false;
 
-  private constructor(path: string, db: DatabaseSync, actor: string, storeId: Buffer, valueKey: Buffer, maxValueBytes: number) {
+  private constructor(path: string, db: DatabaseSync, actor: string, storeId: Buffer, valueKey: KeyObject, maxValueBytes: number) {
     this.path = path;
     this.actor = actor;
     this.#db = db;
     this.#storeId = storeId;
+    this.#aadPrefix = aadPrefix(storeId);
     this.#valueKey = valueKey;
     this.#maxValueBytes = maxValueBytes;
+    // One B-tree search: the newest version row of the name (see schema.ts).
     this.#getCurrent = db.prepare(
-      `SELECT v.version AS version, v.nonce AS nonce, v.ciphertext AS ciphertext, v.created_at AS created_at
-         FROM secrets s JOIN versions v ON v.name = s.name AND v.version = s.latest
-        WHERE s.name = ? AND s.deleted_at IS NULL`,
+      "SELECT version, nonce, ciphertext, created_at, removed_at FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1",
     );
+    this.#getCurrent.setReturnArrays(true);
     this.#getVersion = db.prepare(
-      "SELECT version, nonce, ciphertext, created_at FROM versions WHERE name = ? AND version = ?",
+      "SELECT version, nonce, ciphertext, created_at, NULL FROM versions WHERE name = ? AND version = ?",
     );
+    this.#getVersion.setReturnArrays(true);
   }
 
   /**
@@ -264,7 +270,7 @@ export class Store {
       }
       const storeId = Buffer.from(meta.store_id, "hex");
       const storeKey = await unwrapStoreKey(db, path, identity, storeId);
-      const valueKey = deriveValueKey(storeKey);
+      const valueKey = importKey(deriveValueKey(storeKey));
       storeKey.fill(0);
       return new Store(path, db, identity.name, storeId, valueKey, options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES);
     } catch (err) {
@@ -285,9 +291,10 @@ export class Store {
     const row = (version === undefined ? this.#getCurrent.get(name) : this.#getVersion.get(name, checkVersion(version))) as
       | SealedRow
       | undefined;
-    if (row === undefined) throw this.#notFound(name, version);
-    const value = open(this.#valueKey, row, valueAad(this.#storeId, name, row.version), `secret "${name}" v${row.version}`);
-    return new Secret({ name, version: row.version, updatedAt: row.created_at }, value);
+    if (row === undefined || row[4] !== null) throw this.#notFound(name, version);
+    const v = row[0];
+    const value = open(this.#key(), { nonce: row[1], ciphertext: row[2] }, valueAadWith(this.#aadPrefix, name, v), () => `secret "${name}" v${v}`);
+    return new Secret({ name, version: v, updatedAt: row[3] }, value);
   }
 
   /**
@@ -320,11 +327,9 @@ export class Store {
       return { ...e, bytes };
     });
     return this.#write(() => {
-      const read = this.#db.prepare("SELECT latest FROM secrets WHERE name = ?");
-      const insertVersion = this.#db.prepare(
-        "INSERT INTO versions (name, version, nonce, ciphertext, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
-      );
-      const upsert = this.#db.prepare(
+      const read = this.#stmt("SELECT latest FROM secrets WHERE name = ?");
+      const insertVersion = this.#stmt(INSERT_VERSION);
+      const upsert = this.#stmt(
         `INSERT INTO secrets (name, latest, deleted_at, description, rotation_s, created_at, created_by, updated_at, updated_by)
          VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (name) DO UPDATE SET latest = excluded.latest, deleted_at = NULL,
@@ -342,7 +347,7 @@ export class Store {
           );
         }
         const version = current + 1;
-        const sealed = seal(this.#valueKey, e.bytes, valueAad(this.#storeId, e.name, version));
+        const sealed = seal(this.#key(), e.bytes, valueAadWith(this.#aadPrefix, e.name, version));
         insertVersion.run(e.name, version, sealed.nonce, sealed.ciphertext, now, this.actor);
         upsert.run(e.name, version, e.description ?? null, e.rotationSeconds ?? null, now, this.actor, now, this.actor);
         this.#appendAudit({ action: "set", name: e.name, version, detail: null }, now);
@@ -357,11 +362,9 @@ export class Store {
    * @param options.deleted - include secrets hidden by `remove`
    */
   list(prefix = "", options: { deleted?: boolean } = {}): SecretInfo[] {
-    const rows = this.#db
-      .prepare(
-        `SELECT * FROM secrets WHERE substr(name, 1, length(?1)) = ?1 ${options.deleted === true ? "" : "AND deleted_at IS NULL"} ORDER BY name`,
-      )
-      .all(prefix) as unknown as SecretRow[];
+    const rows = this.#stmt(
+      `SELECT * FROM secrets WHERE substr(name, 1, length(?1)) = ?1 ${options.deleted === true ? "" : "AND deleted_at IS NULL"} ORDER BY name`,
+    ).all(prefix) as unknown as SecretRow[];
     const now = Date.now();
     return rows.map((r) => ({
       name: r.name,
@@ -383,13 +386,9 @@ export class Store {
    */
   history(name: string): VersionInfo[] {
     assertSecretName(name);
-    const info = this.#db.prepare("SELECT latest, deleted_at FROM secrets WHERE name = ?").get(name) as
-      | { latest: number; deleted_at: string | null }
-      | undefined;
+    const info = this.#stmt(SECRET_STATE).get(name) as { latest: number; deleted_at: string | null } | undefined;
     if (info === undefined) throw this.#notFound(name, undefined);
-    const rows = this.#db
-      .prepare("SELECT version, created_at, created_by FROM versions WHERE name = ? ORDER BY version")
-      .all(name) as { version: number; created_at: string; created_by: string }[];
+    const rows = this.#stmt("SELECT version, created_at, created_by FROM versions WHERE name = ? ORDER BY version").all(name) as { version: number; created_at: string; created_by: string }[];
     return rows.map((r) => ({
       version: r.version,
       createdAt: r.created_at,
@@ -406,10 +405,11 @@ export class Store {
     assertSecretName(name);
     return this.#write(() => {
       const now = new Date().toISOString();
-      const row = this.#db
-        .prepare("UPDATE secrets SET deleted_at = ?, updated_at = ?, updated_by = ? WHERE name = ? AND deleted_at IS NULL RETURNING latest")
-        .get(now, now, this.actor, name) as { latest: number } | undefined;
+      const row = this.#stmt(
+        "UPDATE secrets SET deleted_at = ?, updated_at = ?, updated_by = ? WHERE name = ? AND deleted_at IS NULL RETURNING latest",
+      ).get(now, now, this.actor, name) as { latest: number } | undefined;
       if (row === undefined) throw this.#notFound(name, undefined);
+      this.#stmt("UPDATE versions SET removed_at = ? WHERE name = ? AND version = ?").run(now, name, row.latest);
       this.#appendAudit({ action: "rm", name, version: row.latest, detail: null }, now);
       return { name, version: row.latest };
     });
@@ -423,8 +423,8 @@ export class Store {
   purge(name: string): { name: string; versions: number } {
     assertSecretName(name);
     const result = this.#write(() => {
-      const versions = this.#db.prepare("DELETE FROM versions WHERE name = ?").run(name).changes;
-      const gone = this.#db.prepare("DELETE FROM secrets WHERE name = ?").run(name).changes;
+      const versions = this.#stmt("DELETE FROM versions WHERE name = ?").run(name).changes;
+      const gone = this.#stmt("DELETE FROM secrets WHERE name = ?").run(name).changes;
       if (gone === 0) throw this.#notFound(name, undefined);
       this.#appendAudit({ action: "purge", name, version: null, detail: { versions: Number(versions) } }, new Date().toISOString());
       return { name, versions: Number(versions) };
@@ -445,14 +445,11 @@ export class Store {
       const old = this.get(name, { version: to });
       try {
         const now = new Date().toISOString();
-        const current = (this.#db.prepare("SELECT latest FROM secrets WHERE name = ?").get(name) as { latest: number }).latest;
+        const current = (this.#stmt(SECRET_STATE).get(name) as { latest: number }).latest;
         const version = current + 1;
-        const sealed = seal(this.#valueKey, old.bytes(), valueAad(this.#storeId, name, version));
-        this.#db
-          .prepare("INSERT INTO versions (name, version, nonce, ciphertext, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)")
-          .run(name, version, sealed.nonce, sealed.ciphertext, now, this.actor);
-        this.#db
-          .prepare("UPDATE secrets SET latest = ?, deleted_at = NULL, updated_at = ?, updated_by = ? WHERE name = ?")
+        const sealed = seal(this.#key(), old.bytes(), valueAadWith(this.#aadPrefix, name, version));
+        this.#stmt(INSERT_VERSION).run(name, version, sealed.nonce, sealed.ciphertext, now, this.actor);
+        this.#stmt("UPDATE secrets SET latest = ?, deleted_at = NULL, updated_at = ?, updated_by = ? WHERE name = ?")
           .run(version, now, this.actor, name);
         this.#appendAudit({ action: "rollback", name, version, detail: { from: to } }, now);
         return { name, version };
@@ -465,9 +462,12 @@ export class Store {
   /**
    * Appends a record to the audit chain (for events the store cannot see itself: a CLI read,
    * an export, a delivery). Never put a value in `entry`.
+   * @param options.durable - fsync the commit (default true). A read's record may pass false:
+   *   in WAL mode the commit still survives a crash of the process and the chain stays whole;
+   *   only a power cut could drop the newest such records. Writes of secrets always fsync.
    */
-  appendAudit(entry: AuditEntry): AuditRecord {
-    return this.#write(() => this.#appendAudit(entry, new Date().toISOString()));
+  appendAudit(entry: AuditEntry, options: { durable?: boolean } = {}): AuditRecord {
+    return this.#write(() => this.#appendAudit(entry, new Date().toISOString()), options.durable ?? true);
   }
 
   /**
@@ -476,12 +476,12 @@ export class Store {
    */
   auditLog(options: { since?: Date } = {}): AuditRecord[] {
     const since = options.since?.toISOString() ?? "";
-    return (this.#db.prepare("SELECT * FROM audit WHERE at >= ? ORDER BY seq").all(since) as unknown as AuditRow[]).map(toRecord);
+    return (this.#stmt("SELECT * FROM audit WHERE at >= ? ORDER BY seq").all(since) as unknown as AuditRow[]).map(toRecord);
   }
 
   /** Recomputes the whole audit chain. */
   verifyAudit(): AuditVerification {
-    const rows = this.#db.prepare("SELECT * FROM audit ORDER BY seq").iterate() as Iterable<AuditRow>;
+    const rows = this.#stmt("SELECT * FROM audit ORDER BY seq").iterate() as Iterable<AuditRow>;
     return verifyChain(mapIter(rows, toRecord));
   }
 
@@ -489,23 +489,38 @@ export class Store {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#valueKey.fill(0);
+    this.#valueKey = undefined;
+    this.#statements.clear();
     this.#db.close();
   }
 
+  #key(): KeyObject {
+    if (this.#valueKey === undefined) throw new CofferError("E_USAGE", "the store is closed");
+    return this.#valueKey;
+  }
+
+  #stmt(sql: string): StatementSync {
+    let st = this.#statements.get(sql);
+    if (st === undefined) {
+      st = this.#db.prepare(sql);
+      this.#statements.set(sql, st);
+    }
+    return st;
+  }
+
   #appendAudit(entry: AuditEntry, at: string): AuditRecord {
-    const last = this.#db.prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").get() as
+    const last = this.#stmt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").get() as
       | { seq: number; hash: Uint8Array }
       | undefined;
     const record = { seq: (last?.seq ?? 0) + 1, at, actor: this.actor, ...entry };
     const hash = chainHash(last?.hash ?? GENESIS_HASH, record);
-    this.#db
-      .prepare("INSERT INTO audit (seq, at, actor, action, name, version, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+    this.#stmt(INSERT_AUDIT)
       .run(record.seq, at, this.actor, entry.action, entry.name, entry.version, entry.detail === null ? null : JSON.stringify(entry.detail), hash);
     return { ...record, hash: hash.toString("hex") };
   }
 
-  #write<T>(fn: () => T): T {
+  #write<T>(fn: () => T, durable = true): T {
+    if (!durable) this.#db.exec("PRAGMA synchronous = NORMAL");
     try {
       this.#db.exec("BEGIN IMMEDIATE");
     } catch (err) {
@@ -518,11 +533,13 @@ export class Store {
     } catch (err) {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
       throw mapSqliteError(err, this.path);
+    } finally {
+      if (!durable) this.#db.exec("PRAGMA synchronous = FULL");
     }
   }
 
   #notFound(name: string, version: number | undefined): CofferError {
-    const row = this.#db.prepare("SELECT latest, deleted_at FROM secrets WHERE name = ?").get(name) as
+    const row = this.#stmt(SECRET_STATE).get(name) as
       | { latest: number; deleted_at: string | null }
       | undefined;
     if (row === undefined) return new CofferError("E_NOT_FOUND", `no secret "${name}"; \`coffer list\` shows what there is`);
