@@ -7,7 +7,7 @@
  * - the owner's local store-key wrap key is HKDF-SHA256(X25519 secret, info "coffer/v1/store-key").
  */
 import { createPrivateKey, createPublicKey, hkdfSync, type KeyObject } from "node:crypto";
-import { bech32 } from "@scure/base";
+import { bech32Decode, bech32Encode } from "./bech32.ts";
 import { CofferError } from "../errors.ts";
 
 export const INFO_ED25519 = "coffer/v1/ed25519";
@@ -30,25 +30,23 @@ export function decodeAgeSecretKey(text: string): Uint8Array {
       "not an age X25519 identity: expected one line `AGE-SECRET-KEY-1…` (58 bech32 characters after the prefix)",
     );
   }
-  try {
-    const { prefix, bytes } = bech32.decodeToBytes(text);
-    if (prefix.toUpperCase() !== "AGE-SECRET-KEY-" || bytes.length !== 32) throw new Error("bad prefix or length");
-    return bytes;
-  } catch (cause) {
-    throw new CofferError("E_IDENTITY", "not an age X25519 identity: the bech32 checksum does not verify", { cause });
+  const decoded = bech32Decode(text);
+  if (decoded === undefined || decoded.prefix !== "age-secret-key-" || decoded.bytes.length !== 32) {
+    throw new CofferError("E_IDENTITY", "not an age X25519 identity: the bech32 checksum does not verify");
   }
+  return decoded.bytes;
 }
 
 /** Encodes a 32-byte X25519 scalar as `AGE-SECRET-KEY-1…`. */
 export function encodeAgeSecretKey(secret: Uint8Array): string {
-  return bech32.encodeFromBytes("AGE-SECRET-KEY-", secret).toUpperCase();
+  return bech32Encode("AGE-SECRET-KEY-", secret).toUpperCase();
 }
 
 /** The age recipient (`age1…`) of an X25519 secret scalar. */
 export function recipientOf(secret: Uint8Array): string {
   const priv = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, secret]), format: "der", type: "pkcs8" });
   const jwk = createPublicKey(priv).export({ format: "jwk" });
-  return bech32.encodeFromBytes("age", Buffer.from(String(jwk.x), "base64url"));
+  return bech32Encode("age", Buffer.from(String(jwk.x), "base64url"));
 }
 
 /** The Ed25519 signing key pair derived from an X25519 secret (DESIGN §4). */

@@ -3,7 +3,6 @@
  * `coffer-card:v1:<name>:<age1…>:<ed25519 public key, base64url>`, and its fingerprint.
  */
 import { createHash } from "node:crypto";
-import { base32nopad } from "@scure/base";
 import { CofferError, ValidationError } from "../errors.ts";
 
 /** A member or identity name: letters, digits, `_ . @ -`, starting with a letter or digit. */
@@ -60,5 +59,18 @@ export function parseCard(line: string): Card {
 /** The short fingerprint shown to humans: the first 16 base32 characters of SHA-256(card). */
 export function cardFingerprint(cardLine: string): string {
   const digest = createHash("sha256").update(cardLine.trim(), "utf8").digest();
-  return base32nopad.encode(digest).slice(0, 16);
+  return base32(digest.subarray(0, 10));
+}
+
+const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+// RFC 4648 base32 of a multiple of 5 bytes (no padding needed): 10 bytes → 16 characters.
+function base32(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i + 5 <= bytes.length; i += 5) {
+    let block = 0n;
+    for (let j = 0; j < 5; j++) block = (block << 8n) | BigInt(bytes[i + j]!);
+    for (let j = 7; j >= 0; j--) out += BASE32[Number((block >> BigInt(5 * j)) & 31n)];
+  }
+  return out;
 }
