@@ -3,7 +3,6 @@
  * bounded stdin reads, confirmations, tables.
  */
 import { closeSync, openSync, readSync, writeSync } from "node:fs";
-import { ReadStream } from "node:tty";
 import { CofferError } from "../errors.ts";
 
 /** The streams a command talks to (swappable in tests). */
@@ -26,6 +25,7 @@ export async function withHiddenPrompt<T>(fn: (ask: (question: string) => Promis
   } catch {
     throw new CofferError("E_CANCELLED", "no terminal to ask on; give the input another way (see --help)");
   }
+  const { ReadStream } = await import("node:tty");
   const input = new ReadStream(fd);
   input.setRawMode(true);
   input.setEncoding("utf8");

@@ -1,14 +1,12 @@
-#!/usr/bin/env node
 /**
  * The `coffer` command: finds the command, lazy-loads only its module, parses its flags,
  * runs it, and maps any error to one line on stderr and a documented exit status. The only
  * place in coffer that calls `process.exit`.
  */
-import module from "node:module";
 import { parseArgs } from "node:util";
 import type { Command, Context, Flag } from "./command.ts";
+import { quietSqliteWarning } from "./warnings.ts";
 
-module.enableCompileCache?.();
 process.umask(0o077);
 quietSqliteWarning();
 
@@ -154,17 +152,6 @@ function mainHelp(): string {
     "6 decryption/integrity, 7 invalid name or value, 8 not initialised/bad identity, 9 busy, 10 cancelled.",
     "",
   ].join("\n");
-}
-
-// node:sqlite is marked experimental in Node 24 and says so on every start; that line is
-// noise to a CLI user. Every other warning still prints.
-function quietSqliteWarning(): void {
-  const emit = process.emitWarning.bind(process);
-  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-    const text = typeof warning === "string" ? warning : warning.message;
-    if (/SQLite is an experimental feature/.test(text)) return;
-    (emit as (...a: unknown[]) => void)(warning, ...rest);
-  }) as typeof process.emitWarning;
 }
 
 process.stdout.on("error", (err: NodeJS.ErrnoException) => {

@@ -1,12 +1,12 @@
 /**
- * Runs the built `coffer` CLI (dist/cli/main.js, what `npx coffer` runs) as a subprocess in a
+ * Runs the built `coffer` CLI (dist/bundle/bin.js, the bundle `npx coffer` runs) as a subprocess in a
  * temp HOME with its own XDG dirs, and returns stdout, stderr and the exit code separately.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-export const CLI = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
+export const CLI = fileURLToPath(new URL("../../dist/bundle/bin.js", import.meta.url));
 
 if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` (npm test does) before the e2e tests`);
 

@@ -28,7 +28,7 @@ export const get: Command = {
     await withStore(ctx, (store) => {
       const secret = store.get(name, version === undefined ? {} : { version });
       try {
-        store.appendAudit({ action: "get", name, version: secret.version, detail: { via: "cli" } });
+        store.appendAudit({ action: "get", name, version: secret.version, detail: { via: "cli" } }, { durable: false });
         const bytes = Buffer.from(secret.bytes());
         if (ctx.flags.json === true) {
           const text = new TextDecoder("utf-8", { fatal: true });
