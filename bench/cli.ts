@@ -1,0 +1,130 @@
+/**
+ * `coffer get NAME` as a process (the built CLI bundle, `node dist/bundle/bin.js`) against `node -e 0`,
+ * both spawned the same way (spawnSync, this same node binary, the same environment),
+ * interleaved. `coffer --help` is timed alongside for context.
+ *
+ * The CLI turns on Node's compile cache (module.enableCompileCache, default directory
+ * $TMPDIR/node-compile-cache); warm-up runs fill it before anything is timed.
+ *
+ * Run alone: `node bench/cli.ts`.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { initCoffer, openStore } from "../src/index.ts";
+import { markdownTable, median, progress, quantile, ratioCell } from "./lib.ts";
+import type { Row } from "./lib.ts";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const MAIN = join(ROOT, "dist", "bundle", "bin.js");
+const RUNS = 30;
+const WARMUP_RUNS = 3;
+export const CLI_RATIO_TARGET = 2;
+const SECRET_NAME = "db/prod/password";
+const SECRET_VALUE = "correct horse battery staple";
+
+/** Builds dist/ (as `npm run build` does) when it is missing or older than any file in src/. */
+export function ensureBuilt(): void {
+  const built = mtime(MAIN);
+  const newest = newestMtime(join(ROOT, "src"));
+  if (built !== undefined && built >= newest) return;
+  progress(built === undefined ? "dist/ is missing: building (npm run build)…" : "dist/ is older than src/: rebuilding (npm run build)…");
+  const r = spawnSync("npm", ["run", "build", "--silent"], { cwd: ROOT, stdio: "inherit" });
+  if (r.status !== 0) throw new Error(`the build failed (npm run build exit ${r.status ?? r.signal})`);
+}
+
+interface Timed {
+  label: string;
+  args: string[];
+  /** the stdout a run must print */
+  expect: (stdout: string) => boolean;
+  ms: number[];
+}
+
+/** The CLI benchmark rows. */
+export async function benchCli(): Promise<Row[]> {
+  ensureBuilt();
+  const dir = mkdtempSync(join(tmpdir(), "coffer-bench-cli-"));
+  try {
+    const storeEnv = { COFFER_HOME: dir };
+    await initCoffer({ env: storeEnv, name: "bench" });
+    const store = await openStore({ env: storeEnv });
+    try {
+      const filler = Array.from({ length: 1000 }, (_, i) => ({ name: `app${i % 7}/secret-${i}`, value: `value-${i}` }));
+      store.setMany([...filler, { name: SECRET_NAME, value: SECRET_VALUE }]);
+    } finally {
+      store.close();
+    }
+    // The same environment for every child; nothing inherited may point coffer elsewhere.
+    const env: NodeJS.ProcessEnv = { ...process.env, COFFER_HOME: dir };
+    for (const k of ["COFFER_STORE", "COFFER_IDENTITY", "COFFER_PASSPHRASE_FILE", "NODE_COMPILE_CACHE", "NODE_DISABLE_COMPILE_CACHE"]) {
+      delete env[k];
+    }
+    const cases: Timed[] = [
+      { label: "get", args: [MAIN, "get", SECRET_NAME], expect: (out) => out === SECRET_VALUE, ms: [] },
+      { label: "base", args: ["-e", "0"], expect: (out) => out === "", ms: [] },
+      { label: "help", args: [MAIN, "--help"], expect: (out) => out.startsWith("coffer:"), ms: [] },
+    ];
+    const run = (c: Timed): number => {
+      const t0 = performance.now();
+      const r = spawnSync(process.execPath, c.args, { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      const ms = performance.now() - t0;
+      if (r.status !== 0 || !c.expect(r.stdout)) {
+        throw new Error(`node ${c.args.join(" ")} failed (exit ${r.status ?? r.signal}): ${r.stderr.trim().slice(0, 500)}`);
+      }
+      return ms;
+    };
+    progress(`CLI: ${WARMUP_RUNS} warm-up runs of each (the first fills the compile cache), then ${RUNS} interleaved…`);
+    for (let i = 0; i < WARMUP_RUNS; i++) for (const c of cases) run(c);
+    for (let i = 0; i < RUNS; i++) {
+      // Rotate the order so no case always runs right after another.
+      for (let j = 0; j < cases.length; j++) {
+        const c = cases[(i + j) % cases.length]!;
+        c.ms.push(run(c));
+      }
+    }
+    const [get, base, help] = cases as [Timed, Timed, Timed];
+    progress(`CLI: get median ${median(get.ms).toFixed(1)} ms, node -e 0 ${median(base.ms).toFixed(1)} ms, --help ${median(help.ms).toFixed(1)} ms`);
+    const cell = (ms: number[]) => `${median(ms).toFixed(1)} ms (p90 ${quantile(ms, 0.9).toFixed(1)})`;
+    return [
+      {
+        benchmark: `\`coffer get NAME\` process, wall (median of ${RUNS}, compile cache warm) vs \`node -e 0\``,
+        coffer: cell(get.ms),
+        baseline: cell(base.ms),
+        ratio: ratioCell(median(get.ms) / median(base.ms), CLI_RATIO_TARGET),
+        target: `≤ ${CLI_RATIO_TARGET}×`,
+      },
+      {
+        benchmark: "`coffer --help` process, wall (context) vs `node -e 0`",
+        coffer: cell(help.ms),
+        baseline: cell(base.ms),
+        ratio: ratioCell(median(help.ms) / median(base.ms)),
+        target: "— (context)",
+      },
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function mtime(path: string): number | undefined {
+  try {
+    return statSync(path).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && e.name.endsWith(".ts")) newest = Math.max(newest, statSync(join(e.parentPath, e.name)).mtimeMs);
+  }
+  return newest;
+}
+
+if (import.meta.main) {
+  process.stdout.write(markdownTable(await benchCli()));
+}
