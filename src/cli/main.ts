@@ -1,7 +1,7 @@
 /**
  * The `coffer` command: finds the command, lazy-loads only its module, parses its flags,
  * runs it, and maps any error to one line on stderr and a documented exit status. The only
- * place in coffer that calls `process.exit`.
+ * place in coffer that decides the exit status.
  */
 import { parseArgs } from "node:util";
 import type { Command, Context, Flag } from "./command.ts";

@@ -213,20 +213,18 @@ export class Store {
   /** who writes: the identity's name, recorded as the actor */
   readonly actor: string;
   readonly #db: DatabaseSync;
-  readonly #storeId: Buffer;
   readonly #aadPrefix: Buffer;
+  /** undefined once closed */
   #valueKey: KeyObject | undefined;
   readonly #maxValueBytes: number;
   readonly #getCurrent: StatementSync;
   readonly #getVersion: StatementSync;
   readonly #statements = new Map<string, StatementSync>();
-  #closed = false;
 
   private constructor(path: string, db: DatabaseSync, actor: string, storeId: Buffer, valueKey: KeyObject, maxValueBytes: number) {
     this.path = path;
     this.actor = actor;
     this.#db = db;
-    this.#storeId = storeId;
     this.#aadPrefix = aadPrefix(storeId);
     this.#valueKey = valueKey;
     this.#maxValueBytes = maxValueBytes;
@@ -286,6 +284,7 @@ export class Store {
    * @throws CofferError E_INVALID_NAME, E_NOT_FOUND, E_DECRYPT
    */
   get(name: string, options: { version?: number } = {}): Secret {
+    const key = this.#key();
     if (!isSecretName(name)) assertSecretName(name);
     const version = options.version;
     const row = (version === undefined ? this.#getCurrent.get(name) : this.#getVersion.get(name, checkVersion(version))) as
@@ -293,7 +292,7 @@ export class Store {
       | undefined;
     if (row === undefined || row[4] !== null) throw this.#notFound(name, version);
     const v = row[0];
-    const value = open(this.#key(), { nonce: row[1], ciphertext: row[2] }, valueAadWith(this.#aadPrefix, name, v), () => `secret "${name}" v${v}`);
+    const value = open(key, { nonce: row[1], ciphertext: row[2] }, valueAadWith(this.#aadPrefix, name, v), () => `secret "${name}" v${v}`);
     return new Secret({ name, version: v, updatedAt: row[3] }, value);
   }
 
@@ -487,19 +486,19 @@ export class Store {
 
   /** Closes the database. The store cannot be used afterwards. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#valueKey === undefined) return;
     this.#valueKey = undefined;
     this.#statements.clear();
     this.#db.close();
   }
 
   #key(): KeyObject {
-    if (this.#valueKey === undefined) throw new CofferError("E_USAGE", "the store is closed");
+    if (this.#valueKey === undefined) throw new CofferError("E_USAGE", "the store is closed; open it again with openStore()");
     return this.#valueKey;
   }
 
   #stmt(sql: string): StatementSync {
+    this.#key();
     let st = this.#statements.get(sql);
     if (st === undefined) {
       st = this.#db.prepare(sql);
@@ -520,6 +519,7 @@ export class Store {
   }
 
   #write<T>(fn: () => T, durable = true): T {
+    this.#key();
     if (!durable) this.#db.exec("PRAGMA synchronous = NORMAL");
     try {
       this.#db.exec("BEGIN IMMEDIATE");

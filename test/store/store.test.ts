@@ -206,3 +206,13 @@ test("init: refuses a second store at the same path; not-a-store files are refus
   second.close();
   await assert.rejects(openStore({ env: { COFFER_HOME: other }, store: join(other, "missing.db") }), { code: "E_NOT_INITIALIZED" });
 });
+
+test("a closed store refuses every call with a CofferError, and close twice is harmless", async (t) => {
+  const { store } = await freshStore(t);
+  store.set("k", "v");
+  store.close();
+  store.close();
+  for (const call of [() => store.get("k"), () => store.set("k", "w"), () => store.list(), () => store.history("k"), () => store.verifyAudit()]) {
+    assert.throws(call, { code: "E_USAGE", message: "the store is closed; open it again with openStore()" });
+  }
+});

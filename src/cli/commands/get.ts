@@ -1,7 +1,6 @@
-import { CofferError } from "../../errors.ts";
 import type { Command } from "../command.ts";
 import { parseWhole } from "../io.ts";
-import { withStore } from "../open.ts";
+import { oneArg, withStore } from "../open.ts";
 
 export const get: Command = {
   name: "get",
@@ -22,8 +21,7 @@ export const get: Command = {
     json: { type: "boolean", help: "print {name, version, updatedAt, value} as JSON (valueBase64 for binary)" },
   },
   async run(ctx) {
-    if (ctx.args.length !== 1) throw new CofferError("E_USAGE", "usage: coffer get NAME [--version N]");
-    const name = ctx.args[0]!;
+    const name = await oneArg(ctx, "NAME", "get NAME [--version N]");
     const version = typeof ctx.flags.version === "string" ? parseWhole(ctx.flags.version, "--version", 1) : undefined;
     await withStore(ctx, (store) => {
       const secret = store.get(name, version === undefined ? {} : { version });
