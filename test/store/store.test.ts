@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, readFileSync, statSync } from "node:fs";
+import { chmodSync, chownSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { initCoffer, openStore, type Store } from "../../src/index.ts";
@@ -215,4 +215,15 @@ test("a closed store refuses every call with a CofferError, and close twice is h
   for (const call of [() => store.get("k"), () => store.set("k", "w"), () => store.list(), () => store.history("k"), () => store.verifyAudit()]) {
     assert.throws(call, { code: "E_USAGE", message: "the store is closed; open it again with openStore()" });
   }
+});
+
+test("permissions: a store owned by someone else is refused with the chown to run", { skip: process.getuid?.() !== 0 ? "only root can give a file to another user" : false }, async (t) => {
+  const { home, store } = await freshStore(t);
+  store.close();
+  const path = join(home, "store.db");
+  chownSync(path, 65534, 65534);
+  await assert.rejects(openStore({ env: { COFFER_HOME: home } }), {
+    code: "E_PERMISSIONS",
+    message: `store ${path} is owned by uid 65534, not by you (uid 0); make it yours with \`sudo chown 0 ${path}\` or use your own`,
+  });
 });
