@@ -21,6 +21,7 @@ import { assertSecretName, assertValue, DEFAULT_MAX_VALUE_BYTES, isSecretName } 
 import { chainHash, GENESIS_HASH, verifyChain, type AuditEntry, type AuditRecord, type AuditVerification } from "./audit.ts";
 import { resolvePaths, type PathOptions } from "./paths.ts";
 import { SCHEMA_SQL, STORE_FORMAT } from "./schema.ts";
+import { migrate, schemaVersion, SCHEMA_VERSION } from "./migrations.ts";
 import { Secret } from "./secret.ts";
 
 /** Options of {@link openStore}. */
@@ -158,6 +159,7 @@ export async function createStore(path: string, identity: Identity): Promise<voi
       db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;");
       db.exec("BEGIN IMMEDIATE");
       db.exec(SCHEMA_SQL);
+      migrate(db, path);
       const now = new Date().toISOString();
       const meta = db.prepare("INSERT INTO meta (key, value) VALUES (?, ?)");
       meta.run("format", String(STORE_FORMAT));
@@ -214,6 +216,7 @@ export class Store {
   readonly actor: string;
   readonly #db: DatabaseSync;
   readonly #aadPrefix: Buffer;
+  readonly #recipient: string;
   /** undefined once closed */
   #valueKey: KeyObject | undefined;
   readonly #maxValueBytes: number;
@@ -221,8 +224,9 @@ export class Store {
   readonly #getVersion: StatementSync;
   readonly #statements = new Map<string, StatementSync>();
 
-  private constructor(path: string, db: DatabaseSync, actor: string, storeId: Buffer, valueKey: KeyObject, maxValueBytes: number) {
+  private constructor(path: string, db: DatabaseSync, actor: string, recipient: string, storeId: Buffer, valueKey: KeyObject, maxValueBytes: number) {
     this.path = path;
+    this.#recipient = recipient;
     this.actor = actor;
     this.#db = db;
     this.#aadPrefix = aadPrefix(storeId);
@@ -266,11 +270,21 @@ export class Store {
       if (meta.format !== String(STORE_FORMAT) || meta.store_id === undefined || !/^[0-9a-f]{32}$/.test(meta.store_id)) {
         throw new CofferError("E_INTEGRITY", `${path} is not a coffer store of format ${STORE_FORMAT}`);
       }
+      if (schemaVersion(db) !== SCHEMA_VERSION) {
+        db.exec("BEGIN IMMEDIATE");
+        try {
+          migrate(db, path);
+          db.exec("COMMIT");
+        } catch (err) {
+          db.exec("ROLLBACK");
+          throw err;
+        }
+      }
       const storeId = Buffer.from(meta.store_id, "hex");
       const storeKey = await unwrapStoreKey(db, path, identity, storeId);
       const valueKey = importKey(deriveValueKey(storeKey));
       storeKey.fill(0);
-      return new Store(path, db, identity.name, storeId, valueKey, options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES);
+      return new Store(path, db, identity.name, identity.recipient, storeId, valueKey, options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES);
     } catch (err) {
       db?.close();
       throw mapSqliteError(err, path);
@@ -469,6 +483,11 @@ export class Store {
     return this.#write(() => this.#appendAudit(entry, new Date().toISOString()), options.durable ?? true);
   }
 
+  /** The identity's recipient and name this store was opened with. */
+  get owner(): { name: string; recipient: string } {
+    return { name: this.actor, recipient: this.#recipient };
+  }
+
   /**
    * Audit records, oldest first.
    * @param options.since - only records at or after this time
@@ -518,8 +537,27 @@ export class Store {
     return { ...record, hash: hash.toString("hex") };
   }
 
+  /**
+   * Runs `fn` in one write transaction (or inside the one already open): all of its changes,
+   * audit records included, land together or not at all. For coffer's own modules.
+   * @internal
+   */
+  transaction<T>(fn: () => T): T {
+    return this.#write(fn);
+  }
+
+  /**
+   * A prepared statement on the store's database, cached per connection. For coffer's own
+   * modules (sharing, backup), which keep their tables in the same file.
+   * @internal
+   */
+  sql(statement: string): StatementSync {
+    return this.#stmt(statement);
+  }
+
   #write<T>(fn: () => T, durable = true): T {
     this.#key();
+    if (this.#db.isTransaction) return fn();
     if (!durable) this.#db.exec("PRAGMA synchronous = NORMAL");
     try {
       this.#db.exec("BEGIN IMMEDIATE");
