@@ -77,3 +77,33 @@ export function verifyChain(records: Iterable<AuditRecord>): AuditVerification {
   }
   return { ok: true, records: n };
 }
+
+/** An audit row as stored in SQLite: detail as JSON text, the hash as bytes. */
+export interface AuditRow {
+  seq: number;
+  at: string;
+  actor: string;
+  action: string;
+  name: string | null;
+  version: number | null;
+  detail: string | null;
+  hash: Uint8Array;
+}
+
+/** Converts a stored row to a record. */
+export function recordFromRow(r: AuditRow): AuditRecord {
+  return {
+    seq: r.seq, at: r.at, actor: r.actor, action: r.action, name: r.name, version: r.version,
+    detail: r.detail === null ? null : (JSON.parse(r.detail) as Record<string, unknown>),
+    hash: Buffer.from(r.hash).toString("hex"),
+  };
+}
+
+/** {@link verifyChain} over stored rows, oldest first, converted one at a time. */
+export function verifyRows(rows: Iterable<AuditRow>): AuditVerification {
+  return verifyChain(
+    (function* () {
+      for (const r of rows) yield recordFromRow(r);
+    })(),
+  );
+}

@@ -3,7 +3,7 @@
  * what others can read or what someone else owns (DESIGN §3).
  */
 import {
-  closeSync, constants, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, rmSync, statSync, writeSync,
+  closeSync, constants, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync,
 } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
@@ -60,17 +60,7 @@ export function ensurePrivateDir(dir: string): void {
  * @throws CofferError E_CONFLICT when `path` already exists
  */
 export function createPrivateFile(path: string, data: Uint8Array | string): void {
-  const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
-  const fd = openSync(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600);
-  try {
-    fchmodSync(fd, 0o600);
-    const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  const tmp = writeTemp(path, data);
   try {
     linkSync(tmp, path);
   } catch (err) {
@@ -82,6 +72,40 @@ export function createPrivateFile(path: string, data: Uint8Array | string): void
     rmSync(tmp, { force: true });
   }
   fsyncDir(dirname(path));
+}
+
+/**
+ * Writes `path` with mode 0600 holding `data`, replacing any file there atomically: a temp
+ * file in the same directory is written, fsynced and renamed over it.
+ */
+export function replacePrivateFile(path: string, data: Uint8Array | string): void {
+  const tmp = writeTemp(path, data);
+  try {
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  fsyncDir(dirname(path));
+}
+
+// A fresh 0600 temp file beside `path` holding `data`, fsynced.
+function writeTemp(path: string, data: Uint8Array | string): string {
+  const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
+  const fd = openSync(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+    const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  return tmp;
 }
 
 /** Creates an empty 0600 file if `path` does not exist (e.g. before SQLite opens it). */

@@ -18,7 +18,7 @@ import { decryptWithIdentity, encryptToRecipients } from "../crypto/age.ts";
 import { loadIdentity, type Identity, type PassphraseSource } from "../identity/identity.ts";
 import { assertPrivate, ensurePrivateDir, fsyncDir, touchPrivateFile } from "./fs-secure.ts";
 import { assertSecretName, assertValue, DEFAULT_MAX_VALUE_BYTES, isSecretName } from "./names.ts";
-import { chainHash, GENESIS_HASH, verifyChain, type AuditEntry, type AuditRecord, type AuditVerification } from "./audit.ts";
+import { chainHash, GENESIS_HASH, recordFromRow, verifyRows, type AuditEntry, type AuditRecord, type AuditRow, type AuditVerification } from "./audit.ts";
 import { resolvePaths, type PathOptions } from "./paths.ts";
 import { SCHEMA_SQL, STORE_FORMAT } from "./schema.ts";
 import { migrate, schemaVersion, SCHEMA_VERSION } from "./migrations.ts";
@@ -97,16 +97,6 @@ interface SecretRow {
   updated_by: string;
 }
 
-interface AuditRow {
-  seq: number;
-  at: string;
-  actor: string;
-  action: string;
-  name: string | null;
-  version: number | null;
-  detail: string | null;
-  hash: Uint8Array;
-}
 
 const INSERT_VERSION = "INSERT INTO versions (name, version, nonce, ciphertext, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)";
 const INSERT_AUDIT = "INSERT INTO audit (seq, at, actor, action, name, version, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
@@ -494,13 +484,13 @@ export class Store {
    */
   auditLog(options: { since?: Date } = {}): AuditRecord[] {
     const since = options.since?.toISOString() ?? "";
-    return (this.#stmt("SELECT * FROM audit WHERE at >= ? ORDER BY seq").all(since) as unknown as AuditRow[]).map(toRecord);
+    return (this.#stmt("SELECT * FROM audit WHERE at >= ? ORDER BY seq").all(since) as unknown as AuditRow[]).map(recordFromRow);
   }
 
   /** Recomputes the whole audit chain. */
   verifyAudit(): AuditVerification {
     const rows = this.#stmt("SELECT * FROM audit ORDER BY seq").iterate() as Iterable<AuditRow>;
-    return verifyChain(mapIter(rows, toRecord));
+    return verifyRows(rows);
   }
 
   /** Closes the database. The store cannot be used afterwards. */
@@ -612,18 +602,6 @@ function checkVersion(v: number, allowZero = false): number {
     throw new CofferError("E_INVALID_VALUE", `invalid version ${String(v)}: must be a whole number ≥ ${allowZero ? 0 : 1}`);
   }
   return v;
-}
-
-function toRecord(r: AuditRow): AuditRecord {
-  return {
-    seq: r.seq, at: r.at, actor: r.actor, action: r.action, name: r.name, version: r.version,
-    detail: r.detail === null ? null : (JSON.parse(r.detail) as Record<string, unknown>),
-    hash: Buffer.from(r.hash).toString("hex"),
-  };
-}
-
-function* mapIter<A, B>(it: Iterable<A>, f: (a: A) => B): Iterable<B> {
-  for (const a of it) yield f(a);
 }
 
 function mapSqliteError(err: unknown, path: string): unknown {

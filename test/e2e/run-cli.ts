@@ -2,7 +2,7 @@
  * Runs the built `coffer` CLI (dist/bundle/bin.js, the bundle `npx coffer` runs) as a subprocess in a
  * temp HOME with its own XDG dirs, and returns stdout, stderr and the exit code separately.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -38,4 +38,28 @@ export function coffer(home: string, args: string[], options: RunOptions = {}): 
   const r = spawnSync(argv[0], argv[1], { env, input: options.input ?? "", maxBuffer: 8 * 1024 * 1024 });
   if (r.error) throw r.error;
   return { code: r.status ?? 128, stdout: r.stdout, out: r.stdout.toString("utf8"), err: r.stderr.toString("utf8") };
+}
+
+/**
+ * Runs `cmd` on a pseudo-terminal (script(1)) and types each answer only once its prompt has
+ * appeared, as a person would (typing ahead would be echoed by the terminal before coffer
+ * turns echo off).
+ */
+export function onTerminal(home: string, cmd: string, dialogue: [RegExp, string][]): Promise<{ code: number | null; screen: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("script", ["-qec", cmd, "/dev/null"], { env: userEnv(home) });
+    let screen = "";
+    let step = 0;
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (d: string) => {
+      screen += d;
+      const next = dialogue[step];
+      if (next !== undefined && next[0].test(screen)) {
+        step++;
+        child.stdin.write(next[1]);
+      }
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, screen }));
+  });
 }
