@@ -23,6 +23,10 @@ export const ERROR_CODES = {
   E_BUSY: { exit: 9, http: 503, meaning: "the store stayed locked by another process for too long" },
   E_CANCELLED: { exit: 10, http: 400, meaning: "the user declined a confirmation, or no terminal was there to ask" },
   E_DISPOSED: { exit: 1, http: 500, meaning: "a Secret was used after dispose()" },
+  E_SIGNATURE: { exit: 6, http: 400, meaning: "a bundle's signature does not verify: forged or tampered" },
+  E_UNTRUSTED: { exit: 5, http: 403, meaning: "a bundle's sender is not a trusted card: check its fingerprint, then --trust it" },
+  E_EXPIRED: { exit: 6, http: 400, meaning: "a bundle has expired" },
+  E_MISADDRESSED: { exit: 6, http: 400, meaning: "a bundle was made for someone else" },
 } as const satisfies Record<string, { exit: number; http: number; meaning: string }>;
 
 /** A stable error code; `switch (err.code)` narrows on it. */

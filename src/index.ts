@@ -19,3 +19,12 @@ export { CofferError, DecryptError, PermissionsError, ValidationError, ERROR_COD
 export type { ErrorCode } from "./errors.ts";
 export { assertSecretName, isSecretName, SECRET_NAME_PATTERN, ENV_NAME_PATTERN, DEFAULT_MAX_VALUE_BYTES } from "./store/names.ts";
 export type { Identity, PassphraseSource } from "./identity/identity.ts";
+export { cardOf, loadIdentity, signingKeyOf } from "./identity/identity.ts";
+export { cardFingerprint, parseCard } from "./identity/card.ts";
+export type { Card } from "./identity/card.ts";
+export { addMember, listMembers, getMember, grant, ungrant, revoke, exposure } from "./identity/members.ts";
+export type { Member, Exposure } from "./identity/members.ts";
+export { exportBundle, importBundle } from "./identity/sharing.ts";
+export type { ExportResult, ImportOptions, ImportResult } from "./identity/sharing.ts";
+export { importDotenv } from "./store/import-dotenv.ts";
+export type { DotenvImportResult } from "./store/import-dotenv.ts";

@@ -8,6 +8,8 @@ import type { Io } from "./io.ts";
 export interface Flag {
   type: "string" | "boolean";
   short?: string;
+  /** may be given several times; the value is then an array of strings */
+  multiple?: boolean;
   /** the placeholder shown in help, e.g. `N` for `--version N` */
   arg?: string;
   help: string;
@@ -17,8 +19,8 @@ export interface Flag {
 export interface Context {
   /** positional arguments after the command words */
   args: string[];
-  /** parsed flags (strings and booleans), by long name */
-  flags: Record<string, string | boolean | undefined>;
+  /** parsed flags, by long name: strings, booleans, or arrays for `multiple` flags */
+  flags: Record<string, string | boolean | string[] | undefined>;
   io: Io;
   env: NodeJS.ProcessEnv;
   /** store path from the global `--store`, if given */

@@ -21,6 +21,15 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   rollback: { summary: "write a new version holding an old version's value", load: async () => (await import("./commands/rollback.ts")).rollback },
   audit: { summary: "show the audit log", load: async () => (await import("./commands/audit.ts")).audit },
   "audit verify": { summary: "recompute the audit hash chain", load: async () => (await import("./commands/audit.ts")).auditVerify },
+  card: { summary: "print your public card, to give to whoever shares with you", load: async () => (await import("./commands/card.ts")).card },
+  "users add": { summary: "add a member (a person or machine) from their card", load: async () => (await import("./commands/users.ts")).usersAdd },
+  "users list": { summary: "list members with their grants", load: async () => (await import("./commands/users.ts")).usersList },
+  "users show": { summary: "show a member, their grants and what they hold", load: async () => (await import("./commands/users.ts")).usersShow },
+  grant: { summary: "let a member receive the secrets matching patterns", load: async () => (await import("./commands/grant.ts")).grant },
+  ungrant: { summary: "take patterns back from a member", load: async () => (await import("./commands/grant.ts")).ungrant },
+  export: { summary: "send a member their granted secrets as a signed bundle", load: async () => (await import("./commands/export.ts")).exportCmd },
+  import: { summary: "import a bundle from a trusted sender, or a .env file", load: async () => (await import("./commands/import.ts")).importCmd },
+  revoke: { summary: "cut a member off and list the secrets to rotate", load: async () => (await import("./commands/revoke.ts")).revoke },
 };
 
 const GLOBAL_FLAGS: Record<string, Flag> = {
@@ -48,6 +57,10 @@ async function main(argv: string[]): Promise<number> {
     const entry = COMMANDS[words === 2 ? two : argv[0]!];
     if (entry === undefined) {
       const { CofferError } = await import("../errors.ts");
+      const subs = Object.keys(COMMANDS).filter((k) => k.startsWith(`${argv[0]} `)).map((k) => k.split(" ")[1]);
+      if (subs.length > 0) {
+        throw new CofferError("E_USAGE", `coffer ${argv[0]} needs one of: ${subs.join(", ")}; e.g. \`coffer ${argv[0]} ${subs[0]} --help\``);
+      }
       throw new CofferError("E_USAGE", `unknown command "${argv[0]}"; \`coffer --help\` lists the commands`);
     }
     const command = await entry.load();
@@ -63,9 +76,9 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function parse(command: Command, args: string[]): Promise<Context | "help"> {
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {};
   for (const [name, f] of Object.entries({ ...GLOBAL_FLAGS, ...command.flags })) {
-    options[name] = f.short === undefined ? { type: f.type } : { type: f.type, short: f.short };
+    options[name] = { type: f.type, ...(f.short !== undefined && { short: f.short }), ...(f.multiple === true && { multiple: true }) };
   }
   let parsed;
   try {
@@ -75,7 +88,7 @@ async function parse(command: Command, args: string[]): Promise<Context | "help"
     const msg = (err as Error).message.replace(/\. To specify a positional argument.*$/s, "");
     throw new CofferError("E_USAGE", `${msg}; see \`coffer ${command.name} --help\``);
   }
-  const flags = parsed.values as Record<string, string | boolean | undefined>;
+  const flags = parsed.values as Context["flags"];
   if (flags.help === true) return "help";
   return {
     args: parsed.positionals,

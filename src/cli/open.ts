@@ -4,19 +4,34 @@
  */
 import { openStore, type Store } from "../store/store.ts";
 import { resolvePaths } from "../store/paths.ts";
+import { loadIdentity, type Identity } from "../identity/identity.ts";
 import type { Context } from "./command.ts";
 import { promptHidden } from "./io.ts";
 
 /** Opens the user's store as the command line says. */
-export function openCliStore(ctx: Context): Promise<Store> {
+export async function openCliStore(ctx: Context): Promise<Store> {
+  return (await openCli(ctx)).store;
+}
+
+/** Runs `fn` with the identity loaded and the store open; always closes the store. */
+export async function openIdentityAndStore<T>(ctx: Context, fn: (store: Store, identity: Identity) => T | Promise<T>): Promise<T> {
+  const { store, identity } = await openCli(ctx);
+  try {
+    return await fn(store, identity);
+  } finally {
+    store.close();
+  }
+}
+
+async function openCli(ctx: Context): Promise<{ store: Store; identity: Identity }> {
   const paths = resolvePaths({ env: ctx.env, ...(ctx.store !== undefined && { store: ctx.store }) });
-  return openStore({
+  const identity = await loadIdentity(paths.identity, {
     env: ctx.env,
-    store: paths.store,
-    identity: paths.identity,
     passphrase: () => promptHidden(`passphrase for ${paths.identity}: `),
     progress: (m) => ctx.say(m),
   });
+  const store = await openStore({ env: ctx.env, store: paths.store, identity: paths.identity, identityObject: identity });
+  return { store, identity };
 }
 
 /** Runs `fn` with the store open and always closes it. */

@@ -1,0 +1,79 @@
+import { readFileSync } from "node:fs";
+import { CofferError } from "../../errors.ts";
+import { importBundle } from "../../identity/sharing.ts";
+import { importDotenv } from "../../store/import-dotenv.ts";
+import type { Command, Context } from "../command.ts";
+import { confirm, readAllBounded } from "../io.ts";
+import { openIdentityAndStore, printJson, withStore } from "../open.ts";
+
+const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
+
+export const importCmd: Command = {
+  name: "import",
+  summary: "import a bundle from a trusted sender, or a .env file",
+  usage: "FILE [--trust FINGERPRINT] [--force] [--json] | --dotenv FILE [--prefix P]",
+  details: [
+    "A bundle is checked in order: addressed to you and untampered, signature, trusted sender,",
+    "made for you, not expired, and no version older than the one held (no silent rollback).",
+    "Any failure writes nothing. A sender not yet trusted is refused unless you confirm their",
+    "fingerprint on the terminal or pass --trust; the sender is then remembered.",
+    "--dotenv parses FILE exactly as the dotenv package does and stores each variable as PREFIX+NAME.",
+    "FILE - reads standard input.",
+  ].join("\n"),
+  examples: [
+    "coffer import bob.coffer",
+    "coffer import alice.coffer --trust JPKBLZOOCWW2ZE77",
+    "coffer import --dotenv .env --prefix app/",
+  ],
+  flags: {
+    trust: { type: "string", arg: "FP", help: "trust the sender whose card has this fingerprint" },
+    force: { type: "boolean", help: "accept older versions and overwrite secrets that came from elsewhere" },
+    dotenv: { type: "string", arg: "FILE", help: "import a .env file instead of a bundle" },
+    prefix: { type: "string", arg: "P", help: "with --dotenv: prefix for the secret names, e.g. app/" },
+    json: { type: "boolean", help: "print what was imported as JSON" },
+  },
+  async run(ctx) {
+    if (typeof ctx.flags.dotenv === "string") return runDotenv(ctx, ctx.flags.dotenv);
+    if (ctx.flags.prefix !== undefined) throw new CofferError("E_USAGE", "--prefix goes with --dotenv");
+    if (ctx.args.length !== 1) throw new CofferError("E_USAGE", "usage: coffer import FILE (or --dotenv FILE)");
+    const file = await readInput(ctx, ctx.args[0]!);
+    const trust = typeof ctx.flags.trust === "string" ? ctx.flags.trust : undefined;
+    const result = await openIdentityAndStore(ctx, (store, identity) =>
+      importBundle(store, identity, file, {
+        ...(trust !== undefined && { trust }),
+        force: ctx.flags.force === true,
+        confirmTrust: (sender) =>
+          ctx.io.stdin.isTTY === true
+            ? confirm(`bundle from "${sender.name}", fingerprint ${sender.fingerprint}. Does the sender confirm that fingerprint?`, "--trust FINGERPRINT")
+            : Promise.resolve(false),
+      }),
+    );
+    if (ctx.flags.json === true) return printJson(ctx, result);
+    ctx.say(
+      `imported ${result.imported.length} secret${result.imported.length === 1 ? "" : "s"} from ${result.from} (${result.fingerprint})` +
+        (result.unchanged.length > 0 ? `; ${result.unchanged.length} already up to date` : ""),
+    );
+    for (const i of result.imported) ctx.say(`  ${i.name} v${i.version}`);
+  },
+};
+
+async function runDotenv(ctx: Context, path: string): Promise<void> {
+  if (ctx.args.length > 0 || ctx.flags.trust !== undefined || ctx.flags.force !== undefined) {
+    throw new CofferError("E_USAGE", "usage: coffer import --dotenv FILE [--prefix P]");
+  }
+  const text = await readInput(ctx, path);
+  const prefix = typeof ctx.flags.prefix === "string" ? ctx.flags.prefix : "";
+  const result = await withStore(ctx, (s) => importDotenv(s, text, prefix));
+  if (ctx.flags.json === true) return printJson(ctx, result);
+  ctx.say(`imported ${result.written.length} variable${result.written.length === 1 ? "" : "s"} from ${path}`);
+  if (result.skippedEmpty.length > 0) ctx.say(`skipped (empty value): ${result.skippedEmpty.join(" ")}`);
+}
+
+async function readInput(ctx: Context, path: string): Promise<Buffer> {
+  if (path === "-") return readAllBounded(ctx.io.stdin, MAX_BUNDLE_BYTES, "stdin");
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new CofferError("E_INVALID_VALUE", `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
+  }
+}

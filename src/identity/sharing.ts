@@ -1,0 +1,170 @@
+/**
+ * Sharing a subset of the store: export to a member as a signed bundle, import a bundle from
+ * a trusted sender. Every export is recorded (revocation lists what a member received);
+ * every import lands all of its secrets or none.
+ */
+import { CofferError } from "../errors.ts";
+import { assertSecretName, assertValue } from "../store/names.ts";
+import type { Store } from "../store/store.ts";
+import { cardOf, type Identity } from "./identity.ts";
+import { matchesAny } from "./grants.ts";
+import { getMember } from "./members.ts";
+import { newPayload, openBundle, sealBundle, type BundleSecret } from "./bundle.ts";
+
+/** What an export produced. */
+export interface ExportResult {
+  /** the armored bundle */
+  bundle: string;
+  id: string;
+  member: string;
+  secrets: { name: string; version: number }[];
+  expires: string | null;
+}
+
+/**
+ * Exports to `member` every current secret their grants match, or the listed `names` (each
+ * must be granted), as a bundle only they can open. Records the export before returning.
+ * @param options.expiresInSeconds - lifetime of the bundle (null: never expires)
+ * @throws CofferError E_NOT_FOUND, E_DENIED (revoked, or a listed secret not granted)
+ */
+export async function exportBundle(
+  store: Store,
+  identity: Identity,
+  member: string,
+  names: readonly string[] = [],
+  options: { expiresInSeconds?: number | null } = {},
+): Promise<ExportResult> {
+  const m = getMember(store, member);
+  if (m.revokedAt !== null) throw new CofferError("E_DENIED", `member "${member}" was revoked on ${m.revokedAt}; nothing can be exported to them`);
+  if (m.grants.length === 0) {
+    throw new CofferError("E_DENIED", `member "${member}" has no grants; \`coffer grant ${member} PATTERN\` first`);
+  }
+  for (const n of names) {
+    assertSecretName(n);
+    if (!matchesAny(n, m.grants)) {
+      throw new CofferError("E_DENIED", `secret "${n}" is not granted to "${member}" (grants: ${m.grants.join(", ")}); nothing was exported`);
+    }
+  }
+  const chosen = names.length > 0 ? [...new Set(names)] : store.list().map((i) => i.name).filter((n) => matchesAny(n, m.grants));
+  if (chosen.length === 0) throw new CofferError("E_NOT_FOUND", `no secret matches the grants of "${member}" (${m.grants.join(", ")})`);
+  const info = new Map(store.list().map((i) => [i.name, i]));
+  const secrets: BundleSecret[] = chosen.map((name) => {
+    const secret = store.get(name);
+    try {
+      return { name, version: secret.version, value: Buffer.from(secret.bytes()).toString("base64"), description: info.get(name)?.description ?? null };
+    } finally {
+      secret.dispose();
+    }
+  });
+  const seconds = options.expiresInSeconds === undefined ? 7 * 86400 : options.expiresInSeconds;
+  const expires = seconds === null ? null : new Date(Date.now() + seconds * 1000);
+  const payload = newPayload(cardOf(identity), m.card, secrets, expires);
+  const bundle = await sealBundle(payload, identity, m.recipient);
+  // Record before the bundle leaves this function: revocation must never under-report.
+  store.transaction(() => {
+    const insert = store.sql("INSERT INTO exports (bundle_id, member, name, version, exported_at, exported_by) VALUES (?, ?, ?, ?, ?, ?)");
+    for (const s of secrets) insert.run(payload.id, member, s.name, s.version, payload.created, store.actor);
+    store.appendAudit({
+      action: "export", name: null, version: null,
+      detail: { member, bundle: payload.id, secrets: secrets.map((s) => `${s.name}@${s.version}`) },
+    });
+  });
+  return { bundle, id: payload.id, member, secrets: secrets.map((s) => ({ name: s.name, version: s.version })), expires: payload.expires };
+}
+
+/** Options of {@link importBundle}. */
+export interface ImportOptions {
+  /** trust the sender whose card has this fingerprint (checked with them out of band) */
+  trust?: string;
+  /** asks the user whether to trust a sender not yet trusted (a terminal prompt) */
+  confirmTrust?: (sender: { name: string; fingerprint: string }) => Promise<boolean>;
+  /** accept versions older than the ones held, and overwrite secrets that came from elsewhere */
+  force?: boolean;
+}
+
+/** What an import did. */
+export interface ImportResult {
+  from: string;
+  fingerprint: string;
+  bundle: string;
+  imported: { name: string; version: number; sourceVersion: number }[];
+  /** already held at that source version */
+  unchanged: string[];
+}
+
+/**
+ * Imports a bundle: opens and checks it (see {@link openBundle}), refuses a version older than
+ * the one held from that sender (no silent rollback) and a secret that exists here but did not
+ * come from that sender, unless `force`. Writes every secret, the sender's trust and the audit
+ * record in one transaction; a refused bundle writes nothing.
+ */
+export async function importBundle(store: Store, identity: Identity, file: Uint8Array, options: ImportOptions = {}): Promise<ImportResult> {
+  let trustNow = false;
+  const opened = await openBundle(file, identity, async (sender) => {
+    const known = store.sql("SELECT card FROM trusted WHERE fingerprint = ?").get(sender.fingerprint) as { card: string } | undefined;
+    if (known?.card === sender.card) return true;
+    if (options.trust !== undefined) {
+      trustNow = options.trust.toUpperCase() === sender.fingerprint;
+      return trustNow;
+    }
+    trustNow = (await options.confirmTrust?.(sender)) === true;
+    return trustNow;
+  });
+  const { payload, fingerprint } = opened;
+  const values = payload.secrets.map((s) => {
+    assertSecretName(s.name);
+    const bytes = Buffer.from(s.value, "base64");
+    assertValue(bytes);
+    return { ...s, bytes };
+  });
+  try {
+    return store.transaction(() => {
+      const imported: ImportResult["imported"] = [];
+      const unchanged: string[] = [];
+      const now = new Date().toISOString();
+      for (const s of values) {
+        const held = store.sql("SELECT source, source_version FROM imports WHERE name = ?").get(s.name) as
+          | { source: string; source_version: number }
+          | undefined;
+        const exists = store.list(s.name, { deleted: true }).some((i) => i.name === s.name);
+        if (options.force !== true) {
+          if (held !== undefined && held.source === fingerprint && s.version < held.source_version) {
+            throw new CofferError(
+              "E_CONFLICT",
+              `"${s.name}" v${s.version} in the bundle is older than v${held.source_version} already imported from "${opened.sender.name}": refusing a rollback (--force accepts it); nothing was imported`,
+            );
+          }
+          if (held !== undefined && held.source === fingerprint && s.version === held.source_version) {
+            unchanged.push(s.name);
+            continue;
+          }
+          if (exists && (held === undefined || held.source !== fingerprint)) {
+            throw new CofferError(
+              "E_CONFLICT",
+              `"${s.name}" exists here and did not come from "${opened.sender.name}"; --force overwrites it; nothing was imported`,
+            );
+          }
+        }
+        const w = store.set(s.name, s.bytes, s.description === null ? {} : { description: s.description });
+        store
+          .sql(
+            `INSERT INTO imports (name, source, source_version, bundle_id, imported_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET source = excluded.source, source_version = excluded.source_version,
+               bundle_id = excluded.bundle_id, imported_at = excluded.imported_at`,
+          )
+          .run(s.name, fingerprint, s.version, payload.id, now);
+        imported.push({ name: s.name, version: w.version, sourceVersion: s.version });
+      }
+      if (trustNow) {
+        store.sql("INSERT OR REPLACE INTO trusted (fingerprint, card, trusted_at) VALUES (?, ?, ?)").run(fingerprint, opened.senderCard, now);
+      }
+      store.appendAudit({
+        action: "import", name: null, version: null,
+        detail: { from: opened.sender.name, fingerprint, bundle: payload.id, secrets: imported.map((i) => `${i.name}@${i.version}`), unchanged: unchanged.length },
+      });
+      return { from: opened.sender.name, fingerprint, bundle: payload.id, imported, unchanged };
+    });
+  } finally {
+    for (const v of values) v.bytes.fill(0);
+  }
+}
