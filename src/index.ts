@@ -28,3 +28,5 @@ export { exportBundle, importBundle } from "./identity/sharing.ts";
 export type { ExportResult, ImportOptions, ImportResult } from "./identity/sharing.ts";
 export { importDotenv } from "./store/import-dotenv.ts";
 export type { DotenvImportResult } from "./store/import-dotenv.ts";
+export { backupStore, restoreBackup } from "./store/backup.ts";
+export type { BackupOptions, BackupResult, RestoreOptions, RestoreResult } from "./store/backup.ts";

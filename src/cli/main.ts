@@ -30,6 +30,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   export: { summary: "send a member their granted secrets as a signed bundle", load: async () => (await import("./commands/export.ts")).exportCmd },
   import: { summary: "import a bundle from a trusted sender, or a .env file", load: async () => (await import("./commands/import.ts")).importCmd },
   revoke: { summary: "cut a member off and list the secrets to rotate", load: async () => (await import("./commands/revoke.ts")).revoke },
+  backup: { summary: "write the whole store (and identity) as one encrypted file", load: async () => (await import("./commands/backup.ts")).backup },
+  restore: { summary: "bring a store back from a backup file", load: async () => (await import("./commands/backup.ts")).restore },
 };
 
 const GLOBAL_FLAGS: Record<string, Flag> = {
