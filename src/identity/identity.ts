@@ -11,12 +11,11 @@
  *     # public key: age1…
  *     AGE-SECRET-KEY-1…
  */
-import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { CofferError } from "../errors.ts";
 import { decryptWithPassphrase, encryptWithPassphrase, generateAgeIdentity, isAgeFile } from "../crypto/age.ts";
 import { decodeAgeSecretKey, deriveSigningKey, recipientOf, type SigningKey } from "../crypto/keys.ts";
-import { assertPrivate, createPrivateFile } from "../store/fs-secure.ts";
+import { createPrivateFile, readPrivateFile } from "../store/fs-secure.ts";
 import { assertMemberName, formatCard } from "./card.ts";
 
 /** A loaded identity. Holds the secret key in memory: do not log it. */
@@ -164,16 +163,7 @@ export interface LoadIdentityOptions {
  * @throws CofferError E_NOT_INITIALIZED, E_PERMISSIONS, E_IDENTITY or E_DECRYPT
  */
 export async function loadIdentity(path: string, options: LoadIdentityOptions = {}): Promise<Identity> {
-  let raw: Buffer;
-  try {
-    assertPrivate(path, "identity file");
-    raw = readFileSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new CofferError("E_NOT_INITIALIZED", `no identity at ${path}; run \`coffer init\` first`);
-    }
-    throw err;
-  }
+  const raw = readPrivateFile(path, "identity file", () => new CofferError("E_NOT_INITIALIZED", `no identity at ${path}; run \`coffer init\` first`));
   if (!isAgeFile(raw)) {
     const parsed = parseIdentityText(raw.toString("utf8"));
     return identityFrom(parsed.secretKey, parsed.name ?? defaultIdentityName(), false);
@@ -206,15 +196,9 @@ async function readPassphrase(options: LoadIdentityOptions): Promise<string> {
  * @throws CofferError E_PERMISSIONS / E_INVALID_VALUE
  */
 export function readPassphraseFile(file: string): string {
-  try {
-    assertPrivate(file, "passphrase file");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new CofferError("E_INVALID_VALUE", `passphrase file ${file} does not exist`);
-    }
-    throw err;
-  }
-  const text = readFileSync(file, "utf8").replace(/\r?\n$/, "");
+  const raw = readPrivateFile(file, "passphrase file", () => new CofferError("E_INVALID_VALUE", `passphrase file ${file} does not exist`));
+  const text = raw.toString("utf8").replace(/\r?\n$/, "");
+  raw.fill(0);
   if (text.length === 0) throw new CofferError("E_INVALID_VALUE", `passphrase file ${file} is empty`);
   return text;
 }

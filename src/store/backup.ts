@@ -31,7 +31,7 @@ import {
   defaultIdentityName, identityFrom, loadIdentity, parseIdentityText, readPassphraseFile, type Identity, type PassphraseSource,
 } from "../identity/identity.ts";
 import { verifyRows, type AuditRow, type AuditVerification } from "./audit.ts";
-import { assertPrivate, createPrivateFile, ensurePrivateDir, fsyncDir, replacePrivateFile, touchPrivateFile } from "./fs-secure.ts";
+import { createPrivateFile, ensurePrivateDir, fsyncDir, readPrivateFile, replacePrivateFile, touchPrivateFile } from "./fs-secure.ts";
 import { SCHEMA_VERSION } from "./migrations.ts";
 import { resolvePaths, type PathOptions } from "./paths.ts";
 import { STORE_FORMAT } from "./schema.ts";
@@ -709,16 +709,11 @@ function checkOutPath(out: string, store: Store, options: BackupOptions): void {
 
 /** The identity file's text, checked to be the key the store was opened with when it is plain. */
 async function readIdentityForBackup(path: string, ownerRecipient: string): Promise<string> {
-  let raw: Buffer;
-  try {
-    assertPrivate(path, "identity file");
-    raw = readFileSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new CofferError("E_NOT_INITIALIZED", `no identity at ${path} to put in the backup; leave it out with --no-identity`);
-    }
-    throw err;
-  }
+  const raw = readPrivateFile(
+    path,
+    "identity file",
+    () => new CofferError("E_NOT_INITIALIZED", `no identity at ${path} to put in the backup; leave it out with --no-identity`),
+  );
   try {
     if (isAgeFile(raw)) {
       // A passphrase-protected identity goes in as it is (armored if it was binary): restoring

@@ -3,7 +3,7 @@
  * what others can read or what someone else owns (DESIGN §3).
  */
 import {
-  closeSync, constants, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync,
+  closeSync, constants, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync,
 } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { dirname, join } from "node:path";
@@ -35,6 +35,21 @@ export function assertPrivate(path: string, what: string): void {
       `${what} ${path} is accessible by group or others (mode ${mode.toString(8).padStart(4, "0")}); ` +
         `run \`chmod ${want} ${shellQuote(path)}\``,
     );
+  }
+}
+
+/**
+ * Reads a file that must be private to the user (see {@link assertPrivate}).
+ * @param missing - the error to throw when the file does not exist
+ * @throws PermissionsError, or `missing`
+ */
+export function readPrivateFile(path: string, what: string, missing: () => CofferError): Buffer {
+  try {
+    assertPrivate(path, what);
+    return readFileSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw missing();
+    throw err;
   }
 }
 

@@ -40,6 +40,15 @@ function userWithSecrets(home: string): Record<string, string> {
   return values;
 }
 
+/** A user with secrets, backed up to their own recipient in `outside`. */
+function recipientBackup(home: string, outside: string): { recipient: string; file: string } {
+  userWithSecrets(home);
+  const recipient = execFileSync("age-keygen", ["-y", IDENTITY(home)], { encoding: "utf8" }).trim();
+  const file = join(outside, "b.backup");
+  assert.equal(coffer(home, ["backup", "--out", file, "--to", recipient]).code, 0);
+  return { recipient, file };
+}
+
 function passFile(dir: string, name: string, pass: string): string {
   const p = join(dir, name);
   writeFileSync(p, `${pass}\n`, { mode: 0o600 });
@@ -196,10 +205,7 @@ test("restore over an existing store: refused without --yes and no terminal (not
 test("a backup file with one byte changed is refused and nothing is written; usage errors", (t) => {
   const home = tempDir(t);
   const outside = tempDir(t);
-  userWithSecrets(home);
-  const recipient = execFileSync("age-keygen", ["-y", IDENTITY(home)], { encoding: "utf8" }).trim();
-  const file = join(outside, "b.backup");
-  assert.equal(coffer(home, ["backup", "--out", file, "--to", recipient]).code, 0);
+  const { recipient, file } = recipientBackup(home, outside);
   const key = join(outside, "key.txt");
   copyFileSync(IDENTITY(home), key);
   const bytes = readFileSync(file);
@@ -240,10 +246,7 @@ test("a backup file with one byte changed is refused and nothing is written; usa
 test("on a terminal, restore asks before replacing a store: no keeps it, yes replaces it", async (t) => {
   const home = tempDir(t);
   const outside = tempDir(t);
-  userWithSecrets(home);
-  const recipient = execFileSync("age-keygen", ["-y", IDENTITY(home)], { encoding: "utf8" }).trim();
-  const file = join(outside, "b.backup");
-  assert.equal(coffer(home, ["backup", "--out", file, "--to", recipient]).code, 0);
+  const { file } = recipientBackup(home, outside);
   assert.equal(coffer(home, ["set", "after/backup"], { input: "later" }).code, 0);
   const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} restore ${JSON.stringify(file)}`;
   const question = /replace the store at .*store\.db \(3 secrets\) with the backup of \S+ \(2 secrets\)\? \[y\/N\] /;
