@@ -27,6 +27,8 @@ export const ERROR_CODES = {
   E_UNTRUSTED: { exit: 5, http: 403, meaning: "a bundle's sender is not a trusted card: check its fingerprint, then --trust it" },
   E_EXPIRED: { exit: 6, http: 400, meaning: "a bundle has expired" },
   E_MISADDRESSED: { exit: 6, http: 400, meaning: "a bundle was made for someone else" },
+  E_CONFIG: { exit: 7, http: 400, meaning: "the project file (.coffer.yml) breaks a rule: the message names file, line and rule" },
+  E_PROVIDER: { exit: 11, http: 502, meaning: "a provider (Vault, a folder, …) failed or could not be reached" },
 } as const satisfies Record<string, { exit: number; http: number; meaning: string }>;
 
 /** A stable error code; `switch (err.code)` narrows on it. */

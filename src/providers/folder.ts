@@ -1,0 +1,214 @@
+/**
+ * The `folder` provider: one file per secret in a directory, as in a root-only `/etc/secrets`
+ * or a mounted Kubernetes/Docker secret volume. The value is the file's bytes, exactly.
+ */
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, statSync, watch as fsWatch, type FSWatcher, type Stats } from "node:fs";
+import { dirname, isAbsolute, join, relative, sep } from "node:path";
+import { CofferError, PermissionsError } from "../errors.ts";
+import { shellQuote } from "../store/fs-secure.ts";
+import { assertSecretName, DEFAULT_MAX_VALUE_BYTES } from "../store/names.ts";
+import { Secret } from "../store/secret.ts";
+import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
+
+/** Options of {@link createFolderProvider} (for tests and tuning; not in the config). */
+export interface FolderProviderOptions {
+  /** how long watch() waits after the last file event before it looks (default 100 ms) */
+  debounceMs?: number;
+  /** largest file accepted, in bytes (default 1 MiB) */
+  maxValueBytes?: number;
+}
+
+/**
+ * Creates the `folder` provider over `spec.dir` (an absolute path).
+ *
+ * `resolve({path: "db/pw"})` reads `<dir>/db/pw`. The path must be a valid secret name (so no
+ * `..` and no leading `/`); the file's real path (symlinks resolved) must stay inside the real
+ * dir; it must be a regular file of 1 byte to 1 MiB, owned by you or by root, and neither it
+ * nor a directory from `dir` down to it may be writable by group or others (E_PERMISSIONS
+ * with the `chmod`/`chown` to run). Keys and versions are not supported (E_CONFIG). The
+ * Secret's version is 1 and its `updatedAt` the file's mtime.
+ *
+ * `watch(refs, onChange)` watches the dir (recursively) and, ~100 ms after the last event,
+ * calls `onChange` for each ref whose file changed (inode, size, mtime or ctime; appearing or
+ * disappearing counts), so an atomic rename or a symlink swap (`..data`) is noticed too.
+ * @throws CofferError E_CONFIG when `dir` is not absolute
+ */
+export function createFolderProvider(
+  name: string,
+  spec: Extract<ProviderSpec, { type: "folder" }>,
+  _ctx: ProviderContext,
+  options: FolderProviderOptions = {},
+): Provider {
+  if (typeof spec.dir !== "string" || !isAbsolute(spec.dir)) {
+    throw new CofferError("E_CONFIG", `provider "${name}": dir must be an absolute path, got ${JSON.stringify(String(spec.dir))}`);
+  }
+  const dir = spec.dir;
+  const max = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+  const debounceMs = options.debounceMs ?? 100;
+  const stops = new Set<() => void>();
+
+  const provider: Provider = {
+    name,
+    resolve(ref: SecretRef): Promise<Secret> {
+      return Promise.resolve().then(() => readSecretFile(dir, ref, max));
+    },
+    watch(refs: readonly SecretRef[], onChange: (ref: SecretRef) => void): () => void {
+      const stop = watchFolder(dir, refs, onChange, debounceMs);
+      const wrapped = (): void => {
+        stops.delete(wrapped);
+        stop();
+      };
+      stops.add(wrapped);
+      return wrapped;
+    },
+    close(): void {
+      for (const stop of [...stops]) stop();
+    },
+  };
+  return provider;
+}
+
+function readSecretFile(dir: string, ref: SecretRef, max: number): Secret {
+  if (ref.key !== undefined || ref.version !== undefined) {
+    throw new CofferError("E_CONFIG", `${describeRef(ref)}: the folder provider has no keys or versions; name only the file`);
+  }
+  assertSecretName(ref.path);
+  const path = join(dir, ref.path);
+  let realDir: string;
+  try {
+    realDir = realpathSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new CofferError("E_NOT_FOUND", `folder ${dir} does not exist (provider "${ref.provider}")`);
+    }
+    throw providerError(dir, err);
+  }
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") {
+      throw new CofferError("E_NOT_FOUND", `no file ${path} for ${describeRef(ref)}`);
+    }
+    throw providerError(path, err);
+  }
+  const rel = relative(realDir, real);
+  if (rel === "" || rel.startsWith(`..${sep}`) || rel === ".." || isAbsolute(rel)) {
+    throw new PermissionsError(`${path} resolves to ${real}, outside the folder ${realDir}; refusing to follow a link out of it`);
+  }
+  // Every directory from the folder down to the file must not be writable by others, or they
+  // could swap the file.
+  for (let d = dirname(real); ; d = dirname(d)) {
+    assertTrusted(d, statSync(d), "folder");
+    if (d === realDir || d.length <= realDir.length) break;
+  }
+  let fd: number;
+  try {
+    fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new CofferError("E_NOT_FOUND", `no file ${path} for ${describeRef(ref)}`);
+    throw providerError(path, err);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      throw new CofferError("E_PROVIDER", `${path} is not a regular file; the folder provider reads one regular file per secret`);
+    }
+    assertTrusted(real, st, "secret file");
+    if (st.size === 0) throw new CofferError("E_INVALID_VALUE", `${path} is empty; a value must have at least one byte`);
+    if (st.size > max) throw new CofferError("E_INVALID_VALUE", `${path} is ${st.size} bytes, over the limit of ${max} bytes`);
+    // Read up to max+1 bytes: the file may grow between fstat and read.
+    const buf = Buffer.alloc(Math.min(st.size + 1, max + 1));
+    let off = 0;
+    for (;;) {
+      const n = readSync(fd, buf, off, buf.length - off, off);
+      if (n === 0) break;
+      off += n;
+      if (off === buf.length) break;
+    }
+    if (off > max) {
+      buf.fill(0);
+      throw new CofferError("E_INVALID_VALUE", `${path} is over the limit of ${max} bytes`);
+    }
+    if (off === 0) throw new CofferError("E_INVALID_VALUE", `${path} is empty; a value must have at least one byte`);
+    const value = off === buf.length ? buf : Buffer.from(buf.subarray(0, off));
+    if (value !== buf) buf.fill(0);
+    return new Secret({ name: ref.path, version: 1, updatedAt: st.mtime.toISOString() }, value);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// Owned by you or root, not writable by group or others.
+function assertTrusted(path: string, st: Stats, what: string): void {
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+    throw new PermissionsError(
+      `${what} ${path} is owned by uid ${st.uid}, neither you (uid ${uid}) nor root; ` +
+        `make it yours or root's with \`sudo chown ${uid} ${shellQuote(path)}\``,
+    );
+  }
+  const mode = st.mode & 0o777;
+  if ((mode & 0o022) !== 0) {
+    throw new PermissionsError(
+      `${what} ${path} is writable by group or others (mode ${mode.toString(8).padStart(4, "0")}); ` +
+        `run \`chmod go-w ${shellQuote(path)}\``,
+    );
+  }
+}
+
+function providerError(path: string, err: unknown): CofferError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "EACCES" || code === "EPERM") {
+    return new PermissionsError(`cannot read ${path}: permission denied (run coffer as a user that may read it)`);
+  }
+  if (code === "ELOOP") return new PermissionsError(`${path} is a symbolic link loop; refusing it`);
+  return new CofferError("E_PROVIDER", `cannot read ${path}: ${code ?? String(err)}`, { cause: err });
+}
+
+// What identifies a file's content cheaply: changes on write, replace and symlink swap.
+function signature(path: string): string {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  } catch {
+    return "missing";
+  }
+}
+
+function watchFolder(dir: string, refs: readonly SecretRef[], onChange: (ref: SecretRef) => void, debounceMs: number): () => void {
+  const watched = refs.filter((r) => r.key === undefined && r.version === undefined);
+  const seen = new Map<string, string>(watched.map((r) => [r.path, signature(join(dir, r.path))]));
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const look = (): void => {
+    timer = undefined;
+    if (stopped) return;
+    const changed = new Set<string>();
+    for (const [path, before] of seen) {
+      const now = signature(join(dir, path));
+      if (now !== before) {
+        seen.set(path, now);
+        changed.add(path);
+      }
+    }
+    for (const r of watched) if (changed.has(r.path)) onChange(r);
+  };
+  let watcher: FSWatcher | undefined;
+  if (watched.length > 0) {
+    watcher = fsWatch(dir, { recursive: true, persistent: false }, () => {
+      if (stopped) return;
+      if (timer !== undefined) clearTimeout(timer);
+      timer = setTimeout(look, debounceMs);
+    });
+    watcher.on("error", () => {
+      // The dir went away; the next resolve() reports it.
+    });
+  }
+  return () => {
+    stopped = true;
+    if (timer !== undefined) clearTimeout(timer);
+    watcher?.close();
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * The `store` provider: the local encrypted store (DESIGN §7). Always present in a project.
+ */
+import { CofferError } from "../errors.ts";
+import { openStore, type Store } from "../store/store.ts";
+import type { Secret } from "../store/secret.ts";
+import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
+
+/** The `store` provider, with access to the store it opened (for audit records). */
+export interface StoreProvider extends Provider {
+  /**
+   * The local store once a resolve() has opened it, else `undefined`. The delivery code uses it
+   * to append audit records of deliveries; it stays owned by the provider (closed by close()).
+   */
+  openedStore(): Store | undefined;
+}
+
+/**
+ * Creates the `store` provider. The store is opened lazily, once, on the first resolve()
+ * (asking for the passphrase then, when the identity is encrypted).
+ * @param name - the provider's name in the config (normally `store`)
+ */
+export function createStoreProvider(
+  name: string,
+  _spec: Extract<ProviderSpec, { type: "store" }>,
+  ctx: ProviderContext,
+): StoreProvider {
+  let opening: Promise<Store> | undefined;
+  let store: Store | undefined;
+  let closed = false;
+
+  const open = (): Promise<Store> => {
+    opening ??= openStore({
+      env: ctx.env,
+      ...(ctx.storePath !== undefined && { store: ctx.storePath }),
+      ...(ctx.passphrase !== undefined && { passphrase: ctx.passphrase }),
+      ...(ctx.progress !== undefined && { progress: ctx.progress }),
+    }).then(
+      (s) => {
+        if (closed) {
+          s.close();
+          throw closedError(name);
+        }
+        store = s;
+        return s;
+      },
+      (err: unknown) => {
+        opening = undefined; // a failed open (wrong passphrase) may be retried
+        throw err;
+      },
+    );
+    return opening;
+  };
+
+  return {
+    name,
+    async resolve(ref: SecretRef): Promise<Secret> {
+      if (closed) throw closedError(name);
+      if (ref.key !== undefined) {
+        throw new CofferError(
+          "E_CONFIG",
+          `${describeRef(ref)}: the store provider has no keys inside a secret; drop "#${ref.key}" or store the key as its own secret`,
+        );
+      }
+      const s = await open();
+      return s.get(ref.path, ref.version !== undefined ? { version: ref.version } : {});
+    },
+    openedStore(): Store | undefined {
+      return store;
+    },
+    close(): void {
+      closed = true;
+      store?.close();
+      store = undefined;
+    },
+  };
+}
+
+function closedError(name: string): CofferError {
+  return new CofferError("E_INTERNAL", `provider "${name}" was used after close()`);
+}
