@@ -17,6 +17,7 @@ quietSqliteWarning();
 // Loaded only now, after the warning filter is in place (they load node:sqlite).
 const { benchGet } = await import("./get.ts");
 const { benchCli, ensureBuilt } = await import("./cli.ts");
+const { benchDeliver } = await import("./deliver.ts");
 
 const options = benchOptions();
 const started = performance.now();
@@ -26,6 +27,8 @@ process.stderr.write(`store.get${options.quick ? " (quick: 10k only)" : ""}\n`);
 rows.push(...(await benchGet(options)));
 process.stderr.write("CLI\n");
 rows.push(...(await benchCli()));
+process.stderr.write("run\n");
+rows.push(...(await benchDeliver()));
 const seconds = (performance.now() - started) / 1000;
 
 const nproc = spawnSync("nproc", { encoding: "utf8" }).stdout?.trim() || String(availableParallelism());

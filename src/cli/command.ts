@@ -23,6 +23,8 @@ export interface Context {
   flags: Record<string, string | boolean | string[] | undefined>;
   io: Io;
   env: NodeJS.ProcessEnv;
+  /** the user's umask (coffer runs with 077; commands it starts get this one back) */
+  umask: number;
   /** store path from the global `--store`, if given */
   store: string | undefined;
   /** prints a message on stderr (never data) */

@@ -7,7 +7,9 @@ import { parseArgs } from "node:util";
 import type { Command, Context, Flag } from "./command.ts";
 import { quietSqliteWarning } from "./warnings.ts";
 
-process.umask(0o077);
+// Files coffer creates are private whatever the umask; the user's own umask is kept for the
+// commands `coffer run` starts.
+const USER_UMASK = process.umask(0o077);
 quietSqliteWarning();
 
 /** Command words → the module exporting it. Listed here so `--help` loads nothing else. */
@@ -30,6 +32,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   export: { summary: "send a member their granted secrets as a signed bundle", load: async () => (await import("./commands/export.ts")).exportCmd },
   import: { summary: "import a bundle from a trusted sender, or a .env file", load: async () => (await import("./commands/import.ts")).importCmd },
   revoke: { summary: "cut a member off and list the secrets to rotate", load: async () => (await import("./commands/revoke.ts")).revoke },
+  run: { summary: "run a command with the secrets of an environment (.coffer.yml)", load: async () => (await import("./commands/run.ts")).run },
+  load: { summary: "print an environment's secrets as dotenv, shell, JSON or for GitHub Actions", load: async () => (await import("./commands/load.ts")).load },
+  "config check": { summary: "show what .coffer.yml delivers and check that it all resolves", load: async () => (await import("./commands/config.ts")).configCheck },
+  "config schema": { summary: "print the JSON Schema of .coffer.yml for editors", load: async () => (await import("./commands/config.ts")).configSchema },
   backup: { summary: "write the whole store (and identity) as one encrypted file", load: async () => (await import("./commands/backup.ts")).backup },
   restore: { summary: "bring a store back from a backup file", load: async () => (await import("./commands/backup.ts")).restore },
 };
@@ -82,9 +88,20 @@ async function parse(command: Command, args: string[]): Promise<Context | "help"
   for (const [name, f] of Object.entries({ ...GLOBAL_FLAGS, ...command.flags })) {
     options[name] = { type: f.type, ...(f.short !== undefined && { short: f.short }), ...(f.multiple === true && { multiple: true }) };
   }
+  // A passthrough command (run) takes everything after `--` as given, flags included.
+  let rest: string[] | undefined;
+  if (command.passthrough === true && !args.includes("--help") && !args.includes("-h")) {
+    const end = args.indexOf("--");
+    if (end === -1) {
+      const { CofferError } = await import("../errors.ts");
+      throw new CofferError("E_USAGE", `put the command after --, e.g. \`coffer ${command.name} -- npm start\``);
+    }
+    rest = args.slice(end + 1);
+    args = args.slice(0, end);
+  }
   let parsed;
   try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: rest === undefined, strict: true });
   } catch (err) {
     const { CofferError } = await import("../errors.ts");
     const msg = (err as Error).message.replace(/\. To specify a positional argument.*$/s, "");
@@ -93,10 +110,11 @@ async function parse(command: Command, args: string[]): Promise<Context | "help"
   const flags = parsed.values as Context["flags"];
   if (flags.help === true) return "help";
   return {
-    args: parsed.positionals,
+    args: rest ?? parsed.positionals,
     flags,
     io: { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
     env: process.env,
+    umask: USER_UMASK,
     store: typeof flags.store === "string" ? flags.store : undefined,
     say: (m) => void process.stderr.write(`${m}\n`),
     out: (d) => void process.stdout.write(d),
@@ -164,7 +182,8 @@ function mainHelp(): string {
     "",
     "`coffer <command> --help` shows a command's flags and examples.",
     "Exit status: 0 ok, 1 internal, 2 usage, 3 not found, 4 conflict, 5 permissions/denied,",
-    "6 decryption/integrity, 7 invalid name or value, 8 not initialised/bad identity, 9 busy, 10 cancelled.",
+    "6 decryption/integrity, 7 invalid name, value or config, 8 not initialised/bad identity, 9 busy,",
+    "10 cancelled, 11 provider failed. `coffer run` exits with its command's status.",
     "",
   ].join("\n");
 }

@@ -1,0 +1,52 @@
+/**
+ * What `run`, `load` and `config check` share: finding and loading `.coffer.yml`, choosing the
+ * environment, opening the providers, and auditing a delivery in the local store.
+ */
+import { basename } from "node:path";
+import { findConfig, loadConfig, planFor } from "../config/load.ts";
+import type { DeliveryPlan } from "../config/plan.ts";
+import { ProviderSet } from "../providers/index.ts";
+import type { Command, Context } from "./command.ts";
+import { promptHidden } from "./io.ts";
+
+/** The flags every delivery command takes. */
+export const DELIVERY_FLAGS: Command["flags"] = {
+  env: { type: "string", short: "e", arg: "ENV", help: "the environment in .coffer.yml (default: COFFER_ENV, default:, or the only one)" },
+  config: { type: "string", arg: "F", help: "the project file (default: .coffer.yml here or in a parent)" },
+};
+
+/** Loads the project file and makes the plan for the chosen environment. */
+export function loadPlan(ctx: Context): DeliveryPlan {
+  const file = typeof ctx.flags.config === "string" ? ctx.flags.config : findConfig(process.cwd());
+  const config = loadConfig(file);
+  return planFor(config, typeof ctx.flags.env === "string" ? ctx.flags.env : undefined, ctx.env);
+}
+
+/** The providers a plan names, created as they are first used. */
+export function openProviders(ctx: Context, plan: DeliveryPlan): ProviderSet {
+  return new ProviderSet(plan.providers, {
+    env: ctx.env,
+    ...(ctx.store !== undefined && { storePath: ctx.store }),
+    passphrase: () => promptHidden("passphrase for your coffer identity: "),
+    progress: (m) => ctx.say(m),
+  });
+}
+
+/**
+ * Records a delivery in the local store's audit log (names, never values), when the plan used
+ * the local store: that is the log this machine keeps.
+ */
+export function auditDelivery(providers: ProviderSet, plan: DeliveryPlan, via: string, command?: string): void {
+  providers.openedStore()?.appendAudit({
+    action: "deliver",
+    name: null,
+    version: null,
+    detail: {
+      via,
+      environment: plan.environment,
+      ...(command !== undefined && { command: basename(command) }),
+      env: plan.env.map((e) => e.variable),
+      files: plan.files.map((f) => f.variable),
+    },
+  });
+}

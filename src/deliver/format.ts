@@ -1,0 +1,198 @@
+/**
+ * The output formats of `coffer load`: dotenv, POSIX shell, JSON and GitHub Actions.
+ *
+ * Every format refuses a value it cannot carry exactly, with `E_INVALID_VALUE` and a message
+ * that names the variable and the kind of problem, never the value (DESIGN §6). A value with
+ * a NUL byte is refused by all of them: no environment variable can hold one.
+ */
+import { randomBytes } from "node:crypto";
+import { CofferError } from "../errors.ts";
+import { parseDotenv } from "./dotenv.ts";
+
+/** Variables to write, in order: `[name, value]`; names are already valid env names. */
+export type Vars = readonly (readonly [name: string, value: string])[];
+
+function refuseNul(name: string, value: string, format: string): void {
+  if (value.includes("\0")) {
+    throw new CofferError(
+      "E_INVALID_VALUE",
+      `variable ${name} cannot be written as ${format}: its value holds a NUL byte, which no environment variable can carry`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// dotenv
+
+/**
+ * Lines after the candidate when checking it: each ends with one quote kind, so a quoted
+ * candidate whose closing quote the parser would skip (a trailing backslash) runs into them
+ * and shows up as a mismatch instead of passing alone and breaking in a real file.
+ * Their names cannot be env names (they hold `.`), so they never collide with a variable.
+ */
+const SENTINELS: readonly (readonly [string, string])[] = [
+  ["coffer.sentinel-1", "'"],
+  ["coffer.sentinel-2", '"'],
+  ["coffer.sentinel-3", "`"],
+];
+const SENTINEL_TEXT = SENTINELS.map(([k, v]) => `${k}=${v}\n`).join("");
+
+function mapsEqual(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
+}
+
+/** True when `line` (one `NAME=…` entry) parses back to exactly `name=value`, also with lines after it. */
+function roundTrips(name: string, value: string, line: string): boolean {
+  const expected = new Map<string, string>([[name, value], ...SENTINELS]);
+  return mapsEqual(parseDotenv(`${line}\n${SENTINEL_TEXT}`), expected);
+}
+
+/** The candidate lines for one value, in order of preference. */
+function dotenvCandidates(name: string, value: string): string[] {
+  if (value === "") return [`${name}=`];
+  // No pre-filtering on quote characters: dotenv's regex lets `\'` pass inside '…' (and
+  // likewise for the other quotes), so the parser itself decides, checked with lines after it.
+  return [
+    `${name}=${value}`,
+    `${name}='${value}'`,
+    `${name}="${value.replace(/\n/g, "\\n").replace(/\r/g, "\\r")}"`,
+    `${name}=\`${value}\``,
+  ];
+}
+
+/** Says, without the value, which features of a value together defeat every dotenv quoting. */
+function dotenvReason(value: string): string {
+  const has: string[] = [];
+  const quotes = [value.includes("'"), value.includes('"'), value.includes("`")].filter(Boolean).length;
+  if (quotes === 3) has.push("all three quote kinds");
+  else {
+    if (value.includes("'")) has.push("a single quote");
+    if (value.includes('"')) has.push("a double quote");
+    if (value.includes("`")) has.push("a backtick");
+  }
+  if (value.includes("\n")) has.push("a line break");
+  if (value.includes("\r")) has.push("a carriage return (only double quotes can carry one)");
+  if (/\\[nr]/.test(value)) has.push("a backslash followed by n or r (double quotes would expand it)");
+  if (value.endsWith("\\")) has.push("a trailing backslash");
+  if (value.includes("#")) has.push("a #");
+  if (/^\s|\s$/.test(value)) has.push("leading or trailing whitespace");
+  const list = has.length === 0 ? "characters" : has.length === 1 ? has[0] : `${has.slice(0, -1).join(", ")} and ${has.at(-1)}`;
+  return `its value holds ${list}, and no dotenv quoting (none, '…', "…", \`…\`) carries that combination`;
+}
+
+/**
+ * Writes variables as a `.env` file that the `dotenv` package parses back to exactly the same
+ * values. Per value it takes the first form that round-trips through dotenv's own parser:
+ * unquoted, `'…'`, `"…"` (line breaks and carriage returns as `\n` / `\r`), then `` `…` ``;
+ * an empty value is `NAME=`. Each line ends with `\n`.
+ *
+ * @throws CofferError `E_INVALID_VALUE` naming the variable when no form carries its value
+ *   (for example a value with all three quote kinds and a line break), or when it holds a NUL.
+ */
+export function formatDotenv(vars: Vars): string {
+  const lines: string[] = [];
+  const expected = new Map<string, string>();
+  for (const [name, value] of vars) {
+    refuseNul(name, value, "dotenv");
+    const line = dotenvCandidates(name, value).find((c) => roundTrips(name, value, c));
+    if (line === undefined) {
+      throw new CofferError("E_INVALID_VALUE", `variable ${name} cannot be written as dotenv: ${dotenvReason(value)}`);
+    }
+    lines.push(`${line}\n`);
+    expected.set(name, value);
+  }
+  const text = lines.join("");
+  // Belt and braces: the whole file, not only each line, must give the values back.
+  if (!mapsEqual(parseDotenv(text), expected)) {
+    throw new CofferError("E_INTERNAL", "the dotenv output does not parse back to the same values (a bug)");
+  }
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// shell
+
+/**
+ * Writes variables as `export NAME='…'` lines for a POSIX shell (`source file` / `eval`).
+ * Single quotes keep every byte literally, line breaks included; a `'` is written `'\''`.
+ *
+ * @throws CofferError `E_INVALID_VALUE` naming the variable when a value holds a NUL byte.
+ */
+export function formatShell(vars: Vars): string {
+  let out = "";
+  for (const [name, value] of vars) {
+    refuseNul(name, value, "shell");
+    out += `export ${name}='${value.replaceAll("'", "'\\''")}'\n`;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+
+/**
+ * Writes variables as one JSON object, keys in the given order (a later duplicate wins),
+ * pretty-printed with 2 spaces and a trailing newline.
+ *
+ * @throws CofferError `E_INVALID_VALUE` naming the variable when a value holds a NUL byte.
+ */
+export function formatJson(vars: Vars): string {
+  const obj: Record<string, string> = {};
+  for (const [name, value] of vars) {
+    refuseNul(name, value, "JSON");
+    Object.defineProperty(obj, name, { value, enumerable: true, writable: true, configurable: true });
+  }
+  return `${JSON.stringify(obj, null, 2)}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// GitHub Actions
+
+/** A fresh heredoc delimiter: `ghadelimiter_` and 16 random bytes in hex (as `@actions/core`). */
+export function githubDelimiter(): string {
+  return `ghadelimiter_${randomBytes(16).toString("hex")}`;
+}
+
+/** Escapes workflow-command data as `@actions/core` does, so the runner unescapes it back. */
+function escapeCommandData(s: string): string {
+  return s.replaceAll("%", "%25").replaceAll("\r", "%0D").replaceAll("\n", "%0A");
+}
+
+/**
+ * Writes variables for GitHub Actions.
+ *
+ * - `stdout`: one `::add-mask::LINE` per line of every value (lines split at `\n`, `\r\n` or
+ *   `\r`, as the runner reads its output; empty and blank lines are skipped: the runner
+ *   refuses them), with `%` escaped as `%25` so the runner registers the exact text.
+ * - `envFile`, to append to `$GITHUB_ENV`: `NAME=value` for a value without `\n` and `\r`;
+ *   otherwise `NAME<<DELIM`, the value, `\n`, `DELIM\n`, with a fresh random delimiter that
+ *   does not occur in the value. A `\r` always takes the delimited form, so it never ends a
+ *   `NAME=value` line; it is carried verbatim by Linux and macOS runners, which split the file
+ *   at `\n` only (a Windows runner would read a `\r` just before a line break as part of it).
+ *
+ * @param delimiter - makes a candidate delimiter; tests inject collisions
+ * @throws CofferError `E_INVALID_VALUE` naming the variable when a value holds a NUL byte.
+ */
+export function formatGithub(vars: Vars, delimiter: () => string = githubDelimiter): { stdout: string; envFile: string } {
+  let stdout = "";
+  let envFile = "";
+  for (const [name, value] of vars) {
+    refuseNul(name, value, "a GitHub Actions environment file");
+    for (const line of value.split(/\r\n|\r|\n/)) {
+      if (line.trim() !== "") stdout += `::add-mask::${escapeCommandData(line)}\n`;
+    }
+    if (!/[\r\n]/.test(value)) {
+      envFile += `${name}=${value}\n`;
+      continue;
+    }
+    let delim = delimiter();
+    for (let tries = 1; delim === "" || /[\r\n]/.test(delim) || value.includes(delim); tries++) {
+      if (tries >= 100) throw new CofferError("E_INTERNAL", `no usable heredoc delimiter for variable ${name} after 100 tries`);
+      delim = delimiter();
+    }
+    envFile += `${name}<<${delim}\n${value}\n${delim}\n`;
+  }
+  return { stdout, envFile };
+}

@@ -1,0 +1,246 @@
+/**
+ * Masking of secret values in a child's output (`coffer run --mask`, runbooks; DESIGN §6).
+ *
+ * Every delivered value, each line of a multi-line value, and their usual encodings (base64
+ * with and without padding, base64url, URL-encoding, JSON string escaping) are replaced by
+ * `***` in a byte stream, also when an occurrence is split across chunks. Output is held back
+ * only as long as it could still be the start of a value: at any time the held bytes are at
+ * most the longest suffix of the data seen so far that is a proper prefix of some pattern.
+ *
+ * Matching is on bytes, so chunks that split a UTF-8 sequence pass through intact. At each
+ * position the longest pattern wins; matches do not overlap (leftmost, then longest).
+ */
+import { Transform } from "node:stream";
+import type { TransformCallback } from "node:stream";
+
+/** Values (and lines, and encoded forms) shorter than this many bytes are not masked. */
+export const MIN_MASK_LENGTH = 4;
+
+/** Options of {@link createMasker}. */
+export interface MaskOptions {
+  /** What an occurrence is replaced by; default `***`. */
+  readonly replacement?: string | Uint8Array;
+  /** Shortest value or line (in bytes) that is masked; default {@link MIN_MASK_LENGTH}. */
+  readonly minLength?: number;
+}
+
+function toBytes(v: string | Uint8Array): Buffer {
+  return typeof v === "string" ? Buffer.from(v, "utf8") : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+/**
+ * The indexes of the values that are too short to be masked (1 to `minLength - 1` bytes), so
+ * the caller can warn naming their variables. Empty values are not listed: there is nothing
+ * to hide.
+ */
+export function tooShortToMask(values: readonly (string | Uint8Array)[], minLength = MIN_MASK_LENGTH): number[] {
+  const out: number[] = [];
+  values.forEach((v, i) => {
+    const n = toBytes(v).length;
+    if (n > 0 && n < minLength) out.push(i);
+  });
+  return out;
+}
+
+/** Bytes that `encodeURIComponent` leaves alone: A-Z a-z 0-9 - _ . ! ~ * ' ( ). */
+const URI_UNRESERVED = new Uint8Array(256);
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.!~*'()") URI_UNRESERVED[c.charCodeAt(0)] = 1;
+
+/** Percent-encodes bytes: equal to `encodeURIComponent` for UTF-8 text, defined for any bytes. */
+function percentEncode(b: Buffer, lowerHex = false, formStyle = false): string {
+  let s = "";
+  for (const byte of b) {
+    if (formStyle && byte === 0x20) s += "+";
+    else if (URI_UNRESERVED[byte] === 1 && !(formStyle && "!~'()".includes(String.fromCharCode(byte)))) s += String.fromCharCode(byte);
+    else {
+      const hex = byte.toString(16).padStart(2, "0");
+      s += `%${lowerHex ? hex : hex.toUpperCase()}`;
+    }
+  }
+  return s;
+}
+
+/** The byte patterns masked for one value or line: itself and its encoded forms. */
+function forms(b: Buffer): Buffer[] {
+  const b64 = b.toString("base64");
+  const b64url = b.toString("base64url");
+  const text = [
+    b64,
+    b64.replace(/=+$/, ""),
+    b64url,
+    b64url.padEnd(b64.length, "="),
+    percentEncode(b),
+    percentEncode(b, true),
+    percentEncode(b, false, true), // application/x-www-form-urlencoded (URLSearchParams)
+  ];
+  const str = b.toString("utf8");
+  if (Buffer.from(str, "utf8").equals(b)) text.push(JSON.stringify(str).slice(1, -1));
+  return [b, ...text.map((t) => Buffer.from(t, "latin1"))];
+}
+
+/**
+ * Every byte pattern that masking `values` replaces, longest first and without duplicates:
+ * each value, each line (split at `\n`, `\r\n`, `\r`) of a multi-line value, and the encoded
+ * forms of both; all at least `minLength` bytes.
+ */
+export function maskPatterns(values: readonly (string | Uint8Array)[], minLength = MIN_MASK_LENGTH): Buffer[] {
+  const seen = new Map<string, Buffer>();
+  const add = (b: Buffer): void => {
+    if (b.length < minLength) return;
+    for (const f of forms(b)) if (f.length >= minLength) seen.set(f.toString("latin1"), f);
+  };
+  for (const v of values) {
+    const b = toBytes(v);
+    add(b);
+    // Lines, found on bytes: CR and LF never occur inside a UTF-8 multi-byte sequence.
+    let start = 0;
+    let multi = false;
+    for (let i = 0; i <= b.length; i++) {
+      const c = b[i];
+      if (i === b.length || c === 0x0a || c === 0x0d) {
+        if (i < b.length) multi = true;
+        if (multi) add(b.subarray(start, i));
+        if (c === 0x0d && b[i + 1] === 0x0a) i++;
+        start = i + 1;
+      }
+    }
+  }
+  return [...seen.values()].sort((x, y) => y.length - x.length);
+}
+
+/**
+ * The matching engine behind {@link createMasker}, without streams: feed chunks, get the
+ * masked bytes that can be released now; {@link MaskMatcher.end} releases the rest.
+ */
+export class MaskMatcher {
+  /** Patterns by first byte, longest first: for the last byte of the data (possible holds). */
+  readonly #byFirst: (Buffer[] | undefined)[] = new Array(256);
+  /** Patterns of 2+ bytes by their first two bytes (`b0 << 8 | b1`), longest first. */
+  readonly #byTwo: (Buffer[] | undefined)[] = new Array(65536);
+  /** One-byte patterns, by their byte. */
+  readonly #single = new Uint8Array(256);
+  readonly #replacement: Buffer;
+  #held: Buffer = Buffer.alloc(0);
+
+  /** @param patterns - byte patterns to replace (see {@link maskPatterns}); empty ones are ignored */
+  constructor(patterns: readonly Uint8Array[], replacement: string | Uint8Array = "***") {
+    this.#replacement = Buffer.from(toBytes(replacement));
+    const sorted = patterns.map((p) => Buffer.from(toBytes(p))).filter((p) => p.length > 0).sort((x, y) => y.length - x.length);
+    for (const p of sorted) {
+      const first = p[0] as number;
+      (this.#byFirst[first] ??= []).push(p);
+      if (p.length === 1) this.#single[first] = 1;
+      else (this.#byTwo[(first << 8) | (p[1] as number)] ??= []).push(p);
+    }
+  }
+
+  /** How many bytes are held back, waiting to see whether they start a pattern. */
+  get heldBytes(): number {
+    return this.#held.length;
+  }
+
+  /** Takes the next chunk; returns the masked bytes that can be released now. */
+  write(chunk: Uint8Array): Buffer {
+    const data = this.#held.length === 0 ? toBytes(chunk) : Buffer.concat([this.#held, chunk]);
+    return this.#scan(data, false);
+  }
+
+  /** Ends the stream: returns the held bytes, masked where they complete a pattern. */
+  end(): Buffer {
+    const data = this.#held;
+    this.#held = Buffer.alloc(0);
+    return this.#scan(data, true);
+  }
+
+  #scan(data: Buffer, final: boolean): Buffer {
+    const out: Buffer[] = [];
+    const n = data.length;
+    const byFirst = this.#byFirst;
+    const byTwo = this.#byTwo;
+    let plainStart = 0;
+    let i = 0;
+    scan: while (i < n) {
+      const first = data[i] as number;
+      if (byFirst[first] === undefined) {
+        i++;
+        continue;
+      }
+      // Longest first: 2+ byte patterns sharing the first two bytes, or (at the last byte)
+      // every pattern with this first byte; then a one-byte pattern.
+      const candidates = i + 1 < n ? byTwo[(first << 8) | (data[i + 1] as number)] : byFirst[first];
+      if (candidates !== undefined) {
+        const rest = n - i;
+        for (const p of candidates) {
+          if (p.length > rest) {
+            // A longer pattern may still complete with the next chunk: hold from here.
+            if (!final && data.compare(p, 0, rest, i, n) === 0) {
+              this.#held = Buffer.from(data.subarray(i));
+              if (i > plainStart) out.push(data.subarray(plainStart, i));
+              return Buffer.concat(out);
+            }
+          } else if (data[i + p.length - 1] === p[p.length - 1] && data.compare(p, 0, p.length, i, i + p.length) === 0) {
+            if (i > plainStart) out.push(data.subarray(plainStart, i));
+            out.push(this.#replacement);
+            i += p.length;
+            plainStart = i;
+            continue scan;
+          }
+        }
+      }
+      if (this.#single[first] === 1) {
+        if (i > plainStart) out.push(data.subarray(plainStart, i));
+        out.push(this.#replacement);
+        plainStart = i + 1;
+      }
+      i++;
+    }
+    this.#held = Buffer.alloc(0);
+    if (plainStart < n) out.push(data.subarray(plainStart, n));
+    return Buffer.concat(out);
+  }
+}
+
+/** A Transform that masks secret values in the bytes piped through it. */
+export class Masker extends Transform {
+  readonly #matcher: MaskMatcher;
+
+  /** @param patterns - byte patterns to replace (see {@link maskPatterns}) */
+  constructor(patterns: readonly Uint8Array[], replacement: string | Uint8Array = "***") {
+    super();
+    this.#matcher = new MaskMatcher(patterns, replacement);
+  }
+
+  /** How many bytes are held back, waiting to see whether they start a pattern. */
+  get heldBytes(): number {
+    return this.#matcher.heldBytes;
+  }
+
+  override _transform(chunk: Buffer | string, encoding: BufferEncoding, callback: TransformCallback): void {
+    const bytes = typeof chunk === "string" ? Buffer.from(chunk, encoding) : chunk;
+    const out = this.#matcher.write(bytes);
+    if (out.length > 0) this.push(out);
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    const out = this.#matcher.end();
+    if (out.length > 0) this.push(out);
+    callback();
+  }
+}
+
+/**
+ * A Transform stream that replaces every occurrence of each value, of each line of a
+ * multi-line value, and of their base64 / base64url / URL-encoded / JSON-escaped forms with
+ * `***` (see {@link maskPatterns}). Values shorter than `minLength` bytes are not masked;
+ * {@link tooShortToMask} lists them so the caller can warn.
+ */
+export function createMasker(values: readonly (string | Uint8Array)[], options: MaskOptions = {}): Masker {
+  return new Masker(maskPatterns(values, options.minLength ?? MIN_MASK_LENGTH), options.replacement ?? "***");
+}
+
+/** Masks a whole buffer at once, as {@link createMasker} would a stream. */
+export function maskBytes(values: readonly (string | Uint8Array)[], data: Uint8Array, options: MaskOptions = {}): Buffer {
+  const m = new MaskMatcher(maskPatterns(values, options.minLength ?? MIN_MASK_LENGTH), options.replacement ?? "***");
+  return Buffer.concat([m.write(data), m.end()]);
+}

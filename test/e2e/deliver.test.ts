@@ -1,0 +1,291 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse } from "dotenv";
+import type { TestContext } from "node:test";
+import { tempDir } from "../helpers.ts";
+import { CLI, coffer, userEnv } from "./run-cli.ts";
+
+interface Project {
+  home: string;
+  dir: string;
+  runtime: string;
+  env: Record<string, string>;
+}
+
+/** A user with a store and a project dir with .coffer.yml; XDG_RUNTIME_DIR is a private temp dir. */
+function project(t: TestContext, yml: string, secrets: Record<string, string | Buffer>): Project {
+  const home = tempDir(t);
+  const dir = join(home, "proj");
+  const runtime = join(home, "run");
+  mkdirSync(dir);
+  mkdirSync(runtime, { mode: 0o700 });
+  assert.equal(coffer(home, ["init"]).code, 0);
+  for (const [name, value] of Object.entries(secrets)) assert.equal(coffer(home, ["set", name], { input: value }).code, 0, name);
+  writeFileSync(join(dir, ".coffer.yml"), yml);
+  return { home, dir, runtime, env: { XDG_RUNTIME_DIR: runtime } };
+}
+
+function inProject(p: Project, args: string[], options: { input?: string; env?: Record<string, string> } = {}) {
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    cwd: p.dir,
+    env: userEnv(p.home, { ...p.env, ...options.env }),
+    input: options.input ?? "",
+    encoding: "buffer",
+  });
+  return { code: r.status ?? 128, out: r.stdout.toString("utf8"), err: r.stderr.toString("utf8"), stdout: r.stdout };
+}
+
+const NODE = process.execPath;
+const BASIC = `
+environments:
+  dev:
+    env:
+      DATABASE_URL: app/db/url
+    files:
+      TLS_KEY: { secret: app/tls/key, mode: "0400" }
+      CA_CERT: app/tls/ca
+`;
+
+test("run: env var and files reach the command; the dir is 0700 under XDG_RUNTIME_DIR and gone afterwards; the exit status passes on", (t) => {
+  const p = project(t, BASIC, { "app/db/url": "postgres://u:pw-123456@db/app", "app/tls/key": Buffer.from([0, 1, 2, 255]), "app/tls/ca": "CA PEM" });
+  const script = `
+    const fs = require("fs");
+    const dir = process.env.COFFER_RUNTIME_DIR;
+    console.log(JSON.stringify({
+      url: process.env.DATABASE_URL,
+      keyPath: process.env.TLS_KEY,
+      key: fs.readFileSync(process.env.TLS_KEY).toString("hex"),
+      keyMode: (fs.statSync(process.env.TLS_KEY).mode & 0o777).toString(8),
+      ca: fs.readFileSync(process.env.CA_CERT, "utf8"),
+      dir, dirMode: (fs.statSync(dir).mode & 0o777).toString(8),
+    }));
+    process.exit(7);`;
+  const r = inProject(p, ["run", "--", NODE, "-e", script]);
+  assert.equal(r.code, 7, r.err);
+  const seen = JSON.parse(r.out) as Record<string, string>;
+  assert.equal(seen.url, "postgres://u:pw-123456@db/app");
+  assert.equal(seen.key, "000102ff");
+  assert.equal(seen.keyMode, "400");
+  assert.equal(seen.ca, "CA PEM");
+  assert.equal(seen.dirMode, "700");
+  assert.ok(seen.dir!.startsWith(join(p.runtime, "coffer") + "/"), seen.dir);
+  assert.equal(existsSync(seen.dir!), false, "the runtime dir is removed after the command ends");
+  const audit = JSON.parse(coffer(p.home, ["audit", "--json"]).out) as { action: string; detail: Record<string, unknown> | null }[];
+  const last = audit.at(-1)!;
+  assert.equal(last.action, "deliver");
+  assert.deepEqual(last.detail, { via: "run", environment: "dev", command: "node", env: ["DATABASE_URL"], files: ["TLS_KEY", "CA_CERT"] });
+});
+
+test("run: a reference that does not resolve stops everything before the command starts, naming the variable", (t) => {
+  const p = project(t, BASIC, { "app/db/url": "x-value", "app/tls/key": "k-value" });
+  const marker = join(p.home, "started");
+  const r = inProject(p, ["run", "--", NODE, "-e", `require("fs").writeFileSync(${JSON.stringify(marker)}, "")`]);
+  assert.equal(r.code, 3);
+  assert.match(r.err, /^coffer: cannot resolve CA_CERT \(store:app\/tls\/ca\): no secret "app\/tls\/ca".*nothing was started\n$/);
+  assert.equal(existsSync(marker), false);
+  assert.equal(existsSync(join(p.runtime, "coffer")), false, "no runtime dir is made before everything resolves");
+});
+
+test("run: a command that dies of a signal gives 128+n; a missing command is an error", (t) => {
+  const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
+  assert.equal(inProject(p, ["run", "--", NODE, "-e", "process.kill(process.pid, 'SIGKILL')"]).code, 137);
+  const missing = inProject(p, ["run", "--", "no-such-command-xyz"]);
+  assert.equal(missing.code, 3);
+  assert.match(missing.err, /cannot start no-such-command-xyz: no such command/);
+  const noDash = inProject(p, ["run", NODE]);
+  assert.equal(noDash.code, 2);
+  assert.match(noDash.err, /put the command after --/);
+});
+
+/** Starts `coffer run` in the background; resolves with the first stdout line and the process. */
+function startRun(p: Project, script: string) {
+  const child = spawn(process.execPath, [CLI, "run", "--", NODE, "-e", script], { cwd: p.dir, env: userEnv(p.home, p.env) });
+  let out = "";
+  let err = "";
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const firstLine = new Promise<string>((resolve) => {
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("\n")) resolve(out.split("\n")[0]!);
+    });
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: () => string; err: () => string }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal, out: () => out, err: () => err })),
+  );
+  return { child, firstLine, exited };
+}
+
+test("run: SIGTERM is passed to the command, coffer exits with its status, and the dir is removed", { timeout: 60_000 }, async (t) => {
+  const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
+  const { child, firstLine, exited } = startRun(
+    p,
+    `process.on("SIGTERM", () => { console.log("child got SIGTERM"); process.exit(42); });
+     console.log(process.env.COFFER_RUNTIME_DIR); setInterval(() => {}, 1000);`,
+  );
+  const dir = await firstLine;
+  assert.ok(existsSync(dir));
+  child.kill("SIGTERM");
+  const r = await exited;
+  assert.equal(r.code, 42, r.err());
+  assert.match(r.out(), /child got SIGTERM/);
+  assert.equal(existsSync(dir), false);
+});
+
+test("run: a coffer killed with SIGKILL leaves its dir, and the next run sweeps it", { timeout: 60_000 }, async (t) => {
+  const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
+  const { child, firstLine, exited } = startRun(p, `console.log(process.env.COFFER_RUNTIME_DIR + " " + process.pid); setInterval(() => {}, 1000);`);
+  const [dir, pid] = (await firstLine).split(" ") as [string, string];
+  child.kill("SIGKILL");
+  await exited;
+  process.kill(Number(pid), "SIGKILL"); // the orphaned command
+  assert.ok(existsSync(dir), "a SIGKILLed coffer cannot clean up");
+  assert.equal(inProject(p, ["run", "--", NODE, "-e", "0"]).code, 0);
+  assert.equal(existsSync(dir), false, "swept by the next run");
+});
+
+test("run: without XDG_RUNTIME_DIR the dir goes to /dev/shm/coffer-<uid> with a warning", (t) => {
+  const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
+  const r = spawnSync(process.execPath, [CLI, "run", "--", NODE, "-e", "console.log(process.env.COFFER_RUNTIME_DIR)"], {
+    cwd: p.dir, env: userEnv(p.home), encoding: "utf8",
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /no XDG_RUNTIME_DIR: secrets go to \/dev\/shm\/coffer-\d+ \(tmpfs\)/);
+  assert.ok(r.stdout.trim().startsWith(`/dev/shm/coffer-${process.getuid!()}/`), r.stdout);
+  assert.equal(statSync(`/dev/shm/coffer-${process.getuid!()}`).mode & 0o777, 0o700);
+  assert.equal(existsSync(r.stdout.trim()), false);
+});
+
+test("run --mask: values, their base64 and URL-encoded forms are masked, also when split across writes", (t) => {
+  const value = "s3cr3t/value+with&chars";
+  const p = project(t, "environments:\n  dev:\n    env:\n      TOKEN: app/token\n", { "app/token": value });
+  const script = `
+    const v = process.env.TOKEN;
+    const w = (s) => require("fs").writeSync(1, s);
+    w("plain: " + v.slice(0, 5)); setTimeout(() => {
+      w(v.slice(5) + "\\n");
+      w("b64: " + Buffer.from(v).toString("base64") + "\\n");
+      w("url: " + encodeURIComponent(v) + "\\n");
+      process.stderr.write("err: " + v + "\\n");
+    }, 100);`;
+  const r = inProject(p, ["run", "--mask", "--", NODE, "-e", script]);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, "plain: ***\nb64: ***\nurl: ***\n");
+  assert.match(r.err, /err: \*\*\*\n/);
+  assert.ok(!r.out.includes(value) && !r.err.includes(value));
+});
+
+const TRICKY: Record<string, string> = {
+  NEWLINES: "line1\nline2\n",
+  CRLF: "a\r\nb",
+  QUOTES: `it's "quoted"`,
+  DOLLAR: "$HOME ${PATH} `id`",
+  HASH: "value # not a comment",
+  EQUALS: "a=b=c",
+  BACKSLASH: "C:\\path\\n\\t",
+  TAB: "a\tb",
+  UNICODE: "héllo ✓ 日本",
+  SPACES: "  padded  ",
+};
+
+function trickyProject(t: TestContext): Project {
+  const yml = `environments:\n  dev:\n    env:\n${Object.keys(TRICKY).map((k) => `      ${k}: t/${k}`).join("\n")}\n`;
+  return project(t, yml, Object.fromEntries(Object.entries(TRICKY).map(([k, v]) => [`t/${k}`, v])));
+}
+
+test("load: dotenv output is read back exactly by the dotenv package", (t) => {
+  const p = trickyProject(t);
+  const r = inProject(p, ["load"]);
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(parse(Buffer.from(r.out)), TRICKY);
+});
+
+test("load --format shell: bash source gives back every byte", (t) => {
+  const p = trickyProject(t);
+  const r = inProject(p, ["load", "--format", "shell"]);
+  assert.equal(r.code, 0, r.err);
+  const file = join(p.home, "env.sh");
+  writeFileSync(file, r.out);
+  const names = Object.keys(TRICKY);
+  const b = spawnSync("bash", ["-c", `source "$1"; for n in ${names.join(" ")}; do printf '%s\\0' "\${!n}"; done`, "x", file], { encoding: "utf8" });
+  assert.equal(b.status, 0, b.stderr);
+  assert.deepEqual(b.stdout.split("\0").slice(0, -1), Object.values(TRICKY));
+});
+
+test("load --format json and github; -s LINK points into the runtime dir", (t) => {
+  const p = trickyProject(t);
+  assert.deepEqual(JSON.parse(inProject(p, ["load", "--format", "json"]).out), TRICKY);
+  const ghEnv = join(p.home, "github_env");
+  writeFileSync(ghEnv, "EXISTING=1\n");
+  const gh = inProject(p, ["load", "--format", "github"], { env: { GITHUB_ENV: ghEnv } });
+  assert.equal(gh.code, 0, gh.err);
+  assert.match(gh.out, /^::add-mask::line1$/m);
+  assert.match(gh.out, /^::add-mask::C:\\path\\n\\t$/m);
+  const envFile = readFileSync(ghEnv, "utf8");
+  assert.ok(envFile.startsWith("EXISTING=1\n"));
+  assert.match(envFile, /^NEWLINES<<(ghadelimiter_[0-9a-f]+)\nline1\nline2\n\n\1$/m);
+  assert.equal(inProject(p, ["load", "--format", "github"]).code, 2, "needs GITHUB_ENV");
+
+  const r = inProject(p, ["load", "-s", ".env"]);
+  assert.equal(r.code, 0, r.err);
+  const link = join(p.dir, ".env");
+  assert.ok(lstatSync(link).isSymbolicLink());
+  const target = readlinkSync(link);
+  assert.ok(target.startsWith(join(p.runtime, "coffer") + "/"));
+  assert.equal(statSync(target).mode & 0o777, 0o400);
+  assert.deepEqual(parse(readFileSync(link)), TRICKY);
+  assert.equal(inProject(p, ["load", "-s", ".env"]).code, 0, "a second load -s replaces its own link");
+  assert.equal(existsSync(target), false, "and removes the old file");
+  rmSync(link);
+  writeFileSync(link, "MINE=1\n");
+  const refused = inProject(p, ["load", "-s", ".env"]);
+  assert.equal(refused.code, 4);
+  assert.equal(readFileSync(link, "utf8"), "MINE=1\n", "a real .env is never overwritten");
+});
+
+test(".coffer.yml errors name the file and line; 1BAD is refused by name; config check shows the plan without values", (t) => {
+  const p = project(t, "environments:\n  dev:\n    env:\n      1BAD: app/x\n      GOOD: app/x\n", { "app/x": "the-value-x" });
+  const r = inProject(p, ["run", "--", NODE, "-e", "0"]);
+  assert.equal(r.code, 7);
+  assert.match(r.err, /\.coffer\.yml:4: .*"1BAD"/);
+  writeFileSync(join(p.dir, ".coffer.yml"), "environments:\n  dev:\n    env:\n      GOOD: app/x\n    files:\n      KEY: { secret: app/x, mode: \"0600\" }\n");
+  const check = inProject(p, ["config", "check"]);
+  assert.equal(check.code, 0, check.err);
+  assert.match(check.out, /^VARIABLE +AS +FROM +LINE\nGOOD +env +store:app\/x +4\nKEY +file 0600 +store:app\/x +6\n$/);
+  assert.ok(!check.out.includes("the-value-x") && !check.err.includes("the-value-x"));
+  const schema = JSON.parse(inProject(p, ["config", "schema"]).out) as { $schema: string };
+  assert.match(schema.$schema, /json-schema\.org/);
+});
+
+test("run with a Vault reference: KV v2 over HTTP with the token from VAULT_TOKEN; a 403 stops the run naming the variable", { timeout: 60_000 }, async (t) => {
+  const { startFakeVault } = await import("../providers/fake-vault.ts");
+  const vault = await startFakeVault();
+  t.after(() => vault.close());
+  vault.put("payments/stripe", { api_key: "sk_live_from_vault", other: "x" });
+  const yml = `providers:\n  vault: { type: vault, address: ${vault.address}, mount: secret }\nenvironments:\n  dev:\n    env:\n      DATABASE_URL: app/db/url\n      STRIPE_KEY: { from: vault, path: payments/stripe, key: api_key }\n`;
+  const p = project(t, yml, { "app/db/url": "db-url-value" });
+  const runAsync = (env: Record<string, string>) =>
+    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const child = spawn(process.execPath, [CLI, "run", "--", NODE, "-e", "console.log(process.env.STRIPE_KEY + ' ' + process.env.DATABASE_URL)"], {
+        cwd: p.dir, env: userEnv(p.home, { ...p.env, ...env }),
+      });
+      let out = "";
+      let err = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+      child.on("close", (code) => resolve({ code, out, err }));
+    });
+  const ok = await runAsync({ VAULT_TOKEN: vault.token });
+  assert.equal(ok.code, 0, ok.err);
+  assert.equal(ok.out, "sk_live_from_vault db-url-value\n");
+  assert.equal(vault.requests.at(-1)?.headers["x-vault-token"], vault.token);
+  const denied = await runAsync({ VAULT_TOKEN: "s.wrong" });
+  assert.equal(denied.code, 5, denied.err);
+  assert.match(denied.err, /cannot resolve STRIPE_KEY \(vault:payments\/stripe#api_key\): vault denied/);
+  assert.ok(!denied.err.includes("s.wrong") && !denied.err.includes(vault.token));
+  const noToken = await runAsync({});
+  assert.notEqual(noToken.code, 0);
+  assert.match(noToken.err, /VAULT_TOKEN/);
+});
