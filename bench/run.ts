@@ -18,6 +18,7 @@ quietSqliteWarning();
 const { benchGet } = await import("./get.ts");
 const { benchCli, ensureBuilt } = await import("./cli.ts");
 const { benchDeliver } = await import("./deliver.ts");
+const { benchAgent } = await import("./agent.ts");
 
 const options = benchOptions();
 const started = performance.now();
@@ -29,6 +30,8 @@ process.stderr.write("CLI\n");
 rows.push(...(await benchCli()));
 process.stderr.write("run\n");
 rows.push(...(await benchDeliver()));
+process.stderr.write("agent\n");
+rows.push(...(await benchAgent()));
 const seconds = (performance.now() - started) / 1000;
 
 const nproc = spawnSync("nproc", { encoding: "utf8" }).stdout?.trim() || String(availableParallelism());

@@ -195,20 +195,31 @@ function watchFolder(dir: string, refs: readonly SecretRef[], onChange: (ref: Se
     }
     for (const r of watched) if (changed.has(r.path)) onChange(r);
   };
-  let watcher: FSWatcher | undefined;
+  // One plain (non-recursive) inotify watch per directory that holds a watched file, plus the
+  // top dir (a swapped `..data` symlink shows there). Node's recursive mode on Linux is built on
+  // per-file watches and can lose a file replaced by rename, which is how secrets are updated.
+  const watchers: FSWatcher[] = [];
   if (watched.length > 0) {
-    watcher = fsWatch(dir, { recursive: true, persistent: false }, () => {
-      if (stopped) return;
-      if (timer !== undefined) clearTimeout(timer);
-      timer = setTimeout(look, debounceMs);
-    });
-    watcher.on("error", () => {
-      // The dir went away; the next resolve() reports it.
-    });
+    const dirs = new Set([dir, ...watched.map((r) => dirname(join(dir, r.path)))]);
+    for (const d of dirs) {
+      try {
+        const w = fsWatch(d, { persistent: false }, () => {
+          if (stopped) return;
+          if (timer !== undefined) clearTimeout(timer);
+          timer = setTimeout(look, debounceMs);
+        });
+        w.on("error", () => {
+          // The dir went away; the next resolve() reports it.
+        });
+        watchers.push(w);
+      } catch {
+        // A dir that does not exist yet: the top dir's watch sees it appear.
+      }
+    }
   }
   return () => {
     stopped = true;
     if (timer !== undefined) clearTimeout(timer);
-    watcher?.close();
+    for (const w of watchers) w.close();
   };
 }

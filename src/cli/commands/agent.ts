@@ -1,0 +1,86 @@
+import { readFileSync } from "node:fs";
+import { CofferError } from "../../errors.ts";
+import { runAgent } from "../../agent/agent.ts";
+import { loadAgentConfig, parseInterval, parseMode, parseOnChange, parseProviderSpec, parseSecretIds } from "../../agent/config.ts";
+import type { Command } from "../command.ts";
+
+export const agent: Command = {
+  name: "agent",
+  summary: "fetch a service's secrets into a dir, signal readiness, reload on change",
+  usage:
+    "--provider SPEC --dir DIR --secrets ID[=ENV],… [--watch] [--poll-interval 30s] [--on-change ACTION] [--mode 0400] [--owner USER]\n" +
+    "       coffer agent --config /etc/coffer/agent.yml --service NAME",
+  details: [
+    "Fetches every secret first (any failure: exit non-zero, nothing written), writes DIR/<id> (the",
+    "value, exactly) and DIR/secrets.env (for `coffer exec-env` or bash), each replaced atomically,",
+    "then sends READY=1 to $NOTIFY_SOCKET (through systemd-notify; the unit needs NotifyAccess=all).",
+    "With --watch it watches the folder (inotify) or polls other providers, rewrites on change and runs",
+    "the on-change action: exit (default: systemd restarts side-car and service), restart-unit:NAME,",
+    "signal:HUP (to --unit's main process), exec:CMD, none. A failed fetch while watching keeps the",
+    "last good files and retries with backoff. SIGTERM removes the files. Providers: folder:/path,",
+    "store, env, vault:https://host:8200#mount (token from VAULT_TOKEN).",
+  ].join("\n"),
+  examples: [
+    "coffer agent --provider folder:/etc/secrets --dir /tmp --secrets db/password=DB_PASSWORD,api/key --watch",
+    "coffer agent --config /etc/coffer/agent.yml --service web",
+  ],
+  flags: {
+    provider: { type: "string", arg: "SPEC", help: "folder:/path, store, env, or vault:https://…#mount" },
+    dir: { type: "string", arg: "DIR", help: "where to write the files (default /tmp: the unit's PrivateTmp)" },
+    secrets: { type: "string", arg: "IDS", help: "comma-separated ID or ID=ENV_NAME" },
+    watch: { type: "boolean", help: "keep running and rewrite the files when a secret changes" },
+    "poll-interval": { type: "string", arg: "DUR", help: "poll interval for providers that cannot watch (default 30s)" },
+    "on-change": { type: "string", arg: "ACTION", help: "exit (default), restart-unit:NAME, signal:HUP, exec:CMD, none" },
+    mode: { type: "string", arg: "MODE", help: "file mode (default 0400)" },
+    owner: { type: "string", arg: "USER", help: "user to own the files (the agent must run as root)" },
+    unit: { type: "string", arg: "NAME", help: "the unit whose main process gets signal:SIG" },
+    config: { type: "string", arg: "F", help: "an agent.yml with backends and per-service settings" },
+    service: { type: "string", arg: "NAME", help: "with --config: the service entry to serve" },
+  },
+  async run(ctx) {
+    if (ctx.args.length > 0) throw new CofferError("E_USAGE", "agent takes no arguments; see `coffer agent --help`");
+    const f = ctx.flags;
+    const str = (k: string) => (typeof f[k] === "string" ? (f[k] as string) : undefined);
+    let settings;
+    if (str("config") !== undefined) {
+      if (str("service") === undefined) throw new CofferError("E_USAGE", "--config needs --service NAME");
+      if (str("provider") !== undefined || str("secrets") !== undefined) throw new CofferError("E_USAGE", "give --config or --provider/--secrets, not both");
+      settings = loadAgentConfig(str("config")!, str("service")!);
+    } else {
+      if (str("provider") === undefined || str("secrets") === undefined) {
+        throw new CofferError("E_USAGE", "missing --provider SPEC and --secrets IDS (or --config F --service NAME); see `coffer agent --help`");
+      }
+      settings = { provider: parseProviderSpec(str("provider")!), secrets: parseSecretIds(str("secrets")!) };
+    }
+    const env: NodeJS.ProcessEnv = { ...ctx.env };
+    const tokenFile = (settings as { tokenFile?: string }).tokenFile;
+    if (tokenFile !== undefined && settings.provider.type === "vault") {
+      env[settings.provider.tokenEnv ?? "VAULT_TOKEN"] = readFileSync(tokenFile, "utf8").trim();
+    }
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+    try {
+      const exit = await runAgent({
+        provider: settings.provider,
+        context: { env, ...(ctx.store !== undefined && { storePath: ctx.store }) },
+        dir: str("dir") ?? settings.dir ?? "/tmp",
+        secrets: settings.secrets,
+        watch: f.watch === true || settings.watch === true,
+        pollIntervalMs: str("poll-interval") !== undefined ? parseInterval(str("poll-interval")!) : (settings.pollIntervalMs ?? 30_000),
+        onChange: str("on-change") !== undefined ? parseOnChange(str("on-change")!) : (settings.onChange ?? { kind: "exit" }),
+        mode: str("mode") !== undefined ? parseMode(str("mode")!) : (settings.mode ?? 0o400),
+        ...((str("owner") ?? settings.owner) !== undefined && { owner: (str("owner") ?? settings.owner)! }),
+        ...((str("unit") ?? str("service")) !== undefined && { unit: (str("unit") ?? str("service"))! }),
+        log: (line) => ctx.say(`coffer agent: ${line}`),
+        signal: controller.signal,
+      });
+      ctx.say(`coffer agent: ${exit.reason === "changed" ? "a secret changed: exiting so that systemd restarts the service" : "stopped; files removed"}`);
+      return exit.code;
+    } finally {
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
+    }
+  },
+};

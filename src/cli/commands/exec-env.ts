@@ -1,0 +1,150 @@
+import { spawn } from "node:child_process";
+import { closeSync, constants as fsc, fstatSync, openSync, readFileSync } from "node:fs";
+import { constants } from "node:os";
+import { parseSecretsEnv } from "../../agent/secrets-env.ts";
+import { CofferError, PermissionsError } from "../../errors.ts";
+import { shellQuote } from "../../store/fs-secure.ts";
+import type { Command } from "../command.ts";
+
+/** Signals passed on to CMD, as a process replaced by exec would receive them. */
+const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
+
+/** Signals coffer re-raises on itself when CMD died of one, so its parent sees the same death. */
+const RERAISED = new Set<string>(["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR2", "SIGKILL", "SIGALRM", "SIGABRT"]);
+
+/** Larger than any environment Linux lets a program start with. */
+const MAX_FILE = 8 * 1024 * 1024;
+
+/**
+ * Reads FILE under the exec-env rule: a regular file (not a symlink), owned by the caller or by
+ * root, not writable by group or others. Readable by others is allowed (see the help text).
+ */
+function readSecretsFile(file: string): string {
+  let fd: number;
+  try {
+    fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new CofferError("E_NOT_FOUND", `secrets file ${file} does not exist (is the side-car unit running, and does this unit share its /tmp through JoinsNamespaceOf=?)`);
+    if (code === "ELOOP") throw new PermissionsError(`secrets file ${file} is a symbolic link; coffer exec-env reads only the file itself`);
+    if (code === "EACCES" || code === "EPERM") throw new PermissionsError(`cannot read secrets file ${file}: permission denied (the agent's --owner must be the user this command runs as)`);
+    throw new CofferError("E_INTERNAL", `cannot open secrets file ${file}: ${code ?? (err as Error).message}`);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new CofferError("E_USAGE", `secrets file ${file} is not a regular file`);
+    const uid = process.getuid?.();
+    if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+      throw new PermissionsError(`secrets file ${file} is owned by uid ${st.uid}, neither by you (uid ${uid}) nor by root; someone else could have written it`);
+    }
+    const mode = st.mode & 0o777;
+    if ((mode & 0o022) !== 0) {
+      throw new PermissionsError(
+        `secrets file ${file} is writable by group or others (mode ${mode.toString(8).padStart(4, "0")}); run \`chmod go-w ${shellQuote(file)}\``,
+      );
+    }
+    if (st.size > MAX_FILE) throw new CofferError("E_INVALID_VALUE", `secrets file ${file} is larger than 8 MiB, more than any environment can hold`);
+    const data = readFileSync(fd);
+    try {
+      return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(data);
+    } catch {
+      throw new CofferError("E_INVALID_VALUE", `secrets file ${file} is not valid UTF-8`);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Parses FILE, naming it (not "secrets.env") in a line error. */
+function parseFile(file: string, text: string): [string, string][] {
+  try {
+    return parseSecretsEnv(text);
+  } catch (err) {
+    if (err instanceof CofferError && err.code === "E_INVALID_VALUE") {
+      throw new CofferError("E_INVALID_VALUE", err.message.replace(/^secrets\.env line/, `${file} line`));
+    }
+    throw err;
+  }
+}
+
+/** Starts CMD with the variables added, passes signals on, and settles with how it ended. */
+function spawnAndWait(command: string, args: readonly string[], env: NodeJS.ProcessEnv, umask: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  const previous = process.umask(umask);
+  let child;
+  try {
+    child = spawn(command, [...args], { env, stdio: "inherit" });
+  } finally {
+    process.umask(previous);
+  }
+  const handlers = new Map<string, () => void>();
+  for (const sig of FORWARDED) {
+    const h = () => void child.kill(sig);
+    handlers.set(sig, h);
+    process.on(sig, h);
+  }
+  const off = () => {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  };
+  return new Promise((resolve, reject) => {
+    child.once("error", (err: NodeJS.ErrnoException) => {
+      off();
+      reject(
+        err.code === "ENOENT"
+          ? new CofferError("E_NOT_FOUND", `cannot start ${command}: no such command`)
+          : err.code === "EACCES"
+            ? new PermissionsError(`cannot start ${command}: permission denied`)
+            : new CofferError("E_INTERNAL", `cannot start ${command}: ${err.code ?? err.message}`),
+      );
+    });
+    child.once("exit", (code, signal) => {
+      off();
+      resolve({ code, signal });
+    });
+  });
+}
+
+/** `coffer exec-env FILE -- CMD [ARGS…]`. */
+export const execEnv: Command = {
+  name: "exec-env",
+  summary: "run a command with the variables of a secrets.env file",
+  usage: "FILE -- CMD [ARGS…]",
+  details: [
+    "Reads FILE, a secrets.env as `coffer agent` writes it (NAME='value' lines; anything else is",
+    "refused with its line number), and runs CMD with those variables added to its environment,",
+    "as `EnvironmentFile=` would; it exists because a unit cannot point EnvironmentFile= at the",
+    "side-car's PrivateTmp. Values never appear on a command line. CMD gets coffer's stdin, stdout,",
+    "stderr and your umask; SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are passed on.",
+    "coffer exits with CMD's status; if CMD died of a signal, coffer dies of the same signal",
+    "(a shell shows 128+n), so systemd sees what it would see without the wrapper.",
+    "",
+    "FILE must be a regular file (not a symlink), owned by you or by root, and not writable by",
+    "group or others. It may be readable by others: in the side-car design it lives in a",
+    "PrivateTmp only the two units see, written by the agent (root) for a service that may run",
+    "as another (even dynamic) user. Outside such a namespace, keep it 0400/0600 yourself.",
+  ].join("\n"),
+  examples: [
+    "coffer exec-env /tmp/secrets.env -- /usr/bin/myservice --port 8080",
+    "coffer exec-env ./secrets.env -- node server.js",
+  ],
+  // Not `passthrough`: main.ts refuses positionals before `--` for passthrough commands, and
+  // FILE is one. util.parseArgs already takes everything after `--` as positionals, unparsed.
+  flags: {},
+  async run(ctx) {
+    const [file, command, ...args] = ctx.args;
+    if (file === undefined || file === "") throw new CofferError("E_USAGE", "no secrets file given; e.g. `coffer exec-env /tmp/secrets.env -- myservice`");
+    if (command === undefined) throw new CofferError("E_USAGE", "no command after the secrets file; e.g. `coffer exec-env /tmp/secrets.env -- myservice`");
+    const vars = parseFile(file, readSecretsFile(file));
+    const env: NodeJS.ProcessEnv = { ...ctx.env };
+    for (const [name, value] of vars) env[name] = value;
+    const { code, signal } = await spawnAndWait(command, args, env, ctx.umask);
+    if (code !== null) return code;
+    const n = signal === null ? 0 : constants.signals[signal];
+    if (signal !== null && RERAISED.has(signal)) {
+      // Die the way CMD died, as an exec'd process would; if the signal is somehow not fatal
+      // to us, fall through to 128+n.
+      process.kill(process.pid, signal);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return 128 + n;
+  },
+};
