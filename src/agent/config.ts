@@ -18,9 +18,9 @@
  * - Names starting with `.` never collide with an ID: they are free for the agent's temp files.
  */
 import { readFileSync } from "node:fs";
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
-import type { Document, Pair, YAMLMap } from "yaml";
-import { DEFAULT_VAULT_MOUNT, PROVIDER_NAME_PATTERN, VAULT_ADDRESS_PATTERN } from "../config/load.ts";
+import { isScalar, isSeq } from "yaml";
+import { DEFAULT_VAULT_MOUNT, PROVIDER_NAME_PATTERN, SERVER_URL_RULE, VAULT_ADDRESS_PATTERN, validServerUrl } from "../config/load.ts";
+import { parseYaml, show, YamlChecker } from "../config/yaml-checker.ts";
 import { CofferError } from "../errors.ts";
 import type { ProviderSpec } from "../providers/provider.ts";
 import { assertSecretName, ENV_NAME_PATTERN, isSecretName, SECRET_NAME_PATTERN } from "../store/names.ts";
@@ -76,11 +76,10 @@ const UNIT_NAME_RE = new RegExp(UNIT_NAME_PATTERN);
 const SERVICE_NAME_RE = new RegExp(SERVICE_NAME_PATTERN);
 const OWNER_RE = new RegExp(OWNER_PATTERN);
 
-const PROVIDER_FORMS = "folder:/absolute/dir, store, env or vault:https://host:8200[#mount]";
+const PROVIDER_FORMS = "folder:/absolute/dir, store, env, vault:https://host:8200[#mount] or server:https://host:8200";
 const ON_CHANGE_FORMS = "exit, restart-unit:NAME, signal:HUP|USR1|USR2|TERM|INT, exec:CMD or none";
 const SECRETS_FORM = "ID[=ENV_NAME],… (e.g. db/password,api/key=API_KEY)";
 
-const show = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
 const usage = (message: string): CofferError => new CofferError("E_USAGE", message);
 
 /** A result or the rule it broke (so the file checker can attach a line). */
@@ -94,8 +93,9 @@ function orThrow<T>(r: Checked<T>, prefix = ""): T {
 /* ---------------------------------------- provider ---------------------------------------- */
 
 /**
- * Parses `--provider SPEC`: `folder:/abs/dir`, `store`, `env`, or `vault:http(s)://host:port[#mount]`
- * (mount defaults to `secret`; the token comes from the environment as for `.coffer.yml`).
+ * Parses `--provider SPEC`: `folder:/abs/dir`, `store`, `env`, `vault:http(s)://host:port[#mount]`
+ * (mount defaults to `secret`) or `server:http(s)://host:port[/path]` (a coffer team server);
+ * tokens come from the environment as for `.coffer.yml`.
  * @throws CofferError E_USAGE naming the accepted forms
  */
 export function parseProviderSpec(spec: string): ProviderSpec {
@@ -119,6 +119,11 @@ export function parseProviderSpec(spec: string): ProviderSpec {
       throw usage(`invalid provider ${show(spec)}: vault mount ${show(mount)} (after #) must match ${SECRET_NAME_PATTERN}`);
     }
     return { type: "vault", address, mount };
+  }
+  if (spec.startsWith("server:")) {
+    const url = spec.slice("server:".length);
+    if (!validServerUrl(url)) throw usage(`invalid provider ${show(spec)}: server url ${show(url)} ${SERVER_URL_RULE}`);
+    return { type: "server", url };
   }
   throw usage(`invalid provider ${show(spec)}: use ${PROVIDER_FORMS}`);
 }
@@ -332,7 +337,8 @@ export function parseOwner(s: string): string {
  * Reads the agent config (`--config F`) and returns the settings of one service.
  *
  * The file holds `backends:` (name → `{ type: folder, dir }`, `{ type: vault, address, mount?,
- * namespace?, tokenEnv?, tokenFile? }`, `{ type: store }` or `{ type: env }`) and `services:`
+ * namespace?, tokenEnv?, tokenFile? }`, `{ type: server, url, tokenEnv? }`, `{ type: store }` or
+ * `{ type: env }`) and `services:`
  * (name → `{ backend, secrets: [ID or ID=ENV_NAME, …], override?, dir?, watch?, pollInterval?,
  * onChange?, mode?, owner? }`). `override:` replaces settings of the chosen backend (not its
  * type). The top level and every backend are checked; of `services:` only the chosen entry is
@@ -357,19 +363,8 @@ export function loadAgentConfig(path: string, service: string): AgentSettings {
  * @throws CofferError E_CONFIG listing every problem
  */
 export function parseAgentConfig(text: string, file: string, service: string): AgentSettings {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter });
-  const c = new Checker(file, doc, lineCounter);
-  if (doc.errors.length > 0 || doc.warnings.length > 0) {
-    for (const e of [...doc.errors, ...doc.warnings]) {
-      const line = e.linePos?.[0].line ?? lineCounter.linePos(e.pos[0]).line;
-      const first = e.message.split("\n")[0] ?? e.message;
-      const cut = first.search(/ at line \d+, column \d+:?$/);
-      const rule = e.code === "MULTIPLE_DOCS" ? "the file must hold one YAML document (no second ---)" : cut >= 0 ? first.slice(0, cut) : first;
-      c.problem(line, `YAML: ${rule}`);
-    }
-    c.throwIfAny();
-  }
+  const { doc, lines } = parseYaml(text, file);
+  const c = new Checker(file, doc, lines);
   const settings = c.root(doc.contents, service);
   c.throwIfAny();
   if (settings === undefined) throw new CofferError("E_INTERNAL", `${file}: the agent config was not checked`);
@@ -383,12 +378,13 @@ interface Backend {
   fields: Map<string, { value: string; line: number }>;
 }
 
-const BACKEND_TYPES = ["store", "folder", "env", "vault"] as const;
+const BACKEND_TYPES = ["store", "folder", "env", "vault", "server"] as const;
 const BACKEND_KEYS: Record<ProviderSpec["type"], readonly string[]> = {
   store: [],
   env: [],
   folder: ["dir"],
   vault: ["address", "mount", "namespace", "tokenEnv", "tokenFile"],
+  server: ["url", "tokenEnv"],
 };
 const SERVICE_KEYS = ["backend", "override", "secrets", "dir", "watch", "pollInterval", "onChange", "mode", "owner"] as const;
 
@@ -400,6 +396,8 @@ function fieldRule(key: string, value: string): string | undefined {
       return value.startsWith("/") ? undefined : `${key} ${show(value)} must be an absolute path (starting with /)`;
     case "address":
       return validUrl(value) ? undefined : `address ${show(value)} must be an http:// or https:// URL`;
+    case "url":
+      return validServerUrl(value) ? undefined : `url ${show(value)} ${SERVER_URL_RULE}`;
     case "mount":
     case "namespace":
       return validMount(value) ? undefined : `${key} ${show(value)} must match ${SECRET_NAME_PATTERN}`;
@@ -410,114 +408,8 @@ function fieldRule(key: string, value: string): string | undefined {
   }
 }
 
-interface Problem {
-  line: number;
-  rule: string;
-  order: number;
-}
-
-/** Walks the YAML tree, collecting problems with their lines (as in src/config/load.ts). */
-class Checker {
-  readonly file: string;
-  readonly doc: Document.Parsed;
-  readonly lines: LineCounter;
-  readonly problems: Problem[] = [];
-
-  constructor(file: string, doc: Document.Parsed, lines: LineCounter) {
-    this.file = file;
-    this.doc = doc;
-    this.lines = lines;
-  }
-
-  problem(line: number, rule: string): void {
-    this.problems.push({ line, rule, order: this.problems.length });
-  }
-
-  throwIfAny(): void {
-    if (this.problems.length === 0) return;
-    const sorted = [...this.problems].sort((a, b) => a.line - b.line || a.order - b.order);
-    const items = sorted.map((p) => `${this.file}:${p.line}: ${p.rule.replace(/\s*\n\s*/g, " ")}`);
-    const message = items.length === 1 ? items[0]! : `${this.file}: ${items.length} problems: ${items.join("; ")}`;
-    throw new CofferError("E_CONFIG", message);
-  }
-
-  line(node: unknown): number {
-    const range = (node as { range?: [number, number, number] } | null)?.range;
-    return range !== undefined ? this.lines.linePos(range[0]).line : 1;
-  }
-
-  /** Follows aliases; undefined (with a problem) when one does not resolve. */
-  deref(node: unknown, line: number): unknown {
-    let n = node;
-    for (let i = 0; i < 16 && isAlias(n); i++) {
-      const target = n.resolve(this.doc);
-      if (target === undefined) {
-        this.problem(this.line(n), `unknown alias *${n.source}`);
-        return undefined;
-      }
-      n = target;
-    }
-    if (isAlias(n)) {
-      this.problem(line, "aliases nest too deeply");
-      return undefined;
-    }
-    return n;
-  }
-
-  kind(node: unknown): string {
-    if (node === null || node === undefined) return "nothing";
-    if (isMap(node)) return "a map";
-    if (isSeq(node)) return "a list";
-    if (isScalar(node)) {
-      const v = node.value;
-      if (v === null) return "null";
-      if (typeof v === "string") return `the string ${show(v)}`;
-      return `${typeof v} ${String(v)}`;
-    }
-    return "an unsupported node";
-  }
-
-  entries(map: YAMLMap, where: string): { key: string; line: number; value: unknown }[] {
-    const out: { key: string; line: number; value: unknown }[] = [];
-    for (const pair of map.items as Pair<unknown, unknown>[]) {
-      const keyNode = this.deref(pair.key, this.line(map));
-      const line = this.line(pair.key ?? keyNode ?? map);
-      if (!isScalar(keyNode) || (keyNode.value !== null && typeof keyNode.value === "object")) {
-        this.problem(line, `${where}: keys must be plain names, got ${this.kind(keyNode)}`);
-        continue;
-      }
-      const key = typeof keyNode.value === "string" ? keyNode.value : (keyNode.source ?? String(keyNode.value));
-      out.push({ key, line, value: pair.value });
-    }
-    return out;
-  }
-
-  asMap(node: unknown, line: number, what: string): YAMLMap | undefined {
-    const n = this.deref(node, line);
-    if (isMap(n)) return n;
-    if (n === undefined && node !== null && node !== undefined) return undefined;
-    this.problem(n === null || n === undefined ? line : this.line(n), `${what} must be a map, got ${this.kind(n)}`);
-    return undefined;
-  }
-
-  /** A string scalar (with its line), or a problem. */
-  asString(node: unknown, line: number, what: string): { value: string; line: number } | undefined {
-    const n = this.deref(node, line);
-    if (isScalar(n) && typeof n.value === "string") return { value: n.value, line: this.line(n) };
-    if (n === undefined && node !== null && node !== undefined) return undefined;
-    const hint = isScalar(n) && n.value !== null && typeof n.source === "string" ? ` (quote it: "${n.source}")` : "";
-    this.problem(n === null || n === undefined ? line : this.line(n), `${what} must be a string, got ${this.kind(n)}${hint}`);
-    return undefined;
-  }
-
-  unknownKeys(keys: { key: string; line: number }[], allowed: readonly string[], where: string): void {
-    for (const { key, line } of keys) {
-      if (!allowed.includes(key)) {
-        this.problem(line, `unknown key ${show(key)} in ${where}; allowed: ${allowed.length > 0 ? allowed.join(", ") : "(none)"}`);
-      }
-    }
-  }
-
+/** Walks the YAML tree with the rules of the agent config (the generic steps are {@link YamlChecker}'s). */
+class Checker extends YamlChecker {
   root(contents: unknown, service: string): AgentSettings | undefined {
     if (contents === null || contents === undefined || (isScalar(contents) && contents.value === null)) {
       this.problem(1, "the file is empty; it needs backends: and services:");
@@ -583,7 +475,7 @@ class Checker {
       this.problem(line, `${where} needs type: one of ${BACKEND_TYPES.join(", ")}`);
       return undefined;
     }
-    const typeText = this.asString(typeEntry.value, typeEntry.line, `${where} type`);
+    const typeText = this.asStringAt(typeEntry.value, typeEntry.line, `${where} type`);
     if (typeText === undefined) return undefined;
     const type = BACKEND_TYPES.find((t) => t === typeText.value);
     if (type === undefined) {
@@ -595,6 +487,7 @@ class Checker {
     if (this.problems.length > before) return undefined;
     if (type === "folder" && !fields.has("dir")) this.problem(line, `${where} (type folder) needs dir: an absolute directory path`);
     if (type === "vault" && !fields.has("address")) this.problem(line, `${where} (type vault) needs address: an http:// or https:// URL`);
+    if (type === "server" && !fields.has("url")) this.problem(line, `${where} (type server) needs url: the http:// or https:// URL of a coffer server`);
     if (fields.has("tokenEnv") && fields.has("tokenFile")) {
       this.problem(line, `${where}: give tokenEnv or tokenFile, not both`);
     }
@@ -614,7 +507,7 @@ class Checker {
     const out = new Map<string, { value: string; line: number }>();
     for (const { key, line, value } of keys) {
       if (!allowed.includes(key)) continue;
-      const s = this.asString(value, line, `${where} ${key}`);
+      const s = this.asStringAt(value, line, `${where} ${key}`);
       if (s === undefined) continue;
       const rule = fieldRule(key, s.value);
       if (rule !== undefined) this.problem(s.line, `${where} ${rule}`);
@@ -640,7 +533,7 @@ class Checker {
     if (backendEntry === undefined) {
       this.problem(line, `${where} needs backend: the name of one of backends:`);
     } else {
-      const b = this.asString(backendEntry.value, backendEntry.line, `${where} backend`);
+      const b = this.asStringAt(backendEntry.value, backendEntry.line, `${where} backend`);
       const backend = b === undefined ? undefined : backends.get(b.value);
       // A backend written but broken has its problems reported already.
       if (b !== undefined && backend === undefined && written !== undefined && !written.includes(b.value)) {
@@ -686,6 +579,11 @@ class Checker {
             };
             break;
           }
+          case "server": {
+            const tokenEnv = f("tokenEnv");
+            provider = { type: "server", url: f("url") ?? "", ...(tokenEnv !== undefined && { tokenEnv }) };
+            break;
+          }
         }
       }
     }
@@ -705,7 +603,7 @@ class Checker {
       } else {
         if (seq.items.length === 0) this.problem(secretsEntry.line, `${where} secrets is empty; list at least one ID`);
         for (const item of seq.items) {
-          const s = this.asString(item, this.line(seq), `${where} secrets entry`);
+          const s = this.asStringAt(item, this.line(seq), `${where} secrets entry`);
           if (s === undefined) continue;
           const r = secretItem(s.value.trim());
           if ("rule" in r) this.problem(s.line, `${where} secrets: ${r.rule}`);
@@ -723,7 +621,7 @@ class Checker {
     const out: Omit<AgentSettings, "provider" | "secrets"> = {};
     const str = (k: (typeof SERVICE_KEYS)[number]) => {
       const e = get(k);
-      return e === undefined ? undefined : this.asString(e.value, e.line, `${where} ${k}`);
+      return e === undefined ? undefined : this.asStringAt(e.value, e.line, `${where} ${k}`);
     };
     const dir = str("dir");
     if (dir !== undefined) {
@@ -756,7 +654,7 @@ class Checker {
       if (isScalar(m) && typeof m.value === "number") {
         this.problem(this.line(m), `${where} mode must be a quoted string of 3-4 octal digits, e.g. "0400" (unquoted ${m.source ?? String(m.value)} is a number)`);
       } else {
-        const s = this.asString(modeEntry.value, modeEntry.line, `${where} mode`);
+        const s = this.asStringAt(modeEntry.value, modeEntry.line, `${where} mode`);
         if (s !== undefined) {
           const r = mode(s.value);
           if ("rule" in r) this.problem(s.line, `${where} mode: ${r.rule}`);

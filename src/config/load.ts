@@ -9,12 +9,13 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
-import type { Document, Pair, YAMLMap } from "yaml";
+import { isAlias, isMap, isScalar } from "yaml";
+import type { Pair } from "yaml";
 import { CofferError } from "../errors.ts";
 import type { ProviderSpec, SecretRef } from "../providers/provider.ts";
 import { ENV_NAME_PATTERN, isSecretName, SECRET_NAME_PATTERN } from "../store/names.ts";
 import type { DeliveryPlan, EnvDelivery, FileDelivery } from "./plan.ts";
+import { parseYaml, show, YamlChecker } from "./yaml-checker.ts";
 
 /** The file names looked for, in this order, in each directory. */
 export const CONFIG_FILE_NAMES = [".coffer.yml", ".coffer.yaml"] as const;
@@ -26,6 +27,15 @@ export const ENVIRONMENT_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
 export const FILE_MODE_PATTERN = "^0?[4-7][0145][0145]$";
 /** A Vault address. */
 export const VAULT_ADDRESS_PATTERN = "^https?://[^\\s/?#@]+(/[^\\s?#]*)?$";
+/**
+ * A coffer server's URL (provider type `server`): http or https, a host, an optional path; no
+ * credentials, query or fragment.
+ */
+export const SERVER_URL_PATTERN = "^https?://[^\\s/?#@]+(/[^\\s?#]*)?$";
+/** The variable a `server` provider reads its API token from, unless `tokenEnv` says otherwise. */
+export const DEFAULT_SERVER_TOKEN_ENV = "COFFER_TOKEN";
+/** The provider types of `providers:`. */
+export const PROVIDER_TYPES = ["store", "folder", "env", "vault", "server"] as const;
 /** The name of the local store provider, always present. */
 export const STORE_PROVIDER = "store";
 /** The default file mode of a delivered file. */
@@ -37,6 +47,7 @@ const ENV_NAME_RE = new RegExp(ENV_NAME_PATTERN);
 const PROVIDER_NAME_RE = new RegExp(PROVIDER_NAME_PATTERN);
 const ENVIRONMENT_NAME_RE = new RegExp(ENVIRONMENT_NAME_PATTERN);
 const VAULT_ADDRESS_RE = new RegExp(VAULT_ADDRESS_PATTERN);
+const SERVER_URL_RE = new RegExp(SERVER_URL_PATTERN);
 const MOUNT_RE = new RegExp(SECRET_NAME_PATTERN);
 const OCTAL_RE = /^[0-7]{3,4}$/;
 
@@ -111,19 +122,8 @@ export function loadConfig(path: string): ProjectConfig {
  * @throws CofferError E_CONFIG listing every problem
  */
 export function parseConfig(text: string, file: string): ProjectConfig {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter });
-  const checker = new Checker(file, doc, lineCounter);
-  if (doc.errors.length > 0 || doc.warnings.length > 0) {
-    for (const e of [...doc.errors, ...doc.warnings]) {
-      const line = e.linePos?.[0].line ?? lineCounter.linePos(e.pos[0]).line;
-      const first = e.message.split("\n")[0] ?? e.message;
-      const cut = first.search(/ at line \d+, column \d+:?$/);
-      const rule = e.code === "MULTIPLE_DOCS" ? "the file must hold one YAML document (no second ---)" : cut >= 0 ? first.slice(0, cut) : first;
-      checker.problem(line, `YAML: ${rule}`);
-    }
-    checker.throwIfAny();
-  }
+  const { doc, lines } = parseYaml(text, file);
+  const checker = new Checker(file, doc, lines);
   const config = checker.root(doc.contents);
   checker.throwIfAny();
   return config;
@@ -224,120 +224,8 @@ function cycleRule(chain: string[]): string {
 
 /* ------------------------------------------------------------------------------------------ */
 
-interface Problem {
-  line: number;
-  rule: string;
-  order: number;
-}
-
-const show = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
-
-/** Walks the YAML tree, collecting problems with their lines. */
-class Checker {
-  readonly file: string;
-  readonly doc: Document.Parsed;
-  readonly lines: LineCounter;
-  readonly problems: Problem[] = [];
-
-  constructor(file: string, doc: Document.Parsed, lines: LineCounter) {
-    this.file = file;
-    this.doc = doc;
-    this.lines = lines;
-  }
-
-  problem(line: number, rule: string): void {
-    this.problems.push({ line, rule, order: this.problems.length });
-  }
-
-  throwIfAny(): void {
-    if (this.problems.length === 0) return;
-    const sorted = [...this.problems].sort((a, b) => a.line - b.line || a.order - b.order);
-    const items = sorted.map((p) => `${this.file}:${p.line}: ${p.rule.replace(/\s*\n\s*/g, " ")}`);
-    const message = items.length === 1 ? items[0]! : `${this.file}: ${items.length} problems: ${items.join("; ")}`;
-    throw new CofferError("E_CONFIG", message);
-  }
-
-  line(node: unknown): number {
-    const range = (node as { range?: [number, number, number] } | null)?.range;
-    return range !== undefined ? this.lines.linePos(range[0]).line : 1;
-  }
-
-  /** Follows aliases; undefined (with a problem) when one does not resolve. */
-  deref(node: unknown, line: number): unknown {
-    let n = node;
-    for (let i = 0; i < 16 && isAlias(n); i++) {
-      const target = n.resolve(this.doc);
-      if (target === undefined) {
-        this.problem(this.line(n), `unknown alias *${n.source}`);
-        return undefined;
-      }
-      n = target;
-    }
-    if (isAlias(n)) {
-      this.problem(line, "aliases nest too deeply");
-      return undefined;
-    }
-    return n;
-  }
-
-  /** What a node is, for "must be a map, got …". */
-  kind(node: unknown): string {
-    if (node === null || node === undefined) return "nothing";
-    if (isMap(node)) return "a map";
-    if (isSeq(node)) return "a list";
-    if (isScalar(node)) {
-      const v = node.value;
-      if (v === null) return "null";
-      if (typeof v === "string") return `the string ${show(v)}`;
-      return `${typeof v} ${String(v)}`;
-    }
-    return "an unsupported node";
-  }
-
-  /** The map's entries as [key text, key line, value node]; problems for odd keys. */
-  entries(map: YAMLMap, where: string): { key: string; line: number; value: unknown }[] {
-    const out: { key: string; line: number; value: unknown }[] = [];
-    for (const pair of map.items as Pair<unknown, unknown>[]) {
-      const keyNode = this.deref(pair.key, this.line(map));
-      const line = this.line(pair.key ?? keyNode ?? map);
-      if (!isScalar(keyNode) || (keyNode.value !== null && typeof keyNode.value === "object")) {
-        this.problem(line, `${where}: keys must be plain names, got ${this.kind(keyNode)}`);
-        continue;
-      }
-      const key = typeof keyNode.value === "string" ? keyNode.value : (keyNode.source ?? String(keyNode.value));
-      out.push({ key, line, value: pair.value });
-    }
-    return out;
-  }
-
-  /** A map node, or a problem. */
-  asMap(node: unknown, line: number, what: string): YAMLMap | undefined {
-    const n = this.deref(node, line);
-    if (isMap(n)) return n;
-    if (n === undefined && node !== null && node !== undefined) return undefined; // alias problem already noted
-    this.problem(n === null || n === undefined ? line : this.line(n), `${what} must be a map, got ${this.kind(n)}`);
-    return undefined;
-  }
-
-  /** A string scalar, or a problem. */
-  asString(node: unknown, line: number, what: string): string | undefined {
-    const n = this.deref(node, line);
-    if (isScalar(n) && typeof n.value === "string") return n.value;
-    if (n === undefined && node !== null && node !== undefined) return undefined;
-    const got = this.kind(n);
-    const hint = isScalar(n) && n.value !== null && typeof n.source === "string" ? ` (quote it: "${n.source}")` : "";
-    this.problem(n === null || n === undefined ? line : this.line(n), `${what} must be a string, got ${got}${hint}`);
-    return undefined;
-  }
-
-  unknownKeys(keys: { key: string; line: number }[], allowed: readonly string[], where: string): void {
-    for (const { key, line } of keys) {
-      if (!allowed.includes(key)) {
-        this.problem(line, `unknown key ${show(key)} in ${where}; allowed: ${allowed.join(", ")}`);
-      }
-    }
-  }
-
+/** Walks the YAML tree with the rules of `.coffer.yml`. */
+class Checker extends YamlChecker {
   root(contents: unknown): ProjectConfig {
     const config: ProjectConfig = { file: this.file, providers: new Map(), environments: new Map() };
     config.providers.set(STORE_PROVIDER, { type: "store" });
@@ -401,7 +289,7 @@ class Checker {
     const get = (k: string) => keys.find((e) => e.key === k);
     const typeEntry = get("type");
     if (typeEntry === undefined) {
-      this.problem(line, `${where} needs type: one of store, folder, env, vault`);
+      this.problem(line, `${where} needs type: one of ${PROVIDER_TYPES.join(", ")}`);
       return undefined;
     }
     const type = this.asString(typeEntry.value, typeEntry.line, `${where} type`);
@@ -470,8 +358,32 @@ class Checker {
           ...(tokenEnv !== undefined && { tokenEnv }),
         };
       }
+      case "server": {
+        this.unknownKeys(keys, ["type", "url", "tokenEnv"], `${where} (type server)`);
+        let ok = true;
+        if (get("url") === undefined) {
+          this.problem(line, `${where} (type server) needs url: the http:// or https:// URL of a coffer server`);
+          ok = false;
+        }
+        const url = str("url");
+        if (url !== undefined && !validServerUrl(url)) {
+          this.problem(this.line(get("url")?.value), `${where} url ${show(url)} ${SERVER_URL_RULE}`);
+          ok = false;
+        }
+        const tokenEnv = str("tokenEnv");
+        if (tokenEnv !== undefined && !ENV_NAME_RE.test(tokenEnv)) {
+          this.problem(
+            this.line(get("tokenEnv")?.value),
+            `${where} tokenEnv: environment variable name ${show(tokenEnv)} must match ${ENV_NAME_PATTERN}`,
+          );
+          ok = false;
+        }
+        if (!ok || url === undefined) return undefined;
+        if (get("tokenEnv") !== undefined && tokenEnv === undefined) return undefined;
+        return { type: "server", url, ...(tokenEnv !== undefined && { tokenEnv }) };
+      }
       default:
-        this.problem(this.line(typeEntry.value), `${where} type ${show(type)} is unknown; types: store, folder, env, vault`);
+        this.problem(this.line(typeEntry.value), `${where} type ${show(type)} is unknown; types: ${PROVIDER_TYPES.join(", ")}`);
         return undefined;
     }
   }
@@ -623,7 +535,7 @@ class Checker {
       path = this.asString(e.value, e.line, `${variable} ${e.key}`);
       if (path !== undefined) {
         const at = this.line(e.value);
-        if (spec?.type === "store" || spec?.type === "folder") {
+        if (spec?.type === "store" || spec?.type === "folder" || spec?.type === "server") {
           if (!isSecretName(path)) {
             this.problem(at, `${variable}: invalid secret name ${show(path)}: ${SECRET_NAME_RULE}`);
             path = undefined;
@@ -749,6 +661,23 @@ function validUrl(s: string): boolean {
   try {
     const u = new URL(s);
     return (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
+/** What a `server` provider's url must be, for messages. */
+export const SERVER_URL_RULE = "must be an http:// or https:// URL without credentials, query or fragment, e.g. https://coffer.internal:8200";
+
+/**
+ * Whether `s` is a usable coffer-server URL: http(s), a host, an optional path; no user or
+ * password (tokens go in `tokenEnv`, never in the URL), no query, no fragment.
+ */
+export function validServerUrl(s: string): boolean {
+  if (!SERVER_URL_RE.test(s)) return false;
+  try {
+    const u = new URL(s);
+    return (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "" && u.username === "" && u.password === "" && u.search === "" && u.hash === "";
   } catch {
     return false;
   }

@@ -7,10 +7,12 @@
  */
 import { ENV_NAME_PATTERN, SECRET_NAME_MAX, SECRET_NAME_PATTERN } from "../store/names.ts";
 import {
+  DEFAULT_SERVER_TOKEN_ENV,
   DEFAULT_VAULT_MOUNT,
   ENVIRONMENT_NAME_PATTERN,
   FILE_MODE_PATTERN,
   PROVIDER_NAME_PATTERN,
+  SERVER_URL_PATTERN,
   VAULT_ADDRESS_PATTERN,
 } from "./load.ts";
 
@@ -142,6 +144,26 @@ export const CONFIG_JSON_SCHEMA = {
               pattern: ENV_NAME_PATTERN,
               default: "VAULT_TOKEN",
               description: "The environment variable holding the token.",
+            },
+          },
+        },
+        {
+          title: "Coffer server",
+          type: "object",
+          additionalProperties: false,
+          required: ["type", "url"],
+          properties: {
+            type: { const: "server", description: "A coffer team server (`coffer serve`) over HTTP with an API token." },
+            url: {
+              type: "string",
+              pattern: SERVER_URL_PATTERN,
+              description: "The server's http:// or https:// URL, without credentials, query or fragment.",
+            },
+            tokenEnv: {
+              type: "string",
+              pattern: ENV_NAME_PATTERN,
+              default: DEFAULT_SERVER_TOKEN_ENV,
+              description: "The environment variable holding the API token.",
             },
           },
         },

@@ -21,7 +21,12 @@ export type ProviderSpec =
   | { type: "store" }
   | { type: "folder"; dir: string }
   | { type: "env" }
-  | { type: "vault"; address: string; mount: string; namespace?: string; tokenEnv?: string };
+  | { type: "vault"; address: string; mount: string; namespace?: string; tokenEnv?: string }
+  /**
+   * A coffer team server (`coffer serve`): `url` is its http(s) base URL (no query, fragment or
+   * credentials); the API token is read from the variable `tokenEnv` (default `COFFER_TOKEN`).
+   */
+  | { type: "server"; url: string; tokenEnv?: string };
 
 /** What a provider may use from the process around it. */
 export interface ProviderContext {

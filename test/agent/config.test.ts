@@ -65,11 +65,13 @@ test("parseProviderSpec: the accepted forms", () => {
   });
   assert.deepEqual(parseProviderSpec("vault:http://127.0.0.1:8200"), { type: "vault", address: "http://127.0.0.1:8200", mount: "secret" });
   assert.deepEqual(parseProviderSpec("vault:https://v.example/#team/kv"), { type: "vault", address: "https://v.example/", mount: "team/kv" });
+  assert.deepEqual(parseProviderSpec("server:https://coffer.internal:8200"), { type: "server", url: "https://coffer.internal:8200" });
+  assert.deepEqual(parseProviderSpec("server:http://[::1]:8200/c/"), { type: "server", url: "http://[::1]:8200/c/" });
 });
 
 test("parseProviderSpec: refusals name the accepted forms", () => {
-  assert.equal(usageError(() => parseProviderSpec("vaults")), `invalid provider "vaults": use folder:/absolute/dir, store, env or vault:https://host:8200[#mount]`);
-  assert.equal(usageError(() => parseProviderSpec("")), `invalid provider "": use folder:/absolute/dir, store, env or vault:https://host:8200[#mount]`);
+  assert.equal(usageError(() => parseProviderSpec("vaults")), `invalid provider "vaults": use folder:/absolute/dir, store, env, vault:https://host:8200[#mount] or server:https://host:8200`);
+  assert.equal(usageError(() => parseProviderSpec("")), `invalid provider "": use folder:/absolute/dir, store, env, vault:https://host:8200[#mount] or server:https://host:8200`);
   assert.equal(
     usageError(() => parseProviderSpec("folder:secrets")),
     `invalid provider "folder:secrets": folder: needs an absolute directory, e.g. folder:/etc/secrets`,
@@ -80,6 +82,12 @@ test("parseProviderSpec: refusals name the accepted forms", () => {
   );
   assert.match(usageError(() => parseProviderSpec("vault:https://x:8200#")), /vault mount "" \(after #\) must match/);
   assert.match(usageError(() => parseProviderSpec("vault:https://x:8200#../sys")), /vault mount "\.\.\/sys"/);
+  assert.equal(
+    usageError(() => parseProviderSpec("server:https://u:p@x")),
+    `invalid provider "server:https://u:p@x": server url "https://u:p@x" must be an http:// or https:// URL without credentials, query or fragment, e.g. https://coffer.internal:8200`,
+  );
+  assert.match(usageError(() => parseProviderSpec("server:https://x/?t=1")), /server url/);
+  usageError(() => parseProviderSpec("server:"));
   usageError(() => parseProviderSpec("STORE"));
   usageError(() => parseProviderSpec("vault:"));
 });
@@ -272,6 +280,34 @@ services:
   });
 });
 
+test("parseAgentConfig: server backends", () => {
+  const text = `backends:
+  s: { type: server, url: "https://coffer.internal:8200", tokenEnv: WEB_TOKEN }
+  t: { type: server, url: "http://127.0.0.1:8200" }
+services:
+  a: { backend: s, secrets: [x] }
+  b: { backend: t, override: { url: "https://other:8200/c" }, secrets: [x] }
+`;
+  assert.deepEqual(parseAgentConfig(text, F, "a"), {
+    provider: { type: "server", url: "https://coffer.internal:8200", tokenEnv: "WEB_TOKEN" },
+    secrets: [{ id: "x", env: "X" }],
+  });
+  assert.deepEqual(parseAgentConfig(text, F, "b").provider, { type: "server", url: "https://other:8200/c" });
+  const svc = (backend: string): string => `backends:\n${backend}services:\n  a: { backend: s, secrets: [x] }\n`;
+  assert.equal(
+    configError(() => parseAgentConfig(svc("  s: { type: server }\n"), F, "a")),
+    `${F}:2: backend "s" (type server) needs url: the http:// or https:// URL of a coffer server`,
+  );
+  assert.equal(
+    configError(() => parseAgentConfig(svc("  s: { type: server, url: \"ftp://x\" }\n"), F, "a")),
+    `${F}:2: backend "s" (type server) url "ftp://x" must be an http:// or https:// URL without credentials, query or fragment, e.g. https://coffer.internal:8200`,
+  );
+  assert.equal(
+    configError(() => parseAgentConfig(svc("  s: { type: server, url: \"http://x\", tokenFile: /t }\n"), F, "a")),
+    `${F}:2: unknown key "tokenFile" in backend "s" (type server); allowed: type, url, tokenEnv`,
+  );
+});
+
 test("parseAgentConfig: every problem at once, with file:line", () => {
   const text = `backends:
   f: { type: folder, dir: relative }
@@ -338,7 +374,7 @@ test("parseAgentConfig: single problems", () => {
       `${F}:2: backend "v": give tokenEnv or tokenFile, not both`,
     ],
     [svc("    backend: f\n    secrets: [a]\n", "  f: { type: folder }\n"), `${F}:2: backend "f" (type folder) needs dir: an absolute directory path`],
-    [svc("    backend: f\n    secrets: [a]\n", "  f: { type: nfs }\n"), `${F}:2: backend "f" type "nfs" is unknown; types: store, folder, env, vault`],
+    [svc("    backend: f\n    secrets: [a]\n", "  f: { type: nfs }\n"), `${F}:2: backend "f" type "nfs" is unknown; types: store, folder, env, vault, server`],
     [svc("    backend: F\n    secrets: [a]\n", "  F: { type: store }\n"), `${F}:2: backend name "F" must match ^[a-z][a-z0-9_-]*$`],
     ["services: { web: { backend: s, secrets: [a] } }\n", `${F}:1: missing backends: a map of backend names to { type, … }`],
     ["", `${F}:1: the file is empty; it needs backends: and services:`],

@@ -58,7 +58,19 @@ environments:
   prod_2: {}
 `;
 
-const VALID = { EXAMPLE, FULL };
+/** Coffer-server providers (provider type `server`). */
+const SERVER = `providers:
+  team: { type: server, url: https://coffer.internal:8200 }
+  team2: { type: server, url: "http://[::1]:8200/coffer/", tokenEnv: TEAM2_TOKEN }
+environments:
+  dev:
+    env:
+      DB: { from: team, secret: app/db/password }
+    files:
+      TLS: { from: team2, path: app/tls/key, version: 2 }
+`;
+
+const VALID = { EXAMPLE, FULL, SERVER };
 
 /** The E_CONFIG message `fn` throws. */
 function configError(fn: () => unknown): string {
@@ -248,6 +260,13 @@ const STRUCTURAL: [string, string, RegExp][] = [
   ["vault without address", "providers:\n  v: { type: vault }\nenvironments: { dev: {} }\n", /needs address/],
   ["vault ftp address", "providers:\n  v: { type: vault, address: ftp://x }\nenvironments: { dev: {} }\n", /http:\/\/ or https:\/\/ URL/],
   ["vault bad tokenEnv", "providers:\n  v: { type: vault, address: http://x, tokenEnv: 1T }\nenvironments: { dev: {} }\n", /tokenEnv/],
+  ["server without url", "providers:\n  s: { type: server }\nenvironments: { dev: {} }\n", /provider "s" \(type server\) needs url/],
+  ["server ftp url", "providers:\n  s: { type: server, url: ftp://x }\nenvironments: { dev: {} }\n", /url "ftp:\/\/x" must be an http:\/\/ or https:\/\/ URL/],
+  ["server url with credentials", "providers:\n  s: { type: server, url: \"https://u:p@x\" }\nenvironments: { dev: {} }\n", /without credentials/],
+  ["server url with a query", "providers:\n  s: { type: server, url: \"https://x/?a=1\" }\nenvironments: { dev: {} }\n", /without credentials, query or fragment/],
+  ["server url with a fragment", "providers:\n  s: { type: server, url: \"https://x/#a\" }\nenvironments: { dev: {} }\n", /without credentials, query or fragment/],
+  ["server bad tokenEnv", "providers:\n  s: { type: server, url: http://x, tokenEnv: 1T }\nenvironments: { dev: {} }\n", /tokenEnv: environment variable name "1T"/],
+  ["server with mount", "providers:\n  s: { type: server, url: http://x, mount: kv }\nenvironments: { dev: {} }\n", /unknown key "mount" in provider "s" \(type server\); allowed: type, url, tokenEnv/],
   ["vault bad mount", "providers:\n  v: { type: vault, address: http://x, mount: /abs }\nenvironments: { dev: {} }\n", /mount "\/abs"/],
   ["bad environment name", "environments:\n  -dev: {}\n", /environment name "-dev"/],
   ["environment not a map", "environments:\n  dev: [a]\n", /environment "dev" must be a map, got a list/],
@@ -287,6 +306,8 @@ const SEMANTIC: [string, string, RegExp][] = [
   ["key on a store ref", envs("    env:\n      A: { secret: a, key: k }\n"), /key only applies to vault/],
   ["bad secret name in a ref object", envs("    env:\n      A: { secret: a//b }\n"), /invalid secret name "a\/\/b"/],
   ["bad env-provider name", "providers:\n  os: { type: env }\n" + envs("    env:\n      A: { from: os, path: a-b }\n"), /"a-b" \(provider os\)/],
+  ["bad secret name on a server", "providers:\n  s: { type: server, url: http://x }\n" + envs("    env:\n      A: { from: s, path: ../x }\n"), /invalid secret name "..\/x"/],
+  ["key on a server ref", "providers:\n  s: { type: server, url: http://x }\n" + envs("    env:\n      A: { from: s, path: a, key: k }\n"), /key only applies to vault providers \(provider s is type server\)/],
   ["variable in env and files", envs("    env: { A: a }\n    files: { A: a }\n"), /variable A is in both env and files/],
   ["unknown parent", "environments:\n  dev: { extends: prod }\n", /extends unknown environment "prod"/],
   ["self cycle", "environments:\n  dev: { extends: dev }\n", /extends cycle: dev → dev/],
@@ -310,6 +331,31 @@ test("structural problems: one problem each, refused by the validator and by the
     assert.match(configError(() => load(text)), rule, name);
     assert.ok(validate(parse(text)), `${name}: structurally fine: ${ajv.errorsText(validate.errors)}`);
   }
+});
+
+test("server providers: url and tokenEnv kept, the plan names them, exact messages", () => {
+  const config = load(SERVER);
+  assert.deepEqual(config.providers.get("team"), { type: "server", url: "https://coffer.internal:8200" });
+  assert.deepEqual(config.providers.get("team2"), { type: "server", url: "http://[::1]:8200/coffer/", tokenEnv: "TEAM2_TOKEN" });
+  const plan = planFor(config, "dev");
+  assert.deepEqual(plan.providers, {
+    store: { type: "store" },
+    team: { type: "server", url: "https://coffer.internal:8200" },
+    team2: { type: "server", url: "http://[::1]:8200/coffer/", tokenEnv: "TEAM2_TOKEN" },
+  });
+  assert.deepEqual(plan.files[0]?.ref, { provider: "team2", path: "app/tls/key", version: 2 });
+  assert.equal(
+    configError(() => load("providers:\n  s: { type: server, url: \"https://ci:hunter2@x\" }\nenvironments: { dev: {} }\n")),
+    `${F}:2: provider "s" url "https://ci:hunter2@x" must be an http:// or https:// URL without credentials, query or fragment, e.g. https://coffer.internal:8200`,
+  );
+  assert.equal(
+    configError(() => load("providers:\n  s: { type: server }\nenvironments: { dev: {} }\n")),
+    `${F}:2: provider "s" (type server) needs url: the http:// or https:// URL of a coffer server`,
+  );
+  assert.equal(
+    configError(() => load("providers:\n  x: { type: s3 }\nenvironments: { dev: {} }\n")),
+    `${F}:2: provider "x" type "s3" is unknown; types: store, folder, env, vault, server`,
+  );
 });
 
 test("the schema is draft 2020-12 with an $id, titles and closed objects", () => {

@@ -1,0 +1,201 @@
+/**
+ * The YAML side of coffer's config files (`.coffer.yml`, the agent config, the server config):
+ * parsing one document with line numbers, and a checker that walks the tree collecting every
+ * problem as `file:line: rule`, then throws them all at once as one CofferError `E_CONFIG`.
+ *
+ * Each config file subclasses {@link YamlChecker} with its own rules; the generic steps
+ * (aliases, node kinds, map entries, strings, unknown keys) live here so their messages are
+ * the same everywhere.
+ */
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
+import type { Document, Pair, YAMLMap } from "yaml";
+import { CofferError } from "../errors.ts";
+
+/** One problem found in a file. */
+export interface YamlProblem {
+  /** 1-based line */
+  line: number;
+  /** the rule broken, without the `file:line: ` prefix */
+  rule: string;
+  /** insertion order, to keep problems of one line in the order they were found */
+  order: number;
+}
+
+/** One entry of a YAML map, its key as text. */
+export interface YamlEntry {
+  key: string;
+  /** line of the key */
+  line: number;
+  /** the value node (may be an alias, null or undefined) */
+  value: unknown;
+}
+
+/** A parsed YAML document and the line counter that locates its nodes. */
+export interface ParsedYaml {
+  doc: Document.Parsed;
+  lines: LineCounter;
+}
+
+/**
+ * Shows a user-given text in a message: JSON-quoted, cut at 80 characters.
+ * @param s - the text (never a secret value)
+ */
+export const show = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+
+/**
+ * Parses one YAML document with line numbers. Duplicate keys are errors.
+ * @param text - the file's text
+ * @param file - the name messages show
+ * @returns the document and its line counter, for a {@link YamlChecker}
+ * @throws CofferError E_CONFIG listing every YAML syntax problem as `file:line: YAML: rule`
+ *   (a second document is "the file must hold one YAML document (no second ---)")
+ */
+export function parseYaml(text: string, file: string): ParsedYaml {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter: lines });
+  if (doc.errors.length > 0 || doc.warnings.length > 0) {
+    const checker = new YamlChecker(file, doc, lines);
+    for (const e of [...doc.errors, ...doc.warnings]) {
+      const line = e.linePos?.[0].line ?? lines.linePos(e.pos[0]).line;
+      const first = e.message.split("\n")[0] ?? e.message;
+      const cut = first.search(/ at line \d+, column \d+:?$/);
+      const rule = e.code === "MULTIPLE_DOCS" ? "the file must hold one YAML document (no second ---)" : cut >= 0 ? first.slice(0, cut) : first;
+      checker.problem(line, `YAML: ${rule}`);
+    }
+    checker.throwIfAny();
+  }
+  return { doc, lines };
+}
+
+/**
+ * Walks a YAML tree, collecting problems with their lines. Subclasses add the rules of one file.
+ *
+ * @example
+ * const { doc, lines } = parseYaml(text, file);
+ * const c = new YamlChecker(file, doc, lines);
+ * const map = c.asMap(doc.contents, 1, "the top level");
+ * if (map !== undefined) c.unknownKeys(c.entries(map, "the top level"), ["a", "b"], "the top level");
+ * c.throwIfAny();
+ */
+export class YamlChecker {
+  readonly file: string;
+  readonly doc: Document.Parsed;
+  readonly lines: LineCounter;
+  readonly problems: YamlProblem[] = [];
+
+  /**
+   * @param file - the name messages show
+   * @param doc - the parsed document (see {@link parseYaml})
+   * @param lines - its line counter
+   */
+  constructor(file: string, doc: Document.Parsed, lines: LineCounter) {
+    this.file = file;
+    this.doc = doc;
+    this.lines = lines;
+  }
+
+  /** Notes a problem at `line`. */
+  problem(line: number, rule: string): void {
+    this.problems.push({ line, rule, order: this.problems.length });
+  }
+
+  /**
+   * Throws every problem noted so far, sorted by line, as one message on one line.
+   * @throws CofferError E_CONFIG: `file:line: rule` for one problem, else
+   *   `file: N problems: file:line: rule; …`
+   */
+  throwIfAny(): void {
+    if (this.problems.length === 0) return;
+    const sorted = [...this.problems].sort((a, b) => a.line - b.line || a.order - b.order);
+    const items = sorted.map((p) => `${this.file}:${p.line}: ${p.rule.replace(/\s*\n\s*/g, " ")}`);
+    const message = items.length === 1 ? items[0]! : `${this.file}: ${items.length} problems: ${items.join("; ")}`;
+    throw new CofferError("E_CONFIG", message);
+  }
+
+  /** The line a node starts on (1 when it has no position). */
+  line(node: unknown): number {
+    const range = (node as { range?: [number, number, number] } | null)?.range;
+    return range !== undefined ? this.lines.linePos(range[0]).line : 1;
+  }
+
+  /** Follows aliases; undefined (with a problem) when one does not resolve. */
+  deref(node: unknown, line: number): unknown {
+    let n = node;
+    for (let i = 0; i < 16 && isAlias(n); i++) {
+      const target = n.resolve(this.doc);
+      if (target === undefined) {
+        this.problem(this.line(n), `unknown alias *${n.source}`);
+        return undefined;
+      }
+      n = target;
+    }
+    if (isAlias(n)) {
+      this.problem(line, "aliases nest too deeply");
+      return undefined;
+    }
+    return n;
+  }
+
+  /** What a node is, for "must be a map, got …". */
+  kind(node: unknown): string {
+    if (node === null || node === undefined) return "nothing";
+    if (isMap(node)) return "a map";
+    if (isSeq(node)) return "a list";
+    if (isScalar(node)) {
+      const v = node.value;
+      if (v === null) return "null";
+      if (typeof v === "string") return `the string ${show(v)}`;
+      return `${typeof v} ${String(v)}`;
+    }
+    return "an unsupported node";
+  }
+
+  /** The map's entries as key text, key line and value node; problems for odd keys. */
+  entries(map: YAMLMap, where: string): YamlEntry[] {
+    const out: YamlEntry[] = [];
+    for (const pair of map.items as Pair<unknown, unknown>[]) {
+      const keyNode = this.deref(pair.key, this.line(map));
+      const line = this.line(pair.key ?? keyNode ?? map);
+      if (!isScalar(keyNode) || (keyNode.value !== null && typeof keyNode.value === "object")) {
+        this.problem(line, `${where}: keys must be plain names, got ${this.kind(keyNode)}`);
+        continue;
+      }
+      const key = typeof keyNode.value === "string" ? keyNode.value : (keyNode.source ?? String(keyNode.value));
+      out.push({ key, line, value: pair.value });
+    }
+    return out;
+  }
+
+  /** A map node, or a problem. */
+  asMap(node: unknown, line: number, what: string): YAMLMap | undefined {
+    const n = this.deref(node, line);
+    if (isMap(n)) return n;
+    if (n === undefined && node !== null && node !== undefined) return undefined; // alias problem already noted
+    this.problem(n === null || n === undefined ? line : this.line(n), `${what} must be a map, got ${this.kind(n)}`);
+    return undefined;
+  }
+
+  /** A string scalar, or a problem. */
+  asString(node: unknown, line: number, what: string): string | undefined {
+    return this.asStringAt(node, line, what)?.value;
+  }
+
+  /** A string scalar with the line of its value, or a problem. */
+  asStringAt(node: unknown, line: number, what: string): { value: string; line: number } | undefined {
+    const n = this.deref(node, line);
+    if (isScalar(n) && typeof n.value === "string") return { value: n.value, line: this.line(n) };
+    if (n === undefined && node !== null && node !== undefined) return undefined;
+    const hint = isScalar(n) && n.value !== null && typeof n.source === "string" ? ` (quote it: "${n.source}")` : "";
+    this.problem(n === null || n === undefined ? line : this.line(n), `${what} must be a string, got ${this.kind(n)}${hint}`);
+    return undefined;
+  }
+
+  /** A problem for each key not in `allowed`, naming the allowed keys. */
+  unknownKeys(keys: readonly { key: string; line: number }[], allowed: readonly string[], where: string): void {
+    for (const { key, line } of keys) {
+      if (!allowed.includes(key)) {
+        this.problem(line, `unknown key ${show(key)} in ${where}; allowed: ${allowed.length > 0 ? allowed.join(", ") : "(none)"}`);
+      }
+    }
+  }
+}
