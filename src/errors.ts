@@ -29,6 +29,10 @@ export const ERROR_CODES = {
   E_MISADDRESSED: { exit: 6, http: 400, meaning: "a bundle was made for someone else" },
   E_CONFIG: { exit: 7, http: 400, meaning: "the project file (.coffer.yml) breaks a rule: the message names file, line and rule" },
   E_PROVIDER: { exit: 11, http: 502, meaning: "a provider (Vault, a folder, …) failed or could not be reached" },
+  E_UNAUTHENTICATED: { exit: 5, http: 401, meaning: "no credentials, or they are invalid, expired or revoked: log in again" },
+  E_RATE_LIMITED: { exit: 9, http: 429, meaning: "too many requests: wait for the time Retry-After gives" },
+  E_TOO_LARGE: { exit: 7, http: 413, meaning: "a request body is larger than the server's limit" },
+  E_UNAVAILABLE: { exit: 11, http: 503, meaning: "the server cannot serve the request now (its audit log or database failed): nothing was done" },
 } as const satisfies Record<string, { exit: number; http: number; meaning: string }>;
 
 /** A stable error code; `switch (err.code)` narrows on it. */

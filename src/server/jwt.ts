@@ -1,0 +1,332 @@
+/**
+ * JWTs as bearer credentials (`Authorization: Bearer <jwt>`), verified with jose.
+ *
+ * The algorithms are pinned by the configuration (never `none`, never HMAC with a key set, never
+ * an asymmetric algorithm with a shared secret, so no algorithm confusion), the issuer and the
+ * audience must be the configured ones, and `exp` and `sub` are required: no eternal JWTs.
+ * Every failure is a {@link JwtError} whose message is short and fixed: it never carries the token
+ * or a claim value.
+ */
+import { createSecretKey, type KeyObject } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { isIP } from "node:net";
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  errors,
+  jwtVerify,
+  type JSONWebKeySet,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from "jose";
+import { CofferError } from "../errors.ts";
+import type { JwtConfig } from "./config.ts";
+
+/** What a verified JWT says about its holder. */
+export interface JwtClaims {
+  /** the `sub` claim */
+  subject: string;
+  /** the roles from the configured roles claim; [] when the claim is absent */
+  roles: string[];
+  /** the `exp` claim */
+  expiresAt?: Date;
+  /** the `iss` claim (equal to the configured issuer) */
+  issuer: string;
+}
+
+/** Verifies a bearer JWT. */
+export interface JwtVerifier {
+  /**
+   * @param token - the JWT in compact serialization
+   * @returns its claims once signature, algorithm, issuer, audience and times check out
+   * @throws JwtError E_UNAUTHENTICATED otherwise
+   */
+  verify(token: string): Promise<JwtClaims>;
+}
+
+/** Tolerated clock difference with the issuer, in seconds, for `exp` and `nbf`. */
+export const CLOCK_SKEW_SECONDS = 60;
+
+/** Why a JWT was refused, for metrics (`coffer_auth_failures_total{reason="jwt_…"}`). */
+export type JwtFailureReason =
+  | "expired"
+  | "not_yet_valid"
+  | "signature"
+  | "algorithm"
+  | "issuer"
+  | "audience"
+  | "malformed"
+  | "claims"
+  | "jwks";
+
+const MESSAGES: Readonly<Record<JwtFailureReason, string>> = {
+  expired: "the JWT has expired",
+  not_yet_valid: "the JWT is not yet valid",
+  signature: "the JWT's signature does not verify",
+  algorithm: "the JWT's algorithm is not allowed",
+  issuer: "the JWT's issuer is not the configured one",
+  audience: "the JWT's audience is not the configured one",
+  malformed: "the JWT is malformed",
+  claims: "the JWT has no sub/exp claim",
+  jwks: "the JWT's signing key is not in the configured key set",
+};
+
+/** A JWT was refused (HTTP 401). The message is fixed per reason and leaks nothing. */
+export class JwtError extends CofferError {
+  readonly reason: JwtFailureReason;
+
+  /**
+   * @param reason - why, for metrics
+   * @param message - defaults to the fixed message of the reason
+   */
+  constructor(reason: JwtFailureReason, message: string = MESSAGES[reason]) {
+    super("E_UNAUTHENTICATED", message);
+    this.name = "JwtError";
+    this.reason = reason;
+  }
+}
+
+const HMAC_ALGORITHMS: ReadonlySet<string> = new Set(["HS256", "HS384", "HS512"]);
+const PUBLIC_KEY_ALGORITHMS: ReadonlySet<string> = new Set([
+  "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519",
+]);
+/** A bearer JWT longer than this is refused before any parsing. */
+const MAX_JWT_LENGTH = 16 * 1024;
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+/** The longest `sub` accepted. */
+const MAX_SUBJECT_LENGTH = 256;
+/** How long to wait for the JWKS URL. */
+const JWKS_TIMEOUT_MS = 5000;
+
+/**
+ * True when a bearer credential looks like a JWT in compact serialization (three base64url
+ * parts; the last may be empty so that an unsigned token still reaches the verifier and is
+ * refused there with a JWT reason) rather than a `cof_` API token.
+ * @param token - the bearer credential
+ */
+export function looksLikeJwt(token: string): boolean {
+  return token.length <= MAX_JWT_LENGTH && !token.startsWith("cof_") && JWT_SHAPE.test(token);
+}
+
+/** A configuration problem found while building the verifier. */
+function configError(message: string, options?: ErrorOptions): CofferError {
+  return new CofferError("E_CONFIG", `server config jwt: ${message}`, options);
+}
+
+/** Marks a failure to obtain the key set (fetch, timeout, bad response), as opposed to a bad token. */
+class KeySetUnavailable extends Error {}
+
+/** True for loopback hosts, the only ones a JWKS URL may reach over plain http. */
+function isLoopback(hostname: string): boolean {
+  const host = hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
+  if (host === "localhost" || host.endsWith(".localhost")) return true;
+  if (isIP(host) === 4) return host.startsWith("127.");
+  if (isIP(host) === 6) return host === "::1" || /^::ffff:127\./i.test(host) || /^::ffff:7f[0-9a-f]{2}:/i.test(host);
+  return false;
+}
+
+function checkAlgorithms(config: JwtConfig, hmac: boolean): string[] {
+  const { algorithms } = config;
+  if (!Array.isArray(algorithms) || algorithms.length === 0) {
+    throw configError("algorithms must list at least one algorithm (e.g. [RS256] or [HS256])");
+  }
+  for (const alg of algorithms) {
+    if (typeof alg !== "string" || alg.toLowerCase() === "none") {
+      throw configError("algorithm none is never allowed: a JWT must be signed");
+    }
+    if (hmac && !HMAC_ALGORITHMS.has(alg)) {
+      throw configError(
+        `algorithm ${JSON.stringify(alg)} does not go with a shared secret: use HS256, HS384 or HS512, or a key set (jwksFile/jwksUrl)`,
+      );
+    }
+    if (!hmac && !PUBLIC_KEY_ALGORITHMS.has(alg)) {
+      throw configError(
+        `algorithm ${JSON.stringify(alg)} does not go with a key set: use one of ${[...PUBLIC_KEY_ALGORITHMS].join(", ")} ` +
+          "(HMAC algorithms need a shared secret)",
+      );
+    }
+  }
+  return [...new Set(algorithms)];
+}
+
+async function loadJwksFile(file: string): Promise<JWTVerifyGetKey> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (cause) {
+    throw configError(`cannot read jwksFile ${JSON.stringify(file)}: ${(cause as NodeJS.ErrnoException).code ?? "error"}`, { cause });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw configError(`jwksFile ${JSON.stringify(file)} is not JSON: it must be a JSON Web Key Set {"keys": [...]}`);
+  }
+  if (
+    typeof parsed !== "object" || parsed === null || !("keys" in parsed) || !Array.isArray(parsed.keys) ||
+    parsed.keys.length === 0 || !parsed.keys.every((k: unknown) => typeof k === "object" && k !== null && !Array.isArray(k))
+  ) {
+    throw configError(`jwksFile ${JSON.stringify(file)} must be a JSON Web Key Set {"keys": [...]} with at least one key`);
+  }
+  for (const key of parsed.keys as Array<Record<string, unknown>>) {
+    // A key set is public: a private or symmetric key in it is a leak or a mistake.
+    if (key.kty === "oct" || "d" in key || "k" in key) {
+      throw configError(`jwksFile ${JSON.stringify(file)} holds a private or symmetric key: publish public keys only`);
+    }
+  }
+  try {
+    return createLocalJWKSet(parsed as JSONWebKeySet);
+  } catch (cause) {
+    throw configError(`jwksFile ${JSON.stringify(file)} is not a usable JSON Web Key Set`, { cause });
+  }
+}
+
+function remoteJwks(url: string): JWTVerifyGetKey {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw configError("jwksUrl is not a URL");
+  }
+  if (parsed.protocol !== "https:" && !(parsed.protocol === "http:" && isLoopback(parsed.hostname))) {
+    throw configError("jwksUrl must be https:// (plain http:// only for a loopback host)");
+  }
+  if (parsed.username !== "" || parsed.password !== "") {
+    throw configError("jwksUrl must not carry credentials");
+  }
+  const remote = createRemoteJWKSet(parsed, { timeoutDuration: JWKS_TIMEOUT_MS });
+  return async (header, token) => {
+    try {
+      return await remote(header, token);
+    } catch (err) {
+      if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) throw err;
+      throw new KeySetUnavailable("the JWKS could not be fetched", { cause: err });
+    }
+  };
+}
+
+/** Maps whatever jwtVerify threw to a JwtError; unknown failures are refused as malformed. */
+function toJwtError(err: unknown): JwtError {
+  if (err instanceof JwtError) return err;
+  if (err instanceof KeySetUnavailable) return new JwtError("jwks", "the JWT cannot be checked: the configured key set (jwksUrl) could not be fetched");
+  if (!(err instanceof errors.JOSEError)) return new JwtError("malformed");
+  switch (err.code) {
+    case "ERR_JWT_EXPIRED":
+      return new JwtError("expired");
+    case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":
+      return new JwtError("signature");
+    case "ERR_JOSE_ALG_NOT_ALLOWED":
+    case "ERR_JOSE_NOT_SUPPORTED":
+      return new JwtError("algorithm");
+    case "ERR_JWKS_NO_MATCHING_KEY":
+    case "ERR_JWKS_MULTIPLE_MATCHING_KEYS":
+      return new JwtError("jwks");
+    case "ERR_JWT_CLAIM_VALIDATION_FAILED": {
+      const { claim } = err as errors.JWTClaimValidationFailed;
+      if (claim === "iss") return new JwtError("issuer");
+      if (claim === "aud") return new JwtError("audience");
+      if (claim === "nbf") return new JwtError("not_yet_valid");
+      if (claim === "exp" || claim === "sub") return new JwtError("claims");
+      return new JwtError("malformed");
+    }
+    default:
+      return new JwtError("malformed");
+  }
+}
+
+/**
+ * Reads the roles claim. A dotted name is a path into nested objects ("realm_access.roles" as
+ * Keycloak does), unless the payload has a top-level claim of that exact name (namespaced claims
+ * such as "https://example.com/roles" contain dots). The value may be an array of strings or a
+ * string of space-separated roles; absent means no roles.
+ */
+function readRoles(payload: JWTPayload, claimName: string): string[] {
+  let value: unknown;
+  if (Object.hasOwn(payload, claimName)) {
+    value = payload[claimName];
+  } else {
+    value = payload;
+    for (const part of claimName.split(".")) {
+      // Own properties only: "__proto__" or "constructor" must not reach Object.prototype.
+      if (typeof value !== "object" || value === null || Array.isArray(value) || !Object.hasOwn(value, part)) {
+        return [];
+      }
+      value = (value as Record<string, unknown>)[part];
+    }
+  }
+  if (value === undefined || value === null) return [];
+  const list = typeof value === "string" ? value.split(" ") : value;
+  if (!Array.isArray(list) || !list.every((r): r is string => typeof r === "string")) {
+    throw new JwtError("claims", "the JWT's roles claim is neither a string nor a list of strings");
+  }
+  return [...new Set(list.filter((r) => r !== ""))];
+}
+
+/**
+ * Builds a verifier from the server's `jwt:` config: HS256/384/512 with the shared `secret`, or a JSON Web Key Set from `jwksFile` (read once, now) or `jwksUrl`
+ * (fetched and cached by jose; https only unless the host is loopback). Exactly one of the three.
+ *
+ * @param config - the validated `jwt:` section
+ * @returns a verifier whose every refusal is a {@link JwtError}
+ * @throws CofferError E_CONFIG when the key source, the algorithms or the key set break a rule
+ * @example
+ * const verifier = await createJwtVerifier({
+ *   jwksUrl: "https://idp.example.com/realms/ops/protocol/openid-connect/certs",
+ *   issuer: "https://idp.example.com/realms/ops", audience: "coffer",
+ *   rolesClaim: "realm_access.roles", algorithms: ["RS256"],
+ * });
+ * const { subject, roles } = await verifier.verify(bearer);
+ */
+export async function createJwtVerifier(config: JwtConfig): Promise<JwtVerifier> {
+  const sources = [config.secret, config.jwksFile, config.jwksUrl].filter((s) => s !== undefined);
+  if (sources.length !== 1) throw configError("set exactly one of secret, jwksFile and jwksUrl");
+  if (typeof config.issuer !== "string" || config.issuer === "") throw configError("issuer is required");
+  if (typeof config.audience !== "string" || config.audience === "") throw configError("audience is required");
+  if (typeof config.rolesClaim !== "string" || config.rolesClaim === "") throw configError("rolesClaim is required");
+
+  let key: KeyObject | JWTVerifyGetKey;
+  let algorithms: string[];
+  if (config.secret !== undefined) {
+    algorithms = checkAlgorithms(config, true);
+    // The length and known-default checks are the production guard's (config.ts): a short
+    // secret is allowed in development.
+    if (config.secret === "") throw configError("secret is empty");
+    key = createSecretKey(Buffer.from(config.secret, "utf8"));
+  } else if (config.jwksFile !== undefined) {
+    algorithms = checkAlgorithms(config, false);
+    key = await loadJwksFile(config.jwksFile);
+  } else {
+    algorithms = checkAlgorithms(config, false);
+    key = remoteJwks(config.jwksUrl ?? "");
+  }
+
+  const options = {
+    algorithms,
+    issuer: config.issuer,
+    audience: config.audience,
+    clockTolerance: CLOCK_SKEW_SECONDS,
+    requiredClaims: ["exp", "sub"],
+  };
+  const rolesClaim = config.rolesClaim;
+
+  return {
+    async verify(token: string): Promise<JwtClaims> {
+      if (typeof token !== "string" || !looksLikeJwt(token)) throw new JwtError("malformed");
+      let payload: JWTPayload;
+      try {
+        ({ payload } = await jwtVerify(token, key, options));
+      } catch (err) {
+        throw toJwtError(err);
+      }
+      const { sub, exp, iss } = payload;
+      if (typeof sub !== "string" || sub === "" || typeof exp !== "number" || typeof iss !== "string") {
+        throw new JwtError("claims");
+      }
+      // The subject becomes the audit's actor (`jwt:<sub>`): keep it one short printable line.
+      if (sub.length > MAX_SUBJECT_LENGTH || /\p{Cc}/u.test(sub)) {
+        throw new JwtError("claims", `the JWT's sub claim is longer than ${MAX_SUBJECT_LENGTH} characters or holds control characters`);
+      }
+      return { subject: sub, roles: readRoles(payload, rolesClaim), expiresAt: new Date(exp * 1000), issuer: iss };
+    },
+  };
+}

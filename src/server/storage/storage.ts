@@ -1,0 +1,162 @@
+/**
+ * The team server's storage seam (DESIGN §7): one asynchronous interface, two drivers —
+ * SQLite (node:sqlite, one file in the data dir; the default) and PostgreSQL (`pg`, several
+ * server instances on one database). The server above it seals and opens values; a driver
+ * only ever sees ciphertext, names, versions, token hashes and audit records.
+ *
+ * Every method that changes something appends its audit record in the same transaction, so a
+ * change and its record land together or not at all. Audit records of reads and denials come
+ * through {@link ServerStorage.appendAudit}, which takes a batch (one commit for many
+ * concurrent requests).
+ *
+ * The tables follow the local store's schema (`src/store/schema.ts`) for secrets, versions and
+ * the audit chain, plus `tokens`; the audit chain is the same format (`src/store/audit.ts`),
+ * so one verifier reads both.
+ */
+import type { AuditRecord, AuditVerification } from "../../store/audit.ts";
+
+/** A value sealed with AES-256-GCM (nonce 12 bytes, ciphertext with its 16-byte tag). */
+export interface SealedValue {
+  nonce: Uint8Array;
+  ciphertext: Uint8Array;
+}
+
+/** One stored version of a secret: ciphertext and metadata. */
+export interface StoredVersion extends SealedValue {
+  name: string;
+  version: number;
+  /** ISO 8601 UTC */
+  createdAt: string;
+  /** the subject that wrote it */
+  createdBy: string;
+}
+
+/** A secret's metadata, as listed. Never a value. */
+export interface StoredSecretInfo {
+  name: string;
+  /** latest version */
+  version: number;
+  description: string | null;
+  createdAt: string;
+  createdBy: string;
+  updatedAt: string;
+  updatedBy: string;
+}
+
+/** One version in a secret's history. Never a value. */
+export interface StoredVersionInfo {
+  version: number;
+  createdAt: string;
+  createdBy: string;
+  /** true for the version a read returns (false for every version of a deleted secret) */
+  current: boolean;
+}
+
+/** What the server appends to the audit chain. Never a value, token or JWT. */
+export interface AuditInput {
+  /** ISO 8601 UTC; the driver's clock when absent */
+  at?: string;
+  /** the subject: `token:<id>`, `jwt:<sub>`, `cert:<cn>` or `anonymous` */
+  actor: string;
+  /** secret.read, secret.write, secret.delete, secret.list, secret.versions, token.create, … */
+  action: string;
+  name: string | null;
+  version: number | null;
+  /** result, requestId, source address, … (never a value) */
+  detail: Record<string, unknown> | null;
+}
+
+/** An API token as stored: its SHA-256 hash, never the token. */
+export interface StoredToken {
+  /** public id, 16 hex chars; shown in lists and used to revoke */
+  id: string;
+  /** a label chosen by its creator */
+  name: string;
+  /** SHA-256 of the whole token text (`cof_…`), 32 bytes */
+  hash: Uint8Array;
+  roles: string[];
+  createdAt: string;
+  createdBy: string;
+  /** ISO 8601 UTC, or null for no expiry */
+  expiresAt: string | null;
+  /** ISO 8601 UTC once revoked */
+  revokedAt: string | null;
+}
+
+/** A request to write a new version. */
+export interface WriteRequest {
+  name: string;
+  /** the subject writing, recorded as created_by/updated_by and the audit actor */
+  actor: string;
+  /** kept across versions until changed */
+  description?: string;
+  /** check-and-set: refuse (E_CONFLICT) unless the latest version is this; 0 = must be new */
+  ifVersion?: number;
+  /**
+   * Seals the value for the version the driver is about to write. Called inside the write
+   * transaction, once the new version number is known (it is part of the AAD).
+   */
+  seal: (version: number) => SealedValue;
+  /** the audit record's detail (the driver adds action `secret.write`, the name and the version) */
+  auditDetail: Record<string, unknown> | null;
+}
+
+/** Which storage holds the server's state. */
+export type StorageDriverName = "sqlite" | "postgres";
+
+/** The server's state. One instance per process; safe for concurrent async use. */
+export interface ServerStorage {
+  readonly driver: StorageDriverName;
+  /** 16 random bytes chosen when the storage was created; part of every value's AAD */
+  readonly storeId: Buffer;
+
+  /** A value of the `meta` table (e.g. `key_check`). */
+  getMeta(key: string): Promise<string | undefined>;
+  /** Sets `key` unless it is already set; returns the value now stored. */
+  setMetaIfAbsent(key: string, value: string): Promise<string>;
+
+  /** The newest version of `name`, or undefined when there is none or the secret is deleted. */
+  readCurrent(name: string): Promise<StoredVersion | undefined>;
+  /** Version `version` of `name` (also of a deleted secret), or undefined. */
+  readVersion(name: string, version: number): Promise<StoredVersion | undefined>;
+  /** Whether `name` exists: its latest version and deletion time, or undefined. */
+  state(name: string): Promise<{ latest: number; deletedAt: string | null } | undefined>;
+  /**
+   * Writes the next version of a secret (the first creates it; a deleted one comes back) and
+   * its audit record, in one transaction. Race-free: of two writers with the same `ifVersion`,
+   * one wins and the other gets E_CONFLICT.
+   * @throws CofferError E_CONFLICT when `ifVersion` does not match
+   */
+  write(request: WriteRequest): Promise<{ version: number; audit: AuditRecord }>;
+  /** Live (not deleted) secrets whose names start with `prefix`, sorted by name. */
+  list(prefix: string): Promise<StoredSecretInfo[]>;
+  /** Every version of `name`, oldest first, or undefined when the name was never written. */
+  versions(name: string): Promise<StoredVersionInfo[] | undefined>;
+  /**
+   * Soft-deletes a live secret (its versions stay) with audit record `secret.delete`.
+   * @returns the latest version, or undefined when there is no live secret of that name
+   */
+  remove(name: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<{ version: number } | undefined>;
+
+  /** Stores a new token with audit record `token.create` (detail gets id, name, roles). */
+  createToken(token: StoredToken, actor: string, auditDetail: Record<string, unknown> | null): Promise<void>;
+  /** The token whose hash is `hash` (revoked and expired ones too: the caller decides). */
+  findToken(hash: Uint8Array): Promise<StoredToken | undefined>;
+  /** Every token, newest first. */
+  listTokens(): Promise<StoredToken[]>;
+  /**
+   * Revokes a token at once, with audit record `token.revoke`.
+   * @returns false when no unrevoked token has that id
+   */
+  revokeToken(id: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<boolean>;
+
+  /** Appends records to the audit chain in one transaction, in order. */
+  appendAudit(entries: readonly AuditInput[]): Promise<AuditRecord[]>;
+  /** Audit records oldest first: at or after `since`, with seq above `afterSeq`, at most `limit`. */
+  auditLog(options?: { since?: Date; afterSeq?: number; limit?: number }): Promise<AuditRecord[]>;
+  /** Recomputes the whole chain. */
+  verifyAudit(): Promise<AuditVerification>;
+
+  /** Closes connections; pending calls finish first. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,380 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  KNOWN_WEAK_JWT_SECRETS,
+  loadServerConfig,
+  parseDuration,
+  parseServerConfig,
+  productionProblems,
+} from "../../src/server/config.ts";
+import type { ServerConfig } from "../../src/server/config.ts";
+import { tempDir } from "../helpers.ts";
+
+const F = "server.yml";
+const STRONG = "Zq7vK2pX9mWc4TgR8yLbN3hJ6dFsA1eUoQ0iGtVwCxPk";
+
+/** The E_CONFIG message `fn` throws. */
+function configError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    assert.equal((err as { code?: string }).code, "E_CONFIG", String(err));
+    return (err as Error).message;
+  }
+  assert.fail("expected an E_CONFIG error");
+}
+
+/** A lookup map as the config builds them: no prototype. */
+const dict = <T>(o: Record<string, T>): Record<string, T> => Object.assign(Object.create(null) as Record<string, T>, o);
+
+const parse = (text: string, env: NodeJS.ProcessEnv = {}, overrides: { listen?: string; production?: boolean } = {}): ServerConfig =>
+  parseServerConfig(text, F, env, overrides);
+
+const FULL = `listen: 0.0.0.0:9200
+jwt: { secret: "${STRONG}", issuer: https://idp.example, audience: coffer, rolesClaim: groups, algorithms: [HS256, HS512] }
+rateLimit: { requests: 100, window: 30s, ipRequests: 500 }
+limits: { bodyBytes: 2097152, valueBytes: 1048576 }
+roles:
+  reader: [ { path: "app/*", capabilities: [read, list] } ]
+  deployer:
+    - { path: "app/**", capabilities: [read, list, write] }
+    - { path: "db/api-*/password", capabilities: [read] }
+    - { path: sys:metrics, capabilities: [read] }
+devLogin: false
+behindProxy: true
+metrics: { public: true }
+database: postgres://coffer:pw@db.internal:5432/coffer
+redis: rediss://cache.internal:6380
+tls: { cert: /etc/coffer/tls.crt, key: /etc/coffer/tls.key, clientCa: /etc/coffer/ca.crt }
+clients: { ci-runner: [reader], ops.example.com: [deployer, root] }
+`;
+
+test("defaults without a file", () => {
+  const config = loadServerConfig({ env: {} });
+  assert.deepEqual(config, {
+    listen: { host: "127.0.0.1", port: 8200 },
+    rateLimit: { requests: 60, windowMs: 60_000, ipRequests: 600 },
+    limits: { bodyBytes: Math.ceil((1024 * 1024 * 4) / 3) + 64 * 1024, valueBytes: 1024 * 1024 },
+    roles: dict({}),
+    devLogin: false,
+    behindProxy: false,
+    production: false,
+    metrics: { public: false },
+  });
+  assert.ok(Object.isFrozen(config) && Object.isFrozen(config.listen));
+  assert.deepEqual(parse(""), { ...config, file: F });
+  assert.deepEqual(parse("# only a comment\n"), { ...config, file: F });
+});
+
+test("a full file", () => {
+  const config = parse(FULL);
+  assert.deepEqual(config, {
+    file: F,
+    listen: { host: "0.0.0.0", port: 9200 },
+    jwt: { secret: STRONG, issuer: "https://idp.example", audience: "coffer", rolesClaim: "groups", algorithms: ["HS256", "HS512"] },
+    rateLimit: { requests: 100, windowMs: 30_000, ipRequests: 500 },
+    limits: { bodyBytes: 2097152, valueBytes: 1048576 },
+    roles: dict({
+      reader: [{ path: "app/*", capabilities: ["read", "list"] }],
+      deployer: [
+        { path: "app/**", capabilities: ["read", "list", "write"] },
+        { path: "db/api-*/password", capabilities: ["read"] },
+        { path: "sys:metrics", capabilities: ["read"] },
+      ],
+    }),
+    devLogin: false,
+    behindProxy: true,
+    production: false,
+    metrics: { public: true },
+    database: "postgres://coffer:pw@db.internal:5432/coffer",
+    redis: "rediss://cache.internal:6380",
+    tls: { cert: "/etc/coffer/tls.crt", key: "/etc/coffer/tls.key", clientCa: "/etc/coffer/ca.crt" },
+    clients: dict({ "ci-runner": ["reader"], "ops.example.com": ["deployer", "root"] }),
+  });
+  assert.deepEqual(productionProblems(config), []);
+});
+
+test("loadServerConfig reads the file and names it; an unreadable file is E_CONFIG", (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, "server.yml");
+  writeFileSync(file, "listen: 127.0.0.1:1\n");
+  assert.deepEqual(loadServerConfig({ file, env: {} }).listen, { host: "127.0.0.1", port: 1 });
+  assert.equal(loadServerConfig({ file, env: {} }).file, file);
+  assert.match(configError(() => loadServerConfig({ file: join(dir, "nope.yml"), env: {} })), /nope\.yml: cannot read the server config file \(ENOENT\)/);
+  assert.equal(configError(() => loadServerConfig({ file, env: {}, listen: "x" })), `--listen: must be HOST:PORT or [IPv6]:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8200 or [::1]:8200`);
+});
+
+test("each bad key is named with its line, all at once", () => {
+  const text = `listen: nowhere
+colour: red
+jwt: { secret: "${STRONG}", issuer: i, audience: a, ttl: 5 }
+rateLimit: { requests: 0, window: 1 minute }
+limits: { bodyBytes: 100, valueBytes: -1 }
+devLogin: yes please
+metrics: { public: 1 }
+database: mysql://db
+redis: http://cache
+tls: { cert: tls.crt, key: /k }
+`;
+  assert.equal(
+    configError(() => parse(text)),
+    `${F}: 12 problems: ` +
+      [
+        `${F}:1: listen must be HOST:PORT or [IPv6]:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8200 or [::1]:8200, got "nowhere"`,
+        `${F}:2: unknown key "colour" in the top level; allowed: listen, jwt, rateLimit, limits, roles, devLogin, behindProxy, metrics, database, redis, tls, clients`,
+        `${F}:3: unknown key "ttl" in jwt; allowed: secret, jwksFile, jwksUrl, issuer, audience, rolesClaim, algorithms`,
+        `${F}:4: rateLimit.requests must be a positive whole number, got number 0`,
+        `${F}:4: rateLimit.window must be a duration: a whole number with a unit ms, s, m, h or d, e.g. 1m, 30s, 500ms, got the string "1 minute"`,
+        `${F}:5: limits.bodyBytes must be a whole number of bytes, at least 1024, got number 100`,
+        `${F}:5: limits.valueBytes must be a positive whole number of bytes, got number -1`,
+        `${F}:6: devLogin must be true or false, got the string "yes please"`,
+        `${F}:7: metrics.public must be true or false, got number 1`,
+        `${F}:8: database must be a postgres:// or postgresql:// URL, got a mysql:// URL`,
+        `${F}:9: redis must be a redis:// or rediss:// URL, got a http:// URL`,
+        `${F}:10: tls.cert must be an absolute path (starting with /), got "tls.crt"`,
+      ].join("; "),
+  );
+  assert.equal(configError(() => parse("- a\n")), `${F}:1: the top level must be a map, got a list`);
+  assert.equal(configError(() => parse("rateLimit: 5\n")), `${F}:1: rateLimit must be a map, got number 5`);
+  assert.equal(configError(() => parse("listen: a:1\nlisten: b:2\n")), `${F}:2: YAML: Map keys must be unique`);
+  assert.equal(configError(() => parse("tls: { cert: /c }\n")), `${F}:1: tls needs key (COFFER_TLS_KEY): the absolute path of the private key (PEM)`);
+});
+
+test("env overrides beat the file and name the variable in errors", () => {
+  const text = "listen: 127.0.0.1:8200\nrateLimit: { requests: 10, window: 1m }\ndevLogin: true\n";
+  const config = parse(text, {
+    COFFER_LISTEN: "10.0.0.1:9000",
+    COFFER_RATE_LIMIT_REQUESTS: "20",
+    COFFER_RATE_LIMIT_WINDOW: "500ms",
+    COFFER_RATE_LIMIT_IP_REQUESTS: "",
+    COFFER_DEV_LOGIN: "0",
+    COFFER_BEHIND_PROXY: "TRUE",
+    COFFER_METRICS_PUBLIC: "1",
+    COFFER_LIMITS_BODY_BYTES: "4096",
+    COFFER_LIMITS_VALUE_BYTES: "2048",
+    COFFER_DATABASE: "postgresql://db/coffer",
+    COFFER_REDIS: "redis://cache:6379",
+    COFFER_TLS_CERT: "/c.pem",
+    COFFER_TLS_KEY: "/k.pem",
+    COFFER_TLS_CLIENT_CA: "/ca.pem",
+    COFFER_ROLES: '{"ci": [{"path": "ci/**", "capabilities": ["read"]}]}',
+    COFFER_CLIENTS: "runner: [ci]",
+    COFFER_JWT_JWKS_URL: "https://idp.example/.well-known/jwks.json",
+    COFFER_JWT_ISSUER: "https://idp.example",
+    COFFER_JWT_AUDIENCE: "coffer",
+    COFFER_JWT_ROLES_CLAIM: "coffer_roles",
+    COFFER_JWT_ALGORITHMS: "RS256, EdDSA",
+    // not this module's business: ignored
+    COFFER_HOME: "/x",
+    COFFER_TOKEN: "ct_whatever",
+    COFFER_PASSPHRASE_FILE: "/p",
+    COFFER_SOMETHING_ELSE: "?",
+  });
+  assert.deepEqual(config.listen, { host: "10.0.0.1", port: 9000 });
+  assert.deepEqual(config.rateLimit, { requests: 20, windowMs: 500, ipRequests: 200 });
+  assert.equal(config.devLogin, false);
+  assert.equal(config.behindProxy, true);
+  assert.deepEqual(config.metrics, { public: true });
+  assert.deepEqual(config.limits, { bodyBytes: 4096, valueBytes: 2048 });
+  assert.equal(config.database, "postgresql://db/coffer");
+  assert.equal(config.redis, "redis://cache:6379");
+  assert.deepEqual(config.tls, { cert: "/c.pem", key: "/k.pem", clientCa: "/ca.pem" });
+  assert.deepEqual(config.roles, dict({ ci: [{ path: "ci/**", capabilities: ["read"] }] }));
+  assert.deepEqual(config.clients, dict({ runner: ["ci"] }));
+  assert.deepEqual(config.jwt, {
+    jwksUrl: "https://idp.example/.well-known/jwks.json",
+    issuer: "https://idp.example",
+    audience: "coffer",
+    rolesClaim: "coffer_roles",
+    algorithms: ["RS256", "EdDSA"],
+  });
+  assert.equal(config.production, false);
+
+  assert.equal(
+    configError(() => parse(text, { COFFER_RATE_LIMIT_REQUESTS: "many", COFFER_DEV_LOGIN: "yes", COFFER_LISTEN: "::1:80" })),
+    `${F}: 3 problems: ` +
+      [
+        "COFFER_LISTEN: must be HOST:PORT or [IPv6]:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8200 or [::1]:8200",
+        "COFFER_RATE_LIMIT_REQUESTS: must be a positive whole number",
+        "COFFER_DEV_LOGIN: must be true, false, 1 or 0",
+      ].join("; "),
+  );
+  assert.equal(configError(() => parse("", { COFFER_RATE_LIMIT_REQUESTS: "-3" })), "COFFER_RATE_LIMIT_REQUESTS: must be a positive whole number");
+  assert.equal(configError(() => parse("", { COFFER_RATE_LIMIT_WINDOW: "soon" })), "COFFER_RATE_LIMIT_WINDOW: must be a duration: a whole number with a unit ms, s, m, h or d, e.g. 1m, 30s, 500ms");
+  assert.equal(configError(() => parse("", { COFFER_ROLES: "x: [{ path: a, capabilities: [fly] }]" })), `COFFER_ROLES:1: role "x" rule 1 capability "fly" is unknown; capabilities: read, list, write, delete`);
+  assert.match(configError(() => parse("", { COFFER_ROLES: "{ a: " })), /^COFFER_ROLES:1: YAML: /);
+  assert.equal(configError(() => parse("", { COFFER_DATABASE: "mysql://u:hunter2@db" })), "COFFER_DATABASE: must be a postgres:// or postgresql:// URL");
+  assert.equal(configError(() => parse("", { COFFER_JWT_SECRET: STRONG })), "jwt needs issuer (COFFER_JWT_ISSUER): the iss tokens must carry; jwt needs audience (COFFER_JWT_AUDIENCE): the aud tokens must carry".replace(/^/, "server.yml: 2 problems: "));
+  // clients name defined roles (or root) and need a client CA
+  assert.equal(
+    configError(() => parse("clients: { a: [admin] }\n", { COFFER_TLS_CERT: "/c", COFFER_TLS_KEY: "/k", COFFER_TLS_CLIENT_CA: "/ca" })),
+    `${F}:1: client "a": role "admin" is not defined; roles: root`,
+  );
+  assert.equal(configError(() => parse("clients: { a: [root] }\n")), `${F}:1: clients needs tls.clientCa (COFFER_TLS_CLIENT_CA): client certificates are only asked for with a CA to check them`);
+});
+
+test("--listen wins over the file and COFFER_LISTEN; IPv6 and host names", () => {
+  assert.deepEqual(parse("listen: 1.2.3.4:1\n", { COFFER_LISTEN: "5.6.7.8:2" }, { listen: "[::1]:8300" }).listen, { host: "::1", port: 8300 });
+  assert.deepEqual(parse("listen: '[::]:8200'\n").listen, { host: "::", port: 8200 });
+  assert.deepEqual(parse("listen: '[fe80::1%eth0]:8200'\n").listen, { host: "fe80::1%eth0", port: 8200 });
+  assert.deepEqual(parse("listen: localhost:0\n").listen, { host: "localhost", port: 0 });
+  assert.deepEqual(parse("", { COFFER_LISTEN: "coffer.internal:443" }).listen, { host: "coffer.internal", port: 443 });
+  for (const bad of ["::1:8200", "[127.0.0.1]:80", "[::1]", "127.0.0.1", "127.0.0.1:65536", ":8200", "host:port", "a b:1", "[::1]:80x", "-x:1"]) {
+    assert.match(configError(() => parse("", {}, { listen: bad })), /^--listen: must be HOST:PORT/, bad);
+  }
+});
+
+test("durations", () => {
+  assert.equal(parseDuration("1m"), 60_000);
+  assert.equal(parseDuration("30s"), 30_000);
+  assert.equal(parseDuration("500ms"), 500);
+  assert.equal(parseDuration("2h"), 7_200_000);
+  assert.equal(parseDuration("1d"), 86_400_000);
+  assert.equal(parseDuration("0s"), 0);
+  for (const bad of ["", "1", "m", "1.5s", "-1s", "1 m", "1M", "1w", "1s1", " 1s", "999999999999999d"]) assert.equal(parseDuration(bad), undefined, bad);
+  assert.equal(parse("rateLimit: { window: 1h }\n").rateLimit.windowMs, 3_600_000);
+  assert.equal(configError(() => parse("rateLimit: { window: 0s }\n")), `${F}:1: rateLimit.window must be between 1ms and 1d, got "0s"`);
+  assert.equal(configError(() => parse("rateLimit: { window: 2d }\n")), `${F}:1: rateLimit.window must be between 1ms and 1d, got "2d"`);
+  assert.match(configError(() => parse("rateLimit: { window: 60000 }\n")), /rateLimit\.window must be a duration.*got number 60000/);
+});
+
+test("roles: glob validation", () => {
+  const role = (rule: string): string => `roles:\n  r:\n    - ${rule}\n`;
+  for (const path of ["a", "app/*", "app/**", "**", "*/db", "db/api-*/password", "a/**/b", "x.y_z-1/*", "sys:tokens", "sys:audit", "sys:metrics"]) {
+    assert.deepEqual(parse(role(`{ path: "${path}", capabilities: [read] }`)).roles["r"], [{ path, capabilities: ["read"] }], path);
+  }
+  const cases: [string, RegExp][] = [
+    [`{ path: "a/**b", capabilities: [read] }`, /rule 1 path "a\/\*\*b": segment "\*\*b": '\*\*' must be a whole segment/],
+    [`{ path: "../x", capabilities: [read] }`, /path "\.\.\/x": '\.\.' is not allowed/],
+    [`{ path: "a/../b", capabilities: [read] }`, /'\.\.' is not allowed/],
+    [`{ path: "/a", capabilities: [read] }`, /empty segment/],
+    [`{ path: "a//b", capabilities: [read] }`, /empty segment/],
+    [`{ path: "a/", capabilities: [read] }`, /empty segment/],
+    [`{ path: "", capabilities: [read] }`, /path "": empty/],
+    [`{ path: "a b", capabilities: [read] }`, /character outside the rule/],
+    [`{ path: ".env", capabilities: [read] }`, /must start with a letter or digit/],
+    [`{ path: "sys:root", capabilities: [read] }`, /not a known system path/],
+    [`{ path: "${"a".repeat(257)}", capabilities: [read] }`, /longer than 256 characters/],
+    [`{ path: a, capabilities: [] }`, /rule 1 capabilities is empty; give at least one of read, list, write, delete/],
+    [`{ path: a, capabilities: [read, admin] }`, /capability "admin" is unknown; capabilities: read, list, write, delete/],
+    [`{ path: a, capabilities: [read, read] }`, /capability "read" is listed twice/],
+    [`{ path: a, capabilities: read }`, /capabilities must be a list of read, list, write, delete, got the string "read"/],
+    [`{ path: a }`, /rule 1 needs capabilities/],
+    [`{ capabilities: [read] }`, /rule 1 needs path/],
+    [`{ path: a, capabilities: [read], deny: true }`, /unknown key "deny" in role "r" rule 1; allowed: path, capabilities/],
+  ];
+  for (const [rule, re] of cases) {
+    const message = configError(() => parse(role(rule)));
+    assert.match(message, new RegExp(`^${F}:3: `), rule);
+    assert.match(message, re, rule);
+  }
+  assert.equal(configError(() => parse("roles:\n  root: [{ path: a, capabilities: [read] }]\n")), `${F}:2: role name "root" is reserved: root is built in (every capability on every path); choose another name`);
+  assert.equal(configError(() => parse("roles:\n  Admin: [{ path: a, capabilities: [read] }]\n")), `${F}:2: role name "Admin" must match ^[a-z][a-z0-9_-]*$`);
+  assert.equal(configError(() => parse("roles:\n  r: []\n")), `${F}:2: role "r" has no rules; give at least one { path, capabilities }`);
+  assert.equal(configError(() => parse("roles:\n  r: { path: a }\n")), `${F}:2: role "r" must be a list of { path, capabilities }, got a map`);
+  const aliases = parse("roles:\n  a: &rules [{ path: x, capabilities: [read] }]\n  b: *rules\n").roles;
+  assert.deepEqual(aliases["b"], aliases["a"]);
+  assert.match(configError(() => parse("roles:\n  __proto__: [{ path: x, capabilities: [read] }]\n")), /role name "__proto__" must match/);
+  const tls = { COFFER_TLS_CERT: "/c", COFFER_TLS_KEY: "/k", COFFER_TLS_CLIENT_CA: "/ca" };
+  const clients = parse("roles: { r: [{ path: x, capabilities: [read] }] }\nclients: { __proto__: [r], constructor: [r] }\n", tls).clients;
+  assert.equal(Object.getPrototypeOf(clients), null);
+  assert.deepEqual(Object.keys(clients ?? {}), ["__proto__", "constructor"]);
+  assert.equal(({} as Record<string, unknown>)["r"], undefined);
+});
+
+test("jwt: key sources, algorithms, alg none refused", () => {
+  const jwt = (body: string): string => `jwt: { issuer: i, audience: a, ${body} }\n`;
+  assert.deepEqual(parse(jwt(`secret: "${STRONG}"`)).jwt?.algorithms, ["HS256"]);
+  assert.deepEqual(parse(jwt("jwksFile: /etc/coffer/jwks.json")).jwt, {
+    jwksFile: "/etc/coffer/jwks.json",
+    issuer: "i",
+    audience: "a",
+    rolesClaim: "roles",
+    algorithms: ["RS256", "ES256", "EdDSA"],
+  });
+  assert.equal(configError(() => parse(jwt(`secret: "${STRONG}", algorithms: [none]`))), `${F}:1: jwt.algorithms "none" is refused: it accepts unsigned tokens, which anyone can forge`);
+  assert.match(configError(() => parse(jwt(`secret: "${STRONG}", algorithms: [HS256, NONE]`))), /"none" is refused: it accepts unsigned tokens/);
+  assert.equal(
+    configError(() => parse("", { COFFER_JWT_SECRET: STRONG, COFFER_JWT_ISSUER: "i", COFFER_JWT_AUDIENCE: "a", COFFER_JWT_ALGORITHMS: "none" })),
+    `COFFER_JWT_ALGORITHMS: "none" is refused: it accepts unsigned tokens, which anyone can forge`,
+  );
+  assert.match(configError(() => parse(jwt(`secret: "${STRONG}", algorithms: [RS256]`))), /RS256 needs a key set \(jwksFile or jwksUrl\); with secret use HS256, HS384 or HS512/);
+  assert.match(configError(() => parse(jwt("jwksFile: /j, algorithms: [HS256]"))), /HS256 needs secret; with jwksFile or jwksUrl use RS\*, PS\*, ES\* or EdDSA/);
+  assert.match(configError(() => parse(jwt("jwksFile: /j, algorithms: [RS1]"))), /"RS1" is unknown; algorithms: HS256, HS384, HS512, RS256/);
+  assert.match(configError(() => parse(jwt("jwksFile: /j, algorithms: []"))), /jwt\.algorithms must not be empty/);
+  assert.match(configError(() => parse(jwt(`secret: "${STRONG}", jwksFile: /j`))), /jwt has secret and jwksFile: give exactly one of secret, jwksFile, jwksUrl/);
+  assert.match(configError(() => parse(jwt(""))), /jwt needs one key source: secret \(COFFER_JWT_SECRET\), jwksFile \(COFFER_JWT_JWKS_FILE\) or jwksUrl \(COFFER_JWT_JWKS_URL\)/);
+  assert.match(configError(() => parse(jwt("jwksUrl: http://idp/jwks"))), /jwt\.jwksUrl must be an https:\/\/ URL/);
+  assert.match(configError(() => parse(jwt("jwksFile: jwks.json"))), /jwt\.jwksFile must be an absolute path/);
+  assert.match(configError(() => parse(`jwt: { secret: "${STRONG}" }\n`)), /jwt needs issuer.*jwt needs audience/);
+  // a non-string secret is refused without showing it
+  const message = configError(() => parse(jwt("secret: 31415926535897932384626433832795")));
+  assert.equal(message, `${F}:1: jwt.secret must be a string (quote it)`);
+});
+
+test("production: COFFER_ENV or --production", () => {
+  assert.equal(parse("", { COFFER_ENV: "production" }).production, true);
+  assert.equal(parse("", { COFFER_ENV: "dev" }).production, false);
+  assert.equal(parse("", {}, { production: true }).production, true);
+  assert.equal(loadServerConfig({ env: {}, production: true }).production, true);
+});
+
+test("production guard: short secret, default secret, devLogin, plain HTTP off loopback", () => {
+  const jwt = (secret: string): string => `jwt: { secret: "${secret}", issuer: i, audience: a }\n`;
+  assert.deepEqual(productionProblems(parse(jwt("short-but-not-known"))), [
+    "jwt.secret (COFFER_JWT_SECRET) is only 19 bytes long: set a random secret of at least 32 bytes, e.g. `openssl rand -base64 48`",
+  ]);
+  assert.deepEqual(productionProblems(parse(jwt("Dev-Secret-Change-Me"))), [
+    'jwt.secret (COFFER_JWT_SECRET) is a known default ("Dev-Secret-Change-Me"): set a random secret of at least 32 bytes, e.g. `openssl rand -base64 48`',
+  ]);
+  // long enough, but published (jwt.io's example)
+  assert.match(productionProblems(parse(jwt("a-string-secret-at-least-256-bits-long")))[0] ?? "", /is a known default/);
+  for (const weak of KNOWN_WEAK_JWT_SECRETS) assert.equal(productionProblems(parse(jwt(weak))).length, 1, weak);
+  assert.deepEqual(productionProblems(parse("devLogin: true\n")), [
+    "devLogin (COFFER_DEV_LOGIN) is on: it hands out credentials without checking anyone; set devLogin: false in production",
+  ]);
+  assert.deepEqual(productionProblems(parse("listen: 0.0.0.0:8200\n")), [
+    "listen (COFFER_LISTEN) is 0.0.0.0:8200, a non-loopback address, with plain HTTP: tokens would cross the network in clear; " +
+      "configure tls (COFFER_TLS_CERT, COFFER_TLS_KEY), or listen on 127.0.0.1 and put a TLS-terminating proxy in front with behindProxy: true (COFFER_BEHIND_PROXY)",
+  ]);
+  assert.match(productionProblems(parse("", {}, { listen: "[::]:8200" }))[0] ?? "", /is \[::\]:8200, a non-loopback address/);
+  assert.deepEqual(productionProblems(parse("listen: 0.0.0.0:8200\nbehindProxy: true\n")), []);
+  assert.deepEqual(productionProblems(parse("listen: 0.0.0.0:8200\ntls: { cert: /c, key: /k }\n")), []);
+  // all fine on loopback with a strong secret
+  for (const listen of ["127.0.0.1:8200", "127.1.2.3:1", "localhost:8200", "[::1]:8200"]) {
+    assert.deepEqual(productionProblems(parse(`listen: "${listen}"\n${jwt(STRONG)}`, {}, { production: true })), [], listen);
+  }
+  assert.equal(productionProblems(parse(`listen: 0.0.0.0:1\ndevLogin: true\n${jwt("secret")}`)).length, 3);
+});
+
+test("a strong secret's text never appears in a message", () => {
+  const messages: string[] = [];
+  const collect = (fn: () => unknown): void => {
+    try {
+      const r = fn();
+      if (Array.isArray(r)) messages.push(...(r as string[]));
+    } catch (err) {
+      messages.push((err as Error).message);
+    }
+  };
+  collect(() => parse(`jwt: { secret: "${STRONG}", algorithms: [none, RS256], jwksUrl: http://x }\nlisten: x\n`));
+  collect(() => parse(`jwt: { secret: "${STRONG}", issuer: i, audience: a, extra: 1 }\n`));
+  collect(() => parse("", { COFFER_JWT_SECRET: STRONG, COFFER_JWT_ALGORITHMS: "none", COFFER_LISTEN: "x" }));
+  collect(() => parse(`jwt: { secret: "${STRONG}", issuer: i, audience: a }\nlisten: 0.0.0.0:1\ndevLogin: true\n`, {}, { production: true }));
+  collect(() => productionProblems(parse(`jwt: { secret: "${STRONG}", issuer: i, audience: a }\nlisten: 0.0.0.0:1\ndevLogin: true\n`)));
+  collect(() => productionProblems(parse(`jwt: { secret: "${STRONG.slice(0, 20)}", issuer: i, audience: a }\n`)));
+  collect(() => parse(`jwt: { secret: "${STRONG}", issuer: i, audience: a, secret: "${STRONG}" }\n`));
+  collect(() => parse(`jwt: { secret: "${STRONG}\n`));
+  collect(() => parse(`jwt: { secret: ${STRONG} ${STRONG}: x, issuer: i }\n`));
+  collect(() => parse(`jwt:\n  secret: ${STRONG}\n   - ${STRONG}\n`));
+  assert.ok(messages.length >= 9, String(messages.length));
+  for (const m of messages) {
+    assert.ok(!m.includes(STRONG), m);
+    assert.ok(!m.includes(STRONG.slice(0, 20)), m);
+  }
+  // database and redis URLs may hold passwords: only their scheme is shown
+  const db = configError(() => parse("database: mysql://u:hunter2@db\nredis: http://:hunter2@cache\n"));
+  assert.ok(!db.includes("hunter2"), db);
+});
