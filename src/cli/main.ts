@@ -41,6 +41,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   units: { summary: "render systemd units that give a service its secrets", load: async () => (await import("./commands/units.ts")).units },
   backup: { summary: "write the whole store (and identity) as one encrypted file", load: async () => (await import("./commands/backup.ts")).backup },
   restore: { summary: "bring a store back from a backup file", load: async () => (await import("./commands/backup.ts")).restore },
+  login: { summary: "check an API token with a coffer server and save it", load: async () => (await import("./commands/login.ts")).login },
+  logout: { summary: "forget the API token saved for a coffer server", load: async () => (await import("./commands/login.ts")).logout },
+  "server init": { summary: "create a team server's data dir, master key, database and root token", load: async () => (await import("./commands/serve.ts")).serverInit },
+  serve: { summary: "run the team server (HTTP API with tokens, JWT, policies, audit, metrics)", load: async () => (await import("./commands/serve.ts")).serve },
 };
 
 const GLOBAL_FLAGS: Record<string, Flag> = {

@@ -8,6 +8,7 @@ import type { Secret } from "../store/secret.ts";
 import { createEnvProvider } from "./env.ts";
 import { createFolderProvider } from "./folder.ts";
 import type { Provider, ProviderContext, ProviderSpec, SecretRef } from "./provider.ts";
+import { createServerProvider } from "./server.ts";
 import { createStoreProvider, type StoreProvider } from "./store.ts";
 import { createVaultProvider } from "./vault.ts";
 
@@ -29,11 +30,12 @@ export function createProvider(name: string, spec: ProviderSpec, ctx: ProviderCo
       return createEnvProvider(name, spec, ctx);
     case "vault":
       return createVaultProvider(name, spec, ctx);
-    // "server" (the coffer team server) comes with the server issue: one line here.
+    case "server":
+      return createServerProvider(name, spec, ctx);
     default:
       throw new CofferError(
         "E_CONFIG",
-        `provider "${name}" has the unknown type ${JSON.stringify(String((spec as { type?: unknown }).type))}; known types: store, folder, env, vault`,
+        `provider "${name}" has the unknown type ${JSON.stringify(String((spec as { type?: unknown }).type))}; known types: store, folder, env, vault, server`,
       );
   }
 }

@@ -14,9 +14,10 @@ test("createProvider: one line per type; an unknown type is E_CONFIG", () => {
   assert.equal(createProvider("s", { type: "store" }, ctx).name, "s");
   assert.equal(createProvider("f", { type: "folder", dir: "/tmp" }, ctx).name, "f");
   assert.equal(createProvider("v", { type: "vault", address: "http://127.0.0.1:8200", mount: "secret" }, ctx).name, "v");
-  assert.throws(() => createProvider("x", { type: "server" } as unknown as ProviderSpec, ctx), {
+  assert.equal(createProvider("t", { type: "server", url: "http://127.0.0.1:8200" }, ctx).name, "t");
+  assert.throws(() => createProvider("x", { type: "nope" } as unknown as ProviderSpec, ctx), {
     code: "E_CONFIG",
-    message: /provider "x" has the unknown type "server"/,
+    message: /provider "x" has the unknown type "nope"; known types: store, folder, env, vault, server$/,
   });
 });
 

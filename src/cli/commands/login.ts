@@ -1,0 +1,70 @@
+import { CofferError } from "../../errors.ts";
+import { CofferClient, normaliseServerUrl } from "../../server/client.ts";
+import { removeToken, saveToken, tokenFilePath } from "../../server/token-file.ts";
+import type { Command } from "../command.ts";
+import { promptHidden, readAllBounded } from "../io.ts";
+import { oneArg, printJson } from "../open.ts";
+
+// Far more than a `cof_` token or a JWT needs; a larger stdin is a mistake, not a token.
+const MAX_TOKEN_BYTES = 8192;
+
+export const login: Command = {
+  name: "login",
+  summary: "check an API token with a coffer server and save it",
+  usage: "URL [--token-stdin] [--json]",
+  details: [
+    "The token comes from stdin with --token-stdin, else from COFFER_TOKEN when it is set, else it is",
+    "asked for on the terminal without echo. It is checked with the server (GET /v1/auth/self) and",
+    "saved, 0600, in tokens.json beside your identity (~/.config/coffer, or $COFFER_HOME); the",
+    "`server` provider of .coffer.yml uses it when its token variable is not set.",
+  ].join("\n"),
+  examples: [
+    "coffer login https://coffer.example.com",
+    "printf '%s' \"$COFFER_TOKEN\" | coffer login https://coffer.example.com --token-stdin",
+    "coffer login https://coffer.example.com/team --json < /dev/null",
+  ],
+  flags: {
+    "token-stdin": { type: "boolean", help: "read the token from stdin (surrounding whitespace is dropped)" },
+    json: { type: "boolean", help: "print who the token is ({subject, kind, roles, expiresAt}) as JSON" },
+  },
+  async run(ctx) {
+    const url = normaliseServerUrl(await oneArg(ctx, "the server URL", "login URL [--token-stdin]"));
+    let token: string;
+    if (ctx.flags["token-stdin"] === true) {
+      const raw = await readAllBounded(ctx.io.stdin, MAX_TOKEN_BYTES, "the token on stdin");
+      token = raw.toString("utf8").trim();
+      raw.fill(0);
+    } else if (ctx.env.COFFER_TOKEN !== undefined && ctx.env.COFFER_TOKEN !== "") {
+      token = ctx.env.COFFER_TOKEN.trim();
+    } else {
+      token = (await promptHidden(`API token for ${url}: `)).trim();
+    }
+    if (token === "") throw new CofferError("E_INVALID_VALUE", "the token is empty; nothing was saved");
+    const client = new CofferClient({ url, token });
+    let self;
+    try {
+      self = await client.self();
+    } catch (err) {
+      if (err instanceof CofferError) throw new CofferError(err.code, `${err.message}; nothing was saved`);
+      throw err;
+    }
+    saveToken(url, token, ctx.env);
+    if (ctx.flags.json === true) printJson(ctx, self);
+    const roles = self.roles.length > 0 ? self.roles.join(", ") : "none";
+    ctx.say(`logged in to ${url} as ${self.subject} (roles: ${roles})${self.expiresAt !== null ? `; the token expires at ${self.expiresAt}` : ""}`);
+  },
+};
+
+export const logout: Command = {
+  name: "logout",
+  summary: "forget the API token saved for a coffer server",
+  usage: "URL",
+  details: "Only the saved copy is removed; the token stays valid on the server until it is revoked there.",
+  examples: ["coffer logout https://coffer.example.com"],
+  flags: {},
+  async run(ctx) {
+    const url = normaliseServerUrl(await oneArg(ctx, "the server URL", "logout URL"));
+    if (removeToken(url, ctx.env)) ctx.say(`logged out of ${url} (its token was removed from ${tokenFilePath(ctx.env)})`);
+    else ctx.say(`no token was saved for ${url}; nothing to do`);
+  },
+};

@@ -1,0 +1,419 @@
+/**
+ * A small typed client for the coffer server's HTTP API (`/v1/secrets`, `/v1/auth/self`,
+ * `/v1/sys/health`), used by the `server` provider and by `coffer login`. Every answer is
+ * validated before it is returned; every failure is a {@link CofferError} that names the server
+ * and never carries the token or a value.
+ */
+import { CofferError, ERROR_CODES, type ErrorCode } from "../errors.ts";
+import { assertSecretName } from "../store/names.ts";
+
+/** Largest response body read from the server, in bytes; more is refused (E_PROVIDER). */
+export const SERVER_MAX_RESPONSE_BYTES = 2 * 1024 * 1024;
+
+/** Default per-request timeout (headers and body), in milliseconds. */
+export const SERVER_TIMEOUT_MS = 10_000;
+
+// Codes a server answer may carry through to the caller. Others (E_INTERNAL, E_DECRYPT, …)
+// describe the server's own state, not the caller's request, and become E_PROVIDER here, so a
+// server bug does not read as a client bug (exit 1, "report it").
+const PASSED_THROUGH: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "E_USAGE", "E_INVALID_NAME", "E_INVALID_VALUE", "E_UNAUTHENTICATED", "E_DENIED", "E_NOT_FOUND",
+  "E_CONFLICT", "E_TOO_LARGE", "E_RATE_LIMITED", "E_UNAVAILABLE", "E_BUSY",
+]);
+
+// The contract's status → code, for an error body without a usable code.
+const BY_STATUS: Readonly<Record<number, ErrorCode>> = {
+  400: "E_USAGE", 401: "E_UNAUTHENTICATED", 403: "E_DENIED", 404: "E_NOT_FOUND", 409: "E_CONFLICT",
+  413: "E_TOO_LARGE", 429: "E_RATE_LIMITED", 503: "E_UNAVAILABLE",
+};
+
+/** A failure the server answered with (an HTTP error status). */
+export class ServerError extends CofferError {
+  /** the HTTP status */
+  readonly status: number;
+  /** the server's request id, for its logs */
+  readonly requestId: string | undefined;
+  /** for 429: seconds to wait, from Retry-After */
+  readonly retryAfterSeconds: number | undefined;
+
+  /** @param message - names the server and what failed; never the token or a value */
+  constructor(code: ErrorCode, message: string, status: number, requestId?: string, retryAfterSeconds?: number) {
+    super(code, message);
+    this.name = "ServerError";
+    this.status = status;
+    this.requestId = requestId;
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** Options of {@link CofferClient}. */
+export interface CofferClientOptions {
+  /** the server's base URL, `http(s)://host[:port][/path]` */
+  url: string;
+  /** an API token (`cof_…`) or a JWT; sent as `Authorization: Bearer` */
+  token?: string;
+  /** per-request timeout, headers and body (default {@link SERVER_TIMEOUT_MS}) */
+  timeoutMs?: number;
+  /** aborts every request in flight and later ones (a provider's close()) */
+  signal?: AbortSignal;
+  /** the fetch to use (tests) */
+  fetch?: typeof fetch;
+}
+
+/** One version of a secret, with its value. */
+export interface ServerSecret {
+  name: string;
+  version: number;
+  /** the bytes; the caller owns (and should zero) them */
+  value: Buffer;
+  /** when this version was written (ISO 8601) */
+  createdAt: string;
+  createdBy: string;
+  /** when the secret last changed */
+  updatedAt: string;
+}
+
+/** A row of {@link CofferClient.listSecrets}. */
+export interface ServerSecretInfo {
+  name: string;
+  version: number;
+  description: string | null;
+  updatedAt: string;
+  updatedBy: string;
+}
+
+/** A row of {@link CofferClient.versions}. */
+export interface ServerVersionInfo {
+  version: number;
+  createdAt: string;
+  createdBy: string;
+  current: boolean;
+}
+
+/** Who the token is (`GET /v1/auth/self`). */
+export interface ServerSelf {
+  /** e.g. `token:ab12…` */
+  subject: string;
+  kind: "token" | "jwt" | "cert";
+  roles: string[];
+  /** ISO 8601, or null when the credential does not expire */
+  expiresAt: string | null;
+}
+
+/**
+ * Checks a server URL and gives its canonical form: scheme, lower-case host, port only when
+ * not the default, path without trailing slashes (`https://coffer.example.com/team`).
+ * @throws CofferError E_INVALID_VALUE for a non-http(s) URL or one with credentials, query or fragment
+ */
+export function normaliseServerUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    // Not echoed when it may hold credentials (user:password@).
+    const shown = String(url).includes("@") ? "the server URL" : JSON.stringify(shorten(String(url), 100));
+    throw new CofferError("E_INVALID_VALUE", `${shown} is not a URL; give the server's base URL, e.g. https://coffer.example.com`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    throw new CofferError("E_INVALID_VALUE", `a server URL must be http:// or https://, not ${u.protocol}`);
+  }
+  if (u.username !== "" || u.password !== "") {
+    // Never echo the URL here: it holds credentials.
+    throw new CofferError("E_INVALID_VALUE", "a server URL must not hold credentials (user:password@); log in with `coffer login URL` instead");
+  }
+  if (u.search !== "" || u.hash !== "" || /[?#]/.test(url)) {
+    throw new CofferError("E_INVALID_VALUE", "a server URL is scheme://host[:port][/path], without query or fragment");
+  }
+  return `${u.origin}${u.pathname.replace(/\/+$/, "")}`;
+}
+
+/**
+ * The coffer server API.
+ *
+ * @example
+ * const client = new CofferClient({ url: "https://coffer.example.com", token: process.env.COFFER_TOKEN });
+ * const s = await client.readSecret("db/prod/password");
+ * try { use(s.value); } finally { s.value.fill(0); }
+ */
+export class CofferClient {
+  /** the canonical base URL (see {@link normaliseServerUrl}) */
+  readonly url: string;
+  readonly #token: string | undefined;
+  readonly #timeoutMs: number;
+  readonly #signal: AbortSignal | undefined;
+  readonly #fetch: typeof fetch;
+
+  /** @throws CofferError E_INVALID_VALUE for a bad URL, a bad timeout, or a token that cannot go in a header */
+  constructor(options: CofferClientOptions) {
+    this.url = normaliseServerUrl(options.url);
+    if (options.token !== undefined && !/^[\x21-\x7e]{1,8192}$/.test(options.token)) {
+      // fetch would echo a bad header value in its error; refuse it before any request.
+      throw new CofferError("E_INVALID_VALUE", "the token is empty, too long, or holds spaces or control characters; check how it was copied");
+    }
+    const timeoutMs = options.timeoutMs ?? SERVER_TIMEOUT_MS;
+    if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) {
+      throw new CofferError("E_INVALID_VALUE", `a timeout is a whole number of milliseconds from 1, got ${timeoutMs}`);
+    }
+    this.#token = options.token;
+    this.#timeoutMs = timeoutMs;
+    this.#signal = options.signal;
+    this.#fetch = options.fetch ?? fetch;
+  }
+
+  /**
+   * Reads a secret's current value, or `version`.
+   * @throws CofferError E_NOT_FOUND, E_DENIED, E_UNAUTHENTICATED, E_PROVIDER, …
+   */
+  async readSecret(name: string, version?: number): Promise<ServerSecret> {
+    assertSecretName(name);
+    if (version !== undefined) checkVersion(version);
+    const body = await this.#request("GET", `${secretPath(name)}${version !== undefined ? `?version=${version}` : ""}`);
+    const what = `the secret ${name}`;
+    const got = {
+      name: str(body, "name", what, this.url),
+      version: whole(body, "version", what, this.url),
+      createdAt: str(body, "createdAt", what, this.url),
+      createdBy: str(body, "createdBy", what, this.url),
+      updatedAt: str(body, "updatedAt", what, this.url),
+    };
+    if (got.name !== name || (version !== undefined && got.version !== version)) {
+      throw new CofferError("E_PROVIDER", `server ${this.url}: answered for ${name} with another secret or version`);
+    }
+    const text = field(body, "value");
+    const b64 = field(body, "valueBase64");
+    let value: Buffer;
+    if (typeof text === "string" && b64 === undefined) value = Buffer.from(text, "utf8");
+    else if (typeof b64 === "string" && text === undefined && /^[A-Za-z0-9+/]*={0,2}$/.test(b64) && b64.length % 4 === 0) {
+      value = Buffer.from(b64, "base64");
+    } else {
+      throw new CofferError("E_PROVIDER", `server ${this.url}: answered for ${name} without exactly one of value and valueBase64 (base64)`);
+    }
+    return { ...got, value };
+  }
+
+  /**
+   * Writes a new version: UTF-8 text as `value`, other bytes as `valueBase64`.
+   * @param options.ifVersion - refuse (E_CONFLICT) unless the current version is this (0: must be new)
+   */
+  async writeSecret(name: string, value: Uint8Array, options: { description?: string; ifVersion?: number } = {}): Promise<{ name: string; version: number }> {
+    assertSecretName(name);
+    let text: string | undefined;
+    try {
+      text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(value);
+    } catch {
+      text = undefined;
+    }
+    const payload = {
+      ...(text !== undefined ? { value: text } : { valueBase64: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("base64") }),
+      ...(options.description !== undefined && { description: options.description }),
+      ...(options.ifVersion !== undefined && { ifVersion: options.ifVersion }),
+    };
+    const body = await this.#request("PUT", secretPath(name), payload);
+    return { name: str(body, "name", `writing ${name}`, this.url), version: whole(body, "version", `writing ${name}`, this.url) };
+  }
+
+  /** Lists the secrets (names and metadata, never values) whose names start with `prefix`. */
+  async listSecrets(prefix?: string): Promise<ServerSecretInfo[]> {
+    const query = prefix !== undefined && prefix !== "" ? `?${new URLSearchParams({ prefix })}` : "";
+    const body = await this.#request("GET", `/v1/secrets${query}`);
+    const rows = field(body, "secrets");
+    if (!Array.isArray(rows)) throw shapeError(this.url, "the list of secrets", "secrets");
+    return rows.map((r: unknown) => {
+      const d = field(r, "description");
+      if (d !== undefined && d !== null && typeof d !== "string") throw shapeError(this.url, "the list of secrets", "description");
+      return {
+        name: str(r, "name", "the list of secrets", this.url),
+        version: whole(r, "version", "the list of secrets", this.url),
+        description: d ?? null,
+        updatedAt: str(r, "updatedAt", "the list of secrets", this.url),
+        updatedBy: str(r, "updatedBy", "the list of secrets", this.url),
+      };
+    });
+  }
+
+  /** Lists a secret's versions (no values). */
+  async versions(name: string): Promise<{ name: string; versions: ServerVersionInfo[] }> {
+    assertSecretName(name);
+    const body = await this.#request("GET", `${secretPath(name)}/versions`);
+    const what = `the versions of ${name}`;
+    const rows = field(body, "versions");
+    if (!Array.isArray(rows)) throw shapeError(this.url, what, "versions");
+    return {
+      name: str(body, "name", what, this.url),
+      versions: rows.map((r: unknown) => {
+        const current = field(r, "current");
+        if (typeof current !== "boolean") throw shapeError(this.url, what, "current");
+        return { version: whole(r, "version", what, this.url), createdAt: str(r, "createdAt", what, this.url), createdBy: str(r, "createdBy", what, this.url), current };
+      }),
+    };
+  }
+
+  /** Removes a secret (the server keeps its history). */
+  async removeSecret(name: string): Promise<{ name: string; version: number }> {
+    assertSecretName(name);
+    const body = await this.#request("DELETE", secretPath(name));
+    return { name: str(body, "name", `removing ${name}`, this.url), version: whole(body, "version", `removing ${name}`, this.url) };
+  }
+
+  /** Who the token is: subject, kind, roles, expiry. */
+  async self(): Promise<ServerSelf> {
+    const body = await this.#request("GET", "/v1/auth/self");
+    const what = "who the token is";
+    const kind = field(body, "kind");
+    if (kind !== "token" && kind !== "jwt" && kind !== "cert") throw shapeError(this.url, what, "kind");
+    const roles = field(body, "roles");
+    if (!Array.isArray(roles) || !roles.every((r): r is string => typeof r === "string")) throw shapeError(this.url, what, "roles");
+    const expiresAt = field(body, "expiresAt");
+    if (expiresAt !== null && typeof expiresAt !== "string") throw shapeError(this.url, what, "expiresAt");
+    return { subject: str(body, "subject", what, this.url), kind, roles, expiresAt };
+  }
+
+  /** The server's health (`{status: "ok", …}`); sent without the token. */
+  async health(): Promise<{ status: string } & Record<string, unknown>> {
+    const body = await this.#request("GET", "/v1/sys/health", undefined, false);
+    const status = str(body, "status", "its health", this.url);
+    return { ...(body as Record<string, unknown>), status };
+  }
+
+  async #request(method: string, target: string, payload?: unknown, auth = true): Promise<unknown> {
+    const where = `server ${this.url}`;
+    if (this.#signal?.aborted === true) throw new CofferError("E_PROVIDER", `${where}: the request was cancelled (closed)`);
+    const signals = [AbortSignal.timeout(this.#timeoutMs), ...(this.#signal !== undefined ? [this.#signal] : [])];
+    const headers: Record<string, string> = { Accept: "application/json" };
+    if (auth && this.#token !== undefined) headers.Authorization = `Bearer ${this.#token}`;
+    let data: string | undefined;
+    if (payload !== undefined) {
+      headers["Content-Type"] = "application/json";
+      data = JSON.stringify(payload);
+    }
+    let res: Response;
+    try {
+      // redirect "error": the token goes to this server and nowhere else.
+      res = await this.#fetch(`${this.url}${target}`, { method, headers, body: data ?? null, redirect: "error", signal: AbortSignal.any(signals) });
+    } catch (err) {
+      throw fetchError(where, err, this.#timeoutMs);
+    }
+    let text: string;
+    try {
+      text = await readCapped(res, SERVER_MAX_RESPONSE_BYTES);
+    } catch (err) {
+      if (err instanceof CofferError) throw new CofferError(err.code, `${where}: ${err.message}`);
+      throw fetchError(where, err, this.#timeoutMs);
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    if (res.status >= 200 && res.status < 300) {
+      if (body === undefined) {
+        throw new CofferError("E_PROVIDER", `${where}: answered ${res.status} with a body that is not JSON (${res.headers.get("content-type") ?? "no content-type"}); is the URL a coffer server?`);
+      }
+      return body;
+    }
+    throw this.#statusError(res, body);
+  }
+
+  #statusError(res: Response, body: unknown): ServerError {
+    const where = `server ${this.url}`;
+    const err = field(body, "error");
+    const rawCode = field(err, "code");
+    const rawMessage = field(err, "message");
+    const requestId = field(body, "requestId");
+    const id = typeof requestId === "string" && /^[\x21-\x7e]{1,100}$/.test(requestId) ? requestId : undefined;
+    const retry = res.status === 429 ? parseRetryAfter(res.headers.get("retry-after")) : undefined;
+    const known = typeof rawCode === "string" && Object.hasOwn(ERROR_CODES, rawCode) && PASSED_THROUGH.has(rawCode as ErrorCode);
+    const code: ErrorCode = known ? (rawCode as ErrorCode) : (BY_STATUS[res.status] ?? "E_PROVIDER");
+    let message = typeof rawMessage === "string" ? rawMessage.replace(/[\u0000-\u001f\u007f]+/g, " ").trim() : "";
+    // A server message should never hold the token; if one does, it is not repeated.
+    if (this.#token !== undefined && message.includes(this.#token)) message = message.replaceAll(this.#token, "[redacted]");
+    message = shorten(message);
+    if (message === "") message = body === undefined ? `answered ${res.status} with a body that is not JSON; is the URL a coffer server?` : `answered ${res.status}`;
+    const hints = [
+      ...(typeof rawCode === "string" && !known ? [`server code ${shorten(rawCode.replace(/[^\x21-\x7e]/g, ""), 40)}`] : []),
+      ...(retry !== undefined ? [`retry after ${retry} s`] : []),
+      ...(id !== undefined ? [`request ${id}`] : []),
+    ];
+    return new ServerError(code, `${where}: ${message}${hints.length > 0 ? ` (${hints.join("; ")})` : ""}`, res.status, id, retry);
+  }
+}
+
+function secretPath(name: string): string {
+  return `/v1/secrets/${name.split("/").map(encodeURIComponent).join("/")}`;
+}
+
+function checkVersion(version: number): void {
+  if (!Number.isSafeInteger(version) || version < 1) {
+    throw new CofferError("E_INVALID_VALUE", `invalid version ${version}: a version is a whole number from 1`);
+  }
+}
+
+function parseRetryAfter(h: string | null): number | undefined {
+  if (h === null) return undefined;
+  if (/^\d{1,9}$/.test(h.trim())) return Number(h.trim());
+  const at = Date.parse(h);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}
+
+function fetchError(where: string, err: unknown, timeoutMs: number): CofferError {
+  const e = err as { name?: string; cause?: { code?: string; message?: string } };
+  if (e.name === "TimeoutError") return new CofferError("E_PROVIDER", `${where}: did not answer within ${timeoutMs} ms`);
+  if (e.name === "AbortError") return new CofferError("E_PROVIDER", `${where}: the request was cancelled (closed)`);
+  // Only the cause's code (ECONNREFUSED, ENOTFOUND, …): fetch's own messages can quote headers.
+  const cause = e.cause?.code ?? (e.name === "TypeError" ? "network error" : "error");
+  return new CofferError("E_PROVIDER", `${where}: cannot reach it: ${cause}`);
+}
+
+// Reads the body as UTF-8, refusing (and cancelling) past `max` bytes.
+async function readCapped(res: Response, max: number): Promise<string> {
+  const length = Number(res.headers.get("content-length") ?? NaN);
+  if (Number.isFinite(length) && length > max) {
+    await res.body?.cancel().catch(() => {});
+    throw new CofferError("E_PROVIDER", `answered with ${length} bytes, over the limit of ${max} bytes`);
+  }
+  if (res.body === null) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > max) {
+      await reader.cancel().catch(() => {});
+      for (const c of chunks) c.fill(0);
+      throw new CofferError("E_PROVIDER", `answered with more than the limit of ${max} bytes`);
+    }
+    chunks.push(value);
+  }
+  const buf = Buffer.concat(chunks);
+  for (const c of chunks) c.fill(0);
+  const text = buf.toString("utf8");
+  buf.fill(0);
+  return text;
+}
+
+function shapeError(url: string, what: string, name: string): CofferError {
+  return new CofferError("E_PROVIDER", `server ${url}: answered for ${what} without a usable "${name}"; is it a coffer server of this version?`);
+}
+
+function str(v: unknown, name: string, what: string, url: string): string {
+  const s = field(v, name);
+  if (typeof s !== "string") throw shapeError(url, what, name);
+  return s;
+}
+
+function whole(v: unknown, name: string, what: string, url: string): number {
+  const n = field(v, name);
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw shapeError(url, what, name);
+  return n;
+}
+
+function field(v: unknown, name: string): unknown {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && Object.hasOwn(v, name) ? (v as Record<string, unknown>)[name] : undefined;
+}
+
+function shorten(s: string, max = 300): string {
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}

@@ -1,0 +1,121 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { TestContext } from "node:test";
+import { tempDir } from "../helpers.ts";
+import { CLI, coffer, userEnv } from "./run-cli.ts";
+
+interface Served {
+  child: ChildProcess;
+  url: string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Runs `coffer serve` as a subprocess on a free port and waits for its "serving on" line. */
+function serve(t: TestContext, home: string, args: string[], env: Record<string, string> = {}): Promise<Served> {
+  const child = spawn(process.execPath, [CLI, "serve", "--listen", "127.0.0.1:0", ...args], { env: userEnv(home, env), stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  t.after(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  });
+  return new Promise((resolve, reject) => {
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (d: string) => {
+      err += d;
+      const m = /serving on (http:\/\/\S+) /.exec(err);
+      if (m !== null) resolve({ child, url: m[1]!, stderr: () => err, exited });
+    });
+    void exited.then((code) => reject(new Error(`coffer serve exited ${code}: ${err}`)));
+  });
+}
+
+async function api(url: string, method: string, path: string, token: string, body?: unknown) {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body !== undefined && { "content-type": "application/json" }) },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, json: (await res.json()) as any };
+}
+
+test("server init makes a private data dir and prints the root token once, as the last stdout line", (t) => {
+  const home = tempDir(t);
+  const data = join(home, "srv");
+  const r = coffer(home, ["server", "init", "--data", data], { umask: "000" });
+  assert.equal(r.code, 0, r.err);
+  const lines = r.out.trimEnd().split("\n");
+  assert.match(lines.at(-1)!, /^cof_[A-Za-z0-9_-]{43}$/);
+  assert.match(r.err, /root token \(shown once\)/);
+  assert.equal(statSync(data).mode & 0o777, 0o700);
+  assert.equal(statSync(join(data, "master.key")).mode & 0o777, 0o600);
+  assert.equal(statSync(join(data, "coffer.db")).mode & 0o777, 0o600);
+  const again = coffer(home, ["server", "init", "--data", data]);
+  assert.equal(again.code, 4, "a second init refuses to overwrite");
+  assert.match(again.err, /already exists/);
+});
+
+test("coffer serve: a real server the CLI's `run` reads through the server provider; SIGTERM stops it cleanly", async (t) => {
+  const home = tempDir(t);
+  const data = join(home, "srv");
+  const config = join(home, "server.yml");
+  writeFileSync(config, `roles:\n  app: [ { path: "app/**", capabilities: [read, list] } ]\n`);
+  const root = coffer(home, ["server", "init", "--data", data, "--config", config]).out.trim().split("\n").at(-1)!;
+  const s = await serve(t, home, ["--data", data, "--config", config]);
+  assert.equal((await api(s.url, "PUT", "/v1/secrets/app/db/password", root, { value: "from-the-server" })).status, 200);
+  const token = (await api(s.url, "POST", "/v1/tokens", root, { name: "laptop", roles: ["app"] })).json.token as string;
+
+  const project = join(home, "project");
+  coffer(home, ["init", "--name", "dev"]);
+  writeFileSync(join(home, ".coffer.yml"), [
+    "providers:",
+    `  team: { type: server, url: "${s.url}" }`,
+    "environments:",
+    "  dev:",
+    "    env:",
+    "      DB_PASSWORD: { from: team, path: app/db/password }",
+    "",
+  ].join("\n"));
+  void project;
+  const run = coffer(home, ["run", "--config", join(home, ".coffer.yml"), "--", "sh", "-c", 'test "$DB_PASSWORD" = from-the-server && echo matched'], {
+    env: { COFFER_TOKEN: token },
+  });
+  assert.equal(run.code, 0, run.err);
+  assert.equal(run.out.trim(), "matched");
+
+  // coffer login saves the token (0600); run then needs no COFFER_TOKEN
+  const login = coffer(home, ["login", s.url, "--token-stdin"], { input: `${token}\n` });
+  assert.equal(login.code, 0, login.err);
+  assert.match(login.err, /logged in to .* as token:[0-9a-f]{16}/);
+  assert.ok(!login.err.includes(token) && !login.out.includes(token));
+  const saved = coffer(home, ["run", "--config", join(home, ".coffer.yml"), "--", "sh", "-c", 'test "$DB_PASSWORD" = from-the-server']);
+  assert.equal(saved.code, 0, saved.err);
+
+  const denied = coffer(home, ["run", "--config", join(home, ".coffer.yml"), "--", "true"], { env: { COFFER_TOKEN: "cof_" + "x".repeat(43) } });
+  assert.notEqual(denied.code, 0);
+  assert.match(denied.err, /not valid|E_UNAUTHENTICATED|401|log in/i);
+
+  s.child.kill("SIGTERM");
+  assert.equal(await s.exited, 0);
+  assert.match(s.stderr(), /stopped/);
+  assert.ok(!s.stderr().includes("from-the-server") && !s.stderr().includes(token) && !s.stderr().includes(root), "the log holds no value or token");
+});
+
+test("the production guard refuses a default JWT secret, devLogin, and plain HTTP on a public address", (t) => {
+  const home = tempDir(t);
+  const data = join(home, "srv");
+  assert.equal(coffer(home, ["server", "init", "--data", data]).code, 0);
+  const weak = join(home, "weak.yml");
+  writeFileSync(weak, `jwt: { secret: dev-secret-change-me, issuer: https://idp.example, audience: coffer }\ndevLogin: true\n`);
+  const r = coffer(home, ["serve", "--data", data, "--config", weak, "--listen", "127.0.0.1:0"], { env: { COFFER_ENV: "production" } });
+  assert.equal(r.code, 7, r.err);
+  assert.match(r.err, /refusing to start in production/);
+  assert.match(r.err, /jwt\.secret/);
+  assert.match(r.err, /devLogin/);
+  const open = coffer(home, ["serve", "--data", data, "--listen", "0.0.0.0:0", "--production"]);
+  assert.equal(open.code, 7);
+  assert.match(open.err, /behindProxy|TLS|tls/);
+});
