@@ -1,6 +1,6 @@
 /**
  * The team server's SQL schema (format 1). Written for SQLite (STRICT tables); the PostgreSQL
- * driver keeps the same tables, columns and meanings with its own types (BYTEA, TIMESTAMPTZ).
+ * driver keeps the same tables (prefixed coffer_), columns and meanings, with BYTEA for bytes and the same ISO 8601 text for times, so audit records hash identically.
  *
  * `secrets`, `versions` and `audit` have the local store's shape (`src/store/schema.ts`):
  * reading a secret is one B-tree search for the newest `versions` row of its name, so deleting
