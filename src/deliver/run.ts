@@ -1,13 +1,14 @@
 /**
  * `coffer run`: a command started with its secrets, in env vars and in files of a private
  * runtime dir that is removed on every way out. Signals are passed on; the command's exit
- * status becomes coffer's (128+n when it died of signal n).
+ * status becomes coffer's (128+n when it died of signal n). With `--watch` ({@link runWatching}),
+ * the command is restarted with the new values when a secret changes.
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
 import { CofferError } from "../errors.ts";
 import { createRuntimeDir, writeRuntimeFile } from "./runtime-dir.ts";
-import type { ResolvedPlan } from "./resolve.ts";
+import { disposeResolved, type ResolvedPlan } from "./resolve.ts";
 
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const;
 
@@ -35,50 +36,253 @@ export interface RunOptions {
  * @throws CofferError E_NOT_FOUND when the command cannot be started (nothing is left behind)
  */
 export async function runWithSecrets(options: RunOptions): Promise<number> {
-  const dir = createRuntimeDir({ kind: "run", ...(options.dir !== undefined && { base: options.dir }), env: options.baseEnv, ...(options.warn !== undefined && { warn: options.warn }) });
-  const cleanupOnExit = () => dir.remove();
-  process.on("exit", cleanupOnExit);
   const handlers = new Map<string, () => void>();
+  let started: Started | undefined;
   try {
-    const env: NodeJS.ProcessEnv = { ...options.baseEnv };
-    for (const e of options.resolved.env) env[e.variable] = e.value.reveal();
-    for (const f of options.resolved.files) env[f.variable] = writeRuntimeFile(dir.path, f.variable, f.value.bytes(), f.mode);
-    env.COFFER_RUNTIME_DIR = dir.path;
-    const masking = options.masker != null;
-    const previous = options.umask === undefined ? undefined : process.umask(options.umask);
-    let child;
-    try {
-      child = spawn(options.command, [...options.args], { env, stdio: masking ? ["inherit", "pipe", "pipe"] : "inherit" });
-    } finally {
-      if (previous !== undefined) process.umask(previous);
-    }
+    started = startChild(options, options.resolved, options.masker ?? null);
+    const child = started.child;
     for (const sig of FORWARDED) {
       const h = () => void child.kill(sig);
       handlers.set(sig, h);
       process.on(sig, h);
     }
-    const piped: Promise<void>[] = [];
-    if (masking && child.stdout !== null && child.stderr !== null) {
-      piped.push(pipeThrough(child.stdout, options.masker!(), options.stdout ?? process.stdout));
-      piped.push(pipeThrough(child.stderr, options.masker!(), options.stderr ?? process.stderr));
-    }
-    const status = await new Promise<number>((resolve, reject) => {
-      child.once("error", (err: NodeJS.ErrnoException) => {
-        reject(
-          err.code === "ENOENT"
-            ? new CofferError("E_NOT_FOUND", `cannot start ${options.command}: no such command`)
-            : new CofferError("E_INTERNAL", `cannot start ${options.command}: ${err.code ?? err.message}`),
-        );
-      });
-      child.once("exit", (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : constants.signals[signal])));
-    });
-    await Promise.all(piped);
-    return status;
+    return await started.done;
   } finally {
     for (const [sig, h] of handlers) process.off(sig, h);
+  }
+}
+
+/** A started command: its process and its exit status (its runtime dir removed by then). */
+interface Started {
+  child: ChildProcess;
+  /** the exit status (128+n for signal n), once its output is passed on and its dir removed */
+  done: Promise<number>;
+}
+
+/**
+ * Starts the command with `resolved` in its env and runtime files (a new runtime dir, removed
+ * when it ends). `done` rejects with E_NOT_FOUND when it cannot be started.
+ */
+function startChild(options: Omit<RunOptions, "resolved" | "masker">, resolved: ResolvedPlan, masker: (() => NodeJS.ReadWriteStream) | null): Started {
+  const dir = createRuntimeDir({ kind: "run", ...(options.dir !== undefined && { base: options.dir }), env: options.baseEnv, ...(options.warn !== undefined && { warn: options.warn }) });
+  const cleanupOnExit = () => dir.remove();
+  process.on("exit", cleanupOnExit);
+  const cleanup = () => {
     process.off("exit", cleanupOnExit);
     dir.remove();
+  };
+  let child: ChildProcess;
+  try {
+    const env: NodeJS.ProcessEnv = { ...options.baseEnv };
+    for (const e of resolved.env) env[e.variable] = e.value.reveal();
+    for (const f of resolved.files) env[f.variable] = writeRuntimeFile(dir.path, f.variable, f.value.bytes(), f.mode);
+    env.COFFER_RUNTIME_DIR = dir.path;
+    const previous = options.umask === undefined ? undefined : process.umask(options.umask);
+    try {
+      child = spawn(options.command, [...options.args], { env, stdio: masker !== null ? ["inherit", "pipe", "pipe"] : "inherit" });
+    } finally {
+      if (previous !== undefined) process.umask(previous);
+    }
+  } catch (err) {
+    cleanup();
+    throw err;
   }
+  const piped: Promise<void>[] = [];
+  if (masker !== null && child.stdout !== null && child.stderr !== null) {
+    piped.push(pipeThrough(child.stdout, masker(), options.stdout ?? process.stdout));
+    piped.push(pipeThrough(child.stderr, masker(), options.stderr ?? process.stderr));
+  }
+  const done = (async () => {
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        child.once("error", (err: NodeJS.ErrnoException) => {
+          reject(
+            err.code === "ENOENT"
+              ? new CofferError("E_NOT_FOUND", `cannot start ${options.command}: no such command`)
+              : new CofferError("E_INTERNAL", `cannot start ${options.command}: ${err.code ?? err.message}`),
+          );
+        });
+        child.once("exit", (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : constants.signals[signal])));
+      });
+      await Promise.all(piped);
+      return status;
+    } finally {
+      cleanup();
+    }
+  })();
+  return { child, done };
+}
+
+/** Options of {@link runWatching}. */
+export interface WatchRunOptions extends Omit<RunOptions, "resolved" | "masker"> {
+  /** the values the command starts with (owned by the caller until the first restart; then by runWatching) */
+  resolved: ResolvedPlan;
+  /** resolves every secret again (all or nothing) */
+  resolve: () => Promise<ResolvedPlan>;
+  /** starts watching; calls `onChange` when a secret may have changed; returns the stop function */
+  watch: (onChange: () => void) => () => void;
+  /** makes the masker for a set of values; null: output passes through */
+  masker?: ((resolved: ResolvedPlan) => () => NodeJS.ReadWriteStream) | null;
+  /** after SIGTERM, how long the command has to exit before SIGKILL (default 10 000 ms) */
+  graceMs?: number;
+  /** how long after the last change notice the secrets are resolved again (default 250 ms) */
+  debounceMs?: number;
+  /** told of restarts and failed re-resolves (names only, never values) */
+  say: (message: string) => void;
+}
+
+/**
+ * `coffer run --watch`: runs the command with its secrets, and when a watched secret changes,
+ * resolves every secret again and, if any value differs, stops the command (SIGTERM, SIGKILL
+ * after `graceMs`) and starts it again with the new values (a new runtime dir). A failed
+ * re-resolve keeps the command running with the old values (and says so). SIGINT, SIGTERM,
+ * SIGHUP and SIGQUIT go to the current command and end the watching.
+ * @returns the command's exit status when it exits by itself (or after a signal to coffer)
+ * @throws CofferError E_NOT_FOUND when the command cannot be started
+ */
+export async function runWatching(options: WatchRunOptions): Promise<number> {
+  const graceMs = options.graceMs ?? 10_000;
+  const debounceMs = options.debounceMs ?? 250;
+  const makeMasker = options.masker ?? null;
+  let values = options.resolved;
+  let ownsValues = false; // the first values are the caller's to dispose
+  let current: Started;
+  let stopping = false; // a signal came: no more restarts
+  let restarting = false;
+  let debounce: NodeJS.Timeout | undefined;
+  let checking = false;
+  let again = false;
+  const handlers = new Map<string, () => void>();
+  let finish: (status: number) => void = () => {};
+  let fail: (err: unknown) => void = () => {};
+  const result = new Promise<number>((resolve, reject) => {
+    finish = resolve;
+    fail = reject;
+  });
+
+  const follow = (started: Started) => {
+    started.done.then(
+      (status) => {
+        if (started === current && !restarting) finish(status);
+      },
+      (err: unknown) => fail(err),
+    );
+  };
+
+  const check = async (): Promise<void> => {
+    if (stopping) return;
+    if (checking) {
+      again = true;
+      return;
+    }
+    checking = true;
+    try {
+      let next: ResolvedPlan;
+      try {
+        next = await options.resolve();
+      } catch (err) {
+        options.say(`coffer: warning: a secret changed but resolving again failed; ${options.command} keeps its current values: ${err instanceof CofferError ? err.message : "provider error"}`);
+        return;
+      }
+      const changed = changedVariables(values, next);
+      if (changed.length === 0 || stopping) {
+        disposeResolved(next);
+        return;
+      }
+      options.say(`coffer: secrets changed (${changed.join(", ")}): restarting ${options.command}`);
+      restarting = true;
+      const old = current;
+      await stopChild(old.child, old.done, graceMs);
+      if (ownsValues) disposeResolved(values);
+      values = next;
+      ownsValues = true;
+      if (stopping) {
+        // A signal to coffer while the command was being stopped: it is not started again.
+        restarting = false;
+        finish(await old.done.catch(() => 128));
+        return;
+      }
+      current = startChild(options, values, makeMasker === null ? null : makeMasker(values));
+      restarting = false;
+      follow(current);
+    } catch (err) {
+      fail(err);
+    } finally {
+      checking = false;
+      if (again && !stopping) {
+        again = false;
+        void check();
+      }
+    }
+  };
+
+  // Watching starts first: a watch that cannot start (nothing to watch) starts no command.
+  const stopWatch = options.watch(() => {
+    if (stopping) return;
+    if (debounce !== undefined) clearTimeout(debounce);
+    debounce = setTimeout(() => void check(), debounceMs);
+  });
+  try {
+    current = startChild(options, values, makeMasker === null ? null : makeMasker(values));
+  } catch (err) {
+    stopWatch();
+    throw err;
+  }
+  for (const sig of FORWARDED) {
+    const h = () => {
+      stopping = true;
+      stopWatch();
+      if (debounce !== undefined) clearTimeout(debounce);
+      current.child.kill(sig);
+    };
+    handlers.set(sig, h);
+    process.on(sig, h);
+  }
+  follow(current);
+  try {
+    return await result;
+  } finally {
+    stopping = true;
+    stopWatch();
+    if (debounce !== undefined) clearTimeout(debounce);
+    for (const [sig, h] of handlers) process.off(sig, h);
+    if (current.child.exitCode === null && current.child.signalCode === null) {
+      await stopChild(current.child, current.done, graceMs).catch(() => {});
+    }
+    if (ownsValues) disposeResolved(values);
+  }
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves when the command has exited. */
+async function stopChild(child: ChildProcess, done: Promise<number>, graceMs: number): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    try {
+      await done.catch(() => 0);
+    } finally {
+      clearTimeout(timer);
+    }
+  } else {
+    await done.catch(() => 0);
+  }
+}
+
+/** The variables whose values differ between two resolutions (env first, then files). */
+function changedVariables(a: ResolvedPlan, b: ResolvedPlan): string[] {
+  const bytesOf = (r: ResolvedPlan) => new Map([...r.env, ...r.files].map((e) => [e.variable, e.value.bytes()]));
+  const before = bytesOf(a);
+  const after = bytesOf(b);
+  const changed: string[] = [];
+  for (const [variable, value] of after) {
+    const old = before.get(variable);
+    if (old === undefined || Buffer.compare(old, value) !== 0) changed.push(variable);
+  }
+  for (const e of b.files) {
+    const o = a.files.find((f) => f.variable === e.variable);
+    if (o !== undefined && o.mode !== e.mode && !changed.includes(e.variable)) changed.push(e.variable);
+  }
+  return changed;
 }
 
 function pipeThrough(from: NodeJS.ReadableStream, masker: NodeJS.ReadWriteStream, to: NodeJS.WritableStream): Promise<void> {

@@ -15,18 +15,120 @@ export type ServerSpec = Extract<ProviderSpec, { type: "server" }>;
 export interface ServerProviderOptions {
   /** per-request timeout, headers and body (default 10 000 ms) */
   timeoutMs?: number;
-  /** how often watch() polls the versions (default 30 000 ms) */
+  /** how often watch() polls the versions while it has no event stream (default 30 000 ms) */
   pollIntervalMs?: number;
+  /** the first wait before the event stream is tried again (default 1000 ms; doubles up to {@link maxStreamRetryMs}) */
+  streamRetryMs?: number;
+  /** the longest wait between stream attempts (default 30 000 ms) */
+  maxStreamRetryMs?: number;
+  /** a stream silent this long (no heartbeat) counts as dropped (default 45 000 ms) */
+  streamIdleMs?: number;
+  /** false: watch() only polls (default true) */
+  stream?: boolean;
   /** the fetch to use (tests) */
   fetch?: typeof fetch;
 }
 
+/** One server-sent event. */
+export interface SseEvent {
+  /** `message` when the event had no `event:` field */
+  event: string;
+  /** the data lines, joined with "\n" */
+  data: string;
+  /** the last `id:` seen (the stream's last event id) */
+  id: string;
+}
+
+/** Longest line an event stream may send; more is a broken stream. */
+const SSE_MAX_LINE = 64 * 1024;
+
 /**
- * Where change notices come from: calls `onChange(name)` when the current version of one of
- * `names` changed or the secret disappeared; returns a function that stops. Polling is the
- * one source today; a server-sent-events source can replace it without touching `watch`.
+ * A streaming parser of `text/event-stream` (the WHATWG rules): lines end in CRLF, LF or CR
+ * (also split across chunks), `:` lines are comments, `field: value` loses one leading space,
+ * `data` lines are joined with LF, an empty line dispatches (nothing without data), an unknown
+ * field is ignored. Feed it decoded text with {@link push}.
+ * @throws Error from push() when a line grows past 64 KiB
  */
-type ChangeFeed = (names: readonly string[], onChange: (name: string) => void) => () => void;
+export class SseParser {
+  #buffer = "";
+  #event = "";
+  #data: string[] = [];
+  #id = "";
+  readonly #onEvent: (event: SseEvent) => void;
+
+  constructor(onEvent: (event: SseEvent) => void) {
+    this.#onEvent = onEvent;
+  }
+
+  push(text: string): void {
+    this.#buffer += text;
+    for (;;) {
+      const m = /\r\n|\r|\n/.exec(this.#buffer);
+      if (m === null) break;
+      // A CR at the very end may be the first half of a CRLF: wait for the next chunk.
+      if (m[0] === "\r" && m.index === this.#buffer.length - 1) break;
+      const line = this.#buffer.slice(0, m.index);
+      this.#buffer = this.#buffer.slice(m.index + m[0].length);
+      this.#line(line);
+    }
+    if (this.#buffer.length > SSE_MAX_LINE) throw new Error(`an event-stream line is longer than ${SSE_MAX_LINE} characters`);
+  }
+
+  /** The stream ended: a last unterminated event is dropped, as the standard says. */
+  end(): void {
+    this.#buffer = "";
+    this.#event = "";
+    this.#data = [];
+  }
+
+  #line(line: string): void {
+    if (line === "") {
+      if (this.#data.length > 0) this.#onEvent({ event: this.#event === "" ? "message" : this.#event, data: this.#data.join("\n"), id: this.#id });
+      this.#event = "";
+      this.#data = [];
+      return;
+    }
+    if (line.startsWith(":")) return;
+    const colon = line.indexOf(":");
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "event") this.#event = value;
+    else if (field === "data") this.#data.push(value);
+    else if (field === "id" && !value.includes("\0")) this.#id = value;
+  }
+}
+
+/**
+ * The longest common prefix of whole "/"-segments of the names' folders: `app/db/pw` and
+ * `app/api` → `app/`; a lone `app/db/pw` → `app/db/`; `a` and `b` → "". Over 256 characters
+ * (the server's limit) → "".
+ */
+export function watchPrefix(names: readonly string[]): string {
+  if (names.length === 0) return "";
+  const folders = names.map((n) => n.split("/").slice(0, -1));
+  const first = folders[0]!;
+  let common = 0;
+  while (common < first.length && folders.every((f) => f[common] === first[common])) common++;
+  const prefix = common === 0 ? "" : `${first.slice(0, common).join("/")}/`;
+  return prefix.length > 256 ? "" : prefix;
+}
+
+/**
+ * Polls the current versions of `names`, remembering them across start/stop, so a poll after a
+ * gap reports what changed during it. `onChange(name)` when a current version changed or the
+ * secret disappeared.
+ */
+interface Poller {
+  /** polls once now (skipped while a poll runs or after a 429 until Retry-After) */
+  pollNow(): Promise<void>;
+  /** polls now and every interval, until stop() */
+  start(): void;
+  stop(): void;
+  /** what the event stream reported, so polling does not report it again */
+  saw(name: string, current: string): void;
+  dispose(): void;
+}
 
 /**
  * Creates the `server` provider.
@@ -41,10 +143,14 @@ type ChangeFeed = (names: readonly string[], onChange: (name: string) => void) =
  * (E_UNAUTHENTICATED, E_DENIED, E_NOT_FOUND, E_RATE_LIMITED, E_UNAVAILABLE, …); network errors,
  * timeouts, non-JSON or over-2-MiB answers are E_PROVIDER; no token is E_CONFIG.
  *
- * `watch(refs, onChange)` polls `GET {url}/v1/secrets/{path}/versions` for each unpinned path
- * every `pollIntervalMs` and calls `onChange` for the refs of a path whose current version
- * changed or which disappeared. Failed polls are skipped (after a 429, until Retry-After has
- * passed). The timer does not keep the process alive.
+ * `watch(refs, onChange)` listens to `GET {url}/v1/watch?prefix=P` (server-sent events; P is
+ * the common folder of the unpinned paths) and calls `onChange` for the refs of a path a
+ * `change` event names. It notes the current versions once at the start (`GET
+ * …/versions`). While the stream is down (cannot connect, non-200, an older server without
+ * /v1/watch, dropped, silent past `streamIdleMs`, or the server says `degraded`) it polls the
+ * versions every `pollIntervalMs`, at once first so changes made during the gap are seen, and
+ * tries the stream again after 1 s, doubling to 30 s. A `resync` event polls once. Failed polls
+ * are skipped (after a 429, until Retry-After has passed). No timer keeps the process alive.
  * @throws CofferError E_CONFIG when `url` is not a usable http(s) URL
  */
 export function createServerProvider(name: string, spec: ServerSpec, ctx: ProviderContext, options: ServerProviderOptions = {}): Provider {
@@ -56,34 +162,42 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
   }
   const tokenEnv = spec.tokenEnv ?? "COFFER_TOKEN";
   const pollIntervalMs = options.pollIntervalMs ?? 30_000;
+  const streamRetryMs = options.streamRetryMs ?? 1000;
+  const maxStreamRetryMs = options.maxStreamRetryMs ?? 30_000;
+  const streamIdleMs = options.streamIdleMs ?? 45_000;
+  const doFetch = options.fetch ?? fetch;
   const closing = new AbortController();
   const stops = new Set<() => void>();
   let client: CofferClient | undefined;
+  let token: string | undefined;
 
   const getClient = (): CofferClient => {
     if (closing.signal.aborted) throw new CofferError("E_INTERNAL", `provider "${name}" was used after close()`);
     if (client === undefined) {
       const fromEnv = ctx.env[tokenEnv];
-      const token = fromEnv !== undefined && fromEnv !== "" ? fromEnv : loadToken(url, ctx.env);
-      if (token === undefined) {
+      const found = fromEnv !== undefined && fromEnv !== "" ? fromEnv : loadToken(url, ctx.env);
+      if (found === undefined) {
         throw new CofferError("E_CONFIG", `provider "${name}" needs a token: run \`coffer login ${url}\` or set ${tokenEnv}`);
       }
       client = new CofferClient({
         url,
-        token,
+        token: found,
         signal: closing.signal,
         ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
         ...(options.fetch !== undefined && { fetch: options.fetch }),
       });
+      token = found; // checked by the client's constructor: fit for a header
     }
     return client;
   };
 
-  const pollVersions: ChangeFeed = (names, onChange) => {
+  const poller = (names: readonly string[], onChange: (name: string) => void): Poller => {
     const seen = new Map<string, string>();
-    let stopped = false;
-    let busy = false;
+    let disposed = false;
+    let busy: Promise<void> | undefined;
+    let again = false;
     let quietUntil = 0;
+    let timer: NodeJS.Timeout | undefined;
     const currentOf = async (path: string): Promise<string> => {
       try {
         const { versions } = await getClient().versions(path);
@@ -93,38 +207,186 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
         throw err;
       }
     };
-    const poll = async (): Promise<void> => {
-      if (busy || stopped || Date.now() < quietUntil) return;
-      busy = true;
-      try {
-        for (const path of names) {
-          let current: string;
-          try {
-            current = await currentOf(path);
-          } catch (err) {
-            // A failed poll is skipped; the next one tries again (later, when rate limited).
-            if (err instanceof ServerError && err.retryAfterSeconds !== undefined) {
-              quietUntil = Date.now() + err.retryAfterSeconds * 1000;
-              return;
-            }
-            continue;
+    const pollOnce = async (): Promise<void> => {
+      for (const path of names) {
+        let current: string;
+        try {
+          current = await currentOf(path);
+        } catch (err) {
+          // A failed poll is skipped; the next one tries again (later, when rate limited).
+          if (err instanceof ServerError && err.retryAfterSeconds !== undefined) {
+            quietUntil = Date.now() + err.retryAfterSeconds * 1000;
+            return;
           }
-          if (stopped) return;
-          const before = seen.get(path);
-          seen.set(path, current);
-          if (before !== undefined && before !== current) onChange(path);
+          continue;
         }
-      } finally {
-        busy = false;
+        if (disposed) return;
+        const before = seen.get(path);
+        seen.set(path, current);
+        if (before !== undefined && before !== current) onChange(path);
       }
     };
-    void poll();
-    const timer = setInterval(() => void poll(), pollIntervalMs);
-    timer.unref();
+    const pollNow = async (): Promise<void> => {
+      if (disposed || Date.now() < quietUntil) return;
+      if (busy !== undefined) {
+        // A poll asked for during one (a resync) runs after it: it may be about a later change.
+        again = true;
+        return busy;
+      }
+      busy = pollOnce().finally(() => {
+        busy = undefined;
+        if (again && !disposed) {
+          again = false;
+          void pollNow();
+        }
+      });
+      return busy;
+    };
+    const stop = () => {
+      if (timer !== undefined) clearInterval(timer);
+      timer = undefined;
+    };
+    return {
+      pollNow,
+      start() {
+        if (disposed || timer !== undefined) return;
+        void pollNow();
+        timer = setInterval(() => void pollNow(), pollIntervalMs);
+        timer.unref();
+      },
+      stop,
+      saw: (path, current) => void seen.set(path, current),
+      dispose() {
+        disposed = true;
+        stop();
+      },
+    };
+  };
+
+  /**
+   * Keeps an event stream open for `paths` (see the provider's JSDoc), polling while it is not.
+   * Returns the stop function.
+   */
+  const streamFeed = (paths: readonly string[], onChange: (name: string) => void): (() => void) => {
+    const watched = new Set(paths);
+    const polls = poller(paths, onChange);
+    const prefix = watchPrefix(paths);
+    let stopped = false;
+    let retryMs = streamRetryMs;
+    let retryTimer: NodeJS.Timeout | undefined;
+    let current: AbortController | undefined;
+
+    const fallBack = () => {
+      if (stopped) return;
+      polls.start();
+      if (retryTimer !== undefined) return;
+      retryTimer = setTimeout(() => {
+        retryTimer = undefined;
+        void connect();
+      }, retryMs);
+      retryTimer.unref();
+      retryMs = Math.min(retryMs * 2, maxStreamRetryMs);
+    };
+
+    const connect = async (): Promise<void> => {
+      if (stopped) return;
+      const aborter = new AbortController();
+      current = aborter;
+      let idle: NodeJS.Timeout | undefined;
+      const touch = () => {
+        if (idle !== undefined) clearTimeout(idle);
+        idle = setTimeout(() => aborter.abort(), streamIdleMs);
+        idle.unref();
+      };
+      try {
+        getClient();
+        const headers: Record<string, string> = { Accept: "text/event-stream", Authorization: `Bearer ${token ?? ""}` };
+        touch();
+        const res = await doFetch(`${url}/v1/watch${prefix === "" ? "" : `?${new URLSearchParams({ prefix })}`}`, {
+          headers,
+          redirect: "error",
+          signal: AbortSignal.any([aborter.signal, closing.signal]),
+        });
+        if (res.status !== 200 || !(res.headers.get("content-type") ?? "").startsWith("text/event-stream") || res.body === null) {
+          await res.body?.cancel().catch(() => {});
+          return; // an older server (404), a refusal, a proxy's page: poll instead
+        }
+        const decoder = new TextDecoder("utf-8");
+        const parser = new SseParser((e) => {
+          if (stopped) return;
+          switch (e.event) {
+            case "ready": {
+              retryMs = streamRetryMs;
+              let healthy = true;
+              try {
+                healthy = (JSON.parse(e.data) as { healthy?: unknown }).healthy !== false;
+              } catch {
+                // an older format: trust the stream
+              }
+              if (healthy) {
+                polls.stop();
+                // Changes made while there was no stream (or before it was up) are caught here.
+                void polls.pollNow();
+              } else polls.start();
+              break;
+            }
+            case "change": {
+              let data: { name?: unknown; version?: unknown; action?: unknown };
+              try {
+                data = JSON.parse(e.data) as typeof data;
+              } catch {
+                return;
+              }
+              if (typeof data.name !== "string" || !watched.has(data.name)) return;
+              polls.saw(data.name, data.action === "delete" ? "missing" : typeof data.version === "number" ? String(data.version) : "?");
+              onChange(data.name);
+              break;
+            }
+            case "degraded":
+              polls.start();
+              break;
+            case "resync":
+              polls.stop();
+              void polls.pollNow();
+              break;
+          }
+        });
+        const reader = res.body.getReader();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done || stopped) break;
+          touch();
+          parser.push(decoder.decode(value, { stream: true }));
+        }
+        await reader.cancel().catch(() => {});
+      } catch {
+        // network error, no token, idle, a broken stream: poll instead
+      } finally {
+        if (idle !== undefined) clearTimeout(idle);
+        aborter.abort();
+        if (current === aborter) current = undefined;
+        fallBack();
+      }
+    };
+
+    // Versions now, so a poll after a gap knows what changed; then the stream.
+    void polls.pollNow();
+    void connect();
     return () => {
       stopped = true;
-      clearInterval(timer);
+      polls.dispose();
+      if (retryTimer !== undefined) clearTimeout(retryTimer);
+      current?.abort();
     };
+  };
+
+  const feed = (paths: readonly string[], onChange: (name: string) => void): (() => void) => {
+    if (options.stream === false) {
+      const polls = poller(paths, onChange);
+      polls.start();
+      return () => polls.dispose();
+    }
+    return streamFeed(paths, onChange);
   };
 
   return {
@@ -147,7 +409,8 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
     watch(refs: readonly SecretRef[], onChange: (ref: SecretRef) => void): () => void {
       const watched = refs.filter((r) => r.version === undefined);
       const paths = [...new Set(watched.map((r) => r.path))];
-      const stopFeed = pollVersions(paths, (path) => {
+      if (paths.length === 0) return () => {};
+      const stopFeed = feed(paths, (path) => {
         for (const r of watched) if (r.path === path) onChange(r);
       });
       const stop = (): void => {

@@ -18,6 +18,7 @@ import { CofferError, ERROR_CODES, isCofferError, type ErrorCode } from "../erro
 import { assertSecretName, isSecretName } from "../store/names.ts";
 import type { AuditRecord } from "../store/audit.ts";
 import { AuditWriter } from "./audit-writer.ts";
+import { createMemoryBus, type ChangeBus, type ChangeEvent } from "./changes.ts";
 import { AuthError, Authenticator, type Principal } from "./auth.ts";
 import { parseDuration, type Capability, type ServerConfig } from "./config.ts";
 import { createJwtVerifier } from "./jwt.ts";
@@ -25,6 +26,7 @@ import { newToken, ValueSealer } from "./keys.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { Policy, ROOT_ROLE } from "./policy.ts";
 import type { AuditInput, ServerStorage } from "./storage/storage.ts";
+import { registerWatchRoute } from "./watch.ts";
 
 /** What {@link buildServer} needs. */
 export interface ServerDeps {
@@ -36,6 +38,8 @@ export interface ServerDeps {
   logger: Logger | false;
   /** coffer's version, for health and the docs */
   version: string;
+  /** where change events go (default: in memory, for one instance) */
+  changes?: ChangeBus;
 }
 
 /** The longest an API token may live, and the default when `ttl` is absent: none (no expiry) for tokens, 1 h for dev-login. */
@@ -72,6 +76,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const sealer = new ValueSealer(deps.masterKey, storage.storeId);
   const jwt = config.jwt === undefined ? undefined : await createJwtVerifier(config.jwt);
   const auth = new Authenticator(storage, jwt);
+  const changes = deps.changes ?? createMemoryBus();
+  const publish = (action: ChangeEvent["action"], name: string, version: number | null): void => {
+    void changes.publish({ name, version, action, at: new Date().toISOString() });
+  };
   const audit = new AuditWriter(storage, (n, failed) => metrics.auditRecords.inc({ outcome: failed ? "failed" : "written" }, n));
 
   const app = Fastify({
@@ -303,6 +311,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
           }
           throw err;
         });
+        publish("write", name, result.version);
         return { name, version: result.version };
       } finally {
         value.fill(0);
@@ -320,7 +329,16 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         await record(req, { action: "secret.delete", name, version: null, detail: null }, "not_found");
         throw fail("E_NOT_FOUND", `no secret "${name}"`);
       }
+      publish("delete", name, result.version);
       return { name, version: result.version };
+    });
+
+    registerWatchRoute(api, {
+      bus: changes,
+      canSee: (req, name) => req.principal !== null && policy.allows(req.principal.roles, "list", name),
+      audit: async (req, prefix) => {
+        await record(req, { action: "secret.watch", name: null, version: null, detail: { prefix } }, "ok");
+      },
     });
 
     // -- tokens --

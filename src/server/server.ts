@@ -13,6 +13,7 @@ import { pino, type Logger } from "pino";
 import { CofferError } from "../errors.ts";
 import { assertPrivate, createPrivateFile, ensurePrivateDir } from "../store/fs-secure.ts";
 import { buildServer } from "./app.ts";
+import { createChangeBus, type ChangeBus } from "./changes.ts";
 import { productionProblems, type ServerConfig } from "./config.ts";
 import { keyCheck, keyCheckMatches, newMasterKeyText, newToken, readMasterKey } from "./keys.ts";
 import { ROOT_ROLE } from "./policy.ts";
@@ -66,10 +67,14 @@ export async function initServer(dataDir: string, config: ServerConfig): Promise
   }
 }
 
-/** Opens the configured storage driver for a data dir. */
+/**
+ * Opens the configured storage: PostgreSQL when `database:` is set (migrations run at open,
+ * under an advisory lock, so instances may start together), else SQLite in the data dir.
+ */
 export async function openStorage(dataDir: string, config: ServerConfig): Promise<ServerStorage> {
   if (config.database !== undefined) {
-    throw new CofferError("E_CONFIG", "database: PostgreSQL storage is not available in this version; remove database: to use SQLite in the data dir");
+    const { openPostgresStorage } = await import("./storage/postgres.ts");
+    return openPostgresStorage(config.database);
   }
   return openSqliteStorage(join(dataDir, SQLITE_FILE));
 }
@@ -108,26 +113,38 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const masterKey = readMasterKey(join(dataDir, MASTER_KEY_FILE));
   const storage = await openStorage(dataDir, config);
   let app: FastifyInstance | undefined;
+  let changes: ChangeBus | undefined;
   try {
     const check = await storage.getMeta("key_check");
     if (check === undefined || !keyCheckMatches(check, masterKey, storage.storeId)) {
       throw new CofferError("E_DECRYPT", `${join(dataDir, MASTER_KEY_FILE)} is not the master key of this database; use the master.key made with it`);
     }
     const logger = options.logger ?? serverLogger();
-    app = await buildServer({ config, storage, masterKey, logger, version: SERVER_VERSION });
+    changes = await createChangeBus(config, {
+      scope: storage.storeId.toString("hex"),
+      onError: (e) => {
+        if (logger !== false) logger.warn({ err: e.message }, "change bus");
+      },
+    });
+    app = await buildServer({ config, storage, masterKey, logger, version: SERVER_VERSION, changes });
     masterKey.fill(0);
     if (config.devLogin && logger !== false) logger.warn("devLogin is on: POST /dev-login gives tokens without credentials; never use it in production");
     const address = await app.listen({ host: config.listen.host, port: config.listen.port });
     const server = app;
+    const bus = changes;
     let closing: Promise<void> | undefined;
     return {
       app,
       url: address,
-      close: () => (closing ??= server.close().finally(() => storage.close())),
+      close: () => (closing ??= server.close().finally(async () => {
+        await bus.close();
+        await storage.close();
+      })),
     };
   } catch (err) {
     masterKey.fill(0);
     await app?.close().catch(() => {});
+    await changes?.close().catch(() => {});
     await storage.close();
     throw err;
   }

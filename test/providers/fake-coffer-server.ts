@@ -2,7 +2,9 @@
  * A loopback stand-in for the coffer server's HTTP API, answering as its contract says:
  * `GET/PUT/DELETE /v1/secrets/{name}`, `GET /v1/secrets?prefix=`, `GET /v1/secrets/{name}/versions`,
  * `GET /v1/auth/self`, `GET /v1/sys/health`; errors as `{"error":{"code","message"},"requestId"}`.
- * Secrets live in memory; one fixed token is accepted.
+ * Secrets live in memory; one fixed token is accepted. With `watch: true` it also serves
+ * `GET /v1/watch?prefix=` (server-sent events: ready, then a change event per write or removal);
+ * without, /v1/watch is a 404, as on an older server.
  */
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -56,17 +58,35 @@ export interface FakeCofferServer {
   put(name: string, value: string | Buffer, description?: string): number;
   /** removes a secret (as DELETE would) */
   remove(name: string): void;
+  /** the open /v1/watch streams */
+  readonly streams: number;
+  /** writes raw text to every open /v1/watch stream */
+  sendToStreams(text: string): void;
+  /** cuts every open /v1/watch stream (as a restart or a proxy would) */
+  dropStreams(): void;
+  /** with `watch: true`: false makes /v1/watch answer 503 (the stream cannot be opened) */
+  watchAvailable: boolean;
+  /** false: writes send no change events (as when the change transport is down) */
+  announce: boolean;
   close(): Promise<void>;
 }
 
 /** Starts the fake on 127.0.0.1, a random port. */
-export async function startFakeCofferServer(options: { token?: string; roles?: string[] } = {}): Promise<FakeCofferServer> {
+export async function startFakeCofferServer(options: { token?: string; roles?: string[]; watch?: boolean } = {}): Promise<FakeCofferServer> {
   const token = options.token ?? `cof_${randomBytes(32).toString("base64url")}`;
   const subject = `token:${token.slice(4, 12)}`;
   const secrets = new Map<string, Entry>();
   const requests: RecordedRequest[] = [];
   const denied = new Set<string>();
   const hanging: ServerResponse[] = [];
+  const streams = new Map<ServerResponse, string>();
+  const announce = (name: string, version: number, action: "write" | "delete"): void => {
+    if (!fake.announce) return;
+    const at = new Date().toISOString();
+    for (const [res, prefix] of streams) {
+      if (name.startsWith(prefix)) res.write(`event: change\nid: ${at}\ndata: ${JSON.stringify({ name, version, action, at })}\n\n`);
+    }
+  };
 
   const put = (name: string, value: string | Buffer, description?: string, by = subject): number => {
     const now = new Date().toISOString();
@@ -76,6 +96,7 @@ export async function startFakeCofferServer(options: { token?: string; roles?: s
     e.removed = false;
     e.updatedAt = now;
     secrets.set(name, e);
+    announce(name, e.versions.length, "write");
     return e.versions.length;
   };
 
@@ -128,6 +149,15 @@ export async function startFakeCofferServer(options: { token?: string; roles?: s
       }
       if (url.pathname === "/v1/auth/self" && req.method === "GET") {
         return send(res, 200, { subject, kind: "token", roles: options.roles ?? ["admin"], expiresAt: null });
+      }
+      if (url.pathname === "/v1/watch" && req.method === "GET" && options.watch === true) {
+        if (!fake.watchAvailable) return fail(res, 503, "E_UNAVAILABLE", "watch is unavailable");
+        const prefix = url.searchParams.get("prefix") ?? "";
+        res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store" });
+        res.write(`event: ready\ndata: ${JSON.stringify({ prefix, transport: "memory", healthy: true })}\n\n`);
+        streams.set(res, prefix);
+        res.on("close", () => streams.delete(res));
+        return;
       }
       if (url.pathname === "/v1/secrets" && req.method === "GET") {
         const prefix = url.searchParams.get("prefix") ?? "";
@@ -188,6 +218,7 @@ export async function startFakeCofferServer(options: { token?: string; roles?: s
       if (req.method === "DELETE") {
         if (live === undefined) return fail(res, 404, "E_NOT_FOUND", `no secret ${name}`);
         live.removed = true;
+        announce(name, live.versions.length, "delete");
         return send(res, 200, { name, version: live.versions.length });
       }
       return fail(res, 400, "E_USAGE", `unsupported method ${req.method}`);
@@ -206,10 +237,26 @@ export async function startFakeCofferServer(options: { token?: string; roles?: s
     put: (name, value, description) => put(name, value, description),
     remove(name) {
       const e = secrets.get(name);
-      if (e !== undefined) e.removed = true;
+      if (e !== undefined && !e.removed) {
+        e.removed = true;
+        announce(name, e.versions.length, "delete");
+      }
     },
+    get streams() {
+      return streams.size;
+    },
+    sendToStreams(text) {
+      for (const res of streams.keys()) res.write(text);
+    },
+    dropStreams() {
+      for (const res of [...streams.keys()]) res.destroy();
+      streams.clear();
+    },
+    watchAvailable: true,
+    announce: true,
     async close() {
       for (const res of hanging) res.destroy();
+      for (const res of streams.keys()) res.destroy();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -4,7 +4,7 @@ import type { TestContext } from "node:test";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { createServerProvider, type ServerProviderOptions } from "../../src/providers/server.ts";
+import { createServerProvider, SseParser, watchPrefix, type ServerProviderOptions, type SseEvent } from "../../src/providers/server.ts";
 import { createProvider } from "../../src/providers/index.ts";
 import type { Provider } from "../../src/providers/provider.ts";
 import { CofferClient } from "../../src/server/client.ts";
@@ -18,8 +18,9 @@ async function setup(
   t: TestContext,
   options: ServerProviderOptions = {},
   env?: NodeJS.ProcessEnv,
+  fake: { watch?: boolean } = {},
 ): Promise<{ server: FakeCofferServer; provider: Provider }> {
-  const server = await startFakeCofferServer();
+  const server = await startFakeCofferServer(fake);
   t.after(() => server.close());
   const provider = createServerProvider("team", { type: "server", url: server.url }, { env: env ?? { COFFER_TOKEN: server.token } }, { timeoutMs: 2000, ...options });
   t.after(() => provider.close());
@@ -315,4 +316,182 @@ test("client: write, list, versions, remove, self and health follow the contract
   const before = server.requests.length;
   assert.equal((await new CofferClient({ url: server.url }).health()).status, "ok");
   assert.equal(server.requests[before]!.headers.authorization, undefined);
+});
+
+test("SSE parser: any chunking, LF / CRLF / CR, multi-line data, comments, ids, events without data", () => {
+  const stream = [
+    ": a comment\r\n",
+    "event: ready\r\ndata: {\"a\":1}\r\n\r\n",
+    "event: change\nid: 2026-01-01T00:00:00Z\ndata: line one\ndata:line two\n\n",
+    "data: plain\r\r",
+    "event: nodata\n\n",
+    "retry: 100\nunknown: x\ndata\n\n",
+    ": heartbeat\n\n",
+    "data:  two spaces\n\n",
+    "event: unterminated\ndata: lost",
+  ].join("");
+  const expected: SseEvent[] = [
+    { event: "ready", data: '{"a":1}', id: "" },
+    { event: "change", data: "line one\nline two", id: "2026-01-01T00:00:00Z" },
+    { event: "message", data: "plain", id: "2026-01-01T00:00:00Z" },
+    { event: "message", data: "", id: "2026-01-01T00:00:00Z" },
+    { event: "message", data: " two spaces", id: "2026-01-01T00:00:00Z" },
+  ];
+  for (const size of [stream.length, 1, 2, 3, 7]) {
+    const got: SseEvent[] = [];
+    const p = new SseParser((e) => got.push(e));
+    for (let i = 0; i < stream.length; i += size) p.push(stream.slice(i, i + size));
+    p.end();
+    assert.deepEqual(got, expected, `chunks of ${size}`);
+  }
+  const p = new SseParser(() => {});
+  assert.throws(() => p.push("x".repeat(70 * 1024)), /longer than/);
+});
+
+test("watch prefix: the common folder of the paths", () => {
+  assert.equal(watchPrefix(["app/db/pw", "app/api"]), "app/");
+  assert.equal(watchPrefix(["app/db/pw"]), "app/db/");
+  assert.equal(watchPrefix(["app/db/pw", "app/db/user"]), "app/db/");
+  assert.equal(watchPrefix(["a", "b/c"]), "");
+  assert.equal(watchPrefix(["apple/x", "app/y"]), "");
+  assert.equal(watchPrefix([`${"a".repeat(300)}/x`]), "");
+  assert.equal(watchPrefix([]), "");
+});
+
+/** Calls to onChange, as "path@version", and a wait for the next one. */
+function recorder() {
+  const seen: string[] = [];
+  let notify: () => void = () => {};
+  return {
+    seen,
+    onChange: (ref: { path: string; version?: number }) => {
+      seen.push(`${ref.path}@${ref.version ?? "latest"}`);
+      notify();
+    },
+    next: (ms = 2000): Promise<void> =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no change within ${ms} ms; seen ${JSON.stringify(seen)}`)), ms);
+        notify = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      }),
+  };
+}
+
+async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const versionPolls = (server: FakeCofferServer) => server.requests.filter((r) => r.url.endsWith("/versions")).length;
+
+test("server: watch listens to /v1/watch (no polling needed): a write and a removal arrive as events", async (t) => {
+  const { server, provider } = await setup(t, { pollIntervalMs: 60_000 }, undefined, { watch: true });
+  server.put("app/db/pw", "1");
+  server.put("app/other", "1");
+  const r = recorder();
+  const stop = provider.watch!([{ provider: "team", path: "app/db/pw" }, { provider: "team", path: "app/db/pw", version: 1 }, { provider: "team", path: "app/api" }], r.onChange);
+  t.after(stop);
+  await until(() => server.streams === 1);
+  const req = server.requests.find((q) => q.url.startsWith("/v1/watch"))!;
+  assert.equal(req.url, "/v1/watch?prefix=app%2F");
+  assert.equal(req.headers.authorization, `Bearer ${server.token}`);
+  assert.equal(req.headers.accept, "text/event-stream");
+  await new Promise((res) => setTimeout(res, 50));
+  const polls = versionPolls(server);
+  let changed = r.next(500);
+  server.put("app/other", "2"); // not watched
+  server.put("app/db/pw", "2");
+  await changed;
+  assert.deepEqual(r.seen, ["app/db/pw@latest"]);
+  changed = r.next(500);
+  server.remove("app/db/pw");
+  await changed;
+  assert.deepEqual(r.seen, ["app/db/pw@latest", "app/db/pw@latest"]);
+  assert.equal(versionPolls(server), polls, "events, not polls");
+  stop();
+  await until(() => server.streams === 0);
+});
+
+test("server: when the stream drops, watch polls at once (catching the missed change) and reconnects with backoff", async (t) => {
+  const { server, provider } = await setup(t, { pollIntervalMs: 40, streamRetryMs: 200 }, undefined, { watch: true });
+  server.put("w", "1");
+  const r = recorder();
+  const stop = provider.watch!([{ provider: "team", path: "w" }], r.onChange);
+  t.after(stop);
+  await until(() => server.streams === 1);
+  await new Promise((res) => setTimeout(res, 100));
+  // the stream is down and the change is not announced: only polling can see it
+  server.announce = false;
+  server.watchAvailable = false;
+  server.dropStreams();
+  const changed = r.next(1000);
+  server.put("w", "2");
+  await changed;
+  assert.deepEqual(r.seen, ["w@latest"]);
+  // the stream comes back after the backoff; polling stops
+  server.watchAvailable = true;
+  server.announce = true;
+  await until(() => server.streams === 1, 3000);
+  await new Promise((res) => setTimeout(res, 100));
+  const polls = versionPolls(server);
+  await new Promise((res) => setTimeout(res, 200));
+  assert.equal(versionPolls(server), polls, "no polling while the stream is up");
+  const again = r.next(500);
+  server.put("w", "3");
+  await again;
+  assert.deepEqual(r.seen, ["w@latest", "w@latest"]);
+});
+
+test("server: a resync event polls once; degraded polls until resync", async (t) => {
+  const { server, provider } = await setup(t, { pollIntervalMs: 30 }, undefined, { watch: true });
+  server.put("w", "1");
+  const r = recorder();
+  const stop = provider.watch!([{ provider: "team", path: "w" }], r.onChange);
+  t.after(stop);
+  await until(() => server.streams === 1);
+  await new Promise((res) => setTimeout(res, 80));
+  server.announce = false;
+  let changed = r.next(1000);
+  server.put("w", "2");
+  server.sendToStreams("event: resync\ndata: {}\n\n");
+  await changed;
+  assert.deepEqual(r.seen, ["w@latest"]);
+
+  server.sendToStreams("event: degraded\ndata: {}\n\n");
+  await new Promise((res) => setTimeout(res, 50));
+  changed = r.next(1000);
+  server.put("w", "3");
+  await changed;
+  assert.deepEqual(r.seen, ["w@latest", "w@latest"]);
+  server.sendToStreams("event: resync\ndata: {}\n\n");
+  await new Promise((res) => setTimeout(res, 80));
+  const polls = versionPolls(server);
+  await new Promise((res) => setTimeout(res, 150));
+  assert.equal(versionPolls(server), polls, "polling stopped at resync");
+});
+
+test("server: a stream that goes silent past streamIdleMs counts as dropped", async (t) => {
+  const { server, provider } = await setup(t, { pollIntervalMs: 60_000, streamIdleMs: 150, streamRetryMs: 5000 }, undefined, { watch: true });
+  server.put("w", "1");
+  const stop = provider.watch!([{ provider: "team", path: "w" }], () => {});
+  t.after(stop);
+  await until(() => server.streams === 1);
+  await until(() => server.streams === 0, 1000);
+});
+
+test("server: close() ends the stream and its retries", async (t) => {
+  const { server, provider } = await setup(t, { pollIntervalMs: 30, streamRetryMs: 50 }, undefined, { watch: true });
+  server.put("w", "1");
+  provider.watch!([{ provider: "team", path: "w" }], () => assert.fail("no change expected"));
+  await until(() => server.streams === 1);
+  await provider.close();
+  await until(() => server.streams === 0);
+  const count = server.requests.length;
+  await new Promise((res) => setTimeout(res, 200));
+  assert.equal(server.requests.length, count);
 });

@@ -1,0 +1,307 @@
+/**
+ * Change events (issue 7): which secret names changed, never values. A write or delete on any
+ * instance is published; every instance's `GET /v1/watch` streams tell their subscribers.
+ * Carried by Redis pub/sub when `redis:` is configured, else PostgreSQL LISTEN/NOTIFY when
+ * `database:` is, else in memory (one instance).
+ *
+ * A transport that is down never stops the server: the bus starts anyway, reports
+ * `healthy() === false`, reconnects by itself, and the watch route tells its clients to
+ * re-check (`event: resync`) when it is back.
+ */
+import { isSecretName } from "../store/names.ts";
+
+/** One change. */
+export interface ChangeEvent {
+  name: string;
+  /** the new version after a write; the last version for a delete */
+  version: number | null;
+  action: "write" | "delete";
+  /** ISO 8601 UTC */
+  at: string;
+}
+
+/** Publishes and delivers change events. */
+export interface ChangeBus {
+  readonly kind: "memory" | "redis" | "postgres";
+  /** Sends an event to every subscriber of every instance. Never throws: a failure is counted and logged. */
+  publish(event: ChangeEvent): Promise<void>;
+  /** Calls `listener` for every event from any instance; returns the unsubscribe function. */
+  subscribe(listener: (event: ChangeEvent) => void): () => void;
+  /** False while the transport is down (events may be missed; clients fall back to polling). */
+  healthy(): boolean;
+  close(): Promise<void>;
+}
+
+/** Options of the buses. */
+export interface ChangeBusOptions {
+  /**
+   * Told of every transport failure (a failed publish, a dropped connection). The error's
+   * message never holds a URL (it may carry a password) or a value (events have none).
+   */
+  onError?: (err: Error) => void;
+  /** how long creating the bus waits for the transport before starting without it (default 2000 ms) */
+  connectTimeoutMs?: number;
+  /**
+   * Keeps deployments that share one Redis apart: the channel becomes `coffer:changes:<scope>`.
+   * The server passes its store id (every instance of one deployment shares it). PostgreSQL
+   * needs none: NOTIFY stays within its database.
+   */
+  scope?: string;
+}
+
+/** The Redis channel and PostgreSQL NOTIFY channel events travel on. */
+export const CHANGE_CHANNEL_REDIS = "coffer:changes";
+export const CHANGE_CHANNEL_POSTGRES = "coffer_changes";
+
+/**
+ * The event in `value` with only its four fields, or undefined when it is not a well-formed
+ * event (another program on the channel, a newer or broken instance): such events are ignored.
+ */
+export function toChangeEvent(value: unknown): ChangeEvent | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const v = value as Record<string, unknown>;
+  const { name, version, action, at } = v;
+  if (typeof name !== "string" || !isSecretName(name)) return undefined;
+  if (version !== null && (typeof version !== "number" || !Number.isSafeInteger(version) || version < 0)) return undefined;
+  if (action !== "write" && action !== "delete") return undefined;
+  if (typeof at !== "string" || at.length > 64 || Number.isNaN(Date.parse(at))) return undefined;
+  return { name, version, action, at };
+}
+
+/** Parses a message off the wire (JSON text); undefined when malformed. */
+function parseEvent(text: string): ChangeEvent | undefined {
+  if (text.length > 8192) return undefined;
+  try {
+    return toChangeEvent(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
+}
+
+/** A listener set whose listeners cannot break each other. */
+function listenerSet(): { add: (l: (e: ChangeEvent) => void) => () => void; emit: (e: ChangeEvent) => void; clear: () => void } {
+  const listeners = new Set<(event: ChangeEvent) => void>();
+  return {
+    add(listener) {
+      // Wrapped, so the same function subscribed twice is two subscriptions.
+      const wrapped = (e: ChangeEvent) => listener(e);
+      listeners.add(wrapped);
+      return () => void listeners.delete(wrapped);
+    },
+    emit(event) {
+      for (const l of [...listeners]) {
+        try {
+          l(event);
+        } catch {
+          // one subscriber's failure is its own
+        }
+      }
+    },
+    clear: () => listeners.clear(),
+  };
+}
+
+/** Only the error's code or class: driver messages may quote the URL (and its password). */
+function safeError(what: string, err: unknown): Error {
+  const e = err as { code?: unknown; name?: unknown } | null;
+  const code = typeof e?.code === "string" ? e.code : typeof e?.name === "string" ? e.name : "error";
+  return new Error(`${what}: ${code}`);
+}
+
+/** The single-instance bus. */
+export function createMemoryBus(): ChangeBus {
+  const listeners = listenerSet();
+  return {
+    kind: "memory",
+    async publish(event) {
+      const e = toChangeEvent(event);
+      if (e !== undefined) listeners.emit(e);
+    },
+    subscribe: (listener) => listeners.add(listener),
+    healthy: () => true,
+    async close() {
+      listeners.clear();
+    },
+  };
+}
+
+/**
+ * Redis pub/sub: one connection PUBLISHes on {@link CHANGE_CHANNEL_REDIS} (`:<scope>`, with a
+ * scope), another SUBSCRIBEs.
+ * Resolves once both are ready, or after `connectTimeoutMs`, or at the first failure (the bus
+ * then starts unhealthy and ioredis keeps reconnecting).
+ */
+export async function createRedisBus(url: string, options: ChangeBusOptions = {}): Promise<ChangeBus> {
+  const { Redis } = await import("ioredis");
+  const onError = options.onError ?? (() => {});
+  const listeners = listenerSet();
+  let closed = false;
+  const common = {
+    lazyConnect: true,
+    connectTimeout: options.connectTimeoutMs ?? 2000,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    autoResubscribe: false, // we subscribe on every "ready" ourselves
+    retryStrategy: (times: number) => (closed ? null : Math.min(250 * 2 ** Math.min(times, 6), 10_000)),
+  };
+  const channel = options.scope === undefined ? CHANGE_CHANNEL_REDIS : `${CHANGE_CHANNEL_REDIS}:${options.scope}`;
+  const pub = new Redis(url, { ...common, connectionName: "coffer-publish" });
+  const sub = new Redis(url, { ...common, connectionName: "coffer-subscribe" });
+  let subscribed = false;
+  // An "error" event without a listener would crash the process: every one is reported instead.
+  pub.on("error", (err: unknown) => onError(safeError("redis publisher", err)));
+  sub.on("error", (err: unknown) => onError(safeError("redis subscriber", err)));
+  sub.on("close", () => (subscribed = false));
+  sub.on("ready", () => {
+    sub.subscribe(channel).then(
+      () => (subscribed = true),
+      (err: unknown) => onError(safeError("redis subscribe", err)),
+    );
+  });
+  sub.on("message", (from: string, message: string) => {
+    if (from !== channel) return;
+    const event = parseEvent(message);
+    if (event !== undefined) listeners.emit(event);
+  });
+  const healthy = () => !closed && subscribed && pub.status === "ready" && sub.status === "ready";
+
+  // Wait (briefly) for both connections, so the first streams do not miss events.
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, options.connectTimeoutMs ?? 2000);
+    const check = setInterval(() => healthy() && done(), 20);
+    function done() {
+      clearTimeout(timer);
+      clearInterval(check);
+      pub.off("error", done);
+      sub.off("error", done);
+      resolve();
+    }
+    pub.once("error", done);
+    sub.once("error", done);
+    pub.connect().catch(() => {});
+    sub.connect().catch(() => {});
+  });
+
+  return {
+    kind: "redis",
+    async publish(event) {
+      const e = toChangeEvent(event);
+      if (e === undefined || closed) return;
+      try {
+        await pub.publish(channel, JSON.stringify(e));
+      } catch (err) {
+        onError(safeError("redis publish", err));
+      }
+    },
+    subscribe: (listener) => listeners.add(listener),
+    healthy,
+    async close() {
+      if (closed) return;
+      closed = true;
+      listeners.clear();
+      await Promise.allSettled([quit(pub), quit(sub)]);
+    },
+  };
+
+  async function quit(r: InstanceType<typeof Redis>): Promise<void> {
+    if (r.status === "ready") {
+      await Promise.race([r.quit().catch(() => {}), new Promise((res) => setTimeout(res, 1000).unref())]);
+    }
+    r.disconnect(false);
+  }
+}
+
+/**
+ * PostgreSQL LISTEN/NOTIFY: a dedicated client LISTENs on {@link CHANGE_CHANNEL_POSTGRES} and
+ * reconnects with backoff (250 ms doubling to 10 s) when it drops; events are sent with
+ * `pg_notify` from a small pool. Resolves once listening, or after `connectTimeoutMs` / the
+ * first failure (the bus then starts unhealthy and keeps trying).
+ */
+export async function createPostgresBus(url: string, options: ChangeBusOptions = {}): Promise<ChangeBus> {
+  const pg = (await import("pg")).default;
+  const onError = options.onError ?? (() => {});
+  const connectTimeoutMs = options.connectTimeoutMs ?? 2000;
+  const listeners = listenerSet();
+  const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: connectTimeoutMs, idleTimeoutMillis: 30_000, application_name: "coffer-notify" });
+  pool.on("error", (err) => onError(safeError("postgres publisher", err)));
+  let closed = false;
+  let listening = false;
+  let client: InstanceType<typeof pg.Client> | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let backoff = 250;
+
+  const connect = async (): Promise<void> => {
+    if (closed) return;
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: connectTimeoutMs, application_name: "coffer-listen", keepAlive: true });
+    client = c;
+    let dropped = false;
+    const drop = (err?: unknown) => {
+      if (dropped) return;
+      dropped = true;
+      listening = false;
+      if (err !== undefined && !closed) onError(safeError("postgres listener", err));
+      c.removeAllListeners("notification");
+      c.end().catch(() => {});
+      if (!closed) {
+        retryTimer = setTimeout(() => void connect().catch(() => {}), backoff);
+        retryTimer.unref();
+        backoff = Math.min(backoff * 2, 10_000);
+      }
+    };
+    c.on("error", (err) => drop(err));
+    c.on("end", () => drop());
+    c.on("notification", (msg) => {
+      if (msg.channel !== CHANGE_CHANNEL_POSTGRES || msg.payload === undefined) return;
+      const event = parseEvent(msg.payload);
+      if (event !== undefined) listeners.emit(event);
+    });
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${CHANGE_CHANNEL_POSTGRES}`);
+      if (closed || dropped) {
+        c.end().catch(() => {});
+        return;
+      }
+      listening = true;
+      backoff = 250;
+    } catch (err) {
+      drop(err ?? new Error("connect failed"));
+      throw err;
+    }
+  };
+
+  await Promise.race([connect().catch(() => {}), new Promise((res) => setTimeout(res, connectTimeoutMs).unref())]);
+
+  return {
+    kind: "postgres",
+    async publish(event) {
+      const e = toChangeEvent(event);
+      if (e === undefined || closed) return;
+      try {
+        await pool.query("SELECT pg_notify($1, $2)", [CHANGE_CHANNEL_POSTGRES, JSON.stringify(e)]);
+      } catch (err) {
+        onError(safeError("postgres publish", err));
+      }
+    },
+    subscribe: (listener) => listeners.add(listener),
+    healthy: () => !closed && listening,
+    async close() {
+      if (closed) return;
+      closed = true;
+      listening = false;
+      listeners.clear();
+      if (retryTimer !== undefined) clearTimeout(retryTimer);
+      await Promise.allSettled([client?.end(), pool.end()]);
+    },
+  };
+}
+
+/**
+ * The bus a server's config calls for: Redis pub/sub with `redis`, else PostgreSQL
+ * LISTEN/NOTIFY with `database`, else memory. Never fails for a transport that is down.
+ */
+export async function createChangeBus(config: { redis?: string; database?: string }, options: ChangeBusOptions = {}): Promise<ChangeBus> {
+  if (config.redis !== undefined) return createRedisBus(config.redis, options);
+  if (config.database !== undefined) return createPostgresBus(config.database, options);
+  return createMemoryBus();
+}

@@ -1,0 +1,139 @@
+/**
+ * `GET /v1/watch?prefix=P`: a server-sent-events stream of the names that change under P and
+ * that the caller may list. Never values.
+ *
+ * The stream, in order:
+ * - `event: ready` with `{"prefix": P, "transport": "memory"|"redis"|"postgres", "healthy": bool}`
+ * - `event: change`, `id: <at>`, `{"name","version","action","at"}` for each write or delete of a
+ *   name under P that the caller may list, on any instance
+ * - `: heartbeat` comments every `heartbeatMs`
+ * - `event: degraded` when the change transport goes down (events may be missed: poll), and
+ *   `event: resync` when it is back (check everything once, then rely on the stream again)
+ *
+ * The stream ends when the client goes away or the server closes.
+ */
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { ServerResponse } from "node:http";
+import type { ChangeBus, ChangeEvent } from "./changes.ts";
+
+/** What the watch route needs from the server. */
+export interface WatchDeps {
+  bus: ChangeBus;
+  /** may the request's principal list (see) this name? */
+  canSee: (req: FastifyRequest, name: string) => boolean;
+  /** audits the opening of a stream (fail closed: a throw refuses it) */
+  audit: (req: FastifyRequest, prefix: string) => Promise<void>;
+  /** comment lines keep proxies from closing an idle stream (default 15 000 ms) */
+  heartbeatMs?: number;
+  /** how often the bus's health is looked at, for degraded/resync (default 1000 ms) */
+  healthCheckMs?: number;
+}
+
+/** A client that reads slower than this much unsent output is cut off (it falls back to polling). */
+const MAX_BUFFERED_BYTES = 1024 * 1024;
+
+interface Stream {
+  res: ServerResponse;
+  end: () => void;
+}
+
+/** Registers the route on the authenticated API context. */
+export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void {
+  const heartbeatMs = deps.heartbeatMs ?? 15_000;
+  const healthCheckMs = deps.healthCheckMs ?? 1000;
+  const streams = new Set<Stream>();
+  let healthTimer: NodeJS.Timeout | undefined;
+  let wasHealthy = deps.bus.healthy();
+
+  const broadcast = (text: string) => {
+    for (const s of streams) write(s, text);
+  };
+  const watchHealth = () => {
+    if (healthTimer !== undefined || streams.size === 0) return;
+    wasHealthy = deps.bus.healthy();
+    healthTimer = setInterval(() => {
+      const now = deps.bus.healthy();
+      if (now !== wasHealthy) broadcast(now ? sse("resync", { reason: "the change transport is back" }) : sse("degraded", { reason: "the change transport is down" }));
+      wasHealthy = now;
+    }, healthCheckMs);
+    healthTimer.unref();
+  };
+  const unwatchHealth = () => {
+    if (healthTimer !== undefined && streams.size === 0) {
+      clearInterval(healthTimer);
+      healthTimer = undefined;
+    }
+  };
+
+  // app.close() waits for open connections: end every stream first, so shutdown is prompt.
+  api.addHook("preClose", async () => {
+    for (const s of [...streams]) s.end();
+  });
+
+  api.get("/v1/watch", {
+    schema: {
+      summary: "Stream (server-sent events) the names of secrets under prefix that change and that you may list; never values",
+      description:
+        "`text/event-stream`. Events: `ready` `{prefix, transport, healthy}`; `change` `{name, version, action, at}` (id: at); " +
+        "`degraded` (the change transport is down: poll) and `resync` (it is back: check everything once); `: heartbeat` comments.",
+      querystring: { type: "object", additionalProperties: false, properties: { prefix: { type: "string", maxLength: 256 } } },
+      response: { 200: { description: "an event stream", content: { "text/event-stream": { schema: { type: "string" } } } } },
+    },
+  }, async (req, reply) => {
+    const prefix = (req.query as { prefix?: string }).prefix ?? "";
+    await deps.audit(req, prefix); // a throw refuses the stream (fail closed)
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-store",
+      "x-content-type-options": "nosniff",
+      "x-accel-buffering": "no",
+      connection: "keep-alive",
+    });
+    res.socket?.setNoDelay(true);
+    let unsubscribe: (() => void) | undefined;
+    let heartbeat: NodeJS.Timeout | undefined;
+    const stream: Stream = {
+      res,
+      end: () => {
+        if (!streams.delete(stream)) return;
+        unsubscribe?.();
+        if (heartbeat !== undefined) clearInterval(heartbeat);
+        unwatchHealth();
+        if (!res.writableEnded) res.end();
+      },
+    };
+    streams.add(stream);
+    res.on("close", stream.end);
+    res.on("error", stream.end);
+    write(stream, sse("ready", { prefix, transport: deps.bus.kind, healthy: deps.bus.healthy() }));
+    unsubscribe = deps.bus.subscribe((event: ChangeEvent) => {
+      if (!event.name.startsWith(prefix)) return;
+      // Looked up per event: a token revoked later is cut off by its next request, and the
+      // policy is the one the server runs with.
+      if (!deps.canSee(req, event.name)) return;
+      const { name, version, action, at } = event;
+      write(stream, sse("change", { name, version, action, at }, at));
+    });
+    heartbeat = setInterval(() => write(stream, ": heartbeat\n\n"), heartbeatMs);
+    heartbeat.unref();
+    watchHealth();
+    if (res.destroyed) stream.end();
+  });
+}
+
+/** One event in SSE framing; `data` is one line of JSON. */
+function sse(event: string, data: unknown, id?: string): string {
+  const idLine = id !== undefined && /^[^\r\n\0]*$/.test(id) ? `id: ${id}\n` : "";
+  return `event: ${event}\n${idLine}data: ${JSON.stringify(data)}\n\n`;
+}
+
+function write(s: Stream, text: string): void {
+  if (s.res.writableEnded || s.res.destroyed) return;
+  if (s.res.writableLength > MAX_BUFFERED_BYTES) {
+    s.res.destroy();
+    return;
+  }
+  s.res.write(text);
+}

@@ -1,0 +1,266 @@
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import type { TestContext } from "node:test";
+import { startTestServer, TEST_ROLES, type TestServer } from "./harness.ts";
+
+/** An open watch stream: the raw text so far, and a wait for text matching a pattern. */
+export interface Watcher {
+  status: number;
+  headers: Headers;
+  raw: () => string;
+  /** resolves with the raw text once `re` matches it; rejects after `ms` */
+  until: (re: RegExp, ms?: number) => Promise<string>;
+  /** resolves when the server ends the stream */
+  ended: Promise<void>;
+  close: () => void;
+}
+
+export async function openWatch(t: TestContext, url: string, token: string | undefined, prefix?: string): Promise<Watcher> {
+  const controller = new AbortController();
+  t.after(() => controller.abort());
+  const query = prefix === undefined ? "" : `?${new URLSearchParams({ prefix })}`;
+  const res = await fetch(`${url}/v1/watch${query}`, {
+    headers: { accept: "text/event-stream", ...(token !== undefined && { authorization: `Bearer ${token}` }) },
+    signal: controller.signal,
+  });
+  let text = "";
+  const waiters = new Set<() => void>();
+  const ended = (async () => {
+    if (res.body === null) return;
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of res.body) {
+        text += decoder.decode(chunk, { stream: true });
+        for (const w of [...waiters]) w();
+      }
+    } catch {
+      // aborted
+    }
+  })();
+  const until = (re: RegExp, ms = 3000): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const check = () => {
+        if (re.test(text)) {
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(text);
+        }
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(`no ${re} within ${ms} ms; got ${JSON.stringify(text)}`));
+      }, ms);
+      waiters.add(check);
+      check();
+    });
+  return { status: res.status, headers: res.headers, raw: () => text, until, ended, close: () => controller.abort() };
+}
+
+async function put(s: TestServer, token: string, name: string, value: string) {
+  const r = await s.call("PUT", `/v1/secrets/${name}`, { token, body: { value } });
+  assert.equal(r.status, 200, r.text);
+  return r.json as { version: number };
+}
+
+describe("GET /v1/watch", () => {
+  test("a reader watching app/ sees a write to app/x within a second, never other/y, never a value", async (t) => {
+    const s = await startTestServer(t);
+    const reader = await s.token(["reader"]);
+    const w = await openWatch(t, s.url, reader, "app/");
+    assert.equal(w.status, 200);
+    assert.equal(w.headers.get("content-type"), "text/event-stream; charset=utf-8");
+    assert.equal(w.headers.get("cache-control"), "no-store");
+    assert.equal(w.headers.get("x-accel-buffering"), "no");
+    await w.until(/event: ready\ndata: \{"prefix":"app\/","transport":"memory","healthy":true\}\n\n/);
+
+    const started = Date.now();
+    await put(s, s.rootToken, "other/y", "other-value-SECRET");
+    const { version } = await put(s, s.rootToken, "app/x", "app-value-SECRET");
+    const text = await w.until(/event: change\nid: [^\n]+\ndata: \{"name":"app\/x"/, 1000);
+    assert.ok(Date.now() - started < 1000);
+    const data = /event: change\nid: ([^\n]+)\ndata: (.+)\n\n/.exec(text)!;
+    const event = JSON.parse(data[2]!);
+    assert.deepEqual(Object.keys(event).sort(), ["action", "at", "name", "version"]);
+    assert.equal(event.version, version);
+    assert.equal(event.action, "write");
+    assert.equal(data[1], event.at);
+
+    const del = await s.call("DELETE", "/v1/secrets/app/x", { token: s.rootToken });
+    assert.equal(del.status, 200);
+    await w.until(/"action":"delete"/, 1000);
+    assert.ok(!w.raw().includes("other/y"), "a name outside the prefix is not sent");
+    assert.ok(!w.raw().includes("SECRET"), "never a value");
+
+    // the opening of the stream is audited, with the prefix
+    const audit = await s.call("GET", "/v1/audit", { token: s.rootToken });
+    const watched = (audit.json.records as { action: string; detail: { prefix?: string } }[]).filter((r) => r.action === "secret.watch");
+    assert.equal(watched.length, 1);
+    assert.equal(watched[0]!.detail.prefix, "app/");
+  });
+
+  test("a name the token may not list is not sent; no prefix watches everything the token may list", async (t) => {
+    const s = await startTestServer(t);
+    const reader = await s.token(["reader"]); // app/* only: not app/deep/name
+    const w = await openWatch(t, s.url, reader);
+    await w.until(/event: ready\ndata: \{"prefix":""/);
+    await put(s, s.rootToken, "app/deep/name", "v1");
+    await put(s, s.rootToken, "zzz/hidden", "v1");
+    await put(s, s.rootToken, "app/visible", "v1");
+    await w.until(/app\/visible/, 1000);
+    assert.ok(!w.raw().includes("app/deep/name"));
+    assert.ok(!w.raw().includes("zzz/hidden"));
+  });
+
+  test("401 without a token or with a bad one; 400 for an unknown query or too long a prefix", async (t) => {
+    const s = await startTestServer(t);
+    const none = await s.call("GET", "/v1/watch");
+    assert.equal(none.status, 401);
+    assert.equal(none.json.error.code, "E_UNAUTHENTICATED");
+    const bad = await s.call("GET", "/v1/watch", { token: `cof_${"A".repeat(43)}` });
+    assert.equal(bad.status, 401);
+    const reader = await s.token(["reader"]);
+    assert.equal((await s.call("GET", "/v1/watch?other=1", { token: reader })).status, 400);
+    assert.equal((await s.call("GET", `/v1/watch?prefix=${"a".repeat(257)}`, { token: reader })).status, 400);
+  });
+
+  test("closing the server ends open streams promptly", async (t) => {
+    const s = await startTestServer(t);
+    const reader = await s.token(["reader"]);
+    const a = await openWatch(t, s.url, reader, "app/");
+    const b = await openWatch(t, s.url, s.rootToken);
+    await a.until(/event: ready/);
+    await b.until(/event: ready/);
+    const started = Date.now();
+    await s.server.close();
+    await Promise.all([a.ended, b.ended]);
+    assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+  });
+
+  test("the OpenAPI docs list the route", async (t) => {
+    const s = await startTestServer(t);
+    const docs = await s.call("GET", "/docs/json");
+    assert.equal(docs.status, 200);
+    assert.match(docs.json.paths["/v1/watch"].get.summary, /never values/);
+  });
+});
+
+describe("GET /v1/watch across instances", () => {
+  const POSTGRES_URL = process.env.COFFER_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const REDIS_URL = process.env.COFFER_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+  /** Two servers on one fresh PostgreSQL database (and Redis, when given), sharing the master key. */
+  async function twoInstances(t: TestContext, redis: boolean) {
+    const { default: pg } = await import("pg");
+    const { randomBytes } = await import("node:crypto");
+    const { copyFileSync } = await import("node:fs");
+    const { tempDir } = await import("../helpers.ts");
+    const { parseServerConfig } = await import("../../src/server/config.ts");
+    const { initServer, startServer, MASTER_KEY_FILE } = await import("../../src/server/server.ts");
+    const { ensurePrivateDir } = await import("../../src/store/fs-secure.ts");
+    const db = `coffer_watch_${randomBytes(6).toString("hex")}`;
+    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${db}`);
+    t.after(async () => {
+      await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => {});
+      await admin.end();
+    });
+    const u = new URL(POSTGRES_URL);
+    u.pathname = `/${db}`;
+    const yaml = `${TEST_ROLES}\ndatabase: "${u.toString()}"\n${redis ? `redis: "${REDIS_URL}"\n` : ""}`;
+    const config = parseServerConfig(yaml, "test-server.yml", {}, { listen: "127.0.0.1:0" });
+    const base = tempDir(t, "coffer-two-");
+    const dataA = `${base}/a`;
+    const dataB = `${base}/b`;
+    const init = await initServer(dataA, config);
+    ensurePrivateDir(dataB);
+    copyFileSync(`${dataA}/${MASTER_KEY_FILE}`, `${dataB}/${MASTER_KEY_FILE}`);
+    const a = await startServer({ dataDir: dataA, config, logger: false });
+    t.after(() => a.close());
+    const b = await startServer({ dataDir: dataB, config, logger: false });
+    t.after(() => b.close());
+    return { a, b, root: init.rootToken };
+  }
+
+  for (const transport of ["redis", "postgres"] as const) {
+    test(`${transport}: the stream on one instance reports a change written through the other within a second`, async (t) => {
+      const { a, b, root } = await twoInstances(t, transport === "redis");
+      const w = await openWatch(t, a.url, root, "app/");
+      await w.until(new RegExp(`event: ready\\ndata: \\{"prefix":"app/","transport":"${transport}","healthy":true\\}`));
+      const started = Date.now();
+      const res = await fetch(`${b.url}/v1/secrets/app/shared`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${root}`, "content-type": "application/json" },
+        body: JSON.stringify({ value: "VALUE-never-streamed" }),
+      });
+      assert.equal(res.status, 200, await res.text());
+      await w.until(/event: change\nid: [^\n]+\ndata: \{"name":"app\/shared","version":1,"action":"write"/, 1000);
+      assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
+      assert.ok(!w.raw().includes("VALUE-never-streamed"));
+    });
+  }
+});
+
+describe("registerWatchRoute", () => {
+  async function app(t: TestContext, deps: Partial<import("../../src/server/watch.ts").WatchDeps> & { healthy?: () => boolean }) {
+    const { default: Fastify } = await import("fastify");
+    const { registerWatchRoute } = await import("../../src/server/watch.ts");
+    const { createMemoryBus } = await import("../../src/server/changes.ts");
+    const memory = createMemoryBus();
+    const bus = { ...memory, kind: "redis" as const, healthy: deps.healthy ?? (() => true) };
+    const f = Fastify({ forceCloseConnections: "idle" });
+    registerWatchRoute(f, {
+      bus,
+      canSee: deps.canSee ?? (() => true),
+      audit: deps.audit ?? (async () => {}),
+      heartbeatMs: deps.heartbeatMs ?? 50,
+      healthCheckMs: deps.healthCheckMs ?? 20,
+    });
+    const url = await f.listen({ host: "127.0.0.1", port: 0 });
+    t.after(() => f.close());
+    return { url, bus, close: () => f.close() };
+  }
+
+  test("heartbeat comments, degraded when the transport goes down, resync when it is back", async (t) => {
+    let up = true;
+    const a = await app(t, { healthy: () => up });
+    const w = await openWatch(t, a.url, undefined);
+    await w.until(/event: ready\ndata: \{"prefix":"","transport":"redis","healthy":true\}/);
+    await w.until(/: heartbeat\n\n/, 1000);
+    up = false;
+    await w.until(/event: degraded\n/, 1000);
+    up = true;
+    await w.until(/event: resync\n/, 1000);
+    await a.bus.publish({ name: "app/x", version: 2, action: "write", at: new Date().toISOString() });
+    await w.until(/"name":"app\/x"/);
+  });
+
+  test("a failing audit refuses the stream (fail closed)", async (t) => {
+    const a = await app(t, { audit: async () => { throw new Error("audit down"); } });
+    const res = await fetch(`${a.url}/v1/watch`);
+    assert.equal(res.status, 500);
+    assert.doesNotMatch(res.headers.get("content-type") ?? "", /event-stream/);
+  });
+
+  test("a client that goes away is unsubscribed", async (t) => {
+    const a = await app(t, {});
+    let subscribed = 0;
+    const subscribe = a.bus.subscribe;
+    a.bus.subscribe = (l) => {
+      subscribed++;
+      const stop = subscribe(l);
+      return () => {
+        subscribed--;
+        stop();
+      };
+    };
+    const w = await openWatch(t, a.url, undefined);
+    await w.until(/event: ready/);
+    assert.equal(subscribed, 1);
+    w.close();
+    const end = Date.now() + 2000;
+    const count = () => subscribed;
+    while (count() !== 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(count(), 0);
+  });
+});
