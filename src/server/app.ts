@@ -26,6 +26,7 @@ import { newToken, ValueSealer } from "./keys.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { Policy, ROOT_ROLE } from "./policy.ts";
 import type { AuditInput, ServerStorage } from "./storage/storage.ts";
+import { certificatePrincipal, clientCertificate, type TlsServerOptions } from "./tls.ts";
 import { registerWatchRoute } from "./watch.ts";
 
 /** What {@link buildServer} needs. */
@@ -40,6 +41,8 @@ export interface ServerDeps {
   version: string;
   /** where change events go (default: in memory, for one instance) */
   changes?: ChangeBus;
+  /** serve HTTPS with these options (see tls.ts); mutual TLS when they request client certificates */
+  https?: TlsServerOptions;
 }
 
 /** The longest an API token may live, and the default when `ttl` is absent: none (no expiry) for tokens, 1 h for dev-login. */
@@ -82,7 +85,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   };
   const audit = new AuditWriter(storage, (n, failed) => metrics.auditRecords.inc({ outcome: failed ? "failed" : "written" }, n));
 
+  const mutualTls = deps.https?.requestCert === true;
   const app = Fastify({
+    ...(deps.https !== undefined && { https: deps.https }),
     ...(deps.logger === false ? { logger: false } : { loggerInstance: deps.logger as FastifyBaseLogger }),
     bodyLimit: config.limits.bodyBytes,
     trustProxy: config.behindProxy,
@@ -472,9 +477,23 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   // ---- helpers (closures over the server's parts) -----------------------------------------
 
+  /**
+   * The caller: a bearer credential when one is sent (on mutual TLS, on top of the client
+   * certificate the handshake already verified: the request then acts as the credential, and
+   * the audit names the certificate too); else the verified client certificate, with the roles
+   * `clients:` gives its CN or DNS name (none when unlisted: everything is denied).
+   */
   async function authenticate(req: FastifyRequest): Promise<Principal> {
+    const cert = mutualTls ? clientCertificate(req.raw.socket) : undefined;
     try {
-      return await auth.authenticate(req.headers.authorization);
+      if (cert !== undefined && (req.headers.authorization === undefined || req.headers.authorization === "")) {
+        const mapped = certificatePrincipal(cert, config.clients ?? {});
+        return mapped === undefined
+          ? { subject: `cert:${cert.cn ?? cert.dnsNames[0] ?? cert.fingerprint256}`, kind: "cert", roles: [], expiresAt: null }
+          : { ...mapped, kind: "cert", expiresAt: null };
+      }
+      const p = await auth.authenticate(req.headers.authorization);
+      return cert === undefined ? p : { ...p, certificate: cert.cn ?? cert.dnsNames[0] ?? cert.fingerprint256 };
     } catch (err) {
       if (err instanceof AuthError) {
         metrics.authFailures.inc({ reason: err.reason });
@@ -495,7 +514,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   }
 
   function auditDetail(req: FastifyRequest, result: string): Record<string, unknown> {
-    return { result, requestId: req.id, source: req.ip };
+    const certificate = req.principal?.certificate;
+    return { result, requestId: req.id, source: req.ip, ...(certificate !== undefined && { certificate }) };
   }
 
   async function record(

@@ -20,6 +20,8 @@ export interface Principal {
   expiresAt: Date | null;
   /** the API token's id, for self-revocation */
   tokenId?: string;
+  /** on mutual TLS with a bearer credential too: the client certificate's name, for the audit */
+  certificate?: string;
 }
 
 /** Why authentication failed, for `coffer_auth_failures_total{reason}`. */

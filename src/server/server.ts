@@ -14,6 +14,8 @@ import { CofferError } from "../errors.ts";
 import { assertPrivate, createPrivateFile, ensurePrivateDir } from "../store/fs-secure.ts";
 import { buildServer } from "./app.ts";
 import { createChangeBus, type ChangeBus } from "./changes.ts";
+import { loadTlsOptions, reloadOnSighup } from "./tls.ts";
+import type { Server as TlsServer } from "node:tls";
 import { productionProblems, type ServerConfig } from "./config.ts";
 import { keyCheck, keyCheckMatches, newMasterKeyText, newToken, readMasterKey } from "./keys.ts";
 import { ROOT_ROLE } from "./policy.ts";
@@ -94,6 +96,8 @@ export interface StartOptions {
   config: ServerConfig;
   /** a logger; default: JSON lines on stderr, redacting credentials */
   logger?: Logger | false;
+  /** with tls: re-read the certificate files on SIGHUP (the CLI sets it; one per process) */
+  reloadOnSighup?: boolean;
 }
 
 /**
@@ -126,17 +130,27 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
         if (logger !== false) logger.warn({ err: e.message }, "change bus");
       },
     });
-    app = await buildServer({ config, storage, masterKey, logger, version: SERVER_VERSION, changes });
+    const https = config.tls === undefined ? undefined : loadTlsOptions(config.tls);
+    app = await buildServer({ config, storage, masterKey, logger, version: SERVER_VERSION, changes, ...(https !== undefined && { https }) });
     masterKey.fill(0);
     if (config.devLogin && logger !== false) logger.warn("devLogin is on: POST /dev-login gives tokens without credentials; never use it in production");
     const address = await app.listen({ host: config.listen.host, port: config.listen.port });
     const server = app;
     const bus = changes;
+    let stopReload = (): void => {};
+    if (config.tls !== undefined && options.reloadOnSighup === true) {
+      stopReload = reloadOnSighup(app.server as unknown as TlsServer, config.tls, (ok, err) => {
+        if (logger === false) return;
+        if (ok) logger.info("TLS certificates reloaded (SIGHUP)");
+        else logger.error({ err: err?.message }, "TLS reload failed; the previous certificates stay in use");
+      });
+    }
     let closing: Promise<void> | undefined;
     return {
       app,
       url: address,
       close: () => (closing ??= server.close().finally(async () => {
+        stopReload();
         await bus.close();
         await storage.close();
       })),

@@ -56,6 +56,8 @@ export const serve: Command = {
     "JSON lines on stderr without credentials or values. With --production or COFFER_ENV=production it",
     "refuses to start on a weak or default JWT secret, devLogin, or plain HTTP on a non-loopback",
     "address without behindProxy: true. SIGTERM or SIGINT: stop accepting, finish requests, exit 0.",
+    "With tls: it serves HTTPS (TLS 1.2 or newer) and SIGHUP re-reads the certificate files without",
+    "dropping connections; tls.clientCa turns on mutual TLS (clients: maps certificate names to roles).",
   ].join("\n"),
   examples: [
     "coffer serve --data /var/lib/coffer",
@@ -72,7 +74,7 @@ export const serve: Command = {
     const dir = dataDir(ctx, "coffer serve --data DIR");
     const cfg = await config(ctx);
     const { startServer } = await import("../../server/server.ts");
-    const server = await startServer({ dataDir: dir, config: cfg });
+    const server = await startServer({ dataDir: dir, config: cfg, reloadOnSighup: true });
     ctx.say(`coffer: serving on ${server.url} (docs at ${server.url}/docs)`);
     await new Promise<void>((done) => {
       const stop = (signal: NodeJS.Signals) => {
