@@ -14,6 +14,7 @@ import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { Logger } from "pino";
+import type { Redis } from "ioredis";
 import { CofferError, ERROR_CODES, isCofferError, type ErrorCode } from "../errors.ts";
 import { assertSecretName, isSecretName } from "../store/names.ts";
 import type { AuditRecord } from "../store/audit.ts";
@@ -28,6 +29,7 @@ import { Policy, ROOT_ROLE } from "./policy.ts";
 import type { AuditInput, ServerStorage } from "./storage/storage.ts";
 import { certificatePrincipal, clientCertificate, type TlsServerOptions } from "./tls.ts";
 import { registerWatchRoute } from "./watch.ts";
+import { limitStoreClass } from "./rate-limit-store.ts";
 
 /** What {@link buildServer} needs. */
 export interface ServerDeps {
@@ -43,6 +45,8 @@ export interface ServerDeps {
   changes?: ChangeBus;
   /** serve HTTPS with these options (see tls.ts); mutual TLS when they request client certificates */
   https?: TlsServerOptions;
+  /** shares rate-limit counters with the other instances (see rate-limit-store.ts) */
+  redis?: Redis;
 }
 
 /** The longest an API token may live, and the default when `ttl` is absent: none (no expiry) for tokens, 1 h for dev-login. */
@@ -102,7 +106,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.decorateRequest("principal", null);
   app.removeContentTypeParser("text/plain"); // bodies are JSON only: anything else is 415
 
-  await app.register(rateLimit, { global: false });
+  const limits = limitStoreClass(deps.redis, storage.storeId.toString("hex"), () => metrics.rateLimitFallbacks.inc());
+  metrics.watch(() => ({ limitMode: limits.state.mode(), changesHealthy: changes.healthy() }));
+  await app.register(rateLimit, { global: false, store: limits.Store });
   const ipLimit = app.createRateLimit({
     max: config.rateLimit.ipRequests,
     timeWindow: config.rateLimit.windowMs,
@@ -163,12 +169,24 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       summary: "Liveness and readiness (no credentials needed)",
       security: [],
       response: {
-        200: { type: "object", properties: { status: { type: "string" }, storage: { type: "string" }, version: { type: "string" } } },
+        200: {
+          type: "object",
+          properties: { status: { type: "string" }, storage: { type: "string" }, rateLimit: { type: "string" }, changes: { type: "string" }, version: { type: "string" } },
+        },
       },
     },
   }, async () => {
     await storage.getMeta("format");
-    return { status: "ok", storage: storage.driver, version: deps.version };
+    const limitMode = limits.state.mode();
+    const changesHealthy = changes.healthy();
+    return {
+      // Serving either way; "degraded" says what is missing (limits per instance, no push).
+      status: limitMode === "local-redis-down" || !changesHealthy ? "degraded" : "ok",
+      storage: storage.driver,
+      rateLimit: limitMode === "redis" ? "shared (redis)" : limitMode === "local" ? "per instance" : "per instance: redis unreachable",
+      changes: `${changes.kind}${changesHealthy ? "" : " (down: watchers poll)"}`,
+      version: deps.version,
+    };
   });
 
   app.get("/metrics", {

@@ -3,7 +3,7 @@
  * route pattern (never a secret name), authentication failures by reason, denials, rate-limited
  * requests, audit batches.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /** The metrics of one server instance. */
 export class ServerMetrics {
@@ -45,6 +45,30 @@ export class ServerMetrics {
     labelNames: ["outcome"] as const,
     registers: [this.registry],
   });
+
+  readonly rateLimitFallbacks = new Counter({
+    name: "coffer_rate_limit_local_fallbacks_total",
+    help: "requests counted in this instance's memory because the shared Redis could not be reached",
+    registers: [this.registry],
+  });
+  #state: () => { limitMode: string; changesHealthy: boolean } = () => ({ limitMode: "local", changesHealthy: true });
+  readonly redisUp: Gauge = new Gauge({
+    name: "coffer_rate_limit_shared",
+    help: "1 while rate-limit counters are shared through Redis, 0 while they are per instance (no redis: configured, or Redis unreachable)",
+    registers: [this.registry],
+    collect: (): void => this.redisUp.set(this.#state().limitMode === "redis" ? 1 : 0),
+  });
+  readonly changesUp: Gauge = new Gauge({
+    name: "coffer_change_bus_up",
+    help: "1 while change events flow between instances (watch streams push), 0 while watchers fall back to polling",
+    registers: [this.registry],
+    collect: (): void => this.changesUp.set(this.#state().changesHealthy ? 1 : 0),
+  });
+
+  /** Where the gauges read the server's state from at each scrape. */
+  watch(state: () => { limitMode: string; changesHealthy: boolean }): void {
+    this.#state = state;
+  }
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: "coffer_" });

@@ -15,6 +15,8 @@ import { assertPrivate, createPrivateFile, ensurePrivateDir } from "../store/fs-
 import { buildServer } from "./app.ts";
 import { createChangeBus, type ChangeBus } from "./changes.ts";
 import { loadTlsOptions, reloadOnSighup } from "./tls.ts";
+import { connectLimitRedis } from "./rate-limit-store.ts";
+import type { Redis } from "ioredis";
 import type { Server as TlsServer } from "node:tls";
 import { productionProblems, type ServerConfig } from "./config.ts";
 import { keyCheck, keyCheckMatches, newMasterKeyText, newToken, readMasterKey } from "./keys.ts";
@@ -118,6 +120,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   const storage = await openStorage(dataDir, config);
   let app: FastifyInstance | undefined;
   let changes: ChangeBus | undefined;
+  let redis: Redis | undefined;
   try {
     const check = await storage.getMeta("key_check");
     if (check === undefined || !keyCheckMatches(check, masterKey, storage.storeId)) {
@@ -131,7 +134,12 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       },
     });
     const https = config.tls === undefined ? undefined : loadTlsOptions(config.tls);
-    app = await buildServer({ config, storage, masterKey, logger, version: SERVER_VERSION, changes, ...(https !== undefined && { https }) });
+    if (config.redis !== undefined) {
+      redis = await connectLimitRedis(config.redis, (e) => {
+        if (logger !== false) logger.warn({ err: e.message }, "Redis unreachable: rate limits are per instance until it is back");
+      });
+    }
+    app = await buildServer({ config, storage, masterKey, logger, version: SERVER_VERSION, changes, ...(https !== undefined && { https }), ...(redis !== undefined && { redis }) });
     masterKey.fill(0);
     if (config.devLogin && logger !== false) logger.warn("devLogin is on: POST /dev-login gives tokens without credentials; never use it in production");
     const address = await app.listen({ host: config.listen.host, port: config.listen.port });
@@ -151,6 +159,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       url: address,
       close: () => (closing ??= server.close().finally(async () => {
         stopReload();
+        redis?.disconnect();
         await bus.close();
         await storage.close();
       })),
@@ -159,6 +168,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     masterKey.fill(0);
     await app?.close().catch(() => {});
     await changes?.close().catch(() => {});
+    redis?.disconnect();
     await storage.close();
     throw err;
   }

@@ -90,3 +90,26 @@ export async function startTestServer(t: TestContext, yaml = TEST_ROLES, env: No
   };
   return { url, dataDir, rootToken: init.rootToken, config, server, logs, call, token };
 }
+
+/** Two server instances on one fresh PostgreSQL database, sharing the master key (and Redis, when given). */
+export async function startTwoInstances(
+  t: TestContext,
+  options: { redis?: string; yaml?: string } = {},
+): Promise<{ a: RunningServer; b: RunningServer; root: string; config: ServerConfig }> {
+  const { copyFileSync } = await import("node:fs");
+  const { freshDatabase } = await import("../services.ts");
+  const { ensurePrivateDir } = await import("../../src/store/fs-secure.ts");
+  const { MASTER_KEY_FILE } = await import("../../src/server/server.ts");
+  const database = await freshDatabase(t);
+  const yaml = `${options.yaml ?? TEST_ROLES}\ndatabase: "${database}"\n${options.redis !== undefined ? `redis: "${options.redis}"\n` : ""}`;
+  const config = parseServerConfig(yaml, "test-server.yml", {}, { listen: "127.0.0.1:0" });
+  const base = tempDir(t, "coffer-two-");
+  const init = await initServer(`${base}/a`, config);
+  ensurePrivateDir(`${base}/b`);
+  copyFileSync(`${base}/a/${MASTER_KEY_FILE}`, `${base}/b/${MASTER_KEY_FILE}`);
+  const a = await startServer({ dataDir: `${base}/a`, config, logger: false });
+  t.after(() => a.close());
+  const b = await startServer({ dataDir: `${base}/b`, config, logger: false });
+  t.after(() => b.close());
+  return { a, b, root: init.rootToken, config };
+}

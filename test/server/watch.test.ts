@@ -1,7 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { TestContext } from "node:test";
-import { startTestServer, TEST_ROLES, type TestServer } from "./harness.ts";
+import { startTestServer, startTwoInstances, type TestServer } from "./harness.ts";
+import { redisUrl } from "../services.ts";
 
 /** An open watch stream: the raw text so far, and a wait for text matching a pattern. */
 export interface Watcher {
@@ -145,46 +146,9 @@ describe("GET /v1/watch", () => {
 });
 
 describe("GET /v1/watch across instances", () => {
-  const POSTGRES_URL = process.env.COFFER_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-  const REDIS_URL = process.env.COFFER_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
-
-  /** Two servers on one fresh PostgreSQL database (and Redis, when given), sharing the master key. */
-  async function twoInstances(t: TestContext, redis: boolean) {
-    const { default: pg } = await import("pg");
-    const { randomBytes } = await import("node:crypto");
-    const { copyFileSync } = await import("node:fs");
-    const { tempDir } = await import("../helpers.ts");
-    const { parseServerConfig } = await import("../../src/server/config.ts");
-    const { initServer, startServer, MASTER_KEY_FILE } = await import("../../src/server/server.ts");
-    const { ensurePrivateDir } = await import("../../src/store/fs-secure.ts");
-    const db = `coffer_watch_${randomBytes(6).toString("hex")}`;
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${db}`);
-    t.after(async () => {
-      await admin.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch(() => {});
-      await admin.end();
-    });
-    const u = new URL(POSTGRES_URL);
-    u.pathname = `/${db}`;
-    const yaml = `${TEST_ROLES}\ndatabase: "${u.toString()}"\n${redis ? `redis: "${REDIS_URL}"\n` : ""}`;
-    const config = parseServerConfig(yaml, "test-server.yml", {}, { listen: "127.0.0.1:0" });
-    const base = tempDir(t, "coffer-two-");
-    const dataA = `${base}/a`;
-    const dataB = `${base}/b`;
-    const init = await initServer(dataA, config);
-    ensurePrivateDir(dataB);
-    copyFileSync(`${dataA}/${MASTER_KEY_FILE}`, `${dataB}/${MASTER_KEY_FILE}`);
-    const a = await startServer({ dataDir: dataA, config, logger: false });
-    t.after(() => a.close());
-    const b = await startServer({ dataDir: dataB, config, logger: false });
-    t.after(() => b.close());
-    return { a, b, root: init.rootToken };
-  }
-
   for (const transport of ["redis", "postgres"] as const) {
     test(`${transport}: the stream on one instance reports a change written through the other within a second`, async (t) => {
-      const { a, b, root } = await twoInstances(t, transport === "redis");
+      const { a, b, root } = await startTwoInstances(t, transport === "redis" ? { redis: redisUrl() } : {});
       const w = await openWatch(t, a.url, root, "app/");
       await w.until(new RegExp(`event: ready\\ndata: \\{"prefix":"app/","transport":"${transport}","healthy":true\\}`));
       const started = Date.now();
