@@ -362,6 +362,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       audit: async (req, prefix) => {
         await record(req, { action: "secret.watch", name: null, version: null, detail: { prefix } }, "ok");
       },
+      stillValid: async (req) => {
+        const p = req.principal;
+        if (p === null || (p.expiresAt !== null && p.expiresAt.getTime() <= Date.now())) return false;
+        if (p.kind === "cert" && req.headers.authorization === undefined) return true;
+        return (await auth.authenticate(req.headers.authorization)).subject === p.subject;
+      },
     });
 
     // -- tokens --

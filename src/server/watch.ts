@@ -25,6 +25,11 @@ export interface WatchDeps {
   audit: (req: FastifyRequest, prefix: string) => Promise<void>;
   /** comment lines keep proxies from closing an idle stream (default 15 000 ms) */
   heartbeatMs?: number;
+  /**
+   * Is the stream's credential still good (not revoked, not expired)? Asked at every
+   * heartbeat; a false or a throw ends the stream, so revoking a token also ends its watches.
+   */
+  stillValid?: (req: FastifyRequest) => Promise<boolean>;
   /** how often the bus's health is looked at, for degraded/resync (default 1000 ms) */
   healthCheckMs?: number;
 }
@@ -116,7 +121,16 @@ export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void 
       const { name, version, action, at } = event;
       write(stream, sse("change", { name, version, action, at }, at));
     });
-    heartbeat = setInterval(() => write(stream, ": heartbeat\n\n"), heartbeatMs);
+    heartbeat = setInterval(() => {
+      if (deps.stillValid === undefined) {
+        write(stream, ": heartbeat\n\n");
+        return;
+      }
+      deps.stillValid(req).then(
+        (ok) => (ok ? write(stream, ": heartbeat\n\n") : stream.end()),
+        () => stream.end(),
+      );
+    }, heartbeatMs);
     heartbeat.unref();
     watchHealth();
     if (res.destroyed) stream.end();

@@ -1,37 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { TestContext } from "node:test";
 import { tempDir } from "../helpers.ts";
-import { CLI, coffer, userEnv } from "./run-cli.ts";
-
-interface Served {
-  child: ChildProcess;
-  url: string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-/** Runs `coffer serve` as a subprocess on a free port and waits for its "serving on" line. */
-function serve(t: TestContext, home: string, args: string[], env: Record<string, string> = {}): Promise<Served> {
-  const child = spawn(process.execPath, [CLI, "serve", "--listen", "127.0.0.1:0", ...args], { env: userEnv(home, env), stdio: ["ignore", "pipe", "pipe"] });
-  let err = "";
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  t.after(() => {
-    if (child.exitCode === null) child.kill("SIGKILL");
-  });
-  return new Promise((resolve, reject) => {
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (d: string) => {
-      err += d;
-      const m = /serving on (http:\/\/\S+) /.exec(err);
-      if (m !== null) resolve({ child, url: m[1]!, stderr: () => err, exited });
-    });
-    void exited.then((code) => reject(new Error(`coffer serve exited ${code}: ${err}`)));
-  });
-}
+import { coffer, serveCli, teamProjectYaml } from "./run-cli.ts";
 
 async function api(url: string, method: string, path: string, token: string, body?: unknown) {
   const res = await fetch(`${url}${path}`, {
@@ -64,21 +36,13 @@ test("coffer serve: a real server the CLI's `run` reads through the server provi
   const config = join(home, "server.yml");
   writeFileSync(config, `roles:\n  app: [ { path: "app/**", capabilities: [read, list] } ]\n`);
   const root = coffer(home, ["server", "init", "--data", data, "--config", config]).out.trim().split("\n").at(-1)!;
-  const s = await serve(t, home, ["--data", data, "--config", config]);
+  const s = await serveCli(t, home, ["--data", data, "--config", config]);
   assert.equal((await api(s.url, "PUT", "/v1/secrets/app/db/password", root, { value: "from-the-server" })).status, 200);
   const token = (await api(s.url, "POST", "/v1/tokens", root, { name: "laptop", roles: ["app"] })).json.token as string;
 
   const project = join(home, "project");
   coffer(home, ["init", "--name", "dev"]);
-  writeFileSync(join(home, ".coffer.yml"), [
-    "providers:",
-    `  team: { type: server, url: "${s.url}" }`,
-    "environments:",
-    "  dev:",
-    "    env:",
-    "      DB_PASSWORD: { from: team, path: app/db/password }",
-    "",
-  ].join("\n"));
+  writeFileSync(join(home, ".coffer.yml"), teamProjectYaml(s.url));
   void project;
   const run = coffer(home, ["run", "--config", join(home, ".coffer.yml"), "--", "sh", "-c", 'test "$DB_PASSWORD" = from-the-server && echo matched'], {
     env: { COFFER_TOKEN: token },
@@ -98,6 +62,9 @@ test("coffer serve: a real server the CLI's `run` reads through the server provi
   assert.notEqual(denied.code, 0);
   assert.match(denied.err, /not valid|E_UNAUTHENTICATED|401|log in/i);
 
+  s.child.kill("SIGHUP");
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal((await fetch(`${s.url}/v1/sys/health`)).status, 200, "SIGHUP without tls: leaves the server running");
   s.child.kill("SIGTERM");
   assert.equal(await s.exited, 0);
   assert.match(s.stderr(), /stopped/);

@@ -179,6 +179,7 @@ describe("registerWatchRoute", () => {
       audit: deps.audit ?? (async () => {}),
       heartbeatMs: deps.heartbeatMs ?? 50,
       healthCheckMs: deps.healthCheckMs ?? 20,
+      ...(deps.stillValid !== undefined && { stillValid: deps.stillValid }),
     });
     const url = await f.listen({ host: "127.0.0.1", port: 0 });
     t.after(() => f.close());
@@ -204,6 +205,17 @@ describe("registerWatchRoute", () => {
     const res = await fetch(`${a.url}/v1/watch`);
     assert.equal(res.status, 500);
     assert.doesNotMatch(res.headers.get("content-type") ?? "", /event-stream/);
+  });
+
+  test("a stream ends at the next heartbeat once its credential is revoked or expired", async (t) => {
+    let valid = true;
+    const a = await app(t, { stillValid: async () => valid });
+    const w = await openWatch(t, a.url, undefined);
+    await w.until(/event: ready/);
+    await w.until(/: heartbeat\n\n/, 1000);
+    valid = false;
+    const res = await Promise.race([w.ended.then(() => "ended"), new Promise((r) => setTimeout(() => r("still open"), 1000))]);
+    assert.equal(res, "ended");
   });
 
   test("a client that goes away is unsubscribed", async (t) => {

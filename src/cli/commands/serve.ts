@@ -88,6 +88,8 @@ export const serve: Command = {
       };
       process.once("SIGTERM", stop);
       process.once("SIGINT", stop);
+      // Without tls: there is nothing to reload; SIGHUP must not kill the server either.
+      if (cfg.tls === undefined) process.on("SIGHUP", () => ctx.say("coffer: SIGHUP: nothing to reload (no tls: configured)"));
     });
     ctx.say("coffer: stopped");
   },
