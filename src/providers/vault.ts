@@ -5,6 +5,7 @@
 import { CofferError } from "../errors.ts";
 import { DEFAULT_MAX_VALUE_BYTES } from "../store/names.ts";
 import { Secret } from "../store/secret.ts";
+import { fetchText } from "./http.ts";
 import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
 
 /** Largest response body read from Vault, in bytes; more is refused (E_PROVIDER). */
@@ -74,28 +75,24 @@ export function createVaultProvider(
     const url = `${address}/v1/${encodePath(mount)}/${kind}/${encodePath(path)}${version !== undefined ? `?version=${version}` : ""}`;
     const where = `vault at ${address}`;
     const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), closing.signal]);
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        method: "GET",
-        headers: {
-          "X-Vault-Token": t,
-          Accept: "application/json",
-          ...(spec.namespace !== undefined && spec.namespace !== "" && { "X-Vault-Namespace": spec.namespace }),
-        },
-        redirect: "error",
-        signal,
-      });
-    } catch (err) {
-      throw fetchError(where, err, timeoutMs);
-    }
-    let text: string;
-    try {
-      text = await readCapped(res, VAULT_MAX_RESPONSE_BYTES);
-    } catch (err) {
-      if (err instanceof CofferError) throw new CofferError(err.code, `${where}: ${err.message}`);
-      throw fetchError(where, err, timeoutMs);
-    }
+    const send = (): Promise<Response> => fetch(url, {
+      method: "GET",
+      headers: {
+        "X-Vault-Token": t,
+        Accept: "application/json",
+        ...(spec.namespace !== undefined && spec.namespace !== "" && { "X-Vault-Namespace": spec.namespace }),
+      },
+      redirect: "error",
+      signal,
+    });
+    const { res, text } = await fetchText(send, {
+      where,
+      maxBytes: VAULT_MAX_RESPONSE_BYTES,
+      tooLarge: (n) => n !== undefined
+        ? `response of ${n} bytes is over the limit of ${VAULT_MAX_RESPONSE_BYTES} bytes`
+        : `response is over the limit of ${VAULT_MAX_RESPONSE_BYTES} bytes`,
+      failed: (err) => fetchError(where, err, timeoutMs),
+    });
     let body: unknown;
     try {
       body = JSON.parse(text);
@@ -291,35 +288,6 @@ function fetchError(where: string, err: unknown, timeoutMs: number): CofferError
   if (e.name === "AbortError") return new CofferError("E_PROVIDER", `request to ${where} was cancelled (provider closed)`);
   const cause = e.cause?.code ?? e.cause?.message ?? (err instanceof Error ? err.message : String(err));
   return new CofferError("E_PROVIDER", `cannot reach ${where}: ${cause}`);
-}
-
-// Reads the body as UTF-8, refusing (and cancelling) past `max` bytes.
-async function readCapped(res: Response, max: number): Promise<string> {
-  const length = Number(res.headers.get("content-length") ?? NaN);
-  if (Number.isFinite(length) && length > max) {
-    await res.body?.cancel().catch(() => {});
-    throw new CofferError("E_PROVIDER", `response of ${length} bytes is over the limit of ${max} bytes`);
-  }
-  if (res.body === null) return "";
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > max) {
-      await reader.cancel().catch(() => {});
-      for (const c of chunks) c.fill(0);
-      throw new CofferError("E_PROVIDER", `response is over the limit of ${max} bytes`);
-    }
-    chunks.push(value);
-  }
-  const buf = Buffer.concat(chunks);
-  for (const c of chunks) c.fill(0);
-  const text = buf.toString("utf8");
-  buf.fill(0);
-  return text;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

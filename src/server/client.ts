@@ -5,6 +5,7 @@
  * and never carries the token or a value.
  */
 import { CofferError, ERROR_CODES, type ErrorCode } from "../errors.ts";
+import { fetchText } from "../providers/http.ts";
 import { assertSecretName } from "../store/names.ts";
 
 /** Largest response body read from the server, in bytes; more is refused (E_PROVIDER). */
@@ -286,20 +287,18 @@ export class CofferClient {
       headers["Content-Type"] = "application/json";
       data = JSON.stringify(payload);
     }
-    let res: Response;
-    try {
+    const { res, text } = await fetchText(
       // redirect "error": the token goes to this server and nowhere else.
-      res = await this.#fetch(`${this.url}${target}`, { method, headers, body: data ?? null, redirect: "error", signal: AbortSignal.any(signals) });
-    } catch (err) {
-      throw fetchError(where, err, this.#timeoutMs);
-    }
-    let text: string;
-    try {
-      text = await readCapped(res, SERVER_MAX_RESPONSE_BYTES);
-    } catch (err) {
-      if (err instanceof CofferError) throw new CofferError(err.code, `${where}: ${err.message}`);
-      throw fetchError(where, err, this.#timeoutMs);
-    }
+      () => this.#fetch(`${this.url}${target}`, { method, headers, body: data ?? null, redirect: "error", signal: AbortSignal.any(signals) }),
+      {
+        where,
+        maxBytes: SERVER_MAX_RESPONSE_BYTES,
+        tooLarge: (n) => n !== undefined
+          ? `answered with ${n} bytes, over the limit of ${SERVER_MAX_RESPONSE_BYTES} bytes`
+          : `answered with more than the limit of ${SERVER_MAX_RESPONSE_BYTES} bytes`,
+        failed: (err) => fetchError(where, err, this.#timeoutMs),
+      },
+    );
     let body: unknown;
     try {
       body = JSON.parse(text);
@@ -363,35 +362,6 @@ function fetchError(where: string, err: unknown, timeoutMs: number): CofferError
   // Only the cause's code (ECONNREFUSED, ENOTFOUND, …): fetch's own messages can quote headers.
   const cause = e.cause?.code ?? (e.name === "TypeError" ? "network error" : "error");
   return new CofferError("E_PROVIDER", `${where}: cannot reach it: ${cause}`);
-}
-
-// Reads the body as UTF-8, refusing (and cancelling) past `max` bytes.
-async function readCapped(res: Response, max: number): Promise<string> {
-  const length = Number(res.headers.get("content-length") ?? NaN);
-  if (Number.isFinite(length) && length > max) {
-    await res.body?.cancel().catch(() => {});
-    throw new CofferError("E_PROVIDER", `answered with ${length} bytes, over the limit of ${max} bytes`);
-  }
-  if (res.body === null) return "";
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > max) {
-      await reader.cancel().catch(() => {});
-      for (const c of chunks) c.fill(0);
-      throw new CofferError("E_PROVIDER", `answered with more than the limit of ${max} bytes`);
-    }
-    chunks.push(value);
-  }
-  const buf = Buffer.concat(chunks);
-  for (const c of chunks) c.fill(0);
-  const text = buf.toString("utf8");
-  buf.fill(0);
-  return text;
 }
 
 function shapeError(url: string, what: string, name: string): CofferError {

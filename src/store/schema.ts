@@ -7,11 +7,42 @@
  */
 export const STORE_FORMAT = 1;
 
-export const SCHEMA_SQL = `
-CREATE TABLE meta (
+/**
+ * The tables a local store and a server database (`src/server/storage/schema.ts`) share, each one
+ * `CREATE TABLE` statement. Part of both schemas' text: changing one changes what new stores and
+ * new server databases are created with.
+ */
+export const META_TABLE_SQL = `CREATE TABLE meta (
   key   TEXT PRIMARY KEY,
   value TEXT NOT NULL
-) STRICT;
+) STRICT;`;
+
+/** A secret's versions, never changed in place; `removed_at` marks the newest row of a deleted secret. */
+export const VERSIONS_TABLE_SQL = `CREATE TABLE versions (
+  name       TEXT NOT NULL,
+  version    INTEGER NOT NULL CHECK (version >= 1),
+  nonce      BLOB NOT NULL,
+  ciphertext BLOB NOT NULL,
+  created_at TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  removed_at TEXT,
+  PRIMARY KEY (name, version)
+) STRICT, WITHOUT ROWID;`;
+
+/** The audit chain (`src/store/audit.ts`): `hash` chains each record to the one before. */
+export const AUDIT_TABLE_SQL = `CREATE TABLE audit (
+  seq     INTEGER PRIMARY KEY,
+  at      TEXT NOT NULL,
+  actor   TEXT NOT NULL,
+  action  TEXT NOT NULL,
+  name    TEXT,
+  version INTEGER,
+  detail  TEXT,
+  hash    BLOB NOT NULL
+) STRICT;`;
+
+export const SCHEMA_SQL = `
+${META_TABLE_SQL}
 
 -- The store key, wrapped: 'age' = an age file to the recipient (readable by the age CLI);
 -- 'local-v1' = AES-256-GCM under HKDF(identity secret, "coffer/v1/store-key") for a fast open.
@@ -34,25 +65,7 @@ CREATE TABLE secrets (
   updated_by  TEXT NOT NULL
 ) STRICT;
 
-CREATE TABLE versions (
-  name       TEXT NOT NULL,
-  version    INTEGER NOT NULL CHECK (version >= 1),
-  nonce      BLOB NOT NULL,
-  ciphertext BLOB NOT NULL,
-  created_at TEXT NOT NULL,
-  created_by TEXT NOT NULL,
-  removed_at TEXT,
-  PRIMARY KEY (name, version)
-) STRICT, WITHOUT ROWID;
+${VERSIONS_TABLE_SQL}
 
-CREATE TABLE audit (
-  seq     INTEGER PRIMARY KEY,
-  at      TEXT NOT NULL,
-  actor   TEXT NOT NULL,
-  action  TEXT NOT NULL,
-  name    TEXT,
-  version INTEGER,
-  detail  TEXT,
-  hash    BLOB NOT NULL
-) STRICT;
+${AUDIT_TABLE_SQL}
 `;

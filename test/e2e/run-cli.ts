@@ -2,8 +2,10 @@
  * Runs the built `coffer` CLI (dist/bundle/bin.js, the bundle `npx coffer` runs) as a subprocess in a
  * temp HOME with its own XDG dirs, and returns stdout, stderr and the exit code separately.
  */
-import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 
 export const CLI = fileURLToPath(new URL("../../dist/bundle/bin.js", import.meta.url));
@@ -62,4 +64,61 @@ export function onTerminal(home: string, cmd: string, dialogue: [RegExp, string]
     child.on("error", reject);
     child.on("close", (code) => resolve({ code, screen }));
   });
+}
+
+/** A running `coffer serve` (see {@link serveCli}). */
+export interface Served {
+  child: ChildProcess;
+  /** the base URL it serves on */
+  url: string;
+  /** its stderr so far */
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/**
+ * Runs `coffer serve ARGS…` as a subprocess on a free loopback port and waits for its
+ * "serving on" line; killed after the test if still running. Rejects if it exits first.
+ */
+export function serveCli(t: TestContext, home: string, args: string[], env: Record<string, string> = {}): Promise<Served> {
+  const child = spawn(process.execPath, [CLI, "serve", "--listen", "127.0.0.1:0", ...args], { env: userEnv(home, env), stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  t.after(() => {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  });
+  return new Promise((resolve, reject) => {
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (d: string) => {
+      err += d;
+      const m = /serving on (http:\/\/\S+) /.exec(err);
+      if (m !== null) resolve({ child, url: m[1]!, stderr: () => err, exited });
+    });
+    void exited.then((code) => reject(new Error(`coffer serve exited ${code}: ${err}`)));
+  });
+}
+
+/** A project config (`.coffer.yml`) whose environment `dev` reads DB_PASSWORD from app/db/password on the coffer server at `url`. */
+export function teamProjectYaml(url: string): string {
+  return [
+    "providers:",
+    `  team: { type: server, url: "${url}" }`,
+    "environments:",
+    "  dev:",
+    "    env:",
+    "      DB_PASSWORD: { from: team, path: app/db/password }",
+    "",
+  ].join("\n");
+}
+
+/**
+ * Inits a coffer server in HOME/srv with the config HOME/server.yml (one role, `app`: read and
+ * list `app/**`) and serves it ({@link serveCli}); gives its root token with the running server.
+ */
+export async function serveAppServer(t: TestContext, home: string): Promise<Served & { root: string }> {
+  const data = join(home, "srv");
+  const config = join(home, "server.yml");
+  writeFileSync(config, `roles:\n  app: [ { path: "app/**", capabilities: [read, list] } ]\n`);
+  const root = coffer(home, ["server", "init", "--data", data, "--config", config]).out.trim().split("\n").at(-1)!;
+  return { ...(await serveCli(t, home, ["--data", data, "--config", config])), root };
 }

@@ -1,29 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { TestContext } from "node:test";
 import { tempDir } from "../helpers.ts";
-import { CLI, coffer, userEnv } from "./run-cli.ts";
-
-/** Runs `coffer serve` as a subprocess on a free port and waits for its "serving on" line. */
-function serve(t: TestContext, home: string, args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [CLI, "serve", "--listen", "127.0.0.1:0", ...args], { env: userEnv(home), stdio: ["ignore", "pipe", "pipe"] });
-  let err = "";
-  t.after(() => {
-    if (child.exitCode === null) child.kill("SIGKILL");
-  });
-  return new Promise((resolve, reject) => {
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (d: string) => {
-      err += d;
-      const m = /serving on (http:\/\/\S+) /.exec(err);
-      if (m !== null) resolve({ child, url: m[1]! });
-    });
-    child.on("exit", (code) => reject(new Error(`coffer serve exited ${code}: ${err}`)));
-  });
-}
+import { CLI, coffer, serveAppServer, serveCli, teamProjectYaml, userEnv } from "./run-cli.ts";
 
 async function put(url: string, token: string, name: string, value: string): Promise<void> {
   const res = await fetch(`${url}/v1/secrets/${name}`, {
@@ -65,11 +46,8 @@ function start(home: string, args: string[], env: Record<string, string>) {
 
 test("coffer run --watch restarts the command with the new value when the server says it changed; exits with the command's status", async (t) => {
   const home = tempDir(t);
-  const data = join(home, "srv");
-  const config = join(home, "server.yml");
-  writeFileSync(config, `roles:\n  app: [ { path: "app/**", capabilities: [read, list] } ]\n`);
-  const root = coffer(home, ["server", "init", "--data", data, "--config", config]).out.trim().split("\n").at(-1)!;
-  const s = await serve(t, home, ["--data", data, "--config", config]);
+  const s = await serveAppServer(t, home);
+  const root = s.root;
   await put(s.url, root, "app/db/password", "first-value");
   const tokenRes = await fetch(`${s.url}/v1/tokens`, {
     method: "POST",
@@ -78,15 +56,7 @@ test("coffer run --watch restarts the command with the new value when the server
   });
   const token = ((await tokenRes.json()) as { token: string }).token;
   const yml = join(home, ".coffer.yml");
-  writeFileSync(yml, [
-    "providers:",
-    `  team: { type: server, url: "${s.url}" }`,
-    "environments:",
-    "  dev:",
-    "    env:",
-    "      DB_PASSWORD: { from: team, path: app/db/password }",
-    "",
-  ].join("\n"));
+  writeFileSync(yml, teamProjectYaml(s.url));
 
   // The command prints its value, then waits (the third value makes it exit 7 by itself).
   const script = 'echo "value=$DB_PASSWORD"; if [ "$DB_PASSWORD" = third-value ]; then exit 7; fi; exec sleep 60';
@@ -116,7 +86,7 @@ test("coffer run --watch: SIGTERM to coffer goes to the command and ends the wat
   const home = tempDir(t);
   const data = join(home, "srv");
   const root = coffer(home, ["server", "init", "--data", data]).out.trim().split("\n").at(-1)!;
-  const s = await serve(t, home, ["--data", data]);
+  const s = await serveCli(t, home, ["--data", data]);
   await put(s.url, root, "app/x", "x-value");
   const yml = join(home, ".coffer.yml");
   writeFileSync(yml, `providers:\n  team: { type: server, url: "${s.url}" }\nenvironments:\n  dev:\n    env:\n      X: { from: team, path: app/x }\n`);

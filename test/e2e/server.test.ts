@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers.ts";
-import { coffer, serveCli, teamProjectYaml } from "./run-cli.ts";
+import { coffer, serveAppServer, teamProjectYaml } from "./run-cli.ts";
 
 async function api(url: string, method: string, path: string, token: string, body?: unknown) {
   const res = await fetch(`${url}${path}`, {
@@ -32,11 +32,8 @@ test("server init makes a private data dir and prints the root token once, as th
 
 test("coffer serve: a real server the CLI's `run` reads through the server provider; SIGTERM stops it cleanly", async (t) => {
   const home = tempDir(t);
-  const data = join(home, "srv");
-  const config = join(home, "server.yml");
-  writeFileSync(config, `roles:\n  app: [ { path: "app/**", capabilities: [read, list] } ]\n`);
-  const root = coffer(home, ["server", "init", "--data", data, "--config", config]).out.trim().split("\n").at(-1)!;
-  const s = await serveCli(t, home, ["--data", data, "--config", config]);
+  const s = await serveAppServer(t, home);
+  const root = s.root;
   assert.equal((await api(s.url, "PUT", "/v1/secrets/app/db/password", root, { value: "from-the-server" })).status, 200);
   const token = (await api(s.url, "POST", "/v1/tokens", root, { name: "laptop", roles: ["app"] })).json.token as string;
 

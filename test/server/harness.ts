@@ -37,6 +37,19 @@ export interface Reply {
   json: any;
 }
 
+/** Fetches `url` and reads the whole answer: status, headers, text and the JSON it parses to (or undefined). */
+export async function fetchReply(url: string, init: RequestInit): Promise<Reply> {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
 /** The roles most tests use. */
 export const TEST_ROLES = `
 roles:
@@ -73,15 +86,7 @@ export async function startTestServer(t: TestContext, yaml = TEST_ROLES, env: No
       body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
       headers["content-type"] ??= "application/json";
     }
-    const res = await fetch(`${url}${path}`, { method, headers, ...(body !== undefined && { body }) });
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, headers: res.headers, text, json };
+    return fetchReply(`${url}${path}`, { method, headers, ...(body !== undefined && { body }) });
   };
   const token = async (roles: string[], name = `t-${roles.join("-")}`): Promise<string> => {
     const r = await call("POST", "/v1/tokens", { token: init.rootToken, body: { name, roles } });

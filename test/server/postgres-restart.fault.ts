@@ -21,7 +21,7 @@ import { parseServerConfig } from "../../src/server/config.ts";
 import { initServer, startServer } from "../../src/server/server.ts";
 import { tempDir } from "../helpers.ts";
 import { adminQuery, freshDatabase } from "../services.ts";
-import { TEST_ROLES } from "./harness.ts";
+import { fetchReply, TEST_ROLES } from "./harness.ts";
 
 const run = promisify(execFile);
 
@@ -63,22 +63,13 @@ test("postgres fault: PostgreSQL restarts under a running server; acknowledged w
   const server = await startServer({ dataDir, config, logger: false });
   try {
     const startedBefore = (await adminQuery("SELECT pg_postmaster_start_time()::text AS t")).rows[0].t as string;
-    const put = async (name: string, value: string): Promise<{ status: number; json: any }> => {
-      const res = await fetch(`${server.url}/v1/secrets/${name}`, {
+    const put = (name: string, value: string): Promise<{ status: number; json: any }> =>
+      fetchReply(`${server.url}/v1/secrets/${name}`, {
         method: "PUT",
         headers: { authorization: `Bearer ${rootToken}`, "content-type": "application/json" },
         body: JSON.stringify({ value }),
         signal: AbortSignal.timeout(30_000),
       });
-      const text = await res.text();
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = undefined;
-      }
-      return { status: res.status, json };
-    };
 
     const acks: Ack[] = [];
     const failures: Failure[] = [];

@@ -38,8 +38,13 @@ import {
   chainHash, GENESIS_HASH, recordFromRow, type AuditRecord, type AuditRow, type AuditVerification,
 } from "../../store/audit.ts";
 import { SERVER_FORMAT, SERVER_SCHEMA_VERSION } from "./schema.ts";
+import {
+  AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkVersion, checkWriteRequest, closedError,
+  normalizeDetail, prefixEnd, SECRET_INFO_COLUMNS, secretInfoFromRow, TOKEN_COLUMNS, tokenFromRow, versionInfoFromRow,
+  type SecretInfoRow, type VersionInfoRow,
+} from "./common.ts";
 import type {
-  AuditInput, SealedValue, ServerStorage, StoredSecretInfo, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest,
+  AuditInput, ServerStorage, StoredSecretInfo, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest,
 } from "./storage.ts";
 
 /** Options of {@link openPostgresStorage}. */
@@ -296,13 +301,11 @@ type Queryable = Pick<pg.PoolClient, "query">;
 type CurrentRow = [number, Buffer, Buffer, string, string, string | null];
 // [nonce, ciphertext, created_at, created_by]
 type VersionRow = [Buffer, Buffer, string, string];
-// [id, name, hash, roles, created_at, created_by, expires_at, revoked_at]
+// [id, name, hash, roles, created_at, created_by, expires_at, revoked_at] (TOKEN_COLUMNS)
 type TokenRow = [string, string, Buffer, string, string, string, string | null, string | null];
 // [seq (int8 as text), at, actor, action, name, version, detail, hash]
 type AuditArrayRow = [string, string, string, string, string | null, number | null, string | null, Buffer];
 
-const AUDIT_COLUMNS = "seq, at, actor, action, name, version, detail, hash";
-const TOKEN_COLUMNS = "id, name, hash, roles, created_at, created_by, expires_at, revoked_at";
 /** Rows per INSERT when appending a batch (8 parameters each, well under PostgreSQL's 65535). */
 const AUDIT_INSERT_CHUNK = 500;
 /** Rows per page when verifying the chain. */
@@ -384,12 +387,7 @@ class PostgresStorage implements ServerStorage {
 
   write(request: WriteRequest): Promise<{ version: number; audit: AuditRecord }> {
     return this.#tx("writing a secret", async (c) => {
-      const { name, actor, ifVersion } = request;
-      if (typeof name !== "string" || name === "") throw new TypeError("write: name must be a non-empty string");
-      if (typeof actor !== "string" || actor === "") throw new TypeError("write: actor must be a non-empty string");
-      if (ifVersion !== undefined) checkVersion(ifVersion, 0);
-      const description = request.description ?? null;
-      const detail = normalizeDetail(request.auditDetail);
+      const { name, actor, ifVersion, description, detail } = checkWriteRequest(request);
       const conflict = (latest: number): CofferError => new CofferError(
         "E_CONFLICT",
         `secret "${name}" is at version ${latest}, not ${ifVersion}: someone else wrote it; read it again and retry`,
@@ -431,51 +429,34 @@ class PostgresStorage implements ServerStorage {
   list(prefix: string): Promise<StoredSecretInfo[]> {
     return this.#read("listing secrets", async (q) => {
       if (typeof prefix !== "string") throw new TypeError("list: prefix must be a string");
-      const cols = "SELECT name, latest, description, created_at, created_by, updated_at, updated_by FROM coffer_secrets";
+      const cols = `SELECT ${SECRET_INFO_COLUMNS} FROM coffer_secrets`;
       // A range on the primary key (COLLATE "C": code point order): only names with the prefix.
       const end = prefixEnd(prefix);
-      type Row = {
-        name: string; latest: number; description: string | null;
-        created_at: string; created_by: string; updated_at: string; updated_by: string;
-      };
       const rows = (
         end === null
-          ? await q.query<Row>(`${cols} WHERE name >= $1 AND deleted_at IS NULL ORDER BY name`, [prefix])
-          : await q.query<Row>(`${cols} WHERE name >= $1 AND name < $2 AND deleted_at IS NULL ORDER BY name`, [prefix, end])
+          ? await q.query<SecretInfoRow>(`${cols} WHERE name >= $1 AND deleted_at IS NULL ORDER BY name`, [prefix])
+          : await q.query<SecretInfoRow>(`${cols} WHERE name >= $1 AND name < $2 AND deleted_at IS NULL ORDER BY name`, [prefix, end])
       ).rows;
-      return rows.map((r) => ({
-        name: r.name,
-        version: r.latest,
-        description: r.description,
-        createdAt: r.created_at,
-        createdBy: r.created_by,
-        updatedAt: r.updated_at,
-        updatedBy: r.updated_by,
-      }));
+      return rows.map(secretInfoFromRow);
     });
   }
 
   versions(name: string): Promise<StoredVersionInfo[] | undefined> {
     return this.#read("reading a secret's versions", async (q) => {
       // One statement, so the secret's state and its versions come from one snapshot.
-      const rows = (await q.query<{ version: number; created_at: string; created_by: string; latest: number; deleted_at: string | null }>(
+      const rows = (await q.query<VersionInfoRow>(
         `SELECT v.version, v.created_at, v.created_by, s.latest, s.deleted_at
          FROM coffer_secrets s JOIN coffer_versions v ON v.name = s.name WHERE s.name = $1 ORDER BY v.version`,
         [name],
       )).rows;
       if (rows.length === 0) return undefined;
-      return rows.map((r) => ({
-        version: r.version,
-        createdAt: r.created_at,
-        createdBy: r.created_by,
-        current: r.deleted_at === null && r.version === r.latest,
-      }));
+      return rows.map(versionInfoFromRow);
     });
   }
 
   remove(name: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<{ version: number } | undefined> {
     return this.#tx("deleting a secret", async (c) => {
-      if (typeof actor !== "string" || actor === "") throw new TypeError("remove: actor must be a non-empty string");
+      checkActor("remove", actor);
       const detail = normalizeDetail(auditDetail);
       const now = new Date().toISOString();
       const row = (await c.query<{ latest: number }>(
@@ -493,7 +474,7 @@ class PostgresStorage implements ServerStorage {
   createToken(token: StoredToken, actor: string, auditDetail: Record<string, unknown> | null): Promise<void> {
     return this.#tx("creating a token", async (c) => {
       checkToken(token);
-      if (typeof actor !== "string" || actor === "") throw new TypeError("createToken: actor must be a non-empty string");
+      checkActor("createToken", actor);
       const detail = normalizeDetail({ ...auditDetail, id: token.id, name: token.name, roles: token.roles, expiresAt: token.expiresAt });
       // ON CONFLICT DO NOTHING covers both the id and the hash: no row means one was taken.
       const inserted = await c.query(
@@ -528,7 +509,7 @@ class PostgresStorage implements ServerStorage {
 
   revokeToken(id: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<boolean> {
     return this.#tx("revoking a token", async (c) => {
-      if (typeof actor !== "string" || actor === "") throw new TypeError("revokeToken: actor must be a non-empty string");
+      checkActor("revokeToken", actor);
       const detail = normalizeDetail({ ...auditDetail, id });
       const now = new Date().toISOString();
       const changed = await c.query("UPDATE coffer_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL", [now, id]);
@@ -543,7 +524,8 @@ class PostgresStorage implements ServerStorage {
     let checked: Omit<AuditRecord, "seq" | "hash">[];
     try {
       const now = new Date().toISOString();
-      checked = entries.map((e) => checkAuditInput(e, now));
+      // version is an INTEGER column (32-bit) in PostgreSQL
+      checked = entries.map((e) => checkAuditInput(e, now, 0x7fffffff));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -553,11 +535,8 @@ class PostgresStorage implements ServerStorage {
 
   auditLog(options: { since?: Date; afterSeq?: number; limit?: number } = {}): Promise<AuditRecord[]> {
     return this.#read("reading the audit log", async (q) => {
+      checkAuditLogOptions(options);
       const afterSeq = options.afterSeq ?? 0;
-      if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new CofferError("E_INVALID_VALUE", "invalid afterSeq: must be a whole number ≥ 0");
-      if (options.limit !== undefined && !(Number.isSafeInteger(options.limit) && options.limit >= 0)) {
-        throw new CofferError("E_INVALID_VALUE", "invalid limit: must be a whole number ≥ 0");
-      }
       const limit = options.limit ?? null;
       let rows: AuditArrayRow[];
       if (options.since === undefined) {
@@ -566,7 +545,6 @@ class PostgresStorage implements ServerStorage {
         })).rows;
       } else {
         const since = options.since;
-        if (!(since instanceof Date) || Number.isNaN(since.getTime())) throw new CofferError("E_INVALID_VALUE", "invalid since: not a valid time");
         rows = (await q.query<AuditArrayRow>({
           text: `SELECT ${AUDIT_COLUMNS} FROM coffer_audit WHERE seq > $1 AND at >= $2 ORDER BY seq LIMIT $3`,
           values: [afterSeq, since.toISOString(), limit],
@@ -707,10 +685,6 @@ function auditRow(r: AuditArrayRow): AuditRow {
   return { seq: Number(r[0]), at: r[1], actor: r[2], action: r[3], name: r[4], version: r[5], detail: r[6], hash: r[7] };
 }
 
-function closedError(): CofferError {
-  return new CofferError("E_UNAVAILABLE", "the server's database failed: the storage is closed (the server is shutting down)");
-}
-
 // Node's socket error codes that mean the connection was lost or never made.
 const NET_CODES = new Set([
   "ECONNREFUSED", "ECONNRESET", "ECONNABORTED", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH", "ENETDOWN",
@@ -803,81 +777,4 @@ function mapError(err: unknown, what: string, secrets: readonly string[]): unkno
 
 function bytes(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-}
-
-function checkVersion(v: number, min: 0 | 1): void {
-  if (!Number.isSafeInteger(v) || v < min) {
-    throw new CofferError("E_INVALID_VALUE", `invalid version ${String(v)}: must be a whole number ≥ ${min}`);
-  }
-}
-
-function checkSealed(sealed: SealedValue): SealedValue {
-  if (
-    sealed === null || typeof sealed !== "object" ||
-    !(sealed.nonce instanceof Uint8Array) || sealed.nonce.length !== 12 ||
-    !(sealed.ciphertext instanceof Uint8Array) || sealed.ciphertext.length < 16
-  ) {
-    throw new TypeError("write: seal() must return a 12-byte nonce and a ciphertext with its 16-byte tag");
-  }
-  return sealed;
-}
-
-function isIsoUtc(s: unknown): s is string {
-  if (typeof s !== "string" || s.length !== 24) return false;
-  const t = Date.parse(s);
-  return !Number.isNaN(t) && new Date(t).toISOString() === s;
-}
-
-// The detail as it will read back from the database: JSON's view of it (a Date becomes a
-// string, undefined disappears), so the hash computed now is the hash verified later.
-function normalizeDetail(detail: Record<string, unknown> | null | undefined): Record<string, unknown> | null {
-  if (detail === null || detail === undefined) return null;
-  if (typeof detail !== "object" || Array.isArray(detail)) throw new TypeError("an audit detail must be an object or null");
-  return JSON.parse(JSON.stringify(detail)) as Record<string, unknown>;
-}
-
-function checkAuditInput(e: AuditInput, now: string): Omit<AuditRecord, "seq" | "hash"> {
-  if (e === null || typeof e !== "object") throw new TypeError("appendAudit: each entry must be an object");
-  if (typeof e.actor !== "string" || e.actor === "") throw new TypeError("appendAudit: actor must be a non-empty string");
-  if (typeof e.action !== "string" || e.action === "") throw new TypeError("appendAudit: action must be a non-empty string");
-  if (e.name !== null && typeof e.name !== "string") throw new TypeError("appendAudit: name must be a string or null");
-  if (e.version !== null && !(Number.isSafeInteger(e.version) && e.version >= 0 && e.version <= 0x7fffffff)) {
-    throw new TypeError("appendAudit: version must be a whole number ≥ 0 or null");
-  }
-  if (e.at !== undefined && !isIsoUtc(e.at)) throw new TypeError("appendAudit: at must be an ISO 8601 UTC time as toISOString() writes it");
-  return { at: e.at ?? now, actor: e.actor, action: e.action, name: e.name, version: e.version, detail: normalizeDetail(e.detail) };
-}
-
-function checkToken(t: StoredToken): void {
-  if (t === null || typeof t !== "object") throw new TypeError("createToken: token must be an object");
-  if (typeof t.id !== "string" || !/^[0-9a-f]{16}$/.test(t.id)) throw new TypeError("createToken: id must be 16 lowercase hex characters");
-  if (typeof t.name !== "string" || t.name === "") throw new TypeError("createToken: name must be a non-empty string");
-  if (!(t.hash instanceof Uint8Array) || t.hash.length !== 32) throw new TypeError("createToken: hash must be 32 bytes (SHA-256)");
-  if (!Array.isArray(t.roles) || !t.roles.every((r) => typeof r === "string")) throw new TypeError("createToken: roles must be an array of strings");
-  if (!isIsoUtc(t.createdAt)) throw new TypeError("createToken: createdAt must be an ISO 8601 UTC time");
-  if (typeof t.createdBy !== "string" || t.createdBy === "") throw new TypeError("createToken: createdBy must be a non-empty string");
-  if (t.expiresAt !== null && !isIsoUtc(t.expiresAt)) throw new TypeError("createToken: expiresAt must be an ISO 8601 UTC time or null");
-  if (t.revokedAt !== null && !isIsoUtc(t.revokedAt)) throw new TypeError("createToken: revokedAt must be an ISO 8601 UTC time or null");
-}
-
-function tokenFromRow(r: TokenRow): StoredToken {
-  return {
-    id: r[0], name: r[1], hash: r[2], roles: JSON.parse(r[3]) as string[],
-    createdAt: r[4], createdBy: r[5], expiresAt: r[6], revokedAt: r[7],
-  };
-}
-
-// The smallest string greater than every string that starts with `prefix` in code point order
-// (COLLATE "C" on UTF-8 is byte order, which is code point order), or null when there is none.
-function prefixEnd(prefix: string): string | null {
-  const cps = Array.from(prefix);
-  while (cps.length > 0) {
-    const last = cps.pop()!.codePointAt(0)!;
-    if (last < 0x10ffff) {
-      const next = last + 1 === 0xd800 ? 0xe000 : last + 1;
-      cps.push(String.fromCodePoint(next));
-      return cps.join("");
-    }
-  }
-  return null;
 }

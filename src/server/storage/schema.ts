@@ -10,16 +10,14 @@
  * The audit chain is the local store's (`src/store/audit.ts`): `hash` is
  * SHA-256(previous hash ‖ canonical JSON of the record), `detail` is JSON text.
  */
+import { AUDIT_TABLE_SQL, META_TABLE_SQL, VERSIONS_TABLE_SQL } from "../../store/schema.ts";
 
 /** The value of `meta.format` in a server database (a local store holds "1"). */
 export const SERVER_FORMAT = "coffer-server-1";
 
 /** Schema version 1: the tables a new server database starts with. */
 export const SERVER_SCHEMA_SQL = `
-CREATE TABLE meta (
-  key   TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-) STRICT;
+${META_TABLE_SQL}
 
 CREATE TABLE secrets (
   name        TEXT PRIMARY KEY,
@@ -32,27 +30,9 @@ CREATE TABLE secrets (
   updated_by  TEXT NOT NULL
 ) STRICT;
 
-CREATE TABLE versions (
-  name       TEXT NOT NULL,
-  version    INTEGER NOT NULL CHECK (version >= 1),
-  nonce      BLOB NOT NULL,
-  ciphertext BLOB NOT NULL,
-  created_at TEXT NOT NULL,
-  created_by TEXT NOT NULL,
-  removed_at TEXT,
-  PRIMARY KEY (name, version)
-) STRICT, WITHOUT ROWID;
+${VERSIONS_TABLE_SQL}
 
-CREATE TABLE audit (
-  seq     INTEGER PRIMARY KEY,
-  at      TEXT NOT NULL,
-  actor   TEXT NOT NULL,
-  action  TEXT NOT NULL,
-  name    TEXT,
-  version INTEGER,
-  detail  TEXT,
-  hash    BLOB NOT NULL
-) STRICT;
+${AUDIT_TABLE_SQL}
 -- No index on at: callers may give a record's time, so at is not ordered by seq and a
 -- since query walks seq order anyway; an index would only slow every append.
 

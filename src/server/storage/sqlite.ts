@@ -24,8 +24,13 @@ import {
   chainHash, GENESIS_HASH, recordFromRow, verifyRows, type AuditRecord, type AuditRow, type AuditVerification,
 } from "../../store/audit.ts";
 import { SERVER_FORMAT, SERVER_MIGRATIONS, SERVER_SCHEMA_SQL, SERVER_SCHEMA_VERSION } from "./schema.ts";
+import {
+  AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkVersion, checkWriteRequest, closedError,
+  normalizeDetail, prefixEnd, SECRET_INFO_COLUMNS, secretInfoFromRow, TOKEN_COLUMNS, tokenFromRow, versionInfoFromRow,
+  type SecretInfoRow, type TokenRow, type VersionInfoRow,
+} from "./common.ts";
 import type {
-  AuditInput, SealedValue, ServerStorage, StoredSecretInfo, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest,
+  AuditInput, ServerStorage, StoredSecretInfo, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest,
 } from "./storage.ts";
 
 /** Options of {@link openSqliteStorage}. */
@@ -154,11 +159,7 @@ function migrate(db: DatabaseSync, path: string): void {
 type CurrentRow = [number, Uint8Array, Uint8Array, string, string, string | null];
 // [nonce, ciphertext, created_at, created_by]
 type VersionRow = [Uint8Array, Uint8Array, string, string];
-// [id, name, hash, roles, created_at, created_by, expires_at, revoked_at]
-type TokenRow = [string, string, Uint8Array, string, string, string, string | null, string | null];
-
-const AUDIT_COLUMNS = "seq, at, actor, action, name, version, detail, hash";
-const TOKEN_COLUMNS = "id, name, hash, roles, created_at, created_by, expires_at, revoked_at";
+// Token rows come as arrays too (common.ts's TokenRow, in TOKEN_COLUMNS order).
 
 const SQLITE_BUSY = 5;
 const SQLITE_LOCKED = 6;
@@ -245,12 +246,7 @@ class SqliteStorage implements ServerStorage {
 
   write(request: WriteRequest): Promise<{ version: number; audit: AuditRecord }> {
     return this.#run("writing a secret", () => {
-      const { name, actor, ifVersion } = request;
-      if (typeof name !== "string" || name === "") throw new TypeError("write: name must be a non-empty string");
-      if (typeof actor !== "string" || actor === "") throw new TypeError("write: actor must be a non-empty string");
-      if (ifVersion !== undefined) checkVersion(ifVersion, 0);
-      const description = request.description ?? null;
-      const detail = normalizeDetail(request.auditDetail);
+      const { name, actor, ifVersion, description, detail } = checkWriteRequest(request);
       return this.#write(() => {
         const row = this.#stmt("SELECT latest FROM secrets WHERE name = ?").get(name) as { latest: number } | undefined;
         const latest = row?.latest ?? 0;
@@ -281,26 +277,15 @@ class SqliteStorage implements ServerStorage {
   list(prefix: string): Promise<StoredSecretInfo[]> {
     return this.#run("listing secrets", () => {
       if (typeof prefix !== "string") throw new TypeError("list: prefix must be a string");
-      const cols = "SELECT name, latest, description, created_at, created_by, updated_at, updated_by FROM secrets";
+      const cols = `SELECT ${SECRET_INFO_COLUMNS} FROM secrets`;
       // A range on the primary key: only the names with the prefix are visited.
       const end = prefixEnd(prefix);
       const rows = (
         end === null
           ? this.#stmt(`${cols} WHERE name >= ? AND deleted_at IS NULL ORDER BY name`).all(prefix)
           : this.#stmt(`${cols} WHERE name >= ? AND name < ? AND deleted_at IS NULL ORDER BY name`).all(prefix, end)
-      ) as unknown as {
-        name: string; latest: number; description: string | null;
-        created_at: string; created_by: string; updated_at: string; updated_by: string;
-      }[];
-      return rows.map((r) => ({
-        name: r.name,
-        version: r.latest,
-        description: r.description,
-        createdAt: r.created_at,
-        createdBy: r.created_by,
-        updatedAt: r.updated_at,
-        updatedBy: r.updated_by,
-      }));
+      ) as unknown as SecretInfoRow[];
+      return rows.map(secretInfoFromRow);
     });
   }
 
@@ -310,20 +295,15 @@ class SqliteStorage implements ServerStorage {
       const rows = this.#stmt(
         `SELECT v.version, v.created_at, v.created_by, s.latest, s.deleted_at
          FROM secrets s JOIN versions v ON v.name = s.name WHERE s.name = ? ORDER BY v.version`,
-      ).all(name) as { version: number; created_at: string; created_by: string; latest: number; deleted_at: string | null }[];
+      ).all(name) as unknown as VersionInfoRow[];
       if (rows.length === 0) return undefined;
-      return rows.map((r) => ({
-        version: r.version,
-        createdAt: r.created_at,
-        createdBy: r.created_by,
-        current: r.deleted_at === null && r.version === r.latest,
-      }));
+      return rows.map(versionInfoFromRow);
     });
   }
 
   remove(name: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<{ version: number } | undefined> {
     return this.#run("deleting a secret", () => {
-      if (typeof actor !== "string" || actor === "") throw new TypeError("remove: actor must be a non-empty string");
+      checkActor("remove", actor);
       const detail = normalizeDetail(auditDetail);
       return this.#write(() => {
         const now = new Date().toISOString();
@@ -342,7 +322,7 @@ class SqliteStorage implements ServerStorage {
   createToken(token: StoredToken, actor: string, auditDetail: Record<string, unknown> | null): Promise<void> {
     return this.#run("creating a token", () => {
       checkToken(token);
-      if (typeof actor !== "string" || actor === "") throw new TypeError("createToken: actor must be a non-empty string");
+      checkActor("createToken", actor);
       const detail = normalizeDetail({ ...auditDetail, id: token.id, name: token.name, roles: token.roles, expiresAt: token.expiresAt });
       this.#write(() => {
         try {
@@ -379,7 +359,7 @@ class SqliteStorage implements ServerStorage {
 
   revokeToken(id: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<boolean> {
     return this.#run("revoking a token", () => {
-      if (typeof actor !== "string" || actor === "") throw new TypeError("revokeToken: actor must be a non-empty string");
+      checkActor("revokeToken", actor);
       const detail = normalizeDetail({ ...auditDetail, id });
       return this.#write(() => {
         const now = new Date().toISOString();
@@ -402,18 +382,14 @@ class SqliteStorage implements ServerStorage {
 
   auditLog(options: { since?: Date; afterSeq?: number; limit?: number } = {}): Promise<AuditRecord[]> {
     return this.#run("reading the audit log", () => {
+      checkAuditLogOptions(options);
       const afterSeq = options.afterSeq ?? 0;
       const limit = options.limit ?? -1;
-      if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new CofferError("E_INVALID_VALUE", "invalid afterSeq: must be a whole number ≥ 0");
-      if (options.limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 0)) {
-        throw new CofferError("E_INVALID_VALUE", "invalid limit: must be a whole number ≥ 0");
-      }
       let rows: AuditRow[];
       if (options.since === undefined) {
         rows = this.#stmt(`SELECT ${AUDIT_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`).all(afterSeq, limit) as unknown as AuditRow[];
       } else {
         const since = options.since;
-        if (!(since instanceof Date) || Number.isNaN(since.getTime())) throw new CofferError("E_INVALID_VALUE", "invalid since: not a valid time");
         rows = this.#stmt(`SELECT ${AUDIT_COLUMNS} FROM audit WHERE seq > ? AND at >= ? ORDER BY seq LIMIT ?`)
           .all(afterSeq, since.toISOString(), limit) as unknown as AuditRow[];
       }
@@ -492,10 +468,6 @@ class SqliteStorage implements ServerStorage {
   }
 }
 
-function closedError(): CofferError {
-  return new CofferError("E_UNAVAILABLE", "the server's database failed: the storage is closed (the server is shutting down)");
-}
-
 function sqlitePrimaryCode(err: unknown): number | undefined {
   const e = err as { code?: unknown; errcode?: unknown } | null;
   if (e === null || typeof e !== "object" || e.code !== "ERR_SQLITE_ERROR" || typeof e.errcode !== "number") return undefined;
@@ -524,81 +496,4 @@ function mapOpenError(err: unknown, path: string): unknown {
     return new CofferError("E_INTEGRITY", `${path} is not a readable coffer server database (corrupt or not SQLite); restore a backup`, { cause: err });
   }
   return mapError(err, `opening ${path}`);
-}
-
-function checkVersion(v: number, min: 0 | 1): void {
-  if (!Number.isSafeInteger(v) || v < min) {
-    throw new CofferError("E_INVALID_VALUE", `invalid version ${String(v)}: must be a whole number ≥ ${min}`);
-  }
-}
-
-function checkSealed(sealed: SealedValue): SealedValue {
-  if (
-    sealed === null || typeof sealed !== "object" ||
-    !(sealed.nonce instanceof Uint8Array) || sealed.nonce.length !== 12 ||
-    !(sealed.ciphertext instanceof Uint8Array) || sealed.ciphertext.length < 16
-  ) {
-    throw new TypeError("write: seal() must return a 12-byte nonce and a ciphertext with its 16-byte tag");
-  }
-  return sealed;
-}
-
-function isIsoUtc(s: unknown): s is string {
-  if (typeof s !== "string" || s.length !== 24) return false;
-  const t = Date.parse(s);
-  return !Number.isNaN(t) && new Date(t).toISOString() === s;
-}
-
-// The detail as it will read back from the database: JSON's view of it (a Date becomes a
-// string, undefined disappears), so the hash computed now is the hash verified later.
-function normalizeDetail(detail: Record<string, unknown> | null | undefined): Record<string, unknown> | null {
-  if (detail === null || detail === undefined) return null;
-  if (typeof detail !== "object" || Array.isArray(detail)) throw new TypeError("an audit detail must be an object or null");
-  return JSON.parse(JSON.stringify(detail)) as Record<string, unknown>;
-}
-
-function checkAuditInput(e: AuditInput, now: string): Omit<AuditRecord, "seq" | "hash"> {
-  if (e === null || typeof e !== "object") throw new TypeError("appendAudit: each entry must be an object");
-  if (typeof e.actor !== "string" || e.actor === "") throw new TypeError("appendAudit: actor must be a non-empty string");
-  if (typeof e.action !== "string" || e.action === "") throw new TypeError("appendAudit: action must be a non-empty string");
-  if (e.name !== null && typeof e.name !== "string") throw new TypeError("appendAudit: name must be a string or null");
-  if (e.version !== null && !(Number.isSafeInteger(e.version) && e.version >= 0)) {
-    throw new TypeError("appendAudit: version must be a whole number ≥ 0 or null");
-  }
-  if (e.at !== undefined && !isIsoUtc(e.at)) throw new TypeError("appendAudit: at must be an ISO 8601 UTC time as toISOString() writes it");
-  return { at: e.at ?? now, actor: e.actor, action: e.action, name: e.name, version: e.version, detail: normalizeDetail(e.detail) };
-}
-
-function checkToken(t: StoredToken): void {
-  if (t === null || typeof t !== "object") throw new TypeError("createToken: token must be an object");
-  if (typeof t.id !== "string" || !/^[0-9a-f]{16}$/.test(t.id)) throw new TypeError("createToken: id must be 16 lowercase hex characters");
-  if (typeof t.name !== "string" || t.name === "") throw new TypeError("createToken: name must be a non-empty string");
-  if (!(t.hash instanceof Uint8Array) || t.hash.length !== 32) throw new TypeError("createToken: hash must be 32 bytes (SHA-256)");
-  if (!Array.isArray(t.roles) || !t.roles.every((r) => typeof r === "string")) throw new TypeError("createToken: roles must be an array of strings");
-  if (!isIsoUtc(t.createdAt)) throw new TypeError("createToken: createdAt must be an ISO 8601 UTC time");
-  if (typeof t.createdBy !== "string" || t.createdBy === "") throw new TypeError("createToken: createdBy must be a non-empty string");
-  if (t.expiresAt !== null && !isIsoUtc(t.expiresAt)) throw new TypeError("createToken: expiresAt must be an ISO 8601 UTC time or null");
-  if (t.revokedAt !== null && !isIsoUtc(t.revokedAt)) throw new TypeError("createToken: revokedAt must be an ISO 8601 UTC time or null");
-}
-
-function tokenFromRow(r: TokenRow): StoredToken {
-  return {
-    id: r[0], name: r[1], hash: r[2], roles: JSON.parse(r[3]) as string[],
-    createdAt: r[4], createdBy: r[5], expiresAt: r[6], revokedAt: r[7],
-  };
-}
-
-// The smallest string greater than every string that starts with `prefix` (code point order is
-// UTF-8 byte order, which is SQLite's BINARY collation), or null when there is none.
-function prefixEnd(prefix: string): string | null {
-  const cps = Array.from(prefix);
-  while (cps.length > 0) {
-    const last = cps.pop()!.codePointAt(0)!;
-    if (last < 0x10ffff) {
-      const next = last + 1 === 0xd800 ? 0xe000 : last + 1;
-      cps.push(String.fromCodePoint(next));
-      return cps.join("");
-    }
-  }
-  return null;
 }

@@ -1,0 +1,194 @@
+/**
+ * What the two storage drivers (`sqlite.ts`, `postgres.ts`) share: the checks of what a caller
+ * hands in, the mapping of token rows, and the key range of a name prefix. None of it touches a
+ * database, so both drivers refuse the same inputs with the same messages.
+ */
+import { CofferError } from "../../errors.ts";
+import type { AuditRecord } from "../../store/audit.ts";
+import type { AuditInput, SealedValue, StoredSecretInfo, StoredToken, StoredVersionInfo, WriteRequest } from "./storage.ts";
+
+/** The audit table's columns, in the order both drivers select and insert them. */
+export const AUDIT_COLUMNS = "seq, at, actor, action, name, version, detail, hash";
+/** The tokens table's columns, in the order of {@link TokenRow}. */
+export const TOKEN_COLUMNS = "id, name, hash, roles, created_at, created_by, expires_at, revoked_at";
+
+/** A token row as an array, in {@link TOKEN_COLUMNS} order (the hash as the driver reads bytes). */
+export type TokenRow = readonly [string, string, Uint8Array, string, string, string, string | null, string | null];
+
+/** A `secrets` row as `list` selects it ({@link SECRET_INFO_COLUMNS}). */
+export interface SecretInfoRow {
+  name: string;
+  latest: number;
+  description: string | null;
+  created_at: string;
+  created_by: string;
+  updated_at: string;
+  updated_by: string;
+}
+
+/** The columns of a {@link SecretInfoRow}. */
+export const SECRET_INFO_COLUMNS = "name, latest, description, created_at, created_by, updated_at, updated_by";
+
+/** A row of `versions` joined with its secret's state, as `versions` selects it. */
+export interface VersionInfoRow {
+  version: number;
+  created_at: string;
+  created_by: string;
+  latest: number;
+  deleted_at: string | null;
+}
+
+/** The error of any call on a closed storage. */
+export function closedError(): CofferError {
+  return new CofferError("E_UNAVAILABLE", "the server's database failed: the storage is closed (the server is shutting down)");
+}
+
+/** Throws E_INVALID_VALUE unless `v` is a whole number ≥ `min`. */
+export function checkVersion(v: number, min: 0 | 1): void {
+  if (!Number.isSafeInteger(v) || v < min) {
+    throw new CofferError("E_INVALID_VALUE", `invalid version ${String(v)}: must be a whole number ≥ ${min}`);
+  }
+}
+
+/** Throws a TypeError unless `actor` is a non-empty string; `op` names the call in the message. */
+export function checkActor(op: string, actor: unknown): asserts actor is string {
+  if (typeof actor !== "string" || actor === "") throw new TypeError(`${op}: actor must be a non-empty string`);
+}
+
+/**
+ * Checks a `write` request (name, actor, ifVersion, audit detail) and gives what the driver
+ * uses of it: the description null when absent, the detail normalised.
+ */
+export function checkWriteRequest(request: WriteRequest): {
+  name: string; actor: string; ifVersion: number | undefined; description: string | null; detail: Record<string, unknown> | null;
+} {
+  const { name, actor, ifVersion } = request;
+  if (typeof name !== "string" || name === "") throw new TypeError("write: name must be a non-empty string");
+  checkActor("write", actor);
+  if (ifVersion !== undefined) checkVersion(ifVersion, 0);
+  return { name, actor, ifVersion, description: request.description ?? null, detail: normalizeDetail(request.auditDetail) };
+}
+
+/** What `seal()` returned, checked: a 12-byte nonce and a ciphertext with its 16-byte tag. */
+export function checkSealed(sealed: SealedValue): SealedValue {
+  if (
+    sealed === null || typeof sealed !== "object" ||
+    !(sealed.nonce instanceof Uint8Array) || sealed.nonce.length !== 12 ||
+    !(sealed.ciphertext instanceof Uint8Array) || sealed.ciphertext.length < 16
+  ) {
+    throw new TypeError("write: seal() must return a 12-byte nonce and a ciphertext with its 16-byte tag");
+  }
+  return sealed;
+}
+
+/** Whether `s` is an ISO 8601 UTC time exactly as `Date.prototype.toISOString()` writes it. */
+export function isIsoUtc(s: unknown): s is string {
+  if (typeof s !== "string" || s.length !== 24) return false;
+  const t = Date.parse(s);
+  return !Number.isNaN(t) && new Date(t).toISOString() === s;
+}
+
+/**
+ * The detail as it will read back from the database: JSON's view of it (a Date becomes a
+ * string, undefined disappears), so the hash computed now is the hash verified later.
+ */
+export function normalizeDetail(detail: Record<string, unknown> | null | undefined): Record<string, unknown> | null {
+  if (detail === null || detail === undefined) return null;
+  if (typeof detail !== "object" || Array.isArray(detail)) throw new TypeError("an audit detail must be an object or null");
+  return JSON.parse(JSON.stringify(detail)) as Record<string, unknown>;
+}
+
+/**
+ * Checks one entry of an `appendAudit` batch and gives the record to append (without seq and
+ * hash): `at` defaults to `now`, the detail is normalised.
+ * @param maxVersion - the largest version the driver's column holds
+ */
+export function checkAuditInput(e: AuditInput, now: string, maxVersion = Number.MAX_SAFE_INTEGER): Omit<AuditRecord, "seq" | "hash"> {
+  if (e === null || typeof e !== "object") throw new TypeError("appendAudit: each entry must be an object");
+  if (typeof e.actor !== "string" || e.actor === "") throw new TypeError("appendAudit: actor must be a non-empty string");
+  if (typeof e.action !== "string" || e.action === "") throw new TypeError("appendAudit: action must be a non-empty string");
+  if (e.name !== null && typeof e.name !== "string") throw new TypeError("appendAudit: name must be a string or null");
+  if (e.version !== null && !(Number.isSafeInteger(e.version) && e.version >= 0 && e.version <= maxVersion)) {
+    throw new TypeError("appendAudit: version must be a whole number ≥ 0 or null");
+  }
+  if (e.at !== undefined && !isIsoUtc(e.at)) throw new TypeError("appendAudit: at must be an ISO 8601 UTC time as toISOString() writes it");
+  return { at: e.at ?? now, actor: e.actor, action: e.action, name: e.name, version: e.version, detail: normalizeDetail(e.detail) };
+}
+
+/**
+ * Checks the options of `auditLog` (afterSeq, then limit, then since when given).
+ * @throws CofferError E_INVALID_VALUE
+ */
+export function checkAuditLogOptions(options: { since?: Date; afterSeq?: number; limit?: number }): void {
+  const afterSeq = options.afterSeq ?? 0;
+  if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new CofferError("E_INVALID_VALUE", "invalid afterSeq: must be a whole number ≥ 0");
+  if (options.limit !== undefined && !(Number.isSafeInteger(options.limit) && options.limit >= 0)) {
+    throw new CofferError("E_INVALID_VALUE", "invalid limit: must be a whole number ≥ 0");
+  }
+  const since = options.since;
+  if (since !== undefined && (!(since instanceof Date) || Number.isNaN(since.getTime()))) {
+    throw new CofferError("E_INVALID_VALUE", "invalid since: not a valid time");
+  }
+}
+
+/** Checks a token before it is stored (`createToken`). */
+export function checkToken(t: StoredToken): void {
+  if (t === null || typeof t !== "object") throw new TypeError("createToken: token must be an object");
+  if (typeof t.id !== "string" || !/^[0-9a-f]{16}$/.test(t.id)) throw new TypeError("createToken: id must be 16 lowercase hex characters");
+  if (typeof t.name !== "string" || t.name === "") throw new TypeError("createToken: name must be a non-empty string");
+  if (!(t.hash instanceof Uint8Array) || t.hash.length !== 32) throw new TypeError("createToken: hash must be 32 bytes (SHA-256)");
+  if (!Array.isArray(t.roles) || !t.roles.every((r) => typeof r === "string")) throw new TypeError("createToken: roles must be an array of strings");
+  if (!isIsoUtc(t.createdAt)) throw new TypeError("createToken: createdAt must be an ISO 8601 UTC time");
+  if (typeof t.createdBy !== "string" || t.createdBy === "") throw new TypeError("createToken: createdBy must be a non-empty string");
+  if (t.expiresAt !== null && !isIsoUtc(t.expiresAt)) throw new TypeError("createToken: expiresAt must be an ISO 8601 UTC time or null");
+  if (t.revokedAt !== null && !isIsoUtc(t.revokedAt)) throw new TypeError("createToken: revokedAt must be an ISO 8601 UTC time or null");
+}
+
+/** A token row (in {@link TOKEN_COLUMNS} order) as a {@link StoredToken}. */
+export function tokenFromRow(r: TokenRow): StoredToken {
+  return {
+    id: r[0], name: r[1], hash: r[2], roles: JSON.parse(r[3]) as string[],
+    createdAt: r[4], createdBy: r[5], expiresAt: r[6], revokedAt: r[7],
+  };
+}
+
+/** A listed secret's row as a {@link StoredSecretInfo}. */
+export function secretInfoFromRow(r: SecretInfoRow): StoredSecretInfo {
+  return {
+    name: r.name,
+    version: r.latest,
+    description: r.description,
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+    updatedAt: r.updated_at,
+    updatedBy: r.updated_by,
+  };
+}
+
+/** A version's row as a {@link StoredVersionInfo}: current when it is the latest of a secret not deleted. */
+export function versionInfoFromRow(r: VersionInfoRow): StoredVersionInfo {
+  return {
+    version: r.version,
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+    current: r.deleted_at === null && r.version === r.latest,
+  };
+}
+
+/**
+ * The smallest string greater than every string that starts with `prefix` in code point order,
+ * or null when there is none. Code point order is UTF-8 byte order, which is how both drivers
+ * compare names: SQLite's BINARY collation, and PostgreSQL's `COLLATE "C"` on UTF-8.
+ */
+export function prefixEnd(prefix: string): string | null {
+  const cps = Array.from(prefix);
+  while (cps.length > 0) {
+    const last = cps.pop()!.codePointAt(0)!;
+    if (last < 0x10ffff) {
+      const next = last + 1 === 0xd800 ? 0xe000 : last + 1;
+      cps.push(String.fromCodePoint(next));
+      return cps.join("");
+    }
+  }
+  return null;
+}
