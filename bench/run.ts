@@ -19,6 +19,7 @@ const { benchGet } = await import("./get.ts");
 const { benchCli, ensureBuilt } = await import("./cli.ts");
 const { benchDeliver } = await import("./deliver.ts");
 const { benchAgent } = await import("./agent.ts");
+const { benchServer } = await import("./server.ts");
 
 const options = benchOptions();
 const started = performance.now();
@@ -32,6 +33,8 @@ process.stderr.write("run\n");
 rows.push(...(await benchDeliver()));
 process.stderr.write("agent\n");
 rows.push(...(await benchAgent()));
+process.stderr.write("server\n");
+rows.push(...(await benchServer(options)));
 const seconds = (performance.now() - started) / 1000;
 
 const nproc = spawnSync("nproc", { encoding: "utf8" }).stdout?.trim() || String(availableParallelism());
