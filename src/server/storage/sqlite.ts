@@ -376,7 +376,15 @@ class SqliteStorage implements ServerStorage {
       if (entries.length === 0) return [];
       const now = new Date().toISOString();
       const checked = entries.map((e) => checkAuditInput(e, now));
-      return this.#write(() => checked.map((e) => this.#append(e)), false);
+      return this.#write(() => {
+        // The tail is read once per batch, inside the write lock; each record chains on the last.
+        let tail = this.#auditTail.get() as [number, Uint8Array] | undefined;
+        return checked.map((e) => {
+          const record = this.#append(e, tail);
+          tail = [record.seq, Buffer.from(record.hash, "hex")];
+          return record;
+        });
+      }, false);
     });
   }
 
@@ -456,8 +464,8 @@ class SqliteStorage implements ServerStorage {
 
   // Appends one record after the chain's tail, read inside the open transaction: another process
   // may have appended since this one last did.
-  #append(entry: Omit<AuditRecord, "seq" | "hash">): AuditRecord {
-    const tail = this.#auditTail.get() as [number, Uint8Array] | undefined;
+  #append(entry: Omit<AuditRecord, "seq" | "hash">, known?: [number, Uint8Array]): AuditRecord {
+    const tail = known ?? (this.#auditTail.get() as [number, Uint8Array] | undefined);
     const record = { seq: (tail?.[0] ?? 0) + 1, ...entry };
     const hash = chainHash(tail?.[1] ?? GENESIS_HASH, record);
     this.#insertAudit.run(
