@@ -90,7 +90,7 @@ test("coffer run --watch: SIGTERM to coffer goes to the command and ends the wat
   await put(s.url, root, "app/x", "x-value");
   const yml = join(home, ".coffer.yml");
   writeFileSync(yml, `providers:\n  team: { type: server, url: "${s.url}" }\nenvironments:\n  dev:\n    env:\n      X: { from: team, path: app/x }\n`);
-  const run = start(home, ["run", "--watch", "--config", yml, "--", "sh", "-c", 'echo started; trap "exit 3" TERM; while :; do sleep 0.1; done'], { COFFER_TOKEN: root });
+  const run = start(home, ["run", "--watch", "--config", yml, "--", "sh", "-c", 'trap "exit 3" TERM; echo started; while :; do sleep 0.1; done'], { COFFER_TOKEN: root });
   t.after(() => {
     if (run.child.exitCode === null) run.child.kill("SIGKILL");
   });
