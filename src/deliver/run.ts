@@ -38,14 +38,20 @@ export interface RunOptions {
 export async function runWithSecrets(options: RunOptions): Promise<number> {
   const handlers = new Map<string, () => void>();
   let started: Started | undefined;
+  // The handlers go in before the command starts: a signal that comes while the process is
+  // still being set up (the command may already run) is held and passed on, not fatal to coffer.
+  let pending: NodeJS.Signals | undefined;
   try {
-    started = startChild(options, options.resolved, options.masker ?? null);
-    const child = started.child;
     for (const sig of FORWARDED) {
-      const h = () => void child.kill(sig);
+      const h = () => {
+        if (started === undefined) pending = sig;
+        else started.child.kill(sig);
+      };
       handlers.set(sig, h);
       process.on(sig, h);
     }
+    started = startChild(options, options.resolved, options.masker ?? null);
+    if (pending !== undefined) started.child.kill(pending);
     return await started.done;
   } finally {
     for (const [sig, h] of handlers) process.off(sig, h);
@@ -222,22 +228,29 @@ export async function runWatching(options: WatchRunOptions): Promise<number> {
     if (debounce !== undefined) clearTimeout(debounce);
     debounce = setTimeout(() => void check(), debounceMs);
   });
-  try {
-    current = startChild(options, values, makeMasker === null ? null : makeMasker(values));
-  } catch (err) {
-    stopWatch();
-    throw err;
-  }
+  // Handlers first (see runWithSecrets): a signal during start-up is held, then passed on.
+  let pending: NodeJS.Signals | undefined;
+  let begun = false;
   for (const sig of FORWARDED) {
     const h = () => {
       stopping = true;
       stopWatch();
       if (debounce !== undefined) clearTimeout(debounce);
-      current.child.kill(sig);
+      if (begun) current.child.kill(sig);
+      else pending = sig;
     };
     handlers.set(sig, h);
     process.on(sig, h);
   }
+  try {
+    current = startChild(options, values, makeMasker === null ? null : makeMasker(values));
+    begun = true;
+  } catch (err) {
+    for (const [sig, h] of handlers) process.off(sig, h);
+    stopWatch();
+    throw err;
+  }
+  if (pending !== undefined) current.child.kill(pending);
   follow(current);
   try {
     return await result;
