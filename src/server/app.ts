@@ -17,6 +17,7 @@ import type { Logger } from "pino";
 import type { Redis } from "ioredis";
 import { CofferError, ERROR_CODES, isCofferError, type ErrorCode } from "../errors.ts";
 import { assertSecretName, isSecretName } from "../store/names.ts";
+import { jsonValue } from "../store/secret.ts";
 import type { AuditRecord } from "../store/audit.ts";
 import { AuditWriter } from "./audit-writer.ts";
 import { createMemoryBus, type ChangeBus, type ChangeEvent } from "./changes.ts";
@@ -55,7 +56,6 @@ const TOKEN_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$/;
 const ROLE_NAME_RE = /^[a-z][a-z0-9_-]*$/;
 const SECRETS_PREFIX = "/v1/secrets/";
 const VERSIONS_SUFFIX = "/versions";
-const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -282,9 +282,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       try {
         // Fail closed: the value leaves only once the read is on the record.
         await record(req, { action: "secret.read", name, version: row.version, detail: null }, "ok");
-        const text = decodeText(value);
         return {
-          name, version: row.version, ...(text === undefined ? { valueBase64: value.toString("base64") } : { value: text }),
+          name, version: row.version, ...jsonValue(value),
           createdAt: row.createdAt, createdBy: row.createdBy, updatedAt: row.createdAt,
         };
       } finally {
@@ -627,14 +626,6 @@ function secretPath(req: FastifyRequest, allowVersions: boolean): { name: string
   }
   if (!isSecretName(rest)) assertSecretName(rest);
   return { name: rest, versions };
-}
-
-function decodeText(value: Buffer): string | undefined {
-  try {
-    return utf8.decode(value);
-  } catch {
-    return undefined;
-  }
 }
 
 function tooMany(reply: FastifyReply, retryAfterSeconds: number): CofferError {

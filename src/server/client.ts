@@ -7,6 +7,7 @@
 import { CofferError, ERROR_CODES, type ErrorCode } from "../errors.ts";
 import { fetchText } from "../providers/http.ts";
 import { assertSecretName } from "../store/names.ts";
+import { jsonValue } from "../store/secret.ts";
 
 /** Largest response body read from the server, in bytes; more is refused (E_PROVIDER). */
 export const SERVER_MAX_RESPONSE_BYTES = 2 * 1024 * 1024;
@@ -198,14 +199,8 @@ export class CofferClient {
    */
   async writeSecret(name: string, value: Uint8Array, options: { description?: string; ifVersion?: number } = {}): Promise<{ name: string; version: number }> {
     assertSecretName(name);
-    let text: string | undefined;
-    try {
-      text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(value);
-    } catch {
-      text = undefined;
-    }
     const payload = {
-      ...(text !== undefined ? { value: text } : { valueBase64: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("base64") }),
+      ...jsonValue(value),
       ...(options.description !== undefined && { description: options.description }),
       ...(options.ifVersion !== undefined && { ifVersion: options.ifVersion }),
     };

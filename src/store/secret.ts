@@ -84,3 +84,16 @@ export class Secret implements SecretMeta {
     return this.#value;
   }
 }
+
+/**
+ * A value as JSON carries it: `{ value }` when the bytes are UTF-8 text (kept exactly, a leading
+ * BOM included), else `{ valueBase64 }`. The CLI's `get --json`, the server's API and its client
+ * all use this one form.
+ */
+export function jsonValue(bytes: Uint8Array): { value: string } | { valueBase64: string } {
+  try {
+    return { value: new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes) };
+  } catch {
+    return { valueBase64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64") };
+  }
+}

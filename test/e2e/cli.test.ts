@@ -61,6 +61,10 @@ test("binary values pass through untouched, both ways", (t) => {
   assert.deepEqual(coffer(home, ["get", "tls/blob"]).stdout, bin);
   const json = JSON.parse(coffer(home, ["get", "tls/blob", "--json"]).out);
   assert.deepEqual(Buffer.from(json.valueBase64, "base64"), bin);
+  // text that starts with a byte-order mark keeps it in --json's value
+  const bom = Buffer.from("\ufeffkey=1\n", "utf8");
+  assert.equal(coffer(home, ["set", "tls/bom"], { input: bom }).code, 0);
+  assert.deepEqual(Buffer.from(JSON.parse(coffer(home, ["get", "tls/bom", "--json"]).out).value, "utf8"), bom);
   const file = join(home, "f.bin");
   writeFileSync(file, bin);
   assert.equal(coffer(home, ["set", "tls/blob2", "--from-file", file]).code, 0);

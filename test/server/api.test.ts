@@ -136,6 +136,10 @@ describe("team server API", () => {
     const bin = await s.call("GET", "/v1/secrets/app/bin", { token: root });
     assert.equal(bin.json.value, undefined);
     assert.deepEqual(Buffer.from(bin.json.valueBase64, "base64"), bytes);
+    // a leading byte-order mark is part of the value, both ways
+    const bom = Buffer.from("\ufeffBOM first", "utf8");
+    await s.call("PUT", "/v1/secrets/app/bom", { token: root, body: { valueBase64: bom.toString("base64") } });
+    assert.deepEqual(Buffer.from((await s.call("GET", "/v1/secrets/app/bom", { token: root })).json.value, "utf8"), bom);
     const text = "line 1\nline 2\n  ünïcödé ✓\n";
     await put(s, root, "app/text", text);
     assert.equal((await s.call("GET", "/v1/secrets/app/text", { token: root })).json.value, text);

@@ -1,6 +1,7 @@
 import type { Command } from "../command.ts";
 import { parseWhole } from "../io.ts";
 import { oneArg, withStore } from "../open.ts";
+import { jsonValue } from "../../store/secret.ts";
 
 export const get: Command = {
   name: "get",
@@ -29,14 +30,7 @@ export const get: Command = {
         store.appendAudit({ action: "get", name, version: secret.version, detail: { via: "cli" } }, { durable: false });
         const bytes = Buffer.from(secret.bytes());
         if (ctx.flags.json === true) {
-          const text = new TextDecoder("utf-8", { fatal: true });
-          let field: Record<string, string>;
-          try {
-            field = { value: text.decode(bytes) };
-          } catch {
-            field = { valueBase64: bytes.toString("base64") };
-          }
-          ctx.out(`${JSON.stringify({ name, version: secret.version, updatedAt: secret.updatedAt, ...field }, null, 2)}\n`);
+          ctx.out(`${JSON.stringify({ name, version: secret.version, updatedAt: secret.updatedAt, ...jsonValue(bytes) }, null, 2)}\n`);
         } else {
           ctx.out(bytes);
           if (ctx.io.stdout.isTTY === true) ctx.out("\n");
