@@ -5,10 +5,10 @@
  * Format: `{"version":1,"servers":{"https://coffer.example.com":{"token":"cof_…","savedAt":"…"}}}`,
  * keyed by the server's canonical URL ({@link normaliseServerUrl}).
  */
-import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { CofferError } from "../errors.ts";
 import { ensurePrivateDir, readPrivateFile, replacePrivateFile } from "../store/fs-secure.ts";
+import { configDir } from "../store/paths.ts";
 import { normaliseServerUrl } from "./client.ts";
 
 export { normaliseServerUrl } from "./client.ts";
@@ -23,9 +23,7 @@ interface Entry {
  * else `~/.config/coffer/tokens.json` (the identity's directory; see src/store/paths.ts).
  */
 export function tokenFilePath(env: NodeJS.ProcessEnv = process.env): string {
-  const home = absolute(env.HOME) ?? homedir();
-  const configDir = absolute(env.COFFER_HOME) ?? join(absolute(env.XDG_CONFIG_HOME) ?? join(home, ".config"), "coffer");
-  return join(configDir, "tokens.json");
+  return join(configDir(env), "tokens.json");
 }
 
 /**
@@ -118,7 +116,3 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-// XDG: a variable that is set but empty counts as unset; relative paths are invalid and ignored.
-function absolute(v: string | undefined): string | undefined {
-  return v !== undefined && v.startsWith("/") ? v : undefined;
-}

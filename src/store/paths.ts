@@ -28,12 +28,17 @@ export function resolvePaths(options: PathOptions = {}): CofferPaths {
   const env = options.env ?? process.env;
   const cofferHome = nonEmpty(env.COFFER_HOME);
   const home = nonEmpty(env.HOME) ?? homedir();
-  const configDir = cofferHome ?? join(nonEmpty(env.XDG_CONFIG_HOME) ?? join(home, ".config"), "coffer");
   const dataDir = cofferHome ?? join(nonEmpty(env.XDG_DATA_HOME) ?? join(home, ".local", "share"), "coffer");
   return {
-    identity: options.identity ?? nonEmpty(env.COFFER_IDENTITY) ?? join(configDir, "identity"),
+    identity: options.identity ?? nonEmpty(env.COFFER_IDENTITY) ?? join(configDir(env), "identity"),
     store: options.store ?? nonEmpty(env.COFFER_STORE) ?? join(dataDir, "store.db"),
   };
+}
+
+/** coffer's config dir (identity, saved API tokens): `COFFER_HOME`, else `$XDG_CONFIG_HOME/coffer`, else `~/.config/coffer`. */
+export function configDir(env: NodeJS.ProcessEnv = process.env): string {
+  const home = nonEmpty(env.HOME) ?? homedir();
+  return nonEmpty(env.COFFER_HOME) ?? join(nonEmpty(env.XDG_CONFIG_HOME) ?? join(home, ".config"), "coffer");
 }
 
 // XDG: a variable that is set but empty counts as unset; relative paths are invalid and ignored.
