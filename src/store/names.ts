@@ -69,3 +69,15 @@ export function assertValue(value: Uint8Array, max = DEFAULT_MAX_VALUE_BYTES): v
     );
   }
 }
+
+/**
+ * Checks a version number: a whole number ≥ `min` (1 for a version, 0 for a check-and-set
+ * `ifVersion`, where 0 means "must be new").
+ * @throws CofferError E_INVALID_VALUE naming the rule
+ */
+export function assertVersion(v: number, min: 0 | 1 = 1): number {
+  if (!Number.isSafeInteger(v) || v < min) {
+    throw new CofferError("E_INVALID_VALUE", `invalid version ${String(v)}: must be a whole number ≥ ${min}`);
+  }
+  return v;
+}

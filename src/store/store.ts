@@ -17,7 +17,7 @@ import { deriveStoreKeyWrapKey } from "../crypto/keys.ts";
 import { decryptWithIdentity, encryptToRecipients } from "../crypto/age.ts";
 import { loadIdentity, type Identity, type PassphraseSource } from "../identity/identity.ts";
 import { assertPrivate, ensurePrivateDir, fsyncDir, touchPrivateFile } from "./fs-secure.ts";
-import { assertSecretName, assertValue, DEFAULT_MAX_VALUE_BYTES, isSecretName } from "./names.ts";
+import { assertSecretName, assertValue, assertVersion, DEFAULT_MAX_VALUE_BYTES, isSecretName } from "./names.ts";
 import { chainHash, GENESIS_HASH, recordFromRow, verifyRows, type AuditEntry, type AuditRecord, type AuditRow, type AuditVerification } from "./audit.ts";
 import { resolvePaths, type PathOptions } from "./paths.ts";
 import { SCHEMA_SQL, STORE_FORMAT } from "./schema.ts";
@@ -291,7 +291,7 @@ export class Store {
     const key = this.#key();
     if (!isSecretName(name)) assertSecretName(name);
     const version = options.version;
-    const row = (version === undefined ? this.#getCurrent.get(name) : this.#getVersion.get(name, checkVersion(version))) as
+    const row = (version === undefined ? this.#getCurrent.get(name) : this.#getVersion.get(name, assertVersion(version))) as
       | SealedRow
       | undefined;
     if (row === undefined || row[4] !== null) throw this.#notFound(name, version);
@@ -320,7 +320,7 @@ export class Store {
       assertSecretName(e.name);
       const bytes = typeof e.value === "string" ? Buffer.from(e.value, "utf8") : e.value;
       assertValue(bytes, this.#maxValueBytes);
-      if (e.ifVersion !== undefined) checkVersion(e.ifVersion, true);
+      if (e.ifVersion !== undefined) assertVersion(e.ifVersion, 0);
       if (e.rotationSeconds !== undefined && !(Number.isSafeInteger(e.rotationSeconds) && e.rotationSeconds > 0)) {
         throw new CofferError("E_INVALID_VALUE", "invalid rotation period: must be a positive whole number of seconds");
       }
@@ -443,7 +443,7 @@ export class Store {
    */
   rollback(name: string, to: number): WriteResult {
     assertSecretName(name);
-    checkVersion(to);
+    assertVersion(to);
     return this.#write(() => {
       const old = this.get(name, { version: to });
       try {
@@ -595,13 +595,6 @@ async function unwrapStoreKey(db: DatabaseSync, path: string, identity: Identity
   const storeKey = Buffer.from(await decryptWithIdentity(aged.wrapped, identity.secretKey, `the store key of ${path}`));
   if (storeKey.length !== 32) throw new CofferError("E_INTEGRITY", `the store key of ${path} is not 32 bytes`);
   return storeKey;
-}
-
-function checkVersion(v: number, allowZero = false): number {
-  if (!Number.isSafeInteger(v) || v < (allowZero ? 0 : 1)) {
-    throw new CofferError("E_INVALID_VALUE", `invalid version ${String(v)}: must be a whole number ≥ ${allowZero ? 0 : 1}`);
-  }
-  return v;
 }
 
 function mapSqliteError(err: unknown, path: string): unknown {

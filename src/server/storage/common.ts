@@ -5,6 +5,7 @@
  */
 import { CofferError } from "../../errors.ts";
 import type { AuditRecord } from "../../store/audit.ts";
+import { assertVersion } from "../../store/names.ts";
 import type { AuditInput, SealedValue, StoredSecretInfo, StoredToken, StoredVersionInfo, WriteRequest } from "./storage.ts";
 
 /** The audit table's columns, in the order both drivers select and insert them. */
@@ -43,13 +44,6 @@ export function closedError(): CofferError {
   return new CofferError("E_UNAVAILABLE", "the server's database failed: the storage is closed (the server is shutting down)");
 }
 
-/** Throws E_INVALID_VALUE unless `v` is a whole number ≥ `min`. */
-export function checkVersion(v: number, min: 0 | 1): void {
-  if (!Number.isSafeInteger(v) || v < min) {
-    throw new CofferError("E_INVALID_VALUE", `invalid version ${String(v)}: must be a whole number ≥ ${min}`);
-  }
-}
-
 /** Throws a TypeError unless `actor` is a non-empty string; `op` names the call in the message. */
 export function checkActor(op: string, actor: unknown): asserts actor is string {
   if (typeof actor !== "string" || actor === "") throw new TypeError(`${op}: actor must be a non-empty string`);
@@ -65,7 +59,7 @@ export function checkWriteRequest(request: WriteRequest): {
   const { name, actor, ifVersion } = request;
   if (typeof name !== "string" || name === "") throw new TypeError("write: name must be a non-empty string");
   checkActor("write", actor);
-  if (ifVersion !== undefined) checkVersion(ifVersion, 0);
+  if (ifVersion !== undefined) assertVersion(ifVersion, 0);
   return { name, actor, ifVersion, description: request.description ?? null, detail: normalizeDetail(request.auditDetail) };
 }
 

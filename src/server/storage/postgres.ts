@@ -34,12 +34,13 @@
 import { createHash, randomBytes } from "node:crypto";
 import pg from "pg";
 import { CofferError } from "../../errors.ts";
+import { assertVersion } from "../../store/names.ts";
 import {
   chainHash, GENESIS_HASH, recordFromRow, type AuditRecord, type AuditRow, type AuditVerification,
 } from "../../store/audit.ts";
 import { SERVER_FORMAT, SERVER_SCHEMA_VERSION } from "./schema.ts";
 import {
-  AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkVersion, checkWriteRequest, closedError,
+  AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkWriteRequest, closedError,
   normalizeDetail, prefixEnd, SECRET_INFO_COLUMNS, secretInfoFromRow, TOKEN_COLUMNS, tokenFromRow, versionInfoFromRow,
   type SecretInfoRow, type VersionInfoRow,
 } from "./common.ts";
@@ -368,7 +369,7 @@ class PostgresStorage implements ServerStorage {
 
   readVersion(name: string, version: number): Promise<StoredVersion | undefined> {
     return this.#read("reading a secret", async (q) => {
-      checkVersion(version, 1);
+      assertVersion(version);
       if (version > 0x7fffffff) return undefined;
       const row = (await q.query<VersionRow>({ ...Q_VERSION, values: [name, version] })).rows[0];
       if (row === undefined) return undefined;

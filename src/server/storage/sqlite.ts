@@ -19,13 +19,14 @@ import { existsSync, linkSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { CofferError } from "../../errors.ts";
+import { assertVersion } from "../../store/names.ts";
 import { assertPrivate, fsyncDir, shellQuote, touchPrivateFile } from "../../store/fs-secure.ts";
 import {
   chainHash, GENESIS_HASH, recordFromRow, verifyRows, type AuditRecord, type AuditRow, type AuditVerification,
 } from "../../store/audit.ts";
 import { SERVER_FORMAT, SERVER_MIGRATIONS, SERVER_SCHEMA_SQL, SERVER_SCHEMA_VERSION } from "./schema.ts";
 import {
-  AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkVersion, checkWriteRequest, closedError,
+  AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkWriteRequest, closedError,
   normalizeDetail, prefixEnd, SECRET_INFO_COLUMNS, secretInfoFromRow, TOKEN_COLUMNS, tokenFromRow, versionInfoFromRow,
   type SecretInfoRow, type TokenRow, type VersionInfoRow,
 } from "./common.ts";
@@ -226,7 +227,7 @@ class SqliteStorage implements ServerStorage {
   readVersion(name: string, version: number): Promise<StoredVersion | undefined> {
     if (this.#closed) return Promise.reject(closedError());
     try {
-      checkVersion(version, 1);
+      assertVersion(version);
       const row = this.#getVersion.get(name, version) as VersionRow | undefined;
       if (row === undefined) return RESOLVED_UNDEFINED;
       return Promise.resolve({ name, version, nonce: row[0], ciphertext: row[1], createdAt: row[2], createdBy: row[3] });
