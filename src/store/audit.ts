@@ -60,22 +60,42 @@ export interface AuditVerification {
 }
 
 /**
+ * Recomputes a chain one record at a time, for records that come in pages (a database cursor).
+ * Feed records oldest first; `add` returns the failure at the first record that does not verify.
+ */
+export class ChainVerifier {
+  #prev: Uint8Array = GENESIS_HASH;
+  #expectSeq = 1;
+  #records = 0;
+
+  /** Checks the next record; the failure if it breaks the chain, else undefined. */
+  add(r: AuditRecord): AuditVerification | undefined {
+    if (r.seq !== this.#expectSeq) return { ok: false, records: this.#records, brokenAt: r.seq, reason: `record ${this.#expectSeq} is missing` };
+    const h = chainHash(this.#prev, r);
+    if (h.toString("hex") !== r.hash) return { ok: false, records: this.#records, brokenAt: r.seq, reason: "hash does not match its content and predecessor" };
+    this.#prev = h;
+    this.#expectSeq++;
+    this.#records++;
+    return undefined;
+  }
+
+  /** The outcome when every record added so far verified. */
+  get ok(): AuditVerification {
+    return { ok: true, records: this.#records };
+  }
+}
+
+/**
  * Recomputes the chain over records in `seq` order.
  * @param records - every record, oldest first
  */
 export function verifyChain(records: Iterable<AuditRecord>): AuditVerification {
-  let prev: Uint8Array = GENESIS_HASH;
-  let expectSeq = 1;
-  let n = 0;
+  const verifier = new ChainVerifier();
   for (const r of records) {
-    if (r.seq !== expectSeq) return { ok: false, records: n, brokenAt: r.seq, reason: `record ${expectSeq} is missing` };
-    const h = chainHash(prev, r);
-    if (h.toString("hex") !== r.hash) return { ok: false, records: n, brokenAt: r.seq, reason: "hash does not match its content and predecessor" };
-    prev = h;
-    expectSeq++;
-    n++;
+    const failure = verifier.add(r);
+    if (failure !== undefined) return failure;
   }
-  return { ok: true, records: n };
+  return verifier.ok;
 }
 
 /** An audit row as stored in SQLite: detail as JSON text, the hash as bytes. */

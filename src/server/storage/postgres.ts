@@ -36,7 +36,7 @@ import pg from "pg";
 import { CofferError } from "../../errors.ts";
 import { assertVersion } from "../../store/names.ts";
 import {
-  chainHash, GENESIS_HASH, recordFromRow, type AuditRecord, type AuditRow, type AuditVerification,
+  ChainVerifier, chainHash, GENESIS_HASH, recordFromRow, type AuditRecord, type AuditRow, type AuditVerification,
 } from "../../store/audit.ts";
 import { SERVER_FORMAT, SERVER_SCHEMA_VERSION } from "./schema.ts";
 import {
@@ -557,12 +557,10 @@ class PostgresStorage implements ServerStorage {
   }
 
   verifyAudit(): Promise<AuditVerification> {
-    // Page by seq and check as it goes (the same rules and reasons as verifyChain), so a long
-    // chain is never held in memory at once. Appends after the first page only add at the end.
+    // Page by seq and check as it goes (ChainVerifier: verifyChain's rules, a record at a time),
+    // so a long chain is never held in memory at once. Appends after the first page only add at the end.
     return this.#read("verifying the audit log", async (q) => {
-      let prev: Uint8Array = GENESIS_HASH;
-      let expectSeq = 1;
-      let n = 0;
+      const verifier = new ChainVerifier();
       let after = 0;
       for (;;) {
         const rows = (await q.query<AuditArrayRow>({
@@ -573,15 +571,11 @@ class PostgresStorage implements ServerStorage {
         })).rows;
         for (const raw of rows) {
           const r = recordFromRow(auditRow(raw));
-          if (r.seq !== expectSeq) return { ok: false, records: n, brokenAt: r.seq, reason: `record ${expectSeq} is missing` };
-          const h = chainHash(prev, r);
-          if (h.toString("hex") !== r.hash) return { ok: false, records: n, brokenAt: r.seq, reason: "hash does not match its content and predecessor" };
-          prev = h;
-          expectSeq++;
-          n++;
+          const failure = verifier.add(r);
+          if (failure !== undefined) return failure;
           after = r.seq;
         }
-        if (rows.length < VERIFY_PAGE) return { ok: true, records: n };
+        if (rows.length < VERIFY_PAGE) return verifier.ok;
       }
     });
   }
