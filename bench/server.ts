@@ -30,12 +30,14 @@ import { join } from "node:path";
 import type { Result as AutocannonResult } from "autocannon";
 import Fastify, { type FastifyInstance } from "fastify";
 import pg from "pg";
+import { SECRET_READ_SCHEMA } from "../src/server/app.ts";
 import { parseServerConfig } from "../src/server/config.ts";
 import { ValueSealer, readMasterKey } from "../src/server/keys.ts";
 import { MASTER_KEY_FILE, SQLITE_FILE, initServer, startServer, type RunningServer } from "../src/server/server.ts";
 import { openPostgresStorage } from "../src/server/storage/postgres.ts";
 import { openSqliteStorage } from "../src/server/storage/sqlite.ts";
 import type { ServerStorage, StorageDriverName } from "../src/server/storage/storage.ts";
+import { jsonValue } from "../src/store/secret.ts";
 import { benchOptions, count, markdownTable, progress } from "./lib.ts";
 import type { BenchOptions, Row } from "./lib.ts";
 
@@ -139,26 +141,15 @@ function side(results: readonly AutocannonResult[]): SideResult {
 /** The bare baseline: one fastify route doing the read, nothing around it. */
 async function bareServer(storage: ServerStorage, masterKey: Buffer): Promise<FastifyInstance> {
   const sealer = new ValueSealer(masterKey, storage.storeId);
-  const utf8 = new TextDecoder("utf-8", { fatal: true });
   const app = Fastify({ logger: false });
   app.get(PATH, {
-    schema: {
-      response: {
-        200: {
-          type: "object",
-          properties: {
-            name: { type: "string" }, version: { type: "integer" }, value: { type: "string" }, valueBase64: { type: "string" },
-            createdAt: { type: "string" }, createdBy: { type: "string" }, updatedAt: { type: "string" },
-          },
-        },
-      },
-    },
+    schema: { response: { 200: SECRET_READ_SCHEMA } },
   }, async () => {
     const row = await storage.readCurrent(SECRET);
     if (row === undefined) throw new Error(`no secret ${SECRET}`); // a 500: the run fails
     const value = sealer.open(SECRET, row.version, row);
     try {
-      return { name: SECRET, version: row.version, value: utf8.decode(value), createdAt: row.createdAt, createdBy: row.createdBy, updatedAt: row.createdAt };
+      return { name: SECRET, version: row.version, ...jsonValue(value), createdAt: row.createdAt, createdBy: row.createdBy, updatedAt: row.createdAt };
     } finally {
       value.fill(0);
     }

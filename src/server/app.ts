@@ -246,16 +246,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       schema: {
         summary: "Read a secret (or, with a trailing /versions, list its versions)",
         querystring: { type: "object", additionalProperties: false, properties: { version: POSITIVE_INT } },
-        response: {
-          200: {
-            type: "object",
-            properties: {
-              name: { type: "string" }, version: { type: "integer" }, value: { type: "string" }, valueBase64: { type: "string" },
-              createdAt: { type: "string" }, createdBy: { type: "string" }, updatedAt: { type: "string" },
-              versions: { type: "array", items: { type: "object", properties: { version: { type: "integer" }, createdAt: { type: "string" }, createdBy: { type: "string" }, current: { type: "boolean" } } } },
-            },
-          },
-        },
+        response: { 200: SECRET_READ_SCHEMA },
       },
     }, async (req) => {
       const p = principalOf(req);
@@ -670,6 +661,15 @@ function safeErr(err: unknown): Record<string, unknown> {
 
 const POSITIVE_INT = { type: "string", pattern: "^[1-9][0-9]{0,14}$" } as const;
 const WHOLE_NUMBER = { type: "string", pattern: "^(0|[1-9][0-9]{0,14})$" } as const;
+/** The answer of `GET /v1/secrets/{name}` (and of `…/versions`). Exported for the benchmark's bare handler. */
+export const SECRET_READ_SCHEMA = {
+  type: "object",
+  properties: {
+    name: { type: "string" }, version: { type: "integer" }, value: { type: "string" }, valueBase64: { type: "string" },
+    createdAt: { type: "string" }, createdBy: { type: "string" }, updatedAt: { type: "string" },
+    versions: { type: "array", items: { type: "object", properties: { version: { type: "integer" }, createdAt: { type: "string" }, createdBy: { type: "string" }, current: { type: "boolean" } } } },
+  },
+} as const;
 const secretInfoSchema = {
   type: "object",
   properties: { name: { type: "string" }, version: { type: "integer" }, description: { type: ["string", "null"] }, updatedAt: { type: "string" }, updatedBy: { type: "string" } },
