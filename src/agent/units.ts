@@ -249,6 +249,15 @@ const COMMON_HARDENING = [
   "UMask=0077",
 ];
 
+// The service's own unit in both styles: it needs its side-car and runs hardened.
+function serviceUnit(car: string, description: string, unitExtra: string[], serviceLines: string[]): string {
+  return unitText([
+    ["Unit", [`Description=${description}`, `Requires=${car}`, `After=${car}`, ...unitExtra]],
+    ["Service", [...serviceLines, "PrivateTmp=yes", "CapabilityBoundingSet=", "AmbientCapabilities=", ...COMMON_HARDENING]],
+    ["Install", ["WantedBy=multi-user.target"]],
+  ]);
+}
+
 function unitText(sections: [string, string[]][]): string {
   const header = "# Rendered by `coffer units`; see docs/systemd.md. Change it with a drop-in (systemctl edit).";
   return `${header}\n${sections.map(([title, lines]) => `[${title}]\n${lines.join("\n")}\n`).join("\n")}`;
@@ -322,22 +331,9 @@ export function renderUnits(o: UnitsOptions): RenderedUnit[] {
       ]],
       carCommon(execLine(agentArgs(o, "/tmp", "exit", owner)), ["PrivateTmp=yes"], o.user === undefined ? "" : "CAP_CHOWN CAP_FOWNER"),
     ]);
-    const service = unitText([
-      ["Unit", [
-        `Description=${o.name} (secrets from coffer through ${car})`,
-        `Requires=${car}`,
-        `After=${car}`,
-        `JoinsNamespaceOf=${car}`,
-      ]],
-      ["Service", [
-        `ExecStart=${execLine([...o.coffer, "exec-env", "/tmp/secrets.env", "--", ...o.exec])}`,
-        ...user,
-        "PrivateTmp=yes",
-        "CapabilityBoundingSet=",
-        "AmbientCapabilities=",
-        ...COMMON_HARDENING,
-      ]],
-      ["Install", ["WantedBy=multi-user.target"]],
+    const service = serviceUnit(car, `${o.name} (secrets from coffer through ${car})`, [`JoinsNamespaceOf=${car}`], [
+      `ExecStart=${execLine([...o.coffer, "exec-env", "/tmp/secrets.env", "--", ...o.exec])}`,
+      ...user,
     ]);
     return [{ filename: car, text: sidecar }, { filename: svc, text: service }];
   }
@@ -356,24 +352,12 @@ export function renderUnits(o: UnitsOptions): RenderedUnit[] {
       "RuntimeDirectoryPreserve=yes",
     ], ""),
   ]);
-  const service = unitText([
-    ["Unit", [
-      `Description=${o.name} (secrets from coffer as credentials)`,
-      `Requires=${car}`,
-      `After=${car}`,
-    ]],
-    ["Service", [
-      `ExecStart=${execLine(o.exec)}`,
-      ...user,
-      // Read once at start into $CREDENTIALS_DIRECTORY (%d), readable only by the service's user.
-      // The agent writes each ID as DIR/fileNameOf(id), which is also its credential name.
-      ...o.secrets.map((s) => `LoadCredential=${credentialName(s.id)}:${dir}/${fileNameOf(s.id)}`),
-      "PrivateTmp=yes",
-      "CapabilityBoundingSet=",
-      "AmbientCapabilities=",
-      ...COMMON_HARDENING,
-    ]],
-    ["Install", ["WantedBy=multi-user.target"]],
+  const service = serviceUnit(car, `${o.name} (secrets from coffer as credentials)`, [], [
+    `ExecStart=${execLine(o.exec)}`,
+    ...user,
+    // Read once at start into $CREDENTIALS_DIRECTORY (%d), readable only by the service's user.
+    // The agent writes each ID as DIR/fileNameOf(id), which is also its credential name.
+    ...o.secrets.map((s) => `LoadCredential=${credentialName(s.id)}:${dir}/${fileNameOf(s.id)}`),
   ]);
   return [{ filename: car, text: sidecar }, { filename: svc, text: service }];
 }
