@@ -71,7 +71,7 @@ export class DecryptError extends CofferError {
   }
 }
 
-/** A file or directory fails the ownership/mode rule (DESIGN §3). */
+/** A file or directory fails the ownership/mode rule (docs/design.md §3). */
 export class PermissionsError extends CofferError {
   constructor(message: string) {
     super("E_PERMISSIONS", message);

@@ -1,5 +1,5 @@
 /**
- * The project file `.coffer.yml` (DESIGN §7): finding it, parsing it with line numbers,
+ * The project file `.coffer.yml` (docs/design.md §7): finding it, parsing it with line numbers,
  * checking every rule by hand (no ajv at runtime: startup cost), and turning one environment
  * into a {@link DeliveryPlan}. Every problem is a CofferError `E_CONFIG` whose message names
  * the file, the line and the rule; all problems of a file are reported at once.

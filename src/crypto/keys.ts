@@ -49,7 +49,7 @@ export function recipientOf(secret: Uint8Array): string {
   return bech32Encode("age", Buffer.from(String(jwk.x), "base64url"));
 }
 
-/** The Ed25519 signing key pair derived from an X25519 secret (DESIGN §4). */
+/** The Ed25519 signing key pair derived from an X25519 secret (docs/design.md §4). */
 export interface SigningKey {
   privateKey: KeyObject;
   /** raw 32-byte public key, base64url without padding */

@@ -1,5 +1,5 @@
 /**
- * Sealing of secret values (DESIGN §4): AES-256-GCM with a fresh 96-bit random nonce per
+ * Sealing of secret values (docs/design.md §4): AES-256-GCM with a fresh 96-bit random nonce per
  * version, under a key derived from the store key, with associated data that binds the
  * ciphertext to (store id, name, version). No I/O here.
  */

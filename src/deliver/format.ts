@@ -2,7 +2,7 @@
  * The output formats of `coffer load`: dotenv, POSIX shell, JSON and GitHub Actions.
  *
  * Every format refuses a value it cannot carry exactly, with `E_INVALID_VALUE` and a message
- * that names the variable and the kind of problem, never the value (DESIGN §6). A value with
+ * that names the variable and the kind of problem, never the value (docs/design.md §6). A value with
  * a NUL byte is refused by all of them: no environment variable can hold one.
  */
 import { randomBytes } from "node:crypto";

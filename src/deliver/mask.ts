@@ -1,5 +1,5 @@
 /**
- * Masking of secret values in a child's output (`coffer run --mask`, runbooks; DESIGN §6).
+ * Masking of secret values in a child's output (`coffer run --mask`, runbooks; docs/design.md §6).
  *
  * Every delivered value, each line of a multi-line value, and their usual encodings (base64
  * with and without padding, base64url, URL-encoding, JSON string escaping) are replaced by

@@ -1,5 +1,5 @@
 /**
- * The private runtime directory that delivered files live in (DESIGN §7):
+ * The private runtime directory that delivered files live in (docs/design.md §7):
  * `$XDG_RUNTIME_DIR/coffer/<id>` when that is a proper runtime dir, else
  * `/dev/shm/coffer-<uid>/<id>` (tmpfs) with a warning, or a base the user chooses. Every
  * level is 0700 and the user's; a base someone else made is refused. Each dir holds an owner

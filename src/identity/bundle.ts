@@ -1,5 +1,5 @@
 /**
- * Bundles (DESIGN §4): a JSON payload {from card, to card, created, expires, secrets[]} signed
+ * Bundles (docs/design.md §4): a JSON payload {from card, to card, created, expires, secrets[]} signed
  * with the sender's Ed25519 key, then age-encrypted to the recipient and ASCII-armored. The
  * outer layer is plain age, so `age -d -i` opens it and shows the signed envelope.
  *

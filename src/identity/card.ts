@@ -1,5 +1,5 @@
 /**
- * The public half of an identity as one line (DESIGN §4):
+ * The public half of an identity as one line (docs/design.md §4):
  * `coffer-card:v1:<name>:<age1…>:<ed25519 public key, base64url>`, and its fingerprint.
  */
 import { createHash } from "node:crypto";

@@ -1,5 +1,5 @@
 /**
- * The user's identity: a standard age identity file (DESIGN §3–4), plain or
+ * The user's identity: a standard age identity file (docs/design.md §3–4), plain or
  * passphrase-encrypted with age's scrypt recipient, from which the signing key and card derive.
  *
  * The plain file is what `age-keygen` writes plus coffer's own comment lines, so `age -d -i`

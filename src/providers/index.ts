@@ -1,5 +1,5 @@
 /**
- * The provider registry (DESIGN §7): a provider type is one file plus one line in
+ * The provider registry (docs/design.md §7): a provider type is one file plus one line in
  * {@link createProvider}. {@link ProviderSet} routes references to the providers of a config.
  */
 import { CofferError } from "../errors.ts";

@@ -1,5 +1,5 @@
 /**
- * The provider seam (DESIGN §7): where a value comes from. `deliver/` and `agent/` see only
+ * The provider seam (docs/design.md §7): where a value comes from. `deliver/` and `agent/` see only
  * this interface; a new provider is one file implementing it plus one line in the registry.
  */
 import type { Secret } from "../store/secret.ts";

@@ -1,5 +1,5 @@
 /**
- * The `store` provider: the local encrypted store (DESIGN §7). Always present in a project.
+ * The `store` provider: the local encrypted store (docs/design.md §7). Always present in a project.
  */
 import { CofferError } from "../errors.ts";
 import { openStore, type Store } from "../store/store.ts";

@@ -1,5 +1,5 @@
 /**
- * The team server's key material (DESIGN §4): the master key file, the value key derived from
+ * The team server's key material (docs/design.md §4): the master key file, the value key derived from
  * it, the key check that catches a wrong master key at start, and API tokens.
  *
  * - The master key is 32 random bytes, base64 on one line in `DATA/master.key` (0600). It plays

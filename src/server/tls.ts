@@ -1,6 +1,6 @@
 /**
  * HTTPS and mutual TLS for the team server: loading the certificate, key and client CA (files
- * private to the user as DESIGN §3 wants, the key checked against the certificate), reloading
+ * private to the user as docs/design.md §3 wants, the key checked against the certificate), reloading
  * them on SIGHUP without dropping connections, and mapping a verified client certificate to
  * roles through the config's `clients`.
  *

@@ -1,6 +1,6 @@
 /**
  * The API tokens `coffer login` saves, one per server, in `<config dir>/tokens.json`: a 0600
- * file in a 0700 directory, refused when others can read it (DESIGN §3, like the identity).
+ * file in a 0700 directory, refused when others can read it (docs/design.md §3, like the identity).
  *
  * Format: `{"version":1,"servers":{"https://coffer.example.com":{"token":"cof_…","savedAt":"…"}}}`,
  * keyed by the server's canonical URL ({@link normaliseServerUrl}).

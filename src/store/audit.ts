@@ -1,5 +1,5 @@
 /**
- * The hash-chained audit log (DESIGN §4): each record carries
+ * The hash-chained audit log (docs/design.md §4): each record carries
  * SHA-256(previous record's hash ‖ this record's canonical JSON). No value ever enters a record.
  */
 import { createHash } from "node:crypto";

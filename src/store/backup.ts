@@ -1,5 +1,5 @@
 /**
- * Backups (DESIGN §4): the whole store — secrets, versions, members, grants, trust, export and
+ * Backups (docs/design.md §4): the whole store — secrets, versions, members, grants, trust, export and
  * import records, wrapped store keys and the audit chain — plus, unless left out, the identity
  * file, as one age-encrypted file; and the restore that gives them back on another machine.
  *

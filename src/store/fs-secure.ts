@@ -1,6 +1,6 @@
 /**
  * Files 0600 and directories 0700 whatever the umask, and the ssh-style check that refuses
- * what others can read or what someone else owns (DESIGN §3).
+ * what others can read or what someone else owns (docs/design.md §3).
  */
 import {
   closeSync, constants, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync,

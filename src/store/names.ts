@@ -1,5 +1,5 @@
 /**
- * The rules for names and values (DESIGN §5), shared by the library, the CLI and (later) the
+ * The rules for names and values (docs/design.md §5), shared by the library, the CLI and (later) the
  * server's JSON schemas. Every check throws an error that names the rule.
  */
 import { CofferError, ValidationError } from "../errors.ts";
@@ -20,7 +20,7 @@ const NAME_RULE =
   "separated by single '/', no '..', at most 256 characters (e.g. db/prod/password)";
 
 /**
- * Checks a secret name against DESIGN §5.
+ * Checks a secret name against docs/design.md §5.
  * @throws ValidationError E_INVALID_NAME naming the rule
  */
 export function assertSecretName(name: unknown): asserts name is string {

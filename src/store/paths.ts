@@ -1,5 +1,5 @@
 /**
- * Where coffer keeps its files (DESIGN §3), following the XDG base directory spec.
+ * Where coffer keeps its files (docs/design.md §3), following the XDG base directory spec.
  */
 import { homedir } from "node:os";
 import { join } from "node:path";

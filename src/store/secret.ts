@@ -1,5 +1,5 @@
 /**
- * `Secret`: a value in memory that does not print itself (DESIGN §6).
+ * `Secret`: a value in memory that does not print itself (docs/design.md §6).
  */
 import { CofferError } from "../errors.ts";
 

@@ -1,5 +1,5 @@
 /**
- * The encrypted local store (DESIGN §3–5): one SQLite file (WAL, busy timeout, fsync on
+ * The encrypted local store (docs/design.md §3–5): one SQLite file (WAL, busy timeout, fsync on
  * commit), every version of every secret sealed with AES-256-GCM, a hash-chained audit log.
  *
  * Reads are synchronous and touch nothing but one indexed row and one AES-GCM open; every

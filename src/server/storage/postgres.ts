@@ -1,5 +1,5 @@
 /**
- * The server's PostgreSQL storage driver (DESIGN §7): several `coffer serve` instances on one
+ * The server's PostgreSQL storage driver (docs/design.md §7): several `coffer serve` instances on one
  * database, through a `pg` pool per instance.
  *
  * Tables: the SQLite driver's (`schema.ts`) with a `coffer_` prefix, in the connection's default

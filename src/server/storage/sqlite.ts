@@ -1,5 +1,5 @@
 /**
- * The server's embedded storage driver (DESIGN §7): one SQLite file in the data dir, opened with
+ * The server's embedded storage driver (docs/design.md §7): one SQLite file in the data dir, opened with
  * node:sqlite — WAL, a busy timeout, secure_delete, and every change one `BEGIN IMMEDIATE`
  * transaction that carries its own audit record, as the local store does (`src/store/store.ts`).
  *

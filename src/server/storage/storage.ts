@@ -1,5 +1,5 @@
 /**
- * The team server's storage seam (DESIGN §7): one asynchronous interface, two drivers —
+ * The team server's storage seam (docs/design.md §7): one asynchronous interface, two drivers —
  * SQLite (node:sqlite, one file in the data dir; the default) and PostgreSQL (`pg`, several
  * server instances on one database). The server above it seals and opens values; a driver
  * only ever sees ciphertext, names, versions, token hashes and audit records.
