@@ -52,6 +52,8 @@ export interface ServerDeps {
 
 /** The longest an API token may live, and the default when `ttl` is absent: none (no expiry) for tokens, 1 h for dev-login. */
 const DEV_LOGIN_TTL_S = 3600;
+/** The longest `ttl` of `POST /v1/tokens`: 100 years (a later date is not a date JSON can carry well). */
+const MAX_TOKEN_TTL_S = 100 * 366 * 86_400;
 const TOKEN_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$/;
 const ROLE_NAME_RE = /^[a-z][a-z0-9_-]*$/;
 const SECRETS_PREFIX = "/v1/secrets/";
@@ -566,6 +568,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       const ms = parseDuration(ttl);
       if (ms === undefined || ms < 1000) throw fail("E_INVALID_VALUE", `invalid ttl ${JSON.stringify(ttl)}: seconds, or a duration such as 30m, 12h, 90d`);
       seconds = Math.floor(ms / 1000);
+    }
+    if (seconds !== undefined && !(seconds <= MAX_TOKEN_TTL_S)) {
+      throw fail("E_INVALID_VALUE", `invalid ttl: more than 100 years (${MAX_TOKEN_TTL_S} s); leave ttl out for a token that does not expire`);
     }
     let expires = seconds === undefined ? null : new Date(Date.now() + seconds * 1000);
     // A token never outlives the credential that made it.

@@ -216,6 +216,22 @@ describe("team server API", () => {
     }
   });
 
+  test("a huge token ttl or a JWT with exp 1e300 gets 400/401, never a 500", async (t) => {
+    const s = await startTestServer(t, JWT_CONFIG);
+    for (const ttl of [1e300, 9007199254740991, "99999999d", "999999999999s"]) {
+      const r = await s.call("POST", "/v1/tokens", { token: s.rootToken, body: `{"name":"big","roles":["reader"],"ttl":${JSON.stringify(ttl)}}` });
+      assert.equal(r.status, 400, `ttl ${ttl}: ${r.text}`);
+      assert.match(r.json.error.message, /invalid ttl/);
+    }
+    const forever = await jwt({ groups: ["reader"] }, { exp: 1e300 });
+    const r = await s.call("GET", "/v1/auth/self", { token: forever });
+    assert.equal(r.status, 401, r.text);
+    assert.match(r.json.error.message, /jwt\.maxLifetime/);
+    const twoDays = await jwt({ groups: ["reader"] }, { exp: "48h" });
+    assert.equal((await s.call("GET", "/v1/auth/self", { token: twoDays })).status, 401, "longer than the default 24 h");
+    assert.ok(!s.logs.some((l) => /"level":50/.test(l)), "nothing was logged as a server failure");
+  });
+
   test("dev-login is 404 unless devLogin is on", async (t) => {
     const s = await startTestServer(t);
     assert.equal((await s.call("POST", "/dev-login", { body: { roles: ["reader"] } })).status, 404);
