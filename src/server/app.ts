@@ -108,6 +108,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   app.decorateRequest("principal", null);
   app.removeContentTypeParser("text/plain"); // bodies are JSON only: anything else is 415
 
+  // Before any plugin: an encapsulated plugin (the docs) keeps the error handler that was set
+  // when it was registered, and fastify's default one answers a 429 thrown by our hook as a 500.
+  app.setErrorHandler(async (err: unknown, req, reply) => {
+    const { status, code, message } = describeError(err);
+    if (status >= 500) req.log.error({ err: safeErr(err), code }, "request failed");
+    return reply.status(status).send({ error: { code, message }, requestId: req.id });
+  });
+
   const limits = limitStoreClass(deps.redis, storage.storeId.toString("hex"), () => metrics.rateLimitFallbacks.inc());
   metrics.watch(() => ({ limitMode: limits.state.mode(), changesHealthy: changes.healthy() }));
   await app.register(rateLimit, { global: false, store: limits.Store });
@@ -155,11 +163,6 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     metrics.latency.observe({ method: req.method, route }, reply.elapsedTime / 1000);
   });
 
-  app.setErrorHandler(async (err: unknown, req, reply) => {
-    const { status, code, message } = describeError(err);
-    if (status >= 500) req.log.error({ err: safeErr(err), code }, "request failed");
-    return reply.status(status).send({ error: { code, message }, requestId: req.id });
-  });
   app.setNotFoundHandler(async (req, reply) =>
     reply.status(404).send({ error: { code: "E_NOT_FOUND", message: `no endpoint ${req.method} ${req.url.split("?")[0]}; see /docs` }, requestId: req.id }),
   );

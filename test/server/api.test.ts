@@ -242,6 +242,22 @@ describe("team server API", () => {
     assert.equal((await dev.call("POST", "/dev-login", { body: { roles: ["root"] } })).status, 400);
   });
 
+  test("the docs past the rate limit answer 429, not a 500 with a stack in the log", async (t) => {
+    const s = await startTestServer(t, `${TEST_ROLES}\nrateLimit: { requests: 100, window: 1m, ipRequests: 3 }\n`);
+    const codes: number[] = [];
+    for (const path of ["/docs", "/docs/json", "/docs/static/index.html", "/docs", "/docs/json"]) {
+      const r = await s.call("GET", path);
+      codes.push(r.status);
+      if (r.status === 429) {
+        assert.equal(r.json.error.code, "E_RATE_LIMITED", path);
+        assert.ok(Number(r.headers.get("retry-after")) >= 1, path);
+      }
+    }
+    assert.deepEqual(codes.slice(3), [429, 429]);
+    assert.ok(codes.every((c) => c < 500), codes.join(" "));
+    assert.ok(!s.logs.some((l) => /"level":50|"stack"/.test(l)), "no failure was logged");
+  });
+
   test("rate limits: 429 with Retry-After past the subject's limit, and per IP before authentication", async (t) => {
     const s = await startTestServer(t, `${TEST_ROLES}\nrateLimit: { requests: 5, window: 1m, ipRequests: 1000 }\n`);
     const reader = await s.token(["reader"]);
