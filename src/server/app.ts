@@ -94,7 +94,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const mutualTls = deps.https?.requestCert === true;
   const app = Fastify({
     ...(deps.https !== undefined && { https: deps.https }),
-    ...(deps.logger === false ? { logger: false } : { loggerInstance: deps.logger as FastifyBaseLogger }),
+    ...(deps.logger === false ? { logger: false } : { loggerInstance: withRequestSerializer(deps.logger) as FastifyBaseLogger }),
     bodyLimit: config.limits.bodyBytes,
     trustProxy: config.behindProxy,
     genReqId: () => randomUUID(),
@@ -590,6 +590,31 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     );
     return { token: t.token, id: t.id, name, roles, expiresAt: expiresAt?.toISOString() ?? null };
   }
+}
+
+/**
+ * The logger with fastify's request serializer replaced by one that drops the query string: a
+ * client may put a token there (`?token=cof_…`), and a URL is logged for every request.
+ */
+function withRequestSerializer(logger: Logger): Logger {
+  return logger.child({}, {
+    serializers: {
+      req: (req: FastifyRequest) => ({
+        method: req.method,
+        url: redactQuery(req.url),
+        host: req.host,
+        remoteAddress: req.ip,
+        remotePort: req.socket?.remotePort,
+      }),
+    },
+  });
+}
+
+/** `/path?a=b` → `/path?[redacted]`; a URL without a query string is kept as it is. */
+function redactQuery(url: string | undefined): string | undefined {
+  if (typeof url !== "string") return url;
+  const q = url.indexOf("?");
+  return q === -1 ? url : `${url.slice(0, q)}?[redacted]`;
 }
 
 /** The caller of an authenticated route. */

@@ -258,6 +258,18 @@ describe("team server API", () => {
     assert.ok(!s.logs.some((l) => /"level":50|"stack"/.test(l)), "no failure was logged");
   });
 
+  test("a token in a query string never reaches the log", async (t) => {
+    const s = await startTestServer(t);
+    const reader = await s.token(["reader"]);
+    await s.call("GET", `/v1/secrets?token=${reader}&prefix=app/`, { token: reader });
+    await s.call("GET", `/v1/secrets/app/missing?token=${reader}`, { token: reader });
+    await s.call("GET", `/no/such/route?access_token=${reader}`);
+    const logged = s.logs.filter((l) => l.includes('"url"'));
+    assert.ok(logged.length >= 3, `the requests were logged: ${s.logs.length} lines`);
+    for (const line of s.logs) assert.ok(!line.includes(reader.slice(4)), `the log carries the token: ${line}`);
+    assert.ok(logged.some((l) => l.includes('"url":"/v1/secrets?[redacted]"')), logged.join("\n"));
+  });
+
   test("rate limits: 429 with Retry-After past the subject's limit, and per IP before authentication", async (t) => {
     const s = await startTestServer(t, `${TEST_ROLES}\nrateLimit: { requests: 5, window: 1m, ipRequests: 1000 }\n`);
     const reader = await s.token(["reader"]);
