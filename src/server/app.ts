@@ -357,6 +357,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       audit: async (req, prefix) => {
         await record(req, { action: "secret.watch", name: null, version: null, detail: { prefix } }, "ok");
       },
+      expiresAt: (req) => req.principal?.expiresAt ?? null,
+      tokenId: (req) => req.principal?.tokenId,
       stillValid: async (req) => {
         const p = req.principal;
         if (p === null || (p.expiresAt !== null && p.expiresAt.getTime() <= Date.now())) return false;
@@ -421,6 +423,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         await record(req, { action: "token.revoke", name: null, version: null, detail: { id } }, "not_found");
         throw fail("E_NOT_FOUND", `no active token with id ${id}`);
       }
+      // Every instance ends this token's watch streams now, not at their next heartbeat.
+      void changes.publishRevocation(id);
       return { id, revoked: true };
     });
 
