@@ -404,7 +404,11 @@ function fetchError(where: string, err: unknown, timeoutMs: number): CofferError
   if (e.name === "AbortError") return new CofferError("E_PROVIDER", `${where}: the request was cancelled (closed)`);
   // Only the cause's code (ECONNREFUSED, ENOTFOUND, …): fetch's own messages can quote headers.
   const cause = e.cause?.code ?? (e.name === "TypeError" ? "network error" : "error");
-  return new CofferError("E_PROVIDER", `${where}: cannot reach it: ${cause}`);
+  // A certificate the system does not trust, or a server that wants one from us.
+  const tls = /CERT|SELF_SIGNED|UNABLE_TO_|^ERR_SSL_|^ERR_TLS_/.test(cause)
+    ? `; the TLS handshake failed: for a private CA or a client certificate, run \`coffer login ${where.replace(/^server /, "")} --ca FILE [--cert FILE --key FILE]\``
+    : "";
+  return new CofferError("E_PROVIDER", `${where}: cannot reach it: ${cause}${tls}`);
 }
 
 function shapeError(url: string, what: string, name: string): CofferError {
