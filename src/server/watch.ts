@@ -174,6 +174,8 @@ export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void 
     }
     watchHealth();
     if (res.destroyed) stream.end();
+    // A revocation published between authentication and here found no stream to end: look once.
+    else if (stream.tokenId !== undefined) stream.recheck();
   });
 }
 
