@@ -3,6 +3,8 @@
  * coffer server, `src/providers/vault.ts` for Vault): one request whose whole body is read as
  * text within a size limit. The messages stay the caller's, which names its server its own way.
  */
+import { Agent, request } from "node:https";
+import { Readable } from "node:stream";
 import { CofferError } from "../errors.ts";
 
 /** How {@link fetchText} names its failures. */
@@ -68,4 +70,62 @@ export async function readCapped(res: Response, max: number, tooLarge: (declared
   const text = buf.toString("utf8");
   buf.fill(0);
   return text;
+}
+
+/** TLS material for a client's requests (PEM bytes). */
+export interface ClientTls {
+  /** the CA certificates to trust instead of the system's (as `curl --cacert`) */
+  ca?: Buffer;
+  /** a client certificate (chain) to present; needs `key` */
+  cert?: Buffer;
+  /** the client certificate's private key */
+  key?: Buffer;
+}
+
+/**
+ * A `fetch` for `https://` URLs that trusts `tls.ca` and presents `tls.cert`/`tls.key`, built on
+ * node:https since node's own fetch takes TLS options only through undici's dispatcher, which
+ * node does not export. It does what coffer's clients use: method, headers, a string or bytes
+ * body, `signal`, and `redirect: "error"` (a 3xx is refused; none is ever followed). Failures
+ * reject as fetch's do: `TypeError("fetch failed", {cause})`, or the signal's reason.
+ */
+export function tlsFetch(tls: ClientTls): typeof fetch {
+  const agent = new Agent({
+    minVersion: "TLSv1.2",
+    ...(tls.ca !== undefined && { ca: tls.ca }),
+    ...(tls.cert !== undefined && { cert: tls.cert }),
+    ...(tls.key !== undefined && { key: tls.key }),
+  });
+  const failed = (cause: unknown): TypeError => new TypeError("fetch failed", { cause });
+  return (async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
+    const url = new URL(input instanceof Request ? input.url : String(input));
+    if (url.protocol !== "https:") throw failed(Object.assign(new Error("TLS settings need an https:// URL"), { code: "ERR_NOT_HTTPS" }));
+    const signal = init.signal ?? undefined;
+    signal?.throwIfAborted();
+    const body = init.body ?? undefined;
+    if (body !== undefined && typeof body !== "string" && !(body instanceof Uint8Array)) throw failed(new Error("unsupported body"));
+    const method = (init.method ?? "GET").toUpperCase();
+    return new Promise<Response>((resolve, reject) => {
+      const req = request(url, { method, headers: Object.fromEntries(new Headers(init.headers)), agent }, (res) => {
+        const status = res.statusCode ?? 0;
+        if ((status >= 300 && status < 400 && init.redirect === "error") || status < 200 || status > 599) {
+          res.destroy();
+          reject(failed(Object.assign(new Error(`unexpected status ${status}`), { code: status < 400 ? "UND_ERR_REDIRECT" : "ERR_BAD_STATUS" })));
+          return;
+        }
+        const headers = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) {
+          for (const one of Array.isArray(v) ? v : v === undefined ? [] : [v]) headers.append(k, one);
+        }
+        const empty = method === "HEAD" || [204, 205, 304].includes(status);
+        if (empty) res.resume();
+        resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, statusText: res.statusMessage ?? "", headers }));
+      });
+      const onAbort = (): void => void req.destroy(signal?.reason as Error);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      req.on("close", () => signal?.removeEventListener("abort", onAbort));
+      req.on("error", (err) => reject(signal?.aborted === true ? signal.reason : failed(err)));
+      req.end(body);
+    });
+  }) as typeof fetch;
 }

@@ -4,7 +4,7 @@
  */
 import { CofferError } from "../errors.ts";
 import { CofferClient, ServerError, normaliseServerUrl } from "../server/client.ts";
-import { loadToken } from "../server/token-file.ts";
+import { loadServerTls, loadToken } from "../server/token-file.ts";
 import { Secret } from "../store/secret.ts";
 import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
 
@@ -135,7 +135,8 @@ interface Poller {
  *
  * `resolve({path, version?})` sends `GET {url}/v1/secrets/{path}[?version=N]` with
  * `Authorization: Bearer <token>`. The token is `ctx.env[spec.tokenEnv ?? "COFFER_TOKEN"]`,
- * else the one `coffer login URL` saved; it is looked up on the first request and kept. The
+ * else the one `coffer login URL` saved; it is looked up on the first request and kept, with the
+ * CA and client certificate `coffer login URL --ca F --cert F --key F` saved for the URL. The
  * Secret's `updatedAt` is the version's `createdAt` (when that version was written). `#key` is
  * not supported: a server secret is one value.
  *
@@ -165,7 +166,6 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
   const streamRetryMs = options.streamRetryMs ?? 1000;
   const maxStreamRetryMs = options.maxStreamRetryMs ?? 30_000;
   const streamIdleMs = options.streamIdleMs ?? 45_000;
-  const doFetch = options.fetch ?? fetch;
   const closing = new AbortController();
   const stops = new Set<() => void>();
   let client: CofferClient | undefined;
@@ -179,10 +179,14 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
       if (found === undefined) {
         throw new CofferError("E_CONFIG", `provider "${name}" needs a token: run \`coffer login ${url}\` or set ${tokenEnv}`);
       }
+      // The CA and client certificate come from `coffer login --ca/--cert/--key` only, never from
+      // .coffer.yml: a committed file must not choose which local key files are read.
+      const tls = loadServerTls(url, ctx.env);
       client = new CofferClient({
         url,
         token: found,
         signal: closing.signal,
+        ...(tls !== undefined && { tls }),
         ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
         ...(options.fetch !== undefined && { fetch: options.fetch }),
       });
@@ -299,7 +303,7 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
         idle.unref();
       };
       try {
-        getClient();
+        const { fetch: doFetch } = getClient();
         const headers: Record<string, string> = { Accept: "text/event-stream", Authorization: `Bearer ${token ?? ""}` };
         touch();
         const res = await doFetch(`${url}/v1/watch${prefix === "" ? "" : `?${new URLSearchParams({ prefix })}`}`, {

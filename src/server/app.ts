@@ -52,6 +52,8 @@ export interface ServerDeps {
 
 /** The longest an API token may live, and the default when `ttl` is absent: none (no expiry) for tokens, 1 h for dev-login. */
 const DEV_LOGIN_TTL_S = 3600;
+/** The longest `ttl` of `POST /v1/tokens`: 100 years (a later date is not a date JSON can carry well). */
+const MAX_TOKEN_TTL_S = 100 * 366 * 86_400;
 const TOKEN_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$/;
 const ROLE_NAME_RE = /^[a-z][a-z0-9_-]*$/;
 const SECRETS_PREFIX = "/v1/secrets/";
@@ -92,7 +94,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const mutualTls = deps.https?.requestCert === true;
   const app = Fastify({
     ...(deps.https !== undefined && { https: deps.https }),
-    ...(deps.logger === false ? { logger: false } : { loggerInstance: deps.logger as FastifyBaseLogger }),
+    ...(deps.logger === false ? { logger: false } : { loggerInstance: withRequestSerializer(deps.logger) as FastifyBaseLogger }),
     bodyLimit: config.limits.bodyBytes,
     trustProxy: config.behindProxy,
     genReqId: () => randomUUID(),
@@ -105,6 +107,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   });
   app.decorateRequest("principal", null);
   app.removeContentTypeParser("text/plain"); // bodies are JSON only: anything else is 415
+
+  // Before any plugin: an encapsulated plugin (the docs) keeps the error handler that was set
+  // when it was registered, and fastify's default one answers a 429 thrown by our hook as a 500.
+  app.setErrorHandler(async (err: unknown, req, reply) => {
+    const { status, code, message } = describeError(err);
+    if (status >= 500) req.log.error({ err: safeErr(err), code }, "request failed");
+    return reply.status(status).send({ error: { code, message }, requestId: req.id });
+  });
 
   const limits = limitStoreClass(deps.redis, storage.storeId.toString("hex"), () => metrics.rateLimitFallbacks.inc());
   metrics.watch(() => ({ limitMode: limits.state.mode(), changesHealthy: changes.healthy() }));
@@ -153,11 +163,6 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     metrics.latency.observe({ method: req.method, route }, reply.elapsedTime / 1000);
   });
 
-  app.setErrorHandler(async (err: unknown, req, reply) => {
-    const { status, code, message } = describeError(err);
-    if (status >= 500) req.log.error({ err: safeErr(err), code }, "request failed");
-    return reply.status(status).send({ error: { code, message }, requestId: req.id });
-  });
   app.setNotFoundHandler(async (req, reply) =>
     reply.status(404).send({ error: { code: "E_NOT_FOUND", message: `no endpoint ${req.method} ${req.url.split("?")[0]}; see /docs` }, requestId: req.id }),
   );
@@ -352,6 +357,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       audit: async (req, prefix) => {
         await record(req, { action: "secret.watch", name: null, version: null, detail: { prefix } }, "ok");
       },
+      expiresAt: (req) => req.principal?.expiresAt ?? null,
+      tokenId: (req) => req.principal?.tokenId,
       stillValid: async (req) => {
         const p = req.principal;
         if (p === null || (p.expiresAt !== null && p.expiresAt.getTime() <= Date.now())) return false;
@@ -416,6 +423,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
         await record(req, { action: "token.revoke", name: null, version: null, detail: { id } }, "not_found");
         throw fail("E_NOT_FOUND", `no active token with id ${id}`);
       }
+      // Every instance ends this token's watch streams now, not at their next heartbeat.
+      void changes.publishRevocation(id);
       return { id, revoked: true };
     });
 
@@ -567,6 +576,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       if (ms === undefined || ms < 1000) throw fail("E_INVALID_VALUE", `invalid ttl ${JSON.stringify(ttl)}: seconds, or a duration such as 30m, 12h, 90d`);
       seconds = Math.floor(ms / 1000);
     }
+    if (seconds !== undefined && !(seconds <= MAX_TOKEN_TTL_S)) {
+      throw fail("E_INVALID_VALUE", `invalid ttl: more than 100 years (${MAX_TOKEN_TTL_S} s); leave ttl out for a token that does not expire`);
+    }
     let expires = seconds === undefined ? null : new Date(Date.now() + seconds * 1000);
     // A token never outlives the credential that made it.
     if (p.expiresAt !== null && (expires === null || expires > p.expiresAt)) expires = p.expiresAt;
@@ -582,6 +594,31 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     );
     return { token: t.token, id: t.id, name, roles, expiresAt: expiresAt?.toISOString() ?? null };
   }
+}
+
+/**
+ * The logger with fastify's request serializer replaced by one that drops the query string: a
+ * client may put a token there (`?token=cof_…`), and a URL is logged for every request.
+ */
+function withRequestSerializer(logger: Logger): Logger {
+  return logger.child({}, {
+    serializers: {
+      req: (req: FastifyRequest) => ({
+        method: req.method,
+        url: redactQuery(req.url),
+        host: req.host,
+        remoteAddress: req.ip,
+        remotePort: req.socket?.remotePort,
+      }),
+    },
+  });
+}
+
+/** `/path?a=b` → `/path?[redacted]`; a URL without a query string is kept as it is. */
+function redactQuery(url: string | undefined): string | undefined {
+  if (typeof url !== "string") return url;
+  const q = url.indexOf("?");
+  return q === -1 ? url : `${url.slice(0, q)}?[redacted]`;
 }
 
 /** The caller of an authenticated route. */

@@ -7,6 +7,9 @@
  * A transport that is down never stops the server: the bus starts anyway, reports
  * `healthy() === false`, reconnects by itself, and the watch route tells its clients to
  * re-check (`event: resync`) when it is back.
+ *
+ * The same channel carries token revocations (`{"revoked": "<token id>", "at": …}`), so that every
+ * instance ends the watch streams of a revoked token at once rather than at their next heartbeat.
  */
 import { isSecretName } from "../store/names.ts";
 
@@ -27,6 +30,13 @@ export interface ChangeBus {
   publish(event: ChangeEvent): Promise<void>;
   /** Calls `listener` for every event from any instance; returns the unsubscribe function. */
   subscribe(listener: (event: ChangeEvent) => void): () => void;
+  /**
+   * Tells every instance that the API token `tokenId` was revoked: this instance's listeners at
+   * once (even with the transport down), the others' through it. Never throws.
+   */
+  publishRevocation(tokenId: string): Promise<void>;
+  /** Calls `listener` with the id of every token revoked on any instance (maybe twice); returns the unsubscribe function. */
+  onRevocation(listener: (tokenId: string) => void): () => void;
   /** False while the transport is down (events may be missed; clients fall back to polling). */
   healthy(): boolean;
   close(): Promise<void>;
@@ -68,23 +78,58 @@ export function toChangeEvent(value: unknown): ChangeEvent | undefined {
   return { name, version, action, at };
 }
 
-/** Parses a message off the wire (JSON text); undefined when malformed. */
-function parseEvent(text: string): ChangeEvent | undefined {
+/** A token id as the server makes them (keys.ts): 16 hex digits. */
+const TOKEN_ID = /^[0-9a-f]{16}$/;
+
+/** The wire form of a revocation. */
+function revocationMessage(tokenId: string): string {
+  return JSON.stringify({ revoked: tokenId, at: new Date().toISOString() });
+}
+
+/** Parses a message off the wire (JSON text): a change or a revocation; undefined when malformed. */
+function parseMessage(text: string): { change: ChangeEvent } | { revoked: string } | undefined {
   if (text.length > 8192) return undefined;
   try {
-    return toChangeEvent(JSON.parse(text));
+    const value: unknown = JSON.parse(text);
+    if (typeof value === "object" && value !== null && Object.hasOwn(value, "revoked")) {
+      const id = (value as { revoked: unknown }).revoked;
+      return typeof id === "string" && TOKEN_ID.test(id) ? { revoked: id } : undefined;
+    }
+    const change = toChangeEvent(value);
+    return change === undefined ? undefined : { change };
   } catch {
     return undefined;
   }
 }
 
+/** The listeners of a bus: changes and revocations. */
+function busListeners() {
+  const changes = listenerSet<ChangeEvent>();
+  const revocations = listenerSet<string>();
+  return {
+    changes,
+    revocations,
+    /** delivers a message off the wire */
+    deliver(text: string): void {
+      const m = parseMessage(text);
+      if (m === undefined) return;
+      if ("revoked" in m) revocations.emit(m.revoked);
+      else changes.emit(m.change);
+    },
+    clear(): void {
+      changes.clear();
+      revocations.clear();
+    },
+  };
+}
+
 /** A listener set whose listeners cannot break each other. */
-function listenerSet(): { add: (l: (e: ChangeEvent) => void) => () => void; emit: (e: ChangeEvent) => void; clear: () => void } {
-  const listeners = new Set<(event: ChangeEvent) => void>();
+function listenerSet<T>(): { add: (l: (e: T) => void) => () => void; emit: (e: T) => void; clear: () => void } {
+  const listeners = new Set<(event: T) => void>();
   return {
     add(listener) {
       // Wrapped, so the same function subscribed twice is two subscriptions.
-      const wrapped = (e: ChangeEvent) => listener(e);
+      const wrapped = (e: T) => listener(e);
       listeners.add(wrapped);
       return () => void listeners.delete(wrapped);
     },
@@ -110,14 +155,18 @@ function safeError(what: string, err: unknown): Error {
 
 /** The single-instance bus. */
 export function createMemoryBus(): ChangeBus {
-  const listeners = listenerSet();
+  const listeners = busListeners();
   return {
     kind: "memory",
     async publish(event) {
       const e = toChangeEvent(event);
-      if (e !== undefined) listeners.emit(e);
+      if (e !== undefined) listeners.changes.emit(e);
     },
-    subscribe: (listener) => listeners.add(listener),
+    subscribe: (listener) => listeners.changes.add(listener),
+    async publishRevocation(tokenId) {
+      if (TOKEN_ID.test(tokenId)) listeners.revocations.emit(tokenId);
+    },
+    onRevocation: (listener) => listeners.revocations.add(listener),
     healthy: () => true,
     async close() {
       listeners.clear();
@@ -134,7 +183,7 @@ export function createMemoryBus(): ChangeBus {
 export async function createRedisBus(url: string, options: ChangeBusOptions = {}): Promise<ChangeBus> {
   const { Redis } = await import("ioredis");
   const onError = options.onError ?? (() => {});
-  const listeners = listenerSet();
+  const listeners = busListeners();
   let closed = false;
   const common = {
     lazyConnect: true,
@@ -159,9 +208,7 @@ export async function createRedisBus(url: string, options: ChangeBusOptions = {}
     );
   });
   sub.on("message", (from: string, message: string) => {
-    if (from !== channel) return;
-    const event = parseEvent(message);
-    if (event !== undefined) listeners.emit(event);
+    if (from === channel) listeners.deliver(message);
   });
   const healthy = () => !closed && subscribed && pub.status === "ready" && sub.status === "ready";
 
@@ -193,7 +240,18 @@ export async function createRedisBus(url: string, options: ChangeBusOptions = {}
         onError(safeError("redis publish", err));
       }
     },
-    subscribe: (listener) => listeners.add(listener),
+    subscribe: (listener) => listeners.changes.add(listener),
+    async publishRevocation(tokenId) {
+      if (!TOKEN_ID.test(tokenId)) return;
+      listeners.revocations.emit(tokenId);
+      if (closed) return;
+      try {
+        await pub.publish(channel, revocationMessage(tokenId));
+      } catch (err) {
+        onError(safeError("redis publish", err));
+      }
+    },
+    onRevocation: (listener) => listeners.revocations.add(listener),
     healthy,
     async close() {
       if (closed) return;
@@ -221,7 +279,7 @@ export async function createPostgresBus(url: string, options: ChangeBusOptions =
   const pg = (await import("pg")).default;
   const onError = options.onError ?? (() => {});
   const connectTimeoutMs = options.connectTimeoutMs ?? 2000;
-  const listeners = listenerSet();
+  const listeners = busListeners();
   const pool = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: connectTimeoutMs, idleTimeoutMillis: 30_000, application_name: "coffer-notify" });
   pool.on("error", (err) => onError(safeError("postgres publisher", err)));
   let closed = false;
@@ -252,8 +310,7 @@ export async function createPostgresBus(url: string, options: ChangeBusOptions =
     c.on("end", () => drop());
     c.on("notification", (msg) => {
       if (msg.channel !== CHANGE_CHANNEL_POSTGRES || msg.payload === undefined) return;
-      const event = parseEvent(msg.payload);
-      if (event !== undefined) listeners.emit(event);
+      listeners.deliver(msg.payload);
     });
     try {
       await c.connect();
@@ -283,7 +340,18 @@ export async function createPostgresBus(url: string, options: ChangeBusOptions =
         onError(safeError("postgres publish", err));
       }
     },
-    subscribe: (listener) => listeners.add(listener),
+    subscribe: (listener) => listeners.changes.add(listener),
+    async publishRevocation(tokenId) {
+      if (!TOKEN_ID.test(tokenId)) return;
+      listeners.revocations.emit(tokenId);
+      if (closed) return;
+      try {
+        await pool.query("SELECT pg_notify($1, $2)", [CHANGE_CHANNEL_POSTGRES, revocationMessage(tokenId)]);
+      } catch (err) {
+        onError(safeError("postgres publish", err));
+      }
+    },
+    onRevocation: (listener) => listeners.revocations.add(listener),
     healthy: () => !closed && listening,
     async close() {
       if (closed) return;

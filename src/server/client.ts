@@ -4,8 +4,11 @@
  * validated before it is returned; every failure is a {@link CofferError} that names the server
  * and never carries the token or a value.
  */
+import { isAbsolute } from "node:path";
 import { CofferError, ERROR_CODES, type ErrorCode } from "../errors.ts";
-import { fetchText } from "../providers/http.ts";
+import { fetchText, tlsFetch, type ClientTls } from "../providers/http.ts";
+import { readPrivateFile } from "../store/fs-secure.ts";
+import { readPublicFile } from "./tls.ts";
 import { assertSecretName } from "../store/names.ts";
 import { jsonValue } from "../store/secret.ts";
 
@@ -60,6 +63,47 @@ export interface CofferClientOptions {
   signal?: AbortSignal;
   /** the fetch to use (tests) */
   fetch?: typeof fetch;
+  /** a private CA to trust and a client certificate to present (`coffer login --ca/--cert/--key`) */
+  tls?: ClientTlsFiles;
+}
+
+/**
+ * The TLS files a client of one server uses, as absolute paths: saved by `coffer login URL --ca F
+ * --cert F --key F` beside the token (never in .coffer.yml: a committed file must not choose
+ * which local key files are read).
+ */
+export interface ClientTlsFiles {
+  /** CA certificates (PEM) trusted for this server instead of the system's */
+  ca?: string;
+  /** a client certificate (PEM) to present; goes with `key` */
+  cert?: string;
+  /** its private key (PEM, unencrypted), private to the user */
+  key?: string;
+}
+
+/**
+ * Checks the TLS files of a client: absolute paths, a certificate only with its key; the key
+ * private to the user, the certificate and CA owned by the user or root and writable by no
+ * one else.
+ * @throws CofferError E_USAGE for a bad combination, E_CONFIG for a missing file; PermissionsError
+ */
+export function readClientTls(files: ClientTlsFiles, url: string): ClientTls {
+  if ((files.cert === undefined) !== (files.key === undefined)) {
+    throw new CofferError("E_USAGE", "a client certificate needs its key: give both --cert and --key, or neither");
+  }
+  for (const p of [files.ca, files.cert, files.key]) {
+    if (p !== undefined && !isAbsolute(p)) throw new CofferError("E_USAGE", `TLS file ${JSON.stringify(p)} is not an absolute path`);
+  }
+  if (!url.startsWith("https://")) {
+    throw new CofferError("E_USAGE", `server ${url}: a CA or client certificate needs an https:// URL`);
+  }
+  const missing = (what: string, path: string) => () =>
+    new CofferError("E_CONFIG", `${what} ${path} for server ${url} does not exist; run \`coffer login ${url}\` with the right --ca/--cert/--key`);
+  return {
+    ...(files.ca !== undefined && { ca: readPublicFile(files.ca, "CA file", missing("CA file", files.ca)) }),
+    ...(files.cert !== undefined && { cert: readPublicFile(files.cert, "client certificate", missing("client certificate", files.cert)) }),
+    ...(files.key !== undefined && { key: readPrivateFile(files.key, "client key file", missing("client key file", files.key)) }),
+  };
 }
 
 /** One version of a secret, with its value. */
@@ -143,9 +187,13 @@ export class CofferClient {
   readonly #token: string | undefined;
   readonly #timeoutMs: number;
   readonly #signal: AbortSignal | undefined;
-  readonly #fetch: typeof fetch;
+  /** the fetch every request to this server goes through (with its TLS settings, if any) */
+  readonly fetch: typeof fetch;
 
-  /** @throws CofferError E_INVALID_VALUE for a bad URL, a bad timeout, or a token that cannot go in a header */
+  /**
+   * @throws CofferError E_INVALID_VALUE for a bad URL, a bad timeout, or a token that cannot go in
+   *   a header; what {@link readClientTls} throws for `tls`
+   */
   constructor(options: CofferClientOptions) {
     this.url = normaliseServerUrl(options.url);
     if (options.token !== undefined && !/^[\x21-\x7e]{1,8192}$/.test(options.token)) {
@@ -159,7 +207,7 @@ export class CofferClient {
     this.#token = options.token;
     this.#timeoutMs = timeoutMs;
     this.#signal = options.signal;
-    this.#fetch = options.fetch ?? fetch;
+    this.fetch = options.fetch ?? (options.tls !== undefined ? tlsFetch(readClientTls(options.tls, this.url)) : fetch);
   }
 
   /**
@@ -284,7 +332,7 @@ export class CofferClient {
     }
     const { res, text } = await fetchText(
       // redirect "error": the token goes to this server and nowhere else.
-      () => this.#fetch(`${this.url}${target}`, { method, headers, body: data ?? null, redirect: "error", signal: AbortSignal.any(signals) }),
+      () => this.fetch(`${this.url}${target}`, { method, headers, body: data ?? null, redirect: "error", signal: AbortSignal.any(signals) }),
       {
         where,
         maxBytes: SERVER_MAX_RESPONSE_BYTES,
@@ -356,7 +404,11 @@ function fetchError(where: string, err: unknown, timeoutMs: number): CofferError
   if (e.name === "AbortError") return new CofferError("E_PROVIDER", `${where}: the request was cancelled (closed)`);
   // Only the cause's code (ECONNREFUSED, ENOTFOUND, …): fetch's own messages can quote headers.
   const cause = e.cause?.code ?? (e.name === "TypeError" ? "network error" : "error");
-  return new CofferError("E_PROVIDER", `${where}: cannot reach it: ${cause}`);
+  // A certificate the system does not trust, or a server that wants one from us.
+  const tls = /CERT|SELF_SIGNED|UNABLE_TO_|^ERR_SSL_|^ERR_TLS_/.test(cause)
+    ? `; the TLS handshake failed: for a private CA or a client certificate, run \`coffer login ${where.replace(/^server /, "")} --ca FILE [--cert FILE --key FILE]\``
+    : "";
+  return new CofferError("E_PROVIDER", `${where}: cannot reach it: ${cause}${tls}`);
 }
 
 function shapeError(url: string, what: string, name: string): CofferError {

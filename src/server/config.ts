@@ -51,6 +51,11 @@ export interface JwtConfig {
   rolesClaim: string;
   /** accepted `alg` values; default `["HS256"]` with a secret, `["RS256", "ES256", "EdDSA"]` with a JWKS */
   algorithms: string[];
+  /**
+   * The longest a JWT may live, in ms: `exp - iat` (or `exp - now` without `iat`) above it is
+   * refused. Absent: 24 h ({@link DEFAULT_JWT_MAX_LIFETIME_MS}).
+   */
+  maxLifetimeMs?: number;
 }
 
 /** The checked, frozen server configuration. */
@@ -153,6 +158,10 @@ const DEFAULT_VALUE_BYTES = DEFAULT_MAX_VALUE_BYTES;
 const DEFAULT_BODY_BYTES = Math.ceil((DEFAULT_MAX_VALUE_BYTES * 4) / 3) + 64 * 1024;
 const MIN_BODY_BYTES = 1024;
 const MAX_WINDOW_MS = 24 * 60 * 60 * 1000;
+/** `jwt.maxLifetime` when unset: 24 h. */
+export const DEFAULT_JWT_MAX_LIFETIME_MS = 24 * 60 * 60 * 1000;
+/** The largest `jwt.maxLifetime`: 366 days. */
+const MAX_JWT_MAX_LIFETIME_MS = 366 * 24 * 60 * 60 * 1000;
 const MIN_SECRET_BYTES = 32;
 const ROOT_ROLE = "root";
 const SYSTEM_PATHS = ["sys:tokens", "sys:audit", "sys:metrics"] as const;
@@ -319,7 +328,7 @@ function envName(path: string): string {
 
 const TOP_KEYS = ["listen", "jwt", "rateLimit", "limits", "roles", "devLogin", "behindProxy", "metrics", "database", "redis", "tls", "clients"] as const;
 const SECTION_KEYS = {
-  jwt: ["secret", "jwksFile", "jwksUrl", "issuer", "audience", "rolesClaim", "algorithms"],
+  jwt: ["secret", "jwksFile", "jwksUrl", "issuer", "audience", "rolesClaim", "algorithms", "maxLifetime"],
   rateLimit: ["requests", "window", "ipRequests"],
   limits: ["bodyBytes", "valueBytes"],
   metrics: ["public"],
@@ -591,6 +600,15 @@ class ServerChecker extends YamlChecker {
         if (rules.length === 0) algorithms = out;
       }
     }
+    let maxLifetimeMs = DEFAULT_JWT_MAX_LIFETIME_MS;
+    const ml = this.source("jwt.maxLifetime");
+    if (ml !== undefined) {
+      const text = ml.from === "env" ? ml.text : isScalar(ml.node) && typeof ml.node.value === "string" ? ml.node.value : undefined;
+      const ms = text === undefined ? undefined : parseDuration(text);
+      if (ms === undefined) this.bad(ml, DURATION_RULE, ml.from === "file" ? this.kind(ml.node) : undefined);
+      else if (ms < 1000 || ms > MAX_JWT_MAX_LIFETIME_MS) this.bad(ml, "must be between 1s and 366d", show(text ?? ""));
+      else maxLifetimeMs = ms;
+    }
     if (this.problems.length + this.envProblems.length > before) return undefined;
     if (issuer === undefined || audience === undefined) return undefined;
     return {
@@ -601,6 +619,7 @@ class ServerChecker extends YamlChecker {
       audience,
       rolesClaim,
       algorithms,
+      ...(ml !== undefined && { maxLifetimeMs }),
     };
   }
 

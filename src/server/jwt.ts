@@ -3,7 +3,8 @@
  *
  * The algorithms are pinned by the configuration (never `none`, never HMAC with a key set, never
  * an asymmetric algorithm with a shared secret, so no algorithm confusion), the issuer and the
- * audience must be the configured ones, and `exp` and `sub` are required: no eternal JWTs.
+ * audience must be the configured ones, and `exp` and `sub` are required: no eternal JWTs, and none
+ * that lives longer than `jwt.maxLifetime` (from `iat`, or from now without it).
  * Every failure is a {@link JwtError} whose message is short and fixed: it never carries the token
  * or a claim value.
  */
@@ -20,7 +21,7 @@ import {
   type JWTVerifyGetKey,
 } from "jose";
 import { CofferError } from "../errors.ts";
-import type { JwtConfig } from "./config.ts";
+import { DEFAULT_JWT_MAX_LIFETIME_MS, type JwtConfig } from "./config.ts";
 
 /** What a verified JWT says about its holder. */
 export interface JwtClaims {
@@ -57,6 +58,7 @@ export type JwtFailureReason =
   | "audience"
   | "malformed"
   | "claims"
+  | "lifetime"
   | "jwks";
 
 const MESSAGES: Readonly<Record<JwtFailureReason, string>> = {
@@ -68,6 +70,7 @@ const MESSAGES: Readonly<Record<JwtFailureReason, string>> = {
   audience: "the JWT's audience is not the configured one",
   malformed: "the JWT is malformed",
   claims: "the JWT has no sub/exp claim",
+  lifetime: "the JWT lives longer than the server's jwt.maxLifetime allows: ask the issuer for a shorter-lived token",
   jwks: "the JWT's signing key is not in the configured key set",
 };
 
@@ -308,6 +311,7 @@ export async function createJwtVerifier(config: JwtConfig): Promise<JwtVerifier>
     requiredClaims: ["exp", "sub"],
   };
   const rolesClaim = config.rolesClaim;
+  const maxLifetimeS = (config.maxLifetimeMs ?? DEFAULT_JWT_MAX_LIFETIME_MS) / 1000;
 
   return {
     async verify(token: string): Promise<JwtClaims> {
@@ -318,10 +322,16 @@ export async function createJwtVerifier(config: JwtConfig): Promise<JwtVerifier>
       } catch (err) {
         throw toJwtError(err);
       }
-      const { sub, exp, iss } = payload;
+      const { sub, exp, iss, iat } = payload;
       if (typeof sub !== "string" || sub === "" || typeof exp !== "number" || typeof iss !== "string") {
         throw new JwtError("claims");
       }
+      // An exp far away (1e300) is a JWT that never expires, and no date either: refused here,
+      // before anything turns it into a Date. The lifetime counts from iat when the JWT has one
+      // (an iat in the future counts from now: it must not stretch the limit).
+      const now = Date.now() / 1000;
+      const issuedAt = typeof iat === "number" && Number.isFinite(iat) ? Math.min(iat, now) : now;
+      if (!Number.isFinite(exp) || exp - issuedAt > maxLifetimeS) throw new JwtError("lifetime");
       // The subject becomes the audit's actor (`jwt:<sub>`): keep it one short printable line.
       if (sub.length > MAX_SUBJECT_LENGTH || /\p{Cc}/u.test(sub)) {
         throw new JwtError("claims", `the JWT's sub claim is longer than ${MAX_SUBJECT_LENGTH} characters or holds control characters`);

@@ -1,6 +1,7 @@
 /**
- * HTTPS and mutual TLS for the team server: loading the certificate, key and client CA (files
- * private to the user as docs/design.md §3 wants, the key checked against the certificate), reloading
+ * HTTPS and mutual TLS for the team server: loading the certificate, key and client CA (the key
+ * private to the user as docs/design.md §3 wants; certificates are public, so they only must not be
+ * anyone else's to change; the key checked against the certificate), reloading
  * them on SIGHUP without dropping connections, and mapping a verified client certificate to
  * roles through the config's `clients`.
  *
@@ -13,8 +14,9 @@ import type { KeyObject } from "node:crypto";
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import type { SecureContextOptions, Server as TlsServer } from "node:tls";
-import { CofferError } from "../errors.ts";
-import { readPrivateFile } from "../store/fs-secure.ts";
+import { readFileSync, statSync } from "node:fs";
+import { CofferError, PermissionsError } from "../errors.ts";
+import { readPrivateFile, shellQuote } from "../store/fs-secure.ts";
 
 /** The TLS files of the server config (absolute paths). */
 export interface TlsFiles {
@@ -53,8 +55,10 @@ const SETTING = { cert: "tls.cert (COFFER_TLS_CERT)", key: "tls.key (COFFER_TLS_
 /**
  * Reads the PEM files and makes the server's TLS options.
  *
- * Every file (key, certificate, CA) must be private to the user: a file that is group- or
- * world-accessible or owned by someone else is refused with the `chmod`/`chown` to run.
+ * The key must be private to the user: group- or world-accessible, or owned by someone else, it is
+ * refused with the `chmod`/`chown` to run. The certificate and CA are public (0644 as certbot
+ * writes them is fine) but must be the user's or root's and writable by nobody else, since
+ * whoever can replace the CA chooses which clients get in.
  * @example https.createServer(loadTlsOptions(config.tls), handler)
  * @throws PermissionsError E_PERMISSIONS; CofferError E_CONFIG when a file is missing or
  *   unreadable, is not PEM of the right kind, the key is encrypted, or the key does not match
@@ -178,13 +182,45 @@ export function certificatePrincipal(
 
 function readTlsFile(path: string, which: keyof typeof SETTING): Buffer {
   const what = which === "key" ? "TLS key file" : which === "cert" ? "TLS certificate file" : "TLS client CA file";
+  const missing = () => new CofferError("E_CONFIG", `${what} ${path} does not exist; check ${SETTING[which]}`);
   try {
-    return readPrivateFile(path, what, () => new CofferError("E_CONFIG", `${what} ${path} does not exist; check ${SETTING[which]}`));
+    return which === "key" ? readPrivateFile(path, what, missing) : readPublicFile(path, what, missing);
   } catch (err) {
     if (err instanceof CofferError) throw err;
     const code = (err as NodeJS.ErrnoException).code ?? "error";
     throw new CofferError("E_CONFIG", `${what} ${path} cannot be read (${code}); check ${SETTING[which]}`, { cause: err });
   }
+}
+
+/**
+ * Reads a file that anyone may read but only its owner may change (a certificate, a CA): owned
+ * by the user or root, not writable by group or others.
+ * @param missing - the error to throw when the file does not exist
+ * @throws PermissionsError with the `chmod`/`chown` to run, or `missing`
+ */
+export function readPublicFile(path: string, what: string, missing: () => CofferError): Buffer {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw missing();
+    throw err;
+  }
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+    throw new PermissionsError(
+      `${what} ${path} is owned by uid ${st.uid}, neither you (uid ${uid}) nor root, who could replace it; ` +
+        `make it yours with \`sudo chown ${uid} ${shellQuote(path)}\` or use your own copy`,
+    );
+  }
+  const mode = st.mode & 0o777;
+  if ((mode & 0o022) !== 0) {
+    throw new PermissionsError(
+      `${what} ${path} is writable by group or others (mode ${mode.toString(8).padStart(4, "0")}), who could replace it; ` +
+        `run \`chmod go-w ${shellQuote(path)}\``,
+    );
+  }
+  return readFileSync(path);
 }
 
 function parseCertificate(pem: Buffer, path: string, what: string, setting: string): X509Certificate {

@@ -3,20 +3,25 @@
  * file in a 0700 directory, refused when others can read it (docs/design.md §3, like the identity).
  *
  * Format: `{"version":1,"servers":{"https://coffer.example.com":{"token":"cof_…","savedAt":"…"}}}`,
- * keyed by the server's canonical URL ({@link normaliseServerUrl}).
+ * keyed by the server's canonical URL ({@link normaliseServerUrl}). An entry may also hold `"tls":
+ * {"ca": PATH, "cert": PATH, "key": PATH}` (absolute paths, each optional; `coffer login --ca
+ * --cert --key`): the files every client of that server uses, read (and checked) when used.
  */
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join } from "node:path";
 import { CofferError } from "../errors.ts";
 import { ensurePrivateDir, readPrivateFile, replacePrivateFile } from "../store/fs-secure.ts";
 import { configDir } from "../store/paths.ts";
-import { normaliseServerUrl } from "./client.ts";
+import { normaliseServerUrl, type ClientTlsFiles } from "./client.ts";
 
 export { normaliseServerUrl } from "./client.ts";
 
 interface Entry {
   token: string;
   savedAt: string;
+  tls?: ClientTlsFiles;
 }
+
+const TLS_KEYS = ["ca", "cert", "key"] as const;
 
 /**
  * The token file's path: `$COFFER_HOME/tokens.json`, else `$XDG_CONFIG_HOME/coffer/tokens.json`,
@@ -36,12 +41,20 @@ export function loadToken(url: string, env: NodeJS.ProcessEnv = process.env): st
 }
 
 /**
- * Saves `token` for the server at `url`, replacing any token saved for it (atomically; the file
- * is 0600 and its directory 0700 whatever the umask).
+ * The TLS files saved for the server at `url` by `coffer login --ca/--cert/--key`, or undefined.
+ * @throws PermissionsError when the file is accessible to others; CofferError E_CONFIG when it is malformed
+ */
+export function loadServerTls(url: string, env: NodeJS.ProcessEnv = process.env): ClientTlsFiles | undefined {
+  return readServers(tokenFilePath(env))[normaliseServerUrl(url)]?.tls;
+}
+
+/**
+ * Saves `token` for the server at `url`, with the TLS files to use for it (if any), replacing
+ * whatever was saved for it (atomically; the file is 0600 and its directory 0700 whatever the umask).
  * @returns the file written
  * @throws CofferError E_INVALID_VALUE for a bad URL or a token with spaces or control characters
  */
-export function saveToken(url: string, token: string, env: NodeJS.ProcessEnv = process.env): string {
+export function saveToken(url: string, token: string, env: NodeJS.ProcessEnv = process.env, tls?: ClientTlsFiles): string {
   const key = normaliseServerUrl(url);
   if (!/^[\x21-\x7e]{1,8192}$/.test(token)) {
     throw new CofferError("E_INVALID_VALUE", "the token is empty, too long, or holds spaces or control characters; check how it was copied");
@@ -49,7 +62,8 @@ export function saveToken(url: string, token: string, env: NodeJS.ProcessEnv = p
   const path = tokenFilePath(env);
   ensurePrivateDir(dirname(path));
   const servers = readServers(path);
-  servers[key] = { token, savedAt: new Date().toISOString() };
+  const files = tls === undefined ? undefined : tlsEntry(tls);
+  servers[key] = { token, savedAt: new Date().toISOString(), ...(files !== undefined && { tls: files }) };
   write(path, servers);
   return path;
 }
@@ -107,9 +121,25 @@ function readServers(path: string): Record<string, Entry> {
     if (!isObject(entry) || typeof entry.token !== "string" || entry.token === "" || typeof entry.savedAt !== "string") {
       throw bad(`the entry for ${key} is not {"token": "…", "savedAt": "…"}`);
     }
-    servers[key] = { token: entry.token, savedAt: entry.savedAt };
+    let tls: ClientTlsFiles | undefined;
+    if (entry.tls !== undefined) {
+      const t = entry.tls;
+      if (!isObject(t) || Object.keys(t).some((k) => !(TLS_KEYS as readonly string[]).includes(k)) ||
+        TLS_KEYS.some((k) => t[k] !== undefined && (typeof t[k] !== "string" || !isAbsolute(t[k])))) {
+        throw bad(`the tls of ${key} is not {"ca", "cert", "key"} with absolute paths`);
+      }
+      tls = tlsEntry(t as ClientTlsFiles);
+    }
+    servers[key] = { token: entry.token, savedAt: entry.savedAt, ...(tls !== undefined && { tls }) };
   }
   return servers;
+}
+
+/** Only the paths that are set; undefined when none is. */
+function tlsEntry(tls: ClientTlsFiles): ClientTlsFiles | undefined {
+  const out: ClientTlsFiles = {};
+  for (const k of TLS_KEYS) if (tls[k] !== undefined) out[k] = tls[k];
+  return Object.keys(out).length === 0 ? undefined : out;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

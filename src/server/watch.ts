@@ -10,7 +10,12 @@
  * - `event: degraded` when the change transport goes down (events may be missed: poll), and
  *   `event: resync` when it is back (check everything once, then rely on the stream again)
  *
- * The stream ends when the client goes away or the server closes.
+ * The stream ends when the client goes away, the server closes, or the credential stops being
+ * good: at its expiry (checked on every event too), at once when its API token is revoked on any
+ * instance (revocations travel on the change bus), and at the next heartbeat otherwise (a
+ * revocation missed while the transport was down is caught there, or when it is back).
+ *
+ * `HEAD /v1/watch` answers 200 with the stream's headers and no body: it opens nothing.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ServerResponse } from "node:http";
@@ -32,6 +37,10 @@ export interface WatchDeps {
   stillValid?: (req: FastifyRequest) => Promise<boolean>;
   /** how often the bus's health is looked at, for degraded/resync (default 1000 ms) */
   healthCheckMs?: number;
+  /** when the request's credential expires (null: never); the stream ends then */
+  expiresAt?: (req: FastifyRequest) => Date | null;
+  /** the request's API token id, if any: a revocation of it on the bus ends the stream at once */
+  tokenId?: (req: FastifyRequest) => string | undefined;
 }
 
 /** A client that reads slower than this much unsent output is cut off (it falls back to polling). */
@@ -40,7 +49,20 @@ const MAX_BUFFERED_BYTES = 1024 * 1024;
 interface Stream {
   res: ServerResponse;
   end: () => void;
+  /** asks `stillValid` and ends the stream unless it says yes */
+  recheck: () => void;
+  tokenId: string | undefined;
 }
+
+/** The longest delay setTimeout takes; a later expiry is left to the heartbeat's check. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+const SSE_HEADERS = {
+  "content-type": "text/event-stream; charset=utf-8",
+  "cache-control": "no-store",
+  "x-content-type-options": "nosniff",
+  "x-accel-buffering": "no",
+} as const;
 
 /** Registers the route on the authenticated API context. */
 export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void {
@@ -59,6 +81,8 @@ export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void 
     healthTimer = setInterval(() => {
       const now = deps.bus.healthy();
       if (now !== wasHealthy) broadcast(now ? sse("resync", { reason: "the change transport is back" }) : sse("degraded", { reason: "the change transport is down" }));
+      // Revocations published while the transport was down were missed: check every credential.
+      if (now && !wasHealthy) for (const s of [...streams]) s.recheck();
       wasHealthy = now;
     }, healthCheckMs);
     healthTimer.unref();
@@ -70,8 +94,13 @@ export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void 
     }
   };
 
+  const stopRevocations = deps.bus.onRevocation((tokenId) => {
+    for (const s of [...streams]) if (s.tokenId === tokenId) s.end();
+  });
+
   // app.close() waits for open connections: end every stream first, so shutdown is prompt.
   api.addHook("preClose", async () => {
+    stopRevocations();
     for (const s of [...streams]) s.end();
   });
 
@@ -85,28 +114,34 @@ export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void 
       response: { 200: { description: "an event stream", content: { "text/event-stream": { schema: { type: "string" } } } } },
     },
   }, async (req, reply) => {
+    // fastify routes HEAD here too: the headers a GET would get, no body, no stream, no audit.
+    if (req.method === "HEAD") return reply.status(200).headers(SSE_HEADERS).send();
     const prefix = (req.query as { prefix?: string }).prefix ?? "";
+    const expiresAt = deps.expiresAt?.(req) ?? null;
+    const expired = () => expiresAt !== null && expiresAt.getTime() <= Date.now();
     await deps.audit(req, prefix); // a throw refuses the stream (fail closed)
     reply.hijack();
     const res = reply.raw;
-    res.writeHead(200, {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-store",
-      "x-content-type-options": "nosniff",
-      "x-accel-buffering": "no",
-      connection: "keep-alive",
-    });
+    res.writeHead(200, { ...SSE_HEADERS, connection: "keep-alive" });
     res.socket?.setNoDelay(true);
     let unsubscribe: (() => void) | undefined;
     let heartbeat: NodeJS.Timeout | undefined;
+    let expiry: NodeJS.Timeout | undefined;
     const stream: Stream = {
       res,
+      tokenId: deps.tokenId?.(req),
       end: () => {
         if (!streams.delete(stream)) return;
         unsubscribe?.();
         if (heartbeat !== undefined) clearInterval(heartbeat);
+        if (expiry !== undefined) clearTimeout(expiry);
         unwatchHealth();
         if (!res.writableEnded) res.end();
+      },
+      recheck: () => {
+        if (expired()) return stream.end();
+        if (deps.stillValid === undefined) return;
+        deps.stillValid(req).then((ok) => ok || stream.end(), () => stream.end());
       },
     };
     streams.add(stream);
@@ -114,9 +149,9 @@ export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void 
     res.on("error", stream.end);
     write(stream, sse("ready", { prefix, transport: deps.bus.kind, healthy: deps.bus.healthy() }));
     unsubscribe = deps.bus.subscribe((event: ChangeEvent) => {
+      if (expired()) return stream.end();
       if (!event.name.startsWith(prefix)) return;
-      // Looked up per event: a token revoked later is cut off by its next request, and the
-      // policy is the one the server runs with.
+      // Looked up per event: the policy is the one the server runs with.
       if (!deps.canSee(req, event.name)) return;
       const { name, version, action, at } = event;
       write(stream, sse("change", { name, version, action, at }, at));
@@ -132,8 +167,15 @@ export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void 
       );
     }, heartbeatMs);
     heartbeat.unref();
+    if (expiresAt !== null) {
+      const ms = expiresAt.getTime() - Date.now();
+      if (ms <= 0) stream.end();
+      else if (ms < MAX_TIMER_MS) (expiry = setTimeout(stream.end, ms)).unref();
+    }
     watchHealth();
     if (res.destroyed) stream.end();
+    // A revocation published between authentication and here found no stream to end: look once.
+    else if (stream.tokenId !== undefined) stream.recheck();
   });
 }
 

@@ -108,3 +108,63 @@ test("login and logout --help show an example", async (t) => {
     assert.match(r.out, new RegExp(`Examples:\n  coffer ${cmd} https://coffer.example.com`));
   }
 });
+
+test("login --ca --cert --key reaches a mutual-TLS server with a private CA, and run reads through the saved settings", async (t) => {
+  const { chmodSync } = await import("node:fs");
+  const { makeCa, makeCert } = await import("../server/certs.ts");
+  const { parseServerConfig } = await import("../../src/server/config.ts");
+  const { initServer, startServer } = await import("../../src/server/server.ts");
+  const { tlsFetch } = await import("../../src/providers/http.ts");
+  const { teamProjectYaml } = await import("./run-cli.ts");
+  const home = tempDir(t);
+  const pki = tempDir(t);
+  const ca = makeCa(pki, "coffer-private-ca");
+  const serverCert = makeCert(pki, ca, { cn: "coffer-server", dns: ["localhost"], ips: ["127.0.0.1"], server: true });
+  const me = makeCert(pki, ca, { cn: "laptop", client: true });
+  chmodSync(ca.cert, 0o644); // certificates are public; only the key must be private
+  chmodSync(me.cert, 0o644);
+  const config = parseServerConfig(
+    `roles:\n  app: [ { path: "app/**", capabilities: [read, list] } ]\ntls: { cert: ${serverCert.cert}, key: ${serverCert.key}, clientCa: ${ca.cert} }\n`,
+    "mtls.yml", {}, { listen: "127.0.0.1:0" },
+  );
+  const data = join(pki, "data");
+  const { rootToken } = await initServer(data, config);
+  const s = await startServer({ dataDir: data, config, logger: false });
+  t.after(() => s.close());
+  const asMe = tlsFetch({ ca: readFileSync(ca.cert), cert: readFileSync(me.cert), key: readFileSync(me.key) });
+  const put = await asMe(`${s.url}/v1/secrets/app/db/password`, {
+    method: "PUT", headers: { authorization: `Bearer ${rootToken}`, "content-type": "application/json" }, body: JSON.stringify({ value: "over-mutual-tls" }),
+  });
+  assert.equal(put.status, 200, await put.text());
+  const minted = await asMe(`${s.url}/v1/tokens`, {
+    method: "POST", headers: { authorization: `Bearer ${rootToken}`, "content-type": "application/json" }, body: JSON.stringify({ name: "laptop", roles: ["app"] }),
+  });
+  const token = ((await minted.json()) as { token: string }).token;
+
+  // Without the CA and certificate the handshake fails, and nothing is saved.
+  const bare = await cofferAsync(home, ["login", s.url, "--token-stdin"], { input: token });
+  assert.notEqual(bare.code, 0);
+  assert.match(bare.err, /cannot reach it: .*coffer login .* --ca FILE/);
+  assert.equal(existsSync(TOKENS(home)), false);
+
+  // A key others can read is refused before anything is sent.
+  chmodSync(me.key, 0o644);
+  const open = await cofferAsync(home, ["login", s.url, "--token-stdin", "--ca", ca.cert, "--cert", me.cert, "--key", me.key], { input: token });
+  assert.equal(open.code, 5, open.err);
+  assert.match(open.err, /client key file .* is accessible by group or others/);
+  chmodSync(me.key, 0o600);
+
+  const login = await cofferAsync(home, ["login", s.url, "--token-stdin", "--ca", ca.cert, "--cert", me.cert, "--key", me.key], { input: token });
+  assert.equal(login.code, 0, login.err);
+  assert.match(login.err, /logged in to .* as token:[0-9a-f]{16}/);
+  const saved = JSON.parse(readFileSync(TOKENS(home), "utf8")).servers[s.url];
+  assert.deepEqual(saved.tls, { ca: ca.cert, cert: me.cert, key: me.key });
+  assert.equal(statSync(TOKENS(home)).mode & 0o777, 0o600);
+
+  assert.equal((await cofferAsync(home, ["init", "--name", "dev"])).code, 0);
+  const { writeFileSync } = await import("node:fs");
+  writeFileSync(join(home, ".coffer.yml"), teamProjectYaml(s.url));
+  const run = await cofferAsync(home, ["run", "--config", join(home, ".coffer.yml"), "--", "sh", "-c", 'test "$DB_PASSWORD" = over-mutual-tls && echo matched']);
+  assert.equal(run.code, 0, run.err);
+  assert.equal(run.out.trim(), "matched");
+});

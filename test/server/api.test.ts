@@ -216,6 +216,22 @@ describe("team server API", () => {
     }
   });
 
+  test("a huge token ttl or a JWT with exp 1e300 gets 400/401, never a 500", async (t) => {
+    const s = await startTestServer(t, JWT_CONFIG);
+    for (const ttl of [1e300, 9007199254740991, "99999999d", "999999999999s"]) {
+      const r = await s.call("POST", "/v1/tokens", { token: s.rootToken, body: `{"name":"big","roles":["reader"],"ttl":${JSON.stringify(ttl)}}` });
+      assert.equal(r.status, 400, `ttl ${ttl}: ${r.text}`);
+      assert.match(r.json.error.message, /invalid ttl/);
+    }
+    const forever = await jwt({ groups: ["reader"] }, { exp: 1e300 });
+    const r = await s.call("GET", "/v1/auth/self", { token: forever });
+    assert.equal(r.status, 401, r.text);
+    assert.match(r.json.error.message, /jwt\.maxLifetime/);
+    const twoDays = await jwt({ groups: ["reader"] }, { exp: "48h" });
+    assert.equal((await s.call("GET", "/v1/auth/self", { token: twoDays })).status, 401, "longer than the default 24 h");
+    assert.ok(!s.logs.some((l) => /"level":50/.test(l)), "nothing was logged as a server failure");
+  });
+
   test("dev-login is 404 unless devLogin is on", async (t) => {
     const s = await startTestServer(t);
     assert.equal((await s.call("POST", "/dev-login", { body: { roles: ["reader"] } })).status, 404);
@@ -224,6 +240,34 @@ describe("team server API", () => {
     assert.equal(r.status, 201);
     assert.equal((await dev.call("GET", "/v1/auth/self", { token: r.json.token })).json.roles[0], "reader");
     assert.equal((await dev.call("POST", "/dev-login", { body: { roles: ["root"] } })).status, 400);
+  });
+
+  test("the docs past the rate limit answer 429, not a 500 with a stack in the log", async (t) => {
+    const s = await startTestServer(t, `${TEST_ROLES}\nrateLimit: { requests: 100, window: 1m, ipRequests: 3 }\n`);
+    const codes: number[] = [];
+    for (const path of ["/docs", "/docs/json", "/docs/static/index.html", "/docs", "/docs/json"]) {
+      const r = await s.call("GET", path);
+      codes.push(r.status);
+      if (r.status === 429) {
+        assert.equal(r.json.error.code, "E_RATE_LIMITED", path);
+        assert.ok(Number(r.headers.get("retry-after")) >= 1, path);
+      }
+    }
+    assert.deepEqual(codes.slice(3), [429, 429]);
+    assert.ok(codes.every((c) => c < 500), codes.join(" "));
+    assert.ok(!s.logs.some((l) => /"level":50|"stack"/.test(l)), "no failure was logged");
+  });
+
+  test("a token in a query string never reaches the log", async (t) => {
+    const s = await startTestServer(t);
+    const reader = await s.token(["reader"]);
+    await s.call("GET", `/v1/secrets?token=${reader}&prefix=app/`, { token: reader });
+    await s.call("GET", `/v1/secrets/app/missing?token=${reader}`, { token: reader });
+    await s.call("GET", `/no/such/route?access_token=${reader}`);
+    const logged = s.logs.filter((l) => l.includes('"url"'));
+    assert.ok(logged.length >= 3, `the requests were logged: ${s.logs.length} lines`);
+    for (const line of s.logs) assert.ok(!line.includes(reader.slice(4)), `the log carries the token: ${line}`);
+    assert.ok(logged.some((l) => l.includes('"url":"/v1/secrets?[redacted]"')), logged.join("\n"));
   });
 
   test("rate limits: 429 with Retry-After past the subject's limit, and per IP before authentication", async (t) => {

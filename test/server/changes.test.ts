@@ -128,6 +128,36 @@ describe("change buses", () => {
     assert.ok(!("value" in e!));
   });
 
+  test("a revocation reaches every instance, and a forged one naming no token id is ignored", async (t) => {
+    const a = await createRedisBus(REDIS_URL);
+    t.after(() => a.close());
+    const b = await createRedisBus(REDIS_URL);
+    t.after(() => b.close());
+    await until(() => a.healthy() && b.healthy());
+    const onA: string[] = [];
+    const onB: string[] = [];
+    a.onRevocation((id) => onA.push(id));
+    b.onRevocation((id) => onB.push(id));
+    const changes: ChangeEvent[] = [];
+    b.subscribe((e) => changes.push(e));
+    const { Redis } = await import("ioredis");
+    const raw = new Redis(REDIS_URL);
+    t.after(() => raw.disconnect());
+    await raw.publish("coffer:changes", JSON.stringify({ revoked: "../../etc", at: new Date().toISOString() }));
+    await raw.publish("coffer:changes", JSON.stringify({ revoked: 42 }));
+    await a.publishRevocation("0123456789abcdef");
+    assert.deepEqual(onA.slice(0, 1), ["0123456789abcdef"], "the publishing instance hears it at once");
+    await until(() => onB.length > 0);
+    assert.deepEqual(onB, ["0123456789abcdef"]);
+    assert.deepEqual(changes, [], "a revocation is not a change event");
+    const memory = createMemoryBus();
+    const heard: string[] = [];
+    memory.onRevocation((id) => heard.push(id));
+    await memory.publishRevocation("fedcba9876543210");
+    await memory.publishRevocation("not-an-id");
+    assert.deepEqual(heard, ["fedcba9876543210"]);
+  });
+
   test("redis: the subscriber resubscribes after its connection is killed", async (t) => {
     const bus = await createRedisBus(REDIS_URL);
     t.after(() => bus.close());

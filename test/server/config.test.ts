@@ -124,7 +124,7 @@ tls: { cert: tls.crt, key: /k }
       [
         `${F}:1: listen must be HOST:PORT or [IPv6]:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8200 or [::1]:8200, got "nowhere"`,
         `${F}:2: unknown key "colour" in the top level; allowed: listen, jwt, rateLimit, limits, roles, devLogin, behindProxy, metrics, database, redis, tls, clients`,
-        `${F}:3: unknown key "ttl" in jwt; allowed: secret, jwksFile, jwksUrl, issuer, audience, rolesClaim, algorithms`,
+        `${F}:3: unknown key "ttl" in jwt; allowed: secret, jwksFile, jwksUrl, issuer, audience, rolesClaim, algorithms, maxLifetime`,
         `${F}:4: rateLimit.requests must be a positive whole number, got number 0`,
         `${F}:4: rateLimit.window must be a duration: a whole number with a unit ms, s, m, h or d, e.g. 1m, 30s, 500ms, got the string "1 minute"`,
         `${F}:5: limits.bodyBytes must be a whole number of bytes, at least 1024, got number 100`,
@@ -377,4 +377,13 @@ test("a strong secret's text never appears in a message", () => {
   // database and redis URLs may hold passwords: only their scheme is shown
   const db = configError(() => parse("database: mysql://u:hunter2@db\nredis: http://:hunter2@cache\n"));
   assert.ok(!db.includes("hunter2"), db);
+});
+
+test("jwt.maxLifetime: a duration from the file or COFFER_JWT_MAX_LIFETIME, 24 h when absent", () => {
+  const jwt = (body: string): string => `jwt: { secret: "${STRONG}", issuer: i, audience: a${body} }\n`;
+  assert.equal(parse(jwt("")).jwt?.maxLifetimeMs, undefined);
+  assert.equal(parse(jwt(", maxLifetime: 1h")).jwt?.maxLifetimeMs, 3_600_000);
+  assert.equal(parse(jwt(""), { COFFER_JWT_MAX_LIFETIME: "30m" }).jwt?.maxLifetimeMs, 1_800_000);
+  assert.match(configError(() => parse(jwt(", maxLifetime: forever"))), /jwt\.maxLifetime must be a duration/);
+  assert.match(configError(() => parse(jwt(", maxLifetime: 400d"))), /jwt\.maxLifetime must be between 1s and 366d/);
 });

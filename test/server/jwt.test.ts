@@ -315,3 +315,27 @@ test("looksLikeJwt: three base64url parts, never a cof_ token", () => {
     assert.equal(looksLikeJwt(token), false, token.slice(0, 40));
   }
 });
+
+test("a JWT that never expires (exp 1e300) is refused, never turned into an invalid date", async (t) => {
+  freeze(t);
+  const verifier = await createJwtVerifier(HS_CONFIG);
+  await refused(verifier, await sign(hsKey(), "HS256", { exp: 1e300 }), "lifetime", /jwt\.maxLifetime/);
+  await refused(verifier, await sign(hsKey(), "HS256", { exp: 1e300, iat: 1e300 - 10 }), "lifetime");
+  await refused(verifier, await sign(hsKey(), "HS256", { exp: 1e300, iat: undefined }), "lifetime");
+});
+
+test("a JWT living longer than jwt.maxLifetime is refused, counted from iat or else from now", async (t) => {
+  freeze(t);
+  const day = 24 * 3600;
+  const verifier = await createJwtVerifier(HS_CONFIG); // the default: 24 h
+  assert.equal((await verifier.verify(await sign(hsKey(), "HS256", { iat: NOW - 60, exp: NOW + day - 120 }))).subject, "alice");
+  await refused(verifier, await sign(hsKey(), "HS256", { iat: NOW - 60, exp: NOW + day }), "lifetime");
+  await refused(verifier, await sign(hsKey(), "HS256", { iat: undefined, exp: NOW + day + 60 }), "lifetime");
+  assert.equal((await verifier.verify(await sign(hsKey(), "HS256", { iat: undefined, exp: NOW + day - 60 }))).subject, "alice");
+  // An iat in the future does not stretch the limit.
+  await refused(verifier, await sign(hsKey(), "HS256", { iat: NOW + day, exp: NOW + day + 3600 }), "lifetime");
+
+  const short = await createJwtVerifier({ ...HS_CONFIG, maxLifetimeMs: 600_000 });
+  await refused(short, await sign(hsKey(), "HS256", { exp: NOW + 3600 }), "lifetime");
+  assert.equal((await short.verify(await sign(hsKey(), "HS256", { exp: NOW + 300 }))).subject, "alice");
+});

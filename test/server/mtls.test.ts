@@ -124,3 +124,47 @@ test("HTTPS without client certificates: TLS 1.2 minimum, bearer tokens as usual
   assert.equal((await get(s.url, "/v1/auth/self", { ca: ca.cert })).status, 401);
   await assert.rejects(get(s.url, "/v1/sys/health", { ca: ca.cert, minVersion: "TLSv1", maxVersion: "TLSv1.1", ciphers: "DEFAULT@SECLEVEL=0" }));
 });
+
+test("coffer's TLS fetch trusts only the given CA, presents the client certificate, streams a watch and stops it on abort", async (t) => {
+  const { tlsFetch } = await import("../../src/providers/http.ts");
+  const dir = tempDir(t);
+  const ca = makeCa(dir, "coffer-test-ca");
+  const otherCa = makeCa(dir, "other-ca");
+  const server = makeCert(dir, ca, { cn: "coffer-server", dns: ["localhost"], ips: ["127.0.0.1"], server: true });
+  const runner = makeCert(dir, ca, { cn: "ci-runner", client: true });
+  const yaml = `
+roles:
+  reader: [ { path: "app/*", capabilities: [read, list] } ]
+tls: { cert: ${server.cert}, key: ${server.key}, clientCa: ${ca.cert} }
+clients: { ci-runner: [reader] }
+`;
+  const config = parseServerConfig(yaml, "mtls.yml", {}, { listen: "127.0.0.1:0" });
+  const dataDir = join(dir, "data");
+  await initServer(dataDir, config);
+  const s = await startServer({ dataDir, config, logger: false });
+  t.after(() => s.close());
+
+  const asRunner = tlsFetch({ ca: readFileSync(ca.cert), cert: readFileSync(runner.cert), key: readFileSync(runner.key) });
+  const self = await asRunner(`${s.url}/v1/auth/self`, { headers: { accept: "application/json" } });
+  assert.equal(self.status, 200);
+  assert.equal(((await self.json()) as { subject: string }).subject, "cert:ci-runner");
+
+  // Another CA does not vouch for the server; without a client certificate the server refuses.
+  const strangerCa = tlsFetch({ ca: readFileSync(otherCa.cert), cert: readFileSync(runner.cert), key: readFileSync(runner.key) });
+  await assert.rejects(strangerCa(`${s.url}/v1/auth/self`), (err: Error) => err instanceof TypeError && (err.cause as { code?: string }).code !== undefined);
+  const noCert = tlsFetch({ ca: readFileSync(ca.cert) });
+  await assert.rejects(async () => (await noCert(`${s.url}/v1/auth/self`)).text());
+  await assert.rejects(asRunner(`http://127.0.0.1:1/`), TypeError, "plain http is refused");
+
+  const aborter = new AbortController();
+  const res = await asRunner(`${s.url}/v1/watch?prefix=app/`, { headers: { accept: "text/event-stream" }, signal: aborter.signal });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get("content-type") ?? "", /^text\/event-stream/);
+  const reader = res.body!.getReader();
+  const first = await reader.read();
+  assert.match(new TextDecoder().decode(first.value), /event: ready/);
+  aborter.abort();
+  await assert.rejects(async () => {
+    for (;;) if ((await reader.read()).done) return;
+  });
+});

@@ -241,24 +241,44 @@ test("dnsAltNames: node's subjectaltname text, quoted values included", () => {
 
 /* -------------------------------------- the files -------------------------------------- */
 
-test("tls files: group/world-readable files are refused with the chmod to run", (t) => {
+test("a world-readable TLS certificate and CA (0644, as certbot writes them) are accepted; a 0644 key is refused", (t) => {
   const p = pki(t);
-  for (const [which, path] of [["key", p.server.key], ["cert", p.server.cert], ["clientCa", p.ca.cert]] as const) {
-    chmodSync(path, 0o644);
+  chmodSync(p.server.cert, 0o644);
+  chmodSync(p.ca.cert, 0o644);
+  assert.doesNotThrow(() => loadTlsOptions({ ...p.server, clientCa: p.ca.cert }));
+  for (const mode of [0o644, 0o640]) {
+    chmodSync(p.server.key, mode);
     assert.throws(
       () => loadTlsOptions({ ...p.server, clientCa: p.ca.cert }),
       (err: unknown) => {
-        assert.ok(isCofferError(err, "E_PERMISSIONS"), `${which}: ${String(err)}`);
-        assert.ok(err.message.includes(`chmod 600 ${path}`), err.message);
-        assert.match(err.message, /mode 0644/);
+        assert.ok(isCofferError(err, "E_PERMISSIONS"), String(err));
+        assert.match(err.message, /TLS key file/);
+        assert.ok(err.message.includes(`chmod 600 ${p.server.key}`), err.message);
         return true;
       },
     );
-    chmodSync(path, 0o600);
   }
-  chmodSync(p.server.key, 0o640);
-  assert.throws(() => loadTlsOptions(p.server), (err: unknown) => isCofferError(err, "E_PERMISSIONS") && /TLS key file/.test(err.message));
   chmodSync(p.server.key, 0o600);
+  assert.doesNotThrow(() => loadTlsOptions({ ...p.server, clientCa: p.ca.cert }));
+});
+
+test("a TLS certificate or CA that others could replace (group- or world-writable) is refused", (t) => {
+  const p = pki(t);
+  for (const [which, path] of [["cert", p.server.cert], ["clientCa", p.ca.cert]] as const) {
+    for (const mode of [0o666, 0o664]) {
+      chmodSync(path, mode);
+      assert.throws(
+        () => loadTlsOptions({ ...p.server, clientCa: p.ca.cert }),
+        (err: unknown) => {
+          assert.ok(isCofferError(err, "E_PERMISSIONS"), `${which}: ${String(err)}`);
+          assert.match(err.message, /writable by group or others/);
+          assert.ok(err.message.includes(`chmod go-w ${path}`), err.message);
+          return true;
+        },
+      );
+    }
+    chmodSync(path, 0o644);
+  }
   assert.doesNotThrow(() => loadTlsOptions({ ...p.server, clientCa: p.ca.cert }));
 });
 

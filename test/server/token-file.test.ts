@@ -112,3 +112,20 @@ test("normaliseServerUrl: canonical form; credentials, query, fragment and other
     assert.throws(() => normaliseServerUrl(url), (err: Error & { code?: string }) => err.code === "E_INVALID_VALUE" && !err.message.includes("hunter2"), url);
   }
 });
+
+test("token file: TLS file paths are saved per URL, a login without them saves none, and a relative or unknown entry is refused", async (t) => {
+  const { loadServerTls } = await import("../../src/server/token-file.ts");
+  const home = tempDir(t);
+  const env = { COFFER_HOME: home };
+  const tls = { ca: "/etc/ssl/private-ca.crt", cert: "/home/me/me.crt", key: "/home/me/me.key" };
+  saveToken("https://coffer.internal:8200/", TOKEN, env, tls);
+  assert.deepEqual(loadServerTls("https://coffer.internal:8200", env), tls);
+  assert.equal(loadServerTls("https://other.internal", env), undefined);
+  saveToken("https://coffer.internal:8200", TOKEN, env);
+  assert.equal(loadServerTls("https://coffer.internal:8200", env), undefined, "a login without --ca/--cert/--key keeps none");
+  const path = join(home, "tokens.json");
+  for (const bad of [{ ca: "relative/ca.crt" }, { key: 42 }, { ca: "/x", command: "/bin/sh" }, "ca.crt"]) {
+    writeFileSync(path, JSON.stringify({ version: 1, servers: { "https://x": { token: TOKEN, savedAt: "t", tls: bad } } }), { mode: 0o600 });
+    assert.throws(() => loadServerTls("https://x", env), /the tls of https:\/\/x is not/);
+  }
+});

@@ -137,6 +137,42 @@ describe("GET /v1/watch", () => {
     assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
   });
 
+  test("a revoked token's watch stream ends at once, not at its next heartbeat", async (t) => {
+    const s = await startTestServer(t);
+    const created = await s.call("POST", "/v1/tokens", { token: s.rootToken, body: { name: "watcher", roles: ["reader"] } });
+    const w = await openWatch(t, s.url, created.json.token, "app/");
+    await w.until(/event: ready/);
+    assert.equal((await s.call("DELETE", `/v1/tokens/${created.json.id}`, { token: s.rootToken })).status, 200);
+    // The heartbeat (which would also end it) comes every 15 s: well past this limit.
+    assert.equal(await endsWithin(w, 5000), "ended");
+    await put(s, s.rootToken, "app/after-revocation", "v");
+    assert.ok(!w.raw().includes("app/after-revocation"));
+  });
+
+  test("an expired token's watch stream gets no further events", async (t) => {
+    const s = await startTestServer(t);
+    const created = await s.call("POST", "/v1/tokens", { token: s.rootToken, body: { name: "short", roles: ["reader"], ttl: 2 } });
+    assert.equal(created.status, 201, created.text);
+    const w = await openWatch(t, s.url, created.json.token, "app/");
+    await w.until(/event: ready/);
+    await put(s, s.rootToken, "app/before-expiry", "v");
+    await w.until(/app\/before-expiry/);
+    assert.equal(await endsWithin(w, 10_000), "ended");
+    await put(s, s.rootToken, "app/after-expiry", "v");
+    assert.ok(!w.raw().includes("app/after-expiry"));
+  });
+
+  test("HEAD /v1/watch answers with the stream's headers and no body instead of hanging", async (t) => {
+    const s = await startTestServer(t);
+    const reader = await s.token(["reader"]);
+    const res = await fetch(`${s.url}/v1/watch?prefix=app/`, { method: "HEAD", headers: { authorization: `Bearer ${reader}` }, signal: AbortSignal.timeout(5000) });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
+    assert.equal(await res.text(), "");
+    const none = await fetch(`${s.url}/v1/watch`, { method: "HEAD", signal: AbortSignal.timeout(5000) });
+    assert.equal(none.status, 401);
+  });
+
   test("the OpenAPI docs list the route", async (t) => {
     const s = await startTestServer(t);
     const docs = await s.call("GET", "/docs/json");
@@ -144,6 +180,15 @@ describe("GET /v1/watch", () => {
     assert.match(docs.json.paths["/v1/watch"].get.summary, /never values/);
   });
 });
+
+/** "ended" when the server ends the stream within `ms`, else "still open". */
+function endsWithin(w: Watcher, ms: number): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    w.ended.then(() => "ended"),
+    new Promise<string>((r) => (timer = setTimeout(() => r("still open"), ms))),
+  ]).finally(() => clearTimeout(timer));
+}
 
 describe("GET /v1/watch across instances", () => {
   for (const transport of ["redis", "postgres"] as const) {
@@ -161,6 +206,21 @@ describe("GET /v1/watch across instances", () => {
       await w.until(/event: change\nid: [^\n]+\ndata: \{"name":"app\/shared","version":1,"action":"write"/, 1000);
       assert.ok(Date.now() - started < 1000, `took ${Date.now() - started} ms`);
       assert.ok(!w.raw().includes("VALUE-never-streamed"));
+    });
+
+    test(`${transport}: a token revoked on one instance has its watch stream on the other ended at once`, async (t) => {
+      const { a, b, root } = await startTwoInstances(t, transport === "redis" ? { redis: redisUrl() } : {});
+      const created = await fetch(`${a.url}/v1/tokens`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${root}`, "content-type": "application/json" },
+        body: JSON.stringify({ name: "watcher", roles: ["reader"] }),
+      });
+      const { token, id } = (await created.json()) as { token: string; id: string };
+      const w = await openWatch(t, a.url, token, "app/");
+      await w.until(/event: ready\ndata: [^\n]*"healthy":true/);
+      const revoked = await fetch(`${b.url}/v1/tokens/${id}`, { method: "DELETE", headers: { authorization: `Bearer ${root}` } });
+      assert.equal(revoked.status, 200, await revoked.text());
+      assert.equal(await endsWithin(w, 5000), "ended");
     });
   }
 });

@@ -1,5 +1,6 @@
+import { resolve } from "node:path";
 import { CofferError } from "../../errors.ts";
-import { CofferClient, normaliseServerUrl } from "../../server/client.ts";
+import { CofferClient, normaliseServerUrl, readClientTls, type ClientTlsFiles } from "../../server/client.ts";
 import { removeToken, saveToken, tokenFilePath } from "../../server/token-file.ts";
 import type { Command } from "../command.ts";
 import { promptHidden, readAllBounded } from "../io.ts";
@@ -11,24 +12,45 @@ const MAX_TOKEN_BYTES = 8192;
 export const login: Command = {
   name: "login",
   summary: "check an API token with a coffer server and save it",
-  usage: "URL [--token-stdin] [--json]",
+  usage: "URL [--token-stdin] [--ca FILE] [--cert FILE --key FILE] [--json]",
   details: [
     "The token comes from stdin with --token-stdin, else from COFFER_TOKEN when it is set, else it is",
     "asked for on the terminal without echo. It is checked with the server (GET /v1/auth/self) and",
     "saved, 0600, in tokens.json beside your identity (~/.config/coffer, or $COFFER_HOME); the",
     "`server` provider of .coffer.yml uses it when its token variable is not set.",
+    "",
+    "--ca trusts that CA (PEM) for this server instead of the system's; --cert and --key present a",
+    "client certificate (mutual TLS). Their absolute paths are saved with the token and used by every",
+    "client of this URL (run, load, agent, login); .coffer.yml cannot name them. The key file must",
+    "be private to you (0600); the certificate and CA may be 0644 but writable only by you or root.",
+    "A login without them saves none.",
   ].join("\n"),
   examples: [
     "coffer login https://coffer.example.com",
     "printf '%s' \"$COFFER_TOKEN\" | coffer login https://coffer.example.com --token-stdin",
     "coffer login https://coffer.example.com/team --json < /dev/null",
+    "coffer login https://coffer.internal:8200 --ca ca.crt --cert me.crt --key me.key",
   ],
   flags: {
     "token-stdin": { type: "boolean", help: "read the token from stdin (surrounding whitespace is dropped)" },
+    ca: { type: "string", arg: "FILE", help: "trust this CA certificate (PEM) for the server instead of the system's" },
+    cert: { type: "string", arg: "FILE", help: "present this client certificate (PEM; needs --key)" },
+    key: { type: "string", arg: "FILE", help: "the client certificate's private key (PEM, unencrypted, 0600)" },
     json: { type: "boolean", help: "print who the token is ({subject, kind, roles, expiresAt}) as JSON" },
   },
   async run(ctx) {
     const url = normaliseServerUrl(await oneArg(ctx, "the server URL", "login URL [--token-stdin]"));
+    const tls: ClientTlsFiles = {};
+    for (const k of ["ca", "cert", "key"] as const) {
+      const v = ctx.flags[k];
+      if (typeof v === "string") {
+        if (v === "") throw new CofferError("E_USAGE", `--${k} needs a file`);
+        tls[k] = resolve(v);
+      }
+    }
+    const withTls = Object.keys(tls).length > 0;
+    // Checked before a token is asked for: a wrong path or mode is said at once.
+    if (withTls) readClientTls(tls, url).key?.fill(0);
     let token: string;
     if (ctx.flags["token-stdin"] === true) {
       const raw = await readAllBounded(ctx.io.stdin, MAX_TOKEN_BYTES, "the token on stdin");
@@ -40,7 +62,7 @@ export const login: Command = {
       token = (await promptHidden(`API token for ${url}: `)).trim();
     }
     if (token === "") throw new CofferError("E_INVALID_VALUE", "the token is empty; nothing was saved");
-    const client = new CofferClient({ url, token });
+    const client = new CofferClient({ url, token, ...(withTls && { tls }) });
     let self;
     try {
       self = await client.self();
@@ -48,7 +70,7 @@ export const login: Command = {
       if (err instanceof CofferError) throw new CofferError(err.code, `${err.message}; nothing was saved`);
       throw err;
     }
-    saveToken(url, token, ctx.env);
+    saveToken(url, token, ctx.env, withTls ? tls : undefined);
     if (ctx.flags.json === true) printJson(ctx, self);
     const roles = self.roles.length > 0 ? self.roles.join(", ") : "none";
     ctx.say(`logged in to ${url} as ${self.subject} (roles: ${roles})${self.expiresAt !== null ? `; the token expires at ${self.expiresAt}` : ""}`);
