@@ -7,14 +7,17 @@
  * The same rules are written as a JSON Schema for editors in `schema.ts`; a test keeps the two
  * from drifting.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { statSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { isAlias, isMap, isScalar } from "yaml";
 import type { Pair } from "yaml";
 import { CofferError } from "../errors.ts";
 import type { ProviderSpec, SecretRef } from "../providers/provider.ts";
 import { ENV_NAME_PATTERN, isSecretName, SECRET_NAME_PATTERN } from "../store/names.ts";
 import type { DeliveryPlan, EnvDelivery, FileDelivery } from "./plan.ts";
+import { readConfigFile } from "./read.ts";
+export { MAX_CONFIG_BYTES } from "./read.ts";
+import { assertTrustedProjectFile, projectDirs, type TrustOptions } from "./trust.ts";
 import { parseYaml, show, YamlChecker } from "./yaml-checker.ts";
 
 /** The file names looked for, in this order, in each directory. */
@@ -79,40 +82,48 @@ export interface ProjectConfig {
 }
 
 /**
- * Finds the project file: `.coffer.yml` (or `.coffer.yaml`) in `cwd` or the nearest parent.
+ * Finds the project file: `.coffer.yml` (or `.coffer.yaml`) in `cwd` or the nearest parent, looking
+ * no higher than the user's home, a filesystem boundary or a shared sticky directory such as
+ * `/tmp` (see {@link projectDirs}). Whether the file found may be obeyed is {@link loadConfig}'s check.
  * @returns the file's absolute path
- * @throws CofferError E_CONFIG when there is none up to the root
+ * @throws CofferError E_CONFIG when there is none
  */
-export function findConfig(cwd: string): string {
+export function findConfig(cwd: string, options: TrustOptions = {}): string {
   const start = resolve(cwd);
-  let dir = start;
-  for (;;) {
+  let last = start;
+  for (const dir of projectDirs(start, options)) {
+    last = dir;
     for (const name of CONFIG_FILE_NAMES) {
       const candidate = join(dir, name);
-      if (existsSync(candidate) && statSync(candidate).isFile()) return candidate;
+      if (isFile(candidate, options)) return candidate;
     }
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
   }
-  throw new CofferError("E_CONFIG", `no .coffer.yml in ${start} or its parents; create one or pass --config F`);
+  const upTo = last === start ? "" : ` or its parents up to ${last}`;
+  throw new CofferError(
+    "E_CONFIG",
+    `no .coffer.yml in ${start}${upTo} (the search stops at your home, a filesystem boundary, or a shared directory such as /tmp); create one or pass --config F`,
+  );
+}
+
+function isFile(path: string, options: TrustOptions): boolean {
+  if (options.stat !== undefined) return options.stat(path)?.isFile() === true;
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /**
- * Reads, parses and checks a project file.
+ * Reads, parses and checks a project file. The file must be trusted: owned by the caller or
+ * root, not writable by others, in such a directory, or in one `coffer trust` recorded
+ * (see `trust.ts`); and at most {@link MAX_CONFIG_BYTES} long.
  * @param path - the file; messages show it as given
- * @throws CofferError E_CONFIG listing every problem as `file:line: rule`, joined by "; "
+ * @throws PermissionsError E_PERMISSIONS for an untrusted file; CofferError E_CONFIG listing
+ *   every problem as `file:line: rule`, joined by "; "
  */
-export function loadConfig(path: string): ProjectConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? "error";
-    throw new CofferError("E_CONFIG", `${path}: cannot read the config file (${code}); check the path given to --config`, {
-      cause: err,
-    });
-  }
+export function loadConfig(path: string, options: TrustOptions = {}): ProjectConfig {
+  const text = readConfigFile(path, "config file", (st) => assertTrustedProjectFile(path, st, options));
   return parseConfig(text, path);
 }
 

@@ -461,7 +461,7 @@ test("findConfig: the nearest .coffer.yml or .coffer.yaml up the tree", (t) => {
   mkdirSync(deep, { recursive: true });
   assert.equal(
     configError(() => findConfig(deep)),
-    `no .coffer.yml in ${deep} or its parents; create one or pass --config F`,
+    `no .coffer.yml in ${deep} or its parents up to ${root} (the search stops at your home, a filesystem boundary, or a shared directory such as /tmp); create one or pass --config F`,
   );
   writeFileSync(join(root, ".coffer.yml"), EXAMPLE);
   assert.equal(findConfig(deep), join(root, ".coffer.yml"));
