@@ -23,7 +23,12 @@ export function loadPlan(ctx: Context): DeliveryPlan {
   const trust = { env: ctx.env };
   const file = typeof ctx.flags.config === "string" ? ctx.flags.config : findConfig(process.cwd(), trust);
   const config = loadConfig(file, trust);
-  return planFor(config, typeof ctx.flags.env === "string" ? ctx.flags.env : undefined, ctx.env);
+  const plan = planFor(config, typeof ctx.flags.env === "string" ? ctx.flags.env : undefined, ctx.env);
+  if (plan.dangerous !== undefined) {
+    const names = plan.dangerous.join(", ");
+    ctx.say(`coffer: warning: ${plan.file} sets ${names}, which ${plan.dangerous.length === 1 ? "changes" : "change"} how programs load or run (allowed by its allowDangerous:)`);
+  }
+  return plan;
 }
 
 /** The providers a plan names, created as they are first used. */

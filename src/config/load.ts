@@ -9,11 +9,13 @@
  */
 import { statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { isAlias, isMap, isScalar } from "yaml";
+import { isAlias, isMap, isScalar, isSeq } from "yaml";
 import type { Pair } from "yaml";
 import { CofferError } from "../errors.ts";
 import type { ProviderSpec, SecretRef } from "../providers/provider.ts";
 import { ENV_NAME_PATTERN, isSecretName, SECRET_NAME_PATTERN } from "../store/names.ts";
+import { dangerousEnvRule, isDangerousEnvName } from "./dangerous-env.ts";
+import { tokenTransportRule } from "./token-transport.ts";
 import type { DeliveryPlan, EnvDelivery, FileDelivery } from "./plan.ts";
 import { readConfigFile } from "./read.ts";
 export { MAX_CONFIG_BYTES } from "./read.ts";
@@ -79,6 +81,8 @@ export interface ProjectConfig {
   providers: Map<string, ProviderSpec>;
   /** environments by name, in file order */
   environments: Map<string, EnvironmentConfig>;
+  /** `allowDangerous:`: the variables on the dangerous list (dangerous-env.ts) the file may set */
+  allowDangerous?: readonly string[];
 }
 
 /**
@@ -220,9 +224,11 @@ export function planFor(config: ProjectConfig, environment?: string, env: NodeJS
     const spec = config.providers.get(d.ref.provider);
     if (spec !== undefined) providers[d.ref.provider] = spec;
   }
+  const dangerous = [...envs.keys(), ...files.keys()].filter(isDangerousEnvName);
   return {
     file: config.file,
     environment: name,
+    ...(dangerous.length > 0 && { dangerous }),
     providers,
     env: [...envs.values()].map((d) => ({ ...d, ref: { ...d.ref } })),
     files: [...files.values()].map((d) => ({ ...d, ref: { ...d.ref } })),
@@ -247,7 +253,10 @@ class Checker extends YamlChecker {
     const map = this.asMap(contents, 1, "the top level");
     if (map === undefined) return config;
     const top = this.entries(map, "the top level");
-    this.unknownKeys(top, ["providers", "environments", "default"], "the top level");
+    this.unknownKeys(top, ["providers", "environments", "default", "allowDangerous"], "the top level");
+
+    const allow = top.find((e) => e.key === "allowDangerous");
+    if (allow !== undefined) config.allowDangerous = this.allowDangerous(allow.value, allow.line);
 
     const providers = top.find((e) => e.key === "providers");
     if (providers !== undefined) this.providers(providers.value, providers.line, config);
@@ -273,6 +282,26 @@ class Checker extends YamlChecker {
     }
     this.extendsChains(config);
     return config;
+  }
+
+  /** `allowDangerous: [NAME, …]`: names on the dangerous list only. */
+  allowDangerous(node: unknown, line: number): string[] {
+    const seq = this.deref(node, line);
+    if (!isSeq(seq)) {
+      if (seq !== undefined || node === null) {
+        this.problem(seq === null || seq === undefined ? line : this.line(seq), `allowDangerous must be a list of variable names, got ${this.kind(seq)}`);
+      }
+      return [];
+    }
+    const names: string[] = [];
+    for (const item of seq.items) {
+      const s = this.asStringAt(item, this.line(seq), "allowDangerous entry");
+      if (s === undefined) continue;
+      if (!ENV_NAME_RE.test(s.value)) this.problem(s.line, `allowDangerous: environment variable name ${show(s.value)} must match ${ENV_NAME_PATTERN}`);
+      else if (!isDangerousEnvName(s.value)) this.problem(s.line, `allowDangerous: ${s.value} is not on the dangerous list and needs no opt-in; remove it`);
+      else names.push(s.value);
+    }
+    return names;
   }
 
   providers(node: unknown, line: number, config: ProjectConfig): void {
@@ -339,6 +368,9 @@ class Checker extends YamlChecker {
         if (address !== undefined && !validUrl(address)) {
           this.problem(this.line(get("address")?.value), `${where} address ${show(address)} must be an http:// or https:// URL`);
           ok = false;
+        } else if (address !== undefined && tokenTransportRule(address) !== undefined) {
+          this.problem(this.line(get("address")?.value), `${where} ${tokenTransportRule(address)}`);
+          ok = false;
         }
         const mount = str("mount");
         if (mount !== undefined && !MOUNT_RE.test(mount)) {
@@ -379,6 +411,9 @@ class Checker extends YamlChecker {
         const url = str("url");
         if (url !== undefined && !validServerUrl(url)) {
           this.problem(this.line(get("url")?.value), `${where} url ${show(url)} ${SERVER_URL_RULE}`);
+          ok = false;
+        } else if (url !== undefined && tokenTransportRule(url) !== undefined) {
+          this.problem(this.line(get("url")?.value), `${where} ${tokenTransportRule(url)}`);
           ok = false;
         }
         const tokenEnv = str("tokenEnv");
@@ -440,7 +475,7 @@ class Checker extends YamlChecker {
       const envMap = this.asMap(envKey.value, envKey.line, `${where} env`);
       if (envMap !== undefined) {
         for (const { key: variable, line: varLine, value } of this.entries(envMap, `${where} env`)) {
-          if (!this.variableName(variable, varLine)) continue;
+          if (!this.variableName(variable, varLine, config)) continue;
           const ref = this.ref(value, varLine, `${variable}`, config, false);
           if (ref !== undefined) out.env.push({ variable, ref: ref.ref, line: varLine });
         }
@@ -453,7 +488,7 @@ class Checker extends YamlChecker {
       if (filesMap !== undefined) {
         const envVars = new Set(envKey === undefined ? [] : this.namesIn(envKey.value));
         for (const { key: variable, line: varLine, value } of this.entries(filesMap, `${where} files`)) {
-          if (!this.variableName(variable, varLine)) continue;
+          if (!this.variableName(variable, varLine, config)) continue;
           if (envVars.has(variable)) {
             this.problem(varLine, `variable ${variable} is in both env and files of ${where}; keep one`);
             continue;
@@ -477,10 +512,16 @@ class Checker extends YamlChecker {
     });
   }
 
-  variableName(name: string, line: number): boolean {
-    if (ENV_NAME_RE.test(name)) return true;
-    this.problem(line, `environment variable name ${show(name)} must match ${ENV_NAME_PATTERN}`);
-    return false;
+  variableName(name: string, line: number, config: ProjectConfig): boolean {
+    if (!ENV_NAME_RE.test(name)) {
+      this.problem(line, `environment variable name ${show(name)} must match ${ENV_NAME_PATTERN}`);
+      return false;
+    }
+    if (isDangerousEnvName(name) && !(config.allowDangerous ?? []).includes(name)) {
+      this.problem(line, dangerousEnvRule(name, `the top-level allowDangerous: [${name}]`));
+      return false;
+    }
+    return true;
   }
 
   /** A reference (and a file mode when `file`); problems name `variable`. */
