@@ -20,7 +20,8 @@ import type { DeliveryPlan, EnvDelivery, FileDelivery } from "./plan.ts";
 import { readConfigFile } from "./read.ts";
 export { MAX_CONFIG_BYTES } from "./read.ts";
 import { assertTrustedProjectFile, projectDirs, type TrustOptions } from "./trust.ts";
-import { parseYaml, show, YamlChecker } from "./yaml-checker.ts";
+import { nameList, parseYaml, show, YamlChecker } from "./yaml-checker.ts";
+import type { WorkMeter } from "./yaml-checker.ts";
 
 /** The file names looked for, in this order, in each directory. */
 export const CONFIG_FILE_NAMES = [".coffer.yml", ".coffer.yaml"] as const;
@@ -134,14 +135,19 @@ export function loadConfig(path: string, options: TrustOptions = {}): ProjectCon
 /**
  * Parses and checks project-file text (what {@link loadConfig} does after reading).
  * @param file - the name messages show
+ * @param meter - counts the steps of coffer's passes over the file (tests check they are linear)
  * @throws CofferError E_CONFIG listing every problem
  */
-export function parseConfig(text: string, file: string): ProjectConfig {
-  const { doc, lines } = parseYaml(text, file);
+export function parseConfig(text: string, file: string, meter?: WorkMeter): ProjectConfig {
+  const { doc, lines } = parseYaml(text, file, meter);
   const checker = new Checker(file, doc, lines);
-  const config = checker.root(doc.contents);
-  checker.throwIfAny();
-  return config;
+  try {
+    const config = checker.root(doc.contents);
+    checker.throwIfAny();
+    return config;
+  } finally {
+    if (meter !== undefined) meter.steps += checker.meter.steps;
+  }
 }
 
 /** The names of the environments, in file order. */
@@ -159,7 +165,7 @@ export function listEnvironments(config: ProjectConfig): string[] {
  */
 export function planFor(config: ProjectConfig, environment?: string, env: NodeJS.ProcessEnv = process.env): DeliveryPlan {
   const names = listEnvironments(config);
-  const known = names.length > 0 ? names.join(", ") : "(none)";
+  const known = nameList(names);
   let name: string;
   let source: string;
   const fromEnv = env["COFFER_ENV"];
@@ -188,10 +194,11 @@ export function planFor(config: ProjectConfig, environment?: string, env: NodeJS
   // Walk up the chain, then apply from the root down.
   const chain: EnvironmentConfig[] = [];
   const seen: string[] = [];
+  const seenSet = new Set<string>();
   let current: string | undefined = name;
   let from: EnvironmentConfig | undefined;
   while (current !== undefined) {
-    if (seen.includes(current)) {
+    if (seenSet.has(current)) {
       throw new CofferError("E_CONFIG", `${config.file}:${from?.extendsLine ?? 0}: ${cycleRule([...seen, current])}`);
     }
     const e = config.environments.get(current);
@@ -202,6 +209,7 @@ export function planFor(config: ProjectConfig, environment?: string, env: NodeJS
       );
     }
     seen.push(current);
+    seenSet.add(current);
     chain.push(e);
     from = e;
     current = e.extends;
@@ -243,6 +251,10 @@ function cycleRule(chain: string[]): string {
 
 /** Walks the YAML tree with the rules of `.coffer.yml`. */
 class Checker extends YamlChecker {
+  // The providers listed in "not a configured provider" messages: built once, not per reference.
+  #knownProviders: string | undefined;
+  #allow = new Set<string>();
+
   root(contents: unknown): ProjectConfig {
     const config: ProjectConfig = { file: this.file, providers: new Map(), environments: new Map() };
     config.providers.set(STORE_PROVIDER, { type: "store" });
@@ -256,7 +268,10 @@ class Checker extends YamlChecker {
     this.unknownKeys(top, ["providers", "environments", "default", "allowDangerous"], "the top level");
 
     const allow = top.find((e) => e.key === "allowDangerous");
-    if (allow !== undefined) config.allowDangerous = this.allowDangerous(allow.value, allow.line);
+    if (allow !== undefined) {
+      config.allowDangerous = this.allowDangerous(allow.value, allow.line);
+      this.#allow = new Set(config.allowDangerous);
+    }
 
     const providers = top.find((e) => e.key === "providers");
     if (providers !== undefined) this.providers(providers.value, providers.line, config);
@@ -273,7 +288,7 @@ class Checker extends YamlChecker {
       const name = this.asString(def.value, def.line, "default");
       if (name !== undefined) {
         if (!config.environments.has(name)) {
-          const known = [...config.environments.keys()].join(", ") || "(none)";
+          const known = nameList(config.environments.keys());
           this.problem(this.line(def.value), `default names unknown environment ${show(name)}; environments: ${known}`);
         } else {
           config.defaultEnvironment = name;
@@ -475,7 +490,7 @@ class Checker extends YamlChecker {
       const envMap = this.asMap(envKey.value, envKey.line, `${where} env`);
       if (envMap !== undefined) {
         for (const { key: variable, line: varLine, value } of this.entries(envMap, `${where} env`)) {
-          if (!this.variableName(variable, varLine, config)) continue;
+          if (!this.variableName(variable, varLine)) continue;
           const ref = this.ref(value, varLine, `${variable}`, config, false);
           if (ref !== undefined) out.env.push({ variable, ref: ref.ref, line: varLine });
         }
@@ -488,7 +503,7 @@ class Checker extends YamlChecker {
       if (filesMap !== undefined) {
         const envVars = new Set(envKey === undefined ? [] : this.namesIn(envKey.value));
         for (const { key: variable, line: varLine, value } of this.entries(filesMap, `${where} files`)) {
-          if (!this.variableName(variable, varLine, config)) continue;
+          if (!this.variableName(variable, varLine)) continue;
           if (envVars.has(variable)) {
             this.problem(varLine, `variable ${variable} is in both env and files of ${where}; keep one`);
             continue;
@@ -504,7 +519,7 @@ class Checker extends YamlChecker {
   /** Key names of a map node, without reporting problems (they are reported elsewhere). */
   namesIn(node: unknown): string[] {
     let n = node;
-    for (let i = 0; i < 16 && isAlias(n); i++) n = n.resolve(this.doc);
+    for (let i = 0; i < 16 && isAlias(n); i++) n = this.resolveAlias(n);
     if (!isMap(n)) return [];
     return (n.items as Pair<unknown, unknown>[]).flatMap((p) => {
       const k = p.key;
@@ -512,12 +527,12 @@ class Checker extends YamlChecker {
     });
   }
 
-  variableName(name: string, line: number, config: ProjectConfig): boolean {
+  variableName(name: string, line: number): boolean {
     if (!ENV_NAME_RE.test(name)) {
       this.problem(line, `environment variable name ${show(name)} must match ${ENV_NAME_PATTERN}`);
       return false;
     }
-    if (isDangerousEnvName(name) && !(config.allowDangerous ?? []).includes(name)) {
+    if (isDangerousEnvName(name) && !this.#allow.has(name)) {
       this.problem(line, dangerousEnvRule(name, `the top-level allowDangerous: [${name}]`));
       return false;
     }
@@ -566,7 +581,7 @@ class Checker extends YamlChecker {
       const from = this.asString(fromEntry.value, fromEntry.line, `${variable} from`);
       if (from !== undefined) {
         if (!config.providers.has(from)) {
-          const known = [...config.providers.keys()].join(", ");
+          const known = (this.#knownProviders ??= nameList(config.providers.keys()));
           this.problem(this.line(fromEntry.value), `${variable}: from: ${show(from)} is not a configured provider; providers: ${known}`);
         } else {
           provider = from;
@@ -671,36 +686,44 @@ class Checker extends YamlChecker {
     return mode;
   }
 
-  /** Unknown parents and cycles, each reported once with the `extends:` line. */
+  /**
+   * Unknown parents and cycles, each reported once with the `extends:` line. Each environment is
+   * walked once (a file of thousands of environments in one chain stays linear).
+   */
   extendsChains(config: ProjectConfig): void {
-    const known = [...config.environments.keys()].join(", ") || "(none)";
-    const reported = new Set<string>();
+    const known = nameList(config.environments.keys());
     for (const e of config.environments.values()) {
+      this.meter.steps++;
       if (e.extends !== undefined && !config.environments.has(e.extends)) {
         this.problem(e.extendsLine ?? e.line, `environment ${show(e.name)} extends unknown environment ${show(e.extends)}; environments: ${known}`);
       }
     }
+    const order = new Map<string, number>();
+    for (const name of config.environments.keys()) order.set(name, order.size);
+    const done = new Set<string>();
     for (const start of config.environments.values()) {
-      const seen: string[] = [];
+      const path: EnvironmentConfig[] = [];
+      const onPath = new Map<string, number>();
       let cur: EnvironmentConfig | undefined = start;
-      while (cur !== undefined && !seen.includes(cur.name)) {
-        seen.push(cur.name);
+      while (cur !== undefined && !done.has(cur.name) && !onPath.has(cur.name)) {
+        this.meter.steps++;
+        onPath.set(cur.name, path.length);
+        path.push(cur);
         cur = cur.extends === undefined ? undefined : config.environments.get(cur.extends);
       }
-      if (cur === undefined) continue;
-      // `cur` is on a cycle; report it once, starting from its first member in file order.
-      const cycle = seen.slice(seen.indexOf(cur.name));
-      const key = [...cycle].sort().join("\0");
-      if (reported.has(key)) continue;
-      reported.add(key);
-      const first = [...config.environments.values()].find((e) => cycle.includes(e.name))!;
-      const ordered: string[] = [];
-      let c: EnvironmentConfig | undefined = first;
-      while (c !== undefined && !ordered.includes(c.name)) {
-        ordered.push(c.name);
-        c = c.extends === undefined ? undefined : config.environments.get(c.extends);
+      const at = cur === undefined ? undefined : onPath.get(cur.name);
+      if (at !== undefined) {
+        // A new cycle: report it once, starting from its first member in file order.
+        const cycle = path.slice(at);
+        let firstAt = 0;
+        cycle.forEach((e, i) => {
+          if ((order.get(e.name) ?? 0) < (order.get(cycle[firstAt]!.name) ?? 0)) firstAt = i;
+        });
+        const ordered = [...cycle.slice(firstAt), ...cycle.slice(0, firstAt)];
+        const first = ordered[0]!;
+        this.problem(first.extendsLine ?? first.line, cycleRule([...ordered.map((e) => e.name), first.name]));
       }
-      this.problem(first.extendsLine ?? first.line, cycleRule([...ordered, first.name]));
+      for (const e of path) done.add(e.name);
     }
   }
 }
