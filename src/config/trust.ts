@@ -129,14 +129,14 @@ export function trustListPath(env: NodeJS.ProcessEnv = process.env): string {
 
 /**
  * The trusted directories (absolute, as `coffer trust` wrote them). A missing list is empty.
- * @throws PermissionsError when the list is owned by someone else or others can write it
+ * @throws PermissionsError when the list is owned by someone other than you or root, or others can write it
  */
 export function readTrustList(options: TrustOptions = {}): string[] {
   const path = trustListPath(options.env);
   const uid = options.uid ?? process.getuid?.();
   if (statOrUndefined(path) === undefined) return []; // the list itself is always on the real disk
   const text = readConfigFile(path, "trust list", (st) => {
-    if (uid !== undefined && st.uid !== uid) {
+    if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
       throw new PermissionsError(`the trust list ${path} is owned by uid ${st.uid}, not by you (uid ${uid}); remove it or make it yours with \`chown ${uid} ${shellQuote(path)}\``);
     }
     if ((st.mode & 0o022) !== 0) {
