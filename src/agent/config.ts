@@ -17,9 +17,11 @@
  * - `DIR/secrets.env` holds the env lines, so the ID `secrets.env` is refused.
  * - Names starting with `.` never collide with an ID: they are free for the agent's temp files.
  */
-import { readFileSync } from "node:fs";
 import { isScalar, isSeq } from "yaml";
+import { dangerousEnvRule, isDangerousEnvName } from "../config/dangerous-env.ts";
 import { DEFAULT_VAULT_MOUNT, PROVIDER_NAME_PATTERN, SERVER_URL_RULE, VAULT_ADDRESS_PATTERN, validServerUrl } from "../config/load.ts";
+import { readConfigFile } from "../config/read.ts";
+import { tokenTransportRule } from "../config/token-transport.ts";
 import { parseYaml, show, YamlChecker } from "../config/yaml-checker.ts";
 import { CofferError } from "../errors.ts";
 import type { ProviderSpec } from "../providers/provider.ts";
@@ -118,11 +120,15 @@ export function parseProviderSpec(spec: string): ProviderSpec {
     if (!validMount(mount)) {
       throw usage(`invalid provider ${show(spec)}: vault mount ${show(mount)} (after #) must match ${SECRET_NAME_PATTERN}`);
     }
+    const transport = tokenTransportRule(address);
+    if (transport !== undefined) throw usage(`invalid provider ${show(spec)}: it ${transport}`);
     return { type: "vault", address, mount };
   }
   if (spec.startsWith("server:")) {
     const url = spec.slice("server:".length);
     if (!validServerUrl(url)) throw usage(`invalid provider ${show(spec)}: server url ${show(url)} ${SERVER_URL_RULE}`);
+    const transport = tokenTransportRule(url);
+    if (transport !== undefined) throw usage(`invalid provider ${show(spec)}: it ${transport}`);
     return { type: "server", url };
   }
   throw usage(`invalid provider ${show(spec)}: use ${PROVIDER_FORMS}`);
@@ -342,19 +348,14 @@ export function parseOwner(s: string): string {
  * (name → `{ backend, secrets: [ID or ID=ENV_NAME, …], override?, dir?, watch?, pollInterval?,
  * onChange?, mode?, owner? }`). `override:` replaces settings of the chosen backend (not its
  * type). The top level and every backend are checked; of `services:` only the chosen entry is
- * checked deeply, so a mistake in another service's entry does not stop this service.
+ * checked deeply, so a mistake in another service's entry does not stop this service. A variable
+ * on the dangerous list (dangerous-env.ts: PATH, LD_*, …) is refused unless the service's
+ * `allowDangerous: [NAME, …]` names it; the file may be at most 1 MiB (MAX_CONFIG_BYTES).
  * @throws CofferError E_CONFIG listing every problem as `file:line: rule`; for an unknown
  *   service, listing the services
  */
 export function loadAgentConfig(path: string, service: string): AgentSettings {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? "error";
-    throw new CofferError("E_CONFIG", `${path}: cannot read the agent config file (${code}); check the path given to --config`, { cause: err });
-  }
-  return parseAgentConfig(text, path, service);
+  return parseAgentConfig(readConfigFile(path, "agent config file"), path, service);
 }
 
 /**
@@ -386,7 +387,7 @@ const BACKEND_KEYS: Record<ProviderSpec["type"], readonly string[]> = {
   vault: ["address", "mount", "namespace", "tokenEnv", "tokenFile"],
   server: ["url", "tokenEnv"],
 };
-const SERVICE_KEYS = ["backend", "override", "secrets", "dir", "watch", "pollInterval", "onChange", "mode", "owner"] as const;
+const SERVICE_KEYS = ["backend", "override", "secrets", "allowDangerous", "dir", "watch", "pollInterval", "onChange", "mode", "owner"] as const;
 
 /** The rule a backend setting breaks, if any. */
 function fieldRule(key: string, value: string): string | undefined {
@@ -395,9 +396,11 @@ function fieldRule(key: string, value: string): string | undefined {
     case "tokenFile":
       return value.startsWith("/") ? undefined : `${key} ${show(value)} must be an absolute path (starting with /)`;
     case "address":
-      return validUrl(value) ? undefined : `address ${show(value)} must be an http:// or https:// URL`;
+      if (!validUrl(value)) return `address ${show(value)} must be an http:// or https:// URL`;
+      return tokenTransportRule(value);
     case "url":
-      return validServerUrl(value) ? undefined : `url ${show(value)} ${SERVER_URL_RULE}`;
+      if (!validServerUrl(value)) return `url ${show(value)} ${SERVER_URL_RULE}`;
+      return tokenTransportRule(value);
     case "mount":
     case "namespace":
       return validMount(value) ? undefined : `${key} ${show(value)} must match ${SECRET_NAME_PATTERN}`;
@@ -588,6 +591,25 @@ class Checker extends YamlChecker {
       }
     }
 
+    // allowDangerous, before the secrets it lets through
+    const allowed: string[] = [];
+    const allowEntry = get("allowDangerous");
+    if (allowEntry !== undefined) {
+      const seq = this.deref(allowEntry.value, allowEntry.line);
+      if (!isSeq(seq)) {
+        if (seq !== undefined || allowEntry.value === null) {
+          this.problem(seq === null || seq === undefined ? allowEntry.line : this.line(seq), `${where} allowDangerous must be a list of variable names, got ${this.kind(seq)}`);
+        }
+      } else {
+        for (const item of seq.items) {
+          const s = this.asStringAt(item, this.line(seq), `${where} allowDangerous entry`);
+          if (s === undefined) continue;
+          if (!isDangerousEnvName(s.value)) this.problem(s.line, `${where} allowDangerous: ${show(s.value)} is not on the dangerous list and needs no opt-in; remove it`);
+          else allowed.push(s.value);
+        }
+      }
+    }
+
     // secrets
     const secrets: AgentSecret[] = [];
     const secretLines: number[] = [];
@@ -607,7 +629,9 @@ class Checker extends YamlChecker {
           if (s === undefined) continue;
           const r = secretItem(s.value.trim());
           if ("rule" in r) this.problem(s.line, `${where} secrets: ${r.rule}`);
-          else {
+          else if (isDangerousEnvName(r.ok.env) && !allowed.includes(r.ok.env)) {
+            this.problem(s.line, `${where} secrets: ${dangerousEnvRule(r.ok.env, `the service's allowDangerous: [${r.ok.env}]`)}; or give it another name with ID=ENV_NAME`);
+          } else {
             secrets.push(r.ok);
             secretLines.push(s.line);
           }

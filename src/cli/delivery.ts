@@ -15,11 +15,20 @@ export const DELIVERY_FLAGS: Command["flags"] = {
   config: { type: "string", arg: "F", help: "the project file (default: .coffer.yml here or in a parent)" },
 };
 
-/** Loads the project file and makes the plan for the chosen environment. */
+/**
+ * Loads the project file (found, or `--config F`; either way refused unless trusted) and makes
+ * the plan for the chosen environment.
+ */
 export function loadPlan(ctx: Context): DeliveryPlan {
-  const file = typeof ctx.flags.config === "string" ? ctx.flags.config : findConfig(process.cwd());
-  const config = loadConfig(file);
-  return planFor(config, typeof ctx.flags.env === "string" ? ctx.flags.env : undefined, ctx.env);
+  const trust = { env: ctx.env };
+  const file = typeof ctx.flags.config === "string" ? ctx.flags.config : findConfig(process.cwd(), trust);
+  const config = loadConfig(file, trust);
+  const plan = planFor(config, typeof ctx.flags.env === "string" ? ctx.flags.env : undefined, ctx.env);
+  if (plan.dangerous !== undefined) {
+    const names = plan.dangerous.join(", ");
+    ctx.say(`coffer: warning: ${plan.file} sets ${names}, which ${plan.dangerous.length === 1 ? "changes" : "change"} how programs load or run (allowed by its allowDangerous:)`);
+  }
+  return plan;
 }
 
 /** The providers a plan names, created as they are first used. */

@@ -36,6 +36,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   load: { summary: "print an environment's secrets as dotenv, shell, JSON or for GitHub Actions", load: async () => (await import("./commands/load.ts")).load },
   "config check": { summary: "show what .coffer.yml delivers and check that it all resolves", load: async () => (await import("./commands/config.ts")).configCheck },
   "config schema": { summary: "print the JSON Schema of .coffer.yml for editors", load: async () => (await import("./commands/config.ts")).configSchema },
+  trust: { summary: "obey the .coffer.yml of a directory another user owns (like git's safe.directory)", load: async () => (await import("./commands/trust.ts")).trust },
   agent: { summary: "fetch a service's secrets into a dir, signal readiness, reload on change", load: async () => (await import("./commands/agent.ts")).agent },
   "exec-env": { summary: "run a command with the variables of a secrets.env file", load: async () => (await import("./commands/exec-env.ts")).execEnv },
   units: { summary: "render systemd units that give a service its secrets", load: async () => (await import("./commands/units.ts")).units },

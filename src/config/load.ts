@@ -7,15 +7,21 @@
  * The same rules are written as a JSON Schema for editors in `schema.ts`; a test keeps the two
  * from drifting.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { isAlias, isMap, isScalar } from "yaml";
+import { statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { isAlias, isMap, isScalar, isSeq } from "yaml";
 import type { Pair } from "yaml";
 import { CofferError } from "../errors.ts";
 import type { ProviderSpec, SecretRef } from "../providers/provider.ts";
 import { ENV_NAME_PATTERN, isSecretName, SECRET_NAME_PATTERN } from "../store/names.ts";
+import { dangerousEnvRule, isDangerousEnvName } from "./dangerous-env.ts";
+import { tokenTransportRule } from "./token-transport.ts";
 import type { DeliveryPlan, EnvDelivery, FileDelivery } from "./plan.ts";
-import { parseYaml, show, YamlChecker } from "./yaml-checker.ts";
+import { readConfigFile } from "./read.ts";
+export { MAX_CONFIG_BYTES } from "./read.ts";
+import { assertTrustedProjectFile, projectDirs, type TrustOptions } from "./trust.ts";
+import { nameList, parseYaml, show, YamlChecker } from "./yaml-checker.ts";
+import type { WorkMeter } from "./yaml-checker.ts";
 
 /** The file names looked for, in this order, in each directory. */
 export const CONFIG_FILE_NAMES = [".coffer.yml", ".coffer.yaml"] as const;
@@ -76,57 +82,72 @@ export interface ProjectConfig {
   providers: Map<string, ProviderSpec>;
   /** environments by name, in file order */
   environments: Map<string, EnvironmentConfig>;
+  /** `allowDangerous:`: the variables on the dangerous list (dangerous-env.ts) the file may set */
+  allowDangerous?: readonly string[];
 }
 
 /**
- * Finds the project file: `.coffer.yml` (or `.coffer.yaml`) in `cwd` or the nearest parent.
+ * Finds the project file: `.coffer.yml` (or `.coffer.yaml`) in `cwd` or the nearest parent, looking
+ * no higher than the user's home, a filesystem boundary or a shared sticky directory such as
+ * `/tmp` (see {@link projectDirs}). Whether the file found may be obeyed is {@link loadConfig}'s check.
  * @returns the file's absolute path
- * @throws CofferError E_CONFIG when there is none up to the root
+ * @throws CofferError E_CONFIG when there is none
  */
-export function findConfig(cwd: string): string {
+export function findConfig(cwd: string, options: TrustOptions = {}): string {
   const start = resolve(cwd);
-  let dir = start;
-  for (;;) {
+  let last = start;
+  for (const dir of projectDirs(start, options)) {
+    last = dir;
     for (const name of CONFIG_FILE_NAMES) {
       const candidate = join(dir, name);
-      if (existsSync(candidate) && statSync(candidate).isFile()) return candidate;
+      if (isFile(candidate, options)) return candidate;
     }
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
   }
-  throw new CofferError("E_CONFIG", `no .coffer.yml in ${start} or its parents; create one or pass --config F`);
+  const upTo = last === start ? "" : ` or its parents up to ${last}`;
+  throw new CofferError(
+    "E_CONFIG",
+    `no .coffer.yml in ${start}${upTo} (the search stops at your home, a filesystem boundary, or a shared directory such as /tmp); create one or pass --config F`,
+  );
+}
+
+function isFile(path: string, options: TrustOptions): boolean {
+  if (options.stat !== undefined) return options.stat(path)?.isFile() === true;
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /**
- * Reads, parses and checks a project file.
+ * Reads, parses and checks a project file. The file must be trusted: owned by the caller or
+ * root, not writable by others, in such a directory, or in one `coffer trust` recorded
+ * (see `trust.ts`); and at most {@link MAX_CONFIG_BYTES} long.
  * @param path - the file; messages show it as given
- * @throws CofferError E_CONFIG listing every problem as `file:line: rule`, joined by "; "
+ * @throws PermissionsError E_PERMISSIONS for an untrusted file; CofferError E_CONFIG listing
+ *   every problem as `file:line: rule`, joined by "; "
  */
-export function loadConfig(path: string): ProjectConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? "error";
-    throw new CofferError("E_CONFIG", `${path}: cannot read the config file (${code}); check the path given to --config`, {
-      cause: err,
-    });
-  }
+export function loadConfig(path: string, options: TrustOptions = {}): ProjectConfig {
+  const text = readConfigFile(path, "config file", (st) => assertTrustedProjectFile(path, st, options));
   return parseConfig(text, path);
 }
 
 /**
  * Parses and checks project-file text (what {@link loadConfig} does after reading).
  * @param file - the name messages show
+ * @param meter - counts the steps of coffer's passes over the file (tests check they are linear)
  * @throws CofferError E_CONFIG listing every problem
  */
-export function parseConfig(text: string, file: string): ProjectConfig {
-  const { doc, lines } = parseYaml(text, file);
+export function parseConfig(text: string, file: string, meter?: WorkMeter): ProjectConfig {
+  const { doc, lines } = parseYaml(text, file, meter);
   const checker = new Checker(file, doc, lines);
-  const config = checker.root(doc.contents);
-  checker.throwIfAny();
-  return config;
+  try {
+    const config = checker.root(doc.contents);
+    checker.throwIfAny();
+    return config;
+  } finally {
+    if (meter !== undefined) meter.steps += checker.meter.steps;
+  }
 }
 
 /** The names of the environments, in file order. */
@@ -144,7 +165,7 @@ export function listEnvironments(config: ProjectConfig): string[] {
  */
 export function planFor(config: ProjectConfig, environment?: string, env: NodeJS.ProcessEnv = process.env): DeliveryPlan {
   const names = listEnvironments(config);
-  const known = names.length > 0 ? names.join(", ") : "(none)";
+  const known = nameList(names);
   let name: string;
   let source: string;
   const fromEnv = env["COFFER_ENV"];
@@ -173,10 +194,11 @@ export function planFor(config: ProjectConfig, environment?: string, env: NodeJS
   // Walk up the chain, then apply from the root down.
   const chain: EnvironmentConfig[] = [];
   const seen: string[] = [];
+  const seenSet = new Set<string>();
   let current: string | undefined = name;
   let from: EnvironmentConfig | undefined;
   while (current !== undefined) {
-    if (seen.includes(current)) {
+    if (seenSet.has(current)) {
       throw new CofferError("E_CONFIG", `${config.file}:${from?.extendsLine ?? 0}: ${cycleRule([...seen, current])}`);
     }
     const e = config.environments.get(current);
@@ -187,6 +209,7 @@ export function planFor(config: ProjectConfig, environment?: string, env: NodeJS
       );
     }
     seen.push(current);
+    seenSet.add(current);
     chain.push(e);
     from = e;
     current = e.extends;
@@ -209,9 +232,11 @@ export function planFor(config: ProjectConfig, environment?: string, env: NodeJS
     const spec = config.providers.get(d.ref.provider);
     if (spec !== undefined) providers[d.ref.provider] = spec;
   }
+  const dangerous = [...envs.keys(), ...files.keys()].filter(isDangerousEnvName);
   return {
     file: config.file,
     environment: name,
+    ...(dangerous.length > 0 && { dangerous }),
     providers,
     env: [...envs.values()].map((d) => ({ ...d, ref: { ...d.ref } })),
     files: [...files.values()].map((d) => ({ ...d, ref: { ...d.ref } })),
@@ -226,6 +251,10 @@ function cycleRule(chain: string[]): string {
 
 /** Walks the YAML tree with the rules of `.coffer.yml`. */
 class Checker extends YamlChecker {
+  // The providers listed in "not a configured provider" messages: built once, not per reference.
+  #knownProviders: string | undefined;
+  #allow = new Set<string>();
+
   root(contents: unknown): ProjectConfig {
     const config: ProjectConfig = { file: this.file, providers: new Map(), environments: new Map() };
     config.providers.set(STORE_PROVIDER, { type: "store" });
@@ -236,7 +265,13 @@ class Checker extends YamlChecker {
     const map = this.asMap(contents, 1, "the top level");
     if (map === undefined) return config;
     const top = this.entries(map, "the top level");
-    this.unknownKeys(top, ["providers", "environments", "default"], "the top level");
+    this.unknownKeys(top, ["providers", "environments", "default", "allowDangerous"], "the top level");
+
+    const allow = top.find((e) => e.key === "allowDangerous");
+    if (allow !== undefined) {
+      config.allowDangerous = this.allowDangerous(allow.value, allow.line);
+      this.#allow = new Set(config.allowDangerous);
+    }
 
     const providers = top.find((e) => e.key === "providers");
     if (providers !== undefined) this.providers(providers.value, providers.line, config);
@@ -253,7 +288,7 @@ class Checker extends YamlChecker {
       const name = this.asString(def.value, def.line, "default");
       if (name !== undefined) {
         if (!config.environments.has(name)) {
-          const known = [...config.environments.keys()].join(", ") || "(none)";
+          const known = nameList(config.environments.keys());
           this.problem(this.line(def.value), `default names unknown environment ${show(name)}; environments: ${known}`);
         } else {
           config.defaultEnvironment = name;
@@ -262,6 +297,26 @@ class Checker extends YamlChecker {
     }
     this.extendsChains(config);
     return config;
+  }
+
+  /** `allowDangerous: [NAME, …]`: names on the dangerous list only. */
+  allowDangerous(node: unknown, line: number): string[] {
+    const seq = this.deref(node, line);
+    if (!isSeq(seq)) {
+      if (seq !== undefined || node === null) {
+        this.problem(seq === null || seq === undefined ? line : this.line(seq), `allowDangerous must be a list of variable names, got ${this.kind(seq)}`);
+      }
+      return [];
+    }
+    const names: string[] = [];
+    for (const item of seq.items) {
+      const s = this.asStringAt(item, this.line(seq), "allowDangerous entry");
+      if (s === undefined) continue;
+      if (!ENV_NAME_RE.test(s.value)) this.problem(s.line, `allowDangerous: environment variable name ${show(s.value)} must match ${ENV_NAME_PATTERN}`);
+      else if (!isDangerousEnvName(s.value)) this.problem(s.line, `allowDangerous: ${s.value} is not on the dangerous list and needs no opt-in; remove it`);
+      else names.push(s.value);
+    }
+    return names;
   }
 
   providers(node: unknown, line: number, config: ProjectConfig): void {
@@ -328,6 +383,9 @@ class Checker extends YamlChecker {
         if (address !== undefined && !validUrl(address)) {
           this.problem(this.line(get("address")?.value), `${where} address ${show(address)} must be an http:// or https:// URL`);
           ok = false;
+        } else if (address !== undefined && tokenTransportRule(address) !== undefined) {
+          this.problem(this.line(get("address")?.value), `${where} ${tokenTransportRule(address)}`);
+          ok = false;
         }
         const mount = str("mount");
         if (mount !== undefined && !MOUNT_RE.test(mount)) {
@@ -368,6 +426,9 @@ class Checker extends YamlChecker {
         const url = str("url");
         if (url !== undefined && !validServerUrl(url)) {
           this.problem(this.line(get("url")?.value), `${where} url ${show(url)} ${SERVER_URL_RULE}`);
+          ok = false;
+        } else if (url !== undefined && tokenTransportRule(url) !== undefined) {
+          this.problem(this.line(get("url")?.value), `${where} ${tokenTransportRule(url)}`);
           ok = false;
         }
         const tokenEnv = str("tokenEnv");
@@ -458,7 +519,7 @@ class Checker extends YamlChecker {
   /** Key names of a map node, without reporting problems (they are reported elsewhere). */
   namesIn(node: unknown): string[] {
     let n = node;
-    for (let i = 0; i < 16 && isAlias(n); i++) n = n.resolve(this.doc);
+    for (let i = 0; i < 16 && isAlias(n); i++) n = this.resolveAlias(n);
     if (!isMap(n)) return [];
     return (n.items as Pair<unknown, unknown>[]).flatMap((p) => {
       const k = p.key;
@@ -467,9 +528,15 @@ class Checker extends YamlChecker {
   }
 
   variableName(name: string, line: number): boolean {
-    if (ENV_NAME_RE.test(name)) return true;
-    this.problem(line, `environment variable name ${show(name)} must match ${ENV_NAME_PATTERN}`);
-    return false;
+    if (!ENV_NAME_RE.test(name)) {
+      this.problem(line, `environment variable name ${show(name)} must match ${ENV_NAME_PATTERN}`);
+      return false;
+    }
+    if (isDangerousEnvName(name) && !this.#allow.has(name)) {
+      this.problem(line, dangerousEnvRule(name, `the top-level allowDangerous: [${name}]`));
+      return false;
+    }
+    return true;
   }
 
   /** A reference (and a file mode when `file`); problems name `variable`. */
@@ -514,7 +581,7 @@ class Checker extends YamlChecker {
       const from = this.asString(fromEntry.value, fromEntry.line, `${variable} from`);
       if (from !== undefined) {
         if (!config.providers.has(from)) {
-          const known = [...config.providers.keys()].join(", ");
+          const known = (this.#knownProviders ??= nameList(config.providers.keys()));
           this.problem(this.line(fromEntry.value), `${variable}: from: ${show(from)} is not a configured provider; providers: ${known}`);
         } else {
           provider = from;
@@ -619,36 +686,44 @@ class Checker extends YamlChecker {
     return mode;
   }
 
-  /** Unknown parents and cycles, each reported once with the `extends:` line. */
+  /**
+   * Unknown parents and cycles, each reported once with the `extends:` line. Each environment is
+   * walked once (a file of thousands of environments in one chain stays linear).
+   */
   extendsChains(config: ProjectConfig): void {
-    const known = [...config.environments.keys()].join(", ") || "(none)";
-    const reported = new Set<string>();
+    const known = nameList(config.environments.keys());
     for (const e of config.environments.values()) {
+      this.meter.steps++;
       if (e.extends !== undefined && !config.environments.has(e.extends)) {
         this.problem(e.extendsLine ?? e.line, `environment ${show(e.name)} extends unknown environment ${show(e.extends)}; environments: ${known}`);
       }
     }
+    const order = new Map<string, number>();
+    for (const name of config.environments.keys()) order.set(name, order.size);
+    const done = new Set<string>();
     for (const start of config.environments.values()) {
-      const seen: string[] = [];
+      const path: EnvironmentConfig[] = [];
+      const onPath = new Map<string, number>();
       let cur: EnvironmentConfig | undefined = start;
-      while (cur !== undefined && !seen.includes(cur.name)) {
-        seen.push(cur.name);
+      while (cur !== undefined && !done.has(cur.name) && !onPath.has(cur.name)) {
+        this.meter.steps++;
+        onPath.set(cur.name, path.length);
+        path.push(cur);
         cur = cur.extends === undefined ? undefined : config.environments.get(cur.extends);
       }
-      if (cur === undefined) continue;
-      // `cur` is on a cycle; report it once, starting from its first member in file order.
-      const cycle = seen.slice(seen.indexOf(cur.name));
-      const key = [...cycle].sort().join("\0");
-      if (reported.has(key)) continue;
-      reported.add(key);
-      const first = [...config.environments.values()].find((e) => cycle.includes(e.name))!;
-      const ordered: string[] = [];
-      let c: EnvironmentConfig | undefined = first;
-      while (c !== undefined && !ordered.includes(c.name)) {
-        ordered.push(c.name);
-        c = c.extends === undefined ? undefined : config.environments.get(c.extends);
+      const at = cur === undefined ? undefined : onPath.get(cur.name);
+      if (at !== undefined) {
+        // A new cycle: report it once, starting from its first member in file order.
+        const cycle = path.slice(at);
+        let firstAt = 0;
+        cycle.forEach((e, i) => {
+          if ((order.get(e.name) ?? 0) < (order.get(cycle[firstAt]!.name) ?? 0)) firstAt = i;
+        });
+        const ordered = [...cycle.slice(firstAt), ...cycle.slice(0, firstAt)];
+        const first = ordered[0]!;
+        this.problem(first.extendsLine ?? first.line, cycleRule([...ordered.map((e) => e.name), first.name]));
       }
-      this.problem(first.extendsLine ?? first.line, cycleRule([...ordered, first.name]));
+      for (const e of path) done.add(e.name);
     }
   }
 }

@@ -27,6 +27,11 @@ export interface DeliveryPlan {
   file: string;
   /** the environment's name */
   environment: string;
+  /**
+   * the variables on the dangerous list (dangerous-env.ts) the plan sets, which the file allowed
+   * with `allowDangerous:`; the caller warns about them
+   */
+  dangerous?: string[];
   /** every provider the plan may use, by name; always includes `store` */
   providers: Record<string, ProviderSpec>;
   env: EnvDelivery[];

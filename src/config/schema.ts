@@ -79,6 +79,14 @@ export const CONFIG_JSON_SCHEMA = {
       propertyNames: { pattern: ENVIRONMENT_NAME_PATTERN },
       additionalProperties: { $ref: "#/$defs/environment" },
     },
+    allowDangerous: {
+      title: "Allowed dangerous variables",
+      description:
+        "Variables on coffer's dangerous list (PATH, LD_*, NODE_OPTIONS, proxies, …: they change how programs load or run) " +
+        "that this file may set in env: or files:; each is refused unless named here, and coffer warns when it sets one.",
+      type: "array",
+      items: { type: "string", pattern: ENV_NAME_PATTERN },
+    },
     default: {
       title: "Default environment",
       description: "The environment used when neither --env nor COFFER_ENV chooses one.",

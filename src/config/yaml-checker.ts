@@ -7,8 +7,8 @@
  * (aliases, node kinds, map entries, strings, unknown keys) live here so their messages are
  * the same everywhere.
  */
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
-import type { Document, Pair, YAMLMap } from "yaml";
+import { isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
+import type { Alias, Document, Node as YamlNode, Pair, YAMLMap } from "yaml";
 import { CofferError } from "../errors.ts";
 
 /** One problem found in a file. */
@@ -43,29 +43,84 @@ export interface ParsedYaml {
 export const show = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
 
 /**
+ * The options coffer parses YAML with. `uniqueKeys: false`: the yaml package's own duplicate-key
+ * check compares each key with every earlier key of its map (a 0.8 MB file took 14 s), so
+ * {@link parseYaml} finds duplicates itself in one pass.
+ */
+export const YAML_PARSE_OPTIONS = { prettyErrors: true, uniqueKeys: false } as const;
+
+/** Counts the steps of coffer's own passes over a document, so tests can check they are linear. */
+export interface WorkMeter {
+  steps: number;
+}
+
+/** The most problems one message shows; the rest are counted. */
+export const MAX_SHOWN_PROBLEMS = 50;
+
+/** The most names a message lists; a longer list is cut (a message must not grow with the file). */
+export const MAX_LISTED_NAMES = 20;
+
+/**
+ * Names for a message: `a, b, c`, `(none)`, or the first {@link MAX_LISTED_NAMES} and how many in all.
+ */
+export function nameList(names: Iterable<string>): string {
+  const shown: string[] = [];
+  let count = 0;
+  for (const n of names) {
+    if (count++ < MAX_LISTED_NAMES) shown.push(n);
+  }
+  if (count === 0) return "(none)";
+  return count > MAX_LISTED_NAMES ? `${shown.join(", ")}, … (${count} in all)` : shown.join(", ");
+}
+
+/**
  * Parses one YAML document with line numbers. Duplicate keys are errors.
  * @param text - the file's text
  * @param file - the name messages show
+ * @param meter - counts the steps of the duplicate-key pass (tests)
  * @returns the document and its line counter, for a {@link YamlChecker}
  * @throws CofferError E_CONFIG listing every YAML syntax problem as `file:line: YAML: rule`
  *   (a second document is "the file must hold one YAML document (no second ---)")
  */
-export function parseYaml(text: string, file: string): ParsedYaml {
+export function parseYaml(text: string, file: string, meter?: WorkMeter): ParsedYaml {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter: lines });
-  if (doc.errors.length > 0 || doc.warnings.length > 0) {
-    const checker = new YamlChecker(file, doc, lines);
-    for (const e of [...doc.errors, ...doc.warnings]) {
-      const line = e.linePos?.[0].line ?? lines.linePos(e.pos[0]).line;
-      const first = e.message.split("\n")[0] ?? e.message;
-      const cut = first.search(/ at line \d+, column \d+:?$/);
-      const rule = e.code === "MULTIPLE_DOCS" ? "the file must hold one YAML document (no second ---)" : cut >= 0 ? first.slice(0, cut) : first;
-      checker.problem(line, `YAML: ${rule}`);
-    }
-    checker.throwIfAny();
+  const doc = parseDocument(text, { ...YAML_PARSE_OPTIONS, lineCounter: lines });
+  const checker = new YamlChecker(file, doc, lines);
+  for (const e of [...doc.errors, ...doc.warnings]) {
+    const line = e.linePos?.[0].line ?? lines.linePos(e.pos[0]).line;
+    const first = e.message.split("\n")[0] ?? e.message;
+    const cut = first.search(/ at line \d+, column \d+:?$/);
+    const rule = e.code === "MULTIPLE_DOCS" ? "the file must hold one YAML document (no second ---)" : cut >= 0 ? first.slice(0, cut) : first;
+    checker.problem(line, `YAML: ${rule}`);
   }
+  for (const key of duplicateKeys(doc, meter)) checker.problem(checker.line(key), "YAML: Map keys must be unique");
+  checker.throwIfAny();
   return { doc, lines };
 }
+
+/**
+ * The keys that repeat an earlier key of their map (the yaml package's rule: the same scalar
+ * value), in one pass with a set per map.
+ */
+export function duplicateKeys(doc: Document.Parsed, meter?: WorkMeter): YamlNode[] {
+  const out: YamlNode[] = [];
+  visit(doc, {
+    Map(_key, map) {
+      const seen = new Set<unknown>();
+      for (const pair of map.items) {
+        if (meter !== undefined) meter.steps++;
+        const k = pair.key;
+        if (!isScalar(k)) continue;
+        if (seen.has(k.value)) out.push(k);
+        else seen.add(k.value);
+      }
+    },
+  });
+  return out;
+}
+
+/** How many nodes aliases may add to a document's walk beyond its own size (an expansion attack's bound). */
+export const MIN_ALIAS_BUDGET = 10_000;
 
 /**
  * Walks a YAML tree, collecting problems with their lines. Subclasses add the rules of one file.
@@ -102,13 +157,14 @@ export class YamlChecker {
   /**
    * Throws every problem noted so far, sorted by line, as one message on one line.
    * @throws CofferError E_CONFIG: `file:line: rule` for one problem, else
-   *   `file: N problems: file:line: rule; …`
+   *   `file: N problems: file:line: rule; …` (the first {@link MAX_SHOWN_PROBLEMS}, then how many more)
    */
   throwIfAny(): void {
     if (this.problems.length === 0) return;
     const sorted = [...this.problems].sort((a, b) => a.line - b.line || a.order - b.order);
-    const items = sorted.map((p) => `${this.file}:${p.line}: ${p.rule.replace(/\s*\n\s*/g, " ")}`);
-    const message = items.length === 1 ? items[0]! : `${this.file}: ${items.length} problems: ${items.join("; ")}`;
+    const items = sorted.slice(0, MAX_SHOWN_PROBLEMS).map((p) => `${this.file}:${p.line}: ${p.rule.replace(/\s*\n\s*/g, " ")}`);
+    const more = sorted.length > MAX_SHOWN_PROBLEMS ? `; … and ${sorted.length - MAX_SHOWN_PROBLEMS} more` : "";
+    const message = sorted.length === 1 ? items[0]! : `${this.file}: ${sorted.length} problems: ${items.join("; ")}${more}`;
     throw new CofferError("E_CONFIG", message);
   }
 
@@ -118,14 +174,76 @@ export class YamlChecker {
     return range !== undefined ? this.lines.linePos(range[0]).line : 1;
   }
 
-  /** Follows aliases; undefined (with a problem) when one does not resolve. */
+  /** Counts the steps of this checker's walk (tests check it is linear). */
+  readonly meter: WorkMeter = { steps: 0 };
+  #aliases: Map<Alias, YamlNode | undefined> | undefined;
+  #sizes = new Map<YamlNode, number>();
+  #counted = new Set<Alias>();
+  #budget = 0;
+  #overBudget = false;
+
+  /**
+   * The node an alias names: the last node with its anchor before it, as the yaml package
+   * resolves it, from one pass over the document (`Alias.resolve` walks the whole document for
+   * each alias, which made a file of many aliases quadratic).
+   */
+  resolveAlias(alias: Alias): YamlNode | undefined {
+    if (this.#aliases === undefined) {
+      const aliases = new Map<Alias, YamlNode | undefined>();
+      const anchors = new Map<string, YamlNode>();
+      let nodes = 0;
+      visit(this.doc, {
+        Node: (_key, node) => {
+          nodes++;
+          if (isAlias(node)) aliases.set(node, anchors.get(node.source));
+          else if (node.anchor !== undefined) anchors.set(node.anchor, node);
+        },
+      });
+      this.meter.steps += nodes;
+      this.#aliases = aliases;
+      this.#budget = Math.max(MIN_ALIAS_BUDGET, nodes);
+    }
+    return this.#aliases.get(alias);
+  }
+
+  /** Nodes in a subtree (aliases count one), memoised per node. */
+  #size(node: YamlNode): number {
+    const known = this.#sizes.get(node);
+    if (known !== undefined) return known;
+    let n = 0;
+    visit(node, {
+      Node: () => {
+        n++;
+      },
+    });
+    this.meter.steps += n;
+    this.#sizes.set(node, n);
+    return n;
+  }
+
+  /** Follows aliases; undefined (with a problem) when one does not resolve or aliases expand too far. */
   deref(node: unknown, line: number): unknown {
     let n = node;
     for (let i = 0; i < 16 && isAlias(n); i++) {
-      const target = n.resolve(this.doc);
+      this.meter.steps++;
+      const alias: Alias = n;
+      const target = this.resolveAlias(alias);
       if (target === undefined) {
-        this.problem(this.line(n), `unknown alias *${n.source}`);
+        this.problem(this.line(alias), `unknown alias *${alias.source}`);
         return undefined;
+      }
+      // Each alias of a collection makes the walk visit that collection again: bound the total,
+      // so a 1 MiB file of aliases cannot make checking quadratic.
+      if (isCollection(target) && !this.#counted.has(alias)) {
+        this.#counted.add(alias);
+        this.#budget -= this.#size(target);
+        if (this.#budget < 0) {
+          if (!this.#overBudget) {
+            this.#overBudget = true;
+            this.problem(this.line(alias), "aliases repeat too much of the file; write the entries out or use extends:");
+          }
+          return undefined;
+        }
       }
       n = target;
     }
@@ -154,6 +272,7 @@ export class YamlChecker {
   entries(map: YAMLMap, where: string): YamlEntry[] {
     const out: YamlEntry[] = [];
     for (const pair of map.items as Pair<unknown, unknown>[]) {
+      this.meter.steps++;
       const keyNode = this.deref(pair.key, this.line(map));
       const line = this.line(pair.key ?? keyNode ?? map);
       if (!isScalar(keyNode) || (keyNode.value !== null && typeof keyNode.value === "object")) {

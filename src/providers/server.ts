@@ -2,6 +2,7 @@
  * The `server` provider: secrets from a coffer team server over its HTTP API
  * (`GET /v1/secrets/{name}`), with the token from the environment or `coffer login`.
  */
+import { tokenTransportRule } from "../config/token-transport.ts";
 import { CofferError } from "../errors.ts";
 import { CofferClient, ServerError, normaliseServerUrl } from "../server/client.ts";
 import { loadServerTls, loadToken } from "../server/token-file.ts";
@@ -152,7 +153,8 @@ interface Poller {
  * versions every `pollIntervalMs`, at once first so changes made during the gap are seen, and
  * tries the stream again after 1 s, doubling to 30 s. A `resync` event polls once. Failed polls
  * are skipped (after a 429, until Retry-After has passed). No timer keeps the process alive.
- * @throws CofferError E_CONFIG when `url` is not a usable http(s) URL
+ * @throws CofferError E_CONFIG when `url` is not a usable http(s) URL, or is plain http to a host
+ *   that is not loopback (the token would cross the network in clear)
  */
 export function createServerProvider(name: string, spec: ServerSpec, ctx: ProviderContext, options: ServerProviderOptions = {}): Provider {
   let url: string;
@@ -161,6 +163,8 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
   } catch (err) {
     throw new CofferError("E_CONFIG", `provider "${name}": ${(err as Error).message}`);
   }
+  const transport = tokenTransportRule(url);
+  if (transport !== undefined) throw new CofferError("E_CONFIG", `provider "${name}" ${transport}`);
   const tokenEnv = spec.tokenEnv ?? "COFFER_TOKEN";
   const pollIntervalMs = options.pollIntervalMs ?? 30_000;
   const streamRetryMs = options.streamRetryMs ?? 1000;

@@ -2,6 +2,7 @@
  * The `vault` provider: HashiCorp Vault / OpenBao KV v2 over HTTP with a token
  * (REFERENCE.md, "HashiCorp Vault / OpenBao KV v2").
  */
+import { tokenTransportRule } from "../config/token-transport.ts";
 import { CofferError } from "../errors.ts";
 import { DEFAULT_MAX_VALUE_BYTES } from "../store/names.ts";
 import { Secret } from "../store/secret.ts";
@@ -41,7 +42,8 @@ type VaultSpec = Extract<ProviderSpec, { type: "vault" }>;
  * `pollIntervalMs` and calls `onChange` for the unpinned refs (no `version`) of a path whose
  * `current_version` (or its deletion state) changed. Failed polls are skipped. The timer does
  * not keep the process alive.
- * @throws CofferError E_CONFIG when `address` is not an http(s) URL
+ * @throws CofferError E_CONFIG when `address` is not an http(s) URL, or is plain http to a host
+ *   that is not loopback (the token would cross the network in clear)
  */
 export function createVaultProvider(
   name: string,
@@ -199,6 +201,8 @@ function parseAddress(name: string, address: string): string {
   if (url.username !== "" || url.password !== "" || url.search !== "" || url.hash !== "") {
     throw new CofferError("E_CONFIG", `provider "${name}": address must be scheme://host[:port][/path] without credentials, query or fragment`);
   }
+  const transport = tokenTransportRule(url.href);
+  if (transport !== undefined) throw new CofferError("E_CONFIG", `provider "${name}" ${transport}`);
   return url.href.replace(/\/+$/, "");
 }
 

@@ -264,12 +264,12 @@ test("parseAgentConfig: overrides and vault token settings", () => {
   v: { type: vault, address: "https://v:8200", tokenEnv: VAULT_TOKEN }
   f: { type: folder, dir: /a }
 services:
-  a: { backend: v, override: { tokenFile: /etc/t, namespace: ns, address: "http://other:8200" }, secrets: [x] }
+  a: { backend: v, override: { tokenFile: /etc/t, namespace: ns, address: "https://other:8200" }, secrets: [x] }
   b: { backend: f, override: { dir: /b }, secrets: [x] }
   c: { backend: v, secrets: [x] }
 `;
   assert.deepEqual(parseAgentConfig(text, F, "a"), {
-    provider: { type: "vault", address: "http://other:8200", mount: "secret", namespace: "ns" },
+    provider: { type: "vault", address: "https://other:8200", mount: "secret", namespace: "ns" },
     tokenFile: "/etc/t",
     secrets: [{ id: "x", env: "X" }],
   });
@@ -303,7 +303,7 @@ services:
     `${F}:2: backend "s" (type server) url "ftp://x" must be an http:// or https:// URL without credentials, query or fragment, e.g. https://coffer.internal:8200`,
   );
   assert.equal(
-    configError(() => parseAgentConfig(svc("  s: { type: server, url: \"http://x\", tokenFile: /t }\n"), F, "a")),
+    configError(() => parseAgentConfig(svc("  s: { type: server, url: \"https://x\", tokenFile: /t }\n"), F, "a")),
     `${F}:2: unknown key "tokenFile" in backend "s" (type server); allowed: type, url, tokenEnv`,
   );
 });
@@ -342,7 +342,7 @@ services:
       `${F}:12: service "web" mode must be a quoted string of 3-4 octal digits, e.g. "0400" (unquoted 0644 is a number)`,
       `${F}:13: service "web" owner: invalid owner "web user": a user name (letters, digits, '_', '.', '-', not starting with a digit, '.' or '-', at most 32 characters) or a numeric uid`,
       `${F}:14: service "web" watch must be true or false, got the string "yes"`,
-      `${F}:15: unknown key "extra" in service "web"; allowed: backend, override, secrets, dir, watch, pollInterval, onChange, mode, owner`,
+      `${F}:15: unknown key "extra" in service "web"; allowed: backend, override, secrets, allowDangerous, dir, watch, pollInterval, onChange, mode, owner`,
     ].join("; "),
   );
   // The broken entry of another service is not this service's problem.
@@ -370,7 +370,7 @@ test("parseAgentConfig: single problems", () => {
       `${F}:6: service "web" override (backend "f", type folder): type cannot be overridden; choose another backend`,
     ],
     [
-      svc("    backend: v\n    secrets: [a]\n", "  v: { type: vault, address: http://v, tokenEnv: T, tokenFile: /t }\n"),
+      svc("    backend: v\n    secrets: [a]\n", "  v: { type: vault, address: https://v, tokenEnv: T, tokenFile: /t }\n"),
       `${F}:2: backend "v": give tokenEnv or tokenFile, not both`,
     ],
     [svc("    backend: f\n    secrets: [a]\n", "  f: { type: folder }\n"), `${F}:2: backend "f" (type folder) needs dir: an absolute directory path`],

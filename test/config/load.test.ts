@@ -248,7 +248,7 @@ const STRUCTURAL: [string, string, RegExp][] = [
   ["unknown environment key", envs("    vars: {}\n"), /unknown key "vars"/],
   ["unknown ref key", envs("    env:\n      A: { secret: a, scret: b }\n"), /unknown key "scret"/],
   ["mode in env", envs('    env:\n      A: { secret: a, mode: "0400" }\n'), /mode only applies to files/],
-  ["unknown provider key", "providers:\n  v: { type: vault, address: http://x, token: t }\nenvironments: { dev: {} }\n", /unknown key "token"/],
+  ["unknown provider key", "providers:\n  v: { type: vault, address: https://x, token: t }\nenvironments: { dev: {} }\n", /unknown key "token"/],
   ["env provider with dir", "providers:\n  e: { type: env, dir: /x }\nenvironments: { dev: {} }\n", /unknown key "dir"/],
   ["store redefined", "providers:\n  store: { type: store }\nenvironments: { dev: {} }\n", /provider name "store" is reserved/],
   ["bad provider name", "providers:\n  Vault: { type: env }\nenvironments: { dev: {} }\n", /provider name "Vault" must match/],
@@ -259,15 +259,15 @@ const STRUCTURAL: [string, string, RegExp][] = [
   ["folder without dir", "providers:\n  f: { type: folder }\nenvironments: { dev: {} }\n", /needs dir/],
   ["vault without address", "providers:\n  v: { type: vault }\nenvironments: { dev: {} }\n", /needs address/],
   ["vault ftp address", "providers:\n  v: { type: vault, address: ftp://x }\nenvironments: { dev: {} }\n", /http:\/\/ or https:\/\/ URL/],
-  ["vault bad tokenEnv", "providers:\n  v: { type: vault, address: http://x, tokenEnv: 1T }\nenvironments: { dev: {} }\n", /tokenEnv/],
+  ["vault bad tokenEnv", "providers:\n  v: { type: vault, address: https://x, tokenEnv: 1T }\nenvironments: { dev: {} }\n", /tokenEnv/],
   ["server without url", "providers:\n  s: { type: server }\nenvironments: { dev: {} }\n", /provider "s" \(type server\) needs url/],
   ["server ftp url", "providers:\n  s: { type: server, url: ftp://x }\nenvironments: { dev: {} }\n", /url "ftp:\/\/x" must be an http:\/\/ or https:\/\/ URL/],
   ["server url with credentials", "providers:\n  s: { type: server, url: \"https://u:p@x\" }\nenvironments: { dev: {} }\n", /without credentials/],
   ["server url with a query", "providers:\n  s: { type: server, url: \"https://x/?a=1\" }\nenvironments: { dev: {} }\n", /without credentials, query or fragment/],
   ["server url with a fragment", "providers:\n  s: { type: server, url: \"https://x/#a\" }\nenvironments: { dev: {} }\n", /without credentials, query or fragment/],
-  ["server bad tokenEnv", "providers:\n  s: { type: server, url: http://x, tokenEnv: 1T }\nenvironments: { dev: {} }\n", /tokenEnv: environment variable name "1T"/],
-  ["server with mount", "providers:\n  s: { type: server, url: http://x, mount: kv }\nenvironments: { dev: {} }\n", /unknown key "mount" in provider "s" \(type server\); allowed: type, url, tokenEnv/],
-  ["vault bad mount", "providers:\n  v: { type: vault, address: http://x, mount: /abs }\nenvironments: { dev: {} }\n", /mount "\/abs"/],
+  ["server bad tokenEnv", "providers:\n  s: { type: server, url: https://x, tokenEnv: 1T }\nenvironments: { dev: {} }\n", /tokenEnv: environment variable name "1T"/],
+  ["server with mount", "providers:\n  s: { type: server, url: https://x, mount: kv }\nenvironments: { dev: {} }\n", /unknown key "mount" in provider "s" \(type server\); allowed: type, url, tokenEnv/],
+  ["vault bad mount", "providers:\n  v: { type: vault, address: https://x, mount: /abs }\nenvironments: { dev: {} }\n", /mount "\/abs"/],
   ["bad environment name", "environments:\n  -dev: {}\n", /environment name "-dev"/],
   ["environment not a map", "environments:\n  dev: [a]\n", /environment "dev" must be a map, got a list/],
   ["null environment", "environments:\n  dev:\n", /environment "dev" must be a map, got null/],
@@ -306,8 +306,8 @@ const SEMANTIC: [string, string, RegExp][] = [
   ["key on a store ref", envs("    env:\n      A: { secret: a, key: k }\n"), /key only applies to vault/],
   ["bad secret name in a ref object", envs("    env:\n      A: { secret: a//b }\n"), /invalid secret name "a\/\/b"/],
   ["bad env-provider name", "providers:\n  os: { type: env }\n" + envs("    env:\n      A: { from: os, path: a-b }\n"), /"a-b" \(provider os\)/],
-  ["bad secret name on a server", "providers:\n  s: { type: server, url: http://x }\n" + envs("    env:\n      A: { from: s, path: ../x }\n"), /invalid secret name "..\/x"/],
-  ["key on a server ref", "providers:\n  s: { type: server, url: http://x }\n" + envs("    env:\n      A: { from: s, path: a, key: k }\n"), /key only applies to vault providers \(provider s is type server\)/],
+  ["bad secret name on a server", "providers:\n  s: { type: server, url: https://x }\n" + envs("    env:\n      A: { from: s, path: ../x }\n"), /invalid secret name "..\/x"/],
+  ["key on a server ref", "providers:\n  s: { type: server, url: https://x }\n" + envs("    env:\n      A: { from: s, path: a, key: k }\n"), /key only applies to vault providers \(provider s is type server\)/],
   ["variable in env and files", envs("    env: { A: a }\n    files: { A: a }\n"), /variable A is in both env and files/],
   ["unknown parent", "environments:\n  dev: { extends: prod }\n", /extends unknown environment "prod"/],
   ["self cycle", "environments:\n  dev: { extends: dev }\n", /extends cycle: dev → dev/],
@@ -461,7 +461,7 @@ test("findConfig: the nearest .coffer.yml or .coffer.yaml up the tree", (t) => {
   mkdirSync(deep, { recursive: true });
   assert.equal(
     configError(() => findConfig(deep)),
-    `no .coffer.yml in ${deep} or its parents; create one or pass --config F`,
+    `no .coffer.yml in ${deep} or its parents up to ${root} (the search stops at your home, a filesystem boundary, or a shared directory such as /tmp); create one or pass --config F`,
   );
   writeFileSync(join(root, ".coffer.yml"), EXAMPLE);
   assert.equal(findConfig(deep), join(root, ".coffer.yml"));

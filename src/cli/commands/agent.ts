@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { CofferError } from "../../errors.ts";
 import { runAgent } from "../../agent/agent.ts";
-import { loadAgentConfig, parseInterval, parseMode, parseOnChange, parseProviderSpec, parseSecretIds } from "../../agent/config.ts";
+import { isDangerousEnvName } from "../../config/dangerous-env.ts";
+import { SECRETS_ENV_FILE, loadAgentConfig, parseInterval, parseMode, parseOnChange, parseProviderSpec, parseSecretIds } from "../../agent/config.ts";
 import type { Command } from "../command.ts";
 
 export const agent: Command = {
@@ -51,6 +52,10 @@ export const agent: Command = {
         throw new CofferError("E_USAGE", "missing --provider SPEC and --secrets IDS (or --config F --service NAME); see `coffer agent --help`");
       }
       settings = { provider: parseProviderSpec(str("provider")!), secrets: parseSecretIds(str("secrets")!) };
+    }
+    const dangerous = settings.secrets.map((s) => s.env).filter(isDangerousEnvName);
+    if (dangerous.length > 0) {
+      ctx.say(`coffer agent: warning: ${SECRETS_ENV_FILE} will set ${dangerous.join(", ")}, which ${dangerous.length === 1 ? "changes" : "change"} how programs load or run`);
     }
     const env: NodeJS.ProcessEnv = { ...ctx.env };
     const tokenFile = (settings as { tokenFile?: string }).tokenFile;
