@@ -31,6 +31,7 @@ import type { AuditInput, ServerStorage } from "./storage/storage.ts";
 import { certificatePrincipal, clientCertificate, type TlsServerOptions } from "./tls.ts";
 import { registerWatchRoute } from "./watch.ts";
 import { limitStoreClass } from "./rate-limit-store.ts";
+import { clientAddress, trustProxyOption } from "./proxy.ts";
 
 /** What {@link buildServer} needs. */
 export interface ServerDeps {
@@ -94,7 +95,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     ...(deps.https !== undefined && { https: deps.https }),
     ...(deps.logger === false ? { logger: false } : { loggerInstance: deps.logger as FastifyBaseLogger }),
     bodyLimit: config.limits.bodyBytes,
-    trustProxy: config.behindProxy,
+    trustProxy: trustProxyOption(config),
     genReqId: () => randomUUID(),
     routerOptions: { maxParamLength: 1024 },
     return503OnClosing: true,
@@ -112,12 +113,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const ipLimit = app.createRateLimit({
     max: config.rateLimit.ipRequests,
     timeWindow: config.rateLimit.windowMs,
-    keyGenerator: (req) => `ip:${req.ip}`,
+    keyGenerator: (req) => `ip:${clientAddress(req)}`,
   });
   const subjectLimit = app.createRateLimit({
     max: config.rateLimit.requests,
     timeWindow: config.rateLimit.windowMs,
-    keyGenerator: (req) => `subject:${req.principal?.subject ?? req.ip}`,
+    keyGenerator: (req) => `subject:${req.principal?.subject ?? clientAddress(req)}`,
   });
 
   await app.register(swagger, {
@@ -529,7 +530,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   function auditDetail(req: FastifyRequest, result: string): Record<string, unknown> {
     const certificate = req.principal?.certificate;
-    return { result, requestId: req.id, source: req.ip, ...(certificate !== undefined && { certificate }) };
+    return { result, requestId: req.id, source: clientAddress(req), ...(certificate !== undefined && { certificate }) };
   }
 
   async function record(
