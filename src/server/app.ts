@@ -408,7 +408,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
     api.delete("/v1/tokens/:id", {
       schema: {
-        summary: "Revoke an API token at once; needs delete on sys:tokens, or be that token",
+        summary: "Revoke an API token at once; needs delete on sys:tokens, or be that token; a root token only by root",
         params: { type: "object", properties: { id: { type: "string", pattern: "^[0-9a-f]{16}$" } } },
         response: { 200: { type: "object", properties: { id: { type: "string" }, revoked: { type: "boolean" } } } },
       },
@@ -416,6 +416,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       const p = principalOf(req);
       const { id } = req.params as { id: string };
       if (p.tokenId !== id) await authorize(req, p, "delete", "sys:tokens", "token.revoke");
+      if (!p.roles.includes(ROOT_ROLE) && (await storage.findTokenById(id))?.roles.includes(ROOT_ROLE) === true) {
+        // There is no way back from losing every root token but `coffer server root-token` on the host.
+        metrics.denials.inc({ action: "token.revoke" });
+        await record(req, { action: "token.revoke", name: null, version: null, detail: { object: "sys:tokens", id, root: true } }, "denied");
+        throw fail("E_DENIED", "only root may revoke a root token");
+      }
       const revoked = await storage.revokeToken(id, p.subject, auditDetail(req, "ok"));
       if (!revoked) {
         await record(req, { action: "token.revoke", name: null, version: null, detail: { id } }, "not_found");

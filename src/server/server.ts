@@ -73,6 +73,54 @@ export async function initServer(dataDir: string, config: ServerConfig): Promise
   }
 }
 
+/** What `coffer server root-token` did. */
+export interface RootTokenResult {
+  /** the new root token, shown once; only its hash is stored */
+  rootToken: string;
+  rootTokenId: string;
+  /** ids of the root tokens revoked */
+  revoked: string[];
+  storage: ServerStorage["driver"];
+}
+
+/**
+ * Makes a new root token and revokes every other unrevoked root token, with both on the audit
+ * chain (actor `server-root-token`): the way back when the root token is lost or leaked. Needs
+ * the data dir's master key, so only someone on the server's host can do it; it opens the
+ * storage directly and does not need the server running.
+ * @throws CofferError E_NOT_INITIALIZED without a data dir or master key, E_DECRYPT when the
+ *   master key is not the database's
+ */
+export async function replaceRootToken(dataDir: string, config: ServerConfig): Promise<RootTokenResult> {
+  assertDataDir(dataDir);
+  assertPrivate(dataDir, "server data dir");
+  const keyPath = join(dataDir, MASTER_KEY_FILE);
+  const masterKey = readMasterKey(keyPath);
+  const storage = await openStorage(dataDir, config);
+  try {
+    const check = await storage.getMeta("key_check");
+    if (check === undefined || !keyCheckMatches(check, masterKey, storage.storeId)) {
+      throw new CofferError("E_DECRYPT", `${keyPath} is not the master key of this database; use the master.key made with it`);
+    }
+    const actor = "server-root-token";
+    const detail = { result: "ok", via: "coffer server root-token" };
+    const t = newToken();
+    // The new token first: a failure half-way leaves an extra root token, never none.
+    await storage.createToken(
+      { id: t.id, name: "root", hash: t.hash, roles: [ROOT_ROLE], createdAt: new Date().toISOString(), createdBy: actor, expiresAt: null, revokedAt: null },
+      actor,
+      detail,
+    );
+    const old = (await storage.listTokens()).filter((x) => x.id !== t.id && x.revokedAt === null && x.roles.includes(ROOT_ROLE));
+    const revoked: string[] = [];
+    for (const o of old) if (await storage.revokeToken(o.id, actor, detail)) revoked.push(o.id);
+    return { rootToken: t.token, rootTokenId: t.id, revoked, storage: storage.driver };
+  } finally {
+    masterKey.fill(0);
+    await storage.close();
+  }
+}
+
 /**
  * Refuses a data dir that does not exist or is not a directory, saying how to make one.
  * @throws CofferError E_NOT_INITIALIZED

@@ -4,7 +4,7 @@ import { statSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { tempDir } from "../helpers.ts";
-import { coffer, serveAppServer, teamProjectYaml } from "./run-cli.ts";
+import { coffer, serveAppServer, serveCli, teamProjectYaml } from "./run-cli.ts";
 
 async function api(url: string, method: string, path: string, token: string, body?: unknown) {
   const res = await fetch(`${url}${path}`, {
@@ -135,4 +135,25 @@ test("coffer serve prints the address it is actually bound to", async (t) => {
   const s = await serveAppServer(t, home);
   assert.match(s.url, /^http:\/\/127\.0\.0\.1:[1-9][0-9]*$/);
   assert.equal((await fetch(`${s.url}/v1/sys/health`)).status, 200);
+});
+
+test("coffer server root-token prints a new root token once as the last stdout line and revokes the old one", async (t) => {
+  const home = tempDir(t);
+  const data = join(home, "srv");
+  const init = coffer(home, ["server", "init", "--data", data]);
+  assert.equal(init.code, 0, init.err);
+  const oldRoot = init.out.trimEnd().split("\n").at(-1)!;
+  const r = coffer(home, ["server", "root-token", "--data", data]);
+  assert.equal(r.code, 0, r.err);
+  const newRoot = r.out.trimEnd().split("\n").at(-1)!;
+  assert.match(newRoot, /^cof_[A-Za-z0-9_-]{43}$/);
+  assert.notEqual(newRoot, oldRoot);
+  assert.match(r.err, /revoked the old root token [0-9a-f]{16}; the token \(shown once\) follows/);
+  assert.ok(!r.err.includes(newRoot), "the token is on stdout only");
+  const s = await serveCli(t, home, ["--data", data]);
+  assert.equal((await api(s.url, "GET", "/v1/auth/self", oldRoot)).status, 401);
+  assert.equal((await api(s.url, "GET", "/v1/auth/self", newRoot)).status, 200);
+  const missing = coffer(home, ["server", "root-token", "--data", join(home, "nowhere")]);
+  assert.equal(missing.code, 8, missing.err);
+  assert.match(missing.err, /no data dir at .*: run `coffer server init --data /);
 });

@@ -350,6 +350,19 @@ export function storageConformance(
       assert.deepEqual(await s.verifyAudit({ from: { records: 0, hash: "" } }), { ok: true, records: total + 1 }, "no checkpoint: from the first record");
     });
 
+    test("findTokenById finds a token by its public id, revoked ones too", async (t) => {
+      const s = await factory(t);
+      const token: StoredToken = {
+        id: "0f1e2d3c4b5a6978", name: "by-id", hash: randomBytes(32), roles: ["reader"],
+        createdAt: new Date().toISOString(), createdBy: "token:a", expiresAt: null, revokedAt: null,
+      };
+      await s.createToken(token, "token:a", null);
+      assert.equal((await s.findTokenById(token.id))?.name, "by-id");
+      assert.equal(await s.findTokenById("ffffffffffffffff"), undefined);
+      assert.equal(await s.revokeToken(token.id, "token:a", null), true);
+      assert.notEqual((await s.findTokenById(token.id))?.revokedAt, null);
+    });
+
     test("setMeta replaces a value; setMetaIfAbsent keeps the first", async (t) => {
       const s = await factory(t);
       assert.equal(await s.setMetaIfAbsent("conformance_key", "one"), "one");

@@ -47,6 +47,33 @@ export const serverInit: Command = {
   },
 };
 
+export const serverRootToken: Command = {
+  name: "server root-token",
+  summary: "make a new root token for a team server and revoke the old ones (on the server's host)",
+  usage: "--data DIR [--config F] [--json]",
+  details: [
+    "The way back when the root token is lost or leaked: with the data dir's master.key (and the",
+    "database the config names, when it is PostgreSQL) it creates a new root token, revokes every",
+    "other root token, records both in the audit chain (actor server-root-token), and prints the",
+    "new token once, as the last line on stdout. It opens the database directly: the server need",
+    "not run, and a running one sees the change at its next request.",
+  ].join("\n"),
+  examples: [
+    "coffer server root-token --data /var/lib/coffer --config /etc/coffer/server.yml",
+    "coffer server root-token --data ./server-data --json",
+  ],
+  flags: { data: DATA_FLAG, config: CONFIG_FLAG, json: { type: "boolean", help: "print the result as JSON" } },
+  async run(ctx) {
+    const dir = dataDir(ctx, "coffer server root-token --data DIR");
+    const { replaceRootToken } = await import("../../server/server.ts");
+    const result = await replaceRootToken(dir, await config(ctx));
+    if (ctx.flags.json === true) return printJson(ctx, result);
+    const old = result.revoked.length === 0 ? "no other root token was active" : `revoked the old root token${result.revoked.length > 1 ? "s" : ""} ${result.revoked.join(", ")}`;
+    ctx.say(`coffer: new root token ${result.rootTokenId} (${result.storage}); ${old}; the token (shown once) follows`);
+    ctx.out(`${result.rootToken}\n`);
+  },
+};
+
 export const serve: Command = {
   name: "serve",
   summary: "run the team server (HTTP API with tokens, JWT, policies, audit, metrics)",

@@ -504,6 +504,14 @@ class PostgresStorage implements ServerStorage {
     });
   }
 
+  findTokenById(id: string): Promise<StoredToken | undefined> {
+    return this.#read("reading a token", async (q) => {
+      if (typeof id !== "string") throw new TypeError("findTokenById: id must be a string");
+      const row = (await q.query<TokenRow>({ text: `SELECT ${TOKEN_COLUMNS} FROM coffer_tokens WHERE id = $1`, values: [id], rowMode: "array" })).rows[0];
+      return row === undefined ? undefined : tokenFromRow(row);
+    });
+  }
+
   listTokens(): Promise<StoredToken[]> {
     return this.#read("listing tokens", async (q) => {
       const rows = (await q.query<TokenRow>({

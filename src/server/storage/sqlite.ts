@@ -360,6 +360,14 @@ class SqliteStorage implements ServerStorage {
     });
   }
 
+  findTokenById(id: string): Promise<StoredToken | undefined> {
+    return this.#run("reading a token", () => {
+      if (typeof id !== "string") throw new TypeError("findTokenById: id must be a string");
+      const row = this.#stmt(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE id = ?`, true).get(id) as TokenRow | undefined;
+      return row === undefined ? undefined : tokenFromRow(row);
+    });
+  }
+
   listTokens(): Promise<StoredToken[]> {
     return this.#run("listing tokens", () => {
       const st = this.#stmt(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at DESC, rowid DESC`, true);

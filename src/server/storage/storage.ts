@@ -157,6 +157,8 @@ export interface ServerStorage {
   createToken(token: StoredToken, actor: string, auditDetail: Record<string, unknown> | null): Promise<void>;
   /** The token whose hash is `hash` (revoked and expired ones too: the caller decides). */
   findToken(hash: Uint8Array): Promise<StoredToken | undefined>;
+  /** The token with this id (revoked and expired ones too), or undefined. */
+  findTokenById(id: string): Promise<StoredToken | undefined>;
   /** Every token, newest first. */
   listTokens(): Promise<StoredToken[]>;
   /**
