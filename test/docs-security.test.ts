@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { KNOWN_WEAK_JWT_SECRETS, parseServerConfig, productionProblems } from "../src/server/config.ts";
+import { KNOWN_WEAK_JWT_SECRETS, parseServerConfig, productionProblems, weakSecretRule } from "../src/server/config.ts";
 import { CLOCK_SKEW_SECONDS } from "../src/server/jwt.ts";
 import { TOKEN_PREFIX } from "../src/server/keys.ts";
 import { CHANGE_CHANNEL_POSTGRES, CHANGE_CHANNEL_REDIS } from "../src/server/changes.ts";
@@ -117,7 +117,7 @@ test("the unit carries the hardening directives and leaves MemoryDenyWriteExecut
     ["User", "coffer"],
     ["StateDirectory", "coffer"],
     ["StateDirectoryMode", "0700"],
-    ["Environment", "COFFER_ENV=production"],
+    ["Environment", "COFFER_PRODUCTION=1"],
     ["ExecStart", EXEC_START],
     ["KillSignal", "SIGTERM"],
     ["Restart", "on-failure"],
@@ -231,8 +231,6 @@ test("the page's list of production-guard rules is productionProblems' list", ()
   const jwt = (secret: string): string => `jwt: { secret: "${secret}", issuer: i, audience: a }\n`;
   // Each crafted config breaks one rule; the phrase is what the message and the bullet share.
   const rules: [string, string][] = [
-    [jwt("dev-secret-change-me"), "known default"],
-    [jwt("short-but-not-known"), "32 bytes"],
     ["devLogin: true\n", "devLogin"],
     ["listen: 0.0.0.0:8200\n", "non-loopback"],
   ];
@@ -248,18 +246,21 @@ test("the page's list of production-guard rules is productionProblems' list", ()
     const i = bullets.findIndex((b) => b.includes(`\`${named[1]}\` (\`${named[2]}\`)`) && b.includes(phrase));
     assert.ok(i >= 0, `no bullet names \`${named[1]}\` (\`${named[2]}\`) and "${phrase}"`);
     matched.add(i);
-    if (message.includes("behindProxy")) assert.match(bullets[i]!, /`behindProxy: true` \(`COFFER_BEHIND_PROXY`\)/);
+    if (message.includes("behindProxy")) assert.match(bullets[i]!, /`behindProxy: 1` \(`COFFER_BEHIND_PROXY`\)/);
   }
   assert.equal(matched.size, rules.length, "each bullet is a different rule");
   // The defaults the page quotes are on the list; its command is the one the message gives.
-  const defaults = codeSpans().filter((s) => /^[a-z0-9]+(-[a-z0-9]+)*$/.test(s) && bullets[0]!.includes(`\`${s}\``));
+  // The weak-secret paragraph after the bullets: its defaults are on the list, refused in any mode.
+  const weakPara = DOC.slice(DOC.indexOf("In production or not, the server refuses a `jwt.secret`", start), end);
+  const defaults = codeSpans().filter((s) => /^[a-z0-9]+(-[a-z0-9]+)*$/.test(s) && weakPara.includes(`\`${s}\``));
   assert.ok(defaults.includes("dev-secret-change-me"));
   for (const d of defaults) assert.ok(KNOWN_WEAK_JWT_SECRETS.includes(d), `${d} is not in KNOWN_WEAK_JWT_SECRETS`);
-  const command = /`(openssl rand [^`]+)`/.exec(productionProblems(parse(jwt("short")))[0]!)?.[1];
+  for (const weak of [jwt("dev-secret-change-me"), jwt("short")]) assert.throws(() => parseServerConfig(weak, "server.yml", {}), /jwt\.secret/);
+  const command = /`(openssl rand [^`]+)`/.exec(weakSecretRule("short")!)?.[1];
   assert.ok(command !== undefined && DOC.includes(`\`${command}\``), `the page gives ${command}`);
   // A fine production config has no problem at all.
   assert.deepEqual(productionProblems(parse(`listen: 127.0.0.1:8200\n${jwt(STRONG)}`)), []);
-  assert.deepEqual(productionProblems(parse("listen: 0.0.0.0:8200\nbehindProxy: true\n")), []);
+  assert.deepEqual(productionProblems(parse("listen: 127.0.0.1:8200\nbehindProxy: true\n")), []);
 });
 
 test("TLS is described as it is: the guard takes tls: as HTTPS, and the server serves it", () => {

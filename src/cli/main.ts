@@ -45,6 +45,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   login: { summary: "check an API token with a coffer server and save it", load: async () => (await import("./commands/login.ts")).login },
   logout: { summary: "forget the API token saved for a coffer server", load: async () => (await import("./commands/login.ts")).logout },
   "server init": { summary: "create a team server's data dir, master key, database and root token", load: async () => (await import("./commands/serve.ts")).serverInit },
+  "server root-token": { summary: "make a new root token for a team server and revoke the old ones (on the server's host)", load: async () => (await import("./commands/serve.ts")).serverRootToken },
   serve: { summary: "run the team server (HTTP API with tokens, JWT, policies, audit, metrics)", load: async () => (await import("./commands/serve.ts")).serve },
 };
 

@@ -31,6 +31,8 @@ import type { AuditInput, ServerStorage } from "./storage/storage.ts";
 import { certificatePrincipal, clientCertificate, type TlsServerOptions } from "./tls.ts";
 import { registerWatchRoute } from "./watch.ts";
 import { limitStoreClass } from "./rate-limit-store.ts";
+import { clientAddress, trustProxyOption } from "./proxy.ts";
+import { AuditVerifier, type AuditVerifierOptions } from "./audit-verify.ts";
 
 /** What {@link buildServer} needs. */
 export interface ServerDeps {
@@ -48,6 +50,8 @@ export interface ServerDeps {
   https?: TlsServerOptions;
   /** shares rate-limit counters with the other instances (see rate-limit-store.ts) */
   redis?: Redis;
+  /** page size and a per-page hook of `GET /v1/audit/verify` (tests) */
+  auditVerify?: AuditVerifierOptions;
 }
 
 /** The longest an API token may live, and the default when `ttl` is absent: none (no expiry) for tokens, 1 h for dev-login. */
@@ -89,6 +93,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const publish = (action: ChangeEvent["action"], name: string, version: number | null): void => {
     void changes.publish({ name, version, action, at: new Date().toISOString() });
   };
+  const verifier = new AuditVerifier(storage, deps.masterKey, deps.auditVerify);
   const audit = new AuditWriter(storage, (n, failed) => metrics.auditRecords.inc({ outcome: failed ? "failed" : "written" }, n));
 
   const mutualTls = deps.https?.requestCert === true;
@@ -96,7 +101,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     ...(deps.https !== undefined && { https: deps.https }),
     ...(deps.logger === false ? { logger: false } : { loggerInstance: withRequestSerializer(deps.logger) as FastifyBaseLogger }),
     bodyLimit: config.limits.bodyBytes,
-    trustProxy: config.behindProxy,
+    trustProxy: trustProxyOption(config),
     genReqId: () => randomUUID(),
     routerOptions: { maxParamLength: 1024 },
     return503OnClosing: true,
@@ -122,12 +127,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const ipLimit = app.createRateLimit({
     max: config.rateLimit.ipRequests,
     timeWindow: config.rateLimit.windowMs,
-    keyGenerator: (req) => `ip:${req.ip}`,
+    keyGenerator: (req) => `ip:${clientAddress(req)}`,
   });
   const subjectLimit = app.createRateLimit({
     max: config.rateLimit.requests,
     timeWindow: config.rateLimit.windowMs,
-    keyGenerator: (req) => `subject:${req.principal?.subject ?? req.ip}`,
+    keyGenerator: (req) => `subject:${req.principal?.subject ?? clientAddress(req)}`,
   });
 
   await app.register(swagger, {
@@ -410,7 +415,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
     api.delete("/v1/tokens/:id", {
       schema: {
-        summary: "Revoke an API token at once; needs delete on sys:tokens, or be that token",
+        summary: "Revoke an API token at once; needs delete on sys:tokens, or be that token; a root token only by root",
         params: { type: "object", properties: { id: { type: "string", pattern: "^[0-9a-f]{16}$" } } },
         response: { 200: { type: "object", properties: { id: { type: "string" }, revoked: { type: "boolean" } } } },
       },
@@ -418,6 +423,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       const p = principalOf(req);
       const { id } = req.params as { id: string };
       if (p.tokenId !== id) await authorize(req, p, "delete", "sys:tokens", "token.revoke");
+      if (!p.roles.includes(ROOT_ROLE) && (await storage.findTokenById(id))?.roles.includes(ROOT_ROLE) === true) {
+        // There is no way back from losing every root token but `coffer server root-token` on the host.
+        metrics.denials.inc({ action: "token.revoke" });
+        await record(req, { action: "token.revoke", name: null, version: null, detail: { object: "sys:tokens", id, root: true } }, "denied");
+        throw fail("E_DENIED", "only root may revoke a root token");
+      }
       const revoked = await storage.revokeToken(id, p.subject, auditDetail(req, "ok"));
       if (!revoked) {
         await record(req, { action: "token.revoke", name: null, version: null, detail: { id } }, "not_found");
@@ -454,15 +465,22 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
     api.get("/v1/audit/verify", {
       schema: {
-        summary: "Recompute the audit hash chain; needs read on sys:audit",
-        response: { 200: { type: "object", properties: { ok: { type: "boolean" }, records: { type: "integer" }, brokenAt: { type: "integer" }, reason: { type: "string" } } } },
+        summary: "Recompute the audit hash chain after the last verified checkpoint (?full=true: all of it); needs read on sys:audit",
+        querystring: { type: "object", additionalProperties: false, properties: { full: { type: "string", enum: ["true", "false"] } } },
+        response: {
+          200: {
+            type: "object",
+            properties: { ok: { type: "boolean" }, records: { type: "integer" }, fromCheckpoint: { type: "integer" }, brokenAt: { type: "integer" }, reason: { type: "string" } },
+          },
+        },
       },
     }, async (req) => {
       const p = principalOf(req);
       await authorize(req, p, "read", "sys:audit", "audit.verify");
+      const full = (req.query as { full?: string }).full === "true";
       await audit.drain();
-      const result = await storage.verifyAudit();
-      await record(req, { action: "audit.verify", name: null, version: null, detail: { ok: result.ok, records: result.records } }, "ok");
+      const result = await verifier.verify(full);
+      await record(req, { action: "audit.verify", name: null, version: null, detail: { ok: result.ok, records: result.records, full } }, "ok");
       return result;
     });
 
@@ -538,7 +556,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   function auditDetail(req: FastifyRequest, result: string): Record<string, unknown> {
     const certificate = req.principal?.certificate;
-    return { result, requestId: req.id, source: req.ip, ...(certificate !== undefined && { certificate }) };
+    return { result, requestId: req.id, source: clientAddress(req), ...(certificate !== undefined && { certificate }) };
   }
 
   async function record(

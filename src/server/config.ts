@@ -74,9 +74,14 @@ export interface ServerConfig {
   roles: Record<string, RoleRule[]>;
   /** `/v1/auth/dev-login` on: for development only */
   devLogin: boolean;
-  /** trust X-Forwarded-For from a reverse proxy */
-  behindProxy: boolean;
-  /** from COFFER_ENV=production or --production */
+  /**
+   * how many proxy hops in front of the server to trust for X-Forwarded-For (`behindProxy: true`
+   * is 1, `false` or absent 0: the socket's peer is the client)
+   */
+  behindProxy: number;
+  /** the proxies (IP addresses or CIDRs) whose X-Forwarded-For is trusted, instead of a hop count */
+  trustedProxies?: string[];
+  /** from `production: true`, COFFER_PRODUCTION=1 or --production */
   production: boolean;
   /** `public: false` (default): /metrics needs read on sys:metrics */
   metrics: { public: boolean };
@@ -109,7 +114,7 @@ export const ROLE_NAME_PATTERN = "^[a-z][a-z0-9_-]*$";
 
 /**
  * JWT secrets published in docs, examples and tutorials (jwt.io's defaults among them): anyone
- * can sign tokens with them. Compared case-insensitively by {@link productionProblems}.
+ * can sign tokens with them. Compared case-insensitively by {@link weakSecretRule}; refused in production or not.
  */
 export const KNOWN_WEAK_JWT_SECRETS: readonly string[] = Object.freeze([
   "dev-secret-change-me",
@@ -163,6 +168,9 @@ export const DEFAULT_JWT_MAX_LIFETIME_MS = 24 * 60 * 60 * 1000;
 /** The largest `jwt.maxLifetime`: 366 days. */
 const MAX_JWT_MAX_LIFETIME_MS = 366 * 24 * 60 * 60 * 1000;
 const MIN_SECRET_BYTES = 32;
+const MAX_PROXY_HOPS = 16;
+/** COFFER_ENV values that once meant "production" (any case): they must not leave a server unguarded. */
+const PRODUCTION_SPELLINGS = /^\s*prod(uction)?\s*$/i;
 const ROOT_ROLE = "root";
 const SYSTEM_PATHS = ["sys:tokens", "sys:audit", "sys:metrics"] as const;
 const PATH_MAX = 256;
@@ -263,10 +271,10 @@ function deepFreeze<T>(value: T): T {
 /* ------------------------------------- production guard ------------------------------------- */
 
 /**
- * Problems that make the config unfit for production (empty when fine): a JWT secret that is a
- * known default or shorter than 32 bytes, devLogin on, plain HTTP on a non-loopback address
- * without `behindProxy`. Each names the key and its variable and says what to do. A secret is
- * never shown, except a known public default.
+ * Problems that make the config unfit for production (empty when fine): devLogin on, plain HTTP
+ * on a non-loopback address (with behindProxy too: the proxy must be on the same host). Each
+ * names the key and its variable and says what to do. (A weak JWT secret is refused at load,
+ * in production or not: see {@link weakSecretRule}.)
  * @example
  * if (config.production) {
  *   const problems = productionProblems(config);
@@ -275,29 +283,37 @@ function deepFreeze<T>(value: T): T {
  */
 export function productionProblems(config: ServerConfig): string[] {
   const out: string[] = [];
-  const secret = config.jwt?.secret;
-  if (secret !== undefined) {
-    const known = KNOWN_WEAK_JWT_SECRETS.find((w) => w.toLowerCase() === secret.toLowerCase());
-    const fix = `set a random secret of at least ${MIN_SECRET_BYTES} bytes, e.g. \`openssl rand -base64 48\``;
-    const bytes = Buffer.byteLength(secret, "utf8");
-    if (known !== undefined) {
-      // Naming it is safe: it is published; saying which one helps find where it came from.
-      out.push(`jwt.secret (COFFER_JWT_SECRET) is a known default (${JSON.stringify(secret)}): ${fix}`);
-    } else if (bytes < MIN_SECRET_BYTES) {
-      out.push(`jwt.secret (COFFER_JWT_SECRET) is only ${bytes} bytes long: ${fix}`);
-    }
-  }
   if (config.devLogin) {
     out.push("devLogin (COFFER_DEV_LOGIN) is on: it hands out credentials without checking anyone; set devLogin: false in production");
   }
-  if (config.tls === undefined && !config.behindProxy && !isLoopback(config.listen.host)) {
+  const proxied = config.behindProxy > 0 || config.trustedProxies !== undefined;
+  if (config.tls === undefined && !isLoopback(config.listen.host)) {
     out.push(
-      `listen (COFFER_LISTEN) is ${hostPort(config.listen)}, a non-loopback address, with plain HTTP: tokens would cross the network in clear; ` +
-        "configure tls (COFFER_TLS_CERT, COFFER_TLS_KEY), or listen on 127.0.0.1 and put a TLS-terminating proxy in front " +
-        "with behindProxy: true (COFFER_BEHIND_PROXY)",
+      proxied
+        ? `listen (COFFER_LISTEN) is ${hostPort(config.listen)}, a non-loopback address, with behindProxy or trustedProxies and plain HTTP: ` +
+            "a client that reaches the port without the proxy could choose its own address and send tokens in clear; " +
+            "listen on 127.0.0.1 with the TLS-terminating proxy on the same host, or configure tls (COFFER_TLS_CERT, COFFER_TLS_KEY)"
+        : `listen (COFFER_LISTEN) is ${hostPort(config.listen)}, a non-loopback address, with plain HTTP: tokens would cross the network in clear; ` +
+            "configure tls (COFFER_TLS_CERT, COFFER_TLS_KEY), or listen on 127.0.0.1 and put a TLS-terminating proxy in front " +
+            "with behindProxy: 1 (COFFER_BEHIND_PROXY)",
     );
   }
   return out;
+}
+
+/**
+ * Why a JWT secret is refused (in production or not), or undefined: a published default, or
+ * shorter than 32 bytes. Never shows the secret, except a known public default.
+ */
+export function weakSecretRule(secret: string): string | undefined {
+  const fix = `use a random secret of at least ${MIN_SECRET_BYTES} bytes, e.g. from \`openssl rand -base64 48\``;
+  const known = KNOWN_WEAK_JWT_SECRETS.find((w) => w.toLowerCase() === secret.toLowerCase());
+  // Naming it is safe: it is published; saying which one helps find where it came from.
+  if (known !== undefined) return `is a known default (${JSON.stringify(secret)}) anyone can sign tokens with: ${fix}`;
+  const bytes = Buffer.byteLength(secret, "utf8");
+  if (bytes < MIN_SECRET_BYTES) return `is only ${bytes} bytes long, too short to resist guessing: ${fix}`;
+  if (/^[.…]+$|\.\.\.|…/.test(secret)) return `is a placeholder: ${fix}`;
+  return undefined;
 }
 
 function isLoopback(host: string): boolean {
@@ -326,7 +342,9 @@ function envName(path: string): string {
     .join("_")}`;
 }
 
-const TOP_KEYS = ["listen", "jwt", "rateLimit", "limits", "roles", "devLogin", "behindProxy", "metrics", "database", "redis", "tls", "clients"] as const;
+const TOP_KEYS = [
+  "listen", "jwt", "rateLimit", "limits", "roles", "devLogin", "behindProxy", "trustedProxies", "production", "metrics", "database", "redis", "tls", "clients",
+] as const;
 const SECTION_KEYS = {
   jwt: ["secret", "jwksFile", "jwksUrl", "issuer", "audience", "rolesClaim", "algorithms", "maxLifetime"],
   rateLimit: ["requests", "window", "ipRequests"],
@@ -493,7 +511,16 @@ class ServerChecker extends YamlChecker {
     const database = this.url("database", ["postgres:", "postgresql:"], "must be a postgres:// or postgresql:// URL");
     const redis = this.url("redis", ["redis:", "rediss:"], "must be a redis:// or rediss:// URL");
 
-    const production = overrides.production === true || this.env["COFFER_ENV"] === "production";
+    const production = overrides.production === true || (this.bool("production") ?? false);
+    const cofferEnv = this.env["COFFER_ENV"];
+    if (!production && cofferEnv !== undefined && PRODUCTION_SPELLINGS.test(cofferEnv)) {
+      // COFFER_ENV used to switch the guard on: a deployment that relied on it must not run unguarded.
+      this.envProblems.push(
+        `COFFER_ENV=${cofferEnv.trim()} no longer turns on the server's production checks (COFFER_ENV only picks the .coffer.yml environment): ` +
+          "set production: true in the server config, COFFER_PRODUCTION=1, or pass --production",
+      );
+    }
+    const proxy = this.proxies();
     return {
       ...(file !== undefined && { file }),
       listen,
@@ -502,7 +529,8 @@ class ServerChecker extends YamlChecker {
       limits: { bodyBytes, valueBytes },
       roles,
       devLogin: this.bool("devLogin") ?? false,
-      behindProxy: this.bool("behindProxy") ?? false,
+      behindProxy: proxy.hops,
+      ...(proxy.trusted !== undefined && { trustedProxies: proxy.trusted }),
       production,
       metrics: { public: this.bool("metrics.public") ?? false },
       ...(database !== undefined && { database }),
@@ -510,6 +538,42 @@ class ServerChecker extends YamlChecker {
       ...(tls !== undefined && { tls }),
       ...(clients !== undefined && { clients }),
     };
+  }
+
+  /**
+   * `behindProxy` (true = 1 hop, false = 0, or a hop count) or `trustedProxies` (addresses or
+   * CIDRs), not both: whose X-Forwarded-For the server believes.
+   */
+  proxies(): { hops: number; trusted?: string[] } {
+    const hopRule = `must be true, false or a number of proxy hops from 0 to ${MAX_PROXY_HOPS}`;
+    let hops = 0;
+    const b = this.source("behindProxy");
+    if (b !== undefined) {
+      let v: number | undefined;
+      if (b.from === "env") {
+        const t = b.text.trim().toLowerCase();
+        v = t === "true" ? 1 : t === "false" ? 0 : /^[0-9]{1,2}$/.test(t) ? Number(t) : undefined;
+      } else if (isScalar(b.node) && typeof b.node.value === "boolean") {
+        v = b.node.value ? 1 : 0;
+      } else if (isScalar(b.node) && typeof b.node.value === "number" && Number.isSafeInteger(b.node.value)) {
+        v = b.node.value;
+      }
+      if (v === undefined || v < 0 || v > MAX_PROXY_HOPS) this.bad(b, hopRule, b.from === "file" ? this.kind(b.node) : undefined);
+      else hops = v;
+    }
+    const t = this.source("trustedProxies");
+    if (t === undefined) return { hops };
+    const list = this.stringList(t, "must be a list of proxy addresses or CIDRs, e.g. [10.0.0.5, 10.1.0.0/16]");
+    if (list === undefined) return { hops };
+    const rules: string[] = [];
+    if (list.length === 0) rules.push("must not be empty; list the addresses or CIDRs of your proxies, e.g. [10.0.0.5, 10.1.0.0/16]");
+    for (const entry of list) {
+      const why = cidrRule(entry);
+      if (why !== undefined) rules.push(`${show(entry)}: ${why}`);
+    }
+    if (b !== undefined) rules.push("give behindProxy (a number of hops) or trustedProxies (addresses), not both");
+    for (const r of rules) this.bad(t, r);
+    return rules.length > 0 ? { hops } : { hops: 0, trusted: list };
   }
 
   /** A URL with one of `schemes`; messages show only the scheme (the URL may hold a password). */
@@ -559,7 +623,10 @@ class ServerChecker extends YamlChecker {
       else this.envProblems.push(rule);
     };
 
-    const secret = this.str("jwt.secret", true)?.value;
+    const secretSetting = this.str("jwt.secret", true);
+    const secretWhy = secretSetting === undefined ? undefined : weakSecretRule(secretSetting.value);
+    if (secretSetting !== undefined && secretWhy !== undefined) this.bad(secretSetting.src, secretWhy);
+    const secret = secretSetting?.value;
     const jwksFile = this.absolute("jwt.jwksFile");
     let jwksUrl: string | undefined;
     const ju = this.str("jwt.jwksUrl");
@@ -840,6 +907,18 @@ function pathRule(path: string): string | undefined {
     if (seg.includes("**")) return `segment ${show(seg)}: '**' must be a whole segment`;
     if (!seg.includes("*") && !/^[A-Za-z0-9]/.test(seg)) return `segment ${show(seg)} must start with a letter or digit`;
   }
+  return undefined;
+}
+
+/** Why `entry` is not an IP address or CIDR coffer accepts as a trusted proxy, or undefined. */
+function cidrRule(entry: string): string | undefined {
+  const [addr, bits, extra] = entry.split("/");
+  const family = isIP(addr ?? "");
+  if (extra !== undefined || family === 0) return "not an IP address or CIDR (e.g. 10.0.0.5, 10.1.0.0/16, fd00::/8)";
+  if (bits === undefined) return undefined;
+  const max = family === 4 ? 32 : 128;
+  if (!/^[0-9]{1,3}$/.test(bits) || Number(bits) > max) return `the prefix length must be a number from 1 to ${max}`;
+  if (Number(bits) === 0) return "a /0 trusts every address, so any client could choose its own; list your proxies";
   return undefined;
 }
 

@@ -8,6 +8,8 @@
  * - The key check is HMAC-SHA256(HKDF(master key, "coffer/v1/key-check"), store id), kept in
  *   the database's meta table: a server started with another data dir's key stops at once
  *   instead of failing on every read.
+ * - The audit checkpoint (the chain head last verified) is MAC'd with HKDF(master key,
+ *   "coffer/v1/audit-checkpoint"), so whoever can write the database cannot move it.
  * - API tokens are `cof_` + 32 random bytes in base64url (the prefix lets secret scanners find
  *   leaked ones). Only SHA-256 of the whole text is stored; the id is a separate random value,
  *   so a listed id says nothing about the token.
@@ -23,6 +25,7 @@ export const TOKEN_PREFIX = "cof_";
 /** An API token: the prefix and 43 base64url characters (32 bytes). */
 export const TOKEN_PATTERN = /^cof_[A-Za-z0-9_-]{43}$/;
 const INFO_KEY_CHECK = "coffer/v1/key-check";
+const INFO_AUDIT_CHECKPOINT = "coffer/v1/audit-checkpoint";
 
 /** Reads and checks `DATA/master.key`. @throws CofferError E_NOT_INITIALIZED, E_PERMISSIONS, E_INTEGRITY */
 export function readMasterKey(path: string): Buffer {
@@ -34,6 +37,11 @@ export function readMasterKey(path: string): Buffer {
     throw new CofferError("E_INTEGRITY", `${path} is not a coffer master key (one line of base64, 32 bytes); restore it from your backup`);
   }
   return key;
+}
+
+/** The key that MACs the audit checkpoint (see audit-verify.ts): HKDF(master key, "coffer/v1/audit-checkpoint"). */
+export function auditCheckpointKey(masterKey: Uint8Array): Buffer {
+  return Buffer.from(hkdfSync("sha256", masterKey, Buffer.alloc(0), INFO_AUDIT_CHECKPOINT, 32));
 }
 
 /** A fresh master key file's text. */

@@ -7,6 +7,8 @@
  * the SQLite driver, `coffer.db` (0600). Lose `master.key` and the values are gone: back it up
  * apart from the database.
  */
+import { existsSync, statSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
@@ -71,6 +73,67 @@ export async function initServer(dataDir: string, config: ServerConfig): Promise
   }
 }
 
+/** What `coffer server root-token` did. */
+export interface RootTokenResult {
+  /** the new root token, shown once; only its hash is stored */
+  rootToken: string;
+  rootTokenId: string;
+  /** ids of the root tokens revoked */
+  revoked: string[];
+  storage: ServerStorage["driver"];
+}
+
+/**
+ * Makes a new root token and revokes every other unrevoked root token, with both on the audit
+ * chain (actor `server-root-token`): the way back when the root token is lost or leaked. Needs
+ * the data dir's master key, so only someone on the server's host can do it; it opens the
+ * storage directly and does not need the server running.
+ * @throws CofferError E_NOT_INITIALIZED without a data dir or master key, E_DECRYPT when the
+ *   master key is not the database's
+ */
+export async function replaceRootToken(dataDir: string, config: ServerConfig): Promise<RootTokenResult> {
+  assertDataDir(dataDir);
+  assertPrivate(dataDir, "server data dir");
+  const keyPath = join(dataDir, MASTER_KEY_FILE);
+  const masterKey = readMasterKey(keyPath);
+  const storage = await openStorage(dataDir, config);
+  try {
+    const check = await storage.getMeta("key_check");
+    if (check === undefined || !keyCheckMatches(check, masterKey, storage.storeId)) {
+      throw new CofferError("E_DECRYPT", `${keyPath} is not the master key of this database; use the master.key made with it`);
+    }
+    const actor = "server-root-token";
+    const detail = { result: "ok", via: "coffer server root-token" };
+    const t = newToken();
+    // The new token first: a failure half-way leaves an extra root token, never none.
+    await storage.createToken(
+      { id: t.id, name: "root", hash: t.hash, roles: [ROOT_ROLE], createdAt: new Date().toISOString(), createdBy: actor, expiresAt: null, revokedAt: null },
+      actor,
+      detail,
+    );
+    const old = (await storage.listTokens()).filter((x) => x.id !== t.id && x.revokedAt === null && x.roles.includes(ROOT_ROLE));
+    const revoked: string[] = [];
+    for (const o of old) if (await storage.revokeToken(o.id, actor, detail)) revoked.push(o.id);
+    return { rootToken: t.token, rootTokenId: t.id, revoked, storage: storage.driver };
+  } finally {
+    masterKey.fill(0);
+    await storage.close();
+  }
+}
+
+/**
+ * Refuses a data dir that does not exist or is not a directory, saying how to make one.
+ * @throws CofferError E_NOT_INITIALIZED
+ */
+export function assertDataDir(dataDir: string): void {
+  if (!existsSync(dataDir)) {
+    throw new CofferError("E_NOT_INITIALIZED", `no data dir at ${dataDir}: run \`coffer server init --data ${dataDir}\` first, or give the right --data`);
+  }
+  if (!statSync(dataDir).isDirectory()) {
+    throw new CofferError("E_NOT_INITIALIZED", `${dataDir} is not a directory: give the server's data dir (made by \`coffer server init --data DIR\`) with --data`);
+  }
+}
+
 /**
  * Opens the configured storage: PostgreSQL when `database:` is set (migrations run at open,
  * under an advisory lock, so instances may start together), else SQLite in the data dir.
@@ -115,6 +178,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       throw new CofferError("E_CONFIG", `refusing to start in production: ${problems.join("; ")}`);
     }
   }
+  assertDataDir(dataDir);
   assertPrivate(dataDir, "server data dir");
   const masterKey = readMasterKey(join(dataDir, MASTER_KEY_FILE));
   const storage = await openStorage(dataDir, config);
@@ -142,7 +206,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     app = await buildServer({ config, storage, masterKey, logger, version: SERVER_VERSION, changes, ...(https !== undefined && { https }), ...(redis !== undefined && { redis }) });
     masterKey.fill(0);
     if (config.devLogin && logger !== false) logger.warn("devLogin is on: POST /dev-login gives tokens without credentials; never use it in production");
-    const address = await app.listen({ host: config.listen.host, port: config.listen.port });
+    await listen(app, config);
+    const address = boundUrl(app, config.tls !== undefined);
     const server = app;
     const bus = changes;
     let stopReload = (): void => {};
@@ -172,6 +237,45 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     await storage.close();
     throw err;
   }
+}
+
+/** The URL of the address the server is bound to (the port 0 chose, the interface a name resolved to). */
+function boundUrl(app: FastifyInstance, https: boolean): string {
+  const a = app.server.address() as AddressInfo | null;
+  if (a === null || typeof a !== "object") throw new CofferError("E_INTERNAL", "the server is not bound to an address after listening");
+  const host = a.family === "IPv6" ? `[${a.address}]` : a.address;
+  return `${https ? "https" : "http"}://${host}:${a.port}`;
+}
+
+/** Listens on `listen`, turning the usual failures into what to do about them. */
+async function listen(app: FastifyInstance, config: ServerConfig): Promise<void> {
+  const { host, port } = config.listen;
+  try {
+    await app.listen({ host, port });
+  } catch (err) {
+    throw listenError(err, host, port) ?? err;
+  }
+}
+
+/**
+ * The E_LISTEN error for a failed listen on `host:port` (in use, no permission, no such
+ * address), saying what to do; undefined for any other failure.
+ */
+export function listenError(err: unknown, host: string, port: number): CofferError | undefined {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  const where = `port ${port} on ${host}`;
+  if (code === "EADDRINUSE") {
+    return new CofferError("E_LISTEN", `${where} is in use: stop the other process or choose another address with --listen HOST:PORT`, { cause: err });
+  }
+  if (code === "EACCES" || code === "EPERM") {
+    const low = port < 1024 ? ": ports below 1024 need privileges (CAP_NET_BIND_SERVICE)" : "";
+    const example = `${host.includes(":") ? `[${host}]` : host}:8200`;
+    return new CofferError("E_LISTEN", `no permission to listen on ${where}${low}; choose a port from 1024 up with --listen, e.g. --listen ${example}`, { cause: err });
+  }
+  if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND" || code === "EAI_AGAIN") {
+    return new CofferError("E_LISTEN", `cannot listen on ${where}: no such address on this machine; choose one of its addresses with --listen HOST:PORT`, { cause: err });
+  }
+  return undefined;
 }
 
 /**

@@ -68,6 +68,18 @@ export class ChainVerifier {
   #expectSeq = 1;
   #records = 0;
 
+  /**
+   * @param start - resume after a chain head already verified: its record count and the hex
+   *   hash of its last record (default: the genesis, no record)
+   */
+  constructor(start?: { records: number; hash: string }) {
+    if (start !== undefined && start.records > 0) {
+      this.#prev = Buffer.from(start.hash, "hex");
+      this.#expectSeq = start.records + 1;
+      this.#records = start.records;
+    }
+  }
+
   /** Checks the next record; the failure if it breaks the chain, else undefined. */
   add(r: AuditRecord): AuditVerification | undefined {
     if (r.seq !== this.#expectSeq) return { ok: false, records: this.#records, brokenAt: r.seq, reason: `record ${this.#expectSeq} is missing` };

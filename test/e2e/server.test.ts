@@ -1,9 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { statSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { tempDir } from "../helpers.ts";
-import { coffer, serveAppServer, teamProjectYaml } from "./run-cli.ts";
+import { coffer, serveAppServer, serveCli, teamProjectYaml } from "./run-cli.ts";
 
 async function api(url: string, method: string, path: string, token: string, body?: unknown) {
   const res = await fetch(`${url}${path}`, {
@@ -68,18 +69,91 @@ test("coffer serve: a real server the CLI's `run` reads through the server provi
   assert.ok(!s.stderr().includes("from-the-server") && !s.stderr().includes(token) && !s.stderr().includes(root), "the log holds no value or token");
 });
 
-test("the production guard refuses a default JWT secret, devLogin, and plain HTTP on a public address", (t) => {
+test("the production guard refuses devLogin and plain HTTP on a public address; a default JWT secret is refused in any mode", (t) => {
   const home = tempDir(t);
   const data = join(home, "srv");
   assert.equal(coffer(home, ["server", "init", "--data", data]).code, 0);
   const weak = join(home, "weak.yml");
-  writeFileSync(weak, `jwt: { secret: dev-secret-change-me, issuer: https://idp.example, audience: coffer }\ndevLogin: true\n`);
-  const r = coffer(home, ["serve", "--data", data, "--config", weak, "--listen", "127.0.0.1:0"], { env: { COFFER_ENV: "production" } });
+  writeFileSync(weak, `jwt: { secret: dev-secret-change-me, issuer: https://idp.example, audience: coffer }\n`);
+  const r = coffer(home, ["serve", "--data", data, "--config", weak, "--listen", "127.0.0.1:0"]);
   assert.equal(r.code, 7, r.err);
-  assert.match(r.err, /refusing to start in production/);
-  assert.match(r.err, /jwt\.secret/);
-  assert.match(r.err, /devLogin/);
+  assert.match(r.err, /jwt\.secret is a known default/);
+  assert.match(r.err, /openssl rand -base64 48/);
+  const dev = join(home, "dev.yml");
+  writeFileSync(dev, "devLogin: true\n");
+  const d = coffer(home, ["serve", "--data", data, "--config", dev, "--listen", "127.0.0.1:0"], { env: { COFFER_PRODUCTION: "1" } });
+  assert.equal(d.code, 7, d.err);
+  assert.match(d.err, /refusing to start in production/);
+  assert.match(d.err, /devLogin/);
   const open = coffer(home, ["serve", "--data", data, "--listen", "0.0.0.0:0", "--production"]);
   assert.equal(open.code, 7);
   assert.match(open.err, /behindProxy|TLS|tls/);
+  const proxied = join(home, "proxied.yml");
+  writeFileSync(proxied, "behindProxy: true\n");
+  const p = coffer(home, ["serve", "--data", data, "--config", proxied, "--listen", "0.0.0.0:0", "--production"]);
+  assert.equal(p.code, 7, p.err);
+  assert.match(p.err, /listen on 127\.0\.0\.1 with the TLS-terminating proxy on the same host/);
+});
+
+test("COFFER_ENV=prod without --production refuses to start and names the switch", (t) => {
+  const home = tempDir(t);
+  const data = join(home, "srv");
+  assert.equal(coffer(home, ["server", "init", "--data", data]).code, 0);
+  for (const spelling of ["prod", "Production", "PROD"]) {
+    const r = coffer(home, ["serve", "--data", data, "--listen", "127.0.0.1:0"], { env: { COFFER_ENV: spelling } });
+    assert.equal(r.code, 7, r.err);
+    assert.match(r.err, new RegExp(`COFFER_ENV=${spelling} no longer turns on the server's production checks`));
+    assert.match(r.err, /COFFER_PRODUCTION=1, or pass --production/);
+  }
+});
+
+test("coffer serve on a port in use says which port and what to do, not internal error", async (t) => {
+  const home = tempDir(t);
+  const data = join(home, "srv");
+  assert.equal(coffer(home, ["server", "init", "--data", data]).code, 0);
+  const blocker = createServer();
+  await new Promise<void>((done) => blocker.listen(0, "127.0.0.1", done));
+  t.after(() => blocker.close());
+  const port = (blocker.address() as AddressInfo).port;
+  const r = coffer(home, ["serve", "--data", data, "--listen", `127.0.0.1:${port}`]);
+  assert.equal(r.code, 9, r.err);
+  assert.match(r.err, new RegExp(`port ${port} on 127\\.0\\.0\\.1 is in use: stop the other process or choose another address with --listen`));
+  assert.doesNotMatch(r.err, /internal error|report it/);
+});
+
+test("coffer serve with a missing data dir says to run server init, not internal error", (t) => {
+  const home = tempDir(t);
+  const data = join(home, "nowhere");
+  const r = coffer(home, ["serve", "--data", data, "--listen", "127.0.0.1:0"]);
+  assert.equal(r.code, 8, r.err);
+  assert.match(r.err, new RegExp(`no data dir at ${data.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}: run \`coffer server init --data `));
+  assert.doesNotMatch(r.err, /internal error|report it/);
+});
+
+test("coffer serve prints the address it is actually bound to", async (t) => {
+  const home = tempDir(t);
+  const s = await serveAppServer(t, home);
+  assert.match(s.url, /^http:\/\/127\.0\.0\.1:[1-9][0-9]*$/);
+  assert.equal((await fetch(`${s.url}/v1/sys/health`)).status, 200);
+});
+
+test("coffer server root-token prints a new root token once as the last stdout line and revokes the old one", async (t) => {
+  const home = tempDir(t);
+  const data = join(home, "srv");
+  const init = coffer(home, ["server", "init", "--data", data]);
+  assert.equal(init.code, 0, init.err);
+  const oldRoot = init.out.trimEnd().split("\n").at(-1)!;
+  const r = coffer(home, ["server", "root-token", "--data", data]);
+  assert.equal(r.code, 0, r.err);
+  const newRoot = r.out.trimEnd().split("\n").at(-1)!;
+  assert.match(newRoot, /^cof_[A-Za-z0-9_-]{43}$/);
+  assert.notEqual(newRoot, oldRoot);
+  assert.match(r.err, /revoked the old root token [0-9a-f]{16}; the token \(shown once\) follows/);
+  assert.ok(!r.err.includes(newRoot), "the token is on stdout only");
+  const s = await serveCli(t, home, ["--data", data]);
+  assert.equal((await api(s.url, "GET", "/v1/auth/self", oldRoot)).status, 401);
+  assert.equal((await api(s.url, "GET", "/v1/auth/self", newRoot)).status, 200);
+  const missing = coffer(home, ["server", "root-token", "--data", join(home, "nowhere")]);
+  assert.equal(missing.code, 8, missing.err);
+  assert.match(missing.err, /no data dir at .*: run `coffer server init --data /);
 });

@@ -59,7 +59,7 @@ test("defaults without a file", () => {
     limits: { bodyBytes: Math.ceil((1024 * 1024 * 4) / 3) + 64 * 1024, valueBytes: 1024 * 1024 },
     roles: dict({}),
     devLogin: false,
-    behindProxy: false,
+    behindProxy: 0,
     production: false,
     metrics: { public: false },
   });
@@ -85,7 +85,7 @@ test("a full file", () => {
       ],
     }),
     devLogin: false,
-    behindProxy: true,
+    behindProxy: 1,
     production: false,
     metrics: { public: true },
     database: "postgres://coffer:pw@db.internal:5432/coffer",
@@ -123,7 +123,7 @@ tls: { cert: tls.crt, key: /k }
     `${F}: 12 problems: ` +
       [
         `${F}:1: listen must be HOST:PORT or [IPv6]:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8200 or [::1]:8200, got "nowhere"`,
-        `${F}:2: unknown key "colour" in the top level; allowed: listen, jwt, rateLimit, limits, roles, devLogin, behindProxy, metrics, database, redis, tls, clients`,
+        `${F}:2: unknown key "colour" in the top level; allowed: listen, jwt, rateLimit, limits, roles, devLogin, behindProxy, trustedProxies, production, metrics, database, redis, tls, clients`,
         `${F}:3: unknown key "ttl" in jwt; allowed: secret, jwksFile, jwksUrl, issuer, audience, rolesClaim, algorithms, maxLifetime`,
         `${F}:4: rateLimit.requests must be a positive whole number, got number 0`,
         `${F}:4: rateLimit.window must be a duration: a whole number with a unit ms, s, m, h or d, e.g. 1m, 30s, 500ms, got the string "1 minute"`,
@@ -175,7 +175,7 @@ test("env overrides beat the file and name the variable in errors", () => {
   assert.deepEqual(config.listen, { host: "10.0.0.1", port: 9000 });
   assert.deepEqual(config.rateLimit, { requests: 20, windowMs: 500, ipRequests: 200 });
   assert.equal(config.devLogin, false);
-  assert.equal(config.behindProxy, true);
+  assert.equal(config.behindProxy, 1);
   assert.deepEqual(config.metrics, { public: true });
   assert.deepEqual(config.limits, { bodyBytes: 4096, valueBytes: 2048 });
   assert.equal(config.database, "postgresql://db/coffer");
@@ -314,39 +314,96 @@ test("jwt: key sources, algorithms, alg none refused", () => {
   assert.equal(message, `${F}:1: jwt.secret must be a string (quote it)`);
 });
 
-test("production: COFFER_ENV or --production", () => {
-  assert.equal(parse("", { COFFER_ENV: "production" }).production, true);
+test("production: production: true, COFFER_PRODUCTION=1 or --production; COFFER_ENV no longer", () => {
+  assert.equal(parse("production: true\n").production, true);
+  assert.equal(parse("", { COFFER_PRODUCTION: "1" }).production, true);
+  assert.equal(parse("", { COFFER_PRODUCTION: "true" }).production, true);
   assert.equal(parse("", { COFFER_ENV: "dev" }).production, false);
+  assert.equal(parse("", { COFFER_ENV: "staging", COFFER_PRODUCTION: "1" }).production, true);
   assert.equal(parse("", {}, { production: true }).production, true);
   assert.equal(loadServerConfig({ env: {}, production: true }).production, true);
+  // COFFER_ENV=production with a switch is fine: the switch is what counts
+  assert.equal(parse("", { COFFER_ENV: "production" }, { production: true }).production, true);
 });
 
-test("production guard: short secret, default secret, devLogin, plain HTTP off loopback", () => {
+test("COFFER_ENV=prod without --production refuses to start, in any spelling, and names the switch", () => {
+  for (const spelling of ["production", "Production", "PRODUCTION", "prod", "Prod", "PROD", " production "]) {
+    const message = configError(() => parse("", { COFFER_ENV: spelling }));
+    assert.match(message, /no longer turns on the server's production checks/, spelling);
+    assert.match(message, /production: true in the server config, COFFER_PRODUCTION=1, or pass --production/, spelling);
+  }
+  assert.equal(parse("", { COFFER_ENV: "production-eu" }).production, false, "another environment's name is not the switch");
+});
+
+test("a weak JWT secret is refused outside production too, with how to make one", () => {
   const jwt = (secret: string): string => `jwt: { secret: "${secret}", issuer: i, audience: a }\n`;
-  assert.deepEqual(productionProblems(parse(jwt("short-but-not-known"))), [
-    "jwt.secret (COFFER_JWT_SECRET) is only 19 bytes long: set a random secret of at least 32 bytes, e.g. `openssl rand -base64 48`",
-  ]);
-  assert.deepEqual(productionProblems(parse(jwt("Dev-Secret-Change-Me"))), [
-    'jwt.secret (COFFER_JWT_SECRET) is a known default ("Dev-Secret-Change-Me"): set a random secret of at least 32 bytes, e.g. `openssl rand -base64 48`',
-  ]);
+  assert.equal(
+    configError(() => parse(jwt("short-but-not-known"))),
+    `${F}:1: jwt.secret is only 19 bytes long, too short to resist guessing: use a random secret of at least 32 bytes, e.g. from \`openssl rand -base64 48\``,
+  );
+  assert.equal(
+    configError(() => parse(jwt("Dev-Secret-Change-Me"))),
+    `${F}:1: jwt.secret is a known default ("Dev-Secret-Change-Me") anyone can sign tokens with: use a random secret of at least 32 bytes, e.g. from \`openssl rand -base64 48\``,
+  );
   // long enough, but published (jwt.io's example)
-  assert.match(productionProblems(parse(jwt("a-string-secret-at-least-256-bits-long")))[0] ?? "", /is a known default/);
-  for (const weak of KNOWN_WEAK_JWT_SECRETS) assert.equal(productionProblems(parse(jwt(weak))).length, 1, weak);
+  assert.match(configError(() => parse(jwt("a-string-secret-at-least-256-bits-long"))), /is a known default/);
+  for (const weak of KNOWN_WEAK_JWT_SECRETS) assert.match(configError(() => parse(jwt(weak))), /jwt\.secret/, weak);
+  // the README's own placeholder, and one long enough but obviously a placeholder
+  assert.match(configError(() => parse(jwt("…"))), /jwt\.secret is only 3 bytes long/);
+  assert.match(configError(() => parse(jwt("replace-this-with-a-random-secret..."))), /jwt\.secret is a placeholder/);
+  assert.match(configError(() => parse("", { COFFER_JWT_SECRET: "short", COFFER_JWT_ISSUER: "i", COFFER_JWT_AUDIENCE: "a" })), /^COFFER_JWT_SECRET: is only 5 bytes long/);
+  assert.equal(parse(jwt(STRONG)).jwt?.secret, STRONG);
+});
+
+test("production guard: devLogin, plain HTTP off loopback, a proxy setup listening off loopback", () => {
+  const jwt = (secret: string): string => `jwt: { secret: "${secret}", issuer: i, audience: a }\n`;
   assert.deepEqual(productionProblems(parse("devLogin: true\n")), [
     "devLogin (COFFER_DEV_LOGIN) is on: it hands out credentials without checking anyone; set devLogin: false in production",
   ]);
   assert.deepEqual(productionProblems(parse("listen: 0.0.0.0:8200\n")), [
     "listen (COFFER_LISTEN) is 0.0.0.0:8200, a non-loopback address, with plain HTTP: tokens would cross the network in clear; " +
-      "configure tls (COFFER_TLS_CERT, COFFER_TLS_KEY), or listen on 127.0.0.1 and put a TLS-terminating proxy in front with behindProxy: true (COFFER_BEHIND_PROXY)",
+      "configure tls (COFFER_TLS_CERT, COFFER_TLS_KEY), or listen on 127.0.0.1 and put a TLS-terminating proxy in front with behindProxy: 1 (COFFER_BEHIND_PROXY)",
   ]);
   assert.match(productionProblems(parse("", {}, { listen: "[::]:8200" }))[0] ?? "", /is \[::\]:8200, a non-loopback address/);
-  assert.deepEqual(productionProblems(parse("listen: 0.0.0.0:8200\nbehindProxy: true\n")), []);
   assert.deepEqual(productionProblems(parse("listen: 0.0.0.0:8200\ntls: { cert: /c, key: /k }\n")), []);
+  assert.deepEqual(productionProblems(parse("listen: 127.0.0.1:8200\nbehindProxy: true\n")), []);
   // all fine on loopback with a strong secret
   for (const listen of ["127.0.0.1:8200", "127.1.2.3:1", "localhost:8200", "[::1]:8200"]) {
     assert.deepEqual(productionProblems(parse(`listen: "${listen}"\n${jwt(STRONG)}`, {}, { production: true })), [], listen);
   }
-  assert.equal(productionProblems(parse(`listen: 0.0.0.0:1\ndevLogin: true\n${jwt("secret")}`)).length, 3);
+  assert.equal(productionProblems(parse(`listen: 0.0.0.0:1\ndevLogin: true\n`)).length, 2);
+});
+
+test("in production, behindProxy without tls requires a loopback listen address", () => {
+  for (const yaml of ["listen: 0.0.0.0:8200\nbehindProxy: true\n", "listen: 10.0.0.2:8200\nbehindProxy: 2\n", "listen: 0.0.0.0:8200\ntrustedProxies: [10.0.0.5]\n"]) {
+    const problems = productionProblems(parse(yaml, {}, { production: true }));
+    assert.equal(problems.length, 1, yaml);
+    assert.match(problems[0]!, /with behindProxy or trustedProxies and plain HTTP: a client that reaches the port without the proxy could choose its own address/);
+    assert.match(problems[0]!, /listen on 127\.0\.0\.1 with the TLS-terminating proxy on the same host/);
+  }
+  assert.deepEqual(productionProblems(parse("listen: 0.0.0.0:8200\nbehindProxy: true\ntls: { cert: /c, key: /k }\n")), []);
+});
+
+test("behindProxy is a hop count (true = 1) and trustedProxies a list of addresses or CIDRs, never both", () => {
+  assert.equal(parse("behindProxy: true\n").behindProxy, 1);
+  assert.equal(parse("behindProxy: false\n").behindProxy, 0);
+  assert.equal(parse("behindProxy: 3\n").behindProxy, 3);
+  assert.equal(parse("", { COFFER_BEHIND_PROXY: "true" }).behindProxy, 1);
+  assert.equal(parse("", { COFFER_BEHIND_PROXY: "2" }).behindProxy, 2);
+  assert.equal(parse("", { COFFER_BEHIND_PROXY: "0" }).behindProxy, 0);
+  for (const bad of ["-1", "17", "yes", "1.5"]) {
+    assert.match(configError(() => parse(`behindProxy: ${bad}\n`)), /behindProxy must be true, false or a number of proxy hops from 0 to 16/, bad);
+  }
+  assert.match(configError(() => parse("", { COFFER_BEHIND_PROXY: "many" })), /^COFFER_BEHIND_PROXY: must be true, false or a number/);
+  const t = parse("trustedProxies: [10.0.0.5, 10.1.0.0/16, \"fd00::/8\", \"::1\"]\n");
+  assert.deepEqual(t.trustedProxies, ["10.0.0.5", "10.1.0.0/16", "fd00::/8", "::1"]);
+  assert.equal(t.behindProxy, 0);
+  assert.deepEqual(parse("", { COFFER_TRUSTED_PROXIES: "10.0.0.5, 192.168.0.0/24" }).trustedProxies, ["10.0.0.5", "192.168.0.0/24"]);
+  assert.match(configError(() => parse("trustedProxies: [proxy.example]\n")), /trustedProxies "proxy\.example": not an IP address or CIDR/);
+  assert.match(configError(() => parse("trustedProxies: [10.0.0.0/33]\n")), /prefix length must be a number from 1 to 32/);
+  assert.match(configError(() => parse("trustedProxies: [0.0.0.0/0]\n")), /a \/0 trusts every address/);
+  assert.match(configError(() => parse("trustedProxies: []\n")), /must not be empty/);
+  assert.match(configError(() => parse("behindProxy: 1\ntrustedProxies: [10.0.0.5]\n")), /give behindProxy \(a number of hops\) or trustedProxies \(addresses\), not both/);
 });
 
 test("a strong secret's text never appears in a message", () => {

@@ -63,26 +63,30 @@ test("a server refuses to start with another data dir's master key", async (t) =
   });
 });
 
-test("production guard: startServer refuses a known default JWT secret and names the key", async (t) => {
+test("production guard: startServer refuses devLogin in production and names the key", async (t) => {
   const dataDir = join(tempDir(t), "data");
-  const config = parseServerConfig(
-    "jwt: { secret: dev-secret-change-me, issuer: https://idp.example, audience: coffer }\n",
-    "weak.yml",
-    { COFFER_ENV: "production" },
-    { listen: "127.0.0.1:0" },
-  );
+  const config = parseServerConfig("devLogin: true\n", "dev.yml", {}, { listen: "127.0.0.1:0", production: true });
   await initServer(dataDir, config);
   await assert.rejects(startServer({ dataDir, config, logger: false }), (err: unknown) => {
     assert.ok(isCofferError(err, "E_CONFIG"));
-    assert.match(err.message, /refusing to start in production: .*jwt\.secret/);
+    assert.match(err.message, /refusing to start in production: .*devLogin/);
     return true;
   });
   const strong = parseServerConfig(
     `jwt: { secret: "${"k".repeat(20)}Zq8Xv2Lm9Rt4Wb7Yc1Hd6Jf3", issuer: https://idp.example, audience: coffer }\n`,
     "strong.yml",
-    { COFFER_ENV: "production" },
+    { COFFER_PRODUCTION: "1" },
     { listen: "127.0.0.1:0" },
   );
   const server = await startServer({ dataDir, config: strong, logger: false });
   await server.close();
+});
+
+test("a known default JWT secret is refused before the server starts, in production or not", () => {
+  for (const env of [{}, { COFFER_PRODUCTION: "1" }]) {
+    assert.throws(
+      () => parseServerConfig("jwt: { secret: dev-secret-change-me, issuer: https://idp.example, audience: coffer }\n", "weak.yml", env),
+      (err: unknown) => isCofferError(err, "E_CONFIG") && /jwt\.secret is a known default/.test(err.message) && /openssl rand -base64 48/.test(err.message),
+    );
+  }
 });

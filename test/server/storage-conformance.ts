@@ -311,6 +311,68 @@ export function storageConformance(
       assert.equal(verified.records, before + 3);
     });
 
+    test("verifyAudit reads the chain in pages and yields after every full page", async (t) => {
+      const s = await factory(t);
+      await s.appendAudit(Array.from({ length: 23 }, (_, i) => ({ actor: "token:a", action: "secret.read", name: `p${i}`, version: 1, detail: null })));
+      const total = await lastSeq(s);
+      const seen: number[] = [];
+      let immediates = 0;
+      const verified = await s.verifyAudit({
+        pageSize: 5,
+        onPage: (records) => {
+          seen.push(records);
+          // The storage yields after this hook: a setImmediate queued here runs before the next page.
+          setImmediate(() => immediates++);
+        },
+      });
+      assert.deepEqual(verified, { ok: true, records: total });
+      assert.deepEqual(seen, Array.from({ length: Math.floor(total / 5) }, (_, i) => (i + 1) * 5));
+      assert.equal(immediates, seen.length, "the event loop ran between every two pages");
+      await assert.rejects(s.verifyAudit({ pageSize: 0 }), TypeError);
+    });
+
+    test("verifyAudit from a checkpoint checks the records after it; a cut or rewritten checkpoint record fails", async (t) => {
+      const s = await factory(t);
+      await s.appendAudit(Array.from({ length: 8 }, (_, i) => ({ actor: "token:a", action: "secret.read", name: `c${i}`, version: 1, detail: null })));
+      const total = await lastSeq(s);
+      const [head] = await s.auditLog({ afterSeq: total - 1, limit: 1 });
+      await s.appendAudit([{ actor: "token:a", action: "secret.read", name: "after", version: 1, detail: null }]);
+      let pages = 0;
+      const resumed = await s.verifyAudit({ from: { records: total, hash: head!.hash }, pageSize: 1, onPage: () => void pages++ });
+      assert.deepEqual(resumed, { ok: true, records: total + 1 });
+      assert.equal(pages, 1, "one record after the checkpoint: one full page of 1, then an empty one");
+      assert.deepEqual(await s.verifyAudit({ from: { records: total, hash: "0".repeat(64) } }), {
+        ok: false, records: 0, brokenAt: total, reason: `record ${total} is not the one verified before: the chain was rewritten`,
+      });
+      assert.deepEqual(await s.verifyAudit({ from: { records: total + 50, hash: head!.hash } }), {
+        ok: false, records: 0, brokenAt: total + 50, reason: `record ${total + 50}, verified before, is missing: the chain was cut`,
+      });
+      assert.deepEqual(await s.verifyAudit({ from: { records: 0, hash: "" } }), { ok: true, records: total + 1 }, "no checkpoint: from the first record");
+    });
+
+    test("findTokenById finds a token by its public id, revoked ones too", async (t) => {
+      const s = await factory(t);
+      const token: StoredToken = {
+        id: "0f1e2d3c4b5a6978", name: "by-id", hash: randomBytes(32), roles: ["reader"],
+        createdAt: new Date().toISOString(), createdBy: "token:a", expiresAt: null, revokedAt: null,
+      };
+      await s.createToken(token, "token:a", null);
+      assert.equal((await s.findTokenById(token.id))?.name, "by-id");
+      assert.equal(await s.findTokenById("ffffffffffffffff"), undefined);
+      assert.equal(await s.revokeToken(token.id, "token:a", null), true);
+      assert.notEqual((await s.findTokenById(token.id))?.revokedAt, null);
+    });
+
+    test("setMeta replaces a value; setMetaIfAbsent keeps the first", async (t) => {
+      const s = await factory(t);
+      assert.equal(await s.setMetaIfAbsent("conformance_key", "one"), "one");
+      await s.setMeta("conformance_key", "two");
+      assert.equal(await s.getMeta("conformance_key"), "two");
+      assert.equal(await s.setMetaIfAbsent("conformance_key", "three"), "two");
+      await s.setMeta("conformance_new", "x");
+      assert.equal(await s.getMeta("conformance_new"), "x");
+    });
+
     test("appendAudit: concurrent batches each land whole and keep the chain", async (t) => {
       const s = await factory(t);
       const batches = await Promise.all(

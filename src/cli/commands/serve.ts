@@ -47,28 +47,60 @@ export const serverInit: Command = {
   },
 };
 
+export const serverRootToken: Command = {
+  name: "server root-token",
+  summary: "make a new root token for a team server and revoke the old ones (on the server's host)",
+  usage: "--data DIR [--config F] [--json]",
+  details: [
+    "The way back when the root token is lost or leaked: with the data dir's master.key (and the",
+    "database the config names, when it is PostgreSQL) it creates a new root token, revokes every",
+    "other root token, records both in the audit chain (actor server-root-token), and prints the",
+    "new token once, as the last line on stdout. It opens the database directly: the server need",
+    "not run, and a running one sees the change at its next request.",
+  ].join("\n"),
+  examples: [
+    "coffer server root-token --data /var/lib/coffer --config /etc/coffer/server.yml",
+    "coffer server root-token --data ./server-data --json",
+  ],
+  flags: { data: DATA_FLAG, config: CONFIG_FLAG, json: { type: "boolean", help: "print the result as JSON" } },
+  async run(ctx) {
+    const dir = dataDir(ctx, "coffer server root-token --data DIR");
+    const { replaceRootToken } = await import("../../server/server.ts");
+    const result = await replaceRootToken(dir, await config(ctx));
+    if (ctx.flags.json === true) return printJson(ctx, result);
+    const old = result.revoked.length === 0 ? "no other root token was active" : `revoked the old root token${result.revoked.length > 1 ? "s" : ""} ${result.revoked.join(", ")}`;
+    ctx.say(`coffer: new root token ${result.rootTokenId} (${result.storage}); ${old}; the token (shown once) follows`);
+    ctx.out(`${result.rootToken}\n`);
+  },
+};
+
 export const serve: Command = {
   name: "serve",
   summary: "run the team server (HTTP API with tokens, JWT, policies, audit, metrics)",
   usage: "--data DIR [--config F] [--listen HOST:PORT] [--production]",
   details: [
-    "Serves the API on --listen (default 127.0.0.1:8200), docs at /docs, metrics at /metrics. Logs",
-    "JSON lines on stderr without credentials or values. With --production or COFFER_ENV=production it",
-    "refuses to start on a weak or default JWT secret, devLogin, or plain HTTP on a non-loopback",
-    "address without behindProxy: true. SIGTERM or SIGINT: stop accepting, finish requests, exit 0.",
-    "With tls: it serves HTTPS (TLS 1.2 or newer) and SIGHUP re-reads the certificate files without",
-    "dropping connections; tls.clientCa turns on mutual TLS (clients: maps certificate names to roles).",
+    "Serves the API on --listen (default 127.0.0.1:8200), docs at /docs, metrics at /metrics, and",
+    "prints the address it is bound to. Logs JSON lines on stderr without credentials or values.",
+    "A JWT secret under 32 bytes or a known default is refused (make one: openssl rand -base64 48).",
+    "With --production, COFFER_PRODUCTION=1 or production: true in the config it also refuses devLogin",
+    "and plain HTTP on a non-loopback address (with behindProxy too: keep the proxy on the same host).",
+    "COFFER_ENV only picks the .coffer.yml environment: set to production (any spelling) without one",
+    "of those switches, the server refuses to start. behindProxy: N trusts N hops of X-Forwarded-For",
+    "(true = 1); trustedProxies: [CIDR, ...] trusts those proxies only.",
+    "SIGTERM or SIGINT: stop accepting, finish requests, exit 0. With tls: it serves HTTPS (TLS 1.2",
+    "or newer) and SIGHUP re-reads the certificate files without dropping connections; tls.clientCa",
+    "turns on mutual TLS (clients: maps certificate names to roles).",
   ].join("\n"),
   examples: [
     "coffer serve --data /var/lib/coffer",
     "coffer serve --data ./server-data --config coffer-server.yml --listen 127.0.0.1:8300",
-    "COFFER_ENV=production coffer serve --data /var/lib/coffer --config /etc/coffer/server.yml",
+    "coffer serve --production --data /var/lib/coffer --config /etc/coffer/server.yml",
   ],
   flags: {
     data: DATA_FLAG,
     config: CONFIG_FLAG,
     listen: { type: "string", arg: "HOST:PORT", help: "address to listen on (default 127.0.0.1:8200; port 0 picks a free one)" },
-    production: { type: "boolean", help: "apply the production checks (as COFFER_ENV=production)" },
+    production: { type: "boolean", help: "apply the production checks (as COFFER_PRODUCTION=1 or production: true)" },
   },
   async run(ctx) {
     const dir = dataDir(ctx, "coffer serve --data DIR");

@@ -4,9 +4,10 @@
  * database, so both drivers refuse the same inputs with the same messages.
  */
 import { CofferError } from "../../errors.ts";
-import type { AuditRecord } from "../../store/audit.ts";
+import { setImmediate as yieldToLoop } from "node:timers/promises";
+import { ChainVerifier, type AuditRecord, type AuditVerification } from "../../store/audit.ts";
 import { assertVersion } from "../../store/names.ts";
-import type { AuditInput, SealedValue, StoredSecretInfo, StoredToken, StoredVersionInfo, WriteRequest } from "./storage.ts";
+import { AUDIT_VERIFY_PAGE, type AuditInput, type AuditVerifyOptions, type SealedValue, type StoredSecretInfo, type StoredToken, type StoredVersionInfo, type WriteRequest } from "./storage.ts";
 
 /** The audit table's columns, in the order both drivers select and insert them. */
 export const AUDIT_COLUMNS = "seq, at, actor, action, name, version, detail, hash";
@@ -185,4 +186,44 @@ export function prefixEnd(prefix: string): string | null {
     }
   }
   return null;
+}
+
+/**
+ * Verifies the audit chain a page at a time, yielding to the event loop between pages, so a
+ * long chain never holds up other requests (both drivers' `verifyAudit`). With `from`, the
+ * record at the checkpoint must still carry the checkpoint's hash (else the chain was cut or
+ * rewritten below it), and only the records after it are recomputed.
+ * @param readPage - records with seq above `afterSeq`, oldest first, at most `limit`
+ */
+export async function verifyAuditPages(
+  readPage: (afterSeq: number, limit: number) => Promise<AuditRecord[]>,
+  options: AuditVerifyOptions = {},
+): Promise<AuditVerification> {
+  const size = options.pageSize ?? AUDIT_VERIFY_PAGE;
+  if (!Number.isSafeInteger(size) || size < 1) throw new TypeError("verifyAudit: pageSize must be a positive whole number");
+  const from = options.from !== undefined && options.from.records > 0 ? options.from : undefined;
+  let after = 0;
+  if (from !== undefined) {
+    if (!Number.isSafeInteger(from.records) || !/^[0-9a-f]{64}$/.test(from.hash)) throw new TypeError("verifyAudit: from needs a record count and a 64-hex-digit hash");
+    const [at] = await readPage(from.records - 1, 1);
+    if (at === undefined || at.seq !== from.records) {
+      return { ok: false, records: 0, brokenAt: from.records, reason: `record ${from.records}, verified before, is missing: the chain was cut` };
+    }
+    if (at.hash !== from.hash) {
+      return { ok: false, records: 0, brokenAt: from.records, reason: `record ${from.records} is not the one verified before: the chain was rewritten` };
+    }
+    after = from.records;
+  }
+  const verifier = new ChainVerifier(from);
+  for (;;) {
+    const page = await readPage(after, size);
+    for (const r of page) {
+      const failure = verifier.add(r);
+      if (failure !== undefined) return failure;
+      after = r.seq;
+    }
+    if (page.length < size) return verifier.ok;
+    await options.onPage?.(verifier.ok.records);
+    await yieldToLoop();
+  }
 }

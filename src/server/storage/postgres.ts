@@ -36,16 +36,16 @@ import pg from "pg";
 import { CofferError } from "../../errors.ts";
 import { assertVersion } from "../../store/names.ts";
 import {
-  ChainVerifier, chainHash, GENESIS_HASH, recordFromRow, type AuditRecord, type AuditRow, type AuditVerification,
+  chainHash, GENESIS_HASH, recordFromRow, type AuditRecord, type AuditRow, type AuditVerification,
 } from "../../store/audit.ts";
 import { SERVER_FORMAT, SERVER_SCHEMA_VERSION } from "./schema.ts";
 import {
   AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkWriteRequest, closedError,
-  normalizeDetail, prefixEnd, SECRET_INFO_COLUMNS, secretInfoFromRow, TOKEN_COLUMNS, tokenFromRow, versionInfoFromRow,
+  normalizeDetail, prefixEnd, SECRET_INFO_COLUMNS, secretInfoFromRow, TOKEN_COLUMNS, tokenFromRow, verifyAuditPages, versionInfoFromRow,
   type SecretInfoRow, type VersionInfoRow,
 } from "./common.ts";
 import type {
-  AuditInput, ServerStorage, StoredSecretInfo, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest,
+  AuditInput, AuditVerifyOptions, ServerStorage, StoredSecretInfo, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest,
 } from "./storage.ts";
 
 /** Options of {@link openPostgresStorage}. */
@@ -309,8 +309,6 @@ type AuditArrayRow = [string, string, string, string, string | null, number | nu
 
 /** Rows per INSERT when appending a batch (8 parameters each, well under PostgreSQL's 65535). */
 const AUDIT_INSERT_CHUNK = 500;
-/** Rows per page when verifying the chain. */
-const VERIFY_PAGE = 5_000;
 
 const Q_CURRENT = {
   name: "coffer_current",
@@ -356,6 +354,13 @@ class PostgresStorage implements ServerStorage {
       );
       if (ins.rows[0] !== undefined) return ins.rows[0].value;
       return (await q.query<{ value: string }>("SELECT value FROM coffer_meta WHERE key = $1", [key])).rows[0]!.value;
+    });
+  }
+
+  setMeta(key: string, value: string): Promise<void> {
+    return this.#read("writing meta", async (q) => {
+      if (typeof key !== "string" || typeof value !== "string") throw new TypeError("meta keys and values are strings");
+      await q.query("INSERT INTO coffer_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", [key, value]);
     });
   }
 
@@ -499,6 +504,14 @@ class PostgresStorage implements ServerStorage {
     });
   }
 
+  findTokenById(id: string): Promise<StoredToken | undefined> {
+    return this.#read("reading a token", async (q) => {
+      if (typeof id !== "string") throw new TypeError("findTokenById: id must be a string");
+      const row = (await q.query<TokenRow>({ text: `SELECT ${TOKEN_COLUMNS} FROM coffer_tokens WHERE id = $1`, values: [id], rowMode: "array" })).rows[0];
+      return row === undefined ? undefined : tokenFromRow(row);
+    });
+  }
+
   listTokens(): Promise<StoredToken[]> {
     return this.#read("listing tokens", async (q) => {
       const rows = (await q.query<TokenRow>({
@@ -556,28 +569,10 @@ class PostgresStorage implements ServerStorage {
     });
   }
 
-  verifyAudit(): Promise<AuditVerification> {
-    // Page by seq and check as it goes (ChainVerifier: verifyChain's rules, a record at a time),
-    // so a long chain is never held in memory at once. Appends after the first page only add at the end.
-    return this.#read("verifying the audit log", async (q) => {
-      const verifier = new ChainVerifier();
-      let after = 0;
-      for (;;) {
-        const rows = (await q.query<AuditArrayRow>({
-          name: "coffer_audit_page",
-          text: `SELECT ${AUDIT_COLUMNS} FROM coffer_audit WHERE seq > $1 ORDER BY seq LIMIT $2`,
-          values: [after, VERIFY_PAGE],
-          rowMode: "array",
-        })).rows;
-        for (const raw of rows) {
-          const r = recordFromRow(auditRow(raw));
-          const failure = verifier.add(r);
-          if (failure !== undefined) return failure;
-          after = r.seq;
-        }
-        if (rows.length < VERIFY_PAGE) return verifier.ok;
-      }
-    });
+  verifyAudit(options: AuditVerifyOptions = {}): Promise<AuditVerification> {
+    // A page per query (a pooled connection each), checked as it comes and yielding between
+    // pages: a long chain is never in memory at once. Appends after a page only add at the end.
+    return verifyAuditPages((afterSeq, limit) => this.auditLog({ afterSeq, limit }), options);
   }
 
   close(): Promise<void> {

@@ -22,16 +22,16 @@ import { CofferError } from "../../errors.ts";
 import { assertVersion } from "../../store/names.ts";
 import { assertPrivate, fsyncDir, shellQuote, touchPrivateFile } from "../../store/fs-secure.ts";
 import {
-  chainHash, GENESIS_HASH, recordFromRow, verifyRows, type AuditRecord, type AuditRow, type AuditVerification,
+  chainHash, GENESIS_HASH, recordFromRow, type AuditRecord, type AuditRow, type AuditVerification,
 } from "../../store/audit.ts";
 import { SERVER_FORMAT, SERVER_MIGRATIONS, SERVER_SCHEMA_SQL, SERVER_SCHEMA_VERSION } from "./schema.ts";
 import {
   AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkWriteRequest, closedError,
-  normalizeDetail, prefixEnd, SECRET_INFO_COLUMNS, secretInfoFromRow, TOKEN_COLUMNS, tokenFromRow, versionInfoFromRow,
+  normalizeDetail, prefixEnd, SECRET_INFO_COLUMNS, secretInfoFromRow, TOKEN_COLUMNS, tokenFromRow, verifyAuditPages, versionInfoFromRow,
   type SecretInfoRow, type TokenRow, type VersionInfoRow,
 } from "./common.ts";
 import type {
-  AuditInput, ServerStorage, StoredSecretInfo, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest,
+  AuditInput, AuditVerifyOptions, ServerStorage, StoredSecretInfo, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest,
 } from "./storage.ts";
 
 /** Options of {@link openSqliteStorage}. */
@@ -213,6 +213,15 @@ class SqliteStorage implements ServerStorage {
     });
   }
 
+  setMeta(key: string, value: string): Promise<void> {
+    return this.#run("writing meta", () => {
+      if (typeof key !== "string" || typeof value !== "string") throw new TypeError("meta keys and values are strings");
+      this.#write(() => {
+        this.#stmt("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(key, value);
+      });
+    });
+  }
+
   readCurrent(name: string): Promise<StoredVersion | undefined> {
     if (this.#closed) return Promise.reject(closedError());
     try {
@@ -351,6 +360,14 @@ class SqliteStorage implements ServerStorage {
     });
   }
 
+  findTokenById(id: string): Promise<StoredToken | undefined> {
+    return this.#run("reading a token", () => {
+      if (typeof id !== "string") throw new TypeError("findTokenById: id must be a string");
+      const row = this.#stmt(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE id = ?`, true).get(id) as TokenRow | undefined;
+      return row === undefined ? undefined : tokenFromRow(row);
+    });
+  }
+
   listTokens(): Promise<StoredToken[]> {
     return this.#run("listing tokens", () => {
       const st = this.#stmt(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at DESC, rowid DESC`, true);
@@ -406,10 +423,9 @@ class SqliteStorage implements ServerStorage {
     });
   }
 
-  verifyAudit(): Promise<AuditVerification> {
-    return this.#run("verifying the audit log", () =>
-      verifyRows(this.#stmt(`SELECT ${AUDIT_COLUMNS} FROM audit ORDER BY seq`).iterate() as Iterable<AuditRow>),
-    );
+  verifyAudit(options: AuditVerifyOptions = {}): Promise<AuditVerification> {
+    // A page per statement, yielding between pages: one long SELECT would hold the event loop.
+    return verifyAuditPages((afterSeq, limit) => this.auditLog({ afterSeq, limit }), options);
   }
 
   close(): Promise<void> {

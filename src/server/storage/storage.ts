@@ -101,6 +101,19 @@ export interface WriteRequest {
   auditDetail: Record<string, unknown> | null;
 }
 
+/** How {@link ServerStorage.verifyAudit} reads the chain. */
+export interface AuditVerifyOptions {
+  /** a head verified before: the record count and the hex hash of record `records` */
+  from?: { records: number; hash: string };
+  /** records per page (default {@link AUDIT_VERIFY_PAGE}) */
+  pageSize?: number;
+  /** called after each full page, before yielding, with the records checked so far */
+  onPage?: (records: number) => void | Promise<void>;
+}
+
+/** Records read and checked per page before {@link ServerStorage.verifyAudit} yields. */
+export const AUDIT_VERIFY_PAGE = 500;
+
 /** Which storage holds the server's state. */
 export type StorageDriverName = "sqlite" | "postgres";
 
@@ -114,6 +127,8 @@ export interface ServerStorage {
   getMeta(key: string): Promise<string | undefined>;
   /** Sets `key` unless it is already set; returns the value now stored. */
   setMetaIfAbsent(key: string, value: string): Promise<string>;
+  /** Sets `key` to `value`, replacing what was there. */
+  setMeta(key: string, value: string): Promise<void>;
 
   /** The newest version of `name`, or undefined when there is none or the secret is deleted. */
   readCurrent(name: string): Promise<StoredVersion | undefined>;
@@ -142,6 +157,8 @@ export interface ServerStorage {
   createToken(token: StoredToken, actor: string, auditDetail: Record<string, unknown> | null): Promise<void>;
   /** The token whose hash is `hash` (revoked and expired ones too: the caller decides). */
   findToken(hash: Uint8Array): Promise<StoredToken | undefined>;
+  /** The token with this id (revoked and expired ones too), or undefined. */
+  findTokenById(id: string): Promise<StoredToken | undefined>;
   /** Every token, newest first. */
   listTokens(): Promise<StoredToken[]>;
   /**
@@ -154,8 +171,12 @@ export interface ServerStorage {
   appendAudit(entries: readonly AuditInput[]): Promise<AuditRecord[]>;
   /** Audit records oldest first: at or after `since`, with seq above `afterSeq`, at most `limit`. */
   auditLog(options?: { since?: Date; afterSeq?: number; limit?: number }): Promise<AuditRecord[]>;
-  /** Recomputes the whole chain. */
-  verifyAudit(): Promise<AuditVerification>;
+  /**
+   * Recomputes the chain a page at a time (`verifyAuditPages` in common.ts), yielding to the event
+   * loop between pages: from the first record, or after `from` (a head verified before, whose
+   * record must still have that hash). `records` counts the whole chain.
+   */
+  verifyAudit(options?: AuditVerifyOptions): Promise<AuditVerification>;
 
   /** Closes connections; pending calls finish first. */
   close(): Promise<void>;
