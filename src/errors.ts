@@ -17,7 +17,7 @@ export const ERROR_CODES = {
   E_DECRYPT: { exit: 6, http: 500, meaning: "decryption failed: wrong identity or passphrase, or tampered data" },
   E_INTEGRITY: { exit: 6, http: 500, meaning: "stored data is inconsistent: the audit chain or the store format does not verify" },
   E_INVALID_NAME: { exit: 7, http: 400, meaning: "a name breaks the naming rule" },
-  E_INVALID_VALUE: { exit: 7, http: 400, meaning: "a value or option value breaks a rule (empty, too large, bad number)" },
+  E_INVALID_VALUE: { exit: 7, http: 400, meaning: "a value or option value breaks a rule (too large, bad number, empty passphrase)" },
   E_NOT_INITIALIZED: { exit: 8, http: 500, meaning: "no identity or store yet: run `coffer init`" },
   E_IDENTITY: { exit: 8, http: 500, meaning: "the identity file is not a usable age identity" },
   E_BUSY: { exit: 9, http: 503, meaning: "the store stayed locked by another process for too long" },

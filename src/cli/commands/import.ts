@@ -66,7 +66,6 @@ async function runDotenv(ctx: Context, path: string): Promise<void> {
   const result = await withStore(ctx, (s) => importDotenv(s, text, prefix));
   if (ctx.flags.json === true) return printJson(ctx, result);
   ctx.say(`imported ${result.written.length} variable${result.written.length === 1 ? "" : "s"} from ${path}`);
-  if (result.skippedEmpty.length > 0) ctx.say(`skipped (empty value): ${result.skippedEmpty.join(" ")}`);
 }
 
 async function readInput(ctx: Context, path: string): Promise<Buffer> {
