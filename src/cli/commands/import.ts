@@ -3,7 +3,7 @@ import { CofferError } from "../../errors.ts";
 import { importBundle } from "../../identity/sharing.ts";
 import { importDotenv } from "../../store/import-dotenv.ts";
 import type { Command, Context } from "../command.ts";
-import { confirm, readAllBounded } from "../io.ts";
+import { confirm, printable, readAllBounded } from "../io.ts";
 import { openIdentityAndStore, printJson, withStore } from "../open.ts";
 
 const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
@@ -44,16 +44,16 @@ export const importCmd: Command = {
         force: ctx.flags.force === true,
         confirmTrust: (sender) =>
           ctx.io.stdin.isTTY === true
-            ? confirm(`bundle from "${sender.name}", fingerprint ${sender.fingerprint}. Does the sender confirm that fingerprint?`, "--trust FINGERPRINT")
+            ? confirm(`bundle from "${printable(sender.name)}", fingerprint ${sender.fingerprint}. Does the sender confirm that fingerprint?`, "--trust FINGERPRINT")
             : Promise.resolve(false),
       }),
     );
     if (ctx.flags.json === true) return printJson(ctx, result);
     ctx.say(
-      `imported ${result.imported.length} secret${result.imported.length === 1 ? "" : "s"} from ${result.from} (${result.fingerprint})` +
+      `imported ${result.imported.length} secret${result.imported.length === 1 ? "" : "s"} from ${printable(result.from)} (${result.fingerprint})` +
         (result.unchanged.length > 0 ? `; ${result.unchanged.length} already up to date` : ""),
     );
-    for (const i of result.imported) ctx.say(`  ${i.name} v${i.version}`);
+    for (const i of result.imported) ctx.say(`  ${printable(i.name)} v${i.version}`);
   },
 };
 
