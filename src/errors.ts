@@ -6,6 +6,15 @@
  * Messages say what failed, why, and what to do. They never carry a secret value.
  */
 
+/**
+ * A message listing problems one a line: the problem itself when there is one, else
+ * `HEAD: N problems:` and each problem on its own indented line.
+ * @example problemList(".coffer.yml", ["a.yml:2: bad", "a.yml:5: worse"]) // ".coffer.yml: 2 problems:\n  a.yml:2: bad\n  a.yml:5: worse"
+ */
+export function problemList(head: string, problems: readonly string[]): string {
+  return problems.length === 1 ? (problems[0] as string) : `${head}: ${problems.length} problems:\n  ${problems.join("\n  ")}`;
+}
+
 /** Code → exit status (CLI), HTTP status (server) and a one-line meaning for the docs. */
 export const ERROR_CODES = {
   E_INTERNAL: { exit: 1, http: 500, meaning: "an unexpected failure (a bug): rerun with --debug and report it" },
@@ -24,7 +33,7 @@ export const ERROR_CODES = {
   E_CANCELLED: { exit: 10, http: 400, meaning: "the user declined a confirmation, or no terminal was there to ask" },
   E_DISPOSED: { exit: 1, http: 500, meaning: "a Secret was used after dispose()" },
   E_SIGNATURE: { exit: 6, http: 400, meaning: "a bundle's signature does not verify: forged or tampered" },
-  E_UNTRUSTED: { exit: 5, http: 403, meaning: "a bundle's sender is not a trusted card: check its fingerprint, then --trust it" },
+  E_UNTRUSTED: { exit: 5, http: 403, meaning: "a bundle's sender is not a trusted card, or not the one --trust names: check its fingerprint, then --trust it" },
   E_EXPIRED: { exit: 6, http: 400, meaning: "a bundle has expired" },
   E_MISADDRESSED: { exit: 6, http: 400, meaning: "a bundle was made for someone else" },
   E_CONFIG: { exit: 7, http: 400, meaning: "the project file (.coffer.yml) breaks a rule: the message names file, line and rule" },

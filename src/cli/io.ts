@@ -114,7 +114,7 @@ export function promptTwice(what: string): Promise<string> {
     const first = await ask(`${what}: `);
     if (first === "") throw new CofferError("E_INVALID_VALUE", `empty ${what}`);
     const second = await ask(`${what} (again): `);
-    if (first !== second) throw new CofferError("E_INVALID_VALUE", `the two ${what}s do not match; nothing was changed`);
+    if (first !== second) throw new CofferError("E_INVALID_VALUE", `${what}: the two values you typed do not match; nothing was changed`);
     return first;
   });
 }

@@ -9,7 +9,7 @@
  */
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import type { Document, Pair, YAMLMap } from "yaml";
-import { CofferError } from "../errors.ts";
+import { CofferError, problemList } from "../errors.ts";
 
 /** One problem found in a file. */
 export interface YamlProblem {
@@ -100,16 +100,15 @@ export class YamlChecker {
   }
 
   /**
-   * Throws every problem noted so far, sorted by line, as one message on one line.
+   * Throws every problem noted so far, sorted by line, as one message, one problem a line.
    * @throws CofferError E_CONFIG: `file:line: rule` for one problem, else
-   *   `file: N problems: file:line: rule; …`
+   *   `file: N problems:` and `  file:line: rule` on each following line
    */
   throwIfAny(): void {
     if (this.problems.length === 0) return;
     const sorted = [...this.problems].sort((a, b) => a.line - b.line || a.order - b.order);
     const items = sorted.map((p) => `${this.file}:${p.line}: ${p.rule.replace(/\s*\n\s*/g, " ")}`);
-    const message = items.length === 1 ? items[0]! : `${this.file}: ${items.length} problems: ${items.join("; ")}`;
-    throw new CofferError("E_CONFIG", message);
+    throw new CofferError("E_CONFIG", problemList(this.file, items));
   }
 
   /** The line a node starts on (1 when it has no position). */

@@ -14,10 +14,13 @@ export interface DotenvImportResult {
 /**
  * Stores each variable of `text` as the secret `prefix + NAME`; an empty value (`FLAG=`) is
  * stored as the empty value.
- * @throws CofferError E_INVALID_NAME naming the variable whose secret name would be invalid;
- *   nothing is written then
+ * @throws CofferError E_INVALID_NAME naming the variable whose secret name would be invalid,
+ *   or when `prefix` is not empty and does not end with `/`; nothing is written then
  */
 export function importDotenv(store: Store, text: string | Uint8Array, prefix = ""): DotenvImportResult {
+  if (prefix !== "" && !prefix.endsWith("/")) {
+    throw new CofferError("E_INVALID_NAME", `prefix ${JSON.stringify(prefix)} must end with "/" (e.g. ${JSON.stringify(`${prefix}/`)}); nothing was imported`);
+  }
   const vars = parseDotenv(text);
   const entries: { name: string; value: string }[] = [];
   for (const [key, value] of vars) {

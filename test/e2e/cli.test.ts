@@ -278,7 +278,7 @@ test("--prompt asks twice without echo on a real terminal", async (t) => {
   assert.equal(coffer(home, ["get", "typed/secret"]).out, "tty-typed-value");
   const mismatch = await onTerminal(home, cmd, [[/value for typed\/secret: /, "one\r"], [/\(again\): /, "two\r"]]);
   assert.equal(mismatch.code, 7);
-  assert.match(mismatch.screen, /do not match; nothing was changed/);
+  assert.match(mismatch.screen, /value for typed\/secret: the two values you typed do not match; nothing was changed/);
   assert.equal(coffer(home, ["history", "typed/secret", "--json"]).out.match(/"version"/g)?.length, 1);
 });
 

@@ -29,7 +29,7 @@ export const importCmd: Command = {
     trust: { type: "string", arg: "FP", help: "trust the sender whose card has this fingerprint" },
     force: { type: "boolean", help: "accept older versions and overwrite secrets that came from elsewhere" },
     dotenv: { type: "string", arg: "FILE", help: "import a .env file instead of a bundle" },
-    prefix: { type: "string", arg: "P", help: "with --dotenv: prefix for the secret names, e.g. app/" },
+    prefix: { type: "string", arg: "P", help: "with --dotenv: prefix for the secret names, ending in /, e.g. app/" },
     json: { type: "boolean", help: "print what was imported as JSON" },
   },
   async run(ctx) {
@@ -63,6 +63,9 @@ async function runDotenv(ctx: Context, path: string): Promise<void> {
   }
   const text = await readInput(ctx, path);
   const prefix = typeof ctx.flags.prefix === "string" ? ctx.flags.prefix : "";
+  if (prefix !== "" && !prefix.endsWith("/")) {
+    throw new CofferError("E_USAGE", `--prefix must end with / (else the names run together, as ${printable(prefix)}STRIPE_KEY): use --prefix ${printable(prefix)}/`);
+  }
   const result = await withStore(ctx, (s) => importDotenv(s, text, prefix));
   if (ctx.flags.json === true) return printJson(ctx, result);
   ctx.say(`imported ${result.written.length} variable${result.written.length === 1 ? "" : "s"} from ${path}`);
