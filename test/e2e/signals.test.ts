@@ -81,7 +81,7 @@ test("Node's compile cache is kept in a per-user 0700 dir, never in the shared t
   const home = tempDir(t);
   const tmp = join(home, "tmp");
   mkdirSync(tmp);
-  assert.equal(coffer(home, ["--help"], { env: { TMPDIR: tmp } }).code, 0);
+  assert.equal(coffer(home, ["--help"], { env: { TMPDIR: tmp, XDG_CACHE_HOME: "" } }).code, 0);
   const cache = join(home, ".cache", "coffer", "compile-cache");
   assert.equal(statSync(cache).mode & 0o777, 0o700);
   assert.ok(readdirSync(cache).length > 0, "the cache is used");
@@ -98,14 +98,14 @@ test("a compile cache dir that others can read or write is not used", (t) => {
   const cache = join(home, ".cache", "coffer", "compile-cache");
   mkdirSync(cache, { recursive: true });
   chmodSync(cache, 0o777);
-  const r = coffer(home, ["--help"]);
+  const r = coffer(home, ["--help"], { env: { XDG_CACHE_HOME: "" } });
   assert.equal(r.code, 0, r.err);
   assert.deepEqual(readdirSync(cache), [], "no code cached where another user could plant some");
   // Nor a cache dir below a parent that others can write (they could swap the dir).
   const home2 = tempDir(t);
   mkdirSync(join(home2, ".cache", "coffer"), { recursive: true });
   chmodSync(join(home2, ".cache", "coffer"), 0o777);
-  assert.equal(coffer(home2, ["--help"]).code, 0);
+  assert.equal(coffer(home2, ["--help"], { env: { XDG_CACHE_HOME: "" } }).code, 0);
   const cache2 = join(home2, ".cache", "coffer", "compile-cache");
   assert.ok(!existsSync(cache2) || readdirSync(cache2).length === 0);
 });
