@@ -5,6 +5,10 @@
  * `npm run bench -- --quick` (or BENCH_QUICK=1) skips the 1M-secret store; a quick run does
  * not overwrite bench/results.md, which keeps the last full table.
  */
+// First: a SIGUSR1 listener, so that SIGUSR1 cannot open Node's inspector in the servers and
+// stores this process runs (as src/cli/bin.ts does for coffer itself).
+process.on("SIGUSR1", () => {});
+
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";

@@ -6,6 +6,16 @@
  * Messages say what failed, why, and what to do. They never carry a secret value.
  */
 
+/**
+ * A message listing problems one a line: the problem itself when there is one, else
+ * `HEAD: N problems:` and each problem on its own indented line. `total` counts the problems when
+ * `problems` shows only the first of them.
+ * @example problemList(".coffer.yml", ["a.yml:2: bad", "a.yml:5: worse"]) // ".coffer.yml: 2 problems:\n  a.yml:2: bad\n  a.yml:5: worse"
+ */
+export function problemList(head: string, problems: readonly string[], total = problems.length): string {
+  return total === 1 ? (problems[0] as string) : `${head}: ${total} problems:\n  ${problems.join("\n  ")}`;
+}
+
 /** Code → exit status (CLI), HTTP status (server) and a one-line meaning for the docs. */
 export const ERROR_CODES = {
   E_INTERNAL: { exit: 1, http: 500, meaning: "an unexpected failure (a bug): rerun with --debug and report it" },
@@ -17,14 +27,14 @@ export const ERROR_CODES = {
   E_DECRYPT: { exit: 6, http: 500, meaning: "decryption failed: wrong identity or passphrase, or tampered data" },
   E_INTEGRITY: { exit: 6, http: 500, meaning: "stored data is inconsistent: the audit chain or the store format does not verify" },
   E_INVALID_NAME: { exit: 7, http: 400, meaning: "a name breaks the naming rule" },
-  E_INVALID_VALUE: { exit: 7, http: 400, meaning: "a value or option value breaks a rule (empty, too large, bad number)" },
+  E_INVALID_VALUE: { exit: 7, http: 400, meaning: "a value or option value breaks a rule (too large, bad number, empty passphrase)" },
   E_NOT_INITIALIZED: { exit: 8, http: 500, meaning: "no identity or store yet: run `coffer init`" },
   E_IDENTITY: { exit: 8, http: 500, meaning: "the identity file is not a usable age identity" },
   E_BUSY: { exit: 9, http: 503, meaning: "the store stayed locked by another process for too long" },
   E_CANCELLED: { exit: 10, http: 400, meaning: "the user declined a confirmation, or no terminal was there to ask" },
   E_DISPOSED: { exit: 1, http: 500, meaning: "a Secret was used after dispose()" },
   E_SIGNATURE: { exit: 6, http: 400, meaning: "a bundle's signature does not verify: forged or tampered" },
-  E_UNTRUSTED: { exit: 5, http: 403, meaning: "a bundle's sender is not a trusted card: check its fingerprint, then --trust it" },
+  E_UNTRUSTED: { exit: 5, http: 403, meaning: "a bundle's sender is not a trusted card, or not the one --trust names: check its fingerprint, then --trust it" },
   E_EXPIRED: { exit: 6, http: 400, meaning: "a bundle has expired" },
   E_MISADDRESSED: { exit: 6, http: 400, meaning: "a bundle was made for someone else" },
   E_CONFIG: { exit: 7, http: 400, meaning: "the project file (.coffer.yml) breaks a rule: the message names file, line and rule" },

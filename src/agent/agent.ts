@@ -9,7 +9,7 @@ import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { closeSync, constants, fchmodSync, fchownSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { CofferError } from "../errors.ts";
+import { CofferError, problemList } from "../errors.ts";
 import { createProvider } from "../providers/index.ts";
 import { createFolderProvider } from "../providers/folder.ts";
 import type { Provider, ProviderContext, ProviderSpec, SecretRef } from "../providers/provider.ts";
@@ -110,7 +110,7 @@ async function fetchAll(provider: Provider, secrets: readonly AgentSecret[]): Pr
   if (failures.length > 0) {
     for (const v of values.values()) v.fill(0);
     const first = settled.find((r) => r.status === "rejected") as PromiseRejectedResult;
-    throw new CofferError(first.reason instanceof CofferError ? first.reason.code : "E_PROVIDER", `cannot fetch ${failures.join("; ")}; nothing was written`);
+    throw new CofferError(first.reason instanceof CofferError ? first.reason.code : "E_PROVIDER", failures.length === 1 ? `cannot fetch ${failures[0]}; nothing was written` : `${problemList("cannot fetch", failures)}\nnothing was written`);
   }
   return values;
 }

@@ -1,7 +1,44 @@
 #!/usr/bin/env node
-// The `coffer` executable. Turns on Node's compile cache before anything else loads, so that
-// every later module, main included, starts from cached code.
-import module from "node:module";
+// The `coffer` executable.
+//
+// First of all, a SIGUSR1 listener: without one, SIGUSR1 makes Node open its inspector on
+// 127.0.0.1:9229, and any local user who can connect to it runs code inside coffer. A listener
+// replaces that activation. It does nothing itself; code that wants the signal (such as `run`,
+// which passes it on to its command) adds its own listener beside it.
+process.on("SIGUSR1", () => {});
 
-module.enableCompileCache?.();
+import module from "node:module";
+import { lstatSync, mkdirSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+
+/**
+ * The compile cache dir: `$XDG_CACHE_HOME/coffer/compile-cache` (else `~/.cache/…`), created
+ * 0700. null, and no cache, when it or a dir above it (up to the cache base) is not the user's
+ * own or is writable by others, or anyone but the user can read the cache dir itself: Node's
+ * default, a shared dir under /tmp, would run code another user planted there.
+ */
+function compileCacheDir(): string | null {
+  try {
+    const xdg = process.env.XDG_CACHE_HOME;
+    const base = xdg !== undefined && xdg.startsWith("/") ? xdg : join(process.env.HOME?.startsWith("/") === true ? process.env.HOME : homedir(), ".cache");
+    const dir = join(base, "coffer", "compile-cache");
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const uid = process.getuid?.();
+    for (let d = dir; ; d = dirname(d)) {
+      const st = lstatSync(d);
+      const mine = st.uid === uid || (d !== dir && st.uid === 0);
+      const open = d === dir ? (st.mode & 0o077) !== 0 : (st.mode & 0o022) !== 0;
+      if (!st.isDirectory() || !mine || open) return null;
+      if (d === base || d === dirname(d)) return dir;
+    }
+  } catch {
+    return null;
+  }
+}
+
+// The compile cache goes on before anything else loads, so that every later module, main
+// included, starts from cached code.
+const cacheDir = compileCacheDir();
+if (cacheDir !== null) module.enableCompileCache?.(cacheDir);
 await import("./main.ts");

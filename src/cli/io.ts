@@ -13,6 +13,28 @@ export interface Io {
 }
 
 /**
+ * Characters that make a terminal do something instead of showing text: C0 controls (ESC
+ * among them), DEL, C1 controls (CSI and OSC in one byte), the line and paragraph separators,
+ * and bidi embeddings, overrides and isolates (which reorder what follows).
+ */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
+
+/**
+ * `s` with every control character written as an escape (`\x1b`, `\n`-like `\x0a`, `\u{202e}`),
+ * so that a name, description or member name from a bundle, store or repo cannot move the
+ * cursor, recolour, rewrite or hide what coffer prints. Use it wherever such text reaches a
+ * terminal. `keepNewlines` leaves line breaks alone (for whole messages made by coffer).
+ * @example printable("a\u001b[2Jb") // "a\\x1b[2Jb"
+ */
+export function printable(s: string, keepNewlines = false): string {
+  return s.replace(CONTROL, (c) => {
+    if (keepNewlines && c === "\n") return c;
+    const code = c.codePointAt(0) ?? 0;
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u{${code.toString(16)}}`;
+  });
+}
+
+/**
  * Asks questions on the controlling terminal (`/dev/tty`, so it works while stdin is piped)
  * without echoing the answers. One terminal session for all of them: input typed ahead is
  * kept for the next question, not lost.
@@ -92,7 +114,7 @@ export function promptTwice(what: string): Promise<string> {
     const first = await ask(`${what}: `);
     if (first === "") throw new CofferError("E_INVALID_VALUE", `empty ${what}`);
     const second = await ask(`${what} (again): `);
-    if (first !== second) throw new CofferError("E_INVALID_VALUE", `the two ${what}s do not match; nothing was changed`);
+    if (first !== second) throw new CofferError("E_INVALID_VALUE", `${what}: the two values you typed do not match; nothing was changed`);
     return first;
   });
 }
@@ -109,7 +131,7 @@ export async function confirm(question: string, flag: string): Promise<boolean> 
     throw new CofferError("E_CANCELLED", `no terminal to confirm on; pass ${flag} to go ahead`);
   }
   try {
-    writeSync(fd, `${question} [y/N] `);
+    writeSync(fd, `${printable(question)} [y/N] `);
     const buf = Buffer.alloc(256);
     const n = readSync(fd, buf, 0, buf.length, null);
     return /^y(es)?$/i.test(buf.subarray(0, n).toString("utf8").trim());
@@ -141,6 +163,7 @@ export async function readAllBounded(stream: NodeJS.ReadableStream, max: number,
 
 /** Renders rows as left-aligned columns. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  rows = rows.map((r) => r.map((c) => printable(c)));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (r: readonly string[]) =>
     r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ").trimEnd();

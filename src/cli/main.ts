@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import type { Command, Context, Flag } from "./command.ts";
+import { printable } from "./io.ts";
 import { quietSqliteWarning } from "./warnings.ts";
 
 // Files coffer creates are private whatever the umask; the user's own umask is kept for the
@@ -125,7 +126,7 @@ async function parse(command: Command, args: string[]): Promise<Context | "help"
     env: process.env,
     umask: USER_UMASK,
     store: typeof flags.store === "string" ? flags.store : undefined,
-    say: (m) => void process.stderr.write(`${m}\n`),
+    say: (m) => void process.stderr.write(`${printable(m, true)}\n`),
     out: (d) => void process.stdout.write(d),
   };
 }
@@ -133,13 +134,13 @@ async function parse(command: Command, args: string[]): Promise<Context | "help"
 async function report(err: unknown, debug: boolean): Promise<number> {
   const { CofferError } = await import("../errors.ts");
   if (err instanceof CofferError) {
-    process.stderr.write(`coffer: ${err.message}\n`);
+    process.stderr.write(`coffer: ${printable(err.message, true)}\n`);
     if (debug) process.stderr.write(`${err.stack ?? ""}\n${err.cause instanceof Error ? `cause: ${err.cause.stack ?? ""}\n` : ""}`);
     return err.exitCode;
   }
   const e = err as NodeJS.ErrnoException;
   if (e?.code === "EACCES" || e?.code === "EPERM") {
-    process.stderr.write(`coffer: permission denied: ${e.path ?? e.message}\n`);
+    process.stderr.write(`coffer: permission denied: ${printable(e.path ?? e.message)}\n`);
     return 5;
   }
   process.stderr.write(`coffer: internal error (${e?.code ?? e?.name ?? "unknown"}); rerun with --debug and report it\n`);

@@ -9,7 +9,7 @@
  */
 import { isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import type { Alias, Document, Node as YamlNode, Pair, YAMLMap } from "yaml";
-import { CofferError } from "../errors.ts";
+import { CofferError, problemList } from "../errors.ts";
 
 /** One problem found in a file. */
 export interface YamlProblem {
@@ -155,17 +155,17 @@ export class YamlChecker {
   }
 
   /**
-   * Throws every problem noted so far, sorted by line, as one message on one line.
+   * Throws every problem noted so far, sorted by line, as one message, one problem a line.
    * @throws CofferError E_CONFIG: `file:line: rule` for one problem, else
-   *   `file: N problems: file:line: rule; …` (the first {@link MAX_SHOWN_PROBLEMS}, then how many more)
+   *   `file: N problems:` and `  file:line: rule` on each following line (the first
+   *   {@link MAX_SHOWN_PROBLEMS}, then how many more)
    */
   throwIfAny(): void {
     if (this.problems.length === 0) return;
     const sorted = [...this.problems].sort((a, b) => a.line - b.line || a.order - b.order);
     const items = sorted.slice(0, MAX_SHOWN_PROBLEMS).map((p) => `${this.file}:${p.line}: ${p.rule.replace(/\s*\n\s*/g, " ")}`);
-    const more = sorted.length > MAX_SHOWN_PROBLEMS ? `; … and ${sorted.length - MAX_SHOWN_PROBLEMS} more` : "";
-    const message = sorted.length === 1 ? items[0]! : `${this.file}: ${sorted.length} problems: ${items.join("; ")}${more}`;
-    throw new CofferError("E_CONFIG", message);
+    if (sorted.length > MAX_SHOWN_PROBLEMS) items.push(`… and ${sorted.length - MAX_SHOWN_PROBLEMS} more`);
+    throw new CofferError("E_CONFIG", problemList(this.file, items, sorted.length));
   }
 
   /** The line a node starts on (1 when it has no position). */

@@ -2,13 +2,17 @@
  * Masking of secret values in a child's output (`coffer run --mask`, runbooks; docs/design.md §6).
  *
  * Every delivered value, each line of a multi-line value, and their usual encodings (base64
- * with and without padding, base64url, URL-encoding, JSON string escaping) are replaced by
+ * with and without padding, base64url, the value's part of longer base64 such as HTTP Basic
+ * `user:password` at each alignment, URL-encoding, JSON string escaping as common encoders
+ * write it, XML/HTML entities) are replaced by
  * `***` in a byte stream, also when an occurrence is split across chunks. Output is held back
  * only as long as it could still be the start of a value: at any time the held bytes are at
  * most the longest suffix of the data seen so far that is a proper prefix of some pattern.
  *
- * Matching is on bytes, so chunks that split a UTF-8 sequence pass through intact. At each
- * position the longest pattern wins; matches do not overlap (leftmost, then longest).
+ * Matching is on bytes, so chunks that split a UTF-8 sequence pass through intact. Every
+ * position is tried, also inside a match: overlapping matches merge into one `***`, so no tail
+ * of an overlapping second secret shows. Bytes outside every match (such as ANSI colour codes
+ * around a value) pass through unchanged.
  */
 import { Transform } from "node:stream";
 import type { TransformCallback } from "node:stream";
@@ -60,22 +64,96 @@ function percentEncode(b: Buffer, lowerHex = false, formStyle = false): string {
   return s;
 }
 
+/**
+ * The base64 characters that a value fixes wherever it sits inside longer base64-encoded data
+ * (as the password inside `base64("user:" + password)` of HTTP Basic auth): one substring for
+ * each of the three byte alignments. Characters that also depend on a neighbouring byte are
+ * left out: ceil(4·shift/3) at the start and everything past floor(4·(shift+len)/3) at the end.
+ */
+function base64Shifts(b: Buffer): string[] {
+  const out: string[] = [];
+  for (const shift of [0, 1, 2]) {
+    const all = Buffer.concat([Buffer.alloc(shift), b]);
+    const from = Math.ceil((4 * shift) / 3);
+    const to = Math.floor((4 * all.length) / 3);
+    if (to > from) {
+      out.push(all.toString("base64").slice(from, to));
+      out.push(all.toString("base64url").slice(from, to));
+    }
+  }
+  return out;
+}
+
+/** Short JSON escapes; every other control character is written as `\u00XX`. */
+const JSON_SHORT: Record<string, string> = { '"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f" };
+
+/** JSON-escapes `str` (no quotes), writing `\uXXXX` for the code units `hex` picks. */
+function jsonEscape(str: string, hex: (c: string) => boolean, upper: boolean): string {
+  let s = "";
+  for (const c of str.split("")) {
+    const code = c.charCodeAt(0);
+    if (hex(c) || (code < 0x20 && JSON_SHORT[c] === undefined)) {
+      const h = code.toString(16).padStart(4, "0");
+      s += `\\u${upper ? h.toUpperCase() : h}`;
+    } else s += JSON_SHORT[c] ?? c;
+  }
+  return s;
+}
+
+/** The JSON string escapings of `str` (without the quotes) that common encoders write. */
+function jsonForms(str: string): string[] {
+  const std = JSON.stringify(str).slice(1, -1);
+  const nonAscii = (c: string): boolean => c.charCodeAt(0) > 0x7f;
+  return [
+    std, // JavaScript, and most encoders
+    std.replaceAll("/", "\\/"), // PHP's json_encode
+    jsonEscape(str, nonAscii, false), // Python's json.dumps (ensure_ascii)
+    jsonEscape(str, (c) => nonAscii(c) || `<>&'+"\``.includes(c), true), // .NET's System.Text.Json
+    jsonEscape(str, (c) => "<>&\u2028\u2029".includes(c), false), // Go's encoding/json
+  ];
+}
+
+/** XML and HTML entity escapings of `latin1` (bytes as one char each; only ASCII is replaced). */
+function xmlForms(latin1: string): string[] {
+  if (!/[&<>"']/.test(latin1)) return [];
+  const esc = (quot: string, apos: string, quotes: boolean): string =>
+    latin1.replace(/[&<>"']/g, (c) => {
+      if (c === "&") return "&amp;";
+      if (c === "<") return "&lt;";
+      if (c === ">") return "&gt;";
+      if (!quotes) return c;
+      return c === '"' ? quot : apos;
+    });
+  return [
+    esc("&quot;", "&apos;", true), // XML (.NET SecurityElement.Escape)
+    esc("&quot;", "&#39;", true), // HTML (Python html.escape, most templates)
+    esc("&#34;", "&#39;", true), // Go's html.EscapeString
+    esc("&quot;", "&#x27;", true),
+    esc("", "", false), // XML text content (& < > only)
+  ];
+}
+
 /** The byte patterns masked for one value or line: itself and its encoded forms. */
 function forms(b: Buffer): Buffer[] {
   const b64 = b.toString("base64");
   const b64url = b.toString("base64url");
-  const text = [
+  const ascii = [
     b64,
     b64.replace(/=+$/, ""),
     b64url,
     b64url.padEnd(b64.length, "="),
+    ...base64Shifts(b),
     percentEncode(b),
     percentEncode(b, true),
     percentEncode(b, false, true), // application/x-www-form-urlencoded (URLSearchParams)
   ];
+  const out = [b, ...ascii.map((t) => Buffer.from(t, "ascii"))];
+  // Entities replace ASCII bytes only, so they apply to any bytes, kept byte for byte.
+  for (const x of xmlForms(b.toString("latin1"))) out.push(Buffer.from(x, "latin1"));
+  // JSON escaping is defined on text: only for values that are valid UTF-8, encoded as UTF-8.
   const str = b.toString("utf8");
-  if (Buffer.from(str, "utf8").equals(b)) text.push(JSON.stringify(str).slice(1, -1));
-  return [b, ...text.map((t) => Buffer.from(t, "latin1"))];
+  if (Buffer.from(str, "utf8").equals(b)) for (const j of jsonForms(str)) out.push(Buffer.from(j, "utf8"));
+  return out;
 }
 
 /**
@@ -121,6 +199,8 @@ export class MaskMatcher {
   readonly #single = new Uint8Array(256);
   readonly #replacement: Buffer;
   #held: Buffer = Buffer.alloc(0);
+  /** How many bytes at the start of `#held` are inside a region already replaced. */
+  #covered = 0;
 
   /** @param patterns - byte patterns to replace (see {@link maskPatterns}); empty ones are ignored */
   constructor(patterns: readonly Uint8Array[], replacement: string | Uint8Array = "***") {
@@ -157,42 +237,42 @@ export class MaskMatcher {
     const n = data.length;
     const byFirst = this.#byFirst;
     const byTwo = this.#byTwo;
-    let plainStart = 0;
-    let i = 0;
-    scan: while (i < n) {
+    // [.., coverEnd) is inside a masked region whose replacement is already out: overlapping
+    // matches extend the region, so no tail of a second secret shows behind the first.
+    let coverEnd = this.#covered;
+    this.#covered = 0;
+    let plainStart = coverEnd;
+    for (let i = 0; i < n; i++) {
       const first = data[i] as number;
-      if (byFirst[first] === undefined) {
-        i++;
-        continue;
-      }
+      if (byFirst[first] === undefined) continue;
       // Longest first: 2+ byte patterns sharing the first two bytes, or (at the last byte)
       // every pattern with this first byte; then a one-byte pattern.
       const candidates = i + 1 < n ? byTwo[(first << 8) | (data[i + 1] as number)] : byFirst[first];
+      let len = 0;
       if (candidates !== undefined) {
         const rest = n - i;
         for (const p of candidates) {
           if (p.length > rest) {
             // A longer pattern may still complete with the next chunk: hold from here.
             if (!final && data.compare(p, 0, rest, i, n) === 0) {
+              if (i < coverEnd) this.#covered = coverEnd - i;
+              else if (i > plainStart) out.push(data.subarray(plainStart, i));
               this.#held = Buffer.from(data.subarray(i));
-              if (i > plainStart) out.push(data.subarray(plainStart, i));
               return Buffer.concat(out);
             }
           } else if (data[i + p.length - 1] === p[p.length - 1] && data.compare(p, 0, p.length, i, i + p.length) === 0) {
-            if (i > plainStart) out.push(data.subarray(plainStart, i));
-            out.push(this.#replacement);
-            i += p.length;
-            plainStart = i;
-            continue scan;
+            len = p.length;
+            break;
           }
         }
       }
-      if (this.#single[first] === 1) {
+      if (len === 0 && this.#single[first] === 1) len = 1;
+      if (len === 0) continue;
+      if (i >= coverEnd) {
         if (i > plainStart) out.push(data.subarray(plainStart, i));
         out.push(this.#replacement);
-        plainStart = i + 1;
       }
-      i++;
+      if (i + len > coverEnd) coverEnd = plainStart = i + len;
     }
     this.#held = Buffer.alloc(0);
     if (plainStart < n) out.push(data.subarray(plainStart, n));
@@ -231,7 +311,8 @@ export class Masker extends Transform {
 
 /**
  * A Transform stream that replaces every occurrence of each value, of each line of a
- * multi-line value, and of their base64 / base64url / URL-encoded / JSON-escaped forms with
+ * multi-line value, and of their base64 / base64url / URL-encoded / JSON-escaped / XML-escaped
+ * forms (also inside longer base64, as in HTTP Basic auth) with
  * `***` (see {@link maskPatterns}). Values shorter than `minLength` bytes are not masked;
  * {@link tooShortToMask} lists them so the caller can warn.
  */

@@ -2,7 +2,7 @@
  * Resolves a delivery plan: every reference at once, before anything is started or written.
  * A failure names the variable (and the reference), never a value.
  */
-import { CofferError, type ErrorCode } from "../errors.ts";
+import { CofferError, problemList, type ErrorCode } from "../errors.ts";
 import type { DeliveryPlan } from "../config/plan.ts";
 import { describeRef, type SecretRef } from "../providers/provider.ts";
 import type { Secret } from "../store/secret.ts";
@@ -43,7 +43,8 @@ export async function resolvePlan(plan: DeliveryPlan, resolver: Resolver): Promi
   });
   if (failures.length > 0) {
     for (const s of settled) if (s.status === "fulfilled") s.value.dispose();
-    throw new CofferError(code ?? "E_PROVIDER", `cannot resolve ${failures.length === 1 ? "" : `${failures.length} variables: `}${failures.join("; ")}; nothing was started`);
+    const message = failures.length === 1 ? `cannot resolve ${failures[0]}; nothing was started` : `${problemList("cannot resolve", failures)}\nnothing was started`;
+    throw new CofferError(code ?? "E_PROVIDER", message);
   }
   const value = (i: number) => (settled[i] as PromiseFulfilledResult<Secret>).value;
   return {

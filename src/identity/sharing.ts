@@ -105,6 +105,14 @@ export async function importBundle(store: Store, identity: Identity, file: Uint8
     if (known?.card === sender.card) return true;
     if (options.trust !== undefined) {
       trustNow = options.trust.toUpperCase() === sender.fingerprint;
+      if (!trustNow) {
+        // Not the same as no --trust at all: the user expected someone else (fingerprints are public).
+        throw new CofferError(
+          "E_UNTRUSTED",
+          `--trust ${options.trust} does not match this bundle's sender "${sender.name}", whose fingerprint is ${sender.fingerprint}; ` +
+            "it is not from the sender you expected, or the fingerprint was mistyped: check it with them; nothing was imported",
+        );
+      }
       return trustNow;
     }
     trustNow = (await options.confirmTrust?.(sender)) === true;

@@ -28,9 +28,6 @@ export function createEnvProvider(
         if (value === undefined) {
           throw new CofferError("E_NOT_FOUND", `environment variable ${ref.path} is not set (provider "${name}")`);
         }
-        if (value === "") {
-          throw new CofferError("E_INVALID_VALUE", `environment variable ${ref.path} is empty (provider "${name}"); a value must have at least one byte`);
-        }
         return new Secret({ name: ref.path, version: 1, updatedAt: new Date().toISOString() }, Buffer.from(value, "utf8"));
       });
     },

@@ -116,7 +116,6 @@ function readSecretFile(dir: string, ref: SecretRef, max: number): Secret {
       throw new CofferError("E_PROVIDER", `${path} is not a regular file; the folder provider reads one regular file per secret`);
     }
     assertTrusted(real, st, "secret file");
-    if (st.size === 0) throw new CofferError("E_INVALID_VALUE", `${path} is empty; a value must have at least one byte`);
     if (st.size > max) throw new CofferError("E_INVALID_VALUE", `${path} is ${st.size} bytes, over the limit of ${max} bytes`);
     // Read up to max+1 bytes: the file may grow between fstat and read.
     const buf = Buffer.alloc(Math.min(st.size + 1, max + 1));
@@ -131,7 +130,6 @@ function readSecretFile(dir: string, ref: SecretRef, max: number): Secret {
       buf.fill(0);
       throw new CofferError("E_INVALID_VALUE", `${path} is over the limit of ${max} bytes`);
     }
-    if (off === 0) throw new CofferError("E_INVALID_VALUE", `${path} is empty; a value must have at least one byte`);
     const value = off === buf.length ? buf : Buffer.from(buf.subarray(0, off));
     if (value !== buf) buf.fill(0);
     return new Secret({ name: ref.path, version: 1, updatedAt: st.mtime.toISOString() }, value);

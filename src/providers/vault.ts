@@ -36,7 +36,7 @@ type VaultSpec = Extract<ProviderSpec, { type: "vault" }>;
  * Errors (never carrying the token or a value): missing token E_CONFIG; 403 E_DENIED;
  * 404, a deleted or destroyed version, a missing key E_NOT_FOUND; several keys and none named
  * E_CONFIG; 429/5xx/other statuses, network errors, timeouts, non-JSON or over-2-MiB bodies
- * E_PROVIDER; an empty or over-1-MiB value E_INVALID_VALUE.
+ * E_PROVIDER; an over-1-MiB value E_INVALID_VALUE. An empty string is the empty value.
  *
  * `watch(refs, onChange)` polls `GET {address}/v1/{mount}/metadata/{path}` for each path every
  * `pollIntervalMs` and calls `onChange` for the unpinned refs (no `version`) of a path whose
@@ -245,9 +245,6 @@ function toSecret(ref: SecretRef, shown: string, data: unknown): Secret {
   }
   const raw = kv[key];
   const value = Buffer.from(typeof raw === "string" ? raw : JSON.stringify(raw ?? null), "utf8");
-  if (value.length === 0) {
-    throw new CofferError("E_INVALID_VALUE", `vault secret ${ref.path}#${key} is empty; a value must have at least one byte`);
-  }
   if (value.length > DEFAULT_MAX_VALUE_BYTES) {
     const size = value.length;
     value.fill(0);

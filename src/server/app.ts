@@ -299,8 +299,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
           type: "object",
           additionalProperties: false,
           properties: {
-            value: { type: "string", minLength: 1 },
-            valueBase64: { type: "string", minLength: 1, pattern: "^[A-Za-z0-9+/]*={0,2}$" },
+            value: { type: "string" },
+            valueBase64: { type: "string", pattern: "^[A-Za-z0-9+/]*={0,2}$" },
             description: { type: "string", maxLength: 1024 },
             ifVersion: { type: "integer", minimum: 0 },
           },
@@ -317,7 +317,6 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       }
       const value = body.value !== undefined ? Buffer.from(body.value, "utf8") : Buffer.from(body.valueBase64 ?? "", "base64");
       try {
-        if (value.length === 0) throw fail("E_INVALID_VALUE", "invalid value: empty; a value is 1 byte or more");
         if (value.length > config.limits.valueBytes) {
           throw fail("E_INVALID_VALUE", `invalid value: ${value.length} bytes is more than the limit of ${config.limits.valueBytes} bytes`);
         }

@@ -19,7 +19,7 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { isScalar, isSeq } from "yaml";
 import type { Document, LineCounter } from "yaml";
-import { CofferError } from "../errors.ts";
+import { CofferError, problemList } from "../errors.ts";
 import { DEFAULT_MAX_VALUE_BYTES } from "../store/names.ts";
 import { parseYaml, show, YamlChecker } from "../config/yaml-checker.ts";
 import type { YamlEntry } from "../config/yaml-checker.ts";
@@ -373,8 +373,7 @@ class ServerChecker extends YamlChecker {
     if (this.problems.length === 0 && this.envProblems.length === 0) return;
     const sorted = [...this.problems].sort((a, b) => a.line - b.line || a.order - b.order);
     const items = [...sorted.map((p) => `${this.file}:${p.line}: ${p.rule.replace(/\s*\n\s*/g, " ")}`), ...this.envProblems];
-    const message = items.length === 1 ? items[0]! : `${this.file}: ${items.length} problems: ${items.join("; ")}`;
-    throw new CofferError("E_CONFIG", message);
+    throw new CofferError("E_CONFIG", problemList(this.file, items));
   }
 
   /** Notes a problem with a value from `src`: `file:line: where rule[, got …]` or `VARIABLE: rule`. */

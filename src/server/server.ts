@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
-import { CofferError } from "../errors.ts";
+import { CofferError, problemList } from "../errors.ts";
 import { assertPrivate, createPrivateFile, ensurePrivateDir } from "../store/fs-secure.ts";
 import { buildServer } from "./app.ts";
 import { createChangeBus, type ChangeBus } from "./changes.ts";
@@ -175,7 +175,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   if (config.production) {
     const problems = productionProblems(config);
     if (problems.length > 0) {
-      throw new CofferError("E_CONFIG", `refusing to start in production: ${problems.join("; ")}`);
+      throw new CofferError("E_CONFIG", problems.length === 1 ? `refusing to start in production: ${problems[0]}` : problemList("refusing to start in production", problems));
     }
   }
   assertDataDir(dataDir);

@@ -9,19 +9,20 @@ import type { Store, WriteResult } from "./store.ts";
 /** What a dotenv import did. */
 export interface DotenvImportResult {
   written: WriteResult[];
-  /** variables with an empty value: not stored (a value has at least one byte) */
-  skippedEmpty: string[];
 }
 
 /**
- * Stores each variable of `text` as the secret `prefix + NAME`.
- * @throws CofferError E_INVALID_NAME naming the variable whose secret name would be invalid;
- *   nothing is written then
+ * Stores each variable of `text` as the secret `prefix + NAME`; an empty value (`FLAG=`) is
+ * stored as the empty value.
+ * @throws CofferError E_INVALID_NAME naming the variable whose secret name would be invalid,
+ *   or when `prefix` is not empty and does not end with `/`; nothing is written then
  */
 export function importDotenv(store: Store, text: string | Uint8Array, prefix = ""): DotenvImportResult {
+  if (prefix !== "" && !prefix.endsWith("/")) {
+    throw new CofferError("E_INVALID_NAME", `prefix ${JSON.stringify(prefix)} must end with "/" (e.g. ${JSON.stringify(`${prefix}/`)}); nothing was imported`);
+  }
   const vars = parseDotenv(text);
   const entries: { name: string; value: string }[] = [];
-  const skippedEmpty: string[] = [];
   for (const [key, value] of vars) {
     const name = `${prefix}${key}`;
     if (!isSecretName(name)) {
@@ -31,14 +32,13 @@ export function importDotenv(store: Store, text: string | Uint8Array, prefix = "
         throw new CofferError("E_INVALID_NAME", `variable ${JSON.stringify(key)} cannot become a secret: ${(err as Error).message}; nothing was imported`);
       }
     }
-    if (value === "") skippedEmpty.push(key);
-    else entries.push({ name, value });
+    entries.push({ name, value });
   }
-  if (entries.length === 0) throw new CofferError("E_INVALID_VALUE", "the .env file holds no variable with a value; nothing was imported");
+  if (entries.length === 0) throw new CofferError("E_INVALID_VALUE", "the .env file holds no variable; nothing was imported");
   const written = store.transaction(() => {
     const w = store.setMany(entries);
     store.appendAudit({ action: "import", name: null, version: null, detail: { dotenv: w.length, prefix } });
     return w;
   });
-  return { written, skippedEmpty };
+  return { written };
 }

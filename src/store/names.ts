@@ -55,13 +55,11 @@ export function assertEnvName(name: unknown): asserts name is string {
 }
 
 /**
- * Checks a value's size. The message gives sizes, never content.
- * @throws CofferError E_INVALID_VALUE when empty or larger than `max`
+ * Checks a value's size. The message gives sizes, never content. An empty value is a value
+ * (`FLAG=` in a .env file), stored and delivered as it is.
+ * @throws CofferError E_INVALID_VALUE when larger than `max`
  */
 export function assertValue(value: Uint8Array, max = DEFAULT_MAX_VALUE_BYTES): void {
-  if (value.length === 0) {
-    throw new CofferError("E_INVALID_VALUE", "invalid value: empty (a value must have at least one byte)");
-  }
   if (value.length > max) {
     throw new CofferError(
       "E_INVALID_VALUE",

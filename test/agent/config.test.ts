@@ -330,7 +330,7 @@ services:
   assert.equal(
     message,
     [
-      `${F}: 13 problems: ${F}:2: backend "f" (type folder) dir "relative" must be an absolute path (starting with /)`,
+      `${F}: 13 problems:\n  ${F}:2: backend "f" (type folder) dir "relative" must be an absolute path (starting with /)`,
       `${F}:3: unknown key "colour" in backend "v" (type vault); allowed: type, address, mount, namespace, tokenEnv, tokenFile`,
       `${F}:3: backend "v" (type vault) address "ftp://x" must be an http:// or https:// URL`,
       `${F}:8: unknown key "mount" in service "web" override (backend "s", type store); allowed: (none)`,
@@ -343,7 +343,7 @@ services:
       `${F}:13: service "web" owner: invalid owner "web user": a user name (letters, digits, '_', '.', '-', not starting with a digit, '.' or '-', at most 32 characters) or a numeric uid`,
       `${F}:14: service "web" watch must be true or false, got the string "yes"`,
       `${F}:15: unknown key "extra" in service "web"; allowed: backend, override, secrets, allowDangerous, dir, watch, pollInterval, onChange, mode, owner`,
-    ].join("; "),
+    ].join("\n  "),
   );
   // The broken entry of another service is not this service's problem.
   assert.doesNotMatch(message, /broken/);
@@ -382,7 +382,7 @@ test("parseAgentConfig: single problems", () => {
     ["backends: {}\nservices: { web: {} }\n---\nx: 1\n", `${F}:3: YAML: the file must hold one YAML document (no second ---)`],
     [
       "backends: {}\nservices: { web: {} }\nextra: 1\n",
-      `${F}: 3 problems: ${F}:2: service "web" needs backend: the name of one of backends:; ${F}:2: service "web" needs secrets: a list of ID or ID=ENV_NAME; ${F}:3: unknown key "extra" in the top level; allowed: backends, services`,
+      `${F}: 3 problems:\n  ${F}:2: service "web" needs backend: the name of one of backends:\n  ${F}:2: service "web" needs secrets: a list of ID or ID=ENV_NAME\n  ${F}:3: unknown key "extra" in the top level; allowed: backends, services`,
     ],
     ["backends: []\nservices: { web: { backend: x, secrets: [a] } }\n", `${F}:1: backends must be a map, got a list`],
   ];

@@ -220,10 +220,10 @@ environments:
   -x: {}
 `;
   const message = configError(() => load(text));
-  assert.equal(message.split("\n").length, 1);
+  assert.equal(message.split("\n").length, 8, "one problem a line");
   assert.equal(
     message,
-    `${F}: 7 problems: ` +
+    `${F}: 7 problems:\n  ` +
       [
         `${F}:2: provider name "Vault" must match ^[a-z][a-z0-9_-]*$`,
         `${F}:3: provider "v" address "ftp://x" must be an http:// or https:// URL`,
@@ -232,7 +232,7 @@ environments:
         `${F}:10: unknown key "colour" in K; allowed: from, secret, path, key, version, mode`,
         `${F}:10: K: mode "0666" must not let group or others write (e.g. "0400" or "0440")`,
         `${F}:11: environment name "-x" must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$`,
-      ].join("; "),
+      ].join("\n  "),
   );
 });
 

@@ -76,8 +76,78 @@ test("one-byte patterns (minLength 1) work, and the longest match still wins", (
   assert.equal(maskBytes(["a"], b("banana"), { minLength: 1, replacement: "_" }).toString(), "b_n_n_");
 });
 
-test("the longest match wins at a position; matches do not overlap", () => {
-  assert.equal(maskBytes(["abcd", "abcdefgh", "cdef"], b("abcdefgh abcdef xcdefx")).toString(), "*** ***ef x***x");
+test("the tail of a second secret overlapping the first does not show", () => {
+  const one = `k1-${randomBytes(6).toString("hex")}`;
+  const two = `${one.slice(-5)}-${randomBytes(6).toString("hex")}`; // starts inside `one`
+  const joined = one + two.slice(5);
+  assert.equal(maskBytes([one, two], b(`<${joined}>`)).toString(), "<***>");
+  assert.equal(maskBytes([two, one], b(`<${joined}>`)).toString(), "<***>");
+  assert.equal(maskBytes(["abcd", "abcdefgh", "cdef"], b("abcdefgh abcdef xcdefx abcdabcd")).toString(), "*** *** x***x ******");
+  // Split at every position, the output is the same.
+  const data = b(`x ${joined} y`);
+  for (let i = 0; i <= data.length; i++) assert.equal(run([one, two], [data.subarray(0, i), data.subarray(i)]).toString(), "x *** y", `split at ${i}`);
+  assert.equal(run([one, two], [...data].map((x) => Uint8Array.of(x))).toString(), "x *** y");
+});
+
+test("a long run of overlapping matches is released as it comes, not held to the end", () => {
+  const v = "zzzz";
+  const m = new MaskMatcher(maskPatterns([v]));
+  assert.equal(m.write(b("a zzzzzzzz")).toString(), "a ***");
+  assert.ok(m.heldBytes < v.length);
+  assert.equal(m.write(b("z".repeat(1000))).toString(), "");
+  assert.ok(m.heldBytes < v.length);
+  assert.equal(m.write(b("zz b")).toString(), " b");
+  assert.equal(m.end().toString(), "");
+});
+
+test("a JSON-escaped value with non-ASCII, quotes and backslashes does not leak", () => {
+  const v = `p"q\\r/é-${randomBytes(4).toString("hex")}-🔑\n\u001b`;
+  const encoded = [
+    JSON.stringify(v).slice(1, -1),
+    JSON.stringify(v).slice(1, -1).replaceAll("/", "\\/"), // PHP
+    JSON.stringify(v).slice(1, -1).replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`), // Python
+  ];
+  for (const f of encoded) assert.equal(maskBytes([v], b(`{"k":"${f}"}`)).toString(), '{"k":"***"}', f);
+  assert.equal(maskBytes([v], b(JSON.stringify({ k: v }))).toString(), '{"k":"***"}');
+});
+
+test("the base64 of user:value (HTTP Basic auth) does not leak, whatever the user's length", () => {
+  const v = `pw-${randomBytes(9).toString("base64")}`;
+  for (const user of ["", "a", "al", "ali", "alic", "alice", "bob.smith@example.com"]) {
+    const token = Buffer.from(`${user}:${v}`).toString("base64");
+    const out = maskBytes([v], b(`Authorization: Basic ${token}\n`)).toString();
+    assert.ok(out.includes("***"), `user of ${user.length} chars: ${out}`);
+    assert.ok(!out.includes(token), `user of ${user.length} chars`);
+    // What is left of the token cannot carry more than the two bytes around the value.
+    const left = out.slice("Authorization: Basic ".length, -1).replace("***", "");
+    assert.ok(left.length <= Math.ceil(((user.length + 1) * 4) / 3) + 4, `user of ${user.length} chars: ${out}`);
+    const url = Buffer.from(`${user}:${v}`).toString("base64url");
+    assert.ok(!maskBytes([v], b(url)).toString().includes(url.slice(-10)));
+  }
+});
+
+test("an XML- or HTML-escaped value does not leak", () => {
+  const v = `a&b<c>d"e'f-${randomBytes(4).toString("hex")}`;
+  const forms = [
+    v.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;").replaceAll("'", "&apos;"),
+    v.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;").replaceAll("'", "&#39;"),
+    v.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&#34;").replaceAll("'", "&#39;"),
+    v.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;"),
+  ];
+  for (const f of forms) assert.equal(maskBytes([v], b(`<x a="${f}">${f}</x>`)).toString(), '<x a="***">***</x>', f);
+});
+
+test("ANSI colour codes around a masked value are kept intact", () => {
+  const v = `tok-${randomBytes(8).toString("hex")}`;
+  const red = "\x1b[31m";
+  const bold = "\x1b[1;4m";
+  const reset = "\x1b[0m";
+  const forms = [v, Buffer.from(v).toString("base64"), JSON.stringify(v).slice(1, -1), encodeURIComponent(v)];
+  for (const f of forms) {
+    assert.equal(maskBytes([v], b(`${red}${f}${reset} ${bold}[${f}]${reset}`)).toString(), `${red}***${reset} ${bold}[***]${reset}`);
+  }
+  const data = b(`${red}${v}${reset}`);
+  for (let i = 0; i <= data.length; i++) assert.equal(run([v], [data.subarray(0, i), data.subarray(i)]).toString(), `${red}***${reset}`);
 });
 
 test("binary-safe, and UTF-8 split across chunks is not corrupted", () => {

@@ -177,6 +177,15 @@ test("run --mask: values, their base64 and URL-encoded forms are masked, also wh
   assert.ok(!r.out.includes(value) && !r.err.includes(value));
 });
 
+test("run: an empty secret is delivered as an empty variable and an empty file", (t) => {
+  const yml = "environments:\n  dev:\n    env:\n      FLAG: app/flag\n    files:\n      EMPTY_FILE: app/flag\n";
+  const p = project(t, yml, { "app/flag": "" });
+  const script = `console.log(JSON.stringify({ set: "FLAG" in process.env, flag: process.env.FLAG, file: require("fs").readFileSync(process.env.EMPTY_FILE).length }))`;
+  const r = inProject(p, ["run", "--", NODE, "-e", script]);
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(JSON.parse(r.out), { set: true, flag: "", file: 0 });
+});
+
 const TRICKY: Record<string, string> = {
   NEWLINES: "line1\nline2\n",
   CRLF: "a\r\nb",

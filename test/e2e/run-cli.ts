@@ -3,7 +3,8 @@
  * temp HOME with its own XDG dirs, and returns stdout, stderr and the exit code separately.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -26,9 +27,19 @@ export interface RunOptions {
   umask?: string;
 }
 
-/** The environment a fresh user has: HOME only, no XDG or COFFER variables. */
+/**
+ * Node's compile cache for the CLIs this test file runs: one private dir per test process, so
+ * that a temp HOME holds only what coffer itself wrote (and the cache stays warm).
+ */
+const COMPILE_CACHE = mkdtempSync(join(tmpdir(), "coffer-test-cache-"));
+process.on("exit", () => rmSync(COMPILE_CACHE, { recursive: true, force: true }));
+
+/**
+ * The environment a fresh user has: HOME only, no COFFER variables; XDG_CACHE_HOME is the
+ * test process's compile cache (pass `XDG_CACHE_HOME: ""` for the default under HOME).
+ */
 export function userEnv(home: string, extra: Record<string, string> = {}): Record<string, string> {
-  return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, LANG: "C.UTF-8", ...extra };
+  return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, LANG: "C.UTF-8", XDG_CACHE_HOME: COMPILE_CACHE, ...extra };
 }
 
 /** Runs `coffer ARGS…` as the user whose HOME is `home`. */

@@ -73,7 +73,7 @@ test("three homes: grant, export, trust, import exactly app/*, forged and flippe
   ok(mallory, ["export", "bob", "--out", evil]);
   const refused = coffer(bob, ["import", evil, "--trust", aliceFp]);
   assert.equal(refused.code, 5);
-  assert.match(refused.err, /from "mallory"/);
+  assert.match(refused.err, new RegExp(`--trust ${aliceFp} does not match this bundle's sender "mallory", whose fingerprint is [A-Z2-7]{16}`));
 
   // With --trust, bob gets exactly app/*; the sender is remembered.
   const imported = JSON.parse(ok(bob, ["import", bundle, "--trust", aliceFp, "--json"])) as { imported: { name: string }[] };
@@ -141,10 +141,9 @@ test("import --dotenv stores exactly what the dotenv package parses", (t) => {
   writeFileSync(file, env);
   const r = coffer(home, ["import", "--dotenv", file, "--prefix", "app/"]);
   assert.equal(r.code, 0, r.err);
-  assert.match(r.err, /skipped \(empty value\): EMPTY/);
   const expected = parse(Buffer.from(env));
+  assert.equal(expected.EMPTY, "");
   for (const [key, value] of Object.entries(expected)) {
-    if (value === "") continue;
     assert.equal(ok(home, ["get", `app/${key}`]), value, key);
   }
   const badName = join(home, "bad.env");

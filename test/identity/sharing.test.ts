@@ -99,15 +99,20 @@ test("attack: a bundle signed by mallory claiming to be alice fails the signatur
   });
 });
 
-test("attack: mallory's own bundle is refused when bob trusts only alice's fingerprint", async (t) => {
+test("attack: mallory's own bundle is refused when bob trusts only alice's fingerprint, naming both fingerprints", async (t) => {
   const { alice, bob, mallory } = await world(t);
   mallory.store.set("app/one", "evil");
   await addMember(mallory.store, "bob", bob.card);
   grant(mallory.store, "bob", ["app/*"]);
   const { bundle } = await exportBundle(mallory.store, mallory.identity, "bob");
   const before = snapshot(bob.store);
-  await assert.rejects(importBundle(bob.store, bob.identity, Buffer.from(bundle), { trust: alice.fingerprint }), { code: "E_UNTRUSTED" });
+  await assert.rejects(importBundle(bob.store, bob.identity, Buffer.from(bundle), { trust: alice.fingerprint }), {
+    code: "E_UNTRUSTED",
+    message: new RegExp(`^--trust ${alice.fingerprint} does not match this bundle's sender "mallory", whose fingerprint is ${mallory.fingerprint};`),
+  });
   assert.equal(snapshot(bob.store), before);
+  // Without --trust the message is the other one: check the fingerprint, then --trust it.
+  await assert.rejects(importBundle(bob.store, bob.identity, Buffer.from(bundle)), { code: "E_UNTRUSTED", message: /who is not a trusted sender/ });
 });
 
 test("attack: alice's bundle to mallory, re-encrypted by mallory to bob, is misaddressed", async (t) => {

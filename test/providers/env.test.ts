@@ -13,10 +13,10 @@ test("env: the value is the variable of coffer's own environment", async () => {
   assert.equal(p.watch, undefined);
 });
 
-test("env: unset is E_NOT_FOUND naming the variable, empty is E_INVALID_VALUE, bad names and keys refused", async () => {
+test("env: unset is E_NOT_FOUND naming the variable, empty is the empty value, bad names and keys refused", async () => {
   const p = createEnvProvider("env", { type: "env" }, { env: { EMPTY: "", SET: VALUE } });
   await assert.rejects(p.resolve({ provider: "env", path: "MISSING" }), { code: "E_NOT_FOUND", message: /environment variable MISSING is not set/ });
-  await assert.rejects(p.resolve({ provider: "env", path: "EMPTY" }), { code: "E_INVALID_VALUE", message: /environment variable EMPTY is empty/ });
+  assert.equal((await p.resolve({ provider: "env", path: "EMPTY" })).reveal(), "");
   await assert.rejects(p.resolve({ provider: "env", path: "1BAD" }), { code: "E_INVALID_NAME", message: /must match/ });
   await assert.rejects(p.resolve({ provider: "env", path: "a/b" }), { code: "E_INVALID_NAME" });
   await assert.rejects(p.resolve({ provider: "env", path: "SET", key: "k" }), (err: Error & { code?: string }) => {

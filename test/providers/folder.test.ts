@@ -104,7 +104,7 @@ test("folder: a file owned by another user (not root) is refused", { skip: proce
   assert.equal((await provider.resolve(ref("theirs"))).reveal(), VALUE);
 });
 
-test("folder: non-regular files, empty files and files over 1 MiB are refused", async (t) => {
+test("folder: non-regular files and files over 1 MiB are refused; an empty file is the empty value", async (t) => {
   const { dir, provider, write } = setup(t);
   mkdirSync(join(dir, "adir"), { mode: 0o700 });
   await rejects(provider.resolve(ref("adir")), "E_PROVIDER", /not a regular file/);
@@ -112,7 +112,7 @@ test("folder: non-regular files, empty files and files over 1 MiB are refused", 
     await rejects(provider.resolve(ref("fifo")), "E_PROVIDER", /not a regular file/);
   }
   write("empty", "");
-  await rejects(provider.resolve(ref("empty")), "E_INVALID_VALUE", /is empty/);
+  assert.equal((await provider.resolve(ref("empty"))).reveal(), "");
   write("big", Buffer.alloc(1024 * 1024 + 1, 0x41));
   await rejects(provider.resolve(ref("big")), "E_INVALID_VALUE", /1048577 bytes, over the limit of 1048576 bytes/);
   write("max", Buffer.alloc(1024 * 1024, 0x41));

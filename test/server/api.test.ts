@@ -145,6 +145,17 @@ describe("team server API", () => {
     assert.equal((await s.call("GET", "/v1/secrets/app/text", { token: root })).json.value, text);
   });
 
+  test("an empty value is stored and read back as the empty value, as text and as base64", async (t) => {
+    const s = await startTestServer(t);
+    const root = s.rootToken;
+    const text = await s.call("PUT", "/v1/secrets/app/flag", { token: root, body: { value: "" } });
+    assert.equal(text.status, 200, text.text);
+    assert.equal((await s.call("GET", "/v1/secrets/app/flag", { token: root })).json.value, "");
+    const b64 = await s.call("PUT", "/v1/secrets/app/flag2", { token: root, body: { valueBase64: "" } });
+    assert.equal(b64.status, 200, b64.text);
+    assert.equal((await s.call("GET", "/v1/secrets/app/flag2", { token: root })).json.value, "");
+  });
+
   test("a 1 MiB binary value fits the default limits as valueBase64; one byte more is refused", async (t) => {
     const s = await startTestServer(t);
     const big = Buffer.alloc(1024 * 1024, 0xfe);
@@ -295,7 +306,6 @@ describe("team server API", () => {
       ["PUT", "/v1/secrets/app/bad name", { value: "x" }, 400, /invalid secret name/],
       ["PUT", "/v1/secrets/app%2F..%2Fx", { value: "x" }, 400, /percent-encoded/],
       ["GET", "/v1/secrets//etc/passwd", undefined, 400, /invalid secret name/],
-      ["PUT", "/v1/secrets/app/x", { value: "" }, 400, /invalid request/],
       ["PUT", "/v1/secrets/app/x", { valu: "typo" }, 400, /invalid request/],
       ["PUT", "/v1/secrets/app/x", { value: "x", extra: 1 }, 400, /invalid request/],
       ["PUT", "/v1/secrets/app/x", { value: 42 }, 400, /invalid request/],

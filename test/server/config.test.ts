@@ -120,7 +120,7 @@ tls: { cert: tls.crt, key: /k }
 `;
   assert.equal(
     configError(() => parse(text)),
-    `${F}: 12 problems: ` +
+    `${F}: 12 problems:\n  ` +
       [
         `${F}:1: listen must be HOST:PORT or [IPv6]:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8200 or [::1]:8200, got "nowhere"`,
         `${F}:2: unknown key "colour" in the top level; allowed: listen, jwt, rateLimit, limits, roles, devLogin, behindProxy, trustedProxies, production, metrics, database, redis, tls, clients`,
@@ -134,7 +134,7 @@ tls: { cert: tls.crt, key: /k }
         `${F}:8: database must be a postgres:// or postgresql:// URL, got a mysql:// URL`,
         `${F}:9: redis must be a redis:// or rediss:// URL, got a http:// URL`,
         `${F}:10: tls.cert must be an absolute path (starting with /), got "tls.crt"`,
-      ].join("; "),
+      ].join("\n  "),
   );
   assert.equal(configError(() => parse("- a\n")), `${F}:1: the top level must be a map, got a list`);
   assert.equal(configError(() => parse("rateLimit: 5\n")), `${F}:1: rateLimit must be a map, got number 5`);
@@ -194,19 +194,19 @@ test("env overrides beat the file and name the variable in errors", () => {
 
   assert.equal(
     configError(() => parse(text, { COFFER_RATE_LIMIT_REQUESTS: "many", COFFER_DEV_LOGIN: "yes", COFFER_LISTEN: "::1:80" })),
-    `${F}: 3 problems: ` +
+    `${F}: 3 problems:\n  ` +
       [
         "COFFER_LISTEN: must be HOST:PORT or [IPv6]:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8200 or [::1]:8200",
         "COFFER_RATE_LIMIT_REQUESTS: must be a positive whole number",
         "COFFER_DEV_LOGIN: must be true, false, 1 or 0",
-      ].join("; "),
+      ].join("\n  "),
   );
   assert.equal(configError(() => parse("", { COFFER_RATE_LIMIT_REQUESTS: "-3" })), "COFFER_RATE_LIMIT_REQUESTS: must be a positive whole number");
   assert.equal(configError(() => parse("", { COFFER_RATE_LIMIT_WINDOW: "soon" })), "COFFER_RATE_LIMIT_WINDOW: must be a duration: a whole number with a unit ms, s, m, h or d, e.g. 1m, 30s, 500ms");
   assert.equal(configError(() => parse("", { COFFER_ROLES: "x: [{ path: a, capabilities: [fly] }]" })), `COFFER_ROLES:1: role "x" rule 1 capability "fly" is unknown; capabilities: read, list, write, delete`);
   assert.match(configError(() => parse("", { COFFER_ROLES: "{ a: " })), /^COFFER_ROLES:1: YAML: /);
   assert.equal(configError(() => parse("", { COFFER_DATABASE: "mysql://u:hunter2@db" })), "COFFER_DATABASE: must be a postgres:// or postgresql:// URL");
-  assert.equal(configError(() => parse("", { COFFER_JWT_SECRET: STRONG })), "jwt needs issuer (COFFER_JWT_ISSUER): the iss tokens must carry; jwt needs audience (COFFER_JWT_AUDIENCE): the aud tokens must carry".replace(/^/, "server.yml: 2 problems: "));
+  assert.equal(configError(() => parse("", { COFFER_JWT_SECRET: STRONG })), "server.yml: 2 problems:\n  jwt needs issuer (COFFER_JWT_ISSUER): the iss tokens must carry\n  jwt needs audience (COFFER_JWT_AUDIENCE): the aud tokens must carry");
   // clients name defined roles (or root) and need a client CA
   assert.equal(
     configError(() => parse("clients: { a: [admin] }\n", { COFFER_TLS_CERT: "/c", COFFER_TLS_KEY: "/k", COFFER_TLS_CLIENT_CA: "/ca" })),
@@ -308,7 +308,7 @@ test("jwt: key sources, algorithms, alg none refused", () => {
   assert.match(configError(() => parse(jwt(""))), /jwt needs one key source: secret \(COFFER_JWT_SECRET\), jwksFile \(COFFER_JWT_JWKS_FILE\) or jwksUrl \(COFFER_JWT_JWKS_URL\)/);
   assert.match(configError(() => parse(jwt("jwksUrl: http://idp/jwks"))), /jwt\.jwksUrl must be an https:\/\/ URL/);
   assert.match(configError(() => parse(jwt("jwksFile: jwks.json"))), /jwt\.jwksFile must be an absolute path/);
-  assert.match(configError(() => parse(`jwt: { secret: "${STRONG}" }\n`)), /jwt needs issuer.*jwt needs audience/);
+  assert.match(configError(() => parse(`jwt: { secret: "${STRONG}" }\n`)), /jwt needs issuer[^]*jwt needs audience/);
   // a non-string secret is refused without showing it
   const message = configError(() => parse(jwt("secret: 31415926535897932384626433832795")));
   assert.equal(message, `${F}:1: jwt.secret must be a string (quote it)`);

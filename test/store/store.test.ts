@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { chmodSync, chownSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { initCoffer, openStore, type Store } from "../../src/index.ts";
+import { importDotenv, initCoffer, openStore, type Store } from "../../src/index.ts";
 import { tempDir } from "../helpers.ts";
 import type { TestContext } from "node:test";
 
@@ -63,11 +63,26 @@ test("check-and-set: --if-version refuses a stale write and changes nothing", as
   assert.equal(store.history("k").length, 2);
 });
 
-test("bad input changes nothing: bad name, empty or oversized value, a bad entry in a batch", async (t) => {
+test("an empty value is a value: stored, versioned and read back as zero bytes; import --dotenv keeps FLAG=", async (t) => {
+  const { store } = await freshStore(t);
+  assert.equal(store.set("flag", "").version, 1);
+  assert.equal(store.get("flag").reveal(), "");
+  assert.equal(store.get("flag").bytes().length, 0);
+  store.set("flag", "on");
+  store.set("flag", Buffer.alloc(0));
+  assert.deepEqual(store.history("flag").map((h) => h.version), [1, 2, 3]);
+  assert.equal(store.get("flag").reveal(), "");
+  assert.equal(store.get("flag", { version: 2 }).reveal(), "on");
+  const result = importDotenv(store, "FLAG=\nOTHER=x\nQUOTED=\"\"\n", "env/");
+  assert.deepEqual(result.written.map((w) => w.name).sort(), ["env/FLAG", "env/OTHER", "env/QUOTED"]);
+  assert.equal(store.get("env/FLAG").reveal(), "");
+  assert.equal(store.get("env/QUOTED").reveal(), "");
+});
+
+test("bad input changes nothing: bad name, oversized value, a bad entry in a batch", async (t) => {
   const { store } = await freshStore(t);
   const before = store.auditLog().length;
   assert.throws(() => store.set("../x", "v"), { code: "E_INVALID_NAME" });
-  assert.throws(() => store.set("x", ""), { code: "E_INVALID_VALUE" });
   assert.throws(() => store.set("x", Buffer.alloc(1024 * 1024 + 1)), { code: "E_INVALID_VALUE", message: /over the limit of 1048576 bytes/ });
   assert.throws(() => store.setMany([{ name: "ok/1", value: "v" }, { name: "bad/../x", value: "v" }]), { code: "E_INVALID_NAME" });
   store.set("c", "v1");

@@ -3,7 +3,7 @@ import { CofferError } from "../../errors.ts";
 import { importBundle } from "../../identity/sharing.ts";
 import { importDotenv } from "../../store/import-dotenv.ts";
 import type { Command, Context } from "../command.ts";
-import { confirm, readAllBounded } from "../io.ts";
+import { confirm, printable, readAllBounded } from "../io.ts";
 import { openIdentityAndStore, printJson, withStore } from "../open.ts";
 
 const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
@@ -29,7 +29,7 @@ export const importCmd: Command = {
     trust: { type: "string", arg: "FP", help: "trust the sender whose card has this fingerprint" },
     force: { type: "boolean", help: "accept older versions and overwrite secrets that came from elsewhere" },
     dotenv: { type: "string", arg: "FILE", help: "import a .env file instead of a bundle" },
-    prefix: { type: "string", arg: "P", help: "with --dotenv: prefix for the secret names, e.g. app/" },
+    prefix: { type: "string", arg: "P", help: "with --dotenv: prefix for the secret names, ending in /, e.g. app/" },
     json: { type: "boolean", help: "print what was imported as JSON" },
   },
   async run(ctx) {
@@ -44,16 +44,16 @@ export const importCmd: Command = {
         force: ctx.flags.force === true,
         confirmTrust: (sender) =>
           ctx.io.stdin.isTTY === true
-            ? confirm(`bundle from "${sender.name}", fingerprint ${sender.fingerprint}. Does the sender confirm that fingerprint?`, "--trust FINGERPRINT")
+            ? confirm(`bundle from "${printable(sender.name)}", fingerprint ${sender.fingerprint}. Does the sender confirm that fingerprint?`, "--trust FINGERPRINT")
             : Promise.resolve(false),
       }),
     );
     if (ctx.flags.json === true) return printJson(ctx, result);
     ctx.say(
-      `imported ${result.imported.length} secret${result.imported.length === 1 ? "" : "s"} from ${result.from} (${result.fingerprint})` +
+      `imported ${result.imported.length} secret${result.imported.length === 1 ? "" : "s"} from ${printable(result.from)} (${result.fingerprint})` +
         (result.unchanged.length > 0 ? `; ${result.unchanged.length} already up to date` : ""),
     );
-    for (const i of result.imported) ctx.say(`  ${i.name} v${i.version}`);
+    for (const i of result.imported) ctx.say(`  ${printable(i.name)} v${i.version}`);
   },
 };
 
@@ -63,10 +63,12 @@ async function runDotenv(ctx: Context, path: string): Promise<void> {
   }
   const text = await readInput(ctx, path);
   const prefix = typeof ctx.flags.prefix === "string" ? ctx.flags.prefix : "";
+  if (prefix !== "" && !prefix.endsWith("/")) {
+    throw new CofferError("E_USAGE", `--prefix must end with / (else the names run together, as ${printable(prefix)}STRIPE_KEY): use --prefix ${printable(prefix)}/`);
+  }
   const result = await withStore(ctx, (s) => importDotenv(s, text, prefix));
   if (ctx.flags.json === true) return printJson(ctx, result);
   ctx.say(`imported ${result.written.length} variable${result.written.length === 1 ? "" : "s"} from ${path}`);
-  if (result.skippedEmpty.length > 0) ctx.say(`skipped (empty value): ${result.skippedEmpty.join(" ")}`);
 }
 
 async function readInput(ctx: Context, path: string): Promise<Buffer> {

@@ -1,7 +1,7 @@
 import { CofferError } from "../../errors.ts";
 import { addMember, exposure, getMember, listMembers } from "../../identity/members.ts";
 import type { Command } from "../command.ts";
-import { table } from "../io.ts";
+import { printable, table } from "../io.ts";
 import { oneArg, printJson, withStore } from "../open.ts";
 
 export const usersAdd: Command = {
@@ -55,17 +55,15 @@ export const usersShow: Command = {
     const name = await oneArg(ctx, "NAME", "users show NAME");
     const { member, exposed } = await withStore(ctx, (s) => ({ member: getMember(s, name), exposed: exposure(s, name) }));
     if (ctx.flags.json === true) return printJson(ctx, { ...member, exposed });
-    ctx.out(
-      [
-        `name         ${member.name}`,
-        `card         ${member.card}`,
-        `fingerprint  ${member.fingerprint}`,
-        `status       ${member.revokedAt === null ? "active" : `revoked ${member.revokedAt}`}`,
-        `added        ${member.addedAt} by ${member.addedBy}`,
-        `grants       ${member.grants.length === 0 ? "(none)" : member.grants.join(" ")}`,
-        `exposed      ${exposed.length === 0 ? "(nothing current)" : exposed.map((e) => `${e.name}@v${e.version}`).join(" ")}`,
-        "",
-      ].join("\n"),
-    );
+    const lines = [
+      `name         ${member.name}`,
+      `card         ${member.card}`,
+      `fingerprint  ${member.fingerprint}`,
+      `status       ${member.revokedAt === null ? "active" : `revoked ${member.revokedAt}`}`,
+      `added        ${member.addedAt} by ${member.addedBy}`,
+      `grants       ${member.grants.length === 0 ? "(none)" : member.grants.join(" ")}`,
+      `exposed      ${exposed.length === 0 ? "(nothing current)" : exposed.map((e) => `${e.name}@v${e.version}`).join(" ")}`,
+    ];
+    ctx.out(`${lines.map((l) => printable(l)).join("\n")}\n`);
   },
 };
