@@ -70,7 +70,9 @@ interface Started {
  * when it ends). `done` rejects with E_NOT_FOUND when it cannot be started.
  */
 function startChild(options: Omit<RunOptions, "resolved" | "masker">, resolved: ResolvedPlan, masker: (() => NodeJS.ReadWriteStream) | null): Started {
-  const dir = createRuntimeDir({ kind: "run", ...(options.dir !== undefined && { base: options.dir }), env: options.baseEnv, ...(options.warn !== undefined && { warn: options.warn }) });
+  // Where the dir is (a fallback base, not tmpfs) matters only when a file is written to it.
+  const warn = resolved.files.length > 0 ? options.warn : undefined;
+  const dir = createRuntimeDir({ kind: "run", ...(options.dir !== undefined && { base: options.dir }), env: options.baseEnv, ...(warn !== undefined && { warn }) });
   const cleanupOnExit = () => dir.remove();
   process.on("exit", cleanupOnExit);
   const cleanup = () => {

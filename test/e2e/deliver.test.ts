@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { parse } from "dotenv";
 import type { TestContext } from "node:test";
 import { tempDir } from "../helpers.ts";
@@ -102,7 +102,8 @@ test("run: a command that dies of a signal gives 128+n; a missing command is an 
 
 /** Starts `coffer run` in the background; resolves with the first stdout line and the process. */
 function startRun(p: Project, script: string) {
-  const child = spawn(process.execPath, [CLI, "run", "--", NODE, "-e", script], { cwd: p.dir, env: userEnv(p.home, p.env) });
+  // detached: coffer leads its own process group (and session), as it does under a shell's job control
+  const child = spawn(process.execPath, [CLI, "run", "--", NODE, "-e", script], { cwd: p.dir, env: userEnv(p.home, p.env), detached: true });
   let out = "";
   let err = "";
   child.stderr.on("data", (d: Buffer) => (err += d.toString()));
@@ -144,6 +145,39 @@ test("run: a coffer killed with SIGKILL leaves its dir, and the next run sweeps 
   assert.ok(existsSync(dir), "a SIGKILLed coffer cannot clean up");
   assert.equal(inProject(p, ["run", "--", NODE, "-e", "0"]).code, 0);
   assert.equal(existsSync(dir), false, "swept by the next run");
+});
+
+/** True while `pid` runs (not gone, not a zombie nobody reaped). */
+function running(pid: string): boolean {
+  try {
+    return !/\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+test("after a SIGKILLed coffer run, the next run never sweeps the files its orphaned command still uses", { timeout: 60_000 }, async (t) => {
+  const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
+  const { child, firstLine, exited } = startRun(p, `console.log(process.env.COFFER_RUNTIME_DIR + " " + process.pid); setInterval(() => {}, 1000);`);
+  const [dir, pid] = (await firstLine).split(" ") as [string, string];
+  t.after(() => {
+    try {
+      process.kill(Number(pid), "SIGKILL");
+    } catch {
+      // already gone
+    }
+  });
+  child.kill("SIGKILL");
+  await exited;
+  assert.equal(inProject(p, ["run", "--", NODE, "-e", "0"]).code, 0);
+  assert.ok(existsSync(join(dir, "TLS_KEY")), "the orphan's group lives: its files stay");
+  process.kill(Number(pid), "SIGKILL");
+  // Wait for the kill to land: the process is gone, or a zombie nobody reaps.
+  for (let i = 0; i < 600 && running(pid); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(inProject(p, ["run", "--", NODE, "-e", "0"]).code, 0);
+  assert.equal(existsSync(dir), false, "swept once the whole group is gone");
 });
 
 test("run: without XDG_RUNTIME_DIR the dir goes to /dev/shm/coffer-<uid> with a warning", (t) => {
@@ -288,4 +322,95 @@ test("run with a Vault reference: KV v2 over HTTP with the token from VAULT_TOKE
   const noToken = await runAsync({});
   assert.notEqual(noToken.code, 0);
   assert.match(noToken.err, /VAULT_TOKEN/);
+});
+
+/** A project whose runtime base already exists (as after a first run), with a `bus` beside it. */
+function attackedProject(t: TestContext) {
+  const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
+  const base = join(p.runtime, "coffer");
+  mkdirSync(base, { mode: 0o700 });
+  writeFileSync(join(p.runtime, "bus"), "the session bus");
+  return { p, base, link: join(p.dir, ".env") };
+}
+
+test("a committed .env link pointing outside coffer's base never makes load delete anything", (t) => {
+  const { p, base, link } = attackedProject(t);
+  const targets = [
+    `${base}/../bus`,
+    `${base}/0123456789abcdef/../../bus`,
+    `${base}/0123456789abcdef/../0123456789abcdef/.env`,
+    `${base}/./0123456789abcdef/.env`,
+    "coffer/0123456789abcdef/.env",
+    "/nonexistent/dangling/.env",
+    join(p.runtime, "bus"),
+  ];
+  mkdirSync(join(base, "0123456789abcdef"), { mode: 0o700 });
+  for (const target of targets) {
+    if (lstatSync(link, { throwIfNoEntry: false }) !== undefined) unlinkSync(link);
+    symlinkSync(target, link);
+    const r = inProject(p, ["load", "-s", ".env"]);
+    assert.equal(r.code, 4, `${target}: ${r.err}`);
+    assert.match(r.err, /^coffer: .*\.env is a link coffer did not make \(it points to .*\); remove it yourself/);
+    assert.equal(r.err.split("\n").length, 2, "one line");
+    assert.equal(readlinkSync(link), target, "the link is left as it was");
+    assert.equal(readFileSync(join(p.runtime, "bus"), "utf8"), "the session bus");
+    assert.ok(existsSync(join(base, "0123456789abcdef")));
+  }
+  assert.deepEqual(readdirSync(base), ["0123456789abcdef"], "nothing was made either");
+});
+
+test("a link into coffer's base to a dir coffer did not record is replaced, and that dir is never removed", (t) => {
+  const { p, base, link } = attackedProject(t);
+  const foreign = join(base, "0123456789abcdef");
+  mkdirSync(foreign, { mode: 0o700 });
+  writeFileSync(join(foreign, "keep"), "x");
+  symlinkSync(join(foreign, ".env"), link);
+  const r = inProject(p, ["load", "-s", ".env"]);
+  assert.equal(r.code, 0, r.err);
+  assert.ok(existsSync(join(foreign, "keep")), "an unrecorded dir is not coffer's to remove");
+  assert.notEqual(dirname(readlinkSync(link)), foreign);
+  // A link left dangling by a reboot (its dir gone) is coffer's form: it is replaced.
+  rmSync(link);
+  symlinkSync(join(base, "fedcba9876543210", ".env"), link);
+  assert.equal(inProject(p, ["load", "-s", ".env"]).code, 0);
+  assert.ok(existsSync(readlinkSync(link)));
+});
+
+test("load dirs do not pile up: one whose link is gone, or whose session ended, is swept by the next run", (t) => {
+  const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
+  assert.equal(inProject(p, ["load", "-s", ".env"]).code, 0);
+  const linked = dirname(readlinkSync(join(p.dir, ".env")));
+  const kept = inProject(p, ["load", "--format", "shell"]);
+  assert.equal(kept.code, 0, kept.err);
+  const keptDir = dirname(/TLS_KEY='([^']+)'/.exec(kept.out)![1]!);
+  // A load in a session that ends at once (as a closed terminal's).
+  const gone = spawnSync("setsid", [process.execPath, CLI, "load", "--format", "shell"], { cwd: p.dir, env: userEnv(p.home, p.env), encoding: "utf8" });
+  assert.equal(gone.status, 0, gone.stderr);
+  const goneDir = dirname(/TLS_KEY='([^']+)'/.exec(gone.stdout)![1]!);
+  rmSync(join(p.dir, ".env"));
+  assert.equal(inProject(p, ["run", "--", NODE, "-e", "0"]).code, 0);
+  assert.equal(existsSync(linked), false, "its link is gone");
+  assert.equal(existsSync(goneDir), false, "its session is gone");
+  assert.ok(existsSync(keptDir), "this session still lives: its files stay");
+});
+
+test("load --clean removes this project's load dirs and the links coffer made to them, saying what it removed", (t) => {
+  const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
+  assert.equal(inProject(p, ["load", "-s", ".env"]).code, 0);
+  const linked = dirname(readlinkSync(join(p.dir, ".env")));
+  const printed = dirname(/TLS_KEY='([^']+)'/.exec(inProject(p, ["load", "--format", "shell"]).out)![1]!);
+  const other = join(p.home, "other");
+  mkdirSync(other);
+  writeFileSync(join(other, ".coffer.yml"), BASIC);
+  const otherLoad = spawnSync(process.execPath, [CLI, "load", "--format", "shell"], { cwd: other, env: userEnv(p.home, p.env), encoding: "utf8" });
+  const otherDir = dirname(/TLS_KEY='([^']+)'/.exec(otherLoad.stdout)![1]!);
+  const r = inProject(p, ["load", "--clean"]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, new RegExp(`removed ${linked} and the link ${join(p.dir, ".env")}`));
+  assert.match(r.err, new RegExp(`removed ${printed}\n`));
+  assert.equal(existsSync(linked) || existsSync(printed) || existsSync(join(p.dir, ".env")), false);
+  assert.ok(existsSync(otherDir), "another project's dir stays");
+  assert.match(inProject(p, ["load", "--clean"]).err, /nothing to remove/);
+  assert.equal(inProject(p, ["load", "--clean", "--all"]).code, 0);
+  assert.equal(existsSync(otherDir), false, "--all: every project's");
 });
