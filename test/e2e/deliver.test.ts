@@ -224,16 +224,63 @@ const TRICKY: Record<string, string> = {
   SPACES: "  padded  ",
 };
 
-function trickyProject(t: TestContext): Project {
-  const yml = `environments:\n  dev:\n    env:\n${Object.keys(TRICKY).map((k) => `      ${k}: t/${k}`).join("\n")}\n`;
-  return project(t, yml, Object.fromEntries(Object.entries(TRICKY).map(([k, v]) => [`t/${k}`, v])));
+/** TRICKY without what dotenv cannot carry for all of dotenv, dotenvx and sh (a ' with ", a CR). */
+const DOTENV_SAFE: Record<string, string> = Object.fromEntries(Object.entries(TRICKY).filter(([k]) => k !== "CRLF" && k !== "QUOTES"));
+
+function trickyProject(t: TestContext, values: Record<string, string> = TRICKY): Project {
+  const yml = `environments:\n  dev:\n    env:\n${Object.keys(values).map((k) => `      ${k}: t/${k}`).join("\n")}\n`;
+  return project(t, yml, Object.fromEntries(Object.entries(values).map(([k, v]) => [`t/${k}`, v])));
 }
 
 test("load: dotenv output is read back exactly by the dotenv package", (t) => {
-  const p = trickyProject(t);
+  const p = trickyProject(t, DOTENV_SAFE);
   const r = inProject(p, ["load"]);
   assert.equal(r.code, 0, r.err);
-  assert.deepEqual(parse(Buffer.from(r.out)), TRICKY);
+  assert.deepEqual(parse(Buffer.from(r.out)), DOTENV_SAFE);
+});
+
+test("load: a value such as $(touch …) in a .env is never run by dotenvx run or by a shell sourcing it, and reads back exactly", (t) => {
+  const marker = (n: number) => join(tempDir(t), `ran-${n}`);
+  const m1 = marker(1);
+  const m2 = marker(2);
+  const values = { ...DOTENV_SAFE, CMD: `$(touch ${m1})`, BACKTICK: `\`touch ${m2}\``, APOSTROPHE: "it's", BRACES: "${HOME}x" };
+  const p = trickyProject(t, values);
+  const r = inProject(p, ["load"]);
+  assert.equal(r.code, 0, r.err);
+  const envFile = join(p.dir, ".env");
+  writeFileSync(envFile, r.stdout);
+  const names = Object.keys(values);
+  const dump = join(p.home, "seen.json");
+  const printer = `require("fs").writeFileSync(${JSON.stringify(dump)}, JSON.stringify(Object.fromEntries(${JSON.stringify(names)}.map((n) => [n, process.env[n]]))))`;
+  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: p.home };
+  const dotenvx = spawnSync(join(process.cwd(), "node_modules/.bin/dotenvx"), ["run", "-f", envFile, "--", NODE, "-e", printer], { cwd: p.dir, env, encoding: "utf8" });
+  assert.equal(dotenvx.status, 0, dotenvx.stderr);
+  assert.deepEqual(JSON.parse(readFileSync(dump, "utf8")), values, "dotenvx run");
+  rmSync(dump);
+  const sh = spawnSync("sh", ["-c", `set -a; . ./.env; exec "$0" -e '${printer.replaceAll("'", "'\\''")}'`, NODE], { cwd: p.dir, env, encoding: "utf8" });
+  assert.equal(sh.status, 0, sh.stderr);
+  assert.deepEqual(JSON.parse(readFileSync(dump, "utf8")), values, "set -a; . ./.env");
+  assert.equal(existsSync(m1) || existsSync(m2), false, "nothing in a value ran");
+});
+
+test("load: a value dotenv cannot carry safely is refused naming the variable, never the value", (t) => {
+  const p = trickyProject(t, { OK: "fine", QUOTES: `it's "quoted"` });
+  const r = inProject(p, ["load"]);
+  assert.equal(r.code, 7);
+  assert.match(r.err, /^coffer: variable QUOTES cannot be written as dotenv: its value holds a single quote and a double quote.*--format shell or json/);
+  assert.ok(!r.err.includes("quoted") && r.out === "");
+});
+
+test("load --format docker: raw NAME=value lines; a value with a line break is refused naming the variable", (t) => {
+  const p = trickyProject(t, { A: `it's "q" $(id) # x`, B: "ü" });
+  const r = inProject(p, ["load", "--format", "docker"]);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, `A=it's "q" $(id) # x\nB=ü\n`);
+  const multi = trickyProject(t, { OK: "x", NEWLINES: "l1\nl2" });
+  const refused = inProject(multi, ["load", "--format", "docker"]);
+  assert.equal(refused.code, 7);
+  assert.match(refused.err, /^coffer: variable NEWLINES cannot be written as a Docker env file: its value holds a line break/);
+  assert.ok(!refused.err.includes("l1"));
 });
 
 test("load --format shell: bash source gives back every byte", (t) => {
@@ -262,19 +309,20 @@ test("load --format json and github; -s LINK points into the runtime dir", (t) =
   assert.match(envFile, /^NEWLINES<<(ghadelimiter_[0-9a-f]+)\nline1\nline2\n\n\1$/m);
   assert.equal(inProject(p, ["load", "--format", "github"]).code, 2, "needs GITHUB_ENV");
 
-  const r = inProject(p, ["load", "-s", ".env"]);
+  const q = trickyProject(t, DOTENV_SAFE);
+  const r = inProject(q, ["load", "-s", ".env"]);
   assert.equal(r.code, 0, r.err);
-  const link = join(p.dir, ".env");
+  const link = join(q.dir, ".env");
   assert.ok(lstatSync(link).isSymbolicLink());
   const target = readlinkSync(link);
-  assert.ok(target.startsWith(join(p.runtime, "coffer") + "/"));
+  assert.ok(target.startsWith(join(q.runtime, "coffer") + "/"));
   assert.equal(statSync(target).mode & 0o777, 0o400);
-  assert.deepEqual(parse(readFileSync(link)), TRICKY);
-  assert.equal(inProject(p, ["load", "-s", ".env"]).code, 0, "a second load -s replaces its own link");
+  assert.deepEqual(parse(readFileSync(link)), DOTENV_SAFE);
+  assert.equal(inProject(q, ["load", "-s", ".env"]).code, 0, "a second load -s replaces its own link");
   assert.equal(existsSync(target), false, "and removes the old file");
   rmSync(link);
   writeFileSync(link, "MINE=1\n");
-  const refused = inProject(p, ["load", "-s", ".env"]);
+  const refused = inProject(q, ["load", "-s", ".env"]);
   assert.equal(refused.code, 4);
   assert.equal(readFileSync(link, "utf8"), "MINE=1\n", "a real .env is never overwritten");
 });

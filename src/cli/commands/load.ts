@@ -9,16 +9,19 @@ import {
 import type { Command, Context } from "../command.ts";
 import { auditDelivery, DELIVERY_FLAGS, loadPlan, openProviders, projectKey } from "../delivery.ts";
 
-const FORMATS = ["dotenv", "shell", "json", "github"] as const;
+const FORMATS = ["dotenv", "shell", "json", "github", "docker"] as const;
 type Format = (typeof FORMATS)[number];
 
 export const load: Command = {
   name: "load",
-  summary: "print an environment's secrets as dotenv, shell, JSON or for GitHub Actions",
-  usage: "[-e ENV] [--config F] [--format dotenv|shell|json|github] [-s LINK]\n       coffer load --clean [--all]",
+  summary: "print an environment's secrets as dotenv, shell, JSON, for GitHub Actions or Docker",
+  usage: "[-e ENV] [--config F] [--format dotenv|shell|json|github|docker] [-s LINK]\n       coffer load --clean [--all]",
   details: [
-    "dotenv (default) is read back by the dotenv package exactly; a value it cannot carry is refused,",
-    "naming the variable. shell is `export K='…'` lines for `eval`/`source` in bash. github prints",
+    "dotenv (default) quotes every value so that the dotenv package, dotenvx and a POSIX shell",
+    "(`set -a; . ./.env`) read it back exactly and expand or run nothing; a value no quoting carries",
+    "in all three (a ' with \" $ ` or \\, a carriage return, a trailing \\) is refused, naming the",
+    "variable. docker is raw `K=value` lines for `docker run --env-file` (a value with a line break",
+    "is refused). shell is `export K='…'` lines for `eval`/`source` in bash. github prints",
     "::add-mask:: for every value and appends the variables to $GITHUB_ENV (multi-line values with",
     "a random delimiter). files: entries are written to a private runtime dir that stays after",
     "coffer exits, and their variables hold the paths. -s LINK writes the dotenv file into that dir",
@@ -30,12 +33,13 @@ export const load: Command = {
   examples: [
     "eval \"$(coffer load --format shell)\"",
     "coffer load -e ci --format github",
+    "coffer load --format docker > app.env && docker run --env-file app.env IMAGE",
     "coffer load -s .env && npm run dev",
     "coffer load --clean",
   ],
   flags: {
     ...DELIVERY_FLAGS,
-    format: { type: "string", arg: "FMT", help: "dotenv (default), shell, json or github" },
+    format: { type: "string", arg: "FMT", help: "dotenv (default), shell, json, github or docker" },
     symlink: { type: "string", short: "s", arg: "LINK", help: "write a dotenv file in the runtime dir and symlink LINK to it" },
     clean: { type: "boolean", help: "remove the runtime dirs load made for this project (and links to them)" },
     all: { type: "boolean", help: "with --clean: every project's, not only this one's" },
@@ -75,7 +79,8 @@ export const load: Command = {
             appendFileSync(ctx.env.GITHUB_ENV!, out.envFile);
             ctx.out(out.stdout);
           } else {
-            ctx.out(format === "shell" ? formats.formatShell(vars) : format === "json" ? formats.formatJson(vars) : formats.formatDotenv(vars));
+            const write = { shell: formats.formatShell, json: formats.formatJson, docker: formats.formatDocker, dotenv: formats.formatDotenv }[format];
+            ctx.out(write(vars));
           }
         } catch (err) {
           dir?.remove();
