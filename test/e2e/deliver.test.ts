@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parse } from "dotenv";
 import type { TestContext } from "node:test";
@@ -89,12 +89,17 @@ test("run: a reference that does not resolve stops everything before the command
   assert.equal(existsSync(join(p.runtime, "coffer")), false, "no runtime dir is made before everything resolves");
 });
 
-test("run: a command that dies of a signal gives 128+n; a missing command is an error", (t) => {
+test("run: a command that dies of a signal gives 128+n; a missing command exits 127, one that cannot be executed 126", (t) => {
   const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
   assert.equal(inProject(p, ["run", "--", NODE, "-e", "process.kill(process.pid, 'SIGKILL')"]).code, 137);
   const missing = inProject(p, ["run", "--", "no-such-command-xyz"]);
-  assert.equal(missing.code, 3);
+  assert.equal(missing.code, 127, "as a shell exits for a command it cannot find");
   assert.match(missing.err, /cannot start no-such-command-xyz: no such command/);
+  const notExecutable = join(p.home, "not-executable");
+  writeFileSync(notExecutable, "#!/bin/sh\n", { mode: 0o644 });
+  const denied = inProject(p, ["run", "--", notExecutable]);
+  assert.equal(denied.code, 126, "as a shell exits for a command it cannot execute");
+  assert.match(denied.err, /cannot start .*not-executable: permission denied/);
   const noDash = inProject(p, ["run", NODE]);
   assert.equal(noDash.code, 2);
   assert.match(noDash.err, /put the command after --/);
@@ -133,6 +138,52 @@ test("run: SIGTERM is passed to the command, coffer exits with its status, and t
   assert.equal(r.code, 42, r.err());
   assert.match(r.out(), /child got SIGTERM/);
   assert.equal(existsSync(dir), false);
+});
+
+test("run: USR1, USR2, ALRM and the other catchable terminating signals reach the command and never end coffer without cleanup", { timeout: 60_000 }, async (t) => {
+  const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
+  const sigs = ["SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGXCPU", "SIGXFSZ", "SIGPROF"];
+  const { child, firstLine, exited } = startRun(
+    p,
+    `const got = [];
+     for (const s of ${JSON.stringify(sigs)}) process.on(s, () => { got.push(s); console.log("got " + s); });
+     process.on("SIGTERM", () => { console.log("all " + got.join(",")); process.exit(42); });
+     console.log(process.env.COFFER_RUNTIME_DIR); setInterval(() => {}, 1000);`,
+  );
+  const dir = await firstLine;
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  for (const sig of sigs) {
+    child.kill(sig);
+    // Wait for the command to report it before the next: signals of one kind can merge.
+    for (let i = 0; i < 400 && !out.includes(`got ${sig}\n`); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(out.includes(`got ${sig}\n`), `${sig} reached the command`);
+    assert.ok(existsSync(dir), `coffer and its dir survive ${sig}`);
+  }
+  child.kill("SIGTERM");
+  const r = await exited;
+  assert.equal(r.code, 42, r.err());
+  assert.match(out, new RegExp(`all ${sigs.join(",")}`));
+  assert.equal(existsSync(dir), false);
+});
+
+test("run: the not-on-tmpfs warning is printed only when a file is delivered", (t) => {
+  const p = project(t, "environments:\n  dev:\n    env:\n      URL: app/db/url\n", { "app/db/url": "u-value", "app/tls/key": "k-value" });
+  // The checkout is on a disk (a temp dir may be tmpfs); the dir is removed afterwards.
+  const disk = mkdtempSync(join(process.cwd(), ".test-disk-"));
+  t.after(() => rmSync(disk, { recursive: true, force: true }));
+  chmodSync(disk, 0o700);
+  const noXdg = { XDG_RUNTIME_DIR: "" };
+  for (const env of [{}, noXdg]) {
+    const envOnly = inProject(p, ["run", "--dir", disk, "--", NODE, "-e", "0"], { env });
+    assert.equal(envOnly.code, 0, envOnly.err);
+    assert.equal(envOnly.err, "", "no file, no warning");
+  }
+  assert.equal(inProject(p, ["run", "--", NODE, "-e", "0"], { env: noXdg }).err, "", "no file, no word about XDG_RUNTIME_DIR either");
+  writeFileSync(join(p.dir, ".coffer.yml"), "environments:\n  dev:\n    files:\n      KEY: app/tls/key\n");
+  const withFile = inProject(p, ["run", "--dir", disk, "--", NODE, "-e", "0"]);
+  assert.equal(withFile.code, 0, withFile.err);
+  assert.match(withFile.err, /is not on tmpfs or ramfs: delivered files may reach a disk/);
 });
 
 test("run: a coffer killed with SIGKILL leaves its dir, and the next run sweeps it", { timeout: 60_000 }, async (t) => {
