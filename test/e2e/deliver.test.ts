@@ -142,7 +142,7 @@ test("run: SIGTERM is passed to the command, coffer exits with its status, and t
 
 test("run: USR1, USR2, ALRM and the other catchable terminating signals reach the command and never end coffer without cleanup", { timeout: 60_000 }, async (t) => {
   const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
-  const sigs = ["SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGXCPU", "SIGXFSZ", "SIGPROF"];
+  const sigs: NodeJS.Signals[] = ["SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGXCPU", "SIGXFSZ", "SIGPROF"];
   const { child, firstLine, exited } = startRun(
     p,
     `const got = [];
