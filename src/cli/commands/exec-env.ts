@@ -7,8 +7,11 @@ import { CofferError, PermissionsError } from "../../errors.ts";
 import { shellQuote } from "../../store/fs-secure.ts";
 import type { Command } from "../command.ts";
 
-/** Signals coffer re-raises on itself when CMD died of one, so its parent sees the same death. */
-const RERAISED = new Set<string>([...TERMINATING_SIGNALS, "SIGKILL", "SIGABRT"]);
+/**
+ * Signals coffer re-raises on itself when CMD died of one, so its parent sees the same death.
+ * Never SIGUSR1: without a listener, Node answers it by opening its inspector.
+ */
+const RERAISED = new Set<string>([...TERMINATING_SIGNALS.filter((s) => s !== "SIGUSR1"), "SIGKILL", "SIGABRT"]);
 
 /** Larger than any environment Linux lets a program start with. */
 const MAX_FILE = 8 * 1024 * 1024;
