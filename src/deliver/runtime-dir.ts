@@ -9,7 +9,7 @@
  */
 import { randomBytes } from "node:crypto";
 import {
-  closeSync, constants, existsSync, fchmodSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync, writeSync,
+  closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync, writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { CofferError } from "../errors.ts";
@@ -180,8 +180,7 @@ export function removeRecordedDir(base: string, path: string, kind?: RuntimeKind
  * Removes the runtime dirs under `base` that nothing uses any more: a `run` dir when its whole
  * process group is gone (a command orphaned by a killed coffer still uses its files); a `load`
  * dir when its link no longer points at it or, without a link, when the session it was made in
- * is gone. A dir of the right name without an owner record, over a minute old, is a run's that
- * died while it was being made.
+ * is gone. A dir without coffer's record is never touched.
  * @returns the paths removed
  */
 export function sweepRuntimeDirs(base: string): string[] {
@@ -195,14 +194,10 @@ export function sweepRuntimeDirs(base: string): string[] {
   for (const entry of entries) {
     if (!/^[0-9a-f]{16}$/.test(entry)) continue;
     const dir = join(base, entry);
+    // Only a dir coffer recorded is removed. One without a record (a coffer killed between
+    // making it and recording it) holds no secret: the record is written before any file.
     const recorded = recordedDir(base, dir);
-    if (recorded === undefined) {
-      if (ownedRealDir(dir) && !existsSync(join(dir, OWNER_FILE)) && safeAgeMs(dir) > 60_000) {
-        rmSync(dir, { recursive: true, force: true });
-        removed.push(dir);
-      }
-      continue;
-    }
+    if (recorded === undefined) continue;
     if (!inUse(recorded)) {
       rmSync(dir, { recursive: true, force: true });
       removed.push(dir);
@@ -227,15 +222,6 @@ export function inUse({ path, owner }: RecordedDir): boolean {
   }
   // A load without a record of its session (or in none) is kept, as before sessions were recorded.
   return typeof owner.sid !== "number" || owner.sid <= 1 || groupAlive(owner.sid);
-}
-
-function ownedRealDir(dir: string): boolean {
-  try {
-    const st = lstatSync(dir);
-    return st.isDirectory() && st.uid === (process.getuid?.() ?? st.uid);
-  } catch {
-    return false;
-  }
 }
 
 function makePrivateDir(dir: string, what: string): void {
@@ -322,14 +308,6 @@ function alive(pid: number, start: string | undefined): boolean {
   const st = procStat(pid);
   if (st === undefined) return true;
   return !dead(st.state) && (start === undefined || st.start === start);
-}
-
-function safeAgeMs(dir: string): number {
-  try {
-    return Date.now() - lstatSync(dir).mtimeMs;
-  } catch {
-    return 0;
-  }
 }
 
 function onMemoryFs(dir: string): boolean {

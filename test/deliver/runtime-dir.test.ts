@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { recordedDir, removeRecordedDir, sweepRuntimeDirs } from "../../src/deliver/runtime-dir.ts";
 import { tempDir } from "../helpers.ts";
@@ -73,4 +73,15 @@ test("a load dir lives while its link points at it, or without one while its ses
   const ended = plant(base, "0000000000000004", { kind: "load", pid: dead, sid: dead });
   assert.deepEqual(sweepRuntimeDirs(base).sort(), [unlinked, ended]);
   assert.ok(existsSync(linked) && existsSync(session));
+});
+
+test("a dir in the runtime base without coffer's record is never swept, however old", (t) => {
+  const base = join(tempDir(t), "base");
+  mkdirSync(base, { mode: 0o700 });
+  const foreign = join(base, "0123456789abcdef");
+  mkdirSync(foreign, { mode: 0o700 });
+  writeFileSync(join(foreign, "data"), "x");
+  utimesSync(foreign, new Date(0), new Date(0));
+  assert.deepEqual(sweepRuntimeDirs(base), []);
+  assert.ok(existsSync(join(foreign, "data")));
 });

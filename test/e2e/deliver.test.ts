@@ -475,6 +475,21 @@ test("a link into coffer's base to a dir coffer did not record is replaced, and 
   assert.ok(existsSync(readlinkSync(link)));
 });
 
+test("a committed link to another project's load dir never makes load delete that dir", (t) => {
+  const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
+  assert.equal(inProject(p, ["load", "-s", ".env"]).code, 0);
+  const mine = readlinkSync(join(p.dir, ".env"));
+  const other = join(p.home, "other");
+  mkdirSync(other);
+  writeFileSync(join(other, ".coffer.yml"), BASIC);
+  symlinkSync(mine, join(other, ".env"));
+  const r = spawnSync(process.execPath, [CLI, "load", "-s", ".env"], { cwd: other, env: userEnv(p.home, p.env), encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.notEqual(readlinkSync(join(other, ".env")), mine);
+  assert.ok(existsSync(mine), "the dir was made for another LINK: it stays");
+  assert.equal(readlinkSync(join(p.dir, ".env")), mine);
+});
+
 test("load dirs do not pile up: one whose link is gone, or whose session ended, is swept by the next run", (t) => {
   const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
   assert.equal(inProject(p, ["load", "-s", ".env"]).code, 0);

@@ -4,7 +4,7 @@ import { basename, dirname, isAbsolute, join, normalize, resolve as resolvePath 
 import { CofferError } from "../../errors.ts";
 import { disposeResolved, resolvePlan, type ResolvedPlan } from "../../deliver/resolve.ts";
 import {
-  createRuntimeDir, LOAD_FILE, recordedDirs, removeRecordedDir, runtimeBase, writeRuntimeFile,
+  createRuntimeDir, LOAD_FILE, recordedDir, recordedDirs, removeRecordedDir, runtimeBase, writeRuntimeFile,
 } from "../../deliver/runtime-dir.ts";
 import type { Command, Context } from "../command.ts";
 import { auditDelivery, DELIVERY_FLAGS, loadPlan, openProviders, projectKey } from "../delivery.ts";
@@ -72,7 +72,8 @@ export const load: Command = {
           if (link !== undefined) {
             const file = writeRuntimeFile(dir!.path, LOAD_FILE, Buffer.from(formats.formatDotenv(vars)), 0o400);
             replaceLink(link, file);
-            if (previous !== undefined) removeRecordedDir(base, previous, "load");
+            // The old dir goes only when its record says it was made for this very LINK.
+            if (previous !== undefined && recordedDir(base, previous)?.owner.link === link) removeRecordedDir(base, previous, "load");
             ctx.say(`${ctx.flags.symlink as string} -> ${file} (${vars.length} variables; in memory until reboot or the next load -s)`);
           } else if (format === "github") {
             const out = formats.formatGithub(vars);
