@@ -191,6 +191,7 @@ export function sweepRuntimeDirs(base: string): string[] {
   } catch {
     return removed;
   }
+  const groups = liveGroups(); // one read of /proc for the whole sweep
   for (const entry of entries) {
     if (!/^[0-9a-f]{16}$/.test(entry)) continue;
     const dir = join(base, entry);
@@ -198,7 +199,7 @@ export function sweepRuntimeDirs(base: string): string[] {
     // making it and recording it) holds no secret: the record is written before any file.
     const recorded = recordedDir(base, dir);
     if (recorded === undefined) continue;
-    if (!inUse(recorded)) {
+    if (!inUse(recorded, groups)) {
       rmSync(dir, { recursive: true, force: true });
       removed.push(dir);
     }
@@ -207,11 +208,11 @@ export function sweepRuntimeDirs(base: string): string[] {
 }
 
 /** True while something may still use the dir (see {@link sweepRuntimeDirs}). */
-export function inUse({ path, owner }: RecordedDir): boolean {
+function inUse({ path, owner }: RecordedDir, groups: LiveGroups = liveGroups()): boolean {
   // The coffer that made it may still be setting it up (a load's link is made after its dir).
   if (alive(owner.pid, owner.start)) return true;
   if (owner.kind === "run") {
-    return typeof owner.pgid === "number" && owner.pgid > 1 && groupAlive(owner.pgid);
+    return typeof owner.pgid === "number" && owner.pgid > 1 && groupAlive(owner.pgid, groups);
   }
   if (typeof owner.link === "string") {
     try {
@@ -221,7 +222,7 @@ export function inUse({ path, owner }: RecordedDir): boolean {
     }
   }
   // A load without a record of its session (or in none) is kept, as before sessions were recorded.
-  return typeof owner.sid !== "number" || owner.sid <= 1 || groupAlive(owner.sid);
+  return typeof owner.sid !== "number" || owner.sid <= 1 || groupAlive(owner.sid, groups);
 }
 
 function makePrivateDir(dir: string, what: string): void {
@@ -281,22 +282,36 @@ const dead = (state: string) => state === "Z" || state === "X" || state === "x";
  * True while a process of group `pgid` runs. kill(-pgid, 0) says ESRCH when there is none; it
  * also succeeds for a group of zombies, so /proc (where there is one) has the last word.
  */
-function groupAlive(pgid: number): boolean {
+function groupAlive(pgid: number, groups: LiveGroups = liveGroups()): boolean {
   try {
     process.kill(-pgid, 0);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ESRCH") return false;
   }
-  let pids: string[];
-  try {
-    pids = readdirSync("/proc").filter((e) => /^[0-9]+$/.test(e));
-  } catch {
-    return true;
-  }
-  return pids.some((pid) => {
-    const st = procStat(pid);
-    return st !== undefined && st.pgid === pgid && !dead(st.state);
-  });
+  const live = groups();
+  return live === undefined || live.has(pgid);
+}
+
+/** The process groups with a running (not zombie) member, read from /proc once, when first asked; undefined without /proc. */
+type LiveGroups = () => ReadonlySet<number> | undefined;
+
+function liveGroups(): LiveGroups {
+  let cached: ReadonlySet<number> | undefined | null = null;
+  return () => {
+    if (cached !== null) return cached;
+    try {
+      const set = new Set<number>();
+      for (const pid of readdirSync("/proc")) {
+        if (!/^[0-9]+$/.test(pid)) continue;
+        const st = procStat(pid);
+        if (st !== undefined && !dead(st.state)) set.add(st.pgid);
+      }
+      cached = set;
+    } catch {
+      cached = undefined;
+    }
+    return cached;
+  };
 }
 
 function alive(pid: number, start: string | undefined): boolean {
