@@ -2,7 +2,7 @@
  * What `run`, `load` and `config check` share: finding and loading `.coffer.yml`, choosing the
  * environment, opening the providers, and auditing a delivery in the local store.
  */
-import { basename } from "node:path";
+import { basename, resolve } from "node:path";
 import { findConfig, loadConfig, planFor } from "../config/load.ts";
 import type { DeliveryPlan } from "../config/plan.ts";
 import { ProviderSet } from "../providers/index.ts";
@@ -15,14 +15,22 @@ export const DELIVERY_FLAGS: Command["flags"] = {
   config: { type: "string", arg: "F", help: "the project file (default: .coffer.yml here or in a parent)" },
 };
 
+/** The project file a delivery command uses: `--config F`, or the one found from here up. */
+export function projectFile(ctx: Context): string {
+  return typeof ctx.flags.config === "string" ? ctx.flags.config : findConfig(process.cwd(), { env: ctx.env });
+}
+
+/** The project file's absolute path: what `load` records its dirs under, for `load --clean`. */
+export function projectKey(ctx: Context): string {
+  return resolve(projectFile(ctx));
+}
+
 /**
  * Loads the project file (found, or `--config F`; either way refused unless trusted) and makes
  * the plan for the chosen environment.
  */
 export function loadPlan(ctx: Context): DeliveryPlan {
-  const trust = { env: ctx.env };
-  const file = typeof ctx.flags.config === "string" ? ctx.flags.config : findConfig(process.cwd(), trust);
-  const config = loadConfig(file, trust);
+  const config = loadConfig(projectFile(ctx), { env: ctx.env });
   const plan = planFor(config, typeof ctx.flags.env === "string" ? ctx.flags.env : undefined, ctx.env);
   if (plan.dangerous !== undefined) {
     const names = plan.dangerous.join(", ");

@@ -1,5 +1,5 @@
 /**
- * The output formats of `coffer load`: dotenv, POSIX shell, JSON and GitHub Actions.
+ * The output formats of `coffer load`: dotenv, POSIX shell, JSON, GitHub Actions and Docker.
  *
  * Every format refuses a value it cannot carry exactly, with `E_INVALID_VALUE` and a message
  * that names the variable and the kind of problem, never the value (docs/design.md §6). A value with
@@ -49,56 +49,49 @@ function roundTrips(name: string, value: string, line: string): boolean {
   return mapsEqual(parseDotenv(`${line}\n${SENTINEL_TEXT}`), expected);
 }
 
-/** The candidate lines for one value, in order of preference. */
-function dotenvCandidates(name: string, value: string): string[] {
-  if (value === "") return [`${name}=`];
-  // No pre-filtering on quote characters: dotenv's regex lets `\'` pass inside '…' (and
-  // likewise for the other quotes), so the parser itself decides, checked with lines after it.
-  return [
-    `${name}=${value}`,
-    `${name}='${value}'`,
-    `${name}="${value.replace(/\n/g, "\\n").replace(/\r/g, "\\r")}"`,
-    `${name}=\`${value}\``,
-  ];
-}
+/** What double quotes expand somewhere: `$` (sh, dotenvx), `` ` `` (sh), `\` (sh, dotenv, dotenvx), and `"` ends them. */
+const DOUBLE_QUOTE_SPECIAL = /["$`\\]/;
 
-/** Says, without the value, which features of a value together defeat every dotenv quoting. */
-function dotenvReason(value: string): string {
-  const has: string[] = [];
-  const quotes = [value.includes("'"), value.includes('"'), value.includes("`")].filter(Boolean).length;
-  if (quotes === 3) has.push("all three quote kinds");
-  else {
-    if (value.includes("'")) has.push("a single quote");
-    if (value.includes('"')) has.push("a double quote");
-    if (value.includes("`")) has.push("a backtick");
+/**
+ * The one line for a value, or why there is none. Single quotes are literal in dotenv, dotenvx
+ * and sh alike; a value with a single quote goes in double quotes, which all three read
+ * literally when the value holds none of `"`, `$`, `` ` `` and `\`.
+ */
+function dotenvLine(name: string, value: string): string | { reason: string } {
+  if (value.includes("\r")) return { reason: "a carriage return, which dotenv reads as a line break" };
+  if (!value.includes("'")) {
+    if (value.endsWith("\\")) return { reason: "a trailing backslash, which makes dotenv read past the closing quote" };
+    return `${name}='${value}'`;
   }
-  if (value.includes("\n")) has.push("a line break");
-  if (value.includes("\r")) has.push("a carriage return (only double quotes can carry one)");
-  if (/\\[nr]/.test(value)) has.push("a backslash followed by n or r (double quotes would expand it)");
-  if (value.endsWith("\\")) has.push("a trailing backslash");
-  if (value.includes("#")) has.push("a #");
-  if (/^\s|\s$/.test(value)) has.push("leading or trailing whitespace");
-  const list = has.length === 0 ? "characters" : has.length === 1 ? has[0] : `${has.slice(0, -1).join(", ")} and ${has.at(-1)}`;
-  return `its value holds ${list}, and no dotenv quoting (none, '…', "…", \`…\`) carries that combination`;
+  if (!DOUBLE_QUOTE_SPECIAL.test(value)) return `${name}="${value}"`;
+  const also = [value.includes('"') && "a double quote", value.includes("$") && "a $", value.includes("`") && "a backtick", value.includes("\\") && "a backslash"]
+    .filter((x): x is string => typeof x === "string");
+  return { reason: `a single quote and ${also.join(" and ")}, which no quoting that dotenv, dotenvx and sh all read literally can hold together` };
 }
 
 /**
- * Writes variables as a `.env` file that the `dotenv` package parses back to exactly the same
- * values. Per value it takes the first form that round-trips through dotenv's own parser:
- * unquoted, `'…'`, `"…"` (line breaks and carriage returns as `\n` / `\r`), then `` `…` ``;
- * an empty value is `NAME=`. Each line ends with `\n`.
+ * Writes variables as a `.env` file that reads back as exactly the same values, with nothing
+ * expanded or executed, in the `dotenv` package, in dotenvx (`dotenvx run`) and in a POSIX shell
+ * (`set -a; . ./.env`). Every value is quoted: `NAME='…'` (line breaks included), or
+ * `NAME="…"` for a value with a single quote and none of `"`, `$`, `` ` ``, `\`.
+ * Each line ends with `\n`.
  *
- * @throws CofferError `E_INVALID_VALUE` naming the variable when no form carries its value
- *   (for example a value with all three quote kinds and a line break), or when it holds a NUL.
+ * @throws CofferError `E_INVALID_VALUE` naming the variable (never the value) when no form
+ *   carries its value: a single quote together with `"`, `$`, `` ` `` or `\`; a carriage return;
+ *   a trailing backslash; a NUL byte. `--format shell` or `json`, or a file, carries those.
  */
 export function formatDotenv(vars: Vars): string {
   const lines: string[] = [];
   const expected = new Map<string, string>();
   for (const [name, value] of vars) {
     refuseNul(name, value, "dotenv");
-    const line = dotenvCandidates(name, value).find((c) => roundTrips(name, value, c));
-    if (line === undefined) {
-      throw new CofferError("E_INVALID_VALUE", `variable ${name} cannot be written as dotenv: ${dotenvReason(value)}`);
+    const line = dotenvLine(name, value);
+    if (typeof line !== "string" || !roundTrips(name, value, line)) {
+      const reason = typeof line === "string" ? "characters dotenv does not read back" : line.reason;
+      throw new CofferError(
+        "E_INVALID_VALUE",
+        `variable ${name} cannot be written as dotenv: its value holds ${reason}; use --format shell or json, or deliver it under files:`,
+      );
     }
     lines.push(`${line}\n`);
     expected.set(name, value);
@@ -109,6 +102,31 @@ export function formatDotenv(vars: Vars): string {
     throw new CofferError("E_INTERNAL", "the dotenv output does not parse back to the same values (a bug)");
   }
   return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Docker
+
+/**
+ * Writes variables for `docker run --env-file`: `NAME=value` lines, the value raw (Docker
+ * takes every byte after the `=` as it is and has no quoting at all).
+ *
+ * @throws CofferError `E_INVALID_VALUE` naming the variable when a value holds a line break or
+ *   carriage return (the file is read a line at a time), or a NUL byte.
+ */
+export function formatDocker(vars: Vars): string {
+  let out = "";
+  for (const [name, value] of vars) {
+    refuseNul(name, value, "a Docker env file");
+    if (/[\r\n]/.test(value)) {
+      throw new CofferError(
+        "E_INVALID_VALUE",
+        `variable ${name} cannot be written as a Docker env file: its value holds a line break or carriage return, which --env-file cannot carry; deliver it under files: instead`,
+      );
+    }
+    out += `${name}=${value}\n`;
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,16 +1,16 @@
 /**
  * `coffer run`: a command started with its secrets, in env vars and in files of a private
- * runtime dir that is removed on every way out. Signals are passed on; the command's exit
- * status becomes coffer's (128+n when it died of signal n). With `--watch` ({@link runWatching}),
+ * runtime dir that is removed on every way out. Every catchable terminating signal
+ * (deliver/child.ts) is passed on; the command's exit status becomes coffer's (128+n when it
+ * died of signal n). With `--watch` ({@link runWatching}),
  * the command is restarted with the new values when a secret changes.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { constants } from "node:os";
 import { CofferError } from "../errors.ts";
+import { onTerminatingSignals, startError, STOP_SIGNALS } from "./child.ts";
 import { createRuntimeDir, writeRuntimeFile } from "./runtime-dir.ts";
 import { disposeResolved, type ResolvedPlan } from "./resolve.ts";
-
-const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"] as const;
 
 /** Options of {@link runWithSecrets}. */
 export interface RunOptions {
@@ -36,25 +36,20 @@ export interface RunOptions {
  * @throws CofferError E_NOT_FOUND when the command cannot be started (nothing is left behind)
  */
 export async function runWithSecrets(options: RunOptions): Promise<number> {
-  const handlers = new Map<string, () => void>();
   let started: Started | undefined;
   // The handlers go in before the command starts: a signal that comes while the process is
   // still being set up (the command may already run) is held and passed on, not fatal to coffer.
   let pending: NodeJS.Signals | undefined;
+  const off = onTerminatingSignals((sig) => {
+    if (started === undefined) pending = sig;
+    else started.child.kill(sig);
+  });
   try {
-    for (const sig of FORWARDED) {
-      const h = () => {
-        if (started === undefined) pending = sig;
-        else started.child.kill(sig);
-      };
-      handlers.set(sig, h);
-      process.on(sig, h);
-    }
     started = startChild(options, options.resolved, options.masker ?? null);
     if (pending !== undefined) started.child.kill(pending);
     return await started.done;
   } finally {
-    for (const [sig, h] of handlers) process.off(sig, h);
+    off();
   }
 }
 
@@ -70,7 +65,9 @@ interface Started {
  * when it ends). `done` rejects with E_NOT_FOUND when it cannot be started.
  */
 function startChild(options: Omit<RunOptions, "resolved" | "masker">, resolved: ResolvedPlan, masker: (() => NodeJS.ReadWriteStream) | null): Started {
-  const dir = createRuntimeDir({ kind: "run", ...(options.dir !== undefined && { base: options.dir }), env: options.baseEnv, ...(options.warn !== undefined && { warn: options.warn }) });
+  // Where the dir is (a fallback base, not tmpfs) matters only when a file is written to it.
+  const warn = resolved.files.length > 0 ? options.warn : undefined;
+  const dir = createRuntimeDir({ kind: "run", ...(options.dir !== undefined && { base: options.dir }), env: options.baseEnv, ...(warn !== undefined && { warn }) });
   const cleanupOnExit = () => dir.remove();
   process.on("exit", cleanupOnExit);
   const cleanup = () => {
@@ -101,13 +98,7 @@ function startChild(options: Omit<RunOptions, "resolved" | "masker">, resolved: 
   const done = (async () => {
     try {
       const status = await new Promise<number>((resolve, reject) => {
-        child.once("error", (err: NodeJS.ErrnoException) => {
-          reject(
-            err.code === "ENOENT"
-              ? new CofferError("E_NOT_FOUND", `cannot start ${options.command}: no such command`)
-              : new CofferError("E_INTERNAL", `cannot start ${options.command}: ${err.code ?? err.message}`),
-          );
-        });
+        child.once("error", (err: NodeJS.ErrnoException) => reject(startError(options.command, err)));
         child.once("exit", (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : constants.signals[signal])));
       });
       await Promise.all(piped);
@@ -141,8 +132,9 @@ export interface WatchRunOptions extends Omit<RunOptions, "resolved" | "masker">
  * `coffer run --watch`: runs the command with its secrets, and when a watched secret changes,
  * resolves every secret again and, if any value differs, stops the command (SIGTERM, SIGKILL
  * after `graceMs`) and starts it again with the new values (a new runtime dir). A failed
- * re-resolve keeps the command running with the old values (and says so). SIGINT, SIGTERM,
- * SIGHUP and SIGQUIT go to the current command and end the watching.
+ * re-resolve keeps the command running with the old values (and says so). Every catchable
+ * terminating signal goes to the current command; SIGHUP, SIGINT, SIGQUIT and SIGTERM also end
+ * the watching.
  * @returns the command's exit status when it exits by itself (or after a signal to coffer)
  * @throws CofferError E_NOT_FOUND when the command cannot be started
  */
@@ -158,7 +150,6 @@ export async function runWatching(options: WatchRunOptions): Promise<number> {
   let debounce: NodeJS.Timeout | undefined;
   let checking = false;
   let again = false;
-  const handlers = new Map<string, () => void>();
   let finish: (status: number) => void = () => {};
   let fail: (err: unknown) => void = () => {};
   const result = new Promise<number>((resolve, reject) => {
@@ -231,22 +222,20 @@ export async function runWatching(options: WatchRunOptions): Promise<number> {
   // Handlers first (see runWithSecrets): a signal during start-up is held, then passed on.
   let pending: NodeJS.Signals | undefined;
   let begun = false;
-  for (const sig of FORWARDED) {
-    const h = () => {
+  const off = onTerminatingSignals((sig) => {
+    if (STOP_SIGNALS.has(sig)) {
       stopping = true;
       stopWatch();
       if (debounce !== undefined) clearTimeout(debounce);
-      if (begun) current.child.kill(sig);
-      else pending = sig;
-    };
-    handlers.set(sig, h);
-    process.on(sig, h);
-  }
+    }
+    if (begun) current.child.kill(sig);
+    else pending = sig;
+  });
   try {
     current = startChild(options, values, makeMasker === null ? null : makeMasker(values));
     begun = true;
   } catch (err) {
-    for (const [sig, h] of handlers) process.off(sig, h);
+    off();
     stopWatch();
     throw err;
   }
@@ -258,7 +247,7 @@ export async function runWatching(options: WatchRunOptions): Promise<number> {
     stopping = true;
     stopWatch();
     if (debounce !== undefined) clearTimeout(debounce);
-    for (const [sig, h] of handlers) process.off(sig, h);
+    off();
     if (current.child.exitCode === null && current.child.signalCode === null) {
       await stopChild(current.child, current.done, graceMs).catch(() => {});
     }

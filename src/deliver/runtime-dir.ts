@@ -3,23 +3,43 @@
  * `$XDG_RUNTIME_DIR/coffer/<id>` when that is a proper runtime dir, else
  * `/dev/shm/coffer-<uid>/<id>` (tmpfs) with a warning, or a base the user chooses. Every
  * level is 0700 and the user's; a base someone else made is refused. Each dir holds an owner
- * record (pid and process start time) so that a later run can sweep the dirs of processes
- * that are gone (a coffer killed with SIGKILL cannot clean up after itself).
+ * record ({@link OwnerRecord}) so that a later run can sweep the dirs nothing uses any more (a
+ * coffer killed with SIGKILL cannot clean up after itself). coffer removes only dirs it made
+ * and recorded ({@link recordedDir}), never a path it was pointed at.
  */
 import { randomBytes } from "node:crypto";
 import {
-  closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, writeSync,
+  closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync, writeSync,
 } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { CofferError } from "../errors.ts";
 import { assertPrivate } from "../store/fs-secure.ts";
 
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
 const OWNER_FILE = ".coffer-owner";
+/** The dotenv file `load -s LINK` writes in its dir; LINK points at it. */
+export const LOAD_FILE = ".env";
 
-/** What a runtime dir is for: `run` dirs die with their process; `load` dirs stay until replaced. */
+/** What a runtime dir is for: `run` dirs die with their process group; `load` dirs with their link or session. */
 export type RuntimeKind = "run" | "load";
+
+/** What coffer records in each runtime dir it makes (its owner file), and trusts only there. */
+export interface OwnerRecord {
+  kind: RuntimeKind;
+  pid: number;
+  /** the process's start time (with the pid it names one process) */
+  start?: string;
+  /** `run`: the process group of coffer and its command; the dir lives while any member does */
+  pgid?: number;
+  /** `load`: the session coffer ran in (a terminal's); a dir without a link lives while it does */
+  sid?: number;
+  /** `load`: the project file the values came from */
+  project?: string;
+  /** `load -s`: the link that points at this dir's `.env`; the dir lives while it does */
+  link?: string;
+  created: string;
+}
 
 /** A created runtime dir. */
 export interface RuntimeDir {
@@ -36,8 +56,11 @@ export interface RuntimeDirOptions {
   /** the base dir to create `<id>` in (the CLI's `--dir`) */
   base?: string;
   env?: NodeJS.ProcessEnv;
-  /** told about fallbacks (no XDG_RUNTIME_DIR, not tmpfs) */
+  /** told about fallbacks (no XDG_RUNTIME_DIR, not tmpfs); pass it only when a file will be written */
   warn?: (message: string) => void;
+  /** recorded for `load` (see {@link OwnerRecord}) */
+  project?: string;
+  link?: string;
 }
 
 /**
@@ -74,7 +97,7 @@ export function createRuntimeDir(options: RuntimeDirOptions): RuntimeDir {
   sweepRuntimeDirs(base);
   const path = join(base, randomBytes(8).toString("hex"));
   makePrivateDir(path, "runtime dir");
-  writeOwner(path, options.kind);
+  writeOwner(path, options);
   const inMemory = onMemoryFs(path);
   if (!inMemory) options.warn?.(`${path} is not on tmpfs or ramfs: delivered files may reach a disk`);
   let removed = false;
@@ -106,9 +129,58 @@ export function writeRuntimeFile(dir: string, name: string, data: Uint8Array, mo
   return path;
 }
 
+/** A runtime dir coffer made and recorded, with its record. */
+export interface RecordedDir {
+  path: string;
+  owner: OwnerRecord;
+}
+
 /**
- * Removes the runtime dirs under `base` whose owning process is gone (or that never got an
- * owner record and are over a minute old). `load` dirs are kept: they outlive their process.
+ * The dir `path` names when it is one coffer made and recorded under `base`: written without
+ * `..` or `.` (as `base/<16 hex digits>`), a real directory (not a link), the user's, with an
+ * owner record. Anything else is undefined: coffer never removes it.
+ */
+export function recordedDir(base: string, path: string): RecordedDir | undefined {
+  if (dirname(path) !== base || !/^[0-9a-f]{16}$/.test(basename(path)) || path.split("/").some((s) => s === ".." || s === ".")) return undefined;
+  try {
+    const st = lstatSync(path);
+    if (!st.isDirectory() || st.uid !== (process.getuid?.() ?? st.uid)) return undefined;
+    const owner = JSON.parse(readFileSync(join(path, OWNER_FILE), { encoding: "utf8", flag: constants.O_RDONLY | constants.O_NOFOLLOW })) as Partial<OwnerRecord>;
+    if ((owner.kind !== "run" && owner.kind !== "load") || typeof owner.pid !== "number") return undefined;
+    return { path, owner: owner as OwnerRecord };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The dirs coffer recorded under `base` (none when it does not exist). */
+export function recordedDirs(base: string): RecordedDir[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(base);
+  } catch {
+    return [];
+  }
+  return entries.map((e) => recordedDir(base, join(base, e))).filter((d): d is RecordedDir => d !== undefined);
+}
+
+/**
+ * Removes a dir only when {@link recordedDir} accepts it (and it is of `kind`, when given),
+ * checked right before.
+ * @returns true when it was removed
+ */
+export function removeRecordedDir(base: string, path: string, kind?: RuntimeKind): boolean {
+  const recorded = recordedDir(base, path);
+  if (recorded === undefined || (kind !== undefined && recorded.owner.kind !== kind)) return false;
+  rmSync(path, { recursive: true, force: true });
+  return true;
+}
+
+/**
+ * Removes the runtime dirs under `base` that nothing uses any more: a `run` dir when its whole
+ * process group is gone (a command orphaned by a killed coffer still uses its files); a `load`
+ * dir when its link no longer points at it or, without a link, when the session it was made in
+ * is gone. A dir without coffer's record is never touched.
  * @returns the paths removed
  */
 export function sweepRuntimeDirs(base: string): string[] {
@@ -119,25 +191,38 @@ export function sweepRuntimeDirs(base: string): string[] {
   } catch {
     return removed;
   }
+  const groups = liveGroups(); // one read of /proc for the whole sweep
   for (const entry of entries) {
     if (!/^[0-9a-f]{16}$/.test(entry)) continue;
     const dir = join(base, entry);
-    let owner: { kind?: string; pid?: number; start?: string } | undefined;
-    try {
-      owner = JSON.parse(readFileSync(join(dir, OWNER_FILE), "utf8")) as typeof owner;
-    } catch {
-      owner = undefined;
-    }
-    const dead =
-      owner === undefined
-        ? safeAgeMs(dir) > 60_000
-        : owner.kind === "run" && (typeof owner.pid !== "number" || !alive(owner.pid, owner.start));
-    if (dead) {
+    // Only a dir coffer recorded is removed. One without a record (a coffer killed between
+    // making it and recording it) holds no secret: the record is written before any file.
+    const recorded = recordedDir(base, dir);
+    if (recorded === undefined) continue;
+    if (!inUse(recorded, groups)) {
       rmSync(dir, { recursive: true, force: true });
       removed.push(dir);
     }
   }
   return removed;
+}
+
+/** True while something may still use the dir (see {@link sweepRuntimeDirs}). */
+function inUse({ path, owner }: RecordedDir, groups: LiveGroups = liveGroups()): boolean {
+  // The coffer that made it may still be setting it up (a load's link is made after its dir).
+  if (alive(owner.pid, owner.start)) return true;
+  if (owner.kind === "run") {
+    return typeof owner.pgid === "number" && owner.pgid > 1 && groupAlive(owner.pgid, groups);
+  }
+  if (typeof owner.link === "string") {
+    try {
+      return readlinkSync(owner.link) === join(path, LOAD_FILE);
+    } catch {
+      return false;
+    }
+  }
+  // A load without a record of its session (or in none) is kept, as before sessions were recorded.
+  return typeof owner.sid !== "number" || owner.sid <= 1 || groupAlive(owner.sid, groups);
 }
 
 function makePrivateDir(dir: string, what: string): void {
@@ -162,37 +247,82 @@ function makePrivateDir(dir: string, what: string): void {
   assertPrivate(dir, what);
 }
 
-function writeOwner(dir: string, kind: RuntimeKind): void {
-  const record = JSON.stringify({ kind, pid: process.pid, start: processStart(process.pid), created: new Date().toISOString() });
-  writeRuntimeFile(dir, OWNER_FILE, Buffer.from(record), 0o600);
+function writeOwner(dir: string, options: RuntimeDirOptions): void {
+  const stat = procStat(process.pid);
+  const record: OwnerRecord = {
+    kind: options.kind,
+    pid: process.pid,
+    ...(stat?.start !== undefined && { start: stat.start }),
+    ...(options.kind === "run" && stat?.pgid !== undefined && { pgid: stat.pgid }),
+    ...(options.kind === "load" && stat?.sid !== undefined && { sid: stat.sid }),
+    ...(options.project !== undefined && { project: options.project }),
+    ...(options.link !== undefined && { link: options.link }),
+    created: new Date().toISOString(),
+  };
+  writeRuntimeFile(dir, OWNER_FILE, Buffer.from(JSON.stringify(record)), 0o600);
 }
 
-// A process's start time (clock ticks since boot, field 22 of /proc/PID/stat): with the pid it
-// names one process, so a recycled pid does not keep a dead run's dir alive.
-function processStart(pid: number): string | undefined {
+// From /proc/PID/stat: the state (field 3), process group (5), session (6) and start time (22,
+// clock ticks since boot; with the pid it names one process, so a recycled pid does not keep a
+// dead run's dir alive). Undefined where there is no /proc.
+function procStat(pid: number | string): { state: string; pgid: number; sid: number; start: string | undefined } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state: fields[0] ?? "", pgid: Number(fields[2]), sid: Number(fields[3]), start: fields[19] };
   } catch {
     return undefined;
   }
+}
+
+// A zombie (exited, not yet reaped: where PID 1 does not reap orphans) uses no files.
+const dead = (state: string) => state === "Z" || state === "X" || state === "x";
+
+/**
+ * True while a process of group `pgid` runs. kill(-pgid, 0) says ESRCH when there is none; it
+ * also succeeds for a group of zombies, so /proc (where there is one) has the last word.
+ */
+function groupAlive(pgid: number, groups: LiveGroups = liveGroups()): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ESRCH") return false;
+  }
+  const live = groups();
+  return live === undefined || live.has(pgid);
+}
+
+/** The process groups with a running (not zombie) member, read from /proc once, when first asked; undefined without /proc. */
+type LiveGroups = () => ReadonlySet<number> | undefined;
+
+function liveGroups(): LiveGroups {
+  let cached: ReadonlySet<number> | undefined | null = null;
+  return () => {
+    if (cached !== null) return cached;
+    try {
+      const set = new Set<number>();
+      for (const pid of readdirSync("/proc")) {
+        if (!/^[0-9]+$/.test(pid)) continue;
+        const st = procStat(pid);
+        if (st !== undefined && !dead(st.state)) set.add(st.pgid);
+      }
+      cached = set;
+    } catch {
+      cached = undefined;
+    }
+    return cached;
+  };
 }
 
 function alive(pid: number, start: string | undefined): boolean {
   try {
     process.kill(pid, 0);
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
-  return start === undefined || processStart(pid) === start;
-}
-
-function safeAgeMs(dir: string): number {
-  try {
-    return Date.now() - lstatSync(dir).mtimeMs;
-  } catch {
-    return 0;
-  }
+  const st = procStat(pid);
+  if (st === undefined) return true;
+  return !dead(st.state) && (start === undefined || st.start === start);
 }
 
 function onMemoryFs(dir: string): boolean {

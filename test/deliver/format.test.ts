@@ -1,11 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomInt } from "node:crypto";
 import { parse } from "dotenv";
-import { formatDotenv, formatGithub, formatJson, formatShell, githubDelimiter } from "../../src/deliver/format.ts";
+import dotenvx from "@dotenvx/dotenvx";
+import { formatDocker, formatDotenv, formatGithub, formatJson, formatShell, githubDelimiter } from "../../src/deliver/format.ts";
 import { tempDir } from "../helpers.ts";
 
 /** Pieces that stress every quoting rule. */
@@ -32,68 +33,85 @@ function values(count: number): string[] {
 
 const name = (i: number): string => `V_${i}`;
 
-/**
- * Every way the test can think of to write `value` for dotenv, used to check that a refusal is
- * right: a form counts when it parses back whatever line follows it (a line may end with any
- * quote kind; a form whose closing quote the parser skips then swallows that line).
- */
-function anyDotenvForm(value: string): boolean {
-  const esc = value.replace(/\n/g, "\\n").replace(/\r/g, "\\r");
-  const forms = [value, `'${value}'`, `"${value}"`, `"${esc}"`, `\`${value}\``, `"${value.replace(/\r/g, "\\r")}"`];
-  const after = ["", "N=x\n", "N='\n", 'N="\n', "N=`\n"];
-  return forms.some((f) =>
-    [`K=${f}\n`, `export K=${f}\n`, `K = ${f} \n`].some((line) => after.every((a) => parse(line + a)["K"] === value)),
-  );
+/** True for the values no dotenv line can carry so that dotenv, dotenvx and sh all agree. */
+function uncarriable(v: string): boolean {
+  return v.includes("\r") || v.includes("\0") || (!v.includes("'") && v.endsWith("\\")) || (v.includes("'") && /["$`\\]/.test(v));
 }
 
-test("dotenv: strict round trip for every value it accepts; refusals are values no quoting can carry", () => {
-  const vals = values(3000);
+/** What `sh -c 'set -a; . FILE'` reads for each name (one sh run). */
+function shRead(dir: string, text: string, names: readonly string[]): string[] {
+  const file = join(dir, "env");
+  writeFileSync(file, text);
+  const script = `set -a; . "$1"; printf '%s\\0' ${names.map((n) => `"$${n}"`).join(" ")}`;
+  const r = spawnSync("sh", ["-c", script, "sh", file], { cwd: dir, maxBuffer: 64 << 20, env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin" } });
+  assert.equal(r.status, 0, r.stderr.toString());
+  const got = r.stdout.toString("utf8").split("\0");
+  assert.equal(got.pop(), "");
+  return got;
+}
+
+test("dotenv: every value it accepts reads back exactly in dotenv, dotenvx and sh, and nothing in it runs", (t) => {
+  const dir = tempDir(t);
+  const marker = join(dir, "ran");
+  const hostile = [
+    `$(touch ${marker})`, `\`touch ${marker}\``, `\${HOME}`, "$HOME", "a # b", "#x", " lead", "trail ", "\\n\\t", "C:\\dir\\x",
+    "it's", "l1\nl2\n", "\nstart", 'say "hi"', "ünïcødé 🔑 日本", "\u2028", "a=b", "export X=1", "\t", "`", '"', "%",
+  ];
+  const vals = [...hostile, ...values(3000)];
   const accepted: [string, string][] = [];
-  let refused = 0;
   vals.forEach((v, i) => {
     try {
       const text = formatDotenv([[name(i), v]]);
-      assert.deepEqual({ ...parse(text) }, { [name(i)]: v }, JSON.stringify(v));
       assert.ok(text.endsWith("\n"));
       accepted.push([name(i), v]);
     } catch (err) {
-      refused++;
       assert.equal((err as { code?: string }).code, "E_INVALID_VALUE", String(err));
-      const msg = (err as Error).message;
-      assert.match(msg, new RegExp(`^variable ${name(i)} cannot be written as dotenv: its value holds `));
-      assert.equal(anyDotenvForm(v), false, `refused but writable: ${JSON.stringify(v)}`);
+      assert.match((err as Error).message, new RegExp(`^variable ${name(i)} cannot be written as dotenv: its value holds `));
+      assert.ok(uncarriable(v), `refused but carriable: ${JSON.stringify(v)}`);
     }
   });
-  assert.ok(accepted.length > vals.length / 2, `accepted ${accepted.length} of ${vals.length}`);
-  assert.ok(refused > 0);
-  // All the accepted values in one file, in order, parse back together.
-  const all = formatDotenv(accepted);
-  assert.deepEqual(new Map(Object.entries(parse(all))), new Map(accepted));
+  for (const v of hostile.filter((h) => !uncarriable(h))) assert.ok(accepted.some(([, a]) => a === v), JSON.stringify(v));
+  assert.equal(accepted.length, vals.filter((v) => !uncarriable(v)).length, "only the uncarriable are refused");
+  const text = formatDotenv(accepted);
+  const expected = Object.fromEntries(accepted);
+  assert.deepEqual({ ...parse(text) }, expected, "dotenv");
+  assert.deepEqual(dotenvx.parse(text, { processEnv: {} }), expected, "dotenvx");
+  assert.deepEqual(shRead(dir, text, accepted.map(([n]) => n)), accepted.map(([, v]) => v), "sh");
+  assert.equal(existsSync(marker), false, "no value ran");
 });
 
-test("dotenv: the simple forms it picks", () => {
-  assert.equal(formatDotenv([["A", ""], ["B", "plain"], ["C", " x "], ["D", "a#b"], ["E", "l1\nl2"], ["F", "it's #"]]),
-    "A=\nB=plain\nC=' x '\nD='a#b'\nE='l1\nl2'\nF=\"it's #\"\n");
-  assert.equal(formatDotenv([["G", "cr\r\nlf"]]), 'G="cr\\r\\nlf"\n');
-  assert.equal(formatDotenv([["H", "'\"#\n"]]), "H=`'\"#\n`\n");
+test("dotenv: the forms it writes", () => {
+  assert.equal(formatDotenv([["A", ""], ["B", "plain"], ["C", " x "], ["D", "a#b"], ["E", "l1\nl2"], ["F", "it's #"], ["G", "$(id)"]]),
+    "A=''\nB='plain'\nC=' x '\nD='a#b'\nE='l1\nl2'\nF=\"it's #\"\nG='$(id)'\n");
   assert.equal(formatDotenv([]), "");
 });
 
-test("dotenv: all three quote kinds, a line break and a # are refused naming the variable, never the value", () => {
-  const secret = "p'a\"s`s\nw#rd";
+test("dotenv: a value no quoting carries in all three readers is refused naming the variable, never the value", () => {
+  const secret = "p'a$sw0rd";
   assert.throws(() => formatDotenv([["OK", "x"], ["DB_PASSWORD", secret]]), (err: Error & { code?: string }) => {
     assert.equal(err.code, "E_INVALID_VALUE");
-    assert.match(err.message, /variable DB_PASSWORD cannot be written as dotenv: its value holds all three quote kinds, a line break and a #/);
-    assert.ok(!err.message.includes("w#rd") && !err.message.includes("p'a"));
+    assert.match(err.message, /^variable DB_PASSWORD cannot be written as dotenv: its value holds a single quote and a \$, .*; use --format shell or json/);
+    assert.ok(!err.message.includes("sw0rd"));
     return true;
   });
-  // A carriage return needs double quotes; with a literal backslash-n those would change it.
-  assert.throws(() => formatDotenv([["X", "a\\nb\rc"]]), { code: "E_INVALID_VALUE", message: /variable X .*carriage return/ });
+  assert.throws(() => formatDotenv([["X", "a\r\nb"]]), { code: "E_INVALID_VALUE", message: /variable X .*carriage return/ });
+  assert.throws(() => formatDotenv([["Y", "C:\\dir\\"]]), { code: "E_INVALID_VALUE", message: /variable Y .*trailing backslash/ });
+});
+
+test("docker: raw NAME=value lines; a line break is refused naming the variable", () => {
+  assert.equal(formatDocker([["A", `it's "q" $(id) # x `], ["B", ""], ["C", "ü"]]), `A=it's "q" $(id) # x \nB=\nC=ü\n`);
+  for (const v of ["a\nb", "a\rb", "end\n"]) {
+    assert.throws(() => formatDocker([["OK", "x"], ["MULTI", v]]), (err: Error & { code?: string }) => {
+      assert.equal(err.code, "E_INVALID_VALUE");
+      assert.match(err.message, /^variable MULTI cannot be written as a Docker env file: its value holds a line break/);
+      return true;
+    });
+  }
 });
 
 test("every format refuses a NUL byte naming the variable", () => {
   const vars = [["NUL_VAR", "a\0b"]] as const;
-  for (const f of [formatDotenv, formatShell, formatJson, (v: typeof vars) => formatGithub(v)]) {
+  for (const f of [formatDotenv, formatShell, formatJson, formatDocker, (v: typeof vars) => formatGithub(v)]) {
     assert.throws(() => f(vars), { code: "E_INVALID_VALUE", message: /variable NUL_VAR .*NUL byte/ });
   }
 });

@@ -160,3 +160,18 @@ test("agent: a fetch failure at start exits non-zero and writes nothing; --on-ch
   assert.equal(readFileSync(join(out, "api_key"), "utf8"), "rotated-key", "the new value is written before exiting");
   await err.waitFor(/a secret changed: exiting/);
 });
+
+test("agent: SIGALRM, SIGUSR2, SIGHUP and the other catchable terminating signals remove the files before the agent exits", { timeout: 120_000 }, async (t) => {
+  const { src, out, home } = setup(t);
+  mkdirSync(home);
+  for (const sig of ["SIGALRM", "SIGUSR2", "SIGHUP", "SIGVTALRM", "SIGXCPU", "SIGUSR1"] as const) {
+    const agentProc = spawn(process.execPath, [CLI, "agent", "--provider", `folder:${src}`, "--dir", out, "--secrets", "api_key", "--watch", "--on-change", "none"], { env: userEnv(home) });
+    t.after(() => agentProc.kill("SIGKILL"));
+    const err = lines(agentProc, "stderr");
+    await err.waitFor(/wrote 1 secrets/);
+    assert.ok(existsSync(join(out, "api_key")));
+    agentProc.kill(sig);
+    assert.equal(await exited(agentProc), 0, sig);
+    assert.equal(existsSync(join(out, "api_key")) || existsSync(join(out, "secrets.env")), false, `${sig}: the files are removed`);
+  }
+});

@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { parse } from "dotenv";
 import type { TestContext } from "node:test";
 import { tempDir } from "../helpers.ts";
@@ -89,12 +89,17 @@ test("run: a reference that does not resolve stops everything before the command
   assert.equal(existsSync(join(p.runtime, "coffer")), false, "no runtime dir is made before everything resolves");
 });
 
-test("run: a command that dies of a signal gives 128+n; a missing command is an error", (t) => {
+test("run: a command that dies of a signal gives 128+n; a missing command exits 127, one that cannot be executed 126", (t) => {
   const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
   assert.equal(inProject(p, ["run", "--", NODE, "-e", "process.kill(process.pid, 'SIGKILL')"]).code, 137);
   const missing = inProject(p, ["run", "--", "no-such-command-xyz"]);
-  assert.equal(missing.code, 3);
+  assert.equal(missing.code, 127, "as a shell exits for a command it cannot find");
   assert.match(missing.err, /cannot start no-such-command-xyz: no such command/);
+  const notExecutable = join(p.home, "not-executable");
+  writeFileSync(notExecutable, "#!/bin/sh\n", { mode: 0o644 });
+  const denied = inProject(p, ["run", "--", notExecutable]);
+  assert.equal(denied.code, 126, "as a shell exits for a command it cannot execute");
+  assert.match(denied.err, /cannot start .*not-executable: permission denied/);
   const noDash = inProject(p, ["run", NODE]);
   assert.equal(noDash.code, 2);
   assert.match(noDash.err, /put the command after --/);
@@ -102,7 +107,8 @@ test("run: a command that dies of a signal gives 128+n; a missing command is an 
 
 /** Starts `coffer run` in the background; resolves with the first stdout line and the process. */
 function startRun(p: Project, script: string) {
-  const child = spawn(process.execPath, [CLI, "run", "--", NODE, "-e", script], { cwd: p.dir, env: userEnv(p.home, p.env) });
+  // detached: coffer leads its own process group (and session), as it does under a shell's job control
+  const child = spawn(process.execPath, [CLI, "run", "--", NODE, "-e", script], { cwd: p.dir, env: userEnv(p.home, p.env), detached: true });
   let out = "";
   let err = "";
   child.stderr.on("data", (d: Buffer) => (err += d.toString()));
@@ -134,6 +140,52 @@ test("run: SIGTERM is passed to the command, coffer exits with its status, and t
   assert.equal(existsSync(dir), false);
 });
 
+test("run: USR1, USR2, ALRM and the other catchable terminating signals reach the command and never end coffer without cleanup", { timeout: 60_000 }, async (t) => {
+  const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
+  const sigs: NodeJS.Signals[] = ["SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGXCPU", "SIGXFSZ", "SIGPROF"];
+  const { child, firstLine, exited } = startRun(
+    p,
+    `const got = [];
+     for (const s of ${JSON.stringify(sigs)}) process.on(s, () => { got.push(s); console.log("got " + s); });
+     process.on("SIGTERM", () => { console.log("all " + got.join(",")); process.exit(42); });
+     console.log(process.env.COFFER_RUNTIME_DIR); setInterval(() => {}, 1000);`,
+  );
+  const dir = await firstLine;
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  for (const sig of sigs) {
+    child.kill(sig);
+    // Wait for the command to report it before the next: signals of one kind can merge.
+    for (let i = 0; i < 400 && !out.includes(`got ${sig}\n`); i++) await new Promise((r) => setTimeout(r, 25));
+    assert.ok(out.includes(`got ${sig}\n`), `${sig} reached the command`);
+    assert.ok(existsSync(dir), `coffer and its dir survive ${sig}`);
+  }
+  child.kill("SIGTERM");
+  const r = await exited;
+  assert.equal(r.code, 42, r.err());
+  assert.match(out, new RegExp(`all ${sigs.join(",")}`));
+  assert.equal(existsSync(dir), false);
+});
+
+test("run: the not-on-tmpfs warning is printed only when a file is delivered", (t) => {
+  const p = project(t, "environments:\n  dev:\n    env:\n      URL: app/db/url\n", { "app/db/url": "u-value", "app/tls/key": "k-value" });
+  // The checkout is on a disk (a temp dir may be tmpfs); the dir is removed afterwards.
+  const disk = mkdtempSync(join(process.cwd(), ".test-disk-"));
+  t.after(() => rmSync(disk, { recursive: true, force: true }));
+  chmodSync(disk, 0o700);
+  const noXdg = { XDG_RUNTIME_DIR: "" };
+  for (const env of [{}, noXdg]) {
+    const envOnly = inProject(p, ["run", "--dir", disk, "--", NODE, "-e", "0"], { env });
+    assert.equal(envOnly.code, 0, envOnly.err);
+    assert.equal(envOnly.err, "", "no file, no warning");
+  }
+  assert.equal(inProject(p, ["run", "--", NODE, "-e", "0"], { env: noXdg }).err, "", "no file, no word about XDG_RUNTIME_DIR either");
+  writeFileSync(join(p.dir, ".coffer.yml"), "environments:\n  dev:\n    files:\n      KEY: app/tls/key\n");
+  const withFile = inProject(p, ["run", "--dir", disk, "--", NODE, "-e", "0"]);
+  assert.equal(withFile.code, 0, withFile.err);
+  assert.match(withFile.err, /is not on tmpfs or ramfs: delivered files may reach a disk/);
+});
+
 test("run: a coffer killed with SIGKILL leaves its dir, and the next run sweeps it", { timeout: 60_000 }, async (t) => {
   const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
   const { child, firstLine, exited } = startRun(p, `console.log(process.env.COFFER_RUNTIME_DIR + " " + process.pid); setInterval(() => {}, 1000);`);
@@ -144,6 +196,39 @@ test("run: a coffer killed with SIGKILL leaves its dir, and the next run sweeps 
   assert.ok(existsSync(dir), "a SIGKILLed coffer cannot clean up");
   assert.equal(inProject(p, ["run", "--", NODE, "-e", "0"]).code, 0);
   assert.equal(existsSync(dir), false, "swept by the next run");
+});
+
+/** True while `pid` runs (not gone, not a zombie nobody reaped). */
+function running(pid: string): boolean {
+  try {
+    return !/\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+test("after a SIGKILLed coffer run, the next run never sweeps the files its orphaned command still uses", { timeout: 60_000 }, async (t) => {
+  const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
+  const { child, firstLine, exited } = startRun(p, `console.log(process.env.COFFER_RUNTIME_DIR + " " + process.pid); setInterval(() => {}, 1000);`);
+  const [dir, pid] = (await firstLine).split(" ") as [string, string];
+  t.after(() => {
+    try {
+      process.kill(Number(pid), "SIGKILL");
+    } catch {
+      // already gone
+    }
+  });
+  child.kill("SIGKILL");
+  await exited;
+  assert.equal(inProject(p, ["run", "--", NODE, "-e", "0"]).code, 0);
+  assert.ok(existsSync(join(dir, "TLS_KEY")), "the orphan's group lives: its files stay");
+  process.kill(Number(pid), "SIGKILL");
+  // Wait for the kill to land: the process is gone, or a zombie nobody reaps.
+  for (let i = 0; i < 600 && running(pid); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(inProject(p, ["run", "--", NODE, "-e", "0"]).code, 0);
+  assert.equal(existsSync(dir), false, "swept once the whole group is gone");
 });
 
 test("run: without XDG_RUNTIME_DIR the dir goes to /dev/shm/coffer-<uid> with a warning", (t) => {
@@ -199,16 +284,63 @@ const TRICKY: Record<string, string> = {
   SPACES: "  padded  ",
 };
 
-function trickyProject(t: TestContext): Project {
-  const yml = `environments:\n  dev:\n    env:\n${Object.keys(TRICKY).map((k) => `      ${k}: t/${k}`).join("\n")}\n`;
-  return project(t, yml, Object.fromEntries(Object.entries(TRICKY).map(([k, v]) => [`t/${k}`, v])));
+/** TRICKY without what dotenv cannot carry for all of dotenv, dotenvx and sh (a ' with ", a CR). */
+const DOTENV_SAFE: Record<string, string> = Object.fromEntries(Object.entries(TRICKY).filter(([k]) => k !== "CRLF" && k !== "QUOTES"));
+
+function trickyProject(t: TestContext, values: Record<string, string> = TRICKY): Project {
+  const yml = `environments:\n  dev:\n    env:\n${Object.keys(values).map((k) => `      ${k}: t/${k}`).join("\n")}\n`;
+  return project(t, yml, Object.fromEntries(Object.entries(values).map(([k, v]) => [`t/${k}`, v])));
 }
 
 test("load: dotenv output is read back exactly by the dotenv package", (t) => {
-  const p = trickyProject(t);
+  const p = trickyProject(t, DOTENV_SAFE);
   const r = inProject(p, ["load"]);
   assert.equal(r.code, 0, r.err);
-  assert.deepEqual(parse(Buffer.from(r.out)), TRICKY);
+  assert.deepEqual(parse(Buffer.from(r.out)), DOTENV_SAFE);
+});
+
+test("load: a value such as $(touch …) in a .env is never run by dotenvx run or by a shell sourcing it, and reads back exactly", (t) => {
+  const marker = (n: number) => join(tempDir(t), `ran-${n}`);
+  const m1 = marker(1);
+  const m2 = marker(2);
+  const values = { ...DOTENV_SAFE, CMD: `$(touch ${m1})`, BACKTICK: `\`touch ${m2}\``, APOSTROPHE: "it's", BRACES: "${HOME}x" };
+  const p = trickyProject(t, values);
+  const r = inProject(p, ["load"]);
+  assert.equal(r.code, 0, r.err);
+  const envFile = join(p.dir, ".env");
+  writeFileSync(envFile, r.stdout);
+  const names = Object.keys(values);
+  const dump = join(p.home, "seen.json");
+  const printer = `require("fs").writeFileSync(${JSON.stringify(dump)}, JSON.stringify(Object.fromEntries(${JSON.stringify(names)}.map((n) => [n, process.env[n]]))))`;
+  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: p.home };
+  const dotenvx = spawnSync(join(process.cwd(), "node_modules/.bin/dotenvx"), ["run", "-f", envFile, "--", NODE, "-e", printer], { cwd: p.dir, env, encoding: "utf8" });
+  assert.equal(dotenvx.status, 0, dotenvx.stderr);
+  assert.deepEqual(JSON.parse(readFileSync(dump, "utf8")), values, "dotenvx run");
+  rmSync(dump);
+  const sh = spawnSync("sh", ["-c", `set -a; . ./.env; exec "$0" -e '${printer.replaceAll("'", "'\\''")}'`, NODE], { cwd: p.dir, env, encoding: "utf8" });
+  assert.equal(sh.status, 0, sh.stderr);
+  assert.deepEqual(JSON.parse(readFileSync(dump, "utf8")), values, "set -a; . ./.env");
+  assert.equal(existsSync(m1) || existsSync(m2), false, "nothing in a value ran");
+});
+
+test("load: a value dotenv cannot carry safely is refused naming the variable, never the value", (t) => {
+  const p = trickyProject(t, { OK: "fine", QUOTES: `it's "quoted"` });
+  const r = inProject(p, ["load"]);
+  assert.equal(r.code, 7);
+  assert.match(r.err, /^coffer: variable QUOTES cannot be written as dotenv: its value holds a single quote and a double quote.*--format shell or json/);
+  assert.ok(!r.err.includes("quoted") && r.out === "");
+});
+
+test("load --format docker: raw NAME=value lines; a value with a line break is refused naming the variable", (t) => {
+  const p = trickyProject(t, { A: `it's "q" $(id) # x`, B: "ü" });
+  const r = inProject(p, ["load", "--format", "docker"]);
+  assert.equal(r.code, 0, r.err);
+  assert.equal(r.out, `A=it's "q" $(id) # x\nB=ü\n`);
+  const multi = trickyProject(t, { OK: "x", NEWLINES: "l1\nl2" });
+  const refused = inProject(multi, ["load", "--format", "docker"]);
+  assert.equal(refused.code, 7);
+  assert.match(refused.err, /^coffer: variable NEWLINES cannot be written as a Docker env file: its value holds a line break/);
+  assert.ok(!refused.err.includes("l1"));
 });
 
 test("load --format shell: bash source gives back every byte", (t) => {
@@ -237,19 +369,20 @@ test("load --format json and github; -s LINK points into the runtime dir", (t) =
   assert.match(envFile, /^NEWLINES<<(ghadelimiter_[0-9a-f]+)\nline1\nline2\n\n\1$/m);
   assert.equal(inProject(p, ["load", "--format", "github"]).code, 2, "needs GITHUB_ENV");
 
-  const r = inProject(p, ["load", "-s", ".env"]);
+  const q = trickyProject(t, DOTENV_SAFE);
+  const r = inProject(q, ["load", "-s", ".env"]);
   assert.equal(r.code, 0, r.err);
-  const link = join(p.dir, ".env");
+  const link = join(q.dir, ".env");
   assert.ok(lstatSync(link).isSymbolicLink());
   const target = readlinkSync(link);
-  assert.ok(target.startsWith(join(p.runtime, "coffer") + "/"));
+  assert.ok(target.startsWith(join(q.runtime, "coffer") + "/"));
   assert.equal(statSync(target).mode & 0o777, 0o400);
-  assert.deepEqual(parse(readFileSync(link)), TRICKY);
-  assert.equal(inProject(p, ["load", "-s", ".env"]).code, 0, "a second load -s replaces its own link");
+  assert.deepEqual(parse(readFileSync(link)), DOTENV_SAFE);
+  assert.equal(inProject(q, ["load", "-s", ".env"]).code, 0, "a second load -s replaces its own link");
   assert.equal(existsSync(target), false, "and removes the old file");
   rmSync(link);
   writeFileSync(link, "MINE=1\n");
-  const refused = inProject(p, ["load", "-s", ".env"]);
+  const refused = inProject(q, ["load", "-s", ".env"]);
   assert.equal(refused.code, 4);
   assert.equal(readFileSync(link, "utf8"), "MINE=1\n", "a real .env is never overwritten");
 });
@@ -297,4 +430,110 @@ test("run with a Vault reference: KV v2 over HTTP with the token from VAULT_TOKE
   const noToken = await runAsync({});
   assert.notEqual(noToken.code, 0);
   assert.match(noToken.err, /VAULT_TOKEN/);
+});
+
+/** A project whose runtime base already exists (as after a first run), with a `bus` beside it. */
+function attackedProject(t: TestContext) {
+  const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
+  const base = join(p.runtime, "coffer");
+  mkdirSync(base, { mode: 0o700 });
+  writeFileSync(join(p.runtime, "bus"), "the session bus");
+  return { p, base, link: join(p.dir, ".env") };
+}
+
+test("a committed .env link pointing outside coffer's base never makes load delete anything", (t) => {
+  const { p, base, link } = attackedProject(t);
+  const targets = [
+    `${base}/../bus`,
+    `${base}/0123456789abcdef/../../bus`,
+    `${base}/0123456789abcdef/../0123456789abcdef/.env`,
+    `${base}/./0123456789abcdef/.env`,
+    "coffer/0123456789abcdef/.env",
+    "/nonexistent/dangling/.env",
+    join(p.runtime, "bus"),
+  ];
+  mkdirSync(join(base, "0123456789abcdef"), { mode: 0o700 });
+  for (const target of targets) {
+    if (lstatSync(link, { throwIfNoEntry: false }) !== undefined) unlinkSync(link);
+    symlinkSync(target, link);
+    const r = inProject(p, ["load", "-s", ".env"]);
+    assert.equal(r.code, 4, `${target}: ${r.err}`);
+    assert.match(r.err, /^coffer: .*\.env is a link coffer did not make \(it points to .*\); remove it yourself/);
+    assert.equal(r.err.split("\n").length, 2, "one line");
+    assert.equal(readlinkSync(link), target, "the link is left as it was");
+    assert.equal(readFileSync(join(p.runtime, "bus"), "utf8"), "the session bus");
+    assert.ok(existsSync(join(base, "0123456789abcdef")));
+  }
+  assert.deepEqual(readdirSync(base), ["0123456789abcdef"], "nothing was made either");
+});
+
+test("a link into coffer's base to a dir coffer did not record is replaced, and that dir is never removed", (t) => {
+  const { p, base, link } = attackedProject(t);
+  const foreign = join(base, "0123456789abcdef");
+  mkdirSync(foreign, { mode: 0o700 });
+  writeFileSync(join(foreign, "keep"), "x");
+  symlinkSync(join(foreign, ".env"), link);
+  const r = inProject(p, ["load", "-s", ".env"]);
+  assert.equal(r.code, 0, r.err);
+  assert.ok(existsSync(join(foreign, "keep")), "an unrecorded dir is not coffer's to remove");
+  assert.notEqual(dirname(readlinkSync(link)), foreign);
+  // A link left dangling by a reboot (its dir gone) is coffer's form: it is replaced.
+  rmSync(link);
+  symlinkSync(join(base, "fedcba9876543210", ".env"), link);
+  assert.equal(inProject(p, ["load", "-s", ".env"]).code, 0);
+  assert.ok(existsSync(readlinkSync(link)));
+});
+
+test("a committed link to another project's load dir never makes load delete that dir", (t) => {
+  const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
+  assert.equal(inProject(p, ["load", "-s", ".env"]).code, 0);
+  const mine = readlinkSync(join(p.dir, ".env"));
+  const other = join(p.home, "other");
+  mkdirSync(other);
+  writeFileSync(join(other, ".coffer.yml"), BASIC);
+  symlinkSync(mine, join(other, ".env"));
+  const r = spawnSync(process.execPath, [CLI, "load", "-s", ".env"], { cwd: other, env: userEnv(p.home, p.env), encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.notEqual(readlinkSync(join(other, ".env")), mine);
+  assert.ok(existsSync(mine), "the dir was made for another LINK: it stays");
+  assert.equal(readlinkSync(join(p.dir, ".env")), mine);
+});
+
+test("load dirs do not pile up: one whose link is gone, or whose session ended, is swept by the next run", (t) => {
+  const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
+  assert.equal(inProject(p, ["load", "-s", ".env"]).code, 0);
+  const linked = dirname(readlinkSync(join(p.dir, ".env")));
+  const kept = inProject(p, ["load", "--format", "shell"]);
+  assert.equal(kept.code, 0, kept.err);
+  const keptDir = dirname(/TLS_KEY='([^']+)'/.exec(kept.out)![1]!);
+  // A load in a session that ends at once (as a closed terminal's).
+  const gone = spawnSync("setsid", [process.execPath, CLI, "load", "--format", "shell"], { cwd: p.dir, env: userEnv(p.home, p.env), encoding: "utf8" });
+  assert.equal(gone.status, 0, gone.stderr);
+  const goneDir = dirname(/TLS_KEY='([^']+)'/.exec(gone.stdout)![1]!);
+  rmSync(join(p.dir, ".env"));
+  assert.equal(inProject(p, ["run", "--", NODE, "-e", "0"]).code, 0);
+  assert.equal(existsSync(linked), false, "its link is gone");
+  assert.equal(existsSync(goneDir), false, "its session is gone");
+  assert.ok(existsSync(keptDir), "this session still lives: its files stay");
+});
+
+test("load --clean removes this project's load dirs and the links coffer made to them, saying what it removed", (t) => {
+  const p = project(t, BASIC, { "app/db/url": "u-value", "app/tls/key": "k-value", "app/tls/ca": "c-value" });
+  assert.equal(inProject(p, ["load", "-s", ".env"]).code, 0);
+  const linked = dirname(readlinkSync(join(p.dir, ".env")));
+  const printed = dirname(/TLS_KEY='([^']+)'/.exec(inProject(p, ["load", "--format", "shell"]).out)![1]!);
+  const other = join(p.home, "other");
+  mkdirSync(other);
+  writeFileSync(join(other, ".coffer.yml"), BASIC);
+  const otherLoad = spawnSync(process.execPath, [CLI, "load", "--format", "shell"], { cwd: other, env: userEnv(p.home, p.env), encoding: "utf8" });
+  const otherDir = dirname(/TLS_KEY='([^']+)'/.exec(otherLoad.stdout)![1]!);
+  const r = inProject(p, ["load", "--clean"]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, new RegExp(`removed ${linked} and the link ${join(p.dir, ".env")}`));
+  assert.match(r.err, new RegExp(`removed ${printed}\n`));
+  assert.equal(existsSync(linked) || existsSync(printed) || existsSync(join(p.dir, ".env")), false);
+  assert.ok(existsSync(otherDir), "another project's dir stays");
+  assert.match(inProject(p, ["load", "--clean"]).err, /nothing to remove/);
+  assert.equal(inProject(p, ["load", "--clean", "--all"]).code, 0);
+  assert.equal(existsSync(otherDir), false, "--all: every project's");
 });

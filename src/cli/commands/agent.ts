@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { CofferError } from "../../errors.ts";
 import { runAgent } from "../../agent/agent.ts";
 import { isDangerousEnvName } from "../../config/dangerous-env.ts";
+import { onTerminatingSignals } from "../../deliver/child.ts";
 import { SECRETS_ENV_FILE, loadAgentConfig, parseInterval, parseMode, parseOnChange, parseProviderSpec, parseSecretIds } from "../../agent/config.ts";
 import type { Command } from "../command.ts";
 
@@ -18,7 +19,8 @@ export const agent: Command = {
     "With --watch it watches the folder (inotify) or polls other providers, rewrites on change and runs",
     "the on-change action: exit (default: systemd restarts side-car and service), restart-unit:NAME,",
     "signal:HUP (to --unit's main process), exec:CMD, none. A failed fetch while watching keeps the",
-    "last good files and retries with backoff. SIGTERM removes the files. Providers: folder:/path,",
+    "last good files and retries with backoff. SIGTERM (or any other catchable terminating signal:",
+    "HUP, INT, QUIT, ALRM, USR1, USR2, …) removes the files and exits. Providers: folder:/path,",
     "store, env, vault:https://host:8200#mount (token from VAULT_TOKEN).",
   ].join("\n"),
   examples: [
@@ -63,9 +65,8 @@ export const agent: Command = {
       env[settings.provider.tokenEnv ?? "VAULT_TOKEN"] = readFileSync(tokenFile, "utf8").trim();
     }
     const controller = new AbortController();
-    const stop = () => controller.abort();
-    process.once("SIGTERM", stop);
-    process.once("SIGINT", stop);
+    // Any catchable terminating signal stops the agent the same way: files removed, then exit.
+    const off = onTerminatingSignals(() => controller.abort());
     try {
       const exit = await runAgent({
         provider: settings.provider,
@@ -84,8 +85,7 @@ export const agent: Command = {
       ctx.say(`coffer agent: ${exit.reason === "changed" ? "a secret changed: exiting so that systemd restarts the service" : "stopped; files removed"}`);
       return exit.code;
     } finally {
-      process.off("SIGTERM", stop);
-      process.off("SIGINT", stop);
+      off();
     }
   },
 };

@@ -2,15 +2,16 @@ import { spawn } from "node:child_process";
 import { closeSync, constants as fsc, fstatSync, openSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
 import { parseSecretsEnv } from "../../agent/secrets-env.ts";
+import { onTerminatingSignals, startError, TERMINATING_SIGNALS } from "../../deliver/child.ts";
 import { CofferError, PermissionsError } from "../../errors.ts";
 import { shellQuote } from "../../store/fs-secure.ts";
 import type { Command } from "../command.ts";
 
-/** Signals passed on to CMD, as a process replaced by exec would receive them. */
-const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"] as const;
-
-/** Signals coffer re-raises on itself when CMD died of one, so its parent sees the same death. */
-const RERAISED = new Set<string>(["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR2", "SIGKILL", "SIGALRM", "SIGABRT"]);
+/**
+ * Signals coffer re-raises on itself when CMD died of one, so its parent sees the same death.
+ * Never SIGUSR1: without a listener, Node answers it by opening its inspector.
+ */
+const RERAISED = new Set<string>([...TERMINATING_SIGNALS.filter((s) => s !== "SIGUSR1"), "SIGKILL", "SIGABRT"]);
 
 /** Larger than any environment Linux lets a program start with. */
 const MAX_FILE = 8 * 1024 * 1024;
@@ -76,25 +77,12 @@ function spawnAndWait(command: string, args: readonly string[], env: NodeJS.Proc
   } finally {
     process.umask(previous);
   }
-  const handlers = new Map<string, () => void>();
-  for (const sig of FORWARDED) {
-    const h = () => void child.kill(sig);
-    handlers.set(sig, h);
-    process.on(sig, h);
-  }
-  const off = () => {
-    for (const [sig, h] of handlers) process.off(sig, h);
-  };
+  // Signals passed on to CMD, as a process replaced by exec would receive them.
+  const off = onTerminatingSignals((sig) => void child.kill(sig));
   return new Promise((resolve, reject) => {
     child.once("error", (err: NodeJS.ErrnoException) => {
       off();
-      reject(
-        err.code === "ENOENT"
-          ? new CofferError("E_NOT_FOUND", `cannot start ${command}: no such command`)
-          : err.code === "EACCES"
-            ? new PermissionsError(`cannot start ${command}: permission denied`)
-            : new CofferError("E_INTERNAL", `cannot start ${command}: ${err.code ?? err.message}`),
-      );
+      reject(startError(command, err));
     });
     child.once("exit", (code, signal) => {
       off();
@@ -113,7 +101,9 @@ export const execEnv: Command = {
     "refused with its line number), and runs CMD with those variables added to its environment,",
     "as `EnvironmentFile=` would; it exists because a unit cannot point EnvironmentFile= at the",
     "side-car's PrivateTmp. Values never appear on a command line. CMD gets coffer's stdin, stdout,",
-    "stderr and your umask; SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are passed on.",
+    "stderr and your umask; every catchable terminating signal (HUP, INT, QUIT, TERM, ALRM, VTALRM,",
+    "XCPU, XFSZ, PROF, USR1, USR2) is passed on. A CMD that is not found exits 127, one that",
+    "cannot be executed 126, as in a shell.",
     "coffer exits with CMD's status; if CMD died of a signal, coffer dies of the same signal",
     "(a shell shows 128+n), so systemd sees what it would see without the wrapper.",
     "",
