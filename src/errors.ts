@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   E_UNAUTHENTICATED: { exit: 5, http: 401, meaning: "no credentials, or they are invalid, expired or revoked: log in again" },
   E_RATE_LIMITED: { exit: 9, http: 429, meaning: "too many requests: wait for the time Retry-After gives" },
   E_TOO_LARGE: { exit: 7, http: 413, meaning: "a request body is larger than the server's limit" },
+  E_REPLACED: { exit: 9, http: 503, meaning: "the store file was replaced (restored) after this process opened it: open it again" },
   E_UNAVAILABLE: { exit: 11, http: 503, meaning: "the server cannot serve the request now (its audit log or database failed): nothing was done" },
 } as const satisfies Record<string, { exit: number; http: number; meaning: string }>;
 

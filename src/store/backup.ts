@@ -490,7 +490,12 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     }
     removeSidecars(tmp);
     let result: Pick<RestoreResult, "schema" | "secrets" | "versions" | "auditRecords">;
-    const store = await openStore({ store: tmp, identityObject: identity });
+    // A restore is a rollback taken knowingly: the chain it brings back need not contain the
+    // head signed for the store it replaces; its `restore` record re-signs the head.
+    const store = await openStore({
+      ...(options.env !== undefined && { env: options.env }),
+      store: tmp, identity: paths.identity, identityObject: identity, acceptHead: true,
+    });
     try {
       const verification = store.verifyAudit();
       if (!verification.ok) {
