@@ -90,14 +90,15 @@ export function verifyHead(value: unknown, storeId: string, signer: { publicKey:
 /** Keeps one store's signed head in the heads directory of an identity. */
 export class HeadFile {
   readonly path: string;
-  readonly #key: SigningKey;
+  /** the identity's signing key, which signs the heads (and backups of the store) */
+  readonly key: SigningKey;
   readonly #verifyKey: KeyObject;
   readonly #storeId: string;
   readonly #home: string | undefined;
 
   constructor(dir: string, storeId: string, key: SigningKey, home?: string) {
     this.path = join(dir, storeId);
-    this.#key = key;
+    this.key = key;
     this.#verifyKey = createPublicKey(key.privateKey);
     this.#storeId = storeId;
     this.#home = home;
@@ -122,12 +123,12 @@ export class HeadFile {
     } catch {
       value = null;
     }
-    return verifyHead(value, this.#storeId, { publicKey: this.#key.publicKey, verifyKey: this.#verifyKey }, this.path);
+    return verifyHead(value, this.#storeId, { publicKey: this.key.publicKey, verifyKey: this.#verifyKey }, this.path);
   }
 
   /** Signs `head` and replaces the file atomically (0600, in a 0700 directory). */
   write(head: ChainHead): SignedHead {
-    const signed = signHead(this.#key, this.#storeId, head);
+    const signed = signHead(this.key, this.#storeId, head);
     ensurePrivateDir(dirname(this.path));
     replacePrivateFile(this.path, `${JSON.stringify(signed)}\n`);
     return signed;

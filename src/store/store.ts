@@ -6,7 +6,7 @@
  * write is one `BEGIN IMMEDIATE` transaction, so concurrent processes serialise cleanly and a
  * killed writer leaves either the whole write or none of it.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, sign } from "node:crypto";
 import { linkSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
@@ -17,7 +17,8 @@ import { deriveStoreKeyWrapKey } from "../crypto/keys.ts";
 import { decryptWithIdentity, encryptToRecipients } from "../crypto/age.ts";
 import { loadIdentity, signingKeyOf, type Identity, type PassphraseSource } from "../identity/identity.ts";
 import { assertPrivate, assertSecureParents, ensurePrivateDir, fsyncDir, touchPrivateFile } from "./fs-secure.ts";
-import { HeadFile, headsDirFor, type ChainHead } from "./head.ts";
+import { HeadFile, headsDirFor, type ChainHead, type SignedHead } from "./head.ts";
+import { formatCard } from "../identity/card.ts";
 import { assertSecretName, assertValue, assertVersion, DEFAULT_MAX_VALUE_BYTES, isSecretName } from "./names.ts";
 import { chainHash, GENESIS_HASH, recordFromRow, verifyRows, type AuditEntry, type AuditRecord, type AuditRow, type AuditVerification } from "./audit.ts";
 import { homeOf, resolvePaths, type PathOptions } from "./paths.ts";
@@ -615,6 +616,32 @@ export class Store {
    */
   transaction<T>(fn: () => T): T {
     return this.#write(fn);
+  }
+
+  /**
+   * Signs the chain's current tail as the head (beside the identity) and returns it, for a
+   * backup to carry. For coffer's own modules.
+   * @internal
+   */
+  signHeadNow(): SignedHead {
+    this.#key();
+    const tail = tailOf(this.#db);
+    if (tail === undefined) throw new CofferError("E_INTEGRITY", `the store ${this.path} has no audit records`);
+    return this.#head.write(tail);
+  }
+
+  /**
+   * Signs `message` with the Ed25519 key of the identity the store was opened with, and gives
+   * that identity's card. For coffer's own modules (a backup's signature).
+   * @internal
+   */
+  signAsOwner(message: Uint8Array): { card: string; signature: Buffer } {
+    this.#key();
+    const key = this.#head.key;
+    return {
+      card: formatCard({ name: this.actor, recipient: this.#recipient, signingKey: key.publicKey }),
+      signature: sign(null, message, key.privateKey),
+    };
   }
 
   /**
