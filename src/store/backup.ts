@@ -41,11 +41,11 @@ import { cardFingerprint, parseCard } from "../identity/card.ts";
 import {
   defaultIdentityName, identityFrom, loadIdentity, parseIdentityText, readPassphraseFile, signingKeyOf, type Identity, type PassphraseSource,
 } from "../identity/identity.ts";
-import { verifyHead, type SignedHead } from "./head.ts";
+import { HeadFile, headsDirFor, verifyHead, type ChainHead, type SignedHead } from "./head.ts";
 import { verifyRows, type AuditRow, type AuditVerification } from "./audit.ts";
 import { createPrivateFile, ensurePrivateDir, fsyncDir, readPrivateFile, replacePrivateFile, touchPrivateFile } from "./fs-secure.ts";
 import { SCHEMA_VERSION } from "./migrations.ts";
-import { resolvePaths, type PathOptions } from "./paths.ts";
+import { homeOf, resolvePaths, type PathOptions } from "./paths.ts";
 import { STORE_FORMAT } from "./schema.ts";
 import { openStore, type Store } from "./store.ts";
 
@@ -372,6 +372,8 @@ export interface RestoreOptions extends PathOptions {
   progress?: (message: string) => void;
   /** where the private temp dir for checking the snapshot goes (default the OS temp dir) */
   tmpDir?: string;
+  /** how long to wait for another process's write lock on the store being replaced (default 15 s) */
+  busyTimeoutMs?: number;
 }
 
 /** What a restore would replace; given to {@link RestoreOptions.replace}. */
@@ -546,6 +548,8 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   const dir = dirname(paths.store);
   ensurePrivateDir(dir);
   const tmp = join(dir, `.${basename(paths.store)}.${randomBytes(6).toString("hex")}.restore`);
+  const scratchHeads = `${tmp}.heads`;
+  let restoredHead: ChainHead | undefined;
   let identityWritten = false;
   try {
     createPrivateFile(tmp, snapshot);
@@ -559,10 +563,12 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     removeSidecars(tmp);
     let result: Pick<RestoreResult, "schema" | "secrets" | "versions" | "auditRecords">;
     // A restore is a rollback taken knowingly: the chain it brings back need not contain the
-    // head signed for the store it replaces; its `restore` record re-signs the head.
+    // head signed for the store it replaces. Its heads go to a scratch dir while it is not in
+    // place yet; the real head is signed only once the new file has replaced the old one, so a
+    // restore that fails half-way leaves the old store opening as before.
     const store = await openStore({
       ...(options.env !== undefined && { env: options.env }),
-      store: tmp, identity: paths.identity, identityObject: identity, acceptHead: true,
+      store: tmp, identity: paths.identity, identityObject: identity, acceptHead: true, headsDir: scratchHeads,
     });
     try {
       const verification = store.verifyAudit();
@@ -574,6 +580,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         action: "restore", name: null, version: null,
         detail: { backup_created: container.created, replaced: existing, schema: summary.schema, secrets: counts.secrets },
       });
+      restoredHead = { count: record.seq, hash: record.hash };
       result = { ...counts, auditRecords: record.seq, schema: (store.sql("PRAGMA user_version").get() as { user_version: number }).user_version };
     } finally {
       store.close();
@@ -588,22 +595,21 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     }
     // The old store's WAL and shared-memory files must not outlive it: a stale WAL would be
     // replayed into the new file. Checkpoint it first (so a live writer's commits are in the
-    // old file, not lost half-way), then remove both, then rename the new file over.
-    if (existing) {
-      try {
-        const old = new DatabaseSync(paths.store);
-        try {
-          old.exec("PRAGMA busy_timeout = 5000; PRAGMA wal_checkpoint(TRUNCATE)");
-        } finally {
-          old.close();
-        }
-      } catch {
-        // an unreadable old store is what a restore is for: replace it as it is
+    // old file, not lost half-way), then hold its write lock while both are removed and the
+    // new file is renamed over, so that no other process commits into the old file meanwhile
+    // (a write waiting for the lock finds the file replaced and refuses: E_REPLACED).
+    const lock = existing ? lockForSwap(paths.store, options.busyTimeoutMs ?? 15_000) : undefined;
+    try {
+      if (existing) removeSidecars(paths.store);
+      renameSync(tmp, paths.store);
+      fsyncDir(dir);
+    } finally {
+      if (lock !== undefined) {
+        lock.exec("ROLLBACK");
+        lock.close();
       }
-      removeSidecars(paths.store);
     }
-    renameSync(tmp, paths.store);
-    fsyncDir(dir);
+    new HeadFile(headsDirFor(paths.identity), summary.storeId, signingKeyOf(identity), homeOf(options.env)).write(restoredHead!);
     return {
       file,
       store: paths.store,
@@ -622,6 +628,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   } finally {
     snapshot.fill(0);
     rmSync(tmp, { force: true });
+    rmSync(scratchHeads, { recursive: true, force: true });
     removeSidecars(tmp);
   }
 }
@@ -997,6 +1004,24 @@ function countLiveSecrets(path: string): number | null {
     }
   } catch {
     return null;
+  }
+}
+
+// The old store, checkpointed and with its write lock held; undefined when it cannot be read
+// (an unreadable old store is what a restore is for: it is replaced as it is).
+function lockForSwap(path: string, busyTimeoutMs: number): DatabaseSync | undefined {
+  let db: DatabaseSync | undefined;
+  try {
+    db = new DatabaseSync(path);
+    db.exec(`PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)}; PRAGMA wal_checkpoint(TRUNCATE)`);
+    db.exec("BEGIN IMMEDIATE");
+    return db;
+  } catch (err) {
+    db?.close();
+    if (((err as { errcode?: number }).errcode ?? 0) % 256 === 5) {
+      throw new CofferError("E_BUSY", `another coffer process kept the store ${path} locked; stop it, then restore again (nothing was replaced)`, { cause: err });
+    }
+    return undefined;
   }
 }
 

@@ -656,7 +656,6 @@ export class Store {
   #write<T>(fn: () => T, durable = true): T {
     this.#key();
     if (this.#db.isTransaction) return fn();
-    this.#assertSameFile();
     if (!durable) this.#db.exec("PRAGMA synchronous = NORMAL");
     try {
       this.#db.exec("BEGIN IMMEDIATE");
@@ -664,6 +663,9 @@ export class Store {
       throw mapSqliteError(err, this.path);
     }
     try {
+      // Checked with the lock held: a restore swaps the file while holding it, so a write that
+      // waited for it would otherwise commit into the old, unlinked file and be lost.
+      this.#assertSameFile();
       const result = fn();
       this.#db.exec("COMMIT");
       // After the commit, never before: a head naming a record that then failed to commit
