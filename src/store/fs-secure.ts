@@ -59,9 +59,11 @@ export function assertPrivate(path: string, what: string): void {
  * @param home - the user's home (default `$HOME`, else the passwd entry)
  * @throws PermissionsError naming the directory and the `chmod`/`chown` to run
  */
-export function assertSecureParents(path: string, what: string, home: string = process.env.HOME ?? homedir()): void {
+export function assertSecureParents(path: string, what: string, home?: string): void {
   const uid = process.getuid?.();
   if (uid === undefined) return; // no POSIX ownership to check (Windows)
+  // Only an absolute home stops the walk: an empty or relative $HOME must not mean the cwd.
+  home = home?.startsWith("/") === true ? home : process.env.HOME?.startsWith("/") === true ? process.env.HOME : homedir();
   const homes = new Set([resolve(home)]);
   try {
     homes.add(realpathSync(home));

@@ -115,7 +115,7 @@ export class HeadFile {
       text = readFileSync(this.path, "utf8");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-      throw err;
+      throw new CofferError("E_PERMISSIONS", `cannot read the audit chain's signed head ${this.path} (${(err as NodeJS.ErrnoException).code ?? "error"})`, { cause: err });
     }
     let value: unknown;
     try {
@@ -126,11 +126,23 @@ export class HeadFile {
     return verifyHead(value, this.#storeId, { publicKey: this.key.publicKey, verifyKey: this.#verifyKey }, this.path);
   }
 
-  /** Signs `head` and replaces the file atomically (0600, in a 0700 directory). */
+  /**
+   * Signs `head` and replaces the file atomically (0600, in a 0700 directory).
+   * @throws CofferError E_PERMISSIONS when the file cannot be written
+   */
   write(head: ChainHead): SignedHead {
     const signed = signHead(this.key, this.#storeId, head);
-    ensurePrivateDir(dirname(this.path));
-    replacePrivateFile(this.path, `${JSON.stringify(signed)}\n`);
+    try {
+      ensurePrivateDir(dirname(this.path));
+      replacePrivateFile(this.path, `${JSON.stringify(signed)}\n`);
+    } catch (err) {
+      throw new CofferError(
+        "E_PERMISSIONS",
+        `cannot write the audit chain's signed head ${this.path} (${(err as NodeJS.ErrnoException).code ?? "error"}); ` +
+          `make ${dirname(this.path)} yours and writable (\`chmod 700\`); a change already committed stays`,
+        { cause: err },
+      );
+    }
     return signed;
   }
 }
