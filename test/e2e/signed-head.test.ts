@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers.ts";
 import { coffer } from "./run-cli.ts";
@@ -53,4 +53,16 @@ test("a store from before the signed head opens with a one-line notice and gets 
   assert.match(first.err, /^the store .* had no signed head .*signed one now at record \d+, kept in .*heads\/[0-9a-f]{32}\n$/);
   const second = coffer(home, ["get", "k"]);
   assert.equal(second.err, "");
+});
+
+test("a world-writable data dir is refused by the CLI with one line that gives the fix", (t) => {
+  const home = tempDir(t);
+  assert.equal(coffer(home, ["init", "--name", "alice"]).code, 0);
+  const data = join(home, ".local", "share", "coffer");
+  chmodSync(data, 0o777);
+  const r = coffer(home, ["list"]);
+  assert.equal(r.code, 5);
+  assert.equal(r.err, `coffer: the directory ${data} above the store is writable by others (mode 0777), so they could replace the store; run \`chmod go-w ${data}\`\n`);
+  chmodSync(data, 0o700);
+  assert.equal(coffer(home, ["list"]).code, 0);
 });
