@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   E_RATE_LIMITED: { exit: 9, http: 429, meaning: "too many requests: wait for the time Retry-After gives" },
   E_TOO_LARGE: { exit: 7, http: 413, meaning: "a request body is larger than the server's limit" },
   E_LISTEN: { exit: 9, http: 500, meaning: "the server cannot listen on its address: the port is in use, needs privileges, or the address is not this machine's" },
+  E_REPLACED: { exit: 9, http: 503, meaning: "the store file was replaced (restored) after this process opened it: open it again" },
   E_UNAVAILABLE: { exit: 11, http: 503, meaning: "the server cannot serve the request now (its audit log or database failed): nothing was done" },
 } as const satisfies Record<string, { exit: number; http: number; meaning: string }>;
 

@@ -24,6 +24,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   rollback: { summary: "write a new version holding an old version's value", load: async () => (await import("./commands/rollback.ts")).rollback },
   audit: { summary: "show the audit log", load: async () => (await import("./commands/audit.ts")).audit },
   "audit verify": { summary: "recompute the audit hash chain", load: async () => (await import("./commands/audit.ts")).auditVerify },
+  "audit accept": { summary: "take a store that is older than its signed head, knowingly", load: async () => (await import("./commands/audit.ts")).auditAccept },
   card: { summary: "print your public card, to give to whoever shares with you", load: async () => (await import("./commands/card.ts")).card },
   "users add": { summary: "add a member (a person or machine) from their card", load: async () => (await import("./commands/users.ts")).usersAdd },
   "users list": { summary: "list members with their grants", load: async () => (await import("./commands/users.ts")).usersList },

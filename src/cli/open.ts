@@ -23,15 +23,26 @@ export async function openIdentityAndStore<T>(ctx: Context, fn: (store: Store, i
   }
 }
 
-async function openCli(ctx: Context): Promise<{ store: Store; identity: Identity }> {
+async function openCli(ctx: Context, options: { acceptHead?: boolean } = {}): Promise<{ store: Store; identity: Identity }> {
   const paths = resolvePaths({ env: ctx.env, ...(ctx.store !== undefined && { store: ctx.store }) });
   const identity = await loadIdentity(paths.identity, {
     env: ctx.env,
     passphrase: () => promptHidden(`passphrase for ${paths.identity}: `),
     progress: (m) => ctx.say(m),
   });
-  const store = await openStore({ env: ctx.env, store: paths.store, identity: paths.identity, identityObject: identity });
+  const store = await openStore({
+    env: ctx.env, store: paths.store, identity: paths.identity, identityObject: identity,
+    notice: (m) => ctx.say(m), ...(options.acceptHead === true && { acceptHead: true }),
+  });
   return { store, identity };
+}
+
+/**
+ * Opens the store even when its audit chain does not contain its last signed head (see
+ * `coffer audit accept`); the caller must look at {@link Store.headStatus}.
+ */
+export async function openCliStoreAcceptingHead(ctx: Context): Promise<Store> {
+  return (await openCli(ctx, { acceptHead: true })).store;
 }
 
 /** Runs `fn` with the store open and always closes it. */

@@ -15,6 +15,9 @@ import { signingKeyOf } from "./identity.ts";
 import { cardFingerprint, parseCard, type Card } from "./card.ts";
 
 export const BUNDLE_FORMAT = "coffer-bundle/v1";
+
+/** The largest bundle file coffer reads: 64 MiB (64 secrets of 1 MiB, armored, fit easily). */
+export const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
 const ENVELOPE_FORMAT = "coffer-signed/v1";
 
 /** One secret in a bundle. */
@@ -89,6 +92,9 @@ export async function sealBundle(payload: BundlePayload, sender: Identity, recip
  * @throws CofferError E_DECRYPT, E_SIGNATURE, E_UNTRUSTED, E_MISADDRESSED, E_EXPIRED, E_INVALID_VALUE
  */
 export async function openBundle(file: Uint8Array, identity: Identity, trusted: TrustDecision, now = new Date()): Promise<OpenedBundle> {
+  if (file.length > MAX_BUNDLE_BYTES) {
+    throw new CofferError("E_INVALID_VALUE", `invalid value: the bundle is over the limit of ${MAX_BUNDLE_BYTES} bytes (64 MiB)`);
+  }
   const plain = Buffer.from(
     await decryptWithIdentity(await canonicalAge(file), identity.secretKey, "the bundle: it is not addressed to your identity, or it was tampered with"),
   );

@@ -15,7 +15,8 @@ import { userInfo } from "node:os";
 import { CofferError } from "../errors.ts";
 import { decryptWithPassphrase, encryptWithPassphrase, generateAgeIdentity, isAgeFile } from "../crypto/age.ts";
 import { decodeAgeSecretKey, deriveSigningKey, recipientOf, type SigningKey } from "../crypto/keys.ts";
-import { createPrivateFile, readPrivateFile } from "../store/fs-secure.ts";
+import { assertSecureParents, createPrivateFile, readPrivateFile } from "../store/fs-secure.ts";
+import { homeOf } from "../store/paths.ts";
 import { assertMemberName, formatCard } from "./card.ts";
 
 /** A loaded identity. Holds the secret key in memory: do not log it. */
@@ -157,12 +158,14 @@ export interface LoadIdentityOptions {
 }
 
 /**
- * Reads the identity at `path`, refusing a file others can read or someone else owns.
+ * Reads the identity at `path`, refusing a file others can read or someone else owns, or one
+ * in a directory others could write (see {@link assertSecureParents}).
  * An encrypted file is opened with the passphrase from `options.passphrase`, else the file
  * named by `COFFER_PASSPHRASE_FILE`.
  * @throws CofferError E_NOT_INITIALIZED, E_PERMISSIONS, E_IDENTITY or E_DECRYPT
  */
 export async function loadIdentity(path: string, options: LoadIdentityOptions = {}): Promise<Identity> {
+  assertSecureParents(path, "identity file", homeOf(options.env));
   const raw = readPrivateFile(path, "identity file", () => new CofferError("E_NOT_INITIALIZED", `no identity at ${path}; run \`coffer init\` first`));
   if (!isAgeFile(raw)) {
     const parsed = parseIdentityText(raw.toString("utf8"));

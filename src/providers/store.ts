@@ -34,7 +34,7 @@ export function createStoreProvider(
       env: ctx.env,
       ...(ctx.storePath !== undefined && { store: ctx.storePath }),
       ...(ctx.passphrase !== undefined && { passphrase: ctx.passphrase }),
-      ...(ctx.progress !== undefined && { progress: ctx.progress }),
+      ...(ctx.progress !== undefined && { progress: ctx.progress, notice: ctx.progress }),
     }).then(
       (s) => {
         if (closed) {
@@ -62,7 +62,17 @@ export function createStoreProvider(
           `${describeRef(ref)}: the store provider has no keys inside a secret; drop "#${ref.key}" or store the key as its own secret`,
         );
       }
-      const s = await open();
+      let s = await open();
+      if (s.replaced) {
+        // `coffer restore` put another store file in place: read the restored values, not the
+        // old file this connection still holds (the agent polls through here).
+        if (store === s) {
+          s.close();
+          store = undefined;
+          opening = undefined;
+        }
+        s = await open();
+      }
       return s.get(ref.path, ref.version !== undefined ? { version: ref.version } : {});
     },
     openedStore(): Store | undefined {

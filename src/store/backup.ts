@@ -3,11 +3,22 @@
  * import records, wrapped store keys and the audit chain — plus, unless left out, the identity
  * file, as one age-encrypted file; and the restore that gives them back on another machine.
  *
- * The plaintext inside age is one JSON document:
+ * The plaintext inside age is two JSON lines: the container
  *
  *     { "format": "coffer-backup/v1", "created": ISO 8601, "schema": <PRAGMA user_version>,
  *       "recipient": "age1…" (the identity that made it), "store": <base64 of a SQLite snapshot>,
- *       "identity": <the identity file's text exactly as on disk> | null }
+ *       "identity": <the identity file's text exactly as on disk> | null,
+ *       "head": <the audit chain's signed head, src/store/head.ts> }
+ *
+ * and its signature, as bundles are signed (src/identity/bundle.ts):
+ *
+ *     { "format": "coffer-backup-signature/v1", "from": <the maker's card>,
+ *       "signature": <Ed25519 over "coffer/v1/backup\n" ‖ the container line's bytes, base64url> }
+ *
+ * Encryption to a recipient proves nothing about who made a backup (anyone holding the public
+ * card can encrypt to it), so restore checks the signature against the identity that decrypts
+ * the backup, or against the fingerprint given with `--from`, never against a card inside the
+ * backup alone. A backup from before signatures (one line) restores only with `--unsigned`.
  *
  * The snapshot is `VACUUM INTO` a private temp file, so it is consistent and carries every
  * table without naming them. A passphrase backup uses age's scrypt recipient with work factor
@@ -16,7 +27,7 @@
  *
  * Nothing here prints or exits: failures are `CofferError`s with stable codes.
  */
-import { randomBytes } from "node:crypto";
+import { createPublicKey, randomBytes, verify } from "node:crypto";
 import {
   closeSync, constants, existsSync, fsyncSync, mkdtempSync, openSync, readFileSync,
   realpathSync, renameSync, rmSync, statSync,
@@ -26,19 +37,27 @@ import { basename, dirname, join, resolve } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { CofferError } from "../errors.ts";
 import { decryptWithIdentity, decryptWithPassphrase, encryptToRecipients, encryptWithPassphrase, isAgeFile } from "../crypto/age.ts";
-import { parseCard } from "../identity/card.ts";
+import { cardFingerprint, parseCard } from "../identity/card.ts";
 import {
-  defaultIdentityName, identityFrom, loadIdentity, parseIdentityText, readPassphraseFile, type Identity, type PassphraseSource,
+  defaultIdentityName, identityFrom, loadIdentity, parseIdentityText, readPassphraseFile, signingKeyOf, type Identity, type PassphraseSource,
 } from "../identity/identity.ts";
+import { HeadFile, headsDirFor, verifyHead, type ChainHead, type SignedHead } from "./head.ts";
 import { verifyRows, type AuditRow, type AuditVerification } from "./audit.ts";
 import { createPrivateFile, ensurePrivateDir, fsyncDir, readPrivateFile, replacePrivateFile, touchPrivateFile } from "./fs-secure.ts";
 import { SCHEMA_VERSION } from "./migrations.ts";
-import { resolvePaths, type PathOptions } from "./paths.ts";
+import { homeOf, resolvePaths, type PathOptions } from "./paths.ts";
 import { STORE_FORMAT } from "./schema.ts";
 import { openStore, type Store } from "./store.ts";
 
 /** The `format` of the JSON inside a backup file. */
 export const BACKUP_FORMAT = "coffer-backup/v1";
+
+/** The `format` of a backup's signature line. */
+export const BACKUP_SIGNATURE_FORMAT = "coffer-backup-signature/v1";
+const SIGNATURE_CONTEXT = "coffer/v1/backup\n";
+
+/** The shortest backup passphrase accepted without `weakPassphrase`, in characters. */
+export const MIN_BACKUP_PASSPHRASE = 12;
 
 /** The scrypt work factor (log2 N) of passphrase backups: age's default, 2^18. */
 export const BACKUP_SCRYPT_LOG_N = 18;
@@ -62,6 +81,17 @@ export interface BackupContainer {
   store: string;
   /** the identity file's text exactly as on disk (plain or passphrase-encrypted), or null */
   identity: string | null;
+  /** the audit chain's head signed when the backup was made (absent in older backups) */
+  head?: SignedHead;
+}
+
+/** Who signed a backup, once the signature has verified. */
+export interface BackupSigner {
+  name: string;
+  card: string;
+  fingerprint: string;
+  /** the Ed25519 public key, base64url */
+  signingKey: string;
 }
 
 /** Options of {@link backupStore}. */
@@ -86,6 +116,8 @@ export interface BackupOptions {
   force?: boolean;
   /** scrypt work factor, at least 18 (default 18) */
   logN?: number;
+  /** accept a passphrase shorter than {@link MIN_BACKUP_PASSPHRASE} characters */
+  weakPassphrase?: boolean;
   /** told before slow work (scrypt takes seconds) */
   progress?: (message: string) => void;
   /** where the private temp dir for the snapshot goes (default the OS temp dir) */
@@ -150,6 +182,13 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
   if (!Number.isSafeInteger(logN) || logN < BACKUP_SCRYPT_LOG_N || logN > 22) {
     throw new CofferError("E_INVALID_VALUE", `invalid scrypt work factor ${logN}: backups use 18 to 22 (2^18 or more)`);
   }
+  if (hasPassphrase && [...options.passphrase!].length < MIN_BACKUP_PASSPHRASE && options.weakPassphrase !== true) {
+    throw new CofferError(
+      "E_INVALID_VALUE",
+      `the backup passphrase is shorter than ${MIN_BACKUP_PASSPHRASE} characters: a stolen backup could be guessed offline; ` +
+        "choose a longer one (a few random words), or pass --weak-passphrase to use it anyway",
+    );
+  }
   const recipients = hasRecipients ? normalizeRecipients(options.recipients!) : [];
   // Refuse a bad recipient before anything is recorded or written.
   if (hasRecipients) await encryptToRecipients(new Uint8Array(0), recipients);
@@ -166,8 +205,10 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
     action: "backup", name: null, version: null,
     detail: { to: hasPassphrase ? "passphrase" : "recipient", identity: identityText !== null },
   });
+  const head = store.signHeadNow();
   const snapshot = snapshotDatabase(store, options.tmpDir);
   let sealed: string;
+  let ownerCard = "";
   const created = new Date().toISOString();
   // PRAGMA user_version of the snapshot itself: bytes 60–63 of the SQLite header, big-endian.
   const schema = snapshot.length >= 100 ? snapshot.readUInt32BE(60) : 0;
@@ -179,9 +220,15 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
       recipient: store.owner.recipient,
       store: snapshot.toString("base64"),
       identity: identityText,
+      head,
     };
     snapshot.fill(0);
-    const plain = Buffer.from(JSON.stringify(container), "utf8");
+    const body = Buffer.from(JSON.stringify(container), "utf8");
+    const signed = store.signAsOwner(Buffer.concat([Buffer.from(SIGNATURE_CONTEXT), body]));
+    ownerCard = signed.card;
+    const signatureLine = JSON.stringify({ format: BACKUP_SIGNATURE_FORMAT, from: signed.card, signature: signed.signature.toString("base64url") });
+    const plain = Buffer.concat([body, Buffer.from(`\n${signatureLine}\n`, "utf8")]);
+    body.fill(0);
     try {
       if (hasPassphrase) {
         options.progress?.(`encrypting the backup with your passphrase (scrypt 2^${logN}, a few seconds)…`);
@@ -217,8 +264,9 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
       }
     }
     if (plain !== undefined) {
-      const container = parseContainer(plain);
+      const { container, signer } = openBackupPlaintext(plain);
       Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength).fill(0);
+      if (signer?.card !== ownerCard) throw new Error("the signature is not the store owner's");
       if (container.created !== created || container.identity !== identityText) throw new Error("the content differs from what was written");
       summary = inspectSnapshot(Buffer.from(container.store, "base64"), container.schema, options.tmpDir);
       verified = "decrypted";
@@ -307,6 +355,15 @@ export interface RestoreOptions extends PathOptions {
   /** the passphrase (or a function asking for it) of a passphrase-protected identity file */
   identityPassphrase?: PassphraseSource;
   /**
+   * the fingerprint of the card that must have signed the backup (default: the identity that
+   * decrypts it; for a passphrase backup, the identity at the target when there is one)
+   */
+  from?: string;
+  /** restore a backup that carries no signature (made before coffer signed backups) */
+  allowUnsigned?: boolean;
+  /** told what the user must know but that does not stop the restore */
+  warn?: (message: string) => void;
+  /**
    * consent to replace an existing store: true, or a function asked (with what would be
    * replaced) only when a store exists. Without consent an existing store is left alone.
    */
@@ -315,6 +372,8 @@ export interface RestoreOptions extends PathOptions {
   progress?: (message: string) => void;
   /** where the private temp dir for checking the snapshot goes (default the OS temp dir) */
   tmpDir?: string;
+  /** how long to wait for another process's write lock on the store being replaced (default 15 s) */
+  busyTimeoutMs?: number;
 }
 
 /** What a restore would replace; given to {@link RestoreOptions.replace}. */
@@ -336,6 +395,8 @@ export interface RestoreResult {
   identityAction: "written" | "kept" | "adopted";
   /** whether the backup carried an identity */
   backupHasIdentity: boolean;
+  /** who signed the backup (checked as {@link RestoreOptions.from} says), or null for an unsigned one */
+  signedBy: { name: string; fingerprint: string } | null;
   /** true when an existing store was replaced */
   replaced: boolean;
   /** when the backup was taken */
@@ -388,6 +449,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   // 1. Decrypt. Nothing is written before the backup has checked out completely.
   const header = await readAgeHeader(raw);
   let plain: Uint8Array;
+  let decryptedWith: Identity | undefined;
   if (header.kind === "passphrase") {
     const source = options.passphrase;
     if (source === undefined) throw new CofferError("E_USAGE", `${file} is a passphrase backup: give its passphrase`);
@@ -408,15 +470,23 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     }
     const id = await load(keyFile);
     plain = await decryptWithIdentity(raw, id.secretKey, `the backup ${file} with the identity ${keyFile} (not one of its recipients?)`);
+    decryptedWith = id;
   }
-  let container: BackupContainer;
+  let opened: { container: BackupContainer; signer: BackupSigner | undefined };
   try {
-    container = parseContainer(plain);
+    opened = openBackupPlaintext(plain);
   } finally {
     Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength).fill(0);
   }
+  const { container, signer } = opened;
+  // The signer is checked before anything in the container is looked at.
+  const expected = decryptedWith ?? (existsSync(paths.identity) ? await load(paths.identity) : undefined);
+  checkSigner(file, signer, options, expected);
+  const head = container.head === undefined || signer === undefined
+    ? undefined
+    : verifyHead(container.head, String((container.head as { store?: unknown }).store), { publicKey: signer.signingKey }, "in the backup");
   const snapshot = Buffer.from(container.store, "base64");
-  const summary = inspectSnapshot(snapshot, container.schema, options.tmpDir);
+  const summary = inspectSnapshot(snapshot, container.schema, options.tmpDir, head);
 
   // 2. The identity that will open the store.
   const backupIdentity = container.identity === null ? undefined : identityInBackup(container);
@@ -478,6 +548,8 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   const dir = dirname(paths.store);
   ensurePrivateDir(dir);
   const tmp = join(dir, `.${basename(paths.store)}.${randomBytes(6).toString("hex")}.restore`);
+  const scratchHeads = `${tmp}.heads`;
+  let restoredHead: ChainHead | undefined;
   let identityWritten = false;
   try {
     createPrivateFile(tmp, snapshot);
@@ -490,7 +562,14 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     }
     removeSidecars(tmp);
     let result: Pick<RestoreResult, "schema" | "secrets" | "versions" | "auditRecords">;
-    const store = await openStore({ store: tmp, identityObject: identity });
+    // A restore is a rollback taken knowingly: the chain it brings back need not contain the
+    // head signed for the store it replaces. Its heads go to a scratch dir while it is not in
+    // place yet; the real head is signed only once the new file has replaced the old one, so a
+    // restore that fails half-way leaves the old store opening as before.
+    const store = await openStore({
+      ...(options.env !== undefined && { env: options.env }),
+      store: tmp, identity: paths.identity, identityObject: identity, acceptHead: true, headsDir: scratchHeads,
+    });
     try {
       const verification = store.verifyAudit();
       if (!verification.ok) {
@@ -501,6 +580,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         action: "restore", name: null, version: null,
         detail: { backup_created: container.created, replaced: existing, schema: summary.schema, secrets: counts.secrets },
       });
+      restoredHead = { count: record.seq, hash: record.hash };
       result = { ...counts, auditRecords: record.seq, schema: (store.sql("PRAGMA user_version").get() as { user_version: number }).user_version };
     } finally {
       store.close();
@@ -515,28 +595,28 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     }
     // The old store's WAL and shared-memory files must not outlive it: a stale WAL would be
     // replayed into the new file. Checkpoint it first (so a live writer's commits are in the
-    // old file, not lost half-way), then remove both, then rename the new file over.
-    if (existing) {
-      try {
-        const old = new DatabaseSync(paths.store);
-        try {
-          old.exec("PRAGMA busy_timeout = 5000; PRAGMA wal_checkpoint(TRUNCATE)");
-        } finally {
-          old.close();
-        }
-      } catch {
-        // an unreadable old store is what a restore is for: replace it as it is
+    // old file, not lost half-way), then hold its write lock while both are removed and the
+    // new file is renamed over, so that no other process commits into the old file meanwhile
+    // (a write waiting for the lock finds the file replaced and refuses: E_REPLACED).
+    const lock = existing ? lockForSwap(paths.store, options.busyTimeoutMs ?? 15_000) : undefined;
+    try {
+      if (existing) removeSidecars(paths.store);
+      renameSync(tmp, paths.store);
+      fsyncDir(dir);
+    } finally {
+      if (lock !== undefined) {
+        lock.exec("ROLLBACK");
+        lock.close();
       }
-      removeSidecars(paths.store);
     }
-    renameSync(tmp, paths.store);
-    fsyncDir(dir);
+    new HeadFile(headsDirFor(paths.identity), summary.storeId, signingKeyOf(identity), homeOf(options.env)).write(restoredHead!);
     return {
       file,
       store: paths.store,
       identityPath: paths.identity,
       identityAction,
       backupHasIdentity: container.identity !== null,
+      signedBy: signer === undefined ? null : { name: signer.name, fingerprint: signer.fingerprint },
       replaced: existing,
       backupCreated: container.created,
       schemaFrom: summary.schema,
@@ -548,7 +628,82 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   } finally {
     snapshot.fill(0);
     rmSync(tmp, { force: true });
+    rmSync(scratchHeads, { recursive: true, force: true });
     removeSidecars(tmp);
+  }
+}
+
+/**
+ * Splits a backup's plaintext into its container and its signature line, and verifies the
+ * signature against the card in that line (who that card must be is the caller's check).
+ * @returns the signer, or undefined for a backup from before signatures (one line)
+ * @throws CofferError E_SIGNATURE (bad signature line or signature), E_INTEGRITY (container)
+ */
+export function openBackupPlaintext(plain: Uint8Array): { container: BackupContainer; signer: BackupSigner | undefined } {
+  const buf = Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength);
+  // JSON.stringify never writes a raw newline, so the first one ends the container line.
+  const nl = buf.indexOf(0x0a);
+  if (nl === -1) return { container: parseContainer(buf), signer: undefined };
+  const body = buf.subarray(0, nl);
+  const forged = (why: string) => new CofferError("E_SIGNATURE", `the backup's signature ${why}: forged or tampered backup`);
+  let line: Record<string, unknown>;
+  try {
+    line = JSON.parse(buf.subarray(nl + 1).toString("utf8")) as Record<string, unknown>;
+  } catch {
+    throw forged("line is not JSON");
+  }
+  if (line === null || typeof line !== "object" || line.format !== BACKUP_SIGNATURE_FORMAT || typeof line.from !== "string" || typeof line.signature !== "string") {
+    throw forged(`line is not a ${BACKUP_SIGNATURE_FORMAT}`);
+  }
+  let card;
+  try {
+    card = parseCard(line.from);
+  } catch {
+    throw forged("names a malformed card");
+  }
+  const signature = Buffer.from(line.signature, "base64url");
+  let good = false;
+  try {
+    const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: card.signingKey }, format: "jwk" });
+    good = signature.length === 64 && verify(null, Buffer.concat([Buffer.from(SIGNATURE_CONTEXT), body]), key, signature);
+  } catch {
+    good = false;
+  }
+  if (!good) throw forged(`does not verify against its signer card "${card.name}"`);
+  return {
+    container: parseContainer(body),
+    signer: { name: card.name, card: line.from, fingerprint: cardFingerprint(line.from), signingKey: card.signingKey },
+  };
+}
+
+// Who must have signed: the card with the --from fingerprint, else the identity that decrypts
+// the backup (or, for a passphrase backup, the identity already at the target). A passphrase
+// backup restored where there is no identity yet and no --from is vouched for by its passphrase
+// alone: only someone who knows it can make one.
+function checkSigner(file: string, signer: BackupSigner | undefined, options: RestoreOptions, expected: Identity | undefined): void {
+  if (signer === undefined) {
+    if (options.allowUnsigned !== true) {
+      throw new CofferError(
+        "E_SIGNATURE",
+        `the backup ${file} is not signed: it was made before coffer signed backups, or forged (anyone with your public card ` +
+          "can encrypt one to you); restore it only if you made it yourself, with --unsigned",
+      );
+    }
+    options.warn?.(`the backup ${file} is not signed, so nothing shows who made it; restoring it because --unsigned was given`);
+    return;
+  }
+  const say = `the backup is signed by "${signer.name}" (fingerprint ${signer.fingerprint})`;
+  if (options.from !== undefined) {
+    if (signer.fingerprint !== options.from.trim().toUpperCase()) {
+      throw new CofferError("E_UNTRUSTED", `${say}, not by the card with fingerprint ${options.from.trim().toUpperCase()} given with --from`);
+    }
+    return;
+  }
+  if (expected !== undefined && signer.signingKey !== signingKeyOf(expected).publicKey) {
+    throw new CofferError(
+      "E_UNTRUSTED",
+      `${say}, not by your identity ${expected.recipient}; if you know that fingerprint to be the maker's, run again with --from ${signer.fingerprint}`,
+    );
   }
 }
 
@@ -582,6 +737,7 @@ export function parseContainer(plain: Uint8Array): BackupContainer {
   field(typeof c.recipient === "string" && c.recipient.startsWith("age1"), "recipient");
   field(typeof c.store === "string" && c.store.length > 0 && c.store.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(c.store), "store");
   field(c.identity === null || (typeof c.identity === "string" && c.identity.length > 0), "identity");
+  field(c.head === undefined || (typeof c.head === "object" && c.head !== null), "head");
   return c as unknown as BackupContainer;
 }
 
@@ -589,9 +745,10 @@ export function parseContainer(plain: Uint8Array): BackupContainer {
  * Checks a SQLite snapshot without changing it: `PRAGMA integrity_check`, the store format,
  * the schema version, and the audit chain; counts what it holds.
  * @param schema - the schema version the backup says it has
+ * @param head - a signed head (already verified) the chain must contain
  * @throws CofferError E_INTEGRITY
  */
-export function inspectSnapshot(snapshot: Uint8Array, schema: number, tmpParent?: string): SnapshotSummary {
+export function inspectSnapshot(snapshot: Uint8Array, schema: number, tmpParent?: string, head?: SignedHead): SnapshotSummary {
   const dir = mkdtempSync(join(tmpParent ?? tmpdir(), "coffer-restore-"));
   try {
     const path = join(dir, "store.db");
@@ -631,6 +788,12 @@ export function inspectSnapshot(snapshot: Uint8Array, schema: number, tmpParent?
         const audit: AuditVerification = verifyRows(db.prepare("SELECT * FROM audit ORDER BY seq").iterate() as Iterable<AuditRow>);
         if (!audit.ok) {
           throw bad(`has a broken audit chain at record ${audit.brokenAt}: ${audit.reason}`);
+        }
+        if (head !== undefined) {
+          const at = db.prepare("SELECT hash FROM audit WHERE seq = ?").get(head.count) as { hash: Uint8Array } | undefined;
+          if (head.store !== storeId || at === undefined || Buffer.from(at.hash).toString("hex") !== head.hash) {
+            throw bad("does not contain the signed head the backup carries");
+          }
         }
         return {
           schema: version,
@@ -841,6 +1004,24 @@ function countLiveSecrets(path: string): number | null {
     }
   } catch {
     return null;
+  }
+}
+
+// The old store, checkpointed and with its write lock held; undefined when it cannot be read
+// (an unreadable old store is what a restore is for: it is replaced as it is).
+function lockForSwap(path: string, busyTimeoutMs: number): DatabaseSync | undefined {
+  let db: DatabaseSync | undefined;
+  try {
+    db = new DatabaseSync(path);
+    db.exec(`PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)}; PRAGMA wal_checkpoint(TRUNCATE)`);
+    db.exec("BEGIN IMMEDIATE");
+    return db;
+  } catch (err) {
+    db?.close();
+    if (((err as { errcode?: number }).errcode ?? 0) % 256 === 5) {
+      throw new CofferError("E_BUSY", `another coffer process kept the store ${path} locked; stop it, then restore again (nothing was replaced)`, { cause: err });
+    }
+    return undefined;
   }
 }
 

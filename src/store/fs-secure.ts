@@ -3,10 +3,12 @@
  * what others can read or what someone else owns (docs/design.md §3).
  */
 import {
-  closeSync, constants, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync,
+  closeSync, constants, fchmodSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync,
+  statSync, writeSync, type Stats,
 } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { dirname, join } from "node:path";
+import { homedir, userInfo } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import { CofferError, PermissionsError } from "../errors.ts";
 
 /** Quotes a path for a shell command line shown to the user. */
@@ -36,6 +38,101 @@ export function assertPrivate(path: string, what: string): void {
         `run \`chmod ${want} ${shellQuote(path)}\``,
     );
   }
+}
+
+/**
+ * ssh's rule for the directories above a private file (as sshd checks `authorized_keys`): every
+ * directory from the file's up to the user's home (or `/`) must be owned by the user or root
+ * and not writable by others; group-writable only when the group is the user's own private
+ * group (the user's primary gid, named as the user, with no other members in /etc/group). The
+ * walk stops after home, at `/`, and at a root-owned sticky directory (`/tmp`), which is not
+ * itself refused: everyone may write there, but nobody can replace what another user made in it.
+ *
+ * Symlinks are resolved, not refused (dotfiles often live on another disk): the path as given
+ * is walked (a symlink in it must be owned by the user or root, and the directory holding it is
+ * checked like any other), and then the real path it resolves to is walked too. Whoever could
+ * write one of those directories could swap the store or its WAL for an older copy, so such a
+ * directory is refused rather than trusted.
+ *
+ * @param path - the file (or directory) whose parents are checked; need not exist yet
+ * @param what - how to name it in the message ("store", "identity file", …)
+ * @param home - the user's home (default `$HOME`, else the passwd entry)
+ * @throws PermissionsError naming the directory and the `chmod`/`chown` to run
+ */
+export function assertSecureParents(path: string, what: string, home?: string): void {
+  const uid = process.getuid?.();
+  if (uid === undefined) return; // no POSIX ownership to check (Windows)
+  // Only an absolute home stops the walk: an empty or relative $HOME must not mean the cwd.
+  home = home?.startsWith("/") === true ? home : process.env.HOME?.startsWith("/") === true ? process.env.HOME : homedir();
+  const homes = new Set([resolve(home)]);
+  try {
+    homes.add(realpathSync(home));
+  } catch {
+    // a home that does not exist stops nothing; the walk ends at `/`
+  }
+  const abs = resolve(path);
+  walkParents(abs, what, uid, homes, true);
+  let real: string | undefined;
+  try {
+    real = realpathSync(abs);
+  } catch {
+    try {
+      real = join(realpathSync(dirname(abs)), abs.slice(dirname(abs).length + 1));
+    } catch {
+      real = undefined; // a missing parent: nothing there to plant files in yet
+    }
+  }
+  if (real !== undefined && real !== abs) walkParents(real, what, uid, homes, false);
+}
+
+function walkParents(file: string, what: string, uid: number, homes: Set<string>, lexical: boolean): void {
+  for (let dir = dirname(file), prev = file; dir !== prev; prev = dir, dir = dirname(dir)) {
+    let st: Stats;
+    try {
+      st = lexical ? lstatSync(dir) : statSync(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue;
+      throw err;
+    }
+    if (st.uid === 0 && st.isDirectory() && (st.mode & 0o1000) !== 0) return; // /tmp, /dev/shm
+    if (st.uid !== uid && st.uid !== 0) {
+      throw new PermissionsError(
+        `the directory ${dir} above the ${what} is owned by uid ${st.uid}, not by you (uid ${uid}) or root, ` +
+          `so its owner could replace the ${what}; move it under a directory of yours, or \`sudo chown ${uid} ${shellQuote(dir)}\``,
+      );
+    }
+    if (!st.isSymbolicLink()) {
+      const writable = st.mode & 0o022;
+      if ((writable & 0o002) !== 0 || ((writable & 0o020) !== 0 && !isOwnPrivateGroup(st.gid))) {
+        throw new PermissionsError(
+          `the directory ${dir} above the ${what} is writable by ${(writable & 0o002) !== 0 ? "others" : "its group"} ` +
+            `(mode ${(st.mode & 0o7777).toString(8).padStart(4, "0")}), so they could replace the ${what}; ` +
+            `run \`chmod go-w ${shellQuote(dir)}\``,
+        );
+      }
+    }
+    if (homes.has(dir)) return;
+  }
+}
+
+// The user's private group (ssh's "user private group"): the primary gid, a group named as the
+// user, and nobody else listed in it. Read only when a group-writable directory is met.
+function isOwnPrivateGroup(gid: number): boolean {
+  if (gid !== process.getgid?.()) return false;
+  let user: string;
+  let groups: string;
+  try {
+    user = userInfo().username;
+    groups = readFileSync("/etc/group", "utf8");
+  } catch {
+    return false;
+  }
+  for (const line of groups.split("\n")) {
+    const [name, , id, members = ""] = line.split(":");
+    if (Number(id) !== gid || id === undefined || id === "") continue;
+    return name === user && members.split(",").every((m) => m === "" || m === user);
+  }
+  return false;
 }
 
 /**

@@ -6,9 +6,10 @@ import { dirname } from "node:path";
 import { CofferError } from "../errors.ts";
 import { cardOf, createIdentityFile, loadIdentity, type Identity, type PassphraseSource } from "../identity/identity.ts";
 import { cardFingerprint } from "../identity/card.ts";
-import { ensurePrivateDir } from "./fs-secure.ts";
-import { resolvePaths, type PathOptions } from "./paths.ts";
+import { assertSecureParents, ensurePrivateDir } from "./fs-secure.ts";
+import { homeOf, resolvePaths, type PathOptions } from "./paths.ts";
 import { createStore } from "./store.ts";
+import { headsDirFor } from "./head.ts";
 
 /** Options of {@link initCoffer}. */
 export interface InitOptions extends PathOptions {
@@ -60,6 +61,7 @@ export async function initCoffer(options: InitOptions = {}): Promise<InitResult>
     });
   } else {
     ensurePrivateDir(dirname(paths.identity));
+    assertSecureParents(paths.identity, "identity file", homeOf(options.env));
     identity = await createIdentityFile({
       path: paths.identity,
       ...(options.name !== undefined && { name: options.name }),
@@ -69,7 +71,7 @@ export async function initCoffer(options: InitOptions = {}): Promise<InitResult>
     });
     createdIdentity = true;
   }
-  await createStore(paths.store, identity);
+  await createStore(paths.store, identity, { ...(options.env !== undefined && { env: options.env }), headsDir: headsDirFor(paths.identity) });
   const card = cardOf(identity);
   return {
     identityPath: paths.identity,

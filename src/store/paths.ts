@@ -41,6 +41,11 @@ export function configDir(env: NodeJS.ProcessEnv = process.env): string {
   return nonEmpty(env.COFFER_HOME) ?? join(nonEmpty(env.XDG_CONFIG_HOME) ?? join(home, ".config"), "coffer");
 }
 
+/** The user's home: `$HOME` when set to an absolute path, else the passwd entry's. */
+export function homeOf(env: NodeJS.ProcessEnv = process.env): string {
+  return nonEmpty(env.HOME) ?? homedir();
+}
+
 // XDG: a variable that is set but empty counts as unset; relative paths are invalid and ignored.
 function nonEmpty(v: string | undefined): string | undefined {
   return v !== undefined && v.startsWith("/") ? v : undefined;

@@ -2,12 +2,13 @@
  * The encrypted local store (docs/design.md §3–5): one SQLite file (WAL, busy timeout, fsync on
  * commit), every version of every secret sealed with AES-256-GCM, a hash-chained audit log.
  *
- * Reads are synchronous and touch nothing but one indexed row and one AES-GCM open; every
+ * Reads are synchronous and touch nothing but one indexed row and one AES-GCM open (and, at
+ * most every 100 ms, a stat of the file, to notice that a restore replaced it); every
  * write is one `BEGIN IMMEDIATE` transaction, so concurrent processes serialise cleanly and a
  * killed writer leaves either the whole write or none of it.
  */
-import { randomBytes } from "node:crypto";
-import { linkSync, rmSync } from "node:fs";
+import { randomBytes, sign } from "node:crypto";
+import { linkSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { KeyObject } from "node:crypto";
@@ -15,11 +16,13 @@ import { CofferError, DecryptError } from "../errors.ts";
 import { aadPrefix, deriveValueKey, importKey, open, seal, valueAad, valueAadWith } from "../crypto/seal.ts";
 import { deriveStoreKeyWrapKey } from "../crypto/keys.ts";
 import { decryptWithIdentity, encryptToRecipients } from "../crypto/age.ts";
-import { loadIdentity, type Identity, type PassphraseSource } from "../identity/identity.ts";
-import { assertPrivate, ensurePrivateDir, fsyncDir, touchPrivateFile } from "./fs-secure.ts";
+import { loadIdentity, signingKeyOf, type Identity, type PassphraseSource } from "../identity/identity.ts";
+import { assertPrivate, assertSecureParents, ensurePrivateDir, fsyncDir, touchPrivateFile } from "./fs-secure.ts";
+import { HeadFile, headsDirFor, type ChainHead, type SignedHead } from "./head.ts";
+import { formatCard } from "../identity/card.ts";
 import { assertSecretName, assertValue, assertVersion, DEFAULT_MAX_VALUE_BYTES, isSecretName } from "./names.ts";
 import { chainHash, GENESIS_HASH, recordFromRow, verifyRows, type AuditEntry, type AuditRecord, type AuditRow, type AuditVerification } from "./audit.ts";
-import { resolvePaths, type PathOptions } from "./paths.ts";
+import { homeOf, resolvePaths, type PathOptions } from "./paths.ts";
 import { SCHEMA_SQL, STORE_FORMAT } from "./schema.ts";
 import { migrate, schemaVersion, SCHEMA_VERSION } from "./migrations.ts";
 import { Secret } from "./secret.ts";
@@ -36,7 +39,28 @@ export interface OpenStoreOptions extends PathOptions {
   maxValueBytes?: number;
   /** how long a write waits for another process's lock (default 15 s) */
   busyTimeoutMs?: number;
+  /**
+   * where the signed heads of the audit chain are kept (default `heads/` beside the identity
+   * file; see src/store/head.ts)
+   */
+  headsDir?: string;
+  /**
+   * open a store whose audit chain does not contain its last signed head (an older copy put
+   * back) instead of refusing it; {@link Store.headStatus} says what was found. For
+   * `coffer audit accept` and restore, which record that they took it.
+   */
+  acceptHead?: boolean;
+  /** told things the user should know that are not errors (a first signed head) */
+  notice?: (message: string) => void;
 }
+
+/** How the store's audit chain compared with its last signed head when it was opened. */
+export type HeadStatus =
+  | { state: "ok"; signed: ChainHead }
+  /** no head had been signed (a store from before signed heads): one was signed on open */
+  | { state: "new"; signed: ChainHead }
+  /** the chain does not contain the signed head; opened only because `acceptHead` was set */
+  | { state: "diverged"; signed: ChainHead & { at: string }; found: ChainHead };
 
 /** Options of {@link Store.set}. */
 export interface SetOptions {
@@ -127,7 +151,7 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
       ...(options.env !== undefined && { env: options.env }),
       ...(options.progress !== undefined && { progress: options.progress }),
     }));
-  return Store.open(paths.store, identity, options);
+  return Store.open(paths.store, identity, { ...options, headsDir: options.headsDir ?? headsDirFor(paths.identity) });
 }
 
 /**
@@ -136,13 +160,19 @@ export async function openStore(options: OpenStoreOptions = {}): Promise<Store> 
  * The file appears complete or not at all.
  * @throws CofferError E_CONFLICT when a store already exists at `path`
  */
-export async function createStore(path: string, identity: Identity): Promise<void> {
+export async function createStore(
+  path: string,
+  identity: Identity,
+  options: { env?: NodeJS.ProcessEnv; headsDir?: string } = {},
+): Promise<void> {
   ensurePrivateDir(dirname(path));
+  assertSecureParents(path, "store", homeOf(options.env));
   const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
   touchPrivateFile(tmp);
   try {
     const storeId = randomBytes(16);
     const storeKey = randomBytes(32);
+    let firstHash: Buffer;
     const ageWrapped = await encryptToRecipients(storeKey, [identity.recipient]);
     const db = new DatabaseSync(tmp);
     try {
@@ -161,14 +191,17 @@ export async function createStore(path: string, identity: Identity): Promise<voi
       keys.run(identity.recipient, "local-v1", wrapLocal(identity, storeId, storeKey));
       storeKey.fill(0);
       const first = { seq: 1, at: now, actor: identity.name, action: "init", name: null, version: null, detail: { format: STORE_FORMAT } };
+      firstHash = chainHash(GENESIS_HASH, first);
       db.prepare(INSERT_AUDIT)
-        .run(1, now, identity.name, "init", null, null, JSON.stringify(first.detail), chainHash(GENESIS_HASH, first));
+        .run(1, now, identity.name, "init", null, null, JSON.stringify(first.detail), firstHash);
       db.exec("COMMIT");
     } finally {
       db.close();
     }
     linkSync(tmp, path);
     fsyncDir(dirname(path));
+    const headsDir = options.headsDir ?? headsDirFor(resolvePaths(options.env === undefined ? {} : { env: options.env }).identity);
+    new HeadFile(headsDir, storeId.toString("hex"), signingKeyOf(identity), homeOf(options.env)).write({ count: 1, hash: firstHash.toString("hex") });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EEXIST") {
       throw new CofferError("E_CONFLICT", `a store already exists at ${path}; refusing to overwrite it`);
@@ -213,9 +246,24 @@ export class Store {
   readonly #getCurrent: StatementSync;
   readonly #getVersion: StatementSync;
   readonly #statements = new Map<string, StatementSync>();
+  readonly #head: HeadFile;
+  readonly #headStatus: HeadStatus;
+  // The file's identity when opened: a restore renames a new file over the path, and this
+  // connection would otherwise go on reading (and writing) the old, unlinked one.
+  readonly #dev: number;
+  readonly #ino: number;
+  #checkedAt = Date.now();
+  #replacedSeen = false;
 
-  private constructor(path: string, db: DatabaseSync, actor: string, recipient: string, storeId: Buffer, valueKey: KeyObject, maxValueBytes: number) {
+  private constructor(
+    path: string, db: DatabaseSync, actor: string, recipient: string, storeId: Buffer, valueKey: KeyObject, maxValueBytes: number,
+    head: HeadFile, headStatus: HeadStatus, file: { dev: number; ino: number },
+  ) {
     this.path = path;
+    this.#head = head;
+    this.#headStatus = headStatus;
+    this.#dev = file.dev;
+    this.#ino = file.ino;
     this.#recipient = recipient;
     this.actor = actor;
     this.#db = db;
@@ -237,9 +285,15 @@ export class Store {
    * Opens the store file at `path` with `identity`.
    * @throws CofferError E_NOT_INITIALIZED, E_PERMISSIONS, E_DECRYPT, E_INTEGRITY
    */
-  static async open(path: string, identity: Identity, options: Pick<OpenStoreOptions, "maxValueBytes" | "busyTimeoutMs"> = {}): Promise<Store> {
+  static async open(
+    path: string,
+    identity: Identity,
+    options: Pick<OpenStoreOptions, "maxValueBytes" | "busyTimeoutMs" | "headsDir" | "acceptHead" | "notice" | "env"> = {},
+  ): Promise<Store> {
+    const home = homeOf(options.env);
     try {
       assertPrivate(path, "store");
+      assertSecureParents(path, "store", home);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") {
         throw new CofferError("E_NOT_INITIALIZED", `no store at ${path}; run \`coffer init\` first`);
@@ -270,11 +324,18 @@ export class Store {
           throw err;
         }
       }
+      const st = statSync(path);
       const storeId = Buffer.from(meta.store_id, "hex");
       const storeKey = await unwrapStoreKey(db, path, identity, storeId);
       const valueKey = importKey(deriveValueKey(storeKey));
       storeKey.fill(0);
-      return new Store(path, db, identity.name, identity.recipient, storeId, valueKey, options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES);
+      const headsDir = options.headsDir ?? headsDirFor(resolvePaths(options.env === undefined ? {} : { env: options.env }).identity);
+      const head = new HeadFile(headsDir, meta.store_id, signingKeyOf(identity), home);
+      const status = checkHead(db, path, head, options);
+      return new Store(
+        path, db, identity.name, identity.recipient, storeId, valueKey, options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES,
+        head, status, { dev: st.dev, ino: st.ino },
+      );
     } catch (err) {
       db?.close();
       throw mapSqliteError(err, path);
@@ -282,13 +343,21 @@ export class Store {
   }
 
   /**
-   * Reads a secret: one indexed row and one AES-GCM open, no other I/O.
+   * Reads a secret: one indexed row and one AES-GCM open; at most every 100 ms also a stat of
+   * the store file (E_REPLACED once a restore replaced it).
    * @param name - the secret's name
    * @param options.version - a specific version (default: the current one)
-   * @throws CofferError E_INVALID_NAME, E_NOT_FOUND, E_DECRYPT
+   * @throws CofferError E_INVALID_NAME, E_NOT_FOUND, E_DECRYPT, E_REPLACED
    */
   get(name: string, options: { version?: number } = {}): Secret {
     const key = this.#key();
+    // A stat costs about a tenth of a get: look at most every 100 ms (a restore is noticed
+    // within that), and once the file was found replaced, refuse every get.
+    const now = Date.now();
+    if (this.#replacedSeen || now - this.#checkedAt >= 100) {
+      this.#checkedAt = now;
+      this.#assertSameFile();
+    }
     if (!isSecretName(name)) assertSecretName(name);
     const version = options.version;
     const row = (version === undefined ? this.#getCurrent.get(name) : this.#getVersion.get(name, assertVersion(version))) as
@@ -473,6 +542,31 @@ export class Store {
     return this.#write(() => this.#appendAudit(entry, new Date().toISOString()), options.durable ?? true);
   }
 
+  /** How the audit chain compared with its last signed head when the store was opened. */
+  get headStatus(): HeadStatus {
+    return this.#headStatus;
+  }
+
+  /**
+   * True when the store file at {@link Store.path} is no longer the one this Store opened
+   * (`coffer restore` put another in its place): open it again to see the restored values.
+   */
+  get replaced(): boolean {
+    if (this.#replacedSeen) return true;
+    const st = statSync(this.path, { throwIfNoEntry: false });
+    this.#replacedSeen = st === undefined || st.ino !== this.#ino || st.dev !== this.#dev;
+    return this.#replacedSeen;
+  }
+
+  #assertSameFile(): void {
+    if (this.replaced) {
+      throw new CofferError(
+        "E_REPLACED",
+        `the store ${this.path} was replaced (restored from a backup?) after this process opened it; open it again`,
+      );
+    }
+  }
+
   /** The identity's recipient and name this store was opened with. */
   get owner(): { name: string; recipient: string } {
     return { name: this.actor, recipient: this.#recipient };
@@ -537,6 +631,32 @@ export class Store {
   }
 
   /**
+   * Signs the chain's current tail as the head (beside the identity) and returns it, for a
+   * backup to carry. For coffer's own modules.
+   * @internal
+   */
+  signHeadNow(): SignedHead {
+    this.#key();
+    const tail = tailOf(this.#db);
+    if (tail === undefined) throw new CofferError("E_INTEGRITY", `the store ${this.path} has no audit records`);
+    return this.#head.write(tail);
+  }
+
+  /**
+   * Signs `message` with the Ed25519 key of the identity the store was opened with, and gives
+   * that identity's card. For coffer's own modules (a backup's signature).
+   * @internal
+   */
+  signAsOwner(message: Uint8Array): { card: string; signature: Buffer } {
+    this.#key();
+    const key = this.#head.key;
+    return {
+      card: formatCard({ name: this.actor, recipient: this.#recipient, signingKey: key.publicKey }),
+      signature: sign(null, message, key.privateKey),
+    };
+  }
+
+  /**
    * A prepared statement on the store's database, cached per connection. For coffer's own
    * modules (sharing, backup), which keep their tables in the same file.
    * @internal
@@ -555,8 +675,15 @@ export class Store {
       throw mapSqliteError(err, this.path);
     }
     try {
+      // Checked with the lock held: a restore swaps the file while holding it, so a write that
+      // waited for it would otherwise commit into the old, unlinked file and be lost.
+      this.#assertSameFile();
       const result = fn();
       this.#db.exec("COMMIT");
+      // After the commit, never before: a head naming a record that then failed to commit
+      // would make the store refuse to open. Two writers racing may leave the older of their
+      // heads in the file; that is still a prefix of the chain, so nothing is refused wrongly.
+      if (durable) signTail(this.#db, this.#head);
       return result;
     } catch (err) {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
@@ -579,6 +706,48 @@ export class Store {
       `secret "${name}" was removed; \`coffer rollback ${name} --to ${row.latest}\` restores it`,
     );
   }
+}
+
+function tailOf(db: DatabaseSync): ChainHead | undefined {
+  const row = db.prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").get() as { seq: number; hash: Uint8Array } | undefined;
+  return row === undefined ? undefined : { count: Number(row.seq), hash: Buffer.from(row.hash).toString("hex") };
+}
+
+function signTail(db: DatabaseSync, head: HeadFile): ChainHead | undefined {
+  const tail = tailOf(db);
+  if (tail !== undefined) head.write(tail);
+  return tail;
+}
+
+// Cheap on purpose (every `coffer get` opens the store): one signature check and one indexed
+// row, never a walk of the chain. `coffer audit verify` re-checks the chain itself.
+function checkHead(db: DatabaseSync, path: string, head: HeadFile, options: Pick<OpenStoreOptions, "acceptHead" | "notice">): HeadStatus {
+  const signed = head.read();
+  if (signed === undefined) {
+    const tail = signTail(db, head) ?? { count: 0, hash: "" };
+    options.notice?.(
+      `the store ${path} had no signed head (it was written before coffer signed its audit chain); ` +
+        `signed one now at record ${tail.count}, kept in ${head.path}`,
+    );
+    return { state: "new", signed: tail };
+  }
+  const row = db.prepare("SELECT hash FROM audit WHERE seq = ?").get(signed.count) as { hash: Uint8Array } | undefined;
+  if (row !== undefined && Buffer.from(row.hash).toString("hex") === signed.hash) {
+    return { state: "ok", signed: { count: signed.count, hash: signed.hash } };
+  }
+  const found = tailOf(db) ?? { count: 0, hash: "" };
+  if (options.acceptHead === true) {
+    return { state: "diverged", signed: { count: signed.count, hash: signed.hash, at: signed.at }, found };
+  }
+  throw new CofferError(
+    "E_INTEGRITY",
+    `the store ${path} is not the one last written: ` +
+      (row === undefined
+        ? `its audit chain has ${found.count} records, fewer than the ${signed.count} signed on ${signed.at}`
+        : `its audit record ${signed.count} differs from the one signed on ${signed.at}`) +
+      "; an older copy of the store (or of its WAL) was put back, which would silently undo later changes. " +
+      "If you put it back yourself, take it knowingly with `coffer audit accept`",
+  );
 }
 
 async function unwrapStoreKey(db: DatabaseSync, path: string, identity: Identity, storeId: Buffer): Promise<Buffer> {

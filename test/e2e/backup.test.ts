@@ -131,7 +131,7 @@ test("recipient backup: the real age CLI decrypts it with the identity file coff
   assert.match(b.err, /checked: decrypted it again/);
   assert.match(b.err, new RegExp(`encrypted to ${recipient}`));
 
-  const container = JSON.parse(execFileSync("age", ["-d", "-i", IDENTITY(home), file], { encoding: "utf8" }));
+  const container = JSON.parse(execFileSync("age", ["-d", "-i", IDENTITY(home), file], { encoding: "utf8" }).split("\n")[0]!);
   assert.equal(container.format, "coffer-backup/v1");
   assert.equal(container.schema, 2);
   assert.equal(container.recipient, recipient);
@@ -144,7 +144,7 @@ test("recipient backup: the real age CLI decrypts it with the identity file coff
   // Without the identity in it; restored on a new machine with the key file given.
   const bare = join(outside, "bare.backup");
   assert.equal(coffer(home, ["backup", "--out", bare, "--to", recipient, "--no-identity"]).code, 0);
-  assert.equal(JSON.parse(execFileSync("age", ["-d", "-i", IDENTITY(home), bare], { encoding: "utf8" })).identity, null);
+  assert.equal(JSON.parse(execFileSync("age", ["-d", "-i", IDENTITY(home), bare], { encoding: "utf8" }).split("\n")[0]!).identity, null);
   const key = join(outside, "key.txt");
   copyFileSync(IDENTITY(home), key);
   const fresh = tempDir(t);
@@ -167,7 +167,7 @@ test("recipient backup: the real age CLI decrypts it with the identity file coff
   assert.equal(foreign.code, 0, foreign.err);
   assert.match(foreign.err, /could not decrypt it here/);
   assert.match(foreign.err, /warning: the backup holds your identity/);
-  assert.equal(JSON.parse(execFileSync("age", ["-d", "-i", other, join(outside, "foreign.backup")], { encoding: "utf8" })).format, "coffer-backup/v1");
+  assert.equal(JSON.parse(execFileSync("age", ["-d", "-i", other, join(outside, "foreign.backup")], { encoding: "utf8" }).split("\n")[0]!).format, "coffer-backup/v1");
 });
 
 test("restore over an existing store: refused without --yes and no terminal (nothing changed), replaced with --yes", (t) => {
@@ -273,7 +273,36 @@ test("--to given twice encrypts to both recipients: each opens the backup with t
   const r = coffer(home, ["backup", "--out", file, "--to", mine, "--to", theirs, "--no-identity"]);
   assert.equal(r.code, 0, r.err);
   for (const key of [IDENTITY(home), other]) {
-    const container = JSON.parse(execFileSync("age", ["-d", "-i", key, file], { encoding: "utf8" })) as { format: string };
+    const container = JSON.parse(execFileSync("age", ["-d", "-i", key, file], { encoding: "utf8" }).split("\n")[0]!) as { format: string };
     assert.equal(container.format, "coffer-backup/v1");
   }
+});
+
+test("an unsigned (old) backup restores only with --unsigned, with a warning; a short passphrase needs --weak-passphrase", async (t) => {
+  const home = tempDir(t);
+  const outside = tempDir(t);
+  const { file } = recipientBackup(home, outside);
+  const age = await import("age-encryption");
+  const { decryptWithIdentity, encryptToRecipients } = await import("../../src/crypto/age.ts");
+  const { loadIdentity } = await import("../../src/identity/identity.ts");
+  const identity = await loadIdentity(IDENTITY(home));
+  const plain = Buffer.from(await decryptWithIdentity(readFileSync(file), identity.secretKey, "x")).toString("utf8");
+  const old = join(outside, "old.backup");
+  writeFileSync(old, age.armor.encode(await encryptToRecipients(Buffer.from(plain.split("\n")[0]!), [identity.recipient])), { mode: 0o600 });
+
+  const refused = coffer(home, ["restore", old, "--yes"]);
+  assert.equal(refused.code, 6);
+  assert.match(refused.err, /^coffer: the backup .* is not signed: .*with --unsigned\n$/);
+  const r = coffer(home, ["restore", old, "--yes", "--unsigned"]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, /^warning: the backup .* is not signed, so nothing shows who made it/m);
+  const signed = coffer(home, ["restore", file, "--yes"]);
+  assert.equal(signed.code, 0, signed.err);
+  assert.match(signed.err, /^signed by "alice" \(fingerprint [A-Z2-7]{16}\)$/m);
+
+  const short = coffer(home, ["backup", "--out", join(outside, "weak.backup"), "--passphrase-file", passFile(outside, "short", "eleven-char")]);
+  assert.equal(short.code, 7);
+  assert.match(short.err, /^coffer: the backup passphrase is shorter than 12 characters: .*--weak-passphrase to use it anyway\n$/);
+  const weak = coffer(home, ["backup", "--out", join(outside, "weak.backup"), "--passphrase-file", join(outside, "short"), "--weak-passphrase"]);
+  assert.equal(weak.code, 0, weak.err);
 });

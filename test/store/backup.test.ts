@@ -8,6 +8,7 @@ import { initCoffer, openStore, type Store } from "../../src/index.ts";
 import { backupStore, readAgeHeader, restoreBackup, type BackupContainer, type RestoreOptions } from "../../src/store/backup.ts";
 import { decryptWithIdentity, encryptToRecipients, generateAgeIdentity } from "../../src/crypto/age.ts";
 import { cardOf, loadIdentity, renderIdentityText, type Identity } from "../../src/identity/identity.ts";
+import { cardFingerprint } from "../../src/identity/card.ts";
 import { tempDir } from "../helpers.ts";
 
 interface Home {
@@ -66,10 +67,11 @@ function assertEmpty(home: Home): void {
 }
 
 async function containerOf(file: string, identity: Identity): Promise<BackupContainer> {
-  return JSON.parse(Buffer.from(await decryptWithIdentity(readFileSync(file), identity.secretKey, "test")).toString("utf8")) as BackupContainer;
+  const plain = Buffer.from(await decryptWithIdentity(readFileSync(file), identity.secretKey, "test")).toString("utf8");
+  return JSON.parse(plain.split("\n")[0]!) as BackupContainer;
 }
 
-/** Writes `container` as a backup encrypted to `identity`, after `edit` changed its snapshot. */
+/** Writes `container` as an unsigned backup (as before signatures) encrypted to `identity`, after `edit` changed its snapshot. */
 async function forged(dir: string, container: BackupContainer, identity: Identity, edit?: (db: DatabaseSync) => void, json?: string): Promise<string> {
   const c = { ...container };
   if (edit !== undefined) {
@@ -100,7 +102,7 @@ test("a backup to the owner's recipient restores into an empty home: every table
   assert.deepEqual(await readAgeHeader(readFileSync(out)), { kind: "recipients", stanzas: ["X25519"] });
   assert.ok(readFileSync(out, "utf8").startsWith("-----BEGIN AGE ENCRYPTED FILE-----\n"));
   const c = await containerOf(out, identity);
-  assert.deepEqual(Object.keys(c).sort(), ["created", "format", "identity", "recipient", "schema", "store"]);
+  assert.deepEqual(Object.keys(c).sort(), ["created", "format", "head", "identity", "recipient", "schema", "store"]);
   assert.equal(c.format, "coffer-backup/v1");
   assert.equal(c.schema, 2);
   assert.equal(c.identity, readFileSync(home.identityPath, "utf8"));
@@ -115,7 +117,7 @@ test("a backup to the owner's recipient restores into an empty home: every table
   assert.deepEqual(readFileSync(fresh.identityPath), readFileSync(home.identityPath));
   assert.equal(statSync(fresh.identityPath).mode & 0o777, 0o600);
   assert.equal(statSync(fresh.storePath).mode & 0o777, 0o600);
-  assert.deepEqual(readdirSync(fresh.dir).sort(), ["identity", "store.db"], "no temp files left");
+  assert.deepEqual(readdirSync(fresh.dir).sort(), ["heads", "identity", "store.db"], "no temp files left");
 
   const back = await openStore({ env: fresh.env });
   t.after(() => back.close());
@@ -261,8 +263,16 @@ test("a backup to another key (an offline backup key) is checked by its header o
   const fresh = emptyHome(t);
   await assert.rejects(restoreBackup(into(fresh, out, { identityFile: home.identityPath })), { code: "E_DECRYPT", message: /not one of its recipients/ });
   assertEmpty(fresh);
-  // The offline key opens it; alice's identity comes out of the backup and opens the store.
-  const restored = await restoreBackup(into(fresh, out, { identityFile: offlineFile }));
+  // The offline key opens it, but did not sign it: the maker's fingerprint must be given.
+  await assert.rejects(restoreBackup(into(fresh, out, { identityFile: offlineFile })), {
+    code: "E_UNTRUSTED",
+    message: new RegExp(`signed by "alice" \\(fingerprint ${cardFingerprint(cardOf(identity))}\\), not by your identity .*--from ${cardFingerprint(cardOf(identity))}`),
+  });
+  assertEmpty(fresh);
+  await assert.rejects(restoreBackup(into(fresh, out, { identityFile: offlineFile, from: "AAAAAAAAAAAAAAAA" })), { code: "E_UNTRUSTED", message: /given with --from/ });
+  // With --from, alice's identity comes out of the backup and opens the store.
+  const restored = await restoreBackup(into(fresh, out, { identityFile: offlineFile, from: cardFingerprint(cardOf(identity)).toLowerCase() }));
+  assert.deepEqual(restored.signedBy, { name: "alice", fingerprint: cardFingerprint(cardOf(identity)) });
   assert.equal(restored.identityAction, "written");
   assert.deepEqual(readFileSync(fresh.identityPath), readFileSync(home.identityPath));
   const back = await openStore({ env: fresh.env });
@@ -315,7 +325,7 @@ test("a damaged, foreign or forged backup is refused before anything is written"
   const c = await containerOf(out, identity);
   const fresh = emptyHome(t);
   const tryRestore = async (file: string, code: string, message: RegExp) => {
-    await assert.rejects(restoreBackup(into(fresh, file, { identityFile: home.identityPath })), { code, message });
+    await assert.rejects(restoreBackup(into(fresh, file, { identityFile: home.identityPath, allowUnsigned: true })), { code, message });
     assertEmpty(fresh);
   };
 
@@ -354,7 +364,7 @@ test("a backup of an older schema is migrated when it is restored", async (t) =>
     db.exec("DROP TABLE grants; DROP TABLE members; DROP TABLE trusted; DROP TABLE exports; DROP TABLE imports; PRAGMA user_version = 1");
   });
   const fresh = emptyHome(t);
-  const r = await restoreBackup(into(fresh, old, { identityFile: home.identityPath }));
+  const r = await restoreBackup(into(fresh, old, { identityFile: home.identityPath, allowUnsigned: true }));
   assert.equal(r.schemaFrom, 1);
   assert.equal(r.schema, 2);
   const back = await openStore({ env: fresh.env });
@@ -383,7 +393,7 @@ test("a passphrase-protected identity goes into the backup as it is, and comes b
 
   // The backup opens with the (plain) offline key; the identity it carries needs its own passphrase.
   const fresh = emptyHome(t);
-  const base = into(fresh, out, { identityFile: offlineFile });
+  const base = into(fresh, out, { identityFile: offlineFile, from: cardFingerprint(cardOf(identity)) });
   await assert.rejects(restoreBackup({ ...base, identityPassphrase: "wrong" }), { code: "E_DECRYPT", message: /the identity in the backup/ });
   assertEmpty(fresh);
   await assert.rejects(restoreBackup(base), { code: "E_IDENTITY", message: /no passphrase was given/ });

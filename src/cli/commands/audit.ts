@@ -1,7 +1,7 @@
 import { CofferError } from "../../errors.ts";
 import type { Command } from "../command.ts";
 import { parseSince, table } from "../io.ts";
-import { printJson, withStore } from "../open.ts";
+import { openCliStoreAcceptingHead, printJson, withStore } from "../open.ts";
 
 export const audit: Command = {
   name: "audit",
@@ -44,5 +44,55 @@ export const auditVerify: Command = {
       throw new CofferError("E_INTEGRITY", `audit chain broken at record ${result.brokenAt}: ${result.reason}; ${result.records} records before it verify`);
     }
     if (ctx.flags.json !== true) ctx.say(`audit chain intact: ${result.records} records verify`);
+  },
+};
+
+export const auditAccept: Command = {
+  name: "audit accept",
+  summary: "take a store that is older than its signed head, knowingly",
+  usage: "[--json]",
+  details: [
+    "After every write coffer signs the audit chain's head (record count and hash) with your",
+    "identity and keeps it beside the identity. A store whose chain is shorter than that head or",
+    "differs from it is an older copy put back (a copied file, replanted WAL frames) and is refused,",
+    "because it would silently undo later changes (a rotated secret would come back).",
+    "If you put the older copy back yourself, this takes it: it verifies the chain, appends an",
+    "`accept` record naming the head that was signed and the chain that was found, and signs the",
+    "new head. Nothing is done when the store matches its head.",
+  ].join("\n"),
+  examples: ["coffer audit accept"],
+  flags: { json: { type: "boolean", help: "print the outcome as JSON" } },
+  async run(ctx) {
+    if (ctx.args.length > 0) throw new CofferError("E_USAGE", "audit accept takes no arguments");
+    const store = await openCliStoreAcceptingHead(ctx);
+    try {
+      const status = store.headStatus;
+      if (status.state !== "diverged") {
+        if (ctx.flags.json === true) return printJson(ctx, { accepted: false, head: status.signed });
+        ctx.say(`nothing to accept: the store's audit chain contains its signed head (record ${status.signed.count})`);
+        return;
+      }
+      const verification = store.verifyAudit();
+      if (!verification.ok) {
+        throw new CofferError(
+          "E_INTEGRITY",
+          `audit chain broken at record ${verification.brokenAt}: ${verification.reason}; a broken chain cannot be accepted, restore a backup`,
+        );
+      }
+      const record = store.appendAudit({
+        action: "accept", name: null, version: null,
+        detail: {
+          signed_count: status.signed.count, signed_hash: status.signed.hash, signed_at: status.signed.at,
+          found_count: status.found.count, found_hash: status.found.hash,
+        },
+      });
+      if (ctx.flags.json === true) return printJson(ctx, { accepted: true, signed: status.signed, found: status.found, record: record.seq });
+      ctx.say(
+        `accepted the store as it is: ${status.found.count} records where ${status.signed.count} were signed on ${status.signed.at}; ` +
+          `recorded as audit record ${record.seq} and signed as the new head`,
+      );
+    } finally {
+      store.close();
+    }
   },
 };

@@ -9,13 +9,15 @@ import { oneArg, openIdentityAndStore, printJson } from "../open.ts";
 export const backup: Command = {
   name: "backup",
   summary: "write the whole store (and identity) as one encrypted file",
-  usage: "--out FILE (--passphrase-file F | --prompt | --to RECIPIENT) [--no-identity] [--force] [--json]",
+  usage: "--out FILE (--passphrase-file F | --prompt | --to RECIPIENT) [--no-identity] [--weak-passphrase] [--force] [--json]",
   details: [
     "The backup holds every secret and version (still encrypted), members, grants, trusted cards,",
     "export and import records, the audit chain and, unless --no-identity, your identity file as",
     "it is on disk. It is one ASCII-armored age file: with a passphrase (age scrypt, work factor",
     `2^${BACKUP_SCRYPT_LOG_N}) or to age recipients (\`age1…\` or a coffer card; --to again, or`,
-    "comma-separated, for several). `age -d` opens it like any age file.",
+    "comma-separated, for several). `age -d` opens it like any age file. A passphrase must have at",
+    "least 12 characters (--weak-passphrase accepts a shorter one). The backup is signed with your",
+    "identity, as bundles are, and carries the audit chain's signed head.",
     "After writing, coffer reads the file back and checks it: it decrypts it again (passphrase, or",
     "your own recipient), checks the store with SQLite's integrity check and verifies the audit chain.",
     "A backup to someone else's recipient can only be checked as a well-formed age file here.",
@@ -35,6 +37,7 @@ export const backup: Command = {
     prompt: { type: "boolean", help: "encrypt with a passphrase asked twice on the terminal (no echo)" },
     to: { type: "string", multiple: true, arg: "RECIPIENT", help: "encrypt to an age recipient or coffer card (repeatable)" },
     "no-identity": { type: "boolean", help: "leave your identity (secret key) out of the backup" },
+    "weak-passphrase": { type: "boolean", help: "accept a passphrase shorter than 12 characters" },
     force: { type: "boolean", help: "replace FILE if it exists" },
     json: { type: "boolean", help: "print the result as JSON" },
   },
@@ -63,6 +66,7 @@ export const backup: Command = {
         identityFile: ctx.flags["no-identity"] === true ? null : paths.identity,
         identity,
         force: ctx.flags.force === true,
+        weakPassphrase: ctx.flags["weak-passphrase"] === true,
         progress: (m) => ctx.say(m),
       }),
     }));
@@ -95,12 +99,16 @@ export const backup: Command = {
 export const restore: Command = {
   name: "restore",
   summary: "bring a store back from a backup file",
-  usage: "FILE [--passphrase-file F | --prompt | --identity FILE] [--yes] [--json]",
+  usage: "FILE [--passphrase-file F | --prompt | --identity FILE] [--from FINGERPRINT] [--unsigned] [--yes] [--json]",
   details: [
     "A passphrase backup asks for its passphrase on the terminal (or reads --passphrase-file);",
     "a recipient backup is opened with --identity FILE, or with your identity file.",
-    "The backup is decrypted and checked completely (SQLite integrity, audit chain, identity) before",
-    "anything is written; a wrong passphrase or a damaged file changes nothing.",
+    "The backup is decrypted and checked completely (signature, SQLite integrity, audit chain,",
+    "identity) before anything is written; a wrong passphrase or a damaged file changes nothing.",
+    "The signature must be that of the identity that decrypts the backup (for a passphrase backup,",
+    "of your identity when you have one), or of the card whose fingerprint --from gives (a backup",
+    "someone else made for you). A backup made before coffer signed backups restores only with",
+    "--unsigned: anyone who has your public card can make an unsigned one.",
     "The identity in the backup is written where coffer keeps it when there is none; an existing",
     "identity must be the same key, else the restore is refused. When the backup holds no identity,",
     "the existing one is used, or the --identity FILE given is copied there.",
@@ -112,11 +120,14 @@ export const restore: Command = {
     "coffer restore coffer-2026-11-23.backup",
     "coffer restore /mnt/usb/coffer.backup --passphrase-file ~/.backup-pass --yes",
     "coffer restore coffer.backup --identity ~/keys/coffer-identity",
+    "coffer restore lead-made.backup --from JPKBLZOOCWW2ZE77",
   ],
   flags: {
     "passphrase-file": { type: "string", arg: "F", help: "the backup's passphrase is in file F (must be 0600)" },
     prompt: { type: "boolean", help: "ask the backup's passphrase on the terminal (the default for a passphrase backup)" },
     identity: { type: "string", arg: "FILE", help: "the age identity file that opens a recipient backup" },
+    from: { type: "string", arg: "FP", help: "the backup must be signed by the card with this fingerprint" },
+    unsigned: { type: "boolean", help: "restore a backup made before coffer signed backups (with a warning)" },
     yes: { type: "boolean", short: "y", help: "replace an existing store without asking" },
     json: { type: "boolean", help: "print the result as JSON" },
   },
@@ -134,6 +145,9 @@ export const restore: Command = {
       file,
       passphrase,
       ...(identityFile !== undefined && { identityFile }),
+      ...(typeof ctx.flags.from === "string" && { from: ctx.flags.from }),
+      allowUnsigned: ctx.flags.unsigned === true,
+      warn: (m) => ctx.say(`warning: ${m}`),
       identityPassphrase: () => promptHidden("passphrase for the identity: "),
       replace: ctx.flags.yes === true
         ? true
@@ -152,6 +166,7 @@ export const restore: Command = {
     );
     if (result.schemaFrom !== result.schema) ctx.say(`migrated the store from schema ${result.schemaFrom} to ${result.schema}`);
     ctx.say(`audit chain intact: ${result.auditRecords} records verify (the last one records this restore)`);
+    if (result.signedBy !== null) ctx.say(`signed by "${result.signedBy.name}" (fingerprint ${result.signedBy.fingerprint})`);
     ctx.say(
       result.identityAction === "written"
         ? `wrote the identity from the backup to ${result.identityPath}`

@@ -1,12 +1,14 @@
-import { readFileSync } from "node:fs";
+import { createReadStream, statSync } from "node:fs";
 import { CofferError } from "../../errors.ts";
+import { MAX_BUNDLE_BYTES } from "../../identity/bundle.ts";
 import { importBundle } from "../../identity/sharing.ts";
 import { importDotenv } from "../../store/import-dotenv.ts";
 import type { Command, Context } from "../command.ts";
 import { confirm, printable, readAllBounded } from "../io.ts";
 import { openIdentityAndStore, printJson, withStore } from "../open.ts";
 
-const MAX_BUNDLE_BYTES = 64 * 1024 * 1024;
+/** The largest .env file `import --dotenv` reads: 1 MiB, as for project files. */
+const MAX_DOTENV_BYTES = 1024 * 1024;
 
 export const importCmd: Command = {
   name: "import",
@@ -18,7 +20,7 @@ export const importCmd: Command = {
     "Any failure writes nothing. A sender not yet trusted is refused unless you confirm their",
     "fingerprint on the terminal or pass --trust; the sender is then remembered.",
     "--dotenv parses FILE exactly as the dotenv package does and stores each variable as PREFIX+NAME.",
-    "FILE - reads standard input.",
+    "FILE - reads standard input. A bundle may be at most 64 MiB, a .env file at most 1 MiB.",
   ].join("\n"),
   examples: [
     "coffer import bob.coffer",
@@ -36,7 +38,7 @@ export const importCmd: Command = {
     if (typeof ctx.flags.dotenv === "string") return runDotenv(ctx, ctx.flags.dotenv);
     if (ctx.flags.prefix !== undefined) throw new CofferError("E_USAGE", "--prefix goes with --dotenv");
     if (ctx.args.length !== 1) throw new CofferError("E_USAGE", "usage: coffer import FILE (or --dotenv FILE)");
-    const file = await readInput(ctx, ctx.args[0]!);
+    const file = await readInput(ctx, ctx.args[0]!, MAX_BUNDLE_BYTES, "64 MiB");
     const trust = typeof ctx.flags.trust === "string" ? ctx.flags.trust : undefined;
     const result = await openIdentityAndStore(ctx, (store, identity) =>
       importBundle(store, identity, file, {
@@ -61,7 +63,7 @@ async function runDotenv(ctx: Context, path: string): Promise<void> {
   if (ctx.args.length > 0 || ctx.flags.trust !== undefined || ctx.flags.force !== undefined) {
     throw new CofferError("E_USAGE", "usage: coffer import --dotenv FILE [--prefix P]");
   }
-  const text = await readInput(ctx, path);
+  const text = await readInput(ctx, path, MAX_DOTENV_BYTES, "1 MiB");
   const prefix = typeof ctx.flags.prefix === "string" ? ctx.flags.prefix : "";
   if (prefix !== "" && !prefix.endsWith("/")) {
     throw new CofferError("E_USAGE", `--prefix must end with / (else the names run together, as ${printable(prefix)}STRIPE_KEY): use --prefix ${printable(prefix)}/`);
@@ -71,11 +73,18 @@ async function runDotenv(ctx: Context, path: string): Promise<void> {
   ctx.say(`imported ${result.written.length} variable${result.written.length === 1 ? "" : "s"} from ${path}`);
 }
 
-async function readInput(ctx: Context, path: string): Promise<Buffer> {
-  if (path === "-") return readAllBounded(ctx.io.stdin, MAX_BUNDLE_BYTES, "stdin");
+// Never more than `max` bytes in memory: a regular file is refused by its size before it is
+// read, anything else (stdin, a FIFO) stops being read once it passes the limit.
+async function readInput(ctx: Context, path: string, max: number, human: string): Promise<Buffer> {
+  if (path === "-") return readAllBounded(ctx.io.stdin, max, `stdin (at most ${human})`);
   try {
-    return readFileSync(path);
+    const st = statSync(path);
+    if (st.isFile() && st.size > max) {
+      throw new CofferError("E_INVALID_VALUE", `invalid value: ${path} is ${st.size} bytes, over the limit of ${max} bytes (${human})`);
+    }
+    return await readAllBounded(createReadStream(path), max, `${path} (at most ${human})`);
   } catch (err) {
+    if (err instanceof CofferError) throw err;
     throw new CofferError("E_INVALID_VALUE", `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
   }
 }

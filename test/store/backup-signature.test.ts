@@ -1,0 +1,115 @@
+/**
+ * Issue 11 item 6: backups are signed as bundles are, and restore checks the signature against
+ * the identity that decrypts the backup (or `from`), never a card inside the backup alone.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { sign } from "node:crypto";
+import { initCoffer, openStore } from "../../src/index.ts";
+import { backupStore, restoreBackup } from "../../src/store/backup.ts";
+import { decryptWithIdentity, encryptToRecipients } from "../../src/crypto/age.ts";
+import { cardOf, loadIdentity, signingKeyOf } from "../../src/identity/identity.ts";
+import { tempDir } from "../helpers.ts";
+
+async function user(t: import("node:test").TestContext, name: string) {
+  const dir = tempDir(t);
+  const env = { COFFER_HOME: dir };
+  await initCoffer({ env, name });
+  const identity = await loadIdentity(join(dir, "identity"));
+  return { dir, env, identity, identityPath: join(dir, "identity") };
+}
+
+async function reseal(file: string, plain: string, recipient: string): Promise<string> {
+  const out = `${file}.forged`;
+  const age = await import("age-encryption");
+  writeFileSync(out, age.armor.encode(await encryptToRecipients(Buffer.from(plain), [recipient])), { mode: 0o600 });
+  return out;
+}
+
+test("a backup forged from the victim's public card is refused", async (t) => {
+  const alice = await user(t, "alice");
+  const own = await openStore({ env: alice.env });
+  own.set("db/password", "alice-real-value");
+  own.close();
+
+  // Mallory knows only alice's card. She builds a store alice's key can open (its store key
+  // wrapped to alice's recipient too), fills it, and backs it up to alice's recipient.
+  const mallory = await user(t, "mallory");
+  const evil = await openStore({ env: mallory.env });
+  evil.set("db/password", "mallory-chosen-value");
+  const row = evil.sql("SELECT wrapped FROM store_keys WHERE kind = 'age'").get() as { wrapped: Uint8Array };
+  const storeKey = await decryptWithIdentity(row.wrapped, mallory.identity.secretKey, "own key");
+  const victimCard = cardOf(alice.identity);
+  const victimRecipient = victimCard.split(":")[3]!;
+  const wrapped = await encryptToRecipients(storeKey, [victimRecipient]);
+  evil.transaction(() => {
+    evil.sql("INSERT INTO store_keys (recipient, kind, wrapped) VALUES (?, 'age', ?)").run(victimRecipient, wrapped);
+  });
+  const dir = tempDir(t);
+  const signedByMallory = join(dir, "forged.backup");
+  await backupStore(evil, { out: signedByMallory, recipients: [victimCard], identityFile: null });
+  evil.close();
+
+  const before = readFileSync(join(alice.dir, "store.db"));
+  const restoreAsAlice = (file: string, extra = {}) => restoreBackup({ env: alice.env, file, replace: true, ...extra });
+
+  // Signed by mallory's own key: not the identity that decrypts it.
+  await assert.rejects(restoreAsAlice(signedByMallory), { code: "E_UNTRUSTED", message: /signed by "mallory" .*not by your identity/ });
+  // The signature line dropped: an unsigned backup.
+  const plain = Buffer.from(await decryptWithIdentity(readFileSync(signedByMallory), alice.identity.secretKey, "x")).toString("utf8");
+  const [body, line] = plain.split("\n") as [string, string];
+  await assert.rejects(restoreAsAlice(await reseal(signedByMallory, body, victimRecipient)), { code: "E_SIGNATURE", message: /is not signed.*--unsigned/ });
+  // Alice's card put in the signature line, with mallory's signature: does not verify.
+  const sig = JSON.parse(line) as Record<string, string>;
+  const claimed = JSON.stringify({ ...sig, from: victimCard });
+  await assert.rejects(restoreAsAlice(await reseal(signedByMallory, `${body}\n${claimed}\n`, victimRecipient)), {
+    code: "E_SIGNATURE", message: /does not verify against its signer card "alice"/,
+  });
+  // A signature over other bytes (the container changed after signing) does not verify either.
+  const other = JSON.stringify({ ...sig, signature: sign(null, Buffer.from("x"), signingKeyOf(mallory.identity).privateKey).toString("base64url") });
+  await assert.rejects(restoreAsAlice(await reseal(signedByMallory, `${body}\n${other}\n`, victimRecipient)), { code: "E_SIGNATURE" });
+
+  assert.deepEqual(readFileSync(join(alice.dir, "store.db")), before, "alice's store is untouched");
+  const back = await openStore({ env: alice.env });
+  assert.equal(back.get("db/password").reveal(), "alice-real-value");
+  back.close();
+});
+
+test("an unsigned (old) backup needs --unsigned", async (t) => {
+  const alice = await user(t, "alice");
+  const s = await openStore({ env: alice.env });
+  s.set("k", "v");
+  const dir = tempDir(t);
+  const out = join(dir, "b.backup");
+  await backupStore(s, { out, recipients: [alice.identity.recipient], identityFile: alice.identityPath });
+  s.close();
+  const plain = Buffer.from(await decryptWithIdentity(readFileSync(out), alice.identity.secretKey, "x")).toString("utf8");
+  const old = await reseal(out, plain.split("\n")[0]!, alice.identity.recipient); // as written before signatures
+  const fresh = tempDir(t);
+  const into = { env: { COFFER_HOME: fresh }, file: old, identityFile: alice.identityPath };
+  await assert.rejects(restoreBackup(into), { code: "E_SIGNATURE", message: /is not signed: it was made before coffer signed backups, or forged .*--unsigned/ });
+  assert.deepEqual(readdirSync(fresh), []);
+  const warnings: string[] = [];
+  const r = await restoreBackup({ ...into, allowUnsigned: true, warn: (m) => warnings.push(m) });
+  assert.equal(r.signedBy, null);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /is not signed, so nothing shows who made it/);
+  const back = await openStore({ env: { COFFER_HOME: fresh } });
+  assert.equal(back.get("k").reveal(), "v");
+  back.close();
+});
+
+test("a backup passphrase under 12 characters is refused unless weakPassphrase", async (t) => {
+  const alice = await user(t, "alice");
+  const s = await openStore({ env: alice.env });
+  t.after(() => s.close());
+  const out = join(tempDir(t), "b.backup");
+  await assert.rejects(backupStore(s, { out, passphrase: "short-pass1", identityFile: null }), {
+    code: "E_INVALID_VALUE", message: /shorter than 12 characters.*--weak-passphrase/,
+  });
+  assert.equal(s.auditLog().at(-1)?.action, "init", "nothing recorded");
+  const r = await backupStore(s, { out, passphrase: "short-pass1", identityFile: null, weakPassphrase: true, logN: 18 });
+  assert.equal(r.to, "passphrase");
+});
