@@ -9,6 +9,7 @@ import { CofferError, ERROR_CODES, type ErrorCode } from "../errors.ts";
 import { fetchText, tlsFetch, type ClientTls } from "../providers/http.ts";
 import { readPrivateFile } from "../store/fs-secure.ts";
 import { readPublicFile } from "./tls.ts";
+import { tokenTransportRule } from "../config/token-transport.ts";
 import { assertSecretName } from "../store/names.ts";
 import { jsonValue } from "../store/secret.ts";
 
@@ -200,6 +201,8 @@ export class CofferClient {
       // fetch would echo a bad header value in its error; refuse it before any request.
       throw new CofferError("E_INVALID_VALUE", "the token is empty, too long, or holds spaces or control characters; check how it was copied");
     }
+    const transport = options.token !== undefined ? tokenTransportRule(this.url) : undefined;
+    if (transport !== undefined) throw new CofferError("E_USAGE", `${this.url}: coffer ${transport}`);
     const timeoutMs = options.timeoutMs ?? SERVER_TIMEOUT_MS;
     if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) {
       throw new CofferError("E_INVALID_VALUE", `a timeout is a whole number of milliseconds from 1, got ${timeoutMs}`);

@@ -168,3 +168,15 @@ test("login --ca --cert --key reaches a mutual-TLS server with a private CA, and
   assert.equal(run.code, 0, run.err);
   assert.equal(run.out.trim(), "matched");
 });
+
+test("login never sends a token over plain http to a remote host", async (t) => {
+  const home = tempDir(t);
+  const token = `cof_${"C".repeat(43)}`;
+  // 192.0.2.1 is TEST-NET-1: nothing answers there, and the refusal comes before any request.
+  const r = await cofferAsync(home, ["login", "http://192.0.2.1:8200", "--token-stdin"], { input: token });
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /^coffer: http:\/\/192\.0\.2\.1:8200: coffer would send its token over plain http:\/\/ to 192\.0\.2\.1:8200, .*use https:\/\//);
+  assert.equal(r.err.split("\n").length, 2, "one line");
+  assert.ok(!r.err.includes(token));
+  assert.equal(existsSync(TOKENS(home)), false);
+});
