@@ -148,7 +148,7 @@ describe("GET /v1/watch", () => {
 describe("GET /v1/watch across instances", () => {
   for (const transport of ["redis", "postgres"] as const) {
     test(`${transport}: the stream on one instance reports a change written through the other within a second`, async (t) => {
-      const { a, b, root } = await startTwoInstances(t, transport === "redis" ? { redis: redisUrl() } : {});
+      const { a, b, root } = await startTwoInstances(t, transport === "redis" ? { redis: await redisUrl() } : {});
       const w = await openWatch(t, a.url, root, "app/");
       await w.until(new RegExp(`event: ready\\ndata: \\{"prefix":"app/","transport":"${transport}","healthy":true\\}`));
       const started = Date.now();
