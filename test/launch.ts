@@ -10,23 +10,17 @@
  */
 import { spawn } from "node:child_process";
 import { POSTGRES_DATA_ENV } from "./services.ts";
-import { startPostgres, startRedis, stopPostgres, stopRedis, type ThrowawayPostgres, type ThrowawayRedis } from "./throwaway.ts";
+import { startPostgres, startRedis, stopAllThrowaway, type ThrowawayPostgres, type ThrowawayRedis } from "./throwaway.ts";
 
 const env = { ...process.env };
 let pg: ThrowawayPostgres | undefined;
 let redis: ThrowawayRedis | undefined;
 let child: ReturnType<typeof spawn> | undefined;
 
-function stopServices(): void {
-  if (pg !== undefined) stopPostgres(pg);
-  if (redis !== undefined) stopRedis(redis);
-  pg = redis = undefined;
-}
-
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   process.on(signal, () => {
     child?.kill(signal);
-    stopServices();
+    stopAllThrowaway(); // also what is still starting
     process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const)[signal]);
   });
 }
@@ -73,6 +67,6 @@ try {
   console.error(`cannot start the test services: ${(err as Error).message}`);
   status = 1;
 } finally {
-  stopServices();
+  stopAllThrowaway();
 }
 process.exit(status);

@@ -4,7 +4,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createConnection } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -72,4 +72,33 @@ test("a test given an unreachable PostgreSQL fails (never skips), naming the var
   assert.match(r.stderr, /cannot reach PostgreSQL at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/postgres/);
   assert.match(r.stderr, /COFFER_TEST_POSTGRES_URL/);
   assert.doesNotMatch(r.stderr, /pw@/, "the password is not shown");
+});
+
+test("a test process ended by SIGTERM stops its throw-away servers and removes their dirs", { timeout: 180_000 }, async () => {
+  const script = `
+    import { adminQuery, postgresUrl, redisUrl } from ${JSON.stringify(SERVICES)};
+    const pg = new URL(await postgresUrl());
+    const redis = new URL(await redisUrl());
+    const dataDir = (await adminQuery("SHOW data_directory")).rows[0].data_directory;
+    console.log(JSON.stringify({ pgPort: Number(pg.port), redisPort: Number(redis.port), dataDir }));
+    setInterval(() => {}, 1000);
+  `;
+  const env: Record<string, string | undefined> = { ...process.env };
+  for (const name of ["COFFER_TEST_POSTGRES_URL", "COFFER_TEST_REDIS_URL", "COFFER_TEST_POSTGRES_DATA"]) delete env[name];
+  const child = spawn(process.execPath, ["--input-type=module", "-e", script], { env, stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  const line = await new Promise<string>((resolve, reject) => {
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("\n")) resolve(out.trim());
+    });
+    child.once("exit", (code) => reject(new Error(`the child exited (${code}) before its servers were up`)));
+  });
+  const got = JSON.parse(line) as { pgPort: number; redisPort: number; dataDir: string };
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once("exit", (_code, signal) => resolve(signal)));
+  child.kill("SIGTERM");
+  assert.equal(await exited, "SIGTERM", "the process still ends by the signal");
+  assert.equal(existsSync(got.dataDir), false, "the cluster's dir is removed");
+  assert.equal(await listening(got.pgPort), false, "the throw-away PostgreSQL is stopped");
+  assert.equal(await listening(got.redisPort), false, "the throw-away Redis is stopped");
 });

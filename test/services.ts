@@ -12,7 +12,7 @@
 import { randomBytes } from "node:crypto";
 import type { TestContext } from "node:test";
 import pg from "pg";
-import { startPostgres, startRedis, stopPostgres, stopRedis, type ThrowawayPostgres } from "./throwaway.ts";
+import { startPostgres, startRedis, stopAllThrowaway, type ThrowawayPostgres } from "./throwaway.ts";
 
 /**
  * Set by test/launch.ts beside COFFER_TEST_POSTGRES_URL when that URL is its throw-away cluster:
@@ -23,35 +23,30 @@ export const POSTGRES_DATA_ENV = "COFFER_TEST_POSTGRES_DATA";
 let ownPostgres: Promise<ThrowawayPostgres> | undefined;
 let ownRedis: Promise<string> | undefined;
 
-const stops: (() => void)[] = [];
+let stopsInstalled = false;
 
 /**
  * Stops what this process started when it exits, or when a signal ends it (then the signal is
- * raised again, so the process still ends as it would have). Stops are synchronous, as exit
- * handlers must be.
+ * raised again, so the process still ends as it would have).
  */
-function stopAtExit(stop: () => void): void {
-  if (stops.length === 0) {
-    const stopAll = (): void => {
-      for (const s of stops.splice(0)) s();
-    };
-    process.once("exit", stopAll);
-    for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-      process.once(signal, () => {
-        stopAll();
-        process.kill(process.pid, signal);
-      });
-    }
+function stopAtExit(): void {
+  if (stopsInstalled) return;
+  stopsInstalled = true;
+  process.once("exit", stopAllThrowaway);
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(signal, () => {
+      stopAllThrowaway();
+      process.kill(process.pid, signal);
+    });
   }
-  stops.push(stop);
 }
 
 /** This process's own throw-away PostgreSQL, started on first use. */
 export function ownThrowawayPostgres(): Promise<ThrowawayPostgres> {
-  ownPostgres ??= startPostgres().then((instance) => {
-    stopAtExit(() => stopPostgres(instance));
-    return instance;
-  });
+  if (ownPostgres === undefined) {
+    stopAtExit();
+    ownPostgres = startPostgres();
+  }
   return ownPostgres;
 }
 
@@ -78,10 +73,10 @@ export async function restartablePostgres(): Promise<ThrowawayPostgres> {
 export async function redisUrl(): Promise<string> {
   const given = process.env.COFFER_TEST_REDIS_URL;
   if (given !== undefined && given !== "") return given;
-  ownRedis ??= startRedis().then((instance) => {
-    stopAtExit(() => stopRedis(instance));
-    return instance.url;
-  });
+  if (ownRedis === undefined) {
+    stopAtExit();
+    ownRedis = startRedis().then((instance) => instance.url);
+  }
   return ownRedis;
 }
 

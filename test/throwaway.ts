@@ -16,6 +16,27 @@ import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 
+/**
+ * What this process has started and not yet stopped, by temp dir: each entry stops its server
+ * (if running) and removes the dir. Entered as soon as the dir exists, so an interruption during a
+ * start leaves nothing behind either.
+ */
+const live = new Map<string, () => void>();
+
+/** Stops every throw-away server this process started and removes their dirs (synchronous: safe in exit and signal handlers). */
+export function stopAllThrowaway(): void {
+  for (const [dir, stop] of [...live]) {
+    live.delete(dir);
+    stop();
+  }
+}
+
+function stopLive(dir: string): void {
+  const stop = live.get(dir);
+  live.delete(dir);
+  stop?.();
+}
+
 const INSTALL_HELP = "install the Debian packages (`apt-get install -y postgresql redis-server`; `.ci/run` does) or point the tests at running servers with COFFER_TEST_POSTGRES_URL / COFFER_TEST_REDIS_URL";
 
 /** A running throw-away PostgreSQL cluster. */
@@ -29,7 +50,6 @@ export interface ThrowawayPostgres {
 /** A running throw-away Redis. */
 export interface ThrowawayRedis {
   url: string;
-  pid: number;
   dir: string;
 }
 
@@ -118,6 +138,17 @@ function logTail(dataDir: string): string {
 export async function startPostgres(): Promise<ThrowawayPostgres> {
   const bin = postgresBinDir(); // fail early, before making anything
   const dir = mkdtempSync(join(tmpdir(), "coffer-test-pg-"));
+  const dataDir = join(dir, "data");
+  live.set(dir, () => {
+    if (existsSync(join(dataDir, "postmaster.pid"))) {
+      try {
+        pgRun("pg_ctl", ["stop", "-D", dataDir, "-m", "immediate", "-w", "-t", "30"]);
+      } catch {
+        // already stopped: remove the dir regardless
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
   try {
     const owner = isRoot() ? postgresUser() : undefined;
     if (owner !== undefined) chownSync(dir, owner.uid, owner.gid);
@@ -125,7 +156,6 @@ export async function startPostgres(): Promise<ThrowawayPostgres> {
     const pwfile = join(dir, "pwfile");
     writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
     if (owner !== undefined) chownSync(pwfile, owner.uid, owner.gid);
-    const dataDir = join(dir, "data");
     pgRun("initdb", [
       "-D", dataDir, "-U", "postgres", `--pwfile=${pwfile}`,
       "--auth-host=scram-sha-256", "--auth-local=peer",
@@ -146,7 +176,7 @@ export async function startPostgres(): Promise<ThrowawayPostgres> {
       }
     }
   } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
+    stopLive(dir);
     throw err;
   }
 }
@@ -163,16 +193,6 @@ export async function ensurePostgresRunning(dataDir: string): Promise<void> {
   } catch {
     await pgRunAsync("pg_ctl", ["start", "-D", dataDir, "-w", "-t", "60", "-l", join(dataDir, "..", "postgres.log")]);
   }
-}
-
-/** Stops the throw-away cluster and removes its temp dir (synchronous: safe in an exit handler). */
-export function stopPostgres(pg: ThrowawayPostgres): void {
-  try {
-    pgRun("pg_ctl", ["stop", "-D", pg.dataDir, "-m", "immediate", "-w", "-t", "30"]);
-  } catch {
-    // already stopped, or gone: remove the dir regardless
-  }
-  rmSync(join(pg.dataDir, ".."), { recursive: true, force: true });
 }
 
 /** Resolves when something on 127.0.0.1:`port` answers Redis's PING with PONG. */
@@ -201,6 +221,10 @@ export async function startRedis(): Promise<ThrowawayRedis> {
     const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no"], {
       stdio: ["ignore", "ignore", "pipe"],
     });
+    live.set(dir, () => {
+      child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    });
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<Error>((resolve) => {
@@ -214,7 +238,7 @@ export async function startRedis(): Promise<ThrowawayRedis> {
       if (ready === true) {
         child.unref();
         child.stderr.destroy();
-        return { url: `redis://127.0.0.1:${port}`, pid: child.pid!, dir };
+        return { url: `redis://127.0.0.1:${port}`, dir };
       }
       if (ready instanceof Error) failure = ready;
       else if (Date.now() > deadline) {
@@ -223,18 +247,8 @@ export async function startRedis(): Promise<ThrowawayRedis> {
       } else await new Promise((r) => setTimeout(r, 50));
     }
     if (attempt >= 3 || (failure as NodeJS.ErrnoException).code === "ENOENT") {
-      rmSync(dir, { recursive: true, force: true });
+      stopLive(dir);
       throw new Error(`the throw-away Redis did not start: ${failure.message}; ${INSTALL_HELP}`, { cause: failure });
     }
   }
-}
-
-/** Stops the throw-away Redis and removes its dir (synchronous: safe in an exit handler). */
-export function stopRedis(redis: ThrowawayRedis): void {
-  try {
-    process.kill(redis.pid, "SIGKILL");
-  } catch {
-    // already gone
-  }
-  rmSync(redis.dir, { recursive: true, force: true });
 }
