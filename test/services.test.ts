@@ -24,6 +24,15 @@ function runChild(script: string, extraEnv: Record<string, string> = {}): Promis
   });
 }
 
+/** Whether something still listens on `port` once a stopped server had 10 s to go (a killed process closes its sockets a moment later). */
+async function stillListening(port: number): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    if (!(await listening(port))) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return true;
+}
+
 function listening(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createConnection({ host: "127.0.0.1", port });
@@ -58,8 +67,8 @@ test("tests given no server use throw-away PostgreSQL and Redis, never the machi
   assert.match(got.dataDir, /coffer-test-pg-/, "a throw-away cluster in a temp dir");
   assert.equal(got.refused, true, "a connection without the cluster's password is refused");
   assert.equal(existsSync(got.dataDir), false, "the cluster's dir is removed when the process exits");
-  assert.equal(await listening(got.pgPort), false, "the throw-away PostgreSQL is stopped");
-  assert.equal(await listening(got.redisPort), false, "the throw-away Redis is stopped");
+  assert.equal(await stillListening(got.pgPort), false, "the throw-away PostgreSQL is stopped");
+  assert.equal(await stillListening(got.redisPort), false, "the throw-away Redis is stopped");
 });
 
 test("a test given an unreachable PostgreSQL fails (never skips), naming the variable without its password", async () => {
@@ -99,6 +108,6 @@ test("a test process ended by SIGTERM stops its throw-away servers and removes t
   child.kill("SIGTERM");
   assert.equal(await exited, "SIGTERM", "the process still ends by the signal");
   assert.equal(existsSync(got.dataDir), false, "the cluster's dir is removed");
-  assert.equal(await listening(got.pgPort), false, "the throw-away PostgreSQL is stopped");
-  assert.equal(await listening(got.redisPort), false, "the throw-away Redis is stopped");
+  assert.equal(await stillListening(got.pgPort), false, "the throw-away PostgreSQL is stopped");
+  assert.equal(await stillListening(got.redisPort), false, "the throw-away Redis is stopped");
 });
