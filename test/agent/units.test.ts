@@ -346,3 +346,16 @@ test("the e2e CLI: usage errors, bad names and --help", async (t) => {
   assert.equal(help.code, 0);
   assert.match(help.out, /Examples:\n {2}coffer units --name web/);
 });
+
+test("docs/systemd.md's LoadCredential= lines point at the files the agent writes (db_password, never a db/password it does not write)", () => {
+  const doc = readFileSync(fileURLToPath(new URL("../../docs/systemd.md", import.meta.url)), "utf8");
+  const documented = doc.split("\n").filter((l) => l.startsWith("LoadCredential="));
+  assert.ok(documented.length > 0, "the doc shows the credentials style");
+  const service = renderUnits({
+    name: "web", exec: ["/usr/bin/web"], secrets: parseUnitSecrets("db/password=DB_PASSWORD,api-key"),
+    source: { provider: "folder:/etc/coffer/web" }, coffer: ["/usr/bin/node", "/opt/coffer/dist/bundle/bin.js"],
+    style: "credentials", user: "web",
+  }).find((u) => u.filename === "web.service")!;
+  const rendered = service.text.split("\n").filter((l) => l.startsWith("LoadCredential="));
+  assert.deepEqual(documented, rendered);
+});

@@ -175,3 +175,34 @@ test("agent: SIGALRM, SIGUSR2, SIGHUP and the other catchable terminating signal
     assert.equal(existsSync(join(out, "api_key")) || existsSync(join(out, "secrets.env")), false, `${sig}: the files are removed`);
   }
 });
+
+test("agent: an --owner that is no user name or uid (an option for id(1), a path, a colon) is refused with a one-line usage error, nothing written", (t) => {
+  const { src, out, home } = setup(t);
+  mkdirSync(home);
+  for (const bad of ["--help", "-u", "../root", "web:web", "web user", ""]) {
+    const r = spawnSync(process.execPath, [CLI, "agent", "--provider", `folder:${src}`, "--dir", out, "--secrets", "api_key", `--owner=${bad}`], {
+      env: userEnv(home), encoding: "utf8",
+    });
+    assert.equal(r.status, 2, `--owner=${bad}: ${r.stderr}`);
+    assert.match(r.stderr, /^coffer: .*invalid owner .*a user name .* or a numeric uid\n/, `--owner=${bad}`);
+    assert.equal(r.stderr.trim().split("\n").length, 1, "one line");
+    assert.equal(existsSync(out), false, "nothing written");
+  }
+});
+
+test("agent: a missing or empty vault tokenFile is a one-line config error naming the file, not an internal error", (t) => {
+  const { root, out, home } = setup(t);
+  mkdirSync(home);
+  const tokenFile = join(root, "no-such-token");
+  const config = join(root, "agent.yml");
+  writeFileSync(config, `backends:\n  v: { type: vault, address: "https://vault.invalid:8200", tokenFile: "${tokenFile}" }\nservices:\n  web: { backend: v, secrets: [app/db] }\n`, { mode: 0o600 });
+  const run = () => spawnSync(process.execPath, [CLI, "agent", "--config", config, "--service", "web", "--dir", out], { env: userEnv(home), encoding: "utf8" });
+  const missing = run();
+  assert.equal(missing.status, 7, missing.stderr);
+  assert.equal(missing.stderr, `coffer: ${tokenFile}: cannot read the Vault token file named by tokenFile (ENOENT); check the path, and that the agent's user may read it\n`);
+  writeFileSync(tokenFile, "\n", { mode: 0o600 });
+  const empty = run();
+  assert.equal(empty.status, 7, empty.stderr);
+  assert.match(empty.stderr, new RegExp(`^coffer: ${tokenFile}: the Vault token file named by tokenFile is empty\\n$`));
+  assert.equal(existsSync(out), false, "nothing written");
+});

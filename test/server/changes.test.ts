@@ -6,9 +6,7 @@ import {
   createChangeBus, createMemoryBus, createPostgresBus, createRedisBus, toChangeEvent,
   type ChangeBus, type ChangeEvent,
 } from "../../src/server/changes.ts";
-
-const REDIS_URL = process.env.COFFER_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
-const POSTGRES_URL = process.env.COFFER_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+import { postgresUrl, redisUrl } from "../services.ts";
 
 function event(name: string, version: number | null = 1, action: ChangeEvent["action"] = "write"): ChangeEvent {
   return { name, version, action, at: new Date().toISOString() };
@@ -92,15 +90,15 @@ describe("change buses", () => {
   });
 
   test("redis: a publish on one instance reaches the other within a second", async (t) => {
-    await acrossInstances(t, () => createRedisBus(REDIS_URL));
+    await acrossInstances(t, async () => createRedisBus(await redisUrl()));
   });
 
   test("redis: buses of another scope (deployment) do not hear each other", async (t) => {
-    const a = await createRedisBus(REDIS_URL, { scope: "deployment-a" });
+    const a = await createRedisBus(await redisUrl(), { scope: "deployment-a" });
     t.after(() => a.close());
-    const b = await createRedisBus(REDIS_URL, { scope: "deployment-b" });
+    const b = await createRedisBus(await redisUrl(), { scope: "deployment-b" });
     t.after(() => b.close());
-    const a2 = await createRedisBus(REDIS_URL, { scope: "deployment-a" });
+    const a2 = await createRedisBus(await redisUrl(), { scope: "deployment-a" });
     t.after(() => a2.close());
     await until(() => a.healthy() && b.healthy() && a2.healthy());
     const heardByB: ChangeEvent[] = [];
@@ -113,11 +111,11 @@ describe("change buses", () => {
   });
 
   test("redis: malformed messages on the channel are ignored", async (t) => {
-    const bus = await createRedisBus(REDIS_URL);
+    const bus = await createRedisBus(await redisUrl());
     t.after(() => bus.close());
     await until(() => bus.healthy());
     const { Redis } = await import("ioredis");
-    const raw = new Redis(REDIS_URL);
+    const raw = new Redis(await redisUrl());
     t.after(() => raw.disconnect());
     const got = collect(bus, 1);
     await raw.publish("coffer:changes", "not json");
@@ -129,9 +127,9 @@ describe("change buses", () => {
   });
 
   test("a revocation reaches every instance, and a forged one naming no token id is ignored", async (t) => {
-    const a = await createRedisBus(REDIS_URL);
+    const a = await createRedisBus(await redisUrl());
     t.after(() => a.close());
-    const b = await createRedisBus(REDIS_URL);
+    const b = await createRedisBus(await redisUrl());
     t.after(() => b.close());
     await until(() => a.healthy() && b.healthy());
     const onA: string[] = [];
@@ -141,7 +139,7 @@ describe("change buses", () => {
     const changes: ChangeEvent[] = [];
     b.subscribe((e) => changes.push(e));
     const { Redis } = await import("ioredis");
-    const raw = new Redis(REDIS_URL);
+    const raw = new Redis(await redisUrl());
     t.after(() => raw.disconnect());
     await raw.publish("coffer:changes", JSON.stringify({ revoked: "../../etc", at: new Date().toISOString() }));
     await raw.publish("coffer:changes", JSON.stringify({ revoked: 42 }));
@@ -159,11 +157,11 @@ describe("change buses", () => {
   });
 
   test("redis: the subscriber resubscribes after its connection is killed", async (t) => {
-    const bus = await createRedisBus(REDIS_URL);
+    const bus = await createRedisBus(await redisUrl());
     t.after(() => bus.close());
     await until(() => bus.healthy());
     const { Redis } = await import("ioredis");
-    const admin = new Redis(REDIS_URL);
+    const admin = new Redis(await redisUrl());
     t.after(() => admin.disconnect());
     await admin.call("CLIENT", "KILL", "TYPE", "pubsub");
     await until(() => !bus.healthy(), 3000);
@@ -190,16 +188,16 @@ describe("change buses", () => {
   });
 
   test("postgres: a publish on one instance reaches the other within a second", async (t) => {
-    await acrossInstances(t, () => createPostgresBus(POSTGRES_URL));
+    await acrossInstances(t, async () => createPostgresBus(await postgresUrl()));
   });
 
   test("postgres: the listener reconnects after its connection is killed (unhealthy meanwhile)", async (t) => {
-    const bus = await createChangeBus({ database: POSTGRES_URL });
+    const bus = await createChangeBus({ database: await postgresUrl() });
     t.after(() => bus.close());
     assert.equal(bus.kind, "postgres");
     await until(() => bus.healthy());
     const pg = (await import("pg")).default;
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
+    const admin = new pg.Client({ connectionString: await postgresUrl() });
     await admin.connect();
     t.after(() => admin.end());
     await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'coffer-listen' AND pid <> pg_backend_pid()");

@@ -44,7 +44,7 @@ test("two instances on one database: a write on one is read on the other; ifVers
 });
 
 test("a shared Redis limit of 20/min draws 429 within 24 requests spread over both instances", async (t) => {
-  const { a, b, root } = await startTwoInstances(t, { redis: redisUrl(), yaml: `${TEST_ROLES}\nrateLimit: { requests: 20, window: 1m, ipRequests: 1000 }\n` });
+  const { a, b, root } = await startTwoInstances(t, { redis: await redisUrl(), yaml: `${TEST_ROLES}\nrateLimit: { requests: 20, window: 1m, ipRequests: 1000 }\n` });
   const reader = (await call(a.url, "POST", "/v1/tokens", root, { name: "r", roles: ["reader"] })).json.token as string;
   const health = await call(a.url, "GET", "/v1/sys/health", reader);
   assert.equal(health.json.rateLimit, "shared (redis)");

@@ -1,68 +1,54 @@
 /**
  * Fault test: a real team server on PostgreSQL keeps its promises while PostgreSQL restarts
- * under it. A stream of PUTs runs for ~6 s; 1.5 s in, PostgreSQL is restarted
- * (`pg_ctlcluster … restart`, as root). Afterwards every write the server acknowledged (2xx) is
- * readable with the acknowledged version and value; every write that failed failed cleanly
- * (503 E_UNAVAILABLE/E_BUSY, or a dropped connection); and the same server process answers 200
- * again without being restarted.
+ * under it. A stream of PUTs runs for ~6 s; 1.5 s in, PostgreSQL is restarted (`pg_ctl restart`
+ * on the tests' throw-away cluster, never the machine's or one named in COFFER_TEST_POSTGRES_URL:
+ * see restartablePostgres). Afterwards every write the server acknowledged (2xx) is readable with
+ * the acknowledged version and value; every write that failed failed cleanly (503
+ * E_UNAVAILABLE/E_BUSY, or a dropped connection); and the same server process answers 200 again
+ * without being restarted.
  *
- * This restarts the PostgreSQL server named by COFFER_TEST_POSTGRES_URL (it must be the local
- * Debian cluster): other tests using PostgreSQL at the same moment will see their connections
- * cut. So it is named *.fault.ts: `npm test` runs it alone, after every *.test.ts has finished. It waits for PostgreSQL to be back before it
- * ends, and starts the cluster again if it is left stopped.
+ * Other tests on the same cluster would see their connections cut, so it is named *.fault.ts:
+ * `npm test` runs it alone, after every *.test.ts has finished. It leaves the cluster running.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync } from "node:fs";
-import { promisify } from "node:util";
 import { parseServerConfig } from "../../src/server/config.ts";
 import { initServer, startServer } from "../../src/server/server.ts";
 import { tempDir } from "../helpers.ts";
-import { adminQuery, freshDatabase } from "../services.ts";
+import { adminQuery, freshDatabase, restartablePostgres } from "../services.ts";
+import { ensurePostgresRunning, restartPostgres } from "../throwaway.ts";
 import { fetchReply, TEST_ROLES } from "./harness.ts";
-
-const run = promisify(execFile);
 
 const DURATION_MS = 6_000;
 const RESTART_AT_MS = 1_500;
 const WRITERS = 4;
 
-function clusterVersion(): string {
-  const versions = readdirSync("/etc/postgresql").filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
-  if (versions.length === 0) throw new Error("no PostgreSQL cluster under /etc/postgresql: this test restarts the local Debian cluster (pg_ctlcluster)");
-  return versions[0]!;
-}
-
-async function pgctl(action: "restart" | "start"): Promise<void> {
-  await run("pg_ctlcluster", ["--skip-systemctl-redirect", clusterVersion(), "main", action], { timeout: 60_000 });
-}
-
-// Waits until PostgreSQL answers a query (after a restart); starts the cluster if it is down.
-async function ensurePostgresUp(): Promise<void> {
-  try {
-    await adminQuery("SELECT 1", { tries: 20 });
-  } catch {
-    await pgctl("start").catch(() => {});
-    await adminQuery("SELECT 1", { tries: 40 });
-  }
-}
-
 interface Ack { name: string; version: number; value: string }
 interface Failure { status: number | "network"; code: string | undefined; during: number }
 
 test("postgres fault: PostgreSQL restarts under a running server; acknowledged writes survive, failures are clean, the server recovers", { timeout: 120_000 }, async (t) => {
+  const cluster = await restartablePostgres();
+  const admin = { url: cluster.url };
+  // Waits until PostgreSQL answers a query (after a restart); starts the cluster if it is down.
+  const ensurePostgresUp = async (): Promise<void> => {
+    try {
+      await adminQuery("SELECT 1", { ...admin, tries: 20 });
+    } catch {
+      await ensurePostgresRunning(cluster.dataDir);
+      await adminQuery("SELECT 1", { ...admin, tries: 40 });
+    }
+  };
   // Whatever happens, leave PostgreSQL running for whoever comes next.
   t.after(ensurePostgresUp);
-  const url = await freshDatabase(t);
+  const url = await freshDatabase(t, cluster.url);
   const dataDir = `${tempDir(t, "coffer-server-")}/data`;
   const yaml = `${TEST_ROLES}\ndatabase: "${url}"\nrateLimit: { requests: 1000000, window: 1m, ipRequests: 10000000 }\n`;
   const config = parseServerConfig(yaml, "fault.yml", {}, { listen: "127.0.0.1:0" });
   const { rootToken } = await initServer(dataDir, config);
   const server = await startServer({ dataDir, config, logger: false });
   try {
-    const startedBefore = (await adminQuery("SELECT pg_postmaster_start_time()::text AS t")).rows[0].t as string;
+    const startedBefore = (await adminQuery("SELECT pg_postmaster_start_time()::text AS t", admin)).rows[0].t as string;
     const put = (name: string, value: string): Promise<{ status: number; json: any }> =>
       fetchReply(`${server.url}/v1/secrets/${name}`, {
         method: "PUT",
@@ -77,7 +63,7 @@ test("postgres fault: PostgreSQL restarts under a running server; acknowledged w
     let restartDone = -1;
     const restart = (async () => {
       await new Promise((r) => setTimeout(r, RESTART_AT_MS));
-      await pgctl("restart");
+      await restartPostgres(cluster.dataDir);
       restartDone = performance.now() - t0;
     })();
 
@@ -108,7 +94,7 @@ test("postgres fault: PostgreSQL restarts under a running server; acknowledged w
     await Promise.all([restart, ...Array.from({ length: WRITERS }, (_, k) => writer(k))]);
     await ensurePostgresUp();
 
-    const startedAfter = (await adminQuery("SELECT pg_postmaster_start_time()::text AS t")).rows[0].t as string;
+    const startedAfter = (await adminQuery("SELECT pg_postmaster_start_time()::text AS t", admin)).rows[0].t as string;
     assert.notEqual(startedAfter, startedBefore, "PostgreSQL was restarted during the test");
 
     // Failures were clean: the server said "unavailable" (or busy), never anything else.

@@ -230,8 +230,11 @@ test("postgres: audit records and chain hashes are byte for byte the SQLite driv
 });
 
 test("postgres: throughput across two instances (measured, reported as diagnostics)", async (t) => {
-  const { storage: a, url } = await fresh(t);
-  const b = await open(t, url);
+  // 400 queries wait for 2 pools of 10: on a loaded machine that wait passes the default 5 s
+  // connect timeout, which is not what this measures
+  const url = await freshDatabase(t);
+  const a = await open(t, url, { connectTimeoutMs: 120_000 });
+  const b = await open(t, url, { connectTimeoutMs: 120_000 });
   const n = 400;
   let start = performance.now();
   await Promise.all(Array.from({ length: n }, (_, i) => write(i % 2 === 0 ? a : b, `bench/${i % 50}`)));

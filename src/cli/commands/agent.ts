@@ -3,7 +3,7 @@ import { CofferError } from "../../errors.ts";
 import { runAgent } from "../../agent/agent.ts";
 import { isDangerousEnvName } from "../../config/dangerous-env.ts";
 import { onTerminatingSignals } from "../../deliver/child.ts";
-import { SECRETS_ENV_FILE, loadAgentConfig, parseInterval, parseMode, parseOnChange, parseProviderSpec, parseSecretIds } from "../../agent/config.ts";
+import { SECRETS_ENV_FILE, loadAgentConfig, parseInterval, parseMode, parseOnChange, parseOwner, parseProviderSpec, parseSecretIds } from "../../agent/config.ts";
 import type { Command } from "../command.ts";
 
 export const agent: Command = {
@@ -35,7 +35,7 @@ export const agent: Command = {
     "poll-interval": { type: "string", arg: "DUR", help: "poll interval for providers that cannot watch (default 30s)" },
     "on-change": { type: "string", arg: "ACTION", help: "exit (default), restart-unit:NAME, signal:HUP, exec:CMD, none" },
     mode: { type: "string", arg: "MODE", help: "file mode (default 0400)" },
-    owner: { type: "string", arg: "USER", help: "user to own the files (the agent must run as root)" },
+    owner: { type: "string", arg: "USER", help: "user to own the files: a user name or a numeric uid (the agent must run as root)" },
     unit: { type: "string", arg: "NAME", help: "the unit whose main process gets signal:SIG" },
     config: { type: "string", arg: "F", help: "an agent.yml with backends and per-service settings" },
     service: { type: "string", arg: "NAME", help: "with --config: the service entry to serve" },
@@ -59,10 +59,12 @@ export const agent: Command = {
     if (dangerous.length > 0) {
       ctx.say(`coffer agent: warning: ${SECRETS_ENV_FILE} will set ${dangerous.join(", ")}, which ${dangerous.length === 1 ? "changes" : "change"} how programs load or run`);
     }
+    // checked before anything is fetched or written (agent.yml's owner is checked by loadAgentConfig)
+    const owner = str("owner") !== undefined ? parseOwner(str("owner")!) : settings.owner;
     const env: NodeJS.ProcessEnv = { ...ctx.env };
     const tokenFile = (settings as { tokenFile?: string }).tokenFile;
     if (tokenFile !== undefined && settings.provider.type === "vault") {
-      env[settings.provider.tokenEnv ?? "VAULT_TOKEN"] = readFileSync(tokenFile, "utf8").trim();
+      env[settings.provider.tokenEnv ?? "VAULT_TOKEN"] = readTokenFile(tokenFile);
     }
     const controller = new AbortController();
     // Any catchable terminating signal stops the agent the same way: files removed, then exit.
@@ -77,7 +79,7 @@ export const agent: Command = {
         pollIntervalMs: str("poll-interval") !== undefined ? parseInterval(str("poll-interval")!) : (settings.pollIntervalMs ?? 30_000),
         onChange: str("on-change") !== undefined ? parseOnChange(str("on-change")!) : (settings.onChange ?? { kind: "exit" }),
         mode: str("mode") !== undefined ? parseMode(str("mode")!) : (settings.mode ?? 0o400),
-        ...((str("owner") ?? settings.owner) !== undefined && { owner: (str("owner") ?? settings.owner)! }),
+        ...(owner !== undefined && { owner }),
         ...((str("unit") ?? str("service")) !== undefined && { unit: (str("unit") ?? str("service"))! }),
         log: (line) => ctx.say(`coffer agent: ${line}`),
         signal: controller.signal,
@@ -89,3 +91,19 @@ export const agent: Command = {
     }
   },
 };
+
+/**
+ * The Vault token in `path` (agent.yml's `tokenFile`), trimmed.
+ * @throws CofferError E_CONFIG naming the file when it cannot be read or is empty
+ */
+function readTokenFile(path: string): string {
+  let token: string;
+  try {
+    token = readFileSync(path, "utf8").trim();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? "unreadable";
+    throw new CofferError("E_CONFIG", `${path}: cannot read the Vault token file named by tokenFile (${code}); check the path, and that the agent's user may read it`, { cause: err });
+  }
+  if (token === "") throw new CofferError("E_CONFIG", `${path}: the Vault token file named by tokenFile is empty`);
+  return token;
+}
