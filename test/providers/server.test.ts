@@ -180,7 +180,7 @@ test("server: a server that hangs times out; nobody listening is E_PROVIDER; red
   server.fault = { kind: "hang" };
   const started = Date.now();
   await rejects(provider.resolve({ provider: "team", path: "x" }), "E_PROVIDER", /did not answer within 200 ms/, server);
-  assert.ok(Date.now() - started < 1500);
+  assert.ok(Date.now() - started < 15_000, "the timeout ends the wait");
 
   const srv = createServer((_req, res) => res.writeHead(307, { Location: "http://127.0.0.1:1/elsewhere" }).end());
   await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
@@ -287,7 +287,7 @@ test("server: close() aborts a request in flight and stops watches", async (t) =
   const started = Date.now();
   await provider.close();
   await rejects(pending, "E_PROVIDER", /cancelled/, server);
-  assert.ok(Date.now() - started < 1000);
+  assert.ok(Date.now() - started < 15_000, "close() cancels, never waits for the hang");
   const count = server.requests.length;
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(server.requests.length, count);

