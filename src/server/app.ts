@@ -624,7 +624,7 @@ function withRequestSerializer(logger: Logger): Logger {
         method: req.method,
         url: redactQuery(req.url),
         host: req.host,
-        remoteAddress: req.ip,
+        remoteAddress: clientAddress(req),
         remotePort: req.socket?.remotePort,
       }),
     },
