@@ -19,7 +19,7 @@
  *
  * Run alone: `node bench/server.ts` (COFFER_BENCH_SECONDS: timed seconds per side and driver,
  * default 10; COFFER_BENCH_DRIVERS=sqlite or postgres for one driver; the PostgreSQL server is
- * COFFER_TEST_POSTGRES_URL's, default postgres://postgres@127.0.0.1:5432/postgres).
+ * COFFER_TEST_POSTGRES_URL's, else a throw-away one started for the run, as the tests do).
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -38,6 +38,7 @@ import { openPostgresStorage } from "../src/server/storage/postgres.ts";
 import { openSqliteStorage } from "../src/server/storage/sqlite.ts";
 import type { ServerStorage, StorageDriverName } from "../src/server/storage/storage.ts";
 import { jsonValue } from "../src/store/secret.ts";
+import { postgresUrl } from "../test/services.ts";
 import { benchOptions, count, markdownTable, progress } from "./lib.ts";
 import type { BenchOptions, Row } from "./lib.ts";
 
@@ -160,7 +161,7 @@ async function bareServer(storage: ServerStorage, masterKey: Buffer): Promise<Fa
 
 /** A scratch PostgreSQL database, and how to drop it. */
 async function scratchDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const admin = process.env.COFFER_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const admin = await postgresUrl();
   const name = `coffer_bench_${randomBytes(6).toString("hex")}`;
   const query = async (sql: string) => {
     const c = new pg.Client({ connectionString: admin, connectionTimeoutMillis: 5_000 });
