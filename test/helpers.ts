@@ -1,4 +1,5 @@
 /** Shared test helpers: temp dirs that clean themselves up. */
+import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,4 +19,15 @@ export function* walk(dir: string): Generator<string> {
     if (e.isDirectory()) yield* walk(p);
     else if (e.isFile()) yield p;
   }
+}
+
+/** The E_CONFIG message `fn` throws. */
+export function configError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    assert.equal((err as { code?: string }).code, "E_CONFIG", String(err));
+    return (err as Error).message;
+  }
+  assert.fail("expected an E_CONFIG error");
 }

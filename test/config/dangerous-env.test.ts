@@ -3,16 +3,8 @@ import assert from "node:assert/strict";
 import { parseAgentConfig } from "../../src/agent/config.ts";
 import { DANGEROUS_ENV_NAMES, isDangerousEnvName } from "../../src/config/dangerous-env.ts";
 import { parseConfig, planFor } from "../../src/config/load.ts";
+import { configError } from "../helpers.ts";
 
-function configError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    assert.equal((err as { code?: string }).code, "E_CONFIG", String(err));
-    return (err as Error).message;
-  }
-  assert.fail("expected an E_CONFIG error");
-}
 
 const F = ".coffer.yml";
 

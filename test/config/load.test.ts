@@ -8,7 +8,7 @@ import { findConfig, listEnvironments, loadConfig, parseConfig, planFor } from "
 import type { ProjectConfig } from "../../src/config/load.ts";
 import type { DeliveryPlan } from "../../src/config/plan.ts";
 import { CONFIG_JSON_SCHEMA } from "../../src/config/schema.ts";
-import { tempDir } from "../helpers.ts";
+import { configError, tempDir } from "../helpers.ts";
 
 const F = ".coffer.yml";
 
@@ -72,16 +72,6 @@ environments:
 
 const VALID = { EXAMPLE, FULL, SERVER };
 
-/** The E_CONFIG message `fn` throws. */
-function configError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    assert.equal((err as { code?: string }).code, "E_CONFIG", String(err));
-    return (err as Error).message;
-  }
-  assert.fail("expected an E_CONFIG error");
-}
 
 const load = (text: string): ProjectConfig => parseConfig(text, F);
 const envs = (body: string): string => `environments:\n  dev:\n${body}`;

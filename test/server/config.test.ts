@@ -10,21 +10,11 @@ import {
   productionProblems,
 } from "../../src/server/config.ts";
 import type { ServerConfig } from "../../src/server/config.ts";
-import { tempDir } from "../helpers.ts";
+import { configError, tempDir } from "../helpers.ts";
 
 const F = "server.yml";
 const STRONG = "Zq7vK2pX9mWc4TgR8yLbN3hJ6dFsA1eUoQ0iGtVwCxPk";
 
-/** The E_CONFIG message `fn` throws. */
-function configError(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    assert.equal((err as { code?: string }).code, "E_CONFIG", String(err));
-    return (err as Error).message;
-  }
-  assert.fail("expected an E_CONFIG error");
-}
 
 /** A lookup map as the config builds them: no prototype. */
 const dict = <T>(o: Record<string, T>): Record<string, T> => Object.assign(Object.create(null) as Record<string, T>, o);
