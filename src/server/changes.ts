@@ -123,6 +123,38 @@ function busListeners() {
   };
 }
 
+/**
+ * `publish` and `publishRevocation` of a bus whose transport sends a message with `send`: a
+ * revocation reaches this instance's listeners at once, even when the transport is down; a
+ * message that cannot be sent is reported to `failed`, never thrown.
+ */
+function publishers(
+  listeners: ReturnType<typeof busListeners>,
+  closed: () => boolean,
+  send: (text: string) => Promise<unknown>,
+  failed: (err: unknown) => void,
+): Pick<ChangeBus, "publish" | "publishRevocation"> {
+  const post = async (text: string): Promise<void> => {
+    if (closed()) return;
+    try {
+      await send(text);
+    } catch (err) {
+      failed(err);
+    }
+  };
+  return {
+    async publish(event) {
+      const e = toChangeEvent(event);
+      if (e !== undefined) await post(JSON.stringify(e));
+    },
+    async publishRevocation(tokenId) {
+      if (!TOKEN_ID.test(tokenId)) return;
+      listeners.revocations.emit(tokenId);
+      await post(revocationMessage(tokenId));
+    },
+  };
+}
+
 /** A listener set whose listeners cannot break each other. */
 function listenerSet<T>(): { add: (l: (e: T) => void) => () => void; emit: (e: T) => void; clear: () => void } {
   const listeners = new Set<(event: T) => void>();
@@ -231,26 +263,8 @@ export async function createRedisBus(url: string, options: ChangeBusOptions = {}
 
   return {
     kind: "redis",
-    async publish(event) {
-      const e = toChangeEvent(event);
-      if (e === undefined || closed) return;
-      try {
-        await pub.publish(channel, JSON.stringify(e));
-      } catch (err) {
-        onError(safeError("redis publish", err));
-      }
-    },
+    ...publishers(listeners, () => closed, (text) => pub.publish(channel, text), (err) => onError(safeError("redis publish", err))),
     subscribe: (listener) => listeners.changes.add(listener),
-    async publishRevocation(tokenId) {
-      if (!TOKEN_ID.test(tokenId)) return;
-      listeners.revocations.emit(tokenId);
-      if (closed) return;
-      try {
-        await pub.publish(channel, revocationMessage(tokenId));
-      } catch (err) {
-        onError(safeError("redis publish", err));
-      }
-    },
     onRevocation: (listener) => listeners.revocations.add(listener),
     healthy,
     async close() {
@@ -331,26 +345,8 @@ export async function createPostgresBus(url: string, options: ChangeBusOptions =
 
   return {
     kind: "postgres",
-    async publish(event) {
-      const e = toChangeEvent(event);
-      if (e === undefined || closed) return;
-      try {
-        await pool.query("SELECT pg_notify($1, $2)", [CHANGE_CHANNEL_POSTGRES, JSON.stringify(e)]);
-      } catch (err) {
-        onError(safeError("postgres publish", err));
-      }
-    },
+    ...publishers(listeners, () => closed, (text) => pool.query("SELECT pg_notify($1, $2)", [CHANGE_CHANNEL_POSTGRES, text]), (err) => onError(safeError("postgres publish", err))),
     subscribe: (listener) => listeners.changes.add(listener),
-    async publishRevocation(tokenId) {
-      if (!TOKEN_ID.test(tokenId)) return;
-      listeners.revocations.emit(tokenId);
-      if (closed) return;
-      try {
-        await pool.query("SELECT pg_notify($1, $2)", [CHANGE_CHANNEL_POSTGRES, revocationMessage(tokenId)]);
-      } catch (err) {
-        onError(safeError("postgres publish", err));
-      }
-    },
     onRevocation: (listener) => listeners.revocations.add(listener),
     healthy: () => !closed && listening,
     async close() {
