@@ -2,23 +2,14 @@
  * The SQLite snapshot a backup carries: taken with `VACUUM INTO` (consistent, every table
  * without naming them), and checked without changing it before a restore trusts it.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { CofferError } from "../errors.ts";
 import type { SignedHead } from "./head.ts";
 import { verifyRows, type AuditRow, type AuditVerification } from "./audit.ts";
-import { createPrivateFile, touchPrivateFile } from "./fs-secure.ts";
+import { touchPrivateFile } from "./fs-secure.ts";
 import { SCHEMA_VERSION } from "./migrations.ts";
 import { STORE_FORMAT } from "./schema.ts";
 import type { Store } from "./store.ts";
-
-/**
- * The largest store a v1 backup holds: its base64 must fit in one JavaScript string
- * (V8 allows about 2^29 characters).
- */
-export const MAX_BACKUP_STORE_BYTES = 384 * 1024 * 1024;
 
 /** What a snapshot holds, as counted when it was checked. */
 export interface SnapshotSummary {
@@ -34,98 +25,80 @@ export interface SnapshotSummary {
 }
 
 /**
- * Checks a SQLite snapshot without changing it: `PRAGMA integrity_check`, the store format,
- * the schema version, and the audit chain; counts what it holds.
+ * Checks the SQLite snapshot in the file `path` (read only; SQLite may leave `-shm`/`-wal`
+ * files beside it, the caller's to remove): `PRAGMA integrity_check`, the store format, the
+ * schema version, and the audit chain; counts what it holds. SQLite reads it page by page.
  * @param schema - the schema version the backup says it has
  * @param head - a signed head (already verified) the chain must contain
  * @throws CofferError E_INTEGRITY
  */
-export function inspectSnapshot(snapshot: Uint8Array, schema: number, tmpParent?: string, head?: SignedHead): SnapshotSummary {
-  const dir = mkdtempSync(join(tmpParent ?? tmpdir(), "coffer-restore-"));
+export function inspectSnapshot(path: string, schema: number, head?: SignedHead): SnapshotSummary {
+  let db: DatabaseSync;
   try {
-    const path = join(dir, "store.db");
-    createPrivateFile(path, snapshot);
-    let db: DatabaseSync;
+    db = new DatabaseSync(path, { readOnly: true });
+  } catch (cause) {
+    throw new CofferError("E_INTEGRITY", "the store in the backup is not a readable SQLite database", { cause });
+  }
+  try {
+    const bad = (why: string) => new CofferError("E_INTEGRITY", `the store in the backup ${why}`);
+    let check: { integrity_check: string }[];
     try {
-      db = new DatabaseSync(path, { readOnly: true });
+      db.exec("PRAGMA trusted_schema = OFF");
+      check = db.prepare("PRAGMA integrity_check").all() as unknown as { integrity_check: string }[];
     } catch (cause) {
       throw new CofferError("E_INTEGRITY", "the store in the backup is not a readable SQLite database", { cause });
     }
+    if (check.length !== 1 || check[0]?.integrity_check !== "ok") {
+      throw bad(`fails SQLite's integrity check: ${String(check[0]?.integrity_check ?? "").slice(0, 120)}`);
+    }
+    const version = Math.max(1, (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version);
+    if (version !== schema) throw bad(`has schema ${version}, not the ${schema} the backup states`);
+    if (version > SCHEMA_VERSION) {
+      throw new CofferError("E_INTEGRITY", `the backup was written by a newer coffer (schema ${version}, this one knows ${SCHEMA_VERSION}); upgrade coffer`);
+    }
     try {
-      const bad = (why: string) => new CofferError("E_INTEGRITY", `the store in the backup ${why}`);
-      let check: { integrity_check: string }[];
-      try {
-        db.exec("PRAGMA trusted_schema = OFF");
-        check = db.prepare("PRAGMA integrity_check").all() as unknown as { integrity_check: string }[];
-      } catch (cause) {
-        throw new CofferError("E_INTEGRITY", "the store in the backup is not a readable SQLite database", { cause });
+      const meta = new Map((db.prepare("SELECT key, value FROM meta").all() as { key: string; value: string }[]).map((r) => [r.key, r.value]));
+      const storeId = meta.get("store_id");
+      if (meta.get("format") !== String(STORE_FORMAT) || storeId === undefined || !/^[0-9a-f]{32}$/.test(storeId)) {
+        throw bad(`is not a coffer store of format ${STORE_FORMAT}`);
       }
-      if (check.length !== 1 || check[0]?.integrity_check !== "ok") {
-        throw bad(`fails SQLite's integrity check: ${String(check[0]?.integrity_check ?? "").slice(0, 120)}`);
+      const keyRecipients = (db.prepare("SELECT DISTINCT recipient FROM store_keys ORDER BY recipient").all() as { recipient: string }[])
+        .map((r) => r.recipient);
+      const one = (sql: string) => Number((db.prepare(sql).get() as { n: number | bigint }).n);
+      const audit: AuditVerification = verifyRows(db.prepare("SELECT * FROM audit ORDER BY seq").iterate() as Iterable<AuditRow>);
+      if (!audit.ok) {
+        throw bad(`has a broken audit chain at record ${audit.brokenAt}: ${audit.reason}`);
       }
-      const version = Math.max(1, (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version);
-      if (version !== schema) throw bad(`has schema ${version}, not the ${schema} the backup states`);
-      if (version > SCHEMA_VERSION) {
-        throw new CofferError("E_INTEGRITY", `the backup was written by a newer coffer (schema ${version}, this one knows ${SCHEMA_VERSION}); upgrade coffer`);
-      }
-      try {
-        const meta = new Map((db.prepare("SELECT key, value FROM meta").all() as { key: string; value: string }[]).map((r) => [r.key, r.value]));
-        const storeId = meta.get("store_id");
-        if (meta.get("format") !== String(STORE_FORMAT) || storeId === undefined || !/^[0-9a-f]{32}$/.test(storeId)) {
-          throw bad(`is not a coffer store of format ${STORE_FORMAT}`);
+      if (head !== undefined) {
+        const at = db.prepare("SELECT hash FROM audit WHERE seq = ?").get(head.count) as { hash: Uint8Array } | undefined;
+        if (head.store !== storeId || at === undefined || Buffer.from(at.hash).toString("hex") !== head.hash) {
+          throw bad("does not contain the signed head the backup carries");
         }
-        const keyRecipients = (db.prepare("SELECT DISTINCT recipient FROM store_keys ORDER BY recipient").all() as { recipient: string }[])
-          .map((r) => r.recipient);
-        const one = (sql: string) => Number((db.prepare(sql).get() as { n: number | bigint }).n);
-        const audit: AuditVerification = verifyRows(db.prepare("SELECT * FROM audit ORDER BY seq").iterate() as Iterable<AuditRow>);
-        if (!audit.ok) {
-          throw bad(`has a broken audit chain at record ${audit.brokenAt}: ${audit.reason}`);
-        }
-        if (head !== undefined) {
-          const at = db.prepare("SELECT hash FROM audit WHERE seq = ?").get(head.count) as { hash: Uint8Array } | undefined;
-          if (head.store !== storeId || at === undefined || Buffer.from(at.hash).toString("hex") !== head.hash) {
-            throw bad("does not contain the signed head the backup carries");
-          }
-        }
-        return {
-          schema: version,
-          storeId,
-          secrets: one("SELECT count(*) AS n FROM secrets WHERE deleted_at IS NULL"),
-          versions: one("SELECT count(*) AS n FROM versions"),
-          auditRecords: audit.records,
-          keyRecipients,
-        };
-      } catch (cause) {
-        if (cause instanceof CofferError) throw cause;
-        throw new CofferError("E_INTEGRITY", `the store in the backup is not a coffer store (${(cause as Error).message})`, { cause });
       }
-    } finally {
-      db.close();
+      return {
+        schema: version,
+        storeId,
+        secrets: one("SELECT count(*) AS n FROM secrets WHERE deleted_at IS NULL"),
+        versions: one("SELECT count(*) AS n FROM versions"),
+        auditRecords: audit.records,
+        keyRecipients,
+      };
+    } catch (cause) {
+      if (cause instanceof CofferError) throw cause;
+      throw new CofferError("E_INTEGRITY", `the store in the backup is not a coffer store (${(cause as Error).message})`, { cause });
     }
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    db.close();
   }
 }
 
-/** `VACUUM INTO` a 0600 file in a private temp dir; returns the bytes and removes the copy. */
-export function snapshotDatabase(store: Store, tmpParent?: string): Buffer {
-  const dir = mkdtempSync(join(tmpParent ?? tmpdir(), "coffer-backup-"));
-  try {
-    const path = join(dir, "snapshot.db");
-    touchPrivateFile(path);
-    store.sql("VACUUM INTO ?").run(path);
-    const bytes = readFileSync(path);
-    if (bytes.length > MAX_BACKUP_STORE_BYTES) {
-      bytes.fill(0);
-      throw new CofferError(
-        "E_INVALID_VALUE",
-        `the store is ${Math.round(bytes.length / 2 ** 20)} MiB; a v1 backup holds at most ${MAX_BACKUP_STORE_BYTES / 2 ** 20} MiB`,
-      );
-    }
-    return bytes;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+/**
+ * Writes a consistent copy of the store's database to the new file `path` (0600) with
+ * `VACUUM INTO`: SQLite copies it page by page, whatever its size.
+ */
+export function snapshotDatabase(store: Store, path: string): void {
+  touchPrivateFile(path);
+  store.sql("VACUUM INTO ?").run(path);
 }
 
 /** Live secrets and all versions in `store`. */

@@ -11,15 +11,17 @@
  *
  * Nothing here prints or exits: failures are `CofferError`s with stable codes.
  */
-import { readFileSync, realpathSync, rmSync, statSync } from "node:fs";
+import { closeSync, mkdtempSync, realpathSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { CofferError } from "../errors.ts";
-import { decryptWithIdentity, decryptWithPassphrase, encryptToRecipients, encryptWithPassphrase, isAgeFile } from "../crypto/age.ts";
+import { encryptToRecipients, isAgeFile } from "../crypto/age.ts";
+import { openStream, sealStream, type OpenWith, type SealTo } from "../crypto/age-stream.ts";
 import { parseCard } from "../identity/card.ts";
 import { identityFrom, parseIdentityText, type Identity } from "../identity/identity.ts";
-import { BACKUP_FORMAT, BACKUP_SIGNATURE_FORMAT, SIGNATURE_CONTEXT, openBackupPlaintext, readAgeHeader, type BackupContainer } from "./backup-format.ts";
+import { AGE_HEADER_PREFIX, BACKUP_FORMAT_V2, backupPlaintext, isArmored, readAgeHeader, readBackupPlaintext } from "./backup-format.ts";
 import { inspectSnapshot, snapshotDatabase, summarizeLive, type SnapshotSummary } from "./backup-snapshot.ts";
-import { createPrivateFile, readPrivateFile, replacePrivateFile } from "./fs-secure.ts";
+import { fileChunks, openPrivateNew, readFilePrefix, readPrivateFile, writeAll, writePrivateFileFrom } from "./fs-secure.ts";
 import type { Store } from "./store.ts";
 
 export * from "./backup-format.ts";
@@ -92,7 +94,7 @@ export interface BackupResult extends SnapshotSummary {
  * await backupStore(store, { out: "coffer.backup", recipients: [store.owner.recipient], identityFile: null });
  *
  * @throws CofferError E_USAGE (no or both of passphrase/recipients), E_INVALID_VALUE (bad
- *   recipient, weak work factor, store too large), E_CONFLICT (`out` exists, or is the store or
+ *   recipient, weak work factor), E_CONFLICT (`out` exists, or is the store or
  *   identity), E_NOT_FOUND (no such directory), E_INTEGRITY (the file written does not check out:
  *   it is removed)
  */
@@ -131,82 +133,78 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
     detail: { to: hasPassphrase ? "passphrase" : "recipient", identity: identityText !== null },
   });
   const head = store.signHeadNow();
-  const snapshot = snapshotDatabase(store, options.tmpDir);
-  let sealed: string;
-  let ownerCard = "";
   const created = new Date().toISOString();
-  // PRAGMA user_version of the snapshot itself: bytes 60–63 of the SQLite header, big-endian.
-  const schema = snapshot.length >= 100 ? snapshot.readUInt32BE(60) : 0;
-  {
-    const container: BackupContainer = {
-      format: BACKUP_FORMAT,
-      created,
-      schema: Math.max(1, schema),
-      recipient: store.owner.recipient,
-      store: snapshot.toString("base64"),
-      identity: identityText,
-      head,
-    };
-    snapshot.fill(0);
-    const body = Buffer.from(JSON.stringify(container), "utf8");
-    const signed = store.signAsOwner(Buffer.concat([Buffer.from(SIGNATURE_CONTEXT), body]));
-    ownerCard = signed.card;
-    const signatureLine = JSON.stringify({ format: BACKUP_SIGNATURE_FORMAT, from: signed.card, signature: signed.signature.toString("base64url") });
-    const plain = Buffer.concat([body, Buffer.from(`\n${signatureLine}\n`, "utf8")]);
-    body.fill(0);
-    try {
-      if (hasPassphrase) {
-        options.progress?.(`encrypting the backup with your passphrase (scrypt 2^${logN}, a few seconds)…`);
-        sealed = await encryptWithPassphrase(plain, options.passphrase!, logN);
-      } else {
-        const age = await import("age-encryption");
-        sealed = age.armor.encode(await encryptToRecipients(plain, recipients));
-      }
-    } finally {
-      plain.fill(0);
-    }
-  }
-
-  if (options.force === true) replacePrivateFile(out, sealed);
-  else createPrivateFile(out, sealed);
-
-  // Read the file back and check it as a restore would.
+  const to: SealTo = hasPassphrase ? { passphrase: options.passphrase!, logN } : { recipients };
+  // Everything streams through files in a private temp dir: the snapshot, and the copy the
+  // check after writing decrypts into. Memory holds a chunk or two, whatever the store's size.
+  const work = mkdtempSync(join(options.tmpDir ?? tmpdir(), "coffer-backup-"));
+  let ownerCard = "";
   let summary: SnapshotSummary | undefined;
   let verified: BackupResult["verified"];
   try {
-    const file = readFileSync(out);
-    const header = await readAgeHeader(file);
-    let plain: Uint8Array | undefined;
-    if (hasPassphrase) {
-      if (header.kind !== "passphrase" || header.logN !== logN) throw new Error("the header is not the scrypt one written");
-      options.progress?.("checking the backup: decrypting it again (scrypt, a few seconds)…");
-      plain = await decryptWithPassphrase(file, options.passphrase!, `the backup ${out}`);
-    } else {
-      if (header.kind !== "recipients" || header.stanzas.length < recipients.length) throw new Error("the header lacks a recipient");
-      const own = options.identity;
-      if (own !== undefined && recipients.includes(own.recipient)) {
-        plain = await decryptWithIdentity(file, own.secretKey, `the backup ${out}`);
+    const snapshot = join(work, "snapshot.db");
+    snapshotDatabase(store, snapshot);
+    // PRAGMA user_version of the snapshot itself: bytes 60–63 of the SQLite header, big-endian.
+    const first = readFilePrefix(snapshot, 100);
+    const schema = first.length >= 100 ? first.readUInt32BE(60) : 0;
+    const plain = backupPlaintext(
+      { created, schema: Math.max(1, schema), recipient: store.owner.recipient, identity: identityText, head, storeBytes: statSync(snapshot).size },
+      fileChunks(snapshot),
+      (message) => {
+        const signed = store.signAsOwner(message);
+        ownerCard = signed.card;
+        return signed;
+      },
+    );
+    if (hasPassphrase) options.progress?.(`encrypting the backup with your passphrase (scrypt 2^${logN}, a few seconds)…`);
+    await writePrivateFileFrom(out, await sealStream(plain, to), { replace: options.force === true });
+    rmSync(snapshot, { force: true });
+
+    // Read the file back and check it as a restore would.
+    try {
+      const header = await readAgeHeader(readFilePrefix(out, AGE_HEADER_PREFIX));
+      let key: OpenWith | undefined;
+      if (hasPassphrase) {
+        if (header.kind !== "passphrase" || header.logN !== logN) throw new Error("the header is not the scrypt one written");
+        options.progress?.("checking the backup: decrypting it again (scrypt, a few seconds)…");
+        key = { passphrase: options.passphrase! };
+      } else {
+        if (header.kind !== "recipients" || header.stanzas.length < recipients.length) throw new Error("the header lacks a recipient");
+        const own = options.identity;
+        if (own !== undefined && recipients.includes(own.recipient)) key = { identity: own.secretKey };
       }
+      if (key !== undefined) {
+        const copy = join(work, "check.db");
+        const fd = openPrivateNew(copy);
+        let opened;
+        try {
+          const stream = await openStream(fileChunks(out), isArmored(readFilePrefix(out, 64)), key, `the backup ${out}`);
+          opened = await readBackupPlaintext(stream, (chunk) => writeAll(fd, chunk));
+        } finally {
+          closeSync(fd);
+        }
+        const { info, signer } = opened;
+        if (signer?.card !== ownerCard) throw new Error("the signature is not the store owner's");
+        if (info.format !== BACKUP_FORMAT_V2 || info.created !== created || info.identity !== identityText) {
+          throw new Error("the content differs from what was written");
+        }
+        summary = inspectSnapshot(copy, info.schema);
+        verified = "decrypted";
+      } else {
+        verified = "header";
+      }
+    } catch (cause) {
+      rmSync(out, { force: true });
+      if (cause instanceof CofferError && cause.code !== "E_INTEGRITY" && cause.code !== "E_DECRYPT" && cause.code !== "E_SIGNATURE") throw cause;
+      throw new CofferError("E_INTEGRITY", `the backup written to ${out} did not check out when read back, so it was removed: ${(cause as Error).message}`, { cause });
     }
-    if (plain !== undefined) {
-      const { container, signer } = openBackupPlaintext(plain);
-      Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength).fill(0);
-      if (signer?.card !== ownerCard) throw new Error("the signature is not the store owner's");
-      if (container.created !== created || container.identity !== identityText) throw new Error("the content differs from what was written");
-      summary = inspectSnapshot(Buffer.from(container.store, "base64"), container.schema, options.tmpDir);
-      verified = "decrypted";
-    } else {
-      verified = "header";
-    }
-  } catch (cause) {
-    rmSync(out, { force: true });
-    if (cause instanceof CofferError && cause.code !== "E_INTEGRITY" && cause.code !== "E_DECRYPT") throw cause;
-    throw new CofferError("E_INTEGRITY", `the backup written to ${out} did not check out when read back, so it was removed: ${(cause as Error).message}`, { cause });
+  } finally {
+    rmSync(work, { recursive: true, force: true });
   }
   summary ??= summarizeLive(store);
   return {
     file: out,
-    bytes: Buffer.byteLength(sealed),
+    bytes: statSync(out).size,
     created,
     to: hasPassphrase ? "passphrase" : "recipient",
     ...(hasPassphrase ? { logN } : { recipients }),

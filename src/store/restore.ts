@@ -11,18 +11,19 @@
  * Nothing here prints or exits: failures are `CofferError`s with stable codes.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, constants, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { closeSync, constants, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmdirSync, rmSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { CofferError } from "../errors.ts";
-import { decryptWithIdentity, decryptWithPassphrase, isAgeFile } from "../crypto/age.ts";
+import { decryptWithPassphrase, isAgeFile } from "../crypto/age.ts";
+import { openStream, type OpenWith } from "../crypto/age-stream.ts";
 import {
   defaultIdentityName, identityFrom, loadIdentity, parseIdentityText, readPassphraseFile, signingKeyOf, type Identity, type PassphraseSource,
 } from "../identity/identity.ts";
-import { openBackupPlaintext, readAgeHeader, type BackupContainer, type BackupSigner } from "./backup-format.ts";
+import { AGE_HEADER_PREFIX, isArmored, readAgeHeader, readBackupPlaintext, type BackupInfo, type BackupSigner } from "./backup-format.ts";
 import { countRows, inspectSnapshot } from "./backup-snapshot.ts";
 import { HeadFile, headsDirFor, verifyHead, type ChainHead } from "./head.ts";
-import { createPrivateFile, ensurePrivateDir, fsyncDir } from "./fs-secure.ts";
+import { createPrivateFile, ensurePrivateDir, fileChunks, fsyncDir, openPrivateNew, readFilePrefix, writeAll } from "./fs-secure.ts";
 import { homeOf, resolvePaths, type PathOptions } from "./paths.ts";
 import { openStore } from "./store.ts";
 
@@ -96,9 +97,11 @@ export interface RestoreResult {
 }
 
 /**
- * Restores a backup: decrypts and checks it completely (snapshot integrity, audit chain,
- * identity) before anything is written; then writes the identity if needed and the store
- * atomically (an existing store only with consent), migrates an older schema, verifies the
+ * Restores a backup: decrypts it as it streams into a private temp file beside the target
+ * (memory bounded by a chunk, whatever its size) and checks it completely (signature and
+ * signer, snapshot integrity, audit chain, identity) before anything is swapped in or any
+ * identity written; a refused backup leaves nothing behind. Then it writes the identity if
+ * needed and the store atomically (an existing store only with consent), migrates an older schema, verifies the
  * audit chain and appends a `restore` record.
  *
  * @throws CofferError E_DECRYPT (wrong passphrase/identity, damaged file: nothing written),
@@ -109,9 +112,9 @@ export interface RestoreResult {
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreResult> {
   const paths = resolvePaths(options);
   const file = resolve(options.file);
-  let raw: Buffer;
+  let prefix: Buffer;
   try {
-    raw = readFileSync(file);
+    prefix = readFilePrefix(file, AGE_HEADER_PREFIX);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT") throw new CofferError("E_NOT_FOUND", `no backup file ${file}`);
@@ -131,9 +134,10 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     return id;
   };
 
-  // 1. Decrypt. Nothing is written before the backup has checked out completely.
-  const header = await readAgeHeader(raw);
-  let plain: Uint8Array;
+  // 1. Open the age file as its header says: a wrong passphrase or key stops here.
+  const header = await readAgeHeader(prefix);
+  let key: OpenWith;
+  let what: string;
   let decryptedWith: Identity | undefined;
   if (header.kind === "passphrase") {
     const source = options.passphrase;
@@ -141,7 +145,8 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     const passphrase = typeof source === "string" ? source : await source();
     if (passphrase.length === 0) throw new CofferError("E_INVALID_VALUE", "the backup passphrase is empty");
     options.progress?.(`decrypting ${basename(file)} (scrypt 2^${header.logN}, a few seconds)…`);
-    plain = await decryptWithPassphrase(raw, passphrase, `the backup ${file} (wrong passphrase?)`);
+    key = { passphrase };
+    what = `the backup ${file} (wrong passphrase?)`;
   } else {
     if (typeof options.passphrase === "string") {
       throw new CofferError("E_USAGE", `${file} is encrypted to age recipients, not a passphrase: open it with its identity (--identity FILE)`);
@@ -154,91 +159,98 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       );
     }
     const id = await load(keyFile);
-    plain = await decryptWithIdentity(raw, id.secretKey, `the backup ${file} with the identity ${keyFile} (not one of its recipients?)`);
+    key = { identity: id.secretKey };
+    what = `the backup ${file} with the identity ${keyFile} (not one of its recipients?)`;
     decryptedWith = id;
   }
-  let opened: { container: BackupContainer; signer: BackupSigner | undefined };
-  try {
-    opened = openBackupPlaintext(plain);
-  } finally {
-    Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength).fill(0);
-  }
-  const { container, signer } = opened;
-  // The signer is checked before anything in the container is looked at.
-  const expected = decryptedWith ?? (existsSync(paths.identity) ? await load(paths.identity) : undefined);
-  checkSigner(file, signer, options, expected);
-  const head = container.head === undefined || signer === undefined
-    ? undefined
-    : verifyHead(container.head, String((container.head as { store?: unknown }).store), { publicKey: signer.signingKey }, "in the backup");
-  const snapshot = Buffer.from(container.store, "base64");
-  const summary = inspectSnapshot(snapshot, container.schema, options.tmpDir, head);
+  const plain = await openStream(fileChunks(file), isArmored(prefix), key, what);
 
-  // 2. The identity that will open the store.
-  const backupIdentity = container.identity === null ? undefined : identityInBackup(container);
-  let identity: Identity;
-  let identityAction: RestoreResult["identityAction"];
-  let identityBytes: string | Buffer | undefined;
-  if (existsSync(paths.identity)) {
-    identity = await load(paths.identity);
-    identityAction = "kept";
-    if (backupIdentity !== undefined && backupIdentity.recipient !== identity.recipient) {
-      throw new CofferError(
-        "E_CONFLICT",
-        `the identity at ${paths.identity} (${identity.recipient}) is not the one in the backup (${backupIdentity.recipient}); ` +
-          "refusing to replace a key: move it away first, or restore elsewhere with COFFER_HOME",
-      );
-    }
-  } else if (backupIdentity !== undefined) {
-    identity = backupIdentity.plain ?? (await unlockBackupIdentity(container.identity!, container.recipient, options));
-    identityAction = "written";
-    identityBytes = container.identity!;
-  } else if (options.identityFile !== undefined) {
-    identity = await load(options.identityFile);
-    identityAction = "adopted";
-    identityBytes = readFileSync(options.identityFile);
-  } else {
-    throw new CofferError(
-      "E_NOT_INITIALIZED",
-      `the backup holds no identity and there is none at ${paths.identity}; give the identity file of the store's owner (--identity FILE)`,
-    );
-  }
-  if (!summary.keyRecipients.includes(identity.recipient)) {
-    throw new CofferError(
-      backupIdentity !== undefined && identityAction === "written" ? "E_INTEGRITY" : "E_DECRYPT",
-      `the identity ${identity.recipient} cannot open the store in this backup (its key is wrapped to ${summary.keyRecipients.join(", ")})`,
-    );
-  }
-
-  // 3. Consent to replace an existing store.
-  const existing = existsSync(paths.store);
-  if (existing) {
-    const consent = options.replace;
-    const info: ReplaceInfo = {
-      store: paths.store, existingSecrets: countLiveSecrets(paths.store),
-      backupCreated: container.created, backupSecrets: summary.secrets,
-    };
-    const yes = typeof consent === "function" ? await consent(info) : consent === true;
-    if (!yes) {
-      throw new CofferError(
-        "E_CANCELLED",
-        consent === undefined || consent === false
-          ? `a store already exists at ${paths.store}; restoring would replace it, so it needs consent (--yes)`
-          : "restore cancelled; nothing was changed",
-      );
-    }
-  }
-
-  // 4. Write the new store next to the target, open it there (migrating an older schema),
-  //    verify and record the restore, then move it into place.
+  // 2. Decrypt into a private temp file beside the target as the backup streams by, hashing it
+  //    as it goes; then check the signature over that hash and its signer, the snapshot and the
+  //    audit chain, before anything is swapped in. On any failure the temp file (and any
+  //    directory made for it) goes, so nothing is left of a refused backup.
   const dir = dirname(paths.store);
-  ensurePrivateDir(dir);
+  const madeDir = ensurePrivateDir(dir);
   const tmp = join(dir, `.${basename(paths.store)}.${randomBytes(6).toString("hex")}.restore`);
   const scratchHeads = `${tmp}.heads`;
   let restoredHead: ChainHead | undefined;
   let identityWritten = false;
+  let done = false;
   try {
-    createPrivateFile(tmp, snapshot);
-    snapshot.fill(0);
+    const fd = openPrivateNew(tmp);
+    let opened: Awaited<ReturnType<typeof readBackupPlaintext>>;
+    try {
+      opened = await readBackupPlaintext(plain, (chunk) => writeAll(fd, chunk));
+    } finally {
+      closeSync(fd);
+    }
+    const { info: container, signer } = opened;
+    // The signer is checked before anything in the backup is looked at.
+    const expected = decryptedWith ?? (existsSync(paths.identity) ? await load(paths.identity) : undefined);
+    checkSigner(file, signer, options, expected);
+    const head = container.head === undefined || signer === undefined
+      ? undefined
+      : verifyHead(container.head, String((container.head as { store?: unknown }).store), { publicKey: signer.signingKey }, "in the backup");
+    const summary = inspectSnapshot(tmp, container.schema, head);
+    removeSidecars(tmp);
+
+    // 3. The identity that will open the store.
+    const backupIdentity = container.identity === null ? undefined : identityInBackup(container);
+    let identity: Identity;
+    let identityAction: RestoreResult["identityAction"];
+    let identityBytes: string | Buffer | undefined;
+    if (existsSync(paths.identity)) {
+      identity = await load(paths.identity);
+      identityAction = "kept";
+      if (backupIdentity !== undefined && backupIdentity.recipient !== identity.recipient) {
+        throw new CofferError(
+          "E_CONFLICT",
+          `the identity at ${paths.identity} (${identity.recipient}) is not the one in the backup (${backupIdentity.recipient}); ` +
+            "refusing to replace a key: move it away first, or restore elsewhere with COFFER_HOME",
+        );
+      }
+    } else if (backupIdentity !== undefined) {
+      identity = backupIdentity.plain ?? (await unlockBackupIdentity(container.identity!, container.recipient, options));
+      identityAction = "written";
+      identityBytes = container.identity!;
+    } else if (options.identityFile !== undefined) {
+      identity = await load(options.identityFile);
+      identityAction = "adopted";
+      identityBytes = readFileSync(options.identityFile);
+    } else {
+      throw new CofferError(
+        "E_NOT_INITIALIZED",
+        `the backup holds no identity and there is none at ${paths.identity}; give the identity file of the store's owner (--identity FILE)`,
+      );
+    }
+    if (!summary.keyRecipients.includes(identity.recipient)) {
+      throw new CofferError(
+        backupIdentity !== undefined && identityAction === "written" ? "E_INTEGRITY" : "E_DECRYPT",
+        `the identity ${identity.recipient} cannot open the store in this backup (its key is wrapped to ${summary.keyRecipients.join(", ")})`,
+      );
+    }
+
+    // 4. Consent to replace an existing store.
+    const existing = existsSync(paths.store);
+    if (existing) {
+      const consent = options.replace;
+      const info: ReplaceInfo = {
+        store: paths.store, existingSecrets: countLiveSecrets(paths.store),
+        backupCreated: container.created, backupSecrets: summary.secrets,
+      };
+      const yes = typeof consent === "function" ? await consent(info) : consent === true;
+      if (!yes) {
+        throw new CofferError(
+          "E_CANCELLED",
+          consent === undefined || consent === false
+            ? `a store already exists at ${paths.store}; restoring would replace it, so it needs consent (--yes)`
+            : "restore cancelled; nothing was changed",
+        );
+      }
+    }
+
+    // 5. Open the new store where it is (migrating an older schema), verify and record the
+    //    restore, then move it into place.
     const db = new DatabaseSync(tmp);
     try {
       db.exec("PRAGMA journal_mode = WAL");
@@ -295,7 +307,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       }
     }
     new HeadFile(headsDirFor(paths.identity), summary.storeId, signingKeyOf(identity), homeOf(options.env)).write(restoredHead!);
-    return {
+    const restored: RestoreResult = {
       file,
       store: paths.store,
       identityPath: paths.identity,
@@ -307,14 +319,29 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       schemaFrom: summary.schema,
       ...result,
     };
+    done = true;
+    return restored;
   } catch (err) {
     if (identityWritten) rmSync(paths.identity, { force: true });
     throw err;
   } finally {
-    snapshot.fill(0);
     rmSync(tmp, { force: true });
     rmSync(scratchHeads, { recursive: true, force: true });
     removeSidecars(tmp);
+    if (!done && madeDir !== undefined) removeMadeDirs(dir, madeDir);
+  }
+}
+
+// The directories ensurePrivateDir made for a restore that failed, deepest first, as long as
+// they are empty (rmdir removes nothing else).
+function removeMadeDirs(dir: string, top: string): void {
+  for (let d = dir; d.length >= top.length; d = dirname(d)) {
+    try {
+      rmdirSync(d);
+    } catch {
+      return;
+    }
+    if (d === top) return;
   }
 }
 
@@ -349,7 +376,7 @@ function checkSigner(file: string, signer: BackupSigner | undefined, options: Re
   }
 }
 
-function identityInBackup(container: BackupContainer): { recipient: string; plain?: Identity } {
+function identityInBackup(container: BackupInfo): { recipient: string; plain?: Identity } {
   const text = container.identity!;
   if (isAgeFile(Buffer.from(text.slice(0, 64), "latin1"))) return { recipient: container.recipient };
   let parsed;
