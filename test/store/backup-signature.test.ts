@@ -145,6 +145,11 @@ test("a backup whose store, header or end was changed after it was signed is ref
   await attempt(Buffer.concat([Buffer.from(`${p.headerLine}\n`), p.snapshot.subarray(0, 100)]), "E_INTEGRITY", /ends inside its store/);
   // Something appended after the signature.
   await attempt(Buffer.concat([joinV2(p.headerLine, p.snapshot, p.signatureLine), Buffer.from("more\n")]), "E_INTEGRITY", /bytes after its signature/);
+  // Into a home that does not exist yet: the directories made for the temp file go too.
+  const parent = tempDir(t);
+  const file = await reseal(out, joinV2(p.headerLine, changed, p.signatureLine), alice.identity.recipient);
+  await assert.rejects(restoreBackup({ env: { COFFER_HOME: join(parent, "new", "home") }, file, identityFile: alice.identityPath }), { code: "E_SIGNATURE" });
+  assert.deepEqual(readdirSync(parent), [], "no directory left behind");
   // The genuine plaintext, resealed, still restores (the signature covers the plaintext, not the encryption).
   const ok = await reseal(out, joinV2(p.headerLine, p.snapshot, p.signatureLine), alice.identity.recipient);
   const r = await restoreBackup({ env: { COFFER_HOME: fresh }, file: ok, identityFile: alice.identityPath });
