@@ -170,13 +170,14 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   //    audit chain, before anything is swapped in. On any failure the temp file (and any
   //    directory made for it) goes, so nothing is left of a refused backup.
   const dir = dirname(paths.store);
-  const madeDir = ensurePrivateDir(dir);
+  let madeDir: string | undefined;
   const tmp = join(dir, `.${basename(paths.store)}.${randomBytes(6).toString("hex")}.restore`);
   const scratchHeads = `${tmp}.heads`;
   let restoredHead: ChainHead | undefined;
   let identityWritten = false;
   let done = false;
   try {
+    madeDir = ensurePrivateDir(dir);
     const fd = openPrivateNew(tmp);
     let opened: Awaited<ReturnType<typeof readBackupPlaintext>>;
     try {
@@ -325,6 +326,8 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     if (identityWritten) rmSync(paths.identity, { force: true });
     throw err;
   } finally {
+    // Closes the backup file when it was not read to its end (already done otherwise).
+    plain.cancel().catch(() => undefined);
     rmSync(tmp, { force: true });
     rmSync(scratchHeads, { recursive: true, force: true });
     removeSidecars(tmp);
