@@ -60,7 +60,10 @@ export interface BackupOptions {
   weakPassphrase?: boolean;
   /** told before slow work (scrypt takes seconds) */
   progress?: (message: string) => void;
-  /** where the private temp dir for the snapshot goes (default the OS temp dir) */
+  /**
+   * where the private temp dir for the snapshot goes (default the OS temp dir); it needs room
+   * for one copy of the store
+   */
   tmpDir?: string;
 }
 

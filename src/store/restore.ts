@@ -56,7 +56,10 @@ export interface RestoreOptions extends PathOptions {
   replace?: boolean | ((info: ReplaceInfo) => Promise<boolean>);
   /** told before slow work */
   progress?: (message: string) => void;
-  /** where the private temp dir for checking the snapshot goes (default the OS temp dir) */
+  /**
+   * @deprecated ignored: the backup is decrypted into a temp file beside the store, where the
+   * restored store is then renamed into place
+   */
   tmpDir?: string;
   /** how long to wait for another process's write lock on the store being replaced (default 15 s) */
   busyTimeoutMs?: number;
