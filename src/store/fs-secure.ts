@@ -3,7 +3,7 @@
  * what others can read or what someone else owns (docs/design.md §3).
  */
 import {
-  closeSync, constants, fchmodSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, realpathSync, renameSync, rmSync,
+  closeSync, constants, fchmodSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, renameSync, rmSync,
   statSync, writeSync, type Stats,
 } from "node:fs";
 import { randomBytes } from "node:crypto";
@@ -154,7 +154,7 @@ export function readPrivateFile(path: string, what: string, missing: () => Coffe
  * Creates `dir` (and missing parents) with mode 0700 whatever the umask. An existing directory
  * is left as it is: the files in it are what {@link assertPrivate} checks.
  */
-export function ensurePrivateDir(dir: string): void {
+export function ensurePrivateDir(dir: string): string | undefined {
   const created = mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (created !== undefined) {
     // mkdir's mode is filtered by the umask; set it exactly on every level we created.
@@ -163,6 +163,7 @@ export function ensurePrivateDir(dir: string): void {
       if (d === created) break;
     }
   }
+  return created;
 }
 
 /**
@@ -201,15 +202,112 @@ export function replacePrivateFile(path: string, data: Uint8Array | string): voi
   fsyncDir(dirname(path));
 }
 
+/**
+ * Writes `path` with mode 0600 from `chunks` as they come (memory bounded by a chunk, not by
+ * the file), durably: a temp file beside it is written and fsynced, then hard-linked into place
+ * (refusing an existing file, as {@link createPrivateFile}) or, with `replace`, renamed over it.
+ * @throws CofferError E_CONFLICT when `path` exists and not `replace`
+ */
+export async function writePrivateFileFrom(path: string, chunks: AsyncIterable<Uint8Array>, options: { replace: boolean }): Promise<void> {
+  const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
+  try {
+    const fd = openPrivateNew(tmp);
+    try {
+      for await (const chunk of chunks) writeAll(fd, chunk);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (options.replace) {
+      renameSync(tmp, path);
+    } else {
+      try {
+        linkSync(tmp, path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "EEXIST") {
+          throw new CofferError("E_CONFLICT", `${path} already exists; refusing to overwrite it`);
+        }
+        throw err;
+      }
+    }
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  fsyncDir(dirname(path));
+}
+
+/**
+ * Creates `path` (which must not exist) with mode 0600 whatever the umask, not following a
+ * link, and gives its open file descriptor for writing.
+ */
+export function openPrivateNew(path: string): number {
+  const fd = openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  return fd;
+}
+
+/**
+ * The file at `path` as a stream of chunks of at most `chunkSize` bytes, read only as the
+ * consumer pulls (memory bounded by a chunk, whatever the file's size).
+ */
+export function fileChunks(path: string, chunkSize = 64 * 1024): ReadableStream<Uint8Array> {
+  let fd: number | undefined = openSync(path, constants.O_RDONLY);
+  const close = () => {
+    if (fd !== undefined) closeSync(fd);
+    fd = undefined;
+  };
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (fd === undefined) return;
+      const buf = Buffer.allocUnsafe(chunkSize);
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, chunkSize, null);
+      } catch (err) {
+        close();
+        throw err;
+      }
+      if (n === 0) {
+        close();
+        controller.close();
+      } else {
+        controller.enqueue(buf.subarray(0, n));
+      }
+    },
+    cancel: close,
+  }, { highWaterMark: 0 });
+}
+
+/** The first `max` bytes of the file at `path` (fewer when it is shorter). */
+export function readFilePrefix(path: string, max: number): Buffer {
+  const fd = openSync(path, constants.O_RDONLY);
+  try {
+    const buf = Buffer.alloc(max);
+    let n = 0;
+    for (let got = -1; got !== 0 && n < max; n += got) got = readSync(fd, buf, n, max - n, null);
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes all of `data` at the file descriptor's position. */
+export function writeAll(fd: number, data: Uint8Array): void {
+  let off = 0;
+  while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+}
+
 // A fresh 0600 temp file beside `path` holding `data`, fsynced.
 function writeTemp(path: string, data: Uint8Array | string): string {
   const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
-  const fd = openSync(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600);
+  const fd = openPrivateNew(tmp);
   try {
-    fchmodSync(fd, 0o600);
-    const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-    let off = 0;
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    writeAll(fd, typeof data === "string" ? Buffer.from(data, "utf8") : data);
     fsyncSync(fd);
   } catch (err) {
     closeSync(fd);

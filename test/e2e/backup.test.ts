@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { DatabaseSync } from "node:sqlite";
 import { tempDir, walk } from "../helpers.ts";
 import { CLI, coffer, onTerminal } from "./run-cli.ts";
+import { asV1, splitV2 } from "../store/backup-parts.ts";
 
 const IDENTITY = (home: string) => join(home, ".config", "coffer", "identity");
 const STORE = (home: string) => join(home, ".local", "share", "coffer", "store.db");
@@ -131,20 +132,22 @@ test("recipient backup: the real age CLI decrypts it with the identity file coff
   assert.match(b.err, /checked: decrypted it again/);
   assert.match(b.err, new RegExp(`encrypted to ${recipient}`));
 
-  const container = JSON.parse(execFileSync("age", ["-d", "-i", IDENTITY(home), file], { encoding: "utf8" }).split("\n")[0]!);
-  assert.equal(container.format, "coffer-backup/v1");
+  const parts = splitV2(execFileSync("age", ["-d", "-i", IDENTITY(home), file]));
+  const container = parts.header;
+  assert.equal(container.format, "coffer-backup/v2");
   assert.equal(container.schema, 2);
   assert.equal(container.recipient, recipient);
   assert.equal(container.identity, readFileSync(IDENTITY(home), "utf8"));
   assert.ok(!Number.isNaN(Date.parse(container.created)));
-  const snapshot = Buffer.from(container.store, "base64");
+  const snapshot = parts.snapshot;
   assert.equal(snapshot.subarray(0, 16).toString("latin1"), "SQLite format 3\0");
+  assert.equal(JSON.parse(parts.signatureLine).format, "coffer-backup-signature/v2");
   for (const v of Object.values(values)) assert.equal(snapshot.indexOf(v), -1, "values stay sealed inside the snapshot");
 
   // Without the identity in it; restored on a new machine with the key file given.
   const bare = join(outside, "bare.backup");
   assert.equal(coffer(home, ["backup", "--out", bare, "--to", recipient, "--no-identity"]).code, 0);
-  assert.equal(JSON.parse(execFileSync("age", ["-d", "-i", IDENTITY(home), bare], { encoding: "utf8" }).split("\n")[0]!).identity, null);
+  assert.equal(splitV2(execFileSync("age", ["-d", "-i", IDENTITY(home), bare])).header.identity, null);
   const key = join(outside, "key.txt");
   copyFileSync(IDENTITY(home), key);
   const fresh = tempDir(t);
@@ -167,7 +170,7 @@ test("recipient backup: the real age CLI decrypts it with the identity file coff
   assert.equal(foreign.code, 0, foreign.err);
   assert.match(foreign.err, /could not decrypt it here/);
   assert.match(foreign.err, /warning: the backup holds your identity/);
-  assert.equal(JSON.parse(execFileSync("age", ["-d", "-i", other, join(outside, "foreign.backup")], { encoding: "utf8" }).split("\n")[0]!).format, "coffer-backup/v1");
+  assert.equal(splitV2(execFileSync("age", ["-d", "-i", other, join(outside, "foreign.backup")])).header.format, "coffer-backup/v2");
 });
 
 test("restore over an existing store: refused without --yes and no terminal (nothing changed), replaced with --yes", (t) => {
@@ -273,8 +276,7 @@ test("--to given twice encrypts to both recipients: each opens the backup with t
   const r = coffer(home, ["backup", "--out", file, "--to", mine, "--to", theirs, "--no-identity"]);
   assert.equal(r.code, 0, r.err);
   for (const key of [IDENTITY(home), other]) {
-    const container = JSON.parse(execFileSync("age", ["-d", "-i", key, file], { encoding: "utf8" }).split("\n")[0]!) as { format: string };
-    assert.equal(container.format, "coffer-backup/v1");
+    assert.equal(splitV2(execFileSync("age", ["-d", "-i", key, file])).header.format, "coffer-backup/v2");
   }
 });
 
@@ -286,9 +288,9 @@ test("an unsigned (old) backup restores only with --unsigned, with a warning; a 
   const { decryptWithIdentity, encryptToRecipients } = await import("../../src/crypto/age.ts");
   const { loadIdentity } = await import("../../src/identity/identity.ts");
   const identity = await loadIdentity(IDENTITY(home));
-  const plain = Buffer.from(await decryptWithIdentity(readFileSync(file), identity.secretKey, "x")).toString("utf8");
+  const v1 = asV1(splitV2(await decryptWithIdentity(readFileSync(file), identity.secretKey, "x")));
   const old = join(outside, "old.backup");
-  writeFileSync(old, age.armor.encode(await encryptToRecipients(Buffer.from(plain.split("\n")[0]!), [identity.recipient])), { mode: 0o600 });
+  writeFileSync(old, age.armor.encode(await encryptToRecipients(Buffer.from(JSON.stringify(v1)), [identity.recipient])), { mode: 0o600 });
 
   const refused = coffer(home, ["restore", old, "--yes"]);
   assert.equal(refused.code, 6);

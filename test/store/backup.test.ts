@@ -10,6 +10,7 @@ import { decryptWithIdentity, encryptToRecipients, generateAgeIdentity } from ".
 import { cardOf, loadIdentity, renderIdentityText, type Identity } from "../../src/identity/identity.ts";
 import { cardFingerprint } from "../../src/identity/card.ts";
 import { tempDir } from "../helpers.ts";
+import { asV1, splitV2 } from "./backup-parts.ts";
 
 interface Home {
   dir: string;
@@ -66,9 +67,9 @@ function assertEmpty(home: Home): void {
   assert.deepEqual(readdirSync(home.dir), [], "nothing was written");
 }
 
+/** The backup's content as a v1 container (from which the forgeries below are made as v1 backups). */
 async function containerOf(file: string, identity: Identity): Promise<BackupContainer> {
-  const plain = Buffer.from(await decryptWithIdentity(readFileSync(file), identity.secretKey, "test")).toString("utf8");
-  return JSON.parse(plain.split("\n")[0]!) as BackupContainer;
+  return asV1(splitV2(await decryptWithIdentity(readFileSync(file), identity.secretKey, "test")));
 }
 
 /** Writes `container` as an unsigned backup (as before signatures) encrypted to `identity`, after `edit` changed its snapshot. */
@@ -101,12 +102,14 @@ test("a backup to the owner's recipient restores into an empty home: every table
   assert.equal(statSync(out).mode & 0o777, 0o600);
   assert.deepEqual(await readAgeHeader(readFileSync(out)), { kind: "recipients", stanzas: ["X25519"] });
   assert.ok(readFileSync(out, "utf8").startsWith("-----BEGIN AGE ENCRYPTED FILE-----\n"));
-  const c = await containerOf(out, identity);
-  assert.deepEqual(Object.keys(c).sort(), ["created", "format", "head", "identity", "recipient", "schema", "store"]);
-  assert.equal(c.format, "coffer-backup/v1");
-  assert.equal(c.schema, 2);
-  assert.equal(c.identity, readFileSync(home.identityPath, "utf8"));
-  assert.equal(Buffer.from(c.store, "base64").subarray(0, 16).toString("latin1"), "SQLite format 3\0");
+  const parts = splitV2(await decryptWithIdentity(readFileSync(out), identity.secretKey, "test"));
+  assert.ok(parts.headerLine.startsWith('{"format":"coffer-backup/v2",'));
+  assert.deepEqual(Object.keys(parts.header).sort(), ["created", "format", "head", "identity", "recipient", "schema", "storeBytes"]);
+  assert.equal(parts.header.schema, 2);
+  assert.equal(parts.header.identity, readFileSync(home.identityPath, "utf8"));
+  assert.equal(parts.snapshot.subarray(0, 16).toString("latin1"), "SQLite format 3\0");
+  assert.equal(parts.snapshot.length, parts.header.storeBytes);
+  assert.equal(JSON.parse(parts.signatureLine).format, "coffer-backup-signature/v2");
 
   const fresh = emptyHome(t);
   const restored = await restoreBackup(into(fresh, out, { identityFile: home.identityPath }));

@@ -103,8 +103,9 @@ export const restore: Command = {
   details: [
     "A passphrase backup asks for its passphrase on the terminal (or reads --passphrase-file);",
     "a recipient backup is opened with --identity FILE, or with your identity file.",
-    "The backup is decrypted and checked completely (signature, SQLite integrity, audit chain,",
-    "identity) before anything is written; a wrong passphrase or a damaged file changes nothing.",
+    "The backup is decrypted as it streams into a private temp file beside the store (any size)",
+    "and checked completely (signature, SQLite integrity, audit chain, identity) before anything",
+    "is swapped in; a wrong passphrase or a damaged file changes nothing and leaves nothing behind.",
     "The signature must be that of the identity that decrypts the backup (for a passphrase backup,",
     "of your identity when you have one), or of the card whose fingerprint --from gives (a backup",
     "someone else made for you). A backup made before coffer signed backups restores only with",
