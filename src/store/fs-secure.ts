@@ -173,18 +173,7 @@ export function ensurePrivateDir(dir: string): string | undefined {
  * @throws CofferError E_CONFLICT when `path` already exists
  */
 export function createPrivateFile(path: string, data: Uint8Array | string): void {
-  const tmp = writeTemp(path, data);
-  try {
-    linkSync(tmp, path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") {
-      throw new CofferError("E_CONFLICT", `${path} already exists; refusing to overwrite it`);
-    }
-    throw err;
-  } finally {
-    rmSync(tmp, { force: true });
-  }
-  fsyncDir(dirname(path));
+  placeTemp(writeTemp(path, data), path, false);
 }
 
 /**
@@ -192,14 +181,7 @@ export function createPrivateFile(path: string, data: Uint8Array | string): void
  * file in the same directory is written, fsynced and renamed over it.
  */
 export function replacePrivateFile(path: string, data: Uint8Array | string): void {
-  const tmp = writeTemp(path, data);
-  try {
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  fsyncDir(dirname(path));
+  placeTemp(writeTemp(path, data), path, true);
 }
 
 /**
@@ -210,26 +192,33 @@ export function replacePrivateFile(path: string, data: Uint8Array | string): voi
  */
 export async function writePrivateFileFrom(path: string, chunks: AsyncIterable<Uint8Array>, options: { replace: boolean }): Promise<void> {
   const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
+  const fd = openPrivateNew(tmp);
   try {
-    const fd = openPrivateNew(tmp);
-    try {
-      for await (const chunk of chunks) writeAll(fd, chunk);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+    for await (const chunk of chunks) writeAll(fd, chunk);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  placeTemp(tmp, path, options.replace);
+}
+
+/**
+ * Puts the written, fsynced temp file `tmp` at `path`: hard-linked (so an existing file is never
+ * replaced) or, with `replace`, renamed over it; then `tmp` is gone and the directory fsynced.
+ * @throws CofferError E_CONFLICT when `path` exists and not `replace`
+ */
+function placeTemp(tmp: string, path: string, replace: boolean): void {
+  try {
+    if (replace) renameSync(tmp, path);
+    else linkSync(tmp, path);
+  } catch (err) {
+    if (!replace && (err as NodeJS.ErrnoException).code === "EEXIST") {
+      throw new CofferError("E_CONFLICT", `${path} already exists; refusing to overwrite it`);
     }
-    if (options.replace) {
-      renameSync(tmp, path);
-    } else {
-      try {
-        linkSync(tmp, path);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "EEXIST") {
-          throw new CofferError("E_CONFLICT", `${path} already exists; refusing to overwrite it`);
-        }
-        throw err;
-      }
-    }
+    throw err;
   } finally {
     rmSync(tmp, { force: true });
   }
