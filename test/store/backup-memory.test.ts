@@ -43,7 +43,7 @@ test("a backup of a store larger than memory limits streams: peak memory stays b
 
   const fresh = tempDir(t);
   const restored = child(["restore", fresh, out, join(home, "identity")]);
-  assert.equal(restored.secrets, VALUES);
+  assert.equal(restored.restoredCount, VALUES);
   t.diagnostic(`restore: peak memory +${restored.after - restored.before} KiB`);
   assert.ok(restored.after - restored.before < limitKiB, `restore: peak memory grew by ${restored.after - restored.before} KiB for a store of ${storeBytes / 1024} KiB`);
   const back = await openStore({ env: { COFFER_HOME: fresh } });
