@@ -7,8 +7,7 @@
 import { isAbsolute } from "node:path";
 import { CofferError, ERROR_CODES, type ErrorCode } from "../errors.ts";
 import { fetchText, tlsFetch, type ClientTls } from "../providers/http.ts";
-import { readPrivateFile } from "../store/fs-secure.ts";
-import { readPublicFile } from "./tls.ts";
+import { readPrivateFile, readPublicFile } from "../store/fs-secure.ts";
 import { tokenTransportRule } from "../config/token-transport.ts";
 import { assertSecretName } from "../store/names.ts";
 import { jsonValue } from "../store/secret.ts";

@@ -14,9 +14,8 @@ import type { KeyObject } from "node:crypto";
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import type { SecureContextOptions, Server as TlsServer } from "node:tls";
-import { readFileSync, statSync } from "node:fs";
-import { CofferError, PermissionsError } from "../errors.ts";
-import { readPrivateFile, shellQuote } from "../store/fs-secure.ts";
+import { CofferError } from "../errors.ts";
+import { readPrivateFile, readPublicFile } from "../store/fs-secure.ts";
 
 /** The TLS files of the server config (absolute paths). */
 export interface TlsFiles {
@@ -190,37 +189,6 @@ function readTlsFile(path: string, which: keyof typeof SETTING): Buffer {
     const code = (err as NodeJS.ErrnoException).code ?? "error";
     throw new CofferError("E_CONFIG", `${what} ${path} cannot be read (${code}); check ${SETTING[which]}`, { cause: err });
   }
-}
-
-/**
- * Reads a file that anyone may read but only its owner may change (a certificate, a CA): owned
- * by the user or root, not writable by group or others.
- * @param missing - the error to throw when the file does not exist
- * @throws PermissionsError with the `chmod`/`chown` to run, or `missing`
- */
-export function readPublicFile(path: string, what: string, missing: () => CofferError): Buffer {
-  let st;
-  try {
-    st = statSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw missing();
-    throw err;
-  }
-  const uid = process.getuid?.();
-  if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
-    throw new PermissionsError(
-      `${what} ${path} is owned by uid ${st.uid}, neither you (uid ${uid}) nor root, who could replace it; ` +
-        `make it yours with \`sudo chown ${uid} ${shellQuote(path)}\` or use your own copy`,
-    );
-  }
-  const mode = st.mode & 0o777;
-  if ((mode & 0o022) !== 0) {
-    throw new PermissionsError(
-      `${what} ${path} is writable by group or others (mode ${mode.toString(8).padStart(4, "0")}), who could replace it; ` +
-        `run \`chmod go-w ${shellQuote(path)}\``,
-    );
-  }
-  return readFileSync(path);
 }
 
 function parseCertificate(pem: Buffer, path: string, what: string, setting: string): X509Certificate {

@@ -341,3 +341,34 @@ function chmodExact(path: string, mode: number): void {
     closeSync(fd);
   }
 }
+
+/**
+ * Reads a file that anyone may read but only its owner may change (a certificate, a CA): owned
+ * by the user or root, not writable by group or others.
+ * @param missing - the error to throw when the file does not exist
+ * @throws PermissionsError with the `chmod`/`chown` to run, or `missing`
+ */
+export function readPublicFile(path: string, what: string, missing: () => CofferError): Buffer {
+  let st;
+  try {
+    st = statSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw missing();
+    throw err;
+  }
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+    throw new PermissionsError(
+      `${what} ${path} is owned by uid ${st.uid}, neither you (uid ${uid}) nor root, who could replace it; ` +
+        `make it yours with \`sudo chown ${uid} ${shellQuote(path)}\` or use your own copy`,
+    );
+  }
+  const mode = st.mode & 0o777;
+  if ((mode & 0o022) !== 0) {
+    throw new PermissionsError(
+      `${what} ${path} is writable by group or others (mode ${mode.toString(8).padStart(4, "0")}), who could replace it; ` +
+        `run \`chmod go-w ${shellQuote(path)}\``,
+    );
+  }
+  return readFileSync(path);
+}
