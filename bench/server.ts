@@ -37,7 +37,7 @@ import { MASTER_KEY_FILE, SQLITE_FILE, initServer, startServer, type RunningServ
 import { openPostgresStorage } from "../src/server/storage/postgres.ts";
 import { openSqliteStorage } from "../src/server/storage/sqlite.ts";
 import type { ServerStorage, StorageDriverName } from "../src/server/storage/storage.ts";
-import { jsonValue } from "../src/store/secret.ts";
+import { jsonValue } from "../src/core/secret.ts";
 import { postgresUrl } from "../test/services.ts";
 import { benchOptions, count, markdownTable, progress } from "./lib.ts";
 import type { BenchOptions, Row } from "./lib.ts";

@@ -8,16 +8,16 @@
  */
 export { openStore, createStore, Store } from "./store/store.ts";
 export type { OpenStoreOptions, SetOptions, WriteResult, SecretInfo, VersionInfo } from "./store/store.ts";
-export { Secret } from "./store/secret.ts";
-export type { SecretMeta } from "./store/secret.ts";
-export type { AuditEntry, AuditRecord, AuditVerification } from "./store/audit.ts";
-export { resolvePaths } from "./store/paths.ts";
-export type { CofferPaths, PathOptions } from "./store/paths.ts";
+export { Secret } from "./core/secret.ts";
+export type { SecretMeta } from "./core/secret.ts";
+export type { AuditEntry, AuditRecord, AuditVerification } from "./core/audit.ts";
+export { resolvePaths } from "./core/paths.ts";
+export type { CofferPaths, PathOptions } from "./core/paths.ts";
 export { initCoffer } from "./store/init.ts";
 export type { InitOptions, InitResult } from "./store/init.ts";
 export { CofferError, DecryptError, PermissionsError, ValidationError, ERROR_CODES, isCofferError } from "./errors.ts";
 export type { ErrorCode } from "./errors.ts";
-export { assertSecretName, isSecretName, SECRET_NAME_PATTERN, ENV_NAME_PATTERN, DEFAULT_MAX_VALUE_BYTES } from "./store/names.ts";
+export { assertSecretName, isSecretName, SECRET_NAME_PATTERN, ENV_NAME_PATTERN, DEFAULT_MAX_VALUE_BYTES } from "./core/names.ts";
 export type { Identity, PassphraseSource } from "./identity/identity.ts";
 export { cardOf, loadIdentity, signingKeyOf } from "./identity/identity.ts";
 export { cardFingerprint, parseCard } from "./identity/card.ts";

@@ -13,7 +13,7 @@ import { CofferError, problemList } from "../errors.ts";
 import { createProvider } from "../providers/index.ts";
 import { createFolderProvider } from "../providers/folder.ts";
 import type { Provider, ProviderContext, ProviderSpec, SecretRef } from "../providers/provider.ts";
-import { ensurePrivateDir, fsyncDir } from "../store/fs-secure.ts";
+import { ensurePrivateDir, fsyncDir } from "../core/fs-secure.ts";
 import { fileNameOf, type AgentSecret, type OnChange } from "./config.ts";
 import { sdNotify } from "./notify.ts";
 import { formatSecretsEnv } from "./secrets-env.ts";

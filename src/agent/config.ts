@@ -21,11 +21,11 @@ import { isScalar, isSeq } from "yaml";
 import { dangerousEnvRule, isDangerousEnvName } from "../config/dangerous-env.ts";
 import { DEFAULT_VAULT_MOUNT, PROVIDER_NAME_PATTERN, SERVER_URL_RULE, VAULT_ADDRESS_PATTERN, validServerUrl } from "../config/load.ts";
 import { readConfigFile } from "../config/read.ts";
-import { tokenTransportRule } from "../config/token-transport.ts";
+import { tokenTransportRule } from "../core/token-transport.ts";
 import { parseYaml, show, YamlChecker } from "../config/yaml-checker.ts";
 import { CofferError } from "../errors.ts";
 import type { ProviderSpec } from "../providers/provider.ts";
-import { assertSecretName, ENV_NAME_PATTERN, isSecretName, SECRET_NAME_PATTERN } from "../store/names.ts";
+import { assertSecretName, ENV_NAME_PATTERN, isSecretName, SECRET_NAME_PATTERN } from "../core/names.ts";
 
 /** One secret the agent delivers: its ID (a secret name) and its variable in `secrets.env`. */
 export interface AgentSecret {

@@ -7,7 +7,7 @@
  */
 import { fileNameOf } from "./config.ts";
 import { CofferError } from "../errors.ts";
-import { assertEnvName, assertSecretName } from "../store/names.ts";
+import { assertEnvName, assertSecretName } from "../core/names.ts";
 
 /** One secret a service receives: its ID in the provider and, if given, its variable name. */
 export interface UnitSecret {

@@ -3,7 +3,7 @@
  * terminal when the identity is encrypted, and a progress line before the slow scrypt.
  */
 import { openStore, type Store } from "../store/store.ts";
-import { resolvePaths } from "../store/paths.ts";
+import { resolvePaths } from "../core/paths.ts";
 import { loadIdentity, type Identity } from "../identity/identity.ts";
 import type { Context } from "./command.ts";
 import { promptHidden } from "./io.ts";

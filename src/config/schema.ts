@@ -5,7 +5,7 @@
  * only for vault, `extends` targets and cycles, a variable in both env and files) are only in
  * `load.ts`. A test runs both over the same fixtures so they cannot drift.
  */
-import { ENV_NAME_PATTERN, SECRET_NAME_MAX, SECRET_NAME_PATTERN } from "../store/names.ts";
+import { ENV_NAME_PATTERN, SECRET_NAME_MAX, SECRET_NAME_PATTERN } from "../core/names.ts";
 import {
   DEFAULT_SERVER_TOKEN_ENV,
   DEFAULT_VAULT_MOUNT,

@@ -19,8 +19,8 @@ import { realpathSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { CofferError, PermissionsError } from "../errors.ts";
-import { ensurePrivateDir, replacePrivateFile, shellQuote } from "../store/fs-secure.ts";
-import { configDir } from "../store/paths.ts";
+import { ensurePrivateDir, replacePrivateFile, shellQuote } from "../core/fs-secure.ts";
+import { configDir } from "../core/paths.ts";
 import { readConfigFile } from "./read.ts";
 
 /** What the rule looks at in a file's or directory's stat. */

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { CofferError } from "../errors.ts";
-import { parseDotenv } from "./dotenv.ts";
+import { parseDotenv } from "../core/dotenv.ts";
 
 /** Variables to write, in order: `[name, value]`; names are already valid env names. */
 export type Vars = readonly (readonly [name: string, value: string])[];

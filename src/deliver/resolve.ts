@@ -5,7 +5,7 @@
 import { CofferError, problemList, type ErrorCode } from "../errors.ts";
 import type { DeliveryPlan } from "../config/plan.ts";
 import { describeRef, type SecretRef } from "../providers/provider.ts";
-import type { Secret } from "../store/secret.ts";
+import type { Secret } from "../core/secret.ts";
 
 /** Anything that resolves references (a provider set). */
 export interface Resolver {

@@ -13,7 +13,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { CofferError } from "../errors.ts";
-import { assertPrivate } from "../store/fs-secure.ts";
+import { assertPrivate } from "../core/fs-secure.ts";
 
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;

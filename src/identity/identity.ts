@@ -15,8 +15,8 @@ import { userInfo } from "node:os";
 import { CofferError } from "../errors.ts";
 import { decryptWithPassphrase, encryptWithPassphrase, generateAgeIdentity, isAgeFile } from "../crypto/age.ts";
 import { decodeAgeSecretKey, deriveSigningKey, recipientOf, type SigningKey } from "../crypto/keys.ts";
-import { assertSecureParents, createPrivateFile, readPrivateFile } from "../store/fs-secure.ts";
-import { homeOf } from "../store/paths.ts";
+import { assertSecureParents, createPrivateFile, readPrivateFile } from "../core/fs-secure.ts";
+import { homeOf } from "../core/paths.ts";
 import { assertMemberName, formatCard } from "./card.ts";
 
 /** A loaded identity. Holds the secret key in memory: do not log it. */

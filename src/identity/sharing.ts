@@ -4,7 +4,7 @@
  * every import lands all of its secrets or none.
  */
 import { CofferError } from "../errors.ts";
-import { assertSecretName, assertValue } from "../store/names.ts";
+import { assertSecretName, assertValue } from "../core/names.ts";
 import type { Store } from "../store/store.ts";
 import { cardOf, type Identity } from "./identity.ts";
 import { matchesAny } from "./grants.ts";

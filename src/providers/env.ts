@@ -3,8 +3,8 @@
  * passes on under another name or into a file).
  */
 import { CofferError } from "../errors.ts";
-import { assertEnvName } from "../store/names.ts";
-import { Secret } from "../store/secret.ts";
+import { assertEnvName } from "../core/names.ts";
+import { Secret } from "../core/secret.ts";
 import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
 
 /**

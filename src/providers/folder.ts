@@ -5,9 +5,9 @@
 import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, statSync, watch as fsWatch, type FSWatcher, type Stats } from "node:fs";
 import { dirname, isAbsolute, join, relative, sep } from "node:path";
 import { CofferError, PermissionsError } from "../errors.ts";
-import { shellQuote } from "../store/fs-secure.ts";
-import { assertSecretName, DEFAULT_MAX_VALUE_BYTES } from "../store/names.ts";
-import { Secret } from "../store/secret.ts";
+import { shellQuote } from "../core/fs-secure.ts";
+import { assertSecretName, DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
+import { Secret } from "../core/secret.ts";
 import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
 
 /** Options of {@link createFolderProvider} (for tests and tuning; not in the config). */

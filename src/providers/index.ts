@@ -4,7 +4,7 @@
  */
 import { CofferError } from "../errors.ts";
 import type { Store } from "../store/store.ts";
-import type { Secret } from "../store/secret.ts";
+import type { Secret } from "../core/secret.ts";
 import { createEnvProvider } from "./env.ts";
 import { createFolderProvider } from "./folder.ts";
 import type { Provider, ProviderContext, ProviderSpec, SecretRef } from "./provider.ts";

@@ -2,7 +2,7 @@
  * The provider seam (docs/design.md §7): where a value comes from. `deliver/` and `agent/` see only
  * this interface; a new provider is one file implementing it plus one line in the registry.
  */
-import type { Secret } from "../store/secret.ts";
+import type { Secret } from "../core/secret.ts";
 
 /** A reference to one value in a provider, as `.coffer.yml` names it. */
 export interface SecretRef {

@@ -2,11 +2,11 @@
  * The `server` provider: secrets from a coffer team server over its HTTP API
  * (`GET /v1/secrets/{name}`), with the token from the environment or `coffer login`.
  */
-import { tokenTransportRule } from "../config/token-transport.ts";
+import { tokenTransportRule } from "../core/token-transport.ts";
 import { CofferError } from "../errors.ts";
 import { CofferClient, ServerError, normaliseServerUrl } from "../server/client.ts";
 import { loadServerTls, loadToken } from "../server/token-file.ts";
-import { Secret } from "../store/secret.ts";
+import { Secret } from "../core/secret.ts";
 import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
 
 /** The `server` entry of the `providers:` section. */

@@ -3,7 +3,7 @@
  */
 import { CofferError } from "../errors.ts";
 import { openStore, type Store } from "../store/store.ts";
-import type { Secret } from "../store/secret.ts";
+import type { Secret } from "../core/secret.ts";
 import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
 
 /** The `store` provider, with access to the store it opened (for audit records). */

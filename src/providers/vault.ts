@@ -2,10 +2,10 @@
  * The `vault` provider: HashiCorp Vault / OpenBao KV v2 over HTTP with a token
  * (REFERENCE.md, "HashiCorp Vault / OpenBao KV v2").
  */
-import { tokenTransportRule } from "../config/token-transport.ts";
+import { tokenTransportRule } from "../core/token-transport.ts";
 import { CofferError } from "../errors.ts";
-import { DEFAULT_MAX_VALUE_BYTES } from "../store/names.ts";
-import { Secret } from "../store/secret.ts";
+import { DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
+import { Secret } from "../core/secret.ts";
 import { fetchText } from "./http.ts";
 import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
 

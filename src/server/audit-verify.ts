@@ -11,7 +11,7 @@
  * and every hash after; the record at the checkpoint must still carry the verified hash.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
-import type { AuditVerification } from "../store/audit.ts";
+import type { AuditVerification } from "../core/audit.ts";
 import { auditCheckpointKey } from "./keys.ts";
 import type { AuditVerifyOptions, ServerStorage } from "./storage/storage.ts";
 

@@ -4,7 +4,7 @@
  * together are written in one transaction: one commit for many reads, in arrival order.
  */
 import { CofferError } from "../errors.ts";
-import type { AuditRecord } from "../store/audit.ts";
+import type { AuditRecord } from "../core/audit.ts";
 import type { AuditInput, ServerStorage } from "./storage/storage.ts";
 
 /** The most records one transaction takes. */

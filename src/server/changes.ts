@@ -11,7 +11,7 @@
  * The same channel carries token revocations (`{"revoked": "<token id>", "at": …}`), so that every
  * instance ends the watch streams of a revoked token at once rather than at their next heartbeat.
  */
-import { isSecretName } from "../store/names.ts";
+import { isSecretName } from "../core/names.ts";
 
 /** One change. */
 export interface ChangeEvent {

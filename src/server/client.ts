@@ -7,10 +7,10 @@
 import { isAbsolute } from "node:path";
 import { CofferError, ERROR_CODES, type ErrorCode } from "../errors.ts";
 import { fetchText, tlsFetch, type ClientTls } from "../providers/http.ts";
-import { readPrivateFile, readPublicFile } from "../store/fs-secure.ts";
-import { tokenTransportRule } from "../config/token-transport.ts";
-import { assertSecretName } from "../store/names.ts";
-import { jsonValue } from "../store/secret.ts";
+import { readPrivateFile, readPublicFile } from "../core/fs-secure.ts";
+import { tokenTransportRule } from "../core/token-transport.ts";
+import { assertSecretName } from "../core/names.ts";
+import { jsonValue } from "../core/secret.ts";
 
 /** Largest response body read from the server, in bytes; more is refused (E_PROVIDER). */
 export const SERVER_MAX_RESPONSE_BYTES = 2 * 1024 * 1024;

@@ -20,7 +20,7 @@ import { isIP } from "node:net";
 import { isScalar, isSeq } from "yaml";
 import type { Document, LineCounter } from "yaml";
 import { CofferError, problemList } from "../errors.ts";
-import { DEFAULT_MAX_VALUE_BYTES } from "../store/names.ts";
+import { DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
 import { parseYaml, show, YamlChecker } from "../config/yaml-checker.ts";
 import type { YamlEntry } from "../config/yaml-checker.ts";
 

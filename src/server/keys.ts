@@ -17,7 +17,7 @@
 import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from "node:crypto";
 import { CofferError } from "../errors.ts";
 import { aadPrefix, deriveValueKey, importKey, open, seal, valueAadWith } from "../crypto/seal.ts";
-import { readPrivateFile } from "../store/fs-secure.ts";
+import { readPrivateFile } from "../core/fs-secure.ts";
 import type { SealedValue } from "./storage/storage.ts";
 
 /** The prefix of every API token. */

@@ -10,7 +10,7 @@
  * the input.
  */
 import { CofferError } from "../errors.ts";
-import { isSecretName } from "../store/names.ts";
+import { isSecretName } from "../core/names.ts";
 import type { Capability, RoleRule } from "./config.ts";
 
 /** The built-in role: every capability on every path, system paths included. It cannot be redefined. */

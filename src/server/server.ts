@@ -13,7 +13,7 @@ import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
 import { CofferError, problemList } from "../errors.ts";
-import { assertPrivate, createPrivateFile, ensurePrivateDir } from "../store/fs-secure.ts";
+import { assertPrivate, createPrivateFile, ensurePrivateDir } from "../core/fs-secure.ts";
 import { buildServer } from "./app.ts";
 import { createChangeBus, type ChangeBus } from "./changes.ts";
 import { loadTlsOptions, reloadOnSighup } from "./tls.ts";

@@ -15,7 +15,7 @@ import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import type { SecureContextOptions, Server as TlsServer } from "node:tls";
 import { CofferError } from "../errors.ts";
-import { readPrivateFile, readPublicFile } from "../store/fs-secure.ts";
+import { readPrivateFile, readPublicFile } from "../core/fs-secure.ts";
 
 /** The TLS files of the server config (absolute paths). */
 export interface TlsFiles {

@@ -9,8 +9,8 @@
  */
 import { dirname, isAbsolute, join } from "node:path";
 import { CofferError } from "../errors.ts";
-import { ensurePrivateDir, readPrivateFile, replacePrivateFile } from "../store/fs-secure.ts";
-import { configDir } from "../store/paths.ts";
+import { ensurePrivateDir, readPrivateFile, replacePrivateFile } from "../core/fs-secure.ts";
+import { configDir } from "../core/paths.ts";
 import { normaliseServerUrl, type ClientTlsFiles } from "./client.ts";
 
 export { normaliseServerUrl } from "./client.ts";
@@ -25,7 +25,7 @@ const TLS_KEYS = ["ca", "cert", "key"] as const;
 
 /**
  * The token file's path: `$COFFER_HOME/tokens.json`, else `$XDG_CONFIG_HOME/coffer/tokens.json`,
- * else `~/.config/coffer/tokens.json` (the identity's directory; see src/store/paths.ts).
+ * else `~/.config/coffer/tokens.json` (the identity's directory; see src/core/paths.ts).
  */
 export function tokenFilePath(env: NodeJS.ProcessEnv = process.env): string {
   return join(configDir(env), "tokens.json");

@@ -5,8 +5,8 @@
 import { DatabaseSync } from "node:sqlite";
 import { CofferError } from "../errors.ts";
 import type { SignedHead } from "./head.ts";
-import { verifyRows, type AuditRow, type AuditVerification } from "./audit.ts";
-import { touchPrivateFile } from "./fs-secure.ts";
+import { verifyRows, type AuditRow, type AuditVerification } from "../core/audit.ts";
+import { touchPrivateFile } from "../core/fs-secure.ts";
 import { SCHEMA_VERSION } from "./migrations.ts";
 import { STORE_FORMAT } from "./schema.ts";
 import type { Store } from "./store.ts";

@@ -21,7 +21,7 @@ import { parseCard } from "../identity/card.ts";
 import { identityFrom, parseIdentityText, type Identity } from "../identity/identity.ts";
 import { AGE_HEADER_PREFIX, BACKUP_FORMAT_V2, backupPlaintext, isArmored, readAgeHeader, readBackupPlaintext } from "./backup-format.ts";
 import { inspectSnapshot, snapshotDatabase, summarizeLive, type SnapshotSummary } from "./backup-snapshot.ts";
-import { fileChunks, openPrivateNew, readFilePrefix, readPrivateFile, writeAll, writePrivateFileFrom } from "./fs-secure.ts";
+import { fileChunks, openPrivateNew, readFilePrefix, readPrivateFile, writeAll, writePrivateFileFrom } from "../core/fs-secure.ts";
 import type { Store } from "./store.ts";
 
 export * from "./backup-format.ts";

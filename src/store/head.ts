@@ -21,8 +21,8 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CofferError } from "../errors.ts";
 import type { SigningKey } from "../crypto/keys.ts";
-import { canonicalJson } from "./audit.ts";
-import { assertSecureParents, ensurePrivateDir, replacePrivateFile } from "./fs-secure.ts";
+import { canonicalJson } from "../core/audit.ts";
+import { assertSecureParents, ensurePrivateDir, replacePrivateFile } from "../core/fs-secure.ts";
 
 export const HEAD_FORMAT = "coffer-head/v1";
 const CONTEXT = "coffer/v1/head\n";

@@ -2,8 +2,8 @@
  * `coffer import --dotenv`: an existing `.env` file into the store, all or nothing.
  */
 import { CofferError } from "../errors.ts";
-import { parseDotenv } from "../deliver/dotenv.ts";
-import { assertSecretName, isSecretName } from "./names.ts";
+import { parseDotenv } from "../core/dotenv.ts";
+import { assertSecretName, isSecretName } from "../core/names.ts";
 import type { Store, WriteResult } from "./store.ts";
 
 /** What a dotenv import did. */

@@ -6,8 +6,8 @@ import { dirname } from "node:path";
 import { CofferError } from "../errors.ts";
 import { cardOf, createIdentityFile, loadIdentity, type Identity, type PassphraseSource } from "../identity/identity.ts";
 import { cardFingerprint } from "../identity/card.ts";
-import { assertSecureParents, ensurePrivateDir } from "./fs-secure.ts";
-import { homeOf, resolvePaths, type PathOptions } from "./paths.ts";
+import { assertSecureParents, ensurePrivateDir } from "../core/fs-secure.ts";
+import { homeOf, resolvePaths, type PathOptions } from "../core/paths.ts";
 import { createStore } from "./store.ts";
 import { headsDirFor } from "./head.ts";
 

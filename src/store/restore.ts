@@ -23,8 +23,8 @@ import {
 import { AGE_HEADER_PREFIX, isArmored, readAgeHeader, readBackupPlaintext, type BackupInfo, type BackupSigner } from "./backup-format.ts";
 import { countRows, inspectSnapshot } from "./backup-snapshot.ts";
 import { HeadFile, headsDirFor, verifyHead, type ChainHead } from "./head.ts";
-import { createPrivateFile, ensurePrivateDir, fileChunks, fsyncDir, openPrivateNew, readFilePrefix, writeAll } from "./fs-secure.ts";
-import { homeOf, resolvePaths, type PathOptions } from "./paths.ts";
+import { createPrivateFile, ensurePrivateDir, fileChunks, fsyncDir, openPrivateNew, readFilePrefix, writeAll } from "../core/fs-secure.ts";
+import { homeOf, resolvePaths, type PathOptions } from "../core/paths.ts";
 import { openStore } from "./store.ts";
 
 /** Options of {@link restoreBackup}. */

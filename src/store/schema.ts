@@ -29,7 +29,7 @@ export const VERSIONS_TABLE_SQL = `CREATE TABLE versions (
   PRIMARY KEY (name, version)
 ) STRICT, WITHOUT ROWID;`;
 
-/** The audit chain (`src/store/audit.ts`): `hash` chains each record to the one before. */
+/** The audit chain (`src/core/audit.ts`): `hash` chains each record to the one before. */
 export const AUDIT_TABLE_SQL = `CREATE TABLE audit (
   seq     INTEGER PRIMARY KEY,
   at      TEXT NOT NULL,

@@ -17,15 +17,15 @@ import { aadPrefix, deriveValueKey, importKey, open, seal, valueAad, valueAadWit
 import { deriveStoreKeyWrapKey } from "../crypto/keys.ts";
 import { decryptWithIdentity, encryptToRecipients } from "../crypto/age.ts";
 import { loadIdentity, signingKeyOf, type Identity, type PassphraseSource } from "../identity/identity.ts";
-import { assertPrivate, assertSecureParents, ensurePrivateDir, fsyncDir, touchPrivateFile } from "./fs-secure.ts";
+import { assertPrivate, assertSecureParents, ensurePrivateDir, fsyncDir, touchPrivateFile } from "../core/fs-secure.ts";
 import { HeadFile, headsDirFor, type ChainHead, type SignedHead } from "./head.ts";
 import { formatCard } from "../identity/card.ts";
-import { assertSecretName, assertValue, assertVersion, DEFAULT_MAX_VALUE_BYTES, isSecretName } from "./names.ts";
-import { chainHash, GENESIS_HASH, recordFromRow, verifyRows, type AuditEntry, type AuditRecord, type AuditRow, type AuditVerification } from "./audit.ts";
-import { homeOf, resolvePaths, type PathOptions } from "./paths.ts";
+import { assertSecretName, assertValue, assertVersion, DEFAULT_MAX_VALUE_BYTES, isSecretName } from "../core/names.ts";
+import { chainHash, GENESIS_HASH, recordFromRow, verifyRows, type AuditEntry, type AuditRecord, type AuditRow, type AuditVerification } from "../core/audit.ts";
+import { homeOf, resolvePaths, type PathOptions } from "../core/paths.ts";
 import { SCHEMA_SQL, STORE_FORMAT } from "./schema.ts";
 import { migrate, schemaVersion, SCHEMA_VERSION } from "./migrations.ts";
-import { Secret } from "./secret.ts";
+import { Secret } from "../core/secret.ts";
 
 /** Options of {@link openStore}. */
 export interface OpenStoreOptions extends PathOptions {

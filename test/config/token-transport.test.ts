@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseAgentConfig, parseProviderSpec } from "../../src/agent/config.ts";
 import { parseConfig } from "../../src/config/load.ts";
-import { isLoopbackHost, tokenTransportRule } from "../../src/config/token-transport.ts";
+import { isLoopbackHost, tokenTransportRule } from "../../src/core/token-transport.ts";
 import { createServerProvider } from "../../src/providers/server.ts";
 import { createVaultProvider } from "../../src/providers/vault.ts";
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
 import { runWatching } from "../../src/deliver/run.ts";
 import type { ResolvedPlan } from "../../src/deliver/resolve.ts";
-import { Secret } from "../../src/store/secret.ts";
+import { Secret } from "../../src/core/secret.ts";
 import { CofferError } from "../../src/errors.ts";
 
 function plan(values: Record<string, string>): ResolvedPlan {

@@ -10,7 +10,7 @@ import { cardOf, loadIdentity, signingKeyOf, type Identity } from "../../src/ide
 import { addMember, exposure, grant, revoke, validateCard } from "../../src/identity/members.ts";
 import { newPayload, openBundle, sealBundle } from "../../src/identity/bundle.ts";
 import { exportBundle, importBundle } from "../../src/identity/sharing.ts";
-import { resolvePaths } from "../../src/store/paths.ts";
+import { resolvePaths } from "../../src/core/paths.ts";
 import { tempDir } from "../helpers.ts";
 
 interface Person {

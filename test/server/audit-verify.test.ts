@@ -15,7 +15,7 @@ import { readMasterKey } from "../../src/server/keys.ts";
 import { initServer, MASTER_KEY_FILE, SQLITE_FILE } from "../../src/server/server.ts";
 import { openSqliteStorage } from "../../src/server/storage/sqlite.ts";
 import type { ServerStorage } from "../../src/server/storage/storage.ts";
-import { chainHash, GENESIS_HASH } from "../../src/store/audit.ts";
+import { chainHash, GENESIS_HASH } from "../../src/core/audit.ts";
 
 interface Setup {
   app: FastifyInstance;

@@ -103,7 +103,7 @@ export async function startTwoInstances(
 ): Promise<{ a: RunningServer; b: RunningServer; root: string; config: ServerConfig }> {
   const { copyFileSync } = await import("node:fs");
   const { freshDatabase } = await import("../services.ts");
-  const { ensurePrivateDir } = await import("../../src/store/fs-secure.ts");
+  const { ensurePrivateDir } = await import("../../src/core/fs-secure.ts");
   const { MASTER_KEY_FILE } = await import("../../src/server/server.ts");
   const database = await freshDatabase(t);
   const yaml = `${options.yaml ?? TEST_ROLES}\ndatabase: "${database}"\n${options.redis !== undefined ? `redis: "${options.redis}"\n` : ""}`;

@@ -7,7 +7,7 @@
 import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import type { AuditRecord } from "../../src/store/audit.ts";
+import type { AuditRecord } from "../../src/core/audit.ts";
 import type { SealedValue, ServerStorage, StoredToken, StoredVersion, WriteRequest } from "../../src/server/storage/storage.ts";
 
 /** Hooks a driver may give beyond its factory. */

@@ -9,7 +9,7 @@ import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync,
 import { join } from "node:path";
 import { initCoffer, openStore } from "../../src/index.ts";
 import { loadIdentity } from "../../src/identity/identity.ts";
-import { assertSecureParents } from "../../src/store/fs-secure.ts";
+import { assertSecureParents } from "../../src/core/fs-secure.ts";
 import { tempDir } from "../helpers.ts";
 
 const NOBODY = 65534;

@@ -1,7 +1,7 @@
 import { CofferError } from "../../errors.ts";
 import { readPassphraseFile } from "../../identity/identity.ts";
 import { backupStore, restoreBackup, BACKUP_SCRYPT_LOG_N } from "../../store/backup.ts";
-import { resolvePaths } from "../../store/paths.ts";
+import { resolvePaths } from "../../core/paths.ts";
 import type { Command, Context } from "../command.ts";
 import { confirm, promptHidden, promptTwice } from "../io.ts";
 import { oneArg, openIdentityAndStore, printJson } from "../open.ts";

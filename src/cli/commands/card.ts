@@ -1,7 +1,7 @@
 import { CofferError } from "../../errors.ts";
 import { cardFingerprint } from "../../identity/card.ts";
 import { cardOf, loadIdentity } from "../../identity/identity.ts";
-import { resolvePaths } from "../../store/paths.ts";
+import { resolvePaths } from "../../core/paths.ts";
 import type { Command } from "../command.ts";
 import { promptHidden } from "../io.ts";
 import { printJson } from "../open.ts";

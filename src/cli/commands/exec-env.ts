@@ -4,7 +4,7 @@ import { constants } from "node:os";
 import { parseSecretsEnv } from "../../agent/secrets-env.ts";
 import { onTerminatingSignals, startError, TERMINATING_SIGNALS } from "../../deliver/child.ts";
 import { CofferError, PermissionsError } from "../../errors.ts";
-import { shellQuote } from "../../store/fs-secure.ts";
+import { shellQuote } from "../../core/fs-secure.ts";
 import type { Command } from "../command.ts";
 
 /**

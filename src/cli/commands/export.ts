@@ -1,6 +1,6 @@
 import { CofferError } from "../../errors.ts";
 import { exportBundle } from "../../identity/sharing.ts";
-import { createPrivateFile } from "../../store/fs-secure.ts";
+import { createPrivateFile } from "../../core/fs-secure.ts";
 import type { Command } from "../command.ts";
 import { parseDuration } from "../io.ts";
 import { openIdentityAndStore, printJson } from "../open.ts";

@@ -1,7 +1,7 @@
 import type { Command } from "../command.ts";
 import { parseWhole } from "../io.ts";
 import { oneArg, withStore } from "../open.ts";
-import { jsonValue } from "../../store/secret.ts";
+import { jsonValue } from "../../core/secret.ts";
 
 export const get: Command = {
   name: "get",

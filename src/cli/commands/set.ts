@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from "node:fs";
 import { CofferError } from "../../errors.ts";
-import { assertSecretName, DEFAULT_MAX_VALUE_BYTES } from "../../store/names.ts";
+import { assertSecretName, DEFAULT_MAX_VALUE_BYTES } from "../../core/names.ts";
 import type { Command } from "../command.ts";
 import { parseDuration, parseWhole, promptTwice, readAllBounded } from "../io.ts";
 import { printJson, withStore } from "../open.ts";

@@ -5,8 +5,8 @@
  */
 import { CofferError } from "../../errors.ts";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
-import { ChainVerifier, type AuditRecord, type AuditVerification } from "../../store/audit.ts";
-import { assertVersion } from "../../store/names.ts";
+import { ChainVerifier, type AuditRecord, type AuditVerification } from "../../core/audit.ts";
+import { assertVersion } from "../../core/names.ts";
 import { AUDIT_VERIFY_PAGE, type AuditInput, type AuditVerifyOptions, type SealedValue, type StoredSecretInfo, type StoredToken, type StoredVersionInfo, type WriteRequest } from "./storage.ts";
 
 /** The audit table's columns, in the order both drivers select and insert them. */

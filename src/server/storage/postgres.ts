@@ -34,10 +34,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import pg from "pg";
 import { CofferError } from "../../errors.ts";
-import { assertVersion } from "../../store/names.ts";
+import { assertVersion } from "../../core/names.ts";
 import {
   chainHash, GENESIS_HASH, recordFromRow, type AuditRecord, type AuditRow, type AuditVerification,
-} from "../../store/audit.ts";
+} from "../../core/audit.ts";
 import { SERVER_FORMAT, SERVER_SCHEMA_VERSION } from "./schema.ts";
 import {
   AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkWriteRequest, closedError,

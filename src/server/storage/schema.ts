@@ -7,7 +7,7 @@
  * a secret marks that row (`removed_at`) as well as the `secrets` row, and the next write adds
  * a new, unmarked row. Version rows are only ever added.
  *
- * The audit chain is the local store's (`src/store/audit.ts`): `hash` is
+ * The audit chain is the local store's (`src/core/audit.ts`): `hash` is
  * SHA-256(previous hash ‖ canonical JSON of the record), `detail` is JSON text.
  */
 import { AUDIT_TABLE_SQL, META_TABLE_SQL, VERSIONS_TABLE_SQL } from "../../store/schema.ts";

@@ -19,11 +19,11 @@ import { existsSync, linkSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { CofferError } from "../../errors.ts";
-import { assertVersion } from "../../store/names.ts";
-import { assertPrivate, fsyncDir, shellQuote, touchPrivateFile } from "../../store/fs-secure.ts";
+import { assertVersion } from "../../core/names.ts";
+import { assertPrivate, fsyncDir, shellQuote, touchPrivateFile } from "../../core/fs-secure.ts";
 import {
   chainHash, GENESIS_HASH, recordFromRow, type AuditRecord, type AuditRow, type AuditVerification,
-} from "../../store/audit.ts";
+} from "../../core/audit.ts";
 import { SERVER_FORMAT, SERVER_MIGRATIONS, SERVER_SCHEMA_SQL, SERVER_SCHEMA_VERSION } from "./schema.ts";
 import {
   AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkWriteRequest, closedError,

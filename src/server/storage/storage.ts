@@ -10,10 +10,10 @@
  * concurrent requests).
  *
  * The tables follow the local store's schema (`src/store/schema.ts`) for secrets, versions and
- * the audit chain, plus `tokens`; the audit chain is the same format (`src/store/audit.ts`),
+ * the audit chain, plus `tokens`; the audit chain is the same format (`src/core/audit.ts`),
  * so one verifier reads both.
  */
-import type { AuditRecord, AuditVerification } from "../../store/audit.ts";
+import type { AuditRecord, AuditVerification } from "../../core/audit.ts";
 
 /** A value sealed with AES-256-GCM (nonce 12 bytes, ciphertext with its 16-byte tag). */
 export interface SealedValue {

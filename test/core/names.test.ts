@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes, randomInt } from "node:crypto";
-import { assertEnvName, assertSecretName, assertValue, isSecretName } from "../../src/store/names.ts";
+import { assertEnvName, assertSecretName, assertValue, isSecretName } from "../../src/core/names.ts";
 
 test("secret names: valid examples", () => {
   for (const ok of ["a", "db/prod/password", "A9_.-x", "app/tls/key.pem", "x".repeat(256), "1/2/3"]) {

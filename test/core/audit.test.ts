@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { canonicalJson, chainHash, GENESIS_HASH, verifyChain, type AuditRecord } from "../../src/store/audit.ts";
+import { canonicalJson, chainHash, GENESIS_HASH, verifyChain, type AuditRecord } from "../../src/core/audit.ts";
 
 function chain(n: number): AuditRecord[] {
   const out: AuditRecord[] = [];

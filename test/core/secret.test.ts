@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { inspect, format } from "node:util";
-import { Secret } from "../../src/store/secret.ts";
+import { Secret } from "../../src/core/secret.ts";
 
 const meta = { name: "db/pw", version: 2, updatedAt: "2026-01-01T00:00:00.000Z" };
 
