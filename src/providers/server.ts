@@ -4,8 +4,8 @@
  */
 import { tokenTransportRule } from "../core/token-transport.ts";
 import { CofferError } from "../errors.ts";
-import { CofferClient, ServerError, normaliseServerUrl } from "../server/client.ts";
-import { loadServerTls, loadToken } from "../server/token-file.ts";
+import { CofferClient, ServerError, normaliseServerUrl } from "../client/client.ts";
+import { loadServerTls, loadToken } from "../client/token-file.ts";
 import { Secret } from "../core/secret.ts";
 import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
 

@@ -6,7 +6,7 @@ import { tokenTransportRule } from "../core/token-transport.ts";
 import { CofferError } from "../errors.ts";
 import { DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
 import { Secret } from "../core/secret.ts";
-import { fetchText } from "./http.ts";
+import { fetchText } from "../client/http.ts";
 import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
 
 /** Largest response body read from Vault, in bytes; more is refused (E_PROVIDER). */

@@ -114,7 +114,7 @@ test("login --ca --cert --key reaches a mutual-TLS server with a private CA, and
   const { makeCa, makeCert } = await import("../server/certs.ts");
   const { parseServerConfig } = await import("../../src/server/config.ts");
   const { initServer, startServer } = await import("../../src/server/server.ts");
-  const { tlsFetch } = await import("../../src/providers/http.ts");
+  const { tlsFetch } = await import("../../src/client/http.ts");
   const { teamProjectYaml } = await import("./run-cli.ts");
   const home = tempDir(t);
   const pki = tempDir(t);

@@ -7,8 +7,8 @@ import { join } from "node:path";
 import { createServerProvider, SseParser, watchPrefix, type ServerProviderOptions, type SseEvent } from "../../src/providers/server.ts";
 import { createProvider } from "../../src/providers/index.ts";
 import type { Provider } from "../../src/providers/provider.ts";
-import { CofferClient } from "../../src/server/client.ts";
-import { saveToken } from "../../src/server/token-file.ts";
+import { CofferClient } from "../../src/client/client.ts";
+import { saveToken } from "../../src/client/token-file.ts";
 import { tempDir } from "../helpers.ts";
 import { startFakeCofferServer, type FakeCofferServer } from "./fake-coffer-server.ts";
 

@@ -126,7 +126,7 @@ test("HTTPS without client certificates: TLS 1.2 minimum, bearer tokens as usual
 });
 
 test("coffer's TLS fetch trusts only the given CA, presents the client certificate, streams a watch and stops it on abort", async (t) => {
-  const { tlsFetch } = await import("../../src/providers/http.ts");
+  const { tlsFetch } = await import("../../src/client/http.ts");
   const dir = tempDir(t);
   const ca = makeCa(dir, "coffer-test-ca");
   const otherCa = makeCa(dir, "other-ca");

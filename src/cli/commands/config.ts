@@ -3,7 +3,7 @@ import { DEFAULT_SERVER_TOKEN_ENV } from "../../config/load.ts";
 import { CONFIG_JSON_SCHEMA } from "../../config/schema.ts";
 import { describeRef } from "../../providers/provider.ts";
 import type { DeliveryPlan } from "../../config/plan.ts";
-import { loadToken } from "../../server/token-file.ts";
+import { loadToken } from "../../client/token-file.ts";
 import { disposeResolved, resolvePlan } from "../../deliver/resolve.ts";
 import type { Command } from "../command.ts";
 import { table } from "../io.ts";

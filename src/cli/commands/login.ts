@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { CofferError } from "../../errors.ts";
-import { CofferClient, normaliseServerUrl, readClientTls, type ClientTlsFiles } from "../../server/client.ts";
-import { removeToken, saveToken, tokenFilePath } from "../../server/token-file.ts";
+import { CofferClient, normaliseServerUrl, readClientTls, type ClientTlsFiles } from "../../client/client.ts";
+import { removeToken, saveToken, tokenFilePath } from "../../client/token-file.ts";
 import type { Command } from "../command.ts";
 import { promptHidden, readAllBounded } from "../io.ts";
 import { oneArg, printJson } from "../open.ts";

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadToken, normaliseServerUrl, removeToken, saveToken, tokenFilePath } from "../../src/server/token-file.ts";
+import { loadToken, normaliseServerUrl, removeToken, saveToken, tokenFilePath } from "../../src/client/token-file.ts";
 import { tempDir } from "../helpers.ts";
 
 const TOKEN = `cof_${"A1b2C3d4_-".repeat(4)}xyz`;
@@ -114,7 +114,7 @@ test("normaliseServerUrl: canonical form; credentials, query, fragment and other
 });
 
 test("token file: TLS file paths are saved per URL, a login without them saves none, and a relative or unknown entry is refused", async (t) => {
-  const { loadServerTls } = await import("../../src/server/token-file.ts");
+  const { loadServerTls } = await import("../../src/client/token-file.ts");
   const home = tempDir(t);
   const env = { COFFER_HOME: home };
   const tls = { ca: "/etc/ssl/private-ca.crt", cert: "/home/me/me.crt", key: "/home/me/me.key" };

@@ -6,7 +6,7 @@
  */
 import { isAbsolute } from "node:path";
 import { CofferError, ERROR_CODES, type ErrorCode } from "../errors.ts";
-import { fetchText, tlsFetch, type ClientTls } from "../providers/http.ts";
+import { fetchText, tlsFetch, type ClientTls } from "./http.ts";
 import { readPrivateFile, readPublicFile } from "../core/fs-secure.ts";
 import { tokenTransportRule } from "../core/token-transport.ts";
 import { assertSecretName } from "../core/names.ts";

@@ -1,5 +1,5 @@
 /**
- * HTTP plumbing shared by the clients of remote secret servers (`src/server/client.ts` for a
+ * HTTP plumbing shared by the clients of remote secret servers (`src/client/client.ts` for a
  * coffer server, `src/providers/vault.ts` for Vault): one request whose whole body is read as
  * text within a size limit. The messages stay the caller's, which names its server its own way.
  */
