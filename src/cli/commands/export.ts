@@ -1,5 +1,5 @@
 import { CofferError } from "../../errors.ts";
-import { exportBundle } from "../../identity/sharing.ts";
+import { exportBundle } from "../../sharing/sharing.ts";
 import { createPrivateFile } from "../../core/fs-secure.ts";
 import type { Command } from "../command.ts";
 import { parseDuration } from "../io.ts";

@@ -1,5 +1,5 @@
 import { CofferError } from "../../errors.ts";
-import { grant as grantPatterns, ungrant as ungrantPatterns } from "../../identity/members.ts";
+import { grant as grantPatterns, ungrant as ungrantPatterns } from "../../sharing/members.ts";
 import type { Command, Context } from "../command.ts";
 import { printJson, withStore } from "../open.ts";
 

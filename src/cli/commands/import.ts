@@ -1,8 +1,8 @@
 import { createReadStream, statSync } from "node:fs";
 import { CofferError } from "../../errors.ts";
-import { MAX_BUNDLE_BYTES } from "../../identity/bundle.ts";
-import { importBundle } from "../../identity/sharing.ts";
-import { importDotenv } from "../../store/import-dotenv.ts";
+import { MAX_BUNDLE_BYTES } from "../../sharing/bundle.ts";
+import { importBundle } from "../../sharing/sharing.ts";
+import { importDotenv } from "../../sharing/import-dotenv.ts";
 import type { Command, Context } from "../command.ts";
 import { confirm, printable, readAllBounded } from "../io.ts";
 import { openIdentityAndStore, printJson, withStore } from "../open.ts";

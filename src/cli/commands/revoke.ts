@@ -1,4 +1,4 @@
-import { revoke as revokeMember } from "../../identity/members.ts";
+import { revoke as revokeMember } from "../../sharing/members.ts";
 import type { Command } from "../command.ts";
 import { table } from "../io.ts";
 import { oneArg, printJson, withStore } from "../open.ts";

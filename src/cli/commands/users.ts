@@ -1,5 +1,5 @@
 import { CofferError } from "../../errors.ts";
-import { addMember, exposure, getMember, listMembers } from "../../identity/members.ts";
+import { addMember, exposure, getMember, listMembers } from "../../sharing/members.ts";
 import type { Command } from "../command.ts";
 import { printable, table } from "../io.ts";
 import { oneArg, printJson, withStore } from "../open.ts";

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { assertPattern, matchesAny, patternRegExp } from "../../src/identity/grants.ts";
+import { assertPattern, matchesAny, patternRegExp } from "../../src/sharing/grants.ts";
 
 const NAMES = ["app", "app/a", "app/b", "app/a/b", "app/a/b/c", "apple/x", "db/prod/password", "db/dev/password", "x.y"];
 

@@ -7,9 +7,9 @@ import { initCoffer, openStore, type Store } from "../../src/index.ts";
 import { encryptToRecipients, decryptWithIdentity } from "../../src/crypto/age.ts";
 import { cardFingerprint } from "../../src/identity/card.ts";
 import { cardOf, loadIdentity, signingKeyOf, type Identity } from "../../src/identity/identity.ts";
-import { addMember, exposure, grant, revoke, validateCard } from "../../src/identity/members.ts";
-import { newPayload, openBundle, sealBundle } from "../../src/identity/bundle.ts";
-import { exportBundle, importBundle } from "../../src/identity/sharing.ts";
+import { addMember, exposure, grant, revoke, validateCard } from "../../src/sharing/members.ts";
+import { newPayload, openBundle, sealBundle } from "../../src/sharing/bundle.ts";
+import { exportBundle, importBundle } from "../../src/sharing/sharing.ts";
 import { resolvePaths } from "../../src/core/paths.ts";
 import { tempDir } from "../helpers.ts";
 

@@ -10,9 +10,9 @@
 import { createPublicKey, randomBytes, sign, verify } from "node:crypto";
 import { CofferError } from "../errors.ts";
 import { decryptWithIdentity, encryptToRecipients } from "../crypto/age.ts";
-import type { Identity } from "./identity.ts";
-import { signingKeyOf } from "./identity.ts";
-import { cardFingerprint, parseCard, type Card } from "./card.ts";
+import type { Identity } from "../identity/identity.ts";
+import { signingKeyOf } from "../identity/identity.ts";
+import { cardFingerprint, parseCard, type Card } from "../identity/card.ts";
 
 export const BUNDLE_FORMAT = "coffer-bundle/v1";
 

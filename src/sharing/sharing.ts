@@ -6,7 +6,7 @@
 import { CofferError } from "../errors.ts";
 import { assertSecretName, assertValue } from "../core/names.ts";
 import type { Store } from "../store/store.ts";
-import { cardOf, type Identity } from "./identity.ts";
+import { cardOf, type Identity } from "../identity/identity.ts";
 import { matchesAny } from "./grants.ts";
 import { getMember } from "./members.ts";
 import { newPayload, openBundle, sealBundle, type BundleSecret } from "./bundle.ts";

@@ -4,7 +4,7 @@
 import { CofferError } from "../errors.ts";
 import { parseDotenv } from "../core/dotenv.ts";
 import { assertSecretName, isSecretName } from "../core/names.ts";
-import type { Store, WriteResult } from "./store.ts";
+import type { Store, WriteResult } from "../store/store.ts";
 
 /** What a dotenv import did. */
 export interface DotenvImportResult {

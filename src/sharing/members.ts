@@ -6,7 +6,7 @@ import { createPublicKey } from "node:crypto";
 import { CofferError } from "../errors.ts";
 import { bech32Decode } from "../crypto/bech32.ts";
 import type { Store } from "../store/store.ts";
-import { assertMemberName, cardFingerprint, formatCard, parseCard, type Card } from "./card.ts";
+import { assertMemberName, cardFingerprint, formatCard, parseCard, type Card } from "../identity/card.ts";
 import { assertPattern } from "./grants.ts";
 
 /** A member as listed. */
