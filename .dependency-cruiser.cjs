@@ -1,0 +1,81 @@
+/**
+ * The layers of src/ (docs/design.md §2): each folder imports only the folders below it, so no
+ * folder imports one that imports it back. `npm test` runs this; an import that breaks a layer
+ * fails the build. Type-only imports carry no runtime tie and are allowed anywhere.
+ *
+ * The map has no cycle, so obeying it leaves no folder loop (checked below when this file loads).
+ *
+ * The map, top to bottom (a folder may import those listed after its arrow, and errors.ts):
+ *   cli       → everything
+ *   agent     → deliver, providers, config, core
+ *   server    → store (its table SQL, until one storage driver exists), config, crypto, core
+ *   deliver   → providers, config, core
+ *   providers → store, client, core
+ *   sharing   → store, identity, crypto, core
+ *   store     → identity, crypto, core
+ *   config    → core
+ *   client    → core
+ *   identity  → crypto, core
+ *   crypto    → core
+ *   core      → (nothing of coffer but errors.ts)
+ */
+const FOLDERS = ["agent", "cli", "client", "config", "core", "crypto", "deliver", "identity", "providers", "server", "sharing", "store"];
+
+/** folder → the folders it may import (besides itself and the files at src/'s root) */
+const MAY_IMPORT = {
+  cli: FOLDERS,
+  agent: ["deliver", "providers", "config", "core"],
+  server: ["store", "config", "crypto", "core"],
+  deliver: ["providers", "config", "core"],
+  providers: ["store", "client", "core"],
+  sharing: ["store", "identity", "crypto", "core"],
+  store: ["identity", "crypto", "core"],
+  config: ["core"],
+  client: ["core"],
+  identity: ["crypto", "core"],
+  crypto: ["core"],
+  core: [],
+};
+
+// A map with a cycle would allow a folder loop: refuse to run with one.
+const seen = new Set();
+const visit = (folder, path) => {
+  if (path.includes(folder)) throw new Error(`.dependency-cruiser.cjs: the layer map has a cycle: ${[...path, folder].join(" → ")}`);
+  if (seen.has(folder) || folder === "cli") return;
+  for (const next of MAY_IMPORT[folder]) visit(next, [...path, folder]);
+  seen.add(folder);
+};
+for (const folder of Object.keys(MAY_IMPORT)) visit(folder, []);
+
+const forbidden = Object.entries(MAY_IMPORT).flatMap(([folder, allowed]) => {
+  const others = FOLDERS.filter((f) => f !== folder && !allowed.includes(f));
+  if (others.length === 0) return [];
+  return [
+    {
+      name: `layer-${folder}`,
+      comment: `src/${folder}/ may import only ${allowed.length > 0 ? allowed.join(", ") : "itself"} (docs/design.md §2)`,
+      severity: "error",
+      from: { path: `^src/${folder}/` },
+      to: { path: `^src/(${others.join("|")})/`, dependencyTypesNot: ["type-only"] },
+    },
+  ];
+});
+
+module.exports = {
+  forbidden: [
+    ...forbidden,
+    {
+      name: "src-not-to-test",
+      comment: "the product never imports its tests or benchmarks",
+      severity: "error",
+      from: { path: "^src/" },
+      to: { path: "^(test|bench)/" },
+    },
+  ],
+  options: {
+    doNotFollow: { path: "node_modules" },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: "tsconfig.json" },
+    includeOnly: "^src/",
+  },
+};
