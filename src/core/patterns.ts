@@ -1,6 +1,6 @@
 /**
  * The one pattern language over secret names, used by member grants and server policies alike
- * (docs/design.md §5). Patterns and names are split on `/`:
+ * (docs/design.md §7). Patterns and names are split on `/`:
  *
  * - a `*` segment matches exactly one whole segment; `*` inside a segment (`api-*`) matches
  *   characters within that segment, never a `/`;
