@@ -23,6 +23,8 @@ import { CofferError, problemList } from "../errors.ts";
 import { DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
 import { parseYaml, show, YamlChecker } from "../config/yaml-checker.ts";
 import type { YamlEntry } from "../config/yaml-checker.ts";
+import { PATTERN_RULE } from "../core/patterns.ts";
+import { policyPatternProblem, SYSTEM_PATHS } from "./policy.ts";
 
 /** What a role rule grants on the paths it matches. */
 export type Capability = "read" | "list" | "write" | "delete";
@@ -172,24 +174,18 @@ const MAX_PROXY_HOPS = 16;
 /** COFFER_ENV values that once meant "production" (any case): they must not leave a server unguarded. */
 const PRODUCTION_SPELLINGS = /^\s*prod(uction)?\s*$/i;
 const ROOT_ROLE = "root";
-const SYSTEM_PATHS = ["sys:tokens", "sys:audit", "sys:metrics"] as const;
-const PATH_MAX = 256;
 const HMAC_ALGORITHMS = ["HS256", "HS384", "HS512"] as const;
 const KEY_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
 const ALGORITHMS: readonly string[] = [...HMAC_ALGORITHMS, ...KEY_ALGORITHMS];
 const DEFAULT_KEY_ALGORITHMS = ["RS256", "ES256", "EdDSA"];
 const ROLE_NAME_RE = new RegExp(ROLE_NAME_PATTERN);
 const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-const PATTERN_SEGMENT_RE = /^[A-Za-z0-9_.\-*]+$/;
 
 const LISTEN_RULE = "must be HOST:PORT or [IPv6]:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8200 or [::1]:8200";
 const DURATION_RULE = "must be a duration: a whole number with a unit ms, s, m, h or d, e.g. 1m, 30s, 500ms";
 const BOOLEAN_RULE = "must be true or false";
 const ENV_BOOLEAN_RULE = "must be true, false, 1 or 0";
-const PATH_RULE =
-  "a rule path is a system path (sys:tokens, sys:audit, sys:metrics) or '/'-separated segments of letters, digits, " +
-  "'_', '.', '-' and '*', where '*' is one segment, '**' (a whole segment) is any depth and '*' inside a segment " +
-  "stays within it (e.g. app/*, app/**, db/api-*/password)";
+const PATH_RULE = `a rule path is a system path (${SYSTEM_PATHS.join(", ")}) or ${PATTERN_RULE}`;
 
 /* ---------------------------------------- durations ---------------------------------------- */
 
@@ -800,7 +796,7 @@ class ServerChecker extends YamlChecker {
       } else {
         const p = this.asStringAt(pathEntry.value, pathEntry.line, `${rw} path`);
         if (p !== undefined) {
-          const why = pathRule(p.value);
+          const why = policyPatternProblem(p.value);
           if (why !== undefined) this.problem(p.line, `${rw} path ${show(p.value)}: ${why}; ${PATH_RULE}`);
           else path = p.value;
         }
@@ -891,22 +887,6 @@ class ServerChecker extends YamlChecker {
     }
     return clients;
   }
-}
-
-/** Why a rule path is malformed, or undefined when it is fine (the rules of src/server/policy.ts). */
-function pathRule(path: string): string | undefined {
-  if (path.length === 0) return "empty";
-  if (path.length > PATH_MAX) return `longer than ${PATH_MAX} characters`;
-  if (path.startsWith("sys:")) return (SYSTEM_PATHS as readonly string[]).includes(path) ? undefined : "not a known system path";
-  if (path.includes("..")) return "'..' is not allowed";
-  for (const seg of path.split("/")) {
-    if (seg === "") return "empty segment (a leading, trailing or double '/')";
-    if (!PATTERN_SEGMENT_RE.test(seg)) return `segment ${show(seg)} has a character outside the rule`;
-    if (seg === "*" || seg === "**") continue;
-    if (seg.includes("**")) return `segment ${show(seg)}: '**' must be a whole segment`;
-    if (!seg.includes("*") && !/^[A-Za-z0-9]/.test(seg)) return `segment ${show(seg)} must start with a letter or digit`;
-  }
-  return undefined;
 }
 
 /** Why `entry` is not an IP address or CIDR coffer accepts as a trusted proxy, or undefined. */

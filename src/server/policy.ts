@@ -4,13 +4,13 @@
  * union over its roles' matching rules; a name no rule matches grants nothing. The built-in role
  * `root` holds every capability on every path, system paths included.
  *
- * Patterns are compiled once, in the {@link Policy} constructor, to a list of segment matchers;
- * matching is a set-of-states walk over the name's segments (no backtracking regular
- * expressions), so its cost is bounded by segments × pattern segments × segment length whatever
- * the input.
+ * Patterns are the one pattern language of src/core/patterns.ts (grants use the same), plus the
+ * system paths, which a rule reaches only by naming them. Patterns are compiled once, in the
+ * {@link Policy} constructor, at config load: no request compiles anything.
  */
 import { CofferError } from "../errors.ts";
 import { isSecretName } from "../core/names.ts";
+import { compilePattern, patternProblem, PATTERN_RULE as NAME_PATTERN_RULE, type Pattern } from "../core/patterns.ts";
 import type { Capability, RoleRule } from "./config.ts";
 
 /** The built-in role: every capability on every path, system paths included. It cannot be redefined. */
@@ -24,177 +24,45 @@ export type SystemPath = (typeof SYSTEM_PATHS)[number];
 
 const ALL_CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete"];
 const SYSTEM_PATH_SET: ReadonlySet<string> = new Set(SYSTEM_PATHS);
-/** A pattern segment: the characters of a name segment, plus `*`. */
-const PATTERN_SEGMENT_RE = /^[A-Za-z0-9_.\-*]+$/;
-const PATTERN_MAX = 256;
+const PATTERN_RULE = `a pattern is a system path (${SYSTEM_PATHS.join(", ")}) or ${NAME_PATTERN_RULE}`;
 
-const PATTERN_RULE =
-  "a pattern is a system path (sys:tokens, sys:audit, sys:metrics) or '/'-separated segments of letters, " +
-  "digits, '_', '.', '-' and '*', where '*' is one whole segment, '**' (a whole segment) is any number of " +
-  "segments and '*' inside a segment stays within it (e.g. app/*, app/**, db/api-*/password)";
-
-/** One element of a compiled pattern. */
-type Element =
-  /** Zero or more whole segments. */
-  | { readonly kind: "many" }
-  /** Exactly one segment, whatever it is. */
-  | { readonly kind: "any" }
-  /** Exactly one segment, equal to `text`. */
-  | { readonly kind: "literal"; readonly text: string }
-  /** Exactly one segment matching a glob whose `*` stays within the segment. */
-  | { readonly kind: "glob"; readonly text: string };
-
-/** A compiled pattern: a system path compared exactly, or segment elements. */
+/** A compiled pattern: a system path compared exactly, or a pattern over secret names. */
 type Compiled =
   | { readonly kind: "system"; readonly path: string }
-  | { readonly kind: "segments"; readonly elements: readonly Element[] };
-
-/** Thrown for a malformed pattern; names the rule, never more than the pattern itself. */
-function badPattern(pattern: string, why: string, where?: string): CofferError {
-  const shown = JSON.stringify(pattern.length > 80 ? `${pattern.slice(0, 80)}…` : pattern);
-  return new CofferError("E_CONFIG", `invalid policy pattern ${shown}${where ?? ""}: ${why}; ${PATTERN_RULE}`);
-}
+  | { readonly kind: "names"; readonly pattern: Pattern };
 
 /**
- * Compiles a pattern. A trailing `/**` becomes "one segment, then zero or more", so that `app/**`
- * covers what is below `app` but not `app` itself.
+ * Why `pattern` is not a policy pattern (a known system path, or a pattern of src/core/patterns.ts),
+ * or undefined when it is one. Server config checks rule paths with this at load.
  */
+export function policyPatternProblem(pattern: string): string | undefined {
+  if (pattern.startsWith("sys:")) return SYSTEM_PATH_SET.has(pattern) ? undefined : "not a known system path";
+  return patternProblem(pattern);
+}
+
+/** Compiles a pattern once; the policy keeps the result, so no request compiles anything. */
 function compile(pattern: string, where?: string): Compiled {
-  if (typeof pattern !== "string" || pattern.length === 0) {
-    throw badPattern(String(pattern), "empty", where);
+  const why = policyPatternProblem(pattern);
+  if (why !== undefined) {
+    const shown = JSON.stringify(pattern.length > 80 ? `${pattern.slice(0, 80)}…` : pattern);
+    throw new CofferError("E_CONFIG", `invalid policy pattern ${shown}${where ?? ""}: ${why}; ${PATTERN_RULE}`);
   }
-  if (pattern.length > PATTERN_MAX) {
-    throw badPattern(pattern, `longer than ${PATTERN_MAX} characters`, where);
-  }
-  if (pattern.startsWith("sys:")) {
-    if (!SYSTEM_PATH_SET.has(pattern)) throw badPattern(pattern, "not a known system path", where);
-    return { kind: "system", path: pattern };
-  }
-  const segments = pattern.split("/");
-  const elements: Element[] = [];
-  for (const [i, seg] of segments.entries()) {
-    if (!PATTERN_SEGMENT_RE.test(seg)) throw badPattern(pattern, "empty segment or a character outside the rule", where);
-    if (seg === "**") {
-      const trailing = i === segments.length - 1 && segments.length > 1;
-      if (trailing) elements.push({ kind: "any" });
-      // Consecutive "**" are one "**": keeps the state set small.
-      if (elements.at(-1)?.kind !== "many") elements.push({ kind: "many" });
-    } else if (seg.includes("**")) {
-      throw badPattern(pattern, "'**' must be a whole segment", where);
-    } else if (seg === "*") {
-      elements.push({ kind: "any" });
-    } else if (seg.includes("*")) {
-      elements.push({ kind: "glob", text: seg });
-    } else {
-      if (!/^[A-Za-z0-9]/.test(seg) || seg.includes("..")) {
-        throw badPattern(pattern, "a literal segment starts with a letter or digit and has no '..'", where);
-      }
-      elements.push({ kind: "literal", text: seg });
-    }
-  }
-  return { kind: "segments", elements };
-}
-
-/**
- * Does `glob` (with `*` for any run of characters) match the whole of `text`? The classic greedy
- * walk that remembers only the last `*`: O(|glob| × |text|) at worst, no exponential backtracking.
- */
-function globMatch(glob: string, text: string): boolean {
-  let g = 0;
-  let t = 0;
-  let star = -1;
-  let mark = 0;
-  while (t < text.length) {
-    if (g < glob.length && glob[g] !== "*" && glob[g] === text[t]) {
-      g++;
-      t++;
-    } else if (g < glob.length && glob[g] === "*") {
-      star = g++;
-      mark = t;
-    } else if (star !== -1) {
-      g = star + 1;
-      t = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (g < glob.length && glob[g] === "*") g++;
-  return g === glob.length;
-}
-
-/** Could `glob` match some segment that starts with `partial`? */
-function globMayStartWith(glob: string, partial: string): boolean {
-  const star = glob.indexOf("*");
-  if (star === -1) return glob.startsWith(partial);
-  // The first `*` can absorb whatever of `partial` follows the literal head, and the other
-  // stars can be empty, so the head alone decides.
-  const head = glob.slice(0, star);
-  return partial.startsWith(head) || head.startsWith(partial);
-}
-
-function elementMatches(el: Element, segment: string): boolean {
-  switch (el.kind) {
-    case "many":
-    case "any":
-      return true;
-    case "literal":
-      return el.text === segment;
-    case "glob":
-      return globMatch(el.text, segment);
-  }
-}
-
-/** Adds to `states` every state reachable without consuming a segment ("**" may match none). */
-function closure(elements: readonly Element[], states: Set<number>): Set<number> {
-  for (const i of states) {
-    // A Set iterates over members added during iteration, so chains of "**" are followed.
-    if (elements[i]?.kind === "many") states.add(i + 1);
-  }
-  return states;
-}
-
-/** The states reached after consuming `segments`, from the start of the pattern. */
-function walk(elements: readonly Element[], segments: readonly string[]): Set<number> {
-  let states = closure(elements, new Set([0]));
-  for (const segment of segments) {
-    const next = new Set<number>();
-    for (const i of states) {
-      const el = elements[i];
-      if (el === undefined) continue;
-      if (el.kind === "many") next.add(i);
-      else if (elementMatches(el, segment)) next.add(i + 1);
-    }
-    if (next.size === 0) return next;
-    states = closure(elements, next);
-  }
-  return states;
+  if (pattern.startsWith("sys:")) return { kind: "system", path: pattern };
+  return { kind: "names", pattern: compilePattern(pattern) };
 }
 
 function matchCompiled(compiled: Compiled, path: string): boolean {
-  if (compiled.kind === "system") return compiled.path === path;
-  // System paths match only a rule that names them; invalid names match nothing.
-  if (!isSecretName(path)) return false;
-  const { elements } = compiled;
-  return walk(elements, path.split("/")).has(elements.length);
+  // System paths match only a rule that names them; a name pattern never matches one.
+  return compiled.kind === "system" ? compiled.path === path : compiled.pattern.matches(path);
 }
 
 /** Could `compiled` match some secret name starting with `prefix`? Exact up to name validity. */
 function mayMatchPrefix(compiled: Compiled, prefix: string): boolean {
-  if (compiled.kind === "system") return false;
-  const { elements } = compiled;
-  const parts = prefix.split("/");
-  const partial = parts.pop() ?? "";
-  for (const i of walk(elements, parts)) {
-    const el = elements[i];
-    if (el === undefined) continue;
-    if (partial === "" || (el.kind !== "literal" && el.kind !== "glob")) return true;
-    if (el.kind === "literal" ? el.text.startsWith(partial) : globMayStartWith(el.text, partial)) return true;
-  }
-  return false;
+  return compiled.kind === "names" && compiled.pattern.mayMatchPrefix(prefix);
 }
 
 /**
- * Does glob `pattern` match `path`?
+ * Does glob `pattern` match `path`? The language is src/core/patterns.ts's:
  *
  * - Patterns and names are split on `/`. A `*` segment matches exactly one whole segment;
  *   `*` inside a segment (`api-*`) matches characters within that segment, never a `/`.

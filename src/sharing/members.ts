@@ -7,7 +7,7 @@ import { CofferError } from "../errors.ts";
 import { bech32Decode } from "../crypto/bech32.ts";
 import type { Store } from "../store/store.ts";
 import { assertMemberName, cardFingerprint, formatCard, parseCard, type Card } from "../identity/card.ts";
-import { assertPattern } from "./grants.ts";
+import { assertPattern, selectGranted } from "./grants.ts";
 
 /** A member as listed. */
 export interface Member {
@@ -138,13 +138,23 @@ export function grant(store: Store, member: string, patterns: readonly string[])
  * @throws CofferError E_NOT_FOUND
  */
 export function ungrant(store: Store, member: string, patterns: readonly string[]): string[] {
-  for (const p of patterns) assertPattern(p);
   return store.transaction(() => {
-    getMember(store, member);
+    const { grants } = getMember(store, member);
+    // A grant stored under an older rule may break today's; it can still be removed.
+    for (const p of patterns) if (!grants.includes(p)) assertPattern(p);
     const removed = patterns.filter((p) => store.sql("DELETE FROM grants WHERE member = ? AND pattern = ?").run(member, p).changes > 0);
     if (removed.length > 0) store.appendAudit({ action: "ungrant", name: null, version: null, detail: { member, patterns: removed } });
     return removed;
   });
+}
+
+/**
+ * The current secrets that a member's grants match, by name: what `export` would send them now.
+ * @throws CofferError E_NOT_FOUND
+ */
+export function grantedNames(store: Store, member: string): string[] {
+  const { grants } = getMember(store, member);
+  return grants.length === 0 ? [] : selectGranted(store.list().map((i) => i.name), grants);
 }
 
 /**

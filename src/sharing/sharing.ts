@@ -7,7 +7,7 @@ import { CofferError } from "../errors.ts";
 import { assertSecretName, assertValue } from "../core/names.ts";
 import type { Store } from "../store/store.ts";
 import { cardOf, type Identity } from "../identity/identity.ts";
-import { matchesAny } from "./grants.ts";
+import { matchesAny, selectGranted } from "./grants.ts";
 import { getMember } from "./members.ts";
 import { newPayload, openBundle, sealBundle, type BundleSecret } from "./bundle.ts";
 
@@ -45,7 +45,7 @@ export async function exportBundle(
       throw new CofferError("E_DENIED", `secret "${n}" is not granted to "${member}" (grants: ${m.grants.join(", ")}); nothing was exported`);
     }
   }
-  const chosen = names.length > 0 ? [...new Set(names)] : store.list().map((i) => i.name).filter((n) => matchesAny(n, m.grants));
+  const chosen = names.length > 0 ? [...new Set(names)] : selectGranted(store.list().map((i) => i.name), m.grants);
   if (chosen.length === 0) throw new CofferError("E_NOT_FOUND", `no secret matches the grants of "${member}" (${m.grants.join(", ")})`);
   const info = new Map(store.list().map((i) => [i.name, i]));
   const secrets: BundleSecret[] = chosen.map((name) => {

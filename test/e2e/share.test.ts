@@ -33,6 +33,8 @@ test("three homes: grant, export, trust, import exactly app/*, forged and flippe
 
   ok(alice, ["users", "add", "bob", "--card", bobCard]);
   ok(alice, ["grant", "bob", "app/*"]);
+  assert.deepEqual((JSON.parse(ok(alice, ["users", "show", "bob", "--json"])) as { matches: string[] }).matches, ["app/one", "app/two"]);
+  assert.match(ok(alice, ["users", "show", "bob"]), /^matches +app\/one app\/two$/m);
   const bundle = join(root, "bob.coffer");
   ok(alice, ["export", "bob", "--out", bundle]);
   assert.equal(statSync(bundle).mode & 0o777, 0o600);
@@ -91,10 +93,13 @@ test("three homes: grant, export, trust, import exactly app/*, forged and flippe
   const revoked = JSON.parse(ok(alice, ["revoke", "bob", "--json"])) as { toRotate: { name: string; version: number }[] };
   assert.deepEqual(revoked.toRotate.map((e) => [e.name, e.version]), [["app/one", 2], ["app/two", 1]]);
   ok(alice, ["set", "app/two"], "alice-two-rotated");
-  const shown = JSON.parse(ok(alice, ["users", "show", "bob", "--json"])) as { exposed: { name: string }[]; revokedAt: string | null; grants: string[] };
+  const shown = JSON.parse(ok(alice, ["users", "show", "bob", "--json"])) as {
+    exposed: { name: string }[]; revokedAt: string | null; grants: string[]; matches: string[];
+  };
   assert.deepEqual(shown.exposed.map((e) => e.name), ["app/one"]);
   assert.notEqual(shown.revokedAt, null);
   assert.deepEqual(shown.grants, []);
+  assert.deepEqual(shown.matches, []);
   assert.equal(coffer(alice, ["export", "bob"]).code, 5);
 
   // Values appear nowhere but `get`: not in listings, audit or the export record.
@@ -180,4 +185,20 @@ test("an untrusted sender can be confirmed on the terminal; a 'no' writes nothin
   ok(alice, ["export", "bob", "--out", join(root, "b2.coffer")]);
   ok(bob, ["import", join(root, "b2.coffer")]);
   assert.equal(ok(bob, ["get", "app/one"]), "v2", "the confirmed sender is remembered");
+});
+
+test("users show lists what a grant now matches: a/**/b, granted before ** could match zero segments, includes a/b", (t) => {
+  const root = tempDir(t);
+  const [alice, bob] = ["alice", "bob"].map((n) => {
+    const h = join(root, n);
+    mkdirSync(h);
+    ok(h, ["init", "--name", n]);
+    return h;
+  }) as [string, string];
+  for (const name of ["a/b", "a/x/b", "a/x/y/b", "a/bb"]) ok(alice, ["set", name], "v");
+  ok(alice, ["users", "add", "bob", "--card", ok(bob, ["card"]).trim()]);
+  ok(alice, ["grant", "bob", "a/**/b"]);
+  assert.match(ok(alice, ["users", "show", "bob"]), /^matches +a\/b a\/x\/b a\/x\/y\/b$/m);
+  const exported = JSON.parse(ok(alice, ["export", "bob", "--out", join(root, "b.coffer"), "--json"])) as { secrets: { name: string }[] };
+  assert.deepEqual(exported.secrets.map((s) => s.name), ["a/b", "a/x/b", "a/x/y/b"]);
 });

@@ -13,7 +13,10 @@ export const grant: Command = {
   name: "grant",
   summary: "let a member receive the secrets matching patterns",
   usage: "NAME PATTERN… [--json]",
-  details: "`*` matches within one path segment, `**` any number of segments: app/*, app/**, db/prod/password.",
+  details:
+    "Patterns are the server policies' patterns: `*` is one path segment (inside a segment it stays within it), `**` zero or " +
+    "more segments (a trailing /** at least one): app/*, app/**, a/**/b (a/b too), db/prod/password. " +
+    "`coffer users show NAME` lists the secrets a member's grants match.",
   examples: ["coffer grant bob 'app/*'", "coffer grant ci-runner 'ci/**' db/test/password"],
   flags: { json: { type: "boolean", help: "print the newly granted patterns as JSON" } },
   async run(ctx) {

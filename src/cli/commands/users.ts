@@ -1,5 +1,5 @@
 import { CofferError } from "../../errors.ts";
-import { addMember, exposure, getMember, listMembers } from "../../sharing/members.ts";
+import { addMember, exposure, getMember, grantedNames, listMembers } from "../../sharing/members.ts";
 import type { Command } from "../command.ts";
 import { printable, table } from "../io.ts";
 import { oneArg, printJson, withStore } from "../open.ts";
@@ -46,15 +46,21 @@ export const usersList: Command = {
 
 export const usersShow: Command = {
   name: "users show",
-  summary: "show a member: card, grants, and what they received that is still current",
+  summary: "show a member: card, grants, the secrets they match, and what they received that is still current",
   usage: "NAME [--json]",
-  details: "`exposed` lists the secret versions exported to the member that have not been rotated since.",
+  details:
+    "`matches` lists the current secrets the member's grants match (what `coffer export` would send now). " +
+    "`exposed` lists the secret versions exported to the member that have not been rotated since.",
   examples: ["coffer users show bob"],
   flags: { json: { type: "boolean", help: "print the member as JSON" } },
   async run(ctx) {
     const name = await oneArg(ctx, "NAME", "users show NAME");
-    const { member, exposed } = await withStore(ctx, (s) => ({ member: getMember(s, name), exposed: exposure(s, name) }));
-    if (ctx.flags.json === true) return printJson(ctx, { ...member, exposed });
+    const { member, matches, exposed } = await withStore(ctx, (s) => ({
+      member: getMember(s, name),
+      matches: grantedNames(s, name),
+      exposed: exposure(s, name),
+    }));
+    if (ctx.flags.json === true) return printJson(ctx, { ...member, matches, exposed });
     const lines = [
       `name         ${member.name}`,
       `card         ${member.card}`,
@@ -62,6 +68,7 @@ export const usersShow: Command = {
       `status       ${member.revokedAt === null ? "active" : `revoked ${member.revokedAt}`}`,
       `added        ${member.addedAt} by ${member.addedBy}`,
       `grants       ${member.grants.length === 0 ? "(none)" : member.grants.join(" ")}`,
+      `matches      ${matches.length === 0 ? "(nothing)" : matches.join(" ")}`,
       `exposed      ${exposed.length === 0 ? "(nothing current)" : exposed.map((e) => `${e.name}@v${e.version}`).join(" ")}`,
     ];
     ctx.out(`${lines.map((l) => printable(l)).join("\n")}\n`);
