@@ -23,6 +23,8 @@ import { DEFAULT_VAULT_MOUNT, PROVIDER_NAME_PATTERN, SERVER_URL_RULE, VAULT_ADDR
 import { readConfigFile } from "../config/read.ts";
 import { tokenTransportRule } from "../core/token-transport.ts";
 import { parseYaml, show, YamlChecker } from "../config/yaml-checker.ts";
+import { checkDuration } from "../core/durations.ts";
+import { checkFileMode, unquotedModeRule } from "../core/file-mode.ts";
 import { CofferError } from "../errors.ts";
 import type { ProviderSpec } from "../providers/provider.ts";
 import { assertSecretName, ENV_NAME_PATTERN, isSecretName, SECRET_NAME_PATTERN } from "../core/names.ts";
@@ -285,16 +287,12 @@ export function parseOnChange(s: string): OnChange {
 /* --------------------------------- interval, mode, owner ---------------------------------- */
 
 function interval(s: string): Checked<number> {
-  const m = /^([0-9]{1,10})(ms|s|m|h)$/.exec(s);
-  if (m === null) return { rule: `invalid interval ${show(s)}: use a whole number with a unit ms, s, m or h, e.g. 30s, 500ms, 2m` };
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as "ms" | "s" | "m" | "h"];
-  const ms = Number(m[1]) * unit;
-  if (ms < MIN_POLL_INTERVAL_MS || ms > MAX_POLL_INTERVAL_MS) return { rule: `invalid interval ${show(s)}: must be between 100ms and 1h` };
-  return { ok: ms };
+  const r = checkDuration(s, { min: MIN_POLL_INTERVAL_MS, max: MAX_POLL_INTERVAL_MS });
+  return "ok" in r ? r : { rule: `invalid interval ${show(s)}: ${r.rule}` };
 }
 
 /**
- * Parses `--poll-interval`: a whole number with a unit `ms`, `s`, `m` or `h` (`30s`, `500ms`, `2m`).
+ * Parses `--poll-interval`: a duration (core/durations.ts: `30s`, `500ms`, `2m`), 100ms to 1h.
  * @returns milliseconds, between 100 and 3 600 000
  * @throws CofferError E_USAGE
  */
@@ -303,19 +301,13 @@ export function parseInterval(s: string): number {
 }
 
 function mode(s: string): Checked<number> {
-  if (!/^[0-7]{3,4}$/.test(s)) return { rule: `invalid mode ${show(s)}: must be 3-4 octal digits, e.g. "0400" or "0440"` };
-  const m = parseInt(s, 8);
-  const rules: string[] = [];
-  if (m & 0o7000) rules.push("must not set setuid, setgid or sticky bits");
-  if (m & 0o022) rules.push("must not let group or others write");
-  if (!(m & 0o400)) rules.push("must let the owner read");
-  if (rules.length > 0) return { rule: `invalid mode ${show(s)}: ${rules.join(" and ")} (e.g. "0400" or "0440")` };
-  return { ok: m };
+  const r = checkFileMode(s);
+  return "ok" in r ? r : { rule: `invalid mode ${show(s)}: ${r.rule}` };
 }
 
 /**
- * Parses `--mode`: 3-4 octal digits; the owner must be able to read, group and others must not
- * write, no setuid/setgid/sticky bits (the rule of `.coffer.yml` file modes).
+ * Parses `--mode`: the file-mode rule of core/file-mode.ts (3-4 octal digits; the owner reads,
+ * group and others do not write, no setuid/setgid/sticky bits), as for `.coffer.yml` files.
  * @throws CofferError E_USAGE naming the broken rule
  */
 export function parseMode(s: string): number {
@@ -676,7 +668,7 @@ class Checker extends YamlChecker {
     if (modeEntry !== undefined) {
       const m = this.deref(modeEntry.value, modeEntry.line);
       if (isScalar(m) && typeof m.value === "number") {
-        this.problem(this.line(m), `${where} mode must be a quoted string of 3-4 octal digits, e.g. "0400" (unquoted ${m.source ?? String(m.value)} is a number)`);
+        this.problem(this.line(m), `${where} mode ${unquotedModeRule(m.source ?? String(m.value))}`);
       } else {
         const s = this.asStringAt(modeEntry.value, modeEntry.line, `${where} mode`);
         if (s !== undefined) {

@@ -4,6 +4,7 @@
  */
 import { closeSync, openSync, readSync, writeSync } from "node:fs";
 import { CofferError } from "../errors.ts";
+import { parseDuration, requireDuration } from "../core/durations.ts";
 
 /** The streams a command talks to (swappable in tests). */
 export interface Io {
@@ -170,19 +171,29 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [line(header), ...rows.map(line)].join("\n") + "\n";
 }
 
-/** Parses a duration like `90d`, `12h`, `30m`, `45s`, `2w` into seconds. */
-export function parseDuration(s: string, flag: string): number {
-  const m = /^(\d{1,9})([smhdw])$/.exec(s);
-  if (m === null) throw new CofferError("E_INVALID_VALUE", `invalid ${flag} ${JSON.stringify(s)}: a number and a unit (s, m, h, d, w), e.g. 90d`);
-  const unit = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[m[2] as "s" | "m" | "h" | "d" | "w"];
-  const n = Number(m[1]) * unit;
-  if (n <= 0) throw new CofferError("E_INVALID_VALUE", `invalid ${flag}: must be more than zero`);
-  return n;
+/** The longest `--expires` and `--since`: 100 years, well inside what a Date can hold. */
+const CENTURY_MS = 100 * 366 * 86_400_000;
+
+/**
+ * Parses a duration flag kept in whole seconds (`--rotate-every`, `--expires`): the one grammar
+ * of core/durations.ts (`90d`, `12h`, `2w`), rounded down to whole seconds, at least 1s.
+ * @throws CofferError E_INVALID_VALUE naming the flag and the grammar
+ */
+export function parseDurationSeconds(s: string, flag: string, max?: number): number {
+  return Math.floor(requireDuration(s, flag, { min: 1000, ...(max !== undefined && { max }) }) / 1000);
 }
 
-/** Parses `--since`: an ISO date/time, or a duration back from now (`7d`). */
+/**
+ * Parses `--expires`: `never` (null) or a duration up to 100 years, in whole seconds.
+ * @throws CofferError E_INVALID_VALUE
+ */
+export function parseExpires(s: string): number | null {
+  return s === "never" ? null : parseDurationSeconds(s, "--expires", CENTURY_MS);
+}
+
+/** Parses `--since`: an ISO date/time, or a duration back from now (`7d`, up to 100 years). */
 export function parseSince(s: string, now = Date.now()): Date {
-  if (/^\d{1,9}[smhdw]$/.test(s)) return new Date(now - parseDuration(s, "--since") * 1000);
+  if (parseDuration(s) !== undefined) return new Date(now - requireDuration(s, "--since", { min: 1, max: CENTURY_MS }));
   const t = Date.parse(s);
   if (Number.isNaN(t)) throw new CofferError("E_INVALID_VALUE", `invalid --since ${JSON.stringify(s)}: an ISO date (2026-01-31) or a duration (7d)`);
   return new Date(t);

@@ -16,6 +16,7 @@ import type { ProviderSpec, SecretRef } from "../providers/provider.ts";
 import { ENV_NAME_PATTERN, isSecretName, SECRET_NAME_PATTERN } from "../core/names.ts";
 import { dangerousEnvRule, isDangerousEnvName } from "./dangerous-env.ts";
 import { tokenTransportRule } from "../core/token-transport.ts";
+import { checkFileMode, unquotedModeRule } from "../core/file-mode.ts";
 import type { DeliveryPlan, EnvDelivery, FileDelivery } from "./plan.ts";
 import { readConfigFile } from "./read.ts";
 export { MAX_CONFIG_BYTES } from "./read.ts";
@@ -29,8 +30,6 @@ export const CONFIG_FILE_NAMES = [".coffer.yml", ".coffer.yaml"] as const;
 export const PROVIDER_NAME_PATTERN = "^[a-z][a-z0-9_-]*$";
 /** An environment's name in `environments:`. */
 export const ENVIRONMENT_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
-/** A file mode: 3–4 octal digits, owner may read, group and other may not write, no special bits. */
-export const FILE_MODE_PATTERN = "^0?[4-7][0145][0145]$";
 /** A Vault address. */
 export const VAULT_ADDRESS_PATTERN = "^https?://[^\\s/?#@]+(/[^\\s?#]*)?$";
 /**
@@ -55,7 +54,6 @@ const ENVIRONMENT_NAME_RE = new RegExp(ENVIRONMENT_NAME_PATTERN);
 const VAULT_ADDRESS_RE = new RegExp(VAULT_ADDRESS_PATTERN);
 const SERVER_URL_RE = new RegExp(SERVER_URL_PATTERN);
 const MOUNT_RE = new RegExp(SECRET_NAME_PATTERN);
-const OCTAL_RE = /^[0-7]{3,4}$/;
 
 /** One environment as written in the file (before `extends` is resolved). */
 export interface EnvironmentConfig {
@@ -650,10 +648,7 @@ class Checker extends YamlChecker {
       if (isScalar(m) && typeof m.value === "string") {
         mode = this.fileMode(m.value, this.line(m), variable);
       } else if (isScalar(m) && typeof m.value === "number") {
-        this.problem(
-          this.line(m),
-          `${variable}: mode must be a quoted string of 3-4 octal digits, e.g. "0400" (unquoted ${m.source ?? String(m.value)} is a number)`,
-        );
+        this.problem(this.line(m), `${variable}: mode ${unquotedModeRule(m.source ?? String(m.value))}`);
       } else if (m !== undefined || modeEntry.value === null) {
         this.problem(m === null || m === undefined ? modeEntry.line : this.line(m), `${variable}: mode must be a string of 3-4 octal digits, e.g. "0400", got ${this.kind(m)}`);
       }
@@ -670,20 +665,10 @@ class Checker extends YamlChecker {
   }
 
   fileMode(text: string, line: number, variable: string): number | undefined {
-    if (!OCTAL_RE.test(text)) {
-      this.problem(line, `${variable}: mode ${show(text)} must be 3-4 octal digits, e.g. "0400" or "600"`);
-      return undefined;
-    }
-    const mode = parseInt(text, 8);
-    const rules: string[] = [];
-    if (mode & 0o7000) rules.push("must not set setuid, setgid or sticky bits");
-    if (mode & 0o022) rules.push("must not let group or others write");
-    if (!(mode & 0o400)) rules.push("must let the owner read");
-    if (rules.length > 0) {
-      this.problem(line, `${variable}: mode "${text}" ${rules.join(" and ")} (e.g. "0400" or "0440")`);
-      return undefined;
-    }
-    return mode;
+    const r = checkFileMode(text);
+    if ("ok" in r) return r.ok;
+    this.problem(line, `${variable}: mode ${show(text)} ${r.rule}`);
+    return undefined;
   }
 
   /**

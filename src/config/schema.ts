@@ -5,12 +5,12 @@
  * only for vault, `extends` targets and cycles, a variable in both env and files) are only in
  * `load.ts`. A test runs both over the same fixtures so they cannot drift.
  */
+import { FILE_MODE_PATTERN } from "../core/file-mode.ts";
 import { ENV_NAME_PATTERN, SECRET_NAME_MAX, SECRET_NAME_PATTERN } from "../core/names.ts";
 import {
   DEFAULT_SERVER_TOKEN_ENV,
   DEFAULT_VAULT_MOUNT,
   ENVIRONMENT_NAME_PATTERN,
-  FILE_MODE_PATTERN,
   PROVIDER_NAME_PATTERN,
   SERVER_URL_PATTERN,
   VAULT_ADDRESS_PATTERN,

@@ -18,11 +18,12 @@ import type { Redis } from "ioredis";
 import { CofferError, ERROR_CODES, isCofferError, type ErrorCode } from "../errors.ts";
 import { assertSecretName, isSecretName } from "../core/names.ts";
 import { jsonValue } from "../core/secret.ts";
+import { checkDuration, DURATION_GRAMMAR, DURATION_RULE } from "../core/durations.ts";
 import type { AuditRecord } from "../core/audit.ts";
 import { AuditWriter } from "./audit-writer.ts";
 import { createMemoryBus, type ChangeBus, type ChangeEvent } from "./changes.ts";
 import { AuthError, Authenticator, type Principal } from "./auth.ts";
-import { parseDuration, type Capability, type ServerConfig } from "./config.ts";
+import type { Capability, ServerConfig } from "./config.ts";
 import { createJwtVerifier } from "./jwt.ts";
 import { newToken, ValueSealer } from "./keys.ts";
 import { ServerMetrics } from "./metrics.ts";
@@ -589,9 +590,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     let seconds: number | undefined;
     if (typeof ttl === "number") seconds = ttl;
     else if (typeof ttl === "string") {
-      const ms = parseDuration(ttl);
-      if (ms === undefined || ms < 1000) throw fail("E_INVALID_VALUE", `invalid ttl ${JSON.stringify(ttl)}: seconds, or a duration such as 30m, 12h, 90d`);
-      seconds = Math.floor(ms / 1000);
+      // whole seconds, rounded down, at least 1s (core/durations.ts)
+      const r = checkDuration(ttl, { min: 1000 });
+      if ("rule" in r) {
+        const why = r.rule === DURATION_RULE ? `must be a number of seconds or a duration: ${DURATION_GRAMMAR}` : r.rule;
+        throw fail("E_INVALID_VALUE", `invalid ttl ${JSON.stringify(ttl)}: ${why}`);
+      }
+      seconds = Math.floor(r.ok / 1000);
     }
     if (seconds !== undefined && !(seconds <= MAX_TOKEN_TTL_S)) {
       throw fail("E_INVALID_VALUE", `invalid ttl: more than 100 years (${MAX_TOKEN_TTL_S} s); leave ttl out for a token that does not expire`);

@@ -21,6 +21,7 @@ import { isScalar, isSeq } from "yaml";
 import type { Document, LineCounter } from "yaml";
 import { CofferError, problemList } from "../errors.ts";
 import { DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
+import { checkDuration, DURATION_RULE, type DurationBounds } from "../core/durations.ts";
 import { parseYaml, show, YamlChecker } from "../config/yaml-checker.ts";
 import type { YamlEntry } from "../config/yaml-checker.ts";
 import { PATTERN_RULE } from "../core/patterns.ts";
@@ -182,25 +183,9 @@ const ROLE_NAME_RE = new RegExp(ROLE_NAME_PATTERN);
 const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 const LISTEN_RULE = "must be HOST:PORT or [IPv6]:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8200 or [::1]:8200";
-const DURATION_RULE = "must be a duration: a whole number with a unit ms, s, m, h or d, e.g. 1m, 30s, 500ms";
 const BOOLEAN_RULE = "must be true or false";
 const ENV_BOOLEAN_RULE = "must be true, false, 1 or 0";
 const PATH_RULE = `a rule path is a system path (${SYSTEM_PATHS.join(", ")}) or ${PATTERN_RULE}`;
-
-/* ---------------------------------------- durations ---------------------------------------- */
-
-/**
- * Parses a duration: a whole number and a unit `ms`, `s`, `m`, `h` or `d`.
- * @example parseDuration("1m") // 60000
- * @returns milliseconds, or undefined when `text` is malformed or too large
- */
-export function parseDuration(text: string): number | undefined {
-  const m = /^([0-9]{1,12})(ms|s|m|h|d)$/.exec(text);
-  if (m === null) return undefined;
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "ms" | "s" | "m" | "h" | "d"];
-  const ms = Number(m[1]) * unit;
-  return Number.isSafeInteger(ms) ? ms : undefined;
-}
 
 /* ----------------------------------------- loading ----------------------------------------- */
 
@@ -378,6 +363,18 @@ class ServerChecker extends YamlChecker {
     else this.problem(src.line, `${src.where} ${rule}${got !== undefined ? `, got ${got}` : ""}`);
   }
 
+  /** A duration setting (core/durations.ts) in milliseconds within `bounds`; undefined when absent or noted as a problem. */
+  duration(path: string, bounds: DurationBounds): number | undefined {
+    const src = this.source(path);
+    if (src === undefined) return undefined;
+    const text = src.from === "env" ? src.text : isScalar(src.node) && typeof src.node.value === "string" ? src.node.value : undefined;
+    const r = text === undefined ? { rule: DURATION_RULE } : checkDuration(text, bounds);
+    if ("ok" in r) return r.ok;
+    if (r.rule === DURATION_RULE) this.bad(src, r.rule, src.from === "file" ? this.kind(src.node) : undefined);
+    else this.bad(src, r.rule, show(text ?? ""));
+    return undefined;
+  }
+
   /** The value of `path` (`listen`, `jwt.secret`): the variable when set and not empty, else the file's entry. */
   source(path: string): Source | undefined {
     const name = envName(path);
@@ -485,15 +482,7 @@ class ServerChecker extends YamlChecker {
 
     const requests = this.int("rateLimit.requests", 1, "must be a positive whole number") ?? DEFAULT_REQUESTS;
     const ipRequests = this.int("rateLimit.ipRequests", 1, "must be a positive whole number") ?? 10 * requests;
-    let windowMs = DEFAULT_WINDOW_MS;
-    const w = this.source("rateLimit.window");
-    if (w !== undefined) {
-      const text = w.from === "env" ? w.text : isScalar(w.node) && typeof w.node.value === "string" ? w.node.value : undefined;
-      const ms = text === undefined ? undefined : parseDuration(text);
-      if (ms === undefined) this.bad(w, DURATION_RULE, w.from === "file" ? this.kind(w.node) : undefined);
-      else if (ms < 1 || ms > MAX_WINDOW_MS) this.bad(w, "must be between 1ms and 1d", show(text ?? ""));
-      else windowMs = ms;
-    }
+    const windowMs = this.duration("rateLimit.window", { min: 1, max: MAX_WINDOW_MS }) ?? DEFAULT_WINDOW_MS;
 
     const bodyBytes = this.int("limits.bodyBytes", MIN_BODY_BYTES, `must be a whole number of bytes, at least ${MIN_BODY_BYTES}`) ?? DEFAULT_BODY_BYTES;
     const valueBytes = this.int("limits.valueBytes", 1, "must be a positive whole number of bytes") ?? DEFAULT_VALUE_BYTES;
@@ -662,15 +651,7 @@ class ServerChecker extends YamlChecker {
         if (rules.length === 0) algorithms = out;
       }
     }
-    let maxLifetimeMs = DEFAULT_JWT_MAX_LIFETIME_MS;
-    const ml = this.source("jwt.maxLifetime");
-    if (ml !== undefined) {
-      const text = ml.from === "env" ? ml.text : isScalar(ml.node) && typeof ml.node.value === "string" ? ml.node.value : undefined;
-      const ms = text === undefined ? undefined : parseDuration(text);
-      if (ms === undefined) this.bad(ml, DURATION_RULE, ml.from === "file" ? this.kind(ml.node) : undefined);
-      else if (ms < 1000 || ms > MAX_JWT_MAX_LIFETIME_MS) this.bad(ml, "must be between 1s and 366d", show(text ?? ""));
-      else maxLifetimeMs = ms;
-    }
+    const maxLifetimeMs = this.duration("jwt.maxLifetime", { min: 1000, max: MAX_JWT_MAX_LIFETIME_MS });
     if (this.problems.length + this.envProblems.length > before) return undefined;
     if (issuer === undefined || audience === undefined) return undefined;
     return {
@@ -681,7 +662,7 @@ class ServerChecker extends YamlChecker {
       audience,
       rolesClaim,
       algorithms,
-      ...(ml !== undefined && { maxLifetimeMs }),
+      ...(maxLifetimeMs !== undefined && { maxLifetimeMs }),
     };
   }
 

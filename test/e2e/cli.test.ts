@@ -124,6 +124,8 @@ test("bad input is refused with the rule and changes nothing: ../x, oversized, c
     [["set", "k", "--if-version", "5"], "v2", 4, /at version 1, not 5/],
     [["set", "k", "--if-version", "x"], "v2", 7, /invalid --if-version "x"/],
     [["set", "k", "--generate", "--charset", "emoji"], "", 7, /invalid --charset/],
+    [["set", "k", "--rotate-every", "90 days"], "v2", 7, /invalid --rotate-every "90 days": must be a duration: a whole number with a unit ms, s, m, h, d or w/],
+    [["set", "k", "--rotate-every", "500ms"], "v2", 7, /invalid --rotate-every "500ms": must be at least 1s/],
   ];
   for (const [args, input, code, msg] of cases) {
     const r = coffer(home, args, { input });

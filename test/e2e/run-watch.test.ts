@@ -110,3 +110,21 @@ test("coffer run --watch: SIGTERM to coffer goes to the command and ends the wat
   assert.equal(noWatch.code, 2);
   assert.match(noWatch.err, /--restart-grace goes with --watch/);
 });
+
+test("--restart-grace accepts 500ms like --poll-interval (the one duration grammar)", (t) => {
+  const home = tempDir(t);
+  // an env-only project: a grace that parses gets as far as "nothing to watch", one that does not stops at the flag
+  const envOnly = join(home, "env-only.yml");
+  writeFileSync(envOnly, `providers:\n  host: { type: env }\nenvironments:\n  dev:\n    env:\n      Y: { from: host, path: HOME }\n`);
+  for (const grace of ["500ms", "90s", "1d"]) {
+    const r = coffer(home, ["run", "--watch", "--restart-grace", grace, "--config", envOnly, "--", "true"]);
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /nothing to watch/, grace);
+  }
+  const bad = coffer(home, ["run", "--watch", "--restart-grace", "soon", "--config", envOnly, "--", "true"]);
+  assert.equal(bad.code, 7, bad.err);
+  assert.match(bad.err, /invalid --restart-grace "soon": must be a duration: a whole number with a unit ms, s, m, h, d or w/);
+  const tooLong = coffer(home, ["run", "--watch", "--restart-grace", "2d", "--config", envOnly, "--", "true"]);
+  assert.equal(tooLong.code, 7, tooLong.err);
+  assert.match(tooLong.err, /invalid --restart-grace "2d": must be between 1ms and 1d/);
+});

@@ -227,6 +227,22 @@ describe("team server API", () => {
     }
   });
 
+  test("a token ttl of 2w is accepted like --rotate-every 2w (the one duration grammar)", async (t) => {
+    const s = await startTestServer(t);
+    const twoWeeks = 14 * 86_400_000;
+    const before = Date.now();
+    const created = await s.call("POST", "/v1/tokens", { token: s.rootToken, body: { name: "fortnight", roles: ["reader"], ttl: "2w" } });
+    assert.equal(created.status, 201, created.text);
+    const expires = Date.parse(created.json.expiresAt);
+    assert.ok(expires >= before + twoWeeks - 1000 && expires <= Date.now() + twoWeeks, created.json.expiresAt);
+    const tooShort = await s.call("POST", "/v1/tokens", { token: s.rootToken, body: { name: "blink", roles: ["reader"], ttl: "500ms" } });
+    assert.equal(tooShort.status, 400);
+    assert.equal(tooShort.json.error.message, `invalid ttl "500ms": must be at least 1s`);
+    const unknownUnit = await s.call("POST", "/v1/tokens", { token: s.rootToken, body: { name: "y", roles: ["reader"], ttl: "1y" } });
+    assert.equal(unknownUnit.status, 400);
+    assert.match(unknownUnit.json.error.message, /^invalid ttl "1y": must be a number of seconds or a duration: a whole number with a unit ms, s, m, h, d or w/);
+  });
+
   test("a huge token ttl or a JWT with exp 1e300 gets 400/401, never a 500", async (t) => {
     const s = await startTestServer(t, JWT_CONFIG);
     for (const ttl of [1e300, 9007199254740991, "99999999d", "999999999999s"]) {

@@ -2,7 +2,7 @@ import { CofferError } from "../../errors.ts";
 import { exportBundle } from "../../sharing/sharing.ts";
 import { createPrivateFile } from "../../core/fs-secure.ts";
 import type { Command } from "../command.ts";
-import { parseDuration } from "../io.ts";
+import { parseExpires } from "../io.ts";
 import { openIdentityAndStore, printJson } from "../open.ts";
 
 export const exportCmd: Command = {
@@ -24,7 +24,7 @@ export const exportCmd: Command = {
     const [member, ...names] = ctx.args;
     if (member === undefined) throw new CofferError("E_USAGE", "usage: coffer export NAME [SECRET…]");
     const expires = ctx.flags.expires;
-    const expiresInSeconds = expires === "never" ? null : typeof expires === "string" ? parseDuration(expires, "--expires") : undefined;
+    const expiresInSeconds = typeof expires === "string" ? parseExpires(expires) : undefined;
     const result = await openIdentityAndStore(ctx, (store, identity) =>
       exportBundle(store, identity, member, names, expiresInSeconds === undefined ? {} : { expiresInSeconds }),
     );

@@ -4,7 +4,7 @@ import { runWatching, runWithSecrets } from "../../deliver/run.ts";
 import { describeRef } from "../../providers/provider.ts";
 import type { SecretRef } from "../../providers/provider.ts";
 import type { ResolvedPlan } from "../../deliver/resolve.ts";
-import { parseDuration } from "../io.ts";
+import { requireDuration } from "../../core/durations.ts";
 import type { Command } from "../command.ts";
 import { auditDelivery, DELIVERY_FLAGS, loadPlan, openProviders } from "../delivery.ts";
 
@@ -43,14 +43,16 @@ export const run: Command = {
     mask: { type: "boolean", help: "mask every delivered value in CMD's stdout and stderr" },
     dir: { type: "string", arg: "D", help: "create the runtime dir under D instead" },
     watch: { type: "boolean", help: "restart CMD with the new values when a secret changes" },
-    "restart-grace": { type: "string", arg: "DUR", help: "with --watch: how long CMD has to stop after SIGTERM before SIGKILL (default 10s)" },
+    "restart-grace": { type: "string", arg: "DUR", help: "with --watch: how long CMD has to stop after SIGTERM before SIGKILL, 1ms to 1d (default 10s)" },
   },
   async run(ctx) {
     const [command, ...args] = ctx.args;
     if (command === undefined) throw new CofferError("E_USAGE", "no command after --; e.g. `coffer run -- npm start`");
     const watch = ctx.flags.watch === true;
     if (!watch && ctx.flags["restart-grace"] !== undefined) throw new CofferError("E_USAGE", "--restart-grace goes with --watch");
-    const graceMs = typeof ctx.flags["restart-grace"] === "string" ? parseDuration(ctx.flags["restart-grace"], "--restart-grace") * 1000 : 10_000;
+    // at most 1d: a longer timer would overflow setTimeout and fire at once
+    const grace = ctx.flags["restart-grace"];
+    const graceMs = typeof grace === "string" ? requireDuration(grace, "--restart-grace", { min: 1, max: 86_400_000 }) : 10_000;
     const plan = loadPlan(ctx);
     const providers = openProviders(ctx, plan);
     try {

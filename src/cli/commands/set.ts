@@ -2,7 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import { CofferError } from "../../errors.ts";
 import { assertSecretName, DEFAULT_MAX_VALUE_BYTES } from "../../core/names.ts";
 import type { Command } from "../command.ts";
-import { parseDuration, parseWhole, promptTwice, readAllBounded } from "../io.ts";
+import { parseDurationSeconds, parseWhole, promptTwice, readAllBounded } from "../io.ts";
 import { printJson, withStore } from "../open.ts";
 
 export const set: Command = {
@@ -48,7 +48,7 @@ export const set: Command = {
     const options = {
       ...(typeof f.description === "string" && { description: f.description }),
       ...(typeof f["if-version"] === "string" && { ifVersion: parseWhole(f["if-version"], "--if-version", 0) }),
-      ...(typeof f["rotate-every"] === "string" && { rotationSeconds: parseDuration(f["rotate-every"], "--rotate-every") }),
+      ...(typeof f["rotate-every"] === "string" && { rotationSeconds: parseDurationSeconds(f["rotate-every"], "--rotate-every") }),
     };
     let value: Buffer;
     let how = "";
