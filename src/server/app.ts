@@ -61,6 +61,8 @@ const MAX_TOKEN_TTL_S = 100 * 366 * 86_400;
 const TOKEN_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$/;
 const ROLE_NAME_RE = /^[a-z][a-z0-9_-]*$/;
 const SECRETS_PREFIX = "/v1/secrets/";
+/** The `log.level`s at which fastify logs each request and its answer. */
+const REQUEST_LOG_LEVELS: ReadonlySet<string> = new Set(["debug", "trace"]);
 const VERSIONS_SUFFIX = "/versions";
 
 declare module "fastify" {
@@ -100,6 +102,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const app = Fastify({
     ...(deps.https !== undefined && { https: deps.https }),
     ...(deps.logger === false ? { logger: false } : { loggerInstance: withRequestSerializer(deps.logger) as FastifyBaseLogger }),
+    // Two lines a request cost a sixth of the throughput; the audit chain records every request.
+    disableRequestLogging: !REQUEST_LOG_LEVELS.has(config.log.level),
     bodyLimit: config.limits.bodyBytes,
     trustProxy: trustProxyOption(config),
     genReqId: () => randomUUID(),
