@@ -9,7 +9,7 @@
  * ERROR_CODES; a 403 says only what was refused, never whether the secret exists.
  */
 import { randomUUID } from "node:crypto";
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import rateLimit, { normalizeIP } from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
@@ -61,6 +61,7 @@ const MAX_TOKEN_TTL_S = 100 * 366 * 86_400;
 const TOKEN_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$/;
 const ROLE_NAME_RE = /^[a-z][a-z0-9_-]*$/;
 const SECRETS_PREFIX = "/v1/secrets/";
+const VERSIONS_SUFFIX = "/versions";
 /**
  * The per-IP limit counts an IPv6 client by this prefix: one host usually holds a whole /64, and
  * would otherwise get a fresh limit for each of its 2^64 addresses.
@@ -68,7 +69,6 @@ const SECRETS_PREFIX = "/v1/secrets/";
 const IPV6_LIMIT_PREFIX = 64;
 /** The `log.level`s at which fastify logs each request and its answer. */
 const REQUEST_LOG_LEVELS: ReadonlySet<string> = new Set(["debug", "trace"]);
-const VERSIONS_SUFFIX = "/versions";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -108,7 +108,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     ...(deps.https !== undefined && { https: deps.https }),
     ...(deps.logger === false ? { logger: false } : { loggerInstance: withRequestSerializer(deps.logger) as FastifyBaseLogger }),
     // Two lines a request cost a sixth of the throughput; the audit chain records every request.
-    disableRequestLogging: !REQUEST_LOG_LEVELS.has(config.log.level),
+    logController: new LogController({ disableRequestLogging: !REQUEST_LOG_LEVELS.has(config.log.level) }),
     bodyLimit: config.limits.bodyBytes,
     trustProxy: trustProxyOption(config),
     genReqId: () => randomUUID(),

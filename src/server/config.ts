@@ -27,7 +27,7 @@ import type { YamlEntry } from "../config/yaml-checker.ts";
 /** What a role rule grants on the paths it matches. */
 export type Capability = "read" | "list" | "write" | "delete";
 
-/** pino's levels, quietest last: what `log.level` accepts. */
+/** pino's level names: what `log.level` accepts. */
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 /** A pino level name. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
