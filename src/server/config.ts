@@ -30,6 +30,11 @@ import { policyPatternProblem, SYSTEM_PATHS } from "./policy.ts";
 /** What a role rule grants on the paths it matches. */
 export type Capability = "read" | "list" | "write" | "delete";
 
+/** pino's level names: what `log.level` accepts. */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+/** A pino level name. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
 /** One rule of a role: a path pattern and the capabilities it grants there. */
 export interface RoleRule {
   /** a secret-name glob (`app/*`, `app/**`, `db/api-*`) or a system path (`sys:tokens`, `sys:audit`, `sys:metrics`) */
@@ -92,6 +97,11 @@ export interface ServerConfig {
   database?: string;
   /** a redis:// or rediss:// URL */
   redis?: string;
+  /**
+   * the log's level; default `info`. A line per request (method, URL without its query string,
+   * status) only at `debug` and `trace`: the audit chain records every request already.
+   */
+  log: { level: LogLevel };
   /** TLS files (absolute paths); `clientCa` turns on client certificates */
   tls?: { cert: string; key: string; clientCa?: string };
   /** mTLS client certificate CN/SAN → role names */
@@ -325,12 +335,14 @@ function envName(path: string): string {
 
 const TOP_KEYS = [
   "listen", "jwt", "rateLimit", "limits", "roles", "devLogin", "behindProxy", "trustedProxies", "production", "metrics", "database", "redis", "tls", "clients",
+  "log",
 ] as const;
 const SECTION_KEYS = {
   jwt: ["secret", "jwksFile", "jwksUrl", "issuer", "audience", "rolesClaim", "algorithms", "maxLifetime"],
   rateLimit: ["requests", "window", "ipRequests"],
   limits: ["bodyBytes", "valueBytes"],
   metrics: ["public"],
+  log: ["level"],
   tls: ["cert", "key", "clientCa"],
 } as const;
 type Section = keyof typeof SECTION_KEYS;
@@ -517,11 +529,21 @@ class ServerChecker extends YamlChecker {
       ...(proxy.trusted !== undefined && { trustedProxies: proxy.trusted }),
       production,
       metrics: { public: this.bool("metrics.public") ?? false },
+      log: { level: this.logLevel() },
       ...(database !== undefined && { database }),
       ...(redis !== undefined && { redis }),
       ...(tls !== undefined && { tls }),
       ...(clients !== undefined && { clients }),
     };
+  }
+
+  /** `log.level`: one of pino's level names; default `info`. */
+  logLevel(): LogLevel {
+    const s = this.str("log.level");
+    if (s === undefined) return "info";
+    if ((LOG_LEVELS as readonly string[]).includes(s.value)) return s.value as LogLevel;
+    this.bad(s.src, `must be one of ${LOG_LEVELS.join(", ")}`, s.src.from === "file" ? show(s.value) : undefined);
+    return "info";
   }
 
   /**

@@ -159,7 +159,7 @@ export interface RunningServer {
 export interface StartOptions {
   dataDir: string;
   config: ServerConfig;
-  /** a logger; default: JSON lines on stderr, redacting credentials */
+  /** a logger; default: JSON lines on stderr at `config.log.level`, redacting credentials */
   logger?: Logger | false;
   /** with tls: re-read the certificate files on SIGHUP (the CLI sets it; one per process) */
   reloadOnSighup?: boolean;
@@ -190,7 +190,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     if (check === undefined || !keyCheckMatches(check, masterKey, storage.storeId)) {
       throw new CofferError("E_DECRYPT", `${join(dataDir, MASTER_KEY_FILE)} is not the master key of this database; use the master.key made with it`);
     }
-    const logger = options.logger ?? serverLogger();
+    const logger = options.logger ?? serverLogger(config.log.level);
     changes = await createChangeBus(config, {
       scope: storage.storeId.toString("hex"),
       onError: (e) => {

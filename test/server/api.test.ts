@@ -285,8 +285,32 @@ describe("team server API", () => {
     assert.ok(!s.logs.some((l) => /"level":50|"stack"/.test(l)), "no failure was logged");
   });
 
-  test("a token in a query string never reaches the log", async (t) => {
+  test("request lines are not logged at the default level", async (t) => {
     const s = await startTestServer(t);
+    assert.equal(s.config.log.level, "info");
+    const reader = await s.token(["reader"]);
+    await s.call("GET", "/v1/secrets?prefix=app/", { token: reader });
+    await s.call("GET", "/v1/secrets/app/missing", { token: reader });
+    await s.call("GET", "/no/such/route");
+    assert.deepEqual(s.logs.filter((l) => /"req"|"res"|"url"|incoming request|request completed/.test(l)), []);
+  });
+
+  test("log.level: debug logs each request, with its query string redacted", async (t) => {
+    const s = await startTestServer(t, `${TEST_ROLES}\nlog: { level: debug }\n`);
+    const reader = await s.token(["reader"]);
+    const before = s.logs.length;
+    await s.call("GET", "/v1/secrets?prefix=app/", { token: reader });
+    await s.call("GET", "/v1/secrets/app/missing", { token: reader });
+    const lines = s.logs.slice(before).map((l) => JSON.parse(l) as { msg: string; req?: { url?: string }; res?: { statusCode?: number } });
+    const incoming = lines.filter((l) => l.msg === "incoming request").map((l) => l.req?.url);
+    assert.deepEqual(incoming, ["/v1/secrets?[redacted]", "/v1/secrets/app/missing"]);
+    const completed = lines.filter((l) => l.msg === "request completed").map((l) => l.res?.statusCode);
+    assert.deepEqual(completed, [200, 404]);
+    assert.ok(!s.logs.some((l) => l.includes("prefix=app")), "no query string in the log");
+  });
+
+  test("a token in a query string never reaches the log", async (t) => {
+    const s = await startTestServer(t, `${TEST_ROLES}\nlog: { level: debug }\n`);
     const reader = await s.token(["reader"]);
     await s.call("GET", `/v1/secrets?token=${reader}&prefix=app/`, { token: reader });
     await s.call("GET", `/v1/secrets/app/missing?token=${reader}`, { token: reader });

@@ -38,6 +38,7 @@ database: postgres://coffer:pw@db.internal:5432/coffer
 redis: rediss://cache.internal:6380
 tls: { cert: /etc/coffer/tls.crt, key: /etc/coffer/tls.key, clientCa: /etc/coffer/ca.crt }
 clients: { ci-runner: [reader], ops.example.com: [deployer, root] }
+log: { level: warn }
 `;
 
 test("defaults without a file", () => {
@@ -51,6 +52,7 @@ test("defaults without a file", () => {
     behindProxy: 0,
     production: false,
     metrics: { public: false },
+    log: { level: "info" },
   });
   assert.ok(Object.isFrozen(config) && Object.isFrozen(config.listen));
   assert.deepEqual(parse(""), { ...config, file: F });
@@ -77,6 +79,7 @@ test("a full file", () => {
     behindProxy: 1,
     production: false,
     metrics: { public: true },
+    log: { level: "warn" },
     database: "postgres://coffer:pw@db.internal:5432/coffer",
     redis: "rediss://cache.internal:6380",
     tls: { cert: "/etc/coffer/tls.crt", key: "/etc/coffer/tls.key", clientCa: "/etc/coffer/ca.crt" },
@@ -112,7 +115,7 @@ tls: { cert: tls.crt, key: /k }
     `${F}: 12 problems:\n  ` +
       [
         `${F}:1: listen must be HOST:PORT or [IPv6]:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8200 or [::1]:8200, got "nowhere"`,
-        `${F}:2: unknown key "colour" in the top level; allowed: listen, jwt, rateLimit, limits, roles, devLogin, behindProxy, trustedProxies, production, metrics, database, redis, tls, clients`,
+        `${F}:2: unknown key "colour" in the top level; allowed: listen, jwt, rateLimit, limits, roles, devLogin, behindProxy, trustedProxies, production, metrics, database, redis, tls, clients, log`,
         `${F}:3: unknown key "ttl" in jwt; allowed: secret, jwksFile, jwksUrl, issuer, audience, rolesClaim, algorithms, maxLifetime`,
         `${F}:4: rateLimit.requests must be a positive whole number, got number 0`,
         `${F}:4: rateLimit.window must be a duration: a whole number with a unit ms, s, m, h, d or w, e.g. 500ms, 30s, 12h, 2w, got the string "1 minute"`,
@@ -420,6 +423,17 @@ test("a strong secret's text never appears in a message", () => {
   // database and redis URLs may hold passwords: only their scheme is shown
   const db = configError(() => parse("database: mysql://u:hunter2@db\nredis: http://:hunter2@cache\n"));
   assert.ok(!db.includes("hunter2"), db);
+});
+
+test("log.level: pino's levels from the file or COFFER_LOG_LEVEL, info when absent; anything else is refused", () => {
+  assert.equal(parse("").log.level, "info");
+  assert.equal(parse("log: { level: debug }\n").log.level, "debug");
+  assert.equal(parse("log: { level: debug }\n", { COFFER_LOG_LEVEL: "silent" }).log.level, "silent");
+  for (const level of ["fatal", "error", "warn", "info", "debug", "trace", "silent"]) assert.equal(parse("", { COFFER_LOG_LEVEL: level }).log.level, level);
+  const rule = "must be one of fatal, error, warn, info, debug, trace, silent";
+  assert.equal(configError(() => parse("log: { level: verbose }\n")), `${F}:1: log.level ${rule}, got "verbose"`);
+  assert.equal(configError(() => parse("", { COFFER_LOG_LEVEL: "DEBUG" })), `COFFER_LOG_LEVEL: ${rule}`);
+  assert.match(configError(() => parse("log: { level: debug, format: json }\n")), /format/);
 });
 
 test("jwt.maxLifetime: a duration from the file or COFFER_JWT_MAX_LIFETIME, 24 h when absent", () => {

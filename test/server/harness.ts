@@ -74,7 +74,7 @@ export async function startTestServer(t: TestContext, yaml = TEST_ROLES, env: No
     },
   });
   const { serverLogger } = await import("../../src/server/server.ts");
-  const logger = serverLogger("info", sink);
+  const logger = serverLogger(config.log.level, sink);
   const server = await startServer({ dataDir, config, logger });
   t.after(() => server.close());
   const url = server.url;

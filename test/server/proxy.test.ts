@@ -30,6 +30,20 @@ test("a client cannot choose its own address with X-Forwarded-For", async (t) =>
   assert.equal((await s.call("GET", "/v1/sys/health", { headers: { "x-forwarded-for": "203.0.113.8" } })).status, 200);
 });
 
+test("two IPv6 addresses in one /64 share a per-IP limit; another /64 does not", async (t) => {
+  const s = await startTestServer(t, `${TEST_ROLES}\nbehindProxy: true\nrateLimit: { requests: 1000, window: 1m, ipRequests: 3 }\n`);
+  const health = async (xff: string): Promise<number> => (await s.call("GET", "/v1/sys/health", { headers: { "x-forwarded-for": xff } })).status;
+  // One host hands itself a fresh address of its /64 for each request, in any spelling.
+  const sameNet = ["2001:db8:1:2::a", "2001:db8:1:2:ffff:ffff:ffff:1", "2001:0DB8:0001:0002:0000:0000:0000:0b", "2001:db8:1:2::c"];
+  const statuses: number[] = [];
+  for (const address of sameNet) statuses.push(await health(address));
+  assert.deepEqual(statuses, [200, 200, 200, 429], "the four addresses of 2001:db8:1:2::/64 count as one client");
+  assert.equal(await health("2001:db8:1:3::a"), 200, "the next /64 is another client");
+  assert.equal(await health("203.0.113.20"), 200, "IPv4 stays per address");
+  // The audit keeps the whole address, not its /64.
+  assert.equal(await auditedSource(s, "2001:db8:1:4::abcd"), "2001:db8:1:4::abcd");
+});
+
 test("a client cannot put a forged address in the audit log through the proxy", async (t) => {
   const s = await startTestServer(t, `${TEST_ROLES}\nbehindProxy: true\n`);
   assert.equal(await auditedSource(s, "10.66.66.66, 203.0.113.9"), "203.0.113.9");
