@@ -196,7 +196,8 @@ export async function benchServerDriver(driver: StorageDriverName, seconds: numb
     const yaml = CONFIG_YAML + (db === undefined ? "" : `database: ${JSON.stringify(db.url)}\n`);
     const config = parseServerConfig(yaml, "bench-server.yml", {}, { listen: "127.0.0.1:0" });
     const init = await initServer(dataDir, config);
-    server = await startServer({ dataDir, config, logger: false });
+    // The default logger, as a user gets it (log.level info: no line per request).
+    server = await startServer({ dataDir, config });
 
     const value = randomBytes(VALUE_BYTES / 2).toString("hex"); // 32 bytes of text
     const call = async (method: string, path: string, token: string, body?: unknown) => {
