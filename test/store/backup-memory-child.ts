@@ -21,5 +21,6 @@ if (mode === "backup") {
   const before = process.resourceUsage().maxRSS;
   const r = await restoreBackup({ env, file, identityFile: identityFile! });
   const after = process.resourceUsage().maxRSS;
-  console.log(JSON.stringify({ before, after, restoredCount: r.secrets }));
+  const restoredCount = r.secrets;
+  console.log(JSON.stringify({ before, after, restoredCount }));
 }
