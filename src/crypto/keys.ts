@@ -6,7 +6,7 @@
  * - the Ed25519 signing seed is HKDF-SHA256(X25519 secret, info "coffer/v1/ed25519");
  * - the owner's local store-key wrap key is HKDF-SHA256(X25519 secret, info "coffer/v1/store-key").
  */
-import { createPrivateKey, createPublicKey, hkdfSync, type KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey, hkdfSync, verify, type KeyObject } from "node:crypto";
 import { bech32Decode, bech32Encode } from "./bech32.ts";
 import { CofferError } from "../errors.ts";
 
@@ -68,4 +68,19 @@ export function deriveSigningKey(secret: Uint8Array): SigningKey {
 /** The AES-256-GCM key that wraps the owner's local copy of the store key. */
 export function deriveStoreKeyWrapKey(secret: Uint8Array): Buffer {
   return Buffer.from(hkdfSync("sha256", secret, new Uint8Array(0), INFO_STORE_KEY_WRAP, 32));
+}
+
+/**
+ * Whether `signature` is an Ed25519 signature of `message` by `publicKey` (the raw key as
+ * base64url, as cards carry it, or a key already imported). Never throws: a malformed key or a
+ * signature of the wrong length is simply not valid.
+ */
+export function verifyEd25519(publicKey: string | KeyObject, message: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== 64) return false;
+  try {
+    const key = typeof publicKey === "string" ? createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: publicKey }, format: "jwk" }) : publicKey;
+    return verify(null, message, key, signature);
+  } catch {
+    return false;
+  }
 }

@@ -7,9 +7,10 @@
  * decryption (addressed to this identity, untampered), the signature over the exact payload
  * bytes, the sender's trust, and only then the payload: recipient, expiry, contents.
  */
-import { createPublicKey, randomBytes, sign, verify } from "node:crypto";
+import { randomBytes, sign } from "node:crypto";
 import { CofferError } from "../errors.ts";
 import { decryptWithIdentity, encryptToRecipients } from "../crypto/age.ts";
+import { verifyEd25519 } from "../crypto/keys.ts";
 import type { Identity } from "../identity/identity.ts";
 import { signingKeyOf } from "../identity/identity.ts";
 import { cardFingerprint, parseCard, type Card } from "../identity/card.ts";
@@ -110,14 +111,7 @@ export async function openBundle(file: Uint8Array, identity: Identity, trusted: 
   }
   const payloadBytes = Buffer.from(envelope.payload, "base64");
   const signature = Buffer.from(envelope.signature, "base64url");
-  let good = false;
-  try {
-    const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: sender.signingKey }, format: "jwk" });
-    good = signature.length === 64 && verify(null, payloadBytes, key, signature);
-  } catch {
-    good = false;
-  }
-  if (!good) {
+  if (!verifyEd25519(sender.signingKey, payloadBytes, signature)) {
     throw new CofferError("E_SIGNATURE", `the bundle's signature does not verify against the sender card "${sender.name}": forged or tampered bundle`);
   }
   const senderCard = envelope.from;

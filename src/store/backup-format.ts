@@ -23,9 +23,10 @@
  * "coffer/v1/backup\n" ‖ the container line's bytes>}`. A backup from before signatures is
  * the container line alone.
  */
-import { createHash, createPublicKey, verify } from "node:crypto";
+import { createHash } from "node:crypto";
 import { CofferError } from "../errors.ts";
 import { isAgeFile } from "../crypto/age.ts";
+import { verifyEd25519 } from "../crypto/keys.ts";
 import { cardFingerprint, parseCard } from "../identity/card.ts";
 import type { SignedHead } from "./head.ts";
 
@@ -276,14 +277,7 @@ function verifySignatureLine(text: Uint8Array, format: string, message: Buffer):
     throw forged("names a malformed card");
   }
   const signature = Buffer.from(line.signature, "base64url");
-  let good = false;
-  try {
-    const key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: card.signingKey }, format: "jwk" });
-    good = signature.length === 64 && verify(null, message, key, signature);
-  } catch {
-    good = false;
-  }
-  if (!good) throw forged(`does not verify against its signer card "${card.name}"`);
+  if (!verifyEd25519(card.signingKey, message, signature)) throw forged(`does not verify against its signer card "${card.name}"`);
   return { name: card.name, card: line.from, fingerprint: cardFingerprint(line.from), signingKey: card.signingKey };
 }
 

@@ -16,11 +16,11 @@
  * The file: one JSON line {format, store, count, hash, signer, at, signature}; the signature
  * is Ed25519 over "coffer/v1/head\n" followed by the canonical JSON of the other fields.
  */
-import { createPublicKey, sign, verify, type KeyObject } from "node:crypto";
+import { createPublicKey, sign, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { CofferError } from "../errors.ts";
-import type { SigningKey } from "../crypto/keys.ts";
+import { verifyEd25519, type SigningKey } from "../crypto/keys.ts";
 import { canonicalJson } from "../core/audit.ts";
 import { assertSecureParents, ensurePrivateDir, replacePrivateFile } from "../core/fs-secure.ts";
 
@@ -76,14 +76,9 @@ export function verifyHead(value: unknown, storeId: string, signer: { publicKey:
   if (head.signer !== signer.publicKey) throw bad("was signed by another identity");
   const body = { format: head.format, store: head.store, count: head.count, hash: head.hash, signer: head.signer, at: head.at };
   const sig = Buffer.from(head.signature, "base64url");
-  let good = false;
-  try {
-    const key = signer.verifyKey ?? createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: signer.publicKey }, format: "jwk" });
-    good = sig.length === 64 && verify(null, Buffer.from(CONTEXT + canonicalJson(body), "utf8"), key, sig);
-  } catch {
-    good = false;
+  if (!verifyEd25519(signer.verifyKey ?? signer.publicKey, Buffer.from(CONTEXT + canonicalJson(body), "utf8"), sig)) {
+    throw bad("has a signature that does not verify");
   }
-  if (!good) throw bad("has a signature that does not verify");
   return head;
 }
 
