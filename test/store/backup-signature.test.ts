@@ -22,6 +22,18 @@ async function user(t: import("node:test").TestContext, name: string) {
   return { dir, env, identity, identityPath: join(dir, "identity") };
 }
 
+/** Alice's store holding `k` = `value`, backed up to her own recipient: the file and its decrypted v2 parts. */
+async function aliceBackup(t: import("node:test").TestContext, value: string) {
+  const alice = await user(t, "alice");
+  const s = await openStore({ env: alice.env });
+  s.set("k", value);
+  const out = join(tempDir(t), "b.backup");
+  await backupStore(s, { out, recipients: [alice.identity.recipient], identityFile: alice.identityPath });
+  s.close();
+  const parts = splitV2(await decryptWithIdentity(readFileSync(out), alice.identity.secretKey, "x"));
+  return { alice, out, parts };
+}
+
 async function reseal(file: string, plain: string | Uint8Array, recipient: string): Promise<string> {
   const out = `${file}.forged-${Math.random().toString(36).slice(2)}`;
   const age = await import("age-encryption");
@@ -82,14 +94,7 @@ test("a backup forged from the victim's public card is refused", async (t) => {
 });
 
 test("an unsigned (old) backup needs --unsigned", async (t) => {
-  const alice = await user(t, "alice");
-  const s = await openStore({ env: alice.env });
-  s.set("k", "v");
-  const dir = tempDir(t);
-  const out = join(dir, "b.backup");
-  await backupStore(s, { out, recipients: [alice.identity.recipient], identityFile: alice.identityPath });
-  s.close();
-  const parts = splitV2(await decryptWithIdentity(readFileSync(out), alice.identity.secretKey, "x"));
+  const { alice, out, parts } = await aliceBackup(t, "v");
   const old = await reseal(out, JSON.stringify(asV1(parts)), alice.identity.recipient); // as written before signatures
   const fresh = tempDir(t);
   const into = { env: { COFFER_HOME: fresh }, file: old, identityFile: alice.identityPath };
@@ -119,14 +124,7 @@ test("a backup passphrase under 12 characters is refused unless weakPassphrase",
 });
 
 test("a backup whose store, header or end was changed after it was signed is refused before anything is written", async (t) => {
-  const alice = await user(t, "alice");
-  const s = await openStore({ env: alice.env });
-  s.set("k", "v");
-  const dir = tempDir(t);
-  const out = join(dir, "b.backup");
-  await backupStore(s, { out, recipients: [alice.identity.recipient], identityFile: alice.identityPath });
-  s.close();
-  const p = splitV2(await decryptWithIdentity(readFileSync(out), alice.identity.secretKey, "x"));
+  const { alice, out, parts: p } = await aliceBackup(t, "v");
   const fresh = tempDir(t);
   const attempt = async (plain: Uint8Array, code: string, message: RegExp) => {
     const file = await reseal(out, plain, alice.identity.recipient);
@@ -157,14 +155,8 @@ test("a backup whose store, header or end was changed after it was signed is ref
 });
 
 test("a signed v1 backup (one JSON document, as coffer wrote before backups streamed) still restores, and a tampered one is refused", async (t) => {
-  const alice = await user(t, "alice");
-  const s = await openStore({ env: alice.env });
-  s.set("k", "v1-era value");
-  const dir = tempDir(t);
-  const out = join(dir, "b.backup");
-  await backupStore(s, { out, recipients: [alice.identity.recipient], identityFile: alice.identityPath });
-  s.close();
-  const body = JSON.stringify(asV1(splitV2(await decryptWithIdentity(readFileSync(out), alice.identity.secretKey, "x"))));
+  const { alice, out, parts } = await aliceBackup(t, "v1-era value");
+  const body = JSON.stringify(asV1(parts));
   const v1Line = (b: string) => JSON.stringify({
     format: "coffer-backup-signature/v1", from: cardOf(alice.identity),
     signature: sign(null, Buffer.from(`coffer/v1/backup\n${b}`), signingKeyOf(alice.identity).privateKey).toString("base64url"),
