@@ -44,14 +44,16 @@ function get(url: string, path: string, options: { ca: string; cert?: string; ke
   });
 }
 
-test("mutual TLS: the CA's client certificate gets its roles; no certificate, another CA and TLS 1.1 are refused", async (t) => {
+/**
+ * A server with TLS whose client CA is a fresh test CA that maps `ci-runner` to `reader`: the
+ * CA, another CA, the runner's certificate, the server and its root token.
+ */
+async function startMtlsServer(t: import("node:test").TestContext) {
   const dir = tempDir(t);
   const ca = makeCa(dir, "coffer-test-ca");
   const otherCa = makeCa(dir, "other-ca");
   const server = makeCert(dir, ca, { cn: "coffer-server", dns: ["localhost"], ips: ["127.0.0.1"], server: true });
   const runner = makeCert(dir, ca, { cn: "ci-runner", client: true });
-  const stranger = makeCert(dir, ca, { cn: "stranger", client: true });
-  const forged = makeCert(dir, otherCa, { cn: "ci-runner-forged", client: true });
   const yaml = `
 roles:
   reader: [ { path: "app/*", capabilities: [read, list] } ]
@@ -63,6 +65,13 @@ clients: { ci-runner: [reader] }
   const { rootToken } = await initServer(dataDir, config);
   const s = await startServer({ dataDir, config, logger: false });
   t.after(() => s.close());
+  return { dir, ca, otherCa, runner, s, rootToken };
+}
+
+test("mutual TLS: the CA's client certificate gets its roles; no certificate, another CA and TLS 1.1 are refused", async (t) => {
+  const { dir, ca, otherCa, runner, s, rootToken } = await startMtlsServer(t);
+  const stranger = makeCert(dir, ca, { cn: "stranger", client: true });
+  const forged = makeCert(dir, otherCa, { cn: "ci-runner-forged", client: true });
   assert.match(s.url, /^https:\/\/127\.0\.0\.1:\d+$/);
 
   const asRunner = { ca: ca.cert, cert: runner.cert, key: runner.key };
@@ -127,22 +136,7 @@ test("HTTPS without client certificates: TLS 1.2 minimum, bearer tokens as usual
 
 test("coffer's TLS fetch trusts only the given CA, presents the client certificate, streams a watch and stops it on abort", async (t) => {
   const { tlsFetch } = await import("../../src/client/http.ts");
-  const dir = tempDir(t);
-  const ca = makeCa(dir, "coffer-test-ca");
-  const otherCa = makeCa(dir, "other-ca");
-  const server = makeCert(dir, ca, { cn: "coffer-server", dns: ["localhost"], ips: ["127.0.0.1"], server: true });
-  const runner = makeCert(dir, ca, { cn: "ci-runner", client: true });
-  const yaml = `
-roles:
-  reader: [ { path: "app/*", capabilities: [read, list] } ]
-tls: { cert: ${server.cert}, key: ${server.key}, clientCa: ${ca.cert} }
-clients: { ci-runner: [reader] }
-`;
-  const config = parseServerConfig(yaml, "mtls.yml", {}, { listen: "127.0.0.1:0" });
-  const dataDir = join(dir, "data");
-  await initServer(dataDir, config);
-  const s = await startServer({ dataDir, config, logger: false });
-  t.after(() => s.close());
+  const { ca, otherCa, runner, s } = await startMtlsServer(t);
 
   const asRunner = tlsFetch({ ca: readFileSync(ca.cert), cert: readFileSync(runner.cert), key: readFileSync(runner.key) });
   const self = await asRunner(`${s.url}/v1/auth/self`, { headers: { accept: "application/json" } });
