@@ -16,7 +16,7 @@ import type { Provider, ProviderContext, ProviderSpec, SecretRef } from "../prov
 import { ensurePrivateDir, fsyncDir } from "../core/fs-secure.ts";
 import { fileNameOf, type AgentSecret, type OnChange } from "./config.ts";
 import { sdNotify } from "./notify.ts";
-import { formatSecretsEnv } from "./secrets-env.ts";
+import { formatSecretsEnv } from "../deliver/formats/secrets-env.ts";
 
 /** Options of {@link runAgent}. */
 export interface AgentOptions {

@@ -1,5 +1,5 @@
 import { closeSync, constants as fsc, fstatSync, openSync, readFileSync } from "node:fs";
-import { parseSecretsEnv } from "../../agent/secrets-env.ts";
+import { parseSecretsEnv } from "../../deliver/formats/secrets-env.ts";
 import { startCommand, TERMINATING_SIGNALS, withSignalsForwarded } from "../../deliver/child.ts";
 import { CofferError, PermissionsError } from "../../errors.ts";
 import { shellQuote } from "../../core/fs-secure.ts";

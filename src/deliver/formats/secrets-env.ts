@@ -27,7 +27,7 @@
  *
  * Refusals are `E_INVALID_VALUE` (or `E_INVALID_NAME`) naming the variable, never the value.
  */
-import { CofferError } from "../errors.ts";
+import { CofferError } from "../../errors.ts";
 
 /** Linux's MAX_ARG_STRLEN: the most bytes one `NAME=value` string (with its NUL) may take in execve. */
 const MAX_ENV_STRING = 128 * 1024;
