@@ -9,11 +9,11 @@
  */
 import { randomBytes } from "node:crypto";
 import {
-  closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync, writeSync,
+  closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { CofferError } from "../errors.ts";
-import { assertPrivate } from "../core/fs-secure.ts";
+import { assertPrivate, openPrivateNew, writeAll } from "../core/fs-secure.ts";
 
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
@@ -118,11 +118,9 @@ export function createRuntimeDir(options: RuntimeDirOptions): RuntimeDir {
  */
 export function writeRuntimeFile(dir: string, name: string, data: Uint8Array, mode: number): string {
   const path = join(dir, name);
-  const fd = openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600);
+  const fd = openPrivateNew(path, mode);
   try {
-    let off = 0;
-    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
-    fchmodSync(fd, mode);
+    writeAll(fd, data);
   } finally {
     closeSync(fd);
   }
