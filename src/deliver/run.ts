@@ -122,12 +122,7 @@ export async function runWatching(options: WatchRunOptions): Promise<number> {
   let current: Started;
   let stopping = false; // a signal came: no more restarts
   let restarting = false;
-  let finish: (status: number) => void = () => {};
-  let fail: (err: unknown) => void = () => {};
-  const result = new Promise<number>((resolve, reject) => {
-    finish = resolve;
-    fail = reject;
-  });
+  const { promise: result, resolve: finish, reject: fail } = Promise.withResolvers<number>();
 
   const follow = (started: Started) => {
     started.done.then(
@@ -221,21 +216,15 @@ async function stopChild(child: ChildProcess, done: Promise<number>, graceMs: nu
   }
 }
 
-/** The variables whose values differ between two resolutions (env first, then files). */
+/** The variables whose values (or file modes) differ between two resolutions, in `b`'s order (env first, then files). */
 function changedVariables(a: ResolvedPlan, b: ResolvedPlan): string[] {
-  const bytesOf = (r: ResolvedPlan) => new Map([...r.env, ...r.files].map((e) => [e.variable, e.value.bytes()]));
-  const before = bytesOf(a);
-  const after = bytesOf(b);
-  const changed: string[] = [];
-  for (const [variable, value] of after) {
-    const old = before.get(variable);
-    if (old === undefined || Buffer.compare(old, value) !== 0) changed.push(variable);
-  }
-  for (const e of b.files) {
-    const o = a.files.find((f) => f.variable === e.variable);
-    if (o !== undefined && o.mode !== e.mode && !changed.includes(e.variable)) changed.push(e.variable);
-  }
-  return changed;
+  const before = new Map([...a.env, ...a.files].map((e) => [e.variable, e]));
+  return [...b.env, ...b.files]
+    .filter((e) => {
+      const old = before.get(e.variable);
+      return old === undefined || Buffer.compare(old.value.bytes(), e.value.bytes()) !== 0 || ("mode" in e && "mode" in old && old.mode !== e.mode);
+    })
+    .map((e) => e.variable);
 }
 
 function pipeThrough(from: NodeJS.ReadableStream, masker: NodeJS.ReadWriteStream, to: NodeJS.WritableStream): Promise<void> {

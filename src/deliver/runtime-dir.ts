@@ -182,27 +182,12 @@ export function removeRecordedDir(base: string, path: string, kind?: RuntimeKind
  * @returns the paths removed
  */
 export function sweepRuntimeDirs(base: string): string[] {
-  const removed: string[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync(base);
-  } catch {
-    return removed;
-  }
   const groups = liveGroups(); // one read of /proc for the whole sweep
-  for (const entry of entries) {
-    if (!/^[0-9a-f]{16}$/.test(entry)) continue;
-    const dir = join(base, entry);
-    // Only a dir coffer recorded is removed. One without a record (a coffer killed between
-    // making it and recording it) holds no secret: the record is written before any file.
-    const recorded = recordedDir(base, dir);
-    if (recorded === undefined) continue;
-    if (!inUse(recorded, groups)) {
-      rmSync(dir, { recursive: true, force: true });
-      removed.push(dir);
-    }
-  }
-  return removed;
+  // Only a dir coffer recorded is removed. One without a record (a coffer killed between making
+  // it and recording it) holds no secret: the record is written before any file.
+  const unused = recordedDirs(base).filter((d) => !inUse(d, groups));
+  for (const d of unused) rmSync(d.path, { recursive: true, force: true });
+  return unused.map((d) => d.path);
 }
 
 /** True while something may still use the dir (see {@link sweepRuntimeDirs}). */

@@ -54,18 +54,6 @@ function readSecretsFile(file: string): string {
   }
 }
 
-/** Parses FILE, naming it (not "secrets.env") in a line error. */
-function parseFile(file: string, text: string): [string, string][] {
-  try {
-    return parseSecretsEnv(text);
-  } catch (err) {
-    if (err instanceof CofferError && err.code === "E_INVALID_VALUE") {
-      throw new CofferError("E_INVALID_VALUE", err.message.replace(/^secrets\.env line/, `${file} line`));
-    }
-    throw err;
-  }
-}
-
 /** `coffer exec-env FILE -- CMD [ARGS…]`. */
 export const execEnv: Command = {
   name: "exec-env",
@@ -98,7 +86,7 @@ export const execEnv: Command = {
     const [file, command, ...args] = ctx.args;
     if (file === undefined || file === "") throw new CofferError("E_USAGE", "no secrets file given; e.g. `coffer exec-env /tmp/secrets.env -- myservice`");
     if (command === undefined) throw new CofferError("E_USAGE", "no command after the secrets file; e.g. `coffer exec-env /tmp/secrets.env -- myservice`");
-    const vars = parseFile(file, readSecretsFile(file));
+    const vars = parseSecretsEnv(readSecretsFile(file), file);
     const env: NodeJS.ProcessEnv = { ...ctx.env };
     for (const [name, value] of vars) env[name] = value;
     // Signals passed on to CMD, as a process replaced by exec would receive them.
