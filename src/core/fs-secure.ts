@@ -336,7 +336,7 @@ export function fsyncDir(dir: string): void {
 }
 
 function chmodExact(path: string, mode: number): void {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY);
+  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   try {
     fchmodSync(fd, mode);
   } finally {

@@ -8,12 +8,10 @@
  * and recorded ({@link recordedDir}), never a path it was pointed at.
  */
 import { randomBytes } from "node:crypto";
-import {
-  closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync,
-} from "node:fs";
+import { closeSync, constants, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { CofferError } from "../errors.ts";
-import { assertPrivate, openPrivateNew, writeAll } from "../core/fs-secure.ts";
+import { assertPrivate, ensurePrivateDir, openPrivateNew, writeAll } from "../core/fs-secure.ts";
 
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
@@ -210,17 +208,11 @@ function inUse({ path, owner }: RecordedDir, groups: LiveGroups = liveGroups()):
 
 function makePrivateDir(dir: string, what: string): void {
   try {
-    mkdirSync(dir, { mode: 0o700 });
-    const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-    try {
-      fchmodSync(fd, 0o700);
-    } finally {
-      closeSync(fd);
-    }
+    ensurePrivateDir(dir);
   } catch (err) {
+    // something other than a directory is there (a dangling link gives ENOENT): refused below
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") mkdirSync(dir, { recursive: true, mode: 0o700 });
-    else if (code !== "EEXIST") throw err;
+    if (code !== "EEXIST" && code !== "ENOENT") throw err;
   }
   // In a world-writable place like /dev/shm, someone else could have made it first, or planted
   // a symlink: it must be a real dir, ours, and private.
