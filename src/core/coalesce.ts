@@ -52,6 +52,7 @@ export function coalesce(task: () => unknown, delayMs = 0): Coalescer {
   return {
     trigger,
     every(ms) {
+      if (stopped) return () => {};
       const tick = setInterval(() => running || trigger(0), ms).unref();
       ticks.add(tick);
       return () => {
