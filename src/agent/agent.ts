@@ -4,6 +4,8 @@
  * readiness, then (with watch) rewrite on change and run the on-change action; remove the
  * files on SIGTERM. A fetch failure at start writes nothing; during watch the last good files
  * stay, and the fetch is retried with backoff. Nothing it logs or signals holds a value.
+ * It fetches with deliver/resolve.ts, writes with core/fs-secure.ts, formats with
+ * deliver/formats/secrets-env.ts and watches with core/coalesce.ts, as `run` and `load` do.
  */
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { rmSync } from "node:fs";
