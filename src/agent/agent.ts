@@ -4,19 +4,23 @@
  * readiness, then (with watch) rewrite on change and run the on-change action; remove the
  * files on SIGTERM. A fetch failure at start writes nothing; during watch the last good files
  * stay, and the fetch is retried with backoff. Nothing it logs or signals holds a value.
+ * It fetches with deliver/resolve.ts, writes with core/fs-secure.ts, formats with
+ * deliver/formats/secrets-env.ts and watches with core/coalesce.ts, as `run` and `load` do.
  */
 import { execFile, execFileSync, spawn } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { closeSync, constants, fchmodSync, fchownSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { CofferError, problemList } from "../errors.ts";
+import { CofferError } from "../errors.ts";
 import { createProvider } from "../providers/index.ts";
 import { createFolderProvider } from "../providers/folder.ts";
 import type { Provider, ProviderContext, ProviderSpec, SecretRef } from "../providers/provider.ts";
-import { ensurePrivateDir, fsyncDir } from "../core/fs-secure.ts";
-import { fileNameOf, type AgentSecret, type OnChange } from "./config.ts";
+import { coalesce } from "../core/coalesce.ts";
+import { ensurePrivateDir, replacePrivateFile } from "../core/fs-secure.ts";
+import type { Secret } from "../core/secret.ts";
+import { formatSecretsEnv } from "../deliver/formats/secrets-env.ts";
+import { resolveAll } from "../deliver/resolve.ts";
+import { fileNameOf, SECRETS_ENV_FILE, type AgentSecret, type OnChange } from "./config.ts";
 import { sdNotify } from "./notify.ts";
-import { formatSecretsEnv } from "./secrets-env.ts";
 
 /** Options of {@link runAgent}. */
 export interface AgentOptions {
@@ -59,24 +63,28 @@ export async function runAgent(o: AgentOptions): Promise<AgentExit> {
       ? createFolderProvider("agent", o.provider, o.context, { debounceMs: o.debounceMs ?? 20 })
       : createProvider("agent", o.provider, o.context);
   const owner = o.owner === undefined ? undefined : lookupUser(o.owner);
-  const refs: SecretRef[] = o.secrets.map((s) => ({ provider: "agent", path: s.id }));
-  const written: string[] = [];
+  const wanted = o.secrets.map((s) => ({ label: s.id, ref: { provider: "agent", path: s.id } }));
+  const values: Values = { current: [], owner, fetch: () => resolveAll(wanted, provider, { verb: "cannot fetch", after: "nothing was written" }) };
+  let written = false;
   try {
     await sdNotify({ STATUS: `fetching ${o.secrets.length} secrets` }, o.context.env).catch(() => undefined);
-    let current = await fetchAll(provider, o.secrets);
+    values.current = await values.fetch();
     ensurePrivateDir(o.dir);
-    written.push(...writeAll(o, current, owner));
+    writeAll(o, values);
+    written = true;
     o.log(`wrote ${o.secrets.length} secrets and secrets.env to ${o.dir}`);
     await sdNotify({ READY: "1", STATUS: `serving ${o.secrets.length} secrets` }, o.context.env);
     // Watchers and the abort signal do not keep Node running; the agent serves until stopped.
     const alive = setInterval(() => undefined, 1 << 30);
-    o.signal.addEventListener("abort", () => clearInterval(alive), { once: true });
-    if (!o.watch) {
-      await new Promise<void>((resolve) => o.signal.addEventListener("abort", () => resolve(), { once: true }));
-      return { code: 0, reason: "stopped" };
-    }
     try {
-      return await watchLoop(o, provider, refs, () => current, (next) => (current = next), owner);
+      return await new Promise<AgentExit>((resolve) => {
+        const stopWatch = o.watch ? watch(o, provider, wanted.map((w) => w.ref), values, resolve) : () => {};
+        const stopped = () => {
+          stopWatch();
+          resolve({ code: 0, reason: "stopped" });
+        };
+        o.signal.addEventListener("abort", stopped, { once: true });
+      });
     } finally {
       clearInterval(alive);
     }
@@ -86,149 +94,74 @@ export async function runAgent(o: AgentOptions): Promise<AgentExit> {
     } catch {
       // closing a provider cannot change how the agent ends
     }
-    if (o.signal.aborted) {
-      for (const f of written) rmSync(f, { force: true });
+    for (const v of values.current) v.dispose();
+    if (o.signal.aborted && written) {
+      for (const name of fileNames(o)) rmSync(join(o.dir, name), { force: true });
       await sdNotify({ STOPPING: "1", STATUS: "stopped; files removed" }, o.context.env).catch(() => undefined);
     }
   }
 }
 
-type Values = Map<string, Buffer>;
-
-async function fetchAll(provider: Provider, secrets: readonly AgentSecret[]): Promise<Values> {
-  const settled = await Promise.allSettled(secrets.map((s) => provider.resolve({ provider: "agent", path: s.id })));
-  const failures: string[] = [];
-  const values: Values = new Map();
-  settled.forEach((r, i) => {
-    const id = secrets[i]!.id;
-    if (r.status === "rejected") failures.push(`${id}: ${r.reason instanceof CofferError ? r.reason.message : "the provider failed"}`);
-    else {
-      values.set(id, Buffer.from(r.value.bytes()));
-      r.value.dispose();
-    }
-  });
-  if (failures.length > 0) {
-    for (const v of values.values()) v.fill(0);
-    const first = settled.find((r) => r.status === "rejected") as PromiseRejectedResult;
-    throw new CofferError(first.reason instanceof CofferError ? first.reason.code : "E_PROVIDER", failures.length === 1 ? `cannot fetch ${failures[0]}; nothing was written` : `${problemList("cannot fetch", failures)}\nnothing was written`);
-  }
-  return values;
+/** The values the files hold (in the order of the secrets), and how to fetch them again. */
+interface Values {
+  current: Secret[];
+  fetch: () => Promise<Secret[]>;
+  owner: { uid: number; gid: number } | undefined;
 }
 
-function writeAll(o: AgentOptions, values: Values, owner: { uid: number; gid: number } | undefined): string[] {
+/** The files the agent writes in its dir: one per secret, then secrets.env. */
+const fileNames = (o: AgentOptions) => [...o.secrets.map((s) => fileNameOf(s.id)), SECRETS_ENV_FILE];
+
+/** Writes every file (each replaced atomically, never through a link) from `values.current`. */
+function writeAll(o: AgentOptions, { current, owner }: Values): void {
   // secrets.env first in memory: a value it cannot carry stops everything before any file changes.
-  const env = formatSecretsEnv(o.secrets.map((s) => [s.env, values.get(s.id)!.toString("utf8")] as const));
-  const paths: string[] = [];
-  for (const s of o.secrets) paths.push(writeAtomic(o.dir, fileNameOf(s.id), values.get(s.id)!, o.mode, owner));
-  paths.push(writeAtomic(o.dir, "secrets.env", Buffer.from(env), o.mode, owner));
-  fsyncDir(o.dir);
-  return paths;
+  const env = formatSecretsEnv(o.secrets.map((s, i) => [s.env, current[i]!.reveal()] as const));
+  const data = [...current.map((v) => v.bytes()), Buffer.from(env)];
+  fileNames(o).forEach((name, i) => replacePrivateFile(join(o.dir, name), data[i]!, { mode: o.mode, owner }));
 }
 
-// temp file in DIR, written, fsynced, given its mode and owner, then renamed over the old one:
-// a reader sees the old bytes or the new bytes, never a partial or empty file.
-function writeAtomic(dir: string, name: string, data: Uint8Array, mode: number, owner: { uid: number; gid: number } | undefined): string {
-  const path = join(dir, name);
-  const tmp = join(dir, `.${name}.${randomBytes(6).toString("hex")}.tmp`);
-  const fd = openSync(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600);
-  try {
-    let off = 0;
-    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
-    fsyncSync(fd);
-    if (owner !== undefined) fchownSync(fd, owner.uid, owner.gid);
-    fchmodSync(fd, mode);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-  return path;
-}
-
-async function watchLoop(
-  o: AgentOptions,
-  provider: Provider,
-  refs: SecretRef[],
-  current: () => Values,
-  replace: (v: Values) => void,
-  owner: { uid: number; gid: number } | undefined,
-): Promise<AgentExit> {
-  return new Promise<AgentExit>((resolve) => {
-    let busy = false;
-    let again = false;
-    let backoff = 500;
-    let timer: NodeJS.Timeout | undefined;
-    let stopWatch: (() => void) | undefined;
-    const finish = (exit: AgentExit) => {
-      stopWatch?.();
-      if (timer !== undefined) clearTimeout(timer);
-      resolve(exit);
-    };
-    const check = async (): Promise<void> => {
-      if (busy) {
-        again = true;
-        return;
-      }
-      busy = true;
-      try {
-        const next = await fetchAll(provider, o.secrets);
-        backoff = 500;
-        if (sameValues(current(), next)) return;
-        await sdNotify({ RELOADING: "1", MONOTONIC_USEC: String(process.hrtime.bigint() / 1000n) }, o.context.env).catch(() => undefined);
-        writeAll(o, next, owner);
-        for (const v of current().values()) v.fill(0);
-        replace(next);
-        o.log(`a secret changed: rewrote ${o.dir}`);
-        await sdNotify({ READY: "1", STATUS: `serving ${o.secrets.length} secrets` }, o.context.env).catch(() => undefined);
-        if (o.onChange.kind === "exit") return finish({ code: 0, reason: "changed" });
-        runAction(o);
-      } catch (err) {
-        o.log(`fetch failed, keeping the last good files: ${err instanceof CofferError ? err.message : "provider error"}; retrying in ${backoff} ms`);
-        schedule(backoff);
-        backoff = Math.min(backoff * 2, o.pollIntervalMs);
-      } finally {
-        busy = false;
-        if (again && !o.signal.aborted) {
-          again = false;
-          void check();
-        }
-      }
-    };
-    const schedule = (ms: number) => {
-      if (timer !== undefined) clearTimeout(timer);
-      timer = setTimeout(() => void check(), ms);
-    };
-    o.signal.addEventListener("abort", () => finish({ code: 0, reason: "stopped" }), { once: true });
-    if (provider.watch !== undefined) {
-      const stopEvents = provider.watch(refs, () => void check());
-      // A change between the first fetch and the watch starting would otherwise be missed, and
-      // a lost inotify event would leave stale files: look once now, and at every poll interval.
-      void check();
-      const safety = setInterval(() => void check(), o.pollIntervalMs);
-      stopWatch = () => {
-        stopEvents();
-        clearInterval(safety);
-      };
-    } else {
-      const tick = () => {
-        void check().finally(() => {
-          if (!o.signal.aborted) timer = setTimeout(tick, o.pollIntervalMs);
-        });
-      };
-      timer = setTimeout(tick, o.pollIntervalMs);
+/**
+ * Watches the secrets (the provider's events and a look every poll interval, or only the look
+ * for a provider that cannot watch) and, when a value changed, rewrites the files and runs the
+ * on-change action. A failed fetch keeps the last good files and is retried with backoff.
+ * @returns the function that stops watching
+ */
+function watch(o: AgentOptions, provider: Provider, refs: SecretRef[], values: Values, exit: (exit: AgentExit) => void): () => void {
+  let backoff = 500;
+  const checks = coalesce(async () => {
+    const old = values.current;
+    let next: Secret[] | undefined;
+    try {
+      next = await values.fetch();
+      backoff = 500;
+      if (o.signal.aborted || next.every((v, i) => Buffer.compare(v.bytes(), old[i]!.bytes()) === 0)) return;
+      await sdNotify({ RELOADING: "1", MONOTONIC_USEC: String(process.hrtime.bigint() / 1000n) }, o.context.env).catch(() => undefined);
+      writeAll(o, { ...values, current: next });
+      values.current = next;
+      for (const v of old) v.dispose();
+      o.log(`a secret changed: rewrote ${o.dir}`);
+      await sdNotify({ READY: "1", STATUS: `serving ${o.secrets.length} secrets` }, o.context.env).catch(() => undefined);
+      if (o.onChange.kind !== "exit") return runAction(o);
+      stop();
+      exit({ code: 0, reason: "changed" });
+    } catch (err) {
+      o.log(`fetch failed, keeping the last good files: ${err instanceof CofferError ? err.message : "provider error"}; retrying in ${backoff} ms`);
+      checks.trigger(backoff);
+      backoff = Math.min(backoff * 2, o.pollIntervalMs);
+    } finally {
+      if (next !== undefined && next !== values.current) for (const v of next) v.dispose();
     }
   });
-}
-
-function sameValues(a: Values, b: Values): boolean {
-  const digest = (v: Values) => {
-    const h = createHash("sha256");
-    for (const [k, val] of [...v].sort(([x], [y]) => (x < y ? -1 : 1))) h.update(`${k.length}:${k}${val.length}:`).update(val);
-    return h.digest("hex");
+  // A change between the first fetch and the watch starting would otherwise be missed, and a
+  // lost inotify event would leave stale files: look once now, and at every poll interval.
+  const stopEvents = provider.watch?.(refs, () => checks.trigger());
+  if (stopEvents !== undefined) checks.trigger();
+  checks.every(o.pollIntervalMs);
+  const stop = () => {
+    checks.stop();
+    stopEvents?.();
   };
-  return digest(a) === digest(b);
+  return stop;
 }
 
 function runAction(o: AgentOptions): void {

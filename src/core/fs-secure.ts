@@ -3,7 +3,7 @@
  * what others can read or what someone else owns (docs/design.md §3).
  */
 import {
-  closeSync, constants, fchmodSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, renameSync, rmSync,
+  closeSync, constants, fchmodSync, fchownSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, realpathSync, renameSync, rmSync,
   statSync, writeSync, type Stats,
 } from "node:fs";
 import { randomBytes } from "node:crypto";
@@ -176,12 +176,19 @@ export function createPrivateFile(path: string, data: Uint8Array | string): void
   placeTemp(writeTemp(path, data), path, false);
 }
 
+/** The mode (default 0600) and owner (default the user; needs root) of a file written here. */
+export interface PrivateFileOptions {
+  mode?: number;
+  owner?: { uid: number; gid: number } | undefined;
+}
+
 /**
- * Writes `path` with mode 0600 holding `data`, replacing any file there atomically: a temp
- * file in the same directory is written, fsynced and renamed over it.
+ * Writes `path` with mode 0600 (or `options.mode`) holding `data`, replacing any file there
+ * atomically: a temp file in the same directory (never following a link) is written, fsynced,
+ * given its mode and owner, and renamed over it, so a reader sees the old bytes or the new ones.
  */
-export function replacePrivateFile(path: string, data: Uint8Array | string): void {
-  placeTemp(writeTemp(path, data), path, true);
+export function replacePrivateFile(path: string, data: Uint8Array | string, options: PrivateFileOptions = {}): void {
+  placeTemp(writeTemp(path, data, options), path, true);
 }
 
 /**
@@ -226,13 +233,13 @@ function placeTemp(tmp: string, path: string, replace: boolean): void {
 }
 
 /**
- * Creates `path` (which must not exist) with mode 0600 whatever the umask, not following a
- * link, and gives its open file descriptor for writing.
+ * Creates `path` (which must not exist) with mode 0600 (or `mode`) whatever the umask, not
+ * following a link, and gives its open file descriptor for writing.
  */
-export function openPrivateNew(path: string): number {
+export function openPrivateNew(path: string, mode = 0o600): number {
   const fd = openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600);
   try {
-    fchmodSync(fd, 0o600);
+    fchmodSync(fd, mode);
   } catch (err) {
     closeSync(fd);
     throw err;
@@ -291,13 +298,15 @@ export function writeAll(fd: number, data: Uint8Array): void {
   while (off < data.length) off += writeSync(fd, data, off, data.length - off);
 }
 
-// A fresh 0600 temp file beside `path` holding `data`, fsynced.
-function writeTemp(path: string, data: Uint8Array | string): string {
+// A fresh temp file beside `path` holding `data`, fsynced, then given its owner and mode (0600).
+function writeTemp(path: string, data: Uint8Array | string, options: PrivateFileOptions = {}): string {
   const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
   const fd = openPrivateNew(tmp);
   try {
     writeAll(fd, typeof data === "string" ? Buffer.from(data, "utf8") : data);
     fsyncSync(fd);
+    if (options.owner !== undefined) fchownSync(fd, options.owner.uid, options.owner.gid);
+    if (options.mode !== undefined) fchmodSync(fd, options.mode);
   } catch (err) {
     closeSync(fd);
     rmSync(tmp, { force: true });
@@ -309,17 +318,10 @@ function writeTemp(path: string, data: Uint8Array | string): string {
 
 /** Creates an empty 0600 file if `path` does not exist (e.g. before SQLite opens it). */
 export function touchPrivateFile(path: string): void {
-  let fd: number;
   try {
-    fd = openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600);
+    closeSync(openPrivateNew(path));
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") return;
-    throw err;
-  }
-  try {
-    fchmodSync(fd, 0o600);
-  } finally {
-    closeSync(fd);
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
   }
 }
 
@@ -334,7 +336,7 @@ export function fsyncDir(dir: string): void {
 }
 
 function chmodExact(path: string, mode: number): void {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY);
+  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   try {
     fchmodSync(fd, mode);
   } finally {

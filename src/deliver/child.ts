@@ -1,8 +1,11 @@
 /**
  * What coffer does around a process that holds secrets: the one list of signals it catches
  * (`run` and `exec-env` pass them on to their command, the agent stops and removes its files),
- * and how a command that cannot start is reported.
+ * the one way a command is started and its signals passed on, and how a command that cannot
+ * start is reported.
  */
+import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
+import { constants } from "node:os";
 import { CofferError } from "../errors.ts";
 
 /**
@@ -38,6 +41,80 @@ export function onTerminatingSignals(handler: (signal: TerminatingSignal) => voi
   return () => {
     for (const [sig, h] of installed) process.off(sig, h);
   };
+}
+
+/**
+ * Passes every terminating signal coffer receives to the command last {@link attach}ed (one
+ * that comes before there is a command is held and passed on when one is attached), and tells
+ * `onSignal` of each, until `off()`.
+ */
+export function forwardSignals(onSignal?: (signal: TerminatingSignal) => void): { attach(child: ChildProcess): void; off(): void } {
+  let current: ChildProcess | undefined;
+  let pending: TerminatingSignal | undefined;
+  const off = onTerminatingSignals((sig) => {
+    onSignal?.(sig);
+    if (current === undefined) pending = sig;
+    else current.kill(sig);
+  });
+  return {
+    attach(child) {
+      current = child;
+      if (pending !== undefined) child.kill(pending);
+      pending = undefined;
+    },
+    off,
+  };
+}
+
+/** How a command ended, and the status a shell would give it (128+n for signal n). */
+export interface CommandExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  status: number;
+}
+
+/**
+ * Starts `command` under `umask` (coffer's own is put back at once); `done` settles when it
+ * ends, or rejects with {@link startError} when it cannot start.
+ */
+export function startCommand(
+  command: string,
+  args: readonly string[],
+  options: { env: NodeJS.ProcessEnv; stdio: StdioOptions; umask?: number | undefined },
+): Running<CommandExit> {
+  const previous = options.umask === undefined ? undefined : process.umask(options.umask);
+  let child: ChildProcess;
+  try {
+    child = spawn(command, [...args], { env: options.env, stdio: options.stdio });
+  } finally {
+    if (previous !== undefined) process.umask(previous);
+  }
+  const done = new Promise<CommandExit>((resolve, reject) => {
+    child.once("error", (err: NodeJS.ErrnoException) => reject(startError(command, err)));
+    child.once("exit", (code, signal) => resolve({ code, signal, status: code ?? 128 + (signal === null ? 0 : constants.signals[signal]) }));
+  });
+  return { child, done };
+}
+
+/** A started command and what it settles with when it ends. */
+export interface Running<T> {
+  child: ChildProcess;
+  done: Promise<T>;
+}
+
+/**
+ * Starts a command (`start`) with every terminating signal coffer receives passed on to it
+ * (installed first: one that comes while it starts is held, then passed on) and waits for it.
+ */
+export async function withSignalsForwarded<T>(start: () => Running<T>): Promise<T> {
+  const signals = forwardSignals();
+  try {
+    const started = start();
+    signals.attach(started.child);
+    return await started.done;
+  } finally {
+    signals.off();
+  }
 }
 
 /** A command coffer could not start; it exits as a shell would: 127 not found, 126 not executable. */

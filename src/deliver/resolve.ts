@@ -1,5 +1,6 @@
 /**
- * Resolves a delivery plan: every reference at once, before anything is started or written.
+ * Resolves a delivery plan, or the agent's secrets: every reference at once, before anything is
+ * started or written.
  * A failure names the variable (and the reference), never a value.
  */
 import { CofferError, problemList, type ErrorCode } from "../errors.ts";
@@ -18,38 +19,56 @@ export interface ResolvedPlan {
   files: { variable: string; value: Secret; mode: number }[];
 }
 
+/** One reference to resolve, named in a failure as `label`; `env`: it must be fit for an environment variable. */
+export interface Wanted {
+  label: string;
+  ref: SecretRef;
+  env?: boolean;
+}
+
 /**
- * Resolves every reference of `plan`; all or nothing.
- * @throws CofferError with the first failure's code and a message naming every failed variable
+ * Resolves every reference at once; all or nothing (the one resolve of `run`, `load` and the agent).
+ * @param words - `verb` starts the message ("cannot resolve"); `after` says what did not happen ("nothing was started")
+ * @returns the values, in the order of `wanted`
+ * @throws CofferError with the first failure's code and a message naming every failed label
  */
-export async function resolvePlan(plan: DeliveryPlan, resolver: Resolver): Promise<ResolvedPlan> {
-  const all = [...plan.env.map((d) => ({ ...d, kind: "env" as const })), ...plan.files.map((d) => ({ ...d, kind: "file" as const }))];
-  const settled = await Promise.allSettled(all.map((d) => resolver.resolve(d.ref)));
+export async function resolveAll(wanted: readonly Wanted[], resolver: Resolver, words: { verb: string; after: string }): Promise<Secret[]> {
+  const settled = await Promise.allSettled(wanted.map((w) => resolver.resolve(w.ref)));
   const failures: string[] = [];
   let code: ErrorCode | undefined;
   settled.forEach((s, i) => {
-    const d = all[i]!;
+    const w = wanted[i]!;
     if (s.status === "rejected") {
-      const err = s.reason as Error & { code?: string };
+      const err = s.reason as unknown;
       code ??= err instanceof CofferError ? err.code : "E_PROVIDER";
-      failures.push(`${d.variable} (${describeRef(d.ref)}): ${err instanceof CofferError ? err.message : "the provider failed"}`);
-    } else if (d.kind === "env") {
+      failures.push(`${w.label}: ${err instanceof CofferError ? err.message : "the provider failed"}`);
+    } else if (w.env === true) {
       const problem = envValueProblem(s.value.bytes());
       if (problem !== undefined) {
         code ??= "E_INVALID_VALUE";
-        failures.push(`${d.variable} (${describeRef(d.ref)}): ${problem}; deliver it under files: instead`);
+        failures.push(`${w.label}: ${problem}; deliver it under files: instead`);
       }
     }
   });
   if (failures.length > 0) {
     for (const s of settled) if (s.status === "fulfilled") s.value.dispose();
-    const message = failures.length === 1 ? `cannot resolve ${failures[0]}; nothing was started` : `${problemList("cannot resolve", failures)}\nnothing was started`;
+    const message = failures.length === 1 ? `${words.verb} ${failures[0]}; ${words.after}` : `${problemList(words.verb, failures)}\n${words.after}`;
     throw new CofferError(code ?? "E_PROVIDER", message);
   }
-  const value = (i: number) => (settled[i] as PromiseFulfilledResult<Secret>).value;
+  return settled.map((s) => (s as PromiseFulfilledResult<Secret>).value);
+}
+
+/**
+ * Resolves every reference of `plan`; all or nothing.
+ * @throws CofferError with the first failure's code and a message naming every failed variable
+ */
+export async function resolvePlan(plan: DeliveryPlan, resolver: Resolver): Promise<ResolvedPlan> {
+  const label = (d: { variable: string; ref: SecretRef }) => `${d.variable} (${describeRef(d.ref)})`;
+  const wanted = [...plan.env.map((d) => ({ label: label(d), ref: d.ref, env: true })), ...plan.files.map((d) => ({ label: label(d), ref: d.ref }))];
+  const values = await resolveAll(wanted, resolver, { verb: "cannot resolve", after: "nothing was started" });
   return {
-    env: plan.env.map((d, i) => ({ variable: d.variable, value: value(i) })),
-    files: plan.files.map((d, i) => ({ variable: d.variable, value: value(plan.env.length + i), mode: d.mode })),
+    env: plan.env.map((d, i) => ({ variable: d.variable, value: values[i]! })),
+    files: plan.files.map((d, i) => ({ variable: d.variable, value: values[plan.env.length + i]!, mode: d.mode })),
   };
 }
 

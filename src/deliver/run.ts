@@ -5,10 +5,10 @@
  * died of signal n). With `--watch` ({@link runWatching}),
  * the command is restarted with the new values when a secret changes.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { constants } from "node:os";
+import type { ChildProcess } from "node:child_process";
 import { CofferError } from "../errors.ts";
-import { onTerminatingSignals, startError, STOP_SIGNALS } from "./child.ts";
+import { coalesce } from "../core/coalesce.ts";
+import { forwardSignals, startCommand, STOP_SIGNALS, withSignalsForwarded, type Running } from "./child.ts";
 import { createRuntimeDir, writeRuntimeFile } from "./runtime-dir.ts";
 import { disposeResolved, type ResolvedPlan } from "./resolve.ts";
 
@@ -35,30 +35,12 @@ export interface RunOptions {
  * @returns the exit status to pass on
  * @throws CofferError E_NOT_FOUND when the command cannot be started (nothing is left behind)
  */
-export async function runWithSecrets(options: RunOptions): Promise<number> {
-  let started: Started | undefined;
-  // The handlers go in before the command starts: a signal that comes while the process is
-  // still being set up (the command may already run) is held and passed on, not fatal to coffer.
-  let pending: NodeJS.Signals | undefined;
-  const off = onTerminatingSignals((sig) => {
-    if (started === undefined) pending = sig;
-    else started.child.kill(sig);
-  });
-  try {
-    started = startChild(options, options.resolved, options.masker ?? null);
-    if (pending !== undefined) started.child.kill(pending);
-    return await started.done;
-  } finally {
-    off();
-  }
+export function runWithSecrets(options: RunOptions): Promise<number> {
+  return withSignalsForwarded(() => startChild(options, options.resolved, options.masker ?? null));
 }
 
-/** A started command: its process and its exit status (its runtime dir removed by then). */
-interface Started {
-  child: ChildProcess;
-  /** the exit status (128+n for signal n), once its output is passed on and its dir removed */
-  done: Promise<number>;
-}
+/** A started command and its exit status (128+n for signal n), once its output is passed on and its dir removed. */
+type Started = Running<number>;
 
 /**
  * Starts the command with `resolved` in its env and runtime files (a new runtime dir, removed
@@ -74,22 +56,18 @@ function startChild(options: Omit<RunOptions, "resolved" | "masker">, resolved: 
     process.off("exit", cleanupOnExit);
     dir.remove();
   };
-  let child: ChildProcess;
+  let started: ReturnType<typeof startCommand>;
   try {
     const env: NodeJS.ProcessEnv = { ...options.baseEnv };
     for (const e of resolved.env) env[e.variable] = e.value.reveal();
     for (const f of resolved.files) env[f.variable] = writeRuntimeFile(dir.path, f.variable, f.value.bytes(), f.mode);
     env.COFFER_RUNTIME_DIR = dir.path;
-    const previous = options.umask === undefined ? undefined : process.umask(options.umask);
-    try {
-      child = spawn(options.command, [...options.args], { env, stdio: masker !== null ? ["inherit", "pipe", "pipe"] : "inherit" });
-    } finally {
-      if (previous !== undefined) process.umask(previous);
-    }
+    started = startCommand(options.command, options.args, { env, stdio: masker !== null ? ["inherit", "pipe", "pipe"] : "inherit", umask: options.umask });
   } catch (err) {
     cleanup();
     throw err;
   }
+  const { child } = started;
   const piped: Promise<void>[] = [];
   if (masker !== null && child.stdout !== null && child.stderr !== null) {
     piped.push(pipeThrough(child.stdout, masker(), options.stdout ?? process.stdout));
@@ -97,10 +75,7 @@ function startChild(options: Omit<RunOptions, "resolved" | "masker">, resolved: 
   }
   const done = (async () => {
     try {
-      const status = await new Promise<number>((resolve, reject) => {
-        child.once("error", (err: NodeJS.ErrnoException) => reject(startError(options.command, err)));
-        child.once("exit", (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : constants.signals[signal])));
-      });
+      const { status } = await started.done;
       await Promise.all(piped);
       return status;
     } finally {
@@ -140,22 +115,14 @@ export interface WatchRunOptions extends Omit<RunOptions, "resolved" | "masker">
  */
 export async function runWatching(options: WatchRunOptions): Promise<number> {
   const graceMs = options.graceMs ?? 10_000;
-  const debounceMs = options.debounceMs ?? 250;
   const makeMasker = options.masker ?? null;
+  const start = (r: ResolvedPlan) => startChild(options, r, makeMasker === null ? null : makeMasker(r));
   let values = options.resolved;
   let ownsValues = false; // the first values are the caller's to dispose
   let current: Started;
   let stopping = false; // a signal came: no more restarts
   let restarting = false;
-  let debounce: NodeJS.Timeout | undefined;
-  let checking = false;
-  let again = false;
-  let finish: (status: number) => void = () => {};
-  let fail: (err: unknown) => void = () => {};
-  const result = new Promise<number>((resolve, reject) => {
-    finish = resolve;
-    fail = reject;
-  });
+  const { promise: result, resolve: finish, reject: fail } = Promise.withResolvers<number>();
 
   const follow = (started: Started) => {
     started.done.then(
@@ -168,11 +135,6 @@ export async function runWatching(options: WatchRunOptions): Promise<number> {
 
   const check = async (): Promise<void> => {
     if (stopping) return;
-    if (checking) {
-      again = true;
-      return;
-    }
-    checking = true;
     try {
       let next: ResolvedPlan;
       try {
@@ -199,55 +161,39 @@ export async function runWatching(options: WatchRunOptions): Promise<number> {
         finish(await old.done.catch(() => 128));
         return;
       }
-      current = startChild(options, values, makeMasker === null ? null : makeMasker(values));
+      current = start(values);
+      signals.attach(current.child);
       restarting = false;
       follow(current);
     } catch (err) {
       fail(err);
-    } finally {
-      checking = false;
-      if (again && !stopping) {
-        again = false;
-        void check();
-      }
     }
   };
 
   // Watching starts first: a watch that cannot start (nothing to watch) starts no command.
-  const stopWatch = options.watch(() => {
-    if (stopping) return;
-    if (debounce !== undefined) clearTimeout(debounce);
-    debounce = setTimeout(() => void check(), debounceMs);
-  });
+  const changes = coalesce(check, options.debounceMs ?? 250);
+  const stopWatch = options.watch(() => changes.trigger());
+  const stopWatching = () => {
+    stopping = true;
+    stopWatch();
+    changes.stop();
+  };
   // Handlers first (see runWithSecrets): a signal during start-up is held, then passed on.
-  let pending: NodeJS.Signals | undefined;
-  let begun = false;
-  const off = onTerminatingSignals((sig) => {
-    if (STOP_SIGNALS.has(sig)) {
-      stopping = true;
-      stopWatch();
-      if (debounce !== undefined) clearTimeout(debounce);
-    }
-    if (begun) current.child.kill(sig);
-    else pending = sig;
-  });
+  const signals = forwardSignals((sig) => STOP_SIGNALS.has(sig) && stopWatching());
   try {
-    current = startChild(options, values, makeMasker === null ? null : makeMasker(values));
-    begun = true;
+    current = start(values);
   } catch (err) {
-    off();
+    signals.off();
     stopWatch();
     throw err;
   }
-  if (pending !== undefined) current.child.kill(pending);
+  signals.attach(current.child);
   follow(current);
   try {
     return await result;
   } finally {
-    stopping = true;
-    stopWatch();
-    if (debounce !== undefined) clearTimeout(debounce);
-    off();
+    stopWatching();
+    signals.off();
     if (current.child.exitCode === null && current.child.signalCode === null) {
       await stopChild(current.child, current.done, graceMs).catch(() => {});
     }
@@ -270,21 +216,15 @@ async function stopChild(child: ChildProcess, done: Promise<number>, graceMs: nu
   }
 }
 
-/** The variables whose values differ between two resolutions (env first, then files). */
+/** The variables whose values (or file modes) differ between two resolutions, in `b`'s order (env first, then files). */
 function changedVariables(a: ResolvedPlan, b: ResolvedPlan): string[] {
-  const bytesOf = (r: ResolvedPlan) => new Map([...r.env, ...r.files].map((e) => [e.variable, e.value.bytes()]));
-  const before = bytesOf(a);
-  const after = bytesOf(b);
-  const changed: string[] = [];
-  for (const [variable, value] of after) {
-    const old = before.get(variable);
-    if (old === undefined || Buffer.compare(old, value) !== 0) changed.push(variable);
-  }
-  for (const e of b.files) {
-    const o = a.files.find((f) => f.variable === e.variable);
-    if (o !== undefined && o.mode !== e.mode && !changed.includes(e.variable)) changed.push(e.variable);
-  }
-  return changed;
+  const before = new Map([...a.env, ...a.files].map((e) => [e.variable, e]));
+  return [...b.env, ...b.files]
+    .filter((e) => {
+      const old = before.get(e.variable);
+      return old === undefined || Buffer.compare(old.value.bytes(), e.value.bytes()) !== 0 || ("mode" in e && "mode" in old && old.mode !== e.mode);
+    })
+    .map((e) => e.variable);
 }
 
 function pipeThrough(from: NodeJS.ReadableStream, masker: NodeJS.ReadWriteStream, to: NodeJS.WritableStream): Promise<void> {

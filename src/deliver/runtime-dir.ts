@@ -8,12 +8,10 @@
  * and recorded ({@link recordedDir}), never a path it was pointed at.
  */
 import { randomBytes } from "node:crypto";
-import {
-  closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync, writeSync,
-} from "node:fs";
+import { closeSync, constants, lstatSync, readdirSync, readFileSync, readlinkSync, rmSync, statfsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { CofferError } from "../errors.ts";
-import { assertPrivate } from "../core/fs-secure.ts";
+import { assertPrivate, ensurePrivateDir, openPrivateNew, writeAll } from "../core/fs-secure.ts";
 
 const TMPFS_MAGIC = 0x01021994;
 const RAMFS_MAGIC = 0x858458f6;
@@ -118,11 +116,9 @@ export function createRuntimeDir(options: RuntimeDirOptions): RuntimeDir {
  */
 export function writeRuntimeFile(dir: string, name: string, data: Uint8Array, mode: number): string {
   const path = join(dir, name);
-  const fd = openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW, 0o600);
+  const fd = openPrivateNew(path, mode);
   try {
-    let off = 0;
-    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
-    fchmodSync(fd, mode);
+    writeAll(fd, data);
   } finally {
     closeSync(fd);
   }
@@ -184,27 +180,12 @@ export function removeRecordedDir(base: string, path: string, kind?: RuntimeKind
  * @returns the paths removed
  */
 export function sweepRuntimeDirs(base: string): string[] {
-  const removed: string[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync(base);
-  } catch {
-    return removed;
-  }
   const groups = liveGroups(); // one read of /proc for the whole sweep
-  for (const entry of entries) {
-    if (!/^[0-9a-f]{16}$/.test(entry)) continue;
-    const dir = join(base, entry);
-    // Only a dir coffer recorded is removed. One without a record (a coffer killed between
-    // making it and recording it) holds no secret: the record is written before any file.
-    const recorded = recordedDir(base, dir);
-    if (recorded === undefined) continue;
-    if (!inUse(recorded, groups)) {
-      rmSync(dir, { recursive: true, force: true });
-      removed.push(dir);
-    }
-  }
-  return removed;
+  // Only a dir coffer recorded is removed. One without a record (a coffer killed between making
+  // it and recording it) holds no secret: the record is written before any file.
+  const unused = recordedDirs(base).filter((d) => !inUse(d, groups));
+  for (const d of unused) rmSync(d.path, { recursive: true, force: true });
+  return unused.map((d) => d.path);
 }
 
 /** True while something may still use the dir (see {@link sweepRuntimeDirs}). */
@@ -227,17 +208,11 @@ function inUse({ path, owner }: RecordedDir, groups: LiveGroups = liveGroups()):
 
 function makePrivateDir(dir: string, what: string): void {
   try {
-    mkdirSync(dir, { mode: 0o700 });
-    const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-    try {
-      fchmodSync(fd, 0o700);
-    } finally {
-      closeSync(fd);
-    }
+    ensurePrivateDir(dir);
   } catch (err) {
+    // something other than a directory is there (a dangling link gives ENOENT): refused below
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") mkdirSync(dir, { recursive: true, mode: 0o700 });
-    else if (code !== "EEXIST") throw err;
+    if (code !== "EEXIST" && code !== "ENOENT") throw err;
   }
   // In a world-writable place like /dev/shm, someone else could have made it first, or planted
   // a symlink: it must be a real dir, ours, and private.

@@ -5,6 +5,7 @@
 import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, statSync, watch as fsWatch, type FSWatcher, type Stats } from "node:fs";
 import { dirname, isAbsolute, join, relative, sep } from "node:path";
 import { CofferError, PermissionsError } from "../errors.ts";
+import { coalesce } from "../core/coalesce.ts";
 import { shellQuote } from "../core/fs-secure.ts";
 import { assertSecretName, DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
 import { Secret } from "../core/secret.ts";
@@ -178,21 +179,16 @@ function signature(path: string): string {
 function watchFolder(dir: string, refs: readonly SecretRef[], onChange: (ref: SecretRef) => void, debounceMs: number): () => void {
   const watched = refs.filter((r) => r.key === undefined && r.version === undefined);
   const seen = new Map<string, string>(watched.map((r) => [r.path, signature(join(dir, r.path))]));
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  const look = (): void => {
-    timer = undefined;
-    if (stopped) return;
+  const looks = coalesce(() => {
     const changed = new Set<string>();
     for (const [path, before] of seen) {
       const now = signature(join(dir, path));
-      if (now !== before) {
-        seen.set(path, now);
-        changed.add(path);
-      }
+      if (now === before) continue;
+      seen.set(path, now);
+      changed.add(path);
     }
     for (const r of watched) if (changed.has(r.path)) onChange(r);
-  };
+  }, debounceMs);
   // One plain (non-recursive) inotify watch per directory that holds a watched file, plus the
   // top dir (a swapped `..data` symlink shows there). Node's recursive mode on Linux is built on
   // per-file watches and can lose a file replaced by rename, which is how secrets are updated.
@@ -201,11 +197,7 @@ function watchFolder(dir: string, refs: readonly SecretRef[], onChange: (ref: Se
     const dirs = new Set([dir, ...watched.map((r) => dirname(join(dir, r.path)))]);
     for (const d of dirs) {
       try {
-        const w = fsWatch(d, { persistent: false }, () => {
-          if (stopped) return;
-          if (timer !== undefined) clearTimeout(timer);
-          timer = setTimeout(look, debounceMs);
-        });
+        const w = fsWatch(d, { persistent: false }, () => looks.trigger());
         w.on("error", () => {
           // The dir went away; the next resolve() reports it.
         });
@@ -216,8 +208,7 @@ function watchFolder(dir: string, refs: readonly SecretRef[], onChange: (ref: Se
     }
   }
   return () => {
-    stopped = true;
-    if (timer !== undefined) clearTimeout(timer);
+    looks.stop();
     for (const w of watchers) w.close();
   };
 }

@@ -2,6 +2,7 @@
  * The `server` provider: secrets from a coffer team server over its HTTP API
  * (`GET /v1/secrets/{name}`), with the token from the environment or `coffer login`.
  */
+import { coalesce } from "../core/coalesce.ts";
 import { tokenTransportRule } from "../core/token-transport.ts";
 import { CofferError } from "../errors.ts";
 import { CofferClient, ServerError, normaliseServerUrl } from "../client/client.ts";
@@ -121,8 +122,8 @@ export function watchPrefix(names: readonly string[]): string {
  * secret disappeared.
  */
 interface Poller {
-  /** polls once now (skipped while a poll runs or after a 429 until Retry-After) */
-  pollNow(): Promise<void>;
+  /** polls once now (or once more after the poll in progress; skipped after a 429 until Retry-After) */
+  pollNow(): void;
   /** polls now and every interval, until stop() */
   start(): void;
   stop(): void;
@@ -202,10 +203,8 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
   const poller = (names: readonly string[], onChange: (name: string) => void): Poller => {
     const seen = new Map<string, string>();
     let disposed = false;
-    let busy: Promise<void> | undefined;
-    let again = false;
     let quietUntil = 0;
-    let timer: NodeJS.Timeout | undefined;
+    let stopTicks: (() => void) | undefined;
     const currentOf = async (path: string): Promise<string> => {
       try {
         const { versions } = await getClient().versions(path);
@@ -215,7 +214,9 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
         throw err;
       }
     };
-    const pollOnce = async (): Promise<void> => {
+    // A poll asked for during one (a resync) runs after it: it may be about a later change.
+    const polls = coalesce(async () => {
+      if (Date.now() < quietUntil) return;
       for (const path of names) {
         let current: string;
         try {
@@ -233,40 +234,23 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
         seen.set(path, current);
         if (before !== undefined && before !== current) onChange(path);
       }
-    };
-    const pollNow = async (): Promise<void> => {
-      if (disposed || Date.now() < quietUntil) return;
-      if (busy !== undefined) {
-        // A poll asked for during one (a resync) runs after it: it may be about a later change.
-        again = true;
-        return busy;
-      }
-      busy = pollOnce().finally(() => {
-        busy = undefined;
-        if (again && !disposed) {
-          again = false;
-          void pollNow();
-        }
-      });
-      return busy;
-    };
+    });
     const stop = () => {
-      if (timer !== undefined) clearInterval(timer);
-      timer = undefined;
+      stopTicks?.();
+      stopTicks = undefined;
     };
     return {
-      pollNow,
+      pollNow: () => polls.trigger(),
       start() {
-        if (disposed || timer !== undefined) return;
-        void pollNow();
-        timer = setInterval(() => void pollNow(), pollIntervalMs);
-        timer.unref();
+        if (disposed || stopTicks !== undefined) return;
+        polls.trigger();
+        stopTicks = polls.every(pollIntervalMs);
       },
       stop,
       saw: (path, current) => void seen.set(path, current),
       dispose() {
         disposed = true;
-        stop();
+        polls.stop();
       },
     };
   };
@@ -334,7 +318,7 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
               if (healthy) {
                 polls.stop();
                 // Changes made while there was no stream (or before it was up) are caught here.
-                void polls.pollNow();
+                polls.pollNow();
               } else polls.start();
               break;
             }
@@ -355,7 +339,7 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
               break;
             case "resync":
               polls.stop();
-              void polls.pollNow();
+              polls.pollNow();
               break;
           }
         });
@@ -378,7 +362,7 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
     };
 
     // Versions now, so a poll after a gap knows what changed; then the stream.
-    void polls.pollNow();
+    polls.pollNow();
     void connect();
     return () => {
       stopped = true;

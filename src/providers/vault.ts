@@ -2,6 +2,7 @@
  * The `vault` provider: HashiCorp Vault / OpenBao KV v2 over HTTP with a token
  * (REFERENCE.md, "HashiCorp Vault / OpenBao KV v2").
  */
+import { coalesce } from "../core/coalesce.ts";
 import { tokenTransportRule } from "../core/token-transport.ts";
 import { CofferError } from "../errors.ts";
 import { DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
@@ -137,29 +138,22 @@ export function createVaultProvider(
       const paths = [...new Set(watched.map((r) => r.path))];
       const seen = new Map<string, string>();
       let stopped = false;
-      let busy = false;
-      const poll = async (): Promise<void> => {
-        if (busy || stopped) return;
-        busy = true;
-        try {
-          for (const path of paths) {
-            let sig: string;
-            try {
-              sig = await metadataSignature(path);
-            } catch {
-              continue; // a failed poll is skipped; the next one tries again
-            }
-            if (stopped) return;
-            const before = seen.get(path);
-            seen.set(path, sig);
-            if (before !== undefined && before !== sig) {
-              for (const r of watched) if (r.path === path) onChange(r);
-            }
+      const polls = coalesce(async () => {
+        for (const path of paths) {
+          let sig: string;
+          try {
+            sig = await metadataSignature(path);
+          } catch {
+            continue; // a failed poll is skipped; the next one tries again
           }
-        } finally {
-          busy = false;
+          if (stopped) return;
+          const before = seen.get(path);
+          seen.set(path, sig);
+          if (before !== undefined && before !== sig) {
+            for (const r of watched) if (r.path === path) onChange(r);
+          }
         }
-      };
+      });
       const metadataSignature = async (path: string): Promise<string> => {
         const { status, body } = await request("metadata", path);
         if (status === 404) return "missing";
@@ -170,12 +164,11 @@ export function createVaultProvider(
         const cur = isObject(versions) ? versions[String(current)] : undefined;
         return JSON.stringify([current, field(cur, "deletion_time"), field(cur, "destroyed")]);
       };
-      void poll();
-      const timer = setInterval(() => void poll(), pollIntervalMs);
-      timer.unref();
+      polls.trigger();
+      polls.every(pollIntervalMs);
       const stop = (): void => {
         stopped = true;
-        clearInterval(timer);
+        polls.stop();
         stops.delete(stop);
       };
       stops.add(stop);

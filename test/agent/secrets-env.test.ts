@@ -5,7 +5,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomInt } from "node:crypto";
 import { parse } from "dotenv";
-import { formatSecretsEnv, parseSecretsEnv } from "../../src/agent/secrets-env.ts";
+import { formatSecretsEnv, parseSecretsEnv } from "../../src/deliver/formats/secrets-env.ts";
 import { tempDir } from "../helpers.ts";
 
 /**

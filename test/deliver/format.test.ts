@@ -6,7 +6,9 @@ import { join } from "node:path";
 import { randomInt } from "node:crypto";
 import { parse } from "dotenv";
 import dotenvx from "@dotenvx/dotenvx";
-import { formatDocker, formatDotenv, formatGithub, formatJson, formatShell, githubDelimiter } from "../../src/deliver/format.ts";
+import { formatDocker, formatDotenv } from "../../src/deliver/formats/dotenv.ts";
+import { formatGithub, githubDelimiter } from "../../src/deliver/formats/github.ts";
+import { formatJson, formatShell } from "../../src/deliver/formats/shell.ts";
 import { tempDir } from "../helpers.ts";
 
 /** Pieces that stress every quoting rule. */

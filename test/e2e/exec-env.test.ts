@@ -4,7 +4,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomInt } from "node:crypto";
-import { formatSecretsEnv } from "../../src/agent/secrets-env.ts";
+import { formatSecretsEnv } from "../../src/deliver/formats/secrets-env.ts";
 import { tempDir } from "../helpers.ts";
 import { CLI, coffer, userEnv } from "./run-cli.ts";
 

@@ -1,8 +1,6 @@
-import { spawn } from "node:child_process";
 import { closeSync, constants as fsc, fstatSync, openSync, readFileSync } from "node:fs";
-import { constants } from "node:os";
-import { parseSecretsEnv } from "../../agent/secrets-env.ts";
-import { onTerminatingSignals, startError, TERMINATING_SIGNALS } from "../../deliver/child.ts";
+import { parseSecretsEnv } from "../../deliver/formats/secrets-env.ts";
+import { startCommand, TERMINATING_SIGNALS, withSignalsForwarded } from "../../deliver/child.ts";
 import { CofferError, PermissionsError } from "../../errors.ts";
 import { shellQuote } from "../../core/fs-secure.ts";
 import type { Command } from "../command.ts";
@@ -56,41 +54,6 @@ function readSecretsFile(file: string): string {
   }
 }
 
-/** Parses FILE, naming it (not "secrets.env") in a line error. */
-function parseFile(file: string, text: string): [string, string][] {
-  try {
-    return parseSecretsEnv(text);
-  } catch (err) {
-    if (err instanceof CofferError && err.code === "E_INVALID_VALUE") {
-      throw new CofferError("E_INVALID_VALUE", err.message.replace(/^secrets\.env line/, `${file} line`));
-    }
-    throw err;
-  }
-}
-
-/** Starts CMD with the variables added, passes signals on, and settles with how it ended. */
-function spawnAndWait(command: string, args: readonly string[], env: NodeJS.ProcessEnv, umask: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  const previous = process.umask(umask);
-  let child;
-  try {
-    child = spawn(command, [...args], { env, stdio: "inherit" });
-  } finally {
-    process.umask(previous);
-  }
-  // Signals passed on to CMD, as a process replaced by exec would receive them.
-  const off = onTerminatingSignals((sig) => void child.kill(sig));
-  return new Promise((resolve, reject) => {
-    child.once("error", (err: NodeJS.ErrnoException) => {
-      off();
-      reject(startError(command, err));
-    });
-    child.once("exit", (code, signal) => {
-      off();
-      resolve({ code, signal });
-    });
-  });
-}
-
 /** `coffer exec-env FILE -- CMD [ARGS…]`. */
 export const execEnv: Command = {
   name: "exec-env",
@@ -123,18 +86,17 @@ export const execEnv: Command = {
     const [file, command, ...args] = ctx.args;
     if (file === undefined || file === "") throw new CofferError("E_USAGE", "no secrets file given; e.g. `coffer exec-env /tmp/secrets.env -- myservice`");
     if (command === undefined) throw new CofferError("E_USAGE", "no command after the secrets file; e.g. `coffer exec-env /tmp/secrets.env -- myservice`");
-    const vars = parseFile(file, readSecretsFile(file));
+    const vars = parseSecretsEnv(readSecretsFile(file), file);
     const env: NodeJS.ProcessEnv = { ...ctx.env };
     for (const [name, value] of vars) env[name] = value;
-    const { code, signal } = await spawnAndWait(command, args, env, ctx.umask);
-    if (code !== null) return code;
-    const n = signal === null ? 0 : constants.signals[signal];
+    // Signals passed on to CMD, as a process replaced by exec would receive them.
+    const { signal, status } = await withSignalsForwarded(() => startCommand(command, args, { env, stdio: "inherit", umask: ctx.umask }));
     if (signal !== null && RERAISED.has(signal)) {
       // Die the way CMD died, as an exec'd process would; if the signal is somehow not fatal
       // to us, fall through to 128+n.
       process.kill(process.pid, signal);
       await new Promise((r) => setTimeout(r, 100));
     }
-    return 128 + n;
+    return status;
   },
 };

@@ -2,6 +2,9 @@ import { randomBytes } from "node:crypto";
 import { appendFileSync, lstatSync, readlinkSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { basename, dirname, isAbsolute, join, normalize, resolve as resolvePath } from "node:path";
 import { CofferError } from "../../errors.ts";
+import { formatDocker, formatDotenv } from "../../deliver/formats/dotenv.ts";
+import { formatGithub } from "../../deliver/formats/github.ts";
+import { formatJson, formatShell } from "../../deliver/formats/shell.ts";
 import { disposeResolved, resolvePlan, type ResolvedPlan } from "../../deliver/resolve.ts";
 import {
   createRuntimeDir, LOAD_FILE, recordedDir, recordedDirs, removeRecordedDir, runtimeBase, writeRuntimeFile,
@@ -62,7 +65,6 @@ export const load: Command = {
     try {
       const resolved = await resolvePlan(plan, providers);
       try {
-        const formats = await import("../../deliver/format.ts");
         const needDir = link !== undefined || resolved.files.length > 0;
         const dir = needDir
           ? createRuntimeDir({ kind: "load", env: ctx.env, warn: (m) => ctx.say(`coffer: ${m}`), project, ...(link !== undefined && { link }) })
@@ -70,17 +72,17 @@ export const load: Command = {
         try {
           const vars = variables(resolved, dir?.path);
           if (link !== undefined) {
-            const file = writeRuntimeFile(dir!.path, LOAD_FILE, Buffer.from(formats.formatDotenv(vars)), 0o400);
+            const file = writeRuntimeFile(dir!.path, LOAD_FILE, Buffer.from(formatDotenv(vars)), 0o400);
             replaceLink(link, file);
             // The old dir goes only when its record says it was made for this very LINK.
             if (previous !== undefined && recordedDir(base, previous)?.owner.link === link) removeRecordedDir(base, previous, "load");
             ctx.say(`${ctx.flags.symlink as string} -> ${file} (${vars.length} variables; in memory until reboot or the next load -s)`);
           } else if (format === "github") {
-            const out = formats.formatGithub(vars);
+            const out = formatGithub(vars);
             appendFileSync(ctx.env.GITHUB_ENV!, out.envFile);
             ctx.out(out.stdout);
           } else {
-            const write = { shell: formats.formatShell, json: formats.formatJson, docker: formats.formatDocker, dotenv: formats.formatDotenv }[format];
+            const write = { shell: formatShell, json: formatJson, docker: formatDocker, dotenv: formatDotenv }[format];
             ctx.out(write(vars));
           }
         } catch (err) {

@@ -27,7 +27,7 @@
  *
  * Refusals are `E_INVALID_VALUE` (or `E_INVALID_NAME`) naming the variable, never the value.
  */
-import { CofferError } from "../errors.ts";
+import { CofferError } from "../../errors.ts";
 
 /** Linux's MAX_ARG_STRLEN: the most bytes one `NAME=value` string (with its NUL) may take in execve. */
 const MAX_ENV_STRING = 128 * 1024;
@@ -118,16 +118,17 @@ const ENTRY_START = /[A-Za-z_][A-Za-z0-9_]*=/y;
  * must be exactly the line coffer would write for its value (so a hand-edited file either means
  * the same to bash, dotenv and systemd, or is refused). Errors name the line, never its text.
  *
+ * @param file - how errors name the file
  * @returns the variables in file order
- * @throws CofferError `E_INVALID_VALUE` "secrets.env line N: …" for anything else
+ * @throws CofferError `E_INVALID_VALUE` "FILE line N: …" for anything else
  */
-export function parseSecretsEnv(text: string): [name: string, value: string][] {
+export function parseSecretsEnv(text: string, file = "secrets.env"): [name: string, value: string][] {
   const out: [string, string][] = [];
   const seen = new Set<string>();
   let pos = 0;
   let line = 1;
   const fail: (why: string) => never = (why) => {
-    throw new CofferError("E_INVALID_VALUE", `secrets.env line ${line}: ${why}`);
+    throw new CofferError("E_INVALID_VALUE", `${file} line ${line}: ${why}`);
   };
   while (pos < text.length) {
     ENTRY_START.lastIndex = pos;
