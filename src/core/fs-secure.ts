@@ -358,19 +358,29 @@ export function readPublicFile(path: string, what: string, missing: () => Coffer
     if ((err as NodeJS.ErrnoException).code === "ENOENT") throw missing();
     throw err;
   }
+  assertOwnerOnlyWrites(path, st, what);
+  return readFileSync(path);
+}
+
+/**
+ * The rule for a file or dir coffer believes but need not keep secret (a certificate, a
+ * secrets.env, a folder provider's file): owned by the user or root, not writable by group or
+ * others, so nobody else could have written it.
+ * @param what - how the message names it ("secret file", "CA certificate", …)
+ * @throws PermissionsError naming the `chown`/`chmod` to run
+ */
+export function assertOwnerOnlyWrites(path: string, st: { uid: number; mode: number }, what: string): void {
   const uid = process.getuid?.();
   if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
     throw new PermissionsError(
       `${what} ${path} is owned by uid ${st.uid}, neither you (uid ${uid}) nor root, who could replace it; ` +
-        `make it yours with \`sudo chown ${uid} ${shellQuote(path)}\` or use your own copy`,
+        `make it yours with \`sudo chown ${uid} ${shellQuote(path)}\``,
     );
   }
   const mode = st.mode & 0o777;
   if ((mode & 0o022) !== 0) {
     throw new PermissionsError(
-      `${what} ${path} is writable by group or others (mode ${mode.toString(8).padStart(4, "0")}), who could replace it; ` +
-        `run \`chmod go-w ${shellQuote(path)}\``,
+      `${what} ${path} is writable by group or others (mode ${mode.toString(8).padStart(4, "0")}); run \`chmod go-w ${shellQuote(path)}\``,
     );
   }
-  return readFileSync(path);
 }

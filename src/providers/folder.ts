@@ -2,11 +2,11 @@
  * The `folder` provider: one file per secret in a directory, as in a root-only `/etc/secrets`
  * or a mounted Kubernetes/Docker secret volume. The value is the file's bytes, exactly.
  */
-import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, statSync, watch as fsWatch, type FSWatcher, type Stats } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, statSync, watch as fsWatch, type FSWatcher } from "node:fs";
 import { dirname, isAbsolute, join, relative, sep } from "node:path";
 import { CofferError, PermissionsError } from "../errors.ts";
 import { coalesce } from "../core/coalesce.ts";
-import { shellQuote } from "../core/fs-secure.ts";
+import { assertOwnerOnlyWrites } from "../core/fs-secure.ts";
 import { assertSecretName, DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
 import { Secret } from "../core/secret.ts";
 import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
@@ -101,7 +101,7 @@ function readSecretFile(dir: string, ref: SecretRef, max: number): Secret {
   // Every directory from the folder down to the file must not be writable by others, or they
   // could swap the file.
   for (let d = dirname(real); ; d = dirname(d)) {
-    assertTrusted(d, statSync(d), "folder");
+    assertOwnerOnlyWrites(d, statSync(d), "folder");
     if (d === realDir || d.length <= realDir.length) break;
   }
   let fd: number;
@@ -116,7 +116,7 @@ function readSecretFile(dir: string, ref: SecretRef, max: number): Secret {
     if (!st.isFile()) {
       throw new CofferError("E_PROVIDER", `${path} is not a regular file; the folder provider reads one regular file per secret`);
     }
-    assertTrusted(real, st, "secret file");
+    assertOwnerOnlyWrites(real, st, "secret file");
     if (st.size > max) throw new CofferError("E_INVALID_VALUE", `${path} is ${st.size} bytes, over the limit of ${max} bytes`);
     // Read up to max+1 bytes: the file may grow between fstat and read.
     const buf = Buffer.alloc(Math.min(st.size + 1, max + 1));
@@ -136,24 +136,6 @@ function readSecretFile(dir: string, ref: SecretRef, max: number): Secret {
     return new Secret({ name: ref.path, version: 1, updatedAt: st.mtime.toISOString() }, value);
   } finally {
     closeSync(fd);
-  }
-}
-
-// Owned by you or root, not writable by group or others.
-function assertTrusted(path: string, st: Stats, what: string): void {
-  const uid = process.getuid?.();
-  if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
-    throw new PermissionsError(
-      `${what} ${path} is owned by uid ${st.uid}, neither you (uid ${uid}) nor root; ` +
-        `make it yours or root's with \`sudo chown ${uid} ${shellQuote(path)}\``,
-    );
-  }
-  const mode = st.mode & 0o777;
-  if ((mode & 0o022) !== 0) {
-    throw new PermissionsError(
-      `${what} ${path} is writable by group or others (mode ${mode.toString(8).padStart(4, "0")}); ` +
-        `run \`chmod go-w ${shellQuote(path)}\``,
-    );
   }
 }
 

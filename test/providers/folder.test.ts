@@ -98,7 +98,7 @@ test("folder: a file owned by another user (not root) is refused", { skip: proce
   const { provider, write } = setup(t);
   const p = write("theirs", VALUE);
   chownSync(p, 4242, 4242);
-  await rejects(provider.resolve(ref("theirs")), "E_PERMISSIONS", /owned by uid 4242, neither you \(uid 0\) nor root; .*chown/);
+  await rejects(provider.resolve(ref("theirs")), "E_PERMISSIONS", /owned by uid 4242, neither you \(uid 0\) nor root, who could replace it; .*chown/);
   // root-owned is accepted (we are root here, so also "ours")
   chownSync(p, 0, 0);
   assert.equal((await provider.resolve(ref("theirs"))).reveal(), VALUE);

@@ -2,7 +2,7 @@ import { closeSync, constants as fsc, fstatSync, openSync, readFileSync } from "
 import { parseSecretsEnv } from "../../deliver/formats/secrets-env.ts";
 import { startCommand, TERMINATING_SIGNALS, withSignalsForwarded } from "../../deliver/child.ts";
 import { CofferError, PermissionsError } from "../../errors.ts";
-import { shellQuote } from "../../core/fs-secure.ts";
+import { assertOwnerOnlyWrites } from "../../core/fs-secure.ts";
 import type { Command } from "../command.ts";
 
 /**
@@ -32,16 +32,7 @@ function readSecretsFile(file: string): string {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new CofferError("E_USAGE", `secrets file ${file} is not a regular file`);
-    const uid = process.getuid?.();
-    if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
-      throw new PermissionsError(`secrets file ${file} is owned by uid ${st.uid}, neither by you (uid ${uid}) nor by root; someone else could have written it`);
-    }
-    const mode = st.mode & 0o777;
-    if ((mode & 0o022) !== 0) {
-      throw new PermissionsError(
-        `secrets file ${file} is writable by group or others (mode ${mode.toString(8).padStart(4, "0")}); run \`chmod go-w ${shellQuote(file)}\``,
-      );
-    }
+    assertOwnerOnlyWrites(file, st, "secrets file");
     if (st.size > MAX_FILE) throw new CofferError("E_INVALID_VALUE", `secrets file ${file} is larger than 8 MiB, more than any environment can hold`);
     const data = readFileSync(fd);
     try {
