@@ -1,0 +1,270 @@
+/**
+ * The one config checker (docs/design.md §7): walks a parsed YAML document against a JSON Schema
+ * and collects every problem as `file:line: rule`, thrown at once by {@link YamlChecker.throwIfAny}.
+ * The schemas of `.coffer.yml`, `agent.yml` and the server config are the single source of their
+ * structure (types, required keys, closed objects, patterns, enums, bounds); only the rules that
+ * need the whole file stay as code beside each schema.
+ *
+ * The walker reads the subset of draft 2020-12 the schemas use: `type` (object, string, integer,
+ * boolean, array), `properties`, `additionalProperties`, `propertyNames`, `required`, `pattern`,
+ * `enum`, `const`, `not: { const }`, `minimum`, `maximum`, `minLength`, `minItems`,
+ * `minProperties`, `items`, `$ref` (to `#/$defs/…`), and `oneOf` either discriminated by a
+ * `type` const (providers) or choosing a branch by the node's kind (a string or a map).
+ *
+ * Messages are the schema's too, from `x-` keywords that {@link publicSchema} strips before the
+ * schema is printed: `x-rule` (a value's rule; `{where}`, `{where:}` = "where: " when there is a
+ * where, `{value}`, `{pattern}` and `{rule}` are filled in), `x-format` (a named check of
+ * {@link Formats} that gives the rule in words), `x-expect` (what a value must be, for "must be
+ * …, got …"), `x-needs` (what a required key holds), `x-empty` (what to put in an empty list or
+ * map), `x-item` (how an entry of a map is named: `provider {key}`), `x-sep` (between an object's
+ * name and its keys' names, default " ").
+ */
+import { isAlias, isMap, isScalar, isSeq } from "yaml";
+import type { Pair, YAMLMap, YAMLSeq } from "yaml";
+import { show, YamlChecker } from "./yaml-checker.ts";
+
+/** A JSON Schema node with coffer's `x-` message keywords; loose on purpose (schemas are data). */
+export type Schema = { readonly [k: string]: any };
+
+/**
+ * Named checks of a string: the rule it breaks in words, or undefined when it is fine. Called
+ * with `number` true for a YAML number (its source text): a rule then replaces "must be a string".
+ */
+export type Formats = Readonly<Record<string, (text: string, number?: boolean) => string | undefined>>;
+
+/** The schema without coffer's `x-` keywords: what editors and `coffer config schema` see. */
+export function publicSchema(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(publicSchema);
+  if (schema === null || typeof schema !== "object") return schema;
+  return Object.fromEntries(Object.entries(schema).filter(([k]) => !k.startsWith("x-")).map(([k, v]) => [k, publicSchema(v)]));
+}
+
+/** Where one entry of a checked map or list was written. */
+export interface EntryLines {
+  /** the key's line (for a list item, the item's) */
+  key: number;
+  /** the value's line */
+  value: number;
+}
+
+/** Walks YAML against a schema; the values it returns are plain data, their lines in {@link at}. */
+export class SchemaChecker extends YamlChecker {
+  #lines = new WeakMap<object, Map<string | number, EntryLines>>();
+  #root: Schema = {};
+  #formats: Formats = {};
+
+  /** Uses `root` for `$ref`s and `formats` for `x-format`. */
+  use(root: Schema, formats: Formats): this {
+    this.#root = root;
+    this.#formats = formats;
+    return this;
+  }
+
+  /** Where `key` of a checked map or list was written; undefined when it was not. */
+  at(container: object, key: string | number): EntryLines | undefined {
+    return this.#lines.get(container)?.get(key);
+  }
+
+  /** The line of `key`'s value (`fallback` when it was not written). */
+  lineOf(container: object, key: string | number, fallback = 1): number {
+    return this.at(container, key)?.value ?? fallback;
+  }
+
+  /** Notes a value's problem with the schema's `x-rule` (or `fallback`) filled in. */
+  rule(schema: Schema, where: string, line: number, value: string, fallback: string, rule = ""): void {
+    const text: string = schema["x-rule"] ?? fallback;
+    this.problem(
+      line,
+      text
+        .replace("{where:}", where === "" ? "" : `${where}: `)
+        .replace("{where}", where)
+        .replace("{value}", show(value))
+        .replace("{pattern}", String(schema["pattern"]))
+        .replace("{rule}", rule)
+        .trim(),
+    );
+  }
+
+  /**
+   * Checks `node` against `schema`.
+   * @param where - how messages name the value (`provider "v" address`; "" for the top level)
+   * @param line - the line to report when the node has none (its key's)
+   * @returns the value as plain data (maps as null-prototype objects), or undefined when the
+   *   node itself is wrong (its problem noted); a map or list with wrong entries is returned
+   *   without them
+   */
+  check(node: unknown, schema: Schema, where: string, line: number): unknown {
+    if (typeof schema["$ref"] === "string") return this.check(node, this.#def(schema["$ref"]), where, line);
+    const n = this.deref(node, line);
+    if (n === undefined && node !== null && node !== undefined) return undefined; // alias problem noted
+    const at = n === null || n === undefined ? line : this.line(n);
+    const name = where === "" ? "the top level" : where;
+    if (schema["oneOf"] !== undefined && schema["type"] === undefined) return this.#oneOf(n, schema, where, at);
+    if (isRefused(schema)) {
+      this.rule(schema, where, at, "", "{where} is not allowed here");
+      return undefined;
+    }
+    const got = (): string => {
+      const hint = isScalar(n) && n.value !== null && typeof n.source === "string" && typeof n.value !== "string" ? ` (quote it: "${n.source}")` : "";
+      return `${this.kind(n)}${schema["type"] === "string" ? hint : ""}`;
+    };
+    const wrong = (expect: string): undefined => {
+      this.problem(at, `${name} must be ${schema["x-expect"] ?? expect}, got ${got()}`);
+      return undefined;
+    };
+    const v = isScalar(n) ? n.value : undefined;
+    switch (schema["type"]) {
+      case "object":
+        return isMap(n) ? this.#object(n, schema, where, at) : wrong("a map");
+      case "array":
+        return isSeq(n) ? this.#array(n, schema, where, at) : wrong("a list");
+      case "boolean":
+        return typeof v === "boolean" ? v : wrong("true or false");
+      case "integer": {
+        const { minimum: min, maximum: max } = schema;
+        if (typeof v === "number" && Number.isSafeInteger(v) && (min === undefined || v >= min) && (max === undefined || v <= max)) return v;
+        return wrong(min === 1 && max === undefined ? "a positive integer" : `a whole number from ${min ?? "any"} to ${max ?? "any"}`);
+      }
+      case "string": {
+        const format = schema["x-format"] === undefined ? undefined : this.#formats[schema["x-format"]];
+        const numberRule = typeof v === "number" && isScalar(n) ? format?.(n.source ?? String(v), true) : undefined;
+        if (numberRule !== undefined) {
+          this.problem(at, `${name} ${numberRule}`);
+          return undefined;
+        }
+        if (typeof v !== "string") return wrong("a string");
+        return this.#string(v, schema, where, at);
+      }
+      default:
+        return isScalar(n) ? n.value : n;
+    }
+  }
+
+  /** The line of a value, following aliases without noting problems (check() notes them). */
+  #valueLine(node: unknown, keyLine: number): number {
+    let n = node;
+    for (let i = 0; i < 16 && isAlias(n); i++) n = this.resolveAlias(n);
+    return n === null || n === undefined || isAlias(n) ? keyLine : this.line(n);
+  }
+
+  #def(ref: string): Schema {
+    const def = this.#root["$defs"]?.[ref.replace("#/$defs/", "")];
+    if (def === undefined) throw new Error(`schema: no ${ref}`);
+    return def;
+  }
+
+  #string(v: string, schema: Schema, where: string, at: number): string | undefined {
+    const name = where === "" ? "the top level" : where;
+    if (schema["minLength"] !== undefined && v.length < schema["minLength"]) {
+      this.problem(at, `${name} must not be empty`);
+      return undefined;
+    }
+    if (schema["enum"] !== undefined && !schema["enum"].includes(v)) {
+      this.rule(schema, where, at, v, `{where} must be one of ${schema["enum"].join(", ")}, got {value}`);
+      return undefined;
+    }
+    if (schema["not"]?.["const"] === v) {
+      this.rule(schema["not"], where, at, v, "{where} {value} is not allowed");
+      return undefined;
+    }
+    const format = schema["x-format"] === undefined ? undefined : this.#formats[schema["x-format"]];
+    // A format is the exact check (the pattern is its approximation for editors).
+    if (format === undefined && schema["pattern"] !== undefined && !new RegExp(schema["pattern"], "u").test(v)) {
+      this.rule(schema, where, at, v, "{where} {value} must match {pattern}");
+      return undefined;
+    }
+    const broken = format?.(v);
+    if (broken !== undefined) {
+      this.rule(schema, where, at, v, "{where} {value} {rule}", broken);
+      return undefined;
+    }
+    return v;
+  }
+
+  #object(map: YAMLMap, schema: Schema, where: string, at: number, typed = where): Record<string, unknown> {
+    const out = Object.create(null) as Record<string, unknown>;
+    const lines = new Map<string, EntryLines>();
+    this.#lines.set(out, lines);
+    const props: Record<string, Schema> = schema["properties"] ?? {};
+    const extra: Schema | false | undefined = schema["additionalProperties"];
+    const entries = this.entries(map, typed === "" ? "the top level" : typed);
+    if (entries.length === 0 && schema["minProperties"] > 0) this.problem(at, `${where} is empty; ${schema["x-empty"]}`);
+    const sep: string = schema["x-sep"] ?? " ";
+    const allowed = Object.keys(props).filter((k) => !isRefused(props[k]!));
+    const unknown = (key: string): boolean => extra === false && !Object.hasOwn(props, key);
+    for (const { key, line } of entries.filter((e) => unknown(e.key))) {
+      this.problem(line, `unknown key ${show(key)} in ${typed === "" ? "the top level" : typed}; allowed: ${allowed.length > 0 ? allowed.join(", ") : "(none)"}`);
+    }
+    for (const { key, line, value } of entries) {
+      this.meter.steps++;
+      const known = Object.hasOwn(props, key);
+      if (unknown(key)) continue;
+      const names: Schema | undefined = schema["propertyNames"];
+      if (!known && names !== undefined && this.#string(key, names["$ref"] === undefined ? names : this.#def(names["$ref"]), "", line) === undefined) continue;
+      lines.set(key, { key: line, value: this.#valueLine(value, line) });
+      const child: Schema = known ? props[key]! : extra === undefined || extra === false ? {} : extra;
+      const item: string | undefined = schema["x-item"];
+      const childWhere = known ? (where === "" ? key : `${where}${sep}${key}`) : item === undefined ? key : item.replace("{key}", show(key));
+      const v = this.check(value, child, childWhere, line);
+      if (v !== undefined) out[key] = v;
+    }
+    for (const key of schema["required"] ?? []) {
+      if (lines.has(key)) continue;
+      const needs = props[key]?.["x-needs"] ?? "";
+      this.problem(at, where === "" ? `missing ${key}: ${needs}` : `${typed} needs ${key}: ${needs}`);
+    }
+    return out;
+  }
+
+  #array(seq: YAMLSeq, schema: Schema, where: string, at: number): unknown[] {
+    const out: unknown[] = [];
+    const lines = new Map<number, EntryLines>();
+    this.#lines.set(out, lines);
+    if (seq.items.length === 0 && schema["minItems"] > 0) this.problem(at, `${where} is empty; ${schema["x-empty"]}`);
+    for (const item of seq.items) {
+      this.meter.steps++;
+      const line = this.#valueLine(item, at);
+      const v = this.check(item, schema["items"] ?? {}, where, line);
+      if (v === undefined) continue;
+      lines.set(out.length, { key: line, value: line });
+      out.push(v);
+    }
+    return out;
+  }
+
+  #oneOf(n: unknown, schema: Schema, where: string, at: number): unknown {
+    const branches: Schema[] = schema["oneOf"].map((b: Schema) => (typeof b["$ref"] === "string" ? this.#def(b["$ref"]) : b));
+    const types = branches.map((b) => b["properties"]?.["type"]?.["const"]);
+    if (types.every((t) => typeof t === "string")) {
+      // A map discriminated by its `type`: the branch of that type checks the rest.
+      if (!isMap(n)) return this.check(n, { type: "object" }, where, at);
+      const entry = (n.items as Pair<unknown, unknown>[]).find((p) => isScalar(p.key) && p.key.value === "type");
+      if (entry === undefined) {
+        this.problem(at, `${where} needs type: one of ${types.join(", ")}`);
+        return undefined;
+      }
+      const typeLine = this.#valueLine(entry.value, this.line(entry.key));
+      const type = this.check(entry.value, { type: "string" }, `${where} type`, typeLine);
+      if (type === undefined) return undefined;
+      const i = types.indexOf(type);
+      if (i < 0) {
+        this.problem(typeLine, `${where} type ${show(String(type))} is unknown; types: ${types.join(", ")}`);
+        return undefined;
+      }
+      const before = this.problems.length;
+      const out = this.#object(n, branches[i]!, where, at, `${where} (type ${type})`);
+      return this.problems.length > before ? undefined : out;
+    }
+    // A string or a map: the branch of the node's kind.
+    const kind = isMap(n) ? "object" : isScalar(n) && typeof n.value === "string" ? "string" : undefined;
+    const branch = branches.find((b) => b["type"] === kind);
+    if (branch !== undefined) return this.check(n, branch, where, at);
+    return this.check(n, { type: "string", "x-expect": schema["x-expect"] }, where, at);
+  }
+}
+
+/** `not: {}`: a key the schema names only to refuse it with its own message (mode in env:). */
+function isRefused(schema: Schema): boolean {
+  const not = schema["not"];
+  return not !== undefined && typeof not === "object" && Object.keys(not).length === 0;
+}
