@@ -37,6 +37,12 @@ const ENV_NAME_RE = new RegExp(ENV_NAME_PATTERN);
 export const CONFIG_FORMATS: Formats = {
   ...PROVIDER_FORMATS,
   "secret-name": (s) => (isSecretName(s) ? undefined : SECRET_NAME_RULE),
+  "dangerous-env-name": (s) =>
+    !ENV_NAME_RE.test(s)
+      ? `environment variable name ${show(s)} must match ${ENV_NAME_PATTERN}`
+      : isDangerousEnvName(s)
+        ? undefined
+        : `${s} is not on the dangerous list and needs no opt-in; remove it`,
   "file-mode": (s, number) => {
     if (number === true) return unquotedModeRule(s);
     const r = checkFileMode(s);
@@ -248,13 +254,7 @@ function projectConfig(c: SchemaChecker, contents: unknown): ProjectConfig {
   for (const [name, settings] of Object.entries(top.providers ?? {})) {
     config.providers.set(name, grammarOf(settings["type"] as string)!.spec(settings) as ProviderSpec);
   }
-  if (top.allowDangerous !== undefined) {
-    config.allowDangerous = top.allowDangerous.filter((name, i) => {
-      if (isDangerousEnvName(name)) return true;
-      c.problem(c.lineOf(top.allowDangerous!, i), `allowDangerous: ${name} is not on the dangerous list and needs no opt-in; remove it`);
-      return false;
-    });
-  }
+  if (top.allowDangerous !== undefined) config.allowDangerous = top.allowDangerous;
   const allow = new Set(config.allowDangerous);
   const knownProviders = nameList(config.providers.keys());
   for (const [name, raw] of Object.entries(top.environments ?? {})) {

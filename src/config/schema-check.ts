@@ -65,6 +65,11 @@ export class SchemaChecker extends YamlChecker {
     return this.#lines.get(container)?.get(key);
   }
 
+  /** The keys written in a checked map, wrong ones included. */
+  keysOf(container: object): string[] {
+    return [...(this.#lines.get(container)?.keys() ?? [])].map(String);
+  }
+
   /** The line of `key`'s value (`fallback` when it was not written). */
   lineOf(container: object, key: string | number, fallback = 1): number {
     return this.at(container, key)?.value ?? fallback;
@@ -94,12 +99,12 @@ export class SchemaChecker extends YamlChecker {
    *   without them
    */
   check(node: unknown, schema: Schema, where: string, line: number): unknown {
-    if (typeof schema["$ref"] === "string") return this.check(node, this.#def(schema["$ref"]), where, line);
+    if (typeof schema["$ref"] === "string") return this.check(node, this.def(schema["$ref"]), where, line);
     const n = this.deref(node, line);
     if (n === undefined && node !== null && node !== undefined) return undefined; // alias problem noted
     const at = n === null || n === undefined ? line : this.line(n);
     const name = where === "" ? "the top level" : where;
-    if (schema["oneOf"] !== undefined && schema["type"] === undefined) return this.#oneOf(n, schema, where, at);
+    if (schema["oneOf"] !== undefined && schema["type"] === undefined) return this.#oneOf(n, schema, where, at, line);
     if (isRefused(schema)) {
       this.rule(schema, where, at, "", "{where} is not allowed here");
       return undefined;
@@ -115,9 +120,9 @@ export class SchemaChecker extends YamlChecker {
     const v = isScalar(n) ? n.value : undefined;
     switch (schema["type"]) {
       case "object":
-        return isMap(n) ? this.#object(n, schema, where, at) : wrong("a map");
+        return isMap(n) ? this.#object(n, schema, where, at, line) : wrong("a map");
       case "array":
-        return isSeq(n) ? this.#array(n, schema, where, at) : wrong("a list");
+        return isSeq(n) ? this.#array(n, schema, where, at, line) : wrong("a list");
       case "boolean":
         return typeof v === "boolean" ? v : wrong("true or false");
       case "integer": {
@@ -147,7 +152,8 @@ export class SchemaChecker extends YamlChecker {
     return n === null || n === undefined || isAlias(n) ? keyLine : this.line(n);
   }
 
-  #def(ref: string): Schema {
+  /** The root schema's `$defs` entry `ref` (`name` or `#/$defs/name`). */
+  def(ref: string): Schema {
     const def = this.#root["$defs"]?.[ref.replace("#/$defs/", "")];
     if (def === undefined) throw new Error(`schema: no ${ref}`);
     return def;
@@ -181,14 +187,14 @@ export class SchemaChecker extends YamlChecker {
     return v;
   }
 
-  #object(map: YAMLMap, schema: Schema, where: string, at: number, typed = where): Record<string, unknown> {
+  #object(map: YAMLMap, schema: Schema, where: string, at: number, keyLine: number, typed = where): Record<string, unknown> {
     const out = Object.create(null) as Record<string, unknown>;
     const lines = new Map<string, EntryLines>();
     this.#lines.set(out, lines);
     const props: Record<string, Schema> = schema["properties"] ?? {};
     const extra: Schema | false | undefined = schema["additionalProperties"];
     const entries = this.entries(map, typed === "" ? "the top level" : typed);
-    if (entries.length === 0 && schema["minProperties"] > 0) this.problem(at, `${where} is empty; ${schema["x-empty"]}`);
+    if (entries.length === 0 && schema["minProperties"] > 0) this.problem(keyLine, `${where} is empty; ${schema["x-empty"]}`);
     const sep: string = schema["x-sep"] ?? " ";
     const allowed = Object.keys(props).filter((k) => !isRefused(props[k]!));
     const unknown = (key: string): boolean => extra === false && !Object.hasOwn(props, key);
@@ -196,12 +202,11 @@ export class SchemaChecker extends YamlChecker {
       this.problem(line, `unknown key ${show(key)} in ${typed === "" ? "the top level" : typed}; allowed: ${allowed.length > 0 ? allowed.join(", ") : "(none)"}`);
     }
     for (const { key, line, value } of entries) {
-      this.meter.steps++;
       const known = Object.hasOwn(props, key);
       if (unknown(key)) continue;
-      const names: Schema | undefined = schema["propertyNames"];
-      if (!known && names !== undefined && this.#string(key, names["$ref"] === undefined ? names : this.#def(names["$ref"]), "", line) === undefined) continue;
       lines.set(key, { key: line, value: this.#valueLine(value, line) });
+      const names: Schema | undefined = schema["propertyNames"];
+      if (!known && names !== undefined && this.#string(key, names["$ref"] === undefined ? names : this.def(names["$ref"]), "", line) === undefined) continue;
       const child: Schema = known ? props[key]! : extra === undefined || extra === false ? {} : extra;
       const item: string | undefined = schema["x-item"];
       const childWhere = known ? (where === "" ? key : `${where}${sep}${key}`) : item === undefined ? key : item.replace("{key}", show(key));
@@ -211,16 +216,16 @@ export class SchemaChecker extends YamlChecker {
     for (const key of schema["required"] ?? []) {
       if (lines.has(key)) continue;
       const needs = props[key]?.["x-needs"] ?? "";
-      this.problem(at, where === "" ? `missing ${key}: ${needs}` : `${typed} needs ${key}: ${needs}`);
+      this.problem(keyLine, where === "" ? `missing ${key}: ${needs}` : `${typed} needs ${key}: ${needs}`);
     }
     return out;
   }
 
-  #array(seq: YAMLSeq, schema: Schema, where: string, at: number): unknown[] {
+  #array(seq: YAMLSeq, schema: Schema, where: string, at: number, keyLine: number): unknown[] {
     const out: unknown[] = [];
     const lines = new Map<number, EntryLines>();
     this.#lines.set(out, lines);
-    if (seq.items.length === 0 && schema["minItems"] > 0) this.problem(at, `${where} is empty; ${schema["x-empty"]}`);
+    if (seq.items.length === 0 && schema["minItems"] > 0) this.problem(keyLine, `${where} is empty; ${schema["x-empty"]}`);
     for (const item of seq.items) {
       this.meter.steps++;
       const line = this.#valueLine(item, at);
@@ -232,19 +237,19 @@ export class SchemaChecker extends YamlChecker {
     return out;
   }
 
-  #oneOf(n: unknown, schema: Schema, where: string, at: number): unknown {
-    const branches: Schema[] = schema["oneOf"].map((b: Schema) => (typeof b["$ref"] === "string" ? this.#def(b["$ref"]) : b));
+  #oneOf(n: unknown, schema: Schema, where: string, at: number, keyLine: number): unknown {
+    const branches: Schema[] = schema["oneOf"].map((b: Schema) => (typeof b["$ref"] === "string" ? this.def(b["$ref"]) : b));
     const types = branches.map((b) => b["properties"]?.["type"]?.["const"]);
     if (types.every((t) => typeof t === "string")) {
       // A map discriminated by its `type`: the branch of that type checks the rest.
       if (!isMap(n)) return this.check(n, { type: "object" }, where, at);
       const entry = (n.items as Pair<unknown, unknown>[]).find((p) => isScalar(p.key) && p.key.value === "type");
       if (entry === undefined) {
-        this.problem(at, `${where} needs type: one of ${types.join(", ")}`);
+        this.problem(keyLine, `${where} needs type: one of ${types.join(", ")}`);
         return undefined;
       }
       const typeLine = this.#valueLine(entry.value, this.line(entry.key));
-      const type = this.check(entry.value, { type: "string" }, `${where} type`, typeLine);
+      const type = this.check(entry.value, { type: "string" }, `${where} type`, typeLine) as string | undefined;
       if (type === undefined) return undefined;
       const i = types.indexOf(type);
       if (i < 0) {
@@ -252,7 +257,9 @@ export class SchemaChecker extends YamlChecker {
         return undefined;
       }
       const before = this.problems.length;
-      const out = this.#object(n, branches[i]!, where, at, `${where} (type ${type})`);
+      // x-typed: the settings' messages name the type too (agent.yml's backends).
+      const typed = `${where} (type ${type})`;
+      const out = this.#object(n, branches[i]!, schema["x-typed"] === true ? typed : where, at, keyLine, typed);
       return this.problems.length > before ? undefined : out;
     }
     // A string or a map: the branch of the node's kind.

@@ -139,7 +139,7 @@ export const CONFIG_SCHEMA: Schema = {
         "Variables on coffer's dangerous list (PATH, LD_*, NODE_OPTIONS, proxies, …: they change how programs load or run) " +
         "that this file may set in env: or files:; each is refused unless named here, and coffer warns when it sets one.",
       type: "array",
-      items: { $ref: "#/$defs/envName" },
+      items: { type: "string", pattern: ENV_NAME_PATTERN, "x-format": "dangerous-env-name", "x-rule": "{where}: {rule}" },
       "x-expect": "a list of variable names",
     },
     default: {
