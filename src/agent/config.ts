@@ -58,7 +58,7 @@ export const AGENT_SCHEMA: Schema = {
       properties: {
         backend: { type: "string", "x-needs": "the name of one of backends:" },
         override: {}, // a map of the backend's settings: checked against the backend's type in code
-        secrets: { ...names(secretsForm), minItems: 1, "x-needs": secretsForm, "x-empty": "list at least one ID" },
+        secrets: { ...names(secretsForm), minItems: 1, "x-needs": secretsForm, "x-empty": "{where} is empty; list at least one ID" },
         allowDangerous: names("a list of variable names"),
         dir: { $ref: "#/$defs/absolutePath" },
         watch: { type: "boolean" },

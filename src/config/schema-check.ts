@@ -75,21 +75,6 @@ export class SchemaChecker extends YamlChecker {
     return this.at(container, key)?.value ?? fallback;
   }
 
-  /** Notes a value's problem with the schema's `x-rule` (or `fallback`) filled in. */
-  rule(schema: Schema, where: string, line: number, value: string, fallback: string, rule = ""): void {
-    const text: string = schema["x-rule"] ?? fallback;
-    this.problem(
-      line,
-      text
-        .replace("{where:}", where === "" ? "" : `${where}: `)
-        .replace("{where}", where)
-        .replace("{value}", show(value))
-        .replace("{pattern}", String(schema["pattern"]))
-        .replace("{rule}", rule)
-        .trim(),
-    );
-  }
-
   /**
    * Checks `node` against `schema`.
    * @param where - how messages name the value (`provider "v" address`; "" for the top level)
@@ -106,7 +91,7 @@ export class SchemaChecker extends YamlChecker {
     const name = where === "" ? "the top level" : where;
     if (schema["oneOf"] !== undefined && schema["type"] === undefined) return this.#oneOf(n, schema, where, at, line);
     if (isRefused(schema)) {
-      this.rule(schema, where, at, "", "{where} is not allowed here");
+      this.problem(at, render(schema["x-rule"] ?? "{where} is not allowed here", schema, where, "", ""));
       return undefined;
     }
     const got = (): string => {
@@ -114,7 +99,9 @@ export class SchemaChecker extends YamlChecker {
       return `${this.kind(n)}${schema["type"] === "string" ? hint : ""}`;
     };
     const wrong = (expect: string): undefined => {
-      this.problem(at, `${name} must be ${schema["x-expect"] ?? expect}, got ${got()}`);
+      // x-secret: the value is never shown (a secret's text), only whether it needs quotes.
+      const tail = schema["x-secret"] === true ? (isScalar(n) && n.value !== null ? " (quote it)" : "") : `, got ${got()}`;
+      this.problem(at, `${name} must be ${schema["x-expect"] ?? expect}${tail}`);
       return undefined;
     };
     const v = isScalar(n) ? n.value : undefined;
@@ -160,31 +147,26 @@ export class SchemaChecker extends YamlChecker {
   }
 
   #string(v: string, schema: Schema, where: string, at: number): string | undefined {
-    const name = where === "" ? "the top level" : where;
-    if (schema["minLength"] !== undefined && v.length < schema["minLength"]) {
-      this.problem(at, `${name} must not be empty`);
-      return undefined;
-    }
-    if (schema["enum"] !== undefined && !schema["enum"].includes(v)) {
-      this.rule(schema, where, at, v, `{where} must be one of ${schema["enum"].join(", ")}, got {value}`);
-      return undefined;
-    }
-    if (schema["not"]?.["const"] === v) {
-      this.rule(schema["not"], where, at, v, "{where} {value} is not allowed");
-      return undefined;
-    }
+    const broken = this.textRule(v, schema);
+    if (broken === undefined) return v;
+    this.problem(at, render(broken.template, schema, where, show(v), broken.rule));
+    return undefined;
+  }
+
+  /**
+   * The rule a string breaks (minLength, enum, not-const, pattern or `x-format`), as the message
+   * template and the format's rule; undefined when it is fine.
+   */
+  textRule(v: string, schema: Schema): { template: string; rule: string } | undefined {
+    const own = (fallback: string, rule = ""): { template: string; rule: string } => ({ template: schema["x-rule"] ?? fallback, rule });
+    if (schema["minLength"] !== undefined && v.length < schema["minLength"]) return { template: "{where} must not be empty", rule: "" };
+    if (schema["enum"] !== undefined && !schema["enum"].includes(v)) return own(`{where} must be one of ${schema["enum"].join(", ")}, got {value}`);
+    if (schema["not"]?.["const"] === v) return { template: schema["not"]["x-rule"] ?? "{where} {value} is not allowed", rule: "" };
     const format = schema["x-format"] === undefined ? undefined : this.#formats[schema["x-format"]];
     // A format is the exact check (the pattern is its approximation for editors).
-    if (format === undefined && schema["pattern"] !== undefined && !new RegExp(schema["pattern"], "u").test(v)) {
-      this.rule(schema, where, at, v, "{where} {value} must match {pattern}");
-      return undefined;
-    }
+    if (format === undefined && schema["pattern"] !== undefined && !new RegExp(schema["pattern"], "u").test(v)) return own("{where} {value} must match {pattern}");
     const broken = format?.(v);
-    if (broken !== undefined) {
-      this.rule(schema, where, at, v, "{where} {value} {rule}", broken);
-      return undefined;
-    }
-    return v;
+    return broken === undefined ? undefined : own("{where} {value} {rule}", broken);
   }
 
   #object(map: YAMLMap, schema: Schema, where: string, at: number, keyLine: number, typed = where): Record<string, unknown> {
@@ -194,7 +176,7 @@ export class SchemaChecker extends YamlChecker {
     const props: Record<string, Schema> = schema["properties"] ?? {};
     const extra: Schema | false | undefined = schema["additionalProperties"];
     const entries = this.entries(map, typed === "" ? "the top level" : typed);
-    if (entries.length === 0 && schema["minProperties"] > 0) this.problem(keyLine, `${where} is empty; ${schema["x-empty"]}`);
+    if (entries.length === 0 && schema["minProperties"] > 0) this.problem(keyLine, render(schema["x-empty"], schema, where, "", ""));
     const sep: string = schema["x-sep"] ?? " ";
     const allowed = Object.keys(props).filter((k) => !isRefused(props[k]!));
     const unknown = (key: string): boolean => extra === false && !Object.hasOwn(props, key);
@@ -225,15 +207,20 @@ export class SchemaChecker extends YamlChecker {
     const out: unknown[] = [];
     const lines = new Map<number, EntryLines>();
     this.#lines.set(out, lines);
-    if (seq.items.length === 0 && schema["minItems"] > 0) this.problem(keyLine, `${where} is empty; ${schema["x-empty"]}`);
-    for (const item of seq.items) {
+    if (seq.items.length === 0 && schema["minItems"] > 0) this.problem(keyLine, render(schema["x-empty"], schema, where, "", ""));
+    seq.items.forEach((item, i) => {
       this.meter.steps++;
       const line = this.#valueLine(item, at);
-      const v = this.check(item, schema["items"] ?? {}, where, line);
-      if (v === undefined) continue;
+      const item_: string | undefined = schema["x-item"];
+      const v = this.check(item, schema["items"] ?? {}, item_ === undefined ? where : item_.replace("{where}", where).replace("{n}", String(i + 1)), line);
+      if (v === undefined) return;
+      if (schema["uniqueItems"] === true && out.includes(v)) {
+        this.problem(line, render(schema["x-twice"] ?? "{where} lists {value} twice", schema, where, show(String(v)), ""));
+        return;
+      }
       lines.set(out.length, { key: line, value: line });
       out.push(v);
-    }
+    });
     return out;
   }
 
@@ -274,4 +261,15 @@ export class SchemaChecker extends YamlChecker {
 function isRefused(schema: Schema): boolean {
   const not = schema["not"];
   return not !== undefined && typeof not === "object" && Object.keys(not).length === 0;
+}
+
+/** Fills in a message template (see the module comment). */
+export function render(template: string, schema: Schema, where: string, value: string, rule: string): string {
+  return template
+    .replace("{where:}", where === "" ? "" : `${where}: `)
+    .replace("{where}", where)
+    .replace("{value}", value)
+    .replace("{pattern}", String(schema["pattern"]))
+    .replace("{rule}", rule)
+    .trim();
 }

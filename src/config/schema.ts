@@ -131,7 +131,7 @@ export const CONFIG_SCHEMA: Schema = {
       additionalProperties: { $ref: "#/$defs/environment" },
       "x-item": "environment {key}",
       "x-needs": "a map of environment names to their env: and files:",
-      "x-empty": "define at least one environment",
+      "x-empty": "{where} is empty; define at least one environment",
     },
     allowDangerous: {
       title: "Allowed dangerous variables",
