@@ -170,7 +170,8 @@ export class SchemaChecker extends YamlChecker {
   }
 
   #object(map: YAMLMap, schema: Schema, where: string, at: number, keyLine: number, typed = where): Record<string, unknown> {
-    const out = Object.create(null) as Record<string, unknown>;
+    // Open maps (names as keys) have no prototype; closed objects hold only the schema's keys.
+    const out = (schema["additionalProperties"] === false ? {} : Object.create(null)) as Record<string, unknown>;
     const lines = new Map<string, EntryLines>();
     this.#lines.set(out, lines);
     const props: Record<string, Schema> = schema["properties"] ?? {};
@@ -211,11 +212,15 @@ export class SchemaChecker extends YamlChecker {
     seq.items.forEach((item, i) => {
       this.meter.steps++;
       const line = this.#valueLine(item, at);
-      const item_: string | undefined = schema["x-item"];
-      const v = this.check(item, schema["items"] ?? {}, item_ === undefined ? where : item_.replace("{where}", where).replace("{n}", String(i + 1)), line);
+      // x-item names an item: {where} the list, {owner} what holds the list, {n} the item's number.
+      const name: string = (schema["x-item"] ?? "{where}")
+        .replace("{where}", where)
+        .replace("{owner}", where.slice(0, Math.max(0, where.lastIndexOf(" "))))
+        .replace("{n}", String(i + 1));
+      const v = this.check(item, schema["items"] ?? {}, name, line);
       if (v === undefined) return;
       if (schema["uniqueItems"] === true && out.includes(v)) {
-        this.problem(line, render(schema["x-twice"] ?? "{where} lists {value} twice", schema, where, show(String(v)), ""));
+        this.problem(line, render(schema["x-twice"] ?? "{where} {value} is listed twice", schema, name, show(String(v)), ""));
         return;
       }
       lines.set(out.length, { key: line, value: line });
@@ -249,8 +254,9 @@ export class SchemaChecker extends YamlChecker {
       const out = this.#object(n, branches[i]!, schema["x-typed"] === true ? typed : where, at, keyLine, typed);
       return this.problems.length > before ? undefined : out;
     }
-    // A string or a map: the branch of the node's kind.
-    const kind = isMap(n) ? "object" : isScalar(n) && typeof n.value === "string" ? "string" : undefined;
+    // Otherwise the branch of the node's kind.
+    const v = isScalar(n) ? n.value : undefined;
+    const kind = isMap(n) ? "object" : isSeq(n) ? "array" : typeof v === "number" ? "integer" : typeof v;
     const branch = branches.find((b) => b["type"] === kind);
     if (branch !== undefined) return this.check(n, branch, where, at);
     return this.check(n, { type: "string", "x-expect": schema["x-expect"] }, where, at);

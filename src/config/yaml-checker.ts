@@ -155,17 +155,18 @@ export class YamlChecker {
   }
 
   /**
-   * Throws every problem noted so far, sorted by line, as one message, one problem a line.
+   * Throws every problem noted so far, sorted by line, then `unlined` (problems outside the file,
+   * such as an environment variable's), as one message, one problem a line.
    * @throws CofferError E_CONFIG: `file:line: rule` for one problem, else
    *   `file: N problems:` and `  file:line: rule` on each following line (the first
    *   {@link MAX_SHOWN_PROBLEMS}, then how many more)
    */
-  throwIfAny(): void {
-    if (this.problems.length === 0) return;
+  throwIfAny(unlined: readonly string[] = []): void {
+    if (this.problems.length === 0 && unlined.length === 0) return;
     const sorted = [...this.problems].sort((a, b) => a.line - b.line || a.order - b.order);
     const items = sorted.slice(0, MAX_SHOWN_PROBLEMS).map((p) => `${this.file}:${p.line}: ${p.rule.replace(/\s*\n\s*/g, " ")}`);
     if (sorted.length > MAX_SHOWN_PROBLEMS) items.push(`… and ${sorted.length - MAX_SHOWN_PROBLEMS} more`);
-    throw new CofferError("E_CONFIG", problemList(this.file, items, sorted.length));
+    throw new CofferError("E_CONFIG", problemList(this.file, [...items, ...unlined], sorted.length + unlined.length));
   }
 
   /** The line a node starts on (1 when it has no position). */
