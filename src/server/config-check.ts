@@ -12,6 +12,7 @@ import { checkDuration, DURATION_RULE, type DurationBounds } from "../core/durat
 import { PATTERN_RULE } from "../core/patterns.ts";
 import type { Capability, JwtConfig, LogLevel, RoleRule, ServerConfig } from "./config.ts";
 import { policyPatternProblem, SYSTEM_PATHS } from "./policy.ts";
+import { weakSecretRule } from "./weak-secrets.ts";
 
 /** pino's level names: what `log.level` accepts. */
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -22,49 +23,6 @@ export const ROLE_NAME_PATTERN = "^[a-z][a-z0-9_-]*$";
 /** `jwt.maxLifetime` when unset: 24 h. */
 export const DEFAULT_JWT_MAX_LIFETIME_MS = 24 * 60 * 60 * 1000;
 
-/**
- * JWT secrets published in docs, examples and tutorials (jwt.io's defaults among them): anyone
- * can sign tokens with them. Compared case-insensitively by {@link weakSecretRule}; refused in production or not.
- */
-export const KNOWN_WEAK_JWT_SECRETS: readonly string[] = Object.freeze([
-  "dev-secret-change-me",
-  "secret",
-  "changeme",
-  "change-me",
-  "change_me",
-  "changeit",
-  "change-this",
-  "your-256-bit-secret",
-  "your-384-bit-secret",
-  "your-512-bit-secret",
-  "a-string-secret-at-least-256-bits-long",
-  "your-secret-key",
-  "your_jwt_secret",
-  "jwt-secret",
-  "jwt_secret",
-  "jwtsecret",
-  "secretkey",
-  "secret-key",
-  "secret_key",
-  "mysecret",
-  "my-secret",
-  "my_secret",
-  "mysecretkey",
-  "supersecret",
-  "super-secret",
-  "topsecret",
-  "password",
-  "default",
-  "development",
-  "test",
-  "testing",
-  "coffer",
-  "coffer-dev",
-  "admin",
-  "123456",
-]);
-
-const MIN_SECRET_BYTES = 32;
 const MAX_WINDOW_MS = 24 * 60 * 60 * 1000;
 const MAX_JWT_MAX_LIFETIME_MS = 366 * 24 * 60 * 60 * 1000;
 const MAX_PROXY_HOPS = 16;
@@ -79,21 +37,6 @@ const PRODUCTION_SPELLINGS = /^\s*prod(uction)?\s*$/i;
 const LISTEN_RULE = "must be HOST:PORT or [IPv6]:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8200 or [::1]:8200";
 const ENV_BOOLEAN_RULE = "must be true, false, 1 or 0";
 const HOP_RULE = `must be true, false or a number of proxy hops from 0 to ${MAX_PROXY_HOPS}`;
-
-/**
- * Why a JWT secret is refused (in production or not), or undefined: a published default, or
- * shorter than 32 bytes. Never shows the secret, except a known public default.
- */
-export function weakSecretRule(secret: string): string | undefined {
-  const fix = `use a random secret of at least ${MIN_SECRET_BYTES} bytes, e.g. from \`openssl rand -base64 48\``;
-  const known = KNOWN_WEAK_JWT_SECRETS.find((w) => w.toLowerCase() === secret.toLowerCase());
-  // Naming it is safe: it is published; saying which one helps find where it came from.
-  if (known !== undefined) return `is a known default (${JSON.stringify(secret)}) anyone can sign tokens with: ${fix}`;
-  const bytes = Buffer.byteLength(secret, "utf8");
-  if (bytes < MIN_SECRET_BYTES) return `is only ${bytes} bytes long, too short to resist guessing: ${fix}`;
-  if (/^[.…]+$|\.\.\.|…/.test(secret)) return `is a placeholder: ${fix}`;
-  return undefined;
-}
 
 /* ------------------------------------------ schema ------------------------------------------ */
 
@@ -509,26 +452,13 @@ export class ServerConfigCheck {
   /** A URL with one of `schemes`; messages show only the scheme (the URL may hold a password). */
   url(path: string, schemes: readonly string[], rule: string): string | undefined {
     const s = this.value<string>(path);
-    if (s === undefined) return undefined;
-    let protocol: string | undefined;
-    let host = "";
-    try {
-      const u = new URL(s);
-      protocol = u.protocol;
-      host = u.hostname;
-    } catch {
-      protocol = undefined;
-    }
-    if (protocol === undefined || !schemes.includes(protocol)) {
-      this.bad(path, rule, protocol === undefined ? "something that is not a URL" : `a ${protocol}// URL`);
-      return undefined;
-    }
-    if (host === "" && protocol.startsWith("redis")) {
-      this.bad(path, `${rule} with a host`);
-      return undefined;
-    }
-    return s;
+    const u = s === undefined ? null : URL.parse(s);
+    if (s !== undefined && (u === null || !schemes.includes(u.protocol))) this.bad(path, rule, u === null ? "something that is not a URL" : `a ${u.protocol}// URL`);
+    else if (u?.hostname === "" && u.protocol.startsWith("redis")) this.bad(path, `${rule} with a host`);
+    else return s;
+    return undefined;
   }
+
 }
 
 /** A checked duration's milliseconds. */
@@ -559,10 +489,6 @@ function parseListen(text: string): { host: string; port: number } | undefined {
 }
 
 function httpsUrl(s: string): boolean {
-  try {
-    const u = new URL(s);
-    return u.protocol === "https:" && u.hostname !== "" && u.username === "" && u.password === "";
-  } catch {
-    return false;
-  }
+  const u = URL.parse(s);
+  return u !== null && u.protocol === "https:" && u.hostname !== "" && u.username === "" && u.password === "";
 }

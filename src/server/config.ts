@@ -21,7 +21,8 @@ import { CofferError } from "../errors.ts";
 import { DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
 import { ServerConfigCheck, type LOG_LEVELS } from "./config-check.ts";
 
-export { CAPABILITIES, DEFAULT_JWT_MAX_LIFETIME_MS, KNOWN_WEAK_JWT_SECRETS, LOG_LEVELS, ROLE_NAME_PATTERN, weakSecretRule } from "./config-check.ts";
+export { CAPABILITIES, DEFAULT_JWT_MAX_LIFETIME_MS, LOG_LEVELS, ROLE_NAME_PATTERN } from "./config-check.ts";
+export { KNOWN_WEAK_JWT_SECRETS, weakSecretRule } from "./weak-secrets.ts";
 
 /** What a role rule grants on the paths it matches. */
 export type Capability = "read" | "list" | "write" | "delete";
