@@ -59,7 +59,7 @@ export const AGENT_SCHEMA: Schema = {
         backend: { type: "string", "x-needs": "the name of one of backends:" },
         override: {}, // a map of the backend's settings: checked against the backend's type in code
         secrets: { ...names(secretsForm), minItems: 1, "x-needs": secretsForm, "x-empty": "{where} is empty; list at least one ID" },
-        allowDangerous: names("a list of variable names"),
+        allowDangerous: { $ref: "#/$defs/allowDangerous" },
         dir: { $ref: "#/$defs/absolutePath" },
         watch: { type: "boolean" },
         pollInterval: setting("poll-interval"),
@@ -115,7 +115,7 @@ export function parseAgentConfig(text: string, file: string, service: string): A
 type Settings = Record<string, unknown>;
 
 function agentSettings(c: SchemaChecker, contents: unknown, service: string): AgentSettings | undefined {
-  if (contents === null || contents === undefined || (typeof contents === "object" && "value" in contents && contents.value === null)) {
+  if (c.isEmpty(contents)) {
     c.problem(1, "the file is empty; it needs backends: and services:");
     return undefined;
   }
@@ -166,12 +166,7 @@ function agentSettings(c: SchemaChecker, contents: unknown, service: string): Ag
     }
   }
 
-  // allowDangerous, before the secrets it lets through
-  const allowed = ((s["allowDangerous"] ?? []) as string[]).filter((v, i) => {
-    if (isDangerousEnvName(v)) return true;
-    c.problem(c.lineOf(s["allowDangerous"] as object, i), `${where} allowDangerous: ${show(v)} is not on the dangerous list and needs no opt-in; remove it`);
-    return false;
-  });
+  const allowed = (s["allowDangerous"] ?? []) as string[];
 
   const secrets: AgentSecret[] = [];
   const secretLines: number[] = [];

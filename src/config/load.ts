@@ -42,7 +42,7 @@ export const CONFIG_FORMATS: Formats = {
       ? `environment variable name ${show(s)} must match ${ENV_NAME_PATTERN}`
       : isDangerousEnvName(s)
         ? undefined
-        : `${s} is not on the dangerous list and needs no opt-in; remove it`,
+        : `${show(s)} is not on the dangerous list and needs no opt-in; remove it`,
   "file-mode": (s, number) => {
     if (number === true) return unquotedModeRule(s);
     const r = checkFileMode(s);
@@ -245,7 +245,7 @@ function cycleRule(chain: string[]): string {
 /** Checks the file against {@link CONFIG_SCHEMA}, then the rules that need the whole file. */
 function projectConfig(c: SchemaChecker, contents: unknown): ProjectConfig {
   const config: ProjectConfig = { file: c.file, providers: new Map([[STORE_PROVIDER, { type: "store" }]]), environments: new Map() };
-  if (contents === null || contents === undefined || (isNullScalar(contents))) {
+  if (c.isEmpty(contents)) {
     c.problem(1, "the file is empty; it needs an environments: map (see `coffer config schema`)");
     return config;
   }
@@ -303,10 +303,6 @@ interface RawConfig {
   default?: string;
 }
 type RawRef = string | { from?: string; secret?: string; path?: string; key?: string; version?: number; mode?: string };
-
-function isNullScalar(node: unknown): boolean {
-  return typeof node === "object" && node !== null && "value" in node && (node as { value: unknown }).value === null && !("items" in node);
-}
 
 function fileMode(value: RawRef): number {
   const m = typeof value === "string" || value.mode === undefined ? undefined : checkFileMode(value.mode);

@@ -65,6 +65,11 @@ export class SchemaChecker extends YamlChecker {
     return this.#lines.get(container)?.get(key);
   }
 
+  /** Whether the document is empty (nothing, or only comments). */
+  isEmpty(contents: unknown): boolean {
+    return contents === null || contents === undefined || (isScalar(contents) && contents.value === null);
+  }
+
   /** The keys written in a checked map, wrong ones included. */
   keysOf(container: object): string[] {
     return [...(this.#lines.get(container)?.keys() ?? [])].map(String);

@@ -37,6 +37,15 @@ export const SHARED_DEFS = {
     "x-format": "secret-name",
     "x-rule": `{where:}invalid secret name {value}: ${SECRET_NAME_RULE}`,
   },
+  allowDangerous: {
+    title: "Allowed dangerous variables",
+    description:
+      "Variables on coffer's dangerous list (PATH, LD_*, NODE_OPTIONS, proxies, …: they change how programs load or run) " +
+      "that may be set here; each is refused unless named in this list, and coffer warns when it sets one.",
+    type: "array",
+    items: { type: "string", pattern: ENV_NAME_PATTERN, "x-format": "dangerous-env-name", "x-rule": "{where}: {rule}" },
+    "x-expect": "a list of variable names",
+  },
   provider: {
     title: "Provider",
     oneOf: PROVIDER_GRAMMARS.map((g) => g.schema),
@@ -133,15 +142,7 @@ export const CONFIG_SCHEMA: Schema = {
       "x-needs": "a map of environment names to their env: and files:",
       "x-empty": "{where} is empty; define at least one environment",
     },
-    allowDangerous: {
-      title: "Allowed dangerous variables",
-      description:
-        "Variables on coffer's dangerous list (PATH, LD_*, NODE_OPTIONS, proxies, …: they change how programs load or run) " +
-        "that this file may set in env: or files:; each is refused unless named here, and coffer warns when it sets one.",
-      type: "array",
-      items: { type: "string", pattern: ENV_NAME_PATTERN, "x-format": "dangerous-env-name", "x-rule": "{where}: {rule}" },
-      "x-expect": "a list of variable names",
-    },
+    allowDangerous: { $ref: "#/$defs/allowDangerous" },
     default: {
       title: "Default environment",
       description: "The environment used when neither --env nor COFFER_ENV chooses one.",

@@ -39,3 +39,14 @@ export function isHttpUrl(s: string): boolean {
     return false;
   }
 }
+
+/** The grammar of a type without settings (`store`, `env`): `{ type }`, `--provider TYPE`. */
+export function plainGrammar<T extends string>(type: T, title: string, description: string, path: ProviderGrammar["path"]): ProviderGrammar<{ type: T }> {
+  return {
+    type,
+    schema: { title, type: "object", additionalProperties: false, required: ["type"], properties: { type: { const: type, description } } },
+    path,
+    cliForm: type,
+    spec: () => ({ type }),
+  };
+}
