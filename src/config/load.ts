@@ -185,27 +185,11 @@ export function planFor(config: ProjectConfig, environment?: string, env: NodeJS
   }
 
   // Walk up the chain, then apply from the root down.
-  const chain: EnvironmentConfig[] = [];
-  const seen: string[] = [];
-  const seenSet = new Set<string>();
-  let current: string | undefined = name;
-  let from: EnvironmentConfig | undefined;
-  while (current !== undefined) {
-    if (seenSet.has(current)) {
-      throw new CofferError("E_CONFIG", `${config.file}:${from?.extendsLine ?? 0}: ${cycleRule([...seen, current])}`);
-    }
-    const e = config.environments.get(current);
-    if (e === undefined) {
-      throw new CofferError(
-        "E_CONFIG",
-        `${config.file}:${from?.extendsLine ?? 0}: environment ${JSON.stringify(from?.name)} extends unknown environment ${JSON.stringify(current)}; environments: ${known}`,
-      );
-    }
-    seen.push(current);
-    seenSet.add(current);
-    chain.push(e);
-    from = e;
-    current = e.extends;
+  const { chain, cycleAt, unknown } = chainOf(config, config.environments.get(name)!);
+  const last = chain.at(-1)!;
+  if (cycleAt !== undefined) throw new CofferError("E_CONFIG", `${config.file}:${last.extendsLine ?? 0}: ${cycleRule([...chain, chain[cycleAt]!].map((e) => e.name))}`);
+  if (unknown) {
+    throw new CofferError("E_CONFIG", `${config.file}:${last.extendsLine ?? 0}: environment ${show(last.name)} extends unknown environment ${show(last.extends!)}; environments: ${known}`);
   }
 
   const envs = new Map<string, EnvDelivery>();
@@ -234,6 +218,26 @@ export function planFor(config: ProjectConfig, environment?: string, env: NodeJS
     env: [...envs.values()].map((d) => ({ ...d, ref: { ...d.ref } })),
     files: [...files.values()].map((d) => ({ ...d, ref: { ...d.ref } })),
   };
+}
+
+/**
+ * The environments from `start` up its `extends:` chain, stopping before one in `done`. It ends
+ * at a root, before an unknown parent (`unknown`), or where it meets itself (`cycleAt`: the index
+ * of the environment the last one extends).
+ */
+function chainOf(config: ProjectConfig, start: EnvironmentConfig, done?: ReadonlySet<string>): { chain: EnvironmentConfig[]; cycleAt?: number; unknown?: boolean } {
+  const chain: EnvironmentConfig[] = [];
+  const at = new Map<string, number>();
+  for (let cur: EnvironmentConfig | undefined = start; cur !== undefined && done?.has(cur.name) !== true; ) {
+    at.set(cur.name, chain.length);
+    chain.push(cur);
+    if (cur.extends === undefined) break;
+    const cycleAt = at.get(cur.extends);
+    if (cycleAt !== undefined) return { chain, cycleAt };
+    cur = config.environments.get(cur.extends);
+    if (cur === undefined) return { chain, unknown: true };
+  }
+  return { chain };
 }
 
 function cycleRule(chain: string[]): string {
@@ -353,19 +357,11 @@ function extendsChains(c: SchemaChecker, config: ProjectConfig): void {
   for (const name of config.environments.keys()) order.set(name, order.size);
   const done = new Set<string>();
   for (const start of config.environments.values()) {
-    const path: EnvironmentConfig[] = [];
-    const onPath = new Map<string, number>();
-    let cur: EnvironmentConfig | undefined = start;
-    while (cur !== undefined && !done.has(cur.name) && !onPath.has(cur.name)) {
-      c.meter.steps++;
-      onPath.set(cur.name, path.length);
-      path.push(cur);
-      cur = cur.extends === undefined ? undefined : config.environments.get(cur.extends);
-    }
-    const at = cur === undefined ? undefined : onPath.get(cur.name);
-    if (at !== undefined) {
+    const { chain, cycleAt } = chainOf(config, start, done);
+    c.meter.steps += chain.length;
+    if (cycleAt !== undefined) {
       // A new cycle: report it once, starting from its first member in file order.
-      const cycle = path.slice(at);
+      const cycle = chain.slice(cycleAt);
       let firstAt = 0;
       cycle.forEach((e, i) => {
         if ((order.get(e.name) ?? 0) < (order.get(cycle[firstAt]!.name) ?? 0)) firstAt = i;
@@ -374,6 +370,6 @@ function extendsChains(c: SchemaChecker, config: ProjectConfig): void {
       const first = ordered[0]!;
       c.problem(first.extendsLine ?? first.line, cycleRule([...ordered.map((e) => e.name), first.name]));
     }
-    for (const e of path) done.add(e.name);
+    for (const e of chain) done.add(e.name);
   }
 }
