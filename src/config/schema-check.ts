@@ -7,17 +7,23 @@
  *
  * The walker reads the subset of draft 2020-12 the schemas use: `type` (object, string, integer,
  * boolean, array), `properties`, `additionalProperties`, `propertyNames`, `required`, `pattern`,
- * `enum`, `const`, `not: { const }`, `minimum`, `maximum`, `minLength`, `minItems`,
- * `minProperties`, `items`, `$ref` (to `#/$defs/…`), and `oneOf` either discriminated by a
- * `type` const (providers) or choosing a branch by the node's kind (a string or a map).
+ * `enum`, `not: { const }`, `not: {}` (a key named only to be refused), `minimum`, `maximum`,
+ * `minLength`, `minItems`, `minProperties`, `items`, `uniqueItems`, `$ref` (to `#/$defs/…`), and
+ * `oneOf` either discriminated by a `type` const (providers) or choosing the branch of the node's
+ * kind. A schema without `type` hands the node itself to the code (the value of a map entry that
+ * code checks later, such as the chosen agent service).
  *
  * Messages are the schema's too, from `x-` keywords that {@link publicSchema} strips before the
- * schema is printed: `x-rule` (a value's rule; `{where}`, `{where:}` = "where: " when there is a
- * where, `{value}`, `{pattern}` and `{rule}` are filled in), `x-format` (a named check of
- * {@link Formats} that gives the rule in words), `x-expect` (what a value must be, for "must be
- * …, got …"), `x-needs` (what a required key holds), `x-empty` (what to put in an empty list or
- * map), `x-item` (how an entry of a map is named: `provider {key}`), `x-sep` (between an object's
- * name and its keys' names, default " ").
+ * schema is printed. Templates fill in `{where}` (how the value is named), `{where:}` ("where: "
+ * when there is a where), `{value}` (shown), `{pattern}`, `{rule}` (a format's), `{owner}` (where
+ * without its last word) and `{n}` (a list item's number):
+ * - `x-rule`: a value's problem; `x-format`: a named check of {@link Formats} giving the rule;
+ * - `x-expect`: what a value must be ("must be …, got …"); `x-secret`: never show the value;
+ * - `x-needs`: what a required key holds; `x-empty`: the problem of an empty list or map;
+ * - `x-twice`: the problem of a repeated list item (uniqueItems);
+ * - `x-item`: how an entry is named (a map's: `provider {key}`; a list's: `{where} rule {n}`);
+ * - `x-sep`: between an object's name and its keys' names (default " "); `x-typed`: a
+ *   discriminated oneOf names its settings with their type (`backend "v" (type vault) address`).
  */
 import { isAlias, isMap, isScalar, isSeq } from "yaml";
 import type { Pair, YAMLMap, YAMLSeq } from "yaml";
@@ -84,7 +90,7 @@ export class SchemaChecker extends YamlChecker {
    * Checks `node` against `schema`.
    * @param where - how messages name the value (`provider "v" address`; "" for the top level)
    * @param line - the line to report when the node has none (its key's)
-   * @returns the value as plain data (maps as null-prototype objects), or undefined when the
+   * @returns the value as plain data (open maps as null-prototype objects), or undefined when the
    *   node itself is wrong (its problem noted); a map or list with wrong entries is returned
    *   without them
    */
