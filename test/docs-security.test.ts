@@ -11,6 +11,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KNOWN_WEAK_JWT_SECRETS, parseServerConfig, productionProblems, weakSecretRule } from "../src/server/config.ts";
+import { SERVER_SCHEMA } from "../src/server/config-check.ts";
 import { CLOCK_SKEW_SECONDS } from "../src/server/jwt.ts";
 import { TOKEN_PREFIX } from "../src/server/keys.ts";
 import { CHANGE_CHANNEL_POSTGRES, CHANGE_CHANNEL_REDIS } from "../src/server/changes.ts";
@@ -81,16 +82,12 @@ function envName(path: string): string {
   return `COFFER_${path.split(".").map((p) => p.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase()).join("_")}`;
 }
 
-/** TOP_KEYS and SECTION_KEYS as written in config.ts. */
+/** The top-level keys and the sections' keys of the server config's schema. */
 function configKeys(): { top: string[]; sections: Map<string, string[]> } {
-  const top = /const TOP_KEYS = \[([^\]]*)\]/.exec(CONFIG_SRC);
-  assert.ok(top, "config.ts defines TOP_KEYS");
-  const list = (s: string): string[] => [...s.matchAll(/"([A-Za-z]+)"/g)].map((m) => m[1]!);
-  const body = /const SECTION_KEYS = \{([\s\S]*?)\} as const;/.exec(CONFIG_SRC);
-  assert.ok(body, "config.ts defines SECTION_KEYS");
-  const sections = new Map([...body[1]!.matchAll(/(\w+): \[([^\]]*)\]/g)].map((m) => [m[1]!, list(m[2]!)] as [string, string[]]));
-  assert.ok(sections.size >= 5, "SECTION_KEYS parsed");
-  return { top: list(top[1]!), sections };
+  const props = SERVER_SCHEMA["properties"] as Record<string, { properties?: Record<string, unknown> }>;
+  const sections = new Map(Object.entries(props).flatMap(([k, v]) => (v.properties === undefined ? [] : [[k, Object.keys(v.properties)] as [string, string[]]])));
+  assert.ok(sections.size >= 5, "the schema has its sections");
+  return { top: Object.keys(props), sections };
 }
 
 test("the unit carries the hardening directives and leaves MemoryDenyWriteExecute off", () => {

@@ -5,6 +5,7 @@
  * side-car writes into `/run/coffer/NAME`, `NAME.service` takes the files through systemd's own
  * `LoadCredential=`). Pure: builds text, touches no file; `docs/systemd.md` explains the design.
  */
+import { parseProviderSpec } from "../config/providers/index.ts";
 import { fileNameOf } from "./config.ts";
 import { CofferError } from "../errors.ts";
 import { assertEnvName, assertSecretName } from "../core/names.ts";
@@ -51,7 +52,6 @@ const SIDE_CAR_SUFFIX = "-secrets.service";
 const UNIT_NAME_MAX = 255 - SIDE_CAR_SUFFIX.length;
 // systemd's relaxed user-name rule (valid_user_group_name) without the oddities, or a numeric UID.
 const USER_RE = /^(?:[A-Za-z_][A-Za-z0-9_.\-]{0,31}|[0-9]{1,10})$/;
-const PROVIDER_RE = /^[a-z][a-z0-9-]*(?::.*)?$/s;
 const SAFE_WORD_RE = /^[A-Za-z0-9_@+=:,./\-]+$/;
 
 /**
@@ -206,9 +206,14 @@ function validate(o: UnitsOptions): void {
   if ("provider" in o.source) {
     if (o.secrets.length === 0) throw new CofferError("E_USAGE", "--secrets: give at least one ID with --provider");
     const p = o.source.provider;
-    if (!PROVIDER_RE.test(p)) throw new CofferError("E_USAGE", `--provider ${JSON.stringify(p)}: expected e.g. folder:/etc/app/secrets, store or vault:https://vault:8200#secret`);
     if (p.startsWith("folder:") && !p.slice("folder:".length).startsWith("/")) {
       throw new CofferError("E_USAGE", `--provider ${JSON.stringify(p)}: the folder must be an absolute path (the unit runs in /)`);
+    }
+    // The agent's own grammar (config/providers/), so a unit never holds a spec the agent refuses.
+    try {
+      parseProviderSpec(p);
+    } catch (err) {
+      throw new CofferError("E_USAGE", `--provider: ${(err as Error).message}`);
     }
   } else if (!o.source.config.startsWith("/")) {
     throw new CofferError("E_USAGE", `--config ${JSON.stringify(o.source.config)}: must be an absolute path (the unit runs in /)`);

@@ -3,9 +3,8 @@
  * parsing one document with line numbers, and a checker that walks the tree collecting every
  * problem as `file:line: rule`, then throws them all at once as one CofferError `E_CONFIG`.
  *
- * Each config file subclasses {@link YamlChecker} with its own rules; the generic steps
- * (aliases, node kinds, map entries, strings, unknown keys) live here so their messages are
- * the same everywhere.
+ * The schema walker (schema-check.ts) extends {@link YamlChecker}; the steps below it (aliases,
+ * node kinds, map entries) live here.
  */
 import { isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import type { Alias, Document, Node as YamlNode, Pair, YAMLMap } from "yaml";
@@ -123,14 +122,8 @@ export function duplicateKeys(doc: Document.Parsed, meter?: WorkMeter): YamlNode
 export const MIN_ALIAS_BUDGET = 10_000;
 
 /**
- * Walks a YAML tree, collecting problems with their lines. Subclasses add the rules of one file.
- *
- * @example
- * const { doc, lines } = parseYaml(text, file);
- * const c = new YamlChecker(file, doc, lines);
- * const map = c.asMap(doc.contents, 1, "the top level");
- * if (map !== undefined) c.unknownKeys(c.entries(map, "the top level"), ["a", "b"], "the top level");
- * c.throwIfAny();
+ * Collects the problems of one YAML document with their lines and follows its aliases within a
+ * budget; schema-check.ts's SchemaChecker walks it against a schema.
  */
 export class YamlChecker {
   readonly file: string;
@@ -155,17 +148,18 @@ export class YamlChecker {
   }
 
   /**
-   * Throws every problem noted so far, sorted by line, as one message, one problem a line.
+   * Throws every problem noted so far, sorted by line, then `unlined` (problems outside the file,
+   * such as an environment variable's), as one message, one problem a line.
    * @throws CofferError E_CONFIG: `file:line: rule` for one problem, else
    *   `file: N problems:` and `  file:line: rule` on each following line (the first
    *   {@link MAX_SHOWN_PROBLEMS}, then how many more)
    */
-  throwIfAny(): void {
-    if (this.problems.length === 0) return;
+  throwIfAny(unlined: readonly string[] = []): void {
+    if (this.problems.length === 0 && unlined.length === 0) return;
     const sorted = [...this.problems].sort((a, b) => a.line - b.line || a.order - b.order);
     const items = sorted.slice(0, MAX_SHOWN_PROBLEMS).map((p) => `${this.file}:${p.line}: ${p.rule.replace(/\s*\n\s*/g, " ")}`);
     if (sorted.length > MAX_SHOWN_PROBLEMS) items.push(`… and ${sorted.length - MAX_SHOWN_PROBLEMS} more`);
-    throw new CofferError("E_CONFIG", problemList(this.file, items, sorted.length));
+    throw new CofferError("E_CONFIG", problemList(this.file, [...items, ...unlined], sorted.length + unlined.length));
   }
 
   /** The line a node starts on (1 when it has no position). */
@@ -285,36 +279,11 @@ export class YamlChecker {
     return out;
   }
 
-  /** A map node, or a problem. */
-  asMap(node: unknown, line: number, what: string): YAMLMap | undefined {
-    const n = this.deref(node, line);
-    if (isMap(n)) return n;
-    if (n === undefined && node !== null && node !== undefined) return undefined; // alias problem already noted
-    this.problem(n === null || n === undefined ? line : this.line(n), `${what} must be a map, got ${this.kind(n)}`);
-    return undefined;
-  }
 
-  /** A string scalar, or a problem. */
-  asString(node: unknown, line: number, what: string): string | undefined {
-    return this.asStringAt(node, line, what)?.value;
-  }
 
-  /** A string scalar with the line of its value, or a problem. */
-  asStringAt(node: unknown, line: number, what: string): { value: string; line: number } | undefined {
-    const n = this.deref(node, line);
-    if (isScalar(n) && typeof n.value === "string") return { value: n.value, line: this.line(n) };
-    if (n === undefined && node !== null && node !== undefined) return undefined;
-    const hint = isScalar(n) && n.value !== null && typeof n.source === "string" ? ` (quote it: "${n.source}")` : "";
-    this.problem(n === null || n === undefined ? line : this.line(n), `${what} must be a string, got ${this.kind(n)}${hint}`);
-    return undefined;
-  }
 
-  /** A problem for each key not in `allowed`, naming the allowed keys. */
-  unknownKeys(keys: readonly { key: string; line: number }[], allowed: readonly string[], where: string): void {
-    for (const { key, line } of keys) {
-      if (!allowed.includes(key)) {
-        this.problem(line, `unknown key ${show(key)} in ${where}; allowed: ${allowed.length > 0 ? allowed.join(", ") : "(none)"}`);
-      }
-    }
-  }
+
+
+
+
 }

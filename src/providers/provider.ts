@@ -16,17 +16,8 @@ export interface SecretRef {
   version?: number;
 }
 
-/** How a provider is configured (the `providers:` section; `store` needs nothing). */
-export type ProviderSpec =
-  | { type: "store" }
-  | { type: "folder"; dir: string }
-  | { type: "env" }
-  | { type: "vault"; address: string; mount: string; namespace?: string; tokenEnv?: string }
-  /**
-   * A coffer team server (`coffer serve`): `url` is its http(s) base URL (no query, fragment or
-   * credentials); the API token is read from the variable `tokenEnv` (default `COFFER_TOKEN`).
-   */
-  | { type: "server"; url: string; tokenEnv?: string };
+/** How a provider is configured (the `providers:` section; `store` needs nothing): each type's grammar is in config/providers/. */
+export type { ProviderSpec } from "../config/providers/index.ts";
 
 /** What a provider may use from the process around it. */
 export interface ProviderContext {

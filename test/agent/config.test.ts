@@ -70,8 +70,8 @@ test("parseProviderSpec: the accepted forms", () => {
 });
 
 test("parseProviderSpec: refusals name the accepted forms", () => {
-  assert.equal(usageError(() => parseProviderSpec("vaults")), `invalid provider "vaults": use folder:/absolute/dir, store, env, vault:https://host:8200[#mount] or server:https://host:8200`);
-  assert.equal(usageError(() => parseProviderSpec("")), `invalid provider "": use folder:/absolute/dir, store, env, vault:https://host:8200[#mount] or server:https://host:8200`);
+  assert.equal(usageError(() => parseProviderSpec("vaults")), `invalid provider "vaults": use store, folder:/absolute/dir, env, vault:https://host:8200[#mount] or server:https://host:8200`);
+  assert.equal(usageError(() => parseProviderSpec("")), `invalid provider "": use store, folder:/absolute/dir, env, vault:https://host:8200[#mount] or server:https://host:8200`);
   assert.equal(
     usageError(() => parseProviderSpec("folder:secrets")),
     `invalid provider "folder:secrets": folder: needs an absolute directory, e.g. folder:/etc/secrets`,

@@ -45,7 +45,7 @@ test("a committed LD_PRELOAD file is refused: files: set the variable to a path 
 test("allowDangerous takes only names on the list", () => {
   assert.equal(
     configError(() => parseConfig(withEnv("    env: {}\n", "allowDangerous: [DATABASE_URL, 1X]\n"), F)),
-    `${F}: 2 problems:\n  ${F}:1: allowDangerous: DATABASE_URL is not on the dangerous list and needs no opt-in; remove it\n  ` +
+    `${F}: 2 problems:\n  ${F}:1: allowDangerous: "DATABASE_URL" is not on the dangerous list and needs no opt-in; remove it\n  ` +
       `${F}:1: allowDangerous: environment variable name "1X" must match ^[A-Za-z_][A-Za-z0-9_]*$`,
   );
   assert.match(configError(() => parseConfig(withEnv("    env: {}\n", "allowDangerous: PATH\n"), F)), /allowDangerous must be a list of variable names, got the string "PATH"/);

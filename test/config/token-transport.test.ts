@@ -37,15 +37,15 @@ test("a provider token is never sent over plain http to a remote host: the proje
   assert.equal(err.code, "E_CONFIG");
   assert.equal(
     err.message,
-    ".coffer.yml: 2 problems:\n  .coffer.yml:2: provider \"v\" would send its token over plain http:// to vault.example.com:8200, where the network can read it; use https://, or http:// only to a loopback address (127.0.0.1, ::1, localhost)\n  " +
-      ".coffer.yml:3: provider \"s\" would send its token over plain http:// to 10.0.0.5:8200, where the network can read it; use https://, or http:// only to a loopback address (127.0.0.1, ::1, localhost)",
+    ".coffer.yml: 2 problems:\n  .coffer.yml:2: provider \"v\" address \"http://vault.example.com:8200\" would send its token over plain http:// to vault.example.com:8200, where the network can read it; use https://, or http:// only to a loopback address (127.0.0.1, ::1, localhost)\n  " +
+      ".coffer.yml:3: provider \"s\" url \"http://10.0.0.5:8200\" would send its token over plain http:// to 10.0.0.5:8200, where the network can read it; use https://, or http:// only to a loopback address (127.0.0.1, ::1, localhost)",
   );
   parseConfig("providers:\n  v: { type: vault, address: http://127.0.0.1:8200 }\n  s: { type: server, url: \"http://localhost:8200\" }\nenvironments: { dev: {} }\n", ".coffer.yml");
 });
 
 test("a provider token is never sent over plain http to a remote host: agent.yml and --provider", () => {
   const yml = "backends:\n  v: { type: vault, address: http://vault.example.com:8200 }\nservices:\n  web: { backend: v, secrets: [a] }\n";
-  assert.match(errorOf(() => parseAgentConfig(yml, "agent.yml", "web")).message, /^agent\.yml:2: backend "v" \(type vault\) would send its token over plain http:\/\/ to vault\.example\.com:8200/);
+  assert.match(errorOf(() => parseAgentConfig(yml, "agent.yml", "web")).message, /^agent\.yml:2: backend "v" \(type vault\) address "http:\/\/vault\.example\.com:8200" would send its token over plain http:\/\/ to vault\.example\.com:8200/);
   const err = errorOf(() => parseProviderSpec("server:http://coffer.example.com"));
   assert.equal(err.code, "E_USAGE");
   assert.match(err.message, /^invalid provider "server:http:\/\/coffer\.example\.com": it would send its token over plain http:\/\//);

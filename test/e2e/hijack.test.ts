@@ -45,6 +45,6 @@ test("a provider token is never sent over plain http to a remote host: coffer co
   const { home, file } = project(t, "providers:\n  v: { type: vault, address: http://vault.example.com:8200 }\nenvironments:\n  dev:\n    env:\n      A: { from: v, path: a }\n");
   const r = coffer(home, ["config", "check", "--config", file], { env: { VAULT_TOKEN: TOKEN } });
   assert.equal(r.code, 7);
-  assert.match(r.err, /^coffer: [^]*\.coffer\.yml:2: provider "v" would send its token over plain http:\/\/ to vault\.example\.com:8200/);
+  assert.match(r.err, /^coffer: [^]*\.coffer\.yml:2: provider "v" address "http:\/\/vault\.example\.com:8200" would send its token over plain http:\/\/ to vault\.example\.com:8200/);
   assert.ok(!r.err.includes(TOKEN));
 });

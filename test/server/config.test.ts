@@ -118,7 +118,7 @@ tls: { cert: tls.crt, key: /k }
         `${F}:2: unknown key "colour" in the top level; allowed: listen, jwt, rateLimit, limits, roles, devLogin, behindProxy, trustedProxies, production, metrics, database, redis, tls, clients, log`,
         `${F}:3: unknown key "ttl" in jwt; allowed: secret, jwksFile, jwksUrl, issuer, audience, rolesClaim, algorithms, maxLifetime`,
         `${F}:4: rateLimit.requests must be a positive whole number, got number 0`,
-        `${F}:4: rateLimit.window must be a duration: a whole number with a unit ms, s, m, h, d or w, e.g. 500ms, 30s, 12h, 2w, got the string "1 minute"`,
+        `${F}:4: rateLimit.window must be a duration: a whole number with a unit ms, s, m, h, d or w, e.g. 500ms, 30s, 12h, 2w, got "1 minute"`,
         `${F}:5: limits.bodyBytes must be a whole number of bytes, at least 1024, got number 100`,
         `${F}:5: limits.valueBytes must be a positive whole number of bytes, got number -1`,
         `${F}:6: devLogin must be true or false, got the string "yes please"`,

@@ -1,0 +1,52 @@
+/**
+ * What a provider type owns of the config language (docs/design.md §7): its `providers:` entry
+ * as a JSON Schema branch, the checks of its settings, its `--provider TYPE:…` form and what a
+ * reference's `secret:` names in it. One file per type beside this one, one line in `index.ts`;
+ * the runtime provider in `src/providers/` takes its spec type from here.
+ */
+import type { Formats, Schema } from "../schema-check.ts";
+
+/** A rule broken, or the value. */
+export type Checked<T> = { ok: T } | { rule: string };
+
+/** One provider type's grammar. */
+export interface ProviderGrammar<S extends { type: string } = { type: string }> {
+  type: S["type"];
+  /** the `providers:` entry (a branch of the schema's `provider` oneOf), with its `x-` messages */
+  schema: Schema;
+  /** agent.yml backends: settings only the agent has (vault's tokenFile) */
+  agentProperties?: Record<string, Schema>;
+  /** the checks the schema names with `x-format` */
+  formats?: Formats;
+  /** what `secret:`/`path:` names in this provider: a secret name, a variable name, or any text */
+  path: "secret-name" | "env-name" | "text";
+  /** whether a reference may name a `key:` inside the value (vault) */
+  keys?: boolean;
+  /** `--provider` forms, for the usage message */
+  cliForm: string;
+  /** Parses the text after `TYPE:` of `--provider` (undefined for types without settings). */
+  fromCli?(rest: string): Checked<S>;
+  /** The spec with its defaults filled in, from the checked settings. */
+  spec(settings: Record<string, unknown>): S;
+}
+
+/** An http(s) URL with a host (vault's address). */
+export function isHttpUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
+/** The grammar of a type without settings (`store`, `env`): `{ type }`, `--provider TYPE`. */
+export function plainGrammar<T extends string>(type: T, title: string, description: string, path: ProviderGrammar["path"]): ProviderGrammar<{ type: T }> {
+  return {
+    type,
+    schema: { title, type: "object", additionalProperties: false, required: ["type"], properties: { type: { const: type, description } } },
+    path,
+    cliForm: type,
+    spec: () => ({ type }),
+  };
+}

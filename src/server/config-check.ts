@@ -1,0 +1,494 @@
+/**
+ * The checks of the server config (docs/design.md §7): {@link SERVER_SCHEMA} is the single source
+ * of the file's structure, checked by the one config checker (config/schema-check.ts); every
+ * setting may come from an environment variable instead (`COFFER_` + its path, see config.ts),
+ * whose text is read by the same leaf schema; the rules that need several settings (the JWT key
+ * source, TLS, clients naming roles, proxies, URLs that may hold passwords) are code below.
+ */
+import { isIP } from "node:net";
+import { parseYaml, show } from "../config/yaml-checker.ts";
+import { render, SchemaChecker, type Formats, type Schema } from "../config/schema-check.ts";
+import { checkDuration, DURATION_RULE, type DurationBounds } from "../core/durations.ts";
+import { PATTERN_RULE } from "../core/patterns.ts";
+import type { Capability, JwtConfig, LogLevel, RoleRule, ServerConfig } from "./config.ts";
+import { policyPatternProblem, SYSTEM_PATHS } from "./policy.ts";
+import { weakSecretRule } from "./weak-secrets.ts";
+
+/** pino's level names: what `log.level` accepts. */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+/** The capabilities a rule may grant. */
+export const CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete"];
+/** A role's name. */
+export const ROLE_NAME_PATTERN = "^[a-z][a-z0-9_-]*$";
+/** `jwt.maxLifetime` when unset: 24 h. */
+export const DEFAULT_JWT_MAX_LIFETIME_MS = 24 * 60 * 60 * 1000;
+
+const MAX_WINDOW_MS = 24 * 60 * 60 * 1000;
+const MAX_JWT_MAX_LIFETIME_MS = 366 * 24 * 60 * 60 * 1000;
+const MAX_PROXY_HOPS = 16;
+const ROOT_ROLE = "root";
+const HMAC_ALGORITHMS = ["HS256", "HS384", "HS512"] as const;
+const KEY_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
+const ALGORITHMS: readonly string[] = [...HMAC_ALGORITHMS, ...KEY_ALGORITHMS];
+const DEFAULT_KEY_ALGORITHMS = ["RS256", "ES256", "EdDSA"];
+const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+/** COFFER_ENV values that once meant "production" (any case): they must not leave a server unguarded. */
+const PRODUCTION_SPELLINGS = /^\s*prod(uction)?\s*$/i;
+const LISTEN_RULE = "must be HOST:PORT or [IPv6]:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8200 or [::1]:8200";
+const ENV_BOOLEAN_RULE = "must be true, false, 1 or 0";
+const HOP_RULE = `must be true, false or a number of proxy hops from 0 to ${MAX_PROXY_HOPS}`;
+
+/* ------------------------------------------ schema ------------------------------------------ */
+
+const GOT = "{where} {rule}, got {value}";
+const text: Schema = { type: "string", minLength: 1 };
+const secretText: Schema = { ...text, "x-secret": true };
+const absolute: Schema = { ...text, pattern: "^/", "x-rule": "{where} must be an absolute path (starting with /), got {value}" };
+const wholeNumber = (minimum: number, expect: string): Schema => ({ type: "integer", minimum, "x-expect": expect });
+const section = (properties: Record<string, Schema>): Schema => ({ type: "object", additionalProperties: false, "x-sep": ".", properties });
+const hops = { type: "integer", minimum: 0, maximum: MAX_PROXY_HOPS, "x-expect": HOP_RULE.slice("must be ".length) };
+
+/** The JSON Schema of the server config, with coffer's `x-` message keywords (schema-check.ts). */
+export const SERVER_SCHEMA: Schema = {
+  $schema: "https://json-schema.org/draft/2020-12/schema",
+  $id: "urn:coffer:schema:server.yml:1",
+  title: "coffer server config",
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    listen: { type: "string", "x-format": "listen", "x-rule": GOT },
+    jwt: section({
+      secret: { ...secretText, "x-format": "jwt-secret", "x-rule": "{where} {rule}" },
+      jwksFile: absolute,
+      jwksUrl: { ...text, "x-format": "https-url", "x-rule": GOT },
+      issuer: text,
+      audience: text,
+      rolesClaim: text,
+      algorithms: { type: "array", items: { type: "string" }, "x-expect": "a list of algorithm names, e.g. [HS256]" },
+      maxLifetime: { type: "string", "x-format": "jwt-lifetime", "x-rule": GOT },
+    }),
+    rateLimit: section({
+      requests: wholeNumber(1, "a positive whole number"),
+      window: { type: "string", "x-format": "window", "x-rule": GOT },
+      ipRequests: wholeNumber(1, "a positive whole number"),
+    }),
+    limits: section({
+      bodyBytes: wholeNumber(1024, "a whole number of bytes, at least 1024"),
+      valueBytes: wholeNumber(1, "a positive whole number of bytes"),
+    }),
+    roles: {
+      type: "object",
+      propertyNames: {
+        pattern: ROLE_NAME_PATTERN,
+        not: { const: ROOT_ROLE, "x-rule": 'role name "root" is reserved: root is built in (every capability on every path); choose another name' },
+        "x-rule": "role name {value} must match {pattern}",
+      },
+      additionalProperties: { $ref: "#/$defs/role" },
+      "x-item": "role {key}",
+    },
+    devLogin: { type: "boolean" },
+    behindProxy: { oneOf: [{ type: "boolean" }, hops], "x-expect": hops["x-expect"] },
+    trustedProxies: { type: "array", items: { type: "string" }, "x-expect": "a list of proxy addresses or CIDRs, e.g. [10.0.0.5, 10.1.0.0/16]" },
+    production: { type: "boolean" },
+    metrics: section({ public: { type: "boolean" } }),
+    database: secretText,
+    redis: secretText,
+    tls: section({ cert: absolute, key: absolute, clientCa: absolute }),
+    clients: {
+      type: "object",
+      propertyNames: { pattern: "\\S", "x-rule": "clients: a certificate name must not be empty" },
+      additionalProperties: {
+        type: "array",
+        minItems: 1,
+        items: { type: "string" },
+        "x-item": "{where} role",
+        "x-expect": "a non-empty list of role names",
+        "x-empty": "{where} must be a non-empty list of role names, got an empty list",
+      },
+      "x-item": "client {key}",
+    },
+    log: section({ level: { type: "string", enum: LOG_LEVELS } }),
+  },
+  $defs: {
+    role: {
+      type: "array",
+      minItems: 1,
+      "x-item": "{where} rule {n}",
+      "x-expect": "a list of { path, capabilities }",
+      "x-empty": "{where} has no rules; give at least one { path, capabilities }",
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["path", "capabilities"],
+        properties: {
+          path: {
+            type: "string",
+            "x-format": "policy-path",
+            "x-rule": `{where} {value}: {rule}; a rule path is a system path (${SYSTEM_PATHS.join(", ")}) or ${PATTERN_RULE}`,
+            "x-needs": "a secret-name glob (e.g. app/*) or sys:tokens, sys:audit, sys:metrics",
+          },
+          capabilities: {
+            type: "array",
+            minItems: 1,
+            uniqueItems: true,
+            items: { type: "string", enum: CAPABILITIES, "x-rule": `{where} {value} is unknown; capabilities: ${CAPABILITIES.join(", ")}` },
+            "x-item": "{owner} capability",
+            "x-expect": `a list of ${CAPABILITIES.join(", ")}`,
+            "x-needs": `a list of ${CAPABILITIES.join(", ")}`,
+            "x-empty": `{where} is empty; give at least one of ${CAPABILITIES.join(", ")}`,
+          },
+        },
+      },
+    },
+  },
+};
+
+const durationRule = (bounds: DurationBounds) => (s: string, number?: boolean) => {
+  if (number === true) return `${DURATION_RULE}, got number ${s}`;
+  const r = checkDuration(s, bounds);
+  return "rule" in r ? r.rule : undefined;
+};
+
+const SERVER_FORMATS: Formats = {
+  listen: (s) => (parseListen(s) === undefined ? LISTEN_RULE : undefined),
+  "jwt-secret": (s) => weakSecretRule(s),
+  "https-url": (s) => (httpsUrl(s) ? undefined : "must be an https:// URL without credentials"),
+  "jwt-lifetime": durationRule({ min: 1000, max: MAX_JWT_MAX_LIFETIME_MS }),
+  window: durationRule({ min: 1, max: MAX_WINDOW_MS }),
+  "policy-path": (s) => policyPatternProblem(s),
+};
+
+/** `rateLimit.ipRequests` → `COFFER_RATE_LIMIT_IP_REQUESTS`. */
+export function envName(path: string): string {
+  return `COFFER_${path
+    .split(".")
+    .map((p) => p.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase())
+    .join("_")}`;
+}
+
+/* ------------------------------------------ checker ------------------------------------------ */
+
+/** Checks one server config: the file (its checker's problems) and the environment (`VARIABLE: rule`). */
+export class ServerConfigCheck {
+  readonly c: SchemaChecker;
+  readonly env: NodeJS.ProcessEnv;
+  /** `VARIABLE: rule` (and `--listen: rule`), in the order found */
+  readonly envProblems: string[] = [];
+  /** every setting given, by path (`rateLimit.window`), its checked value when it has one */
+  readonly values = new Map<string, unknown>();
+  /** where each setting given came from: a variable, or the file with its line */
+  readonly sources = new Map<string, { env: string } | { line: number }>();
+  /** the checkers of variables holding YAML (COFFER_ROLES, COFFER_CLIENTS) */
+  readonly #envCheckers = new Map<string, SchemaChecker>();
+  #file: Record<string, unknown> = {};
+
+  constructor(label: string, text: string, env: NodeJS.ProcessEnv) {
+    const { doc, lines } = parseYaml(text, label);
+    this.c = new SchemaChecker(label, doc, lines).use(SERVER_SCHEMA, SERVER_FORMATS);
+    this.env = env;
+    const contents = doc.contents;
+    const empty = contents === null || (typeof contents === "object" && "value" in contents && contents.value === null);
+    if (!empty) this.#file = (this.c.check(contents, SERVER_SCHEMA, "", 1) as Record<string, unknown> | undefined) ?? {};
+    for (const [key, prop] of Object.entries<Schema>(SERVER_SCHEMA["properties"])) {
+      const sub: Record<string, Schema> | undefined = prop["properties"];
+      const container = sub === undefined ? this.#file : (this.#file[key] as Record<string, unknown> | undefined);
+      for (const [k, leaf] of sub === undefined ? [[key, prop] as const] : Object.entries(sub)) this.#read(sub === undefined ? k : `${key}.${k}`, k, leaf, container);
+    }
+  }
+
+  /** A setting from its variable when set and not empty, else from the file. */
+  #read(path: string, key: string, leaf: Schema, container: Record<string, unknown> | undefined): void {
+    const name = envName(path);
+    const text = this.env[name];
+    if (text !== undefined && text !== "") {
+      this.sources.set(path, { env: name });
+      const v = this.#fromEnv(name, text, leaf);
+      if (v !== undefined) this.values.set(path, v);
+    } else if (container !== undefined && this.c.at(container, key) !== undefined) {
+      this.sources.set(path, { line: this.c.lineOf(container, key) });
+      if (Object.hasOwn(container, key)) this.values.set(path, container[key]);
+    }
+  }
+
+  /** A variable's text read by the setting's schema; its problems read `VARIABLE: rule` (no value: it may be a secret). */
+  #fromEnv(name: string, text: string, leaf: Schema): unknown {
+    const bad = (rule: string): undefined => void this.envProblems.push(`${name}: ${rule}`);
+    switch (leaf["type"]) {
+      case "string": {
+        const r = this.c.textRule(text, leaf);
+        return r === undefined ? text : bad(render(r.template.replace(/,? got \{value\}/, "").replace("{value}", ""), leaf, "", "", r.rule));
+      }
+      case "integer": {
+        const v = /^[0-9]{1,15}$/.test(text) ? Number(text) : NaN;
+        return Number.isSafeInteger(v) && v >= leaf["minimum"] ? v : bad(`must be ${leaf["x-expect"]}`);
+      }
+      case "boolean": {
+        const t = text.toLowerCase();
+        return t === "true" || t === "1" ? true : t === "false" || t === "0" ? false : bad(ENV_BOOLEAN_RULE);
+      }
+      case "array":
+        return text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+      case "object": {
+        // YAML or JSON text of the whole map, checked by a checker of its own: `VARIABLE:line: rule`.
+        try {
+          const { doc, lines } = parseYaml(text, name);
+          const c = new SchemaChecker(name, doc, lines).use(SERVER_SCHEMA, SERVER_FORMATS);
+          this.#envCheckers.set(name, c);
+          return c.check(doc.contents, leaf, "", 1);
+        } catch (err) {
+          return void this.envProblems.push((err as Error).message); // the YAML's own problems, `VARIABLE:line: …`
+        }
+      }
+      default:
+        return text;
+    }
+  }
+
+  /** The checker that read `path` (the file's, or its variable's when it held YAML). */
+  checkerOf(path: string): SchemaChecker {
+    const src = this.sources.get(path);
+    return (src !== undefined && "env" in src && this.#envCheckers.get(src.env)) || this.c;
+  }
+
+  /** Notes a problem with the setting `path`: `file:line: path rule[, got …]` or `VARIABLE: rule`. */
+  bad(path: string, rule: string, got?: string): void {
+    const src = this.sources.get(path);
+    if (src === undefined) return;
+    if ("env" in src) this.envProblems.push(`${src.env}: ${rule}`);
+    else this.c.problem(src.line, `${path} ${rule}${got !== undefined ? `, got ${got}` : ""}`);
+  }
+
+  /** Notes a problem about a section (`jwt needs issuer …`): at its line in the file, else without one. */
+  sectionProblem(section: string, rule: string): void {
+    const at = this.c.at(this.#file, section);
+    if (at !== undefined) this.c.problem(at.key, rule);
+    else this.envProblems.push(rule);
+  }
+
+  /** Whether the file has `section`, or a variable sets one of its settings. */
+  given(section: string): boolean {
+    return this.c.at(this.#file, section) !== undefined || [...this.sources.keys()].some((k) => k.startsWith(`${section}.`));
+  }
+
+  value<T>(path: string): T | undefined {
+    return this.values.get(path) as T | undefined;
+  }
+
+  /** Throws every problem: the file's by line, the variables' YAML problems, then the rest. */
+  throwIfAny(): void {
+    for (const c of this.#envCheckers.values()) {
+      try {
+        c.throwIfAny();
+      } catch (err) {
+        this.envProblems.push((err as Error).message);
+      }
+    }
+    this.c.throwIfAny(this.envProblems);
+  }
+
+  /** The checked settings, with their defaults and the rules that need several of them. */
+  config(file: string | undefined, overrides: { listen?: string; production?: boolean }, defaults: Pick<ServerConfig, "listen" | "rateLimit" | "limits">): ServerConfig {
+    let listen = defaults.listen;
+    const given = overrides.listen ?? this.value<string>("listen");
+    if (given !== undefined) {
+      const l = parseListen(given);
+      if (l !== undefined) listen = l;
+      else if (overrides.listen !== undefined) this.envProblems.push(`--listen: ${LISTEN_RULE}`);
+    }
+    const requests = this.value<number>("rateLimit.requests") ?? defaults.rateLimit.requests;
+    const window = this.value<string>("rateLimit.window");
+    const roles = this.value<Record<string, RoleRule[]>>("roles") ?? (Object.create(null) as Record<string, RoleRule[]>);
+    const jwt = this.jwt();
+    const tls = this.tls();
+    const clients = this.clients(roles, tls);
+    const database = this.url("database", ["postgres:", "postgresql:"], "must be a postgres:// or postgresql:// URL");
+    const redis = this.url("redis", ["redis:", "rediss:"], "must be a redis:// or rediss:// URL");
+    const production = overrides.production === true || (this.value<boolean>("production") ?? false);
+    const cofferEnv = this.env["COFFER_ENV"];
+    if (!production && cofferEnv !== undefined && PRODUCTION_SPELLINGS.test(cofferEnv)) {
+      // COFFER_ENV used to switch the guard on: a deployment that relied on it must not run unguarded.
+      this.envProblems.push(
+        `COFFER_ENV=${cofferEnv.trim()} no longer turns on the server's production checks (COFFER_ENV only picks the .coffer.yml environment): ` +
+          "set production: true in the server config, COFFER_PRODUCTION=1, or pass --production",
+      );
+    }
+    const proxy = this.proxies();
+    return {
+      ...(file !== undefined && { file }),
+      listen,
+      ...(jwt !== undefined && { jwt }),
+      rateLimit: {
+        requests,
+        windowMs: window === undefined ? defaults.rateLimit.windowMs : msOf(window),
+        ipRequests: this.value<number>("rateLimit.ipRequests") ?? 10 * requests,
+      },
+      limits: {
+        bodyBytes: this.value<number>("limits.bodyBytes") ?? defaults.limits.bodyBytes,
+        valueBytes: this.value<number>("limits.valueBytes") ?? defaults.limits.valueBytes,
+      },
+      roles,
+      devLogin: this.value<boolean>("devLogin") ?? false,
+      behindProxy: proxy.hops,
+      ...(proxy.trusted !== undefined && { trustedProxies: proxy.trusted }),
+      production,
+      metrics: { public: this.value<boolean>("metrics.public") ?? false },
+      log: { level: this.value<LogLevel>("log.level") ?? "info" },
+      ...(database !== undefined && { database }),
+      ...(redis !== undefined && { redis }),
+      ...(tls !== undefined && { tls }),
+      ...(clients !== undefined && { clients }),
+    };
+  }
+
+  jwt(): JwtConfig | undefined {
+    if (!this.given("jwt")) return undefined;
+    const missing = (rule: string): void => this.sectionProblem("jwt", rule);
+    const sources = ["secret", "jwksFile", "jwksUrl"].filter((k) => this.sources.has(`jwt.${k}`));
+    if (sources.length === 0) {
+      missing("jwt needs one key source: secret (COFFER_JWT_SECRET), jwksFile (COFFER_JWT_JWKS_FILE) or jwksUrl (COFFER_JWT_JWKS_URL)");
+    } else if (sources.length > 1) {
+      missing(`jwt has ${sources.join(" and ")}: give exactly one of secret, jwksFile, jwksUrl`);
+    }
+    if (!this.sources.has("jwt.issuer")) missing("jwt needs issuer (COFFER_JWT_ISSUER): the iss tokens must carry");
+    if (!this.sources.has("jwt.audience")) missing("jwt needs audience (COFFER_JWT_AUDIENCE): the aud tokens must carry");
+
+    const hmac = sources.length === 1 && sources[0] === "secret";
+    let algorithms = hmac ? ["HS256"] : [...DEFAULT_KEY_ALGORITHMS];
+    const list = this.value<string[]>("jwt.algorithms");
+    if (list !== undefined) {
+      const out: string[] = [];
+      const rules: string[] = [];
+      if (list.length === 0) rules.push(`must not be empty; algorithms: ${ALGORITHMS.join(", ")}`);
+      for (const a of list) {
+        if (a.toLowerCase() === "none") rules.push(`"none" is refused: it accepts unsigned tokens, which anyone can forge`);
+        else if (!ALGORITHMS.includes(a)) rules.push(`${show(a)} is unknown; algorithms: ${ALGORITHMS.join(", ")}`);
+        else if (out.includes(a)) rules.push(`${show(a)} is listed twice`);
+        else if (sources.length === 1 && hmac && !a.startsWith("HS")) rules.push(`${a} needs a key set (jwksFile or jwksUrl); with secret use HS256, HS384 or HS512`);
+        else if (sources.length === 1 && !hmac && a.startsWith("HS")) rules.push(`${a} needs secret; with jwksFile or jwksUrl use RS*, PS*, ES* or EdDSA`);
+        else out.push(a);
+      }
+      for (const r of rules) this.bad("jwt.algorithms", r);
+      if (rules.length === 0) algorithms = out;
+    }
+    const [secret, jwksFile, jwksUrl, issuer, audience, maxLifetime] = ["secret", "jwksFile", "jwksUrl", "issuer", "audience", "maxLifetime"].map((k) =>
+      this.value<string>(`jwt.${k}`),
+    );
+    if (issuer === undefined || audience === undefined) return undefined;
+    return {
+      ...(secret !== undefined && { secret }),
+      ...(jwksFile !== undefined && { jwksFile }),
+      ...(jwksUrl !== undefined && { jwksUrl }),
+      issuer,
+      audience,
+      rolesClaim: this.value<string>("jwt.rolesClaim") ?? "roles",
+      algorithms,
+      ...(maxLifetime !== undefined && { maxLifetimeMs: msOf(maxLifetime) }),
+    };
+  }
+
+  tls(): ServerConfig["tls"] {
+    if (!this.given("tls")) return undefined;
+    for (const [k, what] of [["cert", "certificate chain (PEM)"], ["key", "private key (PEM)"]] as const) {
+      if (!this.sources.has(`tls.${k}`)) this.sectionProblem("tls", `tls needs ${k} (${envName(`tls.${k}`)}): the absolute path of the ${what}`);
+    }
+    const [cert, key, clientCa] = ["cert", "key", "clientCa"].map((k) => this.value<string>(`tls.${k}`));
+    if (cert === undefined || key === undefined) return undefined;
+    return { cert, key, ...(clientCa !== undefined && { clientCa }) };
+  }
+
+  /** `clients`: certificate names → defined role names (or root); needs tls.clientCa. */
+  clients(roles: Record<string, RoleRule[]>, tls: ServerConfig["tls"]): Record<string, string[]> | undefined {
+    const clients = this.value<Record<string, string[]>>("clients");
+    if (clients === undefined) return undefined;
+    const c = this.checkerOf("clients");
+    const before = c.problems.length;
+    const out = Object.create(null) as Record<string, string[]>;
+    for (const [name, list] of Object.entries(clients)) {
+      out[name] = [];
+      list.forEach((role, i) => {
+        if (role !== ROOT_ROLE && !Object.hasOwn(roles, role)) {
+          c.problem(c.lineOf(list, i), `client ${show(name)}: role ${show(role)} is not defined; roles: ${[ROOT_ROLE, ...Object.keys(roles)].join(", ")}`);
+        } else if (!out[name]!.includes(role)) {
+          out[name]!.push(role);
+        }
+      });
+    }
+    if (c.problems.length > before) return undefined;
+    if (tls?.clientCa === undefined) {
+      this.bad("clients", "needs tls.clientCa (COFFER_TLS_CLIENT_CA): client certificates are only asked for with a CA to check them");
+      return undefined;
+    }
+    return out;
+  }
+
+  /**
+   * `behindProxy` (true = 1 hop, false = 0, or a hop count) or `trustedProxies` (addresses or
+   * CIDRs), not both: whose X-Forwarded-For the server believes.
+   */
+  proxies(): { hops: number; trusted?: string[] } {
+    let hops = 0;
+    const b = this.value<boolean | number | string>("behindProxy");
+    if (typeof b === "string") {
+      const t = b.trim().toLowerCase();
+      const v = t === "true" ? 1 : t === "false" ? 0 : /^[0-9]{1,2}$/.test(t) ? Number(t) : undefined;
+      if (v === undefined || v > MAX_PROXY_HOPS) this.bad("behindProxy", HOP_RULE);
+      else hops = v;
+    } else if (b !== undefined) {
+      hops = b === true ? 1 : b === false ? 0 : b;
+    }
+    const list = this.value<string[]>("trustedProxies");
+    if (list === undefined) return { hops };
+    const rules: string[] = [];
+    if (list.length === 0) rules.push("must not be empty; list the addresses or CIDRs of your proxies, e.g. [10.0.0.5, 10.1.0.0/16]");
+    for (const entry of list) {
+      const why = cidrRule(entry);
+      if (why !== undefined) rules.push(`${show(entry)}: ${why}`);
+    }
+    if (this.sources.has("behindProxy")) rules.push("give behindProxy (a number of hops) or trustedProxies (addresses), not both");
+    for (const r of rules) this.bad("trustedProxies", r);
+    return rules.length > 0 ? { hops } : { hops: 0, trusted: list };
+  }
+
+  /** A URL with one of `schemes`; messages show only the scheme (the URL may hold a password). */
+  url(path: string, schemes: readonly string[], rule: string): string | undefined {
+    const s = this.value<string>(path);
+    const u = s === undefined ? null : URL.parse(s);
+    if (s !== undefined && (u === null || !schemes.includes(u.protocol))) this.bad(path, rule, u === null ? "something that is not a URL" : `a ${u.protocol}// URL`);
+    else if (u?.hostname === "" && u.protocol.startsWith("redis")) this.bad(path, `${rule} with a host`);
+    else return s;
+    return undefined;
+  }
+
+}
+
+/** A checked duration's milliseconds. */
+const msOf = (text: string): number => (checkDuration(text) as { ok: number }).ok;
+
+/** Why `entry` is not an IP address or CIDR coffer accepts as a trusted proxy, or undefined. */
+function cidrRule(entry: string): string | undefined {
+  const [addr, bits, extra] = entry.split("/");
+  const family = isIP(addr ?? "");
+  if (extra !== undefined || family === 0) return "not an IP address or CIDR (e.g. 10.0.0.5, 10.1.0.0/16, fd00::/8)";
+  if (bits === undefined) return undefined;
+  const max = family === 4 ? 32 : 128;
+  if (!/^[0-9]{1,3}$/.test(bits) || Number(bits) > max) return `the prefix length must be a number from 1 to ${max}`;
+  if (Number(bits) === 0) return "a /0 trusts every address, so any client could choose its own; list your proxies";
+  return undefined;
+}
+
+/** `HOST:PORT` or `[IPv6]:PORT`; the host of an IPv6 address without brackets. */
+function parseListen(text: string): { host: string; port: number } | undefined {
+  const m = /^\[([^\]]+)\]:([0-9]{1,5})$/.exec(text) ?? /^([^:[\]\s]+):([0-9]{1,5})$/.exec(text);
+  if (m === null) return undefined;
+  const host = m[1]!;
+  const port = Number(m[2]);
+  if (port > 65535) return undefined;
+  const bracketed = text.startsWith("[");
+  if (bracketed ? isIP(host) !== 6 : isIP(host) !== 4 && !HOSTNAME_RE.test(host)) return undefined;
+  return { host, port };
+}
+
+function httpsUrl(s: string): boolean {
+  const u = URL.parse(s);
+  return u !== null && u.protocol === "https:" && u.hostname !== "" && u.username === "" && u.password === "";
+}
