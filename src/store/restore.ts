@@ -26,6 +26,7 @@ import { HeadFile, headsDirFor, verifyHead, type ChainHead } from "./head.ts";
 import { createPrivateFile, ensurePrivateDir, fileChunks, fsyncDir, openPrivateNew, readFilePrefix, writeAll } from "../core/fs-secure.ts";
 import { homeOf, resolvePaths, type PathOptions } from "../core/paths.ts";
 import { openStore } from "./store.ts";
+import { internalsOf } from "./internal.ts";
 
 /** Options of {@link restoreBackup}. */
 export interface RestoreOptions extends PathOptions {
@@ -282,7 +283,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         detail: { backup_created: container.created, replaced: existing, schema: summary.schema, secrets: counts.secrets },
       });
       restoredHead = { count: record.seq, hash: record.hash };
-      result = { ...counts, auditRecords: record.seq, schema: (store.sql("PRAGMA user_version").get() as { user_version: number }).user_version };
+      result = { ...counts, auditRecords: record.seq, schema: internalsOf(store).driver.schemaVersion() };
     } finally {
       store.close();
     }

@@ -1,13 +1,25 @@
 /**
  * What the two storage drivers (`sqlite.ts`, `postgres.ts`) share: the checks of what a caller
- * hands in, the mapping of token rows, and the key range of a name prefix. None of it touches a
- * database, so both drivers refuse the same inputs with the same messages.
+ * hands in, the migrate rule's refusal, the mapping of rows, and the key range of a name prefix.
+ * None of it touches a database, so both drivers refuse the same inputs with the same messages.
  */
-import { CofferError } from "../../errors.ts";
+import { CofferError } from "../errors.ts";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
-import { ChainVerifier, type AuditRecord, type AuditVerification } from "../../core/audit.ts";
-import { assertVersion } from "../../core/names.ts";
-import { AUDIT_VERIFY_PAGE, type AuditInput, type AuditVerifyOptions, type SealedValue, type StoredSecretInfo, type StoredToken, type StoredVersionInfo, type WriteRequest } from "./storage.ts";
+import { ChainVerifier, type AuditRecord, type AuditVerification } from "../core/audit.ts";
+import { assertVersion } from "../core/names.ts";
+import { AUDIT_VERIFY_PAGE, type AuditInput, type AuditVerifyOptions, type SealedValue, type StoredSecretInfo, type StoredToken, type StoredVersionInfo, type WriteRequest } from "./types.ts";
+
+/**
+ * The migrate rule's one refusal, for every dialect (and a backup's snapshot): a database
+ * written by a newer coffer is refused rather than misread.
+ * @param what - the database, as a message names it (a path, a redacted URL, "the backup")
+ * @throws CofferError E_INTEGRITY
+ */
+export function refuseNewer(found: number, known: number, what: string): void {
+  if (found > known) {
+    throw new CofferError("E_INTEGRITY", `${what} was written by a newer coffer (schema ${found}, this one knows ${known}); upgrade coffer`);
+  }
+}
 
 /** The audit table's columns, in the order both drivers select and insert them. */
 export const AUDIT_COLUMNS = "seq, at, actor, action, name, version, detail, hash";
