@@ -180,11 +180,12 @@ export class SqliteDriver {
 
   /** A prepared statement, cached per connection. For this folder's typed statements only. */
   stmt(sql: string, arrays = false): StatementSync {
-    let st = this.#statements.get(sql);
+    const key = arrays ? `[] ${sql}` : sql;
+    let st = this.#statements.get(key);
     if (st === undefined) {
       st = this.#db.prepare(sql);
       if (arrays) st.setReturnArrays(true);
-      this.#statements.set(sql, st);
+      this.#statements.set(key, st);
     }
     return st;
   }

@@ -8,7 +8,7 @@ import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { AuditRecord } from "../../src/core/audit.ts";
-import type { SealedValue, ServerStorage, StoredToken, StoredVersion, WriteRequest } from "../../src/server/storage/storage.ts";
+import type { SealedValue, ServerStorage, StoredToken, StoredVersion, WriteRequest } from "../../src/storage/types.ts";
 
 /** Hooks a driver may give beyond its factory. */
 export interface ConformanceOptions {
