@@ -12,13 +12,10 @@ import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { CofferError } from "../errors.ts";
 import { assertPrivate, shellQuote } from "../core/fs-secure.ts";
-import type { AuditRecord, AuditVerification } from "../core/audit.ts";
 import { SqliteDriver } from "./sqlite.ts";
 import { mapSqliteError } from "./sqlite-errors.ts";
 import { closedError, secretInfoFromRow, verifyAuditPages } from "./checks.ts";
-import type {
-  AuditInput, AuditVerifyOptions, ServerStorage, StoredSecretInfo, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest,
-} from "./types.ts";
+import type { ServerStorage } from "./types.ts";
 
 /** Options of {@link openSqliteStorage}. */
 export interface SqliteStorageOptions {
@@ -69,7 +66,7 @@ export async function openSqliteStorage(path: string, options: SqliteStorageOpti
     }
     throw err;
   }
-  return new SqliteStorage(SqliteDriver.open(path, "server", { busyTimeoutMs }));
+  return sqliteStorage(SqliteDriver.open(path, "server", { busyTimeoutMs }));
 }
 
 const RESOLVED_UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
@@ -78,120 +75,62 @@ const RESOLVED_UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
  * The seam over a synchronous core of either kind (a local store's serves the conformance suite;
  * it has no tokens table). Closing it closes the core.
  */
-export class SqliteStorage implements ServerStorage {
-  readonly driver = "sqlite" as const;
-  readonly storeId: Buffer;
-  readonly #core: SqliteDriver;
-  #closed = false;
-
-  constructor(core: SqliteDriver) {
-    this.#core = core;
-    this.storeId = core.storeId;
-  }
-
-  getMeta(key: string): Promise<string | undefined> {
-    return this.#run("reading meta", () => this.#core.meta()[key]);
-  }
-
-  setMetaIfAbsent(key: string, value: string): Promise<string> {
-    return this.#run("writing meta", () => this.#core.setMeta(key, value, true));
-  }
-
-  setMeta(key: string, value: string): Promise<void> {
-    return this.#run("writing meta", () => void this.#core.setMeta(key, value));
-  }
-
-  // The read path: no closure, no extra promise (the server's hottest call).
-  readCurrent(name: string): Promise<StoredVersion | undefined> {
-    if (this.#closed) return Promise.reject(closedError());
-    try {
-      const v = this.#core.readCurrent(name);
-      return v === undefined ? RESOLVED_UNDEFINED : Promise.resolve(v);
-    } catch (err) {
-      return Promise.reject(this.#map(err, "reading a secret"));
-    }
-  }
-
-  readVersion(name: string, version: number): Promise<StoredVersion | undefined> {
-    return this.#run("reading a secret", () => this.#core.readVersion(name, version));
-  }
-
-  state(name: string): Promise<{ latest: number; deletedAt: string | null } | undefined> {
-    return this.#run("reading a secret", () => this.#core.state(name));
-  }
-
-  write(request: WriteRequest): Promise<{ version: number; audit: AuditRecord }> {
-    return this.#run("writing a secret", () => this.#core.write(request));
-  }
-
-  list(prefix: string): Promise<StoredSecretInfo[]> {
-    return this.#run("listing secrets", () => this.#core.list(prefix).map(secretInfoFromRow));
-  }
-
-  versions(name: string): Promise<StoredVersionInfo[] | undefined> {
-    return this.#run("reading a secret's versions", () => this.#core.versions(name));
-  }
-
-  remove(name: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<{ version: number } | undefined> {
-    return this.#run("deleting a secret", () => this.#core.remove(name, actor, auditDetail));
-  }
-
-  createToken(token: StoredToken, actor: string, auditDetail: Record<string, unknown> | null): Promise<void> {
-    return this.#run("creating a token", () => this.#core.createToken(token, actor, auditDetail));
-  }
-
-  findToken(hash: Uint8Array): Promise<StoredToken | undefined> {
-    return this.#run("reading a token", () => {
-      if (!(hash instanceof Uint8Array)) throw new TypeError("findToken: hash must be bytes");
-      return this.#core.findToken({ hash });
-    });
-  }
-
-  findTokenById(id: string): Promise<StoredToken | undefined> {
-    return this.#run("reading a token", () => {
-      if (typeof id !== "string") throw new TypeError("findTokenById: id must be a string");
-      return this.#core.findToken({ id });
-    });
-  }
-
-  listTokens(): Promise<StoredToken[]> {
-    return this.#run("listing tokens", () => this.#core.listTokens());
-  }
-
-  revokeToken(id: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<boolean> {
-    return this.#run("revoking a token", () => this.#core.revokeToken(id, actor, auditDetail));
-  }
-
-  appendAudit(entries: readonly AuditInput[]): Promise<AuditRecord[]> {
-    return this.#run("appending to the audit log", () => this.#core.appendAudit(entries, false));
-  }
-
-  auditLog(options: { since?: Date; afterSeq?: number; limit?: number } = {}): Promise<AuditRecord[]> {
-    return this.#run("reading the audit log", () => this.#core.auditLog(options));
-  }
-
-  verifyAudit(options: AuditVerifyOptions = {}): Promise<AuditVerification> {
-    // A page per statement, yielding between pages: one long SELECT would hold the event loop.
-    return verifyAuditPages((afterSeq, limit) => this.auditLog({ afterSeq, limit }), options);
-  }
-
-  close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    this.#closed = true;
-    return this.#run("closing", () => this.#core.close(), true);
-  }
-
+export function sqliteStorage(core: SqliteDriver): ServerStorage {
+  let closed = false;
+  const fail = (err: unknown, what: string): Promise<never> =>
+    Promise.reject(err instanceof CofferError ? err : mapSqliteError(err, "server", core.path, what));
   // Runs a synchronous body and settles a promise with its outcome: a throw becomes a rejection.
-  #run<T>(what: string, fn: () => T, closing = false): Promise<T> {
-    if (this.#closed && !closing) return Promise.reject(closedError());
+  const run = <T>(what: string, fn: () => T): Promise<T> => {
+    if (closed) return Promise.reject(closedError());
     try {
       return Promise.resolve(fn());
     } catch (err) {
-      return Promise.reject(this.#map(err, what));
+      return fail(err, what);
     }
-  }
-
-  #map(err: unknown, what: string): unknown {
-    return err instanceof CofferError ? err : mapSqliteError(err, "server", this.#core.path, what);
-  }
+  };
+  const storage: ServerStorage = {
+    driver: "sqlite",
+    storeId: core.storeId,
+    getMeta: (key) => run("reading meta", () => core.meta()[key]),
+    setMetaIfAbsent: (key, value) => run("writing meta", () => core.setMeta(key, value, true)),
+    setMeta: (key, value) => run("writing meta", () => void core.setMeta(key, value)),
+    // The read path: no closure, no extra promise (the server's hottest call).
+    readCurrent(name) {
+      if (closed) return Promise.reject(closedError());
+      try {
+        const v = core.readCurrent(name);
+        return v === undefined ? RESOLVED_UNDEFINED : Promise.resolve(v);
+      } catch (err) {
+        return fail(err, "reading a secret");
+      }
+    },
+    readVersion: (name, version) => run("reading a secret", () => core.readVersion(name, version)),
+    state: (name) => run("reading a secret", () => core.state(name)),
+    write: (request) => run("writing a secret", () => core.write(request)),
+    list: (prefix) => run("listing secrets", () => core.list(prefix).map(secretInfoFromRow)),
+    versions: (name) => run("reading a secret's versions", () => core.versions(name)),
+    remove: (name, actor, detail) => run("deleting a secret", () => core.remove(name, actor, detail)),
+    createToken: (token, actor, detail) => run("creating a token", () => core.createToken(token, actor, detail)),
+    findToken: (hash) => run("reading a token", () => {
+      if (!(hash instanceof Uint8Array)) throw new TypeError("findToken: hash must be bytes");
+      return core.findToken({ hash });
+    }),
+    findTokenById: (id) => run("reading a token", () => {
+      if (typeof id !== "string") throw new TypeError("findTokenById: id must be a string");
+      return core.findToken({ id });
+    }),
+    listTokens: () => run("listing tokens", () => core.listTokens()),
+    revokeToken: (id, actor, detail) => run("revoking a token", () => core.revokeToken(id, actor, detail)),
+    appendAudit: (entries) => run("appending to the audit log", () => core.appendAudit(entries, false)),
+    auditLog: (options = {}) => run("reading the audit log", () => core.auditLog(options)),
+    // A page per statement, yielding between pages: one long SELECT would hold the event loop.
+    verifyAudit: (options = {}) => verifyAuditPages((afterSeq, limit) => storage.auditLog({ afterSeq, limit }), options),
+    close() {
+      if (closed) return Promise.resolve();
+      const result = run("closing", () => core.close());
+      closed = true;
+      return result;
+    },
+  };
+  return storage;
 }

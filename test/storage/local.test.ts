@@ -5,7 +5,7 @@
 import type { TestContext } from "node:test";
 import { initCoffer, openStore, type Store } from "../../src/index.ts";
 import { internalsOf } from "../../src/store/internal.ts";
-import { SqliteStorage } from "../../src/storage/sqlite-async.ts";
+import { sqliteStorage } from "../../src/storage/sqlite-async.ts";
 import type { ServerStorage } from "../../src/storage/types.ts";
 import { tempDir } from "../helpers.ts";
 import { storageConformance } from "./conformance.ts";
@@ -14,7 +14,7 @@ const homes = new WeakMap<ServerStorage, string>();
 
 async function open(t: TestContext, home: string): Promise<ServerStorage> {
   const store: Store = await openStore({ env: { COFFER_HOME: home } });
-  const storage = new SqliteStorage(internalsOf(store).driver);
+  const storage = sqliteStorage(internalsOf(store).driver);
   homes.set(storage, home);
   t.after(async () => {
     await storage.close();
