@@ -18,40 +18,19 @@
 import { randomBytes } from "node:crypto";
 import { linkSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { CofferError } from "../errors.ts";
 import { assertVersion } from "../core/names.ts";
 import { fsyncDir, touchPrivateFile } from "../core/fs-secure.ts";
-import { chainHash, GENESIS_HASH, recordFromRow, type AuditRecord, type AuditRow } from "../core/audit.ts";
+import type { AuditRecord, AuditRow } from "../core/audit.ts";
 import { FORMAT, SCHEMA, SCHEMA_VERSION, type SqliteKind } from "./sqlite-schema.ts";
-import { mapSqliteError, sqlitePrimaryCode, SQLITE_CONSTRAINT } from "./sqlite-errors.ts";
+import { mapSqliteError } from "./sqlite-errors.ts";
 import { SharingTables } from "./sqlite-sharing.ts";
-import {
-  AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkWriteRequest, normalizeDetail,
-  prefixEnd, refuseNewer, TOKEN_COLUMNS, tokenFromRow, versionInfoFromRow, type TokenRow, type VersionInfoRow,
-} from "./checks.ts";
-import type { AuditInput, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest } from "./types.ts";
+import { AUDIT_COLUMNS, refuseNewer } from "./checks.ts";
+import * as ops from "./ops.ts";
+import type { AuditInput, StoredToken, StoredVersion, StoredVersionInfo } from "./types.ts";
 
-/** A write of the SQLite driver: the seam's, plus what only a local store records. */
-export interface SqliteWriteRequest extends WriteRequest {
-  /** rotation period in seconds (a local store's `secrets.rotation_s`) */
-  rotationSeconds?: number;
-  /** the audit action (default `secret.write`; a local store writes `set`, `rollback`) */
-  action?: string;
-}
-
-/** A `secrets` row (`rotation_s` only in a local store). */
-export interface SecretRow {
-  name: string;
-  latest: number;
-  deleted_at: string | null;
-  description: string | null;
-  rotation_s?: number | null;
-  created_at: string;
-  created_by: string;
-  updated_at: string;
-  updated_by: string;
-}
+export type { OpWriteRequest as SqliteWriteRequest, SecretRow } from "./ops.ts";
 
 /** The chain's newest record: how many records, and its hash in hex. */
 export interface ChainTail {
@@ -65,6 +44,10 @@ type CurrentRow = [number, Uint8Array, Uint8Array, string, string, string | null
 // [nonce, ciphertext, created_at, created_by]
 type VersionRow = [Uint8Array, Uint8Array, string, string];
 
+const DIALECT: Record<SqliteKind, ops.Dialect> = Object.fromEntries((["store", "server"] as const).map((kind) => [kind, {
+  rotation: kind === "store", forUpdate: "", auditLock: null, auditChunk: 1, tokenOrder: "rowid", noLimit: -1, maxVersion: Number.MAX_SAFE_INTEGER,
+}])) as Record<SqliteKind, ops.Dialect>;
+
 const PRAGMAS = "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA trusted_schema = OFF;";
 const NOUN: Record<SqliteKind, string> = { store: "store", server: "server database" };
 
@@ -73,6 +56,7 @@ export class SqliteDriver {
   readonly kind: SqliteKind;
   readonly path: string;
   readonly #db: DatabaseSync;
+  readonly #d: ops.Dialect;
   readonly #statements = new Map<string, StatementSync>();
   #sharing: SharingTables | undefined;
   #storeId: Buffer | undefined;
@@ -81,6 +65,19 @@ export class SqliteDriver {
     this.#db = db;
     this.kind = kind;
     this.path = path;
+    this.#d = DIALECT[kind];
+  }
+
+  // Runs an operation of ops.ts: each statement it yields, on this connection, synchronously.
+  #op<T>(op: ops.Op<T>): T {
+    let step = op.next();
+    while (!step.done) {
+      const q = step.value;
+      const st = this.stmt(q.sql, q.arrays);
+      const params = q.params as SQLInputValue[];
+      step = op.next(q.mode === "get" ? st.get(...params) : q.mode === "all" ? st.all(...params) : st.run(...params).changes);
+    }
+    return step.value;
   }
 
   /**
@@ -224,12 +221,7 @@ export class SqliteDriver {
 
   /** Sets `key` to `value`; with `ifAbsent`, only when it is not set. Returns the value now stored. */
   setMeta(key: string, value: string, ifAbsent = false): string {
-    if (typeof key !== "string" || typeof value !== "string") throw new TypeError("meta keys and values are strings");
-    return this.transaction(() => {
-      const action = ifAbsent ? "NOTHING" : "UPDATE SET value = excluded.value";
-      this.stmt(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO ${action}`).run(key, value);
-      return (this.stmt("SELECT value FROM meta WHERE key = ?").get(key) as { value: string }).value;
-    });
+    return this.transaction(() => this.#op(ops.setMeta(key, value, ifAbsent)));
   }
 
   /** The newest version of `name`, or undefined when there is none or the secret is deleted. One B-tree search. */
@@ -251,8 +243,7 @@ export class SqliteDriver {
 
   /** Whether `name` exists: its latest version and deletion time, or undefined. */
   state(name: string): { latest: number; deletedAt: string | null } | undefined {
-    const row = this.stmt("SELECT latest, deleted_at FROM secrets WHERE name = ?").get(name) as { latest: number; deleted_at: string | null } | undefined;
-    return row === undefined ? undefined : { latest: row.latest, deletedAt: row.deleted_at };
+    return this.#op(ops.state(name));
   }
 
   /**
@@ -260,70 +251,26 @@ export class SqliteDriver {
    * audit record, in one transaction.
    * @throws CofferError E_CONFLICT when `ifVersion` does not match
    */
-  write(request: SqliteWriteRequest): { version: number; audit: AuditRecord } {
-    const { name, actor, ifVersion, description, detail } = checkWriteRequest(request);
-    const rotation = this.kind === "store";
-    return this.transaction(() => {
-      const latest = this.state(name)?.latest ?? 0;
-      if (ifVersion !== undefined && ifVersion !== latest) {
-        throw new CofferError("E_CONFLICT", `secret "${name}" is at version ${latest}, not ${ifVersion}: someone else wrote it; read it again and retry`);
-      }
-      const version = latest + 1;
-      const sealed = checkSealed(request.seal(version));
-      const now = new Date().toISOString();
-      this.stmt("INSERT INTO versions (name, version, nonce, ciphertext, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)")
-        .run(name, version, sealed.nonce, sealed.ciphertext, now, actor);
-      this.stmt(
-        `INSERT INTO secrets (name, latest, deleted_at, description, ${rotation ? "rotation_s, " : ""}created_at, created_by, updated_at, updated_by)
-         VALUES (?, ?, NULL, ?, ${rotation ? "?, " : ""}?, ?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET latest = excluded.latest, deleted_at = NULL,
-           description = coalesce(excluded.description, secrets.description),${rotation ? "\n           rotation_s = coalesce(excluded.rotation_s, secrets.rotation_s)," : ""}
-           updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
-      ).run(name, version, description, ...(rotation ? [request.rotationSeconds ?? null] : []), now, actor, now, actor);
-      const [audit] = this.appendAudit([{ at: now, actor, action: request.action ?? "secret.write", name, version, detail }]);
-      return { version, audit: audit! };
-    });
+  write(request: ops.OpWriteRequest): { version: number; audit: AuditRecord } {
+    return this.transaction(() => this.#op(ops.write(this.#d, request)));
   }
 
   /** Secrets whose names start with `prefix`, sorted by name: live ones, or with `deleted` all. */
-  list(prefix: string, options: { deleted?: boolean } = {}): SecretRow[] {
-    if (typeof prefix !== "string") throw new TypeError("list: prefix must be a string");
-    const live = options.deleted === true ? "" : " AND deleted_at IS NULL";
-    // A range on the primary key: only the names with the prefix are visited.
-    const end = prefixEnd(prefix);
-    return (end === null
-      ? this.stmt(`SELECT * FROM secrets WHERE name >= ?${live} ORDER BY name`).all(prefix)
-      : this.stmt(`SELECT * FROM secrets WHERE name >= ? AND name < ?${live} ORDER BY name`).all(prefix, end)) as unknown as SecretRow[];
+  list(prefix: string, options: { deleted?: boolean } = {}): ops.SecretRow[] {
+    return this.#op(ops.list(prefix, options.deleted === true));
   }
 
   /** Every version of `name`, oldest first, or undefined when the name was never written (or was purged). */
   versions(name: string): StoredVersionInfo[] | undefined {
-    // One statement, so the secret's state and its versions come from one snapshot.
-    const rows = this.stmt(
-      `SELECT v.version, v.created_at, v.created_by, s.latest, s.deleted_at
-       FROM secrets s JOIN versions v ON v.name = s.name WHERE s.name = ? ORDER BY v.version`,
-    ).all(name) as unknown as VersionInfoRow[];
-    return rows.length === 0 ? undefined : rows.map(versionInfoFromRow);
+    return this.#op(ops.versions(name));
   }
 
   /**
    * Soft-deletes a live secret (its versions stay) with an audit record `action`.
    * @returns the latest version, or undefined when there is no live secret of that name
    */
-  remove(name: string, actor: string, auditDetail: Record<string, unknown> | null, action = "secret.delete"): { version: number } | undefined {
-    checkActor("remove", actor);
-    const detail = normalizeDetail(auditDetail);
-    return this.transaction(() => {
-      const now = new Date().toISOString();
-      const row = this.stmt(
-        "UPDATE secrets SET deleted_at = ?, updated_at = ?, updated_by = ? WHERE name = ? AND deleted_at IS NULL RETURNING latest",
-      ).get(now, now, actor, name) as { latest: number } | undefined;
-      if (row === undefined) return undefined;
-      // Mark the newest version row too, so a read stays one row (see sqlite-schema.ts).
-      this.stmt("UPDATE versions SET removed_at = ? WHERE name = ? AND version = ?").run(now, name, row.latest);
-      this.appendAudit([{ at: now, actor, action, name, version: row.latest, detail }]);
-      return { version: row.latest };
-    });
+  remove(name: string, actor: string, auditDetail: Record<string, unknown> | null, action?: string): { version: number } | undefined {
+    return this.transaction(() => this.#op(ops.remove(this.#d, name, actor, auditDetail, action)));
   }
 
   /**
@@ -347,76 +294,32 @@ export class SqliteDriver {
 
   /** Stores a new token with audit record `token.create` (detail gets id, name, roles, expiry). */
   createToken(token: StoredToken, actor: string, auditDetail: Record<string, unknown> | null): void {
-    checkToken(token);
-    checkActor("createToken", actor);
-    const detail = normalizeDetail({ ...auditDetail, id: token.id, name: token.name, roles: token.roles, expiresAt: token.expiresAt });
-    this.transaction(() => {
-      try {
-        this.stmt(`INSERT INTO tokens (${TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(
-          token.id, token.name, token.hash, JSON.stringify(token.roles), token.createdAt, token.createdBy, token.expiresAt, token.revokedAt,
-        );
-      } catch (err) {
-        if (sqlitePrimaryCode(err) !== SQLITE_CONSTRAINT) throw err;
-        throw new CofferError("E_CONFLICT", `a token with id ${token.id} or the same hash already exists; create a new token`, { cause: err });
-      }
-      this.appendAudit([{ actor, action: "token.create", name: null, version: null, detail }]);
-    });
+    this.transaction(() => this.#op(ops.createToken(this.#d, token, actor, auditDetail)));
   }
 
   /** The token whose hash is `hash`, or with `id` (revoked and expired ones too: the caller decides). */
   findToken(by: { hash: Uint8Array } | { id: string }): StoredToken | undefined {
-    const row = ("hash" in by
-      ? this.stmt(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE hash = ?`, true).get(by.hash)
-      : this.stmt(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE id = ?`, true).get(by.id)) as TokenRow | undefined;
-    return row === undefined ? undefined : tokenFromRow(row);
+    return this.#op(ops.findToken(by));
   }
 
   /** Every token, newest first. */
   listTokens(): StoredToken[] {
-    return (this.stmt(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at DESC, rowid DESC`, true).all() as unknown as TokenRow[]).map(tokenFromRow);
+    return this.#op(ops.listTokens(this.#d));
   }
 
   /** Revokes a token, with audit record `token.revoke`; false when no unrevoked token has that id. */
   revokeToken(id: string, actor: string, auditDetail: Record<string, unknown> | null): boolean {
-    checkActor("revokeToken", actor);
-    const detail = normalizeDetail({ ...auditDetail, id });
-    return this.transaction(() => {
-      const now = new Date().toISOString();
-      if (Number(this.stmt("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").run(now, id).changes) === 0) return false;
-      this.appendAudit([{ at: now, actor, action: "token.revoke", name: null, version: null, detail }]);
-      return true;
-    });
+    return this.transaction(() => this.#op(ops.revokeToken(this.#d, id, actor, auditDetail)));
   }
 
-  /**
-   * Appends records to the audit chain in one transaction (or the one open), in order: the one
-   * audit append of SQLite. The tail is read once, inside the write lock.
-   */
+  /** Appends records to the audit chain in one transaction (or the one open), in order. */
   appendAudit(entries: readonly AuditInput[], durable = true): AuditRecord[] {
-    if (entries.length === 0) return [];
-    const now = new Date().toISOString();
-    const checked = entries.map((e) => checkAuditInput(e, now));
-    return this.transaction(() => {
-      const tail = this.stmt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", true).get() as [number, Uint8Array] | undefined;
-      let seq = tail?.[0] ?? 0;
-      let prev: Uint8Array = tail?.[1] ?? GENESIS_HASH;
-      const insert = this.stmt(`INSERT INTO audit (${AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
-      return checked.map((e) => {
-        const record = { seq: ++seq, ...e };
-        const hash = chainHash(prev, record);
-        prev = hash;
-        insert.run(record.seq, record.at, record.actor, record.action, record.name, record.version, record.detail === null ? null : JSON.stringify(record.detail), hash);
-        return { ...record, hash: hash.toString("hex") };
-      });
-    }, durable);
+    return entries.length === 0 ? [] : this.transaction(() => this.#op(ops.appendAudit(this.#d, entries)), durable);
   }
 
   /** Audit records oldest first: at or after `since`, with seq above `afterSeq`, at most `limit`. */
   auditLog(options: { since?: Date; afterSeq?: number; limit?: number } = {}): AuditRecord[] {
-    checkAuditLogOptions(options);
-    const since = options.since?.toISOString() ?? "";
-    return (this.stmt(`SELECT ${AUDIT_COLUMNS} FROM audit WHERE seq > ? AND at >= ? ORDER BY seq LIMIT ?`)
-      .all(options.afterSeq ?? 0, since, options.limit ?? -1) as unknown as AuditRow[]).map(recordFromRow);
+    return this.#op(ops.auditLog(this.#d, options));
   }
 
   /** Every audit row, oldest first, read as they are needed (for `verifyRows`). */
