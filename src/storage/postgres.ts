@@ -32,12 +32,11 @@
  * Messages never carry a value or the URL's password.
  */
 import { CofferError } from "../errors.ts";
-import type { AuditVerification } from "../core/audit.ts";
 import { AUDIT_LOCK, migrate } from "./postgres-schema.ts";
 import { PgPool, type PostgresStorageOptions, type Queryable } from "./postgres-pool.ts";
-import { secretInfoFromRow, verifyAuditPages } from "./checks.ts";
 import * as ops from "./ops.ts";
-import type { AuditVerifyOptions, ServerStorage } from "./types.ts";
+import { storageOver } from "./seam.ts";
+import type { ServerStorage } from "./types.ts";
 
 export type { PostgresStorageOptions } from "./postgres-pool.ts";
 export { redactUrl } from "./postgres-errors.ts";
@@ -55,7 +54,12 @@ export { redactUrl } from "./postgres-errors.ts";
 export async function openPostgresStorage(url: string, options: PostgresStorageOptions = {}): Promise<ServerStorage> {
   const pool = new PgPool(url, options);
   try {
-    return postgresStorage(pool, await migrate(pool, pool.shown));
+    const storeId = await migrate(pool, pool.shown);
+    return storageOver("postgres", storeId, D, {
+      read: (what, op) => pool.read(what, (c) => run(c, op())),
+      tx: (what, op) => pool.tx(what, (c) => run(c, op())),
+      close: () => pool.close(),
+    });
   } catch (err) {
     await pool.close().catch(() => {});
     if (err instanceof CofferError && err.code === "E_UNAVAILABLE") {
@@ -102,38 +106,4 @@ async function run<T>(c: Queryable, op: ops.Op<T>): Promise<T> {
     step = op.next(q.mode === "get" ? r.rows[0] : q.mode === "all" ? r.rows : (r.rowCount ?? 0));
   }
   return step.value;
-}
-
-/** The seam over a pool: reads on a pooled connection, changes in one transaction each. */
-function postgresStorage(pool: PgPool, storeId: Buffer): ServerStorage {
-  const read = <T>(what: string, op: () => ops.Op<T>): Promise<T> => pool.read(what, (c) => run(c, op()));
-  const tx = <T>(what: string, op: () => ops.Op<T>): Promise<T> => pool.tx(what, (c) => run(c, op()));
-  const storage: ServerStorage = {
-    driver: "postgres",
-    storeId,
-    getMeta: (key) => read("reading meta", () => ops.getMeta(key)),
-    // Idempotent, so a retry on a lost connection is safe: a read's retry is enough.
-    setMetaIfAbsent: (key, value) => read("writing meta", () => ops.setMeta(key, value, true)),
-    setMeta: async (key, value) => void (await read("writing meta", () => ops.setMeta(key, value, false))),
-    readCurrent: (name) => read("reading a secret", () => ops.readCurrent(name)),
-    readVersion: (name, version) => read("reading a secret", () => ops.readVersion(D, name, version)),
-    state: (name) => read("reading a secret", () => ops.state(name)),
-    write: (request) => tx("writing a secret", () => ops.write(D, request)),
-    list: (prefix) => read("listing secrets", () => ops.list(prefix)).then((rows) => rows.map(secretInfoFromRow)),
-    versions: (name) => read("reading a secret's versions", () => ops.versions(name)),
-    remove: (name, actor, detail) => tx("deleting a secret", () => ops.remove(D, name, actor, detail)),
-    createToken: (token, actor, detail) => tx("creating a token", () => ops.createToken(D, token, actor, detail)),
-    findToken: (hash) => read("reading a token", () => ops.findToken({ hash })),
-    findTokenById: (id) => read("reading a token", () => ops.findToken({ id })),
-    listTokens: () => read("listing tokens", () => ops.listTokens(D)),
-    revokeToken: (id, actor, detail) => tx("revoking a token", () => ops.revokeToken(D, id, actor, detail)),
-    appendAudit: (entries) => entries.length === 0 ? Promise.resolve([]) : tx("appending to the audit log", () => ops.appendAudit(D, entries)),
-    auditLog: (options = {}) => read("reading the audit log", () => ops.auditLog(D, options)),
-    // A page per query (a pooled connection each), checked as it comes and yielding between
-    // pages: a long chain is never in memory at once. Appends after a page only add at the end.
-    verifyAudit: (options: AuditVerifyOptions = {}): Promise<AuditVerification> =>
-      verifyAuditPages((afterSeq, limit) => storage.auditLog({ afterSeq, limit }), options),
-    close: () => pool.close(),
-  };
-  return storage;
 }

@@ -14,7 +14,8 @@ import { CofferError } from "../errors.ts";
 import { assertPrivate, shellQuote } from "../core/fs-secure.ts";
 import { SqliteDriver } from "./sqlite.ts";
 import { mapSqliteError } from "./sqlite-errors.ts";
-import { closedError, secretInfoFromRow, verifyAuditPages } from "./checks.ts";
+import { closedError } from "./checks.ts";
+import { storageOver } from "./seam.ts";
 import type { ServerStorage } from "./types.ts";
 
 /** Options of {@link openSqliteStorage}. */
@@ -73,13 +74,13 @@ const RESOLVED_UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
 
 /**
  * The seam over a synchronous core of either kind (a local store's serves the conformance suite;
- * it has no tokens table). Closing it closes the core.
+ * it has no tokens table): each call runs to its end before it returns a settled promise.
+ * Closing it closes the core.
  */
 export function sqliteStorage(core: SqliteDriver): ServerStorage {
   let closed = false;
   const fail = (err: unknown, what: string): Promise<never> =>
     Promise.reject(err instanceof CofferError ? err : mapSqliteError(err, "server", core.path, what));
-  // Runs a synchronous body and settles a promise with its outcome: a throw becomes a rejection.
   const run = <T>(what: string, fn: () => T): Promise<T> => {
     if (closed) return Promise.reject(closedError());
     try {
@@ -88,49 +89,25 @@ export function sqliteStorage(core: SqliteDriver): ServerStorage {
       return fail(err, what);
     }
   };
-  const storage: ServerStorage = {
-    driver: "sqlite",
-    storeId: core.storeId,
-    getMeta: (key) => run("reading meta", () => core.meta()[key]),
-    setMetaIfAbsent: (key, value) => run("writing meta", () => core.setMeta(key, value, true)),
-    setMeta: (key, value) => run("writing meta", () => void core.setMeta(key, value)),
-    // The read path: no closure, no extra promise (the server's hottest call).
-    readCurrent(name) {
-      if (closed) return Promise.reject(closedError());
-      try {
-        const v = core.readCurrent(name);
-        return v === undefined ? RESOLVED_UNDEFINED : Promise.resolve(v);
-      } catch (err) {
-        return fail(err, "reading a secret");
-      }
-    },
-    readVersion: (name, version) => run("reading a secret", () => core.readVersion(name, version)),
-    state: (name) => run("reading a secret", () => core.state(name)),
-    write: (request) => run("writing a secret", () => core.write(request)),
-    list: (prefix) => run("listing secrets", () => core.list(prefix).map(secretInfoFromRow)),
-    versions: (name) => run("reading a secret's versions", () => core.versions(name)),
-    remove: (name, actor, detail) => run("deleting a secret", () => core.remove(name, actor, detail)),
-    createToken: (token, actor, detail) => run("creating a token", () => core.createToken(token, actor, detail)),
-    findToken: (hash) => run("reading a token", () => {
-      if (!(hash instanceof Uint8Array)) throw new TypeError("findToken: hash must be bytes");
-      return core.findToken({ hash });
-    }),
-    findTokenById: (id) => run("reading a token", () => {
-      if (typeof id !== "string") throw new TypeError("findTokenById: id must be a string");
-      return core.findToken({ id });
-    }),
-    listTokens: () => run("listing tokens", () => core.listTokens()),
-    revokeToken: (id, actor, detail) => run("revoking a token", () => core.revokeToken(id, actor, detail)),
-    appendAudit: (entries) => run("appending to the audit log", () => core.appendAudit(entries, false)),
-    auditLog: (options = {}) => run("reading the audit log", () => core.auditLog(options)),
-    // A page per statement, yielding between pages: one long SELECT would hold the event loop.
-    verifyAudit: (options = {}) => verifyAuditPages((afterSeq, limit) => storage.auditLog({ afterSeq, limit }), options),
-    close() {
+  const storage = storageOver("sqlite", core.storeId, core.dialect, {
+    read: (what, op) => run(what, () => core.run(op())),
+    tx: (what, op, durable) => run(what, () => core.transaction(() => core.run(op()), durable)),
+    close: () => {
       if (closed) return Promise.resolve();
-      const result = run("closing", () => core.close());
       closed = true;
-      return result;
+      core.close();
+      return Promise.resolve();
     },
+  });
+  // The read path: the core's own statement, no closure, no extra promise (the server's hottest call).
+  storage.readCurrent = (name) => {
+    if (closed) return Promise.reject(closedError());
+    try {
+      const v = core.readCurrent(name);
+      return v === undefined ? RESOLVED_UNDEFINED : Promise.resolve(v);
+    } catch (err) {
+      return fail(err, "reading a secret");
+    }
   };
   return storage;
 }

@@ -28,7 +28,7 @@ import { mapSqliteError } from "./sqlite-errors.ts";
 import { SharingTables } from "./sqlite-sharing.ts";
 import { AUDIT_COLUMNS, refuseNewer } from "./checks.ts";
 import * as ops from "./ops.ts";
-import type { AuditInput, StoredToken, StoredVersion, StoredVersionInfo } from "./types.ts";
+import type { AuditInput, StoredVersion, StoredVersionInfo } from "./types.ts";
 
 export type { OpWriteRequest as SqliteWriteRequest, SecretRow } from "./ops.ts";
 
@@ -68,8 +68,13 @@ export class SqliteDriver {
     this.#d = DIALECT[kind];
   }
 
-  // Runs an operation of ops.ts: each statement it yields, on this connection, synchronously.
-  #op<T>(op: ops.Op<T>): T {
+  /** What this file's dialect is, for ops.ts. */
+  get dialect(): ops.Dialect {
+    return this.#d;
+  }
+
+  /** Runs an operation of ops.ts: each statement it yields, on this connection, synchronously. */
+  run<T>(op: ops.Op<T>): T {
     let step = op.next();
     while (!step.done) {
       const q = step.value;
@@ -221,7 +226,7 @@ export class SqliteDriver {
 
   /** Sets `key` to `value`; with `ifAbsent`, only when it is not set. Returns the value now stored. */
   setMeta(key: string, value: string, ifAbsent = false): string {
-    return this.transaction(() => this.#op(ops.setMeta(key, value, ifAbsent)));
+    return this.transaction(() => this.run(ops.setMeta(key, value, ifAbsent)));
   }
 
   /** The newest version of `name`, or undefined when there is none or the secret is deleted. One B-tree search. */
@@ -243,7 +248,7 @@ export class SqliteDriver {
 
   /** Whether `name` exists: its latest version and deletion time, or undefined. */
   state(name: string): { latest: number; deletedAt: string | null } | undefined {
-    return this.#op(ops.state(name));
+    return this.run(ops.state(name));
   }
 
   /**
@@ -252,17 +257,17 @@ export class SqliteDriver {
    * @throws CofferError E_CONFLICT when `ifVersion` does not match
    */
   write(request: ops.OpWriteRequest): { version: number; audit: AuditRecord } {
-    return this.transaction(() => this.#op(ops.write(this.#d, request)));
+    return this.transaction(() => this.run(ops.write(this.#d, request)));
   }
 
   /** Secrets whose names start with `prefix`, sorted by name: live ones, or with `deleted` all. */
   list(prefix: string, options: { deleted?: boolean } = {}): ops.SecretRow[] {
-    return this.#op(ops.list(prefix, options.deleted === true));
+    return this.run(ops.list(prefix, options.deleted === true));
   }
 
   /** Every version of `name`, oldest first, or undefined when the name was never written (or was purged). */
   versions(name: string): StoredVersionInfo[] | undefined {
-    return this.#op(ops.versions(name));
+    return this.run(ops.versions(name));
   }
 
   /**
@@ -270,7 +275,7 @@ export class SqliteDriver {
    * @returns the latest version, or undefined when there is no live secret of that name
    */
   remove(name: string, actor: string, auditDetail: Record<string, unknown> | null, action?: string): { version: number } | undefined {
-    return this.transaction(() => this.#op(ops.remove(this.#d, name, actor, auditDetail, action)));
+    return this.transaction(() => this.run(ops.remove(this.#d, name, actor, auditDetail, action)));
   }
 
   /**
@@ -292,34 +297,14 @@ export class SqliteDriver {
     this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   }
 
-  /** Stores a new token with audit record `token.create` (detail gets id, name, roles, expiry). */
-  createToken(token: StoredToken, actor: string, auditDetail: Record<string, unknown> | null): void {
-    this.transaction(() => this.#op(ops.createToken(this.#d, token, actor, auditDetail)));
-  }
-
-  /** The token whose hash is `hash`, or with `id` (revoked and expired ones too: the caller decides). */
-  findToken(by: { hash: Uint8Array } | { id: string }): StoredToken | undefined {
-    return this.#op(ops.findToken(by));
-  }
-
-  /** Every token, newest first. */
-  listTokens(): StoredToken[] {
-    return this.#op(ops.listTokens(this.#d));
-  }
-
-  /** Revokes a token, with audit record `token.revoke`; false when no unrevoked token has that id. */
-  revokeToken(id: string, actor: string, auditDetail: Record<string, unknown> | null): boolean {
-    return this.transaction(() => this.#op(ops.revokeToken(this.#d, id, actor, auditDetail)));
-  }
-
   /** Appends records to the audit chain in one transaction (or the one open), in order. */
   appendAudit(entries: readonly AuditInput[], durable = true): AuditRecord[] {
-    return entries.length === 0 ? [] : this.transaction(() => this.#op(ops.appendAudit(this.#d, entries)), durable);
+    return entries.length === 0 ? [] : this.transaction(() => this.run(ops.appendAudit(this.#d, entries)), durable);
   }
 
   /** Audit records oldest first: at or after `since`, with seq above `afterSeq`, at most `limit`. */
   auditLog(options: { since?: Date; afterSeq?: number; limit?: number } = {}): AuditRecord[] {
-    return this.#op(ops.auditLog(this.#d, options));
+    return this.run(ops.auditLog(this.#d, options));
   }
 
   /** Every audit row, oldest first, read as they are needed (for `verifyRows`). */
