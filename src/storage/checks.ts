@@ -29,19 +29,18 @@ export const TOKEN_COLUMNS = "id, name, hash, roles, created_at, created_by, exp
 /** A token row as an array, in {@link TOKEN_COLUMNS} order (the hash as the driver reads bytes). */
 export type TokenRow = readonly [string, string, Uint8Array, string, string, string, string | null, string | null];
 
-/** A `secrets` row as `list` selects it ({@link SECRET_INFO_COLUMNS}). */
-export interface SecretInfoRow {
+/** A `secrets` row (`rotation_s` only in a local store). */
+export interface SecretRow {
   name: string;
   latest: number;
+  deleted_at: string | null;
   description: string | null;
+  rotation_s?: number | null;
   created_at: string;
   created_by: string;
   updated_at: string;
   updated_by: string;
 }
-
-/** The columns of a {@link SecretInfoRow}. */
-export const SECRET_INFO_COLUMNS = "name, latest, description, created_at, created_by, updated_at, updated_by";
 
 /** A row of `versions` joined with its secret's state, as `versions` selects it. */
 export interface VersionInfoRow {
@@ -160,7 +159,7 @@ export function tokenFromRow(r: TokenRow): StoredToken {
 }
 
 /** A listed secret's row as a {@link StoredSecretInfo}. */
-export function secretInfoFromRow(r: SecretInfoRow): StoredSecretInfo {
+export function secretInfoFromRow(r: SecretRow): StoredSecretInfo {
   return {
     name: r.name,
     version: r.latest,

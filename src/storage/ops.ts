@@ -14,7 +14,7 @@ import { assertVersion } from "../core/names.ts";
 import { chainHash, GENESIS_HASH, recordFromRow, type AuditRecord, type AuditRow } from "../core/audit.ts";
 import {
   AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkWriteRequest, normalizeDetail,
-  prefixEnd, TOKEN_COLUMNS, tokenFromRow, versionInfoFromRow, type TokenRow, type VersionInfoRow,
+  prefixEnd, TOKEN_COLUMNS, tokenFromRow, versionInfoFromRow, type SecretRow, type TokenRow, type VersionInfoRow,
 } from "./checks.ts";
 import type { AuditInput, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest } from "./types.ts";
 
@@ -54,19 +54,6 @@ export interface OpWriteRequest extends WriteRequest {
   rotationSeconds?: number;
   /** the audit action (default `secret.write`; a local store writes `set`, `rollback`) */
   action?: string;
-}
-
-/** A `secrets` row (`rotation_s` only in a local store). */
-export interface SecretRow {
-  name: string;
-  latest: number;
-  deleted_at: string | null;
-  description: string | null;
-  rotation_s?: number | null;
-  created_at: string;
-  created_by: string;
-  updated_at: string;
-  updated_by: string;
 }
 
 function* get<R>(sql: string, ...params: unknown[]): Op<R | undefined> {

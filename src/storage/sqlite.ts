@@ -26,11 +26,10 @@ import type { AuditRecord, AuditRow } from "../core/audit.ts";
 import { FORMAT, SCHEMA, SCHEMA_VERSION, type SqliteKind } from "./sqlite-schema.ts";
 import { mapSqliteError } from "./sqlite-errors.ts";
 import { SharingTables } from "./sqlite-sharing.ts";
-import { AUDIT_COLUMNS, refuseNewer } from "./checks.ts";
+import { AUDIT_COLUMNS, refuseNewer, type SecretRow } from "./checks.ts";
 import * as ops from "./ops.ts";
 import type { AuditInput, StoredVersion, StoredVersionInfo } from "./types.ts";
 
-export type { OpWriteRequest as SqliteWriteRequest, SecretRow } from "./ops.ts";
 
 /** The chain's newest record: how many records, and its hash in hex. */
 export interface ChainTail {
@@ -155,6 +154,51 @@ export class SqliteDriver {
     return new SqliteDriver(db, kind, path);
   }
 
+  /** Switches the file at `path` to WAL (a snapshot made by `VACUUM INTO` is not). */
+  static useWal(path: string): void {
+    const db = new DatabaseSync(path);
+    try {
+      db.exec("PRAGMA journal_mode = WAL");
+    } finally {
+      db.close();
+    }
+  }
+
+  /** Live secrets in the file at `path` (only read), or null when it cannot be read. */
+  static countLive(path: string): number | null {
+    try {
+      const db = new DatabaseSync(path);
+      try {
+        db.exec("PRAGMA busy_timeout = 2000");
+        return Number((db.prepare("SELECT count(*) AS n FROM secrets WHERE deleted_at IS NULL").get() as { n: number }).n);
+      } finally {
+        db.close();
+      }
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Checkpoints the file at `path` and takes its write lock, for a restore to swap the file
+   * while no other process can commit into it; returns the lock's release.
+   * @throws SQLite's error when it cannot (SQLITE_BUSY: another process kept it locked)
+   */
+  static lockForSwap(path: string, busyTimeoutMs: number): () => void {
+    const db = new DatabaseSync(path);
+    try {
+      db.exec(`PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)}; PRAGMA wal_checkpoint(TRUNCATE)`);
+      db.exec("BEGIN IMMEDIATE");
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    return () => {
+      db.exec("ROLLBACK");
+      db.close();
+    };
+  }
+
   // The one migrate rule of SQLite: a newer coffer's file is refused; an older one is brought
   // up to date in one transaction (the version read again under the lock: another process may
   // have migrated it meanwhile).
@@ -261,7 +305,7 @@ export class SqliteDriver {
   }
 
   /** Secrets whose names start with `prefix`, sorted by name: live ones, or with `deleted` all. */
-  list(prefix: string, options: { deleted?: boolean } = {}): ops.SecretRow[] {
+  list(prefix: string, options: { deleted?: boolean } = {}): SecretRow[] {
     return this.run(ops.list(prefix, options.deleted === true));
   }
 

@@ -25,6 +25,7 @@ import { verifyRows, type AuditEntry, type AuditRecord, type AuditVerification }
 import { homeOf, resolvePaths, type PathOptions } from "../core/paths.ts";
 import { SqliteDriver } from "../storage/sqlite.ts";
 import { mapSqliteError } from "../storage/sqlite-errors.ts";
+import { secretInfoFromRow } from "../storage/checks.ts";
 import { registerInternals } from "./internal.ts";
 import { Secret } from "../core/secret.ts";
 
@@ -335,13 +336,7 @@ export class Store {
     this.#key();
     const now = Date.now();
     return this.#db.list(prefix, options).map((r) => ({
-      name: r.name,
-      version: r.latest,
-      description: r.description,
-      createdAt: r.created_at,
-      createdBy: r.created_by,
-      updatedAt: r.updated_at,
-      updatedBy: r.updated_by,
+      ...secretInfoFromRow(r),
       rotationSeconds: r.rotation_s ?? null,
       rotationDue: r.rotation_s != null && Date.parse(r.updated_at) + r.rotation_s * 1000 < now,
       deletedAt: r.deleted_at,
