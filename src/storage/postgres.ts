@@ -39,7 +39,6 @@ import { storageOver } from "./seam.ts";
 import type { ServerStorage } from "./types.ts";
 
 export type { PostgresStorageOptions } from "./postgres-pool.ts";
-export { redactUrl } from "./postgres-errors.ts";
 
 /**
  * Opens the PostgreSQL database at `url`, creates or migrates its tables (under an advisory
