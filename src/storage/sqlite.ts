@@ -11,9 +11,10 @@
  * may ask for `NORMAL` (in WAL mode such a commit survives a crash of the process and the chain
  * stays whole; only a power cut could drop the newest of those records).
  *
- * The driver only ever sees ciphertext, names, versions, token hashes and audit records; it
- * checks what it is handed (`checks.ts`) but maps no error (`sqlite-errors.ts` does, above it).
- * The local store's sharing tables are typed statements in `sqlite-sharing.ts`.
+ * The operations shared with PostgreSQL (`ops.ts`) run here statement by statement, synchronously
+ * ({@link SqliteDriver.run}). The driver only ever sees ciphertext, names, versions, token hashes
+ * and audit records; it maps no error (`sqlite-errors.ts` does, above it). The local store's
+ * sharing tables are typed statements in `sqlite-sharing.ts`.
  */
 import { randomBytes } from "node:crypto";
 import { linkSync, rmSync } from "node:fs";
