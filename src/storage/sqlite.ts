@@ -59,6 +59,7 @@ export class SqliteDriver {
   readonly #d: ops.Dialect;
   readonly #statements = new Map<string, StatementSync>();
   #sharing: SharingTables | undefined;
+  #current: StatementSync | undefined;
   #storeId: Buffer | undefined;
 
   private constructor(db: DatabaseSync, kind: SqliteKind, path: string) {
@@ -276,9 +277,11 @@ export class SqliteDriver {
 
   /** The newest version of `name`, or undefined when there is none or the secret is deleted. One B-tree search. */
   readCurrent(name: string): StoredVersion | undefined {
-    const row = this.stmt(
+    // The hot path: its statement kept in a field, not looked up by its text.
+    this.#current ??= this.stmt(
       "SELECT version, nonce, ciphertext, created_at, created_by, removed_at FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1", true,
-    ).get(name) as CurrentRow | undefined;
+    );
+    const row = this.#current.get(name) as CurrentRow | undefined;
     if (row === undefined || row[5] !== null) return undefined;
     return { name, version: row[0], nonce: row[1], ciphertext: row[2], createdAt: row[3], createdBy: row[4] };
   }
@@ -418,6 +421,7 @@ export class SqliteDriver {
   /** Closes the database. */
   close(): void {
     this.#statements.clear();
+    this.#current = undefined;
     if (this.#db.isOpen) this.#db.close();
   }
 }
