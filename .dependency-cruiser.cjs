@@ -8,30 +8,32 @@
  * The map, top to bottom (a folder may import those listed after its arrow, and errors.ts):
  *   cli       → everything
  *   agent     → deliver, providers, config, core
- *   server    → store (its table SQL, until one storage driver exists), config, crypto, core
+ *   server    → storage, config, crypto, core
  *   deliver   → providers, config, core
  *   providers → store, client, core
- *   sharing   → store, identity, crypto, core
- *   store     → identity, crypto, core
+ *   sharing   → store, storage, identity, crypto, core
+ *   store     → storage, identity, crypto, core
  *   config    → core
  *   client    → core
+ *   storage   → core (a driver sees only ciphertext: no crypto)
  *   identity  → crypto, core
  *   crypto    → core
  *   core      → (nothing of coffer but errors.ts)
  */
-const FOLDERS = ["agent", "cli", "client", "config", "core", "crypto", "deliver", "identity", "providers", "server", "sharing", "store"];
+const FOLDERS = ["agent", "cli", "client", "config", "core", "crypto", "deliver", "identity", "providers", "server", "sharing", "storage", "store"];
 
 /** folder → the folders it may import (besides itself and the files at src/'s root) */
 const MAY_IMPORT = {
   cli: FOLDERS,
   agent: ["deliver", "providers", "config", "core"],
-  server: ["store", "config", "crypto", "core"],
+  server: ["storage", "config", "crypto", "core"],
   deliver: ["providers", "config", "core"],
   providers: ["store", "client", "core"],
-  sharing: ["store", "identity", "crypto", "core"],
-  store: ["identity", "crypto", "core"],
+  sharing: ["store", "storage", "identity", "crypto", "core"],
+  store: ["storage", "identity", "crypto", "core"],
   config: ["core"],
   client: ["core"],
+  storage: ["core"],
   identity: ["crypto", "core"],
   crypto: ["core"],
   core: [],

@@ -325,8 +325,8 @@ test("every coffer_ metric the page names is defined in src/server/metrics.ts", 
   const defined = new Set([...METRICS_SRC.matchAll(/name: "(coffer_[a-z0-9_]+)"/g)].map((m) => m[1]!));
   assert.ok(defined.size >= 8, "metric names parsed from metrics.ts");
   // Table names and the NOTIFY channel share the prefix; they are checked against the code too.
-  const storage = readdirSync(root("src/server/storage")).filter((f) => f.endsWith(".ts"))
-    .map((f) => readFileSync(root(`src/server/storage/${f}`), "utf8")).join("\n");
+  const storage = readdirSync(root("src/storage")).filter((f) => f.startsWith("postgres"))
+    .map((f) => readFileSync(root(`src/storage/${f}`), "utf8")).join("\n");
   const tables = new Set([...storage.matchAll(/CREATE TABLE (?:IF NOT EXISTS )?(coffer_[a-z_]+)/g)].map((m) => m[1]!));
   assert.ok(tables.has("coffer_versions") && tables.has("coffer_audit"));
   const named = new Set([...DOC.matchAll(/\bcoffer_[a-z0-9_]+/g)].map((m) => m[0]));

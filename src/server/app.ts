@@ -28,7 +28,7 @@ import { createJwtVerifier } from "./jwt.ts";
 import { newToken, ValueSealer } from "./keys.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { Policy, ROOT_ROLE } from "./policy.ts";
-import type { AuditInput, ServerStorage } from "./storage/storage.ts";
+import type { AuditInput, ServerStorage } from "../storage/types.ts";
 import { certificatePrincipal, clientCertificate, type TlsServerOptions } from "./tls.ts";
 import { registerWatchRoute } from "./watch.ts";
 import { limitStoreClass } from "./rate-limit-store.ts";

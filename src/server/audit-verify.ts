@@ -13,7 +13,7 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { AuditVerification } from "../core/audit.ts";
 import { auditCheckpointKey } from "./keys.ts";
-import type { AuditVerifyOptions, ServerStorage } from "./storage/storage.ts";
+import type { AuditVerifyOptions, ServerStorage } from "../storage/types.ts";
 
 /** The meta key of the checkpoint: `COUNT:HEADHASH:MAC`, all hex but the count. */
 export const AUDIT_CHECKPOINT_META = "audit_checkpoint";

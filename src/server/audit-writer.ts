@@ -5,7 +5,7 @@
  */
 import { CofferError } from "../errors.ts";
 import type { AuditRecord } from "../core/audit.ts";
-import type { AuditInput, ServerStorage } from "./storage/storage.ts";
+import type { AuditInput, ServerStorage } from "../storage/types.ts";
 
 /** The most records one transaction takes. */
 const MAX_BATCH = 256;

@@ -8,7 +8,7 @@ import { CofferError } from "../errors.ts";
 import { hashToken, sameHash, TOKEN_PATTERN, TOKEN_PREFIX } from "./keys.ts";
 import { JwtError, looksLikeJwt, type JwtVerifier } from "./jwt.ts";
 import { ROOT_ROLE } from "./policy.ts";
-import type { ServerStorage } from "./storage/storage.ts";
+import type { ServerStorage } from "../storage/types.ts";
 
 /** An authenticated caller. */
 export interface Principal {

@@ -18,7 +18,7 @@ import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual, type Ke
 import { CofferError } from "../errors.ts";
 import { aadPrefix, deriveValueKey, importKey, open, seal, valueAadWith } from "../crypto/seal.ts";
 import { readPrivateFile } from "../core/fs-secure.ts";
-import type { SealedValue } from "./storage/storage.ts";
+import type { SealedValue } from "../storage/types.ts";
 
 /** The prefix of every API token. */
 export const TOKEN_PREFIX = "cof_";

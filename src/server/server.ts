@@ -23,8 +23,8 @@ import type { Server as TlsServer } from "node:tls";
 import { productionProblems, type ServerConfig } from "./config.ts";
 import { keyCheck, keyCheckMatches, newMasterKeyText, newToken, readMasterKey } from "./keys.ts";
 import { ROOT_ROLE } from "./policy.ts";
-import { createSqliteStorage, openSqliteStorage } from "./storage/sqlite.ts";
-import type { ServerStorage } from "./storage/storage.ts";
+import { createSqliteStorage, openSqliteStorage } from "../storage/sqlite-async.ts";
+import type { ServerStorage } from "../storage/types.ts";
 
 /** The master key file in the data dir. */
 export const MASTER_KEY_FILE = "master.key";
@@ -140,7 +140,7 @@ export function assertDataDir(dataDir: string): void {
  */
 export async function openStorage(dataDir: string, config: ServerConfig): Promise<ServerStorage> {
   if (config.database !== undefined) {
-    const { openPostgresStorage } = await import("./storage/postgres.ts");
+    const { openPostgresStorage } = await import("../storage/postgres.ts");
     return openPostgresStorage(config.database);
   }
   return openSqliteStorage(join(dataDir, SQLITE_FILE));

@@ -5,6 +5,7 @@ import { CofferError } from "../errors.ts";
 import { parseDotenv } from "../core/dotenv.ts";
 import { assertSecretName, isSecretName } from "../core/names.ts";
 import type { Store, WriteResult } from "../store/store.ts";
+import { internalsOf } from "../store/internal.ts";
 
 /** What a dotenv import did. */
 export interface DotenvImportResult {
@@ -35,7 +36,7 @@ export function importDotenv(store: Store, text: string | Uint8Array, prefix = "
     entries.push({ name, value });
   }
   if (entries.length === 0) throw new CofferError("E_INVALID_VALUE", "the .env file holds no variable; nothing was imported");
-  const written = store.transaction(() => {
+  const written = internalsOf(store).write(() => {
     const w = store.setMany(entries);
     store.appendAudit({ action: "import", name: null, version: null, detail: { dotenv: w.length, prefix } });
     return w;

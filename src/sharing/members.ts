@@ -6,6 +6,8 @@ import { createPublicKey } from "node:crypto";
 import { CofferError } from "../errors.ts";
 import { bech32Decode } from "../crypto/bech32.ts";
 import type { Store } from "../store/store.ts";
+import { internalsOf } from "../store/internal.ts";
+import type { MemberRow } from "../storage/sqlite-sharing.ts";
 import { assertMemberName, cardFingerprint, formatCard, parseCard, type Card } from "../identity/card.ts";
 import { assertPattern, selectGranted } from "./grants.ts";
 
@@ -26,16 +28,6 @@ export interface Exposure {
   name: string;
   version: number;
   exportedAt: string;
-}
-
-interface MemberRow {
-  name: string;
-  card: string;
-  fingerprint: string;
-  recipient: string;
-  added_at: string;
-  added_by: string;
-  revoked_at: string | null;
 }
 
 /**
@@ -72,15 +64,14 @@ export async function addMember(store: Store, name: string, cardLine: string): P
   if (card.recipient === store.owner.recipient) {
     throw new CofferError("E_CONFLICT", "that card is your own identity's; members are other people and machines");
   }
-  return store.transaction(() => {
-    const byName = store.sql("SELECT name FROM members WHERE name = ?").get(name);
-    if (byName !== undefined) throw new CofferError("E_CONFLICT", `a member named "${name}" exists already`);
-    const byCard = store.sql("SELECT name FROM members WHERE fingerprint = ?").get(fingerprint) as { name: string } | undefined;
+  const { driver, write } = internalsOf(store);
+  return write(() => {
+    if (driver.sharing.member({ name }) !== undefined) throw new CofferError("E_CONFLICT", `a member named "${name}" exists already`);
+    const byCard = driver.sharing.member({ fingerprint });
     if (byCard !== undefined) throw new CofferError("E_CONFLICT", `that card is already the member "${byCard.name}"`);
-    const now = new Date().toISOString();
-    store
-      .sql("INSERT INTO members (name, card, recipient, signing_key, fingerprint, added_at, added_by) VALUES (?, ?, ?, ?, ?, ?, ?)")
-      .run(name, canonical, card.recipient, card.signingKey, fingerprint, now, store.actor);
+    driver.sharing.addMember({
+      name, card: canonical, recipient: card.recipient, signing_key: card.signingKey, fingerprint, added_at: new Date().toISOString(), added_by: store.actor,
+    });
     store.appendAudit({ action: "users.add", name: null, version: null, detail: { member: name, fingerprint } });
     return getMember(store, name);
   });
@@ -88,8 +79,7 @@ export async function addMember(store: Store, name: string, cardLine: string): P
 
 /** Every member, sorted by name. */
 export function listMembers(store: Store): Member[] {
-  const rows = store.sql("SELECT * FROM members ORDER BY name").all() as unknown as MemberRow[];
-  return rows.map((r) => toMember(store, r));
+  return internalsOf(store).driver.sharing.members().map((r) => toMember(store, r));
 }
 
 /**
@@ -98,15 +88,13 @@ export function listMembers(store: Store): Member[] {
  */
 export function getMember(store: Store, name: string): Member {
   assertMemberName(name);
-  const row = store.sql("SELECT * FROM members WHERE name = ?").get(name) as MemberRow | undefined;
+  const row = internalsOf(store).driver.sharing.member({ name });
   if (row === undefined) throw new CofferError("E_NOT_FOUND", `no member "${name}"; \`coffer users list\` shows who there is`);
   return toMember(store, row);
 }
 
 function toMember(store: Store, r: MemberRow): Member {
-  const grants = (store.sql("SELECT pattern FROM grants WHERE member = ? ORDER BY pattern").all(r.name) as { pattern: string }[]).map(
-    (g) => g.pattern,
-  );
+  const grants = internalsOf(store).driver.sharing.grants(r.name);
   return {
     name: r.name, card: r.card, fingerprint: r.fingerprint, recipient: r.recipient,
     addedAt: r.added_at, addedBy: r.added_by, revokedAt: r.revoked_at, grants,
@@ -120,13 +108,12 @@ function toMember(store: Store, r: MemberRow): Member {
  */
 export function grant(store: Store, member: string, patterns: readonly string[]): string[] {
   for (const p of patterns) assertPattern(p);
-  return store.transaction(() => {
+  const { driver, write } = internalsOf(store);
+  return write(() => {
     const m = getMember(store, member);
     if (m.revokedAt !== null) throw new CofferError("E_DENIED", `member "${member}" was revoked on ${m.revokedAt}; add them again to share anew`);
     const now = new Date().toISOString();
-    const added = patterns.filter(
-      (p) => store.sql("INSERT OR IGNORE INTO grants (member, pattern, granted_at, granted_by) VALUES (?, ?, ?, ?)").run(member, p, now, store.actor).changes > 0,
-    );
+    const added = patterns.filter((p) => driver.sharing.addGrant(member, p, now, store.actor));
     if (added.length > 0) store.appendAudit({ action: "grant", name: null, version: null, detail: { member, patterns: added } });
     return added;
   });
@@ -138,11 +125,12 @@ export function grant(store: Store, member: string, patterns: readonly string[])
  * @throws CofferError E_NOT_FOUND
  */
 export function ungrant(store: Store, member: string, patterns: readonly string[]): string[] {
-  return store.transaction(() => {
+  const { driver, write } = internalsOf(store);
+  return write(() => {
     const { grants } = getMember(store, member);
     // A grant stored under an older rule may break today's; it can still be removed.
     for (const p of patterns) if (!grants.includes(p)) assertPattern(p);
-    const removed = patterns.filter((p) => store.sql("DELETE FROM grants WHERE member = ? AND pattern = ?").run(member, p).changes > 0);
+    const removed = patterns.filter((p) => driver.sharing.removeGrant(member, p));
     if (removed.length > 0) store.appendAudit({ action: "ungrant", name: null, version: null, detail: { member, patterns: removed } });
     return removed;
   });
@@ -162,15 +150,7 @@ export function grantedNames(store: Store, member: string): string[] {
  * secret's current version. Rotating a secret (a new version) takes it off the list.
  */
 export function exposure(store: Store, member: string): Exposure[] {
-  return (
-    store
-      .sql(
-        `SELECT e.name AS name, e.version AS version, max(e.exported_at) AS exportedAt
-           FROM exports e JOIN secrets s ON s.name = e.name AND s.latest = e.version
-          WHERE e.member = ? GROUP BY e.name, e.version ORDER BY e.name`,
-      )
-      .all(member) as unknown as Exposure[]
-  ).map((r) => ({ name: r.name, version: r.version, exportedAt: r.exportedAt }));
+  return internalsOf(store).driver.sharing.exposure(member);
 }
 
 /**
@@ -179,12 +159,12 @@ export function exposure(store: Store, member: string): Exposure[] {
  * @throws CofferError E_NOT_FOUND
  */
 export function revoke(store: Store, member: string): { member: string; revokedAt: string; toRotate: Exposure[] } {
-  return store.transaction(() => {
+  const { driver, write } = internalsOf(store);
+  return write(() => {
     const m = getMember(store, member);
     const revokedAt = m.revokedAt ?? new Date().toISOString();
     if (m.revokedAt === null) {
-      store.sql("UPDATE members SET revoked_at = ? WHERE name = ?").run(revokedAt, member);
-      store.sql("DELETE FROM grants WHERE member = ?").run(member);
+      driver.sharing.revokeMember(member, revokedAt);
       store.appendAudit({ action: "revoke", name: null, version: null, detail: { member, fingerprint: m.fingerprint } });
     }
     return { member, revokedAt, toRotate: exposure(store, member) };

@@ -6,6 +6,7 @@
 import { CofferError } from "../errors.ts";
 import { assertSecretName, assertValue } from "../core/names.ts";
 import type { Store } from "../store/store.ts";
+import { internalsOf } from "../store/internal.ts";
 import { cardOf, type Identity } from "../identity/identity.ts";
 import { matchesAny, selectGranted } from "./grants.ts";
 import { getMember } from "./members.ts";
@@ -61,9 +62,9 @@ export async function exportBundle(
   const payload = newPayload(cardOf(identity), m.card, secrets, expires);
   const bundle = await sealBundle(payload, identity, m.recipient);
   // Record before the bundle leaves this function: revocation must never under-report.
-  store.transaction(() => {
-    const insert = store.sql("INSERT INTO exports (bundle_id, member, name, version, exported_at, exported_by) VALUES (?, ?, ?, ?, ?, ?)");
-    for (const s of secrets) insert.run(payload.id, member, s.name, s.version, payload.created, store.actor);
+  const { driver, write } = internalsOf(store);
+  write(() => {
+    driver.sharing.recordExport(payload.id, member, secrets, payload.created, store.actor);
     store.appendAudit({
       action: "export", name: null, version: null,
       detail: { member, bundle: payload.id, secrets: secrets.map((s) => `${s.name}@${s.version}`) },
@@ -100,9 +101,9 @@ export interface ImportResult {
  */
 export async function importBundle(store: Store, identity: Identity, file: Uint8Array, options: ImportOptions = {}): Promise<ImportResult> {
   let trustNow = false;
+  const { driver, write } = internalsOf(store);
   const opened = await openBundle(file, identity, async (sender) => {
-    const known = store.sql("SELECT card FROM trusted WHERE fingerprint = ?").get(sender.fingerprint) as { card: string } | undefined;
-    if (known?.card === sender.card) return true;
+    if (driver.sharing.trustedCard(sender.fingerprint) === sender.card) return true;
     if (options.trust !== undefined) {
       trustNow = options.trust.toUpperCase() === sender.fingerprint;
       if (!trustNow) {
@@ -126,23 +127,21 @@ export async function importBundle(store: Store, identity: Identity, file: Uint8
     return { ...s, bytes };
   });
   try {
-    return store.transaction(() => {
+    return write(() => {
       const imported: ImportResult["imported"] = [];
       const unchanged: string[] = [];
       const now = new Date().toISOString();
       for (const s of values) {
-        const held = store.sql("SELECT source, source_version FROM imports WHERE name = ?").get(s.name) as
-          | { source: string; source_version: number }
-          | undefined;
+        const held = driver.sharing.importSource(s.name);
         const exists = store.list(s.name, { deleted: true }).some((i) => i.name === s.name);
         if (options.force !== true) {
-          if (held !== undefined && held.source === fingerprint && s.version < held.source_version) {
+          if (held !== undefined && held.source === fingerprint && s.version < held.sourceVersion) {
             throw new CofferError(
               "E_CONFLICT",
-              `"${s.name}" v${s.version} in the bundle is older than v${held.source_version} already imported from "${opened.sender.name}": refusing a rollback (--force accepts it); nothing was imported`,
+              `"${s.name}" v${s.version} in the bundle is older than v${held.sourceVersion} already imported from "${opened.sender.name}": refusing a rollback (--force accepts it); nothing was imported`,
             );
           }
-          if (held !== undefined && held.source === fingerprint && s.version === held.source_version) {
+          if (held !== undefined && held.source === fingerprint && s.version === held.sourceVersion) {
             unchanged.push(s.name);
             continue;
           }
@@ -154,17 +153,11 @@ export async function importBundle(store: Store, identity: Identity, file: Uint8
           }
         }
         const w = store.set(s.name, s.bytes, s.description === null ? {} : { description: s.description });
-        store
-          .sql(
-            `INSERT INTO imports (name, source, source_version, bundle_id, imported_at) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (name) DO UPDATE SET source = excluded.source, source_version = excluded.source_version,
-               bundle_id = excluded.bundle_id, imported_at = excluded.imported_at`,
-          )
-          .run(s.name, fingerprint, s.version, payload.id, now);
+        driver.sharing.recordImport(s.name, fingerprint, s.version, payload.id, now);
         imported.push({ name: s.name, version: w.version, sourceVersion: s.version });
       }
       if (trustNow) {
-        store.sql("INSERT OR REPLACE INTO trusted (fingerprint, card, trusted_at) VALUES (?, ?, ?)").run(fingerprint, opened.senderCard, now);
+        driver.sharing.trust(fingerprint, opened.senderCard, now);
       }
       store.appendAudit({
         action: "import", name: null, version: null,

@@ -2,14 +2,15 @@
  * The SQLite snapshot a backup carries: taken with `VACUUM INTO` (consistent, every table
  * without naming them), and checked without changing it before a restore trusts it.
  */
-import { DatabaseSync } from "node:sqlite";
 import { CofferError } from "../errors.ts";
 import type { SignedHead } from "./head.ts";
-import { verifyRows, type AuditRow, type AuditVerification } from "../core/audit.ts";
+import { verifyRows } from "../core/audit.ts";
 import { touchPrivateFile } from "../core/fs-secure.ts";
-import { SCHEMA_VERSION } from "./migrations.ts";
-import { STORE_FORMAT } from "./schema.ts";
+import { SqliteDriver } from "../storage/sqlite.ts";
+import { refuseNewer } from "../storage/checks.ts";
+import { FORMAT, SCHEMA_VERSION } from "../storage/sqlite-schema.ts";
 import type { Store } from "./store.ts";
+import { internalsOf } from "./internal.ts";
 
 /** What a snapshot holds, as counted when it was checked. */
 export interface SnapshotSummary {
@@ -33,56 +34,37 @@ export interface SnapshotSummary {
  * @throws CofferError E_INTEGRITY
  */
 export function inspectSnapshot(path: string, schema: number, head?: SignedHead): SnapshotSummary {
-  let db: DatabaseSync;
+  let db: SqliteDriver;
+  let check: string[];
   try {
-    db = new DatabaseSync(path, { readOnly: true });
+    db = SqliteDriver.openReadOnly(path, "store");
   } catch (cause) {
     throw new CofferError("E_INTEGRITY", "the store in the backup is not a readable SQLite database", { cause });
   }
   try {
     const bad = (why: string) => new CofferError("E_INTEGRITY", `the store in the backup ${why}`);
-    let check: { integrity_check: string }[];
     try {
-      db.exec("PRAGMA trusted_schema = OFF");
-      check = db.prepare("PRAGMA integrity_check").all() as unknown as { integrity_check: string }[];
+      check = db.integrityCheck();
     } catch (cause) {
       throw new CofferError("E_INTEGRITY", "the store in the backup is not a readable SQLite database", { cause });
     }
-    if (check.length !== 1 || check[0]?.integrity_check !== "ok") {
-      throw bad(`fails SQLite's integrity check: ${String(check[0]?.integrity_check ?? "").slice(0, 120)}`);
-    }
-    const version = Math.max(1, (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version);
+    if (check.length !== 1 || check[0] !== "ok") throw bad(`fails SQLite's integrity check: ${String(check[0] ?? "").slice(0, 120)}`);
+    const version = db.schemaVersion();
     if (version !== schema) throw bad(`has schema ${version}, not the ${schema} the backup states`);
-    if (version > SCHEMA_VERSION) {
-      throw new CofferError("E_INTEGRITY", `the backup was written by a newer coffer (schema ${version}, this one knows ${SCHEMA_VERSION}); upgrade coffer`);
-    }
+    refuseNewer(version, SCHEMA_VERSION.store, "the backup");
     try {
-      const meta = new Map((db.prepare("SELECT key, value FROM meta").all() as { key: string; value: string }[]).map((r) => [r.key, r.value]));
-      const storeId = meta.get("store_id");
-      if (meta.get("format") !== String(STORE_FORMAT) || storeId === undefined || !/^[0-9a-f]{32}$/.test(storeId)) {
-        throw bad(`is not a coffer store of format ${STORE_FORMAT}`);
+      const storeId = db.meta().store_id;
+      if (db.meta().format !== FORMAT.store || storeId === undefined || !/^[0-9a-f]{32}$/.test(storeId)) {
+        throw bad(`is not a coffer store of format ${FORMAT.store}`);
       }
-      const keyRecipients = (db.prepare("SELECT DISTINCT recipient FROM store_keys ORDER BY recipient").all() as { recipient: string }[])
-        .map((r) => r.recipient);
-      const one = (sql: string) => Number((db.prepare(sql).get() as { n: number | bigint }).n);
-      const audit: AuditVerification = verifyRows(db.prepare("SELECT * FROM audit ORDER BY seq").iterate() as Iterable<AuditRow>);
-      if (!audit.ok) {
-        throw bad(`has a broken audit chain at record ${audit.brokenAt}: ${audit.reason}`);
+      const keyRecipients = db.keyRecipients();
+      const audit = verifyRows(db.auditRows());
+      if (!audit.ok) throw bad(`has a broken audit chain at record ${audit.brokenAt}: ${audit.reason}`);
+      if (head !== undefined && (head.store !== storeId || db.auditHashAt(head.count) !== head.hash)) {
+        throw bad("does not contain the signed head the backup carries");
       }
-      if (head !== undefined) {
-        const at = db.prepare("SELECT hash FROM audit WHERE seq = ?").get(head.count) as { hash: Uint8Array } | undefined;
-        if (head.store !== storeId || at === undefined || Buffer.from(at.hash).toString("hex") !== head.hash) {
-          throw bad("does not contain the signed head the backup carries");
-        }
-      }
-      return {
-        schema: version,
-        storeId,
-        secrets: one("SELECT count(*) AS n FROM secrets WHERE deleted_at IS NULL"),
-        versions: one("SELECT count(*) AS n FROM versions"),
-        auditRecords: audit.records,
-        keyRecipients,
-      };
+      const { secrets, versions } = db.counts();
+      return { schema: version, storeId, secrets, versions, auditRecords: audit.records, keyRecipients };
     } catch (cause) {
       if (cause instanceof CofferError) throw cause;
       throw new CofferError("E_INTEGRITY", `the store in the backup is not a coffer store (${(cause as Error).message})`, { cause });
@@ -98,26 +80,23 @@ export function inspectSnapshot(path: string, schema: number, head?: SignedHead)
  */
 export function snapshotDatabase(store: Store, path: string): void {
   touchPrivateFile(path);
-  store.sql("VACUUM INTO ?").run(path);
+  internalsOf(store).driver.vacuumInto(path);
 }
 
 /** Live secrets and all versions in `store`. */
 export function countRows(store: Store): { secrets: number; versions: number } {
-  const n = (sql: string) => Number((store.sql(sql).get() as { n: number | bigint }).n);
-  return {
-    secrets: n("SELECT count(*) AS n FROM secrets WHERE deleted_at IS NULL"),
-    versions: n("SELECT count(*) AS n FROM versions"),
-  };
+  const { secrets, versions } = internalsOf(store).driver.counts();
+  return { secrets, versions };
 }
 
 /** What the live store holds, counted as {@link inspectSnapshot} counts a snapshot. */
 export function summarizeLive(store: Store): SnapshotSummary {
-  const meta = store.sql("SELECT value FROM meta WHERE key = 'store_id'").get() as { value: string } | undefined;
+  const { driver } = internalsOf(store);
+  const { secrets, versions, auditRecords } = driver.counts();
   return {
-    schema: (store.sql("PRAGMA user_version").get() as { user_version: number }).user_version,
-    storeId: meta?.value ?? "",
-    ...countRows(store),
-    auditRecords: Number((store.sql("SELECT count(*) AS n FROM audit").get() as { n: number }).n),
-    keyRecipients: (store.sql("SELECT DISTINCT recipient FROM store_keys ORDER BY recipient").all() as { recipient: string }[]).map((r) => r.recipient),
+    schema: driver.schemaVersion(),
+    storeId: driver.meta().store_id ?? "",
+    secrets, versions, auditRecords,
+    keyRecipients: driver.keyRecipients(),
   };
 }

@@ -13,7 +13,7 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, constants, existsSync, fsyncSync, openSync, readFileSync, renameSync, rmdirSync, rmSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { DatabaseSync } from "node:sqlite";
+import { SqliteDriver } from "../storage/sqlite.ts";
 import { CofferError } from "../errors.ts";
 import { decryptWithPassphrase, isAgeFile } from "../crypto/age.ts";
 import { openStream, type OpenWith } from "../crypto/age-stream.ts";
@@ -26,6 +26,7 @@ import { HeadFile, headsDirFor, verifyHead, type ChainHead } from "./head.ts";
 import { createPrivateFile, ensurePrivateDir, fileChunks, fsyncDir, openPrivateNew, readFilePrefix, writeAll } from "../core/fs-secure.ts";
 import { homeOf, resolvePaths, type PathOptions } from "../core/paths.ts";
 import { openStore } from "./store.ts";
+import { internalsOf } from "./internal.ts";
 
 /** Options of {@link restoreBackup}. */
 export interface RestoreOptions extends PathOptions {
@@ -239,7 +240,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     if (existing) {
       const consent = options.replace;
       const info: ReplaceInfo = {
-        store: paths.store, existingSecrets: countLiveSecrets(paths.store),
+        store: paths.store, existingSecrets: SqliteDriver.countLive(paths.store),
         backupCreated: container.created, backupSecrets: summary.secrets,
       };
       const yes = typeof consent === "function" ? await consent(info) : consent === true;
@@ -255,12 +256,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
 
     // 5. Open the new store where it is (migrating an older schema), verify and record the
     //    restore, then move it into place.
-    const db = new DatabaseSync(tmp);
-    try {
-      db.exec("PRAGMA journal_mode = WAL");
-    } finally {
-      db.close();
-    }
+    SqliteDriver.useWal(tmp);
     removeSidecars(tmp);
     let result: Pick<RestoreResult, "schema" | "secrets" | "versions" | "auditRecords">;
     // A restore is a rollback taken knowingly: the chain it brings back need not contain the
@@ -282,7 +278,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         detail: { backup_created: container.created, replaced: existing, schema: summary.schema, secrets: counts.secrets },
       });
       restoredHead = { count: record.seq, hash: record.hash };
-      result = { ...counts, auditRecords: record.seq, schema: (store.sql("PRAGMA user_version").get() as { user_version: number }).user_version };
+      result = { ...counts, auditRecords: record.seq, schema: internalsOf(store).driver.schemaVersion() };
     } finally {
       store.close();
     }
@@ -305,10 +301,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       renameSync(tmp, paths.store);
       fsyncDir(dir);
     } finally {
-      if (lock !== undefined) {
-        lock.exec("ROLLBACK");
-        lock.close();
-      }
+      lock?.();
     }
     new HeadFile(headsDirFor(paths.identity), summary.storeId, signingKeyOf(identity), homeOf(options.env)).write(restoredHead!);
     const restored: RestoreResult = {
@@ -433,32 +426,12 @@ async function unlockBackupIdentity(text: string, recipient: string, options: Re
   return identity;
 }
 
-/** Live secrets in the store at `path` (only read), or null when it cannot be read. */
-function countLiveSecrets(path: string): number | null {
+// The old store, checkpointed and with its write lock held (the lock's release); undefined when
+// it cannot be read (an unreadable old store is what a restore is for: it is replaced as it is).
+function lockForSwap(path: string, busyTimeoutMs: number): (() => void) | undefined {
   try {
-    const db = new DatabaseSync(path);
-    try {
-      db.exec("PRAGMA busy_timeout = 2000");
-      return Number((db.prepare("SELECT count(*) AS n FROM secrets WHERE deleted_at IS NULL").get() as { n: number }).n);
-    } finally {
-      db.close();
-    }
-  } catch {
-    return null;
-  }
-}
-
-// The old store, checkpointed and with its write lock held; undefined when it cannot be read
-// (an unreadable old store is what a restore is for: it is replaced as it is).
-function lockForSwap(path: string, busyTimeoutMs: number): DatabaseSync | undefined {
-  let db: DatabaseSync | undefined;
-  try {
-    db = new DatabaseSync(path);
-    db.exec(`PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)}; PRAGMA wal_checkpoint(TRUNCATE)`);
-    db.exec("BEGIN IMMEDIATE");
-    return db;
+    return SqliteDriver.lockForSwap(path, busyTimeoutMs);
   } catch (err) {
-    db?.close();
     if (((err as { errcode?: number }).errcode ?? 0) % 256 === 5) {
       throw new CofferError("E_BUSY", `another coffer process kept the store ${path} locked; stop it, then restore again (nothing was replaced)`, { cause: err });
     }

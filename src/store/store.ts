@@ -2,29 +2,31 @@
  * The encrypted local store (docs/design.md §3–5): one SQLite file (WAL, busy timeout, fsync on
  * commit), every version of every secret sealed with AES-256-GCM, a hash-chained audit log.
  *
- * Reads are synchronous and touch nothing but one indexed row and one AES-GCM open (and, at
- * most every 100 ms, a stat of the file, to notice that a restore replaced it); every
- * write is one `BEGIN IMMEDIATE` transaction, so concurrent processes serialise cleanly and a
- * killed writer leaves either the whole write or none of it.
+ * A thin layer (docs/design.md §7): the store key, sealing and the public API, over the SQLite
+ * driver's synchronous core (`src/storage/sqlite.ts`), which holds the tables, the transactions
+ * and the audit append. Reads are synchronous and touch nothing but one indexed row and one
+ * AES-GCM open (and, at most every 100 ms, a stat of the file, to notice that a restore replaced
+ * it); every write is one transaction that also signs the chain's new head.
  */
 import { randomBytes, sign } from "node:crypto";
-import { linkSync, rmSync, statSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { statSync } from "node:fs";
+import { dirname } from "node:path";
 import type { KeyObject } from "node:crypto";
 import { CofferError, DecryptError } from "../errors.ts";
 import { aadPrefix, deriveValueKey, importKey, open, seal, valueAad, valueAadWith } from "../crypto/seal.ts";
 import { deriveStoreKeyWrapKey } from "../crypto/keys.ts";
 import { decryptWithIdentity, encryptToRecipients } from "../crypto/age.ts";
 import { loadIdentity, signingKeyOf, type Identity, type PassphraseSource } from "../identity/identity.ts";
-import { assertPrivate, assertSecureParents, ensurePrivateDir, fsyncDir, touchPrivateFile } from "../core/fs-secure.ts";
+import { assertPrivate, assertSecureParents, ensurePrivateDir } from "../core/fs-secure.ts";
 import { HeadFile, headsDirFor, type ChainHead, type SignedHead } from "./head.ts";
 import { formatCard } from "../identity/card.ts";
 import { assertSecretName, assertValue, assertVersion, DEFAULT_MAX_VALUE_BYTES, isSecretName } from "../core/names.ts";
-import { chainHash, GENESIS_HASH, recordFromRow, verifyRows, type AuditEntry, type AuditRecord, type AuditRow, type AuditVerification } from "../core/audit.ts";
+import { verifyRows, type AuditEntry, type AuditRecord, type AuditVerification } from "../core/audit.ts";
 import { homeOf, resolvePaths, type PathOptions } from "../core/paths.ts";
-import { SCHEMA_SQL, STORE_FORMAT } from "./schema.ts";
-import { migrate, schemaVersion, SCHEMA_VERSION } from "./migrations.ts";
+import { SqliteDriver } from "../storage/sqlite.ts";
+import { mapSqliteError } from "../storage/sqlite-errors.ts";
+import { secretInfoFromRow } from "../storage/checks.ts";
+import { registerInternals } from "./internal.ts";
 import { Secret } from "../core/secret.ts";
 
 /** Options of {@link openStore}. */
@@ -105,31 +107,6 @@ export interface VersionInfo {
   current: boolean;
 }
 
-// The read path's row, as an array (node:sqlite's row objects are slow dictionaries):
-// [version, nonce, ciphertext, created_at, removed_at]
-type SealedRow = [number, Uint8Array, Uint8Array, string, string | null];
-
-interface SecretRow {
-  name: string;
-  latest: number;
-  deleted_at: string | null;
-  description: string | null;
-  rotation_s: number | null;
-  created_at: string;
-  created_by: string;
-  updated_at: string;
-  updated_by: string;
-}
-
-
-const INSERT_VERSION = "INSERT INTO versions (name, version, nonce, ciphertext, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)";
-const INSERT_AUDIT = "INSERT INTO audit (seq, at, actor, action, name, version, detail, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
-const SECRET_STATE = "SELECT latest, deleted_at FROM secrets WHERE name = ?";
-
-const SQLITE_BUSY = 5;
-const SQLITE_NOTADB = 26;
-const SQLITE_CORRUPT = 11;
-
 /**
  * Opens the user's store with their identity.
  *
@@ -167,49 +144,23 @@ export async function createStore(
 ): Promise<void> {
   ensurePrivateDir(dirname(path));
   assertSecureParents(path, "store", homeOf(options.env));
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
-  touchPrivateFile(tmp);
+  const storeKey = randomBytes(32);
+  let first: AuditRecord | undefined;
+  let storeId = "";
   try {
-    const storeId = randomBytes(16);
-    const storeKey = randomBytes(32);
-    let firstHash: Buffer;
     const ageWrapped = await encryptToRecipients(storeKey, [identity.recipient]);
-    const db = new DatabaseSync(tmp);
-    try {
-      db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;");
-      db.exec("BEGIN IMMEDIATE");
-      db.exec(SCHEMA_SQL);
-      migrate(db, path);
-      const now = new Date().toISOString();
-      const meta = db.prepare("INSERT INTO meta (key, value) VALUES (?, ?)");
-      meta.run("format", String(STORE_FORMAT));
-      meta.run("store_id", storeId.toString("hex"));
-      meta.run("created_at", now);
-      meta.run("owner", identity.recipient);
-      const keys = db.prepare("INSERT INTO store_keys (recipient, kind, wrapped) VALUES (?, ?, ?)");
-      keys.run(identity.recipient, "age", ageWrapped);
-      keys.run(identity.recipient, "local-v1", wrapLocal(identity, storeId, storeKey));
-      storeKey.fill(0);
-      const first = { seq: 1, at: now, actor: identity.name, action: "init", name: null, version: null, detail: { format: STORE_FORMAT } };
-      firstHash = chainHash(GENESIS_HASH, first);
-      db.prepare(INSERT_AUDIT)
-        .run(1, now, identity.name, "init", null, null, JSON.stringify(first.detail), firstHash);
-      db.exec("COMMIT");
-    } finally {
-      db.close();
-    }
-    linkSync(tmp, path);
-    fsyncDir(dirname(path));
-    const headsDir = options.headsDir ?? headsDirFor(resolvePaths(options.env === undefined ? {} : { env: options.env }).identity);
-    new HeadFile(headsDir, storeId.toString("hex"), signingKeyOf(identity), homeOf(options.env)).write({ count: 1, hash: firstHash.toString("hex") });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "EEXIST") {
-      throw new CofferError("E_CONFLICT", `a store already exists at ${path}; refusing to overwrite it`);
-    }
-    throw err;
+    SqliteDriver.create(path, "store", (d) => {
+      d.setMeta("owner", identity.recipient);
+      d.addStoreKey(identity.recipient, "age", ageWrapped);
+      d.addStoreKey(identity.recipient, "local-v1", wrapLocal(identity, d.storeId, storeKey));
+      [first] = d.appendAudit([{ actor: identity.name, action: "init", name: null, version: null, detail: { format: 1 } }]);
+      storeId = d.storeId.toString("hex");
+    });
   } finally {
-    for (const f of [tmp, `${tmp}-wal`, `${tmp}-shm`]) rmSync(f, { force: true });
+    storeKey.fill(0);
   }
+  const headsDir = options.headsDir ?? headsDirFor(resolvePaths(options.env === undefined ? {} : { env: options.env }).identity);
+  new HeadFile(headsDir, storeId, signingKeyOf(identity), homeOf(options.env)).write({ count: 1, hash: first!.hash });
 }
 
 // The owner's local wrap: AES-256-GCM, key HKDF(identity secret, "coffer/v1/store-key"),
@@ -237,15 +188,12 @@ export class Store {
   readonly path: string;
   /** who writes: the identity's name, recorded as the actor */
   readonly actor: string;
-  readonly #db: DatabaseSync;
+  readonly #db: SqliteDriver;
   readonly #aadPrefix: Buffer;
   readonly #recipient: string;
   /** undefined once closed */
   #valueKey: KeyObject | undefined;
   readonly #maxValueBytes: number;
-  readonly #getCurrent: StatementSync;
-  readonly #getVersion: StatementSync;
-  readonly #statements = new Map<string, StatementSync>();
   readonly #head: HeadFile;
   readonly #headStatus: HeadStatus;
   // The file's identity when opened: a restore renames a new file over the path, and this
@@ -256,29 +204,23 @@ export class Store {
   #replacedSeen = false;
 
   private constructor(
-    path: string, db: DatabaseSync, actor: string, recipient: string, storeId: Buffer, valueKey: KeyObject, maxValueBytes: number,
+    db: SqliteDriver, identity: Identity, valueKey: KeyObject, maxValueBytes: number,
     head: HeadFile, headStatus: HeadStatus, file: { dev: number; ino: number },
   ) {
-    this.path = path;
+    this.path = db.path;
     this.#head = head;
     this.#headStatus = headStatus;
     this.#dev = file.dev;
     this.#ino = file.ino;
-    this.#recipient = recipient;
-    this.actor = actor;
+    this.#recipient = identity.recipient;
+    this.actor = identity.name;
     this.#db = db;
-    this.#aadPrefix = aadPrefix(storeId);
+    this.#aadPrefix = aadPrefix(db.storeId);
     this.#valueKey = valueKey;
     this.#maxValueBytes = maxValueBytes;
-    // One B-tree search: the newest version row of the name (see schema.ts).
-    this.#getCurrent = db.prepare(
-      "SELECT version, nonce, ciphertext, created_at, removed_at FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1",
-    );
-    this.#getCurrent.setReturnArrays(true);
-    this.#getVersion = db.prepare(
-      "SELECT version, nonce, ciphertext, created_at, NULL FROM versions WHERE name = ? AND version = ?",
-    );
-    this.#getVersion.setReturnArrays(true);
+    // For sharing and backup (never exported from the package): the driver, and a write
+    // transaction with this store's checks and head signing.
+    registerInternals(this, { driver: db, write: (fn) => this.#write(fn) });
   }
 
   /**
@@ -300,45 +242,19 @@ export class Store {
       }
       throw err;
     }
-    let db: DatabaseSync | undefined;
+    const db = SqliteDriver.open(path, "store", options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: options.busyTimeoutMs });
     try {
-      db = new DatabaseSync(path);
-      db.exec(
-        `PRAGMA busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 15_000)};` +
-          "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA trusted_schema = OFF;",
-      );
-      const meta = Object.create(null) as Record<string, string>;
-      for (const row of db.prepare("SELECT key, value FROM meta").all() as { key: string; value: string }[]) {
-        meta[row.key] = row.value;
-      }
-      if (meta.format !== String(STORE_FORMAT) || meta.store_id === undefined || !/^[0-9a-f]{32}$/.test(meta.store_id)) {
-        throw new CofferError("E_INTEGRITY", `${path} is not a coffer store of format ${STORE_FORMAT}`);
-      }
-      if (schemaVersion(db) !== SCHEMA_VERSION) {
-        db.exec("BEGIN IMMEDIATE");
-        try {
-          migrate(db, path);
-          db.exec("COMMIT");
-        } catch (err) {
-          db.exec("ROLLBACK");
-          throw err;
-        }
-      }
       const st = statSync(path);
-      const storeId = Buffer.from(meta.store_id, "hex");
-      const storeKey = await unwrapStoreKey(db, path, identity, storeId);
+      const storeKey = await unwrapStoreKey(db, identity);
       const valueKey = importKey(deriveValueKey(storeKey));
       storeKey.fill(0);
       const headsDir = options.headsDir ?? headsDirFor(resolvePaths(options.env === undefined ? {} : { env: options.env }).identity);
-      const head = new HeadFile(headsDir, meta.store_id, signingKeyOf(identity), home);
-      const status = checkHead(db, path, head, options);
-      return new Store(
-        path, db, identity.name, identity.recipient, storeId, valueKey, options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES,
-        head, status, { dev: st.dev, ino: st.ino },
-      );
+      const head = new HeadFile(headsDir, db.storeId.toString("hex"), signingKeyOf(identity), home);
+      const status = checkHead(db, head, options);
+      return new Store(db, identity, valueKey, options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES, head, status, { dev: st.dev, ino: st.ino });
     } catch (err) {
-      db?.close();
-      throw mapSqliteError(err, path);
+      db.close();
+      throw mapSqliteError(err, "store", path);
     }
   }
 
@@ -360,13 +276,11 @@ export class Store {
     }
     if (!isSecretName(name)) assertSecretName(name);
     const version = options.version;
-    const row = (version === undefined ? this.#getCurrent.get(name) : this.#getVersion.get(name, assertVersion(version))) as
-      | SealedRow
-      | undefined;
-    if (row === undefined || row[4] !== null) throw this.#notFound(name, version);
-    const v = row[0];
-    const value = open(key, { nonce: row[1], ciphertext: row[2] }, valueAadWith(this.#aadPrefix, name, v), () => `secret "${name}" v${v}`);
-    return new Secret({ name, version: v, updatedAt: row[3] }, value);
+    const row = version === undefined ? this.#db.readCurrent(name) : this.#db.readVersion(name, assertVersion(version));
+    if (row === undefined) throw this.#notFound(name, version);
+    const v = row.version;
+    const value = open(key, row, valueAadWith(this.#aadPrefix, name, v), () => `secret "${name}" v${v}`);
+    return new Secret({ name, version: v, updatedAt: row.createdAt }, value);
   }
 
   /**
@@ -398,34 +312,19 @@ export class Store {
       }
       return { ...e, bytes };
     });
-    return this.#write(() => {
-      const read = this.#stmt("SELECT latest FROM secrets WHERE name = ?");
-      const insertVersion = this.#stmt(INSERT_VERSION);
-      const upsert = this.#stmt(
-        `INSERT INTO secrets (name, latest, deleted_at, description, rotation_s, created_at, created_by, updated_at, updated_by)
-         VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET latest = excluded.latest, deleted_at = NULL,
-           description = coalesce(excluded.description, secrets.description),
-           rotation_s = coalesce(excluded.rotation_s, secrets.rotation_s),
-           updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
-      );
-      const now = new Date().toISOString();
-      return prepared.map((e) => {
-        const current = (read.get(e.name) as { latest: number } | undefined)?.latest ?? 0;
-        if (e.ifVersion !== undefined && e.ifVersion !== current) {
-          throw new CofferError(
-            "E_CONFLICT",
-            `secret "${e.name}" is at version ${current}, not ${e.ifVersion}: someone else wrote it; read it again and retry`,
-          );
-        }
-        const version = current + 1;
-        const sealed = seal(this.#key(), e.bytes, valueAadWith(this.#aadPrefix, e.name, version));
-        insertVersion.run(e.name, version, sealed.nonce, sealed.ciphertext, now, this.actor);
-        upsert.run(e.name, version, e.description ?? null, e.rotationSeconds ?? null, now, this.actor, now, this.actor);
-        this.#appendAudit({ action: "set", name: e.name, version, detail: null }, now);
-        return { name: e.name, version };
-      });
+    return this.#write(() => prepared.map((e) => this.#seal(e.name, e.bytes, "set", null, e)));
+  }
+
+  // Writes the next version of `name` holding `bytes`, sealed for that version (part of the AAD).
+  #seal(name: string, bytes: Uint8Array, action: string, detail: Record<string, unknown> | null, options: SetOptions = {}): WriteResult {
+    const { version } = this.#db.write({
+      name, actor: this.actor, action, auditDetail: detail,
+      ...(options.description !== undefined && { description: options.description }),
+      ...(options.ifVersion !== undefined && { ifVersion: options.ifVersion }),
+      ...(options.rotationSeconds !== undefined && { rotationSeconds: options.rotationSeconds }),
+      seal: (v) => seal(this.#key(), bytes, valueAadWith(this.#aadPrefix, name, v)),
     });
+    return { name, version };
   }
 
   /**
@@ -434,20 +333,12 @@ export class Store {
    * @param options.deleted - include secrets hidden by `remove`
    */
   list(prefix = "", options: { deleted?: boolean } = {}): SecretInfo[] {
-    const rows = this.#stmt(
-      `SELECT * FROM secrets WHERE substr(name, 1, length(?1)) = ?1 ${options.deleted === true ? "" : "AND deleted_at IS NULL"} ORDER BY name`,
-    ).all(prefix) as unknown as SecretRow[];
+    this.#key();
     const now = Date.now();
-    return rows.map((r) => ({
-      name: r.name,
-      version: r.latest,
-      description: r.description,
-      createdAt: r.created_at,
-      createdBy: r.created_by,
-      updatedAt: r.updated_at,
-      updatedBy: r.updated_by,
-      rotationSeconds: r.rotation_s,
-      rotationDue: r.rotation_s !== null && Date.parse(r.updated_at) + r.rotation_s * 1000 < now,
+    return this.#db.list(prefix, options).map((r) => ({
+      ...secretInfoFromRow(r),
+      rotationSeconds: r.rotation_s ?? null,
+      rotationDue: r.rotation_s != null && Date.parse(r.updated_at) + r.rotation_s * 1000 < now,
       deletedAt: r.deleted_at,
     }));
   }
@@ -458,15 +349,8 @@ export class Store {
    */
   history(name: string): VersionInfo[] {
     assertSecretName(name);
-    const info = this.#stmt(SECRET_STATE).get(name) as { latest: number; deleted_at: string | null } | undefined;
-    if (info === undefined) throw this.#notFound(name, undefined);
-    const rows = this.#stmt("SELECT version, created_at, created_by FROM versions WHERE name = ? ORDER BY version").all(name) as { version: number; created_at: string; created_by: string }[];
-    return rows.map((r) => ({
-      version: r.version,
-      createdAt: r.created_at,
-      createdBy: r.created_by,
-      current: info.deleted_at === null && r.version === info.latest,
-    }));
+    this.#key();
+    return this.#db.versions(name) ?? this.#throw(this.#notFound(name, undefined));
   }
 
   /**
@@ -476,14 +360,8 @@ export class Store {
   remove(name: string): WriteResult {
     assertSecretName(name);
     return this.#write(() => {
-      const now = new Date().toISOString();
-      const row = this.#stmt(
-        "UPDATE secrets SET deleted_at = ?, updated_at = ?, updated_by = ? WHERE name = ? AND deleted_at IS NULL RETURNING latest",
-      ).get(now, now, this.actor, name) as { latest: number } | undefined;
-      if (row === undefined) throw this.#notFound(name, undefined);
-      this.#stmt("UPDATE versions SET removed_at = ? WHERE name = ? AND version = ?").run(now, name, row.latest);
-      this.#appendAudit({ action: "rm", name, version: row.latest, detail: null }, now);
-      return { name, version: row.latest };
+      const removed = this.#db.remove(name, this.actor, null, "rm") ?? this.#throw(this.#notFound(name, undefined));
+      return { name, version: removed.version };
     });
   }
 
@@ -494,16 +372,10 @@ export class Store {
    */
   purge(name: string): { name: string; versions: number } {
     assertSecretName(name);
-    const result = this.#write(() => {
-      const versions = this.#stmt("DELETE FROM versions WHERE name = ?").run(name).changes;
-      const gone = this.#stmt("DELETE FROM secrets WHERE name = ?").run(name).changes;
-      if (gone === 0) throw this.#notFound(name, undefined);
-      this.#appendAudit({ action: "purge", name, version: null, detail: { versions: Number(versions) } }, new Date().toISOString());
-      return { name, versions: Number(versions) };
-    });
+    const versions = this.#write(() => this.#db.purge(name, this.actor) ?? this.#throw(this.#notFound(name, undefined)));
     // Move the freed pages out of the WAL too, so no old ciphertext lingers there.
-    this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    return result;
+    this.#db.checkpoint();
+    return { name, versions };
   }
 
   /**
@@ -516,15 +388,7 @@ export class Store {
     return this.#write(() => {
       const old = this.get(name, { version: to });
       try {
-        const now = new Date().toISOString();
-        const current = (this.#stmt(SECRET_STATE).get(name) as { latest: number }).latest;
-        const version = current + 1;
-        const sealed = seal(this.#key(), old.bytes(), valueAadWith(this.#aadPrefix, name, version));
-        this.#stmt(INSERT_VERSION).run(name, version, sealed.nonce, sealed.ciphertext, now, this.actor);
-        this.#stmt("UPDATE secrets SET latest = ?, deleted_at = NULL, updated_at = ?, updated_by = ? WHERE name = ?")
-          .run(version, now, this.actor, name);
-        this.#appendAudit({ action: "rollback", name, version, detail: { from: to } }, now);
-        return { name, version };
+        return this.#seal(name, old.bytes(), "rollback", { from: to });
       } finally {
         old.dispose();
       }
@@ -539,7 +403,8 @@ export class Store {
    *   only a power cut could drop the newest such records. Writes of secrets always fsync.
    */
   appendAudit(entry: AuditEntry, options: { durable?: boolean } = {}): AuditRecord {
-    return this.#write(() => this.#appendAudit(entry, new Date().toISOString()), options.durable ?? true);
+    const durable = options.durable ?? true;
+    return this.#write(() => this.#db.appendAudit([{ ...entry, actor: this.actor }], durable)[0]!, durable);
   }
 
   /** How the audit chain compared with its last signed head when the store was opened. */
@@ -577,57 +442,26 @@ export class Store {
    * @param options.since - only records at or after this time
    */
   auditLog(options: { since?: Date } = {}): AuditRecord[] {
-    const since = options.since?.toISOString() ?? "";
-    return (this.#stmt("SELECT * FROM audit WHERE at >= ? ORDER BY seq").all(since) as unknown as AuditRow[]).map(recordFromRow);
+    this.#key();
+    return this.#db.auditLog(options.since === undefined ? {} : { since: options.since });
   }
 
   /** Recomputes the whole audit chain. */
   verifyAudit(): AuditVerification {
-    const rows = this.#stmt("SELECT * FROM audit ORDER BY seq").iterate() as Iterable<AuditRow>;
-    return verifyRows(rows);
+    this.#key();
+    return verifyRows(this.#db.auditRows());
   }
 
   /** Closes the database. The store cannot be used afterwards. */
   close(): void {
     if (this.#valueKey === undefined) return;
     this.#valueKey = undefined;
-    this.#statements.clear();
     this.#db.close();
   }
 
   #key(): KeyObject {
     if (this.#valueKey === undefined) throw new CofferError("E_USAGE", "the store is closed; open it again with openStore()");
     return this.#valueKey;
-  }
-
-  #stmt(sql: string): StatementSync {
-    this.#key();
-    let st = this.#statements.get(sql);
-    if (st === undefined) {
-      st = this.#db.prepare(sql);
-      this.#statements.set(sql, st);
-    }
-    return st;
-  }
-
-  #appendAudit(entry: AuditEntry, at: string): AuditRecord {
-    const last = this.#stmt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").get() as
-      | { seq: number; hash: Uint8Array }
-      | undefined;
-    const record = { seq: (last?.seq ?? 0) + 1, at, actor: this.actor, ...entry };
-    const hash = chainHash(last?.hash ?? GENESIS_HASH, record);
-    this.#stmt(INSERT_AUDIT)
-      .run(record.seq, at, this.actor, entry.action, entry.name, entry.version, entry.detail === null ? null : JSON.stringify(entry.detail), hash);
-    return { ...record, hash: hash.toString("hex") };
-  }
-
-  /**
-   * Runs `fn` in one write transaction (or inside the one already open): all of its changes,
-   * audit records included, land together or not at all. For coffer's own modules.
-   * @internal
-   */
-  transaction<T>(fn: () => T): T {
-    return this.#write(fn);
   }
 
   /**
@@ -637,7 +471,7 @@ export class Store {
    */
   signHeadNow(): SignedHead {
     this.#key();
-    const tail = tailOf(this.#db);
+    const tail = this.#db.tail();
     if (tail === undefined) throw new CofferError("E_INTEGRITY", `the store ${this.path} has no audit records`);
     return this.#head.write(tail);
   }
@@ -656,47 +490,29 @@ export class Store {
     };
   }
 
-  /**
-   * A prepared statement on the store's database, cached per connection. For coffer's own
-   * modules (sharing, backup), which keep their tables in the same file.
-   * @internal
-   */
-  sql(statement: string): StatementSync {
-    return this.#stmt(statement);
-  }
-
+  // One write transaction (or the one open), checked with the lock held: a restore swaps the
+  // file while holding it, so a write that waited for it would otherwise commit into the old,
+  // unlinked file and be lost. The head is signed after the commit, never before: a head naming
+  // a record that then failed to commit would make the store refuse to open. Two writers racing
+  // may leave the older of their heads in the file; that is still a prefix of the chain.
   #write<T>(fn: () => T, durable = true): T {
     this.#key();
-    if (this.#db.isTransaction) return fn();
-    if (!durable) this.#db.exec("PRAGMA synchronous = NORMAL");
     try {
-      this.#db.exec("BEGIN IMMEDIATE");
+      return this.#db.transaction(() => {
+        this.#assertSameFile();
+        return fn();
+      }, durable, durable ? () => signTail(this.#db, this.#head) : undefined);
     } catch (err) {
-      throw mapSqliteError(err, this.path);
+      throw mapSqliteError(err, "store", this.path);
     }
-    try {
-      // Checked with the lock held: a restore swaps the file while holding it, so a write that
-      // waited for it would otherwise commit into the old, unlinked file and be lost.
-      this.#assertSameFile();
-      const result = fn();
-      this.#db.exec("COMMIT");
-      // After the commit, never before: a head naming a record that then failed to commit
-      // would make the store refuse to open. Two writers racing may leave the older of their
-      // heads in the file; that is still a prefix of the chain, so nothing is refused wrongly.
-      if (durable) signTail(this.#db, this.#head);
-      return result;
-    } catch (err) {
-      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
-      throw mapSqliteError(err, this.path);
-    } finally {
-      if (!durable) this.#db.exec("PRAGMA synchronous = FULL");
-    }
+  }
+
+  #throw(err: Error): never {
+    throw err;
   }
 
   #notFound(name: string, version: number | undefined): CofferError {
-    const row = this.#stmt(SECRET_STATE).get(name) as
-      | { latest: number; deleted_at: string | null }
-      | undefined;
+    const row = this.#db.state(name);
     if (row === undefined) return new CofferError("E_NOT_FOUND", `no secret "${name}"; \`coffer list\` shows what there is`);
     if (version !== undefined) {
       return new CofferError("E_NOT_FOUND", `secret "${name}" has no version ${version} (versions 1–${row.latest} were written; purged ones are gone)`);
@@ -708,20 +524,16 @@ export class Store {
   }
 }
 
-function tailOf(db: DatabaseSync): ChainHead | undefined {
-  const row = db.prepare("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").get() as { seq: number; hash: Uint8Array } | undefined;
-  return row === undefined ? undefined : { count: Number(row.seq), hash: Buffer.from(row.hash).toString("hex") };
-}
-
-function signTail(db: DatabaseSync, head: HeadFile): ChainHead | undefined {
-  const tail = tailOf(db);
+function signTail(db: SqliteDriver, head: HeadFile): ChainHead | undefined {
+  const tail = db.tail();
   if (tail !== undefined) head.write(tail);
   return tail;
 }
 
 // Cheap on purpose (every `coffer get` opens the store): one signature check and one indexed
 // row, never a walk of the chain. `coffer audit verify` re-checks the chain itself.
-function checkHead(db: DatabaseSync, path: string, head: HeadFile, options: Pick<OpenStoreOptions, "acceptHead" | "notice">): HeadStatus {
+function checkHead(db: SqliteDriver, head: HeadFile, options: Pick<OpenStoreOptions, "acceptHead" | "notice">): HeadStatus {
+  const path = db.path;
   const signed = head.read();
   if (signed === undefined) {
     const tail = signTail(db, head) ?? { count: 0, hash: "" };
@@ -731,52 +543,34 @@ function checkHead(db: DatabaseSync, path: string, head: HeadFile, options: Pick
     );
     return { state: "new", signed: tail };
   }
-  const row = db.prepare("SELECT hash FROM audit WHERE seq = ?").get(signed.count) as { hash: Uint8Array } | undefined;
-  if (row !== undefined && Buffer.from(row.hash).toString("hex") === signed.hash) {
+  const found = db.auditHashAt(signed.count);
+  if (found === signed.hash) {
     return { state: "ok", signed: { count: signed.count, hash: signed.hash } };
   }
-  const found = tailOf(db) ?? { count: 0, hash: "" };
+  const tail = db.tail() ?? { count: 0, hash: "" };
   if (options.acceptHead === true) {
-    return { state: "diverged", signed: { count: signed.count, hash: signed.hash, at: signed.at }, found };
+    return { state: "diverged", signed: { count: signed.count, hash: signed.hash, at: signed.at }, found: tail };
   }
   throw new CofferError(
     "E_INTEGRITY",
     `the store ${path} is not the one last written: ` +
-      (row === undefined
-        ? `its audit chain has ${found.count} records, fewer than the ${signed.count} signed on ${signed.at}`
+      (found === undefined
+        ? `its audit chain has ${tail.count} records, fewer than the ${signed.count} signed on ${signed.at}`
         : `its audit record ${signed.count} differs from the one signed on ${signed.at}`) +
       "; an older copy of the store (or of its WAL) was put back, which would silently undo later changes. " +
       "If you put it back yourself, take it knowingly with `coffer audit accept`",
   );
 }
 
-async function unwrapStoreKey(db: DatabaseSync, path: string, identity: Identity, storeId: Buffer): Promise<Buffer> {
-  const rows = db.prepare("SELECT kind, wrapped FROM store_keys WHERE recipient = ?").all(identity.recipient) as {
-    kind: string;
-    wrapped: Uint8Array;
-  }[];
+async function unwrapStoreKey(db: SqliteDriver, identity: Identity): Promise<Buffer> {
+  const rows = db.storeKeys(identity.recipient);
   const local = rows.find((r) => r.kind === "local-v1");
-  if (local !== undefined) return unwrapLocal(identity, storeId, local.wrapped);
+  if (local !== undefined) return unwrapLocal(identity, db.storeId, local.wrapped);
   const aged = rows.find((r) => r.kind === "age");
   if (aged === undefined) {
-    throw new DecryptError(`the store ${path} with identity ${identity.recipient}: the store is not wrapped to it (wrong identity?)`);
+    throw new DecryptError(`the store ${db.path} with identity ${identity.recipient}: the store is not wrapped to it (wrong identity?)`);
   }
-  const storeKey = Buffer.from(await decryptWithIdentity(aged.wrapped, identity.secretKey, `the store key of ${path}`));
-  if (storeKey.length !== 32) throw new CofferError("E_INTEGRITY", `the store key of ${path} is not 32 bytes`);
+  const storeKey = Buffer.from(await decryptWithIdentity(aged.wrapped, identity.secretKey, `the store key of ${db.path}`));
+  if (storeKey.length !== 32) throw new CofferError("E_INTEGRITY", `the store key of ${db.path} is not 32 bytes`);
   return storeKey;
-}
-
-function mapSqliteError(err: unknown, path: string): unknown {
-  if (err instanceof CofferError) return err;
-  const e = err as { code?: string; errcode?: number };
-  if (e.code === "ERR_SQLITE_ERROR") {
-    const primary = (e.errcode ?? 0) & 0xff;
-    if (primary === SQLITE_BUSY) {
-      return new CofferError("E_BUSY", `the store ${path} stayed locked by another process; try again`, { cause: err });
-    }
-    if (primary === SQLITE_NOTADB || primary === SQLITE_CORRUPT) {
-      return new CofferError("E_INTEGRITY", `${path} is not a readable coffer store (corrupt or not SQLite); restore a backup`, { cause: err });
-    }
-  }
-  return err;
 }

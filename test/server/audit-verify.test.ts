@@ -13,8 +13,8 @@ import { AUDIT_CHECKPOINT_META, type AuditVerifierOptions } from "../../src/serv
 import { parseServerConfig } from "../../src/server/config.ts";
 import { readMasterKey } from "../../src/server/keys.ts";
 import { initServer, MASTER_KEY_FILE, SQLITE_FILE } from "../../src/server/server.ts";
-import { openSqliteStorage } from "../../src/server/storage/sqlite.ts";
-import type { ServerStorage } from "../../src/server/storage/storage.ts";
+import { openSqliteStorage } from "../../src/storage/sqlite-async.ts";
+import type { ServerStorage } from "../../src/storage/types.ts";
 import { chainHash, GENESIS_HASH } from "../../src/core/audit.ts";
 
 interface Setup {

@@ -6,8 +6,8 @@ import { buildServer } from "../../src/server/app.ts";
 import { parseServerConfig } from "../../src/server/config.ts";
 import { readMasterKey } from "../../src/server/keys.ts";
 import { initServer, MASTER_KEY_FILE, SQLITE_FILE, startServer } from "../../src/server/server.ts";
-import { openSqliteStorage } from "../../src/server/storage/sqlite.ts";
-import type { ServerStorage } from "../../src/server/storage/storage.ts";
+import { openSqliteStorage } from "../../src/storage/sqlite-async.ts";
+import type { ServerStorage } from "../../src/storage/types.ts";
 import { isCofferError } from "../../src/errors.ts";
 
 test("fail closed: when the audit record cannot be written, a read answers 503 and returns no value", async (t) => {

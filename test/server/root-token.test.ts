@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { isCofferError } from "../../src/errors.ts";
 import { parseServerConfig } from "../../src/server/config.ts";
 import { initServer, replaceRootToken, SQLITE_FILE, startServer } from "../../src/server/server.ts";
-import { openSqliteStorage } from "../../src/server/storage/sqlite.ts";
+import { openSqliteStorage } from "../../src/storage/sqlite-async.ts";
 import { tempDir } from "../helpers.ts";
 import { fetchReply, startTestServer, TEST_ROLES } from "./harness.ts";
 

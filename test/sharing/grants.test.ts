@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { internalsOf } from "../../src/store/internal.ts";
 import type { TestContext } from "node:test";
 import { initCoffer, openStore } from "../../src/index.ts";
 import { cardOf, loadIdentity } from "../../src/identity/identity.ts";
@@ -56,7 +57,7 @@ test("a stored grant the rule now refuses matches nothing and can still be ungra
   grant(store, "bob", ["a/**/b"]);
   assert.deepEqual(grantedNames(store, "bob"), ["a/b", "a/x/b"], "users show lists what the widened grant matches now");
   // "_x" was a valid grant under the old grant rule (it matched no name); today's rule refuses it.
-  store.sql("INSERT INTO grants (member, pattern, granted_at, granted_by) VALUES (?, ?, ?, ?)").run("bob", "_x", new Date().toISOString(), "test");
+  internalsOf(store).driver.stmt("INSERT INTO grants (member, pattern, granted_at, granted_by) VALUES (?, ?, ?, ?)").run("bob", "_x", new Date().toISOString(), "test");
   assert.deepEqual(grantedNames(store, "bob"), ["a/b", "a/x/b"]);
   assert.throws(() => grant(store, "bob", ["_y"]), { code: "E_INVALID_NAME" });
   assert.deepEqual(ungrant(store, "bob", ["_x"]), ["_x"]);

@@ -3,6 +3,7 @@
  * the identity that decrypts the backup (or `from`), never a card inside the backup alone.
  */
 import { test } from "node:test";
+import { internalsOf } from "../../src/store/internal.ts";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -52,13 +53,13 @@ test("a backup forged from the victim's public card is refused", async (t) => {
   const mallory = await user(t, "mallory");
   const evil = await openStore({ env: mallory.env });
   evil.set("db/password", "mallory-chosen-value");
-  const row = evil.sql("SELECT wrapped FROM store_keys WHERE kind = 'age'").get() as { wrapped: Uint8Array };
+  const row = internalsOf(evil).driver.stmt("SELECT wrapped FROM store_keys WHERE kind = 'age'").get() as { wrapped: Uint8Array };
   const storeKey = await decryptWithIdentity(row.wrapped, mallory.identity.secretKey, "own key");
   const victimCard = cardOf(alice.identity);
   const victimRecipient = victimCard.split(":")[3]!;
   const wrapped = await encryptToRecipients(storeKey, [victimRecipient]);
-  evil.transaction(() => {
-    evil.sql("INSERT INTO store_keys (recipient, kind, wrapped) VALUES (?, 'age', ?)").run(victimRecipient, wrapped);
+  internalsOf(evil).write(() => {
+    internalsOf(evil).driver.stmt("INSERT INTO store_keys (recipient, kind, wrapped) VALUES (?, 'age', ?)").run(victimRecipient, wrapped);
   });
   const dir = tempDir(t);
   const signedByMallory = join(dir, "forged.backup");

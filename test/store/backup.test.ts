@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { internalsOf } from "../../src/store/internal.ts";
 import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -40,20 +41,20 @@ function populate(store: Store): void {
   store.set("old/token", "gone-soon");
   store.remove("old/token");
   const now = new Date().toISOString();
-  store.transaction(() => {
-    store.sql("INSERT INTO members (name, card, recipient, signing_key, fingerprint, added_at, added_by) VALUES (?, ?, ?, ?, ?, ?, ?)")
+  internalsOf(store).write(() => {
+    internalsOf(store).driver.stmt("INSERT INTO members (name, card, recipient, signing_key, fingerprint, added_at, added_by) VALUES (?, ?, ?, ?, ?, ?, ?)")
       .run("bob", "coffer-card:v1:bob:age1…:k", "age1bob", "k", "FPRBOB", now, "alice");
-    store.sql("INSERT INTO grants (member, pattern, granted_at, granted_by) VALUES (?, ?, ?, ?)").run("bob", "db/*", now, "alice");
-    store.sql("INSERT INTO trusted (fingerprint, card, trusted_at) VALUES (?, ?, ?)").run("FPRCAROL", "coffer-card:v1:carol:x:y", now);
-    store.sql("INSERT INTO exports (bundle_id, member, name, version, exported_at, exported_by) VALUES (?, ?, ?, ?, ?, ?)")
+    internalsOf(store).driver.stmt("INSERT INTO grants (member, pattern, granted_at, granted_by) VALUES (?, ?, ?, ?)").run("bob", "db/*", now, "alice");
+    internalsOf(store).driver.stmt("INSERT INTO trusted (fingerprint, card, trusted_at) VALUES (?, ?, ?)").run("FPRCAROL", "coffer-card:v1:carol:x:y", now);
+    internalsOf(store).driver.stmt("INSERT INTO exports (bundle_id, member, name, version, exported_at, exported_by) VALUES (?, ?, ?, ?, ?, ?)")
       .run("b1", "bob", "db/prod/password", 2, now, "alice");
-    store.sql("INSERT INTO imports (name, source, source_version, bundle_id, imported_at) VALUES (?, ?, ?, ?, ?)")
+    internalsOf(store).driver.stmt("INSERT INTO imports (name, source, source_version, bundle_id, imported_at) VALUES (?, ?, ?, ?, ?)")
       .run("ext/key", "carol", 3, "b0", now);
   });
 }
 
 function rows(store: Store, table: string): unknown[] {
-  return store.sql(`SELECT * FROM ${table}`).all().map((r) => JSON.stringify(r, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString("hex") : v))).sort();
+  return internalsOf(store).driver.stmt(`SELECT * FROM ${table}`).all().map((r) => JSON.stringify(r, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString("hex") : v))).sort();
 }
 
 const SHARING_TABLES = ["members", "grants", "trusted", "exports", "imports", "store_keys", "meta"];
@@ -139,7 +140,7 @@ test("a backup to the owner's recipient restores into an empty home: every table
   assert.equal(chain.length, restored.auditRecords);
   assert.deepEqual(back.verifyAudit(), { ok: true, records: chain.length });
   // The journal mode of the store (WAL) survives the snapshot.
-  assert.equal((back.sql("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode, "wal");
+  assert.equal((internalsOf(back).driver.stmt("PRAGMA journal_mode").get() as { journal_mode: string }).journal_mode, "wal");
 });
 
 test("a passphrase backup: scrypt 2^18, one stanza; a wrong passphrase writes nothing; the right one restores", async (t) => {
@@ -203,7 +204,7 @@ test("restoring over an existing store needs consent; with it the store is repla
   const back = await openStore({ env: home.env });
   t.after(() => back.close());
   assert.deepEqual(back.list().map((i) => i.name), ["kept"]);
-  assert.equal((back.sql("PRAGMA integrity_check").get() as { integrity_check: string }).integrity_check, "ok");
+  assert.equal((internalsOf(back).driver.stmt("PRAGMA integrity_check").get() as { integrity_check: string }).integrity_check, "ok");
   assert.deepEqual(back.auditLog().slice(-2).map((a) => [a.action, a.detail?.replaced]), [["backup", undefined], ["restore", true]]);
   assert.equal(back.verifyAudit().ok, true);
 });
@@ -373,7 +374,7 @@ test("a backup of an older schema is migrated when it is restored", async (t) =>
   const back = await openStore({ env: fresh.env });
   t.after(() => back.close());
   assert.equal(back.get("k").reveal(), "v1");
-  assert.equal((back.sql("SELECT count(*) AS n FROM members").get() as { n: number }).n, 0);
+  assert.equal((internalsOf(back).driver.stmt("SELECT count(*) AS n FROM members").get() as { n: number }).n, 0);
   assert.equal(back.verifyAudit().ok, true);
 });
 

@@ -8,12 +8,12 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import pg from "pg";
-import { openPostgresStorage } from "../../src/server/storage/postgres.ts";
-import { createSqliteStorage, openSqliteStorage } from "../../src/server/storage/sqlite.ts";
-import type { AuditInput, ServerStorage } from "../../src/server/storage/storage.ts";
+import { openPostgresStorage } from "../../src/storage/postgres.ts";
+import { createSqliteStorage, openSqliteStorage } from "../../src/storage/sqlite-async.ts";
+import type { AuditInput, ServerStorage } from "../../src/storage/types.ts";
 import { tempDir } from "../helpers.ts";
 import { freshDatabase } from "../services.ts";
-import { storageConformance } from "./storage-conformance.ts";
+import { storageConformance } from "./conformance.ts";
 
 const urls = new WeakMap<ServerStorage, string>();
 

@@ -5,10 +5,10 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync 
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type { TestContext } from "node:test";
-import { createSqliteStorage, openSqliteStorage } from "../../src/server/storage/sqlite.ts";
-import type { ServerStorage } from "../../src/server/storage/storage.ts";
+import { createSqliteStorage, openSqliteStorage } from "../../src/storage/sqlite-async.ts";
+import type { ServerStorage } from "../../src/storage/types.ts";
 import { tempDir } from "../helpers.ts";
-import { storageConformance } from "./storage-conformance.ts";
+import { storageConformance } from "./conformance.ts";
 
 const paths = new WeakMap<ServerStorage, string>();
 

@@ -1,13 +1,25 @@
 /**
  * What the two storage drivers (`sqlite.ts`, `postgres.ts`) share: the checks of what a caller
- * hands in, the mapping of token rows, and the key range of a name prefix. None of it touches a
- * database, so both drivers refuse the same inputs with the same messages.
+ * hands in, the migrate rule's refusal, the mapping of rows, and the key range of a name prefix.
+ * None of it touches a database, so both drivers refuse the same inputs with the same messages.
  */
-import { CofferError } from "../../errors.ts";
+import { CofferError } from "../errors.ts";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
-import { ChainVerifier, type AuditRecord, type AuditVerification } from "../../core/audit.ts";
-import { assertVersion } from "../../core/names.ts";
-import { AUDIT_VERIFY_PAGE, type AuditInput, type AuditVerifyOptions, type SealedValue, type StoredSecretInfo, type StoredToken, type StoredVersionInfo, type WriteRequest } from "./storage.ts";
+import { ChainVerifier, type AuditRecord, type AuditVerification } from "../core/audit.ts";
+import { assertVersion } from "../core/names.ts";
+import { AUDIT_VERIFY_PAGE, type AuditInput, type AuditVerifyOptions, type SealedValue, type StoredSecretInfo, type StoredToken, type StoredVersionInfo, type WriteRequest } from "./types.ts";
+
+/**
+ * The migrate rule's one refusal, for every dialect (and a backup's snapshot): a database
+ * written by a newer coffer is refused rather than misread.
+ * @param what - the database, as a message names it (a path, a redacted URL, "the backup")
+ * @throws CofferError E_INTEGRITY
+ */
+export function refuseNewer(found: number, known: number, what: string): void {
+  if (found > known) {
+    throw new CofferError("E_INTEGRITY", `${what} was written by a newer coffer (schema ${found}, this one knows ${known}); upgrade coffer`);
+  }
+}
 
 /** The audit table's columns, in the order both drivers select and insert them. */
 export const AUDIT_COLUMNS = "seq, at, actor, action, name, version, detail, hash";
@@ -17,19 +29,18 @@ export const TOKEN_COLUMNS = "id, name, hash, roles, created_at, created_by, exp
 /** A token row as an array, in {@link TOKEN_COLUMNS} order (the hash as the driver reads bytes). */
 export type TokenRow = readonly [string, string, Uint8Array, string, string, string, string | null, string | null];
 
-/** A `secrets` row as `list` selects it ({@link SECRET_INFO_COLUMNS}). */
-export interface SecretInfoRow {
+/** A `secrets` row (`rotation_s` only in a local store). */
+export interface SecretRow {
   name: string;
   latest: number;
+  deleted_at: string | null;
   description: string | null;
+  rotation_s?: number | null;
   created_at: string;
   created_by: string;
   updated_at: string;
   updated_by: string;
 }
-
-/** The columns of a {@link SecretInfoRow}. */
-export const SECRET_INFO_COLUMNS = "name, latest, description, created_at, created_by, updated_at, updated_by";
 
 /** A row of `versions` joined with its secret's state, as `versions` selects it. */
 export interface VersionInfoRow {
@@ -148,7 +159,7 @@ export function tokenFromRow(r: TokenRow): StoredToken {
 }
 
 /** A listed secret's row as a {@link StoredSecretInfo}. */
-export function secretInfoFromRow(r: SecretInfoRow): StoredSecretInfo {
+export function secretInfoFromRow(r: SecretRow): StoredSecretInfo {
   return {
     name: r.name,
     version: r.latest,

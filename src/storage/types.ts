@@ -1,19 +1,20 @@
 /**
- * The team server's storage seam (docs/design.md §7): one asynchronous interface, two drivers —
- * SQLite (node:sqlite, one file in the data dir; the default) and PostgreSQL (`pg`, several
- * server instances on one database). The server above it seals and opens values; a driver
- * only ever sees ciphertext, names, versions, token hashes and audit records.
+ * The storage seam (docs/design.md §7): one asynchronous interface, two drivers — SQLite
+ * (node:sqlite, one file; the default, and, through its synchronous core `sqlite.ts`, the local
+ * store's) and PostgreSQL (`pg`, several server instances on one database). The layer above it
+ * seals and opens values; a driver only ever sees ciphertext, names, versions, token hashes and
+ * audit records.
  *
  * Every method that changes something appends its audit record in the same transaction, so a
  * change and its record land together or not at all. Audit records of reads and denials come
  * through {@link ServerStorage.appendAudit}, which takes a batch (one commit for many
  * concurrent requests).
  *
- * The tables follow the local store's schema (`src/store/schema.ts`) for secrets, versions and
- * the audit chain, plus `tokens`; the audit chain is the same format (`src/core/audit.ts`),
- * so one verifier reads both.
+ * The tables are one schema (`sqlite-schema.ts`; `postgres-schema.ts` prefixes them `coffer_`):
+ * secrets, versions and the audit chain, plus `tokens` on a server; the audit chain is one
+ * format (`src/core/audit.ts`), so one verifier reads every database.
  */
-import type { AuditRecord, AuditVerification } from "../../core/audit.ts";
+import type { AuditRecord, AuditVerification } from "../core/audit.ts";
 
 /** A value sealed with AES-256-GCM (nonce 12 bytes, ciphertext with its 16-byte tag). */
 export interface SealedValue {
@@ -172,7 +173,7 @@ export interface ServerStorage {
   /** Audit records oldest first: at or after `since`, with seq above `afterSeq`, at most `limit`. */
   auditLog(options?: { since?: Date; afterSeq?: number; limit?: number }): Promise<AuditRecord[]>;
   /**
-   * Recomputes the chain a page at a time (`verifyAuditPages` in common.ts), yielding to the event
+   * Recomputes the chain a page at a time (`verifyAuditPages` in checks.ts), yielding to the event
    * loop between pages: from the first record, or after `from` (a head verified before, whose
    * record must still have that hash). `records` counts the whole chain.
    */

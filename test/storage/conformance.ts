@@ -1,6 +1,7 @@
 /**
- * The conformance suite of the server's storage seam (`src/server/storage/storage.ts`): every
- * driver (SQLite, PostgreSQL) runs these same cases, so they behave alike above the seam.
+ * The conformance suite of the storage seam (`src/storage/types.ts`): every driver runs these
+ * same cases — the local store's SQLite (test/storage/local.test.ts), the server's SQLite
+ * (sqlite.test.ts) and PostgreSQL (postgres.test.ts) — so they behave alike above the seam.
  *
  * Values here are opaque sealed bytes (random buffers): a driver never sees plaintext.
  */
@@ -8,12 +9,14 @@ import { describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { AuditRecord } from "../../src/core/audit.ts";
-import type { SealedValue, ServerStorage, StoredToken, StoredVersion, WriteRequest } from "../../src/server/storage/storage.ts";
+import type { SealedValue, ServerStorage, StoredToken, StoredVersion, WriteRequest } from "../../src/storage/types.ts";
 
 /** Hooks a driver may give beyond its factory. */
 export interface ConformanceOptions {
   /** Closes `storage` and opens the same database again (enables the reopen cases). */
   reopen?: (t: TestContext, storage: ServerStorage) => Promise<ServerStorage>;
+  /** false for a local store's SQLite, which has no tokens table (the token cases are skipped) */
+  tokens?: boolean;
 }
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -100,7 +103,8 @@ export function storageConformance(
   factory: (t: TestContext) => Promise<ServerStorage>,
   options: ConformanceOptions = {},
 ): void {
-  describe(`server storage conformance: ${driverLabel}`, () => {
+  const noTokens = { skip: options.tokens === false ? "a local store has no tokens table" : false };
+  describe(`storage conformance: ${driverLabel}`, () => {
     test("write then readCurrent and readVersion give back the sealed bytes and who wrote them", async (t) => {
       const s = await factory(t);
       assert.equal(await s.readCurrent("db/password"), undefined);
@@ -253,7 +257,7 @@ export function storageConformance(
       assert.deepEqual(Object.keys(info!).sort(), ["createdAt", "createdBy", "description", "name", "updatedAt", "updatedBy", "version"]);
     });
 
-    test("tokens: create, find by hash, list newest first, revoke once", async (t) => {
+    test("tokens: create, find by hash, list newest first, revoke once", noTokens, async (t) => {
       const s = await factory(t);
       const older = token({ name: "deploy", roles: ["reader", "writer"], createdAt: "2026-01-01T00:00:00.000Z" });
       const newer = token({ name: "ci", createdAt: "2026-02-01T00:00:00.000Z", expiresAt: "2026-03-01T00:00:00.000Z" });
@@ -274,7 +278,7 @@ export function storageConformance(
       assert.equal((await s.findToken(newer.hash))?.revokedAt, null);
     });
 
-    test("createToken refuses a duplicate id or hash with E_CONFLICT and audits nothing", async (t) => {
+    test("createToken refuses a duplicate id or hash with E_CONFLICT and audits nothing", noTokens, async (t) => {
       const s = await factory(t);
       const k = token();
       await s.createToken(k, "token:admin", null);
@@ -350,7 +354,7 @@ export function storageConformance(
       assert.deepEqual(await s.verifyAudit({ from: { records: 0, hash: "" } }), { ok: true, records: total + 1 }, "no checkpoint: from the first record");
     });
 
-    test("findTokenById finds a token by its public id, revoked ones too", async (t) => {
+    test("findTokenById finds a token by its public id, revoked ones too", noTokens, async (t) => {
       const s = await factory(t);
       const token: StoredToken = {
         id: "0f1e2d3c4b5a6978", name: "by-id", hash: randomBytes(32), roles: ["reader"],
@@ -415,7 +419,7 @@ export function storageConformance(
       assert.deepEqual(await s.auditLog({ afterSeq: base + 4 }), []);
     });
 
-    test("every change method appends exactly its own record, and the chain verifies", async (t) => {
+    test("every change method appends exactly its own record, and the chain verifies", noTokens, async (t) => {
       const s = await factory(t);
       const expectOne = async (before: number, expected: Omit<AuditRecord, "seq" | "at" | "hash">): Promise<AuditRecord> => {
         const records = await s.auditLog({ afterSeq: before });

@@ -1,0 +1,259 @@
+/**
+ * The storage operations, written once for both dialects (docs/design.md §7): each is a generator
+ * that yields its SQL statements (in SQLite's form: `?` placeholders, table names unprefixed) and
+ * receives their results, so the SQLite driver runs it synchronously (`sqlite.ts`, under the
+ * local store's synchronous `get`) and the PostgreSQL driver asynchronously (`postgres.ts`, which
+ * numbers the placeholders and prefixes the tables `coffer_`). The caller runs an operation that
+ * changes something inside one transaction, so a change and its audit record land together.
+ *
+ * What differs between the dialects is in {@link Dialect}; everything else — the checks, the
+ * version rule, the one audit append — is here once.
+ */
+import { CofferError } from "../errors.ts";
+import { assertVersion } from "../core/names.ts";
+import { chainHash, GENESIS_HASH, recordFromRow, type AuditRecord, type AuditRow } from "../core/audit.ts";
+import {
+  AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkWriteRequest, normalizeDetail,
+  prefixEnd, TOKEN_COLUMNS, tokenFromRow, versionInfoFromRow, type SecretRow, type TokenRow, type VersionInfoRow,
+} from "./checks.ts";
+import type { AuditInput, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest } from "./types.ts";
+
+/** One statement for the driver to run: `get` gives the first row, `all` every row, `run` the rows changed. */
+export interface Query {
+  sql: string;
+  params: unknown[];
+  mode: "get" | "all" | "run";
+  /** rows as arrays (in the columns' order) rather than objects */
+  arrays?: boolean;
+}
+
+/** An operation: yields queries, receives each one's result, returns its own. */
+export type Op<T> = Generator<Query, T, unknown>;
+
+/** What differs between the dialects (and between a local store and a server). */
+export interface Dialect {
+  /** a local store's `secrets` has `rotation_s` */
+  rotation: boolean;
+  /** appended to the read of a secret's row in a write: PostgreSQL locks it (`FOR UPDATE`) */
+  forUpdate: string;
+  /** taken before the chain's tail is read (PostgreSQL's advisory lock), or none */
+  auditLock: string | null;
+  /** audit records per INSERT */
+  auditChunk: number;
+  /** the tie-break of tokens created at the same time, newest first */
+  tokenOrder: string;
+  /** LIMIT's "no limit" */
+  noLimit: number | null;
+  /** the largest version the `version` column holds */
+  maxVersion: number;
+}
+
+/** A write of the SQLite driver: the seam's, plus what only a local store records. */
+export interface OpWriteRequest extends WriteRequest {
+  /** rotation period in seconds (a local store's `secrets.rotation_s`) */
+  rotationSeconds?: number;
+  /** the audit action (default `secret.write`; a local store writes `set`, `rollback`) */
+  action?: string;
+}
+
+function* get<R>(sql: string, ...params: unknown[]): Op<R | undefined> {
+  return (yield { sql, params, mode: "get" }) as R | undefined;
+}
+function* all<R>(sql: string, ...params: unknown[]): Op<R[]> {
+  return (yield { sql, params, mode: "all" }) as R[];
+}
+function* run(sql: string, ...params: unknown[]): Op<number> {
+  return Number(yield { sql, params, mode: "run" });
+}
+
+export function* getMeta(key: string): Op<string | undefined> {
+  return (yield* get<{ value: string }>("SELECT value FROM meta WHERE key = ?", key))?.value;
+}
+
+/** Sets `key` (with `ifAbsent`, only when unset); returns the value now stored. */
+export function* setMeta(key: string, value: string, ifAbsent: boolean): Op<string> {
+  if (typeof key !== "string" || typeof value !== "string") throw new TypeError("meta keys and values are strings");
+  const action = ifAbsent ? "NOTHING" : "UPDATE SET value = excluded.value";
+  yield* run(`INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO ${action}`, key, value);
+  // A statement of its own: after waiting for a concurrent insert of the same key, this read
+  // (a new snapshot in PostgreSQL) sees the value that won.
+  return (yield* getMeta(key))!;
+}
+
+export function* readCurrent(name: string): Op<StoredVersion | undefined> {
+  const row = yield* get<{ version: number; nonce: Uint8Array; ciphertext: Uint8Array; created_at: string; created_by: string; removed_at: string | null }>(
+    "SELECT version, nonce, ciphertext, created_at, created_by, removed_at FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1", name,
+  );
+  if (row === undefined || row.removed_at !== null) return undefined;
+  return { name, version: row.version, nonce: row.nonce, ciphertext: row.ciphertext, createdAt: row.created_at, createdBy: row.created_by };
+}
+
+export function* readVersion(d: Dialect, name: string, version: number): Op<StoredVersion | undefined> {
+  assertVersion(version);
+  if (version > d.maxVersion) return undefined;
+  const row = yield* get<{ nonce: Uint8Array; ciphertext: Uint8Array; created_at: string; created_by: string }>(
+    "SELECT nonce, ciphertext, created_at, created_by FROM versions WHERE name = ? AND version = ?", name, version,
+  );
+  return row === undefined ? undefined : { name, version, nonce: row.nonce, ciphertext: row.ciphertext, createdAt: row.created_at, createdBy: row.created_by };
+}
+
+export function* state(name: string): Op<{ latest: number; deletedAt: string | null } | undefined> {
+  const row = yield* get<{ latest: number; deleted_at: string | null }>("SELECT latest, deleted_at FROM secrets WHERE name = ?", name);
+  return row === undefined ? undefined : { latest: row.latest, deletedAt: row.deleted_at };
+}
+
+/**
+ * Writes the next version of a secret (the first creates it; a deleted one comes back) and its
+ * audit record. Race-free across PostgreSQL instances: the secret's row is locked, and the first
+ * writer of a new name claims it (a concurrent claimer waits for it, finds nothing claimed and
+ * goes round again to lock the row it made), so of two writers with the same `ifVersion` one
+ * wins and the other gets E_CONFLICT, and versions have no gaps.
+ */
+export function* write(d: Dialect, request: OpWriteRequest): Op<{ version: number; audit: AuditRecord }> {
+  const { name, actor, ifVersion, description, detail } = checkWriteRequest(request);
+  const rotation = d.rotation ? (request.rotationSeconds ?? null) : undefined;
+  const rot = (sql: string): string => (rotation === undefined ? "" : sql);
+  for (;;) {
+    const row = yield* get<{ latest: number }>(`SELECT latest FROM secrets WHERE name = ?${d.forUpdate}`, name);
+    const latest = row?.latest ?? 0;
+    if (ifVersion !== undefined && ifVersion !== latest) {
+      throw new CofferError("E_CONFLICT", `secret "${name}" is at version ${latest}, not ${ifVersion}: someone else wrote it; read it again and retry`);
+    }
+    const version = latest + 1;
+    const now = new Date().toISOString();
+    const claimed = row !== undefined || (yield* run(
+      `INSERT INTO secrets (name, latest, deleted_at, description, ${rot("rotation_s, ")}created_at, created_by, updated_at, updated_by)
+       VALUES (?, 1, NULL, ?, ${rot("?, ")}?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
+      name, description, ...(rotation === undefined ? [] : [rotation]), now, actor, now, actor,
+    )) > 0;
+    if (!claimed) continue;
+    const sealed = checkSealed(request.seal(version));
+    yield* run("INSERT INTO versions (name, version, nonce, ciphertext, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+      name, version, sealed.nonce, sealed.ciphertext, now, actor);
+    if (row !== undefined) {
+      yield* run(
+        `UPDATE secrets SET latest = ?, deleted_at = NULL, description = coalesce(?, description),
+           ${rot("rotation_s = coalesce(?, rotation_s), ")}updated_at = ?, updated_by = ? WHERE name = ?`,
+        version, description, ...(rotation === undefined ? [] : [rotation]), now, actor, name,
+      );
+    }
+    const [audit] = yield* appendAudit(d, [{ at: now, actor, action: request.action ?? "secret.write", name, version, detail }]);
+    return { version, audit: audit! };
+  }
+}
+
+/** Secrets whose names start with `prefix`, sorted by name: live ones, or with `deleted` all. */
+export function* list(prefix: string, deleted = false): Op<SecretRow[]> {
+  if (typeof prefix !== "string") throw new TypeError("list: prefix must be a string");
+  const live = deleted ? "" : " AND deleted_at IS NULL";
+  // A range on the primary key (code point order in both dialects): only names with the prefix.
+  const end = prefixEnd(prefix);
+  return end === null
+    ? yield* all<SecretRow>(`SELECT * FROM secrets WHERE name >= ?${live} ORDER BY name`, prefix)
+    : yield* all<SecretRow>(`SELECT * FROM secrets WHERE name >= ? AND name < ?${live} ORDER BY name`, prefix, end);
+}
+
+/** Every version of `name`, oldest first, or undefined when the name was never written. */
+export function* versions(name: string): Op<StoredVersionInfo[] | undefined> {
+  // One statement, so the secret's state and its versions come from one snapshot.
+  const rows = yield* all<VersionInfoRow>(
+    `SELECT v.version, v.created_at, v.created_by, s.latest, s.deleted_at
+     FROM secrets s JOIN versions v ON v.name = s.name WHERE s.name = ? ORDER BY v.version`, name,
+  );
+  return rows.length === 0 ? undefined : rows.map(versionInfoFromRow);
+}
+
+/** Soft-deletes a live secret (its versions stay): the latest version, or undefined when there is no live one. */
+export function* remove(
+  d: Dialect, name: string, actor: string, auditDetail: Record<string, unknown> | null, action = "secret.delete",
+): Op<{ version: number } | undefined> {
+  checkActor("remove", actor);
+  const detail = normalizeDetail(auditDetail);
+  const now = new Date().toISOString();
+  const row = yield* get<{ latest: number }>(
+    "UPDATE secrets SET deleted_at = ?, updated_at = ?, updated_by = ? WHERE name = ? AND deleted_at IS NULL RETURNING latest", now, now, actor, name,
+  );
+  if (row === undefined) return undefined;
+  // Mark the newest version row too, so a read stays one row (see sqlite-schema.ts).
+  yield* run("UPDATE versions SET removed_at = ? WHERE name = ? AND version = ?", now, name, row.latest);
+  yield* appendAudit(d, [{ at: now, actor, action, name, version: row.latest, detail }]);
+  return { version: row.latest };
+}
+
+/** Stores a new token with audit record `token.create`. @throws CofferError E_CONFLICT */
+export function* createToken(d: Dialect, token: StoredToken, actor: string, auditDetail: Record<string, unknown> | null): Op<void> {
+  checkToken(token);
+  checkActor("createToken", actor);
+  const detail = normalizeDetail({ ...auditDetail, id: token.id, name: token.name, roles: token.roles, expiresAt: token.expiresAt });
+  // DO NOTHING covers both the id and the hash: no row means one was taken.
+  const inserted = yield* run(
+    `INSERT INTO tokens (${TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+    token.id, token.name, token.hash, JSON.stringify(token.roles), token.createdAt, token.createdBy, token.expiresAt, token.revokedAt,
+  );
+  if (inserted === 0) throw new CofferError("E_CONFLICT", `a token with id ${token.id} or the same hash already exists; create a new token`);
+  yield* appendAudit(d, [{ actor, action: "token.create", name: null, version: null, detail }]);
+}
+
+/** The token whose hash is `hash`, or with `id` (revoked and expired ones too: the caller decides). */
+export function* findToken(by: { hash: Uint8Array } | { id: string }): Op<StoredToken | undefined> {
+  if ("hash" in by && !(by.hash instanceof Uint8Array)) throw new TypeError("findToken: hash must be bytes");
+  if ("id" in by && typeof by.id !== "string") throw new TypeError("findTokenById: id must be a string");
+  const [column, value] = "hash" in by ? ["hash", by.hash] : ["id", by.id];
+  const row = (yield { sql: `SELECT ${TOKEN_COLUMNS} FROM tokens WHERE ${column} = ?`, params: [value], mode: "get", arrays: true }) as TokenRow | undefined;
+  return row === undefined ? undefined : tokenFromRow(row);
+}
+
+export function* listTokens(d: Dialect): Op<StoredToken[]> {
+  const rows = (yield { sql: `SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at DESC, ${d.tokenOrder} DESC`, params: [], mode: "all", arrays: true }) as TokenRow[];
+  return rows.map(tokenFromRow);
+}
+
+/** Revokes a token with audit record `token.revoke`; false when no unrevoked token has that id. */
+export function* revokeToken(d: Dialect, id: string, actor: string, auditDetail: Record<string, unknown> | null): Op<boolean> {
+  checkActor("revokeToken", actor);
+  const detail = normalizeDetail({ ...auditDetail, id });
+  const now = new Date().toISOString();
+  if ((yield* run("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", now, id)) === 0) return false;
+  yield* appendAudit(d, [{ at: now, actor, action: "token.revoke", name: null, version: null, detail }]);
+  return true;
+}
+
+/**
+ * The one audit append: records after the chain's tail, read inside the transaction (under
+ * PostgreSQL's audit lock, held to the commit: appends from all instances are serialised, seqs
+ * have no gaps, each record chains to the one before). Row locks come before the audit lock,
+ * so the two never deadlock.
+ */
+export function* appendAudit(d: Dialect, entries: readonly AuditInput[]): Op<AuditRecord[]> {
+  const now = new Date().toISOString();
+  const checked = entries.map((e) => checkAuditInput(e, now, d.maxVersion));
+  if (checked.length === 0) return [];
+  if (d.auditLock !== null) yield* get(d.auditLock);
+  const tail = yield* get<{ seq: number | string; hash: Uint8Array }>("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
+  let seq = Number(tail?.seq ?? 0);
+  let prev: Uint8Array = tail?.hash ?? GENESIS_HASH;
+  const out: AuditRecord[] = [];
+  for (let start = 0; start < checked.length; start += d.auditChunk) {
+    const chunk = checked.slice(start, start + d.auditChunk);
+    const values: unknown[] = [];
+    for (const entry of chunk) {
+      const record = { seq: ++seq, ...entry };
+      const hash = chainHash(prev, record);
+      prev = hash;
+      values.push(record.seq, record.at, record.actor, record.action, record.name, record.version, record.detail === null ? null : JSON.stringify(record.detail), hash);
+      out.push({ ...record, hash: hash.toString("hex") });
+    }
+    yield* run(`INSERT INTO audit (${AUDIT_COLUMNS}) VALUES ${Array(chunk.length).fill("(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`, ...values);
+  }
+  return out;
+}
+
+/** Audit records oldest first: at or after `since`, with seq above `afterSeq`, at most `limit`. */
+export function* auditLog(d: Dialect, options: { since?: Date; afterSeq?: number; limit?: number } = {}): Op<AuditRecord[]> {
+  checkAuditLogOptions(options);
+  const rows = yield* all<AuditRow>(
+    `SELECT ${AUDIT_COLUMNS} FROM audit WHERE seq > ? AND at >= ? ORDER BY seq LIMIT ?`,
+    options.afterSeq ?? 0, options.since?.toISOString() ?? "", options.limit ?? d.noLimit,
+  );
+  return rows.map((r) => recordFromRow({ ...r, seq: Number(r.seq) }));
+}

@@ -1,0 +1,46 @@
+/**
+ * The storage seam over either driver (docs/design.md §7): {@link ServerStorage}'s methods, once,
+ * as operations of `ops.ts` handed to a driver's runner, which runs reads on a connection and
+ * changes in one transaction each.
+ */
+import { secretInfoFromRow, verifyAuditPages } from "./checks.ts";
+import * as ops from "./ops.ts";
+import type { ServerStorage, StorageDriverName } from "./types.ts";
+
+/** How a driver runs an operation of ops.ts; `what` names it in error messages. */
+export interface OpRunner {
+  read<T>(what: string, op: () => ops.Op<T>): Promise<T>;
+  /** `durable: false` may commit without an fsync (audit batches of reads and denials) */
+  tx<T>(what: string, op: () => ops.Op<T>, durable?: boolean): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** The storage seam of a driver. */
+export function storageOver(driver: StorageDriverName, storeId: Buffer, d: ops.Dialect, r: OpRunner): ServerStorage {
+  const storage: ServerStorage = {
+    driver,
+    storeId,
+    getMeta: (key) => r.read("reading meta", () => ops.getMeta(key)),
+    setMetaIfAbsent: (key, value) => r.tx("writing meta", () => ops.setMeta(key, value, true)),
+    setMeta: async (key, value) => void (await r.tx("writing meta", () => ops.setMeta(key, value, false))),
+    readCurrent: (name) => r.read("reading a secret", () => ops.readCurrent(name)),
+    readVersion: (name, version) => r.read("reading a secret", () => ops.readVersion(d, name, version)),
+    state: (name) => r.read("reading a secret", () => ops.state(name)),
+    write: (request) => r.tx("writing a secret", () => ops.write(d, request)),
+    list: async (prefix) => (await r.read("listing secrets", () => ops.list(prefix))).map(secretInfoFromRow),
+    versions: (name) => r.read("reading a secret's versions", () => ops.versions(name)),
+    remove: (name, actor, detail) => r.tx("deleting a secret", () => ops.remove(d, name, actor, detail)),
+    createToken: (token, actor, detail) => r.tx("creating a token", () => ops.createToken(d, token, actor, detail)),
+    findToken: (hash) => r.read("reading a token", () => ops.findToken({ hash })),
+    findTokenById: (id) => r.read("reading a token", () => ops.findToken({ id })),
+    listTokens: () => r.read("listing tokens", () => ops.listTokens(d)),
+    revokeToken: (id, actor, detail) => r.tx("revoking a token", () => ops.revokeToken(d, id, actor, detail)),
+    appendAudit: (entries) => r.tx("appending to the audit log", () => ops.appendAudit(d, entries), false),
+    auditLog: (options = {}) => r.read("reading the audit log", () => ops.auditLog(d, options)),
+    // A page per statement, checked as it comes and yielding between pages: a long chain is
+    // never in memory at once, nor one long read holding the event loop.
+    verifyAudit: (options = {}) => verifyAuditPages((afterSeq, limit) => storage.auditLog({ afterSeq, limit }), options),
+    close: () => r.close(),
+  };
+  return storage;
+}

@@ -1,0 +1,113 @@
+/**
+ * The SQLite driver's asynchronous face (docs/design.md §7): the storage seam the server uses,
+ * a thin wrapper over the synchronous core (`sqlite.ts`). node:sqlite is synchronous, so every
+ * method does its work before it returns and hands back a settled promise; within one process
+ * calls never interleave. Other processes on the same file (a second `coffer serve`, `coffer
+ * server` admin commands) are serialised by SQLite's write lock.
+ *
+ * Audit batches of reads and denials ({@link ServerStorage.appendAudit}) commit with
+ * `synchronous = NORMAL`; every other write fsyncs (see `sqlite.ts`).
+ */
+import { existsSync } from "node:fs";
+import { dirname } from "node:path";
+import { CofferError } from "../errors.ts";
+import { assertPrivate, shellQuote } from "../core/fs-secure.ts";
+import { SqliteDriver } from "./sqlite.ts";
+import { mapSqliteError } from "./sqlite-errors.ts";
+import { closedError } from "./checks.ts";
+import { storageOver } from "./seam.ts";
+import type { ServerStorage } from "./types.ts";
+
+/** Options of {@link openSqliteStorage}. */
+export interface SqliteStorageOptions {
+  /** how long a write waits for another process's lock before E_BUSY (default 15 s) */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * Creates the server's database file at `path`: mode 0600 whatever the umask, the schema, and a
+ * fresh random 16-byte store id in `meta`. The file appears complete or not at all.
+ *
+ * @example
+ * await createSqliteStorage("/var/lib/coffer/server.db");
+ * const storage = await openSqliteStorage("/var/lib/coffer/server.db");
+ *
+ * @param path - the database file; its directory must exist and be private (0700, yours)
+ * @throws CofferError E_CONFLICT when a file exists at `path`, E_USAGE when the directory is
+ *   missing, E_PERMISSIONS when it is not private
+ */
+export async function createSqliteStorage(path: string): Promise<void> {
+  const dir = dirname(path);
+  try {
+    assertPrivate(dir, "data directory");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new CofferError("E_USAGE", `the data directory ${dir} does not exist; create it with \`mkdir -m 700 ${shellQuote(dir)}\``);
+    }
+    throw err;
+  }
+  if (existsSync(path)) throw new CofferError("E_CONFLICT", `a server database already exists at ${path}; refusing to overwrite it`);
+  SqliteDriver.create(path, "server");
+}
+
+/**
+ * Opens the server's database at `path`, brings its schema up to date and returns the storage.
+ * @throws CofferError E_NOT_INITIALIZED when there is no file, E_PERMISSIONS when it is
+ *   readable by others, E_INTEGRITY when it is not a coffer server database (or a newer one's),
+ *   E_BUSY when another process holds its lock too long
+ */
+export async function openSqliteStorage(path: string, options: SqliteStorageOptions = {}): Promise<ServerStorage> {
+  const busyTimeoutMs = options.busyTimeoutMs ?? 15_000;
+  if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw new TypeError("busyTimeoutMs must be a whole number of milliseconds ≥ 0");
+  try {
+    assertPrivate(path, "server database");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new CofferError("E_NOT_INITIALIZED", `no server database at ${path}; run \`coffer server init --data ${shellQuote(dirname(path))}\``);
+    }
+    throw err;
+  }
+  return sqliteStorage(SqliteDriver.open(path, "server", { busyTimeoutMs }));
+}
+
+const RESOLVED_UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
+
+/**
+ * The seam over a synchronous core of either kind (a local store's serves the conformance suite;
+ * it has no tokens table): each call runs to its end before it returns a settled promise.
+ * Closing it closes the core.
+ */
+export function sqliteStorage(core: SqliteDriver): ServerStorage {
+  let closed = false;
+  const fail = (err: unknown, what: string): Promise<never> =>
+    Promise.reject(err instanceof CofferError ? err : mapSqliteError(err, "server", core.path, what));
+  const run = <T>(what: string, fn: () => T): Promise<T> => {
+    if (closed) return Promise.reject(closedError());
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return fail(err, what);
+    }
+  };
+  const storage = storageOver("sqlite", core.storeId, core.dialect, {
+    read: (what, op) => run(what, () => core.run(op())),
+    tx: (what, op, durable) => run(what, () => core.transaction(() => core.run(op()), durable)),
+    close: () => {
+      if (closed) return Promise.resolve();
+      closed = true;
+      core.close();
+      return Promise.resolve();
+    },
+  });
+  // The read path: the core's own statement, no closure, no extra promise (the server's hottest call).
+  storage.readCurrent = (name) => {
+    if (closed) return Promise.reject(closedError());
+    try {
+      const v = core.readCurrent(name);
+      return v === undefined ? RESOLVED_UNDEFINED : Promise.resolve(v);
+    } catch (err) {
+      return fail(err, "reading a secret");
+    }
+  };
+  return storage;
+}

@@ -1,0 +1,141 @@
+/**
+ * The one SQLite schema (docs/design.md §7): every table of a local store and of a server
+ * database, each one `CREATE TABLE` statement, and which of them each kind of file holds. Tables
+ * are STRICT. A version's value is never changed in place, only added (and deleted by purge).
+ *
+ * `get` is one B-tree search: the newest row of `versions` for the name. So deleting a secret
+ * marks that row (`removed_at`) as well as the `secrets` row; any later write adds a new,
+ * unmarked row. The audit chain is `src/core/audit.ts`'s: `hash` = SHA-256(previous hash ‖
+ * canonical JSON of the record), `detail` is JSON text.
+ *
+ * The statements' text is what SQLite keeps in `sqlite_master`: changing one changes what new
+ * files are created with (test/storage/compat.test.ts compares it with files of older coffers).
+ */
+
+/** Which file a SQLite database is: the user's local store, or the team server's database. */
+export type SqliteKind = "store" | "server";
+
+/** `meta.format` of each kind (a local store holds "1"). */
+export const FORMAT: Record<SqliteKind, string> = { store: "1", server: "coffer-server-1" };
+
+const META = `CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT`;
+
+// The store key, wrapped: 'age' = an age file to the recipient (readable by the age CLI);
+// 'local-v1' = AES-256-GCM under HKDF(identity secret, "coffer/v1/store-key") for a fast open.
+const STORE_KEYS = `CREATE TABLE store_keys (
+  recipient TEXT NOT NULL,
+  kind      TEXT NOT NULL CHECK (kind IN ('age', 'local-v1')),
+  wrapped   BLOB NOT NULL,
+  PRIMARY KEY (recipient, kind)
+) STRICT`;
+
+// A local store's secrets carry a rotation period; a server's do not.
+const secretsTable = (rotation: boolean): string => `CREATE TABLE secrets (
+  name        TEXT PRIMARY KEY,
+  latest      INTEGER NOT NULL CHECK (latest >= 1),
+  deleted_at  TEXT,
+  description TEXT,${rotation ? "\n  rotation_s  INTEGER CHECK (rotation_s IS NULL OR rotation_s > 0)," : ""}
+  created_at  TEXT NOT NULL,
+  created_by  TEXT NOT NULL,
+  updated_at  TEXT NOT NULL,
+  updated_by  TEXT NOT NULL
+) STRICT`;
+
+const VERSIONS = `CREATE TABLE versions (
+  name       TEXT NOT NULL,
+  version    INTEGER NOT NULL CHECK (version >= 1),
+  nonce      BLOB NOT NULL,
+  ciphertext BLOB NOT NULL,
+  created_at TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  removed_at TEXT,
+  PRIMARY KEY (name, version)
+) STRICT, WITHOUT ROWID`;
+
+// No index on at: a server's callers may give a record's time, so at is not ordered by seq and
+// a since query walks seq order anyway; an index would only slow every append.
+const AUDIT = `CREATE TABLE audit (
+  seq     INTEGER PRIMARY KEY,
+  at      TEXT NOT NULL,
+  actor   TEXT NOT NULL,
+  action  TEXT NOT NULL,
+  name    TEXT,
+  version INTEGER,
+  detail  TEXT,
+  hash    BLOB NOT NULL
+) STRICT`;
+
+// An API token as stored: the SHA-256 of the token text, never the token. roles: JSON array.
+const TOKENS = [
+  `CREATE TABLE tokens (
+  id         TEXT PRIMARY KEY,
+  name       TEXT NOT NULL,
+  hash       BLOB NOT NULL UNIQUE,
+  roles      TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  created_by TEXT NOT NULL,
+  expires_at TEXT,
+  revoked_at TEXT
+) STRICT`,
+  // listTokens(), newest first
+  "CREATE INDEX tokens_by_created ON tokens (created_at)",
+];
+
+// Sharing (issue 3): members, their grants, trusted senders, the record of every export, and
+// where an imported secret came from (refuses a replayed older bundle: no silent rollback).
+const SHARING = [
+  `CREATE TABLE members (
+    name        TEXT PRIMARY KEY,
+    card        TEXT NOT NULL,
+    recipient   TEXT NOT NULL,
+    signing_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL UNIQUE,
+    added_at    TEXT NOT NULL,
+    added_by    TEXT NOT NULL,
+    revoked_at  TEXT
+  ) STRICT`,
+  `CREATE TABLE grants (
+    member     TEXT NOT NULL REFERENCES members (name),
+    pattern    TEXT NOT NULL,
+    granted_at TEXT NOT NULL,
+    granted_by TEXT NOT NULL,
+    PRIMARY KEY (member, pattern)
+  ) STRICT, WITHOUT ROWID`,
+  `CREATE TABLE trusted (
+    fingerprint TEXT PRIMARY KEY,
+    card        TEXT NOT NULL,
+    trusted_at  TEXT NOT NULL
+  ) STRICT`,
+  `CREATE TABLE exports (
+    id          INTEGER PRIMARY KEY,
+    bundle_id   TEXT NOT NULL,
+    member      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    exported_at TEXT NOT NULL,
+    exported_by TEXT NOT NULL
+  ) STRICT`,
+  "CREATE INDEX exports_by_member ON exports (member, name)",
+  `CREATE TABLE imports (
+    name           TEXT PRIMARY KEY,
+    source         TEXT NOT NULL,
+    source_version INTEGER NOT NULL,
+    bundle_id      TEXT NOT NULL,
+    imported_at    TEXT NOT NULL
+  ) STRICT`,
+];
+
+/**
+ * The schema of each kind, by version: entry 0 creates version 1, entry i brings version i to
+ * i+1. SQLite records the version in `user_version` (0 counts as 1).
+ */
+export const SCHEMA: Record<SqliteKind, readonly (readonly string[])[]> = {
+  store: [[META, STORE_KEYS, secretsTable(true), VERSIONS, AUDIT], SHARING],
+  server: [[META, secretsTable(false), VERSIONS, AUDIT, ...TOKENS]],
+};
+
+/** The schema version this coffer writes, per kind. */
+export const SCHEMA_VERSION: Record<SqliteKind, number> = { store: SCHEMA.store.length, server: SCHEMA.server.length };
