@@ -30,7 +30,7 @@ import { join } from "node:path";
 import type { Result as AutocannonResult } from "autocannon";
 import Fastify, { type FastifyInstance } from "fastify";
 import pg from "pg";
-import { SECRET_READ_SCHEMA } from "../src/server/app.ts";
+import { SECRET_READ_SCHEMA } from "../src/server/schemas.ts";
 import { parseServerConfig } from "../src/server/config.ts";
 import { ValueSealer, readMasterKey } from "../src/server/keys.ts";
 import { MASTER_KEY_FILE, SQLITE_FILE, initServer, startServer, type RunningServer } from "../src/server/server.ts";
