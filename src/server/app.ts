@@ -129,6 +129,15 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     timeWindow: config.rateLimit.windowMs,
     keyGenerator: (req) => `subject:${req.principal?.subject ?? limitAddress(req)}`,
   });
+  /** Lets a request within the limit go on; else a 429 with Retry-After. */
+  const checkLimit = async (limiter: typeof ipLimit, scope: "ip" | "subject", req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const limit = await limiter(req);
+    if (limit.isAllowed || !limit.isExceeded) return;
+    metrics.rateLimited.inc({ scope });
+    const seconds = Math.max(1, limit.ttlInSeconds);
+    reply.header("retry-after", String(seconds));
+    throw new CofferError("E_RATE_LIMITED", `too many requests; retry in ${seconds} s`);
+  };
 
   await app.register(swagger, {
     openapi: {
@@ -145,22 +154,19 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: "/docs" });
 
   // ---- every request: per-IP limit, headers, metrics ----------------------------------------
-  app.addHook("onRequest", async (req, reply) => {
-    const limit = await ipLimit(req);
-    if (!limit.isAllowed && limit.isExceeded) {
-      metrics.rateLimited.inc({ scope: "ip" });
-      throw tooMany(reply, limit.ttlInSeconds);
-    }
-  });
-  app.addHook("onSend", async (_req, reply) => {
+  app.addHook("onRequest", (req, reply) => checkLimit(ipLimit, "ip", req, reply));
+  // Callback hooks, not async ones: no promise per request for work that never waits.
+  app.addHook("onSend", (_req, reply, payload, done) => {
     // Answers may hold secrets: no cache keeps them, no browser sniffs them.
     reply.header("cache-control", "no-store");
     reply.header("x-content-type-options", "nosniff");
+    done(null, payload);
   });
-  app.addHook("onResponse", async (req, reply) => {
+  app.addHook("onResponse", (req, reply, done) => {
     const route = req.routeOptions.url ?? "unmatched";
     metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
     metrics.latency.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+    done();
   });
   app.setNotFoundHandler(async (req, reply) =>
     reply.status(404).send({ error: { code: "E_NOT_FOUND", message: `no endpoint ${req.method} ${req.url.split("?")[0]}; see /docs` }, requestId: req.id }),
@@ -172,11 +178,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     api.addHook("onRequest", async (req, reply) => {
       if (req.routeOptions.config.auth === false) return;
       req.principal = await authenticate(parts, req);
-      const limit = await subjectLimit(req);
-      if (!limit.isAllowed && limit.isExceeded) {
-        metrics.rateLimited.inc({ scope: "subject" });
-        throw tooMany(reply, limit.ttlInSeconds);
-      }
+      await checkLimit(subjectLimit, "subject", req, reply);
     });
     tokenRoutes(api, parts);
     secretRoutes(api, parts);
@@ -222,12 +224,6 @@ function redactQuery(url: string | undefined): string | undefined {
   if (typeof url !== "string") return url;
   const q = url.indexOf("?");
   return q === -1 ? url : `${url.slice(0, q)}?[redacted]`;
-}
-
-function tooMany(reply: FastifyReply, retryAfterSeconds: number): CofferError {
-  const seconds = Math.max(1, retryAfterSeconds);
-  reply.header("retry-after", String(seconds));
-  return new CofferError("E_RATE_LIMITED", `too many requests; retry in ${seconds} s`);
 }
 
 /** The status, code and message a client sees for any error; nothing else leaks. */

@@ -165,7 +165,9 @@ export class Policy {
    * @param path - a secret name or a system path
    */
   allows(roles: readonly string[], capability: Capability, path: string): boolean {
-    return this.capabilities(roles, path).has(capability);
+    if (!isSecretName(path) && !SYSTEM_PATH_SET.has(path)) return false;
+    const rules = this.#rulesOf(roles);
+    return rules === ROOT_ROLE || rules.some((rule) => rule.capabilities.includes(capability) && matchCompiled(rule.pattern, path));
   }
 
   /**
