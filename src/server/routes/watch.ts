@@ -39,10 +39,6 @@ export interface WatchDeps {
   stillValid?: (req: FastifyRequest) => Promise<boolean>;
   /** how often the bus's health is looked at, for degraded/resync (default 1000 ms) */
   healthCheckMs?: number;
-  /** when the request's credential expires (null: never); the stream ends then */
-  expiresAt?: (req: FastifyRequest) => Date | null;
-  /** the request's API token id, if any: a revocation of it on the bus ends the stream at once */
-  tokenId?: (req: FastifyRequest) => string | undefined;
 }
 
 /** A client that reads slower than this much unsent output is cut off (it falls back to polling). */
@@ -74,8 +70,6 @@ export function watchRoutes(api: FastifyInstance, s: ServerParts): void {
     audit: async (req, prefix) => {
       await req.record("ok", "secret.watch", { detail: { prefix } });
     },
-    expiresAt: (req) => req.principal?.expiresAt ?? null,
-    tokenId: (req) => req.principal?.tokenId,
     stillValid: async (req) => {
       const p = req.principal;
       if (p === null || (p.expiresAt !== null && p.expiresAt.getTime() <= Date.now())) return false;
@@ -138,7 +132,8 @@ export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void 
     // fastify routes HEAD here too: the headers a GET would get, no body, no stream, no audit.
     if (req.method === "HEAD") return reply.status(200).headers(SSE_HEADERS).send();
     const prefix = req.query.prefix ?? "";
-    const expiresAt = deps.expiresAt?.(req) ?? null;
+    // The credential's expiry ends the stream; a revocation of its API token on the bus, too.
+    const expiresAt = req.principal?.expiresAt ?? null;
     const expired = () => expiresAt !== null && expiresAt.getTime() <= Date.now();
     await deps.audit(req, prefix); // a throw refuses the stream (fail closed)
     reply.hijack();
@@ -150,7 +145,7 @@ export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void 
     let expiry: NodeJS.Timeout | undefined;
     const stream: Stream = {
       res,
-      tokenId: deps.tokenId?.(req),
+      tokenId: req.principal?.tokenId,
       end: () => {
         if (!streams.delete(stream)) return;
         unsubscribe?.();
