@@ -33,7 +33,7 @@ import { limitStoreClass } from "./rate-limit-store.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { secretRoutes } from "./routes/secrets.ts";
 import { systemRoutes } from "./routes/system.ts";
-import { tokenRoutes } from "./routes/tokens.ts";
+import { devLoginRoute, selfRoute, tokenRoutes } from "./routes/tokens.ts";
 import { watchRoutes } from "./routes/watch.ts";
 import type { ServerStorage } from "./storage/storage.ts";
 import type { TlsServerOptions } from "./tls.ts";
@@ -180,10 +180,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       req.principal = await authenticate(parts, req);
       await checkLimit(subjectLimit, "subject", req, reply);
     });
-    tokenRoutes(api, parts);
+    // In this order, the docs list them as they always have.
+    selfRoute(api);
     secretRoutes(api, parts);
     watchRoutes(api, parts);
+    tokenRoutes(api, parts);
     auditRoutes(api, parts);
+    devLoginRoute(api, parts);
   });
 
   app.addHook("onClose", async () => {

@@ -10,6 +10,7 @@ import { checkDuration, DURATION_GRAMMAR, DURATION_RULE } from "../../core/durat
 import type { Principal } from "../auth.ts";
 import { ROLE_NAME_PATTERN } from "../config.ts";
 import type { ServerParts } from "../context.ts";
+import type { ServerStorage } from "../storage/storage.ts";
 import { newToken } from "../keys.ts";
 import { ROOT_ROLE } from "../policy.ts";
 import {
@@ -23,13 +24,17 @@ const DEV_LOGIN_TTL_S = 3600;
 const MAX_TOKEN_TTL_S = 100 * 366 * 86_400;
 const ROLE_NAME_RE = new RegExp(ROLE_NAME_PATTERN);
 
-export function tokenRoutes(api: FastifyInstance, s: ServerParts): void {
-  const { config, storage } = s;
-
+/** `GET /v1/auth/self`: who the credential authenticates as. */
+export function selfRoute(api: FastifyInstance): void {
   api.get("/v1/auth/self", { schema: { summary: "Who the credential authenticates as", response: { 200: SELF_SCHEMA } } }, async (req) => {
     const { subject, kind, roles, expiresAt } = req.caller();
     return { subject, kind, roles, expiresAt: expiresAt?.toISOString() ?? null };
   });
+}
+
+/** `/v1/tokens`: create, list, revoke. */
+export function tokenRoutes(api: FastifyInstance, s: ServerParts): void {
+  const { config, storage } = s;
 
   api.post<{ Body: TokenBody }>("/v1/tokens", {
     schema: { summary: "Create an API token (shown once); needs write on sys:tokens, and only roles you hold", body: TOKEN_BODY, response: { 201: NEW_TOKEN_SCHEMA } },
@@ -41,7 +46,7 @@ export function tokenRoutes(api: FastifyInstance, s: ServerParts): void {
       throw new CofferError("E_INVALID_VALUE", `invalid token name ${JSON.stringify(name)}: letters, digits and _ . @ : -, starting with a letter or digit, at most 64`);
     }
     checkRoles(roles, p);
-    return reply.status(201).send(await issueToken(req, p.subject, name, roles, tokenExpiry(ttl, p), {}));
+    return reply.status(201).send(await issueToken(storage, req, p.subject, name, roles, tokenExpiry(ttl, p), {}));
   });
 
   api.get("/v1/tokens", {
@@ -78,21 +83,6 @@ export function tokenRoutes(api: FastifyInstance, s: ServerParts): void {
     return { id, revoked: true };
   });
 
-  if (config.devLogin) {
-    api.post<{ Body: DevLoginBody }>("/dev-login", {
-      config: { auth: false },
-      schema: { summary: "DEVELOPMENT ONLY: get a 1-hour API token for any configured role, without credentials", security: [], body: DEV_LOGIN_BODY },
-    }, async (req, reply) => {
-      const { subject = "dev", roles } = req.body;
-      if (!TOKEN_NAME_RE.test(subject)) throw new CofferError("E_INVALID_VALUE", `invalid subject ${JSON.stringify(subject)}: letters, digits and _ . @ : -`);
-      for (const role of roles) {
-        if (!Object.hasOwn(config.roles, role)) throw new CofferError("E_INVALID_VALUE", `unknown role ${JSON.stringify(role)}; dev-login gives configured roles only (not root)`);
-      }
-      const expiresAt = new Date(Date.now() + DEV_LOGIN_TTL_S * 1000);
-      return reply.status(201).send(await issueToken(req, "dev-login", `dev:${subject}`, roles, expiresAt, { via: "dev-login" }));
-    });
-  }
-
   /** Refuses a role that is malformed, not configured, or not held by a caller who is not root. */
   function checkRoles(roles: readonly string[], p: Principal): void {
     const callerIsRoot = p.roles.includes(ROOT_ROLE);
@@ -106,16 +96,35 @@ export function tokenRoutes(api: FastifyInstance, s: ServerParts): void {
       }
     }
   }
+}
 
-  async function issueToken(req: FastifyRequest, actor: string, name: string, roles: string[], expiresAt: Date | null, detail: Record<string, unknown>) {
-    const t = newToken();
-    await storage.createToken(
-      { id: t.id, name, hash: t.hash, roles, createdAt: new Date().toISOString(), createdBy: actor, expiresAt: expiresAt?.toISOString() ?? null, revokedAt: null },
-      actor,
-      { ...detail, ...req.auditDetail("ok") },
-    );
-    return { token: t.token, id: t.id, name, roles, expiresAt: expiresAt?.toISOString() ?? null };
-  }
+/** `POST /dev-login` (only with `devLogin: true`): a 1-hour token for any configured role, without credentials. */
+export function devLoginRoute(api: FastifyInstance, s: ServerParts): void {
+  const { config, storage } = s;
+  if (!config.devLogin) return;
+  api.post<{ Body: DevLoginBody }>("/dev-login", {
+    config: { auth: false },
+    schema: { summary: "DEVELOPMENT ONLY: get a 1-hour API token for any configured role, without credentials", security: [], body: DEV_LOGIN_BODY },
+  }, async (req, reply) => {
+    const { subject = "dev", roles } = req.body;
+    if (!TOKEN_NAME_RE.test(subject)) throw new CofferError("E_INVALID_VALUE", `invalid subject ${JSON.stringify(subject)}: letters, digits and _ . @ : -`);
+    for (const role of roles) {
+      if (!Object.hasOwn(config.roles, role)) throw new CofferError("E_INVALID_VALUE", `unknown role ${JSON.stringify(role)}; dev-login gives configured roles only (not root)`);
+    }
+    const expiresAt = new Date(Date.now() + DEV_LOGIN_TTL_S * 1000);
+    return reply.status(201).send(await issueToken(storage, req, "dev-login", `dev:${subject}`, roles, expiresAt, { via: "dev-login" }));
+  });
+}
+
+/** Makes a token and stores it (only its hash) with its audit record. */
+async function issueToken(storage: ServerStorage, req: FastifyRequest, actor: string, name: string, roles: string[], expiresAt: Date | null, detail: Record<string, unknown>) {
+  const t = newToken();
+  await storage.createToken(
+    { id: t.id, name, hash: t.hash, roles, createdAt: new Date().toISOString(), createdBy: actor, expiresAt: expiresAt?.toISOString() ?? null, revokedAt: null },
+    actor,
+    { ...detail, ...req.auditDetail("ok") },
+  );
+  return { token: t.token, id: t.id, name, roles, expiresAt: expiresAt?.toISOString() ?? null };
 }
 
 /** When a new token expires: its `ttl` (seconds, or a duration of core/durations.ts), never later than the caller's own credential. */

@@ -1,0 +1,25 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseServerConfig } from "../src/server/config.ts";
+import { initServer, startServer } from "../src/server/server.ts";
+const dir = mkdtempSync(join(tmpdir(), "wp-prof-"));
+const config = parseServerConfig(`rateLimit: { requests: 100000000, window: 1m, ipRequests: 100000000 }\nroles:\n  reader: [ { path: "app/**", capabilities: [read] } ]\n`, "x.yml", {}, { listen: "127.0.0.1:0" });
+const init = await initServer(join(dir, "d"), config);
+const server = await startServer({ dataDir: join(dir, "d"), config });
+const call = async (m: string, p: string, t: string, body?: unknown) => (await fetch(server.url + p, { method: m, headers: { authorization: `Bearer ${t}`, ...(body ? { "content-type": "application/json" } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) })).json() as any;
+await call("PUT", "/v1/secrets/app/bench", init.rootToken, { value: "0123456789abcdef0123456789abcdef" });
+const reader = (await call("POST", "/v1/tokens", init.rootToken, { name: "r", roles: ["reader"] })).token;
+const AC = createRequire(import.meta.url).resolve("autocannon");
+const run = async (duration: number) => {
+  const opts = { url: server.url + "/v1/secrets/app/bench", connections: 32, duration, headers: { authorization: `Bearer ${reader}` } };
+  const child = spawn(process.execPath, ["-e", `require(process.argv[1])(JSON.parse(process.argv[2]),(e,r)=>{console.log(JSON.stringify({rps:r.requests.average,p99:r.latency.p99,non2xx:r.non2xx}))})`, AC, JSON.stringify(opts)], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = ""; child.stdout.on("data", (d) => (out += d));
+  await new Promise((r) => child.on("close", r));
+  return out.trim();
+};
+await run(2);
+console.log(process.env.MODE ?? "", await run(Number(process.env.SECS ?? 5)));
+await server.close();
