@@ -119,10 +119,20 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   metrics.watch(() => ({ limitMode: limits.state.mode(), changesHealthy: changes.healthy() }));
   await app.register(rateLimit, { global: false, store: limits.Store });
+  // Without a trusted proxy a connection's client never changes: its limit key is worked out once.
+  const proxied = trustProxyOption(config) !== false;
+  const ipKeys = new WeakMap<object, string>();
+  const ipKey = (req: FastifyRequest): string => {
+    const socket: object | undefined = req.raw.socket;
+    if (proxied || socket === undefined || socket === null) return `ip:${limitAddress(req)}`;
+    let key = ipKeys.get(socket);
+    if (key === undefined) ipKeys.set(socket, (key = `ip:${limitAddress(req)}`));
+    return key;
+  };
   const ipLimit = app.createRateLimit({
     max: config.rateLimit.ipRequests,
     timeWindow: config.rateLimit.windowMs,
-    keyGenerator: (req) => `ip:${limitAddress(req)}`,
+    keyGenerator: ipKey,
   });
   const subjectLimit = app.createRateLimit({
     max: config.rateLimit.requests,
