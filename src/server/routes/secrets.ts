@@ -8,10 +8,7 @@ import { CofferError, isCofferError } from "../../errors.ts";
 import { assertSecretName, assertValue, isSecretName } from "../../core/names.ts";
 import { jsonValue } from "../../core/secret.ts";
 import type { ServerParts } from "../context.ts";
-import {
-  PREFIX_QUERY, READ_QUERY, SECRET_LIST_SCHEMA, SECRET_READ_SCHEMA, WRITE_BODY, WRITE_RESULT_SCHEMA,
-  type PrefixQuery, type ReadQuery, type WriteBody,
-} from "../schemas.ts";
+import { PREFIX_QUERY, READ_QUERY, SECRET_LIST_SCHEMA, SECRET_READ_SCHEMA, WRITE_BODY, WRITE_RESULT_SCHEMA, type PrefixQuery, type ReadQuery, type WriteBody } from "../schemas.ts";
 
 const SECRETS_PREFIX = "/v1/secrets/";
 const VERSIONS_SUFFIX = "/versions";

@@ -13,10 +13,7 @@ import type { ServerParts } from "../context.ts";
 import type { ServerStorage } from "../storage/storage.ts";
 import { newToken } from "../keys.ts";
 import { ROOT_ROLE } from "../policy.ts";
-import {
-  DEV_LOGIN_BODY, NEW_TOKEN_SCHEMA, REVOKED_SCHEMA, SELF_SCHEMA, TOKEN_BODY, TOKEN_ID_PARAMS, TOKEN_LIST_SCHEMA, TOKEN_NAME_RE,
-  type DevLoginBody, type TokenBody, type TokenIdParams,
-} from "../schemas.ts";
+import { DEV_LOGIN_BODY, NEW_TOKEN_SCHEMA, REVOKED_SCHEMA, SELF_SCHEMA, TOKEN_BODY, TOKEN_ID_PARAMS, TOKEN_LIST_SCHEMA, TOKEN_NAME_RE, type DevLoginBody, type TokenBody, type TokenIdParams } from "../schemas.ts";
 
 /** How long a dev-login token lives. */
 const DEV_LOGIN_TTL_S = 3600;
