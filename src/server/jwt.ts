@@ -10,7 +10,6 @@
  */
 import { createSecretKey, type KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { isIP } from "node:net";
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
@@ -21,6 +20,7 @@ import {
   type JWTVerifyGetKey,
 } from "jose";
 import { CofferError } from "../errors.ts";
+import { isLoopbackHost } from "../core/token-transport.ts";
 import { DEFAULT_JWT_MAX_LIFETIME_MS, type JwtConfig } from "./config.ts";
 
 /** What a verified JWT says about its holder. */
@@ -119,15 +119,6 @@ function configError(message: string, options?: ErrorOptions): CofferError {
 /** Marks a failure to obtain the key set (fetch, timeout, bad response), as opposed to a bad token. */
 class KeySetUnavailable extends Error {}
 
-/** True for loopback hosts, the only ones a JWKS URL may reach over plain http. */
-function isLoopback(hostname: string): boolean {
-  const host = hostname.startsWith("[") && hostname.endsWith("]") ? hostname.slice(1, -1) : hostname;
-  if (host === "localhost" || host.endsWith(".localhost")) return true;
-  if (isIP(host) === 4) return host.startsWith("127.");
-  if (isIP(host) === 6) return host === "::1" || /^::ffff:127\./i.test(host) || /^::ffff:7f[0-9a-f]{2}:/i.test(host);
-  return false;
-}
-
 function checkAlgorithms(config: JwtConfig, hmac: boolean): string[] {
   const { algorithms } = config;
   if (!Array.isArray(algorithms) || algorithms.length === 0) {
@@ -191,7 +182,7 @@ function remoteJwks(url: string): JWTVerifyGetKey {
   } catch {
     throw configError("jwksUrl is not a URL");
   }
-  if (parsed.protocol !== "https:" && !(parsed.protocol === "http:" && isLoopback(parsed.hostname))) {
+  if (parsed.protocol !== "https:" && !(parsed.protocol === "http:" && isLoopbackHost(parsed.hostname))) {
     throw configError("jwksUrl must be https:// (plain http:// only for a loopback host)");
   }
   if (parsed.username !== "" || parsed.password !== "") {

@@ -88,6 +88,9 @@ export function matchPath(pattern: string, path: string): boolean {
   return matchCompiled(compile(pattern), path);
 }
 
+/** The most distinct role sets whose joined rules a policy keeps. */
+const MAX_ROLE_SETS = 1024;
+
 /** A rule with its pattern compiled. */
 interface CompiledRule {
   readonly pattern: Compiled;
@@ -105,6 +108,7 @@ interface CompiledRule {
  */
 export class Policy {
   readonly #roles = new Map<string, readonly CompiledRule[]>();
+  readonly #sets = new Map<string, readonly CompiledRule[] | typeof ROOT_ROLE>();
 
   /**
    * @param roles - role name → rules; `root` is built in and cannot be defined here
@@ -145,12 +149,11 @@ export class Policy {
   capabilities(roles: readonly string[], path: string): Set<Capability> {
     const granted = new Set<Capability>();
     if (!isSecretName(path) && !SYSTEM_PATH_SET.has(path)) return granted;
-    for (const role of roles) {
-      if (role === ROOT_ROLE) return new Set(ALL_CAPABILITIES);
-      for (const rule of this.#roles.get(role) ?? []) {
-        if (rule.capabilities.every((c) => granted.has(c))) continue;
-        if (matchCompiled(rule.pattern, path)) for (const c of rule.capabilities) granted.add(c);
-      }
+    const rules = this.#rulesOf(roles);
+    if (rules === ROOT_ROLE) return new Set(ALL_CAPABILITIES);
+    for (const rule of rules) {
+      if (rule.capabilities.every((c) => granted.has(c))) continue;
+      if (matchCompiled(rule.pattern, path)) for (const c of rule.capabilities) granted.add(c);
     }
     return granted;
   }
@@ -162,7 +165,9 @@ export class Policy {
    * @param path - a secret name or a system path
    */
   allows(roles: readonly string[], capability: Capability, path: string): boolean {
-    return this.capabilities(roles, path).has(capability);
+    if (!isSecretName(path) && !SYSTEM_PATH_SET.has(path)) return false;
+    const rules = this.#rulesOf(roles);
+    return rules === ROOT_ROLE || rules.some((rule) => rule.capabilities.includes(capability) && matchCompiled(rule.pattern, path));
   }
 
   /**
@@ -173,13 +178,24 @@ export class Policy {
    * @param prefix - the listing's name prefix; "" for all names
    */
   mayList(roles: readonly string[], prefix: string): boolean {
-    for (const role of roles) {
-      if (role === ROOT_ROLE) return true;
-      for (const rule of this.#roles.get(role) ?? []) {
-        if (rule.capabilities.includes("list") && mayMatchPrefix(rule.pattern, prefix)) return true;
-      }
+    const rules = this.#rulesOf(roles);
+    return rules === ROOT_ROLE || rules.some((rule) => rule.capabilities.includes("list") && mayMatchPrefix(rule.pattern, prefix));
+  }
+
+  /**
+   * The rules of a set of roles, joined once per distinct set (a request looks them up, never
+   * joins them); `root` when the set holds root. Unknown roles add nothing.
+   */
+  #rulesOf(roles: readonly string[]): readonly CompiledRule[] | typeof ROOT_ROLE {
+    const key = JSON.stringify(roles); // unambiguous, whatever a JWT claim's role names hold
+    let rules = this.#sets.get(key);
+    if (rules === undefined) {
+      rules = roles.includes(ROOT_ROLE) ? ROOT_ROLE : roles.flatMap((role) => this.#roles.get(role) ?? []);
+      // Role sets come from tokens and JWT claims: a bounded cache, emptied when full.
+      if (this.#sets.size >= MAX_ROLE_SETS) this.#sets.clear();
+      this.#sets.set(key, rules);
     }
-    return false;
+    return rules;
   }
 
   /** The role names this policy defines (never `root`, which is built in). */

@@ -59,18 +59,20 @@ export async function initServer(dataDir: string, config: ServerConfig): Promise
     if (!keyCheckMatches(check, masterKey, storage.storeId)) {
       throw new CofferError("E_CONFLICT", "the database was already initialised with another master key; use that data dir's master.key");
     }
-    const t = newToken();
-    const now = new Date().toISOString();
-    await storage.createToken(
-      { id: t.id, name: "root", hash: t.hash, roles: [ROOT_ROLE], createdAt: now, createdBy: "server-init", expiresAt: null, revokedAt: null },
-      "server-init",
-      { result: "ok", via: "coffer server init" },
-    );
+    const t = await createRootToken(storage, "server-init", { result: "ok", via: "coffer server init" });
     return { dataDir, rootToken: t.token, rootTokenId: t.id, storage: storage.driver };
   } finally {
     masterKey.fill(0);
     await storage.close();
   }
+}
+
+/** A new root token, stored (only its hash) with its audit record by `actor`. */
+async function createRootToken(storage: ServerStorage, actor: string, detail: Record<string, unknown>): Promise<{ token: string; id: string }> {
+  const t = newToken();
+  const row = { id: t.id, name: "root", hash: t.hash, roles: [ROOT_ROLE], createdAt: new Date().toISOString(), createdBy: actor, expiresAt: null, revokedAt: null };
+  await storage.createToken(row, actor, detail);
+  return t;
 }
 
 /** What `coffer server root-token` did. */
@@ -104,13 +106,8 @@ export async function replaceRootToken(dataDir: string, config: ServerConfig): P
     }
     const actor = "server-root-token";
     const detail = { result: "ok", via: "coffer server root-token" };
-    const t = newToken();
     // The new token first: a failure half-way leaves an extra root token, never none.
-    await storage.createToken(
-      { id: t.id, name: "root", hash: t.hash, roles: [ROOT_ROLE], createdAt: new Date().toISOString(), createdBy: actor, expiresAt: null, revokedAt: null },
-      actor,
-      detail,
-    );
+    const t = await createRootToken(storage, actor, detail);
     const old = (await storage.listTokens()).filter((x) => x.id !== t.id && x.revokedAt === null && x.roles.includes(ROOT_ROLE));
     const revoked: string[] = [];
     for (const o of old) if (await storage.revokeToken(o.id, actor, detail)) revoked.push(o.id);

@@ -119,15 +119,8 @@ export function loadTlsOptions(files: TlsFiles): TlsServerOptions {
  */
 export function reloadOnSighup(server: TlsServer, files: TlsFiles, onReload: (ok: boolean, error?: Error) => void): () => void {
   const handler = (): void => {
-    let options: TlsServerOptions;
     try {
-      options = loadTlsOptions(files);
-    } catch (err) {
-      onReload(false, err instanceof Error ? err : new Error(String(err)));
-      return;
-    }
-    try {
-      server.setSecureContext(options);
+      server.setSecureContext(loadTlsOptions(files));
       server.setTicketKeys(randomBytes(48));
     } catch (err) {
       onReload(false, err instanceof Error ? err : new Error(String(err)));

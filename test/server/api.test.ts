@@ -165,7 +165,7 @@ describe("team server API", () => {
     assert.ok(Buffer.from(back.json.valueBase64, "base64").equals(big));
     const over = await s.call("PUT", "/v1/secrets/app/big", { token: s.rootToken, body: { valueBase64: Buffer.alloc(1024 * 1024 + 1).toString("base64") } });
     assert.equal(over.status, 400);
-    assert.match(over.json.error.message, /more than the limit/);
+    assert.match(over.json.error.message, /over the limit/);
   });
 
   test("tokens: shown once, cof_ prefixed, stored as a hash, listed without the token, revoked at once", async (t) => {
@@ -349,7 +349,7 @@ describe("team server API", () => {
       ["PUT", "/v1/secrets/app/x", { valu: "typo" }, 400, /invalid request/],
       ["PUT", "/v1/secrets/app/x", { value: "x", extra: 1 }, 400, /invalid request/],
       ["PUT", "/v1/secrets/app/x", { value: 42 }, 400, /invalid request/],
-      ["PUT", "/v1/secrets/app/x", { value: "x".repeat(2000) }, 400, /more than the limit of 1024 bytes/],
+      ["PUT", "/v1/secrets/app/x", { value: "x".repeat(2000) }, 400, /over the limit of 1024 bytes/],
       ["PUT", "/v1/secrets/app/x", "{not json", 400, /not valid JSON/],
       ["PUT", "/v1/secrets/app/x", { value: "x".repeat(5000) }, 413, /larger than the server's limit/],
       ["PUT", "/v1/secrets/app/versions", { value: "x" }, 400, /reserved/],

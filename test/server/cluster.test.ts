@@ -70,3 +70,20 @@ test("Redis down: the server keeps serving with per-instance limits and says so 
   assert.match(text, /^coffer_rate_limit_shared 0$/m);
   assert.match(text, /^coffer_rate_limit_local_fallbacks_total [1-9]\d*$/m);
 });
+
+test("a token revoked on one instance is refused on the other although the other had it cached (the bus event drops it; the 1 s bound is token-cache.test.ts)", async (t) => {
+  const { a, b, root } = await startTwoInstances(t);
+  const made = await call(a.url, "POST", "/v1/tokens", root, { name: "cached", roles: ["reader"] });
+  assert.equal((await call(b.url, "GET", "/v1/auth/self", made.json.token)).status, 200, "b looked the token up (and cached it)");
+  assert.equal((await call(b.url, "GET", "/v1/auth/self", made.json.token)).status, 200);
+  const revokedAt = Date.now();
+  assert.equal((await call(a.url, "DELETE", `/v1/tokens/${made.json.id}`, root)).status, 200);
+  assert.equal((await call(a.url, "GET", "/v1/auth/self", made.json.token)).status, 401, "refused at once where it was revoked");
+  // b hears of it on the change bus (LISTEN/NOTIFY) or, at the latest, when its entry expires: wait generously.
+  let status = 200;
+  while (status !== 401 && Date.now() - revokedAt < 20_000) {
+    status = (await call(b.url, "GET", "/v1/auth/self", made.json.token)).status;
+    if (status !== 401) await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(status, 401, "the other instance refuses the revoked token");
+});

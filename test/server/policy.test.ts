@@ -212,3 +212,13 @@ test("Policy: refuses to redefine root, unknown capabilities and bad patterns, n
     message: /invalid policy pattern "a\/\.\.\/b" \(role "r", rule 1\)/,
   });
 });
+
+test("a role set never borrows the rules another role set was cached with (names that join alike stay apart)", () => {
+  const policy = new Policy({ a: [{ path: "x/*", capabilities: ["read"] }], b: [{ path: "y/*", capabilities: ["read"] }] });
+  assert.equal(policy.allows(["a", "b"], "read", "y/k"), true); // cached for the set a, b
+  for (const roles of [["a\nb"], ["a,b"], [`a","b`], ["a\u0000b"]]) {
+    assert.equal(policy.allows(roles, "read", "y/k"), false, JSON.stringify(roles));
+    assert.equal(policy.mayList(roles, "y/"), false, JSON.stringify(roles));
+  }
+  assert.equal(policy.allows(["b", "a"], "read", "x/k"), true, "the same roles in another order");
+});

@@ -223,9 +223,9 @@ describe("GET /v1/watch across instances", () => {
 });
 
 describe("registerWatchRoute", () => {
-  async function app(t: TestContext, deps: Partial<import("../../src/server/watch.ts").WatchDeps> & { healthy?: () => boolean }) {
+  async function app(t: TestContext, deps: Partial<import("../../src/server/routes/watch.ts").WatchDeps> & { healthy?: () => boolean }) {
     const { default: Fastify } = await import("fastify");
-    const { registerWatchRoute } = await import("../../src/server/watch.ts");
+    const { registerWatchRoute } = await import("../../src/server/routes/watch.ts");
     const { createMemoryBus } = await import("../../src/server/changes.ts");
     const memory = createMemoryBus();
     const bus = { ...memory, kind: "redis" as const, healthy: deps.healthy ?? (() => true) };

@@ -19,7 +19,9 @@
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ServerResponse } from "node:http";
-import type { ChangeBus, ChangeEvent } from "./changes.ts";
+import type { ChangeBus, ChangeEvent } from "../changes.ts";
+import type { ServerParts } from "../context.ts";
+import { PREFIX_QUERY, type PrefixQuery } from "../schemas.ts";
 
 /** What the watch route needs from the server. */
 export interface WatchDeps {
@@ -37,10 +39,6 @@ export interface WatchDeps {
   stillValid?: (req: FastifyRequest) => Promise<boolean>;
   /** how often the bus's health is looked at, for degraded/resync (default 1000 ms) */
   healthCheckMs?: number;
-  /** when the request's credential expires (null: never); the stream ends then */
-  expiresAt?: (req: FastifyRequest) => Date | null;
-  /** the request's API token id, if any: a revocation of it on the bus ends the stream at once */
-  tokenId?: (req: FastifyRequest) => string | undefined;
 }
 
 /** A client that reads slower than this much unsent output is cut off (it falls back to polling). */
@@ -63,6 +61,23 @@ const SSE_HEADERS = {
   "x-content-type-options": "nosniff",
   "x-accel-buffering": "no",
 } as const;
+
+/** The watch route of the server: its bus and policy, streams audited, credentials re-checked. */
+export function watchRoutes(api: FastifyInstance, s: ServerParts): void {
+  registerWatchRoute(api, {
+    bus: s.changes,
+    canSee: (req, name) => req.principal !== null && s.policy.allows(req.principal.roles, "list", name),
+    audit: async (req, prefix) => {
+      await req.record("ok", "secret.watch", { detail: { prefix } });
+    },
+    stillValid: async (req) => {
+      const p = req.principal;
+      if (p === null || (p.expiresAt !== null && p.expiresAt.getTime() <= Date.now())) return false;
+      if (p.kind === "cert" && req.headers.authorization === undefined) return true;
+      return (await s.auth.authenticate(req.headers.authorization)).subject === p.subject;
+    },
+  });
+}
 
 /** Registers the route on the authenticated API context. */
 export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void {
@@ -104,20 +119,21 @@ export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void 
     for (const s of [...streams]) s.end();
   });
 
-  api.get("/v1/watch", {
+  api.get<{ Querystring: PrefixQuery }>("/v1/watch", {
     schema: {
       summary: "Stream (server-sent events) the names of secrets under prefix that change and that you may list; never values",
       description:
         "`text/event-stream`. Events: `ready` `{prefix, transport, healthy}`; `change` `{name, version, action, at}` (id: at); " +
         "`degraded` (the change transport is down: poll) and `resync` (it is back: check everything once); `: heartbeat` comments.",
-      querystring: { type: "object", additionalProperties: false, properties: { prefix: { type: "string", maxLength: 256 } } },
+      querystring: PREFIX_QUERY,
       response: { 200: { description: "an event stream", content: { "text/event-stream": { schema: { type: "string" } } } } },
     },
   }, async (req, reply) => {
     // fastify routes HEAD here too: the headers a GET would get, no body, no stream, no audit.
     if (req.method === "HEAD") return reply.status(200).headers(SSE_HEADERS).send();
-    const prefix = (req.query as { prefix?: string }).prefix ?? "";
-    const expiresAt = deps.expiresAt?.(req) ?? null;
+    const prefix = req.query.prefix ?? "";
+    // The credential's expiry ends the stream; a revocation of its API token on the bus, too.
+    const expiresAt = req.principal?.expiresAt ?? null;
     const expired = () => expiresAt !== null && expiresAt.getTime() <= Date.now();
     await deps.audit(req, prefix); // a throw refuses the stream (fail closed)
     reply.hijack();
@@ -129,7 +145,7 @@ export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void 
     let expiry: NodeJS.Timeout | undefined;
     const stream: Stream = {
       res,
-      tokenId: deps.tokenId?.(req),
+      tokenId: req.principal?.tokenId,
       end: () => {
         if (!streams.delete(stream)) return;
         unsubscribe?.();

@@ -1,0 +1,130 @@
+/**
+ * What every route works with, and the request context that carries it: the caller
+ * (`req.principal`, set by authentication), `req.authorize(capability, path, action)` (deny by
+ * default, a denial audited and counted) and `req.record(result, action, …)` (an audit record with
+ * the request's id, source address and certificate). Routes get the server's parts as
+ * {@link ServerParts} and never re-implement these.
+ */
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { CofferError } from "../errors.ts";
+import type { AuditRecord } from "../core/audit.ts";
+import type { AuditVerifier } from "./audit-verify.ts";
+import type { AuditWriter } from "./audit-writer.ts";
+import { AuthError, type Authenticator, type Principal } from "./auth.ts";
+import type { ChangeBus } from "./changes.ts";
+import type { Capability, ServerConfig } from "./config.ts";
+import type { ValueSealer } from "./keys.ts";
+import type { ServerMetrics } from "./metrics.ts";
+import type { Policy } from "./policy.ts";
+import { clientAddress } from "./proxy.ts";
+import type { LimitState } from "./rate-limit-store.ts";
+import type { ServerStorage } from "../storage/types.ts";
+import { certificatePrincipal, clientCertificate } from "./tls.ts";
+
+/** The server's parts, built once by buildServer (app.ts) and handed to every route module. */
+export interface ServerParts {
+  config: ServerConfig;
+  storage: ServerStorage;
+  policy: Policy;
+  sealer: ValueSealer;
+  metrics: ServerMetrics;
+  auth: Authenticator;
+  changes: ChangeBus;
+  audit: AuditWriter;
+  verifier: AuditVerifier;
+  limits: LimitState;
+  /** the server asks for client certificates (mutual TLS) */
+  mutualTls: boolean;
+  version: string;
+}
+
+/** What a route adds to an audit record besides the action and the result. */
+export interface RecordOptions {
+  name?: string | null;
+  version?: number | null;
+  detail?: Record<string, unknown> | null;
+  /** default: the caller's subject, else `anonymous` */
+  actor?: string;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** the authenticated caller; null before authentication and on public routes */
+    principal: Principal | null;
+    /** the caller of an authenticated route (E_INTERNAL on a route that skipped authentication) */
+    caller(): Principal;
+    /**
+     * Lets the request go on when the caller holds `capability` on `path`; else counts the
+     * denial, audits it (result `denied`) and throws E_DENIED (saying only what was refused).
+     */
+    authorize(capability: Capability, path: string, action: string): Promise<void>;
+    /** Appends an audit record of this request and waits for its commit (fail closed). */
+    record(result: string, action: string, options?: RecordOptions): Promise<AuditRecord>;
+    /** The detail every audit record of this request carries: result, request id, source, certificate. */
+    auditDetail(result: string): Record<string, unknown>;
+  }
+  interface FastifyContextConfig {
+    /** false: the route needs no credentials */
+    auth?: boolean;
+  }
+}
+
+/** Decorates every request of `app` with the context above. */
+export function registerRequestContext(app: FastifyInstance, parts: ServerParts): void {
+  app.decorateRequest("principal", null);
+  app.decorateRequest("caller", function (this: FastifyRequest): Principal {
+    if (this.principal === null) throw new CofferError("E_INTERNAL", "an authenticated route ran without a principal");
+    return this.principal;
+  });
+  app.decorateRequest("auditDetail", function (this: FastifyRequest, result: string): Record<string, unknown> {
+    const certificate = this.principal?.certificate;
+    return { result, requestId: this.id, source: clientAddress(this), ...(certificate !== undefined && { certificate }) };
+  });
+  app.decorateRequest("record", function (this: FastifyRequest, result: string, action: string, o: RecordOptions = {}): Promise<AuditRecord> {
+    return parts.audit.append({
+      actor: o.actor ?? this.principal?.subject ?? "anonymous",
+      action,
+      name: o.name ?? null,
+      version: o.version ?? null,
+      detail: { ...o.detail, ...this.auditDetail(result) },
+    });
+  });
+  app.decorateRequest("authorize", async function (this: FastifyRequest, capability: Capability, path: string, action: string): Promise<void> {
+    if (parts.policy.allows(this.caller().roles, capability, path)) return;
+    parts.metrics.denials.inc({ action });
+    const secret = !path.startsWith("sys:");
+    await this.record("denied", action, secret ? { name: path } : { detail: { object: path } });
+    throw new CofferError("E_DENIED", secret ? `you may not ${capability} secret "${path}"` : `you may not do ${action} (needs ${capability} on ${path})`);
+  });
+}
+
+/**
+ * The caller: a bearer credential when one is sent (on mutual TLS, on top of the client
+ * certificate the handshake already verified: the request then acts as the credential, and
+ * the audit names the certificate too); else the verified client certificate, with the roles
+ * `clients:` gives its CN or DNS name (none when unlisted: everything is denied). A failure is
+ * counted, and audited on routes about secrets, tokens and the audit log.
+ * @throws AuthError (401)
+ */
+export async function authenticate(parts: ServerParts, req: FastifyRequest): Promise<Principal> {
+  const cert = parts.mutualTls ? clientCertificate(req.raw.socket) : undefined;
+  try {
+    if (cert !== undefined && (req.headers.authorization === undefined || req.headers.authorization === "")) {
+      const mapped = certificatePrincipal(cert, parts.config.clients ?? {});
+      return mapped === undefined
+        ? { subject: `cert:${cert.cn ?? cert.dnsNames[0] ?? cert.fingerprint256}`, kind: "cert", roles: [], expiresAt: null }
+        : { ...mapped, kind: "cert", expiresAt: null };
+    }
+    const p = await parts.auth.authenticate(req.headers.authorization);
+    return cert === undefined ? p : { ...p, certificate: cert.cn ?? cert.dnsNames[0] ?? cert.fingerprint256 };
+  } catch (err) {
+    if (err instanceof AuthError) {
+      parts.metrics.authFailures.inc({ reason: err.reason });
+      const url = req.routeOptions.url ?? "";
+      if (url.startsWith("/v1/secrets") || url.startsWith("/v1/tokens") || url.startsWith("/v1/audit")) {
+        await req.record("unauthenticated", "auth.failed", { actor: "anonymous", detail: { reason: err.reason, route: req.routeOptions.url ?? null } });
+      }
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * `/v1/audit`: read the hash-chained audit log (never values) and verify its chain; both need
+ * read on `sys:audit`, and both are themselves audited.
+ */
+import type { FastifyInstance } from "fastify";
+import type { ServerParts } from "../context.ts";
+import { AUDIT_LOG_SCHEMA, AUDIT_QUERY, VERIFY_QUERY, VERIFY_SCHEMA, type AuditQuery, type VerifyQuery } from "../schemas.ts";
+
+export function auditRoutes(api: FastifyInstance, s: ServerParts): void {
+  api.get<{ Querystring: AuditQuery }>("/v1/audit", {
+    schema: { summary: "Read the audit log (hash-chained; never values); needs read on sys:audit", querystring: AUDIT_QUERY, response: { 200: AUDIT_LOG_SCHEMA } },
+  }, async (req) => {
+    await req.authorize("read", "sys:audit", "audit.read");
+    const { since, after, limit } = req.query;
+    const records = await s.storage.auditLog({
+      ...(since !== undefined && { since: new Date(since) }),
+      ...(after !== undefined && { afterSeq: Number(after) }),
+      limit: limit === undefined ? 100 : Number(limit),
+    });
+    await req.record("ok", "audit.read", { detail: { count: records.length } });
+    return { records };
+  });
+
+  api.get<{ Querystring: VerifyQuery }>("/v1/audit/verify", {
+    schema: {
+      summary: "Recompute the audit hash chain after the last verified checkpoint (?full=true: all of it); needs read on sys:audit",
+      querystring: VERIFY_QUERY,
+      response: { 200: VERIFY_SCHEMA },
+    },
+  }, async (req) => {
+    await req.authorize("read", "sys:audit", "audit.verify");
+    const full = req.query.full === "true";
+    await s.audit.drain();
+    const result = await s.verifier.verify(full);
+    await req.record("ok", "audit.verify", { detail: { ok: result.ok, records: result.records, full } });
+    return result;
+  });
+}

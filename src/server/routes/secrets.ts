@@ -1,0 +1,127 @@
+/**
+ * `/v1/secrets`: list, read (or list versions), write and delete secrets by name. Values are
+ * opened only for a caller the policy lets read, and leave only once the read is on the audit
+ * record (fail closed); a 403 says what was refused, never whether the secret exists.
+ */
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import { CofferError, isCofferError } from "../../errors.ts";
+import { assertSecretName, assertValue, isSecretName } from "../../core/names.ts";
+import { jsonValue } from "../../core/secret.ts";
+import type { ServerParts } from "../context.ts";
+import { PREFIX_QUERY, READ_QUERY, SECRET_LIST_SCHEMA, SECRET_READ_SCHEMA, WRITE_BODY, WRITE_RESULT_SCHEMA, type PrefixQuery, type ReadQuery, type WriteBody } from "../schemas.ts";
+
+const SECRETS_PREFIX = "/v1/secrets/";
+const VERSIONS_SUFFIX = "/versions";
+
+export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
+  const { storage, policy, sealer } = s;
+  const publish = (action: "write" | "delete", name: string, version: number): void => {
+    void s.changes.publish({ name, version, action, at: new Date().toISOString() });
+  };
+
+  api.get<{ Querystring: PrefixQuery }>("/v1/secrets", {
+    schema: { summary: "List the secrets you may list (names and metadata, never values)", querystring: PREFIX_QUERY, response: { 200: SECRET_LIST_SCHEMA } },
+  }, async (req) => {
+    const { roles } = req.caller();
+    const prefix = req.query.prefix ?? "";
+    const all = policy.mayList(roles, prefix) ? await storage.list(prefix) : [];
+    const secrets = all.filter((x) => policy.allows(roles, "list", x.name));
+    await req.record("ok", "secret.list", { detail: { prefix, count: secrets.length } });
+    return { secrets: secrets.map(({ name, version, description, updatedAt, updatedBy }) => ({ name, version, description, updatedAt, updatedBy })) };
+  });
+
+  api.get<{ Querystring: ReadQuery }>("/v1/secrets/*", {
+    schema: { summary: "Read a secret (or, with a trailing /versions, list its versions)", querystring: READ_QUERY, response: { 200: SECRET_READ_SCHEMA } },
+  }, async (req) => {
+    const { name, versions } = secretPath(req, true);
+    if (versions) {
+      await req.authorize("list", name, "secret.versions");
+      const list = await storage.versions(name);
+      await req.record(list === undefined ? "not_found" : "ok", "secret.versions", { name });
+      if (list === undefined) throw new CofferError("E_NOT_FOUND", `no secret "${name}"`);
+      return { name, versions: list };
+    }
+    await req.authorize("read", name, "secret.read");
+    const wanted = req.query.version === undefined ? undefined : Number(req.query.version);
+    const row = wanted === undefined ? await storage.readCurrent(name) : await storage.readVersion(name, wanted);
+    if (row === undefined) {
+      await req.record("not_found", "secret.read", { name, version: wanted ?? null });
+      throw new CofferError("E_NOT_FOUND", wanted === undefined ? `no secret "${name}"` : `secret "${name}" has no version ${wanted}`);
+    }
+    const value = sealer.open(name, row.version, row);
+    try {
+      // Fail closed: the value leaves only once the read is on the record.
+      await req.record("ok", "secret.read", { name, version: row.version });
+      return { name, version: row.version, ...jsonValue(value), createdAt: row.createdAt, createdBy: row.createdBy, updatedAt: row.createdAt };
+    } finally {
+      value.fill(0);
+    }
+  });
+
+  api.put<{ Body: WriteBody }>("/v1/secrets/*", {
+    schema: { summary: "Write a new version of a secret", body: WRITE_BODY, response: { 200: WRITE_RESULT_SCHEMA } },
+  }, async (req) => {
+    const { name } = secretPath(req, false);
+    await req.authorize("write", name, "secret.write");
+    const { value: text, valueBase64, description, ifVersion } = req.body;
+    if ((text === undefined) === (valueBase64 === undefined)) {
+      throw new CofferError("E_INVALID_VALUE", "invalid request: give exactly one of value (UTF-8 text) or valueBase64 (bytes)");
+    }
+    const value = text !== undefined ? Buffer.from(text, "utf8") : Buffer.from(valueBase64 ?? "", "base64");
+    try {
+      assertValue(value, s.config.limits.valueBytes);
+      const result = await storage.write({
+        name,
+        actor: req.caller().subject,
+        ...(description !== undefined && { description }),
+        ...(ifVersion !== undefined && { ifVersion }),
+        seal: (version) => sealer.seal(name, version, value),
+        auditDetail: req.auditDetail("ok"),
+      }).catch(async (err: unknown) => {
+        if (isCofferError(err, "E_CONFLICT")) await req.record("conflict", "secret.write", { name, detail: { ifVersion } });
+        throw err;
+      });
+      publish("write", name, result.version);
+      return { name, version: result.version };
+    } finally {
+      value.fill(0);
+    }
+  });
+
+  api.delete("/v1/secrets/*", {
+    schema: { summary: "Delete a secret (its versions are kept)", response: { 200: WRITE_RESULT_SCHEMA } },
+  }, async (req) => {
+    const { name } = secretPath(req, false);
+    await req.authorize("delete", name, "secret.delete");
+    const result = await storage.remove(name, req.caller().subject, req.auditDetail("ok"));
+    if (result === undefined) {
+      await req.record("not_found", "secret.delete", { name });
+      throw new CofferError("E_NOT_FOUND", `no secret "${name}"`);
+    }
+    publish("delete", name, result.version);
+    return { name, version: result.version };
+  });
+}
+
+/**
+ * The secret name of a `/v1/secrets/…` request, taken from the raw URL: names never need
+ * percent-encoding, so any `%` (an encoded `/` or `.` trying to slip past the name rule) is
+ * refused, and so is everything the name rule refuses (`..`, empty segments, a leading `/`).
+ */
+function secretPath(req: FastifyRequest, allowVersions: boolean): { name: string; versions: boolean } {
+  const raw = (req.raw.url ?? "").split("?")[0] ?? "";
+  let rest = raw.startsWith(SECRETS_PREFIX) ? raw.slice(SECRETS_PREFIX.length) : "";
+  if (rest.includes("%")) {
+    throw new CofferError("E_INVALID_NAME", "invalid secret name: percent-encoded characters are refused; names are letters, digits, '_', '.', '-' and '/' as they are");
+  }
+  let versions = false;
+  if (rest.endsWith(VERSIONS_SUFFIX) && rest.length > VERSIONS_SUFFIX.length) {
+    if (!allowVersions) {
+      throw new CofferError("E_INVALID_NAME", `invalid secret name "${rest}": a last segment "versions" is reserved by the server API (GET …/NAME/versions lists versions)`);
+    }
+    rest = rest.slice(0, -VERSIONS_SUFFIX.length);
+    versions = true;
+  }
+  if (!isSecretName(rest)) assertSecretName(rest);
+  return { name: rest, versions };
+}

@@ -1,0 +1,77 @@
+/**
+ * The HTTP API's JSON schemas (fastify validates requests and serializes answers with them; the
+ * OpenAPI docs show them) and the TypeScript shapes the routes' generics give them. One place, so
+ * a shape used by two routes (a prefix query, a role list) is written once.
+ */
+
+/** Whole numbers as a query string carries them (no coercion). */
+const POSITIVE_INT = { type: "string", pattern: "^[1-9][0-9]{0,14}$" } as const;
+const WHOLE_NUMBER = { type: "string", pattern: "^(0|[1-9][0-9]{0,14})$" } as const;
+const STRING = { type: "string" } as const;
+const INTEGER = { type: "integer" } as const;
+const STRING_OR_NULL = { type: ["string", "null"] } as const;
+const STRINGS = { type: "array", items: STRING } as const;
+
+/** A token's name and a dev-login subject: letters, digits and `_ . @ : -`, starting with a letter or digit, at most 64. */
+export const TOKEN_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$/;
+
+/** `?prefix=` of a listing or a watch. */
+export const PREFIX_QUERY = { type: "object", additionalProperties: false, properties: { prefix: { type: "string", maxLength: 256 } } } as const;
+export interface PrefixQuery { prefix?: string }
+
+/** The roles a new token gets. */
+const ROLES_BODY = { type: "array", minItems: 1, maxItems: 32, uniqueItems: true, items: { type: "string", maxLength: 64 } } as const;
+
+/** The answer of `GET /v1/secrets/{name}` (and of `…/versions`). The benchmark's bare handlers use it too. */
+export const SECRET_READ_SCHEMA = {
+  type: "object",
+  properties: {
+    name: STRING, version: INTEGER, value: STRING, valueBase64: STRING, createdAt: STRING, createdBy: STRING, updatedAt: STRING,
+    versions: { type: "array", items: { type: "object", properties: { version: INTEGER, createdAt: STRING, createdBy: STRING, current: { type: "boolean" } } } },
+  },
+} as const;
+const SECRET_INFO = { type: "object", properties: { name: STRING, version: INTEGER, description: STRING_OR_NULL, updatedAt: STRING, updatedBy: STRING } } as const;
+export const SECRET_LIST_SCHEMA = { type: "object", properties: { secrets: { type: "array", items: SECRET_INFO } } } as const;
+export const READ_QUERY = { type: "object", additionalProperties: false, properties: { version: POSITIVE_INT } } as const;
+export interface ReadQuery { version?: string }
+
+const BASE64 = { type: "string", pattern: "^[A-Za-z0-9+/]*={0,2}$" } as const;
+export const WRITE_BODY = {
+  type: "object",
+  additionalProperties: false,
+  properties: { value: STRING, valueBase64: BASE64, description: { type: "string", maxLength: 1024 }, ifVersion: { type: "integer", minimum: 0 } },
+} as const;
+export interface WriteBody { value?: string; valueBase64?: string; description?: string; ifVersion?: number }
+export const WRITE_RESULT_SCHEMA = { type: "object", properties: { name: STRING, version: INTEGER } } as const;
+
+export const SELF_SCHEMA = { type: "object", properties: { subject: STRING, kind: STRING, roles: STRINGS, expiresAt: STRING_OR_NULL } } as const;
+
+const TTL = { anyOf: [{ type: "integer", minimum: 1 }, { type: "string", maxLength: 16 }] } as const;
+export const TOKEN_BODY = { type: "object", additionalProperties: false, required: ["name", "roles"], properties: { name: { type: "string", minLength: 1, maxLength: 64 }, roles: ROLES_BODY, ttl: TTL } } as const;
+export interface TokenBody { name: string; roles: string[]; ttl?: number | string }
+export const NEW_TOKEN_SCHEMA = { type: "object", properties: { token: STRING, id: STRING, name: STRING, roles: STRINGS, expiresAt: STRING_OR_NULL } } as const;
+const TOKEN_INFO = { type: "object", properties: { id: STRING, name: STRING, roles: STRINGS, createdAt: STRING, createdBy: STRING, expiresAt: STRING_OR_NULL, revokedAt: STRING_OR_NULL } } as const;
+export const TOKEN_LIST_SCHEMA = { type: "object", properties: { tokens: { type: "array", items: TOKEN_INFO } } } as const;
+export const TOKEN_ID_PARAMS = { type: "object", properties: { id: { type: "string", pattern: "^[0-9a-f]{16}$" } } } as const;
+export interface TokenIdParams { id: string }
+export const REVOKED_SCHEMA = { type: "object", properties: { id: STRING, revoked: { type: "boolean" } } } as const;
+
+export const DEV_LOGIN_BODY = { type: "object", additionalProperties: false, required: ["roles"], properties: { subject: { type: "string", maxLength: 64 }, roles: ROLES_BODY } } as const;
+export interface DevLoginBody { subject?: string; roles: string[] }
+
+const LIMIT = { type: "string", pattern: "^([1-9][0-9]{0,2}|1000)$" } as const;
+export const AUDIT_QUERY = { type: "object", additionalProperties: false, properties: { since: { type: "string", format: "date-time" }, after: WHOLE_NUMBER, limit: LIMIT } } as const;
+export interface AuditQuery { since?: string; after?: string; limit?: string }
+const AUDIT_RECORD = {
+  type: "object",
+  properties: {
+    seq: INTEGER, at: STRING, actor: STRING, action: STRING, name: STRING_OR_NULL, version: { type: ["integer", "null"] },
+    detail: { type: ["object", "null"], additionalProperties: true }, hash: STRING,
+  },
+} as const;
+export const AUDIT_LOG_SCHEMA = { type: "object", properties: { records: { type: "array", items: AUDIT_RECORD } } } as const;
+export const VERIFY_QUERY = { type: "object", additionalProperties: false, properties: { full: { type: "string", enum: ["true", "false"] } } } as const;
+export interface VerifyQuery { full?: "true" | "false" }
+export const VERIFY_SCHEMA = { type: "object", properties: { ok: { type: "boolean" }, records: INTEGER, fromCheckpoint: INTEGER, brokenAt: INTEGER, reason: STRING } } as const;
+
+export const HEALTH_SCHEMA = { type: "object", properties: { status: STRING, storage: STRING, rateLimit: STRING, changes: STRING, version: STRING } } as const;
