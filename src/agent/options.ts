@@ -7,7 +7,7 @@
  * Layout of the agent's directory DIR (decided here, used by the agent and `coffer units`):
  * - DIR is flat. Each ID is written to `DIR/<fileNameOf(id)>`: the ID with every `/` replaced
  *   by `_` (`db/password` → `DIR/db_password`), the same name systemd's `LoadCredential=` needs
- *   (units.ts `credentialName`). No subdirectories: atomic replacement, cleanup and credentials
+ *   (units.ts `LoadCredential=`). No subdirectories: atomic replacement, cleanup and credentials
  *   stay one-level. The name never holds `/`, never starts with `.` and is never `.` or `..`,
  *   so it cannot leave DIR; see {@link fileNameOf}.
  * - Two IDs with the same file name (`a/b` and `a_b`) are refused.

@@ -7,7 +7,7 @@ import { CofferError } from "../errors.ts";
 import { CofferClient, ServerError, normaliseServerUrl } from "../client/client.ts";
 import { loadServerTls, loadToken } from "../client/token-file.ts";
 import { Secret } from "../core/secret.ts";
-import { pollVersions, watchByPath, watchSet, type Poller } from "./watch.ts";
+import { pollVersions, watchByPath, watchSet } from "./watch.ts";
 import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
 
 /** The `server` entry of the `providers:` section. */
@@ -184,7 +184,7 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
     return client;
   };
 
-  const poller = (paths: readonly string[], onChange: (name: string) => void): Poller => {
+  const poller = (paths: readonly string[], onChange: (name: string) => void) => {
     const currentOf = async (path: string): Promise<string> => {
       try {
         const { versions } = await getClient().versions(path);

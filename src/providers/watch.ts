@@ -39,30 +39,19 @@ export function watchByPath(
   });
 }
 
-/** Polls of the current versions of some paths; see {@link pollVersions}. */
-export interface Poller {
-  /** polls once now (or once more after the poll in progress) */
-  pollNow(): void;
-  /** polls now and every interval, until stop() */
-  start(): void;
-  stop(): void;
-  /** what an event stream reported, so polling does not report it again */
-  saw(path: string, current: string): void;
-  dispose(): void;
-}
-
 /**
  * Polls `currentOf(path)` (a version, or "missing") of every path, remembering them across
  * start/stop so a poll after a gap reports what changed during it: `onChange(path)` when one
  * differs from the last seen. A failed look is skipped, the next poll tries again; after a 429
- * with Retry-After, polls are skipped until it has passed.
+ * with Retry-After, polls are skipped until it has passed. `start` polls now and every interval
+ * until `stop`; `saw` records what an event stream reported, so polling does not report it again.
  */
 export function pollVersions(
   paths: readonly string[],
   currentOf: (path: string) => Promise<string>,
   onChange: (path: string) => void,
   intervalMs: number,
-): Poller {
+) {
   const seen = new Map<string, string>();
   let disposed = false;
   let quietUntil = 0;
@@ -99,7 +88,7 @@ export function pollVersions(
       stopTicks = polls.every(intervalMs);
     },
     stop,
-    saw: (path, current) => void seen.set(path, current),
+    saw: (path: string, current: string) => void seen.set(path, current),
     dispose() {
       disposed = true;
       polls.stop();
