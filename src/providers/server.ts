@@ -234,10 +234,9 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
       };
       try {
         const { fetch: doFetch } = getClient();
-        const headers: Record<string, string> = { Accept: "text/event-stream", Authorization: `Bearer ${token ?? ""}` };
         touch();
         const res = await doFetch(`${url}/v1/watch${prefix === "" ? "" : `?${new URLSearchParams({ prefix })}`}`, {
-          headers,
+          headers: { Accept: "text/event-stream", Authorization: `Bearer ${token ?? ""}` },
           redirect: "error",
           signal: AbortSignal.any([aborter.signal, closing.signal]),
         });
@@ -248,41 +247,17 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
         const decoder = new TextDecoder("utf-8");
         const parser = new SseParser((e) => {
           if (stopped) return;
-          switch (e.event) {
-            case "ready": {
-              retryMs = streamRetryMs;
-              let healthy = true;
-              try {
-                healthy = (JSON.parse(e.data) as { healthy?: unknown }).healthy !== false;
-              } catch {
-                // an older format: trust the stream
-              }
-              if (healthy) {
-                polls.stop();
-                // Changes made while there was no stream (or before it was up) are caught here.
-                polls.pollNow();
-              } else polls.start();
-              break;
-            }
-            case "change": {
-              let data: { name?: unknown; version?: unknown; action?: unknown };
-              try {
-                data = JSON.parse(e.data) as typeof data;
-              } catch {
-                return;
-              }
-              if (typeof data.name !== "string" || !watched.has(data.name)) return;
-              polls.saw(data.name, data.action === "delete" ? "missing" : typeof data.version === "number" ? String(data.version) : "?");
-              onChange(data.name);
-              break;
-            }
-            case "degraded":
-              polls.start();
-              break;
-            case "resync":
-              polls.stop();
-              polls.pollNow();
-              break;
+          const { name, action, version, healthy } = jsonFields(e.data);
+          if (e.event === "ready") retryMs = streamRetryMs;
+          // A `ready` without fields (an older format) is trusted.
+          if (e.event === "degraded" || (e.event === "ready" && healthy === false)) polls.start();
+          else if (e.event === "ready" || e.event === "resync") {
+            polls.stop();
+            // Changes made while there was no stream (or before it was up) are caught here.
+            polls.pollNow();
+          } else if (e.event === "change" && typeof name === "string" && watched.has(name)) {
+            polls.saw(name, action === "delete" ? "missing" : typeof version === "number" ? String(version) : "?");
+            onChange(name);
           }
         });
         const reader = res.body.getReader();
@@ -346,4 +321,14 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
       closing.abort();
     },
   };
+}
+
+/** The fields of an event's JSON object; none when it is not one (an older format, a broken event). */
+function jsonFields(text: string): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === "object" && v !== null ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
 }
