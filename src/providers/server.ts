@@ -7,7 +7,7 @@ import { CofferError } from "../errors.ts";
 import { CofferClient, ServerError, normaliseServerUrl } from "../client/client.ts";
 import { loadServerTls, loadToken } from "../client/token-file.ts";
 import { Secret } from "../core/secret.ts";
-import { pollVersions, watchByPath, watchSet } from "./watch.ts";
+import { pollingFeed, pollVersions, watchByPath, watchSet } from "./watch.ts";
 import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
 
 /** The `server` entry of the `providers:` section. */
@@ -184,17 +184,14 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
     return client;
   };
 
-  const poller = (paths: readonly string[], onChange: (name: string) => void) => {
-    const currentOf = async (path: string): Promise<string> => {
-      try {
-        const { versions } = await getClient().versions(path);
-        return String(versions.find((v) => v.current)?.version ?? "missing");
-      } catch (err) {
-        if (err instanceof CofferError && err.code === "E_NOT_FOUND") return "missing";
-        throw err;
-      }
-    };
-    return pollVersions(paths, currentOf, onChange, pollIntervalMs);
+  const currentOf = async (path: string): Promise<string> => {
+    try {
+      const { versions } = await getClient().versions(path);
+      return String(versions.find((v) => v.current)?.version ?? "missing");
+    } catch (err) {
+      if (err instanceof CofferError && err.code === "E_NOT_FOUND") return "missing";
+      throw err;
+    }
   };
 
   /**
@@ -203,7 +200,7 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
    */
   const streamFeed = (paths: readonly string[], onChange: (name: string) => void): (() => void) => {
     const watched = new Set(paths);
-    const polls = poller(paths, onChange);
+    const polls = pollVersions(paths, currentOf, onChange, pollIntervalMs);
     const prefix = watchPrefix(paths);
     let stopped = false;
     let retryMs = streamRetryMs;
@@ -289,14 +286,7 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
     };
   };
 
-  const feed = (paths: readonly string[], onChange: (name: string) => void): (() => void) => {
-    if (options.stream === false) {
-      const polls = poller(paths, onChange);
-      polls.start();
-      return () => polls.dispose();
-    }
-    return streamFeed(paths, onChange);
-  };
+  const feed = options.stream === false ? pollingFeed(currentOf, pollIntervalMs) : streamFeed;
 
   return {
     name,

@@ -7,7 +7,7 @@ import { CofferError } from "../errors.ts";
 import { DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
 import { Secret } from "../core/secret.ts";
 import { fetchText } from "../client/http.ts";
-import { pollVersions, watchByPath, watchSet } from "./watch.ts";
+import { pollingFeed, watchByPath, watchSet } from "./watch.ts";
 import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
 
 /** Largest response body read from Vault, in bytes; more is refused (E_PROVIDER). */
@@ -145,11 +145,7 @@ export function createVaultProvider(
       }
       throw statusError(status, body, ref.path, address);
     },
-    watch: (refs, onChange) => watches.add(watchByPath(refs, onChange, (paths, onPath) => {
-      const polls = pollVersions(paths, metadataSignature, onPath, pollIntervalMs);
-      polls.start();
-      return () => polls.dispose();
-    })),
+    watch: (refs, onChange) => watches.add(watchByPath(refs, onChange, pollingFeed(metadataSignature, pollIntervalMs))),
     close(): void {
       watches.stopAll();
       closing.abort();

@@ -95,3 +95,12 @@ export function pollVersions(
     },
   };
 }
+
+/** A feed for {@link watchByPath} that only polls `currentOf` every `intervalMs`. */
+export function pollingFeed(currentOf: (path: string) => Promise<string>, intervalMs: number) {
+  return (paths: readonly string[], onPath: (path: string) => void): (() => void) => {
+    const polls = pollVersions(paths, currentOf, onPath, intervalMs);
+    polls.start();
+    return () => polls.dispose();
+  };
+}
