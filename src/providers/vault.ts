@@ -46,12 +46,7 @@ type VaultSpec = Extract<ProviderSpec, { type: "vault" }>;
  * @throws CofferError E_CONFIG when `address` is not an http(s) URL, or is plain http to a host
  *   that is not loopback (the token would cross the network in clear)
  */
-export function createVaultProvider(
-  name: string,
-  spec: VaultSpec,
-  ctx: ProviderContext,
-  options: VaultProviderOptions = {},
-): Provider {
+export function createVaultProvider(name: string, spec: VaultSpec, ctx: ProviderContext, options: VaultProviderOptions = {}): Provider {
   const address = parseAddress(name, spec.address);
   const mount = spec.mount === undefined || spec.mount === "" ? "secret" : spec.mount.replace(/^\/+|\/+$/g, "");
   const tokenEnv = spec.tokenEnv ?? "VAULT_TOKEN";
