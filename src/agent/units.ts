@@ -39,12 +39,8 @@ export interface UnitsOptions {
   user?: string;
 }
 
-/** A rendered unit file. */
-export interface RenderedUnit {
-  /** e.g. `web-secrets.service` */
-  filename: string;
-  text: string;
-}
+/** A rendered unit file, e.g. `web-secrets.service` and its text. */
+export type RenderedUnit = { filename: string; text: string };
 
 const UNIT_NAME_RE = /^[a-zA-Z0-9:_.\-]+$/;
 const SIDE_CAR_SUFFIX = "-secrets.service";
