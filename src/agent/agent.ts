@@ -46,12 +46,8 @@ export interface AgentOptions {
   debounceMs?: number;
 }
 
-/** How the agent ended. */
-export interface AgentExit {
-  /** exit status for the CLI */
-  code: number;
-  reason: "stopped" | "changed";
-}
+/** How the agent ended: the CLI's exit status, and why. */
+export type AgentExit = { code: number; reason: "stopped" | "changed" };
 
 /**
  * Runs the agent until it is stopped or (on-change `exit`) a secret changes.

@@ -7,7 +7,7 @@
  * Layout of the agent's directory DIR (decided here, used by the agent and `coffer units`):
  * - DIR is flat. Each ID is written to `DIR/<fileNameOf(id)>`: the ID with every `/` replaced
  *   by `_` (`db/password` → `DIR/db_password`), the same name systemd's `LoadCredential=` needs
- *   (units.ts `credentialName`). No subdirectories: atomic replacement, cleanup and credentials
+ *   (units.ts `LoadCredential=`). No subdirectories: atomic replacement, cleanup and credentials
  *   stay one-level. The name never holds `/`, never starts with `.` and is never `.` or `..`,
  *   so it cannot leave DIR; see {@link fileNameOf}.
  * - Two IDs with the same file name (`a/b` and `a_b`) are refused.
@@ -72,7 +72,6 @@ const SECRETS_FORM = "ID[=ENV_NAME],… (e.g. db/password,api/key=API_KEY)";
 
 const usage = (message: string): CofferError => new CofferError("E_USAGE", message);
 
-
 function orThrow<T>(r: Checked<T>, prefix = ""): T {
   if ("ok" in r) return r.ok;
   throw usage(prefix + r.rule);
@@ -116,13 +115,9 @@ export function fileNameOf(id: string): string {
 
 /** Why an (otherwise valid) ID cannot have a file in DIR, if it cannot. */
 function fileRule(id: string): string | undefined {
-  if (id === SECRETS_ENV_FILE) return reservedRule(id);
+  if (id === SECRETS_ENV_FILE) return `secret ${show(id)} cannot be delivered: DIR/${SECRETS_ENV_FILE} is the env file; deliver it from a subpath or rename it`;
   if (id.length > MAX_FILE_NAME) return `secret ${show(id)} cannot be delivered: its file name would be longer than ${MAX_FILE_NAME} characters`;
   return undefined;
-}
-
-function reservedRule(id: string): string {
-  return `secret ${show(id)} cannot be delivered: DIR/${SECRETS_ENV_FILE} is the env file; deliver it from a subpath or rename it`;
 }
 
 export function secretItem(item: string): Checked<AgentSecret> {
@@ -149,23 +144,17 @@ export function secretConflicts(secrets: readonly AgentSecret[]): { index: numbe
       out.push({ index: i, rule });
       return;
     }
+    const file = s.id.replaceAll("/", "_");
     for (const earlier of secrets.slice(0, i)) {
-      if (earlier.id === s.id) {
-        out.push({ index: i, rule: `secret ${show(s.id)} is listed twice` });
-        return;
-      }
-      if (earlier.env === s.env) {
-        out.push({
-          index: i,
-          rule: `secrets ${show(earlier.id)} and ${show(s.id)} both use the variable ${s.env}; give one another name with ID=ENV_NAME`,
-        });
-        return;
-      }
-      const file = s.id.replaceAll("/", "_");
-      if (earlier.id.replaceAll("/", "_") === file) {
-        out.push({ index: i, rule: `secrets ${show(earlier.id)} and ${show(s.id)} would both be the file DIR/${file} ("/" becomes "_"); deliver only one` });
-        return;
-      }
+      const both = `secrets ${show(earlier.id)} and ${show(s.id)}`;
+      const clash = earlier.id === s.id
+        ? `secret ${show(s.id)} is listed twice`
+        : earlier.env === s.env
+          ? `${both} both use the variable ${s.env}; give one another name with ID=ENV_NAME`
+          : earlier.id.replaceAll("/", "_") === file
+            ? `${both} would both be the file DIR/${file} ("/" becomes "_"); deliver only one`
+            : undefined;
+      if (clash !== undefined) return void out.push({ index: i, rule: clash });
     }
   });
   return out;

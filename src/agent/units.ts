@@ -6,7 +6,7 @@
  * `LoadCredential=`). Pure: builds text, touches no file; `docs/systemd.md` explains the design.
  */
 import { parseProviderSpec } from "../config/providers/index.ts";
-import { fileNameOf } from "./config.ts";
+import { fileNameOf, SECRETS_ENV_FILE } from "./config.ts";
 import { CofferError } from "../errors.ts";
 import { assertEnvName, assertSecretName } from "../core/names.ts";
 
@@ -39,12 +39,8 @@ export interface UnitsOptions {
   user?: string;
 }
 
-/** A rendered unit file. */
-export interface RenderedUnit {
-  /** e.g. `web-secrets.service` */
-  filename: string;
-  text: string;
-}
+/** A rendered unit file, e.g. `web-secrets.service` and its text. */
+export type RenderedUnit = { filename: string; text: string };
 
 const UNIT_NAME_RE = /^[a-zA-Z0-9:_.\-]+$/;
 const SIDE_CAR_SUFFIX = "-secrets.service";
@@ -80,25 +76,22 @@ export function assertUnitName(name: string): void {
  * @throws CofferError E_USAGE when empty or an ID repeats; E_INVALID_NAME for a bad ID or ENV_NAME
  */
 export function parseUnitSecrets(spec: string): UnitSecret[] {
-  const out: UnitSecret[] = [];
   const seen = new Set<string>();
-  for (const item of spec.split(",")) {
+  return spec.split(",").map((item) => {
     if (item === "") throw new CofferError("E_USAGE", "--secrets: an empty item; give ID or ID=ENV_NAME, comma-separated, e.g. db/password=DB_PASSWORD,api-key");
     const eq = item.indexOf("=");
-    const id = eq === -1 ? item : item.slice(0, eq);
-    assertSecretName(id);
-    if (id === "secrets.env") throw new CofferError("E_USAGE", "--secrets: the ID secrets.env is reserved (the agent writes its env file under that name)");
-    if (seen.has(id)) throw new CofferError("E_USAGE", `--secrets: ${id} is listed twice`);
-    seen.add(id);
-    if (eq === -1) {
-      out.push({ id });
-    } else {
-      const env = item.slice(eq + 1);
-      assertEnvName(env);
-      out.push({ id, env });
-    }
-  }
-  return out;
+    const secret = eq === -1 ? { id: item } : { id: item.slice(0, eq), env: item.slice(eq + 1) };
+    checkSecret(secret);
+    if (seen.has(secret.id)) throw new CofferError("E_USAGE", `--secrets: ${secret.id} is listed twice`);
+    seen.add(secret.id);
+    return secret;
+  });
+}
+
+function checkSecret(s: UnitSecret): void {
+  assertSecretName(s.id);
+  if (s.id === SECRETS_ENV_FILE) throw new CofferError("E_USAGE", "--secrets: the ID secrets.env is reserved (the agent writes its env file under that name)");
+  if (s.env !== undefined) assertEnvName(s.env);
 }
 
 /**
@@ -175,11 +168,6 @@ export function execLine(words: readonly string[]): string {
   return words.map(quoteExecWord).join(" ");
 }
 
-/** The credential name of an ID: the agent's file name for it (`/` becomes `_`). */
-export function credentialName(id: string): string {
-  return fileNameOf(id);
-}
-
 function validate(o: UnitsOptions): void {
   assertUnitName(o.name);
   const style = o.style ?? "side-car";
@@ -193,10 +181,9 @@ function validate(o: UnitsOptions): void {
   }
   const seen = new Map<string, string>();
   for (const s of o.secrets) {
-    assertSecretName(s.id);
-    if (s.id === "secrets.env") throw new CofferError("E_USAGE", "--secrets: the ID secrets.env is reserved (the agent writes its env file under that name)");
-    if (s.env !== undefined) assertEnvName(s.env);
-    const cred = credentialName(s.id);
+    checkSecret(s);
+    // The agent's file name of an ID is also its credential name.
+    const cred = fileNameOf(s.id);
     const other = seen.get(cred);
     if (other !== undefined) {
       throw new CofferError("E_USAGE", `--secrets: ${other} and ${s.id} would both be the credential ${cred} ("/" becomes "_"); rename one`);
@@ -362,7 +349,7 @@ export function renderUnits(o: UnitsOptions): RenderedUnit[] {
     ...user,
     // Read once at start into $CREDENTIALS_DIRECTORY (%d), readable only by the service's user.
     // The agent writes each ID as DIR/fileNameOf(id), which is also its credential name.
-    ...o.secrets.map((s) => `LoadCredential=${credentialName(s.id)}:${dir}/${fileNameOf(s.id)}`),
+    ...o.secrets.map((s) => `LoadCredential=${fileNameOf(s.id)}:${dir}/${fileNameOf(s.id)}`),
   ]);
   return [{ filename: car, text: sidecar }, { filename: svc, text: service }];
 }

@@ -38,12 +38,10 @@ function toBytes(v: string | Uint8Array): Buffer {
  * to hide.
  */
 export function tooShortToMask(values: readonly (string | Uint8Array)[], minLength = MIN_MASK_LENGTH): number[] {
-  const out: number[] = [];
-  values.forEach((v, i) => {
+  return values.flatMap((v, i) => {
     const n = toBytes(v).length;
-    if (n > 0 && n < minLength) out.push(i);
+    return n > 0 && n < minLength ? [i] : [];
   });
-  return out;
 }
 
 /** Bytes that `encodeURIComponent` leaves alone: A-Z a-z 0-9 - _ . ! ~ * ' ( ). */
@@ -170,18 +168,9 @@ export function maskPatterns(values: readonly (string | Uint8Array)[], minLength
   for (const v of values) {
     const b = toBytes(v);
     add(b);
-    // Lines, found on bytes: CR and LF never occur inside a UTF-8 multi-byte sequence.
-    let start = 0;
-    let multi = false;
-    for (let i = 0; i <= b.length; i++) {
-      const c = b[i];
-      if (i === b.length || c === 0x0a || c === 0x0d) {
-        if (i < b.length) multi = true;
-        if (multi) add(b.subarray(start, i));
-        if (c === 0x0d && b[i + 1] === 0x0a) i++;
-        start = i + 1;
-      }
-    }
+    // Lines, split on bytes (latin1 keeps each byte): CR and LF never occur inside a UTF-8 sequence.
+    const lines = b.toString("latin1").split(/\r\n|\r|\n/);
+    if (lines.length > 1) for (const line of lines) add(Buffer.from(line, "latin1"));
   }
   return [...seen.values()].sort((x, y) => y.length - x.length);
 }
@@ -290,38 +279,31 @@ export class Masker extends Transform {
     this.#matcher = new MaskMatcher(patterns, replacement);
   }
 
-  /** How many bytes are held back, waiting to see whether they start a pattern. */
+  /** See {@link MaskMatcher.heldBytes}. */
   get heldBytes(): number {
     return this.#matcher.heldBytes;
   }
 
-  override _transform(chunk: Buffer | string, encoding: BufferEncoding, callback: TransformCallback): void {
-    const bytes = typeof chunk === "string" ? Buffer.from(chunk, encoding) : chunk;
-    const out = this.#matcher.write(bytes);
-    if (out.length > 0) this.push(out);
-    callback();
+  // Written strings arrive as Buffers (decodeStrings); an empty output pushes nothing.
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    callback(null, this.#matcher.write(chunk));
   }
 
   override _flush(callback: TransformCallback): void {
-    const out = this.#matcher.end();
-    if (out.length > 0) this.push(out);
-    callback();
+    callback(null, this.#matcher.end());
   }
 }
 
 /**
- * A Transform stream that replaces every occurrence of each value, of each line of a
- * multi-line value, and of their base64 / base64url / URL-encoded / JSON-escaped / XML-escaped
- * forms (also inside longer base64, as in HTTP Basic auth) with
- * `***` (see {@link maskPatterns}). Values shorter than `minLength` bytes are not masked;
- * {@link tooShortToMask} lists them so the caller can warn.
+ * A Transform stream that masks `values` as the module comment says (patterns: {@link maskPatterns}).
+ * Values shorter than `minLength` bytes are not masked; {@link tooShortToMask} lists them so the caller can warn.
  */
 export function createMasker(values: readonly (string | Uint8Array)[], options: MaskOptions = {}): Masker {
-  return new Masker(maskPatterns(values, options.minLength ?? MIN_MASK_LENGTH), options.replacement ?? "***");
+  return new Masker(maskPatterns(values, options.minLength), options.replacement);
 }
 
 /** Masks a whole buffer at once, as {@link createMasker} would a stream. */
 export function maskBytes(values: readonly (string | Uint8Array)[], data: Uint8Array, options: MaskOptions = {}): Buffer {
-  const m = new MaskMatcher(maskPatterns(values, options.minLength ?? MIN_MASK_LENGTH), options.replacement ?? "***");
+  const m = new MaskMatcher(maskPatterns(values, options.minLength), options.replacement);
   return Buffer.concat([m.write(data), m.end()]);
 }

@@ -5,13 +5,11 @@
  */
 import { CofferError, problemList, type ErrorCode } from "../errors.ts";
 import type { DeliveryPlan } from "../config/plan.ts";
-import { describeRef, type SecretRef } from "../providers/provider.ts";
+import { describeRef, type Provider, type SecretRef } from "../providers/provider.ts";
 import type { Secret } from "../core/secret.ts";
 
 /** Anything that resolves references (a provider set). */
-export interface Resolver {
-  resolve(ref: SecretRef): Promise<Secret>;
-}
+export type Resolver = Pick<Provider, "resolve">;
 
 /** A plan with its values. Dispose the secrets when done ({@link disposeResolved}). */
 export interface ResolvedPlan {

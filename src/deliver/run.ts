@@ -39,14 +39,12 @@ export function runWithSecrets(options: RunOptions): Promise<number> {
   return withSignalsForwarded(() => startChild(options, options.resolved, options.masker ?? null));
 }
 
-/** A started command and its exit status (128+n for signal n), once its output is passed on and its dir removed. */
-type Started = Running<number>;
-
 /**
  * Starts the command with `resolved` in its env and runtime files (a new runtime dir, removed
- * when it ends). `done` rejects with E_NOT_FOUND when it cannot be started.
+ * when it ends). `done` gives its exit status (128+n for signal n) once its output is passed on
+ * and its dir removed, or rejects with E_NOT_FOUND when it cannot be started.
  */
-function startChild(options: Omit<RunOptions, "resolved" | "masker">, resolved: ResolvedPlan, masker: (() => NodeJS.ReadWriteStream) | null): Started {
+function startChild(options: Omit<RunOptions, "resolved" | "masker">, resolved: ResolvedPlan, masker: (() => NodeJS.ReadWriteStream) | null): Running<number> {
   // Where the dir is (a fallback base, not tmpfs) matters only when a file is written to it.
   const warn = resolved.files.length > 0 ? options.warn : undefined;
   const dir = createRuntimeDir({ kind: "run", ...(options.dir !== undefined && { base: options.dir }), env: options.baseEnv, ...(warn !== undefined && { warn }) });
@@ -119,12 +117,12 @@ export async function runWatching(options: WatchRunOptions): Promise<number> {
   const start = (r: ResolvedPlan) => startChild(options, r, makeMasker === null ? null : makeMasker(r));
   let values = options.resolved;
   let ownsValues = false; // the first values are the caller's to dispose
-  let current: Started;
+  let current: Running<number>;
   let stopping = false; // a signal came: no more restarts
   let restarting = false;
   const { promise: result, resolve: finish, reject: fail } = Promise.withResolvers<number>();
 
-  const follow = (started: Started) => {
+  const follow = (started: Running<number>) => {
     started.done.then(
       (status) => {
         if (started === current && !restarting) finish(status);
@@ -203,17 +201,11 @@ export async function runWatching(options: WatchRunOptions): Promise<number> {
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves when the command has exited. */
 async function stopChild(child: ChildProcess, done: Promise<number>, graceMs: number): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-    try {
-      await done.catch(() => 0);
-    } finally {
-      clearTimeout(timer);
-    }
-  } else {
-    await done.catch(() => 0);
-  }
+  const running = child.exitCode === null && child.signalCode === null;
+  if (running) child.kill("SIGTERM");
+  const timer = running ? setTimeout(() => child.kill("SIGKILL"), graceMs) : undefined;
+  await done.catch(() => 0);
+  clearTimeout(timer);
 }
 
 /** The variables whose values (or file modes) differ between two resolutions, in `b`'s order (env first, then files). */

@@ -126,10 +126,7 @@ export function writeRuntimeFile(dir: string, name: string, data: Uint8Array, mo
 }
 
 /** A runtime dir coffer made and recorded, with its record. */
-export interface RecordedDir {
-  path: string;
-  owner: OwnerRecord;
-}
+export type RecordedDir = { path: string; owner: OwnerRecord };
 
 /**
  * The dir `path` names when it is one coffer made and recorded under `base`: written without
@@ -189,7 +186,7 @@ export function sweepRuntimeDirs(base: string): string[] {
 }
 
 /** True while something may still use the dir (see {@link sweepRuntimeDirs}). */
-function inUse({ path, owner }: RecordedDir, groups: LiveGroups = liveGroups()): boolean {
+function inUse({ path, owner }: RecordedDir, groups: LiveGroups): boolean {
   // The coffer that made it may still be setting it up (a load's link is made after its dir).
   if (alive(owner.pid, owner.start)) return true;
   if (owner.kind === "run") {
@@ -257,7 +254,7 @@ const dead = (state: string) => state === "Z" || state === "X" || state === "x";
  * True while a process of group `pgid` runs. kill(-pgid, 0) says ESRCH when there is none; it
  * also succeeds for a group of zombies, so /proc (where there is one) has the last word.
  */
-function groupAlive(pgid: number, groups: LiveGroups = liveGroups()): boolean {
+function groupAlive(pgid: number, groups: LiveGroups): boolean {
   try {
     process.kill(-pgid, 0);
   } catch (err) {
@@ -275,13 +272,10 @@ function liveGroups(): LiveGroups {
   return () => {
     if (cached !== null) return cached;
     try {
-      const set = new Set<number>();
-      for (const pid of readdirSync("/proc")) {
-        if (!/^[0-9]+$/.test(pid)) continue;
-        const st = procStat(pid);
-        if (st !== undefined && !dead(st.state)) set.add(st.pgid);
-      }
-      cached = set;
+      cached = new Set(readdirSync("/proc").flatMap((pid) => {
+        const st = /^[0-9]+$/.test(pid) ? procStat(pid) : undefined;
+        return st !== undefined && !dead(st.state) ? [st.pgid] : [];
+      }));
     } catch {
       cached = undefined;
     }

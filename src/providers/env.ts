@@ -11,11 +11,7 @@ import { describeRef, type Provider, type ProviderContext, type ProviderSpec, ty
  * Creates the `env` provider: `resolve({path: "NAME"})` is `ctx.env.NAME`, version 1,
  * `updatedAt` the time of the read. Keys and versions are not supported (E_CONFIG).
  */
-export function createEnvProvider(
-  name: string,
-  _spec: Extract<ProviderSpec, { type: "env" }>,
-  ctx: ProviderContext,
-): Provider {
+export function createEnvProvider(name: string, _spec: Extract<ProviderSpec, { type: "env" }>, ctx: ProviderContext): Provider {
   return {
     name,
     resolve(ref: SecretRef): Promise<Secret> {

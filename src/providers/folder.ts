@@ -9,6 +9,7 @@ import { coalesce } from "../core/coalesce.ts";
 import { assertOwnerOnlyWrites } from "../core/fs-secure.ts";
 import { assertSecretName, DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
 import { Secret } from "../core/secret.ts";
+import { watchSet } from "./watch.ts";
 import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
 
 /** Options of {@link createFolderProvider} (for tests and tuning; not in the config). */
@@ -46,27 +47,13 @@ export function createFolderProvider(
   const dir = spec.dir;
   const max = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
   const debounceMs = options.debounceMs ?? 100;
-  const stops = new Set<() => void>();
-
-  const provider: Provider = {
+  const watches = watchSet();
+  return {
     name,
-    resolve(ref: SecretRef): Promise<Secret> {
-      return Promise.resolve().then(() => readSecretFile(dir, ref, max));
-    },
-    watch(refs: readonly SecretRef[], onChange: (ref: SecretRef) => void): () => void {
-      const stop = watchFolder(dir, refs, onChange, debounceMs);
-      const wrapped = (): void => {
-        stops.delete(wrapped);
-        stop();
-      };
-      stops.add(wrapped);
-      return wrapped;
-    },
-    close(): void {
-      for (const stop of [...stops]) stop();
-    },
+    resolve: (ref) => Promise.resolve().then(() => readSecretFile(dir, ref, max)),
+    watch: (refs, onChange) => watches.add(watchFolder(dir, refs, onChange, debounceMs)),
+    close: () => watches.stopAll(),
   };
-  return provider;
 }
 
 function readSecretFile(dir: string, ref: SecretRef, max: number): Secret {

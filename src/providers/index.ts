@@ -110,11 +110,9 @@ export class ProviderSet {
    * that stops every watch, and the refs whose provider cannot watch.
    */
   watch(refs: readonly SecretRef[], onChange: (ref: SecretRef) => void): { stop: () => void; unwatched: SecretRef[] } {
-    const byProvider = new Map<string, SecretRef[]>();
-    for (const ref of refs) byProvider.set(ref.provider, [...(byProvider.get(ref.provider) ?? []), ref]);
     const stops: (() => void)[] = [];
     const unwatched: SecretRef[] = [];
-    for (const [name, group] of byProvider) {
+    for (const [name, group] of Map.groupBy(refs, (r) => r.provider)) {
       const provider = this.get(name);
       if (provider.watch === undefined) unwatched.push(...group);
       else stops.push(provider.watch(group, onChange));

@@ -2,12 +2,12 @@
  * The `server` provider: secrets from a coffer team server over its HTTP API
  * (`GET /v1/secrets/{name}`), with the token from the environment or `coffer login`.
  */
-import { coalesce } from "../core/coalesce.ts";
 import { tokenTransportRule } from "../core/token-transport.ts";
 import { CofferError } from "../errors.ts";
 import { CofferClient, ServerError, normaliseServerUrl } from "../client/client.ts";
 import { loadServerTls, loadToken } from "../client/token-file.ts";
 import { Secret } from "../core/secret.ts";
+import { pollingFeed, pollVersions, watchByPath, watchSet } from "./watch.ts";
 import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
 
 /** The `server` entry of the `providers:` section. */
@@ -117,22 +117,6 @@ export function watchPrefix(names: readonly string[]): string {
 }
 
 /**
- * Polls the current versions of `names`, remembering them across start/stop, so a poll after a
- * gap reports what changed during it. `onChange(name)` when a current version changed or the
- * secret disappeared.
- */
-interface Poller {
-  /** polls once now (or once more after the poll in progress; skipped after a 429 until Retry-After) */
-  pollNow(): void;
-  /** polls now and every interval, until stop() */
-  start(): void;
-  stop(): void;
-  /** what the event stream reported, so polling does not report it again */
-  saw(name: string, current: string): void;
-  dispose(): void;
-}
-
-/**
  * Creates the `server` provider.
  *
  * `resolve({path, version?})` sends `GET {url}/v1/secrets/{path}[?version=N]` with
@@ -172,7 +156,7 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
   const maxStreamRetryMs = options.maxStreamRetryMs ?? 30_000;
   const streamIdleMs = options.streamIdleMs ?? 45_000;
   const closing = new AbortController();
-  const stops = new Set<() => void>();
+  const watches = watchSet();
   let client: CofferClient | undefined;
   let token: string | undefined;
 
@@ -200,59 +184,14 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
     return client;
   };
 
-  const poller = (names: readonly string[], onChange: (name: string) => void): Poller => {
-    const seen = new Map<string, string>();
-    let disposed = false;
-    let quietUntil = 0;
-    let stopTicks: (() => void) | undefined;
-    const currentOf = async (path: string): Promise<string> => {
-      try {
-        const { versions } = await getClient().versions(path);
-        return String(versions.find((v) => v.current)?.version ?? "missing");
-      } catch (err) {
-        if (err instanceof CofferError && err.code === "E_NOT_FOUND") return "missing";
-        throw err;
-      }
-    };
-    // A poll asked for during one (a resync) runs after it: it may be about a later change.
-    const polls = coalesce(async () => {
-      if (Date.now() < quietUntil) return;
-      for (const path of names) {
-        let current: string;
-        try {
-          current = await currentOf(path);
-        } catch (err) {
-          // A failed poll is skipped; the next one tries again (later, when rate limited).
-          if (err instanceof ServerError && err.retryAfterSeconds !== undefined) {
-            quietUntil = Date.now() + err.retryAfterSeconds * 1000;
-            return;
-          }
-          continue;
-        }
-        if (disposed) return;
-        const before = seen.get(path);
-        seen.set(path, current);
-        if (before !== undefined && before !== current) onChange(path);
-      }
-    });
-    const stop = () => {
-      stopTicks?.();
-      stopTicks = undefined;
-    };
-    return {
-      pollNow: () => polls.trigger(),
-      start() {
-        if (disposed || stopTicks !== undefined) return;
-        polls.trigger();
-        stopTicks = polls.every(pollIntervalMs);
-      },
-      stop,
-      saw: (path, current) => void seen.set(path, current),
-      dispose() {
-        disposed = true;
-        polls.stop();
-      },
-    };
+  const currentOf = async (path: string): Promise<string> => {
+    try {
+      const { versions } = await getClient().versions(path);
+      return String(versions.find((v) => v.current)?.version ?? "missing");
+    } catch (err) {
+      if (err instanceof CofferError && err.code === "E_NOT_FOUND") return "missing";
+      throw err;
+    }
   };
 
   /**
@@ -261,7 +200,7 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
    */
   const streamFeed = (paths: readonly string[], onChange: (name: string) => void): (() => void) => {
     const watched = new Set(paths);
-    const polls = poller(paths, onChange);
+    const polls = pollVersions(paths, currentOf, onChange, pollIntervalMs);
     const prefix = watchPrefix(paths);
     let stopped = false;
     let retryMs = streamRetryMs;
@@ -292,10 +231,9 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
       };
       try {
         const { fetch: doFetch } = getClient();
-        const headers: Record<string, string> = { Accept: "text/event-stream", Authorization: `Bearer ${token ?? ""}` };
         touch();
         const res = await doFetch(`${url}/v1/watch${prefix === "" ? "" : `?${new URLSearchParams({ prefix })}`}`, {
-          headers,
+          headers: { Accept: "text/event-stream", Authorization: `Bearer ${token ?? ""}` },
           redirect: "error",
           signal: AbortSignal.any([aborter.signal, closing.signal]),
         });
@@ -306,41 +244,17 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
         const decoder = new TextDecoder("utf-8");
         const parser = new SseParser((e) => {
           if (stopped) return;
-          switch (e.event) {
-            case "ready": {
-              retryMs = streamRetryMs;
-              let healthy = true;
-              try {
-                healthy = (JSON.parse(e.data) as { healthy?: unknown }).healthy !== false;
-              } catch {
-                // an older format: trust the stream
-              }
-              if (healthy) {
-                polls.stop();
-                // Changes made while there was no stream (or before it was up) are caught here.
-                polls.pollNow();
-              } else polls.start();
-              break;
-            }
-            case "change": {
-              let data: { name?: unknown; version?: unknown; action?: unknown };
-              try {
-                data = JSON.parse(e.data) as typeof data;
-              } catch {
-                return;
-              }
-              if (typeof data.name !== "string" || !watched.has(data.name)) return;
-              polls.saw(data.name, data.action === "delete" ? "missing" : typeof data.version === "number" ? String(data.version) : "?");
-              onChange(data.name);
-              break;
-            }
-            case "degraded":
-              polls.start();
-              break;
-            case "resync":
-              polls.stop();
-              polls.pollNow();
-              break;
+          const { name, action, version, healthy } = jsonFields(e.data);
+          if (e.event === "ready") retryMs = streamRetryMs;
+          // A `ready` without fields (an older format) is trusted.
+          if (e.event === "degraded" || (e.event === "ready" && healthy === false)) polls.start();
+          else if (e.event === "ready" || e.event === "resync") {
+            polls.stop();
+            // Changes made while there was no stream (or before it was up) are caught here.
+            polls.pollNow();
+          } else if (e.event === "change" && typeof name === "string" && watched.has(name)) {
+            polls.saw(name, action === "delete" ? "missing" : typeof version === "number" ? String(version) : "?");
+            onChange(name);
           }
         });
         const reader = res.body.getReader();
@@ -372,14 +286,7 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
     };
   };
 
-  const feed = (paths: readonly string[], onChange: (name: string) => void): (() => void) => {
-    if (options.stream === false) {
-      const polls = poller(paths, onChange);
-      polls.start();
-      return () => polls.dispose();
-    }
-    return streamFeed(paths, onChange);
-  };
+  const feed = options.stream === false ? pollingFeed(currentOf, pollIntervalMs) : streamFeed;
 
   return {
     name,
@@ -398,23 +305,20 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
         throw new CofferError(err.code, message);
       }
     },
-    watch(refs: readonly SecretRef[], onChange: (ref: SecretRef) => void): () => void {
-      const watched = refs.filter((r) => r.version === undefined);
-      const paths = [...new Set(watched.map((r) => r.path))];
-      if (paths.length === 0) return () => {};
-      const stopFeed = feed(paths, (path) => {
-        for (const r of watched) if (r.path === path) onChange(r);
-      });
-      const stop = (): void => {
-        stopFeed();
-        stops.delete(stop);
-      };
-      stops.add(stop);
-      return stop;
-    },
+    watch: (refs, onChange) => watches.add(watchByPath(refs, onChange, feed)),
     close(): void {
-      for (const stop of [...stops]) stop();
+      watches.stopAll();
       closing.abort();
     },
   };
+}
+
+/** The fields of an event's JSON object; none when it is not one (an older format, a broken event). */
+function jsonFields(text: string): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === "object" && v !== null ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
 }

@@ -20,11 +20,7 @@ export interface StoreProvider extends Provider {
  * (asking for the passphrase then, when the identity is encrypted).
  * @param name - the provider's name in the config (normally `store`)
  */
-export function createStoreProvider(
-  name: string,
-  _spec: Extract<ProviderSpec, { type: "store" }>,
-  ctx: ProviderContext,
-): StoreProvider {
+export function createStoreProvider(name: string, _spec: Extract<ProviderSpec, { type: "store" }>, ctx: ProviderContext): StoreProvider {
   let opening: Promise<Store> | undefined;
   let store: Store | undefined;
   let closed = false;

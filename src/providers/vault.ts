@@ -2,12 +2,12 @@
  * The `vault` provider: HashiCorp Vault / OpenBao KV v2 over HTTP with a token
  * (REFERENCE.md, "HashiCorp Vault / OpenBao KV v2").
  */
-import { coalesce } from "../core/coalesce.ts";
 import { tokenTransportRule } from "../core/token-transport.ts";
 import { CofferError } from "../errors.ts";
 import { DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
 import { Secret } from "../core/secret.ts";
 import { fetchText } from "../client/http.ts";
+import { pollingFeed, watchByPath, watchSet } from "./watch.ts";
 import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
 
 /** Largest response body read from Vault, in bytes; more is refused (E_PROVIDER). */
@@ -46,19 +46,14 @@ type VaultSpec = Extract<ProviderSpec, { type: "vault" }>;
  * @throws CofferError E_CONFIG when `address` is not an http(s) URL, or is plain http to a host
  *   that is not loopback (the token would cross the network in clear)
  */
-export function createVaultProvider(
-  name: string,
-  spec: VaultSpec,
-  ctx: ProviderContext,
-  options: VaultProviderOptions = {},
-): Provider {
+export function createVaultProvider(name: string, spec: VaultSpec, ctx: ProviderContext, options: VaultProviderOptions = {}): Provider {
   const address = parseAddress(name, spec.address);
   const mount = spec.mount === undefined || spec.mount === "" ? "secret" : spec.mount.replace(/^\/+|\/+$/g, "");
   const tokenEnv = spec.tokenEnv ?? "VAULT_TOKEN";
   const timeoutMs = options.timeoutMs ?? 10_000;
   const pollIntervalMs = options.pollIntervalMs ?? 30_000;
   const closing = new AbortController();
-  const stops = new Set<() => void>();
+  const watches = watchSet();
   let token: string | undefined;
 
   const getToken = (): string => {
@@ -108,6 +103,18 @@ export function createVaultProvider(
     return { status: res.status, body };
   };
 
+  // What changes with a new version, a delete or a destroy of the current one.
+  const metadataSignature = async (path: string): Promise<string> => {
+    const { status, body } = await request("metadata", path);
+    if (status === 404) return "missing";
+    if (status !== 200) throw statusError(status, body, path, address);
+    const data = field(body, "data");
+    const current = field(data, "current_version");
+    const versions = field(data, "versions");
+    const cur = isObject(versions) ? versions[String(current)] : undefined;
+    return JSON.stringify([current, field(cur, "deletion_time"), field(cur, "destroyed")]);
+  };
+
   return {
     name,
     async resolve(ref: SecretRef): Promise<Secret> {
@@ -133,49 +140,9 @@ export function createVaultProvider(
       }
       throw statusError(status, body, ref.path, address);
     },
-    watch(refs: readonly SecretRef[], onChange: (ref: SecretRef) => void): () => void {
-      const watched = refs.filter((r) => r.version === undefined);
-      const paths = [...new Set(watched.map((r) => r.path))];
-      const seen = new Map<string, string>();
-      let stopped = false;
-      const polls = coalesce(async () => {
-        for (const path of paths) {
-          let sig: string;
-          try {
-            sig = await metadataSignature(path);
-          } catch {
-            continue; // a failed poll is skipped; the next one tries again
-          }
-          if (stopped) return;
-          const before = seen.get(path);
-          seen.set(path, sig);
-          if (before !== undefined && before !== sig) {
-            for (const r of watched) if (r.path === path) onChange(r);
-          }
-        }
-      });
-      const metadataSignature = async (path: string): Promise<string> => {
-        const { status, body } = await request("metadata", path);
-        if (status === 404) return "missing";
-        if (status !== 200) throw statusError(status, body, path, address);
-        const data = field(body, "data");
-        const current = field(data, "current_version");
-        const versions = field(data, "versions");
-        const cur = isObject(versions) ? versions[String(current)] : undefined;
-        return JSON.stringify([current, field(cur, "deletion_time"), field(cur, "destroyed")]);
-      };
-      polls.trigger();
-      polls.every(pollIntervalMs);
-      const stop = (): void => {
-        stopped = true;
-        polls.stop();
-        stops.delete(stop);
-      };
-      stops.add(stop);
-      return stop;
-    },
+    watch: (refs, onChange) => watches.add(watchByPath(refs, onChange, pollingFeed(metadataSignature, pollIntervalMs))),
     close(): void {
-      for (const stop of [...stops]) stop();
+      watches.stopAll();
       closing.abort();
     },
   };

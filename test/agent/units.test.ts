@@ -7,9 +7,10 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  assertUnitName, credentialName, execLine, parseUnitSecrets, quoteExecWord, renderUnits, splitCommandLine,
+  assertUnitName, execLine, parseUnitSecrets, quoteExecWord, renderUnits, splitCommandLine,
 } from "../../src/agent/units.ts";
 import type { RenderedUnit, UnitsOptions } from "../../src/agent/units.ts";
+import { fileNameOf } from "../../src/agent/config.ts";
 import { isCofferError } from "../../src/errors.ts";
 import { tempDir } from "../helpers.ts";
 
@@ -243,7 +244,7 @@ test("credentials style: LoadCredential= per ID from /run/coffer/NAME, restart-u
   assert.deepEqual(lines(svc, "LoadCredential"), ["db_password:/run/coffer/web/db_password", "api-key:/run/coffer/web/api-key"]);
   assert.deepEqual(systemdWords(lines(svc, "ExecStart")[0]!), ["/usr/bin/env", "--port", "8080"]);
   assert.doesNotMatch(svc, /JoinsNamespaceOf|exec-env/);
-  assert.equal(credentialName("a/b/c"), "a_b_c");
+  assert.equal(fileNameOf("a/b/c"), "a_b_c"); // the credential name of an ID is its file name
 });
 
 test("renderUnits refuses bad inputs before rendering anything", () => {
