@@ -16,11 +16,10 @@
  * stat function, so both can be tested with any owner.
  */
 import { realpathSync, statSync } from "node:fs";
-import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { CofferError, PermissionsError } from "../errors.ts";
 import { ensurePrivateDir, replacePrivateFile, shellQuote } from "../core/fs-secure.ts";
-import { configDir } from "../core/paths.ts";
+import { configDir, homeOf } from "../core/paths.ts";
 import { readConfigFile } from "./read.ts";
 
 /** What the rule looks at in a file's or directory's stat. */
@@ -192,11 +191,6 @@ function writeTrustList(dirs: string[], options: TrustOptions): void {
   ensurePrivateDir(dirname(path));
   const header = "# Directories whose .coffer.yml coffer obeys whoever owns it (`coffer trust DIR`), one a line.\n";
   replacePrivateFile(path, header + dirs.map((d) => `${d}\n`).join(""));
-}
-
-function homeOf(env: NodeJS.ProcessEnv): string {
-  const h = env["HOME"];
-  return h !== undefined && h.startsWith("/") ? h : homedir();
 }
 
 function realOrSelf(path: string): string {

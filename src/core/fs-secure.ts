@@ -7,9 +7,10 @@ import {
   statSync, writeSync, type Stats,
 } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { homedir, userInfo } from "node:os";
+import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { CofferError, PermissionsError } from "../errors.ts";
+import { homeOf } from "./paths.ts";
 
 /** Quotes a path for a shell command line shown to the user. */
 export function shellQuote(s: string): string {
@@ -63,7 +64,7 @@ export function assertSecureParents(path: string, what: string, home?: string): 
   const uid = process.getuid?.();
   if (uid === undefined) return; // no POSIX ownership to check (Windows)
   // Only an absolute home stops the walk: an empty or relative $HOME must not mean the cwd.
-  home = home?.startsWith("/") === true ? home : process.env.HOME?.startsWith("/") === true ? process.env.HOME : homedir();
+  home = home?.startsWith("/") === true ? home : homeOf();
   const homes = new Set([resolve(home)]);
   try {
     homes.add(realpathSync(home));
@@ -192,23 +193,15 @@ export function replacePrivateFile(path: string, data: Uint8Array | string, opti
 }
 
 /**
- * Writes `path` with mode 0600 from `chunks` as they come (memory bounded by a chunk, not by
- * the file), durably: a temp file beside it is written and fsynced, then hard-linked into place
- * (refusing an existing file, as {@link createPrivateFile}) or, with `replace`, renamed over it.
+ * {@link createPrivateFile} (or, with `replace`, {@link replacePrivateFile}) from `chunks` as they
+ * come: memory is bounded by a chunk, not by the file.
  * @throws CofferError E_CONFLICT when `path` exists and not `replace`
  */
 export async function writePrivateFileFrom(path: string, chunks: AsyncIterable<Uint8Array>, options: { replace: boolean }): Promise<void> {
-  const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
-  const fd = openPrivateNew(tmp);
-  try {
+  const tmp = await fillTemp(path, async (fd) => {
     for await (const chunk of chunks) writeAll(fd, chunk);
     fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
+  });
   placeTemp(tmp, path, options.replace);
 }
 
@@ -300,20 +293,37 @@ export function writeAll(fd: number, data: Uint8Array): void {
 
 // A fresh temp file beside `path` holding `data`, fsynced, then given its owner and mode (0600).
 function writeTemp(path: string, data: Uint8Array | string, options: PrivateFileOptions = {}): string {
-  const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
-  const fd = openPrivateNew(tmp);
-  try {
+  return fillTemp(path, (fd) => {
     writeAll(fd, typeof data === "string" ? Buffer.from(data, "utf8") : data);
     fsyncSync(fd);
     if (options.owner !== undefined) fchownSync(fd, options.owner.uid, options.owner.gid);
     if (options.mode !== undefined) fchmodSync(fd, options.mode);
-  } catch (err) {
+  });
+}
+
+// The one temp-file writer: a fresh 0600 file beside `path`, written by `fill` (sync for the
+// sync callers, async for a stream) and closed; removed again when `fill` fails.
+function fillTemp(path: string, fill: (fd: number) => void): string;
+function fillTemp(path: string, fill: (fd: number) => Promise<void>): Promise<string>;
+function fillTemp(path: string, fill: (fd: number) => void | Promise<void>): string | Promise<string> {
+  const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
+  const fd = openPrivateNew(tmp);
+  const fail = (err: unknown): never => {
     closeSync(fd);
     rmSync(tmp, { force: true });
     throw err;
+  };
+  const done = (): string => {
+    closeSync(fd);
+    return tmp;
+  };
+  let filling: void | Promise<void>;
+  try {
+    filling = fill(fd);
+  } catch (err) {
+    return fail(err);
   }
-  closeSync(fd);
-  return tmp;
+  return filling instanceof Promise ? filling.then(done, fail) : done();
 }
 
 /** Creates an empty 0600 file if `path` does not exist (e.g. before SQLite opens it). */
