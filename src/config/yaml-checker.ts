@@ -8,13 +8,9 @@
  */
 import { isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import type { Alias, Document, Node as YamlNode, Pair, YAMLMap } from "yaml";
-import { CofferError, problemList } from "../errors.ts";
+import { CofferError, problemList, show } from "../errors.ts";
 
-/**
- * Shows a user-given text in a message: JSON-quoted, cut at 80 characters.
- * @param s - the text (never a secret value)
- */
-export const show = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+export { show } from "../errors.ts";
 
 /**
  * The options coffer parses YAML with. `uniqueKeys: false`: the yaml package's own duplicate-key

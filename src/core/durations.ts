@@ -9,7 +9,7 @@
  * Callers that keep whole seconds (`--rotate-every`, `--expires`, a token `ttl`) round down to
  * whole seconds and ask for at least 1s.
  */
-import { CofferError, type ErrorCode } from "../errors.ts";
+import { CofferError, show, type ErrorCode } from "../errors.ts";
 
 /** The grammar in words. */
 export const DURATION_GRAMMAR = "a whole number with a unit ms, s, m, h, d or w, e.g. 500ms, 30s, 12h, 2w";
@@ -85,5 +85,5 @@ export function checkDuration(text: string, bounds: DurationBounds = {}): { ok: 
 export function requireDuration(text: string, what: string, bounds: DurationBounds = {}, code: ErrorCode = "E_INVALID_VALUE"): number {
   const r = checkDuration(text, bounds);
   if ("ok" in r) return r.ok;
-  throw new CofferError(code, `invalid ${what} ${JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text)}: ${r.rule}`);
+  throw new CofferError(code, `invalid ${what} ${show(text, 40)}: ${r.rule}`);
 }
