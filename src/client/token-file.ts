@@ -36,8 +36,7 @@ export function tokenFilePath(env: NodeJS.ProcessEnv = process.env): string {
  * @throws PermissionsError when the file is accessible to others; CofferError E_CONFIG when it is malformed
  */
 export function loadToken(url: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const servers = readServers(tokenFilePath(env));
-  return servers[normaliseServerUrl(url)]?.token;
+  return readServers(tokenFilePath(env))[normaliseServerUrl(url)]?.token;
 }
 
 /**
@@ -83,8 +82,7 @@ export function removeToken(url: string, env: NodeJS.ProcessEnv = process.env): 
 }
 
 function write(path: string, servers: Record<string, Entry>): void {
-  const sorted: Record<string, Entry> = {};
-  for (const k of Object.keys(servers).sort()) sorted[k] = servers[k]!;
+  const sorted = Object.fromEntries(Object.keys(servers).sort().map((k) => [k, servers[k]]));
   replacePrivateFile(path, `${JSON.stringify({ version: 1, servers: sorted }, null, 2)}\n`);
 }
 

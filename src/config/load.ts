@@ -1,11 +1,8 @@
 /**
- * The project file `.coffer.yml` (docs/design.md §7): finding it, parsing it with line numbers,
- * checking every rule by hand (no ajv at runtime: startup cost), and turning one environment
- * into a {@link DeliveryPlan}. Every problem is a CofferError `E_CONFIG` whose message names
- * the file, the line and the rule; all problems of a file are reported at once.
- *
- * The same rules are written as a JSON Schema for editors in `schema.ts`; a test keeps the two
- * from drifting.
+ * The project file `.coffer.yml` (docs/design.md §7): finding it, checking it against its schema
+ * (`schema.ts`) and the rules that need the whole file, and turning one environment into a
+ * {@link DeliveryPlan}. Every problem is a CofferError `E_CONFIG` naming the file, the line and
+ * the rule; all problems of a file are reported at once.
  */
 import { statSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -159,22 +156,13 @@ export function listEnvironments(config: ProjectConfig): string[] {
 export function planFor(config: ProjectConfig, environment?: string, env: NodeJS.ProcessEnv = process.env): DeliveryPlan {
   const names = listEnvironments(config);
   const known = nameList(names);
-  let name: string;
-  let source: string;
   const fromEnv = env["COFFER_ENV"];
-  if (environment !== undefined) {
-    name = environment;
-    source = "";
-  } else if (fromEnv !== undefined && fromEnv !== "") {
-    name = fromEnv;
-    source = " (from COFFER_ENV)";
-  } else if (config.defaultEnvironment !== undefined) {
-    name = config.defaultEnvironment;
-    source = " (from default:)";
-  } else if (names.length === 1 && names[0] !== undefined) {
-    name = names[0];
-    source = "";
-  } else {
+  const [name, source] =
+    environment !== undefined ? [environment, ""]
+    : fromEnv !== undefined && fromEnv !== "" ? [fromEnv, " (from COFFER_ENV)"]
+    : config.defaultEnvironment !== undefined ? [config.defaultEnvironment, " (from default:)"]
+    : [names.length === 1 ? names[0] : undefined, ""];
+  if (name === undefined) {
     throw new CofferError(
       "E_CONFIG",
       `${config.file}: which environment? choose one with --env NAME, COFFER_ENV or default: in the file; environments: ${known}`,
@@ -362,10 +350,7 @@ function extendsChains(c: SchemaChecker, config: ProjectConfig): void {
     if (cycleAt !== undefined) {
       // A new cycle: report it once, starting from its first member in file order.
       const cycle = chain.slice(cycleAt);
-      let firstAt = 0;
-      cycle.forEach((e, i) => {
-        if ((order.get(e.name) ?? 0) < (order.get(cycle[firstAt]!.name) ?? 0)) firstAt = i;
-      });
+      const firstAt = cycle.reduce((first, e, i) => ((order.get(e.name) ?? 0) < (order.get(cycle[first]!.name) ?? 0) ? i : first), 0);
       const ordered = [...cycle.slice(firstAt), ...cycle.slice(0, firstAt)];
       const first = ordered[0]!;
       c.problem(first.extendsLine ?? first.line, cycleRule([...ordered.map((e) => e.name), first.name]));

@@ -36,18 +36,12 @@ export interface Identity {
 /** Where a passphrase comes from when the identity file is encrypted. */
 export type PassphraseSource = string | (() => Promise<string>);
 
-/** The parsed content of a plain identity file. */
-export interface ParsedIdentity {
-  secretKey: string;
-  name?: string;
-}
-
 /**
  * Parses the text of a plain age identity file: `#` comments, blank lines and exactly one
  * `AGE-SECRET-KEY-1…` line.
  * @throws CofferError E_IDENTITY naming what is wrong (never echoing key material)
  */
-export function parseIdentityText(text: string): ParsedIdentity {
+export function parseIdentityText(text: string): { secretKey: string; name?: string } {
   const keys: string[] = [];
   let name: string | undefined;
   const lines = text.split(/\r?\n/);
