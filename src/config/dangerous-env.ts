@@ -11,32 +11,9 @@
  * most HTTP clients read `https_proxy` as well as `HTTPS_PROXY`).
  */
 export const DANGEROUS_ENV_NAMES = [
-  "PATH",
-  "LD_*",
-  "DYLD_*",
-  "NODE_OPTIONS",
-  "NODE_PATH",
-  "BASH_ENV",
-  "ENV",
-  "PROMPT_COMMAND",
-  "IFS",
-  "PERL5OPT",
-  "PERL5LIB",
-  "RUBYOPT",
-  "RUBYLIB",
-  "PYTHONSTARTUP",
-  "PYTHONPATH",
-  "PYTHONHOME",
-  "JAVA_TOOL_OPTIONS",
-  "GCONV_PATH",
-  "GIT_SSH",
-  "GIT_SSH_COMMAND",
-  "GIT_EXEC_PATH",
-  "GIT_CONFIG_*",
-  "npm_config_*",
-  "HTTP_PROXY",
-  "HTTPS_PROXY",
-  "ALL_PROXY",
+  "PATH", "LD_*", "DYLD_*", "NODE_OPTIONS", "NODE_PATH", "BASH_ENV", "ENV", "PROMPT_COMMAND", "IFS", "PERL5OPT", "PERL5LIB",
+  "RUBYOPT", "RUBYLIB", "PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME", "JAVA_TOOL_OPTIONS", "GCONV_PATH", "GIT_SSH",
+  "GIT_SSH_COMMAND", "GIT_EXEC_PATH", "GIT_CONFIG_*", "npm_config_*", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
 ] as const;
 
 const ANY_CASE = new Set(["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"]);

@@ -43,9 +43,6 @@ export interface TrustOptions {
   stat?: (path: string) => OwnerStat | undefined;
 }
 
-/** The trust list's file name in coffer's config dir. */
-export const TRUST_FILE = "trusted";
-
 const S_ISVTX = 0o1000;
 
 /**
@@ -123,7 +120,7 @@ export function assertTrustedProjectFile(file: string, st: OwnerStat, options: T
 
 /** The trust list's path: `$XDG_CONFIG_HOME/coffer/trusted` (or `COFFER_HOME/trusted`). */
 export function trustListPath(env: NodeJS.ProcessEnv = process.env): string {
-  return join(configDir(env), TRUST_FILE);
+  return join(configDir(env), "trusted");
 }
 
 /**

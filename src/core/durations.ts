@@ -17,14 +17,7 @@ export const DURATION_GRAMMAR = "a whole number with a unit ms, s, m, h, d or w,
 export const DURATION_RULE = `must be a duration: ${DURATION_GRAMMAR}`;
 
 /** Milliseconds per unit, largest first (formatDuration picks the first that divides). */
-const UNITS = [
-  ["w", 604_800_000],
-  ["d", 86_400_000],
-  ["h", 3_600_000],
-  ["m", 60_000],
-  ["s", 1000],
-  ["ms", 1],
-] as const;
+const UNITS = [["w", 604_800_000], ["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000], ["ms", 1]] as const;
 const UNIT_MS: Readonly<Record<string, number>> = Object.fromEntries(UNITS);
 
 // 16 digits already exceed Number.MAX_SAFE_INTEGER (9 007 199 254 740 991): no longer text can be valid.
