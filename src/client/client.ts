@@ -146,6 +146,13 @@ export interface ServerSelf {
   expiresAt: string | null;
 }
 
+/** Refuses (E_INVALID_VALUE) a token that cannot go in a header as it is. */
+export function assertTokenText(token: string): void {
+  if (!/^[\x21-\x7e]{1,8192}$/.test(token)) {
+    throw new CofferError("E_INVALID_VALUE", "the token is empty, too long, or holds spaces or control characters; check how it was copied");
+  }
+}
+
 /**
  * Checks a server URL and gives its canonical form: scheme, lower-case host, port only when
  * not the default, path without trailing slashes (`https://coffer.example.com/team`).
@@ -196,10 +203,8 @@ export class CofferClient {
    */
   constructor(options: CofferClientOptions) {
     this.url = normaliseServerUrl(options.url);
-    if (options.token !== undefined && !/^[\x21-\x7e]{1,8192}$/.test(options.token)) {
-      // fetch would echo a bad header value in its error; refuse it before any request.
-      throw new CofferError("E_INVALID_VALUE", "the token is empty, too long, or holds spaces or control characters; check how it was copied");
-    }
+    // fetch would echo a bad header value in its error; refuse it before any request.
+    if (options.token !== undefined) assertTokenText(options.token);
     const transport = options.token !== undefined ? tokenTransportRule(this.url) : undefined;
     if (transport !== undefined) throw new CofferError("E_USAGE", `${this.url}: coffer ${transport}`);
     const timeoutMs = options.timeoutMs ?? SERVER_TIMEOUT_MS;

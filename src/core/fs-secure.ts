@@ -142,8 +142,13 @@ function isOwnPrivateGroup(gid: number): boolean {
  * @throws PermissionsError, or `missing`
  */
 export function readPrivateFile(path: string, what: string, missing: () => CofferError): Buffer {
+  return readChecked(path, () => assertPrivate(path, what), missing);
+}
+
+// Reads `path` once `check` passes; a missing file is `missing()`.
+function readChecked(path: string, check: () => void, missing: () => CofferError): Buffer {
   try {
-    assertPrivate(path, what);
+    check();
     return readFileSync(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") throw missing();
@@ -361,15 +366,7 @@ function chmodExact(path: string, mode: number): void {
  * @throws PermissionsError with the `chmod`/`chown` to run, or `missing`
  */
 export function readPublicFile(path: string, what: string, missing: () => CofferError): Buffer {
-  let st;
-  try {
-    st = statSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw missing();
-    throw err;
-  }
-  assertOwnerOnlyWrites(path, st, what);
-  return readFileSync(path);
+  return readChecked(path, () => assertOwnerOnlyWrites(path, statSync(path), what), missing);
 }
 
 /**
