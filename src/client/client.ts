@@ -332,14 +332,11 @@ export class CofferClient {
     const signals = [AbortSignal.timeout(this.#timeoutMs), ...(this.#signal !== undefined ? [this.#signal] : [])];
     const headers: Record<string, string> = { Accept: "application/json" };
     if (auth && this.#token !== undefined) headers.Authorization = `Bearer ${this.#token}`;
-    let data: string | undefined;
-    if (payload !== undefined) {
-      headers["Content-Type"] = "application/json";
-      data = JSON.stringify(payload);
-    }
+    if (payload !== undefined) headers["Content-Type"] = "application/json";
+    const data = payload === undefined ? null : JSON.stringify(payload);
     const { res, text } = await fetchText(
       // redirect "error": the token goes to this server and nowhere else.
-      () => this.fetch(`${this.url}${target}`, { method, headers, body: data ?? null, redirect: "error", signal: AbortSignal.any(signals) }),
+      () => this.fetch(`${this.url}${target}`, { method, headers, body: data, redirect: "error", signal: AbortSignal.any(signals) }),
       {
         where,
         maxBytes: SERVER_MAX_RESPONSE_BYTES,

@@ -1,9 +1,7 @@
 /**
- * The environment variables that change how programs load or run (the dynamic loader, language
- * runtimes' startup hooks, shells' startup files, git's helpers, package managers, proxies). A
- * committed file that sets one takes over every command started with it, so config files refuse
- * them unless they opt in by name. The one list of coffer: project files, agent.yml and runbooks
- * all check names with {@link isDangerousEnvName}.
+ * The environment variables that change how programs load or run (docs/design.md §9): a committed
+ * file that sets one takes over every command started with it. The one list of coffer: project
+ * files, agent.yml and runbooks all check names with {@link isDangerousEnvName}.
  */
 
 /**

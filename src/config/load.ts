@@ -52,13 +52,10 @@ export interface EnvironmentConfig {
   name: string;
   /** line of the environment's key */
   line: number;
-  /** the parent environment's name, if any */
   extends?: string;
   /** line of the `extends:` value */
   extendsLine?: number;
-  /** declared env entries, in order */
   env: EnvDelivery[];
-  /** declared file entries, in order */
   files: FileDelivery[];
 }
 
@@ -66,7 +63,6 @@ export interface EnvironmentConfig {
 export interface ProjectConfig {
   /** the file's path, as given to {@link loadConfig} */
   file: string;
-  /** the `default:` environment, if any */
   defaultEnvironment?: string;
   /** every provider by name, `store` included; vault `mount` defaulted */
   providers: Map<string, ProviderSpec>;

@@ -1,19 +1,9 @@
 /**
- * Which project files coffer obeys, as git decides with `safe.directory`. A `.coffer.yml` chooses
- * where tokens are sent and which variables the commands coffer starts get, so one planted by
- * someone else (in a shared parent such as `/tmp`, or a checkout another user owns) must not be
- * obeyed:
- *
- * - a project file is obeyed when it and its directory are owned by the caller or root and
- *   others cannot write them (group-writable is fine; a sticky directory protects the file);
- * - otherwise only when its directory is on the user's trust list (`coffer trust DIR`), kept in
- *   `$XDG_CONFIG_HOME/coffer/trusted`, one absolute directory a line;
- * - the walk up from the working directory looks no higher than the user's home, stops at a
- *   filesystem boundary, and stops *before* a sticky directory that root owns or others can
- *   write (`/tmp`, `/dev/shm`): no project file is read from such a directory or above it.
- *
- * The rule ({@link untrustedReason}) and the walk ({@link projectDirs}) take stat results and a
- * stat function, so both can be tested with any owner.
+ * Which project files coffer obeys, as git decides with `safe.directory` (the rule and the walk
+ * up: docs/design.md §9). A `.coffer.yml` chooses where tokens are sent and which variables the
+ * commands coffer starts get, so one planted by someone else must not be obeyed. The trust list
+ * holds one absolute directory a line. The rule ({@link untrustedReason}) and the walk
+ * ({@link projectDirs}) take stat results and a stat function, so both can be tested with any owner.
  */
 import { realpathSync, statSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";

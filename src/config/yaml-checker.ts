@@ -36,9 +36,7 @@ export const MAX_LISTED_NAMES = 20;
 export function nameList(names: Iterable<string>): string {
   const shown: string[] = [];
   let count = 0;
-  for (const n of names) {
-    if (count++ < MAX_LISTED_NAMES) shown.push(n);
-  }
+  for (const n of names) if (count++ < MAX_LISTED_NAMES) shown.push(n);
   if (count === 0) return "(none)";
   return count > MAX_LISTED_NAMES ? `${shown.join(", ")}, … (${count} in all)` : shown.join(", ");
 }
@@ -178,11 +176,7 @@ export class YamlChecker {
     const known = this.#sizes.get(node);
     if (known !== undefined) return known;
     let n = 0;
-    visit(node, {
-      Node: () => {
-        n++;
-      },
-    });
+    visit(node, { Node: () => void n++ });
     this.meter.steps += n;
     this.#sizes.set(node, n);
     return n;

@@ -42,18 +42,12 @@ export function assertPrivate(path: string, what: string): void {
 }
 
 /**
- * ssh's rule for the directories above a private file (as sshd checks `authorized_keys`): every
- * directory from the file's up to the user's home (or `/`) must be owned by the user or root
- * and not writable by others; group-writable only when the group is the user's own private
- * group (the user's primary gid, named as the user, with no other members in /etc/group). The
- * walk stops after home, at `/`, and at a root-owned sticky directory (`/tmp`), which is not
- * itself refused: everyone may write there, but nobody can replace what another user made in it.
- *
- * Symlinks are resolved, not refused (dotfiles often live on another disk): the path as given
- * is walked (a symlink in it must be owned by the user or root, and the directory holding it is
- * checked like any other), and then the real path it resolves to is walked too. Whoever could
- * write one of those directories could swap the store or its WAL for an older copy, so such a
- * directory is refused rather than trusted.
+ * ssh's rule for the directories above a private file (docs/design.md §9; as sshd checks
+ * `authorized_keys`): whoever could write one of them could swap the store or its WAL for an
+ * older copy. The walk stops after home, at `/`, and at a root-owned sticky directory (`/tmp`),
+ * which is not itself refused: nobody can replace what another user made in it. Symlinks are
+ * resolved, not refused (dotfiles often live on another disk): the path as given is walked (a
+ * link in it must be owned by the user or root), then the real path it resolves to.
  *
  * @param path - the file (or directory) whose parents are checked; need not exist yet
  * @param what - how to name it in the message ("store", "identity file", …)
@@ -342,18 +336,18 @@ export function touchPrivateFile(path: string): void {
 
 /** fsyncs a directory so a new entry in it survives a crash. */
 export function fsyncDir(dir: string): void {
-  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  withDir(dir, constants.O_DIRECTORY, fsyncSync);
 }
 
 function chmodExact(path: string, mode: number): void {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  withDir(path, constants.O_DIRECTORY | constants.O_NOFOLLOW, (fd) => fchmodSync(fd, mode));
+}
+
+// Opens a directory read-only with `flags`, runs `f` on it, closes it.
+function withDir(path: string, flags: number, f: (fd: number) => void): void {
+  const fd = openSync(path, constants.O_RDONLY | flags);
   try {
-    fchmodSync(fd, mode);
+    f(fd);
   } finally {
     closeSync(fd);
   }
