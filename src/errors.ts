@@ -16,6 +16,11 @@ export function problemList(head: string, problems: readonly string[], total = p
   return total === 1 ? (problems[0] as string) : `${head}: ${total} problems:\n  ${problems.join("\n  ")}`;
 }
 
+/** A user-given text in a message: JSON-quoted, cut at `max` characters (never a secret value). */
+export function show(s: string, max = 80): string {
+  return JSON.stringify(s.length > max ? `${s.slice(0, max)}…` : s);
+}
+
 /** Code → exit status (CLI), HTTP status (server) and a one-line meaning for the docs. */
 export const ERROR_CODES = {
   E_INTERNAL: { exit: 1, http: 500, meaning: "an unexpected failure (a bug): rerun with --debug and report it" },

@@ -146,6 +146,13 @@ export interface ServerSelf {
   expiresAt: string | null;
 }
 
+/** Refuses (E_INVALID_VALUE) a token that cannot go in a header as it is. */
+export function assertTokenText(token: string): void {
+  if (!/^[\x21-\x7e]{1,8192}$/.test(token)) {
+    throw new CofferError("E_INVALID_VALUE", "the token is empty, too long, or holds spaces or control characters; check how it was copied");
+  }
+}
+
 /**
  * Checks a server URL and gives its canonical form: scheme, lower-case host, port only when
  * not the default, path without trailing slashes (`https://coffer.example.com/team`).
@@ -196,10 +203,8 @@ export class CofferClient {
    */
   constructor(options: CofferClientOptions) {
     this.url = normaliseServerUrl(options.url);
-    if (options.token !== undefined && !/^[\x21-\x7e]{1,8192}$/.test(options.token)) {
-      // fetch would echo a bad header value in its error; refuse it before any request.
-      throw new CofferError("E_INVALID_VALUE", "the token is empty, too long, or holds spaces or control characters; check how it was copied");
-    }
+    // fetch would echo a bad header value in its error; refuse it before any request.
+    if (options.token !== undefined) assertTokenText(options.token);
     const transport = options.token !== undefined ? tokenTransportRule(this.url) : undefined;
     if (transport !== undefined) throw new CofferError("E_USAGE", `${this.url}: coffer ${transport}`);
     const timeoutMs = options.timeoutMs ?? SERVER_TIMEOUT_MS;
@@ -327,14 +332,11 @@ export class CofferClient {
     const signals = [AbortSignal.timeout(this.#timeoutMs), ...(this.#signal !== undefined ? [this.#signal] : [])];
     const headers: Record<string, string> = { Accept: "application/json" };
     if (auth && this.#token !== undefined) headers.Authorization = `Bearer ${this.#token}`;
-    let data: string | undefined;
-    if (payload !== undefined) {
-      headers["Content-Type"] = "application/json";
-      data = JSON.stringify(payload);
-    }
+    if (payload !== undefined) headers["Content-Type"] = "application/json";
+    const data = payload === undefined ? null : JSON.stringify(payload);
     const { res, text } = await fetchText(
       // redirect "error": the token goes to this server and nowhere else.
-      () => this.fetch(`${this.url}${target}`, { method, headers, body: data ?? null, redirect: "error", signal: AbortSignal.any(signals) }),
+      () => this.fetch(`${this.url}${target}`, { method, headers, body: data, redirect: "error", signal: AbortSignal.any(signals) }),
       {
         where,
         maxBytes: SERVER_MAX_RESPONSE_BYTES,

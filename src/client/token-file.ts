@@ -11,7 +11,7 @@ import { dirname, isAbsolute, join } from "node:path";
 import { CofferError } from "../errors.ts";
 import { ensurePrivateDir, readPrivateFile, replacePrivateFile } from "../core/fs-secure.ts";
 import { configDir } from "../core/paths.ts";
-import { normaliseServerUrl, type ClientTlsFiles } from "./client.ts";
+import { assertTokenText, normaliseServerUrl, type ClientTlsFiles } from "./client.ts";
 
 export { normaliseServerUrl } from "./client.ts";
 
@@ -36,8 +36,7 @@ export function tokenFilePath(env: NodeJS.ProcessEnv = process.env): string {
  * @throws PermissionsError when the file is accessible to others; CofferError E_CONFIG when it is malformed
  */
 export function loadToken(url: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const servers = readServers(tokenFilePath(env));
-  return servers[normaliseServerUrl(url)]?.token;
+  return readServers(tokenFilePath(env))[normaliseServerUrl(url)]?.token;
 }
 
 /**
@@ -56,9 +55,7 @@ export function loadServerTls(url: string, env: NodeJS.ProcessEnv = process.env)
  */
 export function saveToken(url: string, token: string, env: NodeJS.ProcessEnv = process.env, tls?: ClientTlsFiles): string {
   const key = normaliseServerUrl(url);
-  if (!/^[\x21-\x7e]{1,8192}$/.test(token)) {
-    throw new CofferError("E_INVALID_VALUE", "the token is empty, too long, or holds spaces or control characters; check how it was copied");
-  }
+  assertTokenText(token);
   const path = tokenFilePath(env);
   ensurePrivateDir(dirname(path));
   const servers = readServers(path);
@@ -83,8 +80,7 @@ export function removeToken(url: string, env: NodeJS.ProcessEnv = process.env): 
 }
 
 function write(path: string, servers: Record<string, Entry>): void {
-  const sorted: Record<string, Entry> = {};
-  for (const k of Object.keys(servers).sort()) sorted[k] = servers[k]!;
+  const sorted = Object.fromEntries(Object.keys(servers).sort().map((k) => [k, servers[k]]));
   replacePrivateFile(path, `${JSON.stringify({ version: 1, servers: sorted }, null, 2)}\n`);
 }
 
@@ -137,9 +133,8 @@ function readServers(path: string): Record<string, Entry> {
 
 /** Only the paths that are set; undefined when none is. */
 function tlsEntry(tls: ClientTlsFiles): ClientTlsFiles | undefined {
-  const out: ClientTlsFiles = {};
-  for (const k of TLS_KEYS) if (tls[k] !== undefined) out[k] = tls[k];
-  return Object.keys(out).length === 0 ? undefined : out;
+  const set = TLS_KEYS.filter((k) => tls[k] !== undefined);
+  return set.length === 0 ? undefined : Object.fromEntries(set.map((k) => [k, tls[k]]));
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -1,9 +1,7 @@
 /**
- * The environment variables that change how programs load or run (the dynamic loader, language
- * runtimes' startup hooks, shells' startup files, git's helpers, package managers, proxies). A
- * committed file that sets one takes over every command started with it, so config files refuse
- * them unless they opt in by name. The one list of coffer: project files, agent.yml and runbooks
- * all check names with {@link isDangerousEnvName}.
+ * The environment variables that change how programs load or run (docs/design.md §9): a committed
+ * file that sets one takes over every command started with it. The one list of coffer: project
+ * files, agent.yml and runbooks all check names with {@link isDangerousEnvName}.
  */
 
 /**
@@ -11,32 +9,9 @@
  * most HTTP clients read `https_proxy` as well as `HTTPS_PROXY`).
  */
 export const DANGEROUS_ENV_NAMES = [
-  "PATH",
-  "LD_*",
-  "DYLD_*",
-  "NODE_OPTIONS",
-  "NODE_PATH",
-  "BASH_ENV",
-  "ENV",
-  "PROMPT_COMMAND",
-  "IFS",
-  "PERL5OPT",
-  "PERL5LIB",
-  "RUBYOPT",
-  "RUBYLIB",
-  "PYTHONSTARTUP",
-  "PYTHONPATH",
-  "PYTHONHOME",
-  "JAVA_TOOL_OPTIONS",
-  "GCONV_PATH",
-  "GIT_SSH",
-  "GIT_SSH_COMMAND",
-  "GIT_EXEC_PATH",
-  "GIT_CONFIG_*",
-  "npm_config_*",
-  "HTTP_PROXY",
-  "HTTPS_PROXY",
-  "ALL_PROXY",
+  "PATH", "LD_*", "DYLD_*", "NODE_OPTIONS", "NODE_PATH", "BASH_ENV", "ENV", "PROMPT_COMMAND", "IFS", "PERL5OPT", "PERL5LIB",
+  "RUBYOPT", "RUBYLIB", "PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME", "JAVA_TOOL_OPTIONS", "GCONV_PATH", "GIT_SSH",
+  "GIT_SSH_COMMAND", "GIT_EXEC_PATH", "GIT_CONFIG_*", "npm_config_*", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
 ] as const;
 
 const ANY_CASE = new Set(["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"]);

@@ -1,24 +1,21 @@
 /**
- * The project file `.coffer.yml` (docs/design.md §7): finding it, parsing it with line numbers,
- * checking every rule by hand (no ajv at runtime: startup cost), and turning one environment
- * into a {@link DeliveryPlan}. Every problem is a CofferError `E_CONFIG` whose message names
- * the file, the line and the rule; all problems of a file are reported at once.
- *
- * The same rules are written as a JSON Schema for editors in `schema.ts`; a test keeps the two
- * from drifting.
+ * The project file `.coffer.yml` (docs/design.md §7): finding it, checking it against its schema
+ * (`schema.ts`) and the rules that need the whole file, and turning one environment into a
+ * {@link DeliveryPlan}. Every problem is a CofferError `E_CONFIG` naming the file, the line and
+ * the rule; all problems of a file are reported at once.
  */
 import { statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { CofferError } from "../errors.ts";
 import type { ProviderSpec, SecretRef } from "../providers/provider.ts";
-import { ENV_NAME_PATTERN, isSecretName } from "../core/names.ts";
+import { ENV_NAME_PATTERN, isSecretName, SECRET_NAME_RULE } from "../core/names.ts";
 import { checkFileMode, unquotedModeRule } from "../core/file-mode.ts";
 import { dangerousEnvRule, isDangerousEnvName } from "./dangerous-env.ts";
 import type { DeliveryPlan, EnvDelivery, FileDelivery } from "./plan.ts";
 import { grammarOf, PROVIDER_FORMATS } from "./providers/index.ts";
 import { readConfigFile } from "./read.ts";
 export { MAX_CONFIG_BYTES } from "./read.ts";
-import { CONFIG_SCHEMA, SECRET_NAME_RULE } from "./schema.ts";
+import { CONFIG_SCHEMA } from "./schema.ts";
 import { SchemaChecker, type Formats } from "./schema-check.ts";
 import { assertTrustedProjectFile, projectDirs, type TrustOptions } from "./trust.ts";
 import { nameList, parseYaml, show } from "./yaml-checker.ts";
@@ -55,13 +52,10 @@ export interface EnvironmentConfig {
   name: string;
   /** line of the environment's key */
   line: number;
-  /** the parent environment's name, if any */
   extends?: string;
   /** line of the `extends:` value */
   extendsLine?: number;
-  /** declared env entries, in order */
   env: EnvDelivery[];
-  /** declared file entries, in order */
   files: FileDelivery[];
 }
 
@@ -69,7 +63,6 @@ export interface EnvironmentConfig {
 export interface ProjectConfig {
   /** the file's path, as given to {@link loadConfig} */
   file: string;
-  /** the `default:` environment, if any */
   defaultEnvironment?: string;
   /** every provider by name, `store` included; vault `mount` defaulted */
   providers: Map<string, ProviderSpec>;
@@ -159,22 +152,13 @@ export function listEnvironments(config: ProjectConfig): string[] {
 export function planFor(config: ProjectConfig, environment?: string, env: NodeJS.ProcessEnv = process.env): DeliveryPlan {
   const names = listEnvironments(config);
   const known = nameList(names);
-  let name: string;
-  let source: string;
   const fromEnv = env["COFFER_ENV"];
-  if (environment !== undefined) {
-    name = environment;
-    source = "";
-  } else if (fromEnv !== undefined && fromEnv !== "") {
-    name = fromEnv;
-    source = " (from COFFER_ENV)";
-  } else if (config.defaultEnvironment !== undefined) {
-    name = config.defaultEnvironment;
-    source = " (from default:)";
-  } else if (names.length === 1 && names[0] !== undefined) {
-    name = names[0];
-    source = "";
-  } else {
+  const [name, source] =
+    environment !== undefined ? [environment, ""]
+    : fromEnv !== undefined && fromEnv !== "" ? [fromEnv, " (from COFFER_ENV)"]
+    : config.defaultEnvironment !== undefined ? [config.defaultEnvironment, " (from default:)"]
+    : [names.length === 1 ? names[0] : undefined, ""];
+  if (name === undefined) {
     throw new CofferError(
       "E_CONFIG",
       `${config.file}: which environment? choose one with --env NAME, COFFER_ENV or default: in the file; environments: ${known}`,
@@ -362,10 +346,7 @@ function extendsChains(c: SchemaChecker, config: ProjectConfig): void {
     if (cycleAt !== undefined) {
       // A new cycle: report it once, starting from its first member in file order.
       const cycle = chain.slice(cycleAt);
-      let firstAt = 0;
-      cycle.forEach((e, i) => {
-        if ((order.get(e.name) ?? 0) < (order.get(cycle[firstAt]!.name) ?? 0)) firstAt = i;
-      });
+      const firstAt = cycle.reduce((first, e, i) => ((order.get(e.name) ?? 0) < (order.get(cycle[first]!.name) ?? 0) ? i : first), 0);
       const ordered = [...cycle.slice(firstAt), ...cycle.slice(0, firstAt)];
       const first = ordered[0]!;
       c.problem(first.extendsLine ?? first.line, cycleRule([...ordered.map((e) => e.name), first.name]));

@@ -7,7 +7,7 @@
  * in `load.ts`. Each provider's entry comes from its grammar (providers/).
  */
 import { FILE_MODE_PATTERN } from "../core/file-mode.ts";
-import { ENV_NAME_PATTERN, SECRET_NAME_MAX, SECRET_NAME_PATTERN } from "../core/names.ts";
+import { ENV_NAME_PATTERN, SECRET_NAME_MAX, SECRET_NAME_PATTERN, SECRET_NAME_RULE } from "../core/names.ts";
 import { PROVIDER_GRAMMARS } from "./providers/index.ts";
 import { publicSchema, type Schema } from "./schema-check.ts";
 
@@ -15,9 +15,6 @@ import { publicSchema, type Schema } from "./schema-check.ts";
 export const PROVIDER_NAME_PATTERN = "^[a-z][a-z0-9_-]*$";
 /** An environment's name in `environments:`. */
 export const ENVIRONMENT_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
-/** The rule of a secret name, in words. */
-export const SECRET_NAME_RULE =
-  "names are path-like segments of letters, digits, '_', '.', '-', each starting with a letter or digit, separated by single '/', no '..', at most 256 characters";
 
 /** The `$defs` every config schema shares (names, paths, provider entries). */
 export const SHARED_DEFS = {

@@ -1,26 +1,15 @@
 /**
- * Which project files coffer obeys, as git decides with `safe.directory`. A `.coffer.yml` chooses
- * where tokens are sent and which variables the commands coffer starts get, so one planted by
- * someone else (in a shared parent such as `/tmp`, or a checkout another user owns) must not be
- * obeyed:
- *
- * - a project file is obeyed when it and its directory are owned by the caller or root and
- *   others cannot write them (group-writable is fine; a sticky directory protects the file);
- * - otherwise only when its directory is on the user's trust list (`coffer trust DIR`), kept in
- *   `$XDG_CONFIG_HOME/coffer/trusted`, one absolute directory a line;
- * - the walk up from the working directory looks no higher than the user's home, stops at a
- *   filesystem boundary, and stops *before* a sticky directory that root owns or others can
- *   write (`/tmp`, `/dev/shm`): no project file is read from such a directory or above it.
- *
- * The rule ({@link untrustedReason}) and the walk ({@link projectDirs}) take stat results and a
- * stat function, so both can be tested with any owner.
+ * Which project files coffer obeys, as git decides with `safe.directory` (the rule and the walk
+ * up: docs/design.md §9). A `.coffer.yml` chooses where tokens are sent and which variables the
+ * commands coffer starts get, so one planted by someone else must not be obeyed. The trust list
+ * holds one absolute directory a line. The rule ({@link untrustedReason}) and the walk
+ * ({@link projectDirs}) take stat results and a stat function, so both can be tested with any owner.
  */
 import { realpathSync, statSync } from "node:fs";
-import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { CofferError, PermissionsError } from "../errors.ts";
 import { ensurePrivateDir, replacePrivateFile, shellQuote } from "../core/fs-secure.ts";
-import { configDir } from "../core/paths.ts";
+import { configDir, homeOf } from "../core/paths.ts";
 import { readConfigFile } from "./read.ts";
 
 /** What the rule looks at in a file's or directory's stat. */
@@ -43,9 +32,6 @@ export interface TrustOptions {
   /** stat that follows links; undefined when the path does not exist (default `statSync`) */
   stat?: (path: string) => OwnerStat | undefined;
 }
-
-/** The trust list's file name in coffer's config dir. */
-export const TRUST_FILE = "trusted";
 
 const S_ISVTX = 0o1000;
 
@@ -124,7 +110,7 @@ export function assertTrustedProjectFile(file: string, st: OwnerStat, options: T
 
 /** The trust list's path: `$XDG_CONFIG_HOME/coffer/trusted` (or `COFFER_HOME/trusted`). */
 export function trustListPath(env: NodeJS.ProcessEnv = process.env): string {
-  return join(configDir(env), TRUST_FILE);
+  return join(configDir(env), "trusted");
 }
 
 /**
@@ -192,11 +178,6 @@ function writeTrustList(dirs: string[], options: TrustOptions): void {
   ensurePrivateDir(dirname(path));
   const header = "# Directories whose .coffer.yml coffer obeys whoever owns it (`coffer trust DIR`), one a line.\n";
   replacePrivateFile(path, header + dirs.map((d) => `${d}\n`).join(""));
-}
-
-function homeOf(env: NodeJS.ProcessEnv): string {
-  const h = env["HOME"];
-  return h !== undefined && h.startsWith("/") ? h : homedir();
 }
 
 function realOrSelf(path: string): string {

@@ -8,38 +8,9 @@
  */
 import { isAlias, isCollection, isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
 import type { Alias, Document, Node as YamlNode, Pair, YAMLMap } from "yaml";
-import { CofferError, problemList } from "../errors.ts";
+import { CofferError, problemList, show } from "../errors.ts";
 
-/** One problem found in a file. */
-export interface YamlProblem {
-  /** 1-based line */
-  line: number;
-  /** the rule broken, without the `file:line: ` prefix */
-  rule: string;
-  /** insertion order, to keep problems of one line in the order they were found */
-  order: number;
-}
-
-/** One entry of a YAML map, its key as text. */
-export interface YamlEntry {
-  key: string;
-  /** line of the key */
-  line: number;
-  /** the value node (may be an alias, null or undefined) */
-  value: unknown;
-}
-
-/** A parsed YAML document and the line counter that locates its nodes. */
-export interface ParsedYaml {
-  doc: Document.Parsed;
-  lines: LineCounter;
-}
-
-/**
- * Shows a user-given text in a message: JSON-quoted, cut at 80 characters.
- * @param s - the text (never a secret value)
- */
-export const show = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s);
+export { show } from "../errors.ts";
 
 /**
  * The options coffer parses YAML with. `uniqueKeys: false`: the yaml package's own duplicate-key
@@ -65,9 +36,7 @@ export const MAX_LISTED_NAMES = 20;
 export function nameList(names: Iterable<string>): string {
   const shown: string[] = [];
   let count = 0;
-  for (const n of names) {
-    if (count++ < MAX_LISTED_NAMES) shown.push(n);
-  }
+  for (const n of names) if (count++ < MAX_LISTED_NAMES) shown.push(n);
   if (count === 0) return "(none)";
   return count > MAX_LISTED_NAMES ? `${shown.join(", ")}, … (${count} in all)` : shown.join(", ");
 }
@@ -81,7 +50,7 @@ export function nameList(names: Iterable<string>): string {
  * @throws CofferError E_CONFIG listing every YAML syntax problem as `file:line: YAML: rule`
  *   (a second document is "the file must hold one YAML document (no second ---)")
  */
-export function parseYaml(text: string, file: string, meter?: WorkMeter): ParsedYaml {
+export function parseYaml(text: string, file: string, meter?: WorkMeter): { doc: Document.Parsed; lines: LineCounter } {
   const lines = new LineCounter();
   const doc = parseDocument(text, { ...YAML_PARSE_OPTIONS, lineCounter: lines });
   const checker = new YamlChecker(file, doc, lines);
@@ -129,7 +98,8 @@ export class YamlChecker {
   readonly file: string;
   readonly doc: Document.Parsed;
   readonly lines: LineCounter;
-  readonly problems: YamlProblem[] = [];
+  /** each problem's 1-based line and rule (without the `file:line: ` prefix), in the order found */
+  readonly problems: { line: number; rule: string }[] = [];
 
   /**
    * @param file - the name messages show
@@ -144,7 +114,7 @@ export class YamlChecker {
 
   /** Notes a problem at `line`. */
   problem(line: number, rule: string): void {
-    this.problems.push({ line, rule, order: this.problems.length });
+    this.problems.push({ line, rule });
   }
 
   /**
@@ -156,7 +126,8 @@ export class YamlChecker {
    */
   throwIfAny(unlined: readonly string[] = []): void {
     if (this.problems.length === 0 && unlined.length === 0) return;
-    const sorted = [...this.problems].sort((a, b) => a.line - b.line || a.order - b.order);
+    // sort is stable: the problems of one line stay in the order they were found
+    const sorted = [...this.problems].sort((a, b) => a.line - b.line);
     const items = sorted.slice(0, MAX_SHOWN_PROBLEMS).map((p) => `${this.file}:${p.line}: ${p.rule.replace(/\s*\n\s*/g, " ")}`);
     if (sorted.length > MAX_SHOWN_PROBLEMS) items.push(`… and ${sorted.length - MAX_SHOWN_PROBLEMS} more`);
     throw new CofferError("E_CONFIG", problemList(this.file, [...items, ...unlined], sorted.length + unlined.length));
@@ -205,11 +176,7 @@ export class YamlChecker {
     const known = this.#sizes.get(node);
     if (known !== undefined) return known;
     let n = 0;
-    visit(node, {
-      Node: () => {
-        n++;
-      },
-    });
+    visit(node, { Node: () => void n++ });
     this.meter.steps += n;
     this.#sizes.set(node, n);
     return n;
@@ -263,8 +230,8 @@ export class YamlChecker {
   }
 
   /** The map's entries as key text, key line and value node; problems for odd keys. */
-  entries(map: YAMLMap, where: string): YamlEntry[] {
-    const out: YamlEntry[] = [];
+  entries(map: YAMLMap, where: string): { key: string; line: number; value: unknown }[] {
+    const out: { key: string; line: number; value: unknown }[] = [];
     for (const pair of map.items as Pair<unknown, unknown>[]) {
       this.meter.steps++;
       const keyNode = this.deref(pair.key, this.line(map));
@@ -278,12 +245,4 @@ export class YamlChecker {
     }
     return out;
   }
-
-
-
-
-
-
-
-
 }

@@ -111,13 +111,7 @@ export function verifyChain(records: Iterable<AuditRecord>): AuditVerification {
 }
 
 /** An audit row as stored in SQLite: detail as JSON text, the hash as bytes. */
-export interface AuditRow {
-  seq: number;
-  at: string;
-  actor: string;
-  action: string;
-  name: string | null;
-  version: number | null;
+export interface AuditRow extends Omit<AuditRecord, "detail" | "hash"> {
   detail: string | null;
   hash: Uint8Array;
 }

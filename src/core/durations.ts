@@ -9,7 +9,7 @@
  * Callers that keep whole seconds (`--rotate-every`, `--expires`, a token `ttl`) round down to
  * whole seconds and ask for at least 1s.
  */
-import { CofferError, type ErrorCode } from "../errors.ts";
+import { CofferError, show, type ErrorCode } from "../errors.ts";
 
 /** The grammar in words. */
 export const DURATION_GRAMMAR = "a whole number with a unit ms, s, m, h, d or w, e.g. 500ms, 30s, 12h, 2w";
@@ -17,14 +17,7 @@ export const DURATION_GRAMMAR = "a whole number with a unit ms, s, m, h, d or w,
 export const DURATION_RULE = `must be a duration: ${DURATION_GRAMMAR}`;
 
 /** Milliseconds per unit, largest first (formatDuration picks the first that divides). */
-const UNITS = [
-  ["w", 604_800_000],
-  ["d", 86_400_000],
-  ["h", 3_600_000],
-  ["m", 60_000],
-  ["s", 1000],
-  ["ms", 1],
-] as const;
+const UNITS = [["w", 604_800_000], ["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000], ["ms", 1]] as const;
 const UNIT_MS: Readonly<Record<string, number>> = Object.fromEntries(UNITS);
 
 // 16 digits already exceed Number.MAX_SAFE_INTEGER (9 007 199 254 740 991): no longer text can be valid.
@@ -85,5 +78,5 @@ export function checkDuration(text: string, bounds: DurationBounds = {}): { ok: 
 export function requireDuration(text: string, what: string, bounds: DurationBounds = {}, code: ErrorCode = "E_INVALID_VALUE"): number {
   const r = checkDuration(text, bounds);
   if ("ok" in r) return r.ok;
-  throw new CofferError(code, `invalid ${what} ${JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text)}: ${r.rule}`);
+  throw new CofferError(code, `invalid ${what} ${show(text, 40)}: ${r.rule}`);
 }

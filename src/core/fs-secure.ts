@@ -7,9 +7,10 @@ import {
   statSync, writeSync, type Stats,
 } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { homedir, userInfo } from "node:os";
+import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { CofferError, PermissionsError } from "../errors.ts";
+import { homeOf } from "./paths.ts";
 
 /** Quotes a path for a shell command line shown to the user. */
 export function shellQuote(s: string): string {
@@ -41,18 +42,12 @@ export function assertPrivate(path: string, what: string): void {
 }
 
 /**
- * ssh's rule for the directories above a private file (as sshd checks `authorized_keys`): every
- * directory from the file's up to the user's home (or `/`) must be owned by the user or root
- * and not writable by others; group-writable only when the group is the user's own private
- * group (the user's primary gid, named as the user, with no other members in /etc/group). The
- * walk stops after home, at `/`, and at a root-owned sticky directory (`/tmp`), which is not
- * itself refused: everyone may write there, but nobody can replace what another user made in it.
- *
- * Symlinks are resolved, not refused (dotfiles often live on another disk): the path as given
- * is walked (a symlink in it must be owned by the user or root, and the directory holding it is
- * checked like any other), and then the real path it resolves to is walked too. Whoever could
- * write one of those directories could swap the store or its WAL for an older copy, so such a
- * directory is refused rather than trusted.
+ * ssh's rule for the directories above a private file (docs/design.md §9; as sshd checks
+ * `authorized_keys`): whoever could write one of them could swap the store or its WAL for an
+ * older copy. The walk stops after home, at `/`, and at a root-owned sticky directory (`/tmp`),
+ * which is not itself refused: nobody can replace what another user made in it. Symlinks are
+ * resolved, not refused (dotfiles often live on another disk): the path as given is walked (a
+ * link in it must be owned by the user or root), then the real path it resolves to.
  *
  * @param path - the file (or directory) whose parents are checked; need not exist yet
  * @param what - how to name it in the message ("store", "identity file", …)
@@ -63,7 +58,7 @@ export function assertSecureParents(path: string, what: string, home?: string): 
   const uid = process.getuid?.();
   if (uid === undefined) return; // no POSIX ownership to check (Windows)
   // Only an absolute home stops the walk: an empty or relative $HOME must not mean the cwd.
-  home = home?.startsWith("/") === true ? home : process.env.HOME?.startsWith("/") === true ? process.env.HOME : homedir();
+  home = home?.startsWith("/") === true ? home : homeOf();
   const homes = new Set([resolve(home)]);
   try {
     homes.add(realpathSync(home));
@@ -141,8 +136,13 @@ function isOwnPrivateGroup(gid: number): boolean {
  * @throws PermissionsError, or `missing`
  */
 export function readPrivateFile(path: string, what: string, missing: () => CofferError): Buffer {
+  return readChecked(path, () => assertPrivate(path, what), missing);
+}
+
+// Reads `path` once `check` passes; a missing file is `missing()`.
+function readChecked(path: string, check: () => void, missing: () => CofferError): Buffer {
   try {
-    assertPrivate(path, what);
+    check();
     return readFileSync(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") throw missing();
@@ -192,23 +192,15 @@ export function replacePrivateFile(path: string, data: Uint8Array | string, opti
 }
 
 /**
- * Writes `path` with mode 0600 from `chunks` as they come (memory bounded by a chunk, not by
- * the file), durably: a temp file beside it is written and fsynced, then hard-linked into place
- * (refusing an existing file, as {@link createPrivateFile}) or, with `replace`, renamed over it.
+ * {@link createPrivateFile} (or, with `replace`, {@link replacePrivateFile}) from `chunks` as they
+ * come: memory is bounded by a chunk, not by the file.
  * @throws CofferError E_CONFLICT when `path` exists and not `replace`
  */
 export async function writePrivateFileFrom(path: string, chunks: AsyncIterable<Uint8Array>, options: { replace: boolean }): Promise<void> {
-  const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
-  const fd = openPrivateNew(tmp);
-  try {
+  const tmp = await fillTemp(path, async (fd) => {
     for await (const chunk of chunks) writeAll(fd, chunk);
     fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
+  });
   placeTemp(tmp, path, options.replace);
 }
 
@@ -300,20 +292,37 @@ export function writeAll(fd: number, data: Uint8Array): void {
 
 // A fresh temp file beside `path` holding `data`, fsynced, then given its owner and mode (0600).
 function writeTemp(path: string, data: Uint8Array | string, options: PrivateFileOptions = {}): string {
-  const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
-  const fd = openPrivateNew(tmp);
-  try {
+  return fillTemp(path, (fd) => {
     writeAll(fd, typeof data === "string" ? Buffer.from(data, "utf8") : data);
     fsyncSync(fd);
     if (options.owner !== undefined) fchownSync(fd, options.owner.uid, options.owner.gid);
     if (options.mode !== undefined) fchmodSync(fd, options.mode);
-  } catch (err) {
+  });
+}
+
+// The one temp-file writer: a fresh 0600 file beside `path`, written by `fill` (sync for the
+// sync callers, async for a stream) and closed; removed again when `fill` fails.
+function fillTemp(path: string, fill: (fd: number) => void): string;
+function fillTemp(path: string, fill: (fd: number) => Promise<void>): Promise<string>;
+function fillTemp(path: string, fill: (fd: number) => void | Promise<void>): string | Promise<string> {
+  const tmp = join(dirname(path), `.${randomBytes(6).toString("hex")}.tmp`);
+  const fd = openPrivateNew(tmp);
+  const fail = (err: unknown): never => {
     closeSync(fd);
     rmSync(tmp, { force: true });
     throw err;
+  };
+  const done = (): string => {
+    closeSync(fd);
+    return tmp;
+  };
+  let filling: void | Promise<void>;
+  try {
+    filling = fill(fd);
+  } catch (err) {
+    return fail(err);
   }
-  closeSync(fd);
-  return tmp;
+  return filling instanceof Promise ? filling.then(done, fail) : done();
 }
 
 /** Creates an empty 0600 file if `path` does not exist (e.g. before SQLite opens it). */
@@ -327,18 +336,18 @@ export function touchPrivateFile(path: string): void {
 
 /** fsyncs a directory so a new entry in it survives a crash. */
 export function fsyncDir(dir: string): void {
-  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  withDir(dir, constants.O_DIRECTORY, fsyncSync);
 }
 
 function chmodExact(path: string, mode: number): void {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  withDir(path, constants.O_DIRECTORY | constants.O_NOFOLLOW, (fd) => fchmodSync(fd, mode));
+}
+
+// Opens a directory read-only with `flags`, runs `f` on it, closes it.
+function withDir(path: string, flags: number, f: (fd: number) => void): void {
+  const fd = openSync(path, constants.O_RDONLY | flags);
   try {
-    fchmodSync(fd, mode);
+    f(fd);
   } finally {
     closeSync(fd);
   }
@@ -351,15 +360,7 @@ function chmodExact(path: string, mode: number): void {
  * @throws PermissionsError with the `chmod`/`chown` to run, or `missing`
  */
 export function readPublicFile(path: string, what: string, missing: () => CofferError): Buffer {
-  let st;
-  try {
-    st = statSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw missing();
-    throw err;
-  }
-  assertOwnerOnlyWrites(path, st, what);
-  return readFileSync(path);
+  return readChecked(path, () => assertOwnerOnlyWrites(path, statSync(path), what), missing);
 }
 
 /**

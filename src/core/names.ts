@@ -2,7 +2,7 @@
  * The rules for names and values (docs/design.md §5), shared by the library, the CLI and (later) the
  * server's JSON schemas. Every check throws an error that names the rule.
  */
-import { CofferError, ValidationError } from "../errors.ts";
+import { CofferError, show, ValidationError } from "../errors.ts";
 
 /** A secret name: path-like segments of [A-Za-z0-9_.-], each starting with a letter or digit. */
 export const SECRET_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.\\-]*(/[A-Za-z0-9][A-Za-z0-9_.\\-]*)*$";
@@ -15,9 +15,11 @@ export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024;
 const SECRET_NAME_RE = new RegExp(SECRET_NAME_PATTERN);
 const ENV_NAME_RE = new RegExp(ENV_NAME_PATTERN);
 
-const NAME_RULE =
+/** The rule of a secret name, in words. */
+export const SECRET_NAME_RULE =
   "names are path-like segments of letters, digits, '_', '.', '-', each starting with a letter or digit, " +
-  "separated by single '/', no '..', at most 256 characters (e.g. db/prod/password)";
+  `separated by single '/', no '..', at most ${SECRET_NAME_MAX} characters`;
+const NAME_RULE = `${SECRET_NAME_RULE} (e.g. db/prod/password)`;
 
 /**
  * Checks a secret name against docs/design.md §5.
@@ -27,7 +29,7 @@ export function assertSecretName(name: unknown): asserts name is string {
   if (typeof name !== "string" || name.length === 0) {
     throw new ValidationError("E_INVALID_NAME", `invalid secret name: empty; ${NAME_RULE}`);
   }
-  const shown = JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name);
+  const shown = show(name);
   if (name.length > SECRET_NAME_MAX) {
     throw new ValidationError("E_INVALID_NAME", `invalid secret name ${shown}: longer than ${SECRET_NAME_MAX} characters`);
   }

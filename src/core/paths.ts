@@ -27,8 +27,7 @@ export interface PathOptions {
 export function resolvePaths(options: PathOptions = {}): CofferPaths {
   const env = options.env ?? process.env;
   const cofferHome = nonEmpty(env.COFFER_HOME);
-  const home = nonEmpty(env.HOME) ?? homedir();
-  const dataDir = cofferHome ?? join(nonEmpty(env.XDG_DATA_HOME) ?? join(home, ".local", "share"), "coffer");
+  const dataDir = cofferHome ?? join(nonEmpty(env.XDG_DATA_HOME) ?? join(homeOf(env), ".local", "share"), "coffer");
   return {
     identity: options.identity ?? nonEmpty(env.COFFER_IDENTITY) ?? join(configDir(env), "identity"),
     store: options.store ?? nonEmpty(env.COFFER_STORE) ?? join(dataDir, "store.db"),
@@ -37,8 +36,7 @@ export function resolvePaths(options: PathOptions = {}): CofferPaths {
 
 /** coffer's config dir (identity, saved API tokens): `COFFER_HOME`, else `$XDG_CONFIG_HOME/coffer`, else `~/.config/coffer`. */
 export function configDir(env: NodeJS.ProcessEnv = process.env): string {
-  const home = nonEmpty(env.HOME) ?? homedir();
-  return nonEmpty(env.COFFER_HOME) ?? join(nonEmpty(env.XDG_CONFIG_HOME) ?? join(home, ".config"), "coffer");
+  return nonEmpty(env.COFFER_HOME) ?? join(nonEmpty(env.XDG_CONFIG_HOME) ?? join(homeOf(env), ".config"), "coffer");
 }
 
 /** The user's home: `$HOME` when set to an absolute path, else the passwd entry's. */

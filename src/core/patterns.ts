@@ -15,7 +15,7 @@
  * segments × pattern segments × segment length whatever the input. System paths (`sys:…`) are
  * the server policy's business: no pattern here ever matches one.
  */
-import { ValidationError } from "../errors.ts";
+import { show, ValidationError } from "../errors.ts";
 import { isSecretName } from "./names.ts";
 
 /** The longest pattern, in characters. */
@@ -51,10 +51,6 @@ export interface Pattern {
    * name exists; may be true when none does.
    */
   mayMatchPrefix(prefix: string): boolean;
-}
-
-function show(pattern: string): string {
-  return JSON.stringify(pattern.length > 80 ? `${pattern.slice(0, 80)}…` : pattern);
 }
 
 /**

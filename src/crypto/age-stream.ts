@@ -6,40 +6,23 @@
  * characters (48 bytes), the END line — byte for byte what `age.armor.encode` and `age -a` write,
  * and read as strictly as `age.armor.decode` reads.
  */
-import { CofferError, DecryptError } from "../errors.ts";
+import { DecryptError } from "../errors.ts";
+import { decrypterFor, encrypterFor, type OpenWith, type SealTo } from "./age.ts";
 
 const BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----";
 const END = "-----END AGE ENCRYPTED FILE-----";
 const LINE_BYTES = 48;
 const BASE64_LINE = /^[A-Za-z0-9+/]+={0,2}$/;
 
-/** How to encrypt: a passphrase (age scrypt) or age recipients (`age1…`). */
-export type SealTo = { passphrase: string; logN: number } | { recipients: readonly string[] };
+export type { OpenWith, SealTo } from "./age.ts";
 
 /**
  * Encrypts `plain` as it is read and ASCII-armors the result, also as a stream.
  * @throws CofferError E_INVALID_VALUE for a recipient age does not take
  */
 export async function sealStream(plain: ReadableStream<Uint8Array>, to: SealTo): Promise<ReadableStream<Uint8Array>> {
-  const age = await import("age-encryption");
-  const enc = new age.Encrypter();
-  if ("passphrase" in to) {
-    enc.setPassphrase(to.passphrase);
-    enc.setScryptWorkFactor(to.logN);
-  } else {
-    for (const r of to.recipients) {
-      try {
-        enc.addRecipient(r);
-      } catch (cause) {
-        throw new CofferError("E_INVALID_VALUE", `not a valid age recipient: ${r.slice(0, 80)}`, { cause });
-      }
-    }
-  }
-  return (await enc.encrypt(plain)).pipeThrough(armorEncoder());
+  return (await (await encrypterFor(to)).encrypt(plain)).pipeThrough(armorEncoder());
 }
-
-/** What opens a sealed stream: a passphrase or an age identity (`AGE-SECRET-KEY-1…`). */
-export type OpenWith = { passphrase: string } | { identity: string };
 
 /**
  * Decrypts an age file (armored when `armored`) as it is read. The header is checked before
@@ -49,10 +32,7 @@ export type OpenWith = { passphrase: string } | { identity: string };
  * @throws DecryptError (also from reading the stream) for a wrong key, a damaged or a truncated file
  */
 export async function openStream(file: ReadableStream<Uint8Array>, armored: boolean, key: OpenWith, what: string): Promise<ReadableStream<Uint8Array>> {
-  const age = await import("age-encryption");
-  const dec = new age.Decrypter();
-  if ("passphrase" in key) dec.addPassphrase(key.passphrase);
-  else dec.addIdentity(key.identity);
+  const dec = await decrypterFor(key);
   let plain: ReadableStream<Uint8Array>;
   try {
     plain = await dec.decrypt(armored ? file.pipeThrough(armorDecoder()) : file);

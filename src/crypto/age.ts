@@ -7,15 +7,49 @@ import { CofferError, DecryptError } from "../errors.ts";
 type AgeModule = typeof import("age-encryption");
 let agePromise: Promise<AgeModule> | undefined;
 
+/** How to encrypt: a passphrase (age scrypt) or age recipients (`age1…`). */
+export type SealTo = { passphrase: string; logN: number } | { recipients: readonly string[] };
+
+/** What opens an age file: a passphrase or an age identity (`AGE-SECRET-KEY-1…`). */
+export type OpenWith = { passphrase: string } | { identity: string };
+
 function loadAge(): Promise<AgeModule> {
   agePromise ??= import("age-encryption");
   return agePromise;
 }
 
+/**
+ * An age Encrypter set up for `to`.
+ * @throws CofferError E_INVALID_VALUE for a recipient age does not take
+ */
+export async function encrypterFor(to: SealTo): Promise<InstanceType<AgeModule["Encrypter"]>> {
+  const enc = new (await loadAge()).Encrypter();
+  if ("passphrase" in to) {
+    enc.setPassphrase(to.passphrase);
+    enc.setScryptWorkFactor(to.logN);
+    return enc;
+  }
+  for (const r of to.recipients) {
+    try {
+      enc.addRecipient(r);
+    } catch (cause) {
+      throw new CofferError("E_INVALID_VALUE", `not a valid age recipient: ${r.slice(0, 80)}`, { cause });
+    }
+  }
+  return enc;
+}
+
+/** An age Decrypter set up with `key`. */
+export async function decrypterFor(key: OpenWith): Promise<InstanceType<AgeModule["Decrypter"]>> {
+  const dec = new (await loadAge()).Decrypter();
+  if ("passphrase" in key) dec.addPassphrase(key.passphrase);
+  else dec.addIdentity(key.identity);
+  return dec;
+}
+
 /** Generates a new native X25519 age identity (`AGE-SECRET-KEY-1…`). */
 export async function generateAgeIdentity(): Promise<string> {
-  const age = await loadAge();
-  return age.generateX25519Identity();
+  return (await loadAge()).generateX25519Identity();
 }
 
 /**
@@ -23,16 +57,7 @@ export async function generateAgeIdentity(): Promise<string> {
  * @param recipients - `age1…` strings
  */
 export async function encryptToRecipients(data: Uint8Array, recipients: readonly string[]): Promise<Uint8Array> {
-  const age = await loadAge();
-  const enc = new age.Encrypter();
-  for (const r of recipients) {
-    try {
-      enc.addRecipient(r);
-    } catch (cause) {
-      throw new CofferError("E_INVALID_VALUE", `not a valid age recipient: ${r.slice(0, 80)}`, { cause });
-    }
-  }
-  return enc.encrypt(data);
+  return (await encrypterFor({ recipients })).encrypt(data);
 }
 
 /**
@@ -41,7 +66,7 @@ export async function encryptToRecipients(data: Uint8Array, recipients: readonly
  * @throws DecryptError when the identity does not match or the file is tampered
  */
 export function decryptWithIdentity(file: Uint8Array, identity: string, what: string): Promise<Uint8Array> {
-  return decrypt(file, (dec) => dec.addIdentity(identity), what);
+  return decrypt(file, { identity }, what);
 }
 
 /**
@@ -49,38 +74,30 @@ export function decryptWithIdentity(file: Uint8Array, identity: string, what: st
  * @param logN - scrypt work factor; age's default is 18
  */
 export async function encryptWithPassphrase(data: Uint8Array, passphrase: string, logN = 18): Promise<string> {
-  const age = await loadAge();
-  const enc = new age.Encrypter();
-  enc.setPassphrase(passphrase);
-  enc.setScryptWorkFactor(logN);
-  return age.armor.encode(await enc.encrypt(data));
+  const sealed = await (await encrypterFor({ passphrase, logN })).encrypt(data);
+  return (await loadAge()).armor.encode(sealed);
 }
 
 /** Decrypts a passphrase-encrypted age file (binary or armored). */
 export function decryptWithPassphrase(file: Uint8Array, passphrase: string, what: string): Promise<Uint8Array> {
-  return decrypt(file, (dec) => dec.addPassphrase(passphrase), what);
+  return decrypt(file, { passphrase }, what);
 }
 
-async function decrypt(file: Uint8Array, setup: (dec: InstanceType<AgeModule["Decrypter"]>) => void, what: string): Promise<Uint8Array> {
+async function decrypt(file: Uint8Array, key: OpenWith, what: string): Promise<Uint8Array> {
   const age = await loadAge();
-  const dec = new age.Decrypter();
-  setup(dec);
+  const dec = await decrypterFor(key);
   try {
-    return await dec.decrypt(dearmor(age, file));
+    return await dec.decrypt(armored(file) ? age.armor.decode(Buffer.from(file).toString("utf8")) : file);
   } catch (cause) {
     throw new DecryptError(what, { cause });
   }
 }
 
 const ARMOR_BEGIN = "-----BEGIN AGE ENCRYPTED FILE-----";
+const head = (file: Uint8Array): string => Buffer.from(file.subarray(0, 64)).toString("latin1").trimStart();
+const armored = (file: Uint8Array): boolean => head(file).startsWith(ARMOR_BEGIN);
 
 /** True when `file` is an age file, armored or binary. */
 export function isAgeFile(file: Uint8Array): boolean {
-  const head = Buffer.from(file.subarray(0, 64)).toString("latin1").trimStart();
-  return head.startsWith(ARMOR_BEGIN) || head.startsWith("age-encryption.org/v1");
-}
-
-function dearmor(age: AgeModule, file: Uint8Array): Uint8Array {
-  const text = Buffer.from(file.subarray(0, 64)).toString("latin1").trimStart();
-  return text.startsWith(ARMOR_BEGIN) ? age.armor.decode(Buffer.from(file).toString("utf8")) : file;
+  return armored(file) || head(file).startsWith("age-encryption.org/v1");
 }

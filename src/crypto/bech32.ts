@@ -19,11 +19,8 @@ function polymod(values: readonly number[]): number {
 }
 
 function hrpExpand(hrp: string): number[] {
-  const out: number[] = [];
-  for (let i = 0; i < hrp.length; i++) out.push(hrp.charCodeAt(i) >>> 5);
-  out.push(0);
-  for (let i = 0; i < hrp.length; i++) out.push(hrp.charCodeAt(i) & 31);
-  return out;
+  const codes = Array.from(hrp, (c) => c.charCodeAt(0));
+  return [...codes.map((c) => c >>> 5), 0, ...codes.map((c) => c & 31)];
 }
 
 function convertBits(data: ArrayLike<number>, from: number, to: number, pad: boolean): number[] | undefined {

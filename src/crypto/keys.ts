@@ -1,10 +1,7 @@
 /**
- * Key material derived from an age X25519 identity, with node:crypto only (no age import, so
+ * Key material derived from an age X25519 identity (docs/design.md §4): the age recipient, the
+ * Ed25519 signing key and the local store-key wrap key, with node:crypto only (no age import, so
  * the CLI's hot path stays fast). No I/O here.
- *
- * - the age recipient (`age1…`) is the X25519 public key, bech32-encoded as age does;
- * - the Ed25519 signing seed is HKDF-SHA256(X25519 secret, info "coffer/v1/ed25519");
- * - the owner's local store-key wrap key is HKDF-SHA256(X25519 secret, info "coffer/v1/store-key").
  */
 import { createPrivateKey, createPublicKey, hkdfSync, verify, type KeyObject } from "node:crypto";
 import { bech32Decode, bech32Encode } from "./bech32.ts";

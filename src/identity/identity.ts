@@ -36,18 +36,12 @@ export interface Identity {
 /** Where a passphrase comes from when the identity file is encrypted. */
 export type PassphraseSource = string | (() => Promise<string>);
 
-/** The parsed content of a plain identity file. */
-export interface ParsedIdentity {
-  secretKey: string;
-  name?: string;
-}
-
 /**
  * Parses the text of a plain age identity file: `#` comments, blank lines and exactly one
  * `AGE-SECRET-KEY-1…` line.
  * @throws CofferError E_IDENTITY naming what is wrong (never echoing key material)
  */
-export function parseIdentityText(text: string): ParsedIdentity {
+export function parseIdentityText(text: string): { secretKey: string; name?: string } {
   const keys: string[] = [];
   let name: string | undefined;
   const lines = text.split(/\r?\n/);
@@ -133,10 +127,7 @@ export async function createIdentityFile(options: CreateIdentityOptions): Promis
   const adopted = options.adopt === undefined ? undefined : parseIdentityText(options.adopt);
   const name = options.name ?? adopted?.name ?? defaultIdentityName();
   assertMemberName(name);
-  let secretKey = adopted?.secretKey;
-  if (secretKey === undefined) {
-    secretKey = await generateAgeIdentity();
-  }
+  const secretKey = adopted?.secretKey ?? (await generateAgeIdentity());
   const text = renderIdentityText(secretKey, name);
   if (options.passphrase !== undefined) {
     if (options.passphrase.length === 0) throw new CofferError("E_INVALID_VALUE", "the passphrase is empty");
@@ -167,16 +158,16 @@ export interface LoadIdentityOptions {
 export async function loadIdentity(path: string, options: LoadIdentityOptions = {}): Promise<Identity> {
   assertSecureParents(path, "identity file", homeOf(options.env));
   const raw = readPrivateFile(path, "identity file", () => new CofferError("E_NOT_INITIALIZED", `no identity at ${path}; run \`coffer init\` first`));
-  if (!isAgeFile(raw)) {
-    const parsed = parseIdentityText(raw.toString("utf8"));
-    return identityFrom(parsed.secretKey, parsed.name ?? defaultIdentityName(), false);
+  const encrypted = isAgeFile(raw);
+  let plain = raw;
+  if (encrypted) {
+    const passphrase = await readPassphrase(options);
+    options.progress?.("unlocking the identity (scrypt, a few seconds)…");
+    plain = Buffer.from(await decryptWithPassphrase(raw, passphrase, `identity ${path} (wrong passphrase?)`));
   }
-  const passphrase = await readPassphrase(options);
-  options.progress?.("unlocking the identity (scrypt, a few seconds)…");
-  const plain = Buffer.from(await decryptWithPassphrase(raw, passphrase, `identity ${path} (wrong passphrase?)`));
   try {
     const parsed = parseIdentityText(plain.toString("utf8"));
-    return identityFrom(parsed.secretKey, parsed.name ?? defaultIdentityName(), true);
+    return identityFrom(parsed.secretKey, parsed.name ?? defaultIdentityName(), encrypted);
   } finally {
     plain.fill(0);
   }

@@ -30,11 +30,19 @@ export interface ProviderGrammar<S extends { type: string } = { type: string }> 
   spec(settings: Record<string, unknown>): S;
 }
 
-/** An http(s) URL with a host (vault's address). */
-export function isHttpUrl(s: string): boolean {
+/** A server's URL (vault's address, a coffer server's url): http or https, a host, an optional path. */
+export const HTTP_URL_PATTERN = "^https?://[^\\s/?#@]+(/[^\\s?#]*)?$";
+
+/**
+ * Whether `s` matches {@link HTTP_URL_PATTERN} and parses as an http(s) URL with a host; `strict`
+ * also refuses credentials, a query and a fragment (tokens go in `tokenEnv`, never in the URL).
+ */
+export function isHttpUrl(s: string, strict = false): boolean {
+  if (!new RegExp(HTTP_URL_PATTERN).test(s)) return false;
   try {
     const u = new URL(s);
-    return (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "";
+    const bare = u.username === "" && u.password === "" && u.search === "" && u.hash === "";
+    return (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "" && (!strict || bare);
   } catch {
     return false;
   }

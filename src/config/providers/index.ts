@@ -17,9 +17,6 @@ export type ProviderSpec = StoreSpec | FolderSpec | EnvSpec | VaultSpec | Server
 /** Every provider type's grammar, in the order messages list them. */
 export const PROVIDER_GRAMMARS: readonly ProviderGrammar[] = [storeGrammar, folderGrammar, envGrammar, vaultGrammar, serverGrammar];
 
-/** The provider types. */
-export const PROVIDER_TYPES = PROVIDER_GRAMMARS.map((g) => g.type);
-
 /** The `x-format` checks of every provider's settings. */
 export const PROVIDER_FORMATS = Object.assign({}, ...PROVIDER_GRAMMARS.map((g) => g.formats ?? {}));
 

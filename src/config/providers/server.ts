@@ -4,7 +4,7 @@
  */
 import { tokenTransportRule } from "../../core/token-transport.ts";
 import { show } from "../yaml-checker.ts";
-import type { ProviderGrammar } from "./grammar.ts";
+import { HTTP_URL_PATTERN, isHttpUrl, type ProviderGrammar } from "./grammar.ts";
 
 export interface ServerSpec {
   type: "server";
@@ -14,28 +14,12 @@ export interface ServerSpec {
   tokenEnv?: string;
 }
 
-/** A coffer server's URL: http or https, a host, an optional path; no credentials, query or fragment. */
-export const SERVER_URL_PATTERN = "^https?://[^\\s/?#@]+(/[^\\s?#]*)?$";
 /** The variable a `server` provider reads its API token from, unless `tokenEnv` says otherwise. */
 export const DEFAULT_SERVER_TOKEN_ENV = "COFFER_TOKEN";
 /** What a `server` provider's url must be, for messages. */
 export const SERVER_URL_RULE = "must be an http:// or https:// URL without credentials, query or fragment, e.g. https://coffer.internal:8200";
 
-/**
- * Whether `s` is a usable coffer-server URL: http(s), a host, an optional path; no user or
- * password (tokens go in `tokenEnv`, never in the URL), no query, no fragment.
- */
-export function validServerUrl(s: string): boolean {
-  if (!new RegExp(SERVER_URL_PATTERN).test(s)) return false;
-  try {
-    const u = new URL(s);
-    return (u.protocol === "http:" || u.protocol === "https:") && u.hostname !== "" && u.username === "" && u.password === "" && u.search === "" && u.hash === "";
-  } catch {
-    return false;
-  }
-}
-
-const urlRule = (s: string): string | undefined => (validServerUrl(s) ? tokenTransportRule(s) : SERVER_URL_RULE);
+const urlRule = (s: string): string | undefined => (isHttpUrl(s, true) ? tokenTransportRule(s) : SERVER_URL_RULE);
 
 export const serverGrammar: ProviderGrammar<ServerSpec> = {
   type: "server",
@@ -48,7 +32,7 @@ export const serverGrammar: ProviderGrammar<ServerSpec> = {
       type: { const: "server", description: "A coffer team server (`coffer serve`) over HTTP with an API token." },
       url: {
         type: "string",
-        pattern: SERVER_URL_PATTERN,
+        pattern: HTTP_URL_PATTERN,
         description: "The server's http:// or https:// URL, without credentials, query or fragment.",
         "x-format": "server-url",
         "x-needs": "the http:// or https:// URL of a coffer server",

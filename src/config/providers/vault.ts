@@ -5,7 +5,7 @@
 import { SECRET_NAME_PATTERN } from "../../core/names.ts";
 import { tokenTransportRule } from "../../core/token-transport.ts";
 import { show } from "../yaml-checker.ts";
-import { isHttpUrl, type ProviderGrammar } from "./grammar.ts";
+import { HTTP_URL_PATTERN, isHttpUrl, type ProviderGrammar } from "./grammar.ts";
 
 export interface VaultSpec {
   type: "vault";
@@ -15,14 +15,12 @@ export interface VaultSpec {
   tokenEnv?: string;
 }
 
-/** A Vault address. */
-export const VAULT_ADDRESS_PATTERN = "^https?://[^\\s/?#@]+(/[^\\s?#]*)?$";
 /** The default KV v2 mount. */
 export const DEFAULT_VAULT_MOUNT = "secret";
 const URL_RULE = "must be an http:// or https:// URL";
 const MOUNT_RULE = `must match ${SECRET_NAME_PATTERN}`;
 
-const addressRule = (s: string): string | undefined => (!new RegExp(VAULT_ADDRESS_PATTERN).test(s) || !isHttpUrl(s) ? URL_RULE : tokenTransportRule(s));
+const addressRule = (s: string): string | undefined => (!isHttpUrl(s) ? URL_RULE : tokenTransportRule(s));
 const mountRule = (s: string): string | undefined => (new RegExp(SECRET_NAME_PATTERN).test(s) && !s.includes("..") ? undefined : MOUNT_RULE);
 
 export const vaultGrammar: ProviderGrammar<VaultSpec> = {
@@ -36,7 +34,7 @@ export const vaultGrammar: ProviderGrammar<VaultSpec> = {
       type: { const: "vault", description: "HashiCorp Vault / OpenBao KV v2 over HTTP with a token." },
       address: {
         type: "string",
-        pattern: VAULT_ADDRESS_PATTERN,
+        pattern: HTTP_URL_PATTERN,
         description: "An http:// or https:// URL.",
         "x-format": "vault-address",
         "x-needs": "an http:// or https:// URL",
