@@ -16,7 +16,7 @@ import {
   AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkWriteRequest, normalizeDetail,
   prefixEnd, TOKEN_COLUMNS, tokenFromRow, versionInfoFromRow, type SecretRow, type TokenRow, type VersionInfoRow,
 } from "./checks.ts";
-import type { AuditInput, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest } from "./types.ts";
+import type { AuditInput, SealedValue, ServerStorage, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest } from "./types.ts";
 
 /** One statement for the driver to run: `get` gives the first row, `all` every row, `run` the rows changed. */
 export interface Query {
@@ -80,21 +80,20 @@ export function* setMeta(key: string, value: string, ifAbsent: boolean): Op<stri
   return (yield* getMeta(key))!;
 }
 
+type VersionRow = SealedValue & { version: number; created_at: string; created_by: string; removed_at: string | null };
+const VERSION = "SELECT version, nonce, ciphertext, created_at, created_by, removed_at FROM versions WHERE name = ?";
+function stored(name: string, r: VersionRow | undefined): StoredVersion | undefined {
+  return r && { name, version: r.version, nonce: r.nonce, ciphertext: r.ciphertext, createdAt: r.created_at, createdBy: r.created_by };
+}
+
 export function* readCurrent(name: string): Op<StoredVersion | undefined> {
-  const row = yield* get<{ version: number; nonce: Uint8Array; ciphertext: Uint8Array; created_at: string; created_by: string; removed_at: string | null }>(
-    "SELECT version, nonce, ciphertext, created_at, created_by, removed_at FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1", name,
-  );
-  if (row === undefined || row.removed_at !== null) return undefined;
-  return { name, version: row.version, nonce: row.nonce, ciphertext: row.ciphertext, createdAt: row.created_at, createdBy: row.created_by };
+  const row = yield* get<VersionRow>(`${VERSION} ORDER BY version DESC LIMIT 1`, name);
+  return row?.removed_at === null ? stored(name, row) : undefined;
 }
 
 export function* readVersion(d: Dialect, name: string, version: number): Op<StoredVersion | undefined> {
   assertVersion(version);
-  if (version > d.maxVersion) return undefined;
-  const row = yield* get<{ nonce: Uint8Array; ciphertext: Uint8Array; created_at: string; created_by: string }>(
-    "SELECT nonce, ciphertext, created_at, created_by FROM versions WHERE name = ? AND version = ?", name, version,
-  );
-  return row === undefined ? undefined : { name, version, nonce: row.nonce, ciphertext: row.ciphertext, createdAt: row.created_at, createdBy: row.created_by };
+  return version > d.maxVersion ? undefined : stored(name, yield* get<VersionRow>(`${VERSION} AND version = ?`, name, version));
 }
 
 export function* state(name: string): Op<{ latest: number; deletedAt: string | null } | undefined> {
@@ -103,11 +102,10 @@ export function* state(name: string): Op<{ latest: number; deletedAt: string | n
 }
 
 /**
- * Writes the next version of a secret (the first creates it; a deleted one comes back) and its
- * audit record. Race-free across PostgreSQL instances: the secret's row is locked, and the first
- * writer of a new name claims it (a concurrent claimer waits for it, finds nothing claimed and
- * goes round again to lock the row it made), so of two writers with the same `ifVersion` one
- * wins and the other gets E_CONFLICT, and versions have no gaps.
+ * {@link ServerStorage.write}. Race-free across PostgreSQL instances: the secret's row is locked,
+ * and the first writer of a new name claims it (a concurrent claimer waits for it, finds nothing
+ * claimed and goes round again to lock the row it made), so of two writers with the same
+ * `ifVersion` one wins and the other gets E_CONFLICT, and versions have no gaps.
  */
 export function* write(d: Dialect, request: OpWriteRequest): Op<{ version: number; audit: AuditRecord }> {
   const { name, actor, ifVersion, description, detail } = checkWriteRequest(request);
@@ -153,7 +151,6 @@ export function* list(prefix: string, deleted = false): Op<SecretRow[]> {
     : yield* all<SecretRow>(`SELECT * FROM secrets WHERE name >= ? AND name < ?${live} ORDER BY name`, prefix, end);
 }
 
-/** Every version of `name`, oldest first, or undefined when the name was never written. */
 export function* versions(name: string): Op<StoredVersionInfo[] | undefined> {
   // One statement, so the secret's state and its versions come from one snapshot.
   const rows = yield* all<VersionInfoRow>(
@@ -163,7 +160,6 @@ export function* versions(name: string): Op<StoredVersionInfo[] | undefined> {
   return rows.length === 0 ? undefined : rows.map(versionInfoFromRow);
 }
 
-/** Soft-deletes a live secret (its versions stay): the latest version, or undefined when there is no live one. */
 export function* remove(
   d: Dialect, name: string, actor: string, auditDetail: Record<string, unknown> | null, action = "secret.delete",
 ): Op<{ version: number } | undefined> {
@@ -180,7 +176,7 @@ export function* remove(
   return { version: row.latest };
 }
 
-/** Stores a new token with audit record `token.create`. @throws CofferError E_CONFLICT */
+/** @throws CofferError E_CONFLICT when the id or the hash is taken */
 export function* createToken(d: Dialect, token: StoredToken, actor: string, auditDetail: Record<string, unknown> | null): Op<void> {
   checkToken(token);
   checkActor("createToken", actor);
@@ -194,7 +190,6 @@ export function* createToken(d: Dialect, token: StoredToken, actor: string, audi
   yield* appendAudit(d, [{ actor, action: "token.create", name: null, version: null, detail }]);
 }
 
-/** The token whose hash is `hash`, or with `id` (revoked and expired ones too: the caller decides). */
 export function* findToken(by: { hash: Uint8Array } | { id: string }): Op<StoredToken | undefined> {
   if ("hash" in by && !(by.hash instanceof Uint8Array)) throw new TypeError("findToken: hash must be bytes");
   if ("id" in by && typeof by.id !== "string") throw new TypeError("findTokenById: id must be a string");
@@ -208,7 +203,6 @@ export function* listTokens(d: Dialect): Op<StoredToken[]> {
   return rows.map(tokenFromRow);
 }
 
-/** Revokes a token with audit record `token.revoke`; false when no unrevoked token has that id. */
 export function* revokeToken(d: Dialect, id: string, actor: string, auditDetail: Record<string, unknown> | null): Op<boolean> {
   checkActor("revokeToken", actor);
   const detail = normalizeDetail({ ...auditDetail, id });
@@ -248,7 +242,6 @@ export function* appendAudit(d: Dialect, entries: readonly AuditInput[]): Op<Aud
   return out;
 }
 
-/** Audit records oldest first: at or after `since`, with seq above `afterSeq`, at most `limit`. */
 export function* auditLog(d: Dialect, options: { since?: Date; afterSeq?: number; limit?: number } = {}): Op<AuditRecord[]> {
   checkAuditLogOptions(options);
   const rows = yield* all<AuditRow>(

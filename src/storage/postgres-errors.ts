@@ -6,38 +6,32 @@
 import pg from "pg";
 import { CofferError } from "../errors.ts";
 
-/** `url` with any password replaced by `***`, for messages. */
-export function redactUrl(url: string): string {
+/**
+ * `url` as a message may show it (its password and secret parameters as `***`), and those
+ * secrets (encoded and decoded), which a message must never show.
+ */
+export function hideUrlSecrets(url: string): { shown: string; secrets: string[] } {
   try {
     const u = new URL(url);
-    if (u.password !== "") u.password = "***";
-    for (const key of [...u.searchParams.keys()]) {
-      if (/pass|secret|key/i.test(key)) u.searchParams.set(key, "***");
-    }
-    return u.toString();
-  } catch {
-    return "(an unparsable database URL)";
-  }
-}
-
-// The password (and user) of a URL, which a message must never show.
-export function urlSecrets(url: string): string[] {
-  const found: string[] = [];
-  try {
-    const u = new URL(url);
+    const secrets: string[] = [];
     if (u.password !== "") {
-      found.push(u.password);
+      secrets.push(u.password);
       try {
-        found.push(decodeURIComponent(u.password));
+        secrets.push(decodeURIComponent(u.password));
       } catch {
         // keep the encoded form only
       }
+      u.password = "***";
     }
-    for (const [key, value] of u.searchParams) if (/pass|secret|key/i.test(key) && value !== "") found.push(value);
+    for (const [key, value] of [...u.searchParams]) {
+      if (!/pass|secret|key/i.test(key)) continue;
+      if (value !== "") secrets.push(value);
+      u.searchParams.set(key, "***");
+    }
+    return { shown: u.toString(), secrets };
   } catch {
-    // config.ts validated the URL; nothing to hide if it does not parse
+    return { shown: "(an unparsable database URL)", secrets: [] };
   }
-  return found.filter((s) => s.length > 0);
 }
 
 // Node's socket error codes that mean the connection was lost or never made.

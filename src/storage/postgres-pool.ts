@@ -10,7 +10,7 @@
 import pg from "pg";
 import { CofferError } from "../errors.ts";
 import { closedError } from "./checks.ts";
-import { isConnectionError, mapError, redactUrl, retryable, urlSecrets } from "./postgres-errors.ts";
+import { hideUrlSecrets, isConnectionError, mapError, retryable } from "./postgres-errors.ts";
 
 /** Options of a pool (`openPostgresStorage`). */
 export interface PostgresStorageOptions {
@@ -24,6 +24,7 @@ export interface PostgresStorageOptions {
 
 /** What a query runs on: a pooled connection. */
 export type Queryable = Pick<pg.PoolClient, "query">;
+type ClientFn<T> = (client: pg.PoolClient, markBroken: (err: unknown) => void) => Promise<T>;
 
 /** One instance's connections to the database. */
 export class PgPool {
@@ -43,11 +44,12 @@ export class PgPool {
     if (!Number.isSafeInteger(poolSize) || poolSize < 1) throw new TypeError("poolSize must be a whole number ≥ 1");
     if (!Number.isSafeInteger(statementTimeoutMs) || statementTimeoutMs < 1) throw new TypeError("statementTimeoutMs must be a whole number of milliseconds ≥ 1");
     if (!Number.isSafeInteger(connectTimeoutMs) || connectTimeoutMs < 1) throw new TypeError("connectTimeoutMs must be a whole number of milliseconds ≥ 1");
+    const { shown, secrets } = hideUrlSecrets(String(url));
     if (typeof url !== "string" || !/^postgres(ql)?:\/\//.test(url)) {
-      throw new CofferError("E_CONFIG", `database: ${redactUrl(String(url))} is not a postgres:// or postgresql:// URL`);
+      throw new CofferError("E_CONFIG", `database: ${shown} is not a postgres:// or postgresql:// URL`);
     }
-    this.#secrets = urlSecrets(url);
-    this.shown = redactUrl(url);
+    this.shown = shown;
+    this.#secrets = secrets;
     this.#pool = new pg.Pool({
       connectionString: url,
       max: poolSize,
@@ -65,27 +67,12 @@ export class PgPool {
     this.#pool.on("error", () => {});
   }
 
-  /** `err` as the CofferError a caller sees (see postgres-errors.ts). */
-  mapError(err: unknown, what: string): unknown {
-    return mapError(err, what, this.#secrets);
-  }
-
   /**
    * A read (or an idempotent write) on a pooled connection. A connection that turns out to be
    * dead (killed by a restart while idle) is dropped and the call tried once more on a new one.
    */
   read<T>(what: string, fn: (q: Queryable) => Promise<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(closedError());
-    return this.#track((async () => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await this.#withClient(what, fn);
-        } catch (err) {
-          if (attempt < 2 && retryable(err) && !this.#closed) continue;
-          throw this.mapError(err, what);
-        }
-      }
-    })());
+    return this.#call(what, fn, () => true);
   }
 
   /**
@@ -94,35 +81,40 @@ export class PgPool {
    * connection is unknown: E_UNAVAILABLE, and the caller may retry).
    */
   tx<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(closedError());
-    return this.#track((async () => {
-      for (let attempt = 1; ; attempt++) {
-        let begun = false;
-        try {
-          return await this.#withClient(what, async (c, markBroken) => {
-            await c.query("BEGIN");
-            begun = true;
-            try {
-              const result = await fn(c);
-              await c.query("COMMIT");
-              return result;
-            } catch (err) {
-              // A connection that cannot roll back is not returned to the pool.
-              if (!isConnectionError(err)) await c.query("ROLLBACK").catch(markBroken);
-              throw err;
-            }
-          });
-        } catch (err) {
-          if (attempt < 2 && !begun && retryable(err) && !this.#closed) continue;
-          throw this.mapError(err, what);
-        }
+    let begun = false;
+    return this.#call(what, async (c, markBroken) => {
+      await c.query("BEGIN");
+      begun = true;
+      try {
+        const result = await fn(c);
+        await c.query("COMMIT");
+        return result;
+      } catch (err) {
+        // A connection that cannot roll back is not returned to the pool.
+        if (!isConnectionError(err)) await c.query("ROLLBACK").catch(markBroken);
+        throw err;
       }
-    })());
+    }, () => !begun);
   }
 
-  /** Whether {@link PgPool.close} was called. */
-  get closed(): boolean {
-    return this.#closed;
+  // Runs `fn` on a pooled connection, once more on a new one when the connection died and
+  // `mayRetry()` says nothing was done; tracked so close() can wait for it.
+  #call<T>(what: string, fn: ClientFn<T>, mayRetry: () => boolean): Promise<T> {
+    if (this.#closed) return Promise.reject(closedError());
+    const p = (async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.#withClient(what, fn);
+        } catch (err) {
+          if (attempt < 2 && mayRetry() && retryable(err) && !this.#closed) continue;
+          throw mapError(err, what, this.#secrets);
+        }
+      }
+    })();
+    this.#inFlight.add(p);
+    const done = (): void => void this.#inFlight.delete(p);
+    p.then(done, done);
+    return p;
   }
 
   /** Ends the pool once pending calls finished (their outcome is theirs to report). */
@@ -135,44 +127,28 @@ export class PgPool {
     return this.#closing;
   }
 
-  // Tracks a call so close() can wait for it.
-  #track<T>(p: Promise<T>): Promise<T> {
-    this.#inFlight.add(p);
-    const done = (): void => {
-      this.#inFlight.delete(p);
-    };
-    p.then(done, done);
-    return p;
-  }
-
   // Checks out a client for `fn`, with an 'error' listener while it is out (a checked-out client
   // whose connection dies emits 'error'; without a listener that would end the process). A client
   // that failed is destroyed rather than returned to the pool.
-  async #withClient<T>(
-    what: string,
-    fn: (client: pg.PoolClient, markBroken: (err: unknown) => void) => Promise<T>,
-  ): Promise<T> {
+  async #withClient<T>(what: string, fn: ClientFn<T>): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.#pool.connect();
     } catch (err) {
-      throw this.mapError(err, what);
+      throw mapError(err, what, this.#secrets);
     }
     let broken: Error | undefined;
-    const onError = (err: Error): void => {
-      broken = err;
-    };
-    client.on("error", onError);
     const markBroken = (err: unknown): void => {
       broken ??= err instanceof Error ? err : new Error(String(err));
     };
+    client.on("error", markBroken);
     try {
       return await fn(client, markBroken);
     } catch (err) {
-      if (broken === undefined && isConnectionError(err)) broken = err as Error;
+      if (isConnectionError(err)) markBroken(err);
       throw err;
     } finally {
-      client.removeListener("error", onError);
+      client.removeListener("error", markBroken);
       client.release(broken ?? false);
     }
   }

@@ -8,7 +8,6 @@
  * Audit batches of reads and denials ({@link ServerStorage.appendAudit}) commit with
  * `synchronous = NORMAL`; every other write fsyncs (see `sqlite.ts`).
  */
-import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { CofferError } from "../errors.ts";
 import { assertPrivate, shellQuote } from "../core/fs-secure.ts";
@@ -38,15 +37,8 @@ export interface SqliteStorageOptions {
  */
 export async function createSqliteStorage(path: string): Promise<void> {
   const dir = dirname(path);
-  try {
-    assertPrivate(dir, "data directory");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new CofferError("E_USAGE", `the data directory ${dir} does not exist; create it with \`mkdir -m 700 ${shellQuote(dir)}\``);
-    }
-    throw err;
-  }
-  if (existsSync(path)) throw new CofferError("E_CONFLICT", `a server database already exists at ${path}; refusing to overwrite it`);
+  assertPrivateOr(dir, "data directory", () =>
+    new CofferError("E_USAGE", `the data directory ${dir} does not exist; create it with \`mkdir -m 700 ${shellQuote(dir)}\``));
   SqliteDriver.create(path, "server");
 }
 
@@ -59,15 +51,18 @@ export async function createSqliteStorage(path: string): Promise<void> {
 export async function openSqliteStorage(path: string, options: SqliteStorageOptions = {}): Promise<ServerStorage> {
   const busyTimeoutMs = options.busyTimeoutMs ?? 15_000;
   if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw new TypeError("busyTimeoutMs must be a whole number of milliseconds ≥ 0");
-  try {
-    assertPrivate(path, "server database");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new CofferError("E_NOT_INITIALIZED", `no server database at ${path}; run \`coffer server init --data ${shellQuote(dirname(path))}\``);
-    }
-    throw err;
-  }
+  assertPrivateOr(path, "server database", () =>
+    new CofferError("E_NOT_INITIALIZED", `no server database at ${path}; run \`coffer server init --data ${shellQuote(dirname(path))}\``));
   return sqliteStorage(SqliteDriver.open(path, "server", { busyTimeoutMs }));
+}
+
+// assertPrivate, with `missing()` thrown when there is nothing at `path`.
+function assertPrivateOr(path: string, what: string, missing: () => CofferError): void {
+  try {
+    assertPrivate(path, what);
+  } catch (err) {
+    throw (err as NodeJS.ErrnoException).code === "ENOENT" ? missing() : err;
+  }
 }
 
 const RESOLVED_UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
@@ -92,11 +87,9 @@ export function sqliteStorage(core: SqliteDriver): ServerStorage {
   const storage = storageOver("sqlite", core.storeId, core.dialect, {
     read: (what, op) => run(what, () => core.run(op())),
     tx: (what, op, durable) => run(what, () => core.transaction(() => core.run(op()), durable)),
-    close: () => {
-      if (closed) return Promise.resolve();
+    close: async () => {
       closed = true;
       core.close();
-      return Promise.resolve();
     },
   });
   // The read path: the core's own statement, no closure, no extra promise (the server's hottest call).
