@@ -65,9 +65,7 @@ export function checkActor(op: string, actor: unknown): asserts actor is string 
  * Checks a `write` request (name, actor, ifVersion, audit detail) and gives what the driver
  * uses of it: the description null when absent, the detail normalised.
  */
-export function checkWriteRequest(request: WriteRequest): {
-  name: string; actor: string; ifVersion: number | undefined; description: string | null; detail: Record<string, unknown> | null;
-} {
+export function checkWriteRequest(request: WriteRequest) {
   const { name, actor, ifVersion } = request;
   if (typeof name !== "string" || name === "") throw new TypeError("write: name must be a non-empty string");
   checkActor("write", actor);
@@ -88,7 +86,7 @@ export function checkSealed(sealed: SealedValue): SealedValue {
 }
 
 /** Whether `s` is an ISO 8601 UTC time exactly as `Date.prototype.toISOString()` writes it. */
-export function isIsoUtc(s: unknown): s is string {
+function isIsoUtc(s: unknown): s is string {
   if (typeof s !== "string" || s.length !== 24) return false;
   const t = Date.parse(s);
   return !Number.isNaN(t) && new Date(t).toISOString() === s;
@@ -160,25 +158,13 @@ export function tokenFromRow(r: TokenRow): StoredToken {
 
 /** A listed secret's row as a {@link StoredSecretInfo}. */
 export function secretInfoFromRow(r: SecretRow): StoredSecretInfo {
-  return {
-    name: r.name,
-    version: r.latest,
-    description: r.description,
-    createdAt: r.created_at,
-    createdBy: r.created_by,
-    updatedAt: r.updated_at,
-    updatedBy: r.updated_by,
-  };
+  const { name, latest: version, description } = r;
+  return { name, version, description, createdAt: r.created_at, createdBy: r.created_by, updatedAt: r.updated_at, updatedBy: r.updated_by };
 }
 
 /** A version's row as a {@link StoredVersionInfo}: current when it is the latest of a secret not deleted. */
 export function versionInfoFromRow(r: VersionInfoRow): StoredVersionInfo {
-  return {
-    version: r.version,
-    createdAt: r.created_at,
-    createdBy: r.created_by,
-    current: r.deleted_at === null && r.version === r.latest,
-  };
+  return { version: r.version, createdAt: r.created_at, createdBy: r.created_by, current: r.deleted_at === null && r.version === r.latest };
 }
 
 /**

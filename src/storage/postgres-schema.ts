@@ -85,8 +85,7 @@ export const AUDIT_LOCK = lockKey("coffer/audit");
 
 /**
  * Creates or migrates the tables and returns the store id, in one transaction under the
- * migration lock: the first of several instances starting together creates the tables and the
- * store id, the others wait and then find them.
+ * migration lock (the first of several instances starting together creates them, the others wait).
  * @param shown - the database's URL without its password, for messages
  * @throws CofferError E_INTEGRITY when it holds another kind of `coffer_meta` or a newer
  *   coffer's schema

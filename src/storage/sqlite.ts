@@ -28,12 +28,6 @@ import { AUDIT_COLUMNS, refuseNewer, type SecretRow } from "./checks.ts";
 import * as ops from "./ops.ts";
 import type { AuditInput, ServerStorage, StoredVersion, StoredVersionInfo } from "./types.ts";
 
-/** The chain's newest record: how many records, and its hash in hex. */
-export interface ChainTail {
-  count: number;
-  hash: string;
-}
-
 // Rows as arrays on the hot paths (node:sqlite's row objects are slow dictionaries).
 // [version, nonce, ciphertext, created_at, created_by, removed_at]
 type CurrentRow = [number, Uint8Array, Uint8Array, string, string, string | null];
@@ -49,8 +43,9 @@ const NOUN: Record<SqliteKind, string> = { store: "store", server: "server datab
 export class SqliteDriver {
   readonly kind: SqliteKind;
   readonly path: string;
+  /** what this file's dialect is, for ops.ts */
+  readonly dialect: ops.Dialect;
   readonly #db: DatabaseSync;
-  readonly #d: ops.Dialect;
   readonly #statements = new Map<string, StatementSync>();
   #sharing: SharingTables | undefined;
   #current: StatementSync | undefined;
@@ -60,12 +55,7 @@ export class SqliteDriver {
     this.#db = db;
     this.kind = kind;
     this.path = path;
-    this.#d = DIALECT[kind];
-  }
-
-  /** What this file's dialect is, for ops.ts. */
-  get dialect(): ops.Dialect {
-    return this.#d;
+    this.dialect = DIALECT[kind];
   }
 
   /** Runs an operation of ops.ts: each statement it yields, on this connection, synchronously. */
@@ -273,7 +263,7 @@ export class SqliteDriver {
   }
 
   readVersion(name: string, version: number): StoredVersion | undefined {
-    return this.run(ops.readVersion(this.#d, name, version));
+    return this.run(ops.readVersion(this.dialect, name, version));
   }
 
   state(name: string): { latest: number; deletedAt: string | null } | undefined {
@@ -282,7 +272,7 @@ export class SqliteDriver {
 
   /** @throws CofferError E_CONFLICT when `ifVersion` does not match */
   write(request: ops.OpWriteRequest): { version: number; audit: AuditRecord } {
-    return this.transaction(() => this.run(ops.write(this.#d, request)));
+    return this.transaction(() => this.run(ops.write(this.dialect, request)));
   }
 
   /** Secrets whose names start with `prefix`, sorted by name: live ones, or with `deleted` all. */
@@ -296,7 +286,7 @@ export class SqliteDriver {
 
   /** {@link ServerStorage.remove}, with audit record `action`. */
   remove(name: string, actor: string, auditDetail: Record<string, unknown> | null, action?: string): { version: number } | undefined {
-    return this.transaction(() => this.run(ops.remove(this.#d, name, actor, auditDetail, action)));
+    return this.transaction(() => this.run(ops.remove(this.dialect, name, actor, auditDetail, action)));
   }
 
   /**
@@ -320,11 +310,11 @@ export class SqliteDriver {
 
   /** {@link ServerStorage.appendAudit}, in the transaction open if there is one. */
   appendAudit(entries: readonly AuditInput[], durable = true): AuditRecord[] {
-    return entries.length === 0 ? [] : this.transaction(() => this.run(ops.appendAudit(this.#d, entries)), durable);
+    return entries.length === 0 ? [] : this.transaction(() => this.run(ops.appendAudit(this.dialect, entries)), durable);
   }
 
   auditLog(options: { since?: Date; afterSeq?: number; limit?: number } = {}): AuditRecord[] {
-    return this.run(ops.auditLog(this.#d, options));
+    return this.run(ops.auditLog(this.dialect, options));
   }
 
   /** Every audit row, oldest first, read as they are needed (for `verifyRows`). */
@@ -332,8 +322,8 @@ export class SqliteDriver {
     return this.stmt(`SELECT ${AUDIT_COLUMNS} FROM audit ORDER BY seq`).iterate() as Iterable<AuditRow>;
   }
 
-  /** The chain's newest record, or undefined when it has none. */
-  tail(): ChainTail | undefined {
+  /** The chain's newest record (how many records, and its hash in hex), or undefined when it has none. */
+  tail(): { count: number; hash: string } | undefined {
     const row = this.stmt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").get() as { seq: number; hash: Uint8Array } | undefined;
     return row === undefined ? undefined : { count: Number(row.seq), hash: Buffer.from(row.hash).toString("hex") };
   }
