@@ -14,7 +14,7 @@ import { assertVersion } from "../core/names.ts";
 import { chainHash, GENESIS_HASH, recordFromRow, type AuditRecord, type AuditRow } from "../core/audit.ts";
 import {
   AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkWriteRequest, normalizeDetail,
-  prefixEnd, TOKEN_COLUMNS, tokenFromRow, versionInfoFromRow, type SecretRow, type TokenRow, type VersionInfoRow,
+  type SecretRow,
 } from "./checks.ts";
 import type { AuditInput, SealedValue, ServerStorage, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest } from "./types.ts";
 
@@ -66,6 +66,34 @@ function* run(sql: string, ...params: unknown[]): Op<number> {
   return Number(yield { sql, params, mode: "run" });
 }
 
+const TOKEN_COLUMNS = "id, name, hash, roles, created_at, created_by, expires_at, revoked_at";
+// A token row as an array, in TOKEN_COLUMNS order (the hash as the driver reads bytes).
+type TokenRow = readonly [string, string, Uint8Array, string, string, string, string | null, string | null];
+function tokenFromRow(r: TokenRow): StoredToken {
+  return {
+    id: r[0], name: r[1], hash: r[2], roles: JSON.parse(r[3]) as string[],
+    createdAt: r[4], createdBy: r[5], expiresAt: r[6], revokedAt: r[7],
+  };
+}
+
+/**
+ * The smallest string greater than every string that starts with `prefix` in code point order,
+ * or null when there is none. Code point order is UTF-8 byte order, which is how both drivers
+ * compare names: SQLite's BINARY collation, and PostgreSQL's `COLLATE "C"` on UTF-8.
+ */
+function prefixEnd(prefix: string): string | null {
+  const cps = Array.from(prefix);
+  while (cps.length > 0) {
+    const last = cps.pop()!.codePointAt(0)!;
+    if (last < 0x10ffff) {
+      const next = last + 1 === 0xd800 ? 0xe000 : last + 1;
+      cps.push(String.fromCodePoint(next));
+      return cps.join("");
+    }
+  }
+  return null;
+}
+
 export function* getMeta(key: string): Op<string | undefined> {
   return (yield* get<{ value: string }>("SELECT value FROM meta WHERE key = ?", key))?.value;
 }
@@ -109,8 +137,8 @@ export function* state(name: string): Op<{ latest: number; deletedAt: string | n
  */
 export function* write(d: Dialect, request: OpWriteRequest): Op<{ version: number; audit: AuditRecord }> {
   const { name, actor, ifVersion, description, detail } = checkWriteRequest(request);
-  const rotation = d.rotation ? (request.rotationSeconds ?? null) : undefined;
-  const rot = (sql: string): string => (rotation === undefined ? "" : sql);
+  const rotation = d.rotation ? [request.rotationSeconds ?? null] : [];
+  const rot = (sql: string): string => (d.rotation ? sql : "");
   for (;;) {
     const row = yield* get<{ latest: number }>(`SELECT latest FROM secrets WHERE name = ?${d.forUpdate}`, name);
     const latest = row?.latest ?? 0;
@@ -122,7 +150,7 @@ export function* write(d: Dialect, request: OpWriteRequest): Op<{ version: numbe
     const claimed = row !== undefined || (yield* run(
       `INSERT INTO secrets (name, latest, deleted_at, description, ${rot("rotation_s, ")}created_at, created_by, updated_at, updated_by)
        VALUES (?, 1, NULL, ?, ${rot("?, ")}?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
-      name, description, ...(rotation === undefined ? [] : [rotation]), now, actor, now, actor,
+      name, description, ...rotation, now, actor, now, actor,
     )) > 0;
     if (!claimed) continue;
     const sealed = checkSealed(request.seal(version));
@@ -132,7 +160,7 @@ export function* write(d: Dialect, request: OpWriteRequest): Op<{ version: numbe
       yield* run(
         `UPDATE secrets SET latest = ?, deleted_at = NULL, description = coalesce(?, description),
            ${rot("rotation_s = coalesce(?, rotation_s), ")}updated_at = ?, updated_by = ? WHERE name = ?`,
-        version, description, ...(rotation === undefined ? [] : [rotation]), now, actor, name,
+        version, description, ...rotation, now, actor, name,
       );
     }
     const [audit] = yield* appendAudit(d, [{ at: now, actor, action: request.action ?? "secret.write", name, version, detail }]);
@@ -153,11 +181,13 @@ export function* list(prefix: string, deleted = false): Op<SecretRow[]> {
 
 export function* versions(name: string): Op<StoredVersionInfo[] | undefined> {
   // One statement, so the secret's state and its versions come from one snapshot.
-  const rows = yield* all<VersionInfoRow>(
+  const rows = yield* all<{ version: number; created_at: string; created_by: string; latest: number; deleted_at: string | null }>(
     `SELECT v.version, v.created_at, v.created_by, s.latest, s.deleted_at
      FROM secrets s JOIN versions v ON v.name = s.name WHERE s.name = ? ORDER BY v.version`, name,
   );
-  return rows.length === 0 ? undefined : rows.map(versionInfoFromRow);
+  return rows.length === 0 ? undefined : rows.map((r) => ({
+    version: r.version, createdAt: r.created_at, createdBy: r.created_by, current: r.deleted_at === null && r.version === r.latest,
+  }));
 }
 
 export function* remove(

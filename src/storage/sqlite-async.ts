@@ -1,12 +1,8 @@
 /**
- * The SQLite driver's asynchronous face (docs/design.md §7): the storage seam the server uses,
- * a thin wrapper over the synchronous core (`sqlite.ts`). node:sqlite is synchronous, so every
- * method does its work before it returns and hands back a settled promise; within one process
- * calls never interleave. Other processes on the same file (a second `coffer serve`, `coffer
- * server` admin commands) are serialised by SQLite's write lock.
- *
- * Audit batches of reads and denials ({@link ServerStorage.appendAudit}) commit with
- * `synchronous = NORMAL`; every other write fsyncs (see `sqlite.ts`).
+ * The SQLite driver's asynchronous face (docs/design.md §7): the storage seam the server uses over
+ * the synchronous core (`sqlite.ts`). Every method does its work before it returns a settled
+ * promise, so within one process calls never interleave; other processes on the same file (a
+ * second `coffer serve`, `coffer server` admin commands) are serialised by SQLite's write lock.
  */
 import { dirname } from "node:path";
 import { CofferError } from "../errors.ts";
