@@ -154,8 +154,6 @@ export class PgPool {
   }
 }
 
-// The error map.
-
 /**
  * `url` as a message may show it (its password and secret parameters as `***`), and those
  * secrets (encoded and decoded), which a message must never show.

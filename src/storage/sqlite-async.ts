@@ -13,12 +13,6 @@ import { closedError } from "./checks.ts";
 import { storageOver } from "./seam.ts";
 import type { ServerStorage } from "./types.ts";
 
-/** Options of {@link openSqliteStorage}. */
-export interface SqliteStorageOptions {
-  /** how long a write waits for another process's lock before E_BUSY (default 15 s) */
-  busyTimeoutMs?: number;
-}
-
 /**
  * Creates the server's database file at `path`: mode 0600 whatever the umask, the schema, and a
  * fresh random 16-byte store id in `meta`. The file appears complete or not at all.
@@ -40,11 +34,12 @@ export async function createSqliteStorage(path: string): Promise<void> {
 
 /**
  * Opens the server's database at `path`, brings its schema up to date and returns the storage.
+ * @param options.busyTimeoutMs - how long a write waits for another process's lock before E_BUSY (default 15 s)
  * @throws CofferError E_NOT_INITIALIZED when there is no file, E_PERMISSIONS when it is
  *   readable by others, E_INTEGRITY when it is not a coffer server database (or a newer one's),
  *   E_BUSY when another process holds its lock too long
  */
-export async function openSqliteStorage(path: string, options: SqliteStorageOptions = {}): Promise<ServerStorage> {
+export async function openSqliteStorage(path: string, options: { busyTimeoutMs?: number } = {}): Promise<ServerStorage> {
   const busyTimeoutMs = options.busyTimeoutMs ?? 15_000;
   if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw new TypeError("busyTimeoutMs must be a whole number of milliseconds ≥ 0");
   assertPrivateOr(path, "server database", () =>
