@@ -1,13 +1,14 @@
 /**
- * What the two storage drivers (`sqlite.ts`, `postgres.ts`) share: the checks of what a caller
- * hands in, the migrate rule's refusal, the mapping of rows, and the key range of a name prefix.
- * None of it touches a database, so both drivers refuse the same inputs with the same messages.
+ * What the two storage drivers (`sqlite.ts`, `postgres.ts`) share besides `ops.ts`: the checks of
+ * what a caller hands in, the migrate rule's refusal, a listed secret's row and the audit chain's
+ * paged verification. None of it touches a database, so both drivers refuse the same inputs with
+ * the same messages.
  */
 import { CofferError } from "../errors.ts";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { ChainVerifier, type AuditRecord, type AuditVerification } from "../core/audit.ts";
 import { assertVersion } from "../core/names.ts";
-import { AUDIT_VERIFY_PAGE, type AuditInput, type AuditVerifyOptions, type SealedValue, type StoredSecretInfo, type StoredToken, type StoredVersionInfo, type WriteRequest } from "./types.ts";
+import { AUDIT_VERIFY_PAGE, type AuditInput, type AuditVerifyOptions, type SealedValue, type StoredSecretInfo, type StoredToken, type WriteRequest } from "./types.ts";
 
 /**
  * The migrate rule's one refusal, for every dialect (and a backup's snapshot): a database
@@ -23,11 +24,6 @@ export function refuseNewer(found: number, known: number, what: string): void {
 
 /** The audit table's columns, in the order both drivers select and insert them. */
 export const AUDIT_COLUMNS = "seq, at, actor, action, name, version, detail, hash";
-/** The tokens table's columns, in the order of {@link TokenRow}. */
-export const TOKEN_COLUMNS = "id, name, hash, roles, created_at, created_by, expires_at, revoked_at";
-
-/** A token row as an array, in {@link TOKEN_COLUMNS} order (the hash as the driver reads bytes). */
-export type TokenRow = readonly [string, string, Uint8Array, string, string, string, string | null, string | null];
 
 /** A `secrets` row (`rotation_s` only in a local store). */
 export interface SecretRow {
@@ -40,15 +36,6 @@ export interface SecretRow {
   created_by: string;
   updated_at: string;
   updated_by: string;
-}
-
-/** A row of `versions` joined with its secret's state, as `versions` selects it. */
-export interface VersionInfoRow {
-  version: number;
-  created_at: string;
-  created_by: string;
-  latest: number;
-  deleted_at: string | null;
 }
 
 /** The error of any call on a closed storage. */
@@ -65,9 +52,7 @@ export function checkActor(op: string, actor: unknown): asserts actor is string 
  * Checks a `write` request (name, actor, ifVersion, audit detail) and gives what the driver
  * uses of it: the description null when absent, the detail normalised.
  */
-export function checkWriteRequest(request: WriteRequest): {
-  name: string; actor: string; ifVersion: number | undefined; description: string | null; detail: Record<string, unknown> | null;
-} {
+export function checkWriteRequest(request: WriteRequest) {
   const { name, actor, ifVersion } = request;
   if (typeof name !== "string" || name === "") throw new TypeError("write: name must be a non-empty string");
   checkActor("write", actor);
@@ -88,7 +73,7 @@ export function checkSealed(sealed: SealedValue): SealedValue {
 }
 
 /** Whether `s` is an ISO 8601 UTC time exactly as `Date.prototype.toISOString()` writes it. */
-export function isIsoUtc(s: unknown): s is string {
+function isIsoUtc(s: unknown): s is string {
   if (typeof s !== "string" || s.length !== 24) return false;
   const t = Date.parse(s);
   return !Number.isNaN(t) && new Date(t).toISOString() === s;
@@ -150,53 +135,10 @@ export function checkToken(t: StoredToken): void {
   if (t.revokedAt !== null && !isIsoUtc(t.revokedAt)) throw new TypeError("createToken: revokedAt must be an ISO 8601 UTC time or null");
 }
 
-/** A token row (in {@link TOKEN_COLUMNS} order) as a {@link StoredToken}. */
-export function tokenFromRow(r: TokenRow): StoredToken {
-  return {
-    id: r[0], name: r[1], hash: r[2], roles: JSON.parse(r[3]) as string[],
-    createdAt: r[4], createdBy: r[5], expiresAt: r[6], revokedAt: r[7],
-  };
-}
-
 /** A listed secret's row as a {@link StoredSecretInfo}. */
 export function secretInfoFromRow(r: SecretRow): StoredSecretInfo {
-  return {
-    name: r.name,
-    version: r.latest,
-    description: r.description,
-    createdAt: r.created_at,
-    createdBy: r.created_by,
-    updatedAt: r.updated_at,
-    updatedBy: r.updated_by,
-  };
-}
-
-/** A version's row as a {@link StoredVersionInfo}: current when it is the latest of a secret not deleted. */
-export function versionInfoFromRow(r: VersionInfoRow): StoredVersionInfo {
-  return {
-    version: r.version,
-    createdAt: r.created_at,
-    createdBy: r.created_by,
-    current: r.deleted_at === null && r.version === r.latest,
-  };
-}
-
-/**
- * The smallest string greater than every string that starts with `prefix` in code point order,
- * or null when there is none. Code point order is UTF-8 byte order, which is how both drivers
- * compare names: SQLite's BINARY collation, and PostgreSQL's `COLLATE "C"` on UTF-8.
- */
-export function prefixEnd(prefix: string): string | null {
-  const cps = Array.from(prefix);
-  while (cps.length > 0) {
-    const last = cps.pop()!.codePointAt(0)!;
-    if (last < 0x10ffff) {
-      const next = last + 1 === 0xd800 ? 0xe000 : last + 1;
-      cps.push(String.fromCodePoint(next));
-      return cps.join("");
-    }
-  }
-  return null;
+  const { name, latest: version, description } = r;
+  return { name, version, description, createdAt: r.created_at, createdBy: r.created_by, updatedAt: r.updated_at, updatedBy: r.updated_by };
 }
 
 /**

@@ -14,9 +14,9 @@ import { assertVersion } from "../core/names.ts";
 import { chainHash, GENESIS_HASH, recordFromRow, type AuditRecord, type AuditRow } from "../core/audit.ts";
 import {
   AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkWriteRequest, normalizeDetail,
-  prefixEnd, TOKEN_COLUMNS, tokenFromRow, versionInfoFromRow, type SecretRow, type TokenRow, type VersionInfoRow,
+  type SecretRow,
 } from "./checks.ts";
-import type { AuditInput, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest } from "./types.ts";
+import type { AuditInput, SealedValue, ServerStorage, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest } from "./types.ts";
 
 /** One statement for the driver to run: `get` gives the first row, `all` every row, `run` the rows changed. */
 export interface Query {
@@ -66,6 +66,34 @@ function* run(sql: string, ...params: unknown[]): Op<number> {
   return Number(yield { sql, params, mode: "run" });
 }
 
+const TOKEN_COLUMNS = "id, name, hash, roles, created_at, created_by, expires_at, revoked_at";
+// A token row as an array, in TOKEN_COLUMNS order (the hash as the driver reads bytes).
+type TokenRow = readonly [string, string, Uint8Array, string, string, string, string | null, string | null];
+function tokenFromRow(r: TokenRow): StoredToken {
+  return {
+    id: r[0], name: r[1], hash: r[2], roles: JSON.parse(r[3]) as string[],
+    createdAt: r[4], createdBy: r[5], expiresAt: r[6], revokedAt: r[7],
+  };
+}
+
+/**
+ * The smallest string greater than every string that starts with `prefix` in code point order,
+ * or null when there is none. Code point order is UTF-8 byte order, which is how both drivers
+ * compare names: SQLite's BINARY collation, and PostgreSQL's `COLLATE "C"` on UTF-8.
+ */
+function prefixEnd(prefix: string): string | null {
+  const cps = Array.from(prefix);
+  while (cps.length > 0) {
+    const last = cps.pop()!.codePointAt(0)!;
+    if (last < 0x10ffff) {
+      const next = last + 1 === 0xd800 ? 0xe000 : last + 1;
+      cps.push(String.fromCodePoint(next));
+      return cps.join("");
+    }
+  }
+  return null;
+}
+
 export function* getMeta(key: string): Op<string | undefined> {
   return (yield* get<{ value: string }>("SELECT value FROM meta WHERE key = ?", key))?.value;
 }
@@ -80,21 +108,20 @@ export function* setMeta(key: string, value: string, ifAbsent: boolean): Op<stri
   return (yield* getMeta(key))!;
 }
 
+type VersionRow = SealedValue & { version: number; created_at: string; created_by: string; removed_at: string | null };
+const VERSION = "SELECT version, nonce, ciphertext, created_at, created_by, removed_at FROM versions WHERE name = ?";
+function stored(name: string, r: VersionRow | undefined): StoredVersion | undefined {
+  return r && { name, version: r.version, nonce: r.nonce, ciphertext: r.ciphertext, createdAt: r.created_at, createdBy: r.created_by };
+}
+
 export function* readCurrent(name: string): Op<StoredVersion | undefined> {
-  const row = yield* get<{ version: number; nonce: Uint8Array; ciphertext: Uint8Array; created_at: string; created_by: string; removed_at: string | null }>(
-    "SELECT version, nonce, ciphertext, created_at, created_by, removed_at FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1", name,
-  );
-  if (row === undefined || row.removed_at !== null) return undefined;
-  return { name, version: row.version, nonce: row.nonce, ciphertext: row.ciphertext, createdAt: row.created_at, createdBy: row.created_by };
+  const row = yield* get<VersionRow>(`${VERSION} ORDER BY version DESC LIMIT 1`, name);
+  return row?.removed_at === null ? stored(name, row) : undefined;
 }
 
 export function* readVersion(d: Dialect, name: string, version: number): Op<StoredVersion | undefined> {
   assertVersion(version);
-  if (version > d.maxVersion) return undefined;
-  const row = yield* get<{ nonce: Uint8Array; ciphertext: Uint8Array; created_at: string; created_by: string }>(
-    "SELECT nonce, ciphertext, created_at, created_by FROM versions WHERE name = ? AND version = ?", name, version,
-  );
-  return row === undefined ? undefined : { name, version, nonce: row.nonce, ciphertext: row.ciphertext, createdAt: row.created_at, createdBy: row.created_by };
+  return version > d.maxVersion ? undefined : stored(name, yield* get<VersionRow>(`${VERSION} AND version = ?`, name, version));
 }
 
 export function* state(name: string): Op<{ latest: number; deletedAt: string | null } | undefined> {
@@ -103,16 +130,15 @@ export function* state(name: string): Op<{ latest: number; deletedAt: string | n
 }
 
 /**
- * Writes the next version of a secret (the first creates it; a deleted one comes back) and its
- * audit record. Race-free across PostgreSQL instances: the secret's row is locked, and the first
- * writer of a new name claims it (a concurrent claimer waits for it, finds nothing claimed and
- * goes round again to lock the row it made), so of two writers with the same `ifVersion` one
- * wins and the other gets E_CONFLICT, and versions have no gaps.
+ * {@link ServerStorage.write}. Race-free across PostgreSQL instances: the secret's row is locked,
+ * and the first writer of a new name claims it (a concurrent claimer waits for it, finds nothing
+ * claimed and goes round again to lock the row it made), so of two writers with the same
+ * `ifVersion` one wins and the other gets E_CONFLICT, and versions have no gaps.
  */
 export function* write(d: Dialect, request: OpWriteRequest): Op<{ version: number; audit: AuditRecord }> {
   const { name, actor, ifVersion, description, detail } = checkWriteRequest(request);
-  const rotation = d.rotation ? (request.rotationSeconds ?? null) : undefined;
-  const rot = (sql: string): string => (rotation === undefined ? "" : sql);
+  const rotation = d.rotation ? [request.rotationSeconds ?? null] : [];
+  const rot = (sql: string): string => (d.rotation ? sql : "");
   for (;;) {
     const row = yield* get<{ latest: number }>(`SELECT latest FROM secrets WHERE name = ?${d.forUpdate}`, name);
     const latest = row?.latest ?? 0;
@@ -124,7 +150,7 @@ export function* write(d: Dialect, request: OpWriteRequest): Op<{ version: numbe
     const claimed = row !== undefined || (yield* run(
       `INSERT INTO secrets (name, latest, deleted_at, description, ${rot("rotation_s, ")}created_at, created_by, updated_at, updated_by)
        VALUES (?, 1, NULL, ?, ${rot("?, ")}?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
-      name, description, ...(rotation === undefined ? [] : [rotation]), now, actor, now, actor,
+      name, description, ...rotation, now, actor, now, actor,
     )) > 0;
     if (!claimed) continue;
     const sealed = checkSealed(request.seal(version));
@@ -134,7 +160,7 @@ export function* write(d: Dialect, request: OpWriteRequest): Op<{ version: numbe
       yield* run(
         `UPDATE secrets SET latest = ?, deleted_at = NULL, description = coalesce(?, description),
            ${rot("rotation_s = coalesce(?, rotation_s), ")}updated_at = ?, updated_by = ? WHERE name = ?`,
-        version, description, ...(rotation === undefined ? [] : [rotation]), now, actor, name,
+        version, description, ...rotation, now, actor, name,
       );
     }
     const [audit] = yield* appendAudit(d, [{ at: now, actor, action: request.action ?? "secret.write", name, version, detail }]);
@@ -153,17 +179,17 @@ export function* list(prefix: string, deleted = false): Op<SecretRow[]> {
     : yield* all<SecretRow>(`SELECT * FROM secrets WHERE name >= ? AND name < ?${live} ORDER BY name`, prefix, end);
 }
 
-/** Every version of `name`, oldest first, or undefined when the name was never written. */
 export function* versions(name: string): Op<StoredVersionInfo[] | undefined> {
   // One statement, so the secret's state and its versions come from one snapshot.
-  const rows = yield* all<VersionInfoRow>(
+  const rows = yield* all<{ version: number; created_at: string; created_by: string; latest: number; deleted_at: string | null }>(
     `SELECT v.version, v.created_at, v.created_by, s.latest, s.deleted_at
      FROM secrets s JOIN versions v ON v.name = s.name WHERE s.name = ? ORDER BY v.version`, name,
   );
-  return rows.length === 0 ? undefined : rows.map(versionInfoFromRow);
+  return rows.length === 0 ? undefined : rows.map((r) => ({
+    version: r.version, createdAt: r.created_at, createdBy: r.created_by, current: r.deleted_at === null && r.version === r.latest,
+  }));
 }
 
-/** Soft-deletes a live secret (its versions stay): the latest version, or undefined when there is no live one. */
 export function* remove(
   d: Dialect, name: string, actor: string, auditDetail: Record<string, unknown> | null, action = "secret.delete",
 ): Op<{ version: number } | undefined> {
@@ -180,7 +206,7 @@ export function* remove(
   return { version: row.latest };
 }
 
-/** Stores a new token with audit record `token.create`. @throws CofferError E_CONFLICT */
+/** @throws CofferError E_CONFLICT when the id or the hash is taken */
 export function* createToken(d: Dialect, token: StoredToken, actor: string, auditDetail: Record<string, unknown> | null): Op<void> {
   checkToken(token);
   checkActor("createToken", actor);
@@ -194,7 +220,6 @@ export function* createToken(d: Dialect, token: StoredToken, actor: string, audi
   yield* appendAudit(d, [{ actor, action: "token.create", name: null, version: null, detail }]);
 }
 
-/** The token whose hash is `hash`, or with `id` (revoked and expired ones too: the caller decides). */
 export function* findToken(by: { hash: Uint8Array } | { id: string }): Op<StoredToken | undefined> {
   if ("hash" in by && !(by.hash instanceof Uint8Array)) throw new TypeError("findToken: hash must be bytes");
   if ("id" in by && typeof by.id !== "string") throw new TypeError("findTokenById: id must be a string");
@@ -208,7 +233,6 @@ export function* listTokens(d: Dialect): Op<StoredToken[]> {
   return rows.map(tokenFromRow);
 }
 
-/** Revokes a token with audit record `token.revoke`; false when no unrevoked token has that id. */
 export function* revokeToken(d: Dialect, id: string, actor: string, auditDetail: Record<string, unknown> | null): Op<boolean> {
   checkActor("revokeToken", actor);
   const detail = normalizeDetail({ ...auditDetail, id });
@@ -248,7 +272,6 @@ export function* appendAudit(d: Dialect, entries: readonly AuditInput[]): Op<Aud
   return out;
 }
 
-/** Audit records oldest first: at or after `since`, with seq above `afterSeq`, at most `limit`. */
 export function* auditLog(d: Dialect, options: { since?: Date; afterSeq?: number; limit?: number } = {}): Op<AuditRecord[]> {
   checkAuditLogOptions(options);
   const rows = yield* all<AuditRow>(

@@ -11,7 +11,7 @@ import { FORMAT, SCHEMA_VERSION } from "./sqlite-schema.ts";
 import type { PgPool } from "./postgres-pool.ts";
 
 /** The PostgreSQL schema (version 1): the SQLite schema's tables, prefixed `coffer_`. */
-export const POSTGRES_SCHEMA_SQL = `
+const POSTGRES_SCHEMA_SQL = `
 CREATE TABLE coffer_meta (
   key   TEXT COLLATE "C" PRIMARY KEY,
   value TEXT NOT NULL
@@ -68,7 +68,7 @@ CREATE INDEX coffer_tokens_by_created ON coffer_tokens (created_at, ord);
  * Each entry brings the PostgreSQL schema from version i+1 to i+2, as `sqlite-schema.ts` does for
  * SQLite; the two lists must stay the same length (checked when this module loads).
  */
-export const POSTGRES_MIGRATIONS: readonly string[] = [];
+const POSTGRES_MIGRATIONS: readonly string[] = [];
 
 if (1 + POSTGRES_MIGRATIONS.length !== SCHEMA_VERSION.server) {
   throw new Error(`postgres.ts knows schema ${1 + POSTGRES_MIGRATIONS.length} but sqlite-schema.ts is at ${SCHEMA_VERSION.server}: add the PostgreSQL migration`);
@@ -79,14 +79,13 @@ function lockKey(label: string): string {
   return createHash("sha256").update(label, "utf8").digest().readBigInt64BE(0).toString();
 }
 /** The advisory lock held while migrating. */
-export const MIGRATION_LOCK = lockKey("coffer/migrations");
+const MIGRATION_LOCK = lockKey("coffer/migrations");
 /** The advisory lock held by each transaction that appends to the audit chain. */
 export const AUDIT_LOCK = lockKey("coffer/audit");
 
 /**
  * Creates or migrates the tables and returns the store id, in one transaction under the
- * migration lock: the first of several instances starting together creates the tables and the
- * store id, the others wait and then find them.
+ * migration lock (the first of several instances starting together creates them, the others wait).
  * @param shown - the database's URL without its password, for messages
  * @throws CofferError E_INTEGRITY when it holds another kind of `coffer_meta` or a newer
  *   coffer's schema
@@ -110,14 +109,12 @@ export async function migrate(pool: PgPool, shown: string): Promise<Buffer> {
     for (let v = current; v < known; v++) await client.query(POSTGRES_MIGRATIONS[v - 1]!);
     await client.query("DELETE FROM coffer_schema");
     await client.query("INSERT INTO coffer_schema (version) VALUES ($1)", [known]);
-    const insertMeta = "INSERT INTO coffer_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
-    await client.query(insertMeta, ["format", FORMAT.server]);
-    await client.query(insertMeta, ["store_id", randomBytes(16).toString("hex")]);
-    await client.query(insertMeta, ["created_at", new Date().toISOString()]);
-    const meta = Object.create(null) as Record<string, string>;
-    for (const r of (await client.query<{ key: string; value: string }>("SELECT key, value FROM coffer_meta WHERE key IN ('format', 'store_id')")).rows) {
-      meta[r.key] = r.value;
-    }
+    await client.query(
+      "INSERT INTO coffer_meta (key, value) VALUES ('format', $1), ('store_id', $2), ('created_at', $3) ON CONFLICT (key) DO NOTHING",
+      [FORMAT.server, randomBytes(16).toString("hex"), new Date().toISOString()],
+    );
+    const found = await client.query<{ key: string; value: string }>("SELECT key, value FROM coffer_meta WHERE key IN ('format', 'store_id')");
+    const meta = Object.fromEntries(found.rows.map((r) => [r.key, r.value])) as { format?: string; store_id?: string };
     if (meta.format !== FORMAT.server || meta.store_id === undefined || !/^[0-9a-f]{32}$/.test(meta.store_id)) {
       throw new CofferError("E_INTEGRITY", `${shown} is not a coffer server database of format ${FORMAT.server}`);
     }

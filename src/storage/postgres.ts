@@ -1,35 +1,14 @@
 /**
- * The server's PostgreSQL storage driver (docs/design.md §7): several `coffer serve` instances on one
- * database, through a `pg` pool per instance.
+ * The server's PostgreSQL storage driver (docs/design.md §7): several `coffer serve` instances on
+ * one database, through a `pg` pool per instance (`postgres-pool.ts`), running the operations of
+ * `ops.ts`. How writes and audit appends stay race-free across instances is said there; the
+ * schema and its migrate rule are in `postgres-schema.ts`.
  *
- * Tables: the SQLite driver's (`sqlite-schema.ts`) with a `coffer_` prefix (`postgres-schema.ts`), in the connection's default
- * schema (the first of its `search_path`; choose another with
- * `?options=-c%20search_path%3Dmyschema` in the URL): `coffer_meta`, `coffer_secrets`,
- * `coffer_versions`, `coffer_audit`, `coffer_tokens`, plus `coffer_schema(version)`, the schema
- * version (SQLite's `user_version`). Names and times are `TEXT COLLATE "C"` (code point order,
- * as SQLite's BINARY, so `list` sorts and ranges alike); times are ISO 8601 text exactly as the
- * SQLite driver writes them and audit `detail` is the JSON text that was hashed, so records and
- * chain hashes are byte-for-byte those of the SQLite driver; bytes are BYTEA.
- *
- * Concurrency across instances:
- * - Migrations run at open in one transaction holding `pg_advisory_xact_lock(MIGRATION_LOCK)`,
- *   so instances may start together; the first creates the tables and the store id, the others
- *   wait and then find them.
- * - A write locks its `coffer_secrets` row (`SELECT … FOR UPDATE`); the first writer of a new
- *   name claims it with `INSERT … ON CONFLICT DO NOTHING` (a concurrent claimer waits for it,
- *   then finds the row and locks it), so of two writers with the same `ifVersion` one wins and
- *   the other gets E_CONFLICT, and versions have no gaps.
- * - Every transaction that appends to the audit chain takes `pg_advisory_xact_lock(AUDIT_LOCK)`
- *   just before it reads the chain's tail, and holds it to its commit: appends from all
- *   instances are serialised, seqs have no gaps, each record chains to the one before. Row locks
- *   are always taken before the audit lock, so the two never deadlock.
- *
- * Failures: a lost or refused connection, a server shutting down or starting, a pool that
- * cannot hand out a connection in time → E_UNAVAILABLE ("… retry"); a statement timeout or lock
- * wait → E_BUSY. A broken connection is dropped from the pool (the pool's `error` events are
- * handled: an idle connection killed by a PostgreSQL restart is simply discarded) and later
- * calls get fresh ones, so the server survives a database restart without being restarted.
- * Messages never carry a value or the URL's password.
+ * The tables live in the connection's default schema (the first of its `search_path`; choose
+ * another with `?options=-c%20search_path%3Dmyschema` in the URL). Names and times are
+ * `TEXT COLLATE "C"` (code point order, as SQLite's BINARY, so `list` sorts and ranges alike);
+ * times are ISO 8601 text exactly as the SQLite driver writes them and audit `detail` is the JSON
+ * text that was hashed, so records and chain hashes are byte-for-byte those of the SQLite driver.
  */
 import { CofferError } from "../errors.ts";
 import { AUDIT_LOCK, migrate } from "./postgres-schema.ts";
@@ -37,8 +16,6 @@ import { PgPool, type PostgresStorageOptions, type Queryable } from "./postgres-
 import * as ops from "./ops.ts";
 import { storageOver } from "./seam.ts";
 import type { ServerStorage } from "./types.ts";
-
-export type { PostgresStorageOptions } from "./postgres-pool.ts";
 
 /**
  * Opens the PostgreSQL database at `url`, creates or migrates its tables (under an advisory

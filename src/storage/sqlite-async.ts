@@ -1,14 +1,9 @@
 /**
- * The SQLite driver's asynchronous face (docs/design.md §7): the storage seam the server uses,
- * a thin wrapper over the synchronous core (`sqlite.ts`). node:sqlite is synchronous, so every
- * method does its work before it returns and hands back a settled promise; within one process
- * calls never interleave. Other processes on the same file (a second `coffer serve`, `coffer
- * server` admin commands) are serialised by SQLite's write lock.
- *
- * Audit batches of reads and denials ({@link ServerStorage.appendAudit}) commit with
- * `synchronous = NORMAL`; every other write fsyncs (see `sqlite.ts`).
+ * The SQLite driver's asynchronous face (docs/design.md §7): the storage seam the server uses over
+ * the synchronous core (`sqlite.ts`). Every method does its work before it returns a settled
+ * promise, so within one process calls never interleave; other processes on the same file (a
+ * second `coffer serve`, `coffer server` admin commands) are serialised by SQLite's write lock.
  */
-import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { CofferError } from "../errors.ts";
 import { assertPrivate, shellQuote } from "../core/fs-secure.ts";
@@ -17,12 +12,6 @@ import { mapSqliteError } from "./sqlite-errors.ts";
 import { closedError } from "./checks.ts";
 import { storageOver } from "./seam.ts";
 import type { ServerStorage } from "./types.ts";
-
-/** Options of {@link openSqliteStorage}. */
-export interface SqliteStorageOptions {
-  /** how long a write waits for another process's lock before E_BUSY (default 15 s) */
-  busyTimeoutMs?: number;
-}
 
 /**
  * Creates the server's database file at `path`: mode 0600 whatever the umask, the schema, and a
@@ -38,36 +27,33 @@ export interface SqliteStorageOptions {
  */
 export async function createSqliteStorage(path: string): Promise<void> {
   const dir = dirname(path);
-  try {
-    assertPrivate(dir, "data directory");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new CofferError("E_USAGE", `the data directory ${dir} does not exist; create it with \`mkdir -m 700 ${shellQuote(dir)}\``);
-    }
-    throw err;
-  }
-  if (existsSync(path)) throw new CofferError("E_CONFLICT", `a server database already exists at ${path}; refusing to overwrite it`);
+  assertPrivateOr(dir, "data directory", () =>
+    new CofferError("E_USAGE", `the data directory ${dir} does not exist; create it with \`mkdir -m 700 ${shellQuote(dir)}\``));
   SqliteDriver.create(path, "server");
 }
 
 /**
  * Opens the server's database at `path`, brings its schema up to date and returns the storage.
+ * @param options.busyTimeoutMs - how long a write waits for another process's lock before E_BUSY (default 15 s)
  * @throws CofferError E_NOT_INITIALIZED when there is no file, E_PERMISSIONS when it is
  *   readable by others, E_INTEGRITY when it is not a coffer server database (or a newer one's),
  *   E_BUSY when another process holds its lock too long
  */
-export async function openSqliteStorage(path: string, options: SqliteStorageOptions = {}): Promise<ServerStorage> {
+export async function openSqliteStorage(path: string, options: { busyTimeoutMs?: number } = {}): Promise<ServerStorage> {
   const busyTimeoutMs = options.busyTimeoutMs ?? 15_000;
   if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) throw new TypeError("busyTimeoutMs must be a whole number of milliseconds ≥ 0");
-  try {
-    assertPrivate(path, "server database");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new CofferError("E_NOT_INITIALIZED", `no server database at ${path}; run \`coffer server init --data ${shellQuote(dirname(path))}\``);
-    }
-    throw err;
-  }
+  assertPrivateOr(path, "server database", () =>
+    new CofferError("E_NOT_INITIALIZED", `no server database at ${path}; run \`coffer server init --data ${shellQuote(dirname(path))}\``));
   return sqliteStorage(SqliteDriver.open(path, "server", { busyTimeoutMs }));
+}
+
+// assertPrivate, with `missing()` thrown when there is nothing at `path`.
+function assertPrivateOr(path: string, what: string, missing: () => CofferError): void {
+  try {
+    assertPrivate(path, what);
+  } catch (err) {
+    throw (err as NodeJS.ErrnoException).code === "ENOENT" ? missing() : err;
+  }
 }
 
 const RESOLVED_UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
@@ -92,11 +78,9 @@ export function sqliteStorage(core: SqliteDriver): ServerStorage {
   const storage = storageOver("sqlite", core.storeId, core.dialect, {
     read: (what, op) => run(what, () => core.run(op())),
     tx: (what, op, durable) => run(what, () => core.transaction(() => core.run(op()), durable)),
-    close: () => {
-      if (closed) return Promise.resolve();
+    close: async () => {
       closed = true;
       core.close();
-      return Promise.resolve();
     },
   });
   // The read path: the core's own statement, no closure, no extra promise (the server's hottest call).

@@ -8,16 +8,7 @@ import type { SqliteKind } from "./sqlite-schema.ts";
 const SQLITE_BUSY = 5;
 const SQLITE_LOCKED = 6;
 const SQLITE_CORRUPT = 11;
-/** A constraint failed (a unique key taken). */
-export const SQLITE_CONSTRAINT = 19;
 const SQLITE_NOTADB = 26;
-
-/** SQLite's primary result code of `err`, or undefined when it is not a SQLite error. */
-export function sqlitePrimaryCode(err: unknown): number | undefined {
-  const e = err as { code?: unknown; errcode?: unknown } | null;
-  if (e === null || typeof e !== "object" || e.code !== "ERR_SQLITE_ERROR" || typeof e.errcode !== "number") return undefined;
-  return e.errcode & 0xff;
-}
 
 /**
  * `err` as a CofferError: BUSY/LOCKED → E_BUSY; a file that is not SQLite or is corrupt →
@@ -27,8 +18,9 @@ export function sqlitePrimaryCode(err: unknown): number | undefined {
  * @param what - what the server was doing ("writing a secret"), for its messages
  */
 export function mapSqliteError(err: unknown, kind: SqliteKind, path: string, what?: string): unknown {
-  const primary = sqlitePrimaryCode(err);
-  if (primary === undefined) return err;
+  const e = err as { code?: unknown; errcode?: unknown } | null;
+  if (e === null || typeof e !== "object" || e.code !== "ERR_SQLITE_ERROR" || typeof e.errcode !== "number") return err;
+  const primary = e.errcode & 0xff;
   const server = kind === "server";
   if (primary === SQLITE_BUSY || primary === SQLITE_LOCKED) {
     const message = server

@@ -18,13 +18,6 @@ export interface MemberRow {
   revoked_at: string | null;
 }
 
-/** A secret version exported to a member that is still the secret's current version. */
-export interface ExposureRow {
-  name: string;
-  version: number;
-  exportedAt: string;
-}
-
 export class SharingTables {
   readonly #d: SqliteDriver;
 
@@ -34,9 +27,8 @@ export class SharingTables {
 
   /** A member by name or by card fingerprint. */
   member(by: { name: string } | { fingerprint: string }): MemberRow | undefined {
-    return ("name" in by
-      ? this.#d.stmt("SELECT * FROM members WHERE name = ?").get(by.name)
-      : this.#d.stmt("SELECT * FROM members WHERE fingerprint = ?").get(by.fingerprint)) as MemberRow | undefined;
+    const [column, value] = "name" in by ? ["name", by.name] : ["fingerprint", by.fingerprint];
+    return this.#d.stmt(`SELECT * FROM members WHERE ${column} = ?`).get(value) as MemberRow | undefined;
   }
 
   /** Every member, sorted by name. */
@@ -76,13 +68,13 @@ export class SharingTables {
     for (const s of secrets) insert.run(bundleId, member, s.name, s.version, at, by);
   }
 
-  /** What `member` received that is still current, by name. */
-  exposure(member: string): ExposureRow[] {
+  /** The versions `member` received that are still their secret's current one, by name. */
+  exposure(member: string): { name: string; version: number; exportedAt: string }[] {
     return (this.#d.stmt(
       `SELECT e.name AS name, e.version AS version, max(e.exported_at) AS exportedAt
          FROM exports e JOIN secrets s ON s.name = e.name AND s.latest = e.version
         WHERE e.member = ? GROUP BY e.name, e.version ORDER BY e.name`,
-    ).all(member) as unknown as ExposureRow[]).map((r) => ({ name: r.name, version: r.version, exportedAt: r.exportedAt }));
+    ).all(member) as { name: string; version: number; exportedAt: string }[]).map((r) => ({ name: r.name, version: r.version, exportedAt: r.exportedAt }));
   }
 
   /** The card trusted under `fingerprint`, if any. */

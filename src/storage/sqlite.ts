@@ -1,27 +1,24 @@
 /**
- * The SQLite driver (docs/design.md §7): one synchronous core under both the local store
- * (`src/store/store.ts`, whose `get` must stay synchronous) and the server's SQLite storage (the
- * async face in `sqlite-async.ts`). One file opened with node:sqlite — WAL, a busy timeout,
- * secure_delete — and every change one `BEGIN IMMEDIATE` transaction that carries its own audit
- * record, so a change and its record land together or not at all, concurrent processes
- * serialise cleanly and a killed writer leaves either the whole write or none of it. The audit
- * chain's tail is read inside each write transaction: another process may have appended.
+ * The SQLite driver (docs/design.md §7): one synchronous core under both the local store (whose
+ * `get` must stay synchronous) and the server's SQLite storage (`sqlite-async.ts`). One file
+ * opened with node:sqlite — WAL, a busy timeout, secure_delete — and every change one `BEGIN
+ * IMMEDIATE` transaction that carries its own audit record, so concurrent processes serialise
+ * cleanly and a killed writer leaves either the whole write or none of it. The audit chain's
+ * tail is read inside each write transaction: another process may have appended.
  *
  * Durability: writes commit with `synchronous = FULL` (fsync on every commit); an audit append
  * may ask for `NORMAL` (in WAL mode such a commit survives a crash of the process and the chain
  * stays whole; only a power cut could drop the newest of those records).
  *
- * The operations shared with PostgreSQL (`ops.ts`) run here statement by statement, synchronously
- * ({@link SqliteDriver.run}). The driver only ever sees ciphertext, names, versions, token hashes
- * and audit records; it maps no error (`sqlite-errors.ts` does, above it). The local store's
- * sharing tables are typed statements in `sqlite-sharing.ts`.
+ * The operations of `ops.ts` run here synchronously ({@link SqliteDriver.run}); the methods below
+ * that only run one are documented on {@link ServerStorage}. This maps no error
+ * (`sqlite-errors.ts` does, above it).
  */
 import { randomBytes } from "node:crypto";
 import { linkSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { CofferError } from "../errors.ts";
-import { assertVersion } from "../core/names.ts";
 import { fsyncDir, touchPrivateFile } from "../core/fs-secure.ts";
 import type { AuditRecord, AuditRow } from "../core/audit.ts";
 import { FORMAT, SCHEMA, SCHEMA_VERSION, type SqliteKind } from "./sqlite-schema.ts";
@@ -29,20 +26,11 @@ import { mapSqliteError } from "./sqlite-errors.ts";
 import { SharingTables } from "./sqlite-sharing.ts";
 import { AUDIT_COLUMNS, refuseNewer, type SecretRow } from "./checks.ts";
 import * as ops from "./ops.ts";
-import type { AuditInput, StoredVersion, StoredVersionInfo } from "./types.ts";
-
-
-/** The chain's newest record: how many records, and its hash in hex. */
-export interface ChainTail {
-  count: number;
-  hash: string;
-}
+import type { AuditInput, ServerStorage, StoredVersion, StoredVersionInfo } from "./types.ts";
 
 // Rows as arrays on the hot paths (node:sqlite's row objects are slow dictionaries).
 // [version, nonce, ciphertext, created_at, created_by, removed_at]
 type CurrentRow = [number, Uint8Array, Uint8Array, string, string, string | null];
-// [nonce, ciphertext, created_at, created_by]
-type VersionRow = [Uint8Array, Uint8Array, string, string];
 
 const DIALECT: Record<SqliteKind, ops.Dialect> = Object.fromEntries((["store", "server"] as const).map((kind) => [kind, {
   rotation: kind === "store", forUpdate: "", auditLock: null, auditChunk: 1, tokenOrder: "rowid", noLimit: -1, maxVersion: Number.MAX_SAFE_INTEGER,
@@ -55,8 +43,9 @@ const NOUN: Record<SqliteKind, string> = { store: "store", server: "server datab
 export class SqliteDriver {
   readonly kind: SqliteKind;
   readonly path: string;
+  /** what this file's dialect is, for ops.ts */
+  readonly dialect: ops.Dialect;
   readonly #db: DatabaseSync;
-  readonly #d: ops.Dialect;
   readonly #statements = new Map<string, StatementSync>();
   #sharing: SharingTables | undefined;
   #current: StatementSync | undefined;
@@ -66,12 +55,7 @@ export class SqliteDriver {
     this.#db = db;
     this.kind = kind;
     this.path = path;
-    this.#d = DIALECT[kind];
-  }
-
-  /** What this file's dialect is, for ops.ts. */
-  get dialect(): ops.Dialect {
-    return this.#d;
+    this.dialect = DIALECT[kind];
   }
 
   /** Runs an operation of ops.ts: each statement it yields, on this connection, synchronously. */
@@ -158,24 +142,16 @@ export class SqliteDriver {
 
   /** Switches the file at `path` to WAL (a snapshot made by `VACUUM INTO` is not). */
   static useWal(path: string): void {
-    const db = new DatabaseSync(path);
-    try {
-      db.exec("PRAGMA journal_mode = WAL");
-    } finally {
-      db.close();
-    }
+    withFile(path, (db) => db.exec("PRAGMA journal_mode = WAL"));
   }
 
   /** Live secrets in the file at `path` (only read), or null when it cannot be read. */
   static countLive(path: string): number | null {
     try {
-      const db = new DatabaseSync(path);
-      try {
+      return withFile(path, (db) => {
         db.exec("PRAGMA busy_timeout = 2000");
         return Number((db.prepare("SELECT count(*) AS n FROM secrets WHERE deleted_at IS NULL").get() as { n: number }).n);
-      } finally {
-        db.close();
-      }
+      });
     } catch {
       return null;
     }
@@ -275,7 +251,7 @@ export class SqliteDriver {
     return this.transaction(() => this.run(ops.setMeta(key, value, ifAbsent)));
   }
 
-  /** The newest version of `name`, or undefined when there is none or the secret is deleted. One B-tree search. */
+  /** {@link ServerStorage.readCurrent}: one B-tree search. */
   readCurrent(name: string): StoredVersion | undefined {
     // The hot path: its statement kept in a field, not looked up by its text.
     this.#current ??= this.stmt(
@@ -286,26 +262,17 @@ export class SqliteDriver {
     return { name, version: row[0], nonce: row[1], ciphertext: row[2], createdAt: row[3], createdBy: row[4] };
   }
 
-  /** Version `version` of `name` (also of a deleted secret), or undefined. */
   readVersion(name: string, version: number): StoredVersion | undefined {
-    assertVersion(version);
-    const row = this.stmt("SELECT nonce, ciphertext, created_at, created_by FROM versions WHERE name = ? AND version = ?", true)
-      .get(name, version) as VersionRow | undefined;
-    return row === undefined ? undefined : { name, version, nonce: row[0], ciphertext: row[1], createdAt: row[2], createdBy: row[3] };
+    return this.run(ops.readVersion(this.dialect, name, version));
   }
 
-  /** Whether `name` exists: its latest version and deletion time, or undefined. */
   state(name: string): { latest: number; deletedAt: string | null } | undefined {
     return this.run(ops.state(name));
   }
 
-  /**
-   * Writes the next version of a secret (the first creates it; a deleted one comes back) and its
-   * audit record, in one transaction.
-   * @throws CofferError E_CONFLICT when `ifVersion` does not match
-   */
+  /** @throws CofferError E_CONFLICT when `ifVersion` does not match */
   write(request: ops.OpWriteRequest): { version: number; audit: AuditRecord } {
-    return this.transaction(() => this.run(ops.write(this.#d, request)));
+    return this.transaction(() => this.run(ops.write(this.dialect, request)));
   }
 
   /** Secrets whose names start with `prefix`, sorted by name: live ones, or with `deleted` all. */
@@ -313,17 +280,13 @@ export class SqliteDriver {
     return this.run(ops.list(prefix, options.deleted === true));
   }
 
-  /** Every version of `name`, oldest first, or undefined when the name was never written (or was purged). */
   versions(name: string): StoredVersionInfo[] | undefined {
     return this.run(ops.versions(name));
   }
 
-  /**
-   * Soft-deletes a live secret (its versions stay) with an audit record `action`.
-   * @returns the latest version, or undefined when there is no live secret of that name
-   */
+  /** {@link ServerStorage.remove}, with audit record `action`. */
   remove(name: string, actor: string, auditDetail: Record<string, unknown> | null, action?: string): { version: number } | undefined {
-    return this.transaction(() => this.run(ops.remove(this.#d, name, actor, auditDetail, action)));
+    return this.transaction(() => this.run(ops.remove(this.dialect, name, actor, auditDetail, action)));
   }
 
   /**
@@ -345,14 +308,13 @@ export class SqliteDriver {
     this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   }
 
-  /** Appends records to the audit chain in one transaction (or the one open), in order. */
+  /** {@link ServerStorage.appendAudit}, in the transaction open if there is one. */
   appendAudit(entries: readonly AuditInput[], durable = true): AuditRecord[] {
-    return entries.length === 0 ? [] : this.transaction(() => this.run(ops.appendAudit(this.#d, entries)), durable);
+    return entries.length === 0 ? [] : this.transaction(() => this.run(ops.appendAudit(this.dialect, entries)), durable);
   }
 
-  /** Audit records oldest first: at or after `since`, with seq above `afterSeq`, at most `limit`. */
   auditLog(options: { since?: Date; afterSeq?: number; limit?: number } = {}): AuditRecord[] {
-    return this.run(ops.auditLog(this.#d, options));
+    return this.run(ops.auditLog(this.dialect, options));
   }
 
   /** Every audit row, oldest first, read as they are needed (for `verifyRows`). */
@@ -360,8 +322,8 @@ export class SqliteDriver {
     return this.stmt(`SELECT ${AUDIT_COLUMNS} FROM audit ORDER BY seq`).iterate() as Iterable<AuditRow>;
   }
 
-  /** The chain's newest record, or undefined when it has none. */
-  tail(): ChainTail | undefined {
+  /** The chain's newest record (how many records, and its hash in hex), or undefined when it has none. */
+  tail(): { count: number; hash: string } | undefined {
     const row = this.stmt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").get() as { seq: number; hash: Uint8Array } | undefined;
     return row === undefined ? undefined : { count: Number(row.seq), hash: Buffer.from(row.hash).toString("hex") };
   }
@@ -423,5 +385,15 @@ export class SqliteDriver {
     this.#statements.clear();
     this.#current = undefined;
     if (this.#db.isOpen) this.#db.close();
+  }
+}
+
+// Opens the file at `path` for `fn` alone.
+function withFile<T>(path: string, fn: (db: DatabaseSync) => T): T {
+  const db = new DatabaseSync(path);
+  try {
+    return fn(db);
+  } finally {
+    db.close();
   }
 }

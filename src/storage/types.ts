@@ -1,18 +1,8 @@
 /**
- * The storage seam (docs/design.md §7): one asynchronous interface, two drivers — SQLite
- * (node:sqlite, one file; the default, and, through its synchronous core `sqlite.ts`, the local
- * store's) and PostgreSQL (`pg`, several server instances on one database). The layer above it
- * seals and opens values; a driver only ever sees ciphertext, names, versions, token hashes and
- * audit records.
- *
- * Every method that changes something appends its audit record in the same transaction, so a
- * change and its record land together or not at all. Audit records of reads and denials come
- * through {@link ServerStorage.appendAudit}, which takes a batch (one commit for many
- * concurrent requests).
- *
- * The tables are one schema (`sqlite-schema.ts`; `postgres-schema.ts` prefixes them `coffer_`):
- * secrets, versions and the audit chain, plus `tokens` on a server; the audit chain is one
- * format (`src/core/audit.ts`), so one verifier reads every database.
+ * The storage seam (docs/design.md §7): one asynchronous interface over two drivers, SQLite and
+ * PostgreSQL. A driver only ever sees ciphertext, names, versions, token hashes and audit records.
+ * Every method that changes something appends its audit record in the same transaction; audit
+ * records of reads and denials come through {@link ServerStorage.appendAudit}, in batches.
  */
 import type { AuditRecord, AuditVerification } from "../core/audit.ts";
 
