@@ -37,7 +37,8 @@ export interface Context {
 export interface Command {
   /** the words that name it, e.g. `audit verify` */
   name: string;
-  summary: string;
+  /** the first line of its help, when it says more than main.ts's one-line summary in the command list */
+  summary?: string;
   /** e.g. `NAME [VALUE] [flags]` */
   usage: string;
   /** more lines of help */

@@ -8,7 +8,6 @@ import type { Command } from "../command.ts";
 
 export const agent: Command = {
   name: "agent",
-  summary: "fetch a service's secrets into a dir, signal readiness, reload on change",
   usage:
     "--provider SPEC --dir DIR --secrets ID[=ENV],… [--watch] [--poll-interval 30s] [--on-change ACTION] [--mode 0400] [--owner USER]\n" +
     "       coffer agent --config /etc/coffer/agent.yml --service NAME",

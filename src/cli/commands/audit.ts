@@ -1,11 +1,10 @@
 import { CofferError } from "../../errors.ts";
 import type { Command } from "../command.ts";
 import { parseSince, table } from "../io.ts";
-import { openCliStoreAcceptingHead, printJson, withStore } from "../open.ts";
+import { printJson, withStore } from "../open.ts";
 
 export const audit: Command = {
   name: "audit",
-  summary: "show the audit log",
   usage: "[--since WHEN] [--json]",
   details: "Every change, every CLI read, and later every export, import and delivery; never a value.",
   examples: ["coffer audit", "coffer audit --since 7d", "coffer audit --since 2026-11-01 --json"],
@@ -32,7 +31,6 @@ export const audit: Command = {
 
 export const auditVerify: Command = {
   name: "audit verify",
-  summary: "recompute the audit hash chain",
   usage: "[--json]",
   details: "Exits 0 when every record's hash matches its content and its predecessor, 6 otherwise.",
   examples: ["coffer audit verify"],
@@ -49,7 +47,6 @@ export const auditVerify: Command = {
 
 export const auditAccept: Command = {
   name: "audit accept",
-  summary: "take a store that is older than its signed head, knowingly",
   usage: "[--json]",
   details: [
     "After every write coffer signs the audit chain's head (record count and hash) with your",
@@ -64,13 +61,11 @@ export const auditAccept: Command = {
   flags: { json: { type: "boolean", help: "print the outcome as JSON" } },
   async run(ctx) {
     if (ctx.args.length > 0) throw new CofferError("E_USAGE", "audit accept takes no arguments");
-    const store = await openCliStoreAcceptingHead(ctx);
-    try {
+    await withStore(ctx, (store) => {
       const status = store.headStatus;
       if (status.state !== "diverged") {
         if (ctx.flags.json === true) return printJson(ctx, { accepted: false, head: status.signed });
-        ctx.say(`nothing to accept: the store's audit chain contains its signed head (record ${status.signed.count})`);
-        return;
+        return ctx.say(`nothing to accept: the store's audit chain contains its signed head (record ${status.signed.count})`);
       }
       const verification = store.verifyAudit();
       if (!verification.ok) {
@@ -91,8 +86,6 @@ export const auditAccept: Command = {
         `accepted the store as it is: ${status.found.count} records where ${status.signed.count} were signed on ${status.signed.at}; ` +
           `recorded as audit record ${record.seq} and signed as the new head`,
       );
-    } finally {
-      store.close();
-    }
+    }, { acceptHead: true });
   },
 };

@@ -12,7 +12,6 @@ import { printJson } from "../open.ts";
 
 export const configCheck: Command = {
   name: "config check",
-  summary: "show what .coffer.yml delivers and check that it all resolves",
   usage: "[-e ENV] [--config F] [--verbose] [--json]",
   details: [
     "Prints the plan (variable, provider and reference, files with their modes), then resolves every reference. Values are never printed.",
@@ -75,7 +74,6 @@ function tokenSources(plan: DeliveryPlan, env: NodeJS.ProcessEnv): { provider: s
 
 export const configSchema: Command = {
   name: "config schema",
-  summary: "print the JSON Schema of .coffer.yml for editors",
   usage: "",
   details: "Point your editor's YAML support at it, e.g. `# yaml-language-server: $schema=coffer.schema.json`.",
   examples: ["coffer config schema > coffer.schema.json"],

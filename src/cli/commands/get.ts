@@ -5,7 +5,6 @@ import { jsonValue } from "../../core/secret.ts";
 
 export const get: Command = {
   name: "get",
-  summary: "print a secret's value",
   usage: "NAME [--version N] [--json]",
   details: [
     "Prints the value exactly as stored; a newline is added only when stdout is a terminal.",
@@ -22,7 +21,7 @@ export const get: Command = {
     json: { type: "boolean", help: "print {name, version, updatedAt, value} as JSON (valueBase64 for binary)" },
   },
   async run(ctx) {
-    const name = await oneArg(ctx, "NAME", "get NAME [--version N]");
+    const name = oneArg(ctx, "NAME", "get NAME [--version N]");
     const version = typeof ctx.flags.version === "string" ? parseWhole(ctx.flags.version, "--version", 1) : undefined;
     await withStore(ctx, (store) => {
       const secret = store.get(name, version === undefined ? {} : { version });

@@ -4,12 +4,11 @@ import { oneArg, printJson, withStore } from "../open.ts";
 
 export const history: Command = {
   name: "history",
-  summary: "list a secret's versions",
   usage: "NAME [--json]",
   examples: ["coffer history db/prod/password", "coffer get db/prod/password --version 2"],
   flags: { json: { type: "boolean", help: "print the versions as JSON" } },
   async run(ctx) {
-    const name = await oneArg(ctx, "NAME", "history NAME");
+    const name = oneArg(ctx, "NAME", "history NAME");
     const versions = await withStore(ctx, (s) => s.history(name));
     if (ctx.flags.json === true) return printJson(ctx, versions);
     ctx.out(

@@ -5,14 +5,13 @@ import { importBundle } from "../../sharing/sharing.ts";
 import { importDotenv } from "../../sharing/import-dotenv.ts";
 import type { Command, Context } from "../command.ts";
 import { confirm, printable, readAllBounded } from "../io.ts";
-import { openIdentityAndStore, printJson, withStore } from "../open.ts";
+import { printJson, withStore } from "../open.ts";
 
 /** The largest .env file `import --dotenv` reads: 1 MiB, as for project files. */
 const MAX_DOTENV_BYTES = 1024 * 1024;
 
 export const importCmd: Command = {
   name: "import",
-  summary: "import a bundle from a trusted sender, or a .env file",
   usage: "FILE [--trust FINGERPRINT] [--force] [--json] | --dotenv FILE [--prefix P]",
   details: [
     "A bundle is checked in order: addressed to you and untampered, signature, trusted sender,",
@@ -40,7 +39,7 @@ export const importCmd: Command = {
     if (ctx.args.length !== 1) throw new CofferError("E_USAGE", "usage: coffer import FILE (or --dotenv FILE)");
     const file = await readInput(ctx, ctx.args[0]!, MAX_BUNDLE_BYTES, "64 MiB");
     const trust = typeof ctx.flags.trust === "string" ? ctx.flags.trust : undefined;
-    const result = await openIdentityAndStore(ctx, (store, identity) =>
+    const result = await withStore(ctx, (store, identity) =>
       importBundle(store, identity, file, {
         ...(trust !== undefined && { trust }),
         force: ctx.flags.force === true,

@@ -5,7 +5,6 @@ import { printJson, withStore } from "../open.ts";
 
 export const list: Command = {
   name: "list",
-  summary: "list secrets (names and metadata, never values)",
   usage: "[PREFIX] [--deleted] [--json]",
   examples: ["coffer list", "coffer list db/", "coffer list --json | jq -r '.[].name'"],
   flags: {

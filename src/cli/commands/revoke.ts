@@ -5,7 +5,6 @@ import { oneArg, printJson, withStore } from "../open.ts";
 
 export const revoke: Command = {
   name: "revoke",
-  summary: "cut a member off and list the secrets to rotate",
   usage: "NAME [--json]",
   details: [
     "Marks the member revoked (no further exports) and removes their grants. Prints every secret",
@@ -15,7 +14,7 @@ export const revoke: Command = {
   examples: ["coffer revoke bob", "coffer revoke bob --json | jq -r '.toRotate[].name'"],
   flags: { json: { type: "boolean", help: "print {member, revokedAt, toRotate[]} as JSON" } },
   async run(ctx) {
-    const name = await oneArg(ctx, "NAME", "revoke NAME");
+    const name = oneArg(ctx, "NAME", "revoke NAME");
     const result = await withStore(ctx, (s) => revokeMember(s, name));
     if (ctx.flags.json === true) return printJson(ctx, result);
     ctx.say(`revoked ${name}`);

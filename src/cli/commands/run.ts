@@ -10,7 +10,6 @@ import { auditDelivery, DELIVERY_FLAGS, loadPlan, openProviders } from "../deliv
 
 export const run: Command = {
   name: "run",
-  summary: "run a command with the secrets of an environment (.coffer.yml)",
   usage: "[-e ENV] [--config F] [--mask] [--dir D] [--watch [--restart-grace 10s]] -- CMD [ARGS…]",
   details: [
     "Resolves every secret the environment names first; if any fails, CMD is not started.",

@@ -7,7 +7,6 @@ import { printJson, withStore } from "../open.ts";
 
 export const set: Command = {
   name: "set",
-  summary: "write a new version of a secret",
   usage: "NAME [VALUE] [--prompt | --from-file F | --generate] [flags]",
   details: [
     "The value comes from stdin when piped, byte for byte (`echo` adds a newline; use printf '%s'),",

@@ -5,7 +5,6 @@ import { printJson } from "../open.ts";
 
 export const trust: Command = {
   name: "trust",
-  summary: "obey the .coffer.yml of a directory another user owns (like git's safe.directory)",
   usage: "DIR | --list | --remove DIR [--json]",
   details: [
     "coffer obeys a project file only when you or root own it and its directory and others cannot",

@@ -45,7 +45,6 @@ function absoluteProgram(ctx: Context, program: string): string {
 
 export const units: Command = {
   name: "units",
-  summary: "render systemd units that give a service its secrets",
   usage: "--name NAME --exec CMD --secrets IDS (--provider SPEC | --config F) --out DIR [--style side-car|credentials] [--user USER] [--coffer \"NODE BIN\"] [--force]",
   details: [
     "Writes NAME-secrets.service (runs `coffer agent`, which fetches the secrets, signals readiness",
