@@ -5,6 +5,7 @@
 import { basename, resolve } from "node:path";
 import { findConfig, loadConfig, planFor } from "../config/load.ts";
 import type { DeliveryPlan } from "../config/plan.ts";
+import { disposeResolved, resolvePlan, type ResolvedPlan } from "../deliver/resolve.ts";
 import { ProviderSet } from "../providers/index.ts";
 import type { Command, Context } from "./command.ts";
 import { promptHidden } from "./io.ts";
@@ -39,14 +40,27 @@ export function loadPlan(ctx: Context): DeliveryPlan {
   return plan;
 }
 
-/** The providers a plan names, created as they are first used. */
-export function openProviders(ctx: Context, plan: DeliveryPlan): ProviderSet {
-  return new ProviderSet(plan.providers, {
+/**
+ * Opens the providers the plan names (each created as it is first used), resolves every
+ * reference and runs `fn`; the values are disposed and the providers closed however it ends.
+ */
+export async function withResolved<T>(ctx: Context, plan: DeliveryPlan, fn: (resolved: ResolvedPlan, providers: ProviderSet) => T | Promise<T>): Promise<T> {
+  const providers = new ProviderSet(plan.providers, {
     env: ctx.env,
     ...(ctx.store !== undefined && { storePath: ctx.store }),
     passphrase: () => promptHidden("passphrase for your coffer identity: "),
     progress: (m) => ctx.say(m),
   });
+  try {
+    const resolved = await resolvePlan(plan, providers);
+    try {
+      return await fn(resolved, providers);
+    } finally {
+      disposeResolved(resolved);
+    }
+  } finally {
+    await providers.close();
+  }
 }
 
 /**

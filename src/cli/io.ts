@@ -2,7 +2,7 @@
  * Terminal and stream helpers of the CLI: no-echo prompts on the controlling terminal,
  * bounded stdin reads, confirmations, tables.
  */
-import { closeSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, createReadStream, openSync, readSync, statSync, writeSync } from "node:fs";
 import { CofferError } from "../errors.ts";
 import { parseDuration, requireDuration } from "../core/durations.ts";
 
@@ -160,6 +160,25 @@ export async function readAllBounded(stream: NodeJS.ReadableStream, max: number,
   const all = Buffer.concat(chunks);
   for (const c of chunks) c.fill(0);
   return all;
+}
+
+/**
+ * Reads the file at `path` without ever holding more than `max` bytes: a regular file is refused
+ * by its size before it is read, anything else (a FIFO) stops being read once it passes the limit.
+ * @param human - the limit in words for the messages, e.g. `64 MiB`
+ * @throws CofferError E_INVALID_VALUE when too large or unreadable
+ */
+export async function readFileBounded(path: string, max: number, human?: string): Promise<Buffer> {
+  try {
+    const st = statSync(path);
+    if (st.isFile() && st.size > max) {
+      throw new CofferError("E_INVALID_VALUE", `invalid value: ${path} is ${st.size} bytes, over the limit of ${max} bytes${human === undefined ? "" : ` (${human})`}`);
+    }
+    return await readAllBounded(createReadStream(path), max, human === undefined ? path : `${path} (at most ${human})`);
+  } catch (err) {
+    if (err instanceof CofferError) throw err;
+    throw new CofferError("E_INVALID_VALUE", `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
+  }
 }
 
 /** Renders rows as left-aligned columns. */

@@ -4,10 +4,9 @@ import { CONFIG_JSON_SCHEMA } from "../../config/schema.ts";
 import { describeRef } from "../../providers/provider.ts";
 import type { DeliveryPlan } from "../../config/plan.ts";
 import { loadToken } from "../../client/token-file.ts";
-import { disposeResolved, resolvePlan } from "../../deliver/resolve.ts";
 import type { Command } from "../command.ts";
 import { table } from "../io.ts";
-import { DELIVERY_FLAGS, loadPlan, openProviders } from "../delivery.ts";
+import { DELIVERY_FLAGS, loadPlan, withResolved } from "../delivery.ts";
 import { printJson } from "../open.ts";
 
 export const configCheck: Command = {
@@ -28,12 +27,7 @@ export const configCheck: Command = {
     const plan = loadPlan(ctx);
     const tokens = ctx.flags.verbose === true ? tokenSources(plan, ctx.env) : undefined;
     for (const t of tokens ?? []) ctx.say(`provider ${t.provider} (${t.type}): token sent to ${t.to}, from ${t.from}`);
-    const providers = openProviders(ctx, plan);
-    try {
-      disposeResolved(await resolvePlan(plan, providers));
-    } finally {
-      await providers.close();
-    }
+    await withResolved(ctx, plan, () => {});
     const rows = [
       ...plan.env.map((e) => ({ variable: e.variable, as: "env", ref: describeRef(e.ref), line: e.line })),
       ...plan.files.map((f) => ({ variable: f.variable, as: `file ${f.mode.toString(8).padStart(4, "0")}`, ref: describeRef(f.ref), line: f.line })),

@@ -1,10 +1,9 @@
-import { createReadStream, statSync } from "node:fs";
 import { CofferError } from "../../errors.ts";
 import { MAX_BUNDLE_BYTES } from "../../sharing/bundle.ts";
 import { importBundle } from "../../sharing/sharing.ts";
 import { importDotenv } from "../../sharing/import-dotenv.ts";
 import type { Command, Context } from "../command.ts";
-import { confirm, printable, readAllBounded } from "../io.ts";
+import { confirm, printable, readAllBounded, readFileBounded } from "../io.ts";
 import { printJson, withStore } from "../open.ts";
 
 /** The largest .env file `import --dotenv` reads: 1 MiB, as for project files. */
@@ -72,18 +71,6 @@ async function runDotenv(ctx: Context, path: string): Promise<void> {
   ctx.say(`imported ${result.written.length} variable${result.written.length === 1 ? "" : "s"} from ${path}`);
 }
 
-// Never more than `max` bytes in memory: a regular file is refused by its size before it is
-// read, anything else (stdin, a FIFO) stops being read once it passes the limit.
-async function readInput(ctx: Context, path: string, max: number, human: string): Promise<Buffer> {
-  if (path === "-") return readAllBounded(ctx.io.stdin, max, `stdin (at most ${human})`);
-  try {
-    const st = statSync(path);
-    if (st.isFile() && st.size > max) {
-      throw new CofferError("E_INVALID_VALUE", `invalid value: ${path} is ${st.size} bytes, over the limit of ${max} bytes (${human})`);
-    }
-    return await readAllBounded(createReadStream(path), max, `${path} (at most ${human})`);
-  } catch (err) {
-    if (err instanceof CofferError) throw err;
-    throw new CofferError("E_INVALID_VALUE", `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
-  }
+function readInput(ctx: Context, path: string, max: number, human: string): Promise<Buffer> {
+  return path === "-" ? readAllBounded(ctx.io.stdin, max, `stdin (at most ${human})`) : readFileBounded(path, max, human);
 }
