@@ -9,6 +9,7 @@ import { disposeResolved, resolvePlan, type ResolvedPlan } from "../deliver/reso
 import { ProviderSet } from "../providers/index.ts";
 import type { Command, Context } from "./command.ts";
 import { promptHidden } from "./io.ts";
+import { stringFlag } from "./open.ts";
 
 /** The flags every delivery command takes. */
 export const DELIVERY_FLAGS: Command["flags"] = {
@@ -18,7 +19,7 @@ export const DELIVERY_FLAGS: Command["flags"] = {
 
 /** The project file a delivery command uses: `--config F`, or the one found from here up. */
 export function projectFile(ctx: Context): string {
-  return typeof ctx.flags.config === "string" ? ctx.flags.config : findConfig(process.cwd(), { env: ctx.env });
+  return stringFlag(ctx, "config") ?? findConfig(process.cwd(), { env: ctx.env });
 }
 
 /** The project file's absolute path: what `load` records its dirs under, for `load --clean`. */
@@ -32,7 +33,7 @@ export function projectKey(ctx: Context): string {
  */
 export function loadPlan(ctx: Context): DeliveryPlan {
   const config = loadConfig(projectFile(ctx), { env: ctx.env });
-  const plan = planFor(config, typeof ctx.flags.env === "string" ? ctx.flags.env : undefined, ctx.env);
+  const plan = planFor(config, stringFlag(ctx, "env"), ctx.env);
   if (plan.dangerous !== undefined) {
     const names = plan.dangerous.join(", ");
     ctx.say(`coffer: warning: ${plan.file} sets ${names}, which ${plan.dangerous.length === 1 ? "changes" : "change"} how programs load or run (allowed by its allowDangerous:)`);

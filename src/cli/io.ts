@@ -35,6 +35,15 @@ export function printable(s: string, keepNewlines = false): string {
   });
 }
 
+/** The controlling terminal, open for reading and writing, or E_CANCELLED with `message`. */
+function openTty(message: string): number {
+  try {
+    return openSync("/dev/tty", "r+");
+  } catch {
+    throw new CofferError("E_CANCELLED", message);
+  }
+}
+
 /**
  * Asks questions on the controlling terminal (`/dev/tty`, so it works while stdin is piped)
  * without echoing the answers. One terminal session for all of them: input typed ahead is
@@ -42,12 +51,7 @@ export function printable(s: string, keepNewlines = false): string {
  * @throws CofferError E_CANCELLED when there is no terminal, or on Ctrl-C / Ctrl-D
  */
 export async function withHiddenPrompt<T>(fn: (ask: (question: string) => Promise<string>) => Promise<T>): Promise<T> {
-  let fd: number;
-  try {
-    fd = openSync("/dev/tty", "r+");
-  } catch {
-    throw new CofferError("E_CANCELLED", "no terminal to ask on; give the input another way (see --help)");
-  }
+  const fd = openTty("no terminal to ask on; give the input another way (see --help)");
   const { ReadStream } = await import("node:tty");
   const input = new ReadStream(fd);
   input.setRawMode(true);
@@ -125,12 +129,7 @@ export function promptTwice(what: string): Promise<string> {
  * `flag`, the way to say yes non-interactively.
  */
 export async function confirm(question: string, flag: string): Promise<boolean> {
-  let fd: number;
-  try {
-    fd = openSync("/dev/tty", "r+");
-  } catch {
-    throw new CofferError("E_CANCELLED", `no terminal to confirm on; pass ${flag} to go ahead`);
-  }
+  const fd = openTty(`no terminal to confirm on; pass ${flag} to go ahead`);
   try {
     writeSync(fd, `${printable(question)} [y/N] `);
     const buf = Buffer.alloc(256);
@@ -179,6 +178,11 @@ export async function readFileBounded(path: string, max: number, human?: string)
     if (err instanceof CofferError) throw err;
     throw new CofferError("E_INVALID_VALUE", `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
   }
+}
+
+/** An ISO timestamp without its fraction of a second, for tables. */
+export function wholeSeconds(iso: string): string {
+  return iso.replace(/\.\d+Z$/, "Z");
 }
 
 /** Renders rows as left-aligned columns. */

@@ -45,6 +45,12 @@ export async function withStore<T>(
   }
 }
 
+/** A string flag's value (parseArgs gives a string flag a string, or nothing). */
+export function stringFlag(ctx: Context, name: string): string | undefined {
+  const v = ctx.flags[name];
+  return typeof v === "string" ? v : undefined;
+}
+
 /** Prints `value` as JSON on stdout, one document and a newline. */
 export function printJson(ctx: Context, value: unknown): void {
   ctx.out(`${JSON.stringify(value, null, 2)}\n`);

@@ -1,6 +1,6 @@
 import { CofferError } from "../../errors.ts";
 import type { Command } from "../command.ts";
-import { parseSince, table } from "../io.ts";
+import { parseSince, table, wholeSeconds } from "../io.ts";
 import { printJson, withStore } from "../open.ts";
 
 export const audit: Command = {
@@ -17,15 +17,11 @@ export const audit: Command = {
     const since = typeof ctx.flags.since === "string" ? parseSince(ctx.flags.since) : undefined;
     const records = await withStore(ctx, (s) => s.auditLog(since === undefined ? {} : { since }));
     if (ctx.flags.json === true) return printJson(ctx, records);
-    ctx.out(
-      table(
-        ["SEQ", "AT", "ACTOR", "ACTION", "NAME", "VERSION", "DETAIL"],
-        records.map((r) => [
-          String(r.seq), r.at.replace(/\.\d+Z$/, "Z"), r.actor, r.action, r.name ?? "",
-          r.version === null ? "" : String(r.version), r.detail === null ? "" : JSON.stringify(r.detail),
-        ]),
-      ),
-    );
+    const rows = records.map((r) => [
+      String(r.seq), wholeSeconds(r.at), r.actor, r.action, r.name ?? "",
+      r.version === null ? "" : String(r.version), r.detail === null ? "" : JSON.stringify(r.detail),
+    ]);
+    ctx.out(table(["SEQ", "AT", "ACTOR", "ACTION", "NAME", "VERSION", "DETAIL"], rows));
   },
 };
 

@@ -4,7 +4,7 @@ import { backupStore, restoreBackup, BACKUP_SCRYPT_LOG_N } from "../../store/bac
 import { resolvePaths } from "../../core/paths.ts";
 import type { Command, Context } from "../command.ts";
 import { confirm, promptHidden, promptTwice } from "../io.ts";
-import { oneArg, printJson, withStore } from "../open.ts";
+import { oneArg, printJson, stringFlag, withStore } from "../open.ts";
 
 export const backup: Command = {
   name: "backup",
@@ -137,7 +137,7 @@ export const restore: Command = {
       throw new CofferError("E_USAGE", "give either --passphrase-file F or --prompt, not both");
     }
     const passphrase = typeof passFile === "string" ? readPassphraseFile(passFile) : () => promptHidden(`passphrase for ${file}: `);
-    const identityFile = typeof ctx.flags.identity === "string" ? ctx.flags.identity : undefined;
+    const identityFile = stringFlag(ctx, "identity");
     const result = await restoreBackup({
       env: ctx.env,
       ...(ctx.store !== undefined && { store: ctx.store }),

@@ -42,28 +42,25 @@ export const configCheck: Command = {
 
 /** Where each token-bearing provider of the plan sends its token, and where the token comes from (never the token). */
 function tokenSources(plan: DeliveryPlan, env: NodeJS.ProcessEnv): { provider: string; type: string; to: string; from: string }[] {
-  const out: { provider: string; type: string; to: string; from: string }[] = [];
   const isSet = (name: string) => env[name] !== undefined && env[name] !== "";
-  for (const [provider, spec] of Object.entries(plan.providers)) {
+  return Object.entries(plan.providers).flatMap(([provider, spec]) => {
     if (spec.type === "vault") {
       const name = spec.tokenEnv ?? "VAULT_TOKEN";
-      out.push({ provider, type: "vault", to: spec.address, from: `the variable ${name}${isSet(name) ? "" : " (not set)"}` });
-    } else if (spec.type === "server") {
-      const name = spec.tokenEnv ?? DEFAULT_SERVER_TOKEN_ENV;
-      let from = `the variable ${name}`;
-      if (!isSet(name)) {
-        let saved = false;
-        try {
-          saved = loadToken(spec.url, env) !== undefined;
-        } catch {
-          saved = false; // resolving says what is wrong with the token file
-        }
-        from = saved ? `the token \`coffer login\` saved (${name} is not set)` : `the variable ${name} (not set, and no \`coffer login\` token)`;
-      }
-      out.push({ provider, type: "server", to: spec.url, from });
+      return [{ provider, type: "vault", to: spec.address, from: `the variable ${name}${isSet(name) ? "" : " (not set)"}` }];
     }
-  }
-  return out;
+    if (spec.type !== "server") return [];
+    const name = spec.tokenEnv ?? DEFAULT_SERVER_TOKEN_ENV;
+    let saved = false;
+    try {
+      saved = !isSet(name) && loadToken(spec.url, env) !== undefined;
+    } catch {
+      // resolving says what is wrong with the token file
+    }
+    const from = isSet(name)
+      ? `the variable ${name}`
+      : saved ? `the token \`coffer login\` saved (${name} is not set)` : `the variable ${name} (not set, and no \`coffer login\` token)`;
+    return [{ provider, type: "server", to: spec.url, from }];
+  });
 }
 
 export const configSchema: Command = {

@@ -1,5 +1,5 @@
 import type { Command } from "../command.ts";
-import { table } from "../io.ts";
+import { table, wholeSeconds } from "../io.ts";
 import { oneArg, printJson, withStore } from "../open.ts";
 
 export const history: Command = {
@@ -11,11 +11,7 @@ export const history: Command = {
     const name = oneArg(ctx, "NAME", "history NAME");
     const versions = await withStore(ctx, (s) => s.history(name));
     if (ctx.flags.json === true) return printJson(ctx, versions);
-    ctx.out(
-      table(
-        ["VERSION", "CREATED", "BY", ""],
-        versions.map((v) => [String(v.version), v.createdAt.replace(/\.\d+Z$/, "Z"), v.createdBy, v.current ? "current" : ""]),
-      ),
-    );
+    const rows = versions.map((v) => [String(v.version), wholeSeconds(v.createdAt), v.createdBy, v.current ? "current" : ""]);
+    ctx.out(table(["VERSION", "CREATED", "BY", ""], rows));
   },
 };

@@ -4,7 +4,7 @@ import { importBundle } from "../../sharing/sharing.ts";
 import { importDotenv } from "../../sharing/import-dotenv.ts";
 import type { Command, Context } from "../command.ts";
 import { confirm, printable, readAllBounded, readFileBounded } from "../io.ts";
-import { printJson, withStore } from "../open.ts";
+import { printJson, stringFlag, withStore } from "../open.ts";
 
 /** The largest .env file `import --dotenv` reads: 1 MiB, as for project files. */
 const MAX_DOTENV_BYTES = 1024 * 1024;
@@ -37,7 +37,7 @@ export const importCmd: Command = {
     if (ctx.flags.prefix !== undefined) throw new CofferError("E_USAGE", "--prefix goes with --dotenv");
     if (ctx.args.length !== 1) throw new CofferError("E_USAGE", "usage: coffer import FILE (or --dotenv FILE)");
     const file = await readInput(ctx, ctx.args[0]!, MAX_BUNDLE_BYTES, "64 MiB");
-    const trust = typeof ctx.flags.trust === "string" ? ctx.flags.trust : undefined;
+    const trust = stringFlag(ctx, "trust");
     const result = await withStore(ctx, (store, identity) =>
       importBundle(store, identity, file, {
         ...(trust !== undefined && { trust }),
@@ -62,7 +62,7 @@ async function runDotenv(ctx: Context, path: string): Promise<void> {
     throw new CofferError("E_USAGE", "usage: coffer import --dotenv FILE [--prefix P]");
   }
   const text = await readInput(ctx, path, MAX_DOTENV_BYTES, "1 MiB");
-  const prefix = typeof ctx.flags.prefix === "string" ? ctx.flags.prefix : "";
+  const prefix = stringFlag(ctx, "prefix") ?? "";
   if (prefix !== "" && !prefix.endsWith("/")) {
     throw new CofferError("E_USAGE", `--prefix must end with / (else the names run together, as ${printable(prefix)}STRIPE_KEY): use --prefix ${printable(prefix)}/`);
   }

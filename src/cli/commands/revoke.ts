@@ -1,6 +1,6 @@
 import { revoke as revokeMember } from "../../sharing/members.ts";
 import type { Command } from "../command.ts";
-import { table } from "../io.ts";
+import { table, wholeSeconds } from "../io.ts";
 import { oneArg, printJson, withStore } from "../open.ts";
 
 export const revoke: Command = {
@@ -20,6 +20,6 @@ export const revoke: Command = {
     ctx.say(`revoked ${name}`);
     if (result.toRotate.length === 0) return ctx.say("nothing they received is still current");
     ctx.say(`rotate these ${result.toRotate.length} secrets, which ${name} has seen:`);
-    ctx.out(table(["NAME", "VERSION", "EXPORTED"], result.toRotate.map((e) => [e.name, String(e.version), e.exportedAt.replace(/\.\d+Z$/, "Z")])));
+    ctx.out(table(["NAME", "VERSION", "EXPORTED"], result.toRotate.map((e) => [e.name, String(e.version), wholeSeconds(e.exportedAt)])));
   },
 };

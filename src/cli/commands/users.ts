@@ -1,7 +1,7 @@
 import { CofferError } from "../../errors.ts";
 import { addMember, exposure, getMember, grantedNames, listMembers } from "../../sharing/members.ts";
 import type { Command } from "../command.ts";
-import { printable, table } from "../io.ts";
+import { printable, table, wholeSeconds } from "../io.ts";
 import { oneArg, printJson, withStore } from "../open.ts";
 
 export const usersAdd: Command = {
@@ -33,12 +33,8 @@ export const usersList: Command = {
     const members = await withStore(ctx, (s) => listMembers(s));
     if (ctx.flags.json === true) return printJson(ctx, members);
     if (members.length === 0) return ctx.say("no members yet; `coffer users add NAME --card CARD` adds one");
-    ctx.out(
-      table(
-        ["NAME", "FINGERPRINT", "STATUS", "GRANTS"],
-        members.map((m) => [m.name, m.fingerprint, m.revokedAt === null ? "active" : `revoked ${m.revokedAt.replace(/\.\d+Z$/, "Z")}`, m.grants.join(" ")]),
-      ),
-    );
+    const rows = members.map((m) => [m.name, m.fingerprint, m.revokedAt === null ? "active" : `revoked ${wholeSeconds(m.revokedAt)}`, m.grants.join(" ")]);
+    ctx.out(table(["NAME", "FINGERPRINT", "STATUS", "GRANTS"], rows));
   },
 };
 
