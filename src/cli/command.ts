@@ -2,8 +2,6 @@
  * The shape of a CLI command: flags, help text with an example, and a `run` that parses
  * nothing itself and calls library functions.
  */
-import type { Io } from "./io.ts";
-
 /** A flag of a command (the `node:util` parseArgs shape plus help text). */
 export interface Flag {
   type: "string" | "boolean";
@@ -21,7 +19,7 @@ export interface Context {
   args: string[];
   /** parsed flags, by long name: strings, booleans, or arrays for `multiple` flags */
   flags: Record<string, string | boolean | string[] | undefined>;
-  io: Io;
+  io: { stdin: NodeJS.ReadableStream & { isTTY?: boolean }; stdout: { isTTY?: boolean } };
   env: NodeJS.ProcessEnv;
   /** the user's umask (coffer runs with 077; commands it starts get this one back) */
   umask: number;

@@ -18,7 +18,7 @@ export const DELIVERY_FLAGS: Command["flags"] = {
 };
 
 /** The project file a delivery command uses: `--config F`, or the one found from here up. */
-export function projectFile(ctx: Context): string {
+function projectFile(ctx: Context): string {
   return stringFlag(ctx, "config") ?? findConfig(process.cwd(), { env: ctx.env });
 }
 

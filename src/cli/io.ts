@@ -6,13 +6,6 @@ import { closeSync, createReadStream, openSync, readSync, statSync, writeSync } 
 import { CofferError } from "../errors.ts";
 import { parseDuration, requireDuration } from "../core/durations.ts";
 
-/** The streams a command talks to (swappable in tests). */
-export interface Io {
-  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream & { isTTY?: boolean };
-}
-
 /**
  * Characters that make a terminal do something instead of showing text: C0 controls (ESC
  * among them), DEL, C1 controls (CSI and OSC in one byte), the line and paragraph separators,
@@ -50,7 +43,7 @@ function openTty(message: string): number {
  * kept for the next question, not lost.
  * @throws CofferError E_CANCELLED when there is no terminal, or on Ctrl-C / Ctrl-D
  */
-export async function withHiddenPrompt<T>(fn: (ask: (question: string) => Promise<string>) => Promise<T>): Promise<T> {
+async function withHiddenPrompt<T>(fn: (ask: (question: string) => Promise<string>) => Promise<T>): Promise<T> {
   const fd = openTty("no terminal to ask on; give the input another way (see --help)");
   const { ReadStream } = await import("node:tty");
   const input = new ReadStream(fd);

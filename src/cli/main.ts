@@ -119,7 +119,7 @@ function parse(command: Command, args: string[]): Context | "help" {
   return {
     args: rest ?? parsed.positionals,
     flags,
-    io: { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+    io: { stdin: process.stdin, stdout: process.stdout },
     env: process.env,
     umask: USER_UMASK,
     store: typeof flags.store === "string" ? flags.store : undefined,

@@ -11,6 +11,7 @@ import {
 } from "../../deliver/runtime-dir.ts";
 import type { Command, Context } from "../command.ts";
 import { auditDelivery, DELIVERY_FLAGS, loadPlan, projectKey, withResolved } from "../delivery.ts";
+import { stringFlag } from "../open.ts";
 
 const FORMATS = ["dotenv", "shell", "json", "github", "docker"] as const;
 type Format = (typeof FORMATS)[number];
@@ -51,8 +52,10 @@ export const load: Command = {
     if (ctx.args.length > 0) throw new CofferError("E_USAGE", "load takes no arguments; see `coffer load --help`");
     if (ctx.flags.clean === true) return clean(ctx);
     if (ctx.flags.all === true) throw new CofferError("E_USAGE", "--all goes with --clean");
-    const format = parseFormat(ctx.flags.format);
-    const link = typeof ctx.flags.symlink === "string" ? resolvePath(ctx.flags.symlink) : undefined;
+    const format = (stringFlag(ctx, "format") ?? "dotenv") as Format;
+    if (!FORMATS.includes(format)) throw new CofferError("E_INVALID_VALUE", `invalid --format ${JSON.stringify(format)}: one of ${FORMATS.join(", ")}`);
+    const symlink = stringFlag(ctx, "symlink");
+    const link = symlink !== undefined ? resolvePath(symlink) : undefined;
     if (link !== undefined && format !== "dotenv") throw new CofferError("E_USAGE", "-s LINK writes a dotenv file; leave out --format");
     if (format === "github" && (ctx.env.GITHUB_ENV === undefined || ctx.env.GITHUB_ENV === "")) {
       throw new CofferError("E_USAGE", "--format github appends to $GITHUB_ENV, which is not set (it is, inside GitHub Actions)");
@@ -73,7 +76,7 @@ export const load: Command = {
           replaceLink(link, file);
           // The old dir goes only when its record says it was made for this very LINK.
           if (previous !== undefined && recordedDir(base, previous)?.owner.link === link) removeRecordedDir(base, previous, "load");
-          ctx.say(`${ctx.flags.symlink as string} -> ${file} (${vars.length} variables; in memory until reboot or the next load -s)`);
+          ctx.say(`${symlink!} -> ${file} (${vars.length} variables; in memory until reboot or the next load -s)`);
         } else if (format === "github") {
           const out = formatGithub(vars);
           appendFileSync(ctx.env.GITHUB_ENV!, out.envFile);
@@ -91,14 +94,6 @@ export const load: Command = {
     });
   },
 };
-
-function parseFormat(v: string | boolean | string[] | undefined): Format {
-  if (v === undefined) return "dotenv";
-  if (typeof v !== "string" || !(FORMATS as readonly string[]).includes(v)) {
-    throw new CofferError("E_INVALID_VALUE", `invalid --format ${JSON.stringify(String(v))}: one of ${FORMATS.join(", ")}`);
-  }
-  return v as Format;
-}
 
 function variables(resolved: ResolvedPlan, dir: string | undefined): [string, string][] {
   return [
