@@ -13,7 +13,6 @@ export interface Flag {
   help: string;
 }
 
-/** What `run` receives. */
 export interface Context {
   /** positional arguments after the command words */
   args: string[];
@@ -31,7 +30,6 @@ export interface Context {
   out(data: string | Uint8Array): void;
 }
 
-/** A command. */
 export interface Command {
   /** the words that name it, e.g. `audit verify` */
   name: string;

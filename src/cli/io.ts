@@ -117,10 +117,7 @@ export function promptTwice(what: string): Promise<string> {
   });
 }
 
-/**
- * Asks a yes/no question on the terminal (echoed). Without a terminal: E_CANCELLED naming
- * `flag`, the way to say yes non-interactively.
- */
+/** Asks a yes/no question on the terminal (echoed); without one, E_CANCELLED names `flag`, the way to say yes. */
 export async function confirm(question: string, flag: string): Promise<boolean> {
   const fd = openTty(`no terminal to confirm on; pass ${flag} to go ahead`);
   try {
@@ -199,10 +196,7 @@ export function parseDurationSeconds(s: string, flag: string, max?: number): num
   return Math.floor(requireDuration(s, flag, { min: 1000, ...(max !== undefined && { max }) }) / 1000);
 }
 
-/**
- * Parses `--expires`: `never` (null) or a duration up to 100 years, in whole seconds.
- * @throws CofferError E_INVALID_VALUE
- */
+/** Parses `--expires`: `never` (null) or a duration up to 100 years, in whole seconds. */
 export function parseExpires(s: string): number | null {
   return s === "never" ? null : parseDurationSeconds(s, "--expires", CENTURY_MS);
 }
