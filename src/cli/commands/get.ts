@@ -1,6 +1,6 @@
 import type { Command } from "../command.ts";
 import { parseWhole } from "../io.ts";
-import { oneArg, withStore } from "../open.ts";
+import { oneArg, printJson, withStore } from "../open.ts";
 import { jsonValue } from "../../core/secret.ts";
 
 export const get: Command = {
@@ -29,7 +29,7 @@ export const get: Command = {
         store.appendAudit({ action: "get", name, version: secret.version, detail: { via: "cli" } }, { durable: false });
         const bytes = Buffer.from(secret.bytes());
         if (ctx.flags.json === true) {
-          ctx.out(`${JSON.stringify({ name, version: secret.version, updatedAt: secret.updatedAt, ...jsonValue(bytes) }, null, 2)}\n`);
+          printJson(ctx, { name, version: secret.version, updatedAt: secret.updatedAt, ...jsonValue(bytes) });
         } else {
           ctx.out(bytes);
           if (ctx.io.stdout.isTTY === true) ctx.out("\n");

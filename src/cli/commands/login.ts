@@ -4,7 +4,7 @@ import { CofferClient, normaliseServerUrl, readClientTls, type ClientTlsFiles } 
 import { removeToken, saveToken, tokenFilePath } from "../../client/token-file.ts";
 import type { Command } from "../command.ts";
 import { promptHidden, readAllBounded } from "../io.ts";
-import { oneArg, printJson } from "../open.ts";
+import { oneArg, printJson, stringFlag } from "../open.ts";
 
 // Far more than a `cof_` token or a JWT needs; a larger stdin is a mistake, not a token.
 const MAX_TOKEN_BYTES = 8192;
@@ -41,11 +41,9 @@ export const login: Command = {
     const url = normaliseServerUrl(oneArg(ctx, "the server URL", "login URL [--token-stdin]"));
     const tls: ClientTlsFiles = {};
     for (const k of ["ca", "cert", "key"] as const) {
-      const v = ctx.flags[k];
-      if (typeof v === "string") {
-        if (v === "") throw new CofferError("E_USAGE", `--${k} needs a file`);
-        tls[k] = resolve(v);
-      }
+      const v = stringFlag(ctx, k);
+      if (v === "") throw new CofferError("E_USAGE", `--${k} needs a file`);
+      if (v !== undefined) tls[k] = resolve(v);
     }
     const withTls = Object.keys(tls).length > 0;
     // Checked before a token is asked for: a wrong path or mode is said at once.
