@@ -2,8 +2,6 @@
  * The shape of a CLI command: flags, help text with an example, and a `run` that parses
  * nothing itself and calls library functions.
  */
-import type { Io } from "./io.ts";
-
 /** A flag of a command (the `node:util` parseArgs shape plus help text). */
 export interface Flag {
   type: "string" | "boolean";
@@ -15,13 +13,12 @@ export interface Flag {
   help: string;
 }
 
-/** What `run` receives. */
 export interface Context {
   /** positional arguments after the command words */
   args: string[];
   /** parsed flags, by long name: strings, booleans, or arrays for `multiple` flags */
   flags: Record<string, string | boolean | string[] | undefined>;
-  io: Io;
+  io: { stdin: NodeJS.ReadableStream & { isTTY?: boolean }; stdout: { isTTY?: boolean } };
   env: NodeJS.ProcessEnv;
   /** the user's umask (coffer runs with 077; commands it starts get this one back) */
   umask: number;
@@ -33,11 +30,11 @@ export interface Context {
   out(data: string | Uint8Array): void;
 }
 
-/** A command. */
 export interface Command {
   /** the words that name it, e.g. `audit verify` */
   name: string;
-  summary: string;
+  /** the first line of its help, when it says more than main.ts's one-line summary in the command list */
+  summary?: string;
   /** e.g. `NAME [VALUE] [flags]` */
   usage: string;
   /** more lines of help */

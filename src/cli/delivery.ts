@@ -5,9 +5,11 @@
 import { basename, resolve } from "node:path";
 import { findConfig, loadConfig, planFor } from "../config/load.ts";
 import type { DeliveryPlan } from "../config/plan.ts";
+import { disposeResolved, resolvePlan, type ResolvedPlan } from "../deliver/resolve.ts";
 import { ProviderSet } from "../providers/index.ts";
 import type { Command, Context } from "./command.ts";
 import { promptHidden } from "./io.ts";
+import { stringFlag } from "./open.ts";
 
 /** The flags every delivery command takes. */
 export const DELIVERY_FLAGS: Command["flags"] = {
@@ -16,8 +18,8 @@ export const DELIVERY_FLAGS: Command["flags"] = {
 };
 
 /** The project file a delivery command uses: `--config F`, or the one found from here up. */
-export function projectFile(ctx: Context): string {
-  return typeof ctx.flags.config === "string" ? ctx.flags.config : findConfig(process.cwd(), { env: ctx.env });
+function projectFile(ctx: Context): string {
+  return stringFlag(ctx, "config") ?? findConfig(process.cwd(), { env: ctx.env });
 }
 
 /** The project file's absolute path: what `load` records its dirs under, for `load --clean`. */
@@ -31,7 +33,7 @@ export function projectKey(ctx: Context): string {
  */
 export function loadPlan(ctx: Context): DeliveryPlan {
   const config = loadConfig(projectFile(ctx), { env: ctx.env });
-  const plan = planFor(config, typeof ctx.flags.env === "string" ? ctx.flags.env : undefined, ctx.env);
+  const plan = planFor(config, stringFlag(ctx, "env"), ctx.env);
   if (plan.dangerous !== undefined) {
     const names = plan.dangerous.join(", ");
     ctx.say(`coffer: warning: ${plan.file} sets ${names}, which ${plan.dangerous.length === 1 ? "changes" : "change"} how programs load or run (allowed by its allowDangerous:)`);
@@ -39,14 +41,27 @@ export function loadPlan(ctx: Context): DeliveryPlan {
   return plan;
 }
 
-/** The providers a plan names, created as they are first used. */
-export function openProviders(ctx: Context, plan: DeliveryPlan): ProviderSet {
-  return new ProviderSet(plan.providers, {
+/**
+ * Opens the providers the plan names (each created as it is first used), resolves every
+ * reference and runs `fn`; the values are disposed and the providers closed however it ends.
+ */
+export async function withResolved<T>(ctx: Context, plan: DeliveryPlan, fn: (resolved: ResolvedPlan, providers: ProviderSet) => T | Promise<T>): Promise<T> {
+  const providers = new ProviderSet(plan.providers, {
     env: ctx.env,
     ...(ctx.store !== undefined && { storePath: ctx.store }),
     passphrase: () => promptHidden("passphrase for your coffer identity: "),
     progress: (m) => ctx.say(m),
   });
+  try {
+    const resolved = await resolvePlan(plan, providers);
+    try {
+      return await fn(resolved, providers);
+    } finally {
+      disposeResolved(resolved);
+    }
+  } finally {
+    await providers.close();
+  }
 }
 
 /**

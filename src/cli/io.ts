@@ -2,16 +2,9 @@
  * Terminal and stream helpers of the CLI: no-echo prompts on the controlling terminal,
  * bounded stdin reads, confirmations, tables.
  */
-import { closeSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, createReadStream, openSync, readSync, statSync, writeSync } from "node:fs";
 import { CofferError } from "../errors.ts";
 import { parseDuration, requireDuration } from "../core/durations.ts";
-
-/** The streams a command talks to (swappable in tests). */
-export interface Io {
-  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream & { isTTY?: boolean };
-}
 
 /**
  * Characters that make a terminal do something instead of showing text: C0 controls (ESC
@@ -35,19 +28,23 @@ export function printable(s: string, keepNewlines = false): string {
   });
 }
 
+/** The controlling terminal, open for reading and writing, or E_CANCELLED with `message`. */
+function openTty(message: string): number {
+  try {
+    return openSync("/dev/tty", "r+");
+  } catch {
+    throw new CofferError("E_CANCELLED", message);
+  }
+}
+
 /**
  * Asks questions on the controlling terminal (`/dev/tty`, so it works while stdin is piped)
  * without echoing the answers. One terminal session for all of them: input typed ahead is
  * kept for the next question, not lost.
  * @throws CofferError E_CANCELLED when there is no terminal, or on Ctrl-C / Ctrl-D
  */
-export async function withHiddenPrompt<T>(fn: (ask: (question: string) => Promise<string>) => Promise<T>): Promise<T> {
-  let fd: number;
-  try {
-    fd = openSync("/dev/tty", "r+");
-  } catch {
-    throw new CofferError("E_CANCELLED", "no terminal to ask on; give the input another way (see --help)");
-  }
+async function withHiddenPrompt<T>(fn: (ask: (question: string) => Promise<string>) => Promise<T>): Promise<T> {
+  const fd = openTty("no terminal to ask on; give the input another way (see --help)");
   const { ReadStream } = await import("node:tty");
   const input = new ReadStream(fd);
   input.setRawMode(true);
@@ -120,17 +117,9 @@ export function promptTwice(what: string): Promise<string> {
   });
 }
 
-/**
- * Asks a yes/no question on the terminal (echoed). Without a terminal: E_CANCELLED naming
- * `flag`, the way to say yes non-interactively.
- */
+/** Asks a yes/no question on the terminal (echoed); without one, E_CANCELLED names `flag`, the way to say yes. */
 export async function confirm(question: string, flag: string): Promise<boolean> {
-  let fd: number;
-  try {
-    fd = openSync("/dev/tty", "r+");
-  } catch {
-    throw new CofferError("E_CANCELLED", `no terminal to confirm on; pass ${flag} to go ahead`);
-  }
+  const fd = openTty(`no terminal to confirm on; pass ${flag} to go ahead`);
   try {
     writeSync(fd, `${printable(question)} [y/N] `);
     const buf = Buffer.alloc(256);
@@ -162,6 +151,30 @@ export async function readAllBounded(stream: NodeJS.ReadableStream, max: number,
   return all;
 }
 
+/**
+ * Reads the file at `path` without ever holding more than `max` bytes: a regular file is refused
+ * by its size before it is read, anything else (a FIFO) stops being read once it passes the limit.
+ * @param human - the limit in words for the messages, e.g. `64 MiB`
+ * @throws CofferError E_INVALID_VALUE when too large or unreadable
+ */
+export async function readFileBounded(path: string, max: number, human?: string): Promise<Buffer> {
+  try {
+    const st = statSync(path);
+    if (st.isFile() && st.size > max) {
+      throw new CofferError("E_INVALID_VALUE", `invalid value: ${path} is ${st.size} bytes, over the limit of ${max} bytes${human === undefined ? "" : ` (${human})`}`);
+    }
+    return await readAllBounded(createReadStream(path), max, human === undefined ? path : `${path} (at most ${human})`);
+  } catch (err) {
+    if (err instanceof CofferError) throw err;
+    throw new CofferError("E_INVALID_VALUE", `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
+  }
+}
+
+/** An ISO timestamp without its fraction of a second, for tables. */
+export function wholeSeconds(iso: string): string {
+  return iso.replace(/\.\d+Z$/, "Z");
+}
+
 /** Renders rows as left-aligned columns. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   rows = rows.map((r) => r.map((c) => printable(c)));
@@ -183,10 +196,7 @@ export function parseDurationSeconds(s: string, flag: string, max?: number): num
   return Math.floor(requireDuration(s, flag, { min: 1000, ...(max !== undefined && { max }) }) / 1000);
 }
 
-/**
- * Parses `--expires`: `never` (null) or a duration up to 100 years, in whole seconds.
- * @throws CofferError E_INVALID_VALUE
- */
+/** Parses `--expires`: `never` (null) or a duration up to 100 years, in whole seconds. */
 export function parseExpires(s: string): number | null {
   return s === "never" ? null : parseDurationSeconds(s, "--expires", CENTURY_MS);
 }

@@ -4,6 +4,7 @@
  * place in coffer that decides the exit status.
  */
 import { parseArgs } from "node:util";
+import { CofferError } from "../errors.ts";
 import type { Command, Context, Flag } from "./command.ts";
 import { printable } from "./io.ts";
 import { quietSqliteWarning } from "./warnings.ts";
@@ -13,7 +14,10 @@ import { quietSqliteWarning } from "./warnings.ts";
 const USER_UMASK = process.umask(0o077);
 quietSqliteWarning();
 
-/** Command words → the module exporting it. Listed here so `--help` loads nothing else. */
+/**
+ * Command words → the module exporting it, and the summary `--help` lists (also the first line of
+ * the command's own help unless it has a longer `summary`). Listed here so `--help` loads nothing else.
+ */
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   init: { summary: "create your identity and an empty store", load: async () => (await import("./commands/init.ts")).init },
   set: { summary: "write a new version of a secret", load: async () => (await import("./commands/set.ts")).set },
@@ -75,7 +79,6 @@ async function main(argv: string[]): Promise<number> {
     const words = COMMANDS[two] !== undefined ? 2 : 1;
     const entry = COMMANDS[words === 2 ? two : argv[0]!];
     if (entry === undefined) {
-      const { CofferError } = await import("../errors.ts");
       const subs = Object.keys(COMMANDS).filter((k) => k.startsWith(`${argv[0]} `)).map((k) => k.split(" ")[1]);
       if (subs.length > 0) {
         throw new CofferError("E_USAGE", `coffer ${argv[0]} needs one of: ${subs.join(", ")}; e.g. \`coffer ${argv[0]} ${subs[0]} --help\``);
@@ -83,9 +86,9 @@ async function main(argv: string[]): Promise<number> {
       throw new CofferError("E_USAGE", `unknown command "${argv[0]}"; \`coffer --help\` lists the commands`);
     }
     const command = await entry.load();
-    const ctx = await parse(command, argv.slice(words));
+    const ctx = parse(command, argv.slice(words));
     if (ctx === "help") {
-      process.stdout.write(commandHelp(command));
+      process.stdout.write(commandHelp(command, entry.summary));
       return 0;
     }
     return (await command.run(ctx)) ?? 0;
@@ -94,27 +97,20 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function parse(command: Command, args: string[]): Promise<Context | "help"> {
-  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {};
-  for (const [name, f] of Object.entries({ ...GLOBAL_FLAGS, ...command.flags })) {
-    options[name] = { type: f.type, ...(f.short !== undefined && { short: f.short }), ...(f.multiple === true && { multiple: true }) };
-  }
+function parse(command: Command, args: string[]): Context | "help" {
   // A passthrough command (run) takes everything after `--` as given, flags included.
   let rest: string[] | undefined;
   if (command.passthrough === true && !args.includes("--help") && !args.includes("-h")) {
     const end = args.indexOf("--");
-    if (end === -1) {
-      const { CofferError } = await import("../errors.ts");
-      throw new CofferError("E_USAGE", `put the command after --, e.g. \`coffer ${command.name} -- npm start\``);
-    }
+    if (end === -1) throw new CofferError("E_USAGE", `put the command after --, e.g. \`coffer ${command.name} -- npm start\``);
     rest = args.slice(end + 1);
     args = args.slice(0, end);
   }
   let parsed;
   try {
-    parsed = parseArgs({ args, options, allowPositionals: rest === undefined, strict: true });
+    // parseArgs ignores the help-only keys of a Flag (arg, help)
+    parsed = parseArgs({ args, options: { ...GLOBAL_FLAGS, ...command.flags }, allowPositionals: rest === undefined, strict: true });
   } catch (err) {
-    const { CofferError } = await import("../errors.ts");
     const msg = (err as Error).message.replace(/\. To specify a positional argument.*$/s, "");
     throw new CofferError("E_USAGE", `${msg}; see \`coffer ${command.name} --help\``);
   }
@@ -123,7 +119,7 @@ async function parse(command: Command, args: string[]): Promise<Context | "help"
   return {
     args: rest ?? parsed.positionals,
     flags,
-    io: { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr },
+    io: { stdin: process.stdin, stdout: process.stdout },
     env: process.env,
     umask: USER_UMASK,
     store: typeof flags.store === "string" ? flags.store : undefined,
@@ -132,8 +128,7 @@ async function parse(command: Command, args: string[]): Promise<Context | "help"
   };
 }
 
-async function report(err: unknown, debug: boolean): Promise<number> {
-  const { CofferError } = await import("../errors.ts");
+function report(err: unknown, debug: boolean): number {
   if (err instanceof CofferError) {
     process.stderr.write(`coffer: ${printable(err.message, true)}\n`);
     if (debug) process.stderr.write(`${err.stack ?? ""}\n${err.cause instanceof Error ? `cause: ${err.cause.stack ?? ""}\n` : ""}`);
@@ -156,11 +151,12 @@ function flagLines(flags: Record<string, Flag>): string[] {
   });
 }
 
-function commandHelp(c: Command): string {
+function commandHelp(c: Command, listed: string): string {
+  const summary = c.summary ?? listed;
   return [
     `Usage: coffer ${c.name} ${c.usage}`,
     "",
-    c.summary.charAt(0).toUpperCase() + c.summary.slice(1) + ".",
+    summary.charAt(0).toUpperCase() + summary.slice(1) + ".",
     ...(c.details !== undefined ? ["", c.details] : []),
     "",
     "Flags:",

@@ -4,11 +4,11 @@ import { runAgent } from "../../agent/agent.ts";
 import { isDangerousEnvName } from "../../config/dangerous-env.ts";
 import { onTerminatingSignals } from "../../deliver/child.ts";
 import { SECRETS_ENV_FILE, loadAgentConfig, parseInterval, parseMode, parseOnChange, parseOwner, parseProviderSpec, parseSecretIds } from "../../agent/config.ts";
-import type { Command } from "../command.ts";
+import type { Command, Context } from "../command.ts";
+import { stringFlag } from "../open.ts";
 
 export const agent: Command = {
   name: "agent",
-  summary: "fetch a service's secrets into a dir, signal readiness, reload on change",
   usage:
     "--provider SPEC --dir DIR --secrets ID[=ENV],… [--watch] [--poll-interval 30s] [--on-change ACTION] [--mode 0400] [--owner USER]\n" +
     "       coffer agent --config /etc/coffer/agent.yml --service NAME",
@@ -42,25 +42,25 @@ export const agent: Command = {
   },
   async run(ctx) {
     if (ctx.args.length > 0) throw new CofferError("E_USAGE", "agent takes no arguments; see `coffer agent --help`");
-    const f = ctx.flags;
-    const str = (k: string) => (typeof f[k] === "string" ? (f[k] as string) : undefined);
+    const [config, service, provider, secrets] = ["config", "service", "provider", "secrets"].map((k) => stringFlag(ctx, k));
     let settings;
-    if (str("config") !== undefined) {
-      if (str("service") === undefined) throw new CofferError("E_USAGE", "--config needs --service NAME");
-      if (str("provider") !== undefined || str("secrets") !== undefined) throw new CofferError("E_USAGE", "give --config or --provider/--secrets, not both");
-      settings = loadAgentConfig(str("config")!, str("service")!);
+    if (config !== undefined) {
+      if (service === undefined) throw new CofferError("E_USAGE", "--config needs --service NAME");
+      if (provider !== undefined || secrets !== undefined) throw new CofferError("E_USAGE", "give --config or --provider/--secrets, not both");
+      settings = loadAgentConfig(config, service);
     } else {
-      if (str("provider") === undefined || str("secrets") === undefined) {
+      if (provider === undefined || secrets === undefined) {
         throw new CofferError("E_USAGE", "missing --provider SPEC and --secrets IDS (or --config F --service NAME); see `coffer agent --help`");
       }
-      settings = { provider: parseProviderSpec(str("provider")!), secrets: parseSecretIds(str("secrets")!) };
+      settings = { provider: parseProviderSpec(provider), secrets: parseSecretIds(secrets) };
     }
     const dangerous = settings.secrets.map((s) => s.env).filter(isDangerousEnvName);
     if (dangerous.length > 0) {
       ctx.say(`coffer agent: warning: ${SECRETS_ENV_FILE} will set ${dangerous.join(", ")}, which ${dangerous.length === 1 ? "changes" : "change"} how programs load or run`);
     }
     // checked before anything is fetched or written (agent.yml's owner is checked by loadAgentConfig)
-    const owner = str("owner") !== undefined ? parseOwner(str("owner")!) : settings.owner;
+    const owner = flagOr(ctx, "owner", parseOwner, settings.owner);
+    const unit = stringFlag(ctx, "unit") ?? service;
     const env: NodeJS.ProcessEnv = { ...ctx.env };
     const tokenFile = (settings as { tokenFile?: string }).tokenFile;
     if (tokenFile !== undefined && settings.provider.type === "vault") {
@@ -73,14 +73,14 @@ export const agent: Command = {
       const exit = await runAgent({
         provider: settings.provider,
         context: { env, ...(ctx.store !== undefined && { storePath: ctx.store }) },
-        dir: str("dir") ?? settings.dir ?? "/tmp",
+        dir: stringFlag(ctx, "dir") ?? settings.dir ?? "/tmp",
         secrets: settings.secrets,
-        watch: f.watch === true || settings.watch === true,
-        pollIntervalMs: str("poll-interval") !== undefined ? parseInterval(str("poll-interval")!) : (settings.pollIntervalMs ?? 30_000),
-        onChange: str("on-change") !== undefined ? parseOnChange(str("on-change")!) : (settings.onChange ?? { kind: "exit" }),
-        mode: str("mode") !== undefined ? parseMode(str("mode")!) : (settings.mode ?? 0o400),
+        watch: ctx.flags.watch === true || settings.watch === true,
+        pollIntervalMs: flagOr(ctx, "poll-interval", parseInterval, settings.pollIntervalMs ?? 30_000),
+        onChange: flagOr(ctx, "on-change", parseOnChange, settings.onChange ?? { kind: "exit" }),
+        mode: flagOr(ctx, "mode", parseMode, settings.mode ?? 0o400),
         ...(owner !== undefined && { owner }),
-        ...((str("unit") ?? str("service")) !== undefined && { unit: (str("unit") ?? str("service"))! }),
+        ...(unit !== undefined && { unit }),
         log: (line) => ctx.say(`coffer agent: ${line}`),
         signal: controller.signal,
       });
@@ -91,6 +91,12 @@ export const agent: Command = {
     }
   },
 };
+
+/** The flag's value parsed, else `fallback` (agent.yml's setting or the default). */
+function flagOr<T>(ctx: Context, name: string, parse: (s: string) => T, fallback: T): T {
+  const v = stringFlag(ctx, name);
+  return v === undefined ? fallback : parse(v);
+}
 
 /**
  * The Vault token in `path` (agent.yml's `tokenFile`), trimmed.

@@ -1,11 +1,10 @@
 import { CofferError } from "../../errors.ts";
 import type { Command } from "../command.ts";
-import { parseSince, table } from "../io.ts";
-import { openCliStoreAcceptingHead, printJson, withStore } from "../open.ts";
+import { parseSince, table, wholeSeconds } from "../io.ts";
+import { printJson, withStore } from "../open.ts";
 
 export const audit: Command = {
   name: "audit",
-  summary: "show the audit log",
   usage: "[--since WHEN] [--json]",
   details: "Every change, every CLI read, and later every export, import and delivery; never a value.",
   examples: ["coffer audit", "coffer audit --since 7d", "coffer audit --since 2026-11-01 --json"],
@@ -18,21 +17,16 @@ export const audit: Command = {
     const since = typeof ctx.flags.since === "string" ? parseSince(ctx.flags.since) : undefined;
     const records = await withStore(ctx, (s) => s.auditLog(since === undefined ? {} : { since }));
     if (ctx.flags.json === true) return printJson(ctx, records);
-    ctx.out(
-      table(
-        ["SEQ", "AT", "ACTOR", "ACTION", "NAME", "VERSION", "DETAIL"],
-        records.map((r) => [
-          String(r.seq), r.at.replace(/\.\d+Z$/, "Z"), r.actor, r.action, r.name ?? "",
-          r.version === null ? "" : String(r.version), r.detail === null ? "" : JSON.stringify(r.detail),
-        ]),
-      ),
-    );
+    const rows = records.map((r) => [
+      String(r.seq), wholeSeconds(r.at), r.actor, r.action, r.name ?? "",
+      r.version === null ? "" : String(r.version), r.detail === null ? "" : JSON.stringify(r.detail),
+    ]);
+    ctx.out(table(["SEQ", "AT", "ACTOR", "ACTION", "NAME", "VERSION", "DETAIL"], rows));
   },
 };
 
 export const auditVerify: Command = {
   name: "audit verify",
-  summary: "recompute the audit hash chain",
   usage: "[--json]",
   details: "Exits 0 when every record's hash matches its content and its predecessor, 6 otherwise.",
   examples: ["coffer audit verify"],
@@ -49,7 +43,6 @@ export const auditVerify: Command = {
 
 export const auditAccept: Command = {
   name: "audit accept",
-  summary: "take a store that is older than its signed head, knowingly",
   usage: "[--json]",
   details: [
     "After every write coffer signs the audit chain's head (record count and hash) with your",
@@ -64,13 +57,11 @@ export const auditAccept: Command = {
   flags: { json: { type: "boolean", help: "print the outcome as JSON" } },
   async run(ctx) {
     if (ctx.args.length > 0) throw new CofferError("E_USAGE", "audit accept takes no arguments");
-    const store = await openCliStoreAcceptingHead(ctx);
-    try {
+    await withStore(ctx, (store) => {
       const status = store.headStatus;
       if (status.state !== "diverged") {
         if (ctx.flags.json === true) return printJson(ctx, { accepted: false, head: status.signed });
-        ctx.say(`nothing to accept: the store's audit chain contains its signed head (record ${status.signed.count})`);
-        return;
+        return ctx.say(`nothing to accept: the store's audit chain contains its signed head (record ${status.signed.count})`);
       }
       const verification = store.verifyAudit();
       if (!verification.ok) {
@@ -91,8 +82,6 @@ export const auditAccept: Command = {
         `accepted the store as it is: ${status.found.count} records where ${status.signed.count} were signed on ${status.signed.at}; ` +
           `recorded as audit record ${record.seq} and signed as the new head`,
       );
-    } finally {
-      store.close();
-    }
+    }, { acceptHead: true });
   },
 };

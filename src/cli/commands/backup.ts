@@ -4,11 +4,10 @@ import { backupStore, restoreBackup, BACKUP_SCRYPT_LOG_N } from "../../store/bac
 import { resolvePaths } from "../../core/paths.ts";
 import type { Command, Context } from "../command.ts";
 import { confirm, promptHidden, promptTwice } from "../io.ts";
-import { oneArg, openIdentityAndStore, printJson } from "../open.ts";
+import { oneArg, printJson, stringFlag, withStore } from "../open.ts";
 
 export const backup: Command = {
   name: "backup",
-  summary: "write the whole store (and identity) as one encrypted file",
   usage: "--out FILE (--passphrase-file F | --prompt | --to RECIPIENT) [--no-identity] [--weak-passphrase] [--force] [--json]",
   details: [
     "The backup holds every secret and version (still encrypted), members, grants, trusted cards,",
@@ -57,7 +56,7 @@ export const backup: Command = {
 
     const paths = resolvePaths({ env: ctx.env, ...(ctx.store !== undefined && { store: ctx.store }) });
     if (ctx.flags.prompt === true) passphrase = await promptTwice("backup passphrase");
-    const { result, identity } = await openIdentityAndStore(ctx, async (store, identity) => ({
+    const { result, identity } = await withStore(ctx, async (store, identity) => ({
       identity,
       result: await backupStore(store, {
         out,
@@ -98,7 +97,6 @@ export const backup: Command = {
 
 export const restore: Command = {
   name: "restore",
-  summary: "bring a store back from a backup file",
   usage: "FILE [--passphrase-file F | --prompt | --identity FILE] [--from FINGERPRINT] [--unsigned] [--yes] [--json]",
   details: [
     "A passphrase backup asks for its passphrase on the terminal (or reads --passphrase-file);",
@@ -133,13 +131,13 @@ export const restore: Command = {
     json: { type: "boolean", help: "print the result as JSON" },
   },
   async run(ctx: Context) {
-    const file = await oneArg(ctx, "FILE", "restore FILE [flags]");
+    const file = oneArg(ctx, "FILE", "restore FILE [flags]");
     const passFile = ctx.flags["passphrase-file"];
     if (typeof passFile === "string" && ctx.flags.prompt === true) {
       throw new CofferError("E_USAGE", "give either --passphrase-file F or --prompt, not both");
     }
     const passphrase = typeof passFile === "string" ? readPassphraseFile(passFile) : () => promptHidden(`passphrase for ${file}: `);
-    const identityFile = typeof ctx.flags.identity === "string" ? ctx.flags.identity : undefined;
+    const identityFile = stringFlag(ctx, "identity");
     const result = await restoreBackup({
       env: ctx.env,
       ...(ctx.store !== undefined && { store: ctx.store }),

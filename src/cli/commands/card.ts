@@ -1,14 +1,11 @@
 import { CofferError } from "../../errors.ts";
 import { cardFingerprint } from "../../identity/card.ts";
-import { cardOf, loadIdentity } from "../../identity/identity.ts";
-import { resolvePaths } from "../../core/paths.ts";
+import { cardOf } from "../../identity/identity.ts";
 import type { Command } from "../command.ts";
-import { promptHidden } from "../io.ts";
-import { printJson } from "../open.ts";
+import { loadCliIdentity, printJson } from "../open.ts";
 
 export const card: Command = {
   name: "card",
-  summary: "print your public card, to give to whoever shares with you",
   usage: "[--fingerprint] [--json]",
   details: [
     "The card is one line: coffer-card:v1:<name>:<age recipient>:<Ed25519 key>. It holds no secret.",
@@ -21,12 +18,7 @@ export const card: Command = {
   },
   async run(ctx) {
     if (ctx.args.length > 0) throw new CofferError("E_USAGE", "card takes no arguments");
-    const paths = resolvePaths({ env: ctx.env });
-    const identity = await loadIdentity(paths.identity, {
-      env: ctx.env,
-      passphrase: () => promptHidden(`passphrase for ${paths.identity}: `),
-      progress: (m) => ctx.say(m),
-    });
+    const identity = await loadCliIdentity(ctx);
     const line = cardOf(identity);
     const fingerprint = cardFingerprint(line);
     if (ctx.flags.json === true) return printJson(ctx, { name: identity.name, card: line, fingerprint, recipient: identity.recipient });

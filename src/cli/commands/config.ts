@@ -4,15 +4,13 @@ import { CONFIG_JSON_SCHEMA } from "../../config/schema.ts";
 import { describeRef } from "../../providers/provider.ts";
 import type { DeliveryPlan } from "../../config/plan.ts";
 import { loadToken } from "../../client/token-file.ts";
-import { disposeResolved, resolvePlan } from "../../deliver/resolve.ts";
 import type { Command } from "../command.ts";
 import { table } from "../io.ts";
-import { DELIVERY_FLAGS, loadPlan, openProviders } from "../delivery.ts";
+import { DELIVERY_FLAGS, loadPlan, withResolved } from "../delivery.ts";
 import { printJson } from "../open.ts";
 
 export const configCheck: Command = {
   name: "config check",
-  summary: "show what .coffer.yml delivers and check that it all resolves",
   usage: "[-e ENV] [--config F] [--verbose] [--json]",
   details: [
     "Prints the plan (variable, provider and reference, files with their modes), then resolves every reference. Values are never printed.",
@@ -29,12 +27,7 @@ export const configCheck: Command = {
     const plan = loadPlan(ctx);
     const tokens = ctx.flags.verbose === true ? tokenSources(plan, ctx.env) : undefined;
     for (const t of tokens ?? []) ctx.say(`provider ${t.provider} (${t.type}): token sent to ${t.to}, from ${t.from}`);
-    const providers = openProviders(ctx, plan);
-    try {
-      disposeResolved(await resolvePlan(plan, providers));
-    } finally {
-      await providers.close();
-    }
+    await withResolved(ctx, plan, () => {});
     const rows = [
       ...plan.env.map((e) => ({ variable: e.variable, as: "env", ref: describeRef(e.ref), line: e.line })),
       ...plan.files.map((f) => ({ variable: f.variable, as: `file ${f.mode.toString(8).padStart(4, "0")}`, ref: describeRef(f.ref), line: f.line })),
@@ -49,33 +42,29 @@ export const configCheck: Command = {
 
 /** Where each token-bearing provider of the plan sends its token, and where the token comes from (never the token). */
 function tokenSources(plan: DeliveryPlan, env: NodeJS.ProcessEnv): { provider: string; type: string; to: string; from: string }[] {
-  const out: { provider: string; type: string; to: string; from: string }[] = [];
   const isSet = (name: string) => env[name] !== undefined && env[name] !== "";
-  for (const [provider, spec] of Object.entries(plan.providers)) {
+  return Object.entries(plan.providers).flatMap(([provider, spec]) => {
     if (spec.type === "vault") {
       const name = spec.tokenEnv ?? "VAULT_TOKEN";
-      out.push({ provider, type: "vault", to: spec.address, from: `the variable ${name}${isSet(name) ? "" : " (not set)"}` });
-    } else if (spec.type === "server") {
-      const name = spec.tokenEnv ?? DEFAULT_SERVER_TOKEN_ENV;
-      let from = `the variable ${name}`;
-      if (!isSet(name)) {
-        let saved = false;
-        try {
-          saved = loadToken(spec.url, env) !== undefined;
-        } catch {
-          saved = false; // resolving says what is wrong with the token file
-        }
-        from = saved ? `the token \`coffer login\` saved (${name} is not set)` : `the variable ${name} (not set, and no \`coffer login\` token)`;
-      }
-      out.push({ provider, type: "server", to: spec.url, from });
+      return [{ provider, type: "vault", to: spec.address, from: `the variable ${name}${isSet(name) ? "" : " (not set)"}` }];
     }
-  }
-  return out;
+    if (spec.type !== "server") return [];
+    const name = spec.tokenEnv ?? DEFAULT_SERVER_TOKEN_ENV;
+    let saved = false;
+    try {
+      saved = !isSet(name) && loadToken(spec.url, env) !== undefined;
+    } catch {
+      // resolving says what is wrong with the token file
+    }
+    const from = isSet(name)
+      ? `the variable ${name}`
+      : saved ? `the token \`coffer login\` saved (${name} is not set)` : `the variable ${name} (not set, and no \`coffer login\` token)`;
+    return [{ provider, type: "server", to: spec.url, from }];
+  });
 }
 
 export const configSchema: Command = {
   name: "config schema",
-  summary: "print the JSON Schema of .coffer.yml for editors",
   usage: "",
   details: "Point your editor's YAML support at it, e.g. `# yaml-language-server: $schema=coffer.schema.json`.",
   examples: ["coffer config schema > coffer.schema.json"],

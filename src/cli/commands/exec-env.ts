@@ -48,7 +48,6 @@ function readSecretsFile(file: string): string {
 /** `coffer exec-env FILE -- CMD [ARGS…]`. */
 export const execEnv: Command = {
   name: "exec-env",
-  summary: "run a command with the variables of a secrets.env file",
   usage: "FILE -- CMD [ARGS…]",
   details: [
     "Reads FILE, a secrets.env as `coffer agent` writes it (NAME='value' lines; anything else is",

@@ -3,7 +3,7 @@ import { exportBundle } from "../../sharing/sharing.ts";
 import { createPrivateFile } from "../../core/fs-secure.ts";
 import type { Command } from "../command.ts";
 import { parseExpires } from "../io.ts";
-import { openIdentityAndStore, printJson } from "../open.ts";
+import { printJson, withStore } from "../open.ts";
 
 export const exportCmd: Command = {
   name: "export",
@@ -25,7 +25,7 @@ export const exportCmd: Command = {
     if (member === undefined) throw new CofferError("E_USAGE", "usage: coffer export NAME [SECRET…]");
     const expires = ctx.flags.expires;
     const expiresInSeconds = typeof expires === "string" ? parseExpires(expires) : undefined;
-    const result = await openIdentityAndStore(ctx, (store, identity) =>
+    const result = await withStore(ctx, (store, identity) =>
       exportBundle(store, identity, member, names, expiresInSeconds === undefined ? {} : { expiresInSeconds }),
     );
     const out = ctx.flags.out;

@@ -1,11 +1,10 @@
 import type { Command } from "../command.ts";
 import { parseWhole } from "../io.ts";
-import { oneArg, withStore } from "../open.ts";
+import { oneArg, printJson, withStore } from "../open.ts";
 import { jsonValue } from "../../core/secret.ts";
 
 export const get: Command = {
   name: "get",
-  summary: "print a secret's value",
   usage: "NAME [--version N] [--json]",
   details: [
     "Prints the value exactly as stored; a newline is added only when stdout is a terminal.",
@@ -22,7 +21,7 @@ export const get: Command = {
     json: { type: "boolean", help: "print {name, version, updatedAt, value} as JSON (valueBase64 for binary)" },
   },
   async run(ctx) {
-    const name = await oneArg(ctx, "NAME", "get NAME [--version N]");
+    const name = oneArg(ctx, "NAME", "get NAME [--version N]");
     const version = typeof ctx.flags.version === "string" ? parseWhole(ctx.flags.version, "--version", 1) : undefined;
     await withStore(ctx, (store) => {
       const secret = store.get(name, version === undefined ? {} : { version });
@@ -30,7 +29,7 @@ export const get: Command = {
         store.appendAudit({ action: "get", name, version: secret.version, detail: { via: "cli" } }, { durable: false });
         const bytes = Buffer.from(secret.bytes());
         if (ctx.flags.json === true) {
-          ctx.out(`${JSON.stringify({ name, version: secret.version, updatedAt: secret.updatedAt, ...jsonValue(bytes) }, null, 2)}\n`);
+          printJson(ctx, { name, version: secret.version, updatedAt: secret.updatedAt, ...jsonValue(bytes) });
         } else {
           ctx.out(bytes);
           if (ctx.io.stdout.isTTY === true) ctx.out("\n");

@@ -11,7 +11,6 @@ function memberAndPatterns(ctx: Context, usage: string): [string, string[]] {
 
 export const grant: Command = {
   name: "grant",
-  summary: "let a member receive the secrets matching patterns",
   usage: "NAME PATTERN… [--json]",
   details:
     "Patterns are the server policies' patterns: `*` is one path segment (inside a segment it stays within it), `**` zero or " +
@@ -29,7 +28,6 @@ export const grant: Command = {
 
 export const ungrant: Command = {
   name: "ungrant",
-  summary: "take patterns back from a member",
   usage: "NAME PATTERN… [--json]",
   details: "What was already exported stays exported: `coffer users show NAME` lists it; rotate it.",
   examples: ["coffer ungrant bob 'app/*'"],

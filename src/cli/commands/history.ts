@@ -1,22 +1,17 @@
 import type { Command } from "../command.ts";
-import { table } from "../io.ts";
+import { table, wholeSeconds } from "../io.ts";
 import { oneArg, printJson, withStore } from "../open.ts";
 
 export const history: Command = {
   name: "history",
-  summary: "list a secret's versions",
   usage: "NAME [--json]",
   examples: ["coffer history db/prod/password", "coffer get db/prod/password --version 2"],
   flags: { json: { type: "boolean", help: "print the versions as JSON" } },
   async run(ctx) {
-    const name = await oneArg(ctx, "NAME", "history NAME");
+    const name = oneArg(ctx, "NAME", "history NAME");
     const versions = await withStore(ctx, (s) => s.history(name));
     if (ctx.flags.json === true) return printJson(ctx, versions);
-    ctx.out(
-      table(
-        ["VERSION", "CREATED", "BY", ""],
-        versions.map((v) => [String(v.version), v.createdAt.replace(/\.\d+Z$/, "Z"), v.createdBy, v.current ? "current" : ""]),
-      ),
-    );
+    const rows = versions.map((v) => [String(v.version), wholeSeconds(v.createdAt), v.createdBy, v.current ? "current" : ""]);
+    ctx.out(table(["VERSION", "CREATED", "BY", ""], rows));
   },
 };

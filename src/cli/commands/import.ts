@@ -1,18 +1,16 @@
-import { createReadStream, statSync } from "node:fs";
 import { CofferError } from "../../errors.ts";
 import { MAX_BUNDLE_BYTES } from "../../sharing/bundle.ts";
 import { importBundle } from "../../sharing/sharing.ts";
 import { importDotenv } from "../../sharing/import-dotenv.ts";
 import type { Command, Context } from "../command.ts";
-import { confirm, printable, readAllBounded } from "../io.ts";
-import { openIdentityAndStore, printJson, withStore } from "../open.ts";
+import { confirm, printable, readAllBounded, readFileBounded } from "../io.ts";
+import { printJson, stringFlag, withStore } from "../open.ts";
 
 /** The largest .env file `import --dotenv` reads: 1 MiB, as for project files. */
 const MAX_DOTENV_BYTES = 1024 * 1024;
 
 export const importCmd: Command = {
   name: "import",
-  summary: "import a bundle from a trusted sender, or a .env file",
   usage: "FILE [--trust FINGERPRINT] [--force] [--json] | --dotenv FILE [--prefix P]",
   details: [
     "A bundle is checked in order: addressed to you and untampered, signature, trusted sender,",
@@ -39,8 +37,8 @@ export const importCmd: Command = {
     if (ctx.flags.prefix !== undefined) throw new CofferError("E_USAGE", "--prefix goes with --dotenv");
     if (ctx.args.length !== 1) throw new CofferError("E_USAGE", "usage: coffer import FILE (or --dotenv FILE)");
     const file = await readInput(ctx, ctx.args[0]!, MAX_BUNDLE_BYTES, "64 MiB");
-    const trust = typeof ctx.flags.trust === "string" ? ctx.flags.trust : undefined;
-    const result = await openIdentityAndStore(ctx, (store, identity) =>
+    const trust = stringFlag(ctx, "trust");
+    const result = await withStore(ctx, (store, identity) =>
       importBundle(store, identity, file, {
         ...(trust !== undefined && { trust }),
         force: ctx.flags.force === true,
@@ -64,7 +62,7 @@ async function runDotenv(ctx: Context, path: string): Promise<void> {
     throw new CofferError("E_USAGE", "usage: coffer import --dotenv FILE [--prefix P]");
   }
   const text = await readInput(ctx, path, MAX_DOTENV_BYTES, "1 MiB");
-  const prefix = typeof ctx.flags.prefix === "string" ? ctx.flags.prefix : "";
+  const prefix = stringFlag(ctx, "prefix") ?? "";
   if (prefix !== "" && !prefix.endsWith("/")) {
     throw new CofferError("E_USAGE", `--prefix must end with / (else the names run together, as ${printable(prefix)}STRIPE_KEY): use --prefix ${printable(prefix)}/`);
   }
@@ -73,18 +71,6 @@ async function runDotenv(ctx: Context, path: string): Promise<void> {
   ctx.say(`imported ${result.written.length} variable${result.written.length === 1 ? "" : "s"} from ${path}`);
 }
 
-// Never more than `max` bytes in memory: a regular file is refused by its size before it is
-// read, anything else (stdin, a FIFO) stops being read once it passes the limit.
-async function readInput(ctx: Context, path: string, max: number, human: string): Promise<Buffer> {
-  if (path === "-") return readAllBounded(ctx.io.stdin, max, `stdin (at most ${human})`);
-  try {
-    const st = statSync(path);
-    if (st.isFile() && st.size > max) {
-      throw new CofferError("E_INVALID_VALUE", `invalid value: ${path} is ${st.size} bytes, over the limit of ${max} bytes (${human})`);
-    }
-    return await readAllBounded(createReadStream(path), max, `${path} (at most ${human})`);
-  } catch (err) {
-    if (err instanceof CofferError) throw err;
-    throw new CofferError("E_INVALID_VALUE", `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
-  }
+function readInput(ctx: Context, path: string, max: number, human: string): Promise<Buffer> {
+  return path === "-" ? readAllBounded(ctx.io.stdin, max, `stdin (at most ${human})`) : readFileBounded(path, max, human);
 }

@@ -8,7 +8,6 @@ import { printJson } from "../open.ts";
 
 export const init: Command = {
   name: "init",
-  summary: "create your identity and an empty store",
   usage: "[--name NAME] [--identity FILE] [--passphrase] [--json]",
   details: [
     "The identity is a standard age identity file: `age -d -i` and SOPS can use it as it is.",

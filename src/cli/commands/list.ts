@@ -1,11 +1,10 @@
 import { CofferError } from "../../errors.ts";
 import type { Command } from "../command.ts";
-import { table } from "../io.ts";
+import { table, wholeSeconds } from "../io.ts";
 import { printJson, withStore } from "../open.ts";
 
 export const list: Command = {
   name: "list",
-  summary: "list secrets (names and metadata, never values)",
   usage: "[PREFIX] [--deleted] [--json]",
   examples: ["coffer list", "coffer list db/", "coffer list --json | jq -r '.[].name'"],
   flags: {
@@ -17,17 +16,10 @@ export const list: Command = {
     const items = await withStore(ctx, (s) => s.list(ctx.args[0] ?? "", { deleted: ctx.flags.deleted === true }));
     if (ctx.flags.json === true) return printJson(ctx, items);
     if (items.length === 0) return ctx.say(ctx.args[0] === undefined ? "no secrets yet; `coffer set NAME` adds one" : `no secrets under "${ctx.args[0]}"`);
-    ctx.out(
-      table(
-        ["NAME", "VERSION", "UPDATED", "BY", "DESCRIPTION"],
-        items.map((i) => [
-          i.name + (i.deletedAt !== null ? " (removed)" : "") + (i.rotationDue ? " (rotation due)" : ""),
-          String(i.version),
-          i.updatedAt.replace(/\.\d+Z$/, "Z"),
-          i.updatedBy,
-          i.description ?? "",
-        ]),
-      ),
-    );
+    const rows = items.map((i) => [
+      i.name + (i.deletedAt !== null ? " (removed)" : "") + (i.rotationDue ? " (rotation due)" : ""),
+      String(i.version), wholeSeconds(i.updatedAt), i.updatedBy, i.description ?? "",
+    ]);
+    ctx.out(table(["NAME", "VERSION", "UPDATED", "BY", "DESCRIPTION"], rows));
   },
 };

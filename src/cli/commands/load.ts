@@ -5,12 +5,13 @@ import { CofferError } from "../../errors.ts";
 import { formatDocker, formatDotenv } from "../../deliver/formats/dotenv.ts";
 import { formatGithub } from "../../deliver/formats/github.ts";
 import { formatJson, formatShell } from "../../deliver/formats/shell.ts";
-import { disposeResolved, resolvePlan, type ResolvedPlan } from "../../deliver/resolve.ts";
+import type { ResolvedPlan } from "../../deliver/resolve.ts";
 import {
   createRuntimeDir, LOAD_FILE, recordedDir, recordedDirs, removeRecordedDir, runtimeBase, writeRuntimeFile,
 } from "../../deliver/runtime-dir.ts";
 import type { Command, Context } from "../command.ts";
-import { auditDelivery, DELIVERY_FLAGS, loadPlan, openProviders, projectKey } from "../delivery.ts";
+import { auditDelivery, DELIVERY_FLAGS, loadPlan, projectKey, withResolved } from "../delivery.ts";
+import { stringFlag } from "../open.ts";
 
 const FORMATS = ["dotenv", "shell", "json", "github", "docker"] as const;
 type Format = (typeof FORMATS)[number];
@@ -51,8 +52,10 @@ export const load: Command = {
     if (ctx.args.length > 0) throw new CofferError("E_USAGE", "load takes no arguments; see `coffer load --help`");
     if (ctx.flags.clean === true) return clean(ctx);
     if (ctx.flags.all === true) throw new CofferError("E_USAGE", "--all goes with --clean");
-    const format = parseFormat(ctx.flags.format);
-    const link = typeof ctx.flags.symlink === "string" ? resolvePath(ctx.flags.symlink) : undefined;
+    const format = (stringFlag(ctx, "format") ?? "dotenv") as Format;
+    if (!FORMATS.includes(format)) throw new CofferError("E_INVALID_VALUE", `invalid --format ${JSON.stringify(format)}: one of ${FORMATS.join(", ")}`);
+    const symlink = stringFlag(ctx, "symlink");
+    const link = symlink !== undefined ? resolvePath(symlink) : undefined;
     if (link !== undefined && format !== "dotenv") throw new CofferError("E_USAGE", "-s LINK writes a dotenv file; leave out --format");
     if (format === "github" && (ctx.env.GITHUB_ENV === undefined || ctx.env.GITHUB_ENV === "")) {
       throw new CofferError("E_USAGE", "--format github appends to $GITHUB_ENV, which is not set (it is, inside GitHub Actions)");
@@ -61,52 +64,36 @@ export const load: Command = {
     const previous = link !== undefined ? checkLink(link, base) : undefined;
     const project = projectKey(ctx);
     const plan = loadPlan(ctx);
-    const providers = openProviders(ctx, plan);
-    try {
-      const resolved = await resolvePlan(plan, providers);
+    await withResolved(ctx, plan, (resolved, providers) => {
+      const needDir = link !== undefined || resolved.files.length > 0;
+      const dir = needDir
+        ? createRuntimeDir({ kind: "load", env: ctx.env, warn: (m) => ctx.say(`coffer: ${m}`), project, ...(link !== undefined && { link }) })
+        : undefined;
       try {
-        const needDir = link !== undefined || resolved.files.length > 0;
-        const dir = needDir
-          ? createRuntimeDir({ kind: "load", env: ctx.env, warn: (m) => ctx.say(`coffer: ${m}`), project, ...(link !== undefined && { link }) })
-          : undefined;
-        try {
-          const vars = variables(resolved, dir?.path);
-          if (link !== undefined) {
-            const file = writeRuntimeFile(dir!.path, LOAD_FILE, Buffer.from(formatDotenv(vars)), 0o400);
-            replaceLink(link, file);
-            // The old dir goes only when its record says it was made for this very LINK.
-            if (previous !== undefined && recordedDir(base, previous)?.owner.link === link) removeRecordedDir(base, previous, "load");
-            ctx.say(`${ctx.flags.symlink as string} -> ${file} (${vars.length} variables; in memory until reboot or the next load -s)`);
-          } else if (format === "github") {
-            const out = formatGithub(vars);
-            appendFileSync(ctx.env.GITHUB_ENV!, out.envFile);
-            ctx.out(out.stdout);
-          } else {
-            const write = { shell: formatShell, json: formatJson, docker: formatDocker, dotenv: formatDotenv }[format];
-            ctx.out(write(vars));
-          }
-        } catch (err) {
-          dir?.remove();
-          throw err;
+        const vars = variables(resolved, dir?.path);
+        if (link !== undefined) {
+          const file = writeRuntimeFile(dir!.path, LOAD_FILE, Buffer.from(formatDotenv(vars)), 0o400);
+          replaceLink(link, file);
+          // The old dir goes only when its record says it was made for this very LINK.
+          if (previous !== undefined && recordedDir(base, previous)?.owner.link === link) removeRecordedDir(base, previous, "load");
+          ctx.say(`${symlink!} -> ${file} (${vars.length} variables; in memory until reboot or the next load -s)`);
+        } else if (format === "github") {
+          const out = formatGithub(vars);
+          appendFileSync(ctx.env.GITHUB_ENV!, out.envFile);
+          ctx.out(out.stdout);
+        } else {
+          const write = { shell: formatShell, json: formatJson, docker: formatDocker, dotenv: formatDotenv }[format];
+          ctx.out(write(vars));
         }
-        if (dir !== undefined && link === undefined) ctx.say(`coffer: files are in ${dir.path} while this terminal session lasts (or until \`coffer load --clean\`)`);
-        auditDelivery(providers, plan, `load ${format}`);
-      } finally {
-        disposeResolved(resolved);
+      } catch (err) {
+        dir?.remove();
+        throw err;
       }
-    } finally {
-      await providers.close();
-    }
+      if (dir !== undefined && link === undefined) ctx.say(`coffer: files are in ${dir.path} while this terminal session lasts (or until \`coffer load --clean\`)`);
+      auditDelivery(providers, plan, `load ${format}`);
+    });
   },
 };
-
-function parseFormat(v: string | boolean | string[] | undefined): Format {
-  if (v === undefined) return "dotenv";
-  if (typeof v !== "string" || !(FORMATS as readonly string[]).includes(v)) {
-    throw new CofferError("E_INVALID_VALUE", `invalid --format ${JSON.stringify(String(v))}: one of ${FORMATS.join(", ")}`);
-  }
-  return v as Format;
-}
 
 function variables(resolved: ResolvedPlan, dir: string | undefined): [string, string][] {
   return [

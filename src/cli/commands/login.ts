@@ -4,14 +4,13 @@ import { CofferClient, normaliseServerUrl, readClientTls, type ClientTlsFiles } 
 import { removeToken, saveToken, tokenFilePath } from "../../client/token-file.ts";
 import type { Command } from "../command.ts";
 import { promptHidden, readAllBounded } from "../io.ts";
-import { oneArg, printJson } from "../open.ts";
+import { oneArg, printJson, stringFlag } from "../open.ts";
 
 // Far more than a `cof_` token or a JWT needs; a larger stdin is a mistake, not a token.
 const MAX_TOKEN_BYTES = 8192;
 
 export const login: Command = {
   name: "login",
-  summary: "check an API token with a coffer server and save it",
   usage: "URL [--token-stdin] [--ca FILE] [--cert FILE --key FILE] [--json]",
   details: [
     "The token comes from stdin with --token-stdin, else from COFFER_TOKEN when it is set, else it is",
@@ -39,14 +38,12 @@ export const login: Command = {
     json: { type: "boolean", help: "print who the token is ({subject, kind, roles, expiresAt}) as JSON" },
   },
   async run(ctx) {
-    const url = normaliseServerUrl(await oneArg(ctx, "the server URL", "login URL [--token-stdin]"));
+    const url = normaliseServerUrl(oneArg(ctx, "the server URL", "login URL [--token-stdin]"));
     const tls: ClientTlsFiles = {};
     for (const k of ["ca", "cert", "key"] as const) {
-      const v = ctx.flags[k];
-      if (typeof v === "string") {
-        if (v === "") throw new CofferError("E_USAGE", `--${k} needs a file`);
-        tls[k] = resolve(v);
-      }
+      const v = stringFlag(ctx, k);
+      if (v === "") throw new CofferError("E_USAGE", `--${k} needs a file`);
+      if (v !== undefined) tls[k] = resolve(v);
     }
     const withTls = Object.keys(tls).length > 0;
     // Checked before a token is asked for: a wrong path or mode is said at once.
@@ -79,13 +76,12 @@ export const login: Command = {
 
 export const logout: Command = {
   name: "logout",
-  summary: "forget the API token saved for a coffer server",
   usage: "URL",
   details: "Only the saved copy is removed; the token stays valid on the server until it is revoked there.",
   examples: ["coffer logout https://coffer.example.com"],
   flags: {},
   async run(ctx) {
-    const url = normaliseServerUrl(await oneArg(ctx, "the server URL", "logout URL"));
+    const url = normaliseServerUrl(oneArg(ctx, "the server URL", "logout URL"));
     if (removeToken(url, ctx.env)) ctx.say(`logged out of ${url} (its token was removed from ${tokenFilePath(ctx.env)})`);
     else ctx.say(`no token was saved for ${url}; nothing to do`);
   },

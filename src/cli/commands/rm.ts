@@ -5,7 +5,6 @@ import { oneArg, printJson, withStore } from "../open.ts";
 
 export const rm: Command = {
   name: "rm",
-  summary: "remove a secret (history kept), or --purge every version",
   usage: "NAME [--purge [--yes]] [--json]",
   details: [
     "Without --purge the secret is hidden from get and list; `coffer rollback NAME --to N` restores it.",
@@ -19,7 +18,7 @@ export const rm: Command = {
     json: { type: "boolean", help: "print the result as JSON" },
   },
   async run(ctx) {
-    const name = await oneArg(ctx, "NAME", "rm NAME [--purge]");
+    const name = oneArg(ctx, "NAME", "rm NAME [--purge]");
     if (ctx.flags.yes === true && ctx.flags.purge !== true) throw new CofferError("E_USAGE", "--yes goes with --purge");
     await withStore(ctx, async (s) => {
       if (ctx.flags.purge !== true) {

@@ -5,7 +5,6 @@ import { oneArg, printJson, withStore } from "../open.ts";
 
 export const rollback: Command = {
   name: "rollback",
-  summary: "write a new version holding an old version's value",
   usage: "NAME --to N [--json]",
   details: "Also restores a secret removed with `coffer rm` (but not a purged one).",
   examples: ["coffer rollback db/prod/password --to 3"],
@@ -14,7 +13,7 @@ export const rollback: Command = {
     json: { type: "boolean", help: "print {name, version} as JSON" },
   },
   async run(ctx) {
-    const name = await oneArg(ctx, "NAME", "rollback NAME --to N");
+    const name = oneArg(ctx, "NAME", "rollback NAME --to N");
     if (typeof ctx.flags.to !== "string") throw new CofferError("E_USAGE", "missing --to N; usage: coffer rollback NAME --to N");
     const to = parseWhole(ctx.flags.to, "--to", 1);
     const result = await withStore(ctx, (s) => s.rollback(name, to));

@@ -1,16 +1,15 @@
 import { CofferError } from "../../errors.ts";
-import { disposeResolved, resolvePlan } from "../../deliver/resolve.ts";
+import { resolvePlan } from "../../deliver/resolve.ts";
 import { runWatching, runWithSecrets } from "../../deliver/run.ts";
 import { describeRef } from "../../providers/provider.ts";
 import type { SecretRef } from "../../providers/provider.ts";
 import type { ResolvedPlan } from "../../deliver/resolve.ts";
 import { requireDuration } from "../../core/durations.ts";
 import type { Command } from "../command.ts";
-import { auditDelivery, DELIVERY_FLAGS, loadPlan, openProviders } from "../delivery.ts";
+import { auditDelivery, DELIVERY_FLAGS, loadPlan, withResolved } from "../delivery.ts";
 
 export const run: Command = {
   name: "run",
-  summary: "run a command with the secrets of an environment (.coffer.yml)",
   usage: "[-e ENV] [--config F] [--mask] [--dir D] [--watch [--restart-grace 10s]] -- CMD [ARGS…]",
   details: [
     "Resolves every secret the environment names first; if any fails, CMD is not started.",
@@ -54,69 +53,61 @@ export const run: Command = {
     const grace = ctx.flags["restart-grace"];
     const graceMs = typeof grace === "string" ? requireDuration(grace, "--restart-grace", { min: 1, max: 86_400_000 }) : 10_000;
     const plan = loadPlan(ctx);
-    const providers = openProviders(ctx, plan);
-    try {
-      const resolved = await resolvePlan(plan, providers);
-      try {
-        let maskerFor: ((r: ResolvedPlan) => () => NodeJS.ReadWriteStream) | null = null;
-        if (ctx.flags.mask === true) {
-          const { createMasker, tooShortToMask } = await import("../../deliver/mask.ts");
-          maskerFor = (r) => {
-            const all = [...r.env, ...r.files];
-            const values = all.map((e) => e.value.reveal());
-            for (const i of tooShortToMask(values)) ctx.say(`coffer: warning: ${all[i]!.variable} is shorter than 4 bytes and is not masked`);
-            return () => createMasker(values);
-          };
-        }
-        auditDelivery(providers, plan, "run", command);
-        if (watch) {
-          const refs: { variable: string; ref: SecretRef }[] = [...plan.env, ...plan.files];
-          return await runWatching({
-            command,
-            args,
-            resolved,
-            resolve: async () => {
-              const next = await resolvePlan(plan, providers);
-              auditDelivery(providers, plan, "run --watch", command);
-              return next;
-            },
-            watch: (onChange) => {
-              const { stop, unwatched } = providers.watch(refs.map((r) => r.ref), () => onChange());
-              if (unwatched.length === refs.length) {
-                stop();
-                throw new CofferError("E_USAGE", `--watch: nothing to watch; the providers of ${refs.length === 0 ? "this environment" : "every secret"} cannot watch (store and env cannot; server and folder can)`);
-              }
-              if (unwatched.length > 0) {
-                const names = refs.filter((r) => unwatched.includes(r.ref)).map((r) => `${r.variable} (${describeRef(r.ref)})`);
-                ctx.say(`coffer: warning: not watched (their provider cannot watch): ${names.join(", ")}`);
-              }
-              return stop;
-            },
-            baseEnv: ctx.env,
-            ...(typeof ctx.flags.dir === "string" && { dir: ctx.flags.dir }),
-            masker: maskerFor,
-            graceMs,
-            umask: ctx.umask,
-            warn: (m) => ctx.say(`coffer: ${m}`),
-            say: (m) => ctx.say(m),
-          });
-        }
-        const masker = maskerFor === null ? null : maskerFor(resolved);
-        return await runWithSecrets({
+    return withResolved(ctx, plan, async (resolved, providers) => {
+      let maskerFor: ((r: ResolvedPlan) => () => NodeJS.ReadWriteStream) | null = null;
+      if (ctx.flags.mask === true) {
+        const { createMasker, tooShortToMask } = await import("../../deliver/mask.ts");
+        maskerFor = (r) => {
+          const all = [...r.env, ...r.files];
+          const values = all.map((e) => e.value.reveal());
+          for (const i of tooShortToMask(values)) ctx.say(`coffer: warning: ${all[i]!.variable} is shorter than 4 bytes and is not masked`);
+          return () => createMasker(values);
+        };
+      }
+      auditDelivery(providers, plan, "run", command);
+      if (watch) {
+        const refs: { variable: string; ref: SecretRef }[] = [...plan.env, ...plan.files];
+        return await runWatching({
           command,
           args,
           resolved,
+          resolve: async () => {
+            const next = await resolvePlan(plan, providers);
+            auditDelivery(providers, plan, "run --watch", command);
+            return next;
+          },
+          watch: (onChange) => {
+            const { stop, unwatched } = providers.watch(refs.map((r) => r.ref), () => onChange());
+            if (unwatched.length === refs.length) {
+              stop();
+              throw new CofferError("E_USAGE", `--watch: nothing to watch; the providers of ${refs.length === 0 ? "this environment" : "every secret"} cannot watch (store and env cannot; server and folder can)`);
+            }
+            if (unwatched.length > 0) {
+              const names = refs.filter((r) => unwatched.includes(r.ref)).map((r) => `${r.variable} (${describeRef(r.ref)})`);
+              ctx.say(`coffer: warning: not watched (their provider cannot watch): ${names.join(", ")}`);
+            }
+            return stop;
+          },
           baseEnv: ctx.env,
           ...(typeof ctx.flags.dir === "string" && { dir: ctx.flags.dir }),
-          masker,
+          masker: maskerFor,
+          graceMs,
           umask: ctx.umask,
           warn: (m) => ctx.say(`coffer: ${m}`),
+          say: (m) => ctx.say(m),
         });
-      } finally {
-        disposeResolved(resolved);
       }
-    } finally {
-      await providers.close();
-    }
+      const masker = maskerFor === null ? null : maskerFor(resolved);
+      return await runWithSecrets({
+        command,
+        args,
+        resolved,
+        baseEnv: ctx.env,
+        ...(typeof ctx.flags.dir === "string" && { dir: ctx.flags.dir }),
+        masker,
+        umask: ctx.umask,
+        warn: (m) => ctx.say(`coffer: ${m}`),
+      });
+    });
   },
 };

@@ -27,7 +27,6 @@ function dataDir(ctx: Context, usage: string): string {
 
 export const serverInit: Command = {
   name: "server init",
-  summary: "create a team server's data dir, master key, database and root token",
   usage: "--data DIR [--config F] [--json]",
   details: [
     "Creates DIR (0700) with master.key (0600: 32 random bytes every value is sealed under) and the",
@@ -49,7 +48,6 @@ export const serverInit: Command = {
 
 export const serverRootToken: Command = {
   name: "server root-token",
-  summary: "make a new root token for a team server and revoke the old ones (on the server's host)",
   usage: "--data DIR [--config F] [--json]",
   details: [
     "The way back when the root token is lost or leaked: with the data dir's master.key (and the",
@@ -76,7 +74,6 @@ export const serverRootToken: Command = {
 
 export const serve: Command = {
   name: "serve",
-  summary: "run the team server (HTTP API with tokens, JWT, policies, audit, metrics)",
   usage: "--data DIR [--config F] [--listen HOST:PORT] [--production]",
   details: [
     "Serves the API on --listen (default 127.0.0.1:8200), docs at /docs, metrics at /metrics, and",

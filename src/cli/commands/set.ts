@@ -1,13 +1,11 @@
-import { readFileSync, statSync } from "node:fs";
 import { CofferError } from "../../errors.ts";
 import { assertSecretName, DEFAULT_MAX_VALUE_BYTES } from "../../core/names.ts";
 import type { Command } from "../command.ts";
-import { parseDurationSeconds, parseWhole, promptTwice, readAllBounded } from "../io.ts";
+import { parseDurationSeconds, parseWhole, promptTwice, readAllBounded, readFileBounded } from "../io.ts";
 import { printJson, withStore } from "../open.ts";
 
 export const set: Command = {
   name: "set",
-  summary: "write a new version of a secret",
   usage: "NAME [VALUE] [--prompt | --from-file F | --generate] [flags]",
   details: [
     "The value comes from stdin when piped, byte for byte (`echo` adds a newline; use printf '%s'),",
@@ -56,7 +54,7 @@ export const set: Command = {
       ctx.say("coffer: warning: a value on the command line lands in shell history and /proc/*/cmdline; pipe it on stdin or use --prompt");
       value = Buffer.from(argValue, "utf8");
     } else if (typeof f["from-file"] === "string") {
-      value = readValueFile(f["from-file"]);
+      value = await readFileBounded(f["from-file"], DEFAULT_MAX_VALUE_BYTES);
     } else if (f.generate === true) {
       const { generateValue, parseCharset, defaultLength } = await import("../../crypto/generate.ts");
       const charset = parseCharset(typeof f.charset === "string" ? f.charset : "alnum");
@@ -77,16 +75,3 @@ export const set: Command = {
     }
   },
 };
-
-function readValueFile(path: string): Buffer {
-  try {
-    const size = statSync(path).size;
-    if (size > DEFAULT_MAX_VALUE_BYTES) {
-      throw new CofferError("E_INVALID_VALUE", `invalid value: ${path} is ${size} bytes, over the limit of ${DEFAULT_MAX_VALUE_BYTES} bytes`);
-    }
-    return readFileSync(path);
-  } catch (err) {
-    if (err instanceof CofferError) throw err;
-    throw new CofferError("E_INVALID_VALUE", `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
-  }
-}

@@ -1,11 +1,10 @@
 import { CofferError } from "../../errors.ts";
 import { addTrusted, readTrustList, removeTrusted, trustListPath } from "../../config/trust.ts";
 import type { Command } from "../command.ts";
-import { printJson } from "../open.ts";
+import { printJson, stringFlag } from "../open.ts";
 
 export const trust: Command = {
   name: "trust",
-  summary: "obey the .coffer.yml of a directory another user owns (like git's safe.directory)",
   usage: "DIR | --list | --remove DIR [--json]",
   details: [
     "coffer obeys a project file only when you or root own it and its directory and others cannot",
@@ -23,7 +22,7 @@ export const trust: Command = {
   async run(ctx) {
     const options = { env: ctx.env };
     const list = ctx.flags.list === true;
-    const remove = typeof ctx.flags.remove === "string" ? ctx.flags.remove : undefined;
+    const remove = stringFlag(ctx, "remove");
     if ((list ? 1 : 0) + (remove !== undefined ? 1 : 0) + (ctx.args.length > 0 ? 1 : 0) !== 1 || ctx.args.length > 1) {
       throw new CofferError("E_USAGE", "give one of: DIR, --list, --remove DIR; see `coffer trust --help`");
     }

@@ -5,14 +5,10 @@ import { parseUnitSecrets, renderUnits, splitCommandLine } from "../../agent/uni
 import type { UnitSource, UnitStyle } from "../../agent/units.ts";
 import { CofferError } from "../../errors.ts";
 import type { Command, Context } from "../command.ts";
-
-function str(ctx: Context, flag: string): string | undefined {
-  const v = ctx.flags[flag];
-  return typeof v === "string" ? v : undefined;
-}
+import { stringFlag } from "../open.ts";
 
 function required(ctx: Context, flag: string, example: string): string {
-  const v = str(ctx, flag);
+  const v = stringFlag(ctx, flag);
   if (v === undefined || v === "") throw new CofferError("E_USAGE", `--${flag} is required, e.g. --${flag} ${example}`);
   return v;
 }
@@ -45,7 +41,6 @@ function absoluteProgram(ctx: Context, program: string): string {
 
 export const units: Command = {
   name: "units",
-  summary: "render systemd units that give a service its secrets",
   usage: "--name NAME --exec CMD --secrets IDS (--provider SPEC | --config F) --out DIR [--style side-car|credentials] [--user USER] [--coffer \"NODE BIN\"] [--force]",
   details: [
     "Writes NAME-secrets.service (runs `coffer agent`, which fetches the secrets, signals readiness",
@@ -77,16 +72,16 @@ export const units: Command = {
   async run(ctx) {
     if (ctx.args.length > 0) throw new CofferError("E_USAGE", `unexpected argument ${JSON.stringify(ctx.args[0])}; give CMD with --exec '…'`);
     const name = required(ctx, "name", "web");
-    const provider = str(ctx, "provider");
-    const config = str(ctx, "config");
+    const provider = stringFlag(ctx, "provider");
+    const config = stringFlag(ctx, "config");
     if ((provider === undefined) === (config === undefined)) {
       throw new CofferError("E_USAGE", "give exactly one of --provider SPEC and --config F");
     }
-    const style = str(ctx, "style") ?? "side-car";
+    const style = stringFlag(ctx, "style") ?? "side-car";
     if (style !== "side-car" && style !== "credentials") {
       throw new CofferError("E_USAGE", `--style ${JSON.stringify(style)}: side-car or credentials`);
     }
-    const secretsFlag = str(ctx, "secrets");
+    const secretsFlag = stringFlag(ctx, "secrets");
     // With --config the agent reads the IDs from the config; the side-car style needs none here.
     const secrets = secretsFlag === undefined && config !== undefined && style === "side-car"
       ? []
@@ -94,12 +89,12 @@ export const units: Command = {
     const out = resolve(required(ctx, "out", "./units"));
     const [program, ...rest] = splitCommandLine(required(ctx, "exec", "'/usr/bin/web --port 8080'"));
     if (program === undefined) throw new CofferError("E_USAGE", "--exec: an empty command line");
-    const cofferFlag = str(ctx, "coffer");
+    const cofferFlag = stringFlag(ctx, "coffer");
     const coffer = cofferFlag === undefined ? defaultCoffer() : splitCommandLine(cofferFlag);
     const source: UnitSource = provider !== undefined
       ? { provider: provider.startsWith("folder:") ? `folder:${resolve(provider.slice("folder:".length))}` : provider }
       : { config: resolve(config!) };
-    const user = str(ctx, "user");
+    const user = stringFlag(ctx, "user");
     const rendered = renderUnits({
       name,
       exec: [absoluteProgram(ctx, program), ...rest],
@@ -110,11 +105,9 @@ export const units: Command = {
       ...(user !== undefined && { user }),
     });
 
-    for (const p of coffer) {
-      if (/^\/(home|root|run\/user)(\/|$)/.test(p)) {
-        ctx.say(`coffer: warning: ${p} is under /home, /root or /run/user, which ProtectHome=yes hides from the units; install coffer elsewhere (e.g. /opt/coffer) or use --coffer`);
-        break;
-      }
+    const hidden = coffer.find((p) => /^\/(home|root|run\/user)(\/|$)/.test(p));
+    if (hidden !== undefined) {
+      ctx.say(`coffer: warning: ${hidden} is under /home, /root or /run/user, which ProtectHome=yes hides from the units; install coffer elsewhere (e.g. /opt/coffer) or use --coffer`);
     }
     const targets = rendered.map((u) => ({ ...u, path: join(out, u.filename) }));
     if (ctx.flags.force !== true) {

@@ -1,12 +1,11 @@
 import { CofferError } from "../../errors.ts";
 import { addMember, exposure, getMember, grantedNames, listMembers } from "../../sharing/members.ts";
 import type { Command } from "../command.ts";
-import { printable, table } from "../io.ts";
+import { printable, table, wholeSeconds } from "../io.ts";
 import { oneArg, printJson, withStore } from "../open.ts";
 
 export const usersAdd: Command = {
   name: "users add",
-  summary: "add a member (a person or machine) from their card",
   usage: "NAME --card CARD [--json]",
   details: "Check the card's fingerprint with its owner by another channel first. A new member sees nothing until granted.",
   examples: ["coffer users add bob --card 'coffer-card:v1:bob:age1…:…'", "coffer grant bob 'app/**'"],
@@ -15,7 +14,7 @@ export const usersAdd: Command = {
     json: { type: "boolean", help: "print the member as JSON" },
   },
   async run(ctx) {
-    const name = await oneArg(ctx, "NAME", "users add NAME --card CARD");
+    const name = oneArg(ctx, "NAME", "users add NAME --card CARD");
     if (typeof ctx.flags.card !== "string") throw new CofferError("E_USAGE", "missing --card CARD; usage: coffer users add NAME --card CARD");
     const cardLine = ctx.flags.card;
     const member = await withStore(ctx, (s) => addMember(s, name, cardLine));
@@ -26,7 +25,6 @@ export const usersAdd: Command = {
 
 export const usersList: Command = {
   name: "users list",
-  summary: "list members with their grants",
   usage: "[--json]",
   examples: ["coffer users list", "coffer users list --json"],
   flags: { json: { type: "boolean", help: "print the members as JSON" } },
@@ -35,12 +33,8 @@ export const usersList: Command = {
     const members = await withStore(ctx, (s) => listMembers(s));
     if (ctx.flags.json === true) return printJson(ctx, members);
     if (members.length === 0) return ctx.say("no members yet; `coffer users add NAME --card CARD` adds one");
-    ctx.out(
-      table(
-        ["NAME", "FINGERPRINT", "STATUS", "GRANTS"],
-        members.map((m) => [m.name, m.fingerprint, m.revokedAt === null ? "active" : `revoked ${m.revokedAt.replace(/\.\d+Z$/, "Z")}`, m.grants.join(" ")]),
-      ),
-    );
+    const rows = members.map((m) => [m.name, m.fingerprint, m.revokedAt === null ? "active" : `revoked ${wholeSeconds(m.revokedAt)}`, m.grants.join(" ")]);
+    ctx.out(table(["NAME", "FINGERPRINT", "STATUS", "GRANTS"], rows));
   },
 };
 
@@ -54,7 +48,7 @@ export const usersShow: Command = {
   examples: ["coffer users show bob"],
   flags: { json: { type: "boolean", help: "print the member as JSON" } },
   async run(ctx) {
-    const name = await oneArg(ctx, "NAME", "users show NAME");
+    const name = oneArg(ctx, "NAME", "users show NAME");
     const { member, matches, exposed } = await withStore(ctx, (s) => ({
       member: getMember(s, name),
       matches: grantedNames(s, name),
