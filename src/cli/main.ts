@@ -3,6 +3,8 @@
  * runs it, and maps any error to one line on stderr and a documented exit status. The only
  * place in coffer that decides the exit status.
  */
+import { writeSync } from "node:fs";
+import { isatty } from "node:tty";
 import { parseArgs } from "node:util";
 import { CofferError } from "../errors.ts";
 import type { Command, Context, Flag } from "./command.ts";
@@ -68,11 +70,11 @@ async function main(argv: string[]): Promise<number> {
   try {
     if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
       if (argv[0] === "help" && argv[1] !== undefined) return main([...argv.slice(1), "--help"]);
-      process.stdout.write(mainHelp());
+      writeOut(mainHelp());
       return 0;
     }
     if (argv[0] === "--version" || argv[0] === "-V") {
-      process.stdout.write(`coffer ${VERSION}\n`);
+      writeOut(`coffer ${VERSION}\n`);
       return 0;
     }
     const two = `${argv[0]} ${argv[1] ?? ""}`;
@@ -88,7 +90,7 @@ async function main(argv: string[]): Promise<number> {
     const command = await entry.load();
     const ctx = parse(command, argv.slice(words));
     if (ctx === "help") {
-      process.stdout.write(commandHelp(command, entry.summary));
+      writeOut(commandHelp(command, entry.summary));
       return 0;
     }
     return (await command.run(ctx)) ?? 0;
@@ -119,12 +121,17 @@ function parse(command: Command, args: string[]): Context | "help" {
   return {
     args: rest ?? parsed.positionals,
     flags,
-    io: { stdin: process.stdin, stdout: process.stdout },
+    io: {
+      get stdin() {
+        return process.stdin;
+      },
+      stdout: { isTTY: isatty(1) },
+    },
     env: process.env,
     umask: USER_UMASK,
     store: typeof flags.store === "string" ? flags.store : undefined,
     say: (m) => void process.stderr.write(`${printable(m, true)}\n`),
-    out: (d) => void process.stdout.write(d),
+    out: writeOut,
   };
 }
 
@@ -195,10 +202,47 @@ function mainHelp(): string {
   ].join("\n");
 }
 
-process.stdout.on("error", (err: NodeJS.ErrnoException) => {
-  if (err.code === "EPIPE") process.exit(0);
-  throw err;
-});
+/**
+ * Prints on stdout through fd 1, synchronously: nothing is left buffered at exit, and no stream is
+ * built for a command that prints one value (building process.stdout costs a few milliseconds of
+ * start-up, docs/design.md §8). A reader that went away (`coffer list | head`) ends coffer quietly.
+ */
+function writeOut(data: string | Uint8Array): void {
+  const bytes = typeof data === "string" ? Buffer.from(data) : data;
+  for (let done = 0; done < bytes.length; ) {
+    try {
+      done += writeSync(1, bytes, done);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EPIPE") process.exit(0);
+      if (code !== "EAGAIN") throw err;
+      Atomics.wait(PAUSE, 0, 0, 1); // a non-blocking pipe that is full: wait for the reader
+    }
+  }
+}
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+// process.stdout, where a command still uses it (`run` passes its command's output on), gets the
+// same rule when it is first built.
+const stdoutGetter = Object.getOwnPropertyDescriptor(process, "stdout")?.get;
+if (stdoutGetter !== undefined) {
+  let ruled = false;
+  Object.defineProperty(process, "stdout", {
+    configurable: true,
+    enumerable: true,
+    get() {
+      const stream = stdoutGetter.call(process) as NodeJS.WriteStream;
+      if (!ruled) {
+        ruled = true;
+        stream.on("error", (err: NodeJS.ErrnoException) => {
+          if (err.code === "EPIPE") process.exit(0);
+          throw err;
+        });
+      }
+      return stream;
+    },
+  });
+}
 
 const code = await main(process.argv.slice(2));
 process.exitCode = code;

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -294,4 +294,15 @@ test("--store selects another store file; COFFER_HOME holds both files", (t) => 
   coffer(home, ["set", "k", "--store", other], { env, input: "team" });
   assert.equal(coffer(home, ["get", "k", "--store", other], { env }).out, "team");
   assert.equal(coffer(home, ["get", "k"], { env }).code, 3);
+});
+
+test("a reader that goes away early (coffer --help | head -c1) ends coffer quietly with 0, not an internal error", async (t) => {
+  const home = tempDir(t);
+  const child = spawn(process.execPath, [CLI, "--help"], { env: { ...process.env, HOME: home }, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout.destroy(); // the reader is gone before coffer writes
+  let err = "";
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once("close", (c) => resolve(c)));
+  assert.equal(code, 0);
+  assert.equal(err, "");
 });

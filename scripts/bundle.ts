@@ -1,0 +1,44 @@
+/**
+ * Bundles the CLI (`npm run build`, after tsc): src/cli/bin.ts → dist/bundle/, ESM, code split
+ * so that a command loads only its own modules. The folder is emptied first, so no chunk of an
+ * earlier build is left to be packed.
+ *
+ * Node's own modules are imported through `process.getBuiltinModule` rather than `import … from
+ * "node:fs"`: an ESM import of a built-in builds its namespace, which reads every export, and
+ * node:fs's lazy ones (ReadStream, promises) load the whole stream stack, a few milliseconds that
+ * a `coffer get` never uses (docs/design.md §8).
+ */
+import { rmSync } from "node:fs";
+import { build, type Plugin } from "esbuild";
+import { quietSqliteWarning } from "../src/cli/warnings.ts";
+
+quietSqliteWarning(); // the plugin loads node:sqlite to list its exports
+
+const builtins: Plugin = {
+  name: "node-builtins",
+  setup(b) {
+    b.onResolve({ filter: /^node:/ }, (args) => ({ path: args.path, namespace: "node-builtin" }));
+    b.onLoad({ filter: /.*/, namespace: "node-builtin" }, (args) => {
+      const mod = process.getBuiltinModule(args.path) as Record<string, unknown> | undefined;
+      if (mod === undefined) throw new Error(`${args.path} is not a built-in module of this Node`);
+      // Each export is read when first used, not when the module loads; esbuild drops the unused.
+      const names = Object.keys(mod).filter((k) => /^[A-Za-z_$][\w$]*$/.test(k) && k !== "default");
+      const lines = names.map((n) => `export const ${n} = /* @__PURE__ */ (() => m.${n})();`);
+      return { contents: [`const m = process.getBuiltinModule(${JSON.stringify(args.path)});`, "export default m;", ...lines].join("\n"), loader: "js" };
+    });
+  },
+};
+
+rmSync("dist/bundle", { recursive: true, force: true });
+await build({
+  entryPoints: ["src/cli/bin.ts"],
+  bundle: true,
+  splitting: true,
+  format: "esm",
+  platform: "node",
+  target: "node24",
+  packages: "external",
+  outdir: "dist/bundle",
+  logLevel: "warning",
+  plugins: [builtins],
+});
