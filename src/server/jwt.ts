@@ -21,7 +21,8 @@ import {
 } from "jose";
 import { CofferError } from "../errors.ts";
 import { isLoopbackHost } from "../core/token-transport.ts";
-import { DEFAULT_JWT_MAX_LIFETIME_MS, type JwtConfig } from "./config.ts";
+import { algorithmRules, DEFAULT_JWT_MAX_LIFETIME_MS } from "./config-check.ts";
+import type { JwtConfig } from "./config.ts";
 
 /** What a verified JWT says about its holder. */
 export interface JwtClaims {
@@ -89,10 +90,6 @@ export class JwtError extends CofferError {
   }
 }
 
-const HMAC_ALGORITHMS: ReadonlySet<string> = new Set(["HS256", "HS384", "HS512"]);
-const PUBLIC_KEY_ALGORITHMS: ReadonlySet<string> = new Set([
-  "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519",
-]);
 /** A bearer JWT longer than this is refused before any parsing. */
 const MAX_JWT_LENGTH = 16 * 1024;
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
@@ -118,30 +115,6 @@ function configError(message: string, options?: ErrorOptions): CofferError {
 
 /** Marks a failure to obtain the key set (fetch, timeout, bad response), as opposed to a bad token. */
 class KeySetUnavailable extends Error {}
-
-function checkAlgorithms(config: JwtConfig, hmac: boolean): string[] {
-  const { algorithms } = config;
-  if (!Array.isArray(algorithms) || algorithms.length === 0) {
-    throw configError("algorithms must list at least one algorithm (e.g. [RS256] or [HS256])");
-  }
-  for (const alg of algorithms) {
-    if (typeof alg !== "string" || alg.toLowerCase() === "none") {
-      throw configError("algorithm none is never allowed: a JWT must be signed");
-    }
-    if (hmac && !HMAC_ALGORITHMS.has(alg)) {
-      throw configError(
-        `algorithm ${JSON.stringify(alg)} does not go with a shared secret: use HS256, HS384 or HS512, or a key set (jwksFile/jwksUrl)`,
-      );
-    }
-    if (!hmac && !PUBLIC_KEY_ALGORITHMS.has(alg)) {
-      throw configError(
-        `algorithm ${JSON.stringify(alg)} does not go with a key set: use one of ${[...PUBLIC_KEY_ALGORITHMS].join(", ")} ` +
-          "(HMAC algorithms need a shared secret)",
-      );
-    }
-  }
-  return [...new Set(algorithms)];
-}
 
 async function loadJwksFile(file: string): Promise<JWTVerifyGetKey> {
   let text: string;
@@ -278,24 +251,19 @@ export async function createJwtVerifier(config: JwtConfig): Promise<JwtVerifier>
   if (typeof config.audience !== "string" || config.audience === "") throw configError("audience is required");
   if (typeof config.rolesClaim !== "string" || config.rolesClaim === "") throw configError("rolesClaim is required");
 
+  const rules = algorithmRules(config.algorithms, config.secret !== undefined);
+  if (rules.length > 0) throw configError(`algorithms: ${rules.join("; ")}`);
   let key: KeyObject | JWTVerifyGetKey;
-  let algorithms: string[];
   if (config.secret !== undefined) {
-    algorithms = checkAlgorithms(config, true);
-    // The length and known-default checks are the production guard's (config.ts): a short
-    // secret is allowed in development.
+    // Length and known defaults: weakSecretRule, at config load.
     if (config.secret === "") throw configError("secret is empty");
     key = createSecretKey(Buffer.from(config.secret, "utf8"));
-  } else if (config.jwksFile !== undefined) {
-    algorithms = checkAlgorithms(config, false);
-    key = await loadJwksFile(config.jwksFile);
   } else {
-    algorithms = checkAlgorithms(config, false);
-    key = remoteJwks(config.jwksUrl ?? "");
+    key = config.jwksFile !== undefined ? await loadJwksFile(config.jwksFile) : remoteJwks(config.jwksUrl ?? "");
   }
 
   const options = {
-    algorithms,
+    algorithms: config.algorithms,
     issuer: config.issuer,
     audience: config.audience,
     clockTolerance: CLOCK_SKEW_SECONDS,

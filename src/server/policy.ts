@@ -19,10 +19,8 @@ export const ROOT_ROLE = "root";
 /** The server's own resources. A rule reaches them only by naming them exactly. */
 export const SYSTEM_PATHS = ["sys:tokens", "sys:audit", "sys:metrics"] as const;
 
-/** One of {@link SYSTEM_PATHS}. */
-export type SystemPath = (typeof SYSTEM_PATHS)[number];
-
-const ALL_CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete"];
+/** The capabilities a rule may grant. */
+export const CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete"];
 const SYSTEM_PATH_SET: ReadonlySet<string> = new Set(SYSTEM_PATHS);
 const PATTERN_RULE = `a pattern is a system path (${SYSTEM_PATHS.join(", ")}) or ${NAME_PATTERN_RULE}`;
 
@@ -62,27 +60,9 @@ function mayMatchPrefix(compiled: Compiled, prefix: string): boolean {
 }
 
 /**
- * Does glob `pattern` match `path`? The language is src/core/patterns.ts's:
- *
- * - Patterns and names are split on `/`. A `*` segment matches exactly one whole segment;
- *   `*` inside a segment (`api-*`) matches characters within that segment, never a `/`.
- * - `**` (a whole segment) matches zero or more segments: `a/**\/b` matches `a/b` and `a/x/y/b`,
- *   `**\/x` matches `x`, and `**` alone matches every name.
- * - Except at the end: a trailing `/**` matches one or more segments, so `app/**` matches
- *   `app/db` and `app/db/x/y` but not `app` itself (unlike Vault's `app/*`, which grants on the
- *   bare name too; write `app` as a second rule to include it).
- * - System paths (`sys:…`) match only themselves: no glob ever matches a system path and a
- *   system-path pattern never matches a secret name.
- * - A `path` that is neither a valid secret name nor a system path matches nothing.
- *
- * @param pattern - a policy pattern
- * @param path - a secret name or a system path
- * @returns true when the pattern matches the whole path
+ * Does policy `pattern` match the whole `path` (a secret name or a system path)? The glob language
+ * is src/core/patterns.ts's; a system path matches only itself, and a path that is neither matches nothing.
  * @throws CofferError E_CONFIG when the pattern breaks the pattern rule
- * @example
- * matchPath("app/*", "app/db");       // true
- * matchPath("app/**", "app");         // false
- * matchPath("**", "sys:tokens");      // false
  */
 export function matchPath(pattern: string, path: string): boolean {
   return matchCompiled(compile(pattern), path);
@@ -125,10 +105,10 @@ export class Policy {
         const where = ` (role ${JSON.stringify(role)}, rule ${i + 1})`;
         const capabilities = [...new Set(rule.capabilities)];
         for (const cap of capabilities) {
-          if (!ALL_CAPABILITIES.includes(cap)) {
+          if (!CAPABILITIES.includes(cap)) {
             throw new CofferError(
               "E_CONFIG",
-              `unknown capability ${JSON.stringify(String(cap))}${where}: capabilities are ${ALL_CAPABILITIES.join(", ")}`,
+              `unknown capability ${JSON.stringify(String(cap))}${where}: capabilities are ${CAPABILITIES.join(", ")}`,
             );
           }
         }
@@ -150,7 +130,7 @@ export class Policy {
     const granted = new Set<Capability>();
     if (!isSecretName(path) && !SYSTEM_PATH_SET.has(path)) return granted;
     const rules = this.#rulesOf(roles);
-    if (rules === ROOT_ROLE) return new Set(ALL_CAPABILITIES);
+    if (rules === ROOT_ROLE) return new Set(CAPABILITIES);
     for (const rule of rules) {
       if (rule.capabilities.every((c) => granted.has(c))) continue;
       if (matchCompiled(rule.pattern, path)) for (const c of rule.capabilities) granted.add(c);
@@ -196,10 +176,5 @@ export class Policy {
       this.#sets.set(key, rules);
     }
     return rules;
-  }
-
-  /** The role names this policy defines (never `root`, which is built in). */
-  get roleNames(): string[] {
-    return [...this.#roles.keys()];
   }
 }
