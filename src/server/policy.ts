@@ -177,4 +177,9 @@ export class Policy {
     }
     return rules;
   }
+
+  /** The role names this policy defines (never `root`, which is built in). */
+  get roleNames(): string[] {
+    return [...this.#roles.keys()];
+  }
 }
