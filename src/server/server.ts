@@ -95,15 +95,11 @@ export interface RootTokenResult {
  */
 export async function replaceRootToken(dataDir: string, config: ServerConfig): Promise<RootTokenResult> {
   assertDataDir(dataDir);
-  assertPrivate(dataDir, "server data dir");
   const keyPath = join(dataDir, MASTER_KEY_FILE);
   const masterKey = readMasterKey(keyPath);
   const storage = await openStorage(dataDir, config);
   try {
-    const check = await storage.getMeta("key_check");
-    if (check === undefined || !keyCheckMatches(check, masterKey, storage.storeId)) {
-      throw new CofferError("E_DECRYPT", `${keyPath} is not the master key of this database; use the master.key made with it`);
-    }
+    await assertKeyMatches(storage, masterKey, keyPath);
     const actor = "server-root-token";
     const detail = { result: "ok", via: "coffer server root-token" };
     // The new token first: a failure half-way leaves an extra root token, never none.
@@ -118,9 +114,17 @@ export async function replaceRootToken(dataDir: string, config: ServerConfig): P
   }
 }
 
+/** @throws CofferError E_DECRYPT when `masterKey` (read from `keyPath`) is not the database's */
+async function assertKeyMatches(storage: ServerStorage, masterKey: Uint8Array, keyPath: string): Promise<void> {
+  const check = await storage.getMeta("key_check");
+  if (check === undefined || !keyCheckMatches(check, masterKey, storage.storeId)) {
+    throw new CofferError("E_DECRYPT", `${keyPath} is not the master key of this database; use the master.key made with it`);
+  }
+}
+
 /**
- * Refuses a data dir that does not exist or is not a directory, saying how to make one.
- * @throws CofferError E_NOT_INITIALIZED
+ * Refuses a data dir that does not exist, is not a directory (saying how to make one) or is not private.
+ * @throws CofferError E_NOT_INITIALIZED, PermissionsError E_PERMISSIONS
  */
 export function assertDataDir(dataDir: string): void {
   if (!existsSync(dataDir)) {
@@ -129,6 +133,7 @@ export function assertDataDir(dataDir: string): void {
   if (!statSync(dataDir).isDirectory()) {
     throw new CofferError("E_NOT_INITIALIZED", `${dataDir} is not a directory: give the server's data dir (made by \`coffer server init --data DIR\`) with --data`);
   }
+  assertPrivate(dataDir, "server data dir");
 }
 
 /**
@@ -176,17 +181,14 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     }
   }
   assertDataDir(dataDir);
-  assertPrivate(dataDir, "server data dir");
-  const masterKey = readMasterKey(join(dataDir, MASTER_KEY_FILE));
+  const keyPath = join(dataDir, MASTER_KEY_FILE);
+  const masterKey = readMasterKey(keyPath);
   const storage = await openStorage(dataDir, config);
   let app: FastifyInstance | undefined;
   let changes: ChangeBus | undefined;
   let redis: Redis | undefined;
   try {
-    const check = await storage.getMeta("key_check");
-    if (check === undefined || !keyCheckMatches(check, masterKey, storage.storeId)) {
-      throw new CofferError("E_DECRYPT", `${join(dataDir, MASTER_KEY_FILE)} is not the master key of this database; use the master.key made with it`);
-    }
+    await assertKeyMatches(storage, masterKey, keyPath);
     const logger = options.logger ?? serverLogger(config.log.level);
     changes = await createChangeBus(config, {
       scope: storage.storeId.toString("hex"),

@@ -13,7 +13,7 @@ import { createPrivateKey, randomBytes, X509Certificate } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
-import type { SecureContextOptions, Server as TlsServer } from "node:tls";
+import type { Server as TlsServer } from "node:tls";
 import { CofferError } from "../errors.ts";
 import { readPrivateFile, readPublicFile } from "../core/fs-secure.ts";
 
@@ -28,15 +28,7 @@ export interface TlsFiles {
 }
 
 /** What {@link loadTlsOptions} returns: options for `https.createServer` / `tls.createServer`. */
-export type TlsServerOptions = SecureContextOptions & {
-  key: Buffer;
-  cert: Buffer;
-  ca?: Buffer;
-  minVersion: "TLSv1.2";
-  requestCert: boolean;
-  rejectUnauthorized: boolean;
-  honorCipherOrder: true;
-};
+export type TlsServerOptions = ReturnType<typeof loadTlsOptions>;
 
 /** The identity a verified client certificate claims. */
 export interface ClientCertificate {
@@ -63,7 +55,7 @@ const SETTING = { cert: "tls.cert (COFFER_TLS_CERT)", key: "tls.key (COFFER_TLS_
  *   unreadable, is not PEM of the right kind, the key is encrypted, or the key does not match
  *   the certificate (the message names the files)
  */
-export function loadTlsOptions(files: TlsFiles): TlsServerOptions {
+export function loadTlsOptions(files: TlsFiles) {
   const key = readTlsFile(files.key, "key");
   const cert = readTlsFile(files.cert, "cert");
   const ca = files.clientCa === undefined ? undefined : readTlsFile(files.clientCa, "clientCa");
@@ -95,15 +87,7 @@ export function loadTlsOptions(files: TlsFiles): TlsServerOptions {
   if (ca !== undefined) parseCertificate(ca, files.clientCa!, "TLS client CA file", SETTING.clientCa);
 
   const mtls = ca !== undefined;
-  return {
-    key,
-    cert,
-    ...(ca !== undefined && { ca }),
-    minVersion: "TLSv1.2",
-    requestCert: mtls,
-    rejectUnauthorized: mtls,
-    honorCipherOrder: true,
-  };
+  return { key, cert, ...(ca !== undefined && { ca }), minVersion: "TLSv1.2" as const, requestCert: mtls, rejectUnauthorized: mtls, honorCipherOrder: true };
 }
 
 /**
