@@ -108,15 +108,14 @@ export function registerRequestContext(app: FastifyInstance, parts: ServerParts)
  */
 export async function authenticate(parts: ServerParts, req: FastifyRequest): Promise<Principal> {
   const cert = parts.mutualTls ? clientCertificate(req.raw.socket) : undefined;
+  const certName = cert && (cert.cn ?? cert.dnsNames[0] ?? cert.fingerprint256);
   try {
-    if (cert !== undefined && (req.headers.authorization === undefined || req.headers.authorization === "")) {
-      const mapped = certificatePrincipal(cert, parts.config.clients ?? {});
-      return mapped === undefined
-        ? { subject: `cert:${cert.cn ?? cert.dnsNames[0] ?? cert.fingerprint256}`, kind: "cert", roles: [], expiresAt: null }
-        : { ...mapped, kind: "cert", expiresAt: null };
+    if (certName !== undefined && (req.headers.authorization === undefined || req.headers.authorization === "")) {
+      const mapped = certificatePrincipal(cert!, parts.config.clients ?? {});
+      return { subject: `cert:${certName}`, roles: [], ...mapped, kind: "cert", expiresAt: null };
     }
     const p = await parts.auth.authenticate(req.headers.authorization);
-    return cert === undefined ? p : { ...p, certificate: cert.cn ?? cert.dnsNames[0] ?? cert.fingerprint256 };
+    return certName === undefined ? p : { ...p, certificate: certName };
   } catch (err) {
     if (err instanceof AuthError) {
       parts.metrics.authFailures.inc({ reason: err.reason });

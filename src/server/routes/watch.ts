@@ -83,6 +83,7 @@ export function watchRoutes(api: FastifyInstance, s: ServerParts): void {
 export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void {
   const heartbeatMs = deps.heartbeatMs ?? 15_000;
   const healthCheckMs = deps.healthCheckMs ?? 1000;
+  const stillValid = deps.stillValid ?? (async () => true);
   const streams = new Set<Stream>();
   let healthTimer: NodeJS.Timeout | undefined;
   let wasHealthy = deps.bus.healthy();
@@ -156,8 +157,7 @@ export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void 
       },
       recheck: () => {
         if (expired()) return stream.end();
-        if (deps.stillValid === undefined) return;
-        deps.stillValid(req).then((ok) => ok || stream.end(), () => stream.end());
+        stillValid(req).then((ok) => ok || stream.end(), stream.end);
       },
     };
     streams.add(stream);
@@ -173,14 +173,7 @@ export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void 
       write(stream, sse("change", { name, version, action, at }, at));
     });
     heartbeat = setInterval(() => {
-      if (deps.stillValid === undefined) {
-        write(stream, ": heartbeat\n\n");
-        return;
-      }
-      deps.stillValid(req).then(
-        (ok) => (ok ? write(stream, ": heartbeat\n\n") : stream.end()),
-        () => stream.end(),
-      );
+      stillValid(req).then((ok) => (ok ? write(stream, ": heartbeat\n\n") : stream.end()), stream.end);
     }, heartbeatMs);
     heartbeat.unref();
     if (expiresAt !== null) {
