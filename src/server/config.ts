@@ -86,7 +86,10 @@ export interface ServerConfig {
    * status) only at `debug` and `trace`: the audit chain records every request already.
    */
   log: { level: LogLevel };
-  /** TLS files (absolute paths); `clientCa` turns on client certificates */
+  /**
+   * TLS files (absolute paths, PEM): the certificate chain (the server's first), its unencrypted
+   * key, and the CA that issues client certificates (it turns on mutual TLS)
+   */
   tls?: { cert: string; key: string; clientCa?: string };
   /** mTLS client certificate CN/SAN → role names */
   clients?: Record<string, string[]>;

@@ -24,15 +24,11 @@ import { isLoopbackHost } from "../core/token-transport.ts";
 import { algorithmRules, DEFAULT_JWT_MAX_LIFETIME_MS } from "./config-check.ts";
 import type { JwtConfig } from "./config.ts";
 
-/** What a verified JWT says about its holder. */
+/** What a verified JWT says about its holder: `sub`, the roles claim ([] when absent), `exp`, `iss`. */
 export interface JwtClaims {
-  /** the `sub` claim */
   subject: string;
-  /** the roles from the configured roles claim; [] when the claim is absent */
   roles: string[];
-  /** the `exp` claim */
   expiresAt?: Date;
-  /** the `iss` claim (equal to the configured issuer) */
   issuer: string;
 }
 
@@ -49,20 +45,7 @@ export interface JwtVerifier {
 /** Tolerated clock difference with the issuer, in seconds, for `exp` and `nbf`. */
 export const CLOCK_SKEW_SECONDS = 60;
 
-/** Why a JWT was refused, for metrics (`coffer_auth_failures_total{reason="jwt_…"}`). */
-export type JwtFailureReason =
-  | "expired"
-  | "not_yet_valid"
-  | "signature"
-  | "algorithm"
-  | "issuer"
-  | "audience"
-  | "malformed"
-  | "claims"
-  | "lifetime"
-  | "jwks";
-
-const MESSAGES: Readonly<Record<JwtFailureReason, string>> = {
+const MESSAGES = {
   expired: "the JWT has expired",
   not_yet_valid: "the JWT is not yet valid",
   signature: "the JWT's signature does not verify",
@@ -73,7 +56,10 @@ const MESSAGES: Readonly<Record<JwtFailureReason, string>> = {
   claims: "the JWT has no sub/exp claim",
   lifetime: "the JWT lives longer than the server's jwt.maxLifetime allows: ask the issuer for a shorter-lived token",
   jwks: "the JWT's signing key is not in the configured key set",
-};
+} as const;
+
+/** Why a JWT was refused, for metrics (`coffer_auth_failures_total{reason="jwt_…"}`). */
+export type JwtFailureReason = keyof typeof MESSAGES;
 
 /** A JWT was refused (HTTP 401). The message is fixed per reason and leaks nothing. */
 export class JwtError extends CofferError {

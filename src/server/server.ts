@@ -33,20 +33,12 @@ export const SQLITE_FILE = "coffer.db";
 /** coffer's version, as the server reports it. */
 export const SERVER_VERSION = "0.1.0";
 
-/** What `coffer server init` made. */
-export interface InitResult {
-  dataDir: string;
-  /** the root token, shown once; only its hash is stored */
-  rootToken: string;
-  rootTokenId: string;
-  storage: ServerStorage["driver"];
-}
-
 /**
- * Creates the data dir (0700), a random master key (0600), the database and a root token.
+ * Creates the data dir (0700), a random master key (0600), the database and a root token (shown
+ * once: only its hash is stored).
  * @throws CofferError E_CONFLICT when the data dir already holds a master key or database
  */
-export async function initServer(dataDir: string, config: ServerConfig): Promise<InitResult> {
+export async function initServer(dataDir: string, config: ServerConfig) {
   ensurePrivateDir(dataDir);
   assertPrivate(dataDir, "server data dir");
   const keyPath = join(dataDir, MASTER_KEY_FILE);
@@ -75,25 +67,15 @@ async function createRootToken(storage: ServerStorage, actor: string, detail: Re
   return t;
 }
 
-/** What `coffer server root-token` did. */
-export interface RootTokenResult {
-  /** the new root token, shown once; only its hash is stored */
-  rootToken: string;
-  rootTokenId: string;
-  /** ids of the root tokens revoked */
-  revoked: string[];
-  storage: ServerStorage["driver"];
-}
-
 /**
  * Makes a new root token and revokes every other unrevoked root token, with both on the audit
  * chain (actor `server-root-token`): the way back when the root token is lost or leaked. Needs
  * the data dir's master key, so only someone on the server's host can do it; it opens the
- * storage directly and does not need the server running.
+ * storage directly and does not need the server running. The new token is shown once.
  * @throws CofferError E_NOT_INITIALIZED without a data dir or master key, E_DECRYPT when the
  *   master key is not the database's
  */
-export async function replaceRootToken(dataDir: string, config: ServerConfig): Promise<RootTokenResult> {
+export async function replaceRootToken(dataDir: string, config: ServerConfig) {
   assertDataDir(dataDir);
   const keyPath = join(dataDir, MASTER_KEY_FILE);
   const masterKey = readMasterKey(keyPath);

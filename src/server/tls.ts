@@ -16,16 +16,10 @@ import { TLSSocket } from "node:tls";
 import type { Server as TlsServer } from "node:tls";
 import { CofferError } from "../errors.ts";
 import { readPrivateFile, readPublicFile } from "../core/fs-secure.ts";
+import type { ServerConfig } from "./config.ts";
 
-/** The TLS files of the server config (absolute paths). */
-export interface TlsFiles {
-  /** the certificate chain (PEM): the server's certificate first */
-  cert: string;
-  /** the private key (PEM, unencrypted) */
-  key: string;
-  /** the CA (PEM, one or more certificates) that issues client certificates: turns on mTLS */
-  clientCa?: string;
-}
+/** The TLS files of the server config. */
+export type TlsFiles = NonNullable<ServerConfig["tls"]>;
 
 /** What {@link loadTlsOptions} returns: options for `https.createServer` / `tls.createServer`. */
 export type TlsServerOptions = ReturnType<typeof loadTlsOptions>;
