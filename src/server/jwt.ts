@@ -163,29 +163,20 @@ function toJwtError(err: unknown): JwtError {
   if (err instanceof JwtError) return err;
   if (err instanceof KeySetUnavailable) return new JwtError("jwks", "the JWT cannot be checked: the configured key set (jwksUrl) could not be fetched");
   if (!(err instanceof errors.JOSEError)) return new JwtError("malformed");
-  switch (err.code) {
-    case "ERR_JWT_EXPIRED":
-      return new JwtError("expired");
-    case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":
-      return new JwtError("signature");
-    case "ERR_JOSE_ALG_NOT_ALLOWED":
-    case "ERR_JOSE_NOT_SUPPORTED":
-      return new JwtError("algorithm");
-    case "ERR_JWKS_NO_MATCHING_KEY":
-    case "ERR_JWKS_MULTIPLE_MATCHING_KEYS":
-      return new JwtError("jwks");
-    case "ERR_JWT_CLAIM_VALIDATION_FAILED": {
-      const { claim } = err as errors.JWTClaimValidationFailed;
-      if (claim === "iss") return new JwtError("issuer");
-      if (claim === "aud") return new JwtError("audience");
-      if (claim === "nbf") return new JwtError("not_yet_valid");
-      if (claim === "exp" || claim === "sub") return new JwtError("claims");
-      return new JwtError("malformed");
-    }
-    default:
-      return new JwtError("malformed");
-  }
+  const reason = err.code === "ERR_JWT_CLAIM_VALIDATION_FAILED" ? CLAIM_REASONS.get((err as errors.JWTClaimValidationFailed).claim) : CODE_REASONS.get(err.code);
+  return new JwtError(reason ?? "malformed");
 }
+
+/** jose's error codes and failed claims → the reason of the refusal; anything else is "malformed". */
+const CODE_REASONS = new Map<string, JwtFailureReason>([
+  ["ERR_JWT_EXPIRED", "expired"],
+  ["ERR_JWS_SIGNATURE_VERIFICATION_FAILED", "signature"],
+  ["ERR_JOSE_ALG_NOT_ALLOWED", "algorithm"],
+  ["ERR_JOSE_NOT_SUPPORTED", "algorithm"],
+  ["ERR_JWKS_NO_MATCHING_KEY", "jwks"],
+  ["ERR_JWKS_MULTIPLE_MATCHING_KEYS", "jwks"],
+]);
+const CLAIM_REASONS = new Map<string, JwtFailureReason>([["iss", "issuer"], ["aud", "audience"], ["nbf", "not_yet_valid"], ["exp", "claims"], ["sub", "claims"]]);
 
 /**
  * Reads the roles claim. A dotted name is a path into nested objects ("realm_access.roles" as

@@ -21,7 +21,7 @@ import { connectLimitRedis } from "./rate-limit-store.ts";
 import type { Redis } from "ioredis";
 import type { Server as TlsServer } from "node:tls";
 import { productionProblems, type ServerConfig } from "./config.ts";
-import { keyCheck, keyCheckMatches, newMasterKeyText, newToken, readMasterKey } from "./keys.ts";
+import { keyCheck, keyCheckMatches, newMasterKeyText, readMasterKey, storeNewToken } from "./keys.ts";
 import { ROOT_ROLE } from "./policy.ts";
 import { createSqliteStorage, openSqliteStorage } from "../storage/sqlite-async.ts";
 import type { ServerStorage } from "../storage/types.ts";
@@ -30,6 +30,7 @@ import type { ServerStorage } from "../storage/types.ts";
 export const MASTER_KEY_FILE = "master.key";
 /** The SQLite database file in the data dir. */
 export const SQLITE_FILE = "coffer.db";
+const ROOT_TOKEN = { name: "root", roles: [ROOT_ROLE], expiresAt: null };
 /** coffer's version, as the server reports it. */
 export const SERVER_VERSION = "0.1.0";
 
@@ -51,20 +52,12 @@ export async function initServer(dataDir: string, config: ServerConfig) {
     if (!keyCheckMatches(check, masterKey, storage.storeId)) {
       throw new CofferError("E_CONFLICT", "the database was already initialised with another master key; use that data dir's master.key");
     }
-    const t = await createRootToken(storage, "server-init", { result: "ok", via: "coffer server init" });
+    const t = await storeNewToken(storage, "server-init", ROOT_TOKEN, { result: "ok", via: "coffer server init" });
     return { dataDir, rootToken: t.token, rootTokenId: t.id, storage: storage.driver };
   } finally {
     masterKey.fill(0);
     await storage.close();
   }
-}
-
-/** A new root token, stored (only its hash) with its audit record by `actor`. */
-async function createRootToken(storage: ServerStorage, actor: string, detail: Record<string, unknown>): Promise<{ token: string; id: string }> {
-  const t = newToken();
-  const row = { id: t.id, name: "root", hash: t.hash, roles: [ROOT_ROLE], createdAt: new Date().toISOString(), createdBy: actor, expiresAt: null, revokedAt: null };
-  await storage.createToken(row, actor, detail);
-  return t;
 }
 
 /**
@@ -85,7 +78,7 @@ export async function replaceRootToken(dataDir: string, config: ServerConfig) {
     const actor = "server-root-token";
     const detail = { result: "ok", via: "coffer server root-token" };
     // The new token first: a failure half-way leaves an extra root token, never none.
-    const t = await createRootToken(storage, actor, detail);
+    const t = await storeNewToken(storage, actor, ROOT_TOKEN, detail);
     const old = (await storage.listTokens()).filter((x) => x.id !== t.id && x.revokedAt === null && x.roles.includes(ROOT_ROLE));
     const revoked: string[] = [];
     for (const o of old) if (await storage.revokeToken(o.id, actor, detail)) revoked.push(o.id);
