@@ -24,7 +24,10 @@ export const DEFAULT_JWT_MAX_LIFETIME_MS = 24 * 60 * 60 * 1000;
 const MAX_WINDOW_MS = 24 * 60 * 60 * 1000;
 const MAX_JWT_MAX_LIFETIME_MS = 366 * 24 * 60 * 60 * 1000;
 const MAX_PROXY_HOPS = 16;
-const ALGORITHMS: readonly string[] = ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
+const ALGORITHMS: readonly string[] = [
+  ...["HS256", "HS384", "HS512", "RS256", "RS384", "RS512"],
+  ...["PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"],
+];
 const DEFAULT_KEY_ALGORITHMS = ["RS256", "ES256", "EdDSA"];
 const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 /** COFFER_ENV values that once meant "production" (any case): they must not leave a server unguarded. */

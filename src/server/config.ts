@@ -27,36 +27,28 @@ export interface RoleRule {
   capabilities: Capability[];
 }
 
-/** How the server verifies JWTs: exactly one key source, a fixed issuer and audience. */
+/**
+ * How the server verifies JWTs: exactly one key source (an HS* `secret`, whose UTF-8 bytes are the
+ * key; a JWKS file; an https JWKS URL), the required `iss` and `aud`, the claim holding the role names.
+ */
 export interface JwtConfig {
-  /** HS256/384/512 shared secret (its UTF-8 bytes are the key) */
   secret?: string;
-  /** absolute path of a JWKS JSON file (RS/PS/ES/EdDSA keys) */
   jwksFile?: string;
-  /** https URL of a JWKS */
   jwksUrl?: string;
-  /** the required `iss` */
   issuer: string;
-  /** the required `aud` */
   audience: string;
-  /** the claim holding the caller's role names; default `roles` */
   rolesClaim: string;
   /** accepted `alg` values; default `["HS256"]` with a secret, `["RS256", "ES256", "EdDSA"]` with a JWKS */
   algorithms: string[];
-  /**
-   * The longest a JWT may live, in ms: `exp - iat` (or `exp - now` without `iat`) above it is
-   * refused. Absent: 24 h ({@link DEFAULT_JWT_MAX_LIFETIME_MS}).
-   */
+  /** the longest a JWT may live, in ms, from `iat` (else from now); absent: 24 h */
   maxLifetimeMs?: number;
 }
 
 /** The checked, frozen server configuration. */
 export interface ServerConfig {
-  /** the config file, when one was read */
   file?: string;
   /** where to listen; default 127.0.0.1:8200 (an IPv6 host is without brackets) */
   listen: { host: string; port: number };
-  /** JWT authentication, when configured */
   jwt?: JwtConfig;
   /** per credential `requests` per `windowMs`; per client IP `ipRequests` (default 10 × requests) */
   rateLimit: { requests: number; windowMs: number; ipRequests: number };
@@ -64,7 +56,7 @@ export interface ServerConfig {
   limits: { bodyBytes: number; valueBytes: number };
   /** role name → rules; `root` is built in and not listed */
   roles: Record<string, RoleRule[]>;
-  /** `/v1/auth/dev-login` on: for development only */
+  /** `POST /dev-login` on: for development only */
   devLogin: boolean;
   /**
    * how many proxy hops in front of the server to trust for X-Forwarded-For (`behindProxy: true`
@@ -77,9 +69,8 @@ export interface ServerConfig {
   production: boolean;
   /** `public: false` (default): /metrics needs read on sys:metrics */
   metrics: { public: boolean };
-  /** a postgres:// or postgresql:// URL */
+  /** postgres:// and redis:// URLs */
   database?: string;
-  /** a redis:// or rediss:// URL */
   redis?: string;
   /**
    * the log's level; default `info`. A line per request (method, URL without its query string,
@@ -95,15 +86,14 @@ export interface ServerConfig {
   clients?: Record<string, string[]>;
 }
 
-/** Where {@link loadServerConfig} reads from. */
+/**
+ * Where {@link loadServerConfig} reads from: the YAML file (none: defaults and the environment),
+ * `env` (default `process.env`), `--listen` and `--production`.
+ */
 export interface LoadServerConfigOptions {
-  /** the YAML file; without one, defaults and the environment apply */
   file?: string;
-  /** default `process.env` */
   env?: NodeJS.ProcessEnv;
-  /** `--listen HOST:PORT`: wins over the file and COFFER_LISTEN */
   listen?: string;
-  /** `--production` */
   production?: boolean;
 }
 
@@ -118,9 +108,6 @@ const DEFAULT_BODY_BYTES = Math.ceil((DEFAULT_MAX_VALUE_BYTES * 4) / 3) + 64 * 1
 
 /**
  * Reads the server config: the YAML file when given, then the environment, then `--listen`.
- * @example
- * const config = loadServerConfig({ file: "/etc/coffer/server.yml", listen: "0.0.0.0:8200" });
- * const problems = config.production ? productionProblems(config) : [];
  * @throws CofferError E_CONFIG listing every problem (`file:line: rule`, `VARIABLE: rule`); or
  *   when the file cannot be read
  */
@@ -131,7 +118,8 @@ export function loadServerConfig(options: LoadServerConfigOptions = {}): ServerC
     if (file !== undefined) text = readFileSync(file, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? "error";
-    throw new CofferError("E_CONFIG", `${file}: cannot read the server config file (${code}); check the path given to --config`, { cause: err });
+    const message = `${file}: cannot read the server config file (${code}); check the path given to --config`;
+    throw new CofferError("E_CONFIG", message, { cause: err });
   }
   return parseServerConfig(text, file, options.env ?? process.env, options);
 }
@@ -174,11 +162,6 @@ function deepFreeze<T>(value: T): T {
  * on a non-loopback address (with behindProxy too: the proxy must be on the same host). Each
  * names the key and its variable and says what to do. (A weak JWT secret is refused at load,
  * in production or not: see {@link weakSecretRule}.)
- * @example
- * if (config.production) {
- *   const problems = productionProblems(config);
- *   if (problems.length > 0) throw new CofferError("E_CONFIG", `refusing to start in production: ${problems.join("; ")}`);
- * }
  */
 export function productionProblems(config: ServerConfig): string[] {
   const out: string[] = [];

@@ -163,7 +163,8 @@ function toJwtError(err: unknown): JwtError {
   if (err instanceof JwtError) return err;
   if (err instanceof KeySetUnavailable) return new JwtError("jwks", "the JWT cannot be checked: the configured key set (jwksUrl) could not be fetched");
   if (!(err instanceof errors.JOSEError)) return new JwtError("malformed");
-  const reason = err.code === "ERR_JWT_CLAIM_VALIDATION_FAILED" ? CLAIM_REASONS.get((err as errors.JWTClaimValidationFailed).claim) : CODE_REASONS.get(err.code);
+  const { claim } = err as errors.JWTClaimValidationFailed;
+  const reason = err.code === "ERR_JWT_CLAIM_VALIDATION_FAILED" ? CLAIM_REASONS.get(claim) : CODE_REASONS.get(err.code);
   return new JwtError(reason ?? "malformed");
 }
 
@@ -176,7 +177,9 @@ const CODE_REASONS = new Map<string, JwtFailureReason>([
   ["ERR_JWKS_NO_MATCHING_KEY", "jwks"],
   ["ERR_JWKS_MULTIPLE_MATCHING_KEYS", "jwks"],
 ]);
-const CLAIM_REASONS = new Map<string, JwtFailureReason>([["iss", "issuer"], ["aud", "audience"], ["nbf", "not_yet_valid"], ["exp", "claims"], ["sub", "claims"]]);
+const CLAIM_REASONS = new Map<string, JwtFailureReason>([
+  ["iss", "issuer"], ["aud", "audience"], ["nbf", "not_yet_valid"], ["exp", "claims"], ["sub", "claims"],
+]);
 
 /**
  * Reads the roles claim. A dotted name is a path into nested objects ("realm_access.roles" as

@@ -8,7 +8,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 /** The metrics of one server instance. */
 export class ServerMetrics {
   readonly registry = new Registry();
-  readonly requests = this.#counter("coffer_http_requests_total", "HTTP requests by method, route pattern and status", ["method", "route", "status"]);
+  readonly requests = this.#counter("coffer_http_requests_total", "HTTP requests by method, route pattern and status", [
+    "method", "route", "status",
+  ]);
   readonly latency = new Histogram({
     name: "coffer_http_request_duration_seconds",
     help: "HTTP request latency by method and route pattern",
@@ -18,9 +20,11 @@ export class ServerMetrics {
   });
   readonly authFailures = this.#counter("coffer_auth_failures_total", "requests refused with 401, by reason", ["reason"]);
   readonly denials = this.#counter("coffer_denials_total", "requests refused with 403 by policy, by action", ["action"]);
-  readonly rateLimited = this.#counter("coffer_rate_limited_total", "requests refused with 429, by limit (ip: before authentication, subject: after)", [
-    "scope",
-  ]);
+  readonly rateLimited = this.#counter(
+    "coffer_rate_limited_total",
+    "requests refused with 429, by limit (ip: before authentication, subject: after)",
+    ["scope"],
+  );
   readonly auditRecords = this.#counter(
     "coffer_audit_records_total",
     "audit records appended outside secret writes (reads, denials, failures), by outcome",

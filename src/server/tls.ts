@@ -81,7 +81,8 @@ export function loadTlsOptions(files: TlsFiles) {
   if (ca !== undefined) parseCertificate(ca, files.clientCa!, "TLS client CA file", SETTING.clientCa);
 
   const mtls = ca !== undefined;
-  return { key, cert, ...(ca !== undefined && { ca }), minVersion: "TLSv1.2" as const, requestCert: mtls, rejectUnauthorized: mtls, honorCipherOrder: true };
+  const options = { minVersion: "TLSv1.2" as const, requestCert: mtls, rejectUnauthorized: mtls, honorCipherOrder: true };
+  return { key, cert, ...(ca !== undefined && { ca }), ...options };
 }
 
 /**
