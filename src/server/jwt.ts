@@ -34,11 +34,7 @@ export interface JwtClaims {
 
 /** Verifies a bearer JWT. */
 export interface JwtVerifier {
-  /**
-   * @param token - the JWT in compact serialization
-   * @returns its claims once signature, algorithm, issuer, audience and times check out
-   * @throws JwtError E_UNAUTHENTICATED otherwise
-   */
+  /** The claims, once signature, algorithm, issuer, audience and times check out. @throws JwtError otherwise */
   verify(token: string): Promise<JwtClaims>;
 }
 
@@ -65,10 +61,6 @@ export type JwtFailureReason = keyof typeof MESSAGES;
 export class JwtError extends CofferError {
   readonly reason: JwtFailureReason;
 
-  /**
-   * @param reason - why, for metrics
-   * @param message - defaults to the fixed message of the reason
-   */
   constructor(reason: JwtFailureReason, message: string = MESSAGES[reason]) {
     super("E_UNAUTHENTICATED", message);
     this.name = "JwtError";
@@ -88,7 +80,6 @@ const JWKS_TIMEOUT_MS = 5000;
  * True when a bearer credential looks like a JWT in compact serialization (three base64url
  * parts; the last may be empty so that an unsigned token still reaches the verifier and is
  * refused there with a JWT reason) rather than a `cof_` API token.
- * @param token - the bearer credential
  */
 export function looksLikeJwt(token: string): boolean {
   return token.length <= MAX_JWT_LENGTH && !token.startsWith("cof_") && JWT_SHAPE.test(token);
@@ -210,19 +201,10 @@ function readRoles(payload: JWTPayload, claimName: string): string[] {
 }
 
 /**
- * Builds a verifier from the server's `jwt:` config: HS256/384/512 with the shared `secret`, or a JSON Web Key Set from `jwksFile` (read once, now) or `jwksUrl`
- * (fetched and cached by jose; https only unless the host is loopback). Exactly one of the three.
- *
- * @param config - the validated `jwt:` section
- * @returns a verifier whose every refusal is a {@link JwtError}
+ * Builds a verifier from the server's `jwt:` config: HS256/384/512 with the shared `secret`, or a
+ * JSON Web Key Set from `jwksFile` (read once, now) or `jwksUrl` (fetched and cached by jose; https
+ * only unless the host is loopback). Every refusal of the verifier is a {@link JwtError}.
  * @throws CofferError E_CONFIG when the key source, the algorithms or the key set break a rule
- * @example
- * const verifier = await createJwtVerifier({
- *   jwksUrl: "https://idp.example.com/realms/ops/protocol/openid-connect/certs",
- *   issuer: "https://idp.example.com/realms/ops", audience: "coffer",
- *   rolesClaim: "realm_access.roles", algorithms: ["RS256"],
- * });
- * const { subject, roles } = await verifier.verify(bearer);
  */
 export async function createJwtVerifier(config: JwtConfig): Promise<JwtVerifier> {
   const sources = [config.secret, config.jwksFile, config.jwksUrl].filter((s) => s !== undefined);

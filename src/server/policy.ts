@@ -1,12 +1,8 @@
 /**
- * Path policies of the server: deny by default. A role is a list of rules; a rule grants
- * capabilities on the names its glob pattern matches. A caller's capabilities on a path are the
- * union over its roles' matching rules; a name no rule matches grants nothing. The built-in role
- * `root` holds every capability on every path, system paths included.
- *
- * Patterns are the one pattern language of src/core/patterns.ts (grants use the same), plus the
- * system paths, which a rule reaches only by naming them. Patterns are compiled once, in the
- * {@link Policy} constructor, at config load: no request compiles anything.
+ * Path policies of the server (docs/design.md §7): deny by default; a caller's capabilities on a
+ * path are the union over its roles' matching rules, and the built-in role `root` holds them all.
+ * Patterns are src/core/patterns.ts's, plus the system paths, which a rule reaches only by naming
+ * them; they are compiled once, in the {@link Policy} constructor: no request compiles anything.
  */
 import { CofferError } from "../errors.ts";
 import { isSecretName } from "../core/names.ts";
@@ -80,20 +76,12 @@ interface CompiledRule {
 /**
  * The server's role policies, compiled once. Deny by default: a capability is granted only by a
  * rule whose pattern matches the path, in one of the caller's roles.
- *
- * @example
- * const policy = new Policy({ app: [{ path: "app/**", capabilities: ["read", "list"] }] });
- * policy.allows(["app"], "read", "app/db/password"); // true
- * policy.allows(["app"], "write", "app/db/password"); // false
  */
 export class Policy {
   readonly #roles = new Map<string, readonly CompiledRule[]>();
   readonly #sets = new Map<string, readonly CompiledRule[] | typeof ROOT_ROLE>();
 
-  /**
-   * @param roles - role name → rules; `root` is built in and cannot be defined here
-   * @throws CofferError E_CONFIG naming the role and the rule a pattern or capability breaks
-   */
+  /** @throws CofferError E_CONFIG naming the role and the rule a pattern or capability breaks (or a role named root) */
   constructor(roles: Record<string, readonly RoleRule[]>) {
     for (const [role, rules] of Object.entries(roles)) {
       if (role === ROOT_ROLE) {
@@ -121,10 +109,7 @@ export class Policy {
   /**
    * The union of capabilities that the given roles' matching rules grant on `path`. Unknown role
    * names grant nothing; `root` grants every capability on any valid name or system path. A path
-   * that is neither grants nothing, whatever the roles.
-   * @param roles - the caller's role names
-   * @param path - a secret name or a system path
-   * @returns a new set the caller may keep
+   * that is neither grants nothing, whatever the roles. A new set the caller may keep.
    */
   capabilities(roles: readonly string[], path: string): Set<Capability> {
     const granted = new Set<Capability>();
@@ -138,12 +123,7 @@ export class Policy {
     return granted;
   }
 
-  /**
-   * Do the given roles hold `capability` on `path`?
-   * @param roles - the caller's role names
-   * @param capability - what the caller wants to do
-   * @param path - a secret name or a system path
-   */
+  /** Do the given roles hold `capability` on `path` (a secret name or a system path)? */
   allows(roles: readonly string[], capability: Capability, path: string): boolean {
     if (!isSecretName(path) && !SYSTEM_PATH_SET.has(path)) return false;
     const rules = this.#rulesOf(roles);
@@ -154,8 +134,6 @@ export class Policy {
    * Could some secret name starting with `prefix` be listable by the given roles? Lets a listing
    * skip the scan when no rule could match. Never false when a matching listable name exists;
    * it may be true when none does (a caller still checks each name with {@link allows}).
-   * @param roles - the caller's role names
-   * @param prefix - the listing's name prefix; "" for all names
    */
   mayList(roles: readonly string[], prefix: string): boolean {
     const rules = this.#rulesOf(roles);
