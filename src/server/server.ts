@@ -149,11 +149,10 @@ export interface StartOptions {
  */
 export async function startServer(options: StartOptions): Promise<RunningServer> {
   const { config, dataDir } = options;
-  if (config.production) {
-    const problems = productionProblems(config);
-    if (problems.length > 0) {
-      throw new CofferError("E_CONFIG", problems.length === 1 ? `refusing to start in production: ${problems[0]}` : problemList("refusing to start in production", problems));
-    }
+  const problems = config.production ? productionProblems(config) : [];
+  if (problems.length > 0) {
+    const head = "refusing to start in production";
+    throw new CofferError("E_CONFIG", problems.length === 1 ? `${head}: ${problems[0]}` : problemList(head, problems));
   }
   assertDataDir(dataDir);
   const keyPath = join(dataDir, MASTER_KEY_FILE);
@@ -165,37 +164,31 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   try {
     await assertKeyMatches(storage, masterKey, keyPath);
     const logger = options.logger ?? serverLogger(config.log.level);
-    changes = await createChangeBus(config, {
-      scope: storage.storeId.toString("hex"),
-      onError: (e) => {
-        if (logger !== false) logger.warn({ err: e.message }, "change bus");
-      },
-    });
+    const log = logger === false ? undefined : logger;
+    const scope = storage.storeId.toString("hex");
+    changes = await createChangeBus(config, { scope, onError: (e) => log?.warn({ err: e.message }, "change bus") });
     const https = config.tls === undefined ? undefined : loadTlsOptions(config.tls);
     if (config.redis !== undefined) {
-      redis = await connectLimitRedis(config.redis, (e) => {
-        if (logger !== false) logger.warn({ err: e.message }, "Redis unreachable: rate limits are per instance until it is back");
-      });
+      const why = "Redis unreachable: rate limits are per instance until it is back";
+      redis = await connectLimitRedis(config.redis, (e) => log?.warn({ err: e.message }, why));
     }
     app = await buildServer({ config, storage, masterKey, logger, version: SERVER_VERSION, changes, ...(https !== undefined && { https }), ...(redis !== undefined && { redis }) });
     masterKey.fill(0);
-    if (config.devLogin && logger !== false) logger.warn("devLogin is on: POST /dev-login gives tokens without credentials; never use it in production");
+    if (config.devLogin) log?.warn("devLogin is on: POST /dev-login gives tokens without credentials; never use it in production");
     await listen(app, config);
-    const address = boundUrl(app, config.tls !== undefined);
-    const server = app;
-    const bus = changes;
+    const url = boundUrl(app, config.tls !== undefined);
+    const [server, bus] = [app, changes];
     let stopReload = (): void => {};
     if (config.tls !== undefined && options.reloadOnSighup === true) {
       stopReload = reloadOnSighup(app.server as unknown as TlsServer, config.tls, (ok, err) => {
-        if (logger === false) return;
-        if (ok) logger.info("TLS certificates reloaded (SIGHUP)");
-        else logger.error({ err: err?.message }, "TLS reload failed; the previous certificates stay in use");
+        if (ok) log?.info("TLS certificates reloaded (SIGHUP)");
+        else log?.error({ err: err?.message }, "TLS reload failed; the previous certificates stay in use");
       });
     }
     let closing: Promise<void> | undefined;
     return {
       app,
-      url: address,
+      url,
       close: () => (closing ??= server.close().finally(async () => {
         stopReload();
         redis?.disconnect();
