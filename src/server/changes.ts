@@ -44,17 +44,13 @@ export interface ChangeBus {
 
 /** Options of the buses. */
 export interface ChangeBusOptions {
-  /**
-   * Told of every transport failure (a failed publish, a dropped connection). The error's
-   * message never holds a URL (it may carry a password) or a value (events have none).
-   */
+  /** told of every transport failure; the error's message never holds a URL (it may carry a password) */
   onError?: (err: Error) => void;
   /** how long creating the bus waits for the transport before starting without it (default 2000 ms) */
   connectTimeoutMs?: number;
   /**
-   * Keeps deployments that share one Redis apart: the channel becomes `coffer:changes:<scope>`.
-   * The server passes its store id (every instance of one deployment shares it). PostgreSQL
-   * needs none: NOTIFY stays within its database.
+   * Keeps deployments that share one Redis apart (`coffer:changes:<scope>`; the server passes its
+   * store id). PostgreSQL needs none: NOTIFY stays within its database.
    */
   scope?: string;
 }

@@ -17,7 +17,7 @@ import type { ValueSealer } from "./keys.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { Policy } from "./policy.ts";
 import { clientAddress } from "./proxy.ts";
-import type { LimitState } from "./rate-limit-store.ts";
+import type { LimitMode } from "./rate-limit-store.ts";
 import type { ServerStorage } from "../storage/types.ts";
 import { certificatePrincipal, clientCertificate } from "./tls.ts";
 
@@ -32,7 +32,8 @@ export interface ServerParts {
   changes: ChangeBus;
   audit: AuditWriter;
   verifier: AuditVerifier;
-  limits: LimitState;
+  /** where the rate-limit counters are right now */
+  limitMode: () => LimitMode;
   /** the server asks for client certificates (mutual TLS) */
   mutualTls: boolean;
   version: string;

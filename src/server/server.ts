@@ -175,7 +175,8 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     app = await buildServer({ config, storage, masterKey, logger, version: SERVER_VERSION, changes, ...(https !== undefined && { https }), ...(redis !== undefined && { redis }) });
     masterKey.fill(0);
     if (config.devLogin) log?.warn("devLogin is on: POST /dev-login gives tokens without credentials; never use it in production");
-    await listen(app, config);
+    const { host, port } = config.listen;
+    await app.listen({ host, port }).catch((err: unknown) => Promise.reject(listenError(err, host, port) ?? err));
     const url = boundUrl(app, config.tls !== undefined);
     const [server, bus] = [app, changes];
     let stopReload = (): void => {};
@@ -212,16 +213,6 @@ function boundUrl(app: FastifyInstance, https: boolean): string {
   if (a === null || typeof a !== "object") throw new CofferError("E_INTERNAL", "the server is not bound to an address after listening");
   const host = a.family === "IPv6" ? `[${a.address}]` : a.address;
   return `${https ? "https" : "http"}://${host}:${a.port}`;
-}
-
-/** Listens on `listen`, turning the usual failures into what to do about them. */
-async function listen(app: FastifyInstance, config: ServerConfig): Promise<void> {
-  const { host, port } = config.listen;
-  try {
-    await app.listen({ host, port });
-  } catch (err) {
-    throw listenError(err, host, port) ?? err;
-  }
 }
 
 /**
