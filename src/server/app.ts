@@ -1,9 +1,7 @@
 /**
- * The team server's HTTP API (fastify 5), assembled: the server's parts (context.ts), error
- * answers, rate limits per IP and per subject, OpenAPI docs, metrics hooks and the route modules
- * of routes/ (system, tokens, secrets, watch, audit). Authentication, deny-by-default policies
- * and the fail-closed audit of every request that touches a secret or a token are the request
- * context's (context.ts); each route only says what it checks and records.
+ * The team server's HTTP API (fastify 5), assembled: the server's parts and request context
+ * (context.ts: authentication, policies, the fail-closed audit), error answers, rate limits per IP
+ * and per subject, OpenAPI docs, metrics hooks and the route modules of routes/.
  *
  * Request path, in order: request id and timer → per-IP limit → (API routes) authentication →
  * per-subject limit → schema validation → policy → storage → audit → answer. Errors of every
@@ -86,7 +84,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     auth: new Authenticator(storage, jwt, changes),
     verifier: new AuditVerifier(storage, deps.masterKey, deps.auditVerify),
     audit: new AuditWriter(storage, (n, failed) => metrics.auditRecords.inc({ outcome: failed ? "failed" : "written" }, n)),
-    limits: limits.state,
+    limitMode: limits.mode,
     mutualTls: deps.https?.requestCert === true,
     version: deps.version,
   };
@@ -117,7 +115,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     return reply.status(status).send({ error: { code, message }, requestId: req.id });
   });
 
-  metrics.watch(() => ({ limitMode: limits.state.mode(), changesHealthy: changes.healthy() }));
+  metrics.watch(() => ({ limitMode: limits.mode(), changesHealthy: changes.healthy() }));
   await app.register(rateLimit, { global: false, store: limits.Store });
   // Without a trusted proxy a connection's client never changes: its limit key is worked out once.
   const proxied = trustProxyOption(config) !== false;

@@ -44,17 +44,13 @@ export interface ChangeBus {
 
 /** Options of the buses. */
 export interface ChangeBusOptions {
-  /**
-   * Told of every transport failure (a failed publish, a dropped connection). The error's
-   * message never holds a URL (it may carry a password) or a value (events have none).
-   */
+  /** told of every transport failure; the error's message never holds a URL (it may carry a password) */
   onError?: (err: Error) => void;
   /** how long creating the bus waits for the transport before starting without it (default 2000 ms) */
   connectTimeoutMs?: number;
   /**
-   * Keeps deployments that share one Redis apart: the channel becomes `coffer:changes:<scope>`.
-   * The server passes its store id (every instance of one deployment shares it). PostgreSQL
-   * needs none: NOTIFY stays within its database.
+   * Keeps deployments that share one Redis apart (`coffer:changes:<scope>`; the server passes its
+   * store id). PostgreSQL needs none: NOTIFY stays within its database.
    */
   scope?: string;
 }
@@ -81,11 +77,6 @@ export function toChangeEvent(value: unknown): ChangeEvent | undefined {
 /** A token id as the server makes them (keys.ts): 16 hex digits. */
 const TOKEN_ID = /^[0-9a-f]{16}$/;
 
-/** The wire form of a revocation. */
-function revocationMessage(tokenId: string): string {
-  return JSON.stringify({ revoked: tokenId, at: new Date().toISOString() });
-}
-
 /** Parses a message off the wire (JSON text): a change or a revocation; undefined when malformed. */
 function parseMessage(text: string): { change: ChangeEvent } | { revoked: string } | undefined {
   if (text.length > 8192) return undefined;
@@ -102,55 +93,62 @@ function parseMessage(text: string): { change: ChangeEvent } | { revoked: string
   }
 }
 
-/** The listeners of a bus: changes and revocations. */
+/** The listeners of a bus: changes and revocations, and `deliver` for a message off the wire. */
 function busListeners() {
   const changes = listenerSet<ChangeEvent>();
   const revocations = listenerSet<string>();
-  return {
-    changes,
-    revocations,
-    /** delivers a message off the wire */
-    deliver(text: string): void {
-      const m = parseMessage(text);
-      if (m === undefined) return;
-      if ("revoked" in m) revocations.emit(m.revoked);
-      else changes.emit(m.change);
-    },
-    clear(): void {
-      changes.clear();
-      revocations.clear();
-    },
+  const deliver = (text: string): void => {
+    const m = parseMessage(text);
+    if (m !== undefined && "revoked" in m) revocations.emit(m.revoked);
+    else if (m !== undefined) changes.emit(m.change);
   };
+  return { changes, revocations, deliver };
+}
+
+/** What a bus between instances needs of its transport (Redis, PostgreSQL). */
+interface Transport {
+  closed(): boolean;
+  /** carries a message to every instance, this one included */
+  send(text: string): Promise<unknown>;
+  /** told of a message that could not be sent */
+  failed(err: unknown): void;
+  healthy(): boolean;
+  close(): Promise<void>;
 }
 
 /**
- * `publish` and `publishRevocation` of a bus whose transport sends a message with `send`: a
- * revocation reaches this instance's listeners at once, even when the transport is down; a
- * message that cannot be sent is reported to `failed`, never thrown.
+ * A bus on `transport` (none: in memory, this instance only). A revocation reaches this
+ * instance's listeners at once, even when the transport is down; a failed send is reported, never thrown.
  */
-function publishers(
-  listeners: ReturnType<typeof busListeners>,
-  closed: () => boolean,
-  send: (text: string) => Promise<unknown>,
-  failed: (err: unknown) => void,
-): Pick<ChangeBus, "publish" | "publishRevocation"> {
+function makeBus(kind: ChangeBus["kind"], listeners: ReturnType<typeof busListeners>, transport?: Transport): ChangeBus {
   const post = async (text: string): Promise<void> => {
-    if (closed()) return;
+    if (transport === undefined || transport.closed()) return;
     try {
-      await send(text);
+      await transport.send(text);
     } catch (err) {
-      failed(err);
+      transport.failed(err);
     }
   };
   return {
+    kind,
     async publish(event) {
       const e = toChangeEvent(event);
-      if (e !== undefined) await post(JSON.stringify(e));
+      if (e !== undefined && transport === undefined) listeners.changes.emit(e);
+      else if (e !== undefined) await post(JSON.stringify(e));
     },
+    subscribe: (listener) => listeners.changes.add(listener),
     async publishRevocation(tokenId) {
       if (!TOKEN_ID.test(tokenId)) return;
       listeners.revocations.emit(tokenId);
-      await post(revocationMessage(tokenId));
+      await post(JSON.stringify({ revoked: tokenId, at: new Date().toISOString() }));
+    },
+    onRevocation: (listener) => listeners.revocations.add(listener),
+    healthy: () => transport === undefined || (!transport.closed() && transport.healthy()),
+    async close() {
+      if (transport?.closed() === true) return;
+      listeners.changes.clear();
+      listeners.revocations.clear();
+      await transport?.close();
     },
   };
 }
@@ -187,23 +185,7 @@ function safeError(what: string, err: unknown): Error {
 
 /** The single-instance bus. */
 export function createMemoryBus(): ChangeBus {
-  const listeners = busListeners();
-  return {
-    kind: "memory",
-    async publish(event) {
-      const e = toChangeEvent(event);
-      if (e !== undefined) listeners.changes.emit(e);
-    },
-    subscribe: (listener) => listeners.changes.add(listener),
-    async publishRevocation(tokenId) {
-      if (TOKEN_ID.test(tokenId)) listeners.revocations.emit(tokenId);
-    },
-    onRevocation: (listener) => listeners.revocations.add(listener),
-    healthy: () => true,
-    async close() {
-      listeners.clear();
-    },
-  };
+  return makeBus("memory", busListeners());
 }
 
 /**
@@ -242,7 +224,7 @@ export async function createRedisBus(url: string, options: ChangeBusOptions = {}
   sub.on("message", (from: string, message: string) => {
     if (from === channel) listeners.deliver(message);
   });
-  const healthy = () => !closed && subscribed && pub.status === "ready" && sub.status === "ready";
+  const healthy = () => subscribed && pub.status === "ready" && sub.status === "ready";
 
   // Wait (briefly) for both connections, so the first streams do not miss events.
   await new Promise<void>((resolve) => {
@@ -261,19 +243,16 @@ export async function createRedisBus(url: string, options: ChangeBusOptions = {}
     sub.connect().catch(() => {});
   });
 
-  return {
-    kind: "redis",
-    ...publishers(listeners, () => closed, (text) => pub.publish(channel, text), (err) => onError(safeError("redis publish", err))),
-    subscribe: (listener) => listeners.changes.add(listener),
-    onRevocation: (listener) => listeners.revocations.add(listener),
+  return makeBus("redis", listeners, {
+    closed: () => closed,
+    send: (text) => pub.publish(channel, text),
+    failed: (err) => onError(safeError("redis publish", err)),
     healthy,
     async close() {
-      if (closed) return;
       closed = true;
-      listeners.clear();
       await Promise.allSettled([quit(pub), quit(sub)]);
     },
-  };
+  });
 
   async function quit(r: InstanceType<typeof Redis>): Promise<void> {
     if (r.status === "ready") {
@@ -343,21 +322,17 @@ export async function createPostgresBus(url: string, options: ChangeBusOptions =
 
   await Promise.race([connect().catch(() => {}), new Promise((res) => setTimeout(res, connectTimeoutMs).unref())]);
 
-  return {
-    kind: "postgres",
-    ...publishers(listeners, () => closed, (text) => pool.query("SELECT pg_notify($1, $2)", [CHANGE_CHANNEL_POSTGRES, text]), (err) => onError(safeError("postgres publish", err))),
-    subscribe: (listener) => listeners.changes.add(listener),
-    onRevocation: (listener) => listeners.revocations.add(listener),
-    healthy: () => !closed && listening,
+  return makeBus("postgres", listeners, {
+    closed: () => closed,
+    send: (text) => pool.query("SELECT pg_notify($1, $2)", [CHANGE_CHANNEL_POSTGRES, text]),
+    failed: (err) => onError(safeError("postgres publish", err)),
+    healthy: () => listening,
     async close() {
-      if (closed) return;
       closed = true;
-      listening = false;
-      listeners.clear();
       if (retryTimer !== undefined) clearTimeout(retryTimer);
       await Promise.allSettled([client?.end(), pool.end()]);
     },
-  };
+  });
 }
 
 /**

@@ -10,14 +10,12 @@ import { parseYaml, show } from "../config/yaml-checker.ts";
 import { render, SchemaChecker, type Formats, type Schema } from "../config/schema-check.ts";
 import { checkDuration, DURATION_RULE, type DurationBounds } from "../core/durations.ts";
 import { PATTERN_RULE } from "../core/patterns.ts";
-import type { Capability, JwtConfig, LogLevel, RoleRule, ServerConfig } from "./config.ts";
-import { policyPatternProblem, SYSTEM_PATHS } from "./policy.ts";
+import type { JwtConfig, LogLevel, RoleRule, ServerConfig } from "./config.ts";
+import { CAPABILITIES, policyPatternProblem, ROOT_ROLE, SYSTEM_PATHS } from "./policy.ts";
 import { weakSecretRule } from "./weak-secrets.ts";
 
 /** pino's level names: what `log.level` accepts. */
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
-/** The capabilities a rule may grant. */
-export const CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete"];
 /** A role's name. */
 export const ROLE_NAME_PATTERN = "^[a-z][a-z0-9_-]*$";
 /** `jwt.maxLifetime` when unset: 24 h. */
@@ -26,10 +24,10 @@ export const DEFAULT_JWT_MAX_LIFETIME_MS = 24 * 60 * 60 * 1000;
 const MAX_WINDOW_MS = 24 * 60 * 60 * 1000;
 const MAX_JWT_MAX_LIFETIME_MS = 366 * 24 * 60 * 60 * 1000;
 const MAX_PROXY_HOPS = 16;
-const ROOT_ROLE = "root";
-const HMAC_ALGORITHMS = ["HS256", "HS384", "HS512"] as const;
-const KEY_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"] as const;
-const ALGORITHMS: readonly string[] = [...HMAC_ALGORITHMS, ...KEY_ALGORITHMS];
+const ALGORITHMS: readonly string[] = [
+  ...["HS256", "HS384", "HS512", "RS256", "RS384", "RS512"],
+  ...["PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"],
+];
 const DEFAULT_KEY_ALGORITHMS = ["RS256", "ES256", "EdDSA"];
 const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 /** COFFER_ENV values that once meant "production" (any case): they must not leave a server unguarded. */
@@ -356,19 +354,9 @@ export class ServerConfigCheck {
     let algorithms = hmac ? ["HS256"] : [...DEFAULT_KEY_ALGORITHMS];
     const list = this.value<string[]>("jwt.algorithms");
     if (list !== undefined) {
-      const out: string[] = [];
-      const rules: string[] = [];
-      if (list.length === 0) rules.push(`must not be empty; algorithms: ${ALGORITHMS.join(", ")}`);
-      for (const a of list) {
-        if (a.toLowerCase() === "none") rules.push(`"none" is refused: it accepts unsigned tokens, which anyone can forge`);
-        else if (!ALGORITHMS.includes(a)) rules.push(`${show(a)} is unknown; algorithms: ${ALGORITHMS.join(", ")}`);
-        else if (out.includes(a)) rules.push(`${show(a)} is listed twice`);
-        else if (sources.length === 1 && hmac && !a.startsWith("HS")) rules.push(`${a} needs a key set (jwksFile or jwksUrl); with secret use HS256, HS384 or HS512`);
-        else if (sources.length === 1 && !hmac && a.startsWith("HS")) rules.push(`${a} needs secret; with jwksFile or jwksUrl use RS*, PS*, ES* or EdDSA`);
-        else out.push(a);
-      }
+      const rules = algorithmRules(list, sources.length === 1 ? hmac : undefined);
       for (const r of rules) this.bad("jwt.algorithms", r);
-      if (rules.length === 0) algorithms = out;
+      if (rules.length === 0) algorithms = list;
     }
     const [secret, jwksFile, jwksUrl, issuer, audience, maxLifetime] = ["secret", "jwksFile", "jwksUrl", "issuer", "audience", "maxLifetime"].map((k) =>
       this.value<string>(`jwt.${k}`),
@@ -459,6 +447,26 @@ export class ServerConfigCheck {
     return undefined;
   }
 
+}
+
+/**
+ * Why the `jwt.algorithms` list is refused, one rule per problem (empty when fine): `none`, unknown
+ * or repeated names, and an algorithm that does not go with the key source (`hmac`: a secret;
+ * undefined when the source is not known). createJwtVerifier (jwt.ts) applies the same rules.
+ */
+export function algorithmRules(list: readonly string[], hmac: boolean | undefined): string[] {
+  const rules: string[] = [];
+  const ok: string[] = [];
+  if (list.length === 0) rules.push(`must not be empty; algorithms: ${ALGORITHMS.join(", ")}`);
+  for (const a of list) {
+    if (a.toLowerCase() === "none") rules.push(`"none" is refused: it accepts unsigned tokens, which anyone can forge`);
+    else if (!ALGORITHMS.includes(a)) rules.push(`${show(a)} is unknown; algorithms: ${ALGORITHMS.join(", ")}`);
+    else if (ok.includes(a)) rules.push(`${show(a)} is listed twice`);
+    else if (hmac === true && !a.startsWith("HS")) rules.push(`${a} needs a key set (jwksFile or jwksUrl); with secret use HS256, HS384 or HS512`);
+    else if (hmac === false && a.startsWith("HS")) rules.push(`${a} needs secret; with jwksFile or jwksUrl use RS*, PS*, ES* or EdDSA`);
+    else ok.push(a);
+  }
+  return rules;
 }
 
 /** A checked duration's milliseconds. */

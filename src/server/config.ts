@@ -1,27 +1,16 @@
 /**
  * The team server's configuration (`coffer serve`): an optional YAML file, every key overridable
- * by an environment variable, `--listen` and `--production` on top. Everything is checked here,
- * at load, and every problem is reported at once as one CofferError `E_CONFIG`: file problems
- * as `file:line: rule`, environment problems as `VARIABLE: rule`, `--listen` as `--listen: rule`.
- * The result is frozen.
- *
- * Environment variables: `COFFER_` + the key path in SCREAMING_SNAKE_CASE, camelCase split into
- * words (`jwt.jwksFile` → `COFFER_JWT_JWKS_FILE`, `rateLimit.window` → `COFFER_RATE_LIMIT_WINDOW`).
- * `COFFER_JWT_ALGORITHMS` is a comma list; `COFFER_ROLES` and `COFFER_CLIENTS` hold YAML or JSON
- * text of the whole map. A variable set to the empty string counts as unset; other `COFFER_*`
- * variables (`COFFER_HOME`, `COFFER_TOKEN`, …) are not this module's business and are ignored.
- *
- * Secrets: `jwt.secret` never appears in a message, except when it is one of the publicly known
- * defaults of {@link KNOWN_WEAK_JWT_SECRETS}. The `database` and `redis` URLs may carry
- * passwords, so messages about them show only their scheme.
+ * by a `COFFER_*` variable (config-check.ts), `--listen` and `--production` on top. Every problem
+ * is reported at once as one CofferError `E_CONFIG` (`file:line: rule`, `VARIABLE: rule`,
+ * `--listen: rule`); the result is frozen. Messages never show `jwt.secret` (but a published
+ * default, weak-secrets.ts) nor more than the scheme of the `database` and `redis` URLs.
  */
 import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
 import { CofferError } from "../errors.ts";
 import { DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
+import { isLoopbackHost } from "../core/token-transport.ts";
 import { ServerConfigCheck, type LOG_LEVELS } from "./config-check.ts";
 
-export { CAPABILITIES, DEFAULT_JWT_MAX_LIFETIME_MS, LOG_LEVELS, ROLE_NAME_PATTERN } from "./config-check.ts";
 export { KNOWN_WEAK_JWT_SECRETS, weakSecretRule } from "./weak-secrets.ts";
 
 /** What a role rule grants on the paths it matches. */
@@ -38,36 +27,28 @@ export interface RoleRule {
   capabilities: Capability[];
 }
 
-/** How the server verifies JWTs: exactly one key source, a fixed issuer and audience. */
+/**
+ * How the server verifies JWTs: exactly one key source (an HS* `secret`, whose UTF-8 bytes are the
+ * key; a JWKS file; an https JWKS URL), the required `iss` and `aud`, the claim holding the role names.
+ */
 export interface JwtConfig {
-  /** HS256/384/512 shared secret (its UTF-8 bytes are the key) */
   secret?: string;
-  /** absolute path of a JWKS JSON file (RS/PS/ES/EdDSA keys) */
   jwksFile?: string;
-  /** https URL of a JWKS */
   jwksUrl?: string;
-  /** the required `iss` */
   issuer: string;
-  /** the required `aud` */
   audience: string;
-  /** the claim holding the caller's role names; default `roles` */
   rolesClaim: string;
   /** accepted `alg` values; default `["HS256"]` with a secret, `["RS256", "ES256", "EdDSA"]` with a JWKS */
   algorithms: string[];
-  /**
-   * The longest a JWT may live, in ms: `exp - iat` (or `exp - now` without `iat`) above it is
-   * refused. Absent: 24 h ({@link DEFAULT_JWT_MAX_LIFETIME_MS}).
-   */
+  /** the longest a JWT may live, in ms, from `iat` (else from now); absent: 24 h */
   maxLifetimeMs?: number;
 }
 
 /** The checked, frozen server configuration. */
 export interface ServerConfig {
-  /** the config file, when one was read */
   file?: string;
   /** where to listen; default 127.0.0.1:8200 (an IPv6 host is without brackets) */
   listen: { host: string; port: number };
-  /** JWT authentication, when configured */
   jwt?: JwtConfig;
   /** per credential `requests` per `windowMs`; per client IP `ipRequests` (default 10 × requests) */
   rateLimit: { requests: number; windowMs: number; ipRequests: number };
@@ -75,7 +56,7 @@ export interface ServerConfig {
   limits: { bodyBytes: number; valueBytes: number };
   /** role name → rules; `root` is built in and not listed */
   roles: Record<string, RoleRule[]>;
-  /** `/v1/auth/dev-login` on: for development only */
+  /** `POST /dev-login` on: for development only */
   devLogin: boolean;
   /**
    * how many proxy hops in front of the server to trust for X-Forwarded-For (`behindProxy: true`
@@ -88,30 +69,31 @@ export interface ServerConfig {
   production: boolean;
   /** `public: false` (default): /metrics needs read on sys:metrics */
   metrics: { public: boolean };
-  /** a postgres:// or postgresql:// URL */
+  /** postgres:// and redis:// URLs */
   database?: string;
-  /** a redis:// or rediss:// URL */
   redis?: string;
   /**
    * the log's level; default `info`. A line per request (method, URL without its query string,
    * status) only at `debug` and `trace`: the audit chain records every request already.
    */
   log: { level: LogLevel };
-  /** TLS files (absolute paths); `clientCa` turns on client certificates */
+  /**
+   * TLS files (absolute paths, PEM): the certificate chain (the server's first), its unencrypted
+   * key, and the CA that issues client certificates (it turns on mutual TLS)
+   */
   tls?: { cert: string; key: string; clientCa?: string };
   /** mTLS client certificate CN/SAN → role names */
   clients?: Record<string, string[]>;
 }
 
-/** Where {@link loadServerConfig} reads from. */
+/**
+ * Where {@link loadServerConfig} reads from: the YAML file (none: defaults and the environment),
+ * `env` (default `process.env`), `--listen` and `--production`.
+ */
 export interface LoadServerConfigOptions {
-  /** the YAML file; without one, defaults and the environment apply */
   file?: string;
-  /** default `process.env` */
   env?: NodeJS.ProcessEnv;
-  /** `--listen HOST:PORT`: wins over the file and COFFER_LISTEN */
   listen?: string;
-  /** `--production` */
   production?: boolean;
 }
 
@@ -119,7 +101,6 @@ const DEFAULT_HOST = "127.0.0.1";
 const DEFAULT_PORT = 8200;
 const DEFAULT_REQUESTS = 60;
 const DEFAULT_WINDOW_MS = 60_000;
-const DEFAULT_VALUE_BYTES = DEFAULT_MAX_VALUE_BYTES;
 // A 1 MiB value sent as valueBase64 is 1.4 MB of JSON: the default body limit leaves room for it.
 const DEFAULT_BODY_BYTES = Math.ceil((DEFAULT_MAX_VALUE_BYTES * 4) / 3) + 64 * 1024;
 
@@ -127,53 +108,40 @@ const DEFAULT_BODY_BYTES = Math.ceil((DEFAULT_MAX_VALUE_BYTES * 4) / 3) + 64 * 1
 
 /**
  * Reads the server config: the YAML file when given, then the environment, then `--listen`.
- * @example
- * const config = loadServerConfig({ file: "/etc/coffer/server.yml", listen: "0.0.0.0:8200" });
- * const problems = config.production ? productionProblems(config) : [];
  * @throws CofferError E_CONFIG listing every problem (`file:line: rule`, `VARIABLE: rule`); or
  *   when the file cannot be read
  */
 export function loadServerConfig(options: LoadServerConfigOptions = {}): ServerConfig {
-  const env = options.env ?? process.env;
-  const overrides = {
-    ...(options.listen !== undefined && { listen: options.listen }),
-    ...(options.production !== undefined && { production: options.production }),
-  };
-  if (options.file === undefined) return check("", undefined, env, overrides);
-  let text: string;
+  const { file } = options;
+  let text = "";
   try {
-    text = readFileSync(options.file, "utf8");
+    if (file !== undefined) text = readFileSync(file, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? "error";
-    throw new CofferError("E_CONFIG", `${options.file}: cannot read the server config file (${code}); check the path given to --config`, {
-      cause: err,
-    });
+    const message = `${file}: cannot read the server config file (${code}); check the path given to --config`;
+    throw new CofferError("E_CONFIG", message, { cause: err });
   }
-  return check(text, options.file, env, overrides);
+  return parseServerConfig(text, file, options.env ?? process.env, options);
 }
 
 /**
  * Parses and checks server-config text (what {@link loadServerConfig} does after reading).
- * @param file - the name messages show
+ * @param file - the name messages show; undefined: no file, defaults and the environment only
  * @param env - default `process.env`
  * @param overrides - `--listen` and `--production`
  * @throws CofferError E_CONFIG listing every problem
  */
 export function parseServerConfig(
   text: string,
-  file: string,
+  file: string | undefined,
   env: NodeJS.ProcessEnv = process.env,
   overrides: { listen?: string; production?: boolean } = {},
 ): ServerConfig {
-  return check(text, file, env, overrides);
-}
-
-function check(text: string, file: string | undefined, env: NodeJS.ProcessEnv, overrides: { listen?: string; production?: boolean }): ServerConfig {
   const c = new ServerConfigCheck(file ?? "server config", text, env);
   const config = c.config(file, overrides, {
     listen: { host: DEFAULT_HOST, port: DEFAULT_PORT },
     rateLimit: { requests: DEFAULT_REQUESTS, windowMs: DEFAULT_WINDOW_MS, ipRequests: 0 },
-    limits: { bodyBytes: DEFAULT_BODY_BYTES, valueBytes: DEFAULT_VALUE_BYTES },
+    limits: { bodyBytes: DEFAULT_BODY_BYTES, valueBytes: DEFAULT_MAX_VALUE_BYTES },
   });
   c.throwIfAny();
   return deepFreeze(config);
@@ -194,11 +162,6 @@ function deepFreeze<T>(value: T): T {
  * on a non-loopback address (with behindProxy too: the proxy must be on the same host). Each
  * names the key and its variable and says what to do. (A weak JWT secret is refused at load,
  * in production or not: see {@link weakSecretRule}.)
- * @example
- * if (config.production) {
- *   const problems = productionProblems(config);
- *   if (problems.length > 0) throw new CofferError("E_CONFIG", `refusing to start in production: ${problems.join("; ")}`);
- * }
  */
 export function productionProblems(config: ServerConfig): string[] {
   const out: string[] = [];
@@ -220,11 +183,10 @@ export function productionProblems(config: ServerConfig): string[] {
   return out;
 }
 
+/** A listen host on loopback: core/token-transport.ts's rule, for IPv4-mapped and long IPv6 forms too. */
 function isLoopback(host: string): boolean {
   const h = host.toLowerCase();
-  if (h === "localhost" || h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
-  const v4 = h.startsWith("::ffff:") ? h.slice("::ffff:".length) : h;
-  return isIP(v4) === 4 && v4.startsWith("127.");
+  return h === "0:0:0:0:0:0:0:1" || isLoopbackHost(h.startsWith("::ffff:") ? h.slice("::ffff:".length) : h);
 }
 
 function hostPort(l: { host: string; port: number }): string {

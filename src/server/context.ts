@@ -17,7 +17,7 @@ import type { ValueSealer } from "./keys.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { Policy } from "./policy.ts";
 import { clientAddress } from "./proxy.ts";
-import type { LimitState } from "./rate-limit-store.ts";
+import type { LimitMode } from "./rate-limit-store.ts";
 import type { ServerStorage } from "../storage/types.ts";
 import { certificatePrincipal, clientCertificate } from "./tls.ts";
 
@@ -32,7 +32,8 @@ export interface ServerParts {
   changes: ChangeBus;
   audit: AuditWriter;
   verifier: AuditVerifier;
-  limits: LimitState;
+  /** where the rate-limit counters are right now */
+  limitMode: () => LimitMode;
   /** the server asks for client certificates (mutual TLS) */
   mutualTls: boolean;
   version: string;
@@ -108,15 +109,14 @@ export function registerRequestContext(app: FastifyInstance, parts: ServerParts)
  */
 export async function authenticate(parts: ServerParts, req: FastifyRequest): Promise<Principal> {
   const cert = parts.mutualTls ? clientCertificate(req.raw.socket) : undefined;
+  const certName = cert && (cert.cn ?? cert.dnsNames[0] ?? cert.fingerprint256);
   try {
-    if (cert !== undefined && (req.headers.authorization === undefined || req.headers.authorization === "")) {
-      const mapped = certificatePrincipal(cert, parts.config.clients ?? {});
-      return mapped === undefined
-        ? { subject: `cert:${cert.cn ?? cert.dnsNames[0] ?? cert.fingerprint256}`, kind: "cert", roles: [], expiresAt: null }
-        : { ...mapped, kind: "cert", expiresAt: null };
+    if (certName !== undefined && (req.headers.authorization === undefined || req.headers.authorization === "")) {
+      const mapped = certificatePrincipal(cert!, parts.config.clients ?? {});
+      return { subject: `cert:${certName}`, roles: [], ...mapped, kind: "cert", expiresAt: null };
     }
     const p = await parts.auth.authenticate(req.headers.authorization);
-    return cert === undefined ? p : { ...p, certificate: cert.cn ?? cert.dnsNames[0] ?? cert.fingerprint256 };
+    return certName === undefined ? p : { ...p, certificate: certName };
   } catch (err) {
     if (err instanceof AuthError) {
       parts.metrics.authFailures.inc({ reason: err.reason });

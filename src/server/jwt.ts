@@ -21,47 +21,27 @@ import {
 } from "jose";
 import { CofferError } from "../errors.ts";
 import { isLoopbackHost } from "../core/token-transport.ts";
-import { DEFAULT_JWT_MAX_LIFETIME_MS, type JwtConfig } from "./config.ts";
+import { algorithmRules, DEFAULT_JWT_MAX_LIFETIME_MS } from "./config-check.ts";
+import type { JwtConfig } from "./config.ts";
 
-/** What a verified JWT says about its holder. */
+/** What a verified JWT says about its holder: `sub`, the roles claim ([] when absent), `exp`, `iss`. */
 export interface JwtClaims {
-  /** the `sub` claim */
   subject: string;
-  /** the roles from the configured roles claim; [] when the claim is absent */
   roles: string[];
-  /** the `exp` claim */
   expiresAt?: Date;
-  /** the `iss` claim (equal to the configured issuer) */
   issuer: string;
 }
 
 /** Verifies a bearer JWT. */
 export interface JwtVerifier {
-  /**
-   * @param token - the JWT in compact serialization
-   * @returns its claims once signature, algorithm, issuer, audience and times check out
-   * @throws JwtError E_UNAUTHENTICATED otherwise
-   */
+  /** The claims, once signature, algorithm, issuer, audience and times check out. @throws JwtError otherwise */
   verify(token: string): Promise<JwtClaims>;
 }
 
 /** Tolerated clock difference with the issuer, in seconds, for `exp` and `nbf`. */
 export const CLOCK_SKEW_SECONDS = 60;
 
-/** Why a JWT was refused, for metrics (`coffer_auth_failures_total{reason="jwt_…"}`). */
-export type JwtFailureReason =
-  | "expired"
-  | "not_yet_valid"
-  | "signature"
-  | "algorithm"
-  | "issuer"
-  | "audience"
-  | "malformed"
-  | "claims"
-  | "lifetime"
-  | "jwks";
-
-const MESSAGES: Readonly<Record<JwtFailureReason, string>> = {
+const MESSAGES = {
   expired: "the JWT has expired",
   not_yet_valid: "the JWT is not yet valid",
   signature: "the JWT's signature does not verify",
@@ -72,16 +52,15 @@ const MESSAGES: Readonly<Record<JwtFailureReason, string>> = {
   claims: "the JWT has no sub/exp claim",
   lifetime: "the JWT lives longer than the server's jwt.maxLifetime allows: ask the issuer for a shorter-lived token",
   jwks: "the JWT's signing key is not in the configured key set",
-};
+} as const;
+
+/** Why a JWT was refused, for metrics (`coffer_auth_failures_total{reason="jwt_…"}`). */
+export type JwtFailureReason = keyof typeof MESSAGES;
 
 /** A JWT was refused (HTTP 401). The message is fixed per reason and leaks nothing. */
 export class JwtError extends CofferError {
   readonly reason: JwtFailureReason;
 
-  /**
-   * @param reason - why, for metrics
-   * @param message - defaults to the fixed message of the reason
-   */
   constructor(reason: JwtFailureReason, message: string = MESSAGES[reason]) {
     super("E_UNAUTHENTICATED", message);
     this.name = "JwtError";
@@ -89,10 +68,6 @@ export class JwtError extends CofferError {
   }
 }
 
-const HMAC_ALGORITHMS: ReadonlySet<string> = new Set(["HS256", "HS384", "HS512"]);
-const PUBLIC_KEY_ALGORITHMS: ReadonlySet<string> = new Set([
-  "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519",
-]);
 /** A bearer JWT longer than this is refused before any parsing. */
 const MAX_JWT_LENGTH = 16 * 1024;
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
@@ -105,7 +80,6 @@ const JWKS_TIMEOUT_MS = 5000;
  * True when a bearer credential looks like a JWT in compact serialization (three base64url
  * parts; the last may be empty so that an unsigned token still reaches the verifier and is
  * refused there with a JWT reason) rather than a `cof_` API token.
- * @param token - the bearer credential
  */
 export function looksLikeJwt(token: string): boolean {
   return token.length <= MAX_JWT_LENGTH && !token.startsWith("cof_") && JWT_SHAPE.test(token);
@@ -118,30 +92,6 @@ function configError(message: string, options?: ErrorOptions): CofferError {
 
 /** Marks a failure to obtain the key set (fetch, timeout, bad response), as opposed to a bad token. */
 class KeySetUnavailable extends Error {}
-
-function checkAlgorithms(config: JwtConfig, hmac: boolean): string[] {
-  const { algorithms } = config;
-  if (!Array.isArray(algorithms) || algorithms.length === 0) {
-    throw configError("algorithms must list at least one algorithm (e.g. [RS256] or [HS256])");
-  }
-  for (const alg of algorithms) {
-    if (typeof alg !== "string" || alg.toLowerCase() === "none") {
-      throw configError("algorithm none is never allowed: a JWT must be signed");
-    }
-    if (hmac && !HMAC_ALGORITHMS.has(alg)) {
-      throw configError(
-        `algorithm ${JSON.stringify(alg)} does not go with a shared secret: use HS256, HS384 or HS512, or a key set (jwksFile/jwksUrl)`,
-      );
-    }
-    if (!hmac && !PUBLIC_KEY_ALGORITHMS.has(alg)) {
-      throw configError(
-        `algorithm ${JSON.stringify(alg)} does not go with a key set: use one of ${[...PUBLIC_KEY_ALGORITHMS].join(", ")} ` +
-          "(HMAC algorithms need a shared secret)",
-      );
-    }
-  }
-  return [...new Set(algorithms)];
-}
 
 async function loadJwksFile(file: string): Promise<JWTVerifyGetKey> {
   let text: string;
@@ -204,29 +154,23 @@ function toJwtError(err: unknown): JwtError {
   if (err instanceof JwtError) return err;
   if (err instanceof KeySetUnavailable) return new JwtError("jwks", "the JWT cannot be checked: the configured key set (jwksUrl) could not be fetched");
   if (!(err instanceof errors.JOSEError)) return new JwtError("malformed");
-  switch (err.code) {
-    case "ERR_JWT_EXPIRED":
-      return new JwtError("expired");
-    case "ERR_JWS_SIGNATURE_VERIFICATION_FAILED":
-      return new JwtError("signature");
-    case "ERR_JOSE_ALG_NOT_ALLOWED":
-    case "ERR_JOSE_NOT_SUPPORTED":
-      return new JwtError("algorithm");
-    case "ERR_JWKS_NO_MATCHING_KEY":
-    case "ERR_JWKS_MULTIPLE_MATCHING_KEYS":
-      return new JwtError("jwks");
-    case "ERR_JWT_CLAIM_VALIDATION_FAILED": {
-      const { claim } = err as errors.JWTClaimValidationFailed;
-      if (claim === "iss") return new JwtError("issuer");
-      if (claim === "aud") return new JwtError("audience");
-      if (claim === "nbf") return new JwtError("not_yet_valid");
-      if (claim === "exp" || claim === "sub") return new JwtError("claims");
-      return new JwtError("malformed");
-    }
-    default:
-      return new JwtError("malformed");
-  }
+  const { claim } = err as errors.JWTClaimValidationFailed;
+  const reason = err.code === "ERR_JWT_CLAIM_VALIDATION_FAILED" ? CLAIM_REASONS.get(claim) : CODE_REASONS.get(err.code);
+  return new JwtError(reason ?? "malformed");
 }
+
+/** jose's error codes and failed claims → the reason of the refusal; anything else is "malformed". */
+const CODE_REASONS = new Map<string, JwtFailureReason>([
+  ["ERR_JWT_EXPIRED", "expired"],
+  ["ERR_JWS_SIGNATURE_VERIFICATION_FAILED", "signature"],
+  ["ERR_JOSE_ALG_NOT_ALLOWED", "algorithm"],
+  ["ERR_JOSE_NOT_SUPPORTED", "algorithm"],
+  ["ERR_JWKS_NO_MATCHING_KEY", "jwks"],
+  ["ERR_JWKS_MULTIPLE_MATCHING_KEYS", "jwks"],
+]);
+const CLAIM_REASONS = new Map<string, JwtFailureReason>([
+  ["iss", "issuer"], ["aud", "audience"], ["nbf", "not_yet_valid"], ["exp", "claims"], ["sub", "claims"],
+]);
 
 /**
  * Reads the roles claim. A dotted name is a path into nested objects ("realm_access.roles" as
@@ -257,19 +201,10 @@ function readRoles(payload: JWTPayload, claimName: string): string[] {
 }
 
 /**
- * Builds a verifier from the server's `jwt:` config: HS256/384/512 with the shared `secret`, or a JSON Web Key Set from `jwksFile` (read once, now) or `jwksUrl`
- * (fetched and cached by jose; https only unless the host is loopback). Exactly one of the three.
- *
- * @param config - the validated `jwt:` section
- * @returns a verifier whose every refusal is a {@link JwtError}
+ * Builds a verifier from the server's `jwt:` config: HS256/384/512 with the shared `secret`, or a
+ * JSON Web Key Set from `jwksFile` (read once, now) or `jwksUrl` (fetched and cached by jose; https
+ * only unless the host is loopback). Every refusal of the verifier is a {@link JwtError}.
  * @throws CofferError E_CONFIG when the key source, the algorithms or the key set break a rule
- * @example
- * const verifier = await createJwtVerifier({
- *   jwksUrl: "https://idp.example.com/realms/ops/protocol/openid-connect/certs",
- *   issuer: "https://idp.example.com/realms/ops", audience: "coffer",
- *   rolesClaim: "realm_access.roles", algorithms: ["RS256"],
- * });
- * const { subject, roles } = await verifier.verify(bearer);
  */
 export async function createJwtVerifier(config: JwtConfig): Promise<JwtVerifier> {
   const sources = [config.secret, config.jwksFile, config.jwksUrl].filter((s) => s !== undefined);
@@ -278,24 +213,19 @@ export async function createJwtVerifier(config: JwtConfig): Promise<JwtVerifier>
   if (typeof config.audience !== "string" || config.audience === "") throw configError("audience is required");
   if (typeof config.rolesClaim !== "string" || config.rolesClaim === "") throw configError("rolesClaim is required");
 
+  const rules = algorithmRules(config.algorithms, config.secret !== undefined);
+  if (rules.length > 0) throw configError(`algorithms: ${rules.join("; ")}`);
   let key: KeyObject | JWTVerifyGetKey;
-  let algorithms: string[];
   if (config.secret !== undefined) {
-    algorithms = checkAlgorithms(config, true);
-    // The length and known-default checks are the production guard's (config.ts): a short
-    // secret is allowed in development.
+    // Length and known defaults: weakSecretRule, at config load.
     if (config.secret === "") throw configError("secret is empty");
     key = createSecretKey(Buffer.from(config.secret, "utf8"));
-  } else if (config.jwksFile !== undefined) {
-    algorithms = checkAlgorithms(config, false);
-    key = await loadJwksFile(config.jwksFile);
   } else {
-    algorithms = checkAlgorithms(config, false);
-    key = remoteJwks(config.jwksUrl ?? "");
+    key = config.jwksFile !== undefined ? await loadJwksFile(config.jwksFile) : remoteJwks(config.jwksUrl ?? "");
   }
 
   const options = {
-    algorithms,
+    algorithms: config.algorithms,
     issuer: config.issuer,
     audience: config.audience,
     clockTolerance: CLOCK_SKEW_SECONDS,

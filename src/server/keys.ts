@@ -18,7 +18,7 @@ import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual, type Ke
 import { CofferError } from "../errors.ts";
 import { aadPrefix, deriveValueKey, importKey, open, seal, valueAadWith } from "../crypto/seal.ts";
 import { readPrivateFile } from "../core/fs-secure.ts";
-import type { SealedValue } from "../storage/types.ts";
+import type { SealedValue, ServerStorage } from "../storage/types.ts";
 
 /** The prefix of every API token. */
 export const TOKEN_PREFIX = "cof_";
@@ -91,6 +91,20 @@ export class ValueSealer {
 export function newToken(): { token: string; id: string; hash: Buffer } {
   const token = `${TOKEN_PREFIX}${randomBytes(32).toString("base64url")}`;
   return { token, id: randomBytes(8).toString("hex"), hash: hashToken(token) };
+}
+
+/** Makes an API token and stores it (only its hash) with its audit record by `actor`; the token text is returned once. */
+export async function storeNewToken(
+  storage: ServerStorage,
+  actor: string,
+  row: { name: string; roles: string[]; expiresAt: Date | null },
+  detail: Record<string, unknown>,
+): Promise<{ token: string; id: string }> {
+  const t = newToken();
+  const createdAt = new Date().toISOString();
+  const expiresAt = row.expiresAt?.toISOString() ?? null;
+  await storage.createToken({ ...row, id: t.id, hash: t.hash, createdAt, createdBy: actor, expiresAt, revokedAt: null }, actor, detail);
+  return t;
 }
 
 /** SHA-256 of a token's whole text: what the database holds and looks tokens up by. */

@@ -8,12 +8,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 /** The metrics of one server instance. */
 export class ServerMetrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({
-    name: "coffer_http_requests_total",
-    help: "HTTP requests by method, route pattern and status",
-    labelNames: ["method", "route", "status"] as const,
-    registers: [this.registry],
-  });
+  readonly requests = this.#counter("coffer_http_requests_total", "HTTP requests by method, route pattern and status", [
+    "method", "route", "status",
+  ]);
   readonly latency = new Histogram({
     name: "coffer_http_request_duration_seconds",
     help: "HTTP request latency by method and route pattern",
@@ -21,61 +18,55 @@ export class ServerMetrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
-  readonly authFailures = new Counter({
-    name: "coffer_auth_failures_total",
-    help: "requests refused with 401, by reason",
-    labelNames: ["reason"] as const,
-    registers: [this.registry],
-  });
-  readonly denials = new Counter({
-    name: "coffer_denials_total",
-    help: "requests refused with 403 by policy, by action",
-    labelNames: ["action"] as const,
-    registers: [this.registry],
-  });
-  readonly rateLimited = new Counter({
-    name: "coffer_rate_limited_total",
-    help: "requests refused with 429, by limit (ip: before authentication, subject: after)",
-    labelNames: ["scope"] as const,
-    registers: [this.registry],
-  });
-  readonly auditRecords = new Counter({
-    name: "coffer_audit_records_total",
-    help: "audit records appended outside secret writes (reads, denials, failures), by outcome",
-    labelNames: ["outcome"] as const,
-    registers: [this.registry],
-  });
+  readonly authFailures = this.#counter("coffer_auth_failures_total", "requests refused with 401, by reason", ["reason"]);
+  readonly denials = this.#counter("coffer_denials_total", "requests refused with 403 by policy, by action", ["action"]);
+  readonly rateLimited = this.#counter(
+    "coffer_rate_limited_total",
+    "requests refused with 429, by limit (ip: before authentication, subject: after)",
+    ["scope"],
+  );
+  readonly auditRecords = this.#counter(
+    "coffer_audit_records_total",
+    "audit records appended outside secret writes (reads, denials, failures), by outcome",
+    ["outcome"],
+  );
+  readonly rateLimitFallbacks = this.#counter(
+    "coffer_rate_limit_local_fallbacks_total",
+    "requests counted in this instance's memory because the shared Redis could not be reached",
+    [],
+  );
+  #state = () => ({ limitMode: "local", changesHealthy: true });
 
-  readonly rateLimitFallbacks = new Counter({
-    name: "coffer_rate_limit_local_fallbacks_total",
-    help: "requests counted in this instance's memory because the shared Redis could not be reached",
-    registers: [this.registry],
-  });
-  #state: () => { limitMode: string; changesHealthy: boolean } = () => ({ limitMode: "local", changesHealthy: true });
-  readonly redisUp: Gauge = new Gauge({
-    name: "coffer_rate_limit_shared",
-    help: "1 while rate-limit counters are shared through Redis, 0 while they are per instance (no redis: configured, or Redis unreachable)",
-    registers: [this.registry],
-    collect: (): void => this.redisUp.set(this.#state().limitMode === "redis" ? 1 : 0),
-  });
-  readonly changesUp: Gauge = new Gauge({
-    name: "coffer_change_bus_up",
-    help: "1 while change events flow between instances (watch streams push), 0 while watchers fall back to polling",
-    registers: [this.registry],
-    collect: (): void => this.changesUp.set(this.#state().changesHealthy ? 1 : 0),
-  });
+  constructor() {
+    this.#gauge(
+      "coffer_rate_limit_shared",
+      "1 while rate-limit counters are shared through Redis, 0 while they are per instance (no redis: configured, or Redis unreachable)",
+      () => this.#state().limitMode === "redis",
+    );
+    this.#gauge(
+      "coffer_change_bus_up",
+      "1 while change events flow between instances (watch streams push), 0 while watchers fall back to polling",
+      () => this.#state().changesHealthy,
+    );
+    collectDefaultMetrics({ register: this.registry, prefix: "coffer_" });
+  }
 
   /** Where the gauges read the server's state from at each scrape. */
   watch(state: () => { limitMode: string; changesHealthy: boolean }): void {
     this.#state = state;
   }
 
-  constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: "coffer_" });
-  }
-
   /** The exposition text and its content type. */
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  #counter<L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> {
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  /** A 1/0 gauge set from `up` at each scrape. */
+  #gauge(name: string, help: string, up: () => boolean): void {
+    const gauge: Gauge = new Gauge({ name, help, registers: [this.registry], collect: () => gauge.set(up() ? 1 : 0) });
   }
 }

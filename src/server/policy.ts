@@ -1,12 +1,8 @@
 /**
- * Path policies of the server: deny by default. A role is a list of rules; a rule grants
- * capabilities on the names its glob pattern matches. A caller's capabilities on a path are the
- * union over its roles' matching rules; a name no rule matches grants nothing. The built-in role
- * `root` holds every capability on every path, system paths included.
- *
- * Patterns are the one pattern language of src/core/patterns.ts (grants use the same), plus the
- * system paths, which a rule reaches only by naming them. Patterns are compiled once, in the
- * {@link Policy} constructor, at config load: no request compiles anything.
+ * Path policies of the server (docs/design.md §7): deny by default; a caller's capabilities on a
+ * path are the union over its roles' matching rules, and the built-in role `root` holds them all.
+ * Patterns are src/core/patterns.ts's, plus the system paths, which a rule reaches only by naming
+ * them; they are compiled once, in the {@link Policy} constructor: no request compiles anything.
  */
 import { CofferError } from "../errors.ts";
 import { isSecretName } from "../core/names.ts";
@@ -19,10 +15,8 @@ export const ROOT_ROLE = "root";
 /** The server's own resources. A rule reaches them only by naming them exactly. */
 export const SYSTEM_PATHS = ["sys:tokens", "sys:audit", "sys:metrics"] as const;
 
-/** One of {@link SYSTEM_PATHS}. */
-export type SystemPath = (typeof SYSTEM_PATHS)[number];
-
-const ALL_CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete"];
+/** The capabilities a rule may grant. */
+export const CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete"];
 const SYSTEM_PATH_SET: ReadonlySet<string> = new Set(SYSTEM_PATHS);
 const PATTERN_RULE = `a pattern is a system path (${SYSTEM_PATHS.join(", ")}) or ${NAME_PATTERN_RULE}`;
 
@@ -62,27 +56,9 @@ function mayMatchPrefix(compiled: Compiled, prefix: string): boolean {
 }
 
 /**
- * Does glob `pattern` match `path`? The language is src/core/patterns.ts's:
- *
- * - Patterns and names are split on `/`. A `*` segment matches exactly one whole segment;
- *   `*` inside a segment (`api-*`) matches characters within that segment, never a `/`.
- * - `**` (a whole segment) matches zero or more segments: `a/**\/b` matches `a/b` and `a/x/y/b`,
- *   `**\/x` matches `x`, and `**` alone matches every name.
- * - Except at the end: a trailing `/**` matches one or more segments, so `app/**` matches
- *   `app/db` and `app/db/x/y` but not `app` itself (unlike Vault's `app/*`, which grants on the
- *   bare name too; write `app` as a second rule to include it).
- * - System paths (`sys:…`) match only themselves: no glob ever matches a system path and a
- *   system-path pattern never matches a secret name.
- * - A `path` that is neither a valid secret name nor a system path matches nothing.
- *
- * @param pattern - a policy pattern
- * @param path - a secret name or a system path
- * @returns true when the pattern matches the whole path
+ * Does policy `pattern` match the whole `path` (a secret name or a system path)? The glob language
+ * is src/core/patterns.ts's; a system path matches only itself, and a path that is neither matches nothing.
  * @throws CofferError E_CONFIG when the pattern breaks the pattern rule
- * @example
- * matchPath("app/*", "app/db");       // true
- * matchPath("app/**", "app");         // false
- * matchPath("**", "sys:tokens");      // false
  */
 export function matchPath(pattern: string, path: string): boolean {
   return matchCompiled(compile(pattern), path);
@@ -100,20 +76,12 @@ interface CompiledRule {
 /**
  * The server's role policies, compiled once. Deny by default: a capability is granted only by a
  * rule whose pattern matches the path, in one of the caller's roles.
- *
- * @example
- * const policy = new Policy({ app: [{ path: "app/**", capabilities: ["read", "list"] }] });
- * policy.allows(["app"], "read", "app/db/password"); // true
- * policy.allows(["app"], "write", "app/db/password"); // false
  */
 export class Policy {
   readonly #roles = new Map<string, readonly CompiledRule[]>();
   readonly #sets = new Map<string, readonly CompiledRule[] | typeof ROOT_ROLE>();
 
-  /**
-   * @param roles - role name → rules; `root` is built in and cannot be defined here
-   * @throws CofferError E_CONFIG naming the role and the rule a pattern or capability breaks
-   */
+  /** @throws CofferError E_CONFIG naming the role and the rule a pattern or capability breaks (or a role named root) */
   constructor(roles: Record<string, readonly RoleRule[]>) {
     for (const [role, rules] of Object.entries(roles)) {
       if (role === ROOT_ROLE) {
@@ -125,10 +93,10 @@ export class Policy {
         const where = ` (role ${JSON.stringify(role)}, rule ${i + 1})`;
         const capabilities = [...new Set(rule.capabilities)];
         for (const cap of capabilities) {
-          if (!ALL_CAPABILITIES.includes(cap)) {
+          if (!CAPABILITIES.includes(cap)) {
             throw new CofferError(
               "E_CONFIG",
-              `unknown capability ${JSON.stringify(String(cap))}${where}: capabilities are ${ALL_CAPABILITIES.join(", ")}`,
+              `unknown capability ${JSON.stringify(String(cap))}${where}: capabilities are ${CAPABILITIES.join(", ")}`,
             );
           }
         }
@@ -141,16 +109,13 @@ export class Policy {
   /**
    * The union of capabilities that the given roles' matching rules grant on `path`. Unknown role
    * names grant nothing; `root` grants every capability on any valid name or system path. A path
-   * that is neither grants nothing, whatever the roles.
-   * @param roles - the caller's role names
-   * @param path - a secret name or a system path
-   * @returns a new set the caller may keep
+   * that is neither grants nothing, whatever the roles. A new set the caller may keep.
    */
   capabilities(roles: readonly string[], path: string): Set<Capability> {
     const granted = new Set<Capability>();
     if (!isSecretName(path) && !SYSTEM_PATH_SET.has(path)) return granted;
     const rules = this.#rulesOf(roles);
-    if (rules === ROOT_ROLE) return new Set(ALL_CAPABILITIES);
+    if (rules === ROOT_ROLE) return new Set(CAPABILITIES);
     for (const rule of rules) {
       if (rule.capabilities.every((c) => granted.has(c))) continue;
       if (matchCompiled(rule.pattern, path)) for (const c of rule.capabilities) granted.add(c);
@@ -158,12 +123,7 @@ export class Policy {
     return granted;
   }
 
-  /**
-   * Do the given roles hold `capability` on `path`?
-   * @param roles - the caller's role names
-   * @param capability - what the caller wants to do
-   * @param path - a secret name or a system path
-   */
+  /** Do the given roles hold `capability` on `path` (a secret name or a system path)? */
   allows(roles: readonly string[], capability: Capability, path: string): boolean {
     if (!isSecretName(path) && !SYSTEM_PATH_SET.has(path)) return false;
     const rules = this.#rulesOf(roles);
@@ -174,8 +134,6 @@ export class Policy {
    * Could some secret name starting with `prefix` be listable by the given roles? Lets a listing
    * skip the scan when no rule could match. Never false when a matching listable name exists;
    * it may be true when none does (a caller still checks each name with {@link allows}).
-   * @param roles - the caller's role names
-   * @param prefix - the listing's name prefix; "" for all names
    */
   mayList(roles: readonly string[], prefix: string): boolean {
     const rules = this.#rulesOf(roles);

@@ -21,11 +21,6 @@ const RedisStore = require("@fastify/rate-limit/store/RedisStore.js") as new (co
 /** Where the counters are right now. */
 export type LimitMode = "local" | "redis" | "local-redis-down";
 
-/** What the server watches of its limiter. */
-export interface LimitState {
-  mode(): LimitMode;
-}
-
 /**
  * A store class to pass as `store` to `@fastify/rate-limit`.
  * @param redis - a client made with `enableOfflineQueue: false`, so a command fails at once
@@ -33,12 +28,10 @@ export interface LimitState {
  * @param prefix - keeps deployments sharing one Redis apart (the server passes its store id)
  * @param onFallback - told each time a count fell back to memory (for metrics)
  */
-export function limitStoreClass(redis: Redis | undefined, prefix: string, onFallback: () => void = () => {}): { Store: FastifyRateLimitStoreCtor; state: LimitState } {
+export function limitStoreClass(redis: Redis | undefined, prefix: string, onFallback: () => void = () => {}): { Store: FastifyRateLimitStoreCtor; mode: () => LimitMode } {
   const local = new LocalStore(false, false, 20_000);
   const remote = redis === undefined ? undefined : new RedisStore(false, false, redis, `coffer:rl:${prefix}:`);
-  const state: LimitState = {
-    mode: () => (redis === undefined ? "local" : redis.status === "ready" ? "redis" : "local-redis-down"),
-  };
+  const mode = (): LimitMode => (redis === undefined ? "local" : redis.status === "ready" ? "redis" : "local-redis-down");
   class FallbackStore {
     incr(key: string, cb: Callback, timeWindow: number, max: number): void {
       if (remote === undefined || redis?.status !== "ready") {
@@ -58,7 +51,7 @@ export function limitStoreClass(redis: Redis | undefined, prefix: string, onFall
       return this;
     }
   }
-  return { Store: FallbackStore, state };
+  return { Store: FallbackStore, mode };
 }
 
 /** A Redis client for the limiter: fails fast while disconnected, reconnects by itself. */

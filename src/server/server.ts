@@ -21,7 +21,7 @@ import { connectLimitRedis } from "./rate-limit-store.ts";
 import type { Redis } from "ioredis";
 import type { Server as TlsServer } from "node:tls";
 import { productionProblems, type ServerConfig } from "./config.ts";
-import { keyCheck, keyCheckMatches, newMasterKeyText, newToken, readMasterKey } from "./keys.ts";
+import { keyCheck, keyCheckMatches, newMasterKeyText, readMasterKey, storeNewToken } from "./keys.ts";
 import { ROOT_ROLE } from "./policy.ts";
 import { createSqliteStorage, openSqliteStorage } from "../storage/sqlite-async.ts";
 import type { ServerStorage } from "../storage/types.ts";
@@ -30,23 +30,16 @@ import type { ServerStorage } from "../storage/types.ts";
 export const MASTER_KEY_FILE = "master.key";
 /** The SQLite database file in the data dir. */
 export const SQLITE_FILE = "coffer.db";
+const ROOT_TOKEN = { name: "root", roles: [ROOT_ROLE], expiresAt: null };
 /** coffer's version, as the server reports it. */
 export const SERVER_VERSION = "0.1.0";
 
-/** What `coffer server init` made. */
-export interface InitResult {
-  dataDir: string;
-  /** the root token, shown once; only its hash is stored */
-  rootToken: string;
-  rootTokenId: string;
-  storage: ServerStorage["driver"];
-}
-
 /**
- * Creates the data dir (0700), a random master key (0600), the database and a root token.
+ * Creates the data dir (0700), a random master key (0600), the database and a root token (shown
+ * once: only its hash is stored).
  * @throws CofferError E_CONFLICT when the data dir already holds a master key or database
  */
-export async function initServer(dataDir: string, config: ServerConfig): Promise<InitResult> {
+export async function initServer(dataDir: string, config: ServerConfig) {
   ensurePrivateDir(dataDir);
   assertPrivate(dataDir, "server data dir");
   const keyPath = join(dataDir, MASTER_KEY_FILE);
@@ -59,7 +52,7 @@ export async function initServer(dataDir: string, config: ServerConfig): Promise
     if (!keyCheckMatches(check, masterKey, storage.storeId)) {
       throw new CofferError("E_CONFLICT", "the database was already initialised with another master key; use that data dir's master.key");
     }
-    const t = await createRootToken(storage, "server-init", { result: "ok", via: "coffer server init" });
+    const t = await storeNewToken(storage, "server-init", ROOT_TOKEN, { result: "ok", via: "coffer server init" });
     return { dataDir, rootToken: t.token, rootTokenId: t.id, storage: storage.driver };
   } finally {
     masterKey.fill(0);
@@ -67,47 +60,25 @@ export async function initServer(dataDir: string, config: ServerConfig): Promise
   }
 }
 
-/** A new root token, stored (only its hash) with its audit record by `actor`. */
-async function createRootToken(storage: ServerStorage, actor: string, detail: Record<string, unknown>): Promise<{ token: string; id: string }> {
-  const t = newToken();
-  const row = { id: t.id, name: "root", hash: t.hash, roles: [ROOT_ROLE], createdAt: new Date().toISOString(), createdBy: actor, expiresAt: null, revokedAt: null };
-  await storage.createToken(row, actor, detail);
-  return t;
-}
-
-/** What `coffer server root-token` did. */
-export interface RootTokenResult {
-  /** the new root token, shown once; only its hash is stored */
-  rootToken: string;
-  rootTokenId: string;
-  /** ids of the root tokens revoked */
-  revoked: string[];
-  storage: ServerStorage["driver"];
-}
-
 /**
  * Makes a new root token and revokes every other unrevoked root token, with both on the audit
  * chain (actor `server-root-token`): the way back when the root token is lost or leaked. Needs
  * the data dir's master key, so only someone on the server's host can do it; it opens the
- * storage directly and does not need the server running.
+ * storage directly and does not need the server running. The new token is shown once.
  * @throws CofferError E_NOT_INITIALIZED without a data dir or master key, E_DECRYPT when the
  *   master key is not the database's
  */
-export async function replaceRootToken(dataDir: string, config: ServerConfig): Promise<RootTokenResult> {
+export async function replaceRootToken(dataDir: string, config: ServerConfig) {
   assertDataDir(dataDir);
-  assertPrivate(dataDir, "server data dir");
   const keyPath = join(dataDir, MASTER_KEY_FILE);
   const masterKey = readMasterKey(keyPath);
   const storage = await openStorage(dataDir, config);
   try {
-    const check = await storage.getMeta("key_check");
-    if (check === undefined || !keyCheckMatches(check, masterKey, storage.storeId)) {
-      throw new CofferError("E_DECRYPT", `${keyPath} is not the master key of this database; use the master.key made with it`);
-    }
+    await assertKeyMatches(storage, masterKey, keyPath);
     const actor = "server-root-token";
     const detail = { result: "ok", via: "coffer server root-token" };
     // The new token first: a failure half-way leaves an extra root token, never none.
-    const t = await createRootToken(storage, actor, detail);
+    const t = await storeNewToken(storage, actor, ROOT_TOKEN, detail);
     const old = (await storage.listTokens()).filter((x) => x.id !== t.id && x.revokedAt === null && x.roles.includes(ROOT_ROLE));
     const revoked: string[] = [];
     for (const o of old) if (await storage.revokeToken(o.id, actor, detail)) revoked.push(o.id);
@@ -118,9 +89,17 @@ export async function replaceRootToken(dataDir: string, config: ServerConfig): P
   }
 }
 
+/** @throws CofferError E_DECRYPT when `masterKey` (read from `keyPath`) is not the database's */
+async function assertKeyMatches(storage: ServerStorage, masterKey: Uint8Array, keyPath: string): Promise<void> {
+  const check = await storage.getMeta("key_check");
+  if (check === undefined || !keyCheckMatches(check, masterKey, storage.storeId)) {
+    throw new CofferError("E_DECRYPT", `${keyPath} is not the master key of this database; use the master.key made with it`);
+  }
+}
+
 /**
- * Refuses a data dir that does not exist or is not a directory, saying how to make one.
- * @throws CofferError E_NOT_INITIALIZED
+ * Refuses a data dir that does not exist, is not a directory (saying how to make one) or is not private.
+ * @throws CofferError E_NOT_INITIALIZED, PermissionsError E_PERMISSIONS
  */
 export function assertDataDir(dataDir: string): void {
   if (!existsSync(dataDir)) {
@@ -129,6 +108,7 @@ export function assertDataDir(dataDir: string): void {
   if (!statSync(dataDir).isDirectory()) {
     throw new CofferError("E_NOT_INITIALIZED", `${dataDir} is not a directory: give the server's data dir (made by \`coffer server init --data DIR\`) with --data`);
   }
+  assertPrivate(dataDir, "server data dir");
 }
 
 /**
@@ -169,56 +149,47 @@ export interface StartOptions {
  */
 export async function startServer(options: StartOptions): Promise<RunningServer> {
   const { config, dataDir } = options;
-  if (config.production) {
-    const problems = productionProblems(config);
-    if (problems.length > 0) {
-      throw new CofferError("E_CONFIG", problems.length === 1 ? `refusing to start in production: ${problems[0]}` : problemList("refusing to start in production", problems));
-    }
+  const problems = config.production ? productionProblems(config) : [];
+  if (problems.length > 0) {
+    const head = "refusing to start in production";
+    throw new CofferError("E_CONFIG", problems.length === 1 ? `${head}: ${problems[0]}` : problemList(head, problems));
   }
   assertDataDir(dataDir);
-  assertPrivate(dataDir, "server data dir");
-  const masterKey = readMasterKey(join(dataDir, MASTER_KEY_FILE));
+  const keyPath = join(dataDir, MASTER_KEY_FILE);
+  const masterKey = readMasterKey(keyPath);
   const storage = await openStorage(dataDir, config);
   let app: FastifyInstance | undefined;
   let changes: ChangeBus | undefined;
   let redis: Redis | undefined;
   try {
-    const check = await storage.getMeta("key_check");
-    if (check === undefined || !keyCheckMatches(check, masterKey, storage.storeId)) {
-      throw new CofferError("E_DECRYPT", `${join(dataDir, MASTER_KEY_FILE)} is not the master key of this database; use the master.key made with it`);
-    }
+    await assertKeyMatches(storage, masterKey, keyPath);
     const logger = options.logger ?? serverLogger(config.log.level);
-    changes = await createChangeBus(config, {
-      scope: storage.storeId.toString("hex"),
-      onError: (e) => {
-        if (logger !== false) logger.warn({ err: e.message }, "change bus");
-      },
-    });
+    const log = logger === false ? undefined : logger;
+    const scope = storage.storeId.toString("hex");
+    changes = await createChangeBus(config, { scope, onError: (e) => log?.warn({ err: e.message }, "change bus") });
     const https = config.tls === undefined ? undefined : loadTlsOptions(config.tls);
     if (config.redis !== undefined) {
-      redis = await connectLimitRedis(config.redis, (e) => {
-        if (logger !== false) logger.warn({ err: e.message }, "Redis unreachable: rate limits are per instance until it is back");
-      });
+      const why = "Redis unreachable: rate limits are per instance until it is back";
+      redis = await connectLimitRedis(config.redis, (e) => log?.warn({ err: e.message }, why));
     }
     app = await buildServer({ config, storage, masterKey, logger, version: SERVER_VERSION, changes, ...(https !== undefined && { https }), ...(redis !== undefined && { redis }) });
     masterKey.fill(0);
-    if (config.devLogin && logger !== false) logger.warn("devLogin is on: POST /dev-login gives tokens without credentials; never use it in production");
-    await listen(app, config);
-    const address = boundUrl(app, config.tls !== undefined);
-    const server = app;
-    const bus = changes;
+    if (config.devLogin) log?.warn("devLogin is on: POST /dev-login gives tokens without credentials; never use it in production");
+    const { host, port } = config.listen;
+    await app.listen({ host, port }).catch((err: unknown) => Promise.reject(listenError(err, host, port) ?? err));
+    const url = boundUrl(app, config.tls !== undefined);
+    const [server, bus] = [app, changes];
     let stopReload = (): void => {};
     if (config.tls !== undefined && options.reloadOnSighup === true) {
       stopReload = reloadOnSighup(app.server as unknown as TlsServer, config.tls, (ok, err) => {
-        if (logger === false) return;
-        if (ok) logger.info("TLS certificates reloaded (SIGHUP)");
-        else logger.error({ err: err?.message }, "TLS reload failed; the previous certificates stay in use");
+        if (ok) log?.info("TLS certificates reloaded (SIGHUP)");
+        else log?.error({ err: err?.message }, "TLS reload failed; the previous certificates stay in use");
       });
     }
     let closing: Promise<void> | undefined;
     return {
       app,
-      url: address,
+      url,
       close: () => (closing ??= server.close().finally(async () => {
         stopReload();
         redis?.disconnect();
@@ -242,16 +213,6 @@ function boundUrl(app: FastifyInstance, https: boolean): string {
   if (a === null || typeof a !== "object") throw new CofferError("E_INTERNAL", "the server is not bound to an address after listening");
   const host = a.family === "IPv6" ? `[${a.address}]` : a.address;
   return `${https ? "https" : "http"}://${host}:${a.port}`;
-}
-
-/** Listens on `listen`, turning the usual failures into what to do about them. */
-async function listen(app: FastifyInstance, config: ServerConfig): Promise<void> {
-  const { host, port } = config.listen;
-  try {
-    await app.listen({ host, port });
-  } catch (err) {
-    throw listenError(err, host, port) ?? err;
-  }
 }
 
 /**

@@ -1,9 +1,7 @@
 /**
- * HTTPS and mutual TLS for the team server: loading the certificate, key and client CA (the key
- * private to the user as docs/design.md §3 wants; certificates are public, so they only must not be
- * anyone else's to change; the key checked against the certificate), reloading
- * them on SIGHUP without dropping connections, and mapping a verified client certificate to
- * roles through the config's `clients`.
+ * HTTPS and mutual TLS for the team server: loading the certificate, key and client CA (checked
+ * against each other), reloading them on SIGHUP without dropping connections, and mapping a
+ * verified client certificate to roles through the config's `clients`.
  *
  * TLS 1.2 is the minimum. With `clientCa` the server asks every client for a certificate and
  * refuses, in the handshake, one that is missing or not issued by that CA (or issued without
@@ -13,30 +11,16 @@ import { createPrivateKey, randomBytes, X509Certificate } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
-import type { SecureContextOptions, Server as TlsServer } from "node:tls";
+import type { Server as TlsServer } from "node:tls";
 import { CofferError } from "../errors.ts";
 import { readPrivateFile, readPublicFile } from "../core/fs-secure.ts";
+import type { ServerConfig } from "./config.ts";
 
-/** The TLS files of the server config (absolute paths). */
-export interface TlsFiles {
-  /** the certificate chain (PEM): the server's certificate first */
-  cert: string;
-  /** the private key (PEM, unencrypted) */
-  key: string;
-  /** the CA (PEM, one or more certificates) that issues client certificates: turns on mTLS */
-  clientCa?: string;
-}
+/** The TLS files of the server config. */
+export type TlsFiles = NonNullable<ServerConfig["tls"]>;
 
 /** What {@link loadTlsOptions} returns: options for `https.createServer` / `tls.createServer`. */
-export type TlsServerOptions = SecureContextOptions & {
-  key: Buffer;
-  cert: Buffer;
-  ca?: Buffer;
-  minVersion: "TLSv1.2";
-  requestCert: boolean;
-  rejectUnauthorized: boolean;
-  honorCipherOrder: true;
-};
+export type TlsServerOptions = ReturnType<typeof loadTlsOptions>;
 
 /** The identity a verified client certificate claims. */
 export interface ClientCertificate {
@@ -48,8 +32,12 @@ export interface ClientCertificate {
   fingerprint256: string;
 }
 
-/** Env variable naming each file, for messages. */
-const SETTING = { cert: "tls.cert (COFFER_TLS_CERT)", key: "tls.key (COFFER_TLS_KEY)", clientCa: "tls.clientCa (COFFER_TLS_CLIENT_CA)" } as const;
+/** Each file's name and setting (with its variable), for messages. */
+const FILE = {
+  cert: { what: "TLS certificate file", setting: "tls.cert (COFFER_TLS_CERT)" },
+  key: { what: "TLS key file", setting: "tls.key (COFFER_TLS_KEY)" },
+  clientCa: { what: "TLS client CA file", setting: "tls.clientCa (COFFER_TLS_CLIENT_CA)" },
+} as const;
 
 /**
  * Reads the PEM files and makes the server's TLS options.
@@ -63,7 +51,7 @@ const SETTING = { cert: "tls.cert (COFFER_TLS_CERT)", key: "tls.key (COFFER_TLS_
  *   unreadable, is not PEM of the right kind, the key is encrypted, or the key does not match
  *   the certificate (the message names the files)
  */
-export function loadTlsOptions(files: TlsFiles): TlsServerOptions {
+export function loadTlsOptions(files: TlsFiles) {
   const key = readTlsFile(files.key, "key");
   const cert = readTlsFile(files.cert, "cert");
   const ca = files.clientCa === undefined ? undefined : readTlsFile(files.clientCa, "clientCa");
@@ -76,34 +64,27 @@ export function loadTlsOptions(files: TlsFiles): TlsServerOptions {
     throw new CofferError(
       "E_CONFIG",
       encrypted
-        ? `TLS key file ${files.key} is encrypted; give ${SETTING.key} an unencrypted key (e.g. \`openssl pkey -in KEY -out ${files.key}\`), kept 0600`
-        : `TLS key file ${files.key} is not a PEM private key; check ${SETTING.key}`,
+        ? `TLS key file ${files.key} is encrypted; give ${FILE.key.setting} an unencrypted key (e.g. \`openssl pkey -in KEY -out ${files.key}\`), kept 0600`
+        : `TLS key file ${files.key} is not a PEM private key; check ${FILE.key.setting}`,
       { cause: err },
     );
   }
   if (privateKey.type !== "private") {
-    throw new CofferError("E_CONFIG", `TLS key file ${files.key} holds no private key; check ${SETTING.key}`);
+    throw new CofferError("E_CONFIG", `TLS key file ${files.key} holds no private key; check ${FILE.key.setting}`);
   }
-  const certificate = parseCertificate(cert, files.cert, "TLS certificate file", SETTING.cert);
+  const certificate = parseCertificate(cert, files.cert, "cert");
   if (!certificate.checkPrivateKey(privateKey)) {
     throw new CofferError(
       "E_CONFIG",
       `TLS key file ${files.key} does not match the certificate in ${files.cert} (its first certificate must be the server's); ` +
-        `check ${SETTING.key} and ${SETTING.cert}`,
+        `check ${FILE.key.setting} and ${FILE.cert.setting}`,
     );
   }
-  if (ca !== undefined) parseCertificate(ca, files.clientCa!, "TLS client CA file", SETTING.clientCa);
+  if (ca !== undefined) parseCertificate(ca, files.clientCa!, "clientCa");
 
   const mtls = ca !== undefined;
-  return {
-    key,
-    cert,
-    ...(ca !== undefined && { ca }),
-    minVersion: "TLSv1.2",
-    requestCert: mtls,
-    rejectUnauthorized: mtls,
-    honorCipherOrder: true,
-  };
+  const options = { minVersion: "TLSv1.2" as const, requestCert: mtls, rejectUnauthorized: mtls, honorCipherOrder: true };
+  return { key, cert, ...(ca !== undefined && { ca }), ...options };
 }
 
 /**
@@ -129,9 +110,7 @@ export function reloadOnSighup(server: TlsServer, files: TlsFiles, onReload: (ok
     onReload(true);
   };
   process.on("SIGHUP", handler);
-  return () => {
-    process.off("SIGHUP", handler);
-  };
+  return () => void process.off("SIGHUP", handler);
 }
 
 /**
@@ -172,19 +151,20 @@ export function certificatePrincipal(
 
 /* ----------------------------------------- helpers ----------------------------------------- */
 
-function readTlsFile(path: string, which: keyof typeof SETTING): Buffer {
-  const what = which === "key" ? "TLS key file" : which === "cert" ? "TLS certificate file" : "TLS client CA file";
-  const missing = () => new CofferError("E_CONFIG", `${what} ${path} does not exist; check ${SETTING[which]}`);
+function readTlsFile(path: string, which: keyof typeof FILE): Buffer {
+  const { what, setting } = FILE[which];
+  const missing = () => new CofferError("E_CONFIG", `${what} ${path} does not exist; check ${setting}`);
   try {
     return which === "key" ? readPrivateFile(path, what, missing) : readPublicFile(path, what, missing);
   } catch (err) {
     if (err instanceof CofferError) throw err;
     const code = (err as NodeJS.ErrnoException).code ?? "error";
-    throw new CofferError("E_CONFIG", `${what} ${path} cannot be read (${code}); check ${SETTING[which]}`, { cause: err });
+    throw new CofferError("E_CONFIG", `${what} ${path} cannot be read (${code}); check ${setting}`, { cause: err });
   }
 }
 
-function parseCertificate(pem: Buffer, path: string, what: string, setting: string): X509Certificate {
+function parseCertificate(pem: Buffer, path: string, which: "cert" | "clientCa"): X509Certificate {
+  const { what, setting } = FILE[which];
   if (!pem.toString("latin1").includes("-----BEGIN CERTIFICATE-----")) {
     throw new CofferError("E_CONFIG", `${what} ${path} holds no PEM certificate; check ${setting}`);
   }

@@ -13,7 +13,7 @@ export function systemRoutes(app: FastifyInstance, s: ServerParts): void {
     schema: { summary: "Liveness and readiness (no credentials needed)", security: [], response: { 200: HEALTH_SCHEMA } },
   }, async () => {
     await s.storage.getMeta("format");
-    const limitMode = s.limits.mode();
+    const limitMode = s.limitMode();
     const changesHealthy = s.changes.healthy();
     return {
       // Serving either way; "degraded" says what is missing (limits per instance, no push).

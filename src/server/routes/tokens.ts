@@ -8,10 +8,10 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { CofferError } from "../../errors.ts";
 import { checkDuration, DURATION_GRAMMAR, DURATION_RULE } from "../../core/durations.ts";
 import type { Principal } from "../auth.ts";
-import { ROLE_NAME_PATTERN } from "../config.ts";
+import { ROLE_NAME_PATTERN } from "../config-check.ts";
 import type { ServerParts } from "../context.ts";
 import type { ServerStorage } from "../../storage/types.ts";
-import { newToken } from "../keys.ts";
+import { storeNewToken } from "../keys.ts";
 import { ROOT_ROLE } from "../policy.ts";
 import { DEV_LOGIN_BODY, NEW_TOKEN_SCHEMA, REVOKED_SCHEMA, SELF_SCHEMA, TOKEN_BODY, TOKEN_ID_PARAMS, TOKEN_LIST_SCHEMA, TOKEN_NAME_RE, type DevLoginBody, type TokenBody, type TokenIdParams } from "../schemas.ts";
 
@@ -113,14 +113,9 @@ export function devLoginRoute(api: FastifyInstance, s: ServerParts): void {
   });
 }
 
-/** Makes a token and stores it (only its hash) with its audit record. */
+/** Makes a token and stores it (only its hash) with its audit record; the answer shows it once. */
 async function issueToken(storage: ServerStorage, req: FastifyRequest, actor: string, name: string, roles: string[], expiresAt: Date | null, detail: Record<string, unknown>) {
-  const t = newToken();
-  await storage.createToken(
-    { id: t.id, name, hash: t.hash, roles, createdAt: new Date().toISOString(), createdBy: actor, expiresAt: expiresAt?.toISOString() ?? null, revokedAt: null },
-    actor,
-    { ...detail, ...req.auditDetail("ok") },
-  );
+  const t = await storeNewToken(storage, actor, { name, roles, expiresAt }, { ...detail, ...req.auditDetail("ok") });
   return { token: t.token, id: t.id, name, roles, expiresAt: expiresAt?.toISOString() ?? null };
 }
 

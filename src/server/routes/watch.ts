@@ -1,21 +1,11 @@
 /**
- * `GET /v1/watch?prefix=P`: a server-sent-events stream of the names that change under P and
- * that the caller may list. Never values.
- *
- * The stream, in order:
- * - `event: ready` with `{"prefix": P, "transport": "memory"|"redis"|"postgres", "healthy": bool}`
- * - `event: change`, `id: <at>`, `{"name","version","action","at"}` for each write or delete of a
- *   name under P that the caller may list, on any instance
- * - `: heartbeat` comments every `heartbeatMs`
- * - `event: degraded` when the change transport goes down (events may be missed: poll), and
- *   `event: resync` when it is back (check everything once, then rely on the stream again)
- *
- * The stream ends when the client goes away, the server closes, or the credential stops being
- * good: at its expiry (checked on every event too), at once when its API token is revoked on any
- * instance (revocations travel on the change bus), and at the next heartbeat otherwise (a
- * revocation missed while the transport was down is caught there, or when it is back).
- *
- * `HEAD /v1/watch` answers 200 with the stream's headers and no body: it opens nothing.
+ * `GET /v1/watch?prefix=P`: a server-sent-events stream of the names that change under P, on any
+ * instance, and that the caller may list; never values (the events: the route's OpenAPI
+ * description below; docs/security.md). The stream ends when the client goes away, the server
+ * closes, or the credential stops being good: at its expiry (checked on every event too), at once
+ * when its API token is revoked on any instance (revocations travel on the change bus), and at the
+ * next heartbeat otherwise (a revocation missed while the transport was down is caught there, or
+ * when it is back).
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { ServerResponse } from "node:http";
@@ -83,6 +73,7 @@ export function watchRoutes(api: FastifyInstance, s: ServerParts): void {
 export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void {
   const heartbeatMs = deps.heartbeatMs ?? 15_000;
   const healthCheckMs = deps.healthCheckMs ?? 1000;
+  const stillValid = deps.stillValid ?? (async () => true);
   const streams = new Set<Stream>();
   let healthTimer: NodeJS.Timeout | undefined;
   let wasHealthy = deps.bus.healthy();
@@ -156,8 +147,7 @@ export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void 
       },
       recheck: () => {
         if (expired()) return stream.end();
-        if (deps.stillValid === undefined) return;
-        deps.stillValid(req).then((ok) => ok || stream.end(), () => stream.end());
+        stillValid(req).then((ok) => ok || stream.end(), stream.end);
       },
     };
     streams.add(stream);
@@ -173,14 +163,7 @@ export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void 
       write(stream, sse("change", { name, version, action, at }, at));
     });
     heartbeat = setInterval(() => {
-      if (deps.stillValid === undefined) {
-        write(stream, ": heartbeat\n\n");
-        return;
-      }
-      deps.stillValid(req).then(
-        (ok) => (ok ? write(stream, ": heartbeat\n\n") : stream.end()),
-        () => stream.end(),
-      );
+      stillValid(req).then((ok) => (ok ? write(stream, ": heartbeat\n\n") : stream.end()), stream.end);
     }, heartbeatMs);
     heartbeat.unref();
     if (expiresAt !== null) {
