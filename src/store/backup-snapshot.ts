@@ -34,19 +34,19 @@ export interface SnapshotSummary {
  * @throws CofferError E_INTEGRITY
  */
 export function inspectSnapshot(path: string, schema: number, head?: SignedHead): SnapshotSummary {
+  const bad = (why: string, cause?: unknown) => new CofferError("E_INTEGRITY", `the store in the backup ${why}`, { cause });
   let db: SqliteDriver;
   let check: string[];
   try {
     db = SqliteDriver.openReadOnly(path, "store");
   } catch (cause) {
-    throw new CofferError("E_INTEGRITY", "the store in the backup is not a readable SQLite database", { cause });
+    throw bad("is not a readable SQLite database", cause);
   }
   try {
-    const bad = (why: string) => new CofferError("E_INTEGRITY", `the store in the backup ${why}`);
     try {
       check = db.integrityCheck();
     } catch (cause) {
-      throw new CofferError("E_INTEGRITY", "the store in the backup is not a readable SQLite database", { cause });
+      throw bad("is not a readable SQLite database", cause);
     }
     if (check.length !== 1 || check[0] !== "ok") throw bad(`fails SQLite's integrity check: ${String(check[0] ?? "").slice(0, 120)}`);
     const version = db.schemaVersion();
@@ -67,7 +67,7 @@ export function inspectSnapshot(path: string, schema: number, head?: SignedHead)
       return { schema: version, storeId, secrets, versions, auditRecords: audit.records, keyRecipients };
     } catch (cause) {
       if (cause instanceof CofferError) throw cause;
-      throw new CofferError("E_INTEGRITY", `the store in the backup is not a coffer store (${(cause as Error).message})`, { cause });
+      throw bad(`is not a coffer store (${(cause as Error).message})`, cause);
     }
   } finally {
     db.close();
@@ -81,12 +81,6 @@ export function inspectSnapshot(path: string, schema: number, head?: SignedHead)
 export function snapshotDatabase(store: Store, path: string): void {
   touchPrivateFile(path);
   internalsOf(store).driver.vacuumInto(path);
-}
-
-/** Live secrets and all versions in `store`. */
-export function countRows(store: Store): { secrets: number; versions: number } {
-  const { secrets, versions } = internalsOf(store).driver.counts();
-  return { secrets, versions };
 }
 
 /** What the live store holds, counted as {@link inspectSnapshot} counts a snapshot. */

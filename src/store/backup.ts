@@ -11,17 +11,17 @@
  *
  * Nothing here prints or exits: failures are `CofferError`s with stable codes.
  */
-import { closeSync, mkdtempSync, realpathSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, realpathSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { CofferError } from "../errors.ts";
 import { encryptToRecipients, isAgeFile } from "../crypto/age.ts";
-import { openStream, sealStream, type OpenWith, type SealTo } from "../crypto/age-stream.ts";
+import { sealStream, type OpenWith, type SealTo } from "../crypto/age-stream.ts";
 import { parseCard } from "../identity/card.ts";
 import { identityFrom, parseIdentityText, type Identity } from "../identity/identity.ts";
-import { AGE_HEADER_PREFIX, BACKUP_FORMAT_V2, backupPlaintext, isArmored, readAgeHeader, readBackupPlaintext } from "./backup-format.ts";
+import { AGE_HEADER_PREFIX, BACKUP_FORMAT_V2, backupPlaintext, decryptBackup, isArmored, readAgeHeader } from "./backup-format.ts";
 import { inspectSnapshot, snapshotDatabase, summarizeLive, type SnapshotSummary } from "./backup-snapshot.ts";
-import { fileChunks, openPrivateNew, readFilePrefix, readPrivateFile, writeAll, writePrivateFileFrom } from "../core/fs-secure.ts";
+import { fileChunks, readFilePrefix, readPrivateFile, writePrivateFileFrom } from "../core/fs-secure.ts";
 import type { Store } from "./store.ts";
 
 export * from "./backup-format.ts";
@@ -178,15 +178,7 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
       }
       if (key !== undefined) {
         const copy = join(work, "check.db");
-        const fd = openPrivateNew(copy);
-        let opened;
-        try {
-          const stream = await openStream(fileChunks(out), isArmored(readFilePrefix(out, 64)), key, `the backup ${out}`);
-          opened = await readBackupPlaintext(stream, (chunk) => writeAll(fd, chunk));
-        } finally {
-          closeSync(fd);
-        }
-        const { info, signer } = opened;
+        const { info, signer } = await decryptBackup(out, key, `the backup ${out}`, copy);
         if (signer?.card !== ownerCard) throw new Error("the signature is not the store owner's");
         if (info.format !== BACKUP_FORMAT_V2 || info.created !== created || info.identity !== identityText) {
           throw new Error("the content differs from what was written");
@@ -253,19 +245,17 @@ function checkOutPath(out: string, store: Store, options: BackupOptions): void {
       throw new CofferError("E_CONFLICT", `refusing to write the backup over ${p}: choose another --out`);
     }
   }
-  let dirOk = false;
-  try {
-    dirOk = statSync(dirname(out)).isDirectory();
-  } catch {
-    dirOk = false;
+  const stat = (p: string) => {
+    try {
+      return statSync(p);
+    } catch {
+      return undefined;
+    }
+  };
+  if (stat(dirname(out))?.isDirectory() !== true) {
+    throw new CofferError("E_NOT_FOUND", `cannot write ${out}: the directory ${dirname(out)} does not exist`);
   }
-  if (!dirOk) throw new CofferError("E_NOT_FOUND", `cannot write ${out}: the directory ${dirname(out)} does not exist`);
-  let existing: ReturnType<typeof statSync> | undefined;
-  try {
-    existing = statSync(out);
-  } catch {
-    existing = undefined;
-  }
+  const existing = stat(out);
   if (existing !== undefined && !existing.isFile()) throw new CofferError("E_CONFLICT", `${out} exists and is not a file; choose another --out`);
   if (options.force !== true && existing !== undefined) {
     throw new CofferError("E_CONFLICT", `${out} already exists; refusing to overwrite it (choose another --out, or --force to replace it)`);
@@ -283,8 +273,7 @@ async function readIdentityForBackup(path: string, ownerRecipient: string): Prom
     if (isAgeFile(raw)) {
       // A passphrase-protected identity goes in as it is (armored if it was binary): restoring
       // it needs its passphrase, as using it does.
-      const head = raw.subarray(0, 64).toString("latin1").trimStart();
-      if (head.startsWith("-----BEGIN")) return raw.toString("utf8");
+      if (isArmored(raw)) return raw.toString("utf8");
       const { armor } = await import("age-encryption");
       return armor.encode(raw);
     }

@@ -16,14 +16,14 @@ import { basename, dirname, join, resolve } from "node:path";
 import { SqliteDriver } from "../storage/sqlite.ts";
 import { CofferError } from "../errors.ts";
 import { decryptWithPassphrase, isAgeFile } from "../crypto/age.ts";
-import { openStream, type OpenWith } from "../crypto/age-stream.ts";
+import type { OpenWith } from "../crypto/age-stream.ts";
 import {
   defaultIdentityName, identityFrom, loadIdentity, parseIdentityText, readPassphraseFile, signingKeyOf, type Identity, type PassphraseSource,
 } from "../identity/identity.ts";
-import { AGE_HEADER_PREFIX, isArmored, readAgeHeader, readBackupPlaintext, type BackupInfo, type BackupSigner } from "./backup-format.ts";
-import { countRows, inspectSnapshot } from "./backup-snapshot.ts";
+import { AGE_HEADER_PREFIX, decryptBackup, readAgeHeader, type BackupInfo, type BackupSigner } from "./backup-format.ts";
+import { inspectSnapshot } from "./backup-snapshot.ts";
 import { HeadFile, headsDirFor, verifyHead, type ChainHead } from "./head.ts";
-import { createPrivateFile, ensurePrivateDir, fileChunks, fsyncDir, openPrivateNew, readFilePrefix, writeAll } from "../core/fs-secure.ts";
+import { createPrivateFile, ensurePrivateDir, fsyncDir, readFilePrefix } from "../core/fs-secure.ts";
 import { homeOf, resolvePaths, type PathOptions } from "../core/paths.ts";
 import { openStore } from "./store.ts";
 import { internalsOf } from "./internal.ts";
@@ -138,7 +138,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     return id;
   };
 
-  // 1. Open the age file as its header says: a wrong passphrase or key stops here.
+  // 1. The key that opens the age file, as its header says.
   const header = await readAgeHeader(prefix);
   let key: OpenWith;
   let what: string;
@@ -167,10 +167,9 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     what = `the backup ${file} with the identity ${keyFile} (not one of its recipients?)`;
     decryptedWith = id;
   }
-  const plain = await openStream(fileChunks(file), isArmored(prefix), key, what);
 
-  // 2. Decrypt into a private temp file beside the target as the backup streams by, hashing it
-  //    as it goes; then check the signature over that hash and its signer, the snapshot and the
+  // 2. Decrypt (a wrong passphrase or key stops here) into a private temp file beside the
+  //    target as the backup streams by, hashing it as it goes; then check the signature over that hash and its signer, the snapshot and the
   //    audit chain, before anything is swapped in. On any failure the temp file (and any
   //    directory made for it) goes, so nothing is left of a refused backup.
   const dir = dirname(paths.store);
@@ -182,14 +181,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   let done = false;
   try {
     madeDir = ensurePrivateDir(dir);
-    const fd = openPrivateNew(tmp);
-    let opened: Awaited<ReturnType<typeof readBackupPlaintext>>;
-    try {
-      opened = await readBackupPlaintext(plain, (chunk) => writeAll(fd, chunk));
-    } finally {
-      closeSync(fd);
-    }
-    const { info: container, signer } = opened;
+    const { info: container, signer } = await decryptBackup(file, key, what, tmp);
     // The signer is checked before anything in the backup is looked at.
     const expected = decryptedWith ?? (existsSync(paths.identity) ? await load(paths.identity) : undefined);
     checkSigner(file, signer, options, expected);
@@ -272,7 +264,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       if (!verification.ok) {
         throw new CofferError("E_INTEGRITY", `the restored audit chain is broken at record ${verification.brokenAt}: ${verification.reason}`);
       }
-      const counts = countRows(store);
+      const counts = internalsOf(store).driver.counts();
       const record = store.appendAudit({
         action: "restore", name: null, version: null,
         detail: { backup_created: container.created, replaced: existing, schema: summary.schema, secrets: counts.secrets },
@@ -322,8 +314,6 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     if (identityWritten) rmSync(paths.identity, { force: true });
     throw err;
   } finally {
-    // Closes the backup file when it was not read to its end (already done otherwise).
-    plain.cancel().catch(() => undefined);
     rmSync(tmp, { force: true });
     rmSync(scratchHeads, { recursive: true, force: true });
     removeSidecars(tmp);
@@ -375,20 +365,12 @@ function checkSigner(file: string, signer: BackupSigner | undefined, options: Re
   }
 }
 
+// The identity a backup carries: undefined `plain` while it is passphrase-protected (opened
+// only when it is to be written, by unlockBackupIdentity).
 function identityInBackup(container: BackupInfo): { recipient: string; plain?: Identity } {
   const text = container.identity!;
   if (isAgeFile(Buffer.from(text.slice(0, 64), "latin1"))) return { recipient: container.recipient };
-  let parsed;
-  try {
-    parsed = parseIdentityText(text);
-  } catch (cause) {
-    throw new CofferError("E_INTEGRITY", `the identity in the backup is not a usable age identity: ${(cause as Error).message}`, { cause });
-  }
-  const plain = identityFrom(parsed.secretKey, parsed.name ?? defaultIdentityName(), false);
-  if (plain.recipient !== container.recipient) {
-    throw new CofferError("E_INTEGRITY", "the identity in the backup is not the one that made it (recipients differ)");
-  }
-  return { recipient: plain.recipient, plain };
+  return { recipient: container.recipient, plain: backupIdentityFrom(text, container.recipient, false) };
 }
 
 /** Opens the passphrase-protected identity a backup carries, in memory. */
@@ -408,17 +390,24 @@ async function unlockBackupIdentity(text: string, recipient: string, options: Re
   }
   options.progress?.("unlocking the identity in the backup (scrypt, a few seconds)…");
   const plain = Buffer.from(await decryptWithPassphrase(Buffer.from(text, "utf8"), passphrase, "the identity in the backup (wrong passphrase?)"));
+  try {
+    return backupIdentityFrom(plain.toString("utf8"), recipient, true);
+  } finally {
+    plain.fill(0);
+  }
+}
+
+// An identity file's plain text from a backup, checked to be the identity that made the backup.
+function backupIdentityFrom(text: string, recipient: string, encrypted: boolean): Identity {
   let identity: Identity;
   try {
-    const parsed = parseIdentityText(plain.toString("utf8"));
-    identity = identityFrom(parsed.secretKey, parsed.name ?? defaultIdentityName(), true);
+    const parsed = parseIdentityText(text);
+    identity = identityFrom(parsed.secretKey, parsed.name ?? defaultIdentityName(), encrypted);
   } catch (cause) {
     if (cause instanceof CofferError && cause.code === "E_IDENTITY") {
       throw new CofferError("E_INTEGRITY", `the identity in the backup is not a usable age identity: ${cause.message}`, { cause });
     }
     throw cause;
-  } finally {
-    plain.fill(0);
   }
   if (identity.recipient !== recipient) {
     throw new CofferError("E_INTEGRITY", "the identity in the backup is not the one that made it (recipients differ)");
