@@ -46,9 +46,9 @@ export async function exportBundle(
       throw new CofferError("E_DENIED", `secret "${n}" is not granted to "${member}" (grants: ${m.grants.join(", ")}); nothing was exported`);
     }
   }
-  const chosen = names.length > 0 ? [...new Set(names)] : selectGranted(store.list().map((i) => i.name), m.grants);
-  if (chosen.length === 0) throw new CofferError("E_NOT_FOUND", `no secret matches the grants of "${member}" (${m.grants.join(", ")})`);
   const info = new Map(store.list().map((i) => [i.name, i]));
+  const chosen = names.length > 0 ? [...new Set(names)] : selectGranted([...info.keys()], m.grants);
+  if (chosen.length === 0) throw new CofferError("E_NOT_FOUND", `no secret matches the grants of "${member}" (${m.grants.join(", ")})`);
   const secrets: BundleSecret[] = chosen.map((name) => {
     const secret = store.get(name);
     try {
@@ -104,19 +104,15 @@ export async function importBundle(store: Store, identity: Identity, file: Uint8
   const { driver, write } = internalsOf(store);
   const opened = await openBundle(file, identity, async (sender) => {
     if (driver.sharing.trustedCard(sender.fingerprint) === sender.card) return true;
-    if (options.trust !== undefined) {
-      trustNow = options.trust.toUpperCase() === sender.fingerprint;
-      if (!trustNow) {
-        // Not the same as no --trust at all: the user expected someone else (fingerprints are public).
-        throw new CofferError(
-          "E_UNTRUSTED",
-          `--trust ${options.trust} does not match this bundle's sender "${sender.name}", whose fingerprint is ${sender.fingerprint}; ` +
-            "it is not from the sender you expected, or the fingerprint was mistyped: check it with them; nothing was imported",
-        );
-      }
-      return trustNow;
+    if (options.trust !== undefined && options.trust.toUpperCase() !== sender.fingerprint) {
+      // Not the same as no --trust at all: the user expected someone else (fingerprints are public).
+      throw new CofferError(
+        "E_UNTRUSTED",
+        `--trust ${options.trust} does not match this bundle's sender "${sender.name}", whose fingerprint is ${sender.fingerprint}; ` +
+          "it is not from the sender you expected, or the fingerprint was mistyped: check it with them; nothing was imported",
+      );
     }
-    trustNow = (await options.confirmTrust?.(sender)) === true;
+    trustNow = options.trust !== undefined || (await options.confirmTrust?.(sender)) === true;
     return trustNow;
   });
   const { payload, fingerprint } = opened;

@@ -103,31 +103,21 @@ export async function readAgeHeader(file: Uint8Array): Promise<{ kind: "passphra
     }
     binary = Buffer.from(body.join(""), "base64");
   }
-  const text = Buffer.from(binary).toString("latin1");
-  const lines = text.split("\n");
+  const lines = Buffer.from(binary).toString("latin1").split("\n");
   if (lines[0] !== "age-encryption.org/v1") throw bad("unknown version line");
-  const stanzas: { type: string; args: string[] }[] = [];
-  let ended = false;
-  for (const line of lines.slice(1)) {
-    if (line.startsWith("---")) {
-      ended = true;
-      break;
-    }
-    if (line.startsWith("-> ")) {
-      const [type, ...args] = line.slice(3).split(" ");
-      stanzas.push({ type: type ?? "", args });
-    } else if (stanzas.length === 0) {
-      throw bad("a body line before any stanza");
-    }
-  }
-  if (!ended || stanzas.length === 0) throw bad("no complete header");
-  const scrypt = stanzas.filter((s) => s.type === "scrypt");
-  if (scrypt.length > 0) {
-    const logN = Number(scrypt[0]!.args[1]);
+  const end = lines.findIndex((l) => l.startsWith("---"));
+  const header = lines.slice(1, end === -1 ? undefined : end);
+  if (header.length > 0 && !header[0]!.startsWith("-> ")) throw bad("a body line before any stanza");
+  // Each stanza as [type, ...args].
+  const stanzas = header.filter((l) => l.startsWith("-> ")).map((l) => l.slice(3).split(" "));
+  if (end === -1 || stanzas.length === 0) throw bad("no complete header");
+  const scrypt = stanzas.find((s) => s[0] === "scrypt");
+  if (scrypt !== undefined) {
+    const logN = Number(scrypt[2]);
     if (stanzas.length !== 1 || !Number.isSafeInteger(logN)) throw bad("a scrypt stanza must be the only one");
     return { kind: "passphrase", logN };
   }
-  return { kind: "recipients", stanzas: stanzas.map((s) => s.type) };
+  return { kind: "recipients", stanzas: stanzas.map((s) => s[0]!) };
 }
 
 /** How much of a backup file {@link readAgeHeader} reads. */
@@ -222,10 +212,9 @@ async function readV2(r: PlainReader, storeSink: (chunk: Uint8Array) => void): P
     hash.update(chunk);
     storeSink(chunk);
   });
-  const lf = whole ? await r.take(1) : undefined;
-  if (lf === undefined) throw broken("it ends inside its store");
-  if (lf[0] !== 0x0a) throw broken("its store is not the size its header says");
-  hash.update(lf);
+  if (!whole || (await r.atEnd())) throw broken("it ends inside its store");
+  if ((await r.line(0)) === undefined) throw broken("its store is not the size its header says");
+  hash.update("\n");
   const sig = await r.line(MAX_SIGNATURE_LINE);
   if (sig === undefined) {
     throw new CofferError("E_SIGNATURE", "the backup carries no signature (a v2 backup is always signed): forged or truncated backup");
@@ -366,14 +355,6 @@ class PlainReader {
     return true;
   }
 
-  /** The next `n` bytes (n small); undefined when the stream ends first. */
-  async take(n: number): Promise<Buffer | undefined> {
-    while (this.#buf.length < n) if (!(await this.#more())) return undefined;
-    const out = this.#buf.subarray(0, n);
-    this.#buf = this.#buf.subarray(n);
-    return out;
-  }
-
   /** True when nothing is left (the stream read to its end, which authenticates it). */
   async atEnd(): Promise<boolean> {
     while (this.#buf.length === 0) if (!(await this.#more())) return true;
@@ -382,15 +363,14 @@ class PlainReader {
 
   /** Everything left; refused beyond `max` bytes. */
   async all(max: number): Promise<Buffer> {
-    const parts: Buffer[] = [this.#buf];
-    let size = this.#buf.length;
-    this.#buf = Buffer.alloc(0);
-    while (await this.#more()) {
+    const parts: Buffer[] = [];
+    let size = 0;
+    do {
       parts.push(this.#buf);
       size += this.#buf.length;
       this.#buf = Buffer.alloc(0);
       if (size > max) throw new CofferError("E_INTEGRITY", "the backup decrypted but is larger than a v1 backup can be: not a coffer backup");
-    }
+    } while (await this.#more());
     return Buffer.concat(parts, size);
   }
 

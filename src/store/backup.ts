@@ -126,10 +126,7 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
   const out = resolve(options.out);
   checkOutPath(out, store, options);
 
-  let identityText: string | null = null;
-  if (options.identityFile !== null) {
-    identityText = await readIdentityForBackup(options.identityFile, store.owner.recipient);
-  }
+  const identityText = options.identityFile === null ? null : await readIdentityForBackup(options.identityFile, store.owner.recipient);
 
   store.appendAudit({
     action: "backup", name: null, version: null,
@@ -143,7 +140,7 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
   const work = mkdtempSync(join(options.tmpDir ?? tmpdir(), "coffer-backup-"));
   let ownerCard = "";
   let summary: SnapshotSummary | undefined;
-  let verified: BackupResult["verified"];
+  let verified: BackupResult["verified"] = "header";
   try {
     const snapshot = join(work, "snapshot.db");
     snapshotDatabase(store, snapshot);
@@ -185,8 +182,6 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
         }
         summary = inspectSnapshot(copy, info.schema);
         verified = "decrypted";
-      } else {
-        verified = "header";
       }
     } catch (cause) {
       rmSync(out, { force: true });

@@ -222,7 +222,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     }
     if (!summary.keyRecipients.includes(identity.recipient)) {
       throw new CofferError(
-        backupIdentity !== undefined && identityAction === "written" ? "E_INTEGRITY" : "E_DECRYPT",
+        identityAction === "written" ? "E_INTEGRITY" : "E_DECRYPT",
         `the identity ${identity.recipient} cannot open the store in this backup (its key is wrapped to ${summary.keyRecipients.join(", ")})`,
       );
     }
@@ -296,7 +296,8 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       lock?.();
     }
     new HeadFile(headsDirFor(paths.identity), summary.storeId, signingKeyOf(identity), homeOf(options.env)).write(restoredHead!);
-    const restored: RestoreResult = {
+    done = true;
+    return {
       file,
       store: paths.store,
       identityPath: paths.identity,
@@ -308,8 +309,6 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       schemaFrom: summary.schema,
       ...result,
     };
-    done = true;
-    return restored;
   } catch (err) {
     if (identityWritten) rmSync(paths.identity, { force: true });
     throw err;
