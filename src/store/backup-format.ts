@@ -71,6 +71,13 @@ export type BackupContainer = BackupInfo & { format: typeof BACKUP_FORMAT; store
 /** The header line of a v2 backup: `storeBytes` is the size of the snapshot that follows it. */
 export type BackupHeaderLine = BackupInfo & { format: typeof BACKUP_FORMAT_V2; storeBytes: number };
 
+/** A backup read and its signature verified: what it says about itself, and who signed it. */
+export interface OpenedBackup {
+  info: BackupInfo;
+  /** undefined for a v1 backup from before signatures */
+  signer: BackupSigner | undefined;
+}
+
 /** Who signed a backup, once the signature has verified. */
 export interface BackupSigner {
   name: string;
@@ -85,7 +92,9 @@ export interface BackupSigner {
  * `-> scrypt` stanza; anything else is encrypted to recipients (stanza types listed).
  * @throws CofferError E_DECRYPT when it is not a well-formed age file
  */
-export async function readAgeHeader(file: Uint8Array): Promise<{ kind: "passphrase"; logN: number } | { kind: "recipients"; stanzas: string[] }> {
+export async function readAgeHeader(
+  file: Uint8Array,
+): Promise<{ kind: "passphrase"; logN: number } | { kind: "recipients"; stanzas: string[] }> {
   const bad = (why: string) => new CofferError("E_DECRYPT", `not a readable age file (${why}): damaged, or not a coffer backup`);
   if (!isAgeFile(file)) throw bad("no age header");
   // The header is at the start: only the first 64 KiB (armored: its first whole lines) are read,
@@ -161,45 +170,30 @@ export function backupPlaintext(
 }
 
 /**
- * Reads a backup's plaintext as it streams by, either format: the snapshot's bytes go to
- * `storeSink` as they come (v2; a v1 backup is read whole, as it was written), and the
- * signature is verified against the card in its line (who that card must be is the caller's
- * check) before the header's fields are looked at.
- * @returns the backup's description and its signer, or undefined for a v1 backup from before
- *   signatures
- * @throws CofferError E_SIGNATURE (no, bad or broken signature), E_INTEGRITY (not a coffer
- *   backup, malformed fields), E_DECRYPT (from the stream: damaged or truncated file)
- */
-export async function readBackupPlaintext(
-  plain: ReadableStream<Uint8Array>,
-  storeSink: (chunk: Uint8Array) => void,
-): Promise<{ info: BackupInfo; signer: BackupSigner | undefined }> {
-  const r = new PlainReader(plain);
-  try {
-    return (await r.startsWith(V2_PREFIX)) ? await readV2(r, storeSink) : await readV1(r, storeSink);
-  } finally {
-    r.release();
-  }
-}
-
-/**
- * Decrypts the backup `file` with `key` into the new private file `into` (the snapshot's bytes
- * only), reading and checking it as it streams by: see {@link readBackupPlaintext}.
+ * Decrypts the backup `file` with `key` into the new private file `into`, reading the plaintext
+ * as it streams by, either format: the snapshot's bytes go to `into` as they come (v2; a v1
+ * backup is read whole, as it was written), and the signature is verified against the card in
+ * its line (who that card must be is the caller's check) before the header's fields are looked at.
  * @param what - how to name the file in a decryption error
+ * @throws CofferError E_SIGNATURE (no, bad or broken signature), E_INTEGRITY (not a coffer
+ *   backup, malformed fields), E_DECRYPT (wrong key, damaged or truncated file)
  */
-export async function decryptBackup(
-  file: string, key: OpenWith, what: string, into: string,
-): Promise<{ info: BackupInfo; signer: BackupSigner | undefined }> {
+export async function decryptBackup(file: string, key: OpenWith, what: string, into: string): Promise<OpenedBackup> {
   const fd = openPrivateNew(into);
+  const sink = (chunk: Uint8Array) => writeAll(fd, chunk);
   try {
-    const plain = await openStream(fileChunks(file), isArmored(readFilePrefix(file, 64)), key, what);
-    return await readBackupPlaintext(plain, (chunk) => writeAll(fd, chunk));
+    const r = new PlainReader(await openStream(fileChunks(file), isArmored(readFilePrefix(file, 64)), key, what));
+    try {
+      return (await r.startsWith(V2_PREFIX)) ? await readV2(r, sink) : await readV1(r, sink);
+    } finally {
+      r.release();
+    }
   } finally {
     closeSync(fd);
   }
 }
 
-async function readV2(r: PlainReader, storeSink: (chunk: Uint8Array) => void): Promise<{ info: BackupInfo; signer: BackupSigner }> {
+async function readV2(r: PlainReader, storeSink: (chunk: Uint8Array) => void): Promise<OpenedBackup> {
   const broken = (why: string) => new CofferError("E_INTEGRITY", `the backup decrypted but ${why}: damaged or not a coffer backup`);
   const hash = createHash("sha256");
   const line = await r.line(MAX_HEADER_LINE);
@@ -227,7 +221,7 @@ async function readV2(r: PlainReader, storeSink: (chunk: Uint8Array) => void): P
 
 // A v1 backup: its container line, then (unless it is from before signatures) a signature
 // line over the container line's bytes.
-async function readV1(r: PlainReader, storeSink: (chunk: Uint8Array) => void): Promise<{ info: BackupInfo; signer: BackupSigner | undefined }> {
+async function readV1(r: PlainReader, storeSink: (chunk: Uint8Array) => void): Promise<OpenedBackup> {
   const plain = await r.all(MAX_V1_PLAINTEXT);
   // JSON.stringify never writes a raw newline, so the first one ends the container line.
   const nl = plain.indexOf(0x0a);

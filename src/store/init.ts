@@ -55,10 +55,7 @@ export async function initCoffer(options: InitOptions = {}): Promise<InitResult>
         `an identity already exists at ${paths.identity}; --identity, --name and --passphrase only apply to a new one`,
       );
     }
-    identity = await loadIdentity(paths.identity, {
-      ...(options.passphrase !== undefined && { passphrase: options.passphrase }),
-      ...(options.env !== undefined && { env: options.env }),
-    });
+    identity = await loadIdentity(paths.identity, options);
   } else {
     ensurePrivateDir(dirname(paths.identity));
     assertSecureParents(paths.identity, "identity file", homeOf(options.env));
@@ -71,7 +68,7 @@ export async function initCoffer(options: InitOptions = {}): Promise<InitResult>
     });
     createdIdentity = true;
   }
-  await createStore(paths.store, identity, { ...(options.env !== undefined && { env: options.env }), headsDir: headsDirFor(paths.identity) });
+  await createStore(paths.store, identity, { ...options, headsDir: headsDirFor(paths.identity) });
   const card = cardOf(identity);
   return {
     identityPath: paths.identity,

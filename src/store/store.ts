@@ -121,13 +121,7 @@ export interface VersionInfo {
  */
 export async function openStore(options: OpenStoreOptions = {}): Promise<Store> {
   const paths = resolvePaths(options);
-  const identity =
-    options.identityObject ??
-    (await loadIdentity(paths.identity, {
-      ...(options.passphrase !== undefined && { passphrase: options.passphrase }),
-      ...(options.env !== undefined && { env: options.env }),
-      ...(options.progress !== undefined && { progress: options.progress }),
-    }));
+  const identity = options.identityObject ?? (await loadIdentity(paths.identity, options));
   return Store.open(paths.store, identity, { ...options, headsDir: options.headsDir ?? headsDirFor(paths.identity) });
 }
 
