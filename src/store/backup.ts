@@ -25,7 +25,6 @@ import { fileChunks, readFilePrefix, readPrivateFile, writePrivateFileFrom } fro
 import type { Store } from "./store.ts";
 
 export * from "./backup-format.ts";
-export * from "./backup-snapshot.ts";
 export * from "./restore.ts";
 
 /** The shortest backup passphrase accepted without `weakPassphrase`, in characters. */

@@ -375,15 +375,11 @@ function identityInBackup(container: BackupInfo): { recipient: string; plain?: I
 /** Opens the passphrase-protected identity a backup carries, in memory. */
 async function unlockBackupIdentity(text: string, recipient: string, options: RestoreOptions): Promise<Identity> {
   const source = options.identityPassphrase;
-  let passphrase: string | undefined = typeof source === "string" ? source : undefined;
-  if (passphrase === undefined) {
-    const file = (options.env ?? process.env).COFFER_PASSPHRASE_FILE;
-    if (file !== undefined && file !== "") {
-      passphrase = readPassphraseFile(file);
-    } else if (typeof source === "function") {
-      passphrase = await source();
-    }
-  }
+  const file = (options.env ?? process.env).COFFER_PASSPHRASE_FILE;
+  let passphrase: string | undefined;
+  if (typeof source === "string") passphrase = source;
+  else if (file !== undefined && file !== "") passphrase = readPassphraseFile(file);
+  else if (source !== undefined) passphrase = await source();
   if (passphrase === undefined) {
     throw new CofferError("E_IDENTITY", "the identity in the backup is passphrase-protected and no passphrase was given for it");
   }
