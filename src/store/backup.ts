@@ -1,13 +1,9 @@
 /**
- * Backups (docs/design.md §4): the whole store — secrets, versions, members, grants, trust, export and
- * import records, wrapped store keys and the audit chain — plus, unless left out, the identity
- * file, as one age-encrypted file, signed with the identity's Ed25519 key. The format is in
- * src/store/backup-format.ts, the snapshot in src/store/backup-snapshot.ts, the restore in
- * src/store/restore.ts.
- *
- * A passphrase backup uses age's scrypt recipient with work factor 2^18 and is ASCII-armored;
- * a recipient backup is age X25519 (or any age recipient), armored too. `age -d` (with
- * `-i identity` or the passphrase) gives the plaintext back.
+ * Backups (docs/design.md §4): the whole store (every table: secrets, sharing records, wrapped
+ * store keys, the audit chain) plus, unless left out, the identity file, in one ASCII-armored
+ * age file (scrypt 2^18 or more, or to age recipients) that `age -d` opens, signed with the
+ * identity's Ed25519 key. The format is in backup-format.ts, the snapshot in
+ * backup-snapshot.ts, the restore in restore.ts.
  *
  * Nothing here prints or exits: failures are `CofferError`s with stable codes.
  */

@@ -1,9 +1,5 @@
 /**
- * Restoring a backup (docs/design.md §4): decrypt and check it completely (signature and
- * signer, snapshot integrity, audit chain, identity) before anything is written, then swap the
- * store in atomically.
- *
- * Encryption to a recipient proves nothing about who made a backup (anyone holding the public
+ * Restoring a backup (docs/design.md §4); see {@link restoreBackup}. Encryption to a recipient proves nothing about who made a backup (anyone holding the public
  * card can encrypt to it), so restore checks the signature against the identity that decrypts
  * the backup, or against the fingerprint given with `--from`, never against a card inside the
  * backup alone. A backup from before signatures (one line) restores only with `--unsigned`.
@@ -104,9 +100,9 @@ export interface RestoreResult {
  * Restores a backup: decrypts it as it streams into a private temp file beside the target
  * (memory bounded by a chunk, whatever its size) and checks it completely (signature and
  * signer, snapshot integrity, audit chain, identity) before anything is swapped in or any
- * identity written; a refused backup leaves nothing behind. Then it writes the identity if
- * needed and the store atomically (an existing store only with consent), migrates an older schema, verifies the
- * audit chain and appends a `restore` record.
+ * identity written; a refused backup leaves nothing behind. Then it migrates an older schema,
+ * verifies the audit chain, appends a `restore` record, and writes the identity if needed and
+ * the store atomically (an existing store only with consent).
  *
  * @throws CofferError E_DECRYPT (wrong passphrase/identity, damaged file: nothing written),
  *   E_INTEGRITY (not a coffer backup, failed integrity or audit check), E_CONFLICT (a different

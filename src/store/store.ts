@@ -1,12 +1,8 @@
 /**
- * The encrypted local store (docs/design.md §3–5): one SQLite file (WAL, busy timeout, fsync on
- * commit), every version of every secret sealed with AES-256-GCM, a hash-chained audit log.
- *
- * A thin layer (docs/design.md §7): the store key, sealing and the public API, over the SQLite
- * driver's synchronous core (`src/storage/sqlite.ts`), which holds the tables, the transactions
- * and the audit append. Reads are synchronous and touch nothing but one indexed row and one
- * AES-GCM open (and, at most every 100 ms, a stat of the file, to notice that a restore replaced
- * it); every write is one transaction that also signs the chain's new head.
+ * The encrypted local store (docs/design.md §3–5, §7): the store key, sealing and the public
+ * API, over the SQLite driver's synchronous core (`src/storage/sqlite.ts`: tables, transactions,
+ * the audit append). A read is one indexed row and one AES-GCM open; every write is one
+ * transaction that also signs the chain's new head.
  */
 import { randomBytes, sign } from "node:crypto";
 import { statSync } from "node:fs";
