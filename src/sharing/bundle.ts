@@ -11,8 +11,7 @@ import { randomBytes, sign } from "node:crypto";
 import { CofferError } from "../errors.ts";
 import { decryptWithIdentity, encryptToRecipients } from "../crypto/age.ts";
 import { verifyEd25519 } from "../crypto/keys.ts";
-import type { Identity } from "../identity/identity.ts";
-import { signingKeyOf } from "../identity/identity.ts";
+import { signingKeyOf, type Identity } from "../identity/identity.ts";
 import { cardFingerprint, parseCard, type Card } from "../identity/card.ts";
 
 export const BUNDLE_FORMAT = "coffer-bundle/v1";

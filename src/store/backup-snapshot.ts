@@ -1,16 +1,13 @@
 /**
- * The SQLite snapshot a backup carries: taken with `VACUUM INTO` (consistent, every table
- * without naming them), and checked without changing it before a restore trusts it.
+ * The SQLite snapshot a backup carries (taken with `VACUUM INTO`: consistent, every table
+ * without naming them), checked without changing it before a restore trusts it.
  */
 import { CofferError } from "../errors.ts";
 import type { SignedHead } from "./head.ts";
 import { verifyRows } from "../core/audit.ts";
-import { touchPrivateFile } from "../core/fs-secure.ts";
 import { SqliteDriver } from "../storage/sqlite.ts";
 import { refuseNewer } from "../storage/checks.ts";
 import { FORMAT, SCHEMA_VERSION } from "../storage/sqlite-schema.ts";
-import type { Store } from "./store.ts";
-import { internalsOf } from "./internal.ts";
 
 /** What a snapshot holds, as counted when it was checked. */
 export interface SnapshotSummary {
@@ -72,25 +69,4 @@ export function inspectSnapshot(path: string, schema: number, head?: SignedHead)
   } finally {
     db.close();
   }
-}
-
-/**
- * Writes a consistent copy of the store's database to the new file `path` (0600) with
- * `VACUUM INTO`: SQLite copies it page by page, whatever its size.
- */
-export function snapshotDatabase(store: Store, path: string): void {
-  touchPrivateFile(path);
-  internalsOf(store).driver.vacuumInto(path);
-}
-
-/** What the live store holds, counted as {@link inspectSnapshot} counts a snapshot. */
-export function summarizeLive(store: Store): SnapshotSummary {
-  const { driver } = internalsOf(store);
-  const { secrets, versions, auditRecords } = driver.counts();
-  return {
-    schema: driver.schemaVersion(),
-    storeId: driver.meta().store_id ?? "",
-    secrets, versions, auditRecords,
-    keyRecipients: driver.keyRecipients(),
-  };
 }

@@ -16,8 +16,9 @@ import { sealStream, type OpenWith, type SealTo } from "../crypto/age-stream.ts"
 import { parseCard } from "../identity/card.ts";
 import { identityFrom, parseIdentityText, type Identity } from "../identity/identity.ts";
 import { AGE_HEADER_PREFIX, BACKUP_FORMAT_V2, backupPlaintext, decryptBackup, isArmored, readAgeHeader } from "./backup-format.ts";
-import { inspectSnapshot, snapshotDatabase, summarizeLive, type SnapshotSummary } from "./backup-snapshot.ts";
-import { fileChunks, readFilePrefix, readPrivateFile, writePrivateFileFrom } from "../core/fs-secure.ts";
+import { inspectSnapshot, type SnapshotSummary } from "./backup-snapshot.ts";
+import { internalsOf } from "./internal.ts";
+import { fileChunks, readFilePrefix, readPrivateFile, touchPrivateFile, writePrivateFileFrom } from "../core/fs-secure.ts";
 import type { Store } from "./store.ts";
 
 export * from "./backup-format.ts";
@@ -132,13 +133,15 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
   const to: SealTo = hasPassphrase ? { passphrase: options.passphrase!, logN } : { recipients };
   // Everything streams through files in a private temp dir: the snapshot, and the copy the
   // check after writing decrypts into. Memory holds a chunk or two, whatever the store's size.
+  const { driver } = internalsOf(store);
   const work = mkdtempSync(join(options.tmpDir ?? tmpdir(), "coffer-backup-"));
   let ownerCard = "";
   let summary: SnapshotSummary | undefined;
   let verified: BackupResult["verified"] = "header";
   try {
     const snapshot = join(work, "snapshot.db");
-    snapshotDatabase(store, snapshot);
+    touchPrivateFile(snapshot);
+    driver.vacuumInto(snapshot);
     // PRAGMA user_version of the snapshot itself: bytes 60–63 of the SQLite header, big-endian.
     const first = readFilePrefix(snapshot, 100);
     const schema = first.length >= 100 ? first.readUInt32BE(60) : 0;
@@ -186,7 +189,10 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
-  summary ??= summarizeLive(store);
+  // Not decrypted here: what the live store holds, counted as inspectSnapshot counts a snapshot.
+  summary ??= {
+    schema: driver.schemaVersion(), storeId: driver.meta().store_id ?? "", ...driver.counts(), keyRecipients: driver.keyRecipients(),
+  };
   return {
     file: out,
     bytes: statSync(out).size,

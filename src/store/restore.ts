@@ -53,10 +53,7 @@ export interface RestoreOptions extends PathOptions {
   replace?: boolean | ((info: ReplaceInfo) => Promise<boolean>);
   /** told before slow work */
   progress?: (message: string) => void;
-  /**
-   * @deprecated ignored: the backup is decrypted into a temp file beside the store, where the
-   * restored store is then renamed into place
-   */
+  /** @deprecated ignored: the backup is decrypted into a temp file beside the store, then renamed into place */
   tmpDir?: string;
   /** how long to wait for another process's write lock on the store being replaced (default 15 s) */
   busyTimeoutMs?: number;

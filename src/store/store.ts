@@ -188,8 +188,7 @@ export class Store {
   readonly #headStatus: HeadStatus;
   // The file's identity when opened: a restore renames a new file over the path, and this
   // connection would otherwise go on reading (and writing) the old, unlinked one.
-  readonly #dev: number;
-  readonly #ino: number;
+  readonly #file: { dev: number; ino: number };
   #checkedAt = Date.now();
   #replacedSeen = false;
 
@@ -200,8 +199,7 @@ export class Store {
     this.path = db.path;
     this.#head = head;
     this.#headStatus = headStatus;
-    this.#dev = file.dev;
-    this.#ino = file.ino;
+    this.#file = file;
     this.#recipient = identity.recipient;
     this.actor = identity.name;
     this.#db = db;
@@ -409,7 +407,7 @@ export class Store {
   get replaced(): boolean {
     if (this.#replacedSeen) return true;
     const st = statSync(this.path, { throwIfNoEntry: false });
-    this.#replacedSeen = st === undefined || st.ino !== this.#ino || st.dev !== this.#dev;
+    this.#replacedSeen = st === undefined || st.ino !== this.#file.ino || st.dev !== this.#file.dev;
     return this.#replacedSeen;
   }
 
