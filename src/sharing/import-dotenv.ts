@@ -1,6 +1,4 @@
-/**
- * `coffer import --dotenv`: an existing `.env` file into the store, all or nothing.
- */
+/** `coffer import --dotenv`: an existing `.env` file into the store, all or nothing. */
 import { CofferError } from "../errors.ts";
 import { parseDotenv } from "../core/dotenv.ts";
 import { assertSecretName, isSecretName } from "../core/names.ts";

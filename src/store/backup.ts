@@ -43,10 +43,7 @@ export interface BackupOptions {
    * normally the file the store was opened with
    */
   identityFile: string | null;
-  /**
-   * the identity the store was opened with: lets the check after writing decrypt a backup
-   * made to its own recipient
-   */
+  /** the identity the store was opened with: lets the check after writing decrypt a backup made to its own recipient */
   identity?: Identity;
   /** replace `out` if it exists (atomically) */
   force?: boolean;
@@ -56,10 +53,7 @@ export interface BackupOptions {
   weakPassphrase?: boolean;
   /** told before slow work (scrypt takes seconds) */
   progress?: (message: string) => void;
-  /**
-   * where the private temp dir for the snapshot goes (default the OS temp dir); it needs room
-   * for one copy of the store
-   */
+  /** where the private temp dir for the snapshot goes (default the OS temp dir); it needs room for one copy of the store */
   tmpDir?: string;
 }
 

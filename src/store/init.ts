@@ -1,6 +1,4 @@
-/**
- * `coffer init` as a library call: the identity (created, adopted or reused) and an empty store.
- */
+/** `coffer init` as a library call: the identity (created, adopted or reused) and an empty store. */
 import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { CofferError } from "../errors.ts";

@@ -37,10 +37,7 @@ export interface OpenStoreOptions extends PathOptions {
   maxValueBytes?: number;
   /** how long a write waits for another process's lock (default 15 s) */
   busyTimeoutMs?: number;
-  /**
-   * where the signed heads of the audit chain are kept (default `heads/` beside the identity
-   * file; see src/store/head.ts)
-   */
+  /** where the signed heads of the audit chain are kept (default `heads/` beside the identity file; see src/store/head.ts) */
   headsDir?: string;
   /**
    * open a store whose audit chain does not contain its last signed head (an older copy put
