@@ -1,8 +1,9 @@
 /**
- * Restoring a backup (docs/design.md §4); see {@link restoreBackup}. Encryption to a recipient proves nothing about who made a backup (anyone holding the public
- * card can encrypt to it), so restore checks the signature against the identity that decrypts
- * the backup, or against the fingerprint given with `--from`, never against a card inside the
- * backup alone. A backup from before signatures (one line) restores only with `--unsigned`.
+ * Restoring a backup (docs/design.md §4); see {@link restoreBackup}. Encryption to a recipient
+ * proves nothing about who made a backup (anyone holding the public card can encrypt to it), so
+ * restore checks the signature against the identity that decrypts the backup, or against the
+ * fingerprint given with `--from`, never against a card inside the backup alone. A backup from
+ * before signatures (one line) restores only with `--unsigned`.
  *
  * Nothing here prints or exits: failures are `CofferError`s with stable codes.
  */
@@ -16,7 +17,7 @@ import type { OpenWith } from "../crypto/age-stream.ts";
 import {
   defaultIdentityName, identityFrom, loadIdentity, parseIdentityText, readPassphraseFile, signingKeyOf, type Identity, type PassphraseSource,
 } from "../identity/identity.ts";
-import { AGE_HEADER_PREFIX, decryptBackup, readAgeHeader, type BackupInfo, type BackupSigner } from "./backup-format.ts";
+import { AGE_HEADER_PREFIX, decryptBackup, readAgeHeader, type BackupSigner } from "./backup-format.ts";
 import { inspectSnapshot } from "./backup-snapshot.ts";
 import { HeadFile, headsDirFor, verifyHead, type ChainHead } from "./head.ts";
 import { createPrivateFile, ensurePrivateDir, fsyncDir, readFilePrefix } from "../core/fs-secure.ts";
@@ -184,25 +185,29 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     const summary = inspectSnapshot(tmp, container.schema, head);
     removeSidecars(tmp);
 
-    // 3. The identity that will open the store.
-    const backupIdentity = container.identity === null ? undefined : identityInBackup(container);
+    // 3. The identity that will open the store. One in the backup is checked now if plain; a
+    //    passphrase-protected one is opened only when it is to be written.
+    const inBackup = container.identity;
+    const plainInBackup = inBackup === null || isAgeFile(Buffer.from(inBackup.slice(0, 64), "latin1"))
+      ? undefined
+      : backupIdentityFrom(inBackup, container.recipient, false);
     let identity: Identity;
     let identityAction: RestoreResult["identityAction"];
     let identityBytes: string | Buffer | undefined;
     if (existsSync(paths.identity)) {
       identity = await load(paths.identity);
       identityAction = "kept";
-      if (backupIdentity !== undefined && backupIdentity.recipient !== identity.recipient) {
+      if (inBackup !== null && container.recipient !== identity.recipient) {
         throw new CofferError(
           "E_CONFLICT",
-          `the identity at ${paths.identity} (${identity.recipient}) is not the one in the backup (${backupIdentity.recipient}); ` +
+          `the identity at ${paths.identity} (${identity.recipient}) is not the one in the backup (${container.recipient}); ` +
             "refusing to replace a key: move it away first, or restore elsewhere with COFFER_HOME",
         );
       }
-    } else if (backupIdentity !== undefined) {
-      identity = backupIdentity.plain ?? (await unlockBackupIdentity(container.identity!, container.recipient, options));
+    } else if (inBackup !== null) {
+      identity = plainInBackup ?? (await unlockBackupIdentity(inBackup, container.recipient, options));
       identityAction = "written";
-      identityBytes = container.identity!;
+      identityBytes = inBackup;
     } else if (options.identityFile !== undefined) {
       identity = await load(options.identityFile);
       identityAction = "adopted";
@@ -355,14 +360,6 @@ function checkSigner(file: string, signer: BackupSigner | undefined, options: Re
       `${say}, not by your identity ${expected.recipient}; if you know that fingerprint to be the maker's, run again with --from ${signer.fingerprint}`,
     );
   }
-}
-
-// The identity a backup carries: undefined `plain` while it is passphrase-protected (opened
-// only when it is to be written, by unlockBackupIdentity).
-function identityInBackup(container: BackupInfo): { recipient: string; plain?: Identity } {
-  const text = container.identity!;
-  if (isAgeFile(Buffer.from(text.slice(0, 64), "latin1"))) return { recipient: container.recipient };
-  return { recipient: container.recipient, plain: backupIdentityFrom(text, container.recipient, false) };
 }
 
 /** Opens the passphrase-protected identity a backup carries, in memory. */
