@@ -118,17 +118,13 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     if (code === "ENOENT") throw new CofferError("E_NOT_FOUND", `no backup file ${file}`);
     throw err;
   }
+  // Identity files are opened with identityPassphrase (options.passphrase is the backup's), once each.
+  const { passphrase: _backup, identityPassphrase, ...rest } = options;
+  const idOptions = identityPassphrase === undefined ? rest : { ...rest, passphrase: identityPassphrase };
   const loaded = new Map<string, Identity>();
   const load = async (path: string): Promise<Identity> => {
-    let id = loaded.get(path);
-    if (id === undefined) {
-      id = await loadIdentity(path, {
-        ...(options.identityPassphrase !== undefined && { passphrase: options.identityPassphrase }),
-        ...(options.env !== undefined && { env: options.env }),
-        ...(options.progress !== undefined && { progress: options.progress }),
-      });
-      loaded.set(path, id);
-    }
+    const id = loaded.get(path) ?? (await loadIdentity(path, idOptions));
+    loaded.set(path, id);
     return id;
   };
 
