@@ -129,19 +129,19 @@ export async function importBundle(store: Store, identity: Identity, file: Uint8
       const now = new Date().toISOString();
       for (const s of values) {
         const held = driver.sharing.importSource(s.name);
-        const exists = store.list(s.name, { deleted: true }).some((i) => i.name === s.name);
+        const fromSender = held !== undefined && held.source === fingerprint;
         if (options.force !== true) {
-          if (held !== undefined && held.source === fingerprint && s.version < held.sourceVersion) {
+          if (fromSender && s.version < held.sourceVersion) {
             throw new CofferError(
               "E_CONFLICT",
               `"${s.name}" v${s.version} in the bundle is older than v${held.sourceVersion} already imported from "${opened.sender.name}": refusing a rollback (--force accepts it); nothing was imported`,
             );
           }
-          if (held !== undefined && held.source === fingerprint && s.version === held.sourceVersion) {
+          if (fromSender && s.version === held.sourceVersion) {
             unchanged.push(s.name);
             continue;
           }
-          if (exists && (held === undefined || held.source !== fingerprint)) {
+          if (!fromSender && store.list(s.name, { deleted: true }).some((i) => i.name === s.name)) {
             throw new CofferError(
               "E_CONFLICT",
               `"${s.name}" exists here and did not come from "${opened.sender.name}"; --force overwrites it; nothing was imported`,
@@ -152,9 +152,7 @@ export async function importBundle(store: Store, identity: Identity, file: Uint8
         driver.sharing.recordImport(s.name, fingerprint, s.version, payload.id, now);
         imported.push({ name: s.name, version: w.version, sourceVersion: s.version });
       }
-      if (trustNow) {
-        driver.sharing.trust(fingerprint, opened.senderCard, now);
-      }
+      if (trustNow) driver.sharing.trust(fingerprint, opened.senderCard, now);
       store.appendAudit({
         action: "import", name: null, version: null,
         detail: { from: opened.sender.name, fingerprint, bundle: payload.id, secrets: imported.map((i) => `${i.name}@${i.version}`), unchanged: unchanged.length },

@@ -203,15 +203,15 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
 
 /** `age1…` recipients as given, or the recipient of a coffer card; duplicates dropped. */
 function normalizeRecipients(list: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const r of list.map((s) => s.trim())) {
+  const recipients = list.map((s) => {
+    const r = s.trim();
     const recipient = r.startsWith("coffer-card:") ? parseCard(r).recipient : r;
     if (!recipient.startsWith("age1")) {
       throw new CofferError("E_INVALID_VALUE", `not an age recipient or coffer card: ${JSON.stringify(r.slice(0, 80))}`);
     }
-    if (!out.includes(recipient)) out.push(recipient);
-  }
-  return out;
+    return recipient;
+  });
+  return [...new Set(recipients)];
 }
 
 function realOrResolved(p: string): string {

@@ -57,12 +57,10 @@ export async function initCoffer(options: InitOptions = {}): Promise<InitResult>
   } else {
     ensurePrivateDir(dirname(paths.identity));
     assertSecureParents(paths.identity, "identity file", homeOf(options.env));
+    // options.passphrase opens an existing identity; a new one is protected with newPassphrase.
+    const { passphrase: _existing, newPassphrase, ...rest } = options;
     identity = await createIdentityFile({
-      path: paths.identity,
-      ...(options.name !== undefined && { name: options.name }),
-      ...(options.adopt !== undefined && { adopt: options.adopt }),
-      ...(options.newPassphrase !== undefined && { passphrase: options.newPassphrase }),
-      ...(options.logN !== undefined && { logN: options.logN }),
+      ...rest, path: paths.identity, ...(newPassphrase !== undefined && { passphrase: newPassphrase }),
     });
     createdIdentity = true;
   }
