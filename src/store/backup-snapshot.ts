@@ -32,15 +32,11 @@ export interface SnapshotSummary {
  */
 export function inspectSnapshot(path: string, schema: number, head?: SignedHead): SnapshotSummary {
   const bad = (why: string, cause?: unknown) => new CofferError("E_INTEGRITY", `the store in the backup ${why}`, { cause });
-  let db: SqliteDriver;
-  let check: string[];
+  let db: SqliteDriver | undefined;
   try {
-    db = SqliteDriver.openReadOnly(path, "store");
-  } catch (cause) {
-    throw bad("is not a readable SQLite database", cause);
-  }
-  try {
+    let check: string[];
     try {
+      db = SqliteDriver.openReadOnly(path, "store");
       check = db.integrityCheck();
     } catch (cause) {
       throw bad("is not a readable SQLite database", cause);
@@ -50,8 +46,8 @@ export function inspectSnapshot(path: string, schema: number, head?: SignedHead)
     if (version !== schema) throw bad(`has schema ${version}, not the ${schema} the backup states`);
     refuseNewer(version, SCHEMA_VERSION.store, "the backup");
     try {
-      const storeId = db.meta().store_id;
-      if (db.meta().format !== FORMAT.store || storeId === undefined || !/^[0-9a-f]{32}$/.test(storeId)) {
+      const { store_id: storeId, format } = db.meta();
+      if (format !== FORMAT.store || storeId === undefined || !/^[0-9a-f]{32}$/.test(storeId)) {
         throw bad(`is not a coffer store of format ${FORMAT.store}`);
       }
       const keyRecipients = db.keyRecipients();
@@ -67,6 +63,6 @@ export function inspectSnapshot(path: string, schema: number, head?: SignedHead)
       throw bad(`is not a coffer store (${(cause as Error).message})`, cause);
     }
   } finally {
-    db.close();
+    db?.close();
   }
 }

@@ -254,11 +254,8 @@ function checkOutPath(out: string, store: Store, options: BackupOptions): void {
 
 /** The identity file's text, checked to be the key the store was opened with when it is plain. */
 async function readIdentityForBackup(path: string, ownerRecipient: string): Promise<string> {
-  const raw = readPrivateFile(
-    path,
-    "identity file",
-    () => new CofferError("E_NOT_INITIALIZED", `no identity at ${path} to put in the backup; leave it out with --no-identity`),
-  );
+  const missing = () => new CofferError("E_NOT_INITIALIZED", `no identity at ${path} to put in the backup; leave it out with --no-identity`);
+  const raw = readPrivateFile(path, "identity file", missing);
   try {
     if (isAgeFile(raw)) {
       // A passphrase-protected identity goes in as it is (armored if it was binary): restoring

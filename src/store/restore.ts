@@ -114,8 +114,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   try {
     prefix = readFilePrefix(file, AGE_HEADER_PREFIX);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new CofferError("E_NOT_FOUND", `no backup file ${file}`);
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new CofferError("E_NOT_FOUND", `no backup file ${file}`);
     throw err;
   }
   // Identity files are opened with identityPassphrase (options.passphrase is the backup's), once each.

@@ -502,10 +502,7 @@ export class Store {
     if (version !== undefined) {
       return new CofferError("E_NOT_FOUND", `secret "${name}" has no version ${version} (versions 1–${row.latest} were written; purged ones are gone)`);
     }
-    return new CofferError(
-      "E_NOT_FOUND",
-      `secret "${name}" was removed; \`coffer rollback ${name} --to ${row.latest}\` restores it`,
-    );
+    return new CofferError("E_NOT_FOUND", `secret "${name}" was removed; \`coffer rollback ${name} --to ${row.latest}\` restores it`);
   }
 }
 
