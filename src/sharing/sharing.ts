@@ -37,9 +37,7 @@ export async function exportBundle(
 ): Promise<ExportResult> {
   const m = getMember(store, member);
   if (m.revokedAt !== null) throw new CofferError("E_DENIED", `member "${member}" was revoked on ${m.revokedAt}; nothing can be exported to them`);
-  if (m.grants.length === 0) {
-    throw new CofferError("E_DENIED", `member "${member}" has no grants; \`coffer grant ${member} PATTERN\` first`);
-  }
+  if (m.grants.length === 0) throw new CofferError("E_DENIED", `member "${member}" has no grants; \`coffer grant ${member} PATTERN\` first`);
   for (const n of names) {
     assertSecretName(n);
     if (!matchesAny(n, m.grants)) {

@@ -67,11 +67,7 @@ export async function initCoffer(options: InitOptions = {}): Promise<InitResult>
   await createStore(paths.store, identity, { ...options, headsDir: headsDirFor(paths.identity) });
   const card = cardOf(identity);
   return {
-    identityPath: paths.identity,
-    storePath: paths.store,
-    createdIdentity,
-    recipient: identity.recipient,
-    card,
-    fingerprint: cardFingerprint(card),
+    identityPath: paths.identity, storePath: paths.store, createdIdentity,
+    recipient: identity.recipient, card, fingerprint: cardFingerprint(card),
   };
 }

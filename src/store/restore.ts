@@ -27,7 +27,6 @@ import { internalsOf } from "./internal.ts";
 
 /** Options of {@link restoreBackup}. */
 export interface RestoreOptions extends PathOptions {
-  /** the backup file */
   file: string;
   /** the passphrase (or a function asking for it) of a passphrase backup */
   passphrase?: PassphraseSource;
@@ -65,7 +64,6 @@ export interface ReplaceInfo {
   store: string;
   /** live secrets in the existing store, or null when it cannot be read */
   existingSecrets: number | null;
-  /** when the backup was taken */
   backupCreated: string;
   backupSecrets: number;
 }
@@ -77,13 +75,10 @@ export interface RestoreResult {
   identityPath: string;
   /** written from the backup, kept (the existing one), or adopted from `identityFile` */
   identityAction: "written" | "kept" | "adopted";
-  /** whether the backup carried an identity */
   backupHasIdentity: boolean;
   /** who signed the backup (checked as {@link RestoreOptions.from} says), or null for an unsigned one */
   signedBy: { name: string; fingerprint: string } | null;
-  /** true when an existing store was replaced */
   replaced: boolean;
-  /** when the backup was taken */
   backupCreated: string;
   /** the backup's schema version (an older one is migrated) and the store's now */
   schemaFrom: number;
@@ -228,8 +223,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         store: paths.store, existingSecrets: SqliteDriver.countLive(paths.store),
         backupCreated: container.created, backupSecrets: summary.secrets,
       };
-      const yes = typeof consent === "function" ? await consent(info) : consent === true;
-      if (!yes) {
+      if (!(typeof consent === "function" ? await consent(info) : consent === true)) {
         throw new CofferError(
           "E_CANCELLED",
           consent === undefined || consent === false

@@ -171,7 +171,6 @@ function unwrapLocal(identity: Identity, storeId: Uint8Array, wrapped: Uint8Arra
 
 /** An open local store. Not safe to share across worker threads; open one per thread. */
 export class Store {
-  /** the path of the store file */
   readonly path: string;
   /** who writes: the identity's name, recorded as the actor */
   readonly actor: string;
@@ -203,8 +202,6 @@ export class Store {
     this.#aadPrefix = aadPrefix(db.storeId);
     this.#valueKey = valueKey;
     this.#maxValueBytes = maxValueBytes;
-    // For sharing and backup (never exported from the package): the driver, and a write
-    // transaction with this store's checks and head signing.
     registerInternals(this, { driver: db, write: (fn) => this.#write(fn) });
   }
 
@@ -526,9 +523,7 @@ function checkHead(db: SqliteDriver, head: HeadFile, options: Pick<OpenStoreOpti
     return { state: "new", signed: tail };
   }
   const found = db.auditHashAt(signed.count);
-  if (found === signed.hash) {
-    return { state: "ok", signed: { count: signed.count, hash: signed.hash } };
-  }
+  if (found === signed.hash) return { state: "ok", signed: { count: signed.count, hash: signed.hash } };
   const tail = db.tail() ?? { count: 0, hash: "" };
   if (options.acceptHead === true) {
     return { state: "diverged", signed: { count: signed.count, hash: signed.hash, at: signed.at }, found: tail };
