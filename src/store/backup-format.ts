@@ -219,8 +219,6 @@ async function readV2(r: PlainReader, storeSink: (chunk: Uint8Array) => void): P
   return { info, signer };
 }
 
-// A v1 backup: its container line, then (unless it is from before signatures) a signature
-// line over the container line's bytes.
 async function readV1(r: PlainReader, storeSink: (chunk: Uint8Array) => void): Promise<OpenedBackup> {
   const plain = await r.all(MAX_V1_PLAINTEXT);
   // JSON.stringify never writes a raw newline, so the first one ends the container line.
