@@ -11,8 +11,7 @@ import { randomBytes, sign } from "node:crypto";
 import { CofferError } from "../errors.ts";
 import { decryptWithIdentity, encryptToRecipients } from "../crypto/age.ts";
 import { verifyEd25519 } from "../crypto/keys.ts";
-import type { Identity } from "../identity/identity.ts";
-import { signingKeyOf } from "../identity/identity.ts";
+import { signingKeyOf, type Identity } from "../identity/identity.ts";
 import { cardFingerprint, parseCard, type Card } from "../identity/card.ts";
 
 export const BUNDLE_FORMAT = "coffer-bundle/v1";
@@ -58,15 +57,8 @@ export type TrustDecision = (sender: { card: string; fingerprint: string; name: 
 
 /** Builds a payload with a fresh id. */
 export function newPayload(from: string, to: string, secrets: BundleSecret[], expires: Date | null, now = new Date()): BundlePayload {
-  return {
-    format: BUNDLE_FORMAT,
-    id: randomBytes(16).toString("hex"),
-    from,
-    to,
-    created: now.toISOString(),
-    expires: expires === null ? null : expires.toISOString(),
-    secrets,
-  };
+  const id = randomBytes(16).toString("hex");
+  return { format: BUNDLE_FORMAT, id, from, to, created: now.toISOString(), expires: expires?.toISOString() ?? null, secrets };
 }
 
 /**
@@ -77,10 +69,7 @@ export async function sealBundle(payload: BundlePayload, sender: Identity, recip
   const payloadBytes = Buffer.from(JSON.stringify(payload), "utf8");
   const signature = sign(null, payloadBytes, signingKeyOf(sender).privateKey);
   const envelope = JSON.stringify({
-    format: ENVELOPE_FORMAT,
-    from: payload.from,
-    payload: payloadBytes.toString("base64"),
-    signature: signature.toString("base64url"),
+    format: ENVELOPE_FORMAT, from: payload.from, payload: payloadBytes.toString("base64"), signature: signature.toString("base64url"),
   });
   const encrypted = await encryptToRecipients(Buffer.from(envelope, "utf8"), [recipient]);
   const { armor } = await import("age-encryption");

@@ -1,9 +1,7 @@
-/**
- * `coffer import --dotenv`: an existing `.env` file into the store, all or nothing.
- */
+/** `coffer import --dotenv`: an existing `.env` file into the store, all or nothing. */
 import { CofferError } from "../errors.ts";
 import { parseDotenv } from "../core/dotenv.ts";
-import { assertSecretName, isSecretName } from "../core/names.ts";
+import { assertSecretName } from "../core/names.ts";
 import type { Store, WriteResult } from "../store/store.ts";
 import { internalsOf } from "../store/internal.ts";
 
@@ -22,19 +20,15 @@ export function importDotenv(store: Store, text: string | Uint8Array, prefix = "
   if (prefix !== "" && !prefix.endsWith("/")) {
     throw new CofferError("E_INVALID_NAME", `prefix ${JSON.stringify(prefix)} must end with "/" (e.g. ${JSON.stringify(`${prefix}/`)}); nothing was imported`);
   }
-  const vars = parseDotenv(text);
-  const entries: { name: string; value: string }[] = [];
-  for (const [key, value] of vars) {
+  const entries = [...parseDotenv(text)].map(([key, value]) => {
     const name = `${prefix}${key}`;
-    if (!isSecretName(name)) {
-      try {
-        assertSecretName(name);
-      } catch (err) {
-        throw new CofferError("E_INVALID_NAME", `variable ${JSON.stringify(key)} cannot become a secret: ${(err as Error).message}; nothing was imported`);
-      }
+    try {
+      assertSecretName(name);
+    } catch (err) {
+      throw new CofferError("E_INVALID_NAME", `variable ${JSON.stringify(key)} cannot become a secret: ${(err as Error).message}; nothing was imported`);
     }
-    entries.push({ name, value });
-  }
+    return { name, value };
+  });
   if (entries.length === 0) throw new CofferError("E_INVALID_VALUE", "the .env file holds no variable; nothing was imported");
   const written = internalsOf(store).write(() => {
     const w = store.setMany(entries);

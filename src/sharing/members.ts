@@ -94,10 +94,9 @@ export function getMember(store: Store, name: string): Member {
 }
 
 function toMember(store: Store, r: MemberRow): Member {
-  const grants = internalsOf(store).driver.sharing.grants(r.name);
   return {
     name: r.name, card: r.card, fingerprint: r.fingerprint, recipient: r.recipient,
-    addedAt: r.added_at, addedBy: r.added_by, revokedAt: r.revoked_at, grants,
+    addedAt: r.added_at, addedBy: r.added_by, revokedAt: r.revoked_at, grants: internalsOf(store).driver.sharing.grants(r.name),
   };
 }
 

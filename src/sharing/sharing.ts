@@ -37,18 +37,16 @@ export async function exportBundle(
 ): Promise<ExportResult> {
   const m = getMember(store, member);
   if (m.revokedAt !== null) throw new CofferError("E_DENIED", `member "${member}" was revoked on ${m.revokedAt}; nothing can be exported to them`);
-  if (m.grants.length === 0) {
-    throw new CofferError("E_DENIED", `member "${member}" has no grants; \`coffer grant ${member} PATTERN\` first`);
-  }
+  if (m.grants.length === 0) throw new CofferError("E_DENIED", `member "${member}" has no grants; \`coffer grant ${member} PATTERN\` first`);
   for (const n of names) {
     assertSecretName(n);
     if (!matchesAny(n, m.grants)) {
       throw new CofferError("E_DENIED", `secret "${n}" is not granted to "${member}" (grants: ${m.grants.join(", ")}); nothing was exported`);
     }
   }
-  const chosen = names.length > 0 ? [...new Set(names)] : selectGranted(store.list().map((i) => i.name), m.grants);
-  if (chosen.length === 0) throw new CofferError("E_NOT_FOUND", `no secret matches the grants of "${member}" (${m.grants.join(", ")})`);
   const info = new Map(store.list().map((i) => [i.name, i]));
+  const chosen = names.length > 0 ? [...new Set(names)] : selectGranted([...info.keys()], m.grants);
+  if (chosen.length === 0) throw new CofferError("E_NOT_FOUND", `no secret matches the grants of "${member}" (${m.grants.join(", ")})`);
   const secrets: BundleSecret[] = chosen.map((name) => {
     const secret = store.get(name);
     try {
@@ -104,19 +102,15 @@ export async function importBundle(store: Store, identity: Identity, file: Uint8
   const { driver, write } = internalsOf(store);
   const opened = await openBundle(file, identity, async (sender) => {
     if (driver.sharing.trustedCard(sender.fingerprint) === sender.card) return true;
-    if (options.trust !== undefined) {
-      trustNow = options.trust.toUpperCase() === sender.fingerprint;
-      if (!trustNow) {
-        // Not the same as no --trust at all: the user expected someone else (fingerprints are public).
-        throw new CofferError(
-          "E_UNTRUSTED",
-          `--trust ${options.trust} does not match this bundle's sender "${sender.name}", whose fingerprint is ${sender.fingerprint}; ` +
-            "it is not from the sender you expected, or the fingerprint was mistyped: check it with them; nothing was imported",
-        );
-      }
-      return trustNow;
+    if (options.trust !== undefined && options.trust.toUpperCase() !== sender.fingerprint) {
+      // Not the same as no --trust at all: the user expected someone else (fingerprints are public).
+      throw new CofferError(
+        "E_UNTRUSTED",
+        `--trust ${options.trust} does not match this bundle's sender "${sender.name}", whose fingerprint is ${sender.fingerprint}; ` +
+          "it is not from the sender you expected, or the fingerprint was mistyped: check it with them; nothing was imported",
+      );
     }
-    trustNow = (await options.confirmTrust?.(sender)) === true;
+    trustNow = options.trust !== undefined || (await options.confirmTrust?.(sender)) === true;
     return trustNow;
   });
   const { payload, fingerprint } = opened;
@@ -133,19 +127,19 @@ export async function importBundle(store: Store, identity: Identity, file: Uint8
       const now = new Date().toISOString();
       for (const s of values) {
         const held = driver.sharing.importSource(s.name);
-        const exists = store.list(s.name, { deleted: true }).some((i) => i.name === s.name);
+        const fromSender = held !== undefined && held.source === fingerprint;
         if (options.force !== true) {
-          if (held !== undefined && held.source === fingerprint && s.version < held.sourceVersion) {
+          if (fromSender && s.version < held.sourceVersion) {
             throw new CofferError(
               "E_CONFLICT",
               `"${s.name}" v${s.version} in the bundle is older than v${held.sourceVersion} already imported from "${opened.sender.name}": refusing a rollback (--force accepts it); nothing was imported`,
             );
           }
-          if (held !== undefined && held.source === fingerprint && s.version === held.sourceVersion) {
+          if (fromSender && s.version === held.sourceVersion) {
             unchanged.push(s.name);
             continue;
           }
-          if (exists && (held === undefined || held.source !== fingerprint)) {
+          if (!fromSender && store.list(s.name, { deleted: true }).some((i) => i.name === s.name)) {
             throw new CofferError(
               "E_CONFLICT",
               `"${s.name}" exists here and did not come from "${opened.sender.name}"; --force overwrites it; nothing was imported`,
@@ -156,9 +150,7 @@ export async function importBundle(store: Store, identity: Identity, file: Uint8
         driver.sharing.recordImport(s.name, fingerprint, s.version, payload.id, now);
         imported.push({ name: s.name, version: w.version, sourceVersion: s.version });
       }
-      if (trustNow) {
-        driver.sharing.trust(fingerprint, opened.senderCard, now);
-      }
+      if (trustNow) driver.sharing.trust(fingerprint, opened.senderCard, now);
       store.appendAudit({
         action: "import", name: null, version: null,
         detail: { from: opened.sender.name, fingerprint, bundle: payload.id, secrets: imported.map((i) => `${i.name}@${i.version}`), unchanged: unchanged.length },

@@ -24,60 +24,58 @@
  * the container line alone.
  */
 import { createHash } from "node:crypto";
+import { closeSync } from "node:fs";
 import { CofferError } from "../errors.ts";
 import { isAgeFile } from "../crypto/age.ts";
+import { openStream, type OpenWith } from "../crypto/age-stream.ts";
+import { fileChunks, openPrivateNew, readFilePrefix, writeAll } from "../core/fs-secure.ts";
 import { verifyEd25519 } from "../crypto/keys.ts";
 import { cardFingerprint, parseCard } from "../identity/card.ts";
 import type { SignedHead } from "./head.ts";
 
-/** The `format` of the JSON inside a v1 backup (read, no longer written). */
-export const BACKUP_FORMAT = "coffer-backup/v1";
-/** The `format` of a v1 backup's signature line. */
-export const BACKUP_SIGNATURE_FORMAT = "coffer-backup-signature/v1";
+// A v1 backup's formats (read, no longer written).
+const BACKUP_FORMAT = "coffer-backup/v1";
+const BACKUP_SIGNATURE_FORMAT = "coffer-backup-signature/v1";
 const SIGNATURE_CONTEXT = "coffer/v1/backup\n";
 
 /** The `format` of a streamed backup's header line: what coffer writes. */
 export const BACKUP_FORMAT_V2 = "coffer-backup/v2";
-/** The `format` of a streamed backup's signature line. */
-export const BACKUP_SIGNATURE_FORMAT_V2 = "coffer-backup-signature/v2";
+const BACKUP_SIGNATURE_FORMAT_V2 = "coffer-backup-signature/v2";
 const SIGNATURE_CONTEXT_V2 = "coffer/v2/backup\n";
 const V2_PREFIX = `{"format":"${BACKUP_FORMAT_V2}",`;
 
 /** The longest header line of a v2 backup (it holds an identity file, a few hundred bytes). */
 const MAX_HEADER_LINE = 1024 * 1024;
 const MAX_SIGNATURE_LINE = 16 * 1024;
-/**
- * The largest v1 plaintext read: v1 held a store of at most 384 MiB as base64 in one string,
- * and is read whole.
- */
+/** v1 held a store of at most 384 MiB as base64 in one string, and is read whole. */
 const MAX_V1_PLAINTEXT = 640 * 1024 * 1024;
 
-
-/** The JSON document inside a v1 backup. */
-export interface BackupContainer {
-  format: typeof BACKUP_FORMAT;
+/** What a backup says about itself, whichever its format: everything but the snapshot. */
+export interface BackupInfo {
+  format: typeof BACKUP_FORMAT | typeof BACKUP_FORMAT_V2;
   /** when the snapshot was taken, ISO 8601 UTC */
   created: string;
   /** the snapshot's schema version (`PRAGMA user_version`) */
   schema: number;
   /** the age recipient of the identity that made the backup (public) */
   recipient: string;
-  /** the SQLite snapshot, base64 */
-  store: string;
   /** the identity file's text exactly as on disk (plain or passphrase-encrypted), or null */
   identity: string | null;
   /** the audit chain's head signed when the backup was made (absent in older backups) */
   head?: SignedHead;
 }
 
-/** What a backup says about itself, whichever its format: everything but the snapshot. */
-export type BackupInfo = Omit<BackupContainer, "format" | "store"> & { format: typeof BACKUP_FORMAT | typeof BACKUP_FORMAT_V2 };
+/** The JSON document inside a v1 backup: the SQLite snapshot as base64 in `store`. */
+export type BackupContainer = BackupInfo & { format: typeof BACKUP_FORMAT; store: string };
 
-/** The header line of a v2 backup. */
-export interface BackupHeaderLine extends Omit<BackupInfo, "format"> {
-  format: typeof BACKUP_FORMAT_V2;
-  /** the snapshot's size in bytes, which follow the header line */
-  storeBytes: number;
+/** The header line of a v2 backup: `storeBytes` is the size of the snapshot that follows it. */
+export type BackupHeaderLine = BackupInfo & { format: typeof BACKUP_FORMAT_V2; storeBytes: number };
+
+/** A backup read and its signature verified: what it says about itself, and who signed it. */
+export interface OpenedBackup {
+  info: BackupInfo;
+  /** undefined for a v1 backup from before signatures */
+  signer: BackupSigner | undefined;
 }
 
 /** Who signed a backup, once the signature has verified. */
@@ -89,17 +87,14 @@ export interface BackupSigner {
   signingKey: string;
 }
 
-/** What a backup file's age header says, read without decrypting. */
-export type BackupHeader =
-  | { kind: "passphrase"; logN: number }
-  | { kind: "recipients"; stanzas: string[] };
-
 /**
  * Reads the age header of a backup (armored or binary): a passphrase file has exactly one
  * `-> scrypt` stanza; anything else is encrypted to recipients (stanza types listed).
  * @throws CofferError E_DECRYPT when it is not a well-formed age file
  */
-export async function readAgeHeader(file: Uint8Array): Promise<BackupHeader> {
+export async function readAgeHeader(
+  file: Uint8Array,
+): Promise<{ kind: "passphrase"; logN: number } | { kind: "recipients"; stanzas: string[] }> {
   const bad = (why: string) => new CofferError("E_DECRYPT", `not a readable age file (${why}): damaged, or not a coffer backup`);
   if (!isAgeFile(file)) throw bad("no age header");
   // The header is at the start: only the first 64 KiB (armored: its first whole lines) are read,
@@ -117,31 +112,21 @@ export async function readAgeHeader(file: Uint8Array): Promise<BackupHeader> {
     }
     binary = Buffer.from(body.join(""), "base64");
   }
-  const text = Buffer.from(binary).toString("latin1");
-  const lines = text.split("\n");
+  const lines = Buffer.from(binary).toString("latin1").split("\n");
   if (lines[0] !== "age-encryption.org/v1") throw bad("unknown version line");
-  const stanzas: { type: string; args: string[] }[] = [];
-  let ended = false;
-  for (const line of lines.slice(1)) {
-    if (line.startsWith("---")) {
-      ended = true;
-      break;
-    }
-    if (line.startsWith("-> ")) {
-      const [type, ...args] = line.slice(3).split(" ");
-      stanzas.push({ type: type ?? "", args });
-    } else if (stanzas.length === 0) {
-      throw bad("a body line before any stanza");
-    }
-  }
-  if (!ended || stanzas.length === 0) throw bad("no complete header");
-  const scrypt = stanzas.filter((s) => s.type === "scrypt");
-  if (scrypt.length > 0) {
-    const logN = Number(scrypt[0]!.args[1]);
+  const end = lines.findIndex((l) => l.startsWith("---"));
+  const header = lines.slice(1, end === -1 ? undefined : end);
+  if (header.length > 0 && !header[0]!.startsWith("-> ")) throw bad("a body line before any stanza");
+  // Each stanza as [type, ...args].
+  const stanzas = header.filter((l) => l.startsWith("-> ")).map((l) => l.slice(3).split(" "));
+  if (end === -1 || stanzas.length === 0) throw bad("no complete header");
+  const scrypt = stanzas.find((s) => s[0] === "scrypt");
+  if (scrypt !== undefined) {
+    const logN = Number(scrypt[2]);
     if (stanzas.length !== 1 || !Number.isSafeInteger(logN)) throw bad("a scrypt stanza must be the only one");
     return { kind: "passphrase", logN };
   }
-  return { kind: "recipients", stanzas: stanzas.map((s) => s.type) };
+  return { kind: "recipients", stanzas: stanzas.map((s) => s[0]!) };
 }
 
 /** How much of a backup file {@link readAgeHeader} reads. */
@@ -185,89 +170,84 @@ export function backupPlaintext(
 }
 
 /**
- * Reads a backup's plaintext as it streams by, either format: the snapshot's bytes go to
- * `storeSink` as they come (v2; a v1 backup is read whole, as it was written), and the
- * signature is verified against the card in its line (who that card must be is the caller's
- * check) before the header's fields are looked at.
- * @returns the backup's description and its signer, or undefined for a v1 backup from before
- *   signatures
+ * Decrypts the backup `file` with `key` into the new private file `into`, reading the plaintext
+ * as it streams by, either format: the snapshot's bytes go to `into` as they come (v2; a v1
+ * backup is read whole, as it was written), and the signature is verified against the card in
+ * its line (who that card must be is the caller's check) before the header's fields are looked at.
+ * @param what - how to name the file in a decryption error
  * @throws CofferError E_SIGNATURE (no, bad or broken signature), E_INTEGRITY (not a coffer
- *   backup, malformed fields), E_DECRYPT (from the stream: damaged or truncated file)
+ *   backup, malformed fields), E_DECRYPT (wrong key, damaged or truncated file)
  */
-export async function readBackupPlaintext(
-  plain: ReadableStream<Uint8Array>,
-  storeSink: (chunk: Uint8Array) => void,
-): Promise<{ info: BackupInfo; signer: BackupSigner | undefined }> {
-  const r = new PlainReader(plain);
+export async function decryptBackup(file: string, key: OpenWith, what: string, into: string): Promise<OpenedBackup> {
+  const fd = openPrivateNew(into);
+  const sink = (chunk: Uint8Array) => writeAll(fd, chunk);
   try {
-    if (!(await r.startsWith(V2_PREFIX))) {
-      const { container, signer } = openBackupPlaintext(await r.all(MAX_V1_PLAINTEXT));
-      const { store, ...info } = container;
-      const snapshot = Buffer.from(store, "base64");
-      storeSink(snapshot);
-      snapshot.fill(0);
-      return { info, signer };
-    }
-    const broken = (why: string) => new CofferError("E_INTEGRITY", `the backup decrypted but ${why}: damaged or not a coffer backup`);
-    const hash = createHash("sha256");
-    const line = await r.line(MAX_HEADER_LINE);
-    if (line === undefined) throw broken("its header line is too long or unterminated");
-    hash.update(line).update("\n");
-    let header: Record<string, unknown>;
+    const r = new PlainReader(await openStream(fileChunks(file), isArmored(readFilePrefix(file, 64)), key, what));
     try {
-      header = JSON.parse(line.toString("utf8")) as Record<string, unknown>;
-    } catch {
-      throw broken("its header line is not JSON");
+      return (await r.startsWith(V2_PREFIX)) ? await readV2(r, sink) : await readV1(r, sink);
+    } finally {
+      r.release();
     }
-    const size = header.storeBytes;
-    if (!Number.isSafeInteger(size) || (size as number) < 0) throw broken("its header has no store size");
-    const whole = await r.pipe(size as number, (chunk) => {
-      hash.update(chunk);
-      storeSink(chunk);
-    });
-    const lf = whole ? await r.take(1) : undefined;
-    if (lf === undefined) throw broken("it ends inside its store");
-    if (lf[0] !== 0x0a) throw broken("its store is not the size its header says");
-    hash.update(lf);
-    const sig = await r.line(MAX_SIGNATURE_LINE);
-    if (sig === undefined) {
-      throw new CofferError("E_SIGNATURE", "the backup carries no signature (a v2 backup is always signed): forged or truncated backup");
-    }
-    if (!(await r.atEnd())) throw broken("there are bytes after its signature");
-    const signer = verifySignatureLine(sig, BACKUP_SIGNATURE_FORMAT_V2, Buffer.concat([Buffer.from(SIGNATURE_CONTEXT_V2), hash.digest()]));
-    const { storeBytes: _size, ...info } = checkFields(header, BACKUP_FORMAT_V2) as unknown as BackupHeaderLine;
-    return { info, signer };
   } finally {
-    r.release();
+    closeSync(fd);
   }
 }
 
-/**
- * Splits a v1 backup's plaintext into its container and its signature line, and verifies the
- * signature against the card in that line (who that card must be is the caller's check).
- * @returns the signer, or undefined for a backup from before signatures (one line)
- * @throws CofferError E_SIGNATURE (bad signature line or signature), E_INTEGRITY (container)
- */
-export function openBackupPlaintext(plain: Uint8Array): { container: BackupContainer; signer: BackupSigner | undefined } {
-  const buf = Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength);
+async function readV2(r: PlainReader, storeSink: (chunk: Uint8Array) => void): Promise<OpenedBackup> {
+  const broken = (why: string) => new CofferError("E_INTEGRITY", `the backup decrypted but ${why}: damaged or not a coffer backup`);
+  const hash = createHash("sha256");
+  const line = await r.line(MAX_HEADER_LINE);
+  if (line === undefined) throw broken("its header line is too long or unterminated");
+  hash.update(line).update("\n");
+  const header = jsonOf(line, () => broken("its header line is not JSON"));
+  const size = header.storeBytes;
+  if (!Number.isSafeInteger(size) || (size as number) < 0) throw broken("its header has no store size");
+  const whole = await r.pipe(size as number, (chunk) => {
+    hash.update(chunk);
+    storeSink(chunk);
+  });
+  if (!whole || (await r.atEnd())) throw broken("it ends inside its store");
+  if ((await r.line(0)) === undefined) throw broken("its store is not the size its header says");
+  hash.update("\n");
+  const sig = await r.line(MAX_SIGNATURE_LINE);
+  if (sig === undefined) {
+    throw new CofferError("E_SIGNATURE", "the backup carries no signature (a v2 backup is always signed): forged or truncated backup");
+  }
+  if (!(await r.atEnd())) throw broken("there are bytes after its signature");
+  const signer = verifySignatureLine(sig, BACKUP_SIGNATURE_FORMAT_V2, Buffer.concat([Buffer.from(SIGNATURE_CONTEXT_V2), hash.digest()]));
+  const { storeBytes: _size, ...info } = checkFields<BackupHeaderLine>(header, BACKUP_FORMAT_V2);
+  return { info, signer };
+}
+
+async function readV1(r: PlainReader, storeSink: (chunk: Uint8Array) => void): Promise<OpenedBackup> {
+  const plain = await r.all(MAX_V1_PLAINTEXT);
   // JSON.stringify never writes a raw newline, so the first one ends the container line.
-  const nl = buf.indexOf(0x0a);
-  if (nl === -1) return { container: parseContainer(buf), signer: undefined };
-  const body = buf.subarray(0, nl);
-  const signer = verifySignatureLine(buf.subarray(nl + 1), BACKUP_SIGNATURE_FORMAT, Buffer.concat([Buffer.from(SIGNATURE_CONTEXT), body]));
-  return { container: parseContainer(body), signer };
+  const nl = plain.indexOf(0x0a);
+  const body = nl === -1 ? plain : plain.subarray(0, nl);
+  const signer = nl === -1
+    ? undefined
+    : verifySignatureLine(plain.subarray(nl + 1), BACKUP_SIGNATURE_FORMAT, Buffer.concat([Buffer.from(SIGNATURE_CONTEXT), body]));
+  const container = jsonOf(body, () => new CofferError("E_INTEGRITY", "the backup decrypted but holds no coffer backup (not JSON)"));
+  const { store, ...info } = checkFields<BackupContainer>(container, BACKUP_FORMAT);
+  const snapshot = Buffer.from(store, "base64");
+  storeSink(snapshot);
+  snapshot.fill(0);
+  return { info, signer };
+}
+
+function jsonOf(bytes: Buffer, notJson: () => CofferError): Record<string, unknown> {
+  try {
+    return JSON.parse(bytes.toString("utf8")) as Record<string, unknown>;
+  } catch {
+    throw notJson();
+  }
 }
 
 // Verifies a signature line of `format` over `message`; gives its signer.
-function verifySignatureLine(text: Uint8Array, format: string, message: Buffer): BackupSigner {
+function verifySignatureLine(text: Buffer, format: string, message: Buffer): BackupSigner {
   const forged = (why: string) => new CofferError("E_SIGNATURE", `the backup's signature ${why}: forged or tampered backup`);
-  let line: Record<string, unknown>;
-  try {
-    line = JSON.parse(Buffer.from(text).toString("utf8")) as Record<string, unknown>;
-  } catch {
-    throw forged("line is not JSON");
-  }
-  if (line === null || typeof line !== "object" || line.format !== format || typeof line.from !== "string" || typeof line.signature !== "string") {
+  const line = jsonOf(text, () => forged("line is not JSON")) as Record<string, unknown> | null;
+  if (line?.format !== format || typeof line.from !== "string" || typeof line.signature !== "string") {
     throw forged(`line is not a ${format}`);
   }
   let card;
@@ -281,25 +261,8 @@ function verifySignatureLine(text: Uint8Array, format: string, message: Buffer):
   return { name: card.name, card: line.from, fingerprint: cardFingerprint(line.from), signingKey: card.signingKey };
 }
 
-/**
- * Parses and checks the JSON inside a backup.
- * @throws CofferError E_INTEGRITY when it is not a coffer backup of a known format
- */
-export function parseContainer(plain: Uint8Array): BackupContainer {
-  let c: Record<string, unknown>;
-  try {
-    c = JSON.parse(Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength).toString("utf8")) as Record<string, unknown>;
-  } catch {
-    throw new CofferError("E_INTEGRITY", "the backup decrypted but holds no coffer backup (not JSON)");
-  }
-  if (c === null || typeof c !== "object" || Array.isArray(c)) {
-    throw new CofferError("E_INTEGRITY", "the backup decrypted but holds no coffer backup");
-  }
-  return checkFields(c, BACKUP_FORMAT) as unknown as BackupContainer;
-}
-
 // The fields of a v1 container or a v2 header line (which has storeBytes, not store).
-function checkFields(c: Record<string, unknown>, format: typeof BACKUP_FORMAT | typeof BACKUP_FORMAT_V2): Record<string, unknown> {
+function checkFields<T extends BackupInfo>(c: Record<string, unknown>, format: T["format"]): T {
   if (c === null || typeof c !== "object" || Array.isArray(c)) {
     throw new CofferError("E_INTEGRITY", "the backup decrypted but holds no coffer backup");
   }
@@ -322,7 +285,7 @@ function checkFields(c: Record<string, unknown>, format: typeof BACKUP_FORMAT | 
   }
   field(c.identity === null || (typeof c.identity === "string" && c.identity.length > 0), "identity");
   field(c.head === undefined || (typeof c.head === "object" && c.head !== null), "head");
-  return c;
+  return c as unknown as T;
 }
 
 // Reads a plaintext stream as lines, exact byte counts or the whole rest, holding no more than
@@ -384,14 +347,6 @@ class PlainReader {
     return true;
   }
 
-  /** The next `n` bytes (n small); undefined when the stream ends first. */
-  async take(n: number): Promise<Buffer | undefined> {
-    while (this.#buf.length < n) if (!(await this.#more())) return undefined;
-    const out = this.#buf.subarray(0, n);
-    this.#buf = this.#buf.subarray(n);
-    return out;
-  }
-
   /** True when nothing is left (the stream read to its end, which authenticates it). */
   async atEnd(): Promise<boolean> {
     while (this.#buf.length === 0) if (!(await this.#more())) return true;
@@ -400,15 +355,14 @@ class PlainReader {
 
   /** Everything left; refused beyond `max` bytes. */
   async all(max: number): Promise<Buffer> {
-    const parts: Buffer[] = [this.#buf];
-    let size = this.#buf.length;
-    this.#buf = Buffer.alloc(0);
-    while (await this.#more()) {
+    const parts: Buffer[] = [];
+    let size = 0;
+    do {
       parts.push(this.#buf);
       size += this.#buf.length;
       this.#buf = Buffer.alloc(0);
       if (size > max) throw new CofferError("E_INTEGRITY", "the backup decrypted but is larger than a v1 backup can be: not a coffer backup");
-    }
+    } while (await this.#more());
     return Buffer.concat(parts, size);
   }
 

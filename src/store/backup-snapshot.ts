@@ -1,16 +1,13 @@
 /**
- * The SQLite snapshot a backup carries: taken with `VACUUM INTO` (consistent, every table
- * without naming them), and checked without changing it before a restore trusts it.
+ * The SQLite snapshot a backup carries (taken with `VACUUM INTO`: consistent, every table
+ * without naming them), checked without changing it before a restore trusts it.
  */
 import { CofferError } from "../errors.ts";
 import type { SignedHead } from "./head.ts";
 import { verifyRows } from "../core/audit.ts";
-import { touchPrivateFile } from "../core/fs-secure.ts";
 import { SqliteDriver } from "../storage/sqlite.ts";
 import { refuseNewer } from "../storage/checks.ts";
 import { FORMAT, SCHEMA_VERSION } from "../storage/sqlite-schema.ts";
-import type { Store } from "./store.ts";
-import { internalsOf } from "./internal.ts";
 
 /** What a snapshot holds, as counted when it was checked. */
 export interface SnapshotSummary {
@@ -34,27 +31,23 @@ export interface SnapshotSummary {
  * @throws CofferError E_INTEGRITY
  */
 export function inspectSnapshot(path: string, schema: number, head?: SignedHead): SnapshotSummary {
-  let db: SqliteDriver;
-  let check: string[];
+  const bad = (why: string, cause?: unknown) => new CofferError("E_INTEGRITY", `the store in the backup ${why}`, { cause });
+  let db: SqliteDriver | undefined;
   try {
-    db = SqliteDriver.openReadOnly(path, "store");
-  } catch (cause) {
-    throw new CofferError("E_INTEGRITY", "the store in the backup is not a readable SQLite database", { cause });
-  }
-  try {
-    const bad = (why: string) => new CofferError("E_INTEGRITY", `the store in the backup ${why}`);
+    let check: string[];
     try {
+      db = SqliteDriver.openReadOnly(path, "store");
       check = db.integrityCheck();
     } catch (cause) {
-      throw new CofferError("E_INTEGRITY", "the store in the backup is not a readable SQLite database", { cause });
+      throw bad("is not a readable SQLite database", cause);
     }
     if (check.length !== 1 || check[0] !== "ok") throw bad(`fails SQLite's integrity check: ${String(check[0] ?? "").slice(0, 120)}`);
     const version = db.schemaVersion();
     if (version !== schema) throw bad(`has schema ${version}, not the ${schema} the backup states`);
     refuseNewer(version, SCHEMA_VERSION.store, "the backup");
     try {
-      const storeId = db.meta().store_id;
-      if (db.meta().format !== FORMAT.store || storeId === undefined || !/^[0-9a-f]{32}$/.test(storeId)) {
+      const { store_id: storeId, format } = db.meta();
+      if (format !== FORMAT.store || storeId === undefined || !/^[0-9a-f]{32}$/.test(storeId)) {
         throw bad(`is not a coffer store of format ${FORMAT.store}`);
       }
       const keyRecipients = db.keyRecipients();
@@ -67,36 +60,9 @@ export function inspectSnapshot(path: string, schema: number, head?: SignedHead)
       return { schema: version, storeId, secrets, versions, auditRecords: audit.records, keyRecipients };
     } catch (cause) {
       if (cause instanceof CofferError) throw cause;
-      throw new CofferError("E_INTEGRITY", `the store in the backup is not a coffer store (${(cause as Error).message})`, { cause });
+      throw bad(`is not a coffer store (${(cause as Error).message})`, cause);
     }
   } finally {
-    db.close();
+    db?.close();
   }
-}
-
-/**
- * Writes a consistent copy of the store's database to the new file `path` (0600) with
- * `VACUUM INTO`: SQLite copies it page by page, whatever its size.
- */
-export function snapshotDatabase(store: Store, path: string): void {
-  touchPrivateFile(path);
-  internalsOf(store).driver.vacuumInto(path);
-}
-
-/** Live secrets and all versions in `store`. */
-export function countRows(store: Store): { secrets: number; versions: number } {
-  const { secrets, versions } = internalsOf(store).driver.counts();
-  return { secrets, versions };
-}
-
-/** What the live store holds, counted as {@link inspectSnapshot} counts a snapshot. */
-export function summarizeLive(store: Store): SnapshotSummary {
-  const { driver } = internalsOf(store);
-  const { secrets, versions, auditRecords } = driver.counts();
-  return {
-    schema: driver.schemaVersion(),
-    storeId: driver.meta().store_id ?? "",
-    secrets, versions, auditRecords,
-    keyRecipients: driver.keyRecipients(),
-  };
 }

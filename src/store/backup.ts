@@ -1,31 +1,27 @@
 /**
- * Backups (docs/design.md §4): the whole store — secrets, versions, members, grants, trust, export and
- * import records, wrapped store keys and the audit chain — plus, unless left out, the identity
- * file, as one age-encrypted file, signed with the identity's Ed25519 key. The format is in
- * src/store/backup-format.ts, the snapshot in src/store/backup-snapshot.ts, the restore in
- * src/store/restore.ts.
- *
- * A passphrase backup uses age's scrypt recipient with work factor 2^18 and is ASCII-armored;
- * a recipient backup is age X25519 (or any age recipient), armored too. `age -d` (with
- * `-i identity` or the passphrase) gives the plaintext back.
+ * Backups (docs/design.md §4): the whole store (every table: secrets, sharing records, wrapped
+ * store keys, the audit chain) plus, unless left out, the identity file, in one ASCII-armored
+ * age file (scrypt 2^18 or more, or to age recipients) that `age -d` opens, signed with the
+ * identity's Ed25519 key. The format is in backup-format.ts, the snapshot in
+ * backup-snapshot.ts, the restore in restore.ts.
  *
  * Nothing here prints or exits: failures are `CofferError`s with stable codes.
  */
-import { closeSync, mkdtempSync, realpathSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, realpathSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { CofferError } from "../errors.ts";
 import { encryptToRecipients, isAgeFile } from "../crypto/age.ts";
-import { openStream, sealStream, type OpenWith, type SealTo } from "../crypto/age-stream.ts";
+import { sealStream, type OpenWith, type SealTo } from "../crypto/age-stream.ts";
 import { parseCard } from "../identity/card.ts";
 import { identityFrom, parseIdentityText, type Identity } from "../identity/identity.ts";
-import { AGE_HEADER_PREFIX, BACKUP_FORMAT_V2, backupPlaintext, isArmored, readAgeHeader, readBackupPlaintext } from "./backup-format.ts";
-import { inspectSnapshot, snapshotDatabase, summarizeLive, type SnapshotSummary } from "./backup-snapshot.ts";
-import { fileChunks, openPrivateNew, readFilePrefix, readPrivateFile, writeAll, writePrivateFileFrom } from "../core/fs-secure.ts";
+import { AGE_HEADER_PREFIX, BACKUP_FORMAT_V2, backupPlaintext, decryptBackup, isArmored, readAgeHeader } from "./backup-format.ts";
+import { inspectSnapshot, type SnapshotSummary } from "./backup-snapshot.ts";
+import { internalsOf } from "./internal.ts";
+import { fileChunks, readFilePrefix, readPrivateFile, touchPrivateFile, writePrivateFileFrom } from "../core/fs-secure.ts";
 import type { Store } from "./store.ts";
 
 export * from "./backup-format.ts";
-export * from "./backup-snapshot.ts";
 export * from "./restore.ts";
 
 /** The shortest backup passphrase accepted without `weakPassphrase`, in characters. */
@@ -47,10 +43,7 @@ export interface BackupOptions {
    * normally the file the store was opened with
    */
   identityFile: string | null;
-  /**
-   * the identity the store was opened with: lets the check after writing decrypt a backup
-   * made to its own recipient
-   */
+  /** the identity the store was opened with: lets the check after writing decrypt a backup made to its own recipient */
   identity?: Identity;
   /** replace `out` if it exists (atomically) */
   force?: boolean;
@@ -60,10 +53,7 @@ export interface BackupOptions {
   weakPassphrase?: boolean;
   /** told before slow work (scrypt takes seconds) */
   progress?: (message: string) => void;
-  /**
-   * where the private temp dir for the snapshot goes (default the OS temp dir); it needs room
-   * for one copy of the store
-   */
+  /** where the private temp dir for the snapshot goes (default the OS temp dir); it needs room for one copy of the store */
   tmpDir?: string;
 }
 
@@ -126,10 +116,7 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
   const out = resolve(options.out);
   checkOutPath(out, store, options);
 
-  let identityText: string | null = null;
-  if (options.identityFile !== null) {
-    identityText = await readIdentityForBackup(options.identityFile, store.owner.recipient);
-  }
+  const identityText = options.identityFile === null ? null : await readIdentityForBackup(options.identityFile, store.owner.recipient);
 
   store.appendAudit({
     action: "backup", name: null, version: null,
@@ -140,13 +127,15 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
   const to: SealTo = hasPassphrase ? { passphrase: options.passphrase!, logN } : { recipients };
   // Everything streams through files in a private temp dir: the snapshot, and the copy the
   // check after writing decrypts into. Memory holds a chunk or two, whatever the store's size.
+  const { driver } = internalsOf(store);
   const work = mkdtempSync(join(options.tmpDir ?? tmpdir(), "coffer-backup-"));
   let ownerCard = "";
   let summary: SnapshotSummary | undefined;
-  let verified: BackupResult["verified"];
+  let verified: BackupResult["verified"] = "header";
   try {
     const snapshot = join(work, "snapshot.db");
-    snapshotDatabase(store, snapshot);
+    touchPrivateFile(snapshot);
+    driver.vacuumInto(snapshot);
     // PRAGMA user_version of the snapshot itself: bytes 60–63 of the SQLite header, big-endian.
     const first = readFilePrefix(snapshot, 100);
     const schema = first.length >= 100 ? first.readUInt32BE(60) : 0;
@@ -178,23 +167,13 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
       }
       if (key !== undefined) {
         const copy = join(work, "check.db");
-        const fd = openPrivateNew(copy);
-        let opened;
-        try {
-          const stream = await openStream(fileChunks(out), isArmored(readFilePrefix(out, 64)), key, `the backup ${out}`);
-          opened = await readBackupPlaintext(stream, (chunk) => writeAll(fd, chunk));
-        } finally {
-          closeSync(fd);
-        }
-        const { info, signer } = opened;
+        const { info, signer } = await decryptBackup(out, key, `the backup ${out}`, copy);
         if (signer?.card !== ownerCard) throw new Error("the signature is not the store owner's");
         if (info.format !== BACKUP_FORMAT_V2 || info.created !== created || info.identity !== identityText) {
           throw new Error("the content differs from what was written");
         }
         summary = inspectSnapshot(copy, info.schema);
         verified = "decrypted";
-      } else {
-        verified = "header";
       }
     } catch (cause) {
       rmSync(out, { force: true });
@@ -204,7 +183,10 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
-  summary ??= summarizeLive(store);
+  // Not decrypted here: what the live store holds, counted as inspectSnapshot counts a snapshot.
+  summary ??= {
+    schema: driver.schemaVersion(), storeId: driver.meta().store_id ?? "", ...driver.counts(), keyRecipients: driver.keyRecipients(),
+  };
   return {
     file: out,
     bytes: statSync(out).size,
@@ -221,15 +203,15 @@ export async function backupStore(store: Store, options: BackupOptions): Promise
 
 /** `age1…` recipients as given, or the recipient of a coffer card; duplicates dropped. */
 function normalizeRecipients(list: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const r of list.map((s) => s.trim())) {
+  const recipients = list.map((s) => {
+    const r = s.trim();
     const recipient = r.startsWith("coffer-card:") ? parseCard(r).recipient : r;
     if (!recipient.startsWith("age1")) {
       throw new CofferError("E_INVALID_VALUE", `not an age recipient or coffer card: ${JSON.stringify(r.slice(0, 80))}`);
     }
-    if (!out.includes(recipient)) out.push(recipient);
-  }
-  return out;
+    return recipient;
+  });
+  return [...new Set(recipients)];
 }
 
 function realOrResolved(p: string): string {
@@ -253,19 +235,17 @@ function checkOutPath(out: string, store: Store, options: BackupOptions): void {
       throw new CofferError("E_CONFLICT", `refusing to write the backup over ${p}: choose another --out`);
     }
   }
-  let dirOk = false;
-  try {
-    dirOk = statSync(dirname(out)).isDirectory();
-  } catch {
-    dirOk = false;
+  const stat = (p: string) => {
+    try {
+      return statSync(p);
+    } catch {
+      return undefined;
+    }
+  };
+  if (stat(dirname(out))?.isDirectory() !== true) {
+    throw new CofferError("E_NOT_FOUND", `cannot write ${out}: the directory ${dirname(out)} does not exist`);
   }
-  if (!dirOk) throw new CofferError("E_NOT_FOUND", `cannot write ${out}: the directory ${dirname(out)} does not exist`);
-  let existing: ReturnType<typeof statSync> | undefined;
-  try {
-    existing = statSync(out);
-  } catch {
-    existing = undefined;
-  }
+  const existing = stat(out);
   if (existing !== undefined && !existing.isFile()) throw new CofferError("E_CONFLICT", `${out} exists and is not a file; choose another --out`);
   if (options.force !== true && existing !== undefined) {
     throw new CofferError("E_CONFLICT", `${out} already exists; refusing to overwrite it (choose another --out, or --force to replace it)`);
@@ -274,17 +254,13 @@ function checkOutPath(out: string, store: Store, options: BackupOptions): void {
 
 /** The identity file's text, checked to be the key the store was opened with when it is plain. */
 async function readIdentityForBackup(path: string, ownerRecipient: string): Promise<string> {
-  const raw = readPrivateFile(
-    path,
-    "identity file",
-    () => new CofferError("E_NOT_INITIALIZED", `no identity at ${path} to put in the backup; leave it out with --no-identity`),
-  );
+  const missing = () => new CofferError("E_NOT_INITIALIZED", `no identity at ${path} to put in the backup; leave it out with --no-identity`);
+  const raw = readPrivateFile(path, "identity file", missing);
   try {
     if (isAgeFile(raw)) {
       // A passphrase-protected identity goes in as it is (armored if it was binary): restoring
       // it needs its passphrase, as using it does.
-      const head = raw.subarray(0, 64).toString("latin1").trimStart();
-      if (head.startsWith("-----BEGIN")) return raw.toString("utf8");
+      if (isArmored(raw)) return raw.toString("utf8");
       const { armor } = await import("age-encryption");
       return armor.encode(raw);
     }

@@ -51,11 +51,10 @@ export function headsDirFor(identityPath: string): string {
   return join(dirname(identityPath), "heads");
 }
 
-/** Signs a head (for the file, and for a backup). */
-export function signHead(key: SigningKey, storeId: string, head: ChainHead, at = new Date()): SignedHead {
-  const body = { format: HEAD_FORMAT, store: storeId, count: head.count, hash: head.hash, signer: key.publicKey, at: at.toISOString() } as const;
-  const signature = sign(null, Buffer.from(CONTEXT + canonicalJson(body), "utf8"), key.privateKey).toString("base64url");
-  return { ...body, signature };
+// What a head's signature covers: the context, then the canonical JSON of every other field.
+function signedBytes(h: Omit<SignedHead, "signature">): Buffer {
+  const body = { format: h.format, store: h.store, count: h.count, hash: h.hash, signer: h.signer, at: h.at };
+  return Buffer.from(CONTEXT + canonicalJson(body), "utf8");
 }
 
 /**
@@ -74,9 +73,7 @@ export function verifyHead(value: unknown, storeId: string, signer: { publicKey:
   const head = h as SignedHead;
   if (head.store !== storeId) throw bad("is for another store");
   if (head.signer !== signer.publicKey) throw bad("was signed by another identity");
-  const body = { format: head.format, store: head.store, count: head.count, hash: head.hash, signer: head.signer, at: head.at };
-  const sig = Buffer.from(head.signature, "base64url");
-  if (!verifyEd25519(signer.verifyKey ?? signer.publicKey, Buffer.from(CONTEXT + canonicalJson(body), "utf8"), sig)) {
+  if (!verifyEd25519(signer.verifyKey ?? signer.publicKey, signedBytes(head), Buffer.from(head.signature, "base64url"))) {
     throw bad("has a signature that does not verify");
   }
   return head;
@@ -126,7 +123,9 @@ export class HeadFile {
    * @throws CofferError E_PERMISSIONS when the file cannot be written
    */
   write(head: ChainHead): SignedHead {
-    const signed = signHead(this.key, this.#storeId, head);
+    const at = new Date().toISOString();
+    const body = { format: HEAD_FORMAT, store: this.#storeId, count: head.count, hash: head.hash, signer: this.key.publicKey, at } as const;
+    const signed = { ...body, signature: sign(null, signedBytes(body), this.key.privateKey).toString("base64url") };
     try {
       ensurePrivateDir(dirname(this.path));
       replacePrivateFile(this.path, `${JSON.stringify(signed)}\n`);

@@ -1,6 +1,4 @@
-/**
- * `coffer init` as a library call: the identity (created, adopted or reused) and an empty store.
- */
+/** `coffer init` as a library call: the identity (created, adopted or reused) and an empty store. */
 import { existsSync } from "node:fs";
 import { dirname } from "node:path";
 import { CofferError } from "../errors.ts";
@@ -55,30 +53,21 @@ export async function initCoffer(options: InitOptions = {}): Promise<InitResult>
         `an identity already exists at ${paths.identity}; --identity, --name and --passphrase only apply to a new one`,
       );
     }
-    identity = await loadIdentity(paths.identity, {
-      ...(options.passphrase !== undefined && { passphrase: options.passphrase }),
-      ...(options.env !== undefined && { env: options.env }),
-    });
+    identity = await loadIdentity(paths.identity, options);
   } else {
     ensurePrivateDir(dirname(paths.identity));
     assertSecureParents(paths.identity, "identity file", homeOf(options.env));
+    // options.passphrase opens an existing identity; a new one is protected with newPassphrase.
+    const { passphrase: _existing, newPassphrase, ...rest } = options;
     identity = await createIdentityFile({
-      path: paths.identity,
-      ...(options.name !== undefined && { name: options.name }),
-      ...(options.adopt !== undefined && { adopt: options.adopt }),
-      ...(options.newPassphrase !== undefined && { passphrase: options.newPassphrase }),
-      ...(options.logN !== undefined && { logN: options.logN }),
+      ...rest, path: paths.identity, ...(newPassphrase !== undefined && { passphrase: newPassphrase }),
     });
     createdIdentity = true;
   }
-  await createStore(paths.store, identity, { ...(options.env !== undefined && { env: options.env }), headsDir: headsDirFor(paths.identity) });
+  await createStore(paths.store, identity, { ...options, headsDir: headsDirFor(paths.identity) });
   const card = cardOf(identity);
   return {
-    identityPath: paths.identity,
-    storePath: paths.store,
-    createdIdentity,
-    recipient: identity.recipient,
-    card,
-    fingerprint: cardFingerprint(card),
+    identityPath: paths.identity, storePath: paths.store, createdIdentity,
+    recipient: identity.recipient, card, fingerprint: cardFingerprint(card),
   };
 }

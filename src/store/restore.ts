@@ -1,12 +1,9 @@
 /**
- * Restoring a backup (docs/design.md §4): decrypt and check it completely (signature and
- * signer, snapshot integrity, audit chain, identity) before anything is written, then swap the
- * store in atomically.
- *
- * Encryption to a recipient proves nothing about who made a backup (anyone holding the public
- * card can encrypt to it), so restore checks the signature against the identity that decrypts
- * the backup, or against the fingerprint given with `--from`, never against a card inside the
- * backup alone. A backup from before signatures (one line) restores only with `--unsigned`.
+ * Restoring a backup (docs/design.md §4); see {@link restoreBackup}. Encryption to a recipient
+ * proves nothing about who made a backup (anyone holding the public card can encrypt to it), so
+ * restore checks the signature against the identity that decrypts the backup, or against the
+ * fingerprint given with `--from`, never against a card inside the backup alone. A backup from
+ * before signatures (one line) restores only with `--unsigned`.
  *
  * Nothing here prints or exits: failures are `CofferError`s with stable codes.
  */
@@ -16,21 +13,20 @@ import { basename, dirname, join, resolve } from "node:path";
 import { SqliteDriver } from "../storage/sqlite.ts";
 import { CofferError } from "../errors.ts";
 import { decryptWithPassphrase, isAgeFile } from "../crypto/age.ts";
-import { openStream, type OpenWith } from "../crypto/age-stream.ts";
+import type { OpenWith } from "../crypto/age-stream.ts";
 import {
   defaultIdentityName, identityFrom, loadIdentity, parseIdentityText, readPassphraseFile, signingKeyOf, type Identity, type PassphraseSource,
 } from "../identity/identity.ts";
-import { AGE_HEADER_PREFIX, isArmored, readAgeHeader, readBackupPlaintext, type BackupInfo, type BackupSigner } from "./backup-format.ts";
-import { countRows, inspectSnapshot } from "./backup-snapshot.ts";
+import { AGE_HEADER_PREFIX, decryptBackup, readAgeHeader, type BackupSigner } from "./backup-format.ts";
+import { inspectSnapshot } from "./backup-snapshot.ts";
 import { HeadFile, headsDirFor, verifyHead, type ChainHead } from "./head.ts";
-import { createPrivateFile, ensurePrivateDir, fileChunks, fsyncDir, openPrivateNew, readFilePrefix, writeAll } from "../core/fs-secure.ts";
+import { createPrivateFile, ensurePrivateDir, fsyncDir, readFilePrefix } from "../core/fs-secure.ts";
 import { homeOf, resolvePaths, type PathOptions } from "../core/paths.ts";
 import { openStore } from "./store.ts";
 import { internalsOf } from "./internal.ts";
 
 /** Options of {@link restoreBackup}. */
 export interface RestoreOptions extends PathOptions {
-  /** the backup file */
   file: string;
   /** the passphrase (or a function asking for it) of a passphrase backup */
   passphrase?: PassphraseSource;
@@ -57,10 +53,7 @@ export interface RestoreOptions extends PathOptions {
   replace?: boolean | ((info: ReplaceInfo) => Promise<boolean>);
   /** told before slow work */
   progress?: (message: string) => void;
-  /**
-   * @deprecated ignored: the backup is decrypted into a temp file beside the store, where the
-   * restored store is then renamed into place
-   */
+  /** @deprecated ignored: the backup is decrypted into a temp file beside the store, then renamed into place */
   tmpDir?: string;
   /** how long to wait for another process's write lock on the store being replaced (default 15 s) */
   busyTimeoutMs?: number;
@@ -71,7 +64,6 @@ export interface ReplaceInfo {
   store: string;
   /** live secrets in the existing store, or null when it cannot be read */
   existingSecrets: number | null;
-  /** when the backup was taken */
   backupCreated: string;
   backupSecrets: number;
 }
@@ -83,13 +75,10 @@ export interface RestoreResult {
   identityPath: string;
   /** written from the backup, kept (the existing one), or adopted from `identityFile` */
   identityAction: "written" | "kept" | "adopted";
-  /** whether the backup carried an identity */
   backupHasIdentity: boolean;
   /** who signed the backup (checked as {@link RestoreOptions.from} says), or null for an unsigned one */
   signedBy: { name: string; fingerprint: string } | null;
-  /** true when an existing store was replaced */
   replaced: boolean;
-  /** when the backup was taken */
   backupCreated: string;
   /** the backup's schema version (an older one is migrated) and the store's now */
   schemaFrom: number;
@@ -104,9 +93,9 @@ export interface RestoreResult {
  * Restores a backup: decrypts it as it streams into a private temp file beside the target
  * (memory bounded by a chunk, whatever its size) and checks it completely (signature and
  * signer, snapshot integrity, audit chain, identity) before anything is swapped in or any
- * identity written; a refused backup leaves nothing behind. Then it writes the identity if
- * needed and the store atomically (an existing store only with consent), migrates an older schema, verifies the
- * audit chain and appends a `restore` record.
+ * identity written; a refused backup leaves nothing behind. Then it migrates an older schema,
+ * verifies the audit chain, appends a `restore` record, and writes the identity if needed and
+ * the store atomically (an existing store only with consent).
  *
  * @throws CofferError E_DECRYPT (wrong passphrase/identity, damaged file: nothing written),
  *   E_INTEGRITY (not a coffer backup, failed integrity or audit check), E_CONFLICT (a different
@@ -120,25 +109,20 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   try {
     prefix = readFilePrefix(file, AGE_HEADER_PREFIX);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") throw new CofferError("E_NOT_FOUND", `no backup file ${file}`);
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new CofferError("E_NOT_FOUND", `no backup file ${file}`);
     throw err;
   }
+  // Identity files are opened with identityPassphrase (options.passphrase is the backup's), once each.
+  const { passphrase: _backup, identityPassphrase, ...rest } = options;
+  const idOptions = identityPassphrase === undefined ? rest : { ...rest, passphrase: identityPassphrase };
   const loaded = new Map<string, Identity>();
   const load = async (path: string): Promise<Identity> => {
-    let id = loaded.get(path);
-    if (id === undefined) {
-      id = await loadIdentity(path, {
-        ...(options.identityPassphrase !== undefined && { passphrase: options.identityPassphrase }),
-        ...(options.env !== undefined && { env: options.env }),
-        ...(options.progress !== undefined && { progress: options.progress }),
-      });
-      loaded.set(path, id);
-    }
+    const id = loaded.get(path) ?? (await loadIdentity(path, idOptions));
+    loaded.set(path, id);
     return id;
   };
 
-  // 1. Open the age file as its header says: a wrong passphrase or key stops here.
+  // 1. The key that opens the age file, as its header says.
   const header = await readAgeHeader(prefix);
   let key: OpenWith;
   let what: string;
@@ -167,10 +151,9 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     what = `the backup ${file} with the identity ${keyFile} (not one of its recipients?)`;
     decryptedWith = id;
   }
-  const plain = await openStream(fileChunks(file), isArmored(prefix), key, what);
 
-  // 2. Decrypt into a private temp file beside the target as the backup streams by, hashing it
-  //    as it goes; then check the signature over that hash and its signer, the snapshot and the
+  // 2. Decrypt (a wrong passphrase or key stops here) into a private temp file beside the
+  //    target as the backup streams by, hashing it as it goes; then check the signature over that hash and its signer, the snapshot and the
   //    audit chain, before anything is swapped in. On any failure the temp file (and any
   //    directory made for it) goes, so nothing is left of a refused backup.
   const dir = dirname(paths.store);
@@ -182,14 +165,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   let done = false;
   try {
     madeDir = ensurePrivateDir(dir);
-    const fd = openPrivateNew(tmp);
-    let opened: Awaited<ReturnType<typeof readBackupPlaintext>>;
-    try {
-      opened = await readBackupPlaintext(plain, (chunk) => writeAll(fd, chunk));
-    } finally {
-      closeSync(fd);
-    }
-    const { info: container, signer } = opened;
+    const { info: container, signer } = await decryptBackup(file, key, what, tmp);
     // The signer is checked before anything in the backup is looked at.
     const expected = decryptedWith ?? (existsSync(paths.identity) ? await load(paths.identity) : undefined);
     checkSigner(file, signer, options, expected);
@@ -199,25 +175,29 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     const summary = inspectSnapshot(tmp, container.schema, head);
     removeSidecars(tmp);
 
-    // 3. The identity that will open the store.
-    const backupIdentity = container.identity === null ? undefined : identityInBackup(container);
+    // 3. The identity that will open the store. One in the backup is checked now if plain; a
+    //    passphrase-protected one is opened only when it is to be written.
+    const inBackup = container.identity;
+    const plainInBackup = inBackup === null || isAgeFile(Buffer.from(inBackup.slice(0, 64), "latin1"))
+      ? undefined
+      : backupIdentityFrom(inBackup, container.recipient, false);
     let identity: Identity;
     let identityAction: RestoreResult["identityAction"];
     let identityBytes: string | Buffer | undefined;
     if (existsSync(paths.identity)) {
       identity = await load(paths.identity);
       identityAction = "kept";
-      if (backupIdentity !== undefined && backupIdentity.recipient !== identity.recipient) {
+      if (inBackup !== null && container.recipient !== identity.recipient) {
         throw new CofferError(
           "E_CONFLICT",
-          `the identity at ${paths.identity} (${identity.recipient}) is not the one in the backup (${backupIdentity.recipient}); ` +
+          `the identity at ${paths.identity} (${identity.recipient}) is not the one in the backup (${container.recipient}); ` +
             "refusing to replace a key: move it away first, or restore elsewhere with COFFER_HOME",
         );
       }
-    } else if (backupIdentity !== undefined) {
-      identity = backupIdentity.plain ?? (await unlockBackupIdentity(container.identity!, container.recipient, options));
+    } else if (inBackup !== null) {
+      identity = plainInBackup ?? (await unlockBackupIdentity(inBackup, container.recipient, options));
       identityAction = "written";
-      identityBytes = container.identity!;
+      identityBytes = inBackup;
     } else if (options.identityFile !== undefined) {
       identity = await load(options.identityFile);
       identityAction = "adopted";
@@ -230,7 +210,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
     }
     if (!summary.keyRecipients.includes(identity.recipient)) {
       throw new CofferError(
-        backupIdentity !== undefined && identityAction === "written" ? "E_INTEGRITY" : "E_DECRYPT",
+        identityAction === "written" ? "E_INTEGRITY" : "E_DECRYPT",
         `the identity ${identity.recipient} cannot open the store in this backup (its key is wrapped to ${summary.keyRecipients.join(", ")})`,
       );
     }
@@ -243,8 +223,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
         store: paths.store, existingSecrets: SqliteDriver.countLive(paths.store),
         backupCreated: container.created, backupSecrets: summary.secrets,
       };
-      const yes = typeof consent === "function" ? await consent(info) : consent === true;
-      if (!yes) {
+      if (!(typeof consent === "function" ? await consent(info) : consent === true)) {
         throw new CofferError(
           "E_CANCELLED",
           consent === undefined || consent === false
@@ -272,7 +251,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       if (!verification.ok) {
         throw new CofferError("E_INTEGRITY", `the restored audit chain is broken at record ${verification.brokenAt}: ${verification.reason}`);
       }
-      const counts = countRows(store);
+      const counts = internalsOf(store).driver.counts();
       const record = store.appendAudit({
         action: "restore", name: null, version: null,
         detail: { backup_created: container.created, replaced: existing, schema: summary.schema, secrets: counts.secrets },
@@ -304,7 +283,8 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       lock?.();
     }
     new HeadFile(headsDirFor(paths.identity), summary.storeId, signingKeyOf(identity), homeOf(options.env)).write(restoredHead!);
-    const restored: RestoreResult = {
+    done = true;
+    return {
       file,
       store: paths.store,
       identityPath: paths.identity,
@@ -316,14 +296,10 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       schemaFrom: summary.schema,
       ...result,
     };
-    done = true;
-    return restored;
   } catch (err) {
     if (identityWritten) rmSync(paths.identity, { force: true });
     throw err;
   } finally {
-    // Closes the backup file when it was not read to its end (already done otherwise).
-    plain.cancel().catch(() => undefined);
     rmSync(tmp, { force: true });
     rmSync(scratchHeads, { recursive: true, force: true });
     removeSidecars(tmp);
@@ -375,50 +351,37 @@ function checkSigner(file: string, signer: BackupSigner | undefined, options: Re
   }
 }
 
-function identityInBackup(container: BackupInfo): { recipient: string; plain?: Identity } {
-  const text = container.identity!;
-  if (isAgeFile(Buffer.from(text.slice(0, 64), "latin1"))) return { recipient: container.recipient };
-  let parsed;
-  try {
-    parsed = parseIdentityText(text);
-  } catch (cause) {
-    throw new CofferError("E_INTEGRITY", `the identity in the backup is not a usable age identity: ${(cause as Error).message}`, { cause });
-  }
-  const plain = identityFrom(parsed.secretKey, parsed.name ?? defaultIdentityName(), false);
-  if (plain.recipient !== container.recipient) {
-    throw new CofferError("E_INTEGRITY", "the identity in the backup is not the one that made it (recipients differ)");
-  }
-  return { recipient: plain.recipient, plain };
-}
-
 /** Opens the passphrase-protected identity a backup carries, in memory. */
 async function unlockBackupIdentity(text: string, recipient: string, options: RestoreOptions): Promise<Identity> {
   const source = options.identityPassphrase;
-  let passphrase: string | undefined = typeof source === "string" ? source : undefined;
-  if (passphrase === undefined) {
-    const file = (options.env ?? process.env).COFFER_PASSPHRASE_FILE;
-    if (file !== undefined && file !== "") {
-      passphrase = readPassphraseFile(file);
-    } else if (typeof source === "function") {
-      passphrase = await source();
-    }
-  }
+  const file = (options.env ?? process.env).COFFER_PASSPHRASE_FILE;
+  let passphrase: string | undefined;
+  if (typeof source === "string") passphrase = source;
+  else if (file !== undefined && file !== "") passphrase = readPassphraseFile(file);
+  else if (source !== undefined) passphrase = await source();
   if (passphrase === undefined) {
     throw new CofferError("E_IDENTITY", "the identity in the backup is passphrase-protected and no passphrase was given for it");
   }
   options.progress?.("unlocking the identity in the backup (scrypt, a few seconds)…");
   const plain = Buffer.from(await decryptWithPassphrase(Buffer.from(text, "utf8"), passphrase, "the identity in the backup (wrong passphrase?)"));
+  try {
+    return backupIdentityFrom(plain.toString("utf8"), recipient, true);
+  } finally {
+    plain.fill(0);
+  }
+}
+
+// An identity file's plain text from a backup, checked to be the identity that made the backup.
+function backupIdentityFrom(text: string, recipient: string, encrypted: boolean): Identity {
   let identity: Identity;
   try {
-    const parsed = parseIdentityText(plain.toString("utf8"));
-    identity = identityFrom(parsed.secretKey, parsed.name ?? defaultIdentityName(), true);
+    const parsed = parseIdentityText(text);
+    identity = identityFrom(parsed.secretKey, parsed.name ?? defaultIdentityName(), encrypted);
   } catch (cause) {
     if (cause instanceof CofferError && cause.code === "E_IDENTITY") {
       throw new CofferError("E_INTEGRITY", `the identity in the backup is not a usable age identity: ${cause.message}`, { cause });
     }
     throw cause;
-  } finally {
-    plain.fill(0);
   }
   if (identity.recipient !== recipient) {
     throw new CofferError("E_INTEGRITY", "the identity in the backup is not the one that made it (recipients differ)");

@@ -1,12 +1,8 @@
 /**
- * The encrypted local store (docs/design.md §3–5): one SQLite file (WAL, busy timeout, fsync on
- * commit), every version of every secret sealed with AES-256-GCM, a hash-chained audit log.
- *
- * A thin layer (docs/design.md §7): the store key, sealing and the public API, over the SQLite
- * driver's synchronous core (`src/storage/sqlite.ts`), which holds the tables, the transactions
- * and the audit append. Reads are synchronous and touch nothing but one indexed row and one
- * AES-GCM open (and, at most every 100 ms, a stat of the file, to notice that a restore replaced
- * it); every write is one transaction that also signs the chain's new head.
+ * The encrypted local store (docs/design.md §3–5, §7): the store key, sealing and the public
+ * API, over the SQLite driver's synchronous core (`src/storage/sqlite.ts`: tables, transactions,
+ * the audit append). A read is one indexed row and one AES-GCM open; every write is one
+ * transaction that also signs the chain's new head.
  */
 import { randomBytes, sign } from "node:crypto";
 import { statSync } from "node:fs";
@@ -41,10 +37,7 @@ export interface OpenStoreOptions extends PathOptions {
   maxValueBytes?: number;
   /** how long a write waits for another process's lock (default 15 s) */
   busyTimeoutMs?: number;
-  /**
-   * where the signed heads of the audit chain are kept (default `heads/` beside the identity
-   * file; see src/store/head.ts)
-   */
+  /** where the signed heads of the audit chain are kept (default `heads/` beside the identity file; see src/store/head.ts) */
   headsDir?: string;
   /**
    * open a store whose audit chain does not contain its last signed head (an older copy put
@@ -121,13 +114,7 @@ export interface VersionInfo {
  */
 export async function openStore(options: OpenStoreOptions = {}): Promise<Store> {
   const paths = resolvePaths(options);
-  const identity =
-    options.identityObject ??
-    (await loadIdentity(paths.identity, {
-      ...(options.passphrase !== undefined && { passphrase: options.passphrase }),
-      ...(options.env !== undefined && { env: options.env }),
-      ...(options.progress !== undefined && { progress: options.progress }),
-    }));
+  const identity = options.identityObject ?? (await loadIdentity(paths.identity, options));
   return Store.open(paths.store, identity, { ...options, headsDir: options.headsDir ?? headsDirFor(paths.identity) });
 }
 
@@ -184,7 +171,6 @@ function unwrapLocal(identity: Identity, storeId: Uint8Array, wrapped: Uint8Arra
 
 /** An open local store. Not safe to share across worker threads; open one per thread. */
 export class Store {
-  /** the path of the store file */
   readonly path: string;
   /** who writes: the identity's name, recorded as the actor */
   readonly actor: string;
@@ -198,8 +184,7 @@ export class Store {
   readonly #headStatus: HeadStatus;
   // The file's identity when opened: a restore renames a new file over the path, and this
   // connection would otherwise go on reading (and writing) the old, unlinked one.
-  readonly #dev: number;
-  readonly #ino: number;
+  readonly #file: { dev: number; ino: number };
   #checkedAt = Date.now();
   #replacedSeen = false;
 
@@ -210,16 +195,13 @@ export class Store {
     this.path = db.path;
     this.#head = head;
     this.#headStatus = headStatus;
-    this.#dev = file.dev;
-    this.#ino = file.ino;
+    this.#file = file;
     this.#recipient = identity.recipient;
     this.actor = identity.name;
     this.#db = db;
     this.#aadPrefix = aadPrefix(db.storeId);
     this.#valueKey = valueKey;
     this.#maxValueBytes = maxValueBytes;
-    // For sharing and backup (never exported from the package): the driver, and a write
-    // transaction with this store's checks and head signing.
     registerInternals(this, { driver: db, write: (fn) => this.#write(fn) });
   }
 
@@ -419,7 +401,7 @@ export class Store {
   get replaced(): boolean {
     if (this.#replacedSeen) return true;
     const st = statSync(this.path, { throwIfNoEntry: false });
-    this.#replacedSeen = st === undefined || st.ino !== this.#ino || st.dev !== this.#dev;
+    this.#replacedSeen = st === undefined || st.ino !== this.#file.ino || st.dev !== this.#file.dev;
     return this.#replacedSeen;
   }
 
@@ -517,10 +499,7 @@ export class Store {
     if (version !== undefined) {
       return new CofferError("E_NOT_FOUND", `secret "${name}" has no version ${version} (versions 1–${row.latest} were written; purged ones are gone)`);
     }
-    return new CofferError(
-      "E_NOT_FOUND",
-      `secret "${name}" was removed; \`coffer rollback ${name} --to ${row.latest}\` restores it`,
-    );
+    return new CofferError("E_NOT_FOUND", `secret "${name}" was removed; \`coffer rollback ${name} --to ${row.latest}\` restores it`);
   }
 }
 
@@ -544,9 +523,7 @@ function checkHead(db: SqliteDriver, head: HeadFile, options: Pick<OpenStoreOpti
     return { state: "new", signed: tail };
   }
   const found = db.auditHashAt(signed.count);
-  if (found === signed.hash) {
-    return { state: "ok", signed: { count: signed.count, hash: signed.hash } };
-  }
+  if (found === signed.hash) return { state: "ok", signed: { count: signed.count, hash: signed.hash } };
   const tail = db.tail() ?? { count: 0, hash: "" };
   if (options.acceptHead === true) {
     return { state: "diverged", signed: { count: signed.count, hash: signed.hash, at: signed.at }, found: tail };
