@@ -173,7 +173,12 @@ export async function loadIdentity(path: string, options: LoadIdentityOptions = 
   }
 }
 
-async function readPassphrase(options: LoadIdentityOptions): Promise<string> {
+/**
+ * The passphrase of an encrypted identity: the given string, else `COFFER_PASSPHRASE_FILE`, else
+ * what the given function asks for.
+ * @param what - names the identity in the error when there is no passphrase at all
+ */
+export async function readPassphrase(options: LoadIdentityOptions, what = "the identity"): Promise<string> {
   const source = options.passphrase;
   if (typeof source === "string") return source;
   const file = (options.env ?? process.env).COFFER_PASSPHRASE_FILE;
@@ -181,7 +186,7 @@ async function readPassphrase(options: LoadIdentityOptions): Promise<string> {
   if (source !== undefined) return source();
   throw new CofferError(
     "E_IDENTITY",
-    "the identity is passphrase-protected and no passphrase was given: set COFFER_PASSPHRASE_FILE or run from a terminal",
+    `${what} is passphrase-protected and no passphrase was given: set COFFER_PASSPHRASE_FILE or run from a terminal`,
   );
 }
 

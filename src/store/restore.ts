@@ -15,7 +15,7 @@ import { CofferError } from "../errors.ts";
 import { decryptWithPassphrase, isAgeFile } from "../crypto/age.ts";
 import type { OpenWith } from "../crypto/age-stream.ts";
 import {
-  defaultIdentityName, identityFrom, loadIdentity, parseIdentityText, readPassphraseFile, signingKeyOf, type Identity, type PassphraseSource,
+  defaultIdentityName, identityFrom, loadIdentity, parseIdentityText, readPassphrase, signingKeyOf, type Identity, type PassphraseSource,
 } from "../identity/identity.ts";
 import { AGE_HEADER_PREFIX, decryptBackup, readAgeHeader, type BackupSigner } from "./backup-format.ts";
 import { inspectSnapshot } from "./backup-snapshot.ts";
@@ -353,15 +353,10 @@ function checkSigner(file: string, signer: BackupSigner | undefined, options: Re
 
 /** Opens the passphrase-protected identity a backup carries, in memory. */
 async function unlockBackupIdentity(text: string, recipient: string, options: RestoreOptions): Promise<Identity> {
-  const source = options.identityPassphrase;
-  const file = (options.env ?? process.env).COFFER_PASSPHRASE_FILE;
-  let passphrase: string | undefined;
-  if (typeof source === "string") passphrase = source;
-  else if (file !== undefined && file !== "") passphrase = readPassphraseFile(file);
-  else if (source !== undefined) passphrase = await source();
-  if (passphrase === undefined) {
-    throw new CofferError("E_IDENTITY", "the identity in the backup is passphrase-protected and no passphrase was given for it");
-  }
+  const passphrase = await readPassphrase(
+    { ...(options.identityPassphrase !== undefined && { passphrase: options.identityPassphrase }), ...(options.env !== undefined && { env: options.env }) },
+    "the identity in the backup",
+  );
   options.progress?.("unlocking the identity in the backup (scrypt, a few seconds)…");
   const plain = Buffer.from(await decryptWithPassphrase(Buffer.from(text, "utf8"), passphrase, "the identity in the backup (wrong passphrase?)"));
   try {
