@@ -8,7 +8,7 @@
  * node:fs's lazy ones (ReadStream, promises) load the whole stream stack, a few milliseconds that
  * a `coffer get` never uses (docs/design.md §8).
  */
-import { rmSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { build, type Plugin } from "esbuild";
 import { quietSqliteWarning } from "../src/cli/warnings.ts";
 
@@ -42,3 +42,6 @@ await build({
   logLevel: "warning",
   plugins: [builtins],
 });
+// Node looks for the nearest package.json of every module it loads, to learn its type: one here
+// answers at once.
+writeFileSync("dist/bundle/package.json", '{ "type": "module" }\n');

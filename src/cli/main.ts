@@ -3,8 +3,7 @@
  * runs it, and maps any error to one line on stderr and a documented exit status. The only
  * place in coffer that decides the exit status.
  */
-import { writeSync } from "node:fs";
-import { isatty } from "node:tty";
+import { fstatSync, statSync, writeSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { CofferError } from "../errors.ts";
 import type { Command, Context, Flag } from "./command.ts";
@@ -125,7 +124,11 @@ function parse(command: Command, args: string[]): Context | "help" {
       get stdin() {
         return process.stdin;
       },
-      stdout: { isTTY: isatty(1) },
+      stdout: {
+        get isTTY() {
+          return stdoutIsTerminal();
+        },
+      },
     },
     env: process.env,
     umask: USER_UMASK,
@@ -221,6 +224,19 @@ function writeOut(data: string | Uint8Array): void {
   }
 }
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Whether stdout is a terminal: a character device other than /dev/null. node:tty's isatty would
+ * load the stream stack that {@link writeOut} avoids.
+ */
+function stdoutIsTerminal(): boolean {
+  try {
+    const st = fstatSync(1);
+    return st.isCharacterDevice() && st.rdev !== statSync("/dev/null").rdev;
+  } catch {
+    return false;
+  }
+}
 
 // process.stdout, where a command still uses it (`run` passes its command's output on), gets the
 // same rule when it is first built.
