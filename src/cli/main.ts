@@ -239,26 +239,20 @@ function stdoutIsTerminal(): boolean {
 }
 
 // process.stdout, where a command still uses it (`run` passes its command's output on), gets the
-// same rule when it is first built.
-const stdoutGetter = Object.getOwnPropertyDescriptor(process, "stdout")?.get;
-if (stdoutGetter !== undefined) {
-  let ruled = false;
-  Object.defineProperty(process, "stdout", {
-    configurable: true,
-    enumerable: true,
-    get() {
-      const stream = stdoutGetter.call(process) as NodeJS.WriteStream;
-      if (!ruled) {
-        ruled = true;
-        stream.on("error", (err: NodeJS.ErrnoException) => {
-          if (err.code === "EPIPE") process.exit(0);
-          throw err;
-        });
-      }
-      return stream;
-    },
-  });
-}
+// same EPIPE rule when it is first built.
+const stdoutOf = Object.getOwnPropertyDescriptor(process, "stdout")!.get!;
+Object.defineProperty(process, "stdout", {
+  configurable: true,
+  enumerable: true,
+  get: () => {
+    const stream = stdoutOf.call(process) as NodeJS.WriteStream;
+    if (stream.listenerCount("error") > 0) return stream;
+    return stream.on("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EPIPE") process.exit(0);
+      throw err;
+    });
+  },
+});
 
 const code = await main(process.argv.slice(2));
 process.exitCode = code;

@@ -10,7 +10,7 @@ import { fetchText, tlsFetch, type ClientTls } from "./http.ts";
 import { readPrivateFile, readPublicFile } from "../core/fs-secure.ts";
 import { tokenTransportRule } from "../core/token-transport.ts";
 import { assertSecretName } from "../core/names.ts";
-import { jsonValue } from "../core/secret.ts";
+import { jsonValue, type SecretListing, type VersionInfo } from "../core/secret.ts";
 
 /** Largest response body read from the server, in bytes; more is refused (E_PROVIDER). */
 export const SERVER_MAX_RESPONSE_BYTES = 2 * 1024 * 1024;
@@ -120,21 +120,9 @@ export interface ServerSecret {
 }
 
 /** A row of {@link CofferClient.listSecrets}. */
-export interface ServerSecretInfo {
-  name: string;
-  version: number;
-  description: string | null;
-  updatedAt: string;
-  updatedBy: string;
-}
-
+export type ServerSecretInfo = Pick<SecretListing, "name" | "version" | "description" | "updatedAt" | "updatedBy">;
 /** A row of {@link CofferClient.versions}. */
-export interface ServerVersionInfo {
-  version: number;
-  createdAt: string;
-  createdBy: string;
-  current: boolean;
-}
+export type ServerVersionInfo = VersionInfo;
 
 /** Who the token is (`GET /v1/auth/self`). */
 export interface ServerSelf {

@@ -97,3 +97,24 @@ export function jsonValue(bytes: Uint8Array): { value: string } | { valueBase64:
     return { valueBase64: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64") };
   }
 }
+
+/** A secret's metadata, as listed by the store, the server and its client. Never a value. */
+export interface SecretListing {
+  name: string;
+  /** latest version */
+  version: number;
+  description: string | null;
+  createdAt: string;
+  createdBy: string;
+  updatedAt: string;
+  updatedBy: string;
+}
+
+/** One version in a secret's history. Never a value. */
+export interface VersionInfo {
+  version: number;
+  createdAt: string;
+  createdBy: string;
+  /** true for the version a read returns (false for every version of a deleted secret) */
+  current: boolean;
+}

@@ -5,6 +5,7 @@
  * records of reads and denials come through {@link ServerStorage.appendAudit}, in batches.
  */
 import type { AuditRecord, AuditVerification } from "../core/audit.ts";
+import type { SecretListing, VersionInfo } from "../core/secret.ts";
 
 /** A value sealed with AES-256-GCM (nonce 12 bytes, ciphertext with its 16-byte tag). */
 export interface SealedValue {
@@ -22,26 +23,8 @@ export interface StoredVersion extends SealedValue {
   createdBy: string;
 }
 
-/** A secret's metadata, as listed. Never a value. */
-export interface StoredSecretInfo {
-  name: string;
-  /** latest version */
-  version: number;
-  description: string | null;
-  createdAt: string;
-  createdBy: string;
-  updatedAt: string;
-  updatedBy: string;
-}
-
-/** One version in a secret's history. Never a value. */
-export interface StoredVersionInfo {
-  version: number;
-  createdAt: string;
-  createdBy: string;
-  /** true for the version a read returns (false for every version of a deleted secret) */
-  current: boolean;
-}
+export type StoredSecretInfo = SecretListing;
+export type StoredVersionInfo = VersionInfo;
 
 /** What the server appends to the audit chain. Never a value, token or JWT. */
 export interface AuditInput {

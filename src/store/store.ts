@@ -23,7 +23,7 @@ import { SqliteDriver } from "../storage/sqlite.ts";
 import { mapSqliteError } from "../storage/sqlite-errors.ts";
 import { secretInfoFromRow } from "../storage/checks.ts";
 import { registerInternals } from "./internal.ts";
-import { Secret } from "../core/secret.ts";
+import { Secret, type SecretListing, type VersionInfo } from "../core/secret.ts";
 
 /** Options of {@link openStore}. */
 export interface OpenStoreOptions extends PathOptions {
@@ -74,15 +74,7 @@ export interface WriteResult {
 }
 
 /** Metadata of a secret, as listed. Never a value. */
-export interface SecretInfo {
-  name: string;
-  /** latest version */
-  version: number;
-  description: string | null;
-  createdAt: string;
-  createdBy: string;
-  updatedAt: string;
-  updatedBy: string;
+export interface SecretInfo extends SecretListing {
   /** rotation period in seconds, if set */
   rotationSeconds: number | null;
   /** true when a rotation period is set and has passed since the last write */
@@ -91,14 +83,7 @@ export interface SecretInfo {
   deletedAt: string | null;
 }
 
-/** One version in a secret's history. Never a value. */
-export interface VersionInfo {
-  version: number;
-  createdAt: string;
-  createdBy: string;
-  /** true for the version `get` returns */
-  current: boolean;
-}
+export type { VersionInfo } from "../core/secret.ts";
 
 /**
  * Opens the user's store with their identity.
