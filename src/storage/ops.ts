@@ -138,34 +138,39 @@ export function* state(name: string): Op<{ latest: number; deletedAt: string | n
 export function* write(d: Dialect, request: OpWriteRequest): Op<{ version: number; audit: AuditRecord }> {
   const { name, actor, ifVersion, description, detail } = checkWriteRequest(request);
   const rotation = d.rotation ? [request.rotationSeconds ?? null] : [];
-  const rot = (sql: string): string => (d.rotation ? sql : "");
+  const sql = writeSql(d);
   for (;;) {
-    const row = yield* get<{ latest: number }>(`SELECT latest FROM secrets WHERE name = ?${d.forUpdate}`, name);
+    const row = yield* get<{ latest: number }>(sql.read, name);
     const latest = row?.latest ?? 0;
     if (ifVersion !== undefined && ifVersion !== latest) {
       throw new CofferError("E_CONFLICT", `secret "${name}" is at version ${latest}, not ${ifVersion}: someone else wrote it; read it again and retry`);
     }
     const version = latest + 1;
     const now = new Date().toISOString();
-    const claimed = row !== undefined || (yield* run(
-      `INSERT INTO secrets (name, latest, deleted_at, description, ${rot("rotation_s, ")}created_at, created_by, updated_at, updated_by)
-       VALUES (?, 1, NULL, ?, ${rot("?, ")}?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
-      name, description, ...rotation, now, actor, now, actor,
-    )) > 0;
+    const claimed = row !== undefined || (yield* run(sql.claim, name, description, ...rotation, now, actor, now, actor)) > 0;
     if (!claimed) continue;
     const sealed = checkSealed(request.seal(version));
-    yield* run("INSERT INTO versions (name, version, nonce, ciphertext, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
-      name, version, sealed.nonce, sealed.ciphertext, now, actor);
-    if (row !== undefined) {
-      yield* run(
-        `UPDATE secrets SET latest = ?, deleted_at = NULL, description = coalesce(?, description),
-           ${rot("rotation_s = coalesce(?, rotation_s), ")}updated_at = ?, updated_by = ? WHERE name = ?`,
-        version, description, ...rotation, now, actor, name,
-      );
-    }
+    yield* run(INSERT_VERSION, name, version, sealed.nonce, sealed.ciphertext, now, actor);
+    if (row !== undefined) yield* run(sql.update, version, description, ...rotation, now, actor, name);
     const [audit] = yield* appendAudit(d, [{ at: now, actor, action: request.action ?? "secret.write", name, version, detail }]);
     return { version, audit: audit! };
   }
+}
+
+const INSERT_VERSION = "INSERT INTO versions (name, version, nonce, ciphertext, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)";
+
+// A write's statements, built once per dialect: the drivers cache prepared statements by their
+// text, and a string used again hashes once (the hot path of setMany and PUT).
+const writeSqlCache = new WeakMap<Dialect, Record<"read" | "claim" | "update", string>>();
+function writeSql(d: Dialect): Record<"read" | "claim" | "update", string> {
+  const rot = (text: string): string => (d.rotation ? text : "");
+  return writeSqlCache.get(d) ?? writeSqlCache.set(d, {
+    read: `SELECT latest FROM secrets WHERE name = ?${d.forUpdate}`,
+    claim: `INSERT INTO secrets (name, latest, deleted_at, description, ${rot("rotation_s, ")}created_at, created_by, updated_at, updated_by)
+       VALUES (?, 1, NULL, ?, ${rot("?, ")}?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
+    update: `UPDATE secrets SET latest = ?, deleted_at = NULL, description = coalesce(?, description),
+           ${rot("rotation_s = coalesce(?, rotation_s), ")}updated_at = ?, updated_by = ? WHERE name = ?`,
+  }).get(d)!;
 }
 
 /** Secrets whose names start with `prefix`, sorted by name: live ones, or with `deleted` all. */
@@ -267,9 +272,15 @@ export function* appendAudit(d: Dialect, entries: readonly AuditInput[]): Op<Aud
       values.push(record.seq, record.at, record.actor, record.action, record.name, record.version, record.detail === null ? null : JSON.stringify(record.detail), hash);
       out.push({ ...record, hash: hash.toString("hex") });
     }
-    yield* run(`INSERT INTO audit (${AUDIT_COLUMNS}) VALUES ${Array(chunk.length).fill("(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`, ...values);
+    yield* run(auditInsert(chunk.length), ...values);
   }
   return out;
+}
+
+// The INSERT of n audit records, built once per n (n is at most a dialect's auditChunk).
+const auditInserts: string[] = [];
+function auditInsert(n: number): string {
+  return (auditInserts[n] ??= `INSERT INTO audit (${AUDIT_COLUMNS}) VALUES ${Array(n).fill("(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`);
 }
 
 export function* auditLog(d: Dialect, options: { since?: Date; afterSeq?: number; limit?: number } = {}): Op<AuditRecord[]> {
