@@ -2,7 +2,7 @@
  * The hash-chained audit log (docs/design.md §4): each record carries
  * SHA-256(previous record's hash ‖ this record's canonical JSON). No value ever enters a record.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 /** What an audit record says. `detail` holds names, counts and versions, never values. */
 export interface AuditEntry {
@@ -39,13 +39,14 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(",")}}`;
 }
 
-/** The chain hash of a record, given the previous record's hash. */
-export function chainHash(prev: Uint8Array, record: Omit<AuditRecord, "hash">): Buffer {
-  const body = canonicalJson({
-    seq: record.seq, at: record.at, actor: record.actor, action: record.action,
-    name: record.name, version: record.version, detail: record.detail,
-  });
-  return createHash("sha256").update(prev).update(body, "utf8").digest();
+/**
+ * The chain hash of a record, given the previous record's hash: SHA-256 of `prev` and the
+ * record's canonical JSON, its keys written out in sorted order (every audited request hashes one).
+ */
+export function chainHash(prev: Uint8Array, r: Omit<AuditRecord, "hash">): Buffer {
+  const q = JSON.stringify;
+  const body = `{"action":${q(r.action)},"actor":${q(r.actor)},"at":${q(r.at)},"detail":${canonicalJson(r.detail)},"name":${q(r.name)},"seq":${q(r.seq)},"version":${q(r.version)}}`;
+  return hash("sha256", Buffer.concat([prev, Buffer.from(body, "utf8")]), "buffer");
 }
 
 /** The outcome of verifying a chain. */

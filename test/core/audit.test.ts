@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { canonicalJson, chainHash, GENESIS_HASH, verifyChain, type AuditRecord } from "../../src/core/audit.ts";
 
 function chain(n: number): AuditRecord[] {
@@ -50,4 +51,16 @@ test("attack: an edited, removed, reordered or re-hashed record breaks the chain
   const r = { ...rehashed[4]!, action: "get" };
   rehashed[4] = { ...r, hash: chainHash(Buffer.from(rehashed[3]!.hash, "hex"), r).toString("hex") };
   assert.equal(verifyChain(rehashed).brokenAt, 6);
+});
+
+test("chainHash hashes exactly the record's canonical JSON, so chains written by earlier coffers still verify", () => {
+  const prev = Buffer.alloc(32, 7);
+  const records = [
+    { seq: 1, at: "2026-12-06T14:00:00.000Z", actor: "alice", action: "set", name: "a/b", version: 1, detail: null },
+    { seq: 2, at: "2026-12-06T14:00:01.000Z", actor: 'token:"q"', action: "secret.read", name: null, version: null, detail: { z: 1, a: [1, { y: "é", b: null }], m: "\u2028" } },
+  ];
+  for (const r of records) {
+    const generic = createHash("sha256").update(prev).update(canonicalJson({ ...r }), "utf8").digest();
+    assert.deepEqual(chainHash(prev, r), generic);
+  }
 });
