@@ -10,10 +10,10 @@
  *   agent     → deliver, providers, config, core
  *   server    → storage, config, crypto, core
  *   deliver   → providers, config, core
- *   providers → store, client, core
+ *   config    → providers, core (the schema and the checkers use each provider's grammar)
+ *   providers → store, client, core (a provider type is one file: its grammar and its factory)
  *   sharing   → store, storage, identity, crypto, core
  *   store     → storage, identity, crypto, core
- *   config    → core
  *   client    → core
  *   storage   → core (a driver sees only ciphertext: no crypto)
  *   identity  → crypto, core
@@ -28,10 +28,10 @@ const MAY_IMPORT = {
   agent: ["deliver", "providers", "config", "core"],
   server: ["storage", "config", "crypto", "core"],
   deliver: ["providers", "config", "core"],
+  config: ["providers", "core"],
   providers: ["store", "client", "core"],
   sharing: ["store", "storage", "identity", "crypto", "core"],
   store: ["storage", "identity", "crypto", "core"],
-  config: ["core"],
   client: ["core"],
   storage: ["core"],
   identity: ["crypto", "core"],

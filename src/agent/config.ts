@@ -2,11 +2,11 @@
  * The agent config file (`coffer agent --config /etc/coffer/agent.yml --service NAME`), checked
  * against {@link AGENT_SCHEMA} by the one config checker (config/schema-check.ts); problems are
  * `E_CONFIG` naming `file:line: rule`, every problem of the file at once. The settings' own
- * grammars are options.ts's, the backends' are the providers' (config/providers/).
+ * grammars are options.ts's, the backends' are the providers' (src/providers/).
  */
 import { dangerousEnvRule, isDangerousEnvName } from "../config/dangerous-env.ts";
 import { CONFIG_FORMATS } from "../config/load.ts";
-import { grammarOf, PROVIDER_GRAMMARS } from "../config/providers/index.ts";
+import { grammarOf, PROVIDERS } from "../providers/index.ts";
 import { readConfigFile } from "../config/read.ts";
 import { PROVIDER_NAME_PATTERN, SHARED_DEFS } from "../config/schema.ts";
 import { SchemaChecker, type Formats, type Schema } from "../config/schema-check.ts";
@@ -17,7 +17,7 @@ import type { ProviderSpec } from "../providers/provider.ts";
 import { interval, mode, onChange, owner, secretConflicts, secretItem, type AgentSecret, type AgentSettings } from "./options.ts";
 
 export * from "./options.ts";
-export { parseProviderSpec } from "../config/providers/index.ts";
+export { parseProviderSpec } from "../providers/index.ts";
 
 /** A service's name in the agent config. */
 export const SERVICE_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.@-]*$";
@@ -49,7 +49,7 @@ export const AGENT_SCHEMA: Schema = {
     ...SHARED_DEFS,
     backend: {
       "x-typed": true,
-      oneOf: PROVIDER_GRAMMARS.map((g) => ({ ...g.schema, properties: { ...g.schema["properties"], ...g.agentProperties } })),
+      oneOf: PROVIDERS.map((g) => ({ ...g.schema, properties: { ...g.schema["properties"], ...g.agentProperties } })),
     },
     service: {
       type: "object",

@@ -15,7 +15,7 @@
  * - Names starting with `.` never collide with an ID: they are free for the agent's temp files.
  */
 import { show } from "../config/yaml-checker.ts";
-import type { Checked } from "../config/providers/grammar.ts";
+import type { Checked } from "../providers/grammar.ts";
 import { checkDuration } from "../core/durations.ts";
 import { checkFileMode } from "../core/file-mode.ts";
 import { CofferError } from "../errors.ts";

@@ -5,7 +5,7 @@
  * side-car writes into `/run/coffer/NAME`, `NAME.service` takes the files through systemd's own
  * `LoadCredential=`). Pure: builds text, touches no file; `docs/systemd.md` explains the design.
  */
-import { parseProviderSpec } from "../config/providers/index.ts";
+import { parseProviderSpec } from "../providers/index.ts";
 import { fileNameOf, SECRETS_ENV_FILE } from "./config.ts";
 import { CofferError } from "../errors.ts";
 import { assertEnvName, assertSecretName } from "../core/names.ts";
@@ -196,7 +196,7 @@ function validate(o: UnitsOptions): void {
     if (p.startsWith("folder:") && !p.slice("folder:".length).startsWith("/")) {
       throw new CofferError("E_USAGE", `--provider ${JSON.stringify(p)}: the folder must be an absolute path (the unit runs in /)`);
     }
-    // The agent's own grammar (config/providers/), so a unit never holds a spec the agent refuses.
+    // The agent's own grammar (src/providers/), so a unit never holds a spec the agent refuses.
     try {
       parseProviderSpec(p);
     } catch (err) {

@@ -12,7 +12,7 @@ import { ENV_NAME_PATTERN, isSecretName, SECRET_NAME_RULE } from "../core/names.
 import { checkFileMode, unquotedModeRule } from "../core/file-mode.ts";
 import { dangerousEnvRule, isDangerousEnvName } from "./dangerous-env.ts";
 import type { DeliveryPlan, EnvDelivery, FileDelivery } from "./plan.ts";
-import { grammarOf, PROVIDER_FORMATS } from "./providers/index.ts";
+import { grammarOf, PROVIDER_FORMATS } from "../providers/index.ts";
 import { readConfigFile } from "./read.ts";
 export { MAX_CONFIG_BYTES } from "./read.ts";
 import { CONFIG_SCHEMA } from "./schema.ts";

@@ -27,16 +27,10 @@
  */
 import { isAlias, isMap, isScalar, isSeq } from "yaml";
 import type { Pair, YAMLMap, YAMLSeq } from "yaml";
+import type { Formats, Schema } from "../providers/grammar.ts";
 import { show, YamlChecker } from "./yaml-checker.ts";
 
-/** A JSON Schema node with coffer's `x-` message keywords; loose on purpose (schemas are data). */
-export type Schema = { readonly [k: string]: any };
-
-/**
- * Named checks of a string: the rule it breaks in words, or undefined when it is fine. Called
- * with `number` true for a YAML number (its source text): a rule then replaces "must be a string".
- */
-export type Formats = Readonly<Record<string, (text: string, number?: boolean) => string | undefined>>;
+export type { Formats, Schema } from "../providers/grammar.ts";
 
 /** The schema without coffer's `x-` keywords: what editors and `coffer config schema` see. */
 export function publicSchema(schema: unknown): unknown {

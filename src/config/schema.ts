@@ -4,11 +4,11 @@
  * without coffer's `x-` message keywords ({@link CONFIG_JSON_SCHEMA}) so editors can complete and
  * check the file. The rules that need the whole file (a `from:` naming a configured provider,
  * `key` only for vault, `extends` targets and cycles, a variable in both env and files) are code
- * in `load.ts`. Each provider's entry comes from its grammar (providers/).
+ * in `load.ts`. Each provider's entry comes from its grammar (src/providers/).
  */
 import { FILE_MODE_PATTERN } from "../core/file-mode.ts";
 import { ENV_NAME_PATTERN, SECRET_NAME_MAX, SECRET_NAME_PATTERN, SECRET_NAME_RULE } from "../core/names.ts";
-import { PROVIDER_GRAMMARS } from "./providers/index.ts";
+import { PROVIDERS } from "../providers/index.ts";
 import { publicSchema, type Schema } from "./schema-check.ts";
 
 /** A provider's name in `providers:`. */
@@ -45,7 +45,7 @@ export const SHARED_DEFS = {
   },
   provider: {
     title: "Provider",
-    oneOf: PROVIDER_GRAMMARS.map((g) => g.schema),
+    oneOf: PROVIDERS.map((g) => g.schema),
   },
 } as const satisfies Schema;
 

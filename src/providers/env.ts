@@ -1,17 +1,20 @@
 /**
  * The `env` provider: a variable of coffer's own environment (e.g. a CI secret that coffer
- * passes on under another name or into a file).
+ * passes on under another name or into a file). No settings: `{ type: env }`, `--provider env`.
  */
 import { CofferError } from "../errors.ts";
 import { assertEnvName } from "../core/names.ts";
 import { Secret } from "../core/secret.ts";
-import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
+import { plainGrammar, type ProviderType } from "./grammar.ts";
+import { describeRef, type Provider, type ProviderContext, type SecretRef } from "./provider.ts";
+
+export type EnvSpec = { type: "env" };
 
 /**
  * Creates the `env` provider: `resolve({path: "NAME"})` is `ctx.env.NAME`, version 1,
  * `updatedAt` the time of the read. Keys and versions are not supported (E_CONFIG).
  */
-export function createEnvProvider(name: string, _spec: Extract<ProviderSpec, { type: "env" }>, ctx: ProviderContext): Provider {
+export function createEnvProvider(name: string, _spec: EnvSpec, ctx: ProviderContext): Provider {
   return {
     name,
     resolve(ref: SecretRef): Promise<Secret> {
@@ -30,3 +33,8 @@ export function createEnvProvider(name: string, _spec: Extract<ProviderSpec, { t
     close(): void {},
   };
 }
+
+export const envType: ProviderType<EnvSpec> = {
+  ...plainGrammar("env", "Environment", "Values from coffer's own environment variables.", "env-name"),
+  create: createEnvProvider,
+};

@@ -1,6 +1,7 @@
 /**
  * The `folder` provider: one file per secret in a directory, as in a root-only `/etc/secrets`
  * or a mounted Kubernetes/Docker secret volume. The value is the file's bytes, exactly.
+ * `{ type: folder, dir: /abs }`, `--provider folder:/abs`.
  */
 import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, statSync, watch as fsWatch, type FSWatcher } from "node:fs";
 import { dirname, isAbsolute, join, relative, sep } from "node:path";
@@ -10,7 +11,13 @@ import { assertOwnerOnlyWrites } from "../core/fs-secure.ts";
 import { assertSecretName, DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
 import { Secret } from "../core/secret.ts";
 import { watchSet } from "./watch.ts";
-import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
+import type { ProviderType } from "./grammar.ts";
+import { describeRef, type Provider, type ProviderContext, type SecretRef } from "./provider.ts";
+
+export interface FolderSpec {
+  type: "folder";
+  dir: string;
+}
 
 /** Options of {@link createFolderProvider} (for tests and tuning; not in the config). */
 export interface FolderProviderOptions {
@@ -37,7 +44,7 @@ export interface FolderProviderOptions {
  */
 export function createFolderProvider(
   name: string,
-  spec: Extract<ProviderSpec, { type: "folder" }>,
+  spec: FolderSpec,
   _ctx: ProviderContext,
   options: FolderProviderOptions = {},
 ): Provider {
@@ -55,6 +62,25 @@ export function createFolderProvider(
     close: () => watches.stopAll(),
   };
 }
+
+export const folderType: ProviderType<FolderSpec> = {
+  type: "folder",
+  schema: {
+    title: "Folder",
+    type: "object",
+    additionalProperties: false,
+    required: ["type", "dir"],
+    properties: {
+      type: { const: "folder", description: "One file per secret in a directory." },
+      dir: { $ref: "#/$defs/absolutePath", description: "The directory, an absolute path.", "x-needs": "an absolute directory path" },
+    },
+  },
+  path: "secret-name",
+  cliForm: "folder:/absolute/dir",
+  fromCli: (dir) => (dir.startsWith("/") ? { ok: { type: "folder", dir } } : { rule: "folder: needs an absolute directory, e.g. folder:/etc/secrets" }),
+  spec: (s) => ({ type: "folder", dir: s["dir"] as string }),
+  create: createFolderProvider,
+};
 
 function readSecretFile(dir: string, ref: SecretRef, max: number): Secret {
   if (ref.key !== undefined || ref.version !== undefined) {

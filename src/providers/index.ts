@@ -1,43 +1,63 @@
 /**
- * The provider registry (docs/design.md §7): a provider type is one file plus one line in
- * {@link createProvider}. {@link ProviderSet} routes references to the providers of a config.
+ * The provider registry (docs/design.md §7): a provider type is one file in this folder (its
+ * grammar and its factory) plus one line in {@link PROVIDERS}. {@link ProviderSet} routes
+ * references to the providers of a config.
  */
-import { CofferError } from "../errors.ts";
+import { CofferError, show } from "../errors.ts";
 import type { Store } from "../store/store.ts";
 import type { Secret } from "../core/secret.ts";
-import { createEnvProvider } from "./env.ts";
-import { createFolderProvider } from "./folder.ts";
-import type { Provider, ProviderContext, ProviderSpec, SecretRef } from "./provider.ts";
-import { createServerProvider } from "./server.ts";
-import { createStoreProvider, type StoreProvider } from "./store.ts";
-import { createVaultProvider } from "./vault.ts";
+import { envType } from "./env.ts";
+import { folderType } from "./folder.ts";
+import type { ProviderType } from "./grammar.ts";
+import type { Provider, ProviderContext, SecretRef } from "./provider.ts";
+import { serverType } from "./server.ts";
+import { storeType, type StoreProvider } from "./store.ts";
+import { vaultType } from "./vault.ts";
 
-export type { Provider, ProviderContext, ProviderSpec, SecretRef } from "./provider.ts";
+export type { Provider, ProviderContext, SecretRef } from "./provider.ts";
 export { describeRef } from "./provider.ts";
 export type { StoreProvider } from "./store.ts";
+
+/** Every provider type, in the order messages list them. */
+export const PROVIDERS = [storeType, folderType, envType, vaultType, serverType] as const;
+
+/** How a provider is configured (a `providers:` entry, an agent backend, `--provider`). */
+export type ProviderSpec = ReturnType<(typeof PROVIDERS)[number]["spec"]>;
+
+/** The `x-format` checks of every provider's settings. */
+export const PROVIDER_FORMATS = Object.assign({}, ...PROVIDERS.map((g) => g.formats ?? {}));
+
+/** The provider type `type`. */
+export function grammarOf(type: string): ProviderType | undefined {
+  return (PROVIDERS as readonly ProviderType[]).find((g) => g.type === type);
+}
+
+/**
+ * Parses `--provider SPEC`: `TYPE` for types without settings, else `TYPE:SETTINGS` (each
+ * type's `cliForm`); tokens come from the environment as for `.coffer.yml`.
+ * @throws CofferError E_USAGE naming the accepted forms
+ */
+export function parseProviderSpec(text: string): ProviderSpec {
+  const colon = text.indexOf(":");
+  const g = grammarOf(colon < 0 ? text : text.slice(0, colon));
+  const r = g === undefined ? undefined : g.fromCli === undefined ? (colon < 0 ? { ok: g.spec({}) } : undefined) : colon < 0 ? undefined : g.fromCli(text.slice(colon + 1));
+  if (r !== undefined && "ok" in r) return r.ok as ProviderSpec;
+  const forms = PROVIDERS.map((x) => x.cliForm);
+  const rule = r?.rule ?? `use ${forms.slice(0, -1).join(", ")} or ${forms.at(-1)}`;
+  throw new CofferError("E_USAGE", `invalid provider ${show(text)}: ${rule}`);
+}
 
 /**
  * Creates the provider `name` of type `spec.type`.
  * @throws CofferError E_CONFIG for an unknown type or a bad spec (e.g. a relative folder dir)
  */
 export function createProvider(name: string, spec: ProviderSpec, ctx: ProviderContext): Provider {
-  switch (spec.type) {
-    case "store":
-      return createStoreProvider(name, spec, ctx);
-    case "folder":
-      return createFolderProvider(name, spec, ctx);
-    case "env":
-      return createEnvProvider(name, spec, ctx);
-    case "vault":
-      return createVaultProvider(name, spec, ctx);
-    case "server":
-      return createServerProvider(name, spec, ctx);
-    default:
-      throw new CofferError(
-        "E_CONFIG",
-        `provider "${name}" has the unknown type ${JSON.stringify(String((spec as { type?: unknown }).type))}; known types: store, folder, env, vault, server`,
-      );
-  }
+  const type = grammarOf(spec.type);
+  if (type !== undefined) return type.create(name, spec, ctx);
+  throw new CofferError(
+    "E_CONFIG",
+    `provider "${name}" has the unknown type ${JSON.stringify(String((spec as { type?: unknown }).type))}; known types: ${PROVIDERS.map((p) => p.type).join(", ")}`,
+  );
 }
 
 /**

@@ -16,8 +16,8 @@ export interface SecretRef {
   version?: number;
 }
 
-/** How a provider is configured (the `providers:` section; `store` needs nothing): each type's grammar is in config/providers/. */
-export type { ProviderSpec } from "../config/providers/index.ts";
+/** How a provider is configured (the `providers:` section; `store` needs nothing): each type's grammar is in its file. */
+export type { ProviderSpec } from "./index.ts";
 
 /** What a provider may use from the process around it. */
 export interface ProviderContext {

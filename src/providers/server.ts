@@ -1,17 +1,63 @@
 /**
  * The `server` provider: secrets from a coffer team server over its HTTP API
  * (`GET /v1/secrets/{name}`), with the token from the environment or `coffer login`.
+ * `{ type: server, url, tokenEnv? }`, `--provider server:https://host:8200[/path]`.
  */
 import { tokenTransportRule } from "../core/token-transport.ts";
-import { CofferError } from "../errors.ts";
+import { CofferError, show } from "../errors.ts";
 import { CofferClient, ServerError, normaliseServerUrl } from "../client/client.ts";
 import { loadServerTls, loadToken } from "../client/token-file.ts";
 import { Secret } from "../core/secret.ts";
 import { pollingFeed, pollVersions, watchByPath, watchSet } from "./watch.ts";
-import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
+import { HTTP_URL_PATTERN, isHttpUrl, type ProviderType } from "./grammar.ts";
+import { describeRef, type Provider, type ProviderContext, type SecretRef } from "./provider.ts";
 
 /** The `server` entry of the `providers:` section. */
-export type ServerSpec = Extract<ProviderSpec, { type: "server" }>;
+export interface ServerSpec {
+  type: "server";
+  /** the server's http(s) base URL (no query, fragment or credentials) */
+  url: string;
+  /** the variable holding the API token (default `COFFER_TOKEN`) */
+  tokenEnv?: string;
+}
+
+/** The variable a `server` provider reads its API token from, unless `tokenEnv` says otherwise. */
+export const DEFAULT_SERVER_TOKEN_ENV = "COFFER_TOKEN";
+/** What a `server` provider's url must be, for messages. */
+export const SERVER_URL_RULE = "must be an http:// or https:// URL without credentials, query or fragment, e.g. https://coffer.internal:8200";
+
+const urlRule = (s: string): string | undefined => (isHttpUrl(s, true) ? tokenTransportRule(s) : SERVER_URL_RULE);
+
+export const serverType: ProviderType<ServerSpec> = {
+  type: "server",
+  schema: {
+    title: "Coffer server",
+    type: "object",
+    additionalProperties: false,
+    required: ["type", "url"],
+    properties: {
+      type: { const: "server", description: "A coffer team server (`coffer serve`) over HTTP with an API token." },
+      url: {
+        type: "string",
+        pattern: HTTP_URL_PATTERN,
+        description: "The server's http:// or https:// URL, without credentials, query or fragment.",
+        "x-format": "server-url",
+        "x-needs": "the http:// or https:// URL of a coffer server",
+      },
+      tokenEnv: { $ref: "#/$defs/envName", default: DEFAULT_SERVER_TOKEN_ENV, description: "The environment variable holding the API token." },
+    },
+  },
+  formats: { "server-url": urlRule },
+  path: "secret-name",
+  cliForm: "server:https://host:8200",
+  fromCli(url) {
+    const bad = urlRule(url);
+    if (bad === SERVER_URL_RULE) return { rule: `server url ${show(url)} ${SERVER_URL_RULE}` };
+    return bad !== undefined ? { rule: `it ${bad}` } : { ok: { type: "server", url } };
+  },
+  spec: (s) => ({ type: "server", url: s["url"] as string, ...(s["tokenEnv"] !== undefined && { tokenEnv: s["tokenEnv"] as string }) }),
+  create: createServerProvider,
+};
 
 /** Options of {@link createServerProvider} (for tests and tuning; not in the config). */
 export interface ServerProviderOptions {
@@ -150,7 +196,7 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
   }
   const transport = tokenTransportRule(url);
   if (transport !== undefined) throw new CofferError("E_CONFIG", `provider "${name}" ${transport}`);
-  const tokenEnv = spec.tokenEnv ?? "COFFER_TOKEN";
+  const tokenEnv = spec.tokenEnv ?? DEFAULT_SERVER_TOKEN_ENV;
   const pollIntervalMs = options.pollIntervalMs ?? 30_000;
   const streamRetryMs = options.streamRetryMs ?? 1000;
   const maxStreamRetryMs = options.maxStreamRetryMs ?? 30_000;

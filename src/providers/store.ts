@@ -1,10 +1,14 @@
 /**
- * The `store` provider: the local encrypted store (docs/design.md §7). Always present in a project.
+ * The `store` provider: the local encrypted store (docs/design.md §7). Always present in a
+ * project; no settings: `{ type: store }`, `--provider store`.
  */
 import { CofferError } from "../errors.ts";
 import { openStore, type Store } from "../store/store.ts";
 import type { Secret } from "../core/secret.ts";
-import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
+import { plainGrammar, type ProviderType } from "./grammar.ts";
+import { describeRef, type Provider, type ProviderContext, type SecretRef } from "./provider.ts";
+
+export type StoreSpec = { type: "store" };
 
 /** The `store` provider, with access to the store it opened (for audit records). */
 export interface StoreProvider extends Provider {
@@ -20,7 +24,7 @@ export interface StoreProvider extends Provider {
  * (asking for the passphrase then, when the identity is encrypted).
  * @param name - the provider's name in the config (normally `store`)
  */
-export function createStoreProvider(name: string, _spec: Extract<ProviderSpec, { type: "store" }>, ctx: ProviderContext): StoreProvider {
+export function createStoreProvider(name: string, _spec: StoreSpec, ctx: ProviderContext): StoreProvider {
   let opening: Promise<Store> | undefined;
   let store: Store | undefined;
   let closed = false;
@@ -81,6 +85,11 @@ export function createStoreProvider(name: string, _spec: Extract<ProviderSpec, {
     },
   };
 }
+
+export const storeType: ProviderType<StoreSpec> = {
+  ...plainGrammar("store", "Local store", "The local encrypted store.", "secret-name"),
+  create: createStoreProvider,
+};
 
 function closedError(name: string): CofferError {
   return new CofferError("E_INTERNAL", `provider "${name}" was used after close()`);

@@ -1,14 +1,16 @@
 /**
  * The `vault` provider: HashiCorp Vault / OpenBao KV v2 over HTTP with a token
- * (REFERENCE.md, "HashiCorp Vault / OpenBao KV v2").
+ * (REFERENCE.md, "HashiCorp Vault / OpenBao KV v2"), `{ type: vault, address, mount?,
+ * namespace?, tokenEnv? }`, `--provider vault:https://host:8200[#mount]`.
  */
 import { tokenTransportRule } from "../core/token-transport.ts";
-import { CofferError } from "../errors.ts";
-import { DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
+import { CofferError, show } from "../errors.ts";
+import { DEFAULT_MAX_VALUE_BYTES, SECRET_NAME_PATTERN } from "../core/names.ts";
 import { Secret } from "../core/secret.ts";
 import { fetchText } from "../client/http.ts";
 import { pollingFeed, watchByPath, watchSet } from "./watch.ts";
-import { describeRef, type Provider, type ProviderContext, type ProviderSpec, type SecretRef } from "./provider.ts";
+import { HTTP_URL_PATTERN, isHttpUrl, type ProviderType } from "./grammar.ts";
+import { describeRef, type Provider, type ProviderContext, type SecretRef } from "./provider.ts";
 
 /** Largest response body read from Vault, in bytes; more is refused (E_PROVIDER). */
 export const VAULT_MAX_RESPONSE_BYTES = 2 * 1024 * 1024;
@@ -21,7 +23,67 @@ export interface VaultProviderOptions {
   pollIntervalMs?: number;
 }
 
-type VaultSpec = Extract<ProviderSpec, { type: "vault" }>;
+export interface VaultSpec {
+  type: "vault";
+  address: string;
+  mount: string;
+  namespace?: string;
+  tokenEnv?: string;
+}
+
+/** The default KV v2 mount. */
+export const DEFAULT_VAULT_MOUNT = "secret";
+const URL_RULE = "must be an http:// or https:// URL";
+const MOUNT_RULE = `must match ${SECRET_NAME_PATTERN}`;
+
+const addressRule = (s: string): string | undefined => (!isHttpUrl(s) ? URL_RULE : tokenTransportRule(s));
+const mountRule = (s: string): string | undefined => (new RegExp(SECRET_NAME_PATTERN).test(s) && !s.includes("..") ? undefined : MOUNT_RULE);
+
+export const vaultType: ProviderType<VaultSpec> = {
+  type: "vault",
+  schema: {
+    title: "Vault",
+    type: "object",
+    additionalProperties: false,
+    required: ["type", "address"],
+    properties: {
+      type: { const: "vault", description: "HashiCorp Vault / OpenBao KV v2 over HTTP with a token." },
+      address: {
+        type: "string",
+        pattern: HTTP_URL_PATTERN,
+        description: "An http:// or https:// URL.",
+        "x-format": "vault-address",
+        "x-needs": "an http:// or https:// URL",
+      },
+      mount: { type: "string", pattern: SECRET_NAME_PATTERN, default: DEFAULT_VAULT_MOUNT, description: "The KV v2 mount.", "x-format": "mount" },
+      namespace: { type: "string", pattern: SECRET_NAME_PATTERN, description: "A Vault Enterprise namespace.", "x-format": "mount" },
+      tokenEnv: { $ref: "#/$defs/envName", default: "VAULT_TOKEN", description: "The environment variable holding the token." },
+    },
+  },
+  agentProperties: { tokenFile: { $ref: "#/$defs/absolutePath", description: "A file holding the token, read at start." } },
+  formats: { "vault-address": addressRule, mount: mountRule },
+  path: "text",
+  keys: true,
+  cliForm: "vault:https://host:8200[#mount]",
+  fromCli(rest) {
+    const hash = rest.indexOf("#");
+    const address = hash < 0 ? rest : rest.slice(0, hash);
+    const mount = hash < 0 ? DEFAULT_VAULT_MOUNT : rest.slice(hash + 1);
+    const bad = addressRule(address);
+    if (bad === URL_RULE) return { rule: `vault address ${show(address)} ${URL_RULE}, e.g. vault:https://vault.internal:8200#secret` };
+    if (mountRule(mount) !== undefined) return { rule: `vault mount ${show(mount)} (after #) ${MOUNT_RULE}` };
+    if (bad !== undefined) return { rule: `it ${bad}` };
+    return { ok: { type: "vault", address, mount } };
+  },
+  spec: (s) => ({
+    type: "vault",
+    address: s["address"] as string,
+    mount: (s["mount"] as string | undefined) ?? DEFAULT_VAULT_MOUNT,
+    ...(s["namespace"] !== undefined && { namespace: s["namespace"] as string }),
+    ...(s["tokenEnv"] !== undefined && { tokenEnv: s["tokenEnv"] as string }),
+  }),
+  create: createVaultProvider,
+};
 
 /**
  * Creates the `vault` provider.
@@ -48,7 +110,7 @@ type VaultSpec = Extract<ProviderSpec, { type: "vault" }>;
  */
 export function createVaultProvider(name: string, spec: VaultSpec, ctx: ProviderContext, options: VaultProviderOptions = {}): Provider {
   const address = parseAddress(name, spec.address);
-  const mount = spec.mount === undefined || spec.mount === "" ? "secret" : spec.mount.replace(/^\/+|\/+$/g, "");
+  const mount = spec.mount === undefined || spec.mount === "" ? DEFAULT_VAULT_MOUNT : spec.mount.replace(/^\/+|\/+$/g, "");
   const tokenEnv = spec.tokenEnv ?? "VAULT_TOKEN";
   const timeoutMs = options.timeoutMs ?? 10_000;
   const pollIntervalMs = options.pollIntervalMs ?? 30_000;

@@ -1,5 +1,5 @@
 import { CofferError } from "../../errors.ts";
-import { DEFAULT_SERVER_TOKEN_ENV } from "../../config/providers/server.ts";
+import { DEFAULT_SERVER_TOKEN_ENV } from "../../providers/server.ts";
 import { CONFIG_JSON_SCHEMA } from "../../config/schema.ts";
 import { describeRef } from "../../providers/provider.ts";
 import type { DeliveryPlan } from "../../config/plan.ts";

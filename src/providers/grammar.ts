@@ -1,10 +1,18 @@
 /**
- * What a provider type owns of the config language (docs/design.md §7): its `providers:` entry
- * as a JSON Schema branch, the checks of its settings, its `--provider TYPE:…` form and what a
- * reference's `secret:` names in it. One file per type beside this one, one line in `index.ts`;
- * the runtime provider in `src/providers/` takes its spec type from here.
+ * What a provider type owns (docs/design.md §7): its `providers:` entry as a JSON Schema branch,
+ * the checks of its settings, its `--provider TYPE:…` form, what a reference's `secret:` names in
+ * it, and its factory. One file per type beside this one, one line in `index.ts`.
  */
-import type { Formats, Schema } from "../schema-check.ts";
+import type { Provider, ProviderContext } from "./provider.ts";
+
+/** A JSON Schema node with coffer's `x-` message keywords; loose on purpose (schemas are data). */
+export type Schema = { readonly [k: string]: any };
+
+/**
+ * Named checks of a string: the rule it breaks in words, or undefined when it is fine. Called
+ * with `number` true for a YAML number (its source text): a rule then replaces "must be a string".
+ */
+export type Formats = Readonly<Record<string, (text: string, number?: boolean) => string | undefined>>;
 
 /** A rule broken, or the value. */
 export type Checked<T> = { ok: T } | { rule: string };
@@ -28,6 +36,12 @@ export interface ProviderGrammar<S extends { type: string } = { type: string }> 
   fromCli?(rest: string): Checked<S>;
   /** The spec with its defaults filled in, from the checked settings. */
   spec(settings: Record<string, unknown>): S;
+}
+
+/** One provider type: its grammar and its factory (the registry's entry). */
+export interface ProviderType<S extends { type: string } = { type: string }> extends ProviderGrammar<S> {
+  /** Creates the provider `name` from its spec. */
+  create(name: string, spec: S, ctx: ProviderContext): Provider;
 }
 
 /** A server's URL (vault's address, a coffer server's url): http or https, a host, an optional path. */
