@@ -130,7 +130,7 @@ function watch(o: AgentOptions, provider: Provider, refs: SecretRef[], values: V
     try {
       next = await values.fetch();
       backoff = 500;
-      if (o.signal.aborted || next.every((v, i) => Buffer.compare(v.bytes(), old[i]!.bytes()) === 0)) return;
+      if (o.signal.aborted || next.every((v, i) => v.equals(old[i]!))) return;
       await sdNotify({ RELOADING: "1", MONOTONIC_USEC: String(process.hrtime.bigint() / 1000n) }, o.context.env).catch(() => undefined);
       writeAll(o, { ...values, current: next });
       values.current = next;

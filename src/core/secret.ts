@@ -1,6 +1,7 @@
 /**
  * `Secret`: a value in memory that does not print itself (docs/design.md §6).
  */
+import { timingSafeEqual } from "node:crypto";
 import { CofferError } from "../errors.ts";
 
 const REDACTED = "[redacted]";
@@ -50,6 +51,12 @@ export class Secret implements SecretMeta {
   /** A copy of the value's bytes (binary-safe). */
   bytes(): Uint8Array {
     return new Uint8Array(this.#live());
+  }
+
+  /** Whether `other` holds the same bytes: compared in place (no copy left to zero), in constant time. */
+  equals(other: Secret): boolean {
+    const [a, b] = [this.#live(), other.#live()];
+    return a.length === b.length && timingSafeEqual(a, b);
   }
 
   /** Zeroes the value in memory; later reveal()/bytes() throw E_DISPOSED. */

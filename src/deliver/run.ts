@@ -214,7 +214,7 @@ function changedVariables(a: ResolvedPlan, b: ResolvedPlan): string[] {
   return [...b.env, ...b.files]
     .filter((e) => {
       const old = before.get(e.variable);
-      return old === undefined || Buffer.compare(old.value.bytes(), e.value.bytes()) !== 0 || ("mode" in e && "mode" in old && old.mode !== e.mode);
+      return old === undefined || !old.value.equals(e.value) || ("mode" in e && "mode" in old && old.mode !== e.mode);
     })
     .map((e) => e.variable);
 }

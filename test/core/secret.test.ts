@@ -29,3 +29,14 @@ test("Secret: bytes() is a copy; dispose() zeroes the value and later use throws
   assert.throws(() => s.reveal(), { code: "E_DISPOSED" });
   assert.throws(() => s.bytes(), { code: "E_DISPOSED" });
 });
+
+test("Secret.equals compares two values in place: same bytes, other bytes, other length; a disposed one refuses", () => {
+  const mk = (v: string) => new Secret({ name: "a/b", version: 1, updatedAt: "2026-01-01T00:00:00.000Z" }, Buffer.from(v));
+  const a = mk("hunter2hunter2");
+  assert.equal(a.equals(mk("hunter2hunter2")), true);
+  assert.equal(a.equals(mk("hunter2hunter3")), false);
+  assert.equal(a.equals(mk("hunter2")), false);
+  const gone = mk("hunter2hunter2");
+  gone.dispose();
+  assert.throws(() => a.equals(gone), { code: "E_DISPOSED" });
+});
