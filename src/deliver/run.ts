@@ -21,7 +21,7 @@ export interface RunOptions {
   baseEnv: NodeJS.ProcessEnv;
   /** the runtime dir base (`--dir`) */
   dir?: string;
-  /** replaces each value in the command's output (see deliver/mask.ts); null: output passes through */
+  /** replaces each value in the command's output (see core/mask.ts); null: output passes through */
   masker?: (() => NodeJS.ReadWriteStream) | null;
   /** the umask the command starts with (the caller's own, before coffer tightened its) */
   umask?: number;

@@ -56,7 +56,7 @@ export const run: Command = {
     return withResolved(ctx, plan, async (resolved, providers) => {
       let maskerFor: ((r: ResolvedPlan) => () => NodeJS.ReadWriteStream) | null = null;
       if (ctx.flags.mask === true) {
-        const { createMasker, tooShortToMask } = await import("../../deliver/mask.ts");
+        const { createMasker, tooShortToMask } = await import("../../core/mask.ts");
         maskerFor = (r) => {
           const all = [...r.env, ...r.files];
           const values = all.map((e) => e.value.reveal());

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes, randomInt } from "node:crypto";
 import { setImmediate as tick } from "node:timers/promises";
-import { MaskMatcher, createMasker, maskBytes, maskPatterns, tooShortToMask } from "../../src/deliver/mask.ts";
+import { MaskMatcher, createMasker, maskBytes, maskPatterns, tooShortToMask } from "../../src/core/mask.ts";
 
 /** Feeds chunks through a matcher and returns the whole output. */
 function run(values: readonly (string | Uint8Array)[], chunks: readonly Uint8Array[]): Buffer {
