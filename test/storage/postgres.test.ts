@@ -10,6 +10,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { openPostgresStorage } from "../../src/storage/postgres.ts";
 import { createSqliteStorage, openSqliteStorage } from "../../src/storage/sqlite-async.ts";
+import { SCHEMA_VERSION } from "../../src/storage/sqlite-schema.ts";
 import type { AuditInput, ServerStorage } from "../../src/storage/types.ts";
 import { tempDir } from "../helpers.ts";
 import { freshDatabase } from "../services.ts";
@@ -120,7 +121,7 @@ test("postgres: two instances opening an empty database at once both succeed and
   t.after(() => Promise.all(opened.map((s) => s.close())));
   for (const s of opened) assert.deepEqual(s.storeId, opened[0]!.storeId);
   const client = await sql(t, url);
-  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: 1 }]);
+  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: SCHEMA_VERSION.server }]);
   assert.equal((await client.query("SELECT count(*)::int AS n FROM coffer_meta WHERE key = 'store_id'")).rows[0].n, 1);
 });
 
