@@ -339,7 +339,7 @@ function selectExecutions(where: string, order: "ASC" | "DESC", limited: boolean
   let sql = executionSelects.get(key);
   if (sql === undefined) {
     sql = `SELECT ${EXECUTION_COLUMNS}, a.principal AS approver
-       FROM (SELECT * FROM executions${where === "" ? "" : ` WHERE ${where}`} ORDER BY id ${order}${limited ? " LIMIT ?" : ""}) e
+       FROM (SELECT * FROM executions${where === "" ? "" : ` WHERE ${where}`}${limited ? ` ORDER BY id ${order} LIMIT ?` : ""}) e
        LEFT JOIN execution_approvals a ON a.execution_id = e.id ORDER BY e.id ${order}, a.at, a.principal`;
     executionSelects.set(key, sql);
   }

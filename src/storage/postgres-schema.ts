@@ -92,8 +92,7 @@ CREATE TABLE coffer_executions (
   cancel_requested   SMALLINT NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1))
 );
 CREATE INDEX coffer_executions_by_runbook ON coffer_executions (runbook, id);
-CREATE INDEX coffer_executions_running ON coffer_executions (runbook) WHERE status = 'running';
-CREATE INDEX coffer_executions_pending ON coffer_executions (expires_at) WHERE status = 'pending-approval';
+CREATE INDEX coffer_executions_by_status ON coffer_executions (status, id);
 
 CREATE TABLE coffer_execution_approvals (
   execution_id TEXT COLLATE "C" NOT NULL,

@@ -154,9 +154,8 @@ const EXECUTIONS = [
 ) STRICT`,
   // a runbook's history, newest first
   "CREATE INDEX executions_by_runbook ON executions (runbook, id)",
-  // what runs (per runbook: the concurrency count), and what waits for approval until it expires
-  "CREATE INDEX executions_running ON executions (runbook) WHERE status = 'running'",
-  "CREATE INDEX executions_pending ON executions (expires_at) WHERE status = 'pending-approval'",
+  // what runs (and a runbook's concurrency count: the running are few), what waits for approval
+  "CREATE INDEX executions_by_status ON executions (status, id)",
   `CREATE TABLE execution_approvals (
   execution_id TEXT NOT NULL,
   principal    TEXT NOT NULL,
