@@ -88,7 +88,7 @@ export interface AuditVerifyOptions {
 /** Records read and checked per page before {@link ServerStorage.verifyAudit} yields. */
 export const AUDIT_VERIFY_PAGE = 500;
 
-/** Where an execution of a runbook is (docs/design.md §10). The last six are final. */
+/** Where an execution of a runbook is (docs/design.md §10). The last seven are final ({@link FINAL_STATUSES}). */
 export type ExecutionStatus =
   | "pending-approval" | "running"
   | "succeeded" | "failed" | "timed-out" | "cancelled" | "rejected" | "interrupted" | "expired";
@@ -216,44 +216,57 @@ export interface ServerStorage {
   revokeToken(id: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<boolean>;
 
   /**
-   * Stores a new execution with its audit record, in one transaction. When it is `running` and
-   * `concurrency` is given, refuses (E_CONFLICT) if that many of its runbook already run, counted
-   * under a lock per runbook so instances starting together never both get the last slot.
-   * @throws CofferError E_CONFLICT
+   * Stores a new execution with its audit record (exactly `audit`, nothing added), in one
+   * transaction. A running one gets `startedAt` = `createdAt`. When it is `running` and
+   * `concurrency` is given, refuses if that many of its runbook already run, counted under a lock
+   * per runbook so instances starting together never both get the last slot.
+   * @throws CofferError E_CONFLICT when the runbook's concurrency is full (`runbook "NAME" already
+   *   has N execution(s) running (concurrency C); wait for one to finish`) or the id is taken;
+   *   TypeError when a field is malformed (the id must be a lower-case UUID)
    */
   createExecution(execution: NewExecution, audit: AuditInput, concurrency?: number): Promise<StoredExecution>;
-  /** The execution with this id, or undefined. */
+  /** The execution with this id (any string: one that is no id finds nothing), or undefined. */
   getExecution(id: string): Promise<StoredExecution | undefined>;
-  /** Executions newest first (by id): of one runbook when given, with ids below `before`, at most `limit`. */
+  /**
+   * Executions newest first (by id), with their approvals: of one runbook when given, with ids
+   * below `before` (compared as text; it need not be a stored id), at most `limit`.
+   */
   listExecutions(options: { runbook?: string; before?: string; limit: number }): Promise<StoredExecution[]>;
   /**
    * Applies `change` (and appends `audit`, if any) in one transaction when the execution's status
    * is one of `change.from`; returns the execution as it is now, or undefined when it was not in
-   * one of those statuses (or does not exist): of two racing changes, one wins.
-   * @throws CofferError E_CONFLICT when `change.concurrency` is full
+   * one of those statuses (or does not exist): of two racing changes, one wins. Fields absent
+   * from `change` are left as they are; `exitCode`/`signal` null clear them.
+   * @throws CofferError E_CONFLICT when the change makes it `running`, it would apply, and
+   *   `change.concurrency` executions of its runbook other than it already run (same message as
+   *   createExecution's)
    */
   updateExecution(id: string, change: ExecutionChange, audit?: AuditInput): Promise<StoredExecution | undefined>;
   /**
    * Records `principal`'s approval of a pending execution with its audit record; an approver
-   * counts once. Returns the execution as it is now and whether this approval was new; undefined
-   * when it is not pending approval.
+   * counts once. Returns the execution as it is now and whether this approval was new (`audit`
+   * is appended only then); undefined when it is not pending approval (or does not exist). It does
+   * not start the execution: the caller does, with `updateExecution`, once enough approved.
    */
   approveExecution(id: string, principal: string, audit: AuditInput): Promise<{ execution: StoredExecution; added: boolean } | undefined>;
   /**
    * Appends a chunk of (masked) output as chunk `seq` (0, 1, …) and sets the execution's
-   * `outputBytes` and `truncated`, in one transaction.
+   * `outputBytes` and `truncated`, in one transaction (committed without an fsync, as audit
+   * batches are). Not audited.
+   * @throws CofferError E_NOT_FOUND when there is no such execution, E_CONFLICT when chunk `seq` is stored already
    */
   appendOutput(id: string, seq: number, data: Uint8Array, outputBytes: number, truncated: boolean): Promise<void>;
   /** The output chunks with seq above `afterSeq` (-1: all), in order, at most `limit` of them. */
   readOutput(id: string, afterSeq: number, limit?: number): Promise<{ seq: number; data: Buffer }[]>;
   /** Records that instance `beat.id` is alive (inserting it the first time). */
   heartbeat(beat: InstanceBeat): Promise<void>;
-  /** Every instance that ever beat, with its last heartbeat; `retireInstance` removes one. */
+  /** Every instance that ever beat (and was not retired), by id, with its last heartbeat. */
   instances(): Promise<InstanceBeat[]>;
+  /** Removes an instance's heartbeat row (an unknown id is no error). */
   retireInstance(id: string): Promise<void>;
-  /** The executions that are `running`: of every instance, or of `instance` only. */
+  /** The executions that are `running`, oldest first: of every instance, or of `instance` only. */
   runningExecutions(instance?: string): Promise<StoredExecution[]>;
-  /** Pending executions whose `expiresAt` is before `now`. */
+  /** Pending executions whose `expiresAt` is before `now` (ISO 8601 UTC), oldest first. */
   expiredExecutions(now: string): Promise<StoredExecution[]>;
 
   /** Appends records to the audit chain in one transaction, in order. */

@@ -8,7 +8,8 @@ import type { TestContext } from "node:test";
 import { createSqliteStorage, openSqliteStorage } from "../../src/storage/sqlite-async.ts";
 import type { ServerStorage } from "../../src/storage/types.ts";
 import { tempDir } from "../helpers.ts";
-import * as ops from "../../src/storage/ops.ts";
+import type * as ops from "../../src/storage/ops.ts";
+import * as exec from "../../src/storage/ops-executions.ts";
 import { storageConformance } from "./conformance.ts";
 import { executionAudit, newExecution } from "./conformance-executions.ts";
 
@@ -207,10 +208,10 @@ test("sqlite: the execution queries search an index, never scan the whole histor
   };
   const d: ops.Dialect = { rotation: false, forUpdate: "", auditLock: null, runbookLock: null, auditChunk: 1, tokenOrder: "rowid", noLimit: -1, maxVersion: 1 };
   const byStatus = /^SEARCH executions USING (COVERING )?INDEX executions_by_status \(status=\?\)$/;
-  assert.equal(plan(ops.listExecutions({ runbook: "a", before: "b", limit: 20 })), "SEARCH executions USING INDEX executions_by_runbook (runbook=? AND id<?)");
-  assert.equal(plan(ops.getExecution(newExecution("a").id)), "SEARCH executions USING INDEX sqlite_autoindex_executions_1 (id=?)");
+  assert.equal(plan(exec.listExecutions({ runbook: "a", before: "b", limit: 20 })), "SEARCH executions USING INDEX executions_by_runbook (runbook=? AND id<?)");
+  assert.equal(plan(exec.getExecution(newExecution("a").id)), "SEARCH executions USING INDEX sqlite_autoindex_executions_1 (id=?)");
   // the concurrency count, the first statement of a start with a limit (SQLite takes no runbook lock)
-  assert.match(plan(ops.createExecution(d, newExecution("a"), executionAudit("runbook.start", "a", null), 1)), byStatus);
-  assert.match(plan(ops.runningExecutions("i-1")), byStatus);
-  assert.match(plan(ops.expiredExecutions(new Date().toISOString())), byStatus);
+  assert.match(plan(exec.createExecution(d, newExecution("a"), executionAudit("runbook.start", "a", null), 1)), byStatus);
+  assert.match(plan(exec.runningExecutions("i-1")), byStatus);
+  assert.match(plan(exec.expiredExecutions(new Date().toISOString())), byStatus);
 });
