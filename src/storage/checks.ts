@@ -192,12 +192,18 @@ const EXECUTION_STATUSES: ReadonlySet<string> = new Set<ExecutionStatus>([
 const EXECUTION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
- * Throws a TypeError unless `id` is a string and, for an execution being stored (`strict`), a
- * lower-case UUID. A look-up by any other string simply finds nothing.
+ * Whether `id` is an execution id (a lower-case UUID); a TypeError when it is not a string. A
+ * look-up by any other string finds nothing without asking the database (PostgreSQL would refuse
+ * a NUL in it).
  */
-export function checkExecutionId(op: string, id: unknown, strict = false): asserts id is string {
+export function isExecutionId(op: string, id: unknown): boolean {
   if (typeof id !== "string") throw new TypeError(`${op}: id must be a string`);
-  if (strict && !EXECUTION_ID.test(id)) throw new TypeError(`${op}: id must be a UUID in lower case`);
+  return EXECUTION_ID.test(id);
+}
+
+/** Throws a TypeError unless `id` is an execution id (a lower-case UUID): for one being stored. */
+export function checkExecutionId(op: string, id: unknown): asserts id is string {
+  if (!isExecutionId(op, id)) throw new TypeError(`${op}: id must be a UUID in lower case`);
 }
 
 function checkStatus(op: string, status: unknown): asserts status is ExecutionStatus {
@@ -208,7 +214,8 @@ function checkText(op: string, field: string, v: unknown): void {
   if (typeof v !== "string" || v === "") throw new TypeError(`${op}: ${field} must be a non-empty string`);
 }
 
-function checkTime(op: string, field: string, v: unknown, nullable = false): void {
+/** Throws a TypeError unless `v` is an ISO 8601 UTC time as `toISOString()` writes it (or, when `nullable`, null). */
+export function checkTime(op: string, field: string, v: unknown, nullable = false): void {
   if (!(nullable && v === null) && !isIsoUtc(v)) throw new TypeError(`${op}: ${field} must be an ISO 8601 UTC time${nullable ? " or null" : ""}`);
 }
 
@@ -223,7 +230,7 @@ function checkCount(op: string, field: string, v: unknown, min = 0, max = Number
 export function checkNewExecution(e: NewExecution, concurrency: number | undefined): void {
   const op = "createExecution";
   if (e === null || typeof e !== "object") throw new TypeError(`${op}: execution must be an object`);
-  checkExecutionId(op, e.id, true);
+  checkExecutionId(op, e.id);
   checkText(op, "runbook", e.runbook);
   if (e.status !== "running" && e.status !== "pending-approval") throw new TypeError(`${op}: status must be running or pending-approval`);
   checkText(op, "requestedBy", e.requestedBy);
@@ -259,7 +266,7 @@ export function checkExecutionChange(c: ExecutionChange): void {
 /** Checks a chunk of output (`appendOutput`). */
 export function checkOutputChunk(id: string, seq: number, data: Uint8Array, outputBytes: number, truncated: boolean): void {
   const op = "appendOutput";
-  checkExecutionId(op, id, true);
+  checkExecutionId(op, id);
   checkCount(op, "seq", seq, 0, INT32_MAX);
   if (!(data instanceof Uint8Array)) throw new TypeError(`${op}: data must be bytes`);
   checkCount(op, "outputBytes", outputBytes);
@@ -282,14 +289,15 @@ export function checkListExecutions(o: { runbook?: string; before?: string; limi
   const op = "listExecutions";
   if (o === null || typeof o !== "object") throw new TypeError(`${op}: options must be an object`);
   if (o.runbook !== undefined && typeof o.runbook !== "string") throw new TypeError(`${op}: runbook must be a string`);
-  if (o.before !== undefined && typeof o.before !== "string") throw new TypeError(`${op}: before must be a string`);
+  // any id-like text pages (a UUID need not be stored to page below it), but never a NUL
+  if (o.before !== undefined && (typeof o.before !== "string" || o.before.includes("\0"))) throw new TypeError(`${op}: before must be a string without NUL`);
+  if (o.runbook !== undefined && o.runbook.includes("\0")) throw new TypeError(`${op}: runbook must not hold a NUL`);
   checkCount(op, "limit", o.limit);
 }
 
 /** Checks the arguments of `readOutput`. */
-export function checkReadOutput(id: string, afterSeq: number, limit: number | undefined): void {
+export function checkReadOutput(afterSeq: number, limit: number | undefined): void {
   const op = "readOutput";
-  checkExecutionId(op, id);
   checkCount(op, "afterSeq", afterSeq, -1, INT32_MAX);
   if (limit !== undefined) checkCount(op, "limit", limit);
 }

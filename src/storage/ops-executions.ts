@@ -7,12 +7,11 @@
  */
 import { CofferError } from "../errors.ts";
 import {
-  checkActor, checkAuditInput, checkBeat, checkExecutionChange, checkExecutionId, checkListExecutions, checkNewExecution, checkOutputChunk,
-  checkReadOutput,
+  checkActor, checkAuditInput, checkBeat, checkExecutionChange, checkListExecutions, checkNewExecution, checkOutputChunk,
+  checkReadOutput, checkTime, isExecutionId,
 } from "./checks.ts";
 import { all, appendAudit, get, run, type Dialect, type Op } from "./ops.ts";
 import type { AuditInput, ExecutionChange, ExecutionStatus, InstanceBeat, NewExecution, ServerStorage, StoredExecution } from "./types.ts";
-
 
 // An execution's row with one of its approvers (null when it has none): one row per approval.
 interface ExecutionRow {
@@ -85,7 +84,7 @@ function* selectAll(where: string, order: "ASC" | "DESC", ...params: unknown[]):
 
 /** {@link ServerStorage.getExecution} */
 export function* getExecution(id: string): Op<StoredExecution | undefined> {
-  checkExecutionId("getExecution", id);
+  if (!isExecutionId("getExecution", id)) return undefined;
   return (yield* selectAll("id = ?", "ASC", id))[0];
 }
 
@@ -94,8 +93,14 @@ export function* listExecutions(options: { runbook?: string; before?: string; li
   checkListExecutions(options);
   const where: string[] = [];
   const params: unknown[] = [];
-  if (options.runbook !== undefined) where.push("runbook = ?"), params.push(options.runbook);
-  if (options.before !== undefined) where.push("id < ?"), params.push(options.before);
+  if (options.runbook !== undefined) {
+    where.push("runbook = ?");
+    params.push(options.runbook);
+  }
+  if (options.before !== undefined) {
+    where.push("id < ?");
+    params.push(options.before);
+  }
   return executionsFromRows(yield* all<ExecutionRow>(selectExecutions(where.join(" AND "), "DESC", true), ...params, options.limit));
 }
 
@@ -109,7 +114,8 @@ export function* runningExecutions(instance?: string): Op<StoredExecution[]> {
 
 /** {@link ServerStorage.expiredExecutions}, oldest first. */
 export function* expiredExecutions(now: string): Op<StoredExecution[]> {
-  if (typeof now !== "string" || Number.isNaN(Date.parse(now))) throw new TypeError("expiredExecutions: now must be an ISO 8601 UTC time");
+  // compared as text with expires_at: the same exact form, or the comparison would mislead
+  checkTime("expiredExecutions", "now", now);
   return yield* selectAll("status = 'pending-approval' AND expires_at < ?", "ASC", now);
 }
 
@@ -175,9 +181,9 @@ const CHANGE_COLUMNS: readonly [keyof ExecutionChange, string, (v: never) => unk
  * @throws CofferError E_CONFLICT when it would start the execution and its runbook's concurrency is full
  */
 export function* updateExecution(d: Dialect, id: string, change: ExecutionChange, audit?: AuditInput): Op<StoredExecution | undefined> {
-  checkExecutionId("updateExecution", id);
   checkExecutionChange(change);
   if (audit !== undefined) checkAuditInput(audit, new Date().toISOString(), d.maxVersion);
+  if (!isExecutionId("updateExecution", id)) return undefined;
   if (change.concurrency !== undefined && change.status === "running") {
     const found = yield* get<{ runbook: string }>("SELECT runbook FROM executions WHERE id = ?", id);
     if (found === undefined) return undefined;
@@ -208,10 +214,9 @@ export function* updateExecution(d: Dialect, id: string, change: ExecutionChange
 export function* approveExecution(
   d: Dialect, id: string, principal: string, audit: AuditInput,
 ): Op<{ execution: StoredExecution; added: boolean } | undefined> {
-  checkExecutionId("approveExecution", id);
   checkActor("approveExecution", principal);
-  const now = new Date().toISOString();
-  const { at } = checkAuditInput(audit, now, d.maxVersion);
+  const { at } = checkAuditInput(audit, new Date().toISOString(), d.maxVersion);
+  if (!isExecutionId("approveExecution", id)) return undefined;
   // Locked (PostgreSQL): a change racing this one waits, or this one sees it made.
   const row = yield* get<{ status: string }>(`SELECT status FROM executions WHERE id = ?${d.forUpdate}`, id);
   if (row?.status !== "pending-approval") return undefined;
@@ -236,7 +241,8 @@ export function* appendOutput(id: string, seq: number, data: Uint8Array, outputB
 
 /** {@link ServerStorage.readOutput} */
 export function* readOutput(d: Dialect, id: string, afterSeq: number, limit?: number): Op<{ seq: number; data: Buffer }[]> {
-  checkReadOutput(id, afterSeq, limit);
+  checkReadOutput(afterSeq, limit);
+  if (!isExecutionId("readOutput", id)) return [];
   const rows = yield* all<{ seq: number; data: Uint8Array }>(
     "SELECT seq, data FROM execution_output WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?", id, afterSeq, limit ?? d.noLimit,
   );

@@ -97,7 +97,14 @@ export function executionConformance(
     assert.deepEqual(await s.createExecution(pending, executionAudit("runbook.request", "cdn-flush", null)), expected(pending));
 
     assert.equal(await s.getExecution(uuid7()), undefined);
-    assert.equal(await s.getExecution("not-an-id"), undefined);
+    // ids that are no execution's (from a URL, say) find nothing, alike in both drivers
+    for (const odd of ["not-an-id", running.id.toUpperCase(), `${running.id}\u0000`, "", "%"]) {
+      assert.equal(await s.getExecution(odd), undefined);
+      assert.equal(await s.updateExecution(odd, { from: ["running"], status: "failed" }), undefined);
+      assert.equal(await s.approveExecution(odd, "jwt:bob", executionAudit("runbook.approve", "cdn-flush", null, "jwt:bob")), undefined);
+      assert.deepEqual(await s.readOutput(odd, -1), []);
+    }
+    await assert.rejects(s.listExecutions({ before: "\u0000", limit: 1 }), TypeError);
 
     const before = await lastSeq(s);
     await assert.rejects(s.createExecution({ ...running, runbook: "other" }, executionAudit("runbook.start", "other", null)), {
