@@ -8,7 +8,10 @@ import { CofferError } from "../errors.ts";
 import { setImmediate as yieldToLoop } from "node:timers/promises";
 import { ChainVerifier, type AuditRecord, type AuditVerification } from "../core/audit.ts";
 import { assertVersion } from "../core/names.ts";
-import { AUDIT_VERIFY_PAGE, type AuditInput, type AuditVerifyOptions, type SealedValue, type StoredSecretInfo, type StoredToken, type WriteRequest } from "./types.ts";
+import {
+  AUDIT_VERIFY_PAGE, type AuditInput, type AuditVerifyOptions, type ExecutionChange, type ExecutionStatus, type InstanceBeat, type NewExecution,
+  type SealedValue, type StoredSecretInfo, type StoredToken, type WriteRequest,
+} from "./types.ts";
 
 /**
  * The migrate rule's one refusal, for every dialect (and a backup's snapshot): a database
@@ -179,4 +182,122 @@ export async function verifyAuditPages(
     await options.onPage?.(verifier.ok.records);
     await yieldToLoop();
   }
+}
+
+/** Every {@link ExecutionStatus}. */
+const EXECUTION_STATUSES: ReadonlySet<string> = new Set<ExecutionStatus>([
+  "pending-approval", "running", "succeeded", "failed", "timed-out", "cancelled", "rejected", "interrupted", "expired",
+]);
+/** An execution id: a UUID in lower case (ids sort as text: a UUIDv7's order is its time's). */
+const EXECUTION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/**
+ * Whether `id` is an execution id (a lower-case UUID); a TypeError when it is not a string. A
+ * look-up by any other string finds nothing without asking the database (PostgreSQL would refuse
+ * a NUL in it).
+ */
+export function isExecutionId(op: string, id: unknown): boolean {
+  if (typeof id !== "string") throw new TypeError(`${op}: id must be a string`);
+  return EXECUTION_ID.test(id);
+}
+
+/** Throws a TypeError unless `id` is an execution id (a lower-case UUID): for one being stored. */
+export function checkExecutionId(op: string, id: unknown): asserts id is string {
+  if (!isExecutionId(op, id)) throw new TypeError(`${op}: id must be a UUID in lower case`);
+}
+
+function checkStatus(op: string, status: unknown): asserts status is ExecutionStatus {
+  if (typeof status !== "string" || !EXECUTION_STATUSES.has(status)) throw new TypeError(`${op}: ${String(status)} is not an execution status`);
+}
+
+function checkText(op: string, field: string, v: unknown): void {
+  if (typeof v !== "string" || v === "") throw new TypeError(`${op}: ${field} must be a non-empty string`);
+}
+
+/** Throws a TypeError unless `v` is an ISO 8601 UTC time as `toISOString()` writes it (or, when `nullable`, null). */
+export function checkTime(op: string, field: string, v: unknown, nullable = false): void {
+  if (!(nullable && v === null) && !isIsoUtc(v)) throw new TypeError(`${op}: ${field} must be an ISO 8601 UTC time${nullable ? " or null" : ""}`);
+}
+
+// PostgreSQL's INTEGER columns (exit_code, pid, seq, approvals_required) hold 32 bits.
+const INT32_MAX = 0x7fffffff;
+
+function checkCount(op: string, field: string, v: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): void {
+  if (!Number.isSafeInteger(v) || (v as number) < min || (v as number) > max) throw new TypeError(`${op}: ${field} must be a whole number from ${min} to ${max}`);
+}
+
+/** Checks a new execution (`createExecution`) and the concurrency it must fit in. */
+export function checkNewExecution(e: NewExecution, concurrency: number | undefined): void {
+  const op = "createExecution";
+  if (e === null || typeof e !== "object") throw new TypeError(`${op}: execution must be an object`);
+  checkExecutionId(op, e.id);
+  checkText(op, "runbook", e.runbook);
+  if (e.status !== "running" && e.status !== "pending-approval") throw new TypeError(`${op}: status must be running or pending-approval`);
+  checkText(op, "requestedBy", e.requestedBy);
+  checkText(op, "principal", e.principal);
+  if (e.params === null || typeof e.params !== "object" || Array.isArray(e.params) || !Object.values(e.params).every((v) => typeof v === "string")) {
+    throw new TypeError(`${op}: params must be an object of strings`);
+  }
+  checkCount(op, "approvalsRequired", e.approvalsRequired, 0, INT32_MAX);
+  checkTime(op, "createdAt", e.createdAt);
+  checkTime(op, "expiresAt", e.expiresAt, true);
+  if (e.instance !== null) checkText(op, "instance", e.instance);
+  if (concurrency !== undefined) checkCount(op, "concurrency", concurrency, 1);
+}
+
+/** Checks a change of an execution (`updateExecution`). */
+export function checkExecutionChange(c: ExecutionChange): void {
+  const op = "updateExecution";
+  if (c === null || typeof c !== "object") throw new TypeError(`${op}: change must be an object`);
+  if (!Array.isArray(c.from) || c.from.length === 0) throw new TypeError(`${op}: from must list at least one status`);
+  for (const s of c.from) checkStatus(op, s);
+  if (c.status !== undefined) checkStatus(op, c.status);
+  if (c.startedAt !== undefined) checkTime(op, "startedAt", c.startedAt);
+  if (c.finishedAt !== undefined) checkTime(op, "finishedAt", c.finishedAt);
+  if (c.exitCode !== undefined && c.exitCode !== null) checkCount(op, "exitCode", c.exitCode, -INT32_MAX, INT32_MAX);
+  if (c.signal !== undefined && c.signal !== null) checkText(op, "signal", c.signal);
+  if (c.outputBytes !== undefined) checkCount(op, "outputBytes", c.outputBytes);
+  if (c.truncated !== undefined && typeof c.truncated !== "boolean") throw new TypeError(`${op}: truncated must be a boolean`);
+  if (c.instance !== undefined) checkText(op, "instance", c.instance);
+  if (c.cancelRequested !== undefined && typeof c.cancelRequested !== "boolean") throw new TypeError(`${op}: cancelRequested must be a boolean`);
+  if (c.concurrency !== undefined) checkCount(op, "concurrency", c.concurrency, 1);
+}
+
+/** Checks a chunk of output (`appendOutput`). */
+export function checkOutputChunk(id: string, seq: number, data: Uint8Array, outputBytes: number, truncated: boolean): void {
+  const op = "appendOutput";
+  checkExecutionId(op, id);
+  checkCount(op, "seq", seq, 0, INT32_MAX);
+  if (!(data instanceof Uint8Array)) throw new TypeError(`${op}: data must be bytes`);
+  checkCount(op, "outputBytes", outputBytes);
+  if (typeof truncated !== "boolean") throw new TypeError(`${op}: truncated must be a boolean`);
+}
+
+/** Checks an instance's heartbeat (`heartbeat`). */
+export function checkBeat(b: InstanceBeat): void {
+  const op = "heartbeat";
+  if (b === null || typeof b !== "object") throw new TypeError(`${op}: beat must be an object`);
+  checkText(op, "id", b.id);
+  if (typeof b.host !== "string") throw new TypeError(`${op}: host must be a string`);
+  checkCount(op, "pid", b.pid, 0, INT32_MAX);
+  checkTime(op, "startedAt", b.startedAt);
+  checkTime(op, "heartbeatAt", b.heartbeatAt);
+}
+
+/** Checks the options of `listExecutions`. */
+export function checkListExecutions(o: { runbook?: string; before?: string; limit: number }): void {
+  const op = "listExecutions";
+  if (o === null || typeof o !== "object") throw new TypeError(`${op}: options must be an object`);
+  if (o.runbook !== undefined && typeof o.runbook !== "string") throw new TypeError(`${op}: runbook must be a string`);
+  // any id-like text pages (a UUID need not be stored to page below it), but never a NUL
+  if (o.before !== undefined && (typeof o.before !== "string" || o.before.includes("\0"))) throw new TypeError(`${op}: before must be a string without NUL`);
+  if (o.runbook !== undefined && o.runbook.includes("\0")) throw new TypeError(`${op}: runbook must not hold a NUL`);
+  checkCount(op, "limit", o.limit);
+}
+
+/** Checks the arguments of `readOutput`. */
+export function checkReadOutput(afterSeq: number, limit: number | undefined): void {
+  const op = "readOutput";
+  checkCount(op, "afterSeq", afterSeq, -1, INT32_MAX);
+  if (limit !== undefined) checkCount(op, "limit", limit);
 }

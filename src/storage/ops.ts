@@ -7,7 +7,8 @@
  * changes something inside one transaction, so a change and its audit record land together.
  *
  * What differs between the dialects is in {@link Dialect}; everything else — the checks, the
- * version rule, the one audit append — is here once.
+ * version rule, the one audit append — is here once. The operations of runbook executions are
+ * written the same way, in `ops-executions.ts`.
  */
 import { CofferError } from "../errors.ts";
 import { assertVersion } from "../core/names.ts";
@@ -38,6 +39,12 @@ export interface Dialect {
   forUpdate: string;
   /** taken before the chain's tail is read (PostgreSQL's advisory lock), or none */
   auditLock: string | null;
+  /**
+   * locks one runbook to the commit (its one parameter: the runbook's name), so the executions it
+   * has running are counted race-free (PostgreSQL's advisory lock); none where transactions are
+   * serialised anyway (SQLite's `BEGIN IMMEDIATE`)
+   */
+  runbookLock: string | null;
   /** audit records per INSERT */
   auditChunk: number;
   /** the tie-break of tokens created at the same time, newest first */
@@ -56,13 +63,16 @@ export interface OpWriteRequest extends WriteRequest {
   action?: string;
 }
 
-function* get<R>(sql: string, ...params: unknown[]): Op<R | undefined> {
+/** One statement: its first row. */
+export function* get<R>(sql: string, ...params: unknown[]): Op<R | undefined> {
   return (yield { sql, params, mode: "get" }) as R | undefined;
 }
-function* all<R>(sql: string, ...params: unknown[]): Op<R[]> {
+/** One statement: every row. */
+export function* all<R>(sql: string, ...params: unknown[]): Op<R[]> {
   return (yield { sql, params, mode: "all" }) as R[];
 }
-function* run(sql: string, ...params: unknown[]): Op<number> {
+/** One statement that changes rows: how many. */
+export function* run(sql: string, ...params: unknown[]): Op<number> {
   return Number(yield { sql, params, mode: "run" });
 }
 

@@ -68,7 +68,55 @@ CREATE INDEX coffer_tokens_by_created ON coffer_tokens (created_at, ord);
  * Each entry brings the PostgreSQL schema from version i+1 to i+2, as `sqlite-schema.ts` does for
  * SQLite; the two lists must stay the same length (checked when this module loads).
  */
-const POSTGRES_MIGRATIONS: readonly string[] = [];
+const POSTGRES_MIGRATIONS: readonly string[] = [
+  // 1 → 2: runbook executions (issue 13), as sqlite-schema.ts's EXECUTIONS. truncated and
+  // cancel_requested are 0/1 integers, as in SQLite, so ops.ts binds and reads them alike.
+  `
+CREATE TABLE coffer_executions (
+  id                 TEXT COLLATE "C" PRIMARY KEY,
+  runbook            TEXT COLLATE "C" NOT NULL,
+  status             TEXT NOT NULL,
+  requested_by       TEXT NOT NULL,
+  principal          TEXT NOT NULL,
+  params             TEXT NOT NULL,
+  approvals_required INTEGER NOT NULL CHECK (approvals_required >= 0),
+  created_at         TEXT COLLATE "C" NOT NULL,
+  started_at         TEXT COLLATE "C",
+  finished_at        TEXT COLLATE "C",
+  expires_at         TEXT COLLATE "C",
+  exit_code          INTEGER,
+  signal             TEXT,
+  output_bytes       BIGINT NOT NULL DEFAULT 0 CHECK (output_bytes >= 0),
+  truncated          SMALLINT NOT NULL DEFAULT 0 CHECK (truncated IN (0, 1)),
+  instance           TEXT,
+  cancel_requested   SMALLINT NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1))
+);
+CREATE INDEX coffer_executions_by_runbook ON coffer_executions (runbook, id);
+CREATE INDEX coffer_executions_by_status ON coffer_executions (status, id);
+
+CREATE TABLE coffer_execution_approvals (
+  execution_id TEXT COLLATE "C" NOT NULL,
+  principal    TEXT COLLATE "C" NOT NULL,
+  at           TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (execution_id, principal)
+);
+
+CREATE TABLE coffer_execution_output (
+  execution_id TEXT COLLATE "C" NOT NULL,
+  seq          INTEGER NOT NULL CHECK (seq >= 0),
+  data         BYTEA NOT NULL,
+  PRIMARY KEY (execution_id, seq)
+);
+
+CREATE TABLE coffer_instances (
+  id           TEXT COLLATE "C" PRIMARY KEY,
+  host         TEXT NOT NULL,
+  pid          INTEGER NOT NULL,
+  started_at   TEXT COLLATE "C" NOT NULL,
+  heartbeat_at TEXT COLLATE "C" NOT NULL
+);
+`,
+];
 
 if (1 + POSTGRES_MIGRATIONS.length !== SCHEMA_VERSION.server) {
   throw new Error(`postgres.ts knows schema ${1 + POSTGRES_MIGRATIONS.length} but sqlite-schema.ts is at ${SCHEMA_VERSION.server}: add the PostgreSQL migration`);
@@ -82,6 +130,11 @@ function lockKey(label: string): string {
 const MIGRATION_LOCK = lockKey("coffer/migrations");
 /** The advisory lock held by each transaction that appends to the audit chain. */
 export const AUDIT_LOCK = lockKey("coffer/audit");
+/**
+ * The first key of the per-runbook advisory lock (the second is `hashtext(name)`): 32-bit pairs
+ * are a key space of their own, apart from the 64-bit keys above.
+ */
+export const RUNBOOK_LOCK_CLASS = createHash("sha256").update("coffer/runbook", "utf8").digest().readInt32BE(0);
 
 /**
  * Creates or migrates the tables and returns the store id, in one transaction under the

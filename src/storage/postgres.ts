@@ -11,7 +11,7 @@
  * text that was hashed, so records and chain hashes are byte-for-byte those of the SQLite driver.
  */
 import { CofferError } from "../errors.ts";
-import { AUDIT_LOCK, migrate } from "./postgres-schema.ts";
+import { AUDIT_LOCK, RUNBOOK_LOCK_CLASS, migrate } from "./postgres-schema.ts";
 import { PgPool, type PostgresStorageOptions, type Queryable } from "./postgres-pool.ts";
 import * as ops from "./ops.ts";
 import { storageOver } from "./seam.ts";
@@ -50,6 +50,7 @@ const D: ops.Dialect = {
   rotation: false,
   forUpdate: " FOR UPDATE",
   auditLock: `SELECT pg_advisory_xact_lock(${AUDIT_LOCK}::bigint)`,
+  runbookLock: `SELECT pg_advisory_xact_lock(${RUNBOOK_LOCK_CLASS}, hashtext(?))`,
   // rows per INSERT when appending a batch (8 parameters each, well under PostgreSQL's 65535)
   auditChunk: 500,
   tokenOrder: "ord",
@@ -65,7 +66,7 @@ function translate(sql: string, named: boolean): { text: string; name?: string }
   let t = translated.get(sql);
   if (t === undefined) {
     let n = 0;
-    const text = sql.replace(/\?/g, () => `$${++n}`).replace(/\b(FROM|INTO|UPDATE|JOIN)\s+(meta|secrets|versions|audit|tokens)\b/g, "$1 coffer_$2");
+    const text = sql.replace(/\?/g, () => `$${++n}`).replace(/\b(FROM|INTO|UPDATE|JOIN)\s+(meta|secrets|versions|audit|tokens|executions|execution_approvals|execution_output|instances)\b/g, "$1 coffer_$2");
     t = named ? { text, name: `coffer_q${translated.size}` } : { text };
     translated.set(sql, t);
   }

@@ -1,10 +1,11 @@
 /**
  * The storage seam over either driver (docs/design.md §7): {@link ServerStorage}'s methods, once,
- * as operations of `ops.ts` handed to a driver's runner, which runs reads on a connection and
- * changes in one transaction each.
+ * as operations of `ops.ts` and `ops-executions.ts` handed to a driver's runner, which runs reads
+ * on a connection and changes in one transaction each.
  */
 import { secretInfoFromRow, verifyAuditPages } from "./checks.ts";
 import * as ops from "./ops.ts";
+import * as exec from "./ops-executions.ts";
 import type { ServerStorage, StorageDriverName } from "./types.ts";
 
 /** How a driver runs an operation of ops.ts; `what` names it in error messages. */
@@ -35,6 +36,20 @@ export function storageOver(driver: StorageDriverName, storeId: Buffer, d: ops.D
     findTokenById: (id) => r.read("reading a token", () => ops.findToken({ id })),
     listTokens: () => r.read("listing tokens", () => ops.listTokens(d)),
     revokeToken: (id, actor, detail) => r.tx("revoking a token", () => ops.revokeToken(d, id, actor, detail)),
+    createExecution: (execution, audit, concurrency) => r.tx("starting an execution", () => exec.createExecution(d, execution, audit, concurrency)),
+    getExecution: (id) => r.read("reading an execution", () => exec.getExecution(id)),
+    listExecutions: (options) => r.read("listing executions", () => exec.listExecutions(options)),
+    updateExecution: (id, change, audit) => r.tx("updating an execution", () => exec.updateExecution(d, id, change, audit)),
+    approveExecution: (id, principal, audit) => r.tx("approving an execution", () => exec.approveExecution(d, id, principal, audit)),
+    // Output comes in many chunks: committed without an fsync each, as audit batches are.
+    appendOutput: (id, seq, data, outputBytes, truncated) =>
+      r.tx("storing an execution's output", () => exec.appendOutput(id, seq, data, outputBytes, truncated), false),
+    readOutput: (id, afterSeq, limit) => r.read("reading an execution's output", () => exec.readOutput(d, id, afterSeq, limit)),
+    heartbeat: (beat) => r.tx("recording a heartbeat", () => exec.heartbeat(beat), false),
+    instances: () => r.read("reading instances", () => exec.instances()),
+    retireInstance: (id) => r.tx("retiring an instance", () => exec.retireInstance(id)),
+    runningExecutions: (instance) => r.read("listing running executions", () => exec.runningExecutions(instance)),
+    expiredExecutions: (now) => r.read("listing expired executions", () => exec.expiredExecutions(now)),
     appendAudit: (entries) => r.tx("appending to the audit log", () => ops.appendAudit(d, entries), false),
     auditLog: (options = {}) => r.read("reading the audit log", () => ops.auditLog(d, options)),
     // A page per statement, checked as it comes and yielding between pages: a long chain is

@@ -60,7 +60,7 @@ const RESOLVED_UNDEFINED: Promise<undefined> = Promise.resolve(undefined);
 
 /**
  * The seam over a synchronous core of either kind (a local store's serves the conformance suite;
- * it has no tokens table): each call runs to its end before it returns a settled promise.
+ * it has no tokens or execution tables): each call runs to its end before it returns a settled promise.
  * Closing it closes the core.
  */
 export function sqliteStorage(core: SqliteDriver): ServerStorage {

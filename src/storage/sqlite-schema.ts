@@ -128,13 +128,62 @@ const SHARING = [
   ) STRICT`,
 ];
 
+// Runbook executions (issue 13), a server database's from schema 2. An execution's id is a
+// UUIDv7 (lexical order = time order: history pages by id); params is the JSON of the non-secret
+// params; truncated and cancel_requested are 0/1. Approvals count once per principal; output is
+// stored in chunks numbered from 0 as it arrives; instances holds each server instance's heartbeat.
+const EXECUTIONS = [
+  `CREATE TABLE executions (
+  id                 TEXT PRIMARY KEY,
+  runbook            TEXT NOT NULL,
+  status             TEXT NOT NULL,
+  requested_by       TEXT NOT NULL,
+  principal          TEXT NOT NULL,
+  params             TEXT NOT NULL,
+  approvals_required INTEGER NOT NULL CHECK (approvals_required >= 0),
+  created_at         TEXT NOT NULL,
+  started_at         TEXT,
+  finished_at        TEXT,
+  expires_at         TEXT,
+  exit_code          INTEGER,
+  signal             TEXT,
+  output_bytes       INTEGER NOT NULL DEFAULT 0 CHECK (output_bytes >= 0),
+  truncated          INTEGER NOT NULL DEFAULT 0 CHECK (truncated IN (0, 1)),
+  instance           TEXT,
+  cancel_requested   INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1))
+) STRICT`,
+  // a runbook's history, newest first
+  "CREATE INDEX executions_by_runbook ON executions (runbook, id)",
+  // what runs (and a runbook's concurrency count: the running are few), what waits for approval
+  "CREATE INDEX executions_by_status ON executions (status, id)",
+  `CREATE TABLE execution_approvals (
+  execution_id TEXT NOT NULL,
+  principal    TEXT NOT NULL,
+  at           TEXT NOT NULL,
+  PRIMARY KEY (execution_id, principal)
+) STRICT, WITHOUT ROWID`,
+  `CREATE TABLE execution_output (
+  execution_id TEXT NOT NULL,
+  seq          INTEGER NOT NULL CHECK (seq >= 0),
+  data         BLOB NOT NULL,
+  PRIMARY KEY (execution_id, seq)
+) STRICT`,
+  `CREATE TABLE instances (
+  id           TEXT PRIMARY KEY,
+  host         TEXT NOT NULL,
+  pid          INTEGER NOT NULL,
+  started_at   TEXT NOT NULL,
+  heartbeat_at TEXT NOT NULL
+) STRICT`,
+];
+
 /**
  * The schema of each kind, by version: entry 0 creates version 1, entry i brings version i to
  * i+1. SQLite records the version in `user_version` (0 counts as 1).
  */
 export const SCHEMA: Record<SqliteKind, readonly (readonly string[])[]> = {
   store: [[META, STORE_KEYS, secretsTable(true), VERSIONS, AUDIT], SHARING],
-  server: [[META, secretsTable(false), VERSIONS, AUDIT, ...TOKENS]],
+  server: [[META, secretsTable(false), VERSIONS, AUDIT, ...TOKENS], EXECUTIONS],
 };
 
 /** The schema version this coffer writes, per kind. */

@@ -88,6 +88,80 @@ export interface AuditVerifyOptions {
 /** Records read and checked per page before {@link ServerStorage.verifyAudit} yields. */
 export const AUDIT_VERIFY_PAGE = 500;
 
+/** Where an execution of a runbook is (docs/design.md §10). The last seven are final ({@link FINAL_STATUSES}). */
+export type ExecutionStatus =
+  | "pending-approval" | "running"
+  | "succeeded" | "failed" | "timed-out" | "cancelled" | "rejected" | "interrupted" | "expired";
+
+/** The statuses an execution never leaves. */
+export const FINAL_STATUSES: ReadonlySet<ExecutionStatus> = new Set(["succeeded", "failed", "timed-out", "cancelled", "rejected", "interrupted", "expired"]);
+
+/** One execution of a runbook, as stored. Never a secret value: `params` holds only the non-secret params. */
+export interface StoredExecution {
+  /** a UUIDv7 (text, lower case): ids sort by creation time */
+  id: string;
+  runbook: string;
+  status: ExecutionStatus;
+  /** the subject that asked for it (`token:<id>`, `jwt:<sub>`, `cert:<cn>`) */
+  requestedBy: string;
+  /** the principal it counts against: the requester, or for a token the subject its chain of makers starts from */
+  principal: string;
+  /** the params as given and defaulted (never a secret) */
+  params: Record<string, string>;
+  /** how many approvals from other principals it needs before it runs */
+  approvalsRequired: number;
+  /** the principals that approved, in order */
+  approvals: string[];
+  /** ISO 8601 UTC */
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** a pending execution ends `expired` after this time */
+  expiresAt: string | null;
+  exitCode: number | null;
+  /** e.g. `SIGKILL` when the script was ended by a signal */
+  signal: string | null;
+  /** bytes of (masked) output stored */
+  outputBytes: number;
+  truncated: boolean;
+  /** the server instance that runs (or ran) it */
+  instance: string | null;
+  /** someone asked to cancel it while it ran; the instance running it ends it */
+  cancelRequested: boolean;
+}
+
+/** What {@link ServerStorage.createExecution} stores: a new execution, running or pending approval. */
+export type NewExecution = Pick<StoredExecution, "id" | "runbook" | "requestedBy" | "principal" | "params" | "approvalsRequired" | "createdAt" | "expiresAt"> & {
+  status: "running" | "pending-approval";
+  /** for a running one: the instance that runs it (startedAt is createdAt) */
+  instance: string | null;
+};
+
+/** A change of an execution's state, applied only while its status is one of `from`. */
+export interface ExecutionChange {
+  from: readonly ExecutionStatus[];
+  status?: ExecutionStatus;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number | null;
+  signal?: string | null;
+  outputBytes?: number;
+  truncated?: boolean;
+  instance?: string;
+  cancelRequested?: boolean;
+  /** refuse (E_CONFLICT) when the change makes it `running` and this many of its runbook already run */
+  concurrency?: number;
+}
+
+/** A server instance's heartbeat row. */
+export interface InstanceBeat {
+  id: string;
+  host: string;
+  pid: number;
+  startedAt: string;
+  heartbeatAt: string;
+}
+
 /** Which storage holds the server's state. */
 export type StorageDriverName = "sqlite" | "postgres";
 
@@ -140,6 +214,60 @@ export interface ServerStorage {
    * @returns false when no unrevoked token has that id
    */
   revokeToken(id: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<boolean>;
+
+  /**
+   * Stores a new execution with its audit record (exactly `audit`, nothing added), in one
+   * transaction. A running one gets `startedAt` = `createdAt`. When it is `running` and
+   * `concurrency` is given, refuses if that many of its runbook already run, counted under a lock
+   * per runbook so instances starting together never both get the last slot.
+   * @throws CofferError E_CONFLICT when the runbook's concurrency is full (`runbook "NAME" already
+   *   has N execution(s) running (concurrency C); wait for one to finish`) or the id is taken;
+   *   TypeError when a field is malformed (the id must be a lower-case UUID)
+   */
+  createExecution(execution: NewExecution, audit: AuditInput, concurrency?: number): Promise<StoredExecution>;
+  /** The execution with this id (any string: one that is no id finds nothing), or undefined. */
+  getExecution(id: string): Promise<StoredExecution | undefined>;
+  /**
+   * Executions newest first (by id), with their approvals: of one runbook when given, with ids
+   * below `before` (compared as text; it need not be a stored id), at most `limit`.
+   */
+  listExecutions(options: { runbook?: string; before?: string; limit: number }): Promise<StoredExecution[]>;
+  /**
+   * Applies `change` (and appends `audit`, if any) in one transaction when the execution's status
+   * is one of `change.from`; returns the execution as it is now, or undefined when it was not in
+   * one of those statuses (or does not exist): of two racing changes, one wins. Fields absent
+   * from `change` are left as they are; `exitCode`/`signal` null clear them.
+   * @throws CofferError E_CONFLICT when the change makes it `running`, it would apply, and
+   *   `change.concurrency` executions of its runbook other than it already run (same message as
+   *   createExecution's)
+   */
+  updateExecution(id: string, change: ExecutionChange, audit?: AuditInput): Promise<StoredExecution | undefined>;
+  /**
+   * Records `principal`'s approval of a pending execution with its audit record; an approver
+   * counts once. Returns the execution as it is now and whether this approval was new (`audit`
+   * is appended only then); undefined when it is not pending approval (or does not exist). It does
+   * not start the execution: the caller does, with `updateExecution`, once enough approved.
+   */
+  approveExecution(id: string, principal: string, audit: AuditInput): Promise<{ execution: StoredExecution; added: boolean } | undefined>;
+  /**
+   * Appends a chunk of (masked) output as chunk `seq` (0, 1, …) and sets the execution's
+   * `outputBytes` and `truncated`, in one transaction (committed without an fsync, as audit
+   * batches are). Not audited.
+   * @throws CofferError E_NOT_FOUND when there is no such execution, E_CONFLICT when chunk `seq` is stored already
+   */
+  appendOutput(id: string, seq: number, data: Uint8Array, outputBytes: number, truncated: boolean): Promise<void>;
+  /** The output chunks with seq above `afterSeq` (-1: all), in order, at most `limit` of them. */
+  readOutput(id: string, afterSeq: number, limit?: number): Promise<{ seq: number; data: Buffer }[]>;
+  /** Records that instance `beat.id` is alive (inserting it the first time). */
+  heartbeat(beat: InstanceBeat): Promise<void>;
+  /** Every instance that ever beat (and was not retired), by id, with its last heartbeat. */
+  instances(): Promise<InstanceBeat[]>;
+  /** Removes an instance's heartbeat row (an unknown id is no error). */
+  retireInstance(id: string): Promise<void>;
+  /** The executions that are `running`, oldest first: of every instance, or of `instance` only. */
+  runningExecutions(instance?: string): Promise<StoredExecution[]>;
+  /** Pending executions whose `expiresAt` is before `now` (ISO 8601 UTC), oldest first. */
+  expiredExecutions(now: string): Promise<StoredExecution[]>;
 
   /** Appends records to the audit chain in one transaction, in order. */
   appendAudit(entries: readonly AuditInput[]): Promise<AuditRecord[]>;

@@ -2,7 +2,8 @@
  * Files written by today's coffer open unchanged: a local store and a server SQLite database made
  * by coffer at 7452aec (test/fixtures/compat-7452aec, see its README), before the storage driver
  * was one. Their values read back, their audit chains verify, their tables are the ones a new
- * file is created with (the same `sqlite_master` text), and new writes chain on.
+ * file is created with (the same `sqlite_master` text: the server's, migrated to schema 2, gains
+ * the execution tables), and new writes chain on.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -11,7 +12,9 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { getMember, initCoffer, openStore } from "../../src/index.ts";
 import { createSqliteStorage, openSqliteStorage } from "../../src/storage/sqlite-async.ts";
+import { SCHEMA_VERSION } from "../../src/storage/sqlite-schema.ts";
 import { tempDir } from "../helpers.ts";
+import { executionAudit, newExecution } from "./conformance-executions.ts";
 
 const FIXTURES = join(import.meta.dirname, "../fixtures/compat-7452aec");
 
@@ -82,6 +85,15 @@ test("a server database written by coffer at 7452aec opens, reads, verifies and 
   assert.equal(verified.ok, true);
   await storage.write({ name: "app/token", actor: "jwt:carol", auditDetail: null, seal: (v) => ({ nonce: Buffer.alloc(12, v), ciphertext: Buffer.alloc(32, v) }) });
   assert.deepEqual(await storage.verifyAudit(), { ok: true, records: verified.records + 1 });
+
+  // Schema 1 → 2 on open: the execution tables (issue 13) are there and take rows.
+  assert.equal(schemaOf(join(dir, "server.db"))[0], `user_version ${SCHEMA_VERSION.server}`);
+  const e = newExecution("after-upgrade");
+  await storage.createExecution(e, executionAudit("runbook.start", "after-upgrade", null));
+  await storage.appendOutput(e.id, 0, Buffer.from("ok\n"), 3, false);
+  await storage.heartbeat({ id: "i-1", host: "h", pid: 1, startedAt: e.createdAt, heartbeatAt: e.createdAt });
+  assert.deepEqual((await storage.listExecutions({ limit: 10 })).map((x) => [x.id, x.outputBytes]), [[e.id, 3]]);
+  assert.deepEqual(await storage.verifyAudit(), { ok: true, records: verified.records + 2 });
 
   const freshDir = tempDir(t);
   chmodSync(freshDir, 0o700);

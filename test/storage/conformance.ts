@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { AuditRecord } from "../../src/core/audit.ts";
 import type { SealedValue, ServerStorage, StoredToken, StoredVersion, WriteRequest } from "../../src/storage/types.ts";
+import { executionConformance } from "./conformance-executions.ts";
 
 /** Hooks a driver may give beyond its factory. */
 export interface ConformanceOptions {
@@ -17,6 +18,8 @@ export interface ConformanceOptions {
   reopen?: (t: TestContext, storage: ServerStorage) => Promise<ServerStorage>;
   /** false for a local store's SQLite, which has no tokens table (the token cases are not registered) */
   tokens?: boolean;
+  /** false for a local store's SQLite, which has no execution tables (conformance-executions.ts is not registered) */
+  executions?: boolean;
 }
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
@@ -96,7 +99,7 @@ function assertToken(actual: StoredToken | undefined, expected: StoredToken): vo
  * Registers the conformance cases for one driver.
  * @param driverLabel - names the suite ("sqlite", "postgres")
  * @param factory - a fresh, empty storage for one test; the factory arranges its closing
- * @param options - optional hooks (reopen)
+ * @param options - optional hooks (reopen) and which tables the driver lacks
  */
 export function storageConformance(
   driverLabel: string,
@@ -510,5 +513,7 @@ export function storageConformance(
       await assert.rejects(s.auditLog(), { code: "E_UNAVAILABLE" });
       await s.close();
     });
+
+    if (options.executions !== false) executionConformance(factory, options.reopen);
   });
 }

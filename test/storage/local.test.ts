@@ -29,6 +29,7 @@ storageConformance("local store (sqlite)", async (t) => {
   return open(t, home);
 }, {
   tokens: false,
+  executions: false,
   reopen: async (t, storage) => {
     await storage.close();
     return open(t, homes.get(storage)!);

@@ -10,10 +10,12 @@ import { join } from "node:path";
 import pg from "pg";
 import { openPostgresStorage } from "../../src/storage/postgres.ts";
 import { createSqliteStorage, openSqliteStorage } from "../../src/storage/sqlite-async.ts";
+import { SCHEMA_VERSION } from "../../src/storage/sqlite-schema.ts";
 import type { AuditInput, ServerStorage } from "../../src/storage/types.ts";
 import { tempDir } from "../helpers.ts";
 import { freshDatabase } from "../services.ts";
 import { storageConformance } from "./conformance.ts";
+import { executionAudit, newExecution } from "./conformance-executions.ts";
 
 const urls = new WeakMap<ServerStorage, string>();
 
@@ -120,7 +122,7 @@ test("postgres: two instances opening an empty database at once both succeed and
   t.after(() => Promise.all(opened.map((s) => s.close())));
   for (const s of opened) assert.deepEqual(s.storeId, opened[0]!.storeId);
   const client = await sql(t, url);
-  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: 1 }]);
+  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: SCHEMA_VERSION.server }]);
   assert.equal((await client.query("SELECT count(*)::int AS n FROM coffer_meta WHERE key = 'store_id'")).rows[0].n, 1);
 });
 
@@ -250,4 +252,66 @@ test("postgres: throughput across two instances (measured, reported as diagnosti
   t.diagnostic(`reads: ${Math.round(reads / readSecs)}/s (${reads} concurrent, 2 pools of 10)`);
   t.diagnostic(`audit appends: ${Math.round(2000 / auditSecs)} records/s (40 batches of 50)`);
   assert.deepEqual(await a.verifyAudit(), { ok: true, records: n + 2000 });
+});
+
+test("postgres: 50 concurrent createExecution calls over two instances give 50 rows, none lost, and one whole chain", async (t) => {
+  const { storage: a, url } = await fresh(t);
+  const b = await open(t, url);
+  const made = Array.from({ length: 50 }, (_, i) => newExecution(`rb${i % 3}`, { instance: i % 2 === 0 ? "i-a" : "i-b" }));
+  const created = await Promise.all(made.map((e, i) => (i % 2 === 0 ? a : b).createExecution(e, executionAudit("runbook.start", e.runbook, { id: e.id }))));
+  assert.deepEqual(created.map((e) => e.id), made.map((e) => e.id));
+  // every row, read back through the other instance, page by page
+  const seen: string[] = [];
+  for (let before: string | undefined; ;) {
+    const page = await b.listExecutions({ limit: 20, ...(before !== undefined && { before }) });
+    if (page.length === 0) break;
+    seen.push(...page.map((e) => e.id));
+    before = page.at(-1)!.id;
+  }
+  assert.deepEqual(seen, made.map((e) => e.id).sort().reverse());
+  assert.equal((await a.runningExecutions("i-a")).length, 25);
+  const records = await a.auditLog();
+  assert.deepEqual(records.map((r) => r.seq), Array.from({ length: 50 }, (_, i) => i + 1));
+  assert.deepEqual(new Set(records.map((r) => (r.detail as { id: string }).id)), new Set(made.map((e) => e.id)));
+  assert.deepEqual(await b.verifyAudit(), { ok: true, records: 50 });
+});
+
+test("postgres: starts of a runbook with concurrency 1 racing across two instances, creating and approving: exactly one runs", async (t) => {
+  const { storage: a, url } = await fresh(t);
+  const b = await open(t, url);
+  const pending = Array.from({ length: 10 }, () => newExecution("solo", { status: "pending-approval", instance: null, approvalsRequired: 1, expiresAt: "2099-01-01T00:00:00.000Z" }));
+  for (const e of pending) await a.createExecution(e, executionAudit("runbook.request", "solo", null));
+  const before = (await a.auditLog()).length;
+  const starts = [
+    ...Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? a : b).createExecution(newExecution("solo"), executionAudit("runbook.start", "solo", null), 1)),
+    ...pending.map((e, i) => (i % 2 === 0 ? b : a).updateExecution(
+      e.id, { from: ["pending-approval"], status: "running", startedAt: new Date().toISOString(), instance: "i-x", concurrency: 1 },
+      executionAudit("runbook.start", "solo", null),
+    )),
+  ];
+  const results = await Promise.allSettled(starts);
+  const started = results.filter((r) => r.status === "fulfilled" && r.value !== undefined);
+  assert.equal(started.length, 1, "one start of twenty wins the only slot");
+  for (const r of results) if (r.status === "rejected") assert.equal((r.reason as { code?: string }).code, "E_CONFLICT", String(r.reason));
+  assert.equal((await b.runningExecutions()).length, 1);
+  assert.equal((await a.auditLog()).length, before + 1, "only the start that won is audited");
+  // another runbook is not held up by this one's lock
+  await a.createExecution(newExecution("other"), executionAudit("runbook.start", "other", null), 1);
+});
+
+test("postgres: a version-1 database gains the execution tables on open, its data kept", async (t) => {
+  const { storage, url } = await fresh(t);
+  await write(storage, "kept");
+  await storage.close();
+  const client = await sql(t, url);
+  await client.query("DROP TABLE coffer_executions, coffer_execution_approvals, coffer_execution_output, coffer_instances");
+  await client.query("UPDATE coffer_schema SET version = 1");
+  const migrated = await open(t, url);
+  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: 2 }]);
+  assert.equal((await migrated.readCurrent("kept"))?.version, 1);
+  const e = newExecution("after");
+  await migrated.createExecution(e, executionAudit("runbook.start", "after", null));
+  await migrated.appendOutput(e.id, 0, Buffer.from("x"), 1, false);
+  assert.equal((await migrated.listExecutions({ limit: 5 }))[0]?.id, e.id);
+  assert.deepEqual(await migrated.verifyAudit(), { ok: true, records: 2 });
 });

@@ -8,7 +8,10 @@ import type { TestContext } from "node:test";
 import { createSqliteStorage, openSqliteStorage } from "../../src/storage/sqlite-async.ts";
 import type { ServerStorage } from "../../src/storage/types.ts";
 import { tempDir } from "../helpers.ts";
+import type * as ops from "../../src/storage/ops.ts";
+import * as exec from "../../src/storage/ops-executions.ts";
 import { storageConformance } from "./conformance.ts";
+import { executionAudit, newExecution } from "./conformance-executions.ts";
 
 const paths = new WeakMap<ServerStorage, string>();
 
@@ -191,4 +194,24 @@ test("sqlite: readCurrent is one indexed search of the newest version row", asyn
     "EXPLAIN QUERY PLAN SELECT version, nonce, ciphertext, created_at, created_by, removed_at FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1",
   ).all("x") as { detail: string }[];
   assert.deepEqual(plan.map((p) => p.detail), ["SEARCH versions USING PRIMARY KEY (name=?)"]);
+});
+
+test("sqlite: the execution queries search an index, never scan the whole history", async (t) => {
+  const { path } = await fresh(t);
+  const db = new DatabaseSync(path);
+  t.after(() => db.close());
+  // The first statement each operation yields, as the driver would run it.
+  const plan = (op: ops.Op<unknown>): string => {
+    const q = op.next().value as ops.Query;
+    return (db.prepare(`EXPLAIN QUERY PLAN ${q.sql}`).all(...(q.params as string[])) as { detail: string }[])
+      .map((p) => p.detail).filter((d) => /\bexecutions\b/.test(d)).join("; ");
+  };
+  const d: ops.Dialect = { rotation: false, forUpdate: "", auditLock: null, runbookLock: null, auditChunk: 1, tokenOrder: "rowid", noLimit: -1, maxVersion: 1 };
+  const byStatus = /^SEARCH executions USING (COVERING )?INDEX executions_by_status \(status=\?\)$/;
+  assert.equal(plan(exec.listExecutions({ runbook: "a", before: "b", limit: 20 })), "SEARCH executions USING INDEX executions_by_runbook (runbook=? AND id<?)");
+  assert.equal(plan(exec.getExecution(newExecution("a").id)), "SEARCH executions USING INDEX sqlite_autoindex_executions_1 (id=?)");
+  // the concurrency count, the first statement of a start with a limit (SQLite takes no runbook lock)
+  assert.match(plan(exec.createExecution(d, newExecution("a"), executionAudit("runbook.start", "a", null), 1)), byStatus);
+  assert.match(plan(exec.runningExecutions("i-1")), byStatus);
+  assert.match(plan(exec.expiredExecutions(new Date().toISOString())), byStatus);
 });
