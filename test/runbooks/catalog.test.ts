@@ -58,7 +58,7 @@ test("a tempdir runbook is logged with a warning that it runs with the server's 
   assert.deepEqual(s.warnings, []);
   const asUser = new RunbookCatalog({ dir, runAs: "coffer-run", sandboxProblem: () => undefined });
   asUser.load();
-  assert.match((asUser.get("a") as { warnings: string[] }).warnings[0]!, /as coffer-run \(runbooks\.runAs\)/);
+  assert.match((asUser.get("a") as { warnings: readonly string[] }).warnings[0]!, /as coffer-run \(runbooks\.runAs\)/);
 });
 
 test("where bubblewrap cannot run, every sandbox runbook is invalid with the probe's reason (asked once)", (t) => {

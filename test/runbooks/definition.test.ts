@@ -211,7 +211,7 @@ test("checkParams: required, defaults, 4 KiB, control characters, newline and ta
     assert.deepEqual(checkParams(r, { A: `a${c}b` }), { problems: ['param "A" holds a control character; only newline and tab are allowed'] }, JSON.stringify(c));
   }
   assert.deepEqual(checkParams(r, { A: "\ud800" }), { problems: ['param "A" is not well-formed Unicode (a lone surrogate)'] });
-  assert.match(checkParams(r, Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`P${i}`, "x"]))).problems![0]!, /300 given, more than the 256/);
+  assert.match((checkParams(r, Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`P${i}`, "x"]))) as { problems: string[] }).problems[0]!, /300 given, more than the 256/);
 });
 
 test("a default is checked like a value; a required param takes no default", () => {
