@@ -115,7 +115,7 @@ tls: { cert: tls.crt, key: /k }
     `${F}: 12 problems:\n  ` +
       [
         `${F}:1: listen must be HOST:PORT or [IPv6]:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8200 or [::1]:8200, got "nowhere"`,
-        `${F}:2: unknown key "colour" in the top level; allowed: listen, jwt, rateLimit, limits, roles, devLogin, behindProxy, trustedProxies, production, metrics, database, redis, tls, clients, log`,
+        `${F}:2: unknown key "colour" in the top level; allowed: listen, jwt, rateLimit, limits, roles, devLogin, behindProxy, trustedProxies, production, metrics, database, redis, tls, clients, log, runbooks`,
         `${F}:3: unknown key "ttl" in jwt; allowed: secret, jwksFile, jwksUrl, issuer, audience, rolesClaim, algorithms, maxLifetime`,
         `${F}:4: rateLimit.requests must be a positive whole number, got number 0`,
         `${F}:4: rateLimit.window must be a duration: a whole number with a unit ms, s, m, h, d or w, e.g. 500ms, 30s, 12h, 2w, got "1 minute"`,
@@ -195,7 +195,7 @@ test("env overrides beat the file and name the variable in errors", () => {
   );
   assert.equal(configError(() => parse("", { COFFER_RATE_LIMIT_REQUESTS: "-3" })), "COFFER_RATE_LIMIT_REQUESTS: must be a positive whole number");
   assert.equal(configError(() => parse("", { COFFER_RATE_LIMIT_WINDOW: "soon" })), "COFFER_RATE_LIMIT_WINDOW: must be a duration: a whole number with a unit ms, s, m, h, d or w, e.g. 500ms, 30s, 12h, 2w");
-  assert.equal(configError(() => parse("", { COFFER_ROLES: "x: [{ path: a, capabilities: [fly] }]" })), `COFFER_ROLES:1: role "x" rule 1 capability "fly" is unknown; capabilities: read, list, write, delete`);
+  assert.equal(configError(() => parse("", { COFFER_ROLES: "x: [{ path: a, capabilities: [fly] }]" })), `COFFER_ROLES:1: role "x" rule 1 capability "fly" is unknown; capabilities: read, list, write, delete, run, approve`);
   assert.match(configError(() => parse("", { COFFER_ROLES: "{ a: " })), /^COFFER_ROLES:1: YAML: /);
   assert.equal(configError(() => parse("", { COFFER_DATABASE: "mysql://u:hunter2@db" })), "COFFER_DATABASE: must be a postgres:// or postgresql:// URL");
   assert.equal(configError(() => parse("", { COFFER_JWT_SECRET: STRONG })), "server.yml: 2 problems:\n  jwt needs issuer (COFFER_JWT_ISSUER): the iss tokens must carry\n  jwt needs audience (COFFER_JWT_AUDIENCE): the aud tokens must carry");
@@ -246,10 +246,10 @@ test("roles: glob validation", () => {
     [`{ path: ".env", capabilities: [read] }`, /must start with a letter or digit/],
     [`{ path: "sys:root", capabilities: [read] }`, /not a known system path/],
     [`{ path: "${"a".repeat(257)}", capabilities: [read] }`, /longer than 256 characters/],
-    [`{ path: a, capabilities: [] }`, /rule 1 capabilities is empty; give at least one of read, list, write, delete/],
-    [`{ path: a, capabilities: [read, admin] }`, /capability "admin" is unknown; capabilities: read, list, write, delete/],
+    [`{ path: a, capabilities: [] }`, /rule 1 capabilities is empty; give at least one of read, list, write, delete, run, approve/],
+    [`{ path: a, capabilities: [read, admin] }`, /capability "admin" is unknown; capabilities: read, list, write, delete, run, approve/],
     [`{ path: a, capabilities: [read, read] }`, /capability "read" is listed twice/],
-    [`{ path: a, capabilities: read }`, /capabilities must be a list of read, list, write, delete, got the string "read"/],
+    [`{ path: a, capabilities: read }`, /capabilities must be a list of read, list, write, delete, run, approve, got the string "read"/],
     [`{ path: a }`, /rule 1 needs capabilities/],
     [`{ capabilities: [read] }`, /rule 1 needs path/],
     [`{ path: a, capabilities: [read], deny: true }`, /unknown key "deny" in role "r" rule 1; allowed: path, capabilities/],
