@@ -6,12 +6,17 @@
 
 /**
  * The list: exact names, or a prefix ending in `*`. The proxy names match in any case (curl and
- * most HTTP clients read `https_proxy` as well as `HTTPS_PROXY`).
+ * most HTTP clients read `https_proxy` as well as `HTTPS_PROXY`). `HOME` chooses the dotfiles
+ * (`.bashrc`, `.npmrc`, `.gitconfig`) programs load; `PYTHON*`, `PERL5*` and `RUBY*` are whole
+ * prefixes because each interpreter reads many (PYTHONBREAKPOINT, PYTHONWARNINGS, PERL5DB,
+ * RUBYSHELL, …) that load or run code. `SHELLOPTS`/`BASHOPTS` (with `xtrace`) and `PS4` make bash
+ * run a command substitution on every line.
  */
 export const DANGEROUS_ENV_NAMES = [
-  "PATH", "LD_*", "DYLD_*", "NODE_OPTIONS", "NODE_PATH", "BASH_ENV", "ENV", "PROMPT_COMMAND", "IFS", "PERL5OPT", "PERL5LIB",
-  "RUBYOPT", "RUBYLIB", "PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME", "JAVA_TOOL_OPTIONS", "GCONV_PATH", "GIT_SSH",
-  "GIT_SSH_COMMAND", "GIT_EXEC_PATH", "GIT_CONFIG_*", "npm_config_*", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+  "PATH", "HOME", "LD_*", "DYLD_*", "NODE_OPTIONS", "NODE_PATH", "BASH_ENV", "ENV", "PROMPT_COMMAND", "IFS", "SHELLOPTS",
+  "BASHOPTS", "PS4", "PERL5*", "PERLLIB", "RUBY*", "PYTHON*", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
+  "GCONV_PATH", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_EXEC_PATH", "GIT_CONFIG_*", "npm_config_*", "HTTP_PROXY", "HTTPS_PROXY",
+  "ALL_PROXY",
 ] as const;
 
 const ANY_CASE = new Set(["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"]);

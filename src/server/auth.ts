@@ -35,6 +35,11 @@ export interface Principal {
   tokenId?: string;
   /** on mutual TLS with a bearer credential too: the client certificate's name, for the audit */
   certificate?: string;
+  /**
+   * a JWT caller's verified payload (deep-frozen), for runbooks' `require: { claims }`; absent
+   * for tokens and certificates, which never match a claim rule. Not for logs or the audit.
+   */
+  claims?: Readonly<Record<string, unknown>>;
 }
 
 /** Why authentication failed, for `coffer_auth_failures_total{reason}`. */
@@ -103,7 +108,7 @@ export class Authenticator {
         // The built-in root role is never taken from an identity provider's claim: an IdP
         // that lets users name their own groups must not make them root.
         const roles = claims.roles.filter((r) => r !== ROOT_ROLE);
-        return { subject: `jwt:${claims.subject}`, kind: "jwt", roles, expiresAt: claims.expiresAt ?? null };
+        return { subject: `jwt:${claims.subject}`, kind: "jwt", roles, expiresAt: claims.expiresAt ?? null, claims: claims.claims };
       } catch (err) {
         if (err instanceof JwtError) throw new AuthError(`jwt_${err.reason}`, err.message);
         throw err;

@@ -11,13 +11,17 @@ import { render, SchemaChecker, type Formats, type Schema } from "../config/sche
 import { checkDuration, DURATION_RULE, type DurationBounds } from "../core/durations.ts";
 import { PATTERN_RULE } from "../core/patterns.ts";
 import type { JwtConfig, LogLevel, RoleRule, ServerConfig } from "./config.ts";
-import { CAPABILITIES, policyPatternProblem, ROOT_ROLE, SYSTEM_PATHS } from "./policy.ts";
+import { CAPABILITIES, capabilityProblem, policyPatternProblem, ROOT_ROLE, SYSTEM_PATHS } from "./policy.ts";
+import { lookupUser, USER_NAME_PATTERN } from "./users.ts";
 import { weakSecretRule } from "./weak-secrets.ts";
 
 /** pino's level names: what `log.level` accepts. */
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 /** A role's name. */
 export const ROLE_NAME_PATTERN = "^[a-z][a-z0-9_-]*$";
+/** `runbooks.rateLimit` when unset: 10 executions a minute per subject. */
+export const DEFAULT_RUNBOOK_EXECUTIONS = 10;
+export const DEFAULT_RUNBOOK_WINDOW_MS = 60_000;
 /** `jwt.maxLifetime` when unset: 24 h. */
 export const DEFAULT_JWT_MAX_LIFETIME_MS = 24 * 60 * 60 * 1000;
 
@@ -106,6 +110,15 @@ export const SERVER_SCHEMA: Schema = {
       "x-item": "client {key}",
     },
     log: section({ level: { type: "string", enum: LOG_LEVELS } }),
+    runbooks: section({
+      dir: absolute,
+      rateLimit: section({
+        executions: wholeNumber(1, "a positive whole number"),
+        window: { type: "string", "x-format": "window", "x-rule": GOT },
+      }),
+      runAs: { type: "string", pattern: USER_NAME_PATTERN, "x-rule": "{where} must be a user name matching {pattern}, got {value}" },
+      allowUnsandboxed: { type: "boolean" },
+    }),
   },
   $defs: {
     role: {
@@ -122,8 +135,8 @@ export const SERVER_SCHEMA: Schema = {
           path: {
             type: "string",
             "x-format": "policy-path",
-            "x-rule": `{where} {value}: {rule}; a rule path is a system path (${SYSTEM_PATHS.join(", ")}) or ${PATTERN_RULE}`,
-            "x-needs": "a secret-name glob (e.g. app/*) or sys:tokens, sys:audit, sys:metrics",
+            "x-rule": `{where} {value}: {rule}; a rule path is a system path (${SYSTEM_PATHS.join(", ")}), runbook:NAME (a glob over runbook names, e.g. runbook:*, runbook:cdn-*) or ${PATTERN_RULE}`,
+            "x-needs": "a secret-name glob (e.g. app/*), sys:tokens, sys:audit, sys:metrics, or runbook:NAME (e.g. runbook:*)",
           },
           capabilities: {
             type: "array",
@@ -187,10 +200,16 @@ export class ServerConfigCheck {
     const contents = doc.contents;
     const empty = contents === null || (typeof contents === "object" && "value" in contents && contents.value === null);
     if (!empty) this.#file = (this.c.check(contents, SERVER_SCHEMA, "", 1) as Record<string, unknown> | undefined) ?? {};
-    for (const [key, prop] of Object.entries<Schema>(SERVER_SCHEMA["properties"])) {
+    this.#readAll(SERVER_SCHEMA["properties"], "", this.#file);
+  }
+
+  /** Reads every setting of `props` (sections within sections too: `runbooks.rateLimit.window`). */
+  #readAll(props: Record<string, Schema>, prefix: string, container: Record<string, unknown> | undefined): void {
+    for (const [key, prop] of Object.entries<Schema>(props)) {
+      const path = prefix === "" ? key : `${prefix}.${key}`;
       const sub: Record<string, Schema> | undefined = prop["properties"];
-      const container = sub === undefined ? this.#file : (this.#file[key] as Record<string, unknown> | undefined);
-      for (const [k, leaf] of sub === undefined ? [[key, prop] as const] : Object.entries(sub)) this.#read(sub === undefined ? k : `${key}.${k}`, k, leaf, container);
+      if (sub === undefined) this.#read(path, key, prop, container);
+      else this.#readAll(sub, path, container?.[key] as Record<string, unknown> | undefined);
     }
   }
 
@@ -296,6 +315,7 @@ export class ServerConfigCheck {
     const requests = this.value<number>("rateLimit.requests") ?? defaults.rateLimit.requests;
     const window = this.value<string>("rateLimit.window");
     const roles = this.value<Record<string, RoleRule[]>>("roles") ?? (Object.create(null) as Record<string, RoleRule[]>);
+    this.ruleCapabilities(roles);
     const jwt = this.jwt();
     const tls = this.tls();
     const clients = this.clients(roles, tls);
@@ -311,6 +331,7 @@ export class ServerConfigCheck {
       );
     }
     const proxy = this.proxies();
+    const runbooks = this.runbooks();
     return {
       ...(file !== undefined && { file }),
       listen,
@@ -335,6 +356,57 @@ export class ServerConfigCheck {
       ...(redis !== undefined && { redis }),
       ...(tls !== undefined && { tls }),
       ...(clients !== undefined && { clients }),
+      ...(runbooks !== undefined && { runbooks }),
+    };
+  }
+
+  /**
+   * Each rule grants only capabilities of its path's kind: `run` and `approve` on runbook paths
+   * only, `list`, `write` and `delete` never on them (policy.ts capabilityProblem).
+   */
+  ruleCapabilities(roles: Record<string, RoleRule[]>): void {
+    const c = this.checkerOf("roles");
+    for (const [role, rules] of Object.entries(roles)) {
+      rules.forEach((rule, i) => {
+        // A rule whose path or capabilities broke the schema has its problem already.
+        if (typeof rule.path !== "string" || !Array.isArray(rule.capabilities)) return;
+        rule.capabilities.forEach((cap, j) => {
+          const why = capabilityProblem(rule.path, cap);
+          if (why !== undefined) c.problem(c.lineOf(rule.capabilities, j, c.lineOf(rules, i)), `role ${show(role)} rule ${i + 1} (${rule.path}): ${why}`);
+        });
+      });
+    }
+  }
+
+  /**
+   * `runbooks`: the directory (required once the section is given), the execution rate limit
+   * (default 10 per 1m), `runAs` resolved to its uid and gid now (an unknown user or root is a
+   * problem), `allowUnsandboxed` (default false).
+   */
+  runbooks(): ServerConfig["runbooks"] {
+    if (!this.given("runbooks")) return undefined;
+    if (!this.sources.has("runbooks.dir")) {
+      this.sectionProblem("runbooks", "runbooks needs dir (COFFER_RUNBOOKS_DIR): the absolute path of the directory of runbook files");
+    }
+    const dir = this.value<string>("runbooks.dir");
+    const window = this.value<string>("runbooks.rateLimit.window");
+    const user = this.value<string>("runbooks.runAs");
+    let runAs: { user: string; uid: number; gid: number } | undefined;
+    if (user !== undefined) {
+      const found = lookupUser(user);
+      if ("rule" in found) this.bad("runbooks.runAs", found.rule);
+      else if (found.uid === 0) this.bad("runbooks.runAs", `names ${show(user)} (uid 0): tempdir scripts would run as root; name an unprivileged user`);
+      else runAs = found;
+    }
+    if (dir === undefined) return undefined;
+    return {
+      dir,
+      rateLimit: {
+        executions: this.value<number>("runbooks.rateLimit.executions") ?? DEFAULT_RUNBOOK_EXECUTIONS,
+        windowMs: window === undefined ? DEFAULT_RUNBOOK_WINDOW_MS : msOf(window),
+      },
+      ...(runAs !== undefined && { runAs }),
+      allowUnsandboxed: this.value<boolean>("runbooks.allowUnsandboxed") ?? false,
     };
   }
 

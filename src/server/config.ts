@@ -14,14 +14,17 @@ import { ServerConfigCheck, type LOG_LEVELS } from "./config-check.ts";
 export { KNOWN_WEAK_JWT_SECRETS, weakSecretRule } from "./weak-secrets.ts";
 
 /** What a role rule grants on the paths it matches. */
-export type Capability = "read" | "list" | "write" | "delete";
+export type Capability = "read" | "list" | "write" | "delete" | "run" | "approve";
 
 /** A pino level name. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** One rule of a role: a path pattern and the capabilities it grants there. */
 export interface RoleRule {
-  /** a secret-name glob (`app/*`, `app/**`, `db/api-*`) or a system path (`sys:tokens`, `sys:audit`, `sys:metrics`) */
+  /**
+   * a secret-name glob (`app/*`, `app/**`, `db/api-*`), a system path (`sys:tokens`, `sys:audit`,
+   * `sys:metrics`) or runbooks (`runbook:NAME`, `runbook:*`, `runbook:cdn-*`)
+   */
   path: string;
   /** non-empty, no duplicates */
   capabilities: Capability[];
@@ -84,6 +87,17 @@ export interface ServerConfig {
   tls?: { cert: string; key: string; clientCa?: string };
   /** mTLS client certificate CN/SAN → role names */
   clients?: Record<string, string[]>;
+  /**
+   * runbooks (issue 13): the directory of runbook files; executions per subject per window
+   * (default 10 per 1m); the user tempdir scripts run as when the server runs as root (resolved
+   * at load); whether the production guard lets tempdir runbooks load
+   */
+  runbooks?: {
+    dir: string;
+    rateLimit: { executions: number; windowMs: number };
+    runAs?: { user: string; uid: number; gid: number };
+    allowUnsandboxed: boolean;
+  };
 }
 
 /**
@@ -181,6 +195,18 @@ export function productionProblems(config: ServerConfig): string[] {
     );
   }
   return out;
+}
+
+/**
+ * Why tempdir runbooks must not load, or undefined when they may: in production, unless
+ * `runbooks.allowUnsandboxed: true`. The server gives it to RunbookCatalog as `refuseTempdir`.
+ */
+export function tempdirRefusal(config: ServerConfig): string | undefined {
+  if (!config.production || config.runbooks?.allowUnsandboxed === true) return undefined;
+  return (
+    "isolation: tempdir runs the script unsandboxed, with the server's privileges (it can read the data directory and master.key); " +
+    "the production guard refuses it: use isolation: sandbox, or set runbooks.allowUnsandboxed: true (COFFER_RUNBOOKS_ALLOW_UNSANDBOXED=1) to accept the risk"
+  );
 }
 
 /** A listen host on loopback: core/token-transport.ts's rule, for IPv4-mapped and long IPv6 forms too. */

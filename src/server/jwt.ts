@@ -30,6 +30,11 @@ export interface JwtClaims {
   roles: string[];
   expiresAt?: Date;
   issuer: string;
+  /**
+   * the whole verified payload, deep-frozen, without prototype on any object: what a runbook's
+   * `require: { claims }` is checked against (runbooks/claims.ts). Never logged: claims may be personal.
+   */
+  claims: Readonly<Record<string, unknown>>;
 }
 
 /** Verifies a bearer JWT. */
@@ -201,6 +206,18 @@ function readRoles(payload: JWTPayload, claimName: string): string[] {
 }
 
 /**
+ * A deep copy of JSON data, frozen, its objects without a prototype (so `claims.constructor` or
+ * `claims.__proto__` is only ever a claim of that name, never something inherited).
+ */
+function frozenCopy(value: unknown): unknown {
+  if (Array.isArray(value)) return Object.freeze(value.map(frozenCopy));
+  if (value === null || typeof value !== "object") return value;
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(value)) out[k] = frozenCopy(v);
+  return Object.freeze(out);
+}
+
+/**
  * Builds a verifier from the server's `jwt:` config: HS256/384/512 with the shared `secret`, or a
  * JSON Web Key Set from `jwksFile` (read once, now) or `jwksUrl` (fetched and cached by jose; https
  * only unless the host is loopback). Every refusal of the verifier is a {@link JwtError}.
@@ -257,7 +274,7 @@ export async function createJwtVerifier(config: JwtConfig): Promise<JwtVerifier>
       if (sub.length > MAX_SUBJECT_LENGTH || /\p{Cc}/u.test(sub)) {
         throw new JwtError("claims", `the JWT's sub claim is longer than ${MAX_SUBJECT_LENGTH} characters or holds control characters`);
       }
-      return { subject: sub, roles: readRoles(payload, rolesClaim), expiresAt: new Date(exp * 1000), issuer: iss };
+      return { subject: sub, roles: readRoles(payload, rolesClaim), expiresAt: new Date(exp * 1000), issuer: iss, claims: frozenCopy(payload) as Record<string, unknown> };
     },
   };
 }

@@ -3,6 +3,13 @@
  * path are the union over its roles' matching rules, and the built-in role `root` holds them all.
  * Patterns are src/core/patterns.ts's, plus the system paths, which a rule reaches only by naming
  * them; they are compiled once, in the {@link Policy} constructor: no request compiles anything.
+ *
+ * Three kinds of path, kept apart: secret names (`app/db`), system paths (`sys:tokens`, exact),
+ * and runbooks (`runbook:NAME`, issue 13). A `runbook:` rule holds a pattern over one-segment
+ * runbook names (`runbook:*`, `runbook:cdn-*`) and matches only runbook paths; a secret-name
+ * pattern never matches a runbook or system path. Capabilities belong to a kind: `read`, `list`,
+ * `write`, `delete` on secrets and system paths; `read`, `run`, `approve` on runbooks. A rule
+ * granting one on the wrong kind is refused at load ({@link capabilityProblem}).
  */
 import { CofferError } from "../errors.ts";
 import { isSecretName } from "../core/names.ts";
@@ -15,23 +22,71 @@ export const ROOT_ROLE = "root";
 /** The server's own resources. A rule reaches them only by naming them exactly. */
 export const SYSTEM_PATHS = ["sys:tokens", "sys:audit", "sys:metrics"] as const;
 
-/** The capabilities a rule may grant. */
-export const CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete"];
-const SYSTEM_PATH_SET: ReadonlySet<string> = new Set(SYSTEM_PATHS);
-const PATTERN_RULE = `a pattern is a system path (${SYSTEM_PATHS.join(", ")}) or ${NAME_PATTERN_RULE}`;
+/** The prefix of a runbook's policy path: `runbook:NAME`. */
+export const RUNBOOK_PATH_PREFIX = "runbook:";
 
-/** A compiled pattern: a system path compared exactly, or a pattern over secret names. */
+/** The capabilities a rule may grant. */
+export const CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete", "run", "approve"];
+/** What a rule may grant on secret names and system paths. */
+export const NAME_CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete"];
+/** What a rule may grant on runbooks: see it (and its history), run it, approve its executions. */
+export const RUNBOOK_CAPABILITIES: readonly Capability[] = ["read", "run", "approve"];
+const SYSTEM_PATH_SET: ReadonlySet<string> = new Set(SYSTEM_PATHS);
+const PATTERN_RULE =
+  `a pattern is a system path (${SYSTEM_PATHS.join(", ")}), runbook:NAME (NAME a glob over runbook names: runbook:*, runbook:cdn-*) ` +
+  `or ${NAME_PATTERN_RULE}`;
+
+/** A compiled pattern: a system path compared exactly, a pattern over secret names, or one over runbook names. */
 type Compiled =
   | { readonly kind: "system"; readonly path: string }
-  | { readonly kind: "names"; readonly pattern: Pattern };
+  | { readonly kind: "names"; readonly pattern: Pattern }
+  | { readonly kind: "runbook"; readonly pattern: Pattern };
+
+/** Whether `path` is a runbook's policy path: `runbook:` and a one-segment secret name. */
+export function isRunbookPath(path: string): boolean {
+  if (!path.startsWith(RUNBOOK_PATH_PREFIX)) return false;
+  const name = path.slice(RUNBOOK_PATH_PREFIX.length);
+  return isSecretName(name) && !name.includes("/");
+}
+
+/** The kind of a policy path, or undefined when it is none (and so matches nothing). */
+function kindOf(path: string): "names" | "system" | "runbook" | undefined {
+  if (SYSTEM_PATH_SET.has(path)) return "system";
+  if (isRunbookPath(path)) return "runbook";
+  return isSecretName(path) ? "names" : undefined;
+}
 
 /**
- * Why `pattern` is not a policy pattern (a known system path, or a pattern of src/core/patterns.ts),
- * or undefined when it is one. Server config checks rule paths with this at load.
+ * Why `pattern` is not a policy pattern (a known system path, `runbook:` and a one-segment
+ * pattern, or a pattern of src/core/patterns.ts), or undefined when it is one. Server config
+ * checks rule paths with this at load.
  */
 export function policyPatternProblem(pattern: string): string | undefined {
   if (pattern.startsWith("sys:")) return SYSTEM_PATH_SET.has(pattern) ? undefined : "not a known system path";
+  if (pattern.startsWith(RUNBOOK_PATH_PREFIX)) {
+    const rest = pattern.slice(RUNBOOK_PATH_PREFIX.length);
+    if (rest.includes("/")) return "a runbook pattern is one segment: runbook names have no '/'";
+    if (rest.includes("**")) return "a runbook pattern is one segment: use runbook:* for every runbook";
+    const why = patternProblem(rest);
+    return why === undefined ? undefined : `runbook pattern ${why}`;
+  }
   return patternProblem(pattern);
+}
+
+/**
+ * Why a rule on `pattern` may not grant `capability`, or undefined when it may: `run` and
+ * `approve` apply only to runbooks, `list`, `write` and `delete` never to them.
+ */
+export function capabilityProblem(pattern: string, capability: string): string | undefined {
+  if (!CAPABILITIES.includes(capability as Capability)) return `unknown capability ${JSON.stringify(capability)}: capabilities are ${CAPABILITIES.join(", ")}`;
+  const runbook = pattern.startsWith(RUNBOOK_PATH_PREFIX);
+  if (runbook && !RUNBOOK_CAPABILITIES.includes(capability as Capability)) {
+    return `${capability} does not apply to runbooks; a runbook: rule grants ${RUNBOOK_CAPABILITIES.join(", ")}`;
+  }
+  if (!runbook && !NAME_CAPABILITIES.includes(capability as Capability)) {
+    return `${capability} applies only to runbooks (runbook:NAME); secret and system paths take ${NAME_CAPABILITIES.join(", ")}`;
+  }
+  return undefined;
 }
 
 /** Compiles a pattern once; the policy keeps the result, so no request compiles anything. */
@@ -42,22 +97,33 @@ function compile(pattern: string, where?: string): Compiled {
     throw new CofferError("E_CONFIG", `invalid policy pattern ${shown}${where ?? ""}: ${why}; ${PATTERN_RULE}`);
   }
   if (pattern.startsWith("sys:")) return { kind: "system", path: pattern };
+  if (pattern.startsWith(RUNBOOK_PATH_PREFIX)) return { kind: "runbook", pattern: compilePattern(pattern.slice(RUNBOOK_PATH_PREFIX.length)) };
   return { kind: "names", pattern: compilePattern(pattern) };
 }
 
 function matchCompiled(compiled: Compiled, path: string): boolean {
-  // System paths match only a rule that names them; a name pattern never matches one.
-  return compiled.kind === "system" ? compiled.path === path : compiled.pattern.matches(path);
+  // System paths match only a rule that names them; a name pattern never matches one, nor a
+  // runbook path; a runbook pattern matches only runbook paths.
+  switch (compiled.kind) {
+    case "system":
+      return compiled.path === path;
+    case "runbook":
+      return isRunbookPath(path) && compiled.pattern.matches(path.slice(RUNBOOK_PATH_PREFIX.length));
+    case "names":
+      return isSecretName(path) && compiled.pattern.matches(path);
+  }
 }
 
 /** Could `compiled` match some secret name starting with `prefix`? Exact up to name validity. */
 function mayMatchPrefix(compiled: Compiled, prefix: string): boolean {
+  // Only secret names are listed by prefix: runbook and system rules never make a listing scan.
   return compiled.kind === "names" && compiled.pattern.mayMatchPrefix(prefix);
 }
 
 /**
- * Does policy `pattern` match the whole `path` (a secret name or a system path)? The glob language
- * is src/core/patterns.ts's; a system path matches only itself, and a path that is neither matches nothing.
+ * Does policy `pattern` match the whole `path` (a secret name, a system path or a runbook path)?
+ * The glob language is src/core/patterns.ts's; a system path matches only itself, a runbook
+ * pattern only runbook paths, and a path that is none of these matches nothing.
  * @throws CofferError E_CONFIG when the pattern breaks the pattern rule
  */
 export function matchPath(pattern: string, path: string): boolean {
@@ -99,6 +165,8 @@ export class Policy {
               `unknown capability ${JSON.stringify(String(cap))}${where}: capabilities are ${CAPABILITIES.join(", ")}`,
             );
           }
+          const why = capabilityProblem(rule.path, cap);
+          if (why !== undefined) throw new CofferError("E_CONFIG", `rule path ${JSON.stringify(rule.path)}${where}: ${why}`);
         }
         compiled.push({ pattern: compile(rule.path, where), capabilities });
       }
@@ -108,14 +176,16 @@ export class Policy {
 
   /**
    * The union of capabilities that the given roles' matching rules grant on `path`. Unknown role
-   * names grant nothing; `root` grants every capability on any valid name or system path. A path
-   * that is neither grants nothing, whatever the roles. A new set the caller may keep.
+   * names grant nothing; `root` grants every capability of the path's kind (read, list, write,
+   * delete on a secret name or system path; read, run, approve on a runbook path). A path that
+   * is none of these grants nothing, whatever the roles. A new set the caller may keep.
    */
   capabilities(roles: readonly string[], path: string): Set<Capability> {
     const granted = new Set<Capability>();
-    if (!isSecretName(path) && !SYSTEM_PATH_SET.has(path)) return granted;
+    const kind = kindOf(path);
+    if (kind === undefined) return granted;
     const rules = this.#rulesOf(roles);
-    if (rules === ROOT_ROLE) return new Set(CAPABILITIES);
+    if (rules === ROOT_ROLE) return new Set(kind === "runbook" ? RUNBOOK_CAPABILITIES : NAME_CAPABILITIES);
     for (const rule of rules) {
       if (rule.capabilities.every((c) => granted.has(c))) continue;
       if (matchCompiled(rule.pattern, path)) for (const c of rule.capabilities) granted.add(c);
@@ -123,9 +193,12 @@ export class Policy {
     return granted;
   }
 
-  /** Do the given roles hold `capability` on `path` (a secret name or a system path)? */
+  /**
+   * Do the given roles hold `capability` on `path` (a secret name, a system path or
+   * `runbook:NAME`)? `root` holds everything on a valid path; a path of no kind is refused.
+   */
   allows(roles: readonly string[], capability: Capability, path: string): boolean {
-    if (!isSecretName(path) && !SYSTEM_PATH_SET.has(path)) return false;
+    if (kindOf(path) === undefined) return false;
     const rules = this.#rulesOf(roles);
     return rules === ROOT_ROLE || rules.some((rule) => rule.capabilities.includes(capability) && matchCompiled(rule.pattern, path));
   }

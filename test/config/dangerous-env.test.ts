@@ -9,16 +9,18 @@ import { configError } from "../helpers.ts";
 const F = ".coffer.yml";
 
 test("the dangerous list: exact names, prefixes with *, proxy names in any case", () => {
-  assert.equal(DANGEROUS_ENV_NAMES.length, 26);
+  assert.equal(DANGEROUS_ENV_NAMES.length, 29);
   for (const name of [
     "PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "DYLD_INSERT_LIBRARIES", "NODE_OPTIONS", "NODE_PATH", "BASH_ENV", "ENV",
     "PROMPT_COMMAND", "IFS", "PERL5OPT", "PERL5LIB", "RUBYOPT", "RUBYLIB", "PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME",
+    "HOME", "PYTHONBREAKPOINT", "PYTHONWARNINGS", "PYTHONUNBUFFERED", "PERL5DB", "PERLLIB", "RUBYSHELL", "SHELLOPTS", "BASHOPTS", "PS4",
+    "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
     "JAVA_TOOL_OPTIONS", "GCONV_PATH", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_EXEC_PATH", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_COUNT",
     "npm_config_registry", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "Https_Proxy",
   ]) {
     assert.equal(isDangerousEnvName(name), true, name);
   }
-  for (const name of ["DATABASE_URL", "path", "Path", "MY_PATH", "PATH2", "NODE_ENV", "ENVIRONMENT", "LD", "GIT_AUTHOR_NAME", "NO_PROXY", "PYTHONUNBUFFERED", "ld_preload"]) {
+  for (const name of ["DATABASE_URL", "path", "Path", "MY_PATH", "PATH2", "NODE_ENV", "ENVIRONMENT", "LD", "GIT_AUTHOR_NAME", "NO_PROXY", "home", "HOMEDIR", "PERL", "RUBBY", "ld_preload"]) {
     assert.equal(isDangerousEnvName(name), false, name);
   }
 });

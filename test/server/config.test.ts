@@ -7,6 +7,7 @@ import {
   loadServerConfig,
   parseServerConfig,
   productionProblems,
+  tempdirRefusal,
 } from "../../src/server/config.ts";
 import type { ServerConfig } from "../../src/server/config.ts";
 import { configError, tempDir } from "../helpers.ts";
@@ -115,7 +116,7 @@ tls: { cert: tls.crt, key: /k }
     `${F}: 12 problems:\n  ` +
       [
         `${F}:1: listen must be HOST:PORT or [IPv6]:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8200 or [::1]:8200, got "nowhere"`,
-        `${F}:2: unknown key "colour" in the top level; allowed: listen, jwt, rateLimit, limits, roles, devLogin, behindProxy, trustedProxies, production, metrics, database, redis, tls, clients, log`,
+        `${F}:2: unknown key "colour" in the top level; allowed: listen, jwt, rateLimit, limits, roles, devLogin, behindProxy, trustedProxies, production, metrics, database, redis, tls, clients, log, runbooks`,
         `${F}:3: unknown key "ttl" in jwt; allowed: secret, jwksFile, jwksUrl, issuer, audience, rolesClaim, algorithms, maxLifetime`,
         `${F}:4: rateLimit.requests must be a positive whole number, got number 0`,
         `${F}:4: rateLimit.window must be a duration: a whole number with a unit ms, s, m, h, d or w, e.g. 500ms, 30s, 12h, 2w, got "1 minute"`,
@@ -195,7 +196,7 @@ test("env overrides beat the file and name the variable in errors", () => {
   );
   assert.equal(configError(() => parse("", { COFFER_RATE_LIMIT_REQUESTS: "-3" })), "COFFER_RATE_LIMIT_REQUESTS: must be a positive whole number");
   assert.equal(configError(() => parse("", { COFFER_RATE_LIMIT_WINDOW: "soon" })), "COFFER_RATE_LIMIT_WINDOW: must be a duration: a whole number with a unit ms, s, m, h, d or w, e.g. 500ms, 30s, 12h, 2w");
-  assert.equal(configError(() => parse("", { COFFER_ROLES: "x: [{ path: a, capabilities: [fly] }]" })), `COFFER_ROLES:1: role "x" rule 1 capability "fly" is unknown; capabilities: read, list, write, delete`);
+  assert.equal(configError(() => parse("", { COFFER_ROLES: "x: [{ path: a, capabilities: [fly] }]" })), `COFFER_ROLES:1: role "x" rule 1 capability "fly" is unknown; capabilities: read, list, write, delete, run, approve`);
   assert.match(configError(() => parse("", { COFFER_ROLES: "{ a: " })), /^COFFER_ROLES:1: YAML: /);
   assert.equal(configError(() => parse("", { COFFER_DATABASE: "mysql://u:hunter2@db" })), "COFFER_DATABASE: must be a postgres:// or postgresql:// URL");
   assert.equal(configError(() => parse("", { COFFER_JWT_SECRET: STRONG })), "server.yml: 2 problems:\n  jwt needs issuer (COFFER_JWT_ISSUER): the iss tokens must carry\n  jwt needs audience (COFFER_JWT_AUDIENCE): the aud tokens must carry");
@@ -246,10 +247,10 @@ test("roles: glob validation", () => {
     [`{ path: ".env", capabilities: [read] }`, /must start with a letter or digit/],
     [`{ path: "sys:root", capabilities: [read] }`, /not a known system path/],
     [`{ path: "${"a".repeat(257)}", capabilities: [read] }`, /longer than 256 characters/],
-    [`{ path: a, capabilities: [] }`, /rule 1 capabilities is empty; give at least one of read, list, write, delete/],
-    [`{ path: a, capabilities: [read, admin] }`, /capability "admin" is unknown; capabilities: read, list, write, delete/],
+    [`{ path: a, capabilities: [] }`, /rule 1 capabilities is empty; give at least one of read, list, write, delete, run, approve/],
+    [`{ path: a, capabilities: [read, admin] }`, /capability "admin" is unknown; capabilities: read, list, write, delete, run, approve/],
     [`{ path: a, capabilities: [read, read] }`, /capability "read" is listed twice/],
-    [`{ path: a, capabilities: read }`, /capabilities must be a list of read, list, write, delete, got the string "read"/],
+    [`{ path: a, capabilities: read }`, /capabilities must be a list of read, list, write, delete, run, approve, got the string "read"/],
     [`{ path: a }`, /rule 1 needs capabilities/],
     [`{ capabilities: [read] }`, /rule 1 needs path/],
     [`{ path: a, capabilities: [read], deny: true }`, /unknown key "deny" in role "r" rule 1; allowed: path, capabilities/],
@@ -445,4 +446,89 @@ test("jwt.maxLifetime: a duration from the file or COFFER_JWT_MAX_LIFETIME, 24 h
   assert.match(configError(() => parse(jwt(", maxLifetime: 400d"))), /jwt\.maxLifetime must be between 1s and 366d/);
   assert.equal(parse(jwt(", maxLifetime: 2w")).jwt?.maxLifetimeMs, 14 * 86_400_000);
   assert.match(configError(() => parse(jwt(", maxLifetime: 999ms"))), /jwt\.maxLifetime must be between 1s and 366d, got "999ms"/);
+});
+
+/* ------------------------------------------ runbooks ------------------------------------------ */
+
+test("runbooks: absent by default; dir alone gives the defaults (10 executions a minute, sandbox-only in production)", () => {
+  assert.equal(parse("").runbooks, undefined);
+  const r = parse("runbooks: { dir: /etc/coffer/runbooks }\n").runbooks;
+  assert.deepEqual(r, { dir: "/etc/coffer/runbooks", rateLimit: { executions: 10, windowMs: 60_000 }, allowUnsandboxed: false });
+  assert.ok(Object.isFrozen(r) && Object.isFrozen(r!.rateLimit));
+});
+
+test("runbooks: every key from the file, and runAs resolved to its uid and gid", () => {
+  const r = parse("runbooks:\n  dir: /srv/runbooks\n  rateLimit: { executions: 5, window: 30s }\n  runAs: nobody\n  allowUnsandboxed: true\n").runbooks;
+  assert.deepEqual(r, {
+    dir: "/srv/runbooks",
+    rateLimit: { executions: 5, windowMs: 30_000 },
+    runAs: { user: "nobody", uid: 65534, gid: 65534 },
+    allowUnsandboxed: true,
+  });
+});
+
+test("runbooks: every key has its COFFER_ variable, nested sections included, and a variable beats the file", () => {
+  const env = {
+    COFFER_RUNBOOKS_DIR: "/x",
+    COFFER_RUNBOOKS_RATE_LIMIT_EXECUTIONS: "3",
+    COFFER_RUNBOOKS_RATE_LIMIT_WINDOW: "2m",
+    COFFER_RUNBOOKS_RUN_AS: "nobody",
+    COFFER_RUNBOOKS_ALLOW_UNSANDBOXED: "1",
+  };
+  assert.deepEqual(parse("", env).runbooks, {
+    dir: "/x",
+    rateLimit: { executions: 3, windowMs: 120_000 },
+    runAs: { user: "nobody", uid: 65534, gid: 65534 },
+    allowUnsandboxed: true,
+  });
+  assert.equal(parse("runbooks: { dir: /file, rateLimit: { executions: 7 } }\n", { COFFER_RUNBOOKS_RATE_LIMIT_EXECUTIONS: "2" }).runbooks?.rateLimit.executions, 2);
+  assert.equal(
+    configError(() => parse("", { COFFER_RUNBOOKS_RATE_LIMIT_EXECUTIONS: "0", COFFER_RUNBOOKS_RUN_AS: "Bad Name", COFFER_RUNBOOKS_ALLOW_UNSANDBOXED: "maybe" })),
+    `${F}: 4 problems:\n  COFFER_RUNBOOKS_RATE_LIMIT_EXECUTIONS: must be a positive whole number\n  COFFER_RUNBOOKS_RUN_AS: must be a user name matching ^[a-z_][a-z0-9_-]{0,31}$\n  ` +
+      "COFFER_RUNBOOKS_ALLOW_UNSANDBOXED: must be true, false, 1 or 0\n  runbooks needs dir (COFFER_RUNBOOKS_DIR): the absolute path of the directory of runbook files",
+  );
+});
+
+test("runbooks: every bad key named with its line, all at once", () => {
+  const text = "runbooks:\n  dir: r\n  rateLimit: { executions: 0, window: 30, x: 1 }\n  runAs: no-such-user-coffer\n  allowUnsandboxed: yes\n  sandbox: true\n";
+  assert.equal(
+    configError(() => parse(text)),
+    `${F}: 7 problems:\n` +
+      `  ${F}:2: runbooks.dir must be an absolute path (starting with /), got "r"\n` +
+      `  ${F}:3: unknown key "x" in runbooks.rateLimit; allowed: executions, window\n` +
+      `  ${F}:3: runbooks.rateLimit.executions must be a positive whole number, got number 0\n` +
+      `  ${F}:3: runbooks.rateLimit.window must be a duration: a whole number with a unit ms, s, m, h, d or w, e.g. 500ms, 30s, 12h, 2w, got number 30\n` +
+      `  ${F}:4: runbooks.runAs names "no-such-user-coffer", which is not a user of this host; create it (useradd --system no-such-user-coffer) or name another\n` +
+      `  ${F}:5: runbooks.allowUnsandboxed must be true or false, got the string "yes"\n` +
+      `  ${F}:6: unknown key "sandbox" in runbooks; allowed: dir, rateLimit, runAs, allowUnsandboxed`,
+  );
+  assert.equal(configError(() => parse("runbooks: { rateLimit: { executions: 2 } }\n")), `${F}:1: runbooks needs dir (COFFER_RUNBOOKS_DIR): the absolute path of the directory of runbook files`);
+  assert.match(configError(() => parse("runbooks: { dir: /r, rateLimit: { window: 2d } }\n")), /runbooks\.rateLimit\.window must be between 1ms and 1d, got "2d"/);
+});
+
+test("runbooks.runAs: root is refused, tempdir scripts would run as root", () => {
+  assert.equal(configError(() => parse("runbooks: { dir: /r, runAs: root }\n")), `${F}:1: runbooks.runAs names "root" (uid 0): tempdir scripts would run as root; name an unprivileged user`);
+});
+
+test("tempdirRefusal: production without allowUnsandboxed refuses tempdir runbooks, naming the key and its variable", () => {
+  assert.equal(tempdirRefusal(parse("runbooks: { dir: /r }\n")), undefined);
+  assert.match(tempdirRefusal(parse("runbooks: { dir: /r }\n", {}, { production: true }))!, /runbooks\.allowUnsandboxed: true \(COFFER_RUNBOOKS_ALLOW_UNSANDBOXED=1\)/);
+  assert.equal(tempdirRefusal(parse("runbooks: { dir: /r, allowUnsandboxed: true }\n", {}, { production: true })), undefined);
+});
+
+test("roles: runbook:NAME rules with run and approve; a capability on the wrong kind of path is named with its line", () => {
+  const config = parse("roles:\n  ops:\n    - { path: 'runbook:cdn-*', capabilities: [read, run] }\n    - { path: 'runbook:*', capabilities: [approve] }\n");
+  assert.deepEqual(config.roles["ops"], [
+    { path: "runbook:cdn-*", capabilities: ["read", "run"] },
+    { path: "runbook:*", capabilities: ["approve"] },
+  ]);
+  const bad = "roles:\n  ops:\n    - path: runbook:cdn-*\n      capabilities: [read, write]\n    - path: app/*\n      capabilities:\n        - read\n        - run\n    - { path: 'runbook:a/b', capabilities: [read] }\n";
+  assert.equal(
+    configError(() => parse(bad)),
+    `${F}: 3 problems:\n` +
+      `  ${F}:4: role "ops" rule 1 (runbook:cdn-*): write does not apply to runbooks; a runbook: rule grants read, run, approve\n` +
+      `  ${F}:8: role "ops" rule 2 (app/*): run applies only to runbooks (runbook:NAME); secret and system paths take read, list, write, delete\n` +
+      `  ${F}:9: role "ops" rule 3 path "runbook:a/b": a runbook pattern is one segment: runbook names have no '/'; a rule path is a system path (sys:tokens, sys:audit, sys:metrics), runbook:NAME (a glob over runbook names, e.g. runbook:*, runbook:cdn-*) or '/'-separated segments of letters, digits, '_', '.', '-' and '*', where '*' is one whole segment, '**' (a whole segment) is any number of segments (a trailing '/**' at least one) and '*' inside a segment stays within it (e.g. app/*, app/**, db/api-*/password)`,
+  );
+  assert.match(configError(() => parse("", { COFFER_ROLES: "x: [{ path: 'sys:audit', capabilities: [approve] }]" })), /^COFFER_ROLES:1: role "x" rule 1 \(sys:audit\): approve applies only to runbooks/);
 });

@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from "jose";
 import type { JwtConfig } from "../../src/server/config.ts";
+import { Authenticator } from "../../src/server/auth.ts";
+import type { ServerStorage } from "../../src/storage/types.ts";
 import {
   CLOCK_SKEW_SECONDS,
   createJwtVerifier,
@@ -64,7 +66,9 @@ test("HS256: a valid token is accepted with its subject, roles, expiry and issue
   freeze(t);
   const verifier = await createJwtVerifier(HS_CONFIG);
   const claims = await verifier.verify(await sign(hsKey(), "HS256"));
-  assert.deepEqual(claims, { subject: "alice", roles: ["app", "ops"], expiresAt: new Date((NOW + 300) * 1000), issuer: ISSUER });
+  const { claims: payload, ...rest } = claims;
+  assert.deepEqual(rest, { subject: "alice", roles: ["app", "ops"], expiresAt: new Date((NOW + 300) * 1000), issuer: ISSUER });
+  assert.deepEqual({ ...payload }, { iss: ISSUER, aud: AUDIENCE, sub: "alice", iat: NOW, exp: NOW + 300, roles: ["app", "ops"] });
 });
 
 test("roles: nested (Keycloak realm_access.roles), namespaced top-level, space-separated, absent", async (t) => {
@@ -338,4 +342,27 @@ test("a JWT living longer than jwt.maxLifetime is refused, counted from iat or e
   const short = await createJwtVerifier({ ...HS_CONFIG, maxLifetimeMs: 600_000 });
   await refused(short, await sign(hsKey(), "HS256", { exp: NOW + 3600 }), "lifetime");
   assert.equal((await short.verify(await sign(hsKey(), "HS256", { exp: NOW + 300 }))).subject, "alice");
+});
+
+test("the verified payload is handed on deep-frozen and without prototypes, for runbooks' claim rules", async (t) => {
+  freeze(t);
+  const verifier = await createJwtVerifier(HS_CONFIG);
+  const { claims } = await verifier.verify(await sign(hsKey(), "HS256", { team: ["ops", "dev"], org: { unit: "infra" }, ["__proto__"]: { polluted: true } }));
+  assert.deepEqual(claims["team"], ["ops", "dev"]);
+  assert.equal((claims["org"] as Record<string, unknown>)["unit"], "infra");
+  assert.ok(Object.isFrozen(claims) && Object.isFrozen(claims["team"]) && Object.isFrozen(claims["org"]));
+  assert.equal(Object.getPrototypeOf(claims), null);
+  assert.equal(Object.getPrototypeOf(claims["org"]), null);
+  assert.equal((claims as Record<string, unknown>)["constructor"], undefined, "nothing inherited looks like a claim");
+  assert.equal(({} as Record<string, unknown>)["polluted"], undefined);
+});
+
+test("a JWT caller's Principal carries the verified claims; root in the roles claim is still dropped", async (t) => {
+  freeze(t);
+  const auth = new Authenticator({} as ServerStorage, await createJwtVerifier(HS_CONFIG));
+  const p = await auth.authenticate(`Bearer ${await sign(hsKey(), "HS256", { team: "ops", roles: ["root", "app"] })}`);
+  assert.equal(p.kind, "jwt");
+  assert.deepEqual(p.roles, ["app"]);
+  assert.equal(p.claims?.["team"], "ops");
+  assert.equal(p.claims?.["sub"], "alice");
 });

@@ -205,7 +205,7 @@ test("Policy: refuses to redefine root, unknown capabilities and bad patterns, n
   assert.throws(() => new Policy({ root: [] }), { code: "E_CONFIG", message: /role "root" is built in/ });
   assert.throws(
     () => new Policy({ r: [{ path: "a", capabilities: ["read"] }, { path: "b", capabilities: ["admin" as "read"] }] }),
-    { code: "E_CONFIG", message: /unknown capability "admin" \(role "r", rule 2\): capabilities are read, list, write, delete/ },
+    { code: "E_CONFIG", message: /unknown capability "admin" \(role "r", rule 2\): capabilities are read, list, write, delete, run, approve/ },
   );
   assert.throws(() => new Policy({ r: [{ path: "a/../b", capabilities: ["read"] }] }), {
     code: "E_CONFIG",
@@ -221,4 +221,86 @@ test("a role set never borrows the rules another role set was cached with (names
     assert.equal(policy.mayList(roles, "y/"), false, JSON.stringify(roles));
   }
   assert.equal(policy.allows(["b", "a"], "read", "x/k"), true, "the same roles in another order");
+});
+
+/* ------------------------------------------ runbooks ------------------------------------------ */
+
+const runbookPolicy = new Policy({
+  operator: [
+    { path: "runbook:cdn-*", capabilities: ["read", "run"] },
+    { path: "runbook:*", capabilities: ["read"] },
+  ],
+  approver: [{ path: "runbook:deploy", capabilities: ["approve", "read"] }],
+  secrets: [{ path: "**", capabilities: ["read", "list", "write", "delete"] }],
+});
+
+test("runbook:NAME paths: a runbook: rule's glob over one-segment names grants read, run, approve", () => {
+  assert.equal(runbookPolicy.allows(["operator"], "run", "runbook:cdn-flush"), true);
+  assert.equal(runbookPolicy.allows(["operator"], "read", "runbook:cdn-flush"), true);
+  assert.equal(runbookPolicy.allows(["operator"], "run", "runbook:deploy"), false, "runbook:* grants only read");
+  assert.equal(runbookPolicy.allows(["operator"], "read", "runbook:deploy"), true);
+  assert.equal(runbookPolicy.allows(["operator"], "approve", "runbook:cdn-flush"), false);
+  assert.equal(runbookPolicy.allows(["approver"], "approve", "runbook:deploy"), true);
+  assert.equal(runbookPolicy.allows(["approver"], "run", "runbook:deploy"), false);
+  assert.deepEqual(sorted(runbookPolicy.capabilities(["operator", "approver"], "runbook:deploy")), ["approve", "read"]);
+  assert.deepEqual(sorted(runbookPolicy.capabilities(["operator"], "runbook:cdn-eu")), ["read", "run"]);
+  assert.deepEqual(sorted(runbookPolicy.capabilities([], "runbook:cdn-eu")), [], "deny by default");
+  assert.equal(matchPath("runbook:cdn-*", "runbook:cdn-flush"), true);
+  assert.equal(matchPath("runbook:cdn-*", "runbook:db-flush"), false);
+  assert.equal(matchPath("runbook:*", "runbook:x"), true);
+});
+
+test("a secret-name pattern never matches a runbook path, and a runbook rule never matches a secret or system path", () => {
+  // "**" with every capability on names: nothing on runbooks.
+  for (const cap of ["read", "run", "approve", "list", "write", "delete"] as const) {
+    assert.equal(runbookPolicy.allows(["secrets"], cap, "runbook:cdn-flush"), false, cap);
+  }
+  assert.deepEqual(sorted(runbookPolicy.capabilities(["secrets"], "runbook:deploy")), []);
+  for (const glob of ["**", "*", "runbook*", "**/*"]) assert.equal(matchPath(glob, "runbook:x"), false, glob);
+  // A runbook rule matches no secret name (not even one spelled like the runbook) nor system path.
+  for (const path of ["cdn-flush", "runbook/cdn-flush", "sys:tokens", "sys:audit"]) {
+    assert.equal(runbookPolicy.allows(["operator"], "read", path), false, path);
+    assert.equal(matchPath("runbook:*", path), false, path);
+  }
+  assert.equal(runbookPolicy.mayList(["operator"], ""), false, "a runbook rule never makes a listing scan");
+});
+
+test("runbook paths that are not one-segment names grant nothing, even to root (../x, a/b, %2e%2e)", () => {
+  for (const path of ["runbook:", "runbook:../x", "runbook:a/b", "runbook:..", "runbook:%2e%2e%2fx", "runbook:-x", "runbook:a b", "RUNBOOK:x", "runbook:x/"]) {
+    assert.equal(runbookPolicy.allows(["operator"], "read", path), false, path);
+    assert.equal(runbookPolicy.allows([ROOT_ROLE], "run", path), false, path);
+    assert.deepEqual(sorted(runbookPolicy.capabilities([ROOT_ROLE], path)), [], path);
+  }
+});
+
+test("root holds every runbook capability on every runbook", () => {
+  assert.deepEqual(sorted(runbookPolicy.capabilities([ROOT_ROLE], "runbook:anything")), ["approve", "read", "run"]);
+  for (const cap of ["read", "run", "approve"] as const) assert.equal(runbookPolicy.allows([ROOT_ROLE], cap, "runbook:anything"), true);
+});
+
+test("capabilities of the wrong kind are refused at load: run/approve on secrets or sys, list/write/delete on runbooks", () => {
+  for (const [path, cap] of [["app/*", "run"], ["**", "approve"], ["sys:audit", "run"]] as const) {
+    assert.throws(() => new Policy({ r: [{ path, capabilities: [cap] }] }), {
+      code: "E_CONFIG",
+      message: new RegExp(`\\(role "r", rule 1\\): ${cap} applies only to runbooks \\(runbook:NAME\\); secret and system paths take read, list, write, delete`),
+    });
+  }
+  for (const cap of ["list", "write", "delete"] as const) {
+    assert.throws(() => new Policy({ r: [{ path: "runbook:*", capabilities: ["read", cap] }] }), {
+      code: "E_CONFIG",
+      message: new RegExp(`${cap} does not apply to runbooks; a runbook: rule grants read, run, approve`),
+    });
+  }
+});
+
+test("runbook patterns are one segment of the pattern language", () => {
+  for (const [path, why] of [
+    ["runbook:a/b", /one segment: runbook names have no '\/'/],
+    ["runbook:**", /use runbook:\* for every runbook/],
+    ["runbook:", /runbook pattern empty/],
+    ["runbook:..", /'\.\.' is not allowed/],
+    ["runbook:a b", /character outside the rule/],
+  ] as const) {
+    assert.throws(() => new Policy({ r: [{ path, capabilities: ["read"] }] }), { code: "E_CONFIG", message: why }, path);
+  }
 });
