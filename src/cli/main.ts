@@ -200,7 +200,8 @@ function mainHelp(): string {
     "`coffer <command> --help` shows a command's flags and examples.",
     "Exit status: 0 ok, 1 internal, 2 usage, 3 not found, 4 conflict, 5 permissions/denied,",
     "6 decryption/integrity, 7 invalid name, value or config, 8 not initialised/bad identity, 9 busy,",
-    "10 cancelled, 11 provider failed. `coffer run` exits with its command's status.",
+    "10 cancelled, 11 provider failed, 12 runbook execution did not finish. `coffer run` and",
+    "`coffer runbook run --follow` exit with their command's status (124 when it timed out).",
     "",
   ].join("\n");
 }
