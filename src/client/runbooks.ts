@@ -9,6 +9,7 @@
  */
 import { CofferError } from "../errors.ts";
 import { assertEnvName, isSecretName } from "../core/names.ts";
+import { formatDuration } from "../core/durations.ts";
 import { CofferClient, ServerError } from "./client.ts";
 import { field, shapeError, str, whole } from "./shape.ts";
 import { SseParser } from "./sse.ts";
@@ -240,7 +241,7 @@ export class RunbookClient {
     const touch = (): void => {
       clearTimeout(timer);
       timer = setTimeout(() => {
-        stop.abort(new CofferError("E_PROVIDER", `${where}: the output stream of execution ${id} sent nothing for ${Math.round(idleMs / 1000)} s; the execution may go on: \`coffer runbook output ${id} --follow\``));
+        stop.abort(new CofferError("E_PROVIDER", `${where}: the output stream of execution ${id} sent nothing for ${formatDuration(idleMs)}; the execution may go on: \`coffer runbook output ${id} --follow\``));
       }, idleMs);
     };
     const onCaller = (): void => stop.abort(new CofferError("E_CANCELLED", `stopped following execution ${id}; it goes on`));
