@@ -198,6 +198,7 @@ export const runbookHistory: Command = {
     const rows = await call(ctx, (rb) => rb.history({
       ...(runbook !== undefined && { runbook }), ...(limit !== undefined && { limit }), ...(before !== undefined && { before }),
     }));
+    if (rows.length === (limit ?? 20)) ctx.say(`older ones: add --before ${rows.at(-1)!.id}`);
     if (ctx.flags.json === true) return printJson(ctx, rows);
     if (rows.length === 0) return ctx.say(before === undefined ? "no executions" : `no executions before ${before}`);
     const header = ["ID", ...(runbook === undefined ? ["RUNBOOK"] : []), "STATUS", "BY", "STARTED", "EXIT"];
@@ -205,7 +206,6 @@ export const runbookHistory: Command = {
       e.id, ...(runbook === undefined ? [e.runbook] : []), e.status, e.by,
       e.startedAt === null ? "" : wholeSeconds(e.startedAt), e.exitCode !== null ? String(e.exitCode) : (e.signal ?? ""),
     ])));
-    if (rows.length === (limit ?? 20)) ctx.say(`older ones: add --before ${rows.at(-1)!.id}`);
   },
 };
 
