@@ -50,6 +50,7 @@ export const ERROR_CODES = {
   E_LISTEN: { exit: 9, http: 500, meaning: "the server cannot listen on its address: the port is in use, needs privileges, or the address is not this machine's" },
   E_REPLACED: { exit: 9, http: 503, meaning: "the store file was replaced (restored) after this process opened it: open it again" },
   E_UNAVAILABLE: { exit: 11, http: 503, meaning: "the server cannot serve the request now (its audit log or database failed): nothing was done" },
+  E_EXECUTION: { exit: 12, http: 409, meaning: "a runbook execution did not finish: it was cancelled, rejected, interrupted or expired (the status says which)" },
 } as const satisfies Record<string, { exit: number; http: number; meaning: string }>;
 
 /** A stable error code; `switch (err.code)` narrows on it. */

@@ -2,15 +2,17 @@
  * A small typed client for the coffer server's HTTP API (`/v1/secrets`, `/v1/auth/self`,
  * `/v1/sys/health`), used by the `server` provider and by `coffer login`. Every answer is
  * validated before it is returned; every failure is a {@link CofferError} that names the server
- * and never carries the token or a value.
+ * and never carries the token or a value. {@link CofferClient.send} is the one way a request
+ * reaches the server; other API areas build on it in their own modules (`runbooks.ts`).
  */
 import { isAbsolute } from "node:path";
 import { CofferError, ERROR_CODES, type ErrorCode } from "../errors.ts";
-import { fetchText, tlsFetch, type ClientTls } from "./http.ts";
+import { readCapped, tlsFetch, type ClientTls } from "./http.ts";
 import { readPrivateFile, readPublicFile } from "../core/fs-secure.ts";
 import { tokenTransportRule } from "../core/token-transport.ts";
 import { assertSecretName } from "../core/names.ts";
 import { jsonValue, type SecretListing, type VersionInfo } from "../core/secret.ts";
+import { field, shapeError, str, whole } from "./shape.ts";
 
 /** Largest response body read from the server, in bytes; more is refused (E_PROVIDER). */
 export const SERVER_MAX_RESPONSE_BYTES = 2 * 1024 * 1024;
@@ -40,14 +42,17 @@ export class ServerError extends CofferError {
   readonly requestId: string | undefined;
   /** for 429: seconds to wait, from Retry-After */
   readonly retryAfterSeconds: number | undefined;
+  /** every problem the server listed (`error.problems` of a 400 from a runbook's validate or run), control characters removed */
+  readonly problems: readonly string[] | undefined;
 
   /** @param message - names the server and what failed; never the token or a value */
-  constructor(code: ErrorCode, message: string, status: number, requestId?: string, retryAfterSeconds?: number) {
+  constructor(code: ErrorCode, message: string, status: number, requestId?: string, retryAfterSeconds?: number, problems?: readonly string[]) {
     super(code, message);
     this.name = "ServerError";
     this.status = status;
     this.requestId = requestId;
     this.retryAfterSeconds = retryAfterSeconds;
+    this.problems = problems;
   }
 }
 
@@ -314,42 +319,88 @@ export class CofferClient {
     return { ...(body as Record<string, unknown>), status };
   }
 
-  async #request(method: string, target: string, payload?: unknown, auth = true): Promise<unknown> {
+  /** the per-request timeout, in milliseconds (headers and body) */
+  get timeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
+  /**
+   * Sends one request to this server, the one way every call reaches it (`src/client/runbooks.ts`
+   * too): the token as `Authorization: Bearer`, redirects refused (the token goes to this server
+   * and nowhere else), the client's timeout and close signal, and an error answer mapped to a
+   * {@link ServerError}. Gives the response of a 2xx answer with its body unread; the same
+   * signal bounds reading it.
+   * @param target - the path and query, e.g. `/v1/runbooks`; names in it already encoded
+   * @throws ServerError for an error status (the server's code when it may pass through, its
+   *   message without the token or a `redact` text, `problems`, Retry-After); CofferError
+   *   E_PROVIDER when the server cannot be reached, does not answer in time, or the request was
+   *   cancelled; the `signal`'s reason when that is a CofferError
+   */
+  async send(method: string, target: string, options: SendOptions = {}): Promise<Response> {
     const where = `server ${this.url}`;
     if (this.#signal?.aborted === true) throw new CofferError("E_PROVIDER", `${where}: the request was cancelled (closed)`);
-    const signals = [AbortSignal.timeout(this.#timeoutMs), ...(this.#signal !== undefined ? [this.#signal] : [])];
-    const headers: Record<string, string> = { Accept: "application/json" };
-    if (auth && this.#token !== undefined) headers.Authorization = `Bearer ${this.#token}`;
-    if (payload !== undefined) headers["Content-Type"] = "application/json";
-    const data = payload === undefined ? null : JSON.stringify(payload);
-    const { res, text } = await fetchText(
-      // redirect "error": the token goes to this server and nowhere else.
-      () => this.fetch(`${this.url}${target}`, { method, headers, body: data, redirect: "error", signal: AbortSignal.any(signals) }),
-      {
-        where,
-        maxBytes: SERVER_MAX_RESPONSE_BYTES,
-        tooLarge: (n) => n !== undefined
-          ? `answered with ${n} bytes, over the limit of ${SERVER_MAX_RESPONSE_BYTES} bytes`
-          : `answered with more than the limit of ${SERVER_MAX_RESPONSE_BYTES} bytes`,
-        failed: (err) => fetchError(where, err, this.#timeoutMs),
-      },
-    );
+    const signals = [
+      ...(options.timeout !== false ? [AbortSignal.timeout(this.#timeoutMs)] : []),
+      ...(this.#signal !== undefined ? [this.#signal] : []),
+      ...(options.signal !== undefined ? [options.signal] : []),
+    ];
+    const headers: Record<string, string> = { Accept: options.accept ?? "application/json" };
+    if (options.auth !== false && this.#token !== undefined) headers.Authorization = `Bearer ${this.#token}`;
+    if (options.payload !== undefined) headers["Content-Type"] = "application/json";
+    const data = options.payload === undefined ? null : JSON.stringify(options.payload);
+    const failed = (err: unknown): CofferError => err instanceof CofferError ? err : fetchError(where, err, this.#timeoutMs);
+    let res: Response;
+    try {
+      res = await this.fetch(`${this.url}${target}`, { method, headers, body: data, redirect: "error", signal: AbortSignal.any(signals) });
+    } catch (err) {
+      throw failed(err);
+    }
+    if (res.status >= 200 && res.status < 300) return res;
+    const text = await this.readBody(res, SERVER_MAX_RESPONSE_BYTES);
     let body: unknown;
     try {
       body = JSON.parse(text);
     } catch {
       body = undefined;
     }
-    if (res.status >= 200 && res.status < 300) {
-      if (body === undefined) {
-        throw new CofferError("E_PROVIDER", `${where}: answered ${res.status} with a body that is not JSON (${res.headers.get("content-type") ?? "no content-type"}); is the URL a coffer server?`);
-      }
-      return body;
-    }
-    throw this.#statusError(res, body);
+    throw this.#statusError(res, body, options.redact ?? []);
   }
 
-  #statusError(res: Response, body: unknown): ServerError {
+  /**
+   * {@link send}s a request and gives its JSON answer (at most {@link SERVER_MAX_RESPONSE_BYTES}).
+   * @throws what {@link send} throws; CofferError E_PROVIDER for an answer over the limit or not JSON
+   */
+  async request(method: string, target: string, options: SendOptions = {}): Promise<unknown> {
+    const res = await this.send(method, target, options);
+    const text = await this.readBody(res, SERVER_MAX_RESPONSE_BYTES);
+    try {
+      return JSON.parse(text);
+    } catch {
+      throw new CofferError("E_PROVIDER", `server ${this.url}: answered ${res.status} with a body that is not JSON (${res.headers.get("content-type") ?? "no content-type"}); is the URL a coffer server?`);
+    }
+  }
+
+  /**
+   * Reads a response's body as UTF-8 text, at most `maxBytes` (the bytes read are zeroed).
+   * @throws CofferError E_PROVIDER for a body over `maxBytes`, or one whose reading failed or timed out
+   */
+  async readBody(res: Response, maxBytes: number): Promise<string> {
+    const where = `server ${this.url}`;
+    try {
+      return await readCapped(res, maxBytes, (n) => n !== undefined
+        ? `answered with ${n} bytes, over the limit of ${maxBytes} bytes`
+        : `answered with more than the limit of ${maxBytes} bytes`);
+    } catch (err) {
+      if (err instanceof CofferError) throw new CofferError(err.code, `${where}: ${err.message}`);
+      throw fetchError(where, err, this.#timeoutMs);
+    }
+  }
+
+  async #request(method: string, target: string, payload?: unknown, auth = true): Promise<unknown> {
+    return this.request(method, target, { ...(payload !== undefined && { payload }), auth });
+  }
+
+  #statusError(res: Response, body: unknown, redact: readonly string[]): ServerError {
     const where = `server ${this.url}`;
     const err = field(body, "error");
     const rawCode = field(err, "code");
@@ -359,18 +410,49 @@ export class CofferClient {
     const retry = res.status === 429 ? parseRetryAfter(res.headers.get("retry-after")) : undefined;
     const known = typeof rawCode === "string" && Object.hasOwn(ERROR_CODES, rawCode) && PASSED_THROUGH.has(rawCode as ErrorCode);
     const code: ErrorCode = known ? (rawCode as ErrorCode) : (BY_STATUS[res.status] ?? "E_PROVIDER");
-    let message = typeof rawMessage === "string" ? rawMessage.replace(/[\u0000-\u001f\u007f]+/g, " ").trim() : "";
-    // A server message should never hold the token; if one does, it is not repeated.
-    if (this.#token !== undefined && message.includes(this.#token)) message = message.replaceAll(this.#token, "[redacted]");
-    message = shorten(message);
+    // A server message should never hold the token or a value this request sent; if one does,
+    // it is not repeated. (Texts under 4 characters are left: too short to hide and too common.)
+    const hidden = [...(this.#token !== undefined ? [this.#token] : []), ...redact.filter((r) => r.length >= 4)];
+    const clean = (s: string, max?: number): string => {
+      let t = s.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
+      for (const h of hidden) if (t.includes(h)) t = t.replaceAll(h, "[redacted]");
+      return shorten(t, max);
+    };
+    let message = typeof rawMessage === "string" ? clean(rawMessage) : "";
     if (message === "") message = body === undefined ? `answered ${res.status} with a body that is not JSON; is the URL a coffer server?` : `answered ${res.status}`;
+    const rawProblems = field(err, "problems");
+    const problems = Array.isArray(rawProblems)
+      ? rawProblems.filter((p): p is string => typeof p === "string").slice(0, MAX_PROBLEMS).map((p) => clean(p)).filter((p) => p !== "")
+      : undefined;
+    if (problems !== undefined && Array.isArray(rawProblems) && rawProblems.length > MAX_PROBLEMS) {
+      problems.push(`… and ${rawProblems.length - MAX_PROBLEMS} more`);
+    }
     const hints = [
       ...(typeof rawCode === "string" && !known ? [`server code ${shorten(rawCode.replace(/[^\x21-\x7e]/g, ""), 40)}`] : []),
       ...(retry !== undefined ? [`retry after ${retry} s`] : []),
       ...(id !== undefined ? [`request ${id}`] : []),
     ];
-    return new ServerError(code, `${where}: ${message}${hints.length > 0 ? ` (${hints.join("; ")})` : ""}`, res.status, id, retry);
+    return new ServerError(code, `${where}: ${message}${hints.length > 0 ? ` (${hints.join("; ")})` : ""}`, res.status, id, retry, problems);
   }
+}
+
+/** The most problems of one error answer kept; the rest are counted. */
+const MAX_PROBLEMS = 100;
+
+/** Options of {@link CofferClient.send}. */
+export interface SendOptions {
+  /** a body, sent as JSON */
+  payload?: unknown;
+  /** the Accept header (default `application/json`) */
+  accept?: string;
+  /** false: send no token (default true) */
+  auth?: boolean;
+  /** the caller's own signal, e.g. an idle timer; its reason, when a CofferError, is what is thrown */
+  signal?: AbortSignal;
+  /** false: the client's per-request timeout does not apply (a stream its caller bounds with `signal`) */
+  timeout?: boolean;
+  /** texts this request sends (values) that an error message must not repeat: replaced by `[redacted]` */
+  redact?: readonly string[];
 }
 
 function secretPath(name: string): string {
@@ -401,26 +483,6 @@ function fetchError(where: string, err: unknown, timeoutMs: number): CofferError
     ? `; the TLS handshake failed: for a private CA or a client certificate, run \`coffer login ${where.replace(/^server /, "")} --ca FILE [--cert FILE --key FILE]\``
     : "";
   return new CofferError("E_PROVIDER", `${where}: cannot reach it: ${cause}${tls}`);
-}
-
-function shapeError(url: string, what: string, name: string): CofferError {
-  return new CofferError("E_PROVIDER", `server ${url}: answered for ${what} without a usable "${name}"; is it a coffer server of this version?`);
-}
-
-function str(v: unknown, name: string, what: string, url: string): string {
-  const s = field(v, name);
-  if (typeof s !== "string") throw shapeError(url, what, name);
-  return s;
-}
-
-function whole(v: unknown, name: string, what: string, url: string): number {
-  const n = field(v, name);
-  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw shapeError(url, what, name);
-  return n;
-}
-
-function field(v: unknown, name: string): unknown {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && Object.hasOwn(v, name) ? (v as Record<string, unknown>)[name] : undefined;
 }
 
 function shorten(s: string, max = 300): string {

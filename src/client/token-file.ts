@@ -40,6 +40,14 @@ export function loadToken(url: string, env: NodeJS.ProcessEnv = process.env): st
 }
 
 /**
+ * The servers a token is saved for, by canonical URL, sorted.
+ * @throws PermissionsError when the file is accessible to others; CofferError E_CONFIG when it is malformed
+ */
+export function savedServers(env: NodeJS.ProcessEnv = process.env): string[] {
+  return Object.keys(readServers(tokenFilePath(env))).sort();
+}
+
+/**
  * The TLS files saved for the server at `url` by `coffer login --ca/--cert/--key`, or undefined.
  * @throws PermissionsError when the file is accessible to others; CofferError E_CONFIG when it is malformed
  */

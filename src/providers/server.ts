@@ -7,6 +7,7 @@ import { tokenTransportRule } from "../core/token-transport.ts";
 import { CofferError, show } from "../errors.ts";
 import { CofferClient, ServerError, normaliseServerUrl } from "../client/client.ts";
 import { loadServerTls, loadToken } from "../client/token-file.ts";
+import { SseParser } from "../client/sse.ts";
 import { Secret } from "../core/secret.ts";
 import { pollingFeed, pollVersions, watchByPath, watchSet } from "./watch.ts";
 import { HTTP_URL_PATTERN, isHttpUrl, type ProviderType } from "./grammar.ts";
@@ -77,75 +78,8 @@ export interface ServerProviderOptions {
   fetch?: typeof fetch;
 }
 
-/** One server-sent event. */
-export interface SseEvent {
-  /** `message` when the event had no `event:` field */
-  event: string;
-  /** the data lines, joined with "\n" */
-  data: string;
-  /** the last `id:` seen (the stream's last event id) */
-  id: string;
-}
-
-/** Longest line an event stream may send; more is a broken stream. */
-const SSE_MAX_LINE = 64 * 1024;
-
-/**
- * A streaming parser of `text/event-stream` (the WHATWG rules): lines end in CRLF, LF or CR
- * (also split across chunks), `:` lines are comments, `field: value` loses one leading space,
- * `data` lines are joined with LF, an empty line dispatches (nothing without data), an unknown
- * field is ignored. Feed it decoded text with {@link push}.
- * @throws Error from push() when a line grows past 64 KiB
- */
-export class SseParser {
-  #buffer = "";
-  #event = "";
-  #data: string[] = [];
-  #id = "";
-  readonly #onEvent: (event: SseEvent) => void;
-
-  constructor(onEvent: (event: SseEvent) => void) {
-    this.#onEvent = onEvent;
-  }
-
-  push(text: string): void {
-    this.#buffer += text;
-    for (;;) {
-      const m = /\r\n|\r|\n/.exec(this.#buffer);
-      if (m === null) break;
-      // A CR at the very end may be the first half of a CRLF: wait for the next chunk.
-      if (m[0] === "\r" && m.index === this.#buffer.length - 1) break;
-      const line = this.#buffer.slice(0, m.index);
-      this.#buffer = this.#buffer.slice(m.index + m[0].length);
-      this.#line(line);
-    }
-    if (this.#buffer.length > SSE_MAX_LINE) throw new Error(`an event-stream line is longer than ${SSE_MAX_LINE} characters`);
-  }
-
-  /** The stream ended: a last unterminated event is dropped, as the standard says. */
-  end(): void {
-    this.#buffer = "";
-    this.#event = "";
-    this.#data = [];
-  }
-
-  #line(line: string): void {
-    if (line === "") {
-      if (this.#data.length > 0) this.#onEvent({ event: this.#event === "" ? "message" : this.#event, data: this.#data.join("\n"), id: this.#id });
-      this.#event = "";
-      this.#data = [];
-      return;
-    }
-    if (line.startsWith(":")) return;
-    const colon = line.indexOf(":");
-    const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? "" : line.slice(colon + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    if (field === "event") this.#event = value;
-    else if (field === "data") this.#data.push(value);
-    else if (field === "id" && !value.includes("\0")) this.#id = value;
-  }
-}
+/** The event-stream parser moved to src/client/sse.ts (also used for runbook output); re-exported for existing importers. */
+export { SseParser, type SseEvent } from "../client/sse.ts";
 
 /**
  * The longest common prefix of whole "/"-segments of the names' folders: `app/db/pw` and
