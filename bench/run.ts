@@ -24,6 +24,7 @@ const { benchCli, ensureBuilt } = await import("./cli.ts");
 const { benchDeliver } = await import("./deliver.ts");
 const { benchAgent } = await import("./agent.ts");
 const { benchServer } = await import("./server.ts");
+const { benchRunbook } = await import("./runbook.ts");
 
 const options = benchOptions();
 const started = performance.now();
@@ -39,6 +40,8 @@ process.stderr.write("agent\n");
 rows.push(...(await benchAgent()));
 process.stderr.write("server\n");
 rows.push(...(await benchServer(options)));
+process.stderr.write("runbook\n");
+rows.push(...(await benchRunbook()));
 const seconds = (performance.now() - started) / 1000;
 
 const nproc = spawnSync("nproc", { encoding: "utf8" }).stdout?.trim() || String(availableParallelism());

@@ -33,6 +33,9 @@ import { secretRoutes } from "./routes/secrets.ts";
 import { systemRoutes } from "./routes/system.ts";
 import { devLoginRoute, selfRoute, tokenRoutes } from "./routes/tokens.ts";
 import { watchRoutes } from "./routes/watch.ts";
+import { ProblemsError, runbookRoutes } from "./routes/runbooks.ts";
+import type { RunbookCatalog } from "../runbooks/catalog.ts";
+import { ExecutionManager } from "../runbooks/executions.ts";
 import type { ServerStorage } from "../storage/types.ts";
 import type { TlsServerOptions } from "./tls.ts";
 
@@ -54,6 +57,8 @@ export interface ServerDeps {
   redis?: Redis;
   /** page size and a per-page hook of `GET /v1/audit/verify` (tests) */
   auditVerify?: AuditVerifierOptions;
+  /** with `runbooks:` configured: the loaded runbooks, where executions get their directories, what a sandbox must not see */
+  runbooks?: { catalog: RunbookCatalog; baseDir: string; hide: string[] };
 }
 
 /**
@@ -88,6 +93,19 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     mutualTls: deps.https?.requestCert === true,
     version: deps.version,
   };
+  const sealer = parts.sealer;
+  const executions = deps.runbooks === undefined || config.runbooks === undefined ? undefined : new ExecutionManager({
+    storage,
+    readSecret: async (name) => {
+      const row = await storage.readCurrent(name);
+      return row === undefined ? undefined : sealer.open(name, row.version, row);
+    },
+    baseDir: deps.runbooks.baseDir,
+    hide: deps.runbooks.hide,
+    ...(config.runbooks.runAs !== undefined && { runAs: config.runbooks.runAs }),
+    observe: metrics.executionObserver(),
+    ...(deps.logger !== false && { log: deps.logger }),
+  });
 
   const app = Fastify({
     ...(deps.https !== undefined && { https: deps.https }),
@@ -110,9 +128,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // Before any plugin: an encapsulated plugin (the docs) keeps the error handler that was set
   // when it was registered, and fastify's default one answers a 429 thrown by our hook as a 500.
   app.setErrorHandler(async (err: unknown, req, reply) => {
-    const { status, code, message } = describeError(err);
+    const { status, code, message, problems } = describeError(err);
     if (status >= 500) req.log.error({ err: safeErr(err), code }, "request failed");
-    return reply.status(status).send({ error: { code, message }, requestId: req.id });
+    return reply.status(status).send({ error: { code, message, ...(problems !== undefined && { problems }) }, requestId: req.id });
   });
 
   metrics.watch(() => ({ limitMode: limits.mode(), changesHealthy: changes.healthy() }));
@@ -132,13 +150,30 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     timeWindow: config.rateLimit.windowMs,
     keyGenerator: ipKey,
   });
+  const runLimit = config.runbooks === undefined ? undefined : app.createRateLimit({
+    max: config.runbooks.rateLimit.executions,
+    timeWindow: config.runbooks.rateLimit.windowMs,
+    keyGenerator: (req) => `run:${runPrincipals.get(req) ?? req.principal?.subject ?? limitAddress(req)}`,
+  });
+  const runPrincipals = new WeakMap<FastifyRequest, string>();
+  if (executions !== undefined && deps.runbooks !== undefined && runLimit !== undefined) {
+    metrics.runningExecutions = () => executions.running;
+    parts.runbooks = {
+      catalog: deps.runbooks.catalog,
+      executions,
+      limit: async (req, reply, principal) => {
+        runPrincipals.set(req, principal);
+        await checkLimit(runLimit, "runbook", req, reply);
+      },
+    };
+  }
   const subjectLimit = app.createRateLimit({
     max: config.rateLimit.requests,
     timeWindow: config.rateLimit.windowMs,
     keyGenerator: (req) => `subject:${req.principal?.subject ?? limitAddress(req)}`,
   });
   /** Lets a request within the limit go on; else a 429 with Retry-After. */
-  const checkLimit = async (limiter: typeof ipLimit, scope: "ip" | "subject", req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  const checkLimit = async (limiter: typeof ipLimit, scope: "ip" | "subject" | "runbook", req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const limit = await limiter(req);
     if (limit.isAllowed || !limit.isExceeded) return;
     metrics.rateLimited.inc({ scope });
@@ -195,9 +230,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     tokenRoutes(api, parts);
     auditRoutes(api, parts);
     devLoginRoute(api, parts);
+    runbookRoutes(api, parts);
   });
+  await executions?.start();
 
   app.addHook("onClose", async () => {
+    // Running scripts are stopped (their groups killed) and recorded `interrupted` before the storage closes.
+    await executions?.close();
     parts.auth.close();
     await parts.audit.drain();
   });
@@ -238,9 +277,10 @@ function redactQuery(url: string | undefined): string | undefined {
 }
 
 /** The status, code and message a client sees for any error; nothing else leaks. */
-function describeError(err: unknown): { status: number; code: ErrorCode; message: string } {
+function describeError(err: unknown): { status: number; code: ErrorCode; message: string; problems?: string[] } {
   if (err instanceof CofferError) {
-    return { status: ERROR_CODES[err.code].http, code: err.code, message: err.message };
+    const problems = err instanceof ProblemsError ? { problems: [...err.problems] } : {};
+    return { status: ERROR_CODES[err.code].http, code: err.code, message: err.message, ...problems };
   }
   const e = err as { code?: string; statusCode?: number; validation?: unknown; validationContext?: string; message?: string };
   if (e.validation !== undefined) {

@@ -20,6 +20,10 @@ import { clientAddress } from "./proxy.ts";
 import type { LimitMode } from "./rate-limit-store.ts";
 import type { ServerStorage } from "../storage/types.ts";
 import { certificatePrincipal, clientCertificate } from "./tls.ts";
+import type { RunbookParts } from "./routes/runbooks.ts";
+
+/** Policy paths of runbooks: `runbook:NAME`. */
+const RUNBOOK_PREFIX = "runbook:";
 
 /** The server's parts, built once by buildServer (app.ts) and handed to every route module. */
 export interface ServerParts {
@@ -37,6 +41,8 @@ export interface ServerParts {
   /** the server asks for client certificates (mutual TLS) */
   mutualTls: boolean;
   version: string;
+  /** the runbooks and their executions, when `runbooks:` is configured */
+  runbooks?: RunbookParts;
 }
 
 /** What a route adds to an audit record besides the action and the result. */
@@ -93,9 +99,11 @@ export function registerRequestContext(app: FastifyInstance, parts: ServerParts)
   app.decorateRequest("authorize", async function (this: FastifyRequest, capability: Capability, path: string, action: string): Promise<void> {
     if (parts.policy.allows(this.caller().roles, capability, path)) return;
     parts.metrics.denials.inc({ action });
-    const secret = !path.startsWith("sys:");
+    const secret = !path.startsWith("sys:") && !path.startsWith(RUNBOOK_PREFIX);
     await this.record("denied", action, secret ? { name: path } : { detail: { object: path } });
-    throw new CofferError("E_DENIED", secret ? `you may not ${capability} secret "${path}"` : `you may not do ${action} (needs ${capability} on ${path})`);
+    if (secret) throw new CofferError("E_DENIED", `you may not ${capability} secret "${path}"`);
+    if (path.startsWith(RUNBOOK_PREFIX)) throw new CofferError("E_DENIED", `you may not ${capability} runbook "${path.slice(RUNBOOK_PREFIX.length)}" (needs ${capability} on ${path})`);
+    throw new CofferError("E_DENIED", `you may not do ${action} (needs ${capability} on ${path})`);
   });
 }
 

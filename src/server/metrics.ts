@@ -4,6 +4,7 @@
  * requests, audit batches.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { ExecutionObserver } from "../runbooks/executions.ts";
 
 /** The metrics of one server instance. */
 export class ServerMetrics {
@@ -35,6 +36,23 @@ export class ServerMetrics {
     "requests counted in this instance's memory because the shared Redis could not be reached",
     [],
   );
+  readonly executions = this.#counter("coffer_runbook_executions_total", "runbook executions that ended, by runbook and final status", ["runbook", "status"]);
+  readonly executionSeconds = new Histogram({
+    name: "coffer_runbook_execution_duration_seconds",
+    help: "how long runbook executions ran, from start to end, by runbook",
+    labelNames: ["runbook"] as const,
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600, 1800, 3600],
+    registers: [this.registry],
+  });
+  /** how many executions this instance runs, asked at each scrape */
+  runningExecutions = (): number => 0;
+  readonly executionsRunning: Gauge = new Gauge({
+    name: "coffer_runbook_executions_running",
+    help: "runbook executions running on this instance",
+    registers: [this.registry],
+    collect: () => this.executionsRunning.set(this.runningExecutions()),
+  });
+  readonly truncations = this.#counter("coffer_runbook_output_truncations_total", "runbook executions whose output went past its outputLimit, by runbook", ["runbook"]);
   #state = () => ({ limitMode: "local", changesHealthy: true });
 
   constructor() {
@@ -49,6 +67,17 @@ export class ServerMetrics {
       () => this.#state().changesHealthy,
     );
     collectDefaultMetrics({ register: this.registry, prefix: "coffer_" });
+  }
+
+  /** What the execution manager (runbooks/executions.ts) tells these metrics. */
+  executionObserver(): ExecutionObserver {
+    return {
+      finished: (runbook, status, seconds) => {
+        this.executions.inc({ runbook, status });
+        if (seconds !== null) this.executionSeconds.observe({ runbook }, seconds);
+      },
+      truncated: (runbook) => this.truncations.inc({ runbook }),
+    };
   }
 
   /** Where the gauges read the server's state from at each scrape. */

@@ -75,3 +75,42 @@ export interface VerifyQuery { full?: "true" | "false" }
 export const VERIFY_SCHEMA = { type: "object", properties: { ok: { type: "boolean" }, records: INTEGER, fromCheckpoint: INTEGER, brokenAt: INTEGER, reason: STRING } } as const;
 
 export const HEALTH_SCHEMA = { type: "object", properties: { status: STRING, storage: STRING, rateLimit: STRING, changes: STRING, version: STRING } } as const;
+
+/** A runbook's or an execution's name in a URL (checked again by the route: one segment, the name rule). */
+export const RUNBOOK_PARAMS = { type: "object", properties: { name: { type: "string", maxLength: 256 } } } as const;
+export interface RunbookParams { name: string }
+/** An execution id: a UUID as coffer writes it. */
+const EXECUTION_ID = { type: "string", pattern: "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$" } as const;
+export const EXECUTION_PARAMS = { type: "object", properties: { id: EXECUTION_ID } } as const;
+export interface ExecutionParams { id: string }
+/** `{ params }` of validate and run: the values are checked by the runbook (checkParams). */
+export const RUN_BODY = { type: "object", additionalProperties: false, properties: { params: { type: "object" } } } as const;
+export interface RunBody { params?: unknown }
+export const HISTORY_QUERY = {
+  type: "object",
+  additionalProperties: false,
+  properties: { runbook: { type: "string", maxLength: 256 }, limit: { type: "string", pattern: "^([1-9][0-9]?|100)$" }, before: EXECUTION_ID },
+} as const;
+export interface HistoryQuery { runbook?: string; limit?: string; before?: string }
+const NUMBER_OR_NULL = { type: ["integer", "null"] } as const;
+const STRING_MAP = { type: "object", additionalProperties: STRING } as const;
+export const EXECUTION_SCHEMA = {
+  type: "object",
+  properties: {
+    id: STRING, runbook: STRING, status: STRING, exitCode: NUMBER_OR_NULL, signal: STRING_OR_NULL, by: STRING, params: STRING_MAP,
+    createdAt: STRING, startedAt: STRING_OR_NULL, finishedAt: STRING_OR_NULL, outputBytes: INTEGER, truncated: { type: "boolean" },
+    approvalsRequired: INTEGER, approvals: STRINGS, expiresAt: STRING_OR_NULL, cancelRequested: { type: "boolean" },
+  },
+} as const;
+const PARAM_INFO = {
+  type: "object",
+  properties: { name: STRING, required: { type: "boolean" }, pattern: STRING_OR_NULL, description: STRING_OR_NULL, default: STRING_OR_NULL },
+} as const;
+export const RUNBOOK_INFO = {
+  type: "object",
+  properties: {
+    name: STRING, description: STRING, valid: { type: "boolean" }, problems: STRINGS, isolation: STRING, approvals: INTEGER,
+    timeoutMs: INTEGER, outputLimit: INTEGER, concurrency: NUMBER_OR_NULL, secrets: STRINGS, files: STRINGS,
+    params: { type: "array", items: PARAM_INFO },
+  },
+} as const;

@@ -9,7 +9,8 @@
  */
 import { existsSync, statSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import type { FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
 import { CofferError, problemList } from "../errors.ts";
@@ -25,6 +26,8 @@ import { keyCheck, keyCheckMatches, newMasterKeyText, readMasterKey, storeNewTok
 import { ROOT_ROLE } from "./policy.ts";
 import { createSqliteStorage, openSqliteStorage } from "../storage/sqlite-async.ts";
 import type { ServerStorage } from "../storage/types.ts";
+import { RunbookCatalog } from "../runbooks/catalog.ts";
+import { sandboxProblem } from "../runbooks/sandbox.ts";
 
 /** The master key file in the data dir. */
 export const MASTER_KEY_FILE = "master.key";
@@ -161,6 +164,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
   let app: FastifyInstance | undefined;
   let changes: ChangeBus | undefined;
   let redis: Redis | undefined;
+  let stopRunbookReload = (): void => {};
   try {
     await assertKeyMatches(storage, masterKey, keyPath);
     const logger = options.logger ?? serverLogger(config.log.level);
@@ -172,7 +176,12 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       const why = "Redis unreachable: rate limits are per instance until it is back";
       redis = await connectLimitRedis(config.redis, (e) => log?.warn({ err: e.message }, why));
     }
-    app = await buildServer({ config, storage, masterKey, logger, version: SERVER_VERSION, changes, ...(https !== undefined && { https }), ...(redis !== undefined && { redis }) });
+    const runbooks = config.runbooks === undefined ? undefined : await loadRunbooks(config, dataDir, log, options.reloadOnSighup === true);
+    stopRunbookReload = runbooks?.stopReload ?? stopRunbookReload;
+    app = await buildServer({
+      config, storage, masterKey, logger, version: SERVER_VERSION, changes,
+      ...(https !== undefined && { https }), ...(redis !== undefined && { redis }), ...(runbooks !== undefined && { runbooks }),
+    });
     masterKey.fill(0);
     if (config.devLogin) log?.warn("devLogin is on: POST /dev-login gives tokens without credentials; never use it in production");
     const { host, port } = config.listen;
@@ -192,6 +201,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
       url,
       close: () => (closing ??= server.close().finally(async () => {
         stopReload();
+        stopRunbookReload();
         redis?.disconnect();
         await bus.close();
         await storage.close();
@@ -199,6 +209,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     };
   } catch (err) {
     masterKey.fill(0);
+    stopRunbookReload();
     await app?.close().catch(() => {});
     await changes?.close().catch(() => {});
     redis?.disconnect();
@@ -206,6 +217,46 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     throw err;
   }
 }
+
+/**
+ * The runbooks of `runbooks.dir`, loaded (each invalid one logged with its problems, each tempdir
+ * one with a warning that it runs with the server's privileges), re-read on SIGHUP when
+ * `reloadOnSighup`; executions get their directories under a private dir of the system's temp
+ * dir, and a sandbox never sees the data dir.
+ */
+async function loadRunbooks(config: ServerConfig, dataDir: string, log: Logger | undefined, reloadOnSighup: boolean) {
+  const rb = config.runbooks!;
+  let problem = await sandboxProblem();
+  const catalog = new RunbookCatalog({
+    dir: rb.dir,
+    sandboxProblem: () => problem,
+    ...(config.production && !rb.allowUnsandboxed && { refuseTempdir: TEMPDIR_REFUSED }),
+  });
+  const report = (): void => {
+    for (const line of catalog.report()) log?.[line.level]({ runbook: line.runbook }, line.message);
+  };
+  catalog.load();
+  report();
+  let stopReload = (): void => {};
+  if (reloadOnSighup) {
+    const onHup = (): void => {
+      void (async () => {
+        problem = await sandboxProblem(true);
+        catalog.reload();
+        log?.info({ runbooks: catalog.list().length }, "runbooks reloaded (SIGHUP)");
+        report();
+      })();
+    };
+    process.on("SIGHUP", onHup);
+    stopReload = () => void process.off("SIGHUP", onHup);
+  }
+  const uid = process.getuid?.() ?? 0;
+  return { catalog, baseDir: join(tmpdir(), `coffer-runbooks-${uid}`), hide: [resolve(dataDir)], stopReload };
+}
+
+const TEMPDIR_REFUSED =
+  "isolation: tempdir runs the script with the server's own privileges (it could read the data directory and master.key), " +
+  "which a production server refuses: use isolation: sandbox, or set runbooks.allowUnsandboxed: true (COFFER_RUNBOOKS_ALLOW_UNSANDBOXED=1)";
 
 /** The URL of the address the server is bound to (the port 0 chose, the interface a name resolved to). */
 function boundUrl(app: FastifyInstance, https: boolean): string {

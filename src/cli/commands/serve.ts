@@ -87,6 +87,8 @@ export const serve: Command = {
     "SIGTERM or SIGINT: stop accepting, finish requests, exit 0. With tls: it serves HTTPS (TLS 1.2",
     "or newer) and SIGHUP re-reads the certificate files without dropping connections; tls.clientCa",
     "turns on mutual TLS (clients: maps certificate names to roles).",
+    "With runbooks: { dir } it serves the runbooks of that directory (see coffer runbook --help);",
+    "SIGHUP re-reads them, and SIGTERM stops running scripts (status interrupted) before it exits.",
   ].join("\n"),
   examples: [
     "coffer serve --data /var/lib/coffer",
@@ -117,8 +119,8 @@ export const serve: Command = {
       };
       process.once("SIGTERM", stop);
       process.once("SIGINT", stop);
-      // Without tls: there is nothing to reload; SIGHUP must not kill the server either.
-      if (cfg.tls === undefined) process.on("SIGHUP", () => ctx.say("coffer: SIGHUP: nothing to reload (no tls: configured)"));
+      // Without tls and runbooks: there is nothing to reload; SIGHUP must not kill the server either.
+      if (cfg.tls === undefined && cfg.runbooks === undefined) process.on("SIGHUP", () => ctx.say("coffer: SIGHUP: nothing to reload (no tls: or runbooks: configured)"));
     });
     ctx.say("coffer: stopped");
   },

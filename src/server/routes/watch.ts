@@ -45,7 +45,8 @@ interface Stream {
 /** The longest delay setTimeout takes; a later expiry is left to the heartbeat's check. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-const SSE_HEADERS = {
+/** The headers of a server-sent-events answer (watch and execution output). */
+export const SSE_HEADERS = {
   "content-type": "text/event-stream; charset=utf-8",
   "cache-control": "no-store",
   "x-content-type-options": "nosniff",
@@ -179,7 +180,7 @@ export function registerWatchRoute(api: FastifyInstance, deps: WatchDeps): void 
 }
 
 /** One event in SSE framing; `data` is one line of JSON. */
-function sse(event: string, data: unknown, id?: string): string {
+export function sse(event: string, data: unknown, id?: string): string {
   const idLine = id !== undefined && /^[^\r\n\0]*$/.test(id) ? `id: ${id}\n` : "";
   return `event: ${event}\n${idLine}data: ${JSON.stringify(data)}\n\n`;
 }
