@@ -21,12 +21,12 @@ import { loadTlsOptions, reloadOnSighup } from "./tls.ts";
 import { connectLimitRedis } from "./rate-limit-store.ts";
 import type { Redis } from "ioredis";
 import type { Server as TlsServer } from "node:tls";
-import { productionProblems, type ServerConfig } from "./config.ts";
+import { productionProblems, tempdirRefusal, type ServerConfig } from "./config.ts";
 import { keyCheck, keyCheckMatches, newMasterKeyText, readMasterKey, storeNewToken } from "./keys.ts";
 import { ROOT_ROLE } from "./policy.ts";
 import { createSqliteStorage, openSqliteStorage } from "../storage/sqlite-async.ts";
 import type { ServerStorage } from "../storage/types.ts";
-import { RunbookCatalog } from "../runbooks/catalog.ts";
+import { RunbookCatalog, type CatalogLogLine } from "../runbooks/catalog.ts";
 import { sandboxProblem } from "../runbooks/sandbox.ts";
 
 /** The master key file in the data dir. */
@@ -226,37 +226,37 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
  */
 async function loadRunbooks(config: ServerConfig, dataDir: string, log: Logger | undefined, reloadOnSighup: boolean) {
   const rb = config.runbooks!;
+  const uid = process.getuid?.() ?? 0;
+  if (rb.runAs !== undefined && uid !== 0) {
+    throw new CofferError("E_CONFIG", `runbooks.runAs (${rb.runAs.user}) needs the server to run as root, to start scripts as that user; leave runAs out, or run the server as ${rb.runAs.user}`);
+  }
   let problem = await sandboxProblem();
+  const refuseTempdir = tempdirRefusal(config);
   const catalog = new RunbookCatalog({
     dir: rb.dir,
     sandboxProblem: () => problem,
-    ...(config.production && !rb.allowUnsandboxed && { refuseTempdir: TEMPDIR_REFUSED }),
+    ...(refuseTempdir !== undefined && { refuseTempdir }),
+    ...(rb.runAs !== undefined && { runAs: rb.runAs.user }),
   });
-  const report = (): void => {
-    for (const line of catalog.report()) log?.[line.level]({ runbook: line.runbook }, line.message);
+  const report = (lines: readonly CatalogLogLine[]): void => {
+    for (const line of lines) log?.[line.level](line.message);
   };
-  catalog.load();
-  report();
+  report(catalog.load());
   let stopReload = (): void => {};
   if (reloadOnSighup) {
     const onHup = (): void => {
       void (async () => {
         problem = await sandboxProblem(true);
-        catalog.reload();
-        log?.info({ runbooks: catalog.list().length }, "runbooks reloaded (SIGHUP)");
-        report();
+        const { reloaded, log: lines } = catalog.reload();
+        if (reloaded) log?.info({ runbooks: catalog.list().length }, "runbooks reloaded (SIGHUP)");
+        report(lines);
       })();
     };
     process.on("SIGHUP", onHup);
     stopReload = () => void process.off("SIGHUP", onHup);
   }
-  const uid = process.getuid?.() ?? 0;
   return { catalog, baseDir: join(tmpdir(), `coffer-runbooks-${uid}`), hide: [resolve(dataDir)], stopReload };
 }
-
-const TEMPDIR_REFUSED =
-  "isolation: tempdir runs the script with the server's own privileges (it could read the data directory and master.key), " +
-  "which a production server refuses: use isolation: sandbox, or set runbooks.allowUnsandboxed: true (COFFER_RUNBOOKS_ALLOW_UNSANDBOXED=1)";
 
 /** The URL of the address the server is bound to (the port 0 chose, the interface a name resolved to). */
 function boundUrl(app: FastifyInstance, https: boolean): string {

@@ -43,7 +43,7 @@ async function waitFinal(url: string, id: string, token: string): Promise<any> {
 test("50 concurrent executions over two instances on PostgreSQL give 50 history rows, none lost", async (t) => {
   const dir = runbooksDir(t, { quick: "description: quick\nrun: echo \"ran $N\"\nparams:\n  N: { required: true, pattern: \"^[0-9]+$\" }\n" });
   const yaml = `${TEST_ROLES}\nrateLimit: { requests: 100000 }\nrunbooks:\n  dir: ${dir}\n  rateLimit: { executions: 1000 }\n`;
-  const { a, b, root } = await startTwoInstances(t, { yaml, redis: redisUrl() });
+  const { a, b, root } = await startTwoInstances(t, { yaml, redis: await redisUrl() });
   const started = await Promise.all(Array.from({ length: 50 }, (_, i) => call(i % 2 === 0 ? a.url : b.url, "POST", "/v1/runbooks/quick/run", root, { params: { N: String(i) } })));
   for (const r of started) assert.equal(r.status, 202, r.text);
   const ids = started.map((r) => r.json.id as string);

@@ -50,8 +50,6 @@ const PAGE = 64;
 /** A stream whose client reads slower than this much unsent output waits for it to drain. */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
-
 export function runbookRoutes(api: FastifyInstance, s: ServerParts): void {
   const parts = s.runbooks;
   const { storage } = s;
