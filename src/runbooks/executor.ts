@@ -293,11 +293,13 @@ function supervise(
   const stdout = child.stdout!;
   const grace = spec.killGraceMs ?? KILL_GRACE_MS;
   let reason: StopReason | undefined;
+  /** the main process has exited: a stop no longer changes the status */
+  let exitedYet = false;
   let ended = false;
   let killTimer: NodeJS.Timeout | undefined;
 
   const terminate = (why: StopReason): void => {
-    if (ended || reason !== undefined) return;
+    if (exitedYet || ended || reason !== undefined) return;
     reason = why;
     // In a sandbox, bubblewrap stays (it would SIGKILL the script at once), unless nothing else is there yet.
     if (!sandbox || signalMembers(pid, "SIGTERM") === 0) signalGroup(pid, "SIGTERM");
@@ -308,7 +310,10 @@ function supervise(
   const timeoutTimer = setTimeout(() => terminate("timed-out"), spec.timeoutMs);
 
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-    child.once("exit", (code, signal) => resolve({ code, signal }));
+    child.once("exit", (code, signal) => {
+      exitedYet = true;
+      resolve({ code, signal });
+    });
   });
 
   const state = { outputBytes: 0, truncated: false };

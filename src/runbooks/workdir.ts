@@ -14,7 +14,7 @@
  * sharing the base.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, fchownSync, lstatSync, mkdirSync, readdirSync, realpathSync, statSync, chmodSync, chownSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, fchownSync, lstatSync, mkdirSync, readdirSync, realpathSync, rmSync, statSync } from "node:fs";
 import { chmod, lstat, readdir, rm } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { PermissionsError } from "../errors.ts";
@@ -127,7 +127,9 @@ export function createExecutionDir(base: string, contents: { script: string; fil
     }
     return { path, scriptPath, filePaths, remove };
   } catch (err) {
-    void remove().catch(() => undefined);
+    // Nothing but what was written above is in it yet.
+    live.delete(path);
+    rmSync(path, { recursive: true, force: true });
     throw err;
   }
 }

@@ -116,6 +116,22 @@ test("background processes left by a script that exited are killed with it", asy
   await eventually(() => gone(bg), "the background sleep is gone");
 });
 
+test("tempdir: a process that leaves the group with setsid escapes (documented), yet the execution ends and its dir is removed", async (t) => {
+  const baseDir = baseFor(t);
+  const { result, output, dir } = await run({ baseDir, script: 'setsid sleep 600 & p=$!; while [ "$(ps -o sid= -p $p | tr -d " ")" != "$p" ]; do sleep 0.02; done; echo "escaped=$p"' });
+  const escaped = Number(/escaped=(\d+)/.exec(output)?.[1]);
+  t.after(() => {
+    try {
+      process.kill(escaped, "SIGKILL");
+    } catch {
+      // gone
+    }
+  });
+  assert.equal(result.status, "succeeded");
+  assert.ok(!existsSync(dir));
+  assert.ok(!gone(escaped), "outside the process group: only a sandbox's PID namespace reaches it");
+});
+
 for (const end of ["succeeded", "failed", "timed-out", "cancelled", "interrupted"] as const) {
   test(`the execution dir is private during the run and gone after it ends ${end}`, async (t) => {
     const baseDir = baseFor(t);
