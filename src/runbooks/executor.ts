@@ -28,7 +28,7 @@
  *   runs bubblewrap as root (see sandbox.ts): without `runAs` it uses nobody.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, constants, readdirSync, readFileSync } from "node:fs";
+import { accessSync, constants, readdirSync, readFileSync, statSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { CofferError, ValidationError } from "../errors.ts";
 import { MaskMatcher, maskPatterns } from "../core/mask.ts";
@@ -156,6 +156,7 @@ function checkSpec(spec: ExecutionSpec): Uint8Array[] {
   if (!isAbsolute(spec.shell)) throw new ValidationError("E_INVALID_VALUE", `the shell must be an absolute path: ${JSON.stringify(spec.shell.slice(0, 200))}`);
   try {
     accessSync(spec.shell, constants.X_OK);
+    if (!statSync(spec.shell).isFile()) throw new Error("not a file");
   } catch {
     throw new ValidationError("E_INVALID_VALUE", `the shell ${JSON.stringify(spec.shell.slice(0, 200))} is not an executable file here`);
   }

@@ -4,14 +4,18 @@
  * ordered output stream with its limit and bounded memory, files, runAs.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { promisify } from "node:util";
 import { join } from "node:path";
 import { test } from "node:test";
 import { startExecution, type ExecutionSpec } from "../../src/runbooks/executor.ts";
 import { sweepExecutionDirs } from "../../src/runbooks/workdir.ts";
+import { tempDir } from "../helpers.ts";
 import { baseFor, eventually, gone, groupMembers, run, start } from "./exec-helpers.ts";
 
 const SECRET = "hunter2-correct-horse";
+const execFileP = promisify(execFile);
 
 /** A script that prints its dir, then waits until the test creates `go` in it, then exits with $CODE. */
 const WAIT_FOR_GO = 'echo "dir=$PWD"; while [ ! -e go ]; do sleep 0.05; done; exit "${CODE:-0}"';
@@ -164,6 +168,7 @@ test("exit codes and signals: exit 0 succeeded, exit 3 failed with 3, killed by 
   // a shell that does not exist here is refused before anything runs
   await assert.rejects(run({ baseDir, script: "true", shell: "/bin/no-such-shell" }), { code: "E_INVALID_VALUE" });
   await assert.rejects(run({ baseDir, script: "true", shell: "sh" }), { code: "E_INVALID_VALUE" });
+  await assert.rejects(run({ baseDir, script: "true", shell: "/usr" }), { code: "E_INVALID_VALUE" });
 });
 
 test("stdout and stderr share one stream and keep their order", async (t) => {
@@ -280,6 +285,30 @@ test("removing the dir never follows a link a script left in it", async (t) => {
   assert.equal(result.status, "succeeded");
   assert.ok(existsSync(join(outside, "keep")));
   assert.deepEqual(readdirSync(baseDir), []);
+});
+
+test("a server that is not root removes what its script made unreadable (tempdir and sandbox)", async (t) => {
+  // The executor in a node run as nobody: no root to bypass the modes a script left.
+  const home = tempDir(t, "coffer-nonroot-");
+  chownSync(home, 65534, 65534);
+  const code = `
+    const { startExecution } = await import(${JSON.stringify(new URL("../../src/runbooks/executor.ts", import.meta.url).pathname)});
+    const { existsSync, readdirSync } = await import("node:fs");
+    const out = {};
+    for (const isolation of ["tempdir", "sandbox"]) {
+      const base = ${JSON.stringify(home)} + "/base-" + isolation;
+      const r = await startExecution({ id: "x", script: "id -u; mkdir -p a/b; echo x > a/b/f; chmod 000 a/b a", shell: "/bin/sh", params: {}, secrets: {}, files: {},
+        timeoutMs: 60000, outputLimit: 4096, isolation, baseDir: base }, { output() {} });
+      const result = await r.done;
+      out[isolation] = { status: result.status, left: readdirSync(base), dirExists: existsSync(r.dir) };
+    }
+    console.log(JSON.stringify(out));
+  `;
+  const { stdout } = await execFileP(process.execPath, ["--input-type=module", "-e", code], { uid: 65534, gid: 65534, cwd: home, env: {} });
+  assert.deepEqual(JSON.parse(stdout), {
+    tempdir: { status: "succeeded", left: [], dirExists: false },
+    sandbox: { status: "succeeded", left: [], dirExists: false },
+  });
 });
 
 test("a failing sink ends the execution at once: its group is killed, the dir removed, done rejects with the sink's error", async (t) => {
