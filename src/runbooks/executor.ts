@@ -20,9 +20,11 @@
  *   can still clean up; bubblewrap then exits with the script's status (128+N for signal N).
  * - Output: read with backpressure (the sink's promise is awaited before more is read), masked by
  *   the one masker (src/core/mask.ts) over every secret value and file content, and given to the
- *   sink until `outputLimit` bytes; past it, the rest is read and dropped, and the bytes the
- *   masker holds (maybe the start of a secret) are dropped too. Memory stays bounded by a pipe
- *   read and the longest masked pattern, whatever the script writes.
+ *   sink until `outputLimit` bytes; past it, the bytes the masker holds (maybe the start of a
+ *   secret) are dropped, and the pipe is handed to a `/bin/cat` writing to /dev/null, which
+ *   drains it so the script never blocks (read here, every 64 KiB read would be garbage that V8
+ *   lets pile up to ~64 MB before it collects). Memory stays bounded by the limit's reads and the
+ *   longest masked pattern, whatever the script writes. The sink's promises must settle.
  * - Dropping the server's privileges: `runAs` (root only) runs the script (`tempdir`) or
  *   bubblewrap (`sandbox`) as that user, owner of the dir. In `sandbox` mode a root server never
  *   runs bubblewrap as root (see sandbox.ts): without `runAs` it uses nobody.
