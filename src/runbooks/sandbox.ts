@@ -96,7 +96,12 @@ interface Bound {
  * @throws CofferError E_INVALID_VALUE when a path to hide is not absolute, or would hide `/usr`
  */
 export function bwrapArgs(spec: SandboxSpec): string[] {
-  return [...systemArgs(spec.hide ?? []), "--bind", spec.dir, spec.dir, "--chdir", spec.dir, "--", ...spec.command];
+  // Then everything but the execution dir is made read-only: the root bubblewrap built (its mount
+  // points), the private /tmp and /dev (a device node stays writable on a read-only mount).
+  return [
+    ...systemArgs(spec.hide ?? []), "--bind", spec.dir, spec.dir,
+    "--remount-ro", "/tmp", "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", spec.dir, "--", ...spec.command,
+  ];
 }
 
 // Everything but the execution dir: namespaces, capabilities, the read-only system, the covers.

@@ -27,7 +27,8 @@ import { ROOT_ROLE } from "./policy.ts";
 import { createSqliteStorage, openSqliteStorage } from "../storage/sqlite-async.ts";
 import type { ServerStorage } from "../storage/types.ts";
 import { RunbookCatalog, type CatalogLogLine } from "../runbooks/catalog.ts";
-import { sandboxProblem } from "../runbooks/sandbox.ts";
+import { resetSandboxProbe, sandboxProblem } from "../runbooks/sandbox.ts";
+import { sweepExecutionDirs } from "../runbooks/workdir.ts";
 
 /** The master key file in the data dir. */
 export const MASTER_KEY_FILE = "master.key";
@@ -230,7 +231,8 @@ async function loadRunbooks(config: ServerConfig, dataDir: string, log: Logger |
   if (rb.runAs !== undefined && uid !== 0) {
     throw new CofferError("E_CONFIG", `runbooks.runAs (${rb.runAs.user}) needs the server to run as root, to start scripts as that user; leave runAs out, or run the server as ${rb.runAs.user}`);
   }
-  let problem = await sandboxProblem();
+  const runAs = rb.runAs === undefined ? undefined : { uid: rb.runAs.uid, gid: rb.runAs.gid };
+  let problem = await sandboxProblem(runAs);
   const refuseTempdir = tempdirRefusal(config);
   const catalog = new RunbookCatalog({
     dir: rb.dir,
@@ -246,7 +248,8 @@ async function loadRunbooks(config: ServerConfig, dataDir: string, log: Logger |
   if (reloadOnSighup) {
     const onHup = (): void => {
       void (async () => {
-        problem = await sandboxProblem(true);
+        resetSandboxProbe();
+        problem = await sandboxProblem(runAs);
         const { reloaded, log: lines } = catalog.reload();
         if (reloaded) log?.info({ runbooks: catalog.list().length }, "runbooks reloaded (SIGHUP)");
         report(lines);
@@ -255,7 +258,12 @@ async function loadRunbooks(config: ServerConfig, dataDir: string, log: Logger |
     process.on("SIGHUP", onHup);
     stopReload = () => void process.off("SIGHUP", onHup);
   }
-  return { catalog, baseDir: join(tmpdir(), `coffer-runbooks-${uid}`), hide: [resolve(dataDir)], stopReload };
+  // Outside the data dir (a sandbox sees only its own dir); what servers that died left is removed now.
+  const baseDir = join(tmpdir(), `coffer-runbooks-${uid}`);
+  const swept = await sweepExecutionDirs(baseDir);
+  if (swept.length > 0) log?.warn({ removed: swept.length }, "removed the execution dirs a stopped server left behind");
+  const hide = [resolve(dataDir), ...[config.file, config.tls?.key, config.tls?.cert].filter((p): p is string => p !== undefined).map((p) => resolve(p))];
+  return { catalog, baseDir, hide, stopReload };
 }
 
 /** The URL of the address the server is bound to (the port 0 chose, the interface a name resolved to). */

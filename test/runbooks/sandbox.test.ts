@@ -36,7 +36,10 @@ test("bwrapArgs: every namespace and capability dropped, no value and no environ
   assert.ok(!bound.includes("/etc"), "all of /etc would show /etc/shadow");
   assert.ok(bound.every((b) => !b.startsWith("/etc/shadow") && !b.startsWith("/etc/gshadow") && !b.startsWith("/etc/ssl/private")));
   assert.ok(bound.includes("/etc/passwd"));
-  assert.deepEqual(args.slice(-8), ["--bind", "/srv/x/1-abc", "/srv/x/1-abc", "--chdir", "/srv/x/1-abc", "--", "/bin/sh", "/srv/x/1-abc/.runbook/script"]);
+  assert.deepEqual(args.slice(-14), [
+    "--bind", "/srv/x/1-abc", "/srv/x/1-abc", "--remount-ro", "/tmp", "--remount-ro", "/dev", "--remount-ro", "/",
+    "--chdir", "/srv/x/1-abc", "--", "/bin/sh", "/srv/x/1-abc/.runbook/script",
+  ]);
 });
 
 test("bwrapArgs: a hidden path below a bound one is covered after the bind; a hidden /etc entry is not bound; hiding /usr is refused", () => {
