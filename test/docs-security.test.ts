@@ -43,11 +43,23 @@ function unitText(): string {
   return units[0]!;
 }
 
-/** The ExecReload drop-in: the ```ini block that is only a [Service] section. */
+/** The drop-ins: the ```ini blocks that are only a [Service] section. */
+function dropIns(): string[] {
+  return blocks("ini").filter((b) => !/^\[Unit\]$/m.test(b));
+}
+
+/** The ExecReload drop-in. */
 function reloadDropIn(): string {
-  const dropIns = blocks("ini").filter((b) => !/^\[Unit\]$/m.test(b));
-  assert.equal(dropIns.length, 1, "docs/security.md has exactly one drop-in ```ini block");
-  return dropIns[0]!;
+  const found = dropIns().filter((b) => /^ExecReload=/m.test(b));
+  assert.equal(found.length, 1, "docs/security.md has exactly one drop-in ```ini block with ExecReload=");
+  return found[0]!;
+}
+
+/** The drop-in that lets bubblewrap start (runbooks with isolation: sandbox). */
+function sandboxDropIn(): string {
+  const found = dropIns().filter((b) => /^RestrictNamespaces=/m.test(b));
+  assert.equal(found.length, 1, "docs/security.md has exactly one drop-in ```ini block with RestrictNamespaces=");
+  return found[0]!;
 }
 
 /** `Key=value` settings of a unit, in order; comments and section headers left out. */
@@ -159,6 +171,14 @@ test("systemd-analyze verify accepts the unit, and security --offline rates it a
   assert.equal(r2.stderr, "", `systemd-analyze verify complains about the unit with the drop-in:\n${r2.stderr}`);
   assert.equal(r2.status, 0);
 
+  // And with the sandbox drop-in: the namespaces bubblewrap makes, and its mount calls.
+  const sandbox = settings(sandboxDropIn());
+  assert.deepEqual(sandbox, [["RestrictNamespaces", ""], ["RestrictNamespaces", "user mnt pid net ipc uts cgroup"], ["SystemCallFilter", "@mount"]]);
+  writeFileSync(join(dir, "sandbox.service"), unit.replace(/^(ExecStart=.*)$/m, `$1\n${sandbox.map(([k, v]) => `${k}=${v}`).join("\n")}`));
+  const r3 = spawnSync(analyze, ["verify", "./sandbox.service"], { cwd: dir, encoding: "utf8" });
+  assert.equal(r3.stderr, "", `systemd-analyze verify complains about the unit with the sandbox drop-in:\n${r3.stderr}`);
+  assert.equal(r3.status, 0);
+
   // The check is real: the same unit with a missing binary is refused.
   writeFileSync(join(dir, "broken.service"), unit.replace(/^ExecStart=\S+/m, "ExecStart=/nonexistent/coffer"));
   const broken = spawnSync(analyze, ["verify", "./broken.service"], { cwd: dir, encoding: "utf8" });
@@ -182,7 +202,8 @@ test("every config key and COFFER_ variable the page names exists in src/server/
     assert.ok(DOC.includes(`\`${named}`), `the page names ${named}`);
     assert.ok(CONFIG_SRC.includes(named.split(".").at(-1)!), `config.ts knows ${named}`);
   }
-  const known = new Set<string>(["COFFER_ENV"]);
+  // COFFER_EXECUTION_ID is not read: it is what the server gives a runbook's script.
+  const known = new Set<string>(["COFFER_ENV", "COFFER_EXECUTION_ID"]);
   for (const k of top) known.add(envName(k));
   for (const [s, keys] of sections) for (const k of keys) known.add(envName(`${s}.${k}`));
 
