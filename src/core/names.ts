@@ -57,6 +57,21 @@ export function assertEnvName(name: unknown): asserts name is string {
 }
 
 /**
+ * Why `bytes` cannot be an environment variable's value, or undefined when it can. A variable is a
+ * C string of text: no NUL, and valid UTF-8 (Node hands a child UTF-8), or the child would get
+ * other bytes than the secret's. The answer never holds the value.
+ */
+export function envValueProblem(bytes: Uint8Array): string | undefined {
+  if (bytes.includes(0)) return "its value holds a NUL byte, which no environment variable can carry";
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return "its value is not UTF-8 text";
+  }
+  return undefined;
+}
+
+/**
  * Checks a value's size. The message gives sizes, never content. An empty value is a value
  * (`FLAG=` in a .env file), stored and delivered as it is.
  * @throws CofferError E_INVALID_VALUE when larger than `max`

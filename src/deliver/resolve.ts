@@ -7,6 +7,7 @@ import { CofferError, problemList, type ErrorCode } from "../errors.ts";
 import type { DeliveryPlan } from "../config/plan.ts";
 import { describeRef, type Provider, type SecretRef } from "../providers/provider.ts";
 import type { Secret } from "../core/secret.ts";
+import { envValueProblem } from "../core/names.ts";
 
 /** Anything that resolves references (a provider set). */
 export type Resolver = Pick<Provider, "resolve">;
@@ -76,14 +77,3 @@ export function disposeResolved(resolved: ResolvedPlan): void {
   for (const f of resolved.files) f.value.dispose();
 }
 
-// An environment variable is a C string of text: no NUL, and (for Node, which hands the child
-// UTF-8) valid UTF-8, or the child would get other bytes than the secret's.
-function envValueProblem(bytes: Uint8Array): string | undefined {
-  if (bytes.includes(0)) return "its value holds a NUL byte, which no environment variable can carry";
-  try {
-    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    return "its value is not UTF-8 text";
-  }
-  return undefined;
-}

@@ -34,7 +34,7 @@ import { accessSync, constants, readdirSync, readFileSync, statSync } from "node
 import { isAbsolute } from "node:path";
 import { CofferError, ValidationError } from "../errors.ts";
 import { MaskMatcher, maskPatterns } from "../core/mask.ts";
-import { assertEnvName } from "../core/names.ts";
+import { assertEnvName, envValueProblem } from "../core/names.ts";
 import { isDangerousEnvName } from "../config/dangerous-env.ts";
 import { bwrapArgs, bwrapPath, sandboxProblem, sandboxRunner } from "./sandbox.ts";
 import { createExecutionDir, prepareBase, type ExecutionDir, type Runner } from "./workdir.ts";
@@ -191,17 +191,6 @@ function checkSpec(spec: ExecutionSpec): Uint8Array[] {
   return [...Object.values(spec.secrets), ...Object.values(spec.files)];
 }
 
-// An environment variable is a C string of text: no NUL, and (Node hands the child UTF-8) valid
-// UTF-8, or the script would get other bytes than the secret's. The message never holds the value.
-function envValueProblem(bytes: Uint8Array): string | undefined {
-  if (bytes.includes(0)) return "its value holds a NUL byte, which no environment variable can carry";
-  try {
-    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    return "its value is not UTF-8 text";
-  }
-  return undefined;
-}
 
 /** The script's environment, from nothing. */
 function buildEnv(spec: ExecutionSpec, dir: ExecutionDir): Record<string, string> {

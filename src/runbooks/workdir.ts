@@ -159,7 +159,12 @@ export async function removeExecutionDir(base: string, path: string): Promise<vo
 
 // Gives the owner rwx on `dir` and every directory below it, never following a link.
 async function openUp(dir: string): Promise<void> {
-  const st = await lstat(dir);
+  let st;
+  try {
+    st = await lstat(dir);
+  } catch {
+    return; // gone already (the first rm got this far)
+  }
   if (!st.isDirectory()) return;
   await chmod(dir, 0o700).catch(() => undefined);
   let entries: string[];

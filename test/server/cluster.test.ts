@@ -5,18 +5,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startTwoInstances, TEST_ROLES } from "./harness.ts";
+import { callAt, startTwoInstances, TEST_ROLES } from "./harness.ts";
 import { redisUrl } from "../services.ts";
 
-async function call(url: string, method: string, path: string, token: string, body?: unknown) {
-  const res = await fetch(`${url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined && { "content-type": "application/json" }) },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, text, json: text.startsWith("{") ? JSON.parse(text) : undefined };
-}
+const call = callAt;
 
 test("two instances on one database: a write on one is read on the other; ifVersion races give one 200 and one 409", async (t) => {
   const { a, b, root } = await startTwoInstances(t);

@@ -50,6 +50,15 @@ export async function fetchReply(url: string, init: RequestInit): Promise<Reply>
   return { status: res.status, headers: res.headers, text, json };
 }
 
+/** A call to the server at `url` with a bearer token: status, headers, text and parsed JSON. */
+export async function callAt(url: string, method: string, path: string, token: string, body?: unknown): Promise<Reply> {
+  return fetchReply(`${url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body !== undefined && { "content-type": "application/json" }) },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+}
+
 /** The roles most tests use. */
 export const TEST_ROLES = `
 roles:

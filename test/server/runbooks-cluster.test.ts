@@ -10,17 +10,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers.ts";
 import { redisUrl } from "../services.ts";
-import { startTwoInstances, TEST_ROLES } from "./harness.ts";
+import { callAt, startTwoInstances, TEST_ROLES } from "./harness.ts";
 
-async function call(url: string, method: string, path: string, token: string, body?: unknown) {
-  const res = await fetch(`${url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body !== undefined && { "content-type": "application/json" }) },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, text, json: text.startsWith("{") ? JSON.parse(text) : undefined };
-}
+const call = callAt;
 
 function runbooksDir(t: TestContext, files: Record<string, string>): string {
   const dir = join(tempDir(t, "coffer-runbooks-"), "runbooks");
