@@ -2,7 +2,8 @@
  * Runbooks: the time from `POST /v1/runbooks/NAME/run` to the final status of a `true` script
  * (read as the `end` event of the execution's output stream), against spawning the same shell
  * on the same script file directly and waiting for it to exit, in the same run. The overhead is
- * the difference of the medians (target < 30 ms at p50).
+ * the difference of the medians (target < 30 ms at p50). The same runbook in the sandbox
+ * (bubblewrap: namespaces, mounts) is measured beside it, for the record.
  *
  * The server is the real one (startServer, SQLite, in this process, logger off) with the default
  * configuration, except the limits a benchmark would trip: the request limit per credential and
@@ -35,9 +36,9 @@ function spawnShell(file: string, cwd: string): Promise<void> {
 }
 
 /** Runs the runbook and reads its output stream to the `end` event. */
-async function runOnce(url: string, token: string): Promise<void> {
+async function runOnce(url: string, token: string, name = "noop"): Promise<void> {
   const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
-  const r = await fetch(`${url}/v1/runbooks/noop/run`, { method: "POST", headers, body: '{"params":{}}' });
+  const r = await fetch(`${url}/v1/runbooks/${name}/run`, { method: "POST", headers, body: '{"params":{}}' });
   if (r.status !== 202) throw new Error(`run: ${r.status} ${await r.text()}`);
   const { id } = (await r.json()) as { id: string };
   const out = await fetch(`${url}/v1/executions/${id}/output`, { headers: { authorization: `Bearer ${token}`, accept: "text/event-stream" } });
@@ -51,6 +52,7 @@ export async function benchRunbook(): Promise<Row[]> {
     const dir = join(base, "runbooks");
     mkdirSync(dir);
     writeFileSync(join(dir, "noop.yml"), 'description: does nothing\nrun: "true"\n');
+    writeFileSync(join(dir, "boxed.yml"), 'description: does nothing in the sandbox\nisolation: sandbox\nrun: "true"\n');
     const script = join(base, "noop.sh");
     writeFileSync(script, "true\n");
     const config = parseServerConfig(
@@ -63,6 +65,7 @@ export async function benchRunbook(): Promise<Row[]> {
     const { rootToken } = await initServer(data, config);
     const server = await startServer({ dataDir: data, config, logger: false });
     const coffer: number[] = [];
+    const boxed: number[] = [];
     const bare: number[] = [];
     try {
       for (let i = 0; i < WARMUP; i++) {
@@ -77,6 +80,9 @@ export async function benchRunbook(): Promise<Row[]> {
         t0 = performance.now();
         await spawnShell(script, base);
         bare.push(performance.now() - t0);
+        t0 = performance.now();
+        await runOnce(server.url, rootToken, "boxed");
+        boxed.push(performance.now() - t0);
         if (i % 20 === 19) progress(`runbook: ${i + 1}/${RUNS}`);
       }
     } finally {
@@ -92,6 +98,13 @@ export async function benchRunbook(): Promise<Row[]> {
         baseline: `spawn sh: ${baseP50.toFixed(1)} ms (${quantile(bare, 0.9).toFixed(1)})`,
         ratio: `+${overhead.toFixed(1)} ms ${overhead < TARGET_OVERHEAD_MS ? "✓" : "✗"}`,
         target: `overhead < ${TARGET_OVERHEAD_MS} ms`,
+      },
+      {
+        benchmark: "the same with isolation: sandbox (bubblewrap)",
+        coffer: `${median(boxed).toFixed(1)} ms (${quantile(boxed, 0.9).toFixed(1)})`,
+        baseline: `spawn sh: ${baseP50.toFixed(1)} ms`,
+        ratio: `+${(median(boxed) - baseP50).toFixed(1)} ms`,
+        target: "—",
       },
     ];
   } finally {

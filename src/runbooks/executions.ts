@@ -16,6 +16,7 @@ import { hostname } from "node:os";
 import { CofferError } from "../errors.ts";
 import type { AuditInput, ExecutionChange, ExecutionStatus, InstanceBeat, ServerStorage, StoredExecution } from "../storage/types.ts";
 import { FINAL_STATUSES } from "../storage/types.ts";
+import { MIN_MASK_LENGTH, tooShortToMask } from "../core/mask.ts";
 import type { Runbook } from "./definition.ts";
 import { startExecution, type ExecutionResult, type RunningExecution } from "./executor.ts";
 
@@ -75,17 +76,25 @@ interface Local {
 }
 
 /**
- * A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits. Ids made later sort
- * after earlier ones (within a millisecond, in any order), so `before=ID` pages the history.
+ * A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, a 12-bit counter (RFC 9562's method 1, so
+ * ids this process makes within one millisecond still sort in order), then random bits. Ids
+ * made later sort after earlier ones, so `before=ID` pages the history.
  */
 export function newExecutionId(now = Date.now()): string {
-  const b = randomBytes(16);
-  b.writeUIntBE(now, 0, 6);
-  b[6] = 0x70 | (b[6]! & 0x0f);
-  b[8] = 0x80 | (b[8]! & 0x3f);
-  const h = b.toString("hex");
+  if (now > lastMs) {
+    lastMs = now;
+    counter = 0;
+  } else if (++counter > 0xfff) {
+    lastMs++; // 4096 ids in one millisecond: borrow the next one
+    counter = 0;
+  }
+  const rand = randomBytes(8);
+  rand[0] = 0x80 | (rand[0]! & 0x3f);
+  const h = `${lastMs.toString(16).padStart(12, "0")}7${counter.toString(16).padStart(3, "0")}${rand.toString("hex")}`;
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
+let lastMs = 0;
+let counter = 0;
 
 /** The audit record of an execution's step: runbook, id, status, non-secret params, exit code. */
 function auditOf(actor: string, action: string, e: Pick<StoredExecution, "id" | "runbook" | "params">, extra: Record<string, unknown>): AuditInput {
@@ -330,13 +339,22 @@ export class ExecutionManager {
     try {
       const secrets: Record<string, Buffer> = {};
       const files: Record<string, Buffer> = {};
+      const envs: string[] = [];
       for (const [target, from] of [[secrets, runbook.secrets], [files, runbook.files]] as const) {
         for (const [env, name] of Object.entries(from)) {
           const v = await this.#deps.readSecret(name);
           if (v === undefined) throw new CofferError("E_NOT_FOUND", `secret "${name}" (${env}) is not in the server's store`);
           values.push(v);
+          envs.push(env);
           target[env] = v;
         }
+      }
+      const unmasked = tooShortToMask(values).map((i) => envs[i]!);
+      if (unmasked.length > 0) {
+        // Said where the reader of the output will see it (and in the log), never the value.
+        const warning = `coffer: ${unmasked.join(", ")}: shorter than ${MIN_MASK_LENGTH} bytes, so not masked in this output\n`;
+        this.#deps.log?.warn({ execution: execution.id, runbook: runbook.name, unmasked }, "runbook secrets too short to mask");
+        await output.write(Buffer.from(warning));
       }
       const proc = await startExecution(
         {

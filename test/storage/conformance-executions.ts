@@ -9,25 +9,11 @@ import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import type { AuditRecord } from "../../src/core/audit.ts";
+import { newExecutionId } from "../../src/runbooks/executions.ts";
 import type { AuditInput, NewExecution, ServerStorage, StoredExecution } from "../../src/storage/types.ts";
 
-let lastMs = 0;
-let counter = 0;
-/** A UUIDv7 in lower case, strictly increasing within this process (as the server makes them). */
-export function uuid7(): string {
-  const now = Date.now();
-  if (now > lastMs) {
-    lastMs = now;
-    counter = 0;
-  } else if (++counter > 0xfff) {
-    lastMs++;
-    counter = 0;
-  }
-  const rand = randomBytes(8);
-  rand[0] = (rand[0]! & 0x3f) | 0x80;
-  const hex = lastMs.toString(16).padStart(12, "0") + "7" + counter.toString(16).padStart(3, "0") + rand.toString("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
+/** A UUIDv7 in lower case, strictly increasing within this process: the server's own. */
+export const uuid7 = (): string => newExecutionId();
 
 /** A new execution of `runbook` (running on instance i-1 unless told otherwise). */
 export function newExecution(runbook: string, overrides: Partial<NewExecution> = {}): NewExecution {
