@@ -134,6 +134,10 @@ files:
   const out = await output(s, started.json.id, ops);
   assert.match(out, /flushing eu-west-1 with \*\*\*/);
   assert.match(out, /note=none/);
+  const metrics = await s.call("GET", "/metrics", { token: s.rootToken });
+  assert.match(metrics.text, /^coffer_runbook_executions_total\{runbook="flush",status="succeeded"\} 1$/m);
+  assert.match(metrics.text, /^coffer_runbook_execution_duration_seconds_count\{runbook="flush"\} 1$/m);
+  assert.match(metrics.text, /^coffer_runbook_executions_running 0$/m);
   const history = await s.call("GET", "/v1/executions?runbook=flush", { token: ops });
   const audit = await s.call("GET", "/v1/audit", { token: s.rootToken });
   assert.ok(audit.json.records.some((r: any) => r.action === "runbook.finish" && r.detail.status === "succeeded"));
@@ -315,6 +319,13 @@ test("approvals: 1 refuses the requester's own approval and a descended token's,
   assert.deepEqual(done.approvals, ["jwt:bob"]);
   assert.match(await output(s, id, alice), /approved-and-ran/);
   assert.equal((await s.call("POST", `/v1/executions/${id}/approve`, { token: await jwt("erin", ["approver"]) })).status, 409);
+
+  // Another pending one, turned down by an approver: rejected, and it never runs.
+  const second = await run(s, "guarded", alice);
+  const rejected = await s.call("POST", `/v1/executions/${second.json.id}/cancel`, { token: bob });
+  assert.equal(rejected.status, 200, rejected.text);
+  assert.equal(rejected.json.execution.status, "rejected");
+  assert.equal(rejected.json.execution.startedAt, null);
 });
 
 test("the server's environment (a canary variable set when it starts) is absent from a script's env", async (t) => {

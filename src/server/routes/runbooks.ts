@@ -152,9 +152,12 @@ export function runbookRoutes(api: FastifyInstance, s: ServerParts): void {
   }, async (req) => ({ execution: executionJson(await execution(req, req.params.id, "read", "runbook.execution")) }));
 
   api.post<{ Params: ExecutionParams }>("/v1/executions/:id/cancel", {
-    schema: { summary: "Cancel a pending or running execution", params: EXECUTION_PARAMS, response: { 200: { type: "object", properties: { execution: EXECUTION_SCHEMA } } } },
+    schema: { summary: "Cancel a pending or running execution (an approver turning down a pending one: rejected)", params: EXECUTION_PARAMS, response: { 200: { type: "object", properties: { execution: EXECUTION_SCHEMA } } } },
   }, async (req) => {
-    await execution(req, req.params.id, "run", "runbook.cancel");
+    // An approver may turn down a pending execution (it ends rejected); stopping a running one takes run.
+    const e = await storage.getExecution(req.params.id);
+    const approver = e?.status === "pending-approval" && s.policy.allows(req.caller().roles, "approve", `runbook:${e.runbook}`);
+    if (!approver) await execution(req, req.params.id, "run", "runbook.cancel");
     return { execution: executionJson(await manager().cancel(req.params.id, await requester(req))) };
   });
 
