@@ -315,10 +315,11 @@ export class ExecutionManager {
 
   /** @throws CofferError E_CONFLICT naming the first secret of `runbook` the store does not hold */
   async #assertSecrets(runbook: Runbook): Promise<void> {
+    // Only whether each is there: its value is opened once, when the script starts.
     for (const name of [...Object.values(runbook.secrets), ...Object.values(runbook.files)]) {
-      const v = await this.#deps.readSecret(name);
-      if (v === undefined) throw new CofferError("E_CONFLICT", `runbook "${runbook.name}" needs secret "${name}", which the server does not hold; write it first`);
-      v.fill(0);
+      if ((await this.#deps.storage.readCurrent(name)) === undefined) {
+        throw new CofferError("E_CONFLICT", `runbook "${runbook.name}" needs secret "${name}", which the server does not hold; write it first`);
+      }
     }
   }
 

@@ -5,6 +5,7 @@
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { tempDir } from "../helpers.ts";
@@ -20,6 +21,8 @@ async function setup(t: TestContext): Promise<{ storage: ServerStorage; manager:
   ensurePrivateDir(dir);
   await createSqliteStorage(join(dir, "coffer.db"));
   const storage = await openSqliteStorage(join(dir, "coffer.db"));
+  // The manager asks the storage whether a secret is there; its value comes from readSecret below.
+  await storage.write({ name: "short/one", actor: "test", auditDetail: null, seal: () => ({ nonce: randomBytes(12), ciphertext: randomBytes(19) }) });
   const values = new Map([["short/one", Buffer.from("abc")]]);
   const manager = new ExecutionManager({
     storage,

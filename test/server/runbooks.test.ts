@@ -418,3 +418,12 @@ test("an invalid runbook is listed with its problems, logged at start, and can n
   assert.ok(s.logs.some((l) => l.includes("broken")));
   assert.equal((await run(s, "broken", ops)).status, 409);
 });
+
+test("a runbook whose secret the server does not hold is refused with 409 naming it, and nothing runs", async (t) => {
+  const s = await serverWith(t, { needs: "description: needs a secret\nrun: echo ran\nsecrets:\n  TOKEN: missing/token\n" });
+  const ops = await s.token(["ops"]);
+  const r = await run(s, "needs", ops);
+  assert.equal(r.status, 409, r.text);
+  assert.match(r.json.error.message, /missing\/token/);
+  assert.equal((await s.call("GET", "/v1/executions?runbook=needs", { token: ops })).json.executions.length, 0);
+});
