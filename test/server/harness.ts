@@ -71,7 +71,7 @@ roles:
 `;
 
 /** Starts a server whose config is `yaml` (default: {@link TEST_ROLES}) and `listen` on port 0. */
-export async function startTestServer(t: TestContext, yaml = TEST_ROLES, env: NodeJS.ProcessEnv = {}): Promise<TestServer> {
+export async function startTestServer(t: TestContext, yaml = TEST_ROLES, env: NodeJS.ProcessEnv = {}, options: { reloadOnSighup?: boolean } = {}): Promise<TestServer> {
   const dataDir = `${tempDir(t, "coffer-server-")}/data`;
   const config = parseServerConfig(yaml, "test-server.yml", env, { listen: "127.0.0.1:0" });
   const init = await initServer(dataDir, config);
@@ -84,7 +84,7 @@ export async function startTestServer(t: TestContext, yaml = TEST_ROLES, env: No
   });
   const { serverLogger } = await import("../../src/server/server.ts");
   const logger = serverLogger(config.log.level, sink);
-  const server = await startServer({ dataDir, config, logger });
+  const server = await startServer({ dataDir, config, logger, ...options });
   t.after(() => server.close());
   const url = server.url;
   const call = async (method: string, path: string, options: CallOptions = {}): Promise<Reply> => {

@@ -6,7 +6,7 @@
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { SignJWT } from "jose";
@@ -32,11 +32,11 @@ jwt:
 `;
 
 /** Writes runbook files into a fresh dir and starts a server serving them. */
-async function serverWith(t: TestContext, runbooks: Record<string, string>, extra = ""): Promise<TestServer & { dir: string }> {
+async function serverWith(t: TestContext, runbooks: Record<string, string>, extra = "", reloadOnSighup = false): Promise<TestServer & { dir: string }> {
   const dir = join(tempDir(t, "coffer-runbooks-"), "runbooks");
   mkdirSync(dir, { mode: 0o755 });
   for (const [name, text] of Object.entries(runbooks)) writeFileSync(join(dir, `${name}.yml`), text, { mode: 0o644 });
-  const s = await startTestServer(t, `${ROLES}\nrunbooks:\n  dir: ${dir}\n${extra}`);
+  const s = await startTestServer(t, `${ROLES}\nrunbooks:\n  dir: ${dir}\n${extra}`, {}, { reloadOnSighup });
   return { ...s, dir };
 }
 
@@ -426,4 +426,20 @@ test("a runbook whose secret the server does not hold is refused with 409 naming
   assert.equal(r.status, 409, r.text);
   assert.match(r.json.error.message, /missing\/token/);
   assert.equal((await s.call("GET", "/v1/executions?runbook=needs", { token: ops })).json.executions.length, 0);
+});
+
+test("SIGHUP re-reads the runbooks directory: a new runbook appears, a removed one is gone", async (t) => {
+  const s = await serverWith(t, { first: "description: first\nrun: echo first\n" }, "", true);
+  const ops = await s.token(["ops"]);
+  const names = async (): Promise<string[]> => (await s.call("GET", "/v1/runbooks", { token: ops })).json.runbooks.map((r: { name: string }) => r.name);
+  assert.deepEqual(await names(), ["first"]);
+  writeFileSync(join(s.dir, "second.yml"), "description: second\nrun: echo second\n", { mode: 0o644 });
+  rmSync(join(s.dir, "first.yml"));
+  process.kill(process.pid, "SIGHUP");
+  const deadline = Date.now() + 30_000;
+  while ((await names()).join() !== "second") {
+    assert.ok(Date.now() < deadline, `still ${(await names()).join()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.ok(s.logs.some((l) => l.includes("runbooks reloaded")));
 });

@@ -186,7 +186,10 @@ export function runbookRoutes(api: FastifyInstance, s: ServerParts): void {
     },
   }, async (req, reply) => {
     const e = await execution(req, req.params.id, "read", "runbook.output");
-    if (!(req.headers.accept ?? "").includes("text/event-stream")) {
+    const stream = (req.headers.accept ?? "").includes("text/event-stream");
+    // fastify routes HEAD here too: the headers a GET would get, no body, no stream.
+    if (req.method === "HEAD") return reply.status(200).headers(stream ? SSE_HEADERS : { "content-type": "text/plain; charset=utf-8" }).send();
+    if (!stream) {
       return reply.type("text/plain; charset=utf-8").send(Readable.from(outputChunks(storage, e.id)));
     }
     reply.hijack();
