@@ -207,12 +207,19 @@ function probeSandbox(runner: Runner | undefined): Promise<string | undefined> {
   const as = runner === undefined ? "" : ` as uid ${runner.uid}`;
   return new Promise((resolvePromise) => {
     let stderr = "";
-    const child = spawn(bwrap, args, {
-      cwd: "/",
-      env: { PATH: "/usr/local/bin:/usr/bin:/bin", LANG: "C.UTF-8" },
-      stdio: ["ignore", "ignore", "pipe"],
-      ...(runner !== undefined && runner.uid !== process.getuid?.() && { uid: runner.uid, gid: runner.gid }),
-    });
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(bwrap, args, {
+        cwd: "/",
+        env: { PATH: "/usr/local/bin:/usr/bin:/bin", LANG: "C.UTF-8" },
+        stdio: ["ignore", "ignore", "pipe"],
+        ...(runner !== undefined && runner.uid !== process.getuid?.() && { uid: runner.uid, gid: runner.gid }),
+      });
+    } catch (err) {
+      // Some failures are thrown at once: EINVAL when this process may not take that uid (inside
+      // a user namespace that does not map it), EPERM when it has no right to change uid.
+      return resolvePromise(`bubblewrap (${bwrap}) cannot be started${as}: ${(err as NodeJS.ErrnoException).code ?? "spawn failed"}`);
+    }
     const timer = setTimeout(() => child.kill("SIGKILL"), PROBE_TIMEOUT_MS);
     child.stderr?.on("data", (d: Buffer) => {
       if (stderr.length < 1000) stderr += d.toString("utf8");

@@ -239,3 +239,39 @@ test("runAs in sandbox mode: bubblewrap runs as that user, owner of the dir; ins
   await r.done;
   assert.ok(!existsSync(r.exec.dir));
 });
+
+test("where bubblewrap cannot make a user namespace (as under RestrictNamespaces=yes), a sandbox runbook is refused saying why", async (t) => {
+  const { spawnSync } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const src = fileURLToPath(new URL("../../src/runbooks/", import.meta.url));
+  const work = tempDir(t, "coffer-no-userns-");
+  // The server's side, run as uid 1000 in a namespace that may not make another one: the probe,
+  // then the catalog of a dir that process owns, with one sandbox and one tempdir runbook.
+  const script = join(work, "probe.ts");
+  writeFileSync(script, `
+    const { mkdirSync, writeFileSync } = await import("node:fs");
+    const { sandboxProblem } = await import(${JSON.stringify(join(src, "sandbox.ts"))});
+    const { RunbookCatalog } = await import(${JSON.stringify(join(src, "catalog.ts"))});
+    const problem = await sandboxProblem();
+    mkdirSync("/tmp/rb", { mode: 0o755 });
+    writeFileSync("/tmp/rb/boxed.yml", "description: boxed\\nisolation: sandbox\\nrun: \\"true\\"\\n", { mode: 0o644 });
+    writeFileSync("/tmp/rb/plain.yml", "description: plain\\nrun: \\"true\\"\\n", { mode: 0o644 });
+    const catalog = new RunbookCatalog({ dir: "/tmp/rb", sandboxProblem: () => problem });
+    catalog.load();
+    console.log(JSON.stringify({ problem, entries: catalog.list().map((e) => ({ name: e.name, valid: e.valid, problems: e.valid ? [] : e.problems })) }));
+  `);
+  chmodSync(work, 0o755);
+  chmodSync(script, 0o644);
+  const r = spawnSync(bwrapPath()!, [
+    "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--ro-bind", work, work,
+    "--unshare-user", "--uid", "1000", "--gid", "1000", "--disable-userns", "--", process.execPath, script,
+  ], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { problem: string; entries: { name: string; valid: boolean; problems: string[] }[] };
+  assert.match(out.problem, /cannot start a sandbox here/);
+  assert.match(out.problem, /RestrictNamespaces/);
+  const boxedEntry = out.entries.find((e) => e.name === "boxed")!;
+  assert.equal(boxedEntry.valid, false);
+  assert.ok(boxedEntry.problems.some((p) => p.includes("cannot start a sandbox here")), boxedEntry.problems.join("\n"));
+  assert.equal(out.entries.find((e) => e.name === "plain")!.valid, true);
+});
