@@ -253,17 +253,19 @@ test("where bubblewrap cannot make a user namespace (as under RestrictNamespaces
     const { sandboxProblem } = await import(${JSON.stringify(join(src, "sandbox.ts"))});
     const { RunbookCatalog } = await import(${JSON.stringify(join(src, "catalog.ts"))});
     const problem = await sandboxProblem();
-    mkdirSync("/tmp/rb", { mode: 0o755 });
-    writeFileSync("/tmp/rb/boxed.yml", "description: boxed\\nisolation: sandbox\\nrun: \\"true\\"\\n", { mode: 0o644 });
-    writeFileSync("/tmp/rb/plain.yml", "description: plain\\nrun: \\"true\\"\\n", { mode: 0o644 });
-    const catalog = new RunbookCatalog({ dir: "/tmp/rb", sandboxProblem: () => problem });
+    const rb = ${JSON.stringify(join(work, "rb"))};
+    mkdirSync(rb, { mode: 0o755 });
+    writeFileSync(rb + "/boxed.yml", "description: boxed\\nisolation: sandbox\\nrun: \\"true\\"\\n", { mode: 0o644 });
+    writeFileSync(rb + "/plain.yml", "description: plain\\nrun: \\"true\\"\\n", { mode: 0o644 });
+    const catalog = new RunbookCatalog({ dir: rb, sandboxProblem: () => problem });
     catalog.load();
     console.log(JSON.stringify({ problem, entries: catalog.list().map((e) => ({ name: e.name, valid: e.valid, problems: e.valid ? [] : e.problems })) }));
   `);
   chmodSync(work, 0o755);
   chmodSync(script, 0o644);
   const r = spawnSync(bwrapPath()!, [
-    "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--ro-bind", work, work,
+    // No tmpfs on /tmp: the checkout (and the node binary in it) may live there.
+    "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--bind", work, work,
     "--unshare-user", "--uid", "1000", "--gid", "1000", "--disable-userns", "--", process.execPath, script,
   ], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
