@@ -1,6 +1,6 @@
 /**
- * The bubblewrap sandbox of `isolation: sandbox` runbooks (issue 13; ../shared/REFERENCE.md,
- * "Runbook execution"): the argv that runs a script with every capability dropped, in new user,
+ * The bubblewrap sandbox of `isolation: sandbox` runbooks (docs/design.md §10, docs/security.md
+ * "Runbooks"): the argv that runs a script with every capability dropped, in new user,
  * PID, network, IPC, UTS and cgroup namespaces as uid 65534, with the system read-only, only its
  * execution dir writable, no network but a private loopback, and none of the server's files.
  *

@@ -88,7 +88,7 @@ export interface ServerConfig {
   /** mTLS client certificate CN/SAN → role names */
   clients?: Record<string, string[]>;
   /**
-   * runbooks (issue 13): the directory of runbook files; executions per subject per window
+   * runbooks (issue 13): the directory of runbook files; executions per principal per window
    * (default 10 per 1m); the user tempdir scripts run as when the server runs as root (resolved
    * at load); whether the production guard lets tempdir runbooks load
    */

@@ -443,3 +443,27 @@ test("SIGHUP re-reads the runbooks directory: a new runbook appears, a removed o
   }
   assert.ok(s.logs.some((l) => l.includes("runbooks reloaded")));
 });
+
+test("a server that stops ends its running scripts as interrupted, and an open output stream still gets that end", async (t) => {
+  const s = await serverWith(t, { waits: "description: waits\nrun: |\n  echo started\n  sleep 600\n" });
+  const ops = await s.token(["ops"]);
+  const r = await run(s, "waits", ops);
+  const res = await fetch(`${s.url}/v1/executions/${r.json.id}/output`, { headers: { authorization: `Bearer ${ops}`, accept: "text/event-stream" } });
+  const reader = res.body!.getReader();
+  let text = "";
+  while (!text.includes("started")) {
+    const { value, done } = await reader.read();
+    assert.equal(done, false, "the stream ended before the script printed");
+    text += Buffer.from(value).toString("utf8");
+  }
+  const closing = s.server.close();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += Buffer.from(value).toString("utf8");
+  }
+  await closing;
+  const end = text.split("\n\n").find((e) => e.startsWith("event: end"));
+  assert.ok(end !== undefined, `no end event in:\n${text}`);
+  assert.equal(JSON.parse(end.split("data: ")[1]!).execution.status, "interrupted");
+});

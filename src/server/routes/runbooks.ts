@@ -45,6 +45,8 @@ const RUNBOOK_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 const STREAM_POLL_MS = 500;
 /** A comment line this often keeps proxies from closing a quiet stream. */
 const KEEPALIVE_MS = 15_000;
+/** How long a stopping server lets output streams send their end event. */
+const STREAM_CLOSE_GRACE_MS = 2_000;
 /** Output chunks read per query. */
 const PAGE = 64;
 /** A stream whose client reads slower than this much unsent output waits for it to drain. */
@@ -173,9 +175,15 @@ export function runbookRoutes(api: FastifyInstance, s: ServerParts): void {
     return { execution: executionJson(await manager().approve(e.id, runnable(e.runbook), by)) };
   });
 
-  const streams = new Set<() => void>();
+  // The open output streams: how to end each, and when its loop is over.
+  const streams = new Map<() => void, Promise<void>>();
   api.addHook("preClose", async () => {
-    for (const end of [...streams]) end();
+    // Running scripts first (stopped, recorded interrupted), so a stream can still send its end
+    // event; then, after a short grace, every stream still open is ended.
+    await parts?.executions.close();
+    const grace = new Promise<void>((resolve) => setTimeout(resolve, STREAM_CLOSE_GRACE_MS).unref());
+    await Promise.race([Promise.allSettled([...streams.values()]), grace]);
+    for (const end of [...streams.keys()]) end();
   });
 
   api.get<{ Params: ExecutionParams }>("/v1/executions/:id/output", {
@@ -198,6 +206,7 @@ export function runbookRoutes(api: FastifyInstance, s: ServerParts): void {
     res.socket?.setNoDelay(true);
     let open = true;
     let wake: (() => void) | undefined;
+    let over = (): void => {};
     const end = (): void => {
       if (!open) return;
       open = false;
@@ -205,7 +214,7 @@ export function runbookRoutes(api: FastifyInstance, s: ServerParts): void {
       wake?.();
       if (!res.writableEnded) res.end();
     };
-    streams.add(end);
+    streams.set(end, new Promise<void>((resolve) => (over = resolve)));
     res.on("close", end);
     res.on("error", end);
     const unlisten = parts?.executions.onOutput(e.id, () => wake?.()) ?? (() => {});
@@ -252,6 +261,7 @@ export function runbookRoutes(api: FastifyInstance, s: ServerParts): void {
       clearInterval(keepalive);
       unlisten();
       end();
+      over();
     }
   });
 }
