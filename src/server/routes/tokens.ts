@@ -31,7 +31,7 @@ export function selfRoute(api: FastifyInstance): void {
 
 /** `/v1/tokens`: create, list, revoke. */
 export function tokenRoutes(api: FastifyInstance, s: ServerParts): void {
-  const { config, storage } = s;
+  const { storage } = s;
 
   api.post<{ Body: TokenBody }>("/v1/tokens", {
     schema: { summary: "Create an API token (shown once); needs write on sys:tokens, and only roles you hold", body: TOKEN_BODY, response: { 201: NEW_TOKEN_SCHEMA } },
