@@ -80,7 +80,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const changes = deps.changes ?? createMemoryBus();
   const limits = limitStoreClass(deps.redis, storage.storeId.toString("hex"), () => metrics.rateLimitFallbacks.inc());
   const jwt = config.jwt === undefined ? undefined : await createJwtVerifier(config.jwt);
-  const roles = await ServerRoles.open(config, storage, deps.logger === false ? {} : { log: deps.logger });
+  const roles = await ServerRoles.open(config, storage, { changes, ...(deps.logger !== false && { log: deps.logger }) });
   const parts: ServerParts = {
     config,
     storage,

@@ -3,8 +3,9 @@
  * through `/v1/roles`, joined in one {@link Policy} that is compiled once per change. Every
  * instance learns of a change by reading the database's roles version (one meta row) once a
  * second in the background, never on a request's path; the instance that made a change
- * refreshes at once. So a change reaches every instance within about a second, whatever else
- * (no message bus) is configured.
+ * refreshes at once and says so on the change bus (Redis or PostgreSQL NOTIFY), which makes the
+ * others re-read sooner. So a change reaches every instance within about a second even when that
+ * message is lost: correctness never depends on the bus.
  *
  * A database role never takes a config role's name nor `root` (the API refuses them); should the
  * config gain a name the database already holds, the config's wins and the database's is ignored,
@@ -12,6 +13,7 @@
  */
 import type { Logger } from "pino";
 import type { ServerStorage, StoredRole } from "../storage/types.ts";
+import type { ChangeBus } from "./changes.ts";
 import type { RoleRule, ServerConfig } from "./config.ts";
 import { Policy, ROOT_ROLE } from "./policy.ts";
 
@@ -28,6 +30,7 @@ export class ServerRoles {
   #version = -1;
   #running: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #unsubscribe: () => void = () => {};
 
   private constructor(config: ServerConfig, storage: ServerStorage, log: Logger | undefined) {
     this.#config = config.roles;
@@ -41,9 +44,13 @@ export class ServerRoles {
    * process alive).
    * @throws CofferError E_CONFIG for a config role that breaks the rules; E_UNAVAILABLE when the database cannot be read
    */
-  static async open(config: ServerConfig, storage: ServerStorage, options: { log?: Logger; intervalMs?: number } = {}): Promise<ServerRoles> {
+  static async open(
+    config: ServerConfig, storage: ServerStorage, options: { log?: Logger; intervalMs?: number; changes?: Pick<ChangeBus, "onRolesChanged"> } = {},
+  ): Promise<ServerRoles> {
     const roles = new ServerRoles(config, storage, options.log);
     await roles.refresh();
+    // another instance's word that the roles changed: re-read now rather than within the second
+    roles.#unsubscribe = options.changes?.onRolesChanged(() => void roles.refresh().catch((err: unknown) => roles.#warn("reading the roles failed; keeping the last ones", err))) ?? (() => {});
     roles.#timer = setInterval(() => void roles.refresh().catch((err: unknown) => roles.#warn("reading the roles failed; keeping the last ones", err)),
       options.intervalMs ?? ROLES_REFRESH_MS);
     roles.#timer.unref();
@@ -86,9 +93,10 @@ export class ServerRoles {
     }
   }
 
-  /** Stops the background check. */
+  /** Stops the background check (and listening to the change bus). */
   close(): void {
     clearInterval(this.#timer);
+    this.#unsubscribe();
   }
 
   async #load(): Promise<void> {

@@ -2,7 +2,7 @@
  * `/v1/roles` (issue 14): the roles of the config file (read-only, `managedBy: "config"`) and
  * those kept in the database (`managedBy: "api"`), guarded by `sys:roles`. A change is audited
  * (`role.write`, `role.delete`), takes effect on this instance at once and on every other
- * within about a second (roles.ts).
+ * within about a second (roles.ts; the change bus only makes it sooner).
  *
  * Never widen: a caller may put a (pattern, capability) into a role only when one of its own
  * rules holds that capability on a pattern that contains it segment by segment
@@ -78,6 +78,7 @@ export function roleRoutes(api: FastifyInstance, s: ServerParts): void {
     await refuseWidening(req, s, name, rules);
     const stored = await s.storage.putRole(name, rules, req.caller().subject, req.auditDetail("ok"));
     await roles.refresh();
+    void s.changes.publishRolesChanged();
     return storedView(stored);
   });
 
@@ -92,6 +93,7 @@ export function roleRoutes(api: FastifyInstance, s: ServerParts): void {
       throw new CofferError("E_NOT_FOUND", `no database role ${JSON.stringify(name)}; GET /v1/roles lists them`);
     }
     await roles.refresh();
+    void s.changes.publishRolesChanged();
     return { name, deleted: true };
   });
 }
