@@ -112,7 +112,85 @@ export function matchesAny(name: string, patterns: readonly string[]): boolean {
   });
 }
 
+/**
+ * Does pattern `outer` match every name `inner` matches (outer ⊇ inner), shown segment by
+ * segment? `**` contains any run of segments (a `**` of `inner` too); `*` contains one segment
+ * that is a literal, a `*` or a partial glob (`api-*`), never a `**`; a trailing `/**` contains
+ * any run that is at least one segment long; a literal contains itself; a partial glob contains
+ * itself and the literals it matches. Sound, not complete: when containment cannot be shown this
+ * way it answers false, and a caller refuses. Either pattern breaking the rule gives false.
+ * Cost: outer elements × inner elements, whatever the patterns.
+ * @example patternContains("app/*", "app/x") // true
+ * @example patternContains("app/*", "app/**") // false
+ */
+export function patternContains(outer: string, inner: string): boolean {
+  if (patternProblem(outer) !== undefined || patternProblem(inner) !== undefined) return false;
+  return elementsContain(elementsOf(outer), elementsOf(inner));
+}
+
+/**
+ * Does the one-segment pattern `outer` contain the one-segment pattern `inner`? (`*` ⊇ any
+ * segment but `**`; a literal ⊇ itself; a partial glob ⊇ itself and the literals it matches.)
+ * For patterns over one-segment names, such as runbook names. False when either is not one
+ * valid segment or is `**`.
+ */
+export function segmentContains(outer: string, inner: string): boolean {
+  if (outer.includes("/") || inner.includes("/") || outer === "**" || inner === "**") return false;
+  if (patternProblem(outer) !== undefined || patternProblem(inner) !== undefined) return false;
+  return elementsContain(elementsOf(outer), elementsOf(inner));
+}
+
+function elementContains(o: Element, n: Element): boolean {
+  if (n.kind === "many") return false;
+  switch (o.kind) {
+    case "many":
+    case "any":
+      return true;
+    case "literal":
+      return n.kind === "literal" && n.text === o.text;
+    case "glob":
+      return (n.kind === "glob" && n.text === o.text) || (n.kind === "literal" && globMatch(o.text, n.text));
+  }
+}
+
+function elementsContain(outer: readonly Element[], inner: readonly Element[]): boolean {
+  const memo = new Map<number, boolean>();
+  const width = inner.length + 1;
+  const go = (i: number, j: number): boolean => {
+    const key = i * width + j;
+    const known = memo.get(key);
+    if (known !== undefined) return known;
+    let result: boolean;
+    const o = outer[i];
+    if (o === undefined) {
+      result = j === inner.length;
+    } else if (o.kind === "many") {
+      // zero or more segments: it may absorb any run of inner's elements, a "**" of inner's too
+      result = false;
+      for (let jj = j; jj <= inner.length && !result; jj++) result = go(i + 1, jj);
+    } else if (o.kind === "any" && outer[i + 1]?.kind === "many" && i + 2 === outer.length) {
+      // a trailing "/**" (one segment, then any): inner's rest must be at least one segment long
+      result = inner.slice(j).some((n) => n.kind !== "many");
+    } else {
+      const n = inner[j];
+      result = n !== undefined && elementContains(o, n) && go(i + 1, j + 1);
+    }
+    memo.set(key, result);
+    return result;
+  };
+  return go(0, 0);
+}
+
 function build(source: string): Pattern {
+  const elements = elementsOf(source);
+  return {
+    source,
+    matches: (name) => isSecretName(name) && walk(elements, name.split("/")).has(elements.length),
+    mayMatchPrefix: (prefix) => mayMatchPrefix(elements, prefix),
+  };
+}
+
+function elementsOf(source: string): Element[] {
   const segments = source.split("/");
   const elements: Element[] = [];
   for (const [i, seg] of segments.entries()) {
@@ -129,11 +207,7 @@ function build(source: string): Pattern {
       elements.push({ kind: "literal", text: seg });
     }
   }
-  return {
-    source,
-    matches: (name) => isSecretName(name) && walk(elements, name.split("/")).has(elements.length),
-    mayMatchPrefix: (prefix) => mayMatchPrefix(elements, prefix),
-  };
+  return elements;
 }
 
 /**

@@ -25,7 +25,8 @@ import { authenticate, registerRequestContext, type ServerParts } from "./contex
 import { createJwtVerifier } from "./jwt.ts";
 import { ValueSealer } from "./keys.ts";
 import { ServerMetrics } from "./metrics.ts";
-import { Policy } from "./policy.ts";
+import { ServerRoles } from "./roles.ts";
+import { roleRoutes } from "./routes/roles.ts";
 import { clientAddress, trustProxyOption } from "./proxy.ts";
 import { limitStoreClass } from "./rate-limit-store.ts";
 import { auditRoutes } from "./routes/audit.ts";
@@ -79,12 +80,17 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const changes = deps.changes ?? createMemoryBus();
   const limits = limitStoreClass(deps.redis, storage.storeId.toString("hex"), () => metrics.rateLimitFallbacks.inc());
   const jwt = config.jwt === undefined ? undefined : await createJwtVerifier(config.jwt);
+  const roles = await ServerRoles.open(config, storage, { changes, ...(deps.logger !== false && { log: deps.logger }) });
   const parts: ServerParts = {
     config,
     storage,
     metrics,
     changes,
-    policy: new Policy(config.roles),
+    // read per request: a change of roles swaps in a new policy (compiled once per change)
+    get policy() {
+      return roles.policy;
+    },
+    roles,
     sealer: new ValueSealer(deps.masterKey, storage.storeId),
     auth: new Authenticator(storage, jwt, changes),
     verifier: new AuditVerifier(storage, deps.masterKey, deps.auditVerify),
@@ -228,6 +234,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     secretRoutes(api, parts);
     watchRoutes(api, parts);
     tokenRoutes(api, parts);
+    roleRoutes(api, parts);
     auditRoutes(api, parts);
     devLoginRoute(api, parts);
     runbookRoutes(api, parts);
@@ -238,6 +245,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Running scripts are stopped (their groups killed) and recorded `interrupted` before the storage closes.
     await executions?.close();
     parts.auth.close();
+    roles.close();
     await parts.audit.drain();
   });
   return app;

@@ -37,6 +37,13 @@ export interface ChangeBus {
   publishRevocation(tokenId: string): Promise<void>;
   /** Calls `listener` with the id of every token revoked on any instance (maybe twice); returns the unsubscribe function. */
   onRevocation(listener: (tokenId: string) => void): () => void;
+  /**
+   * Tells the other instances that the database's roles changed, so they re-read them sooner
+   * than their once-a-second check (roles.ts; correctness never depends on it). Never throws.
+   */
+  publishRolesChanged(): Promise<void>;
+  /** Calls `listener` when another instance (or this one) says the roles changed; returns the unsubscribe function. */
+  onRolesChanged(listener: () => void): () => void;
   /** False while the transport is down (events may be missed; clients fall back to polling). */
   healthy(): boolean;
   close(): Promise<void>;
@@ -77,11 +84,14 @@ export function toChangeEvent(value: unknown): ChangeEvent | undefined {
 /** A token id as the server makes them (keys.ts): 16 hex digits. */
 const TOKEN_ID = /^[0-9a-f]{16}$/;
 
-/** Parses a message off the wire (JSON text): a change or a revocation; undefined when malformed. */
-function parseMessage(text: string): { change: ChangeEvent } | { revoked: string } | undefined {
+/** Parses a message off the wire (JSON text): a change, a revocation or a roles change; undefined when malformed. */
+function parseMessage(text: string): { change: ChangeEvent } | { revoked: string } | { roles: true } | undefined {
   if (text.length > 8192) return undefined;
   try {
     const value: unknown = JSON.parse(text);
+    if (typeof value === "object" && value !== null && Object.hasOwn(value, "roles")) {
+      return (value as { roles: unknown }).roles === "changed" ? { roles: true } : undefined;
+    }
     if (typeof value === "object" && value !== null && Object.hasOwn(value, "revoked")) {
       const id = (value as { revoked: unknown }).revoked;
       return typeof id === "string" && TOKEN_ID.test(id) ? { revoked: id } : undefined;
@@ -97,12 +107,14 @@ function parseMessage(text: string): { change: ChangeEvent } | { revoked: string
 function busListeners() {
   const changes = listenerSet<ChangeEvent>();
   const revocations = listenerSet<string>();
+  const roles = listenerSet<null>();
   const deliver = (text: string): void => {
     const m = parseMessage(text);
     if (m !== undefined && "revoked" in m) revocations.emit(m.revoked);
+    else if (m !== undefined && "roles" in m) roles.emit(null);
     else if (m !== undefined) changes.emit(m.change);
   };
-  return { changes, revocations, deliver };
+  return { changes, revocations, roles, deliver };
 }
 
 /** What a bus between instances needs of its transport (Redis, PostgreSQL). */
@@ -143,11 +155,17 @@ function makeBus(kind: ChangeBus["kind"], listeners: ReturnType<typeof busListen
       await post(JSON.stringify({ revoked: tokenId, at: new Date().toISOString() }));
     },
     onRevocation: (listener) => listeners.revocations.add(listener),
+    async publishRolesChanged() {
+      // this instance refreshes itself after its own change; the message is for the others
+      await post(JSON.stringify({ roles: "changed", at: new Date().toISOString() }));
+    },
+    onRolesChanged: (listener) => listeners.roles.add(() => listener()),
     healthy: () => transport === undefined || (!transport.closed() && transport.healthy()),
     async close() {
       if (transport?.closed() === true) return;
       listeners.changes.clear();
       listeners.revocations.clear();
+      listeners.roles.clear();
       await transport?.close();
     },
   };

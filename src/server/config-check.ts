@@ -136,7 +136,7 @@ export const SERVER_SCHEMA: Schema = {
             type: "string",
             "x-format": "policy-path",
             "x-rule": `{where} {value}: {rule}; a rule path is a system path (${SYSTEM_PATHS.join(", ")}), runbook:NAME (a glob over runbook names, e.g. runbook:*, runbook:cdn-*) or ${PATTERN_RULE}`,
-            "x-needs": "a secret-name glob (e.g. app/*), sys:tokens, sys:audit, sys:metrics, or runbook:NAME (e.g. runbook:*)",
+            "x-needs": "a secret-name glob (e.g. app/*), sys:tokens, sys:audit, sys:metrics, sys:roles, or runbook:NAME (e.g. runbook:*)",
           },
           capabilities: {
             type: "array",

@@ -16,6 +16,7 @@ import type { Capability, ServerConfig } from "./config.ts";
 import type { ValueSealer } from "./keys.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { Policy } from "./policy.ts";
+import type { ServerRoles } from "./roles.ts";
 import { clientAddress } from "./proxy.ts";
 import type { LimitMode } from "./rate-limit-store.ts";
 import type { ServerStorage } from "../storage/types.ts";
@@ -29,7 +30,10 @@ const RUNBOOK_PREFIX = "runbook:";
 export interface ServerParts {
   config: ServerConfig;
   storage: ServerStorage;
-  policy: Policy;
+  /** the policy now in force: config roles + database roles (roles.ts keeps it current) */
+  readonly policy: Policy;
+  /** the config's and the database's roles */
+  roles: ServerRoles;
   sealer: ValueSealer;
   metrics: ServerMetrics;
   auth: Authenticator;
@@ -112,7 +116,7 @@ export function registerRequestContext(app: FastifyInstance, parts: ServerParts)
  * certificate the handshake already verified: the request then acts as the credential, and
  * the audit names the certificate too); else the verified client certificate, with the roles
  * `clients:` gives its CN or DNS name (none when unlisted: everything is denied). A failure is
- * counted, and audited on routes about secrets, tokens and the audit log.
+ * counted, and audited on routes about secrets, tokens, roles and the audit log.
  * @throws AuthError (401)
  */
 export async function authenticate(parts: ServerParts, req: FastifyRequest): Promise<Principal> {
@@ -129,7 +133,7 @@ export async function authenticate(parts: ServerParts, req: FastifyRequest): Pro
     if (err instanceof AuthError) {
       parts.metrics.authFailures.inc({ reason: err.reason });
       const url = req.routeOptions.url ?? "";
-      if (url.startsWith("/v1/secrets") || url.startsWith("/v1/tokens") || url.startsWith("/v1/audit")) {
+      if (url.startsWith("/v1/secrets") || url.startsWith("/v1/tokens") || url.startsWith("/v1/roles") || url.startsWith("/v1/audit")) {
         await req.record("unauthenticated", "auth.failed", { actor: "anonymous", detail: { reason: err.reason, route: req.routeOptions.url ?? null } });
       }
     }

@@ -13,14 +13,14 @@
  */
 import { CofferError } from "../errors.ts";
 import { isSecretName } from "../core/names.ts";
-import { compilePattern, patternProblem, PATTERN_RULE as NAME_PATTERN_RULE, type Pattern } from "../core/patterns.ts";
+import { compilePattern, patternContains, patternProblem, PATTERN_RULE as NAME_PATTERN_RULE, segmentContains, type Pattern } from "../core/patterns.ts";
 import type { Capability, RoleRule } from "./config.ts";
 
 /** The built-in role: every capability on every path, system paths included. It cannot be redefined. */
 export const ROOT_ROLE = "root";
 
 /** The server's own resources. A rule reaches them only by naming them exactly. */
-export const SYSTEM_PATHS = ["sys:tokens", "sys:audit", "sys:metrics"] as const;
+export const SYSTEM_PATHS = ["sys:tokens", "sys:audit", "sys:metrics", "sys:roles"] as const;
 
 /** The prefix of a runbook's policy path: `runbook:NAME`. */
 export const RUNBOOK_PATH_PREFIX = "runbook:";
@@ -89,6 +89,23 @@ export function capabilityProblem(pattern: string, capability: string): string |
   return undefined;
 }
 
+/**
+ * Does policy pattern `outer` cover every path policy pattern `inner` covers, shown segment by
+ * segment (src/core/patterns.ts patternContains)? A system path is covered only by itself; a
+ * `runbook:` pattern only by a `runbook:` pattern whose one segment contains it; a secret-name
+ * pattern only by a secret-name pattern. False whenever it cannot be shown (the roles API then
+ * refuses: it never lets a caller grant what it does not hold).
+ */
+export function policyPatternContains(outer: string, inner: string): boolean {
+  if (policyPatternProblem(outer) !== undefined || policyPatternProblem(inner) !== undefined) return false;
+  if (inner.startsWith("sys:") || outer.startsWith("sys:")) return outer === inner;
+  const rb = RUNBOOK_PATH_PREFIX;
+  if (inner.startsWith(rb) || outer.startsWith(rb)) {
+    return inner.startsWith(rb) && outer.startsWith(rb) && segmentContains(outer.slice(rb.length), inner.slice(rb.length));
+  }
+  return patternContains(outer, inner);
+}
+
 /** Compiles a pattern once; the policy keeps the result, so no request compiles anything. */
 function compile(pattern: string, where?: string): Compiled {
   const why = policyPatternProblem(pattern);
@@ -145,6 +162,7 @@ interface CompiledRule {
  */
 export class Policy {
   readonly #roles = new Map<string, readonly CompiledRule[]>();
+  readonly #sources = new Map<string, readonly RoleRule[]>();
   readonly #sets = new Map<string, readonly CompiledRule[] | typeof ROOT_ROLE>();
 
   /** @throws CofferError E_CONFIG naming the role and the rule a pattern or capability breaks (or a role named root) */
@@ -171,7 +189,13 @@ export class Policy {
         compiled.push({ pattern: compile(rule.path, where), capabilities });
       }
       this.#roles.set(role, compiled);
+      this.#sources.set(role, rules.map((r) => ({ path: r.path, capabilities: [...r.capabilities] })));
     }
+  }
+
+  /** The rules of `role` as written, or undefined when this policy does not define it (nor for `root`). */
+  rulesOf(role: string): readonly RoleRule[] | undefined {
+    return this.#sources.get(role);
   }
 
   /**

@@ -114,3 +114,35 @@ export const RUNBOOK_INFO = {
     params: { type: "array", items: PARAM_INFO },
   },
 } as const;
+
+/** `{name}` of `/v1/roles/{name}`: checked against ROLE_NAME_PATTERN by the route (400 with the rule). */
+export const ROLE_NAME_PARAMS = { type: "object", required: ["name"], properties: { name: { type: "string", minLength: 1, maxLength: 64 } } } as const;
+export interface RoleNameParams { name: string }
+const ROLE_RULE = {
+  type: "object",
+  additionalProperties: false,
+  required: ["path", "capabilities"],
+  properties: {
+    path: { type: "string", minLength: 1, maxLength: 300 },
+    capabilities: { type: "array", minItems: 1, maxItems: 6, uniqueItems: true, items: { type: "string", maxLength: 16 } },
+  },
+} as const;
+/** The body of `PUT /v1/roles/{name}`: the role's rules, replacing those it had. */
+export const ROLE_BODY = {
+  type: "object", additionalProperties: false, required: ["rules"], properties: { rules: { type: "array", maxItems: 100, items: ROLE_RULE } },
+} as const;
+export interface RoleBody { rules: { path: string; capabilities: string[] }[] }
+const ROLE_VIEW = {
+  type: "object",
+  properties: {
+    name: STRING,
+    rules: { type: "array", items: { type: "object", properties: { path: STRING, capabilities: STRINGS } } },
+    managedBy: { type: "string", enum: ["config", "api"] },
+    version: { type: ["integer", "null"] },
+    updatedAt: STRING_OR_NULL,
+    updatedBy: STRING_OR_NULL,
+  },
+} as const;
+export const ROLE_SCHEMA = ROLE_VIEW;
+export const ROLE_LIST_SCHEMA = { type: "object", properties: { roles: { type: "array", items: ROLE_VIEW } } } as const;
+export const ROLE_DELETED_SCHEMA = { type: "object", properties: { name: STRING, deleted: { type: "boolean" } } } as const;

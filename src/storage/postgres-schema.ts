@@ -116,6 +116,16 @@ CREATE TABLE coffer_instances (
   heartbeat_at TEXT COLLATE "C" NOT NULL
 );
 `,
+  // 2 → 3: roles kept in the database (issue 14), as sqlite-schema.ts's ROLES.
+  `
+CREATE TABLE coffer_roles (
+  name       TEXT COLLATE "C" PRIMARY KEY,
+  rules      TEXT NOT NULL,
+  version    INTEGER NOT NULL CHECK (version >= 1),
+  updated_at TEXT COLLATE "C" NOT NULL,
+  updated_by TEXT NOT NULL
+);
+`,
 ];
 
 if (1 + POSTGRES_MIGRATIONS.length !== SCHEMA_VERSION.server) {

@@ -66,7 +66,7 @@ function translate(sql: string, named: boolean): { text: string; name?: string }
   let t = translated.get(sql);
   if (t === undefined) {
     let n = 0;
-    const text = sql.replace(/\?/g, () => `$${++n}`).replace(/\b(FROM|INTO|UPDATE|JOIN)\s+(meta|secrets|versions|audit|tokens|executions|execution_approvals|execution_output|instances)\b/g, "$1 coffer_$2");
+    const text = sql.replace(/\?/g, () => `$${++n}`).replace(/\b(FROM|INTO|UPDATE|JOIN)\s+(meta|secrets|versions|audit|tokens|executions|execution_approvals|execution_output|instances|roles)\b/g, "$1 coffer_$2");
     t = named ? { text, name: `coffer_q${translated.size}` } : { text };
     translated.set(sql, t);
   }

@@ -1,11 +1,12 @@
 /**
  * The storage seam over either driver (docs/design.md §7): {@link ServerStorage}'s methods, once,
- * as operations of `ops.ts` and `ops-executions.ts` handed to a driver's runner, which runs reads
+ * as operations of `ops.ts`, `ops-executions.ts` and `ops-roles.ts` handed to a driver's runner, which runs reads
  * on a connection and changes in one transaction each.
  */
 import { secretInfoFromRow, verifyAuditPages } from "./checks.ts";
 import * as ops from "./ops.ts";
 import * as exec from "./ops-executions.ts";
+import * as roles from "./ops-roles.ts";
 import type { ServerStorage, StorageDriverName } from "./types.ts";
 
 /** How a driver runs an operation of ops.ts; `what` names it in error messages. */
@@ -50,6 +51,11 @@ export function storageOver(driver: StorageDriverName, storeId: Buffer, d: ops.D
     retireInstance: (id) => r.tx("retiring an instance", () => exec.retireInstance(id)),
     runningExecutions: (instance) => r.read("listing running executions", () => exec.runningExecutions(instance)),
     expiredExecutions: (now) => r.read("listing expired executions", () => exec.expiredExecutions(now)),
+    listRoles: () => r.read("listing roles", () => roles.listRoles()),
+    getRole: (name) => r.read("reading a role", () => roles.getRole(name)),
+    putRole: (name, rules, actor, detail) => r.tx("writing a role", () => roles.putRole(d, name, rules, actor, detail)),
+    deleteRole: (name, actor, detail) => r.tx("deleting a role", () => roles.deleteRole(d, name, actor, detail)),
+    rolesVersion: () => r.read("reading the roles version", () => roles.rolesVersion()),
     appendAudit: (entries) => r.tx("appending to the audit log", () => ops.appendAudit(d, entries), false),
     auditLog: (options = {}) => r.read("reading the audit log", () => ops.auditLog(d, options)),
     // A page per statement, checked as it comes and yielding between pages: a long chain is

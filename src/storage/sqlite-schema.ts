@@ -177,13 +177,24 @@ const EXECUTIONS = [
 ) STRICT`,
 ];
 
+// Roles kept in the database (issue 14), a server database's from schema 3: rules is the JSON of
+// [{path, capabilities}], version counts the role's changes. Every change also bumps the meta key
+// roles_version (ops-roles.ts), which each instance polls to rebuild its policy.
+const ROLES = `CREATE TABLE roles (
+  name       TEXT PRIMARY KEY,
+  rules      TEXT NOT NULL,
+  version    INTEGER NOT NULL CHECK (version >= 1),
+  updated_at TEXT NOT NULL,
+  updated_by TEXT NOT NULL
+) STRICT`;
+
 /**
  * The schema of each kind, by version: entry 0 creates version 1, entry i brings version i to
  * i+1. SQLite records the version in `user_version` (0 counts as 1).
  */
 export const SCHEMA: Record<SqliteKind, readonly (readonly string[])[]> = {
   store: [[META, STORE_KEYS, secretsTable(true), VERSIONS, AUDIT], SHARING],
-  server: [[META, secretsTable(false), VERSIONS, AUDIT, ...TOKENS], EXECUTIONS],
+  server: [[META, secretsTable(false), VERSIONS, AUDIT, ...TOKENS], EXECUTIONS, [ROLES]],
 };
 
 /** The schema version this coffer writes, per kind. */

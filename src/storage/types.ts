@@ -162,6 +162,22 @@ export interface InstanceBeat {
   heartbeatAt: string;
 }
 
+/** A rule of a role as stored: a policy pattern and the capabilities it grants (checked by the server). */
+export interface RoleRuleInput {
+  path: string;
+  capabilities: string[];
+}
+
+/** A role kept in the server's database (issue 14). */
+export interface StoredRole {
+  name: string;
+  rules: RoleRuleInput[];
+  /** 1 when created, + 1 on each change */
+  version: number;
+  updatedAt: string;
+  updatedBy: string;
+}
+
 /** Which storage holds the server's state. */
 export type StorageDriverName = "sqlite" | "postgres";
 
@@ -268,6 +284,24 @@ export interface ServerStorage {
   runningExecutions(instance?: string): Promise<StoredExecution[]>;
   /** Pending executions whose `expiresAt` is before `now` (ISO 8601 UTC), oldest first. */
   expiredExecutions(now: string): Promise<StoredExecution[]>;
+
+  /** The roles kept in the database, by name. */
+  listRoles(): Promise<StoredRole[]>;
+  /** The role of this name kept in the database, or undefined. */
+  getRole(name: string): Promise<StoredRole | undefined>;
+  /**
+   * Creates a role (version 1) or replaces its rules (version + 1), bumps {@link rolesVersion} and
+   * appends audit record `role.write` (detail gets role, version, rules), in one transaction. The
+   * caller checks the name and the rules.
+   */
+  putRole(name: string, rules: readonly RoleRuleInput[], actor: string, auditDetail: Record<string, unknown> | null): Promise<StoredRole>;
+  /**
+   * Deletes a role, bumps {@link rolesVersion} and appends audit record `role.delete`, in one transaction.
+   * @returns false when there is no such role (nothing changed, nothing audited)
+   */
+  deleteRole(name: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<boolean>;
+  /** A number that grows on every change to the roles (0 before the first): one cheap read. */
+  rolesVersion(): Promise<number>;
 
   /** Appends records to the audit chain in one transaction, in order. */
   appendAudit(entries: readonly AuditInput[]): Promise<AuditRecord[]>;

@@ -156,6 +156,26 @@ describe("change buses", () => {
     assert.deepEqual(heard, ["fedcba9876543210"]);
   });
 
+  test("a roles change reaches the other instances, is no change event, and a malformed one is ignored", async (t) => {
+    const a = await createRedisBus(await redisUrl());
+    t.after(() => a.close());
+    const b = await createRedisBus(await redisUrl());
+    t.after(() => b.close());
+    await until(() => a.healthy() && b.healthy());
+    let heard = 0;
+    b.onRolesChanged(() => heard++);
+    const changes: ChangeEvent[] = [];
+    b.subscribe((e) => changes.push(e));
+    const { Redis } = await import("ioredis");
+    const raw = new Redis(await redisUrl());
+    t.after(() => raw.disconnect());
+    await raw.publish("coffer:changes", JSON.stringify({ roles: "dropped" }));
+    await a.publishRolesChanged();
+    await until(() => heard > 0);
+    assert.equal(heard, 1);
+    assert.deepEqual(changes, [], "a roles change is not a change event");
+  });
+
   test("redis: the subscriber resubscribes after its connection is killed", async (t) => {
     const bus = await createRedisBus(await redisUrl());
     t.after(() => bus.close());

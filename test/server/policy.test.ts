@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomInt } from "node:crypto";
-import { matchPath, Policy, ROOT_ROLE, SYSTEM_PATHS } from "../../src/server/policy.ts";
+import { matchPath, Policy, policyPatternContains, ROOT_ROLE, SYSTEM_PATHS } from "../../src/server/policy.ts";
 
 /** [pattern, path, expected] */
 const MATRIX: ReadonlyArray<readonly [string, string, boolean]> = [
@@ -303,4 +303,24 @@ test("runbook patterns are one segment of the pattern language", () => {
   ] as const) {
     assert.throws(() => new Policy({ r: [{ path, capabilities: ["read"] }] }), { code: "E_CONFIG", message: why }, path);
   }
+});
+
+test("policyPatternContains: system paths only by name, runbook patterns only by runbook patterns, names by patternContains", () => {
+  const yes: [string, string][] = [
+    ["sys:roles", "sys:roles"], ["runbook:*", "runbook:cdn-flush"], ["runbook:*", "runbook:cdn-*"], ["runbook:cdn-*", "runbook:cdn-x"],
+    ["app/**", "app/x/y"], ["**", "app/*"],
+  ];
+  const no: [string, string][] = [
+    ["**", "sys:roles"], ["sys:tokens", "sys:roles"], ["**", "runbook:x"], ["runbook:*", "app/x"], ["runbook:cdn-*", "runbook:*"],
+    ["runbook:x", "runbook:*"], ["sys:roles", "sys:nope"], ["sys:nope", "sys:nope"], ["app/*", "app/**"],
+  ];
+  for (const [o, i] of yes) assert.equal(policyPatternContains(o, i), true, `${o} ⊇ ${i}`);
+  for (const [o, i] of no) assert.equal(policyPatternContains(o, i), false, `${o} ⊉ ${i}`);
+});
+
+test("Policy.rulesOf gives a role's rules as written; root and unknown roles have none", () => {
+  const policy = new Policy({ dev: [{ path: "app/*", capabilities: ["read", "list"] }] });
+  assert.deepEqual(policy.rulesOf("dev"), [{ path: "app/*", capabilities: ["read", "list"] }]);
+  assert.equal(policy.rulesOf("root"), undefined);
+  assert.equal(policy.rulesOf("nope"), undefined);
 });

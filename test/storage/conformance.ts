@@ -11,6 +11,7 @@ import { randomBytes } from "node:crypto";
 import type { AuditRecord } from "../../src/core/audit.ts";
 import type { SealedValue, ServerStorage, StoredToken, StoredVersion, WriteRequest } from "../../src/storage/types.ts";
 import { executionConformance } from "./conformance-executions.ts";
+import { roleConformance } from "./conformance-roles.ts";
 
 /** Hooks a driver may give beyond its factory. */
 export interface ConformanceOptions {
@@ -515,5 +516,7 @@ export function storageConformance(
     });
 
     if (options.executions !== false) executionConformance(factory, options.reopen);
+    // Roles are server tables too: a local store has none.
+    if (options.executions !== false) roleConformance(factory, options.reopen);
   });
 }

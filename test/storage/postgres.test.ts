@@ -304,14 +304,29 @@ test("postgres: a version-1 database gains the execution tables on open, its dat
   await write(storage, "kept");
   await storage.close();
   const client = await sql(t, url);
-  await client.query("DROP TABLE coffer_executions, coffer_execution_approvals, coffer_execution_output, coffer_instances");
+  await client.query("DROP TABLE coffer_executions, coffer_execution_approvals, coffer_execution_output, coffer_instances, coffer_roles");
   await client.query("UPDATE coffer_schema SET version = 1");
   const migrated = await open(t, url);
-  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: 2 }]);
+  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: 3 }]);
   assert.equal((await migrated.readCurrent("kept"))?.version, 1);
   const e = newExecution("after");
   await migrated.createExecution(e, executionAudit("runbook.start", "after", null));
   await migrated.appendOutput(e.id, 0, Buffer.from("x"), 1, false);
   assert.equal((await migrated.listExecutions({ limit: 5 }))[0]?.id, e.id);
+  assert.deepEqual(await migrated.verifyAudit(), { ok: true, records: 2 });
+});
+
+test("postgres: a version-2 database gains the roles table on open, its data kept", async (t) => {
+  const { storage, url } = await fresh(t);
+  await write(storage, "kept");
+  await storage.close();
+  const client = await sql(t, url);
+  await client.query("DROP TABLE coffer_roles");
+  await client.query("UPDATE coffer_schema SET version = 2");
+  const migrated = await open(t, url);
+  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: 3 }]);
+  assert.equal((await migrated.readCurrent("kept"))?.version, 1);
+  await migrated.putRole("dev", [{ path: "app/**", capabilities: ["read"] }], "token:alice", null);
+  assert.equal((await migrated.getRole("dev"))?.version, 1);
   assert.deepEqual(await migrated.verifyAudit(), { ok: true, records: 2 });
 });

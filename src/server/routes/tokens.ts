@@ -31,7 +31,7 @@ export function selfRoute(api: FastifyInstance): void {
 
 /** `/v1/tokens`: create, list, revoke. */
 export function tokenRoutes(api: FastifyInstance, s: ServerParts): void {
-  const { config, storage } = s;
+  const { storage } = s;
 
   api.post<{ Body: TokenBody }>("/v1/tokens", {
     schema: { summary: "Create an API token (shown once); needs write on sys:tokens, and only roles you hold", body: TOKEN_BODY, response: { 201: NEW_TOKEN_SCHEMA } },
@@ -85,8 +85,9 @@ export function tokenRoutes(api: FastifyInstance, s: ServerParts): void {
     const callerIsRoot = p.roles.includes(ROOT_ROLE);
     for (const role of roles) {
       if (!ROLE_NAME_RE.test(role)) throw new CofferError("E_INVALID_VALUE", `invalid role name ${JSON.stringify(role)}: must match ${ROLE_NAME_PATTERN}`);
-      if (role !== ROOT_ROLE && !Object.hasOwn(config.roles, role)) {
-        throw new CofferError("E_INVALID_VALUE", `unknown role ${JSON.stringify(role)}; roles: ${Object.keys(config.roles).join(", ") || "(none configured)"}`);
+      // the config's roles and the database's (issue 14), as the policy now in force knows them
+      if (role !== ROOT_ROLE && s.policy.rulesOf(role) === undefined) {
+        throw new CofferError("E_INVALID_VALUE", `unknown role ${JSON.stringify(role)}; roles: ${s.policy.roleNames.join(", ") || "(none defined)"}`);
       }
       if (!callerIsRoot && !p.roles.includes(role)) {
         throw new CofferError("E_DENIED", `you may only give roles you hold yourself; you do not hold ${JSON.stringify(role)}`);
