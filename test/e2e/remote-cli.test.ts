@@ -150,6 +150,10 @@ test("--server beats COFFER_SERVER; either with --store is a usage error; local-
   assert.match(wrong.err, /127\.0\.0\.1:9/);
   assert.equal(wrong.out, "");
 
+  // The server-only commands (whoami, token, runbook) take COFFER_SERVER over the saved login too.
+  assert.notEqual((await run(["whoami"], { env: { COFFER_SERVER: nowhere } })).code, 0);
+  assert.equal((await run(["whoami", "--server", s.url], { env: { COFFER_SERVER: nowhere } })).code, 0);
+
   const usage = ERROR_CODES.E_USAGE.exit;
   for (const [args, env, why] of [
     [["get", "app/x", "--server", s.url, "--store", "/tmp/x.db"], {}, /--store names a local store and --server a server/],
