@@ -79,7 +79,7 @@ export class ServerAdmin {
     const body = await this.#client.request("POST", "/v1/tokens", { payload: request });
     const what = "the new token";
     const token = str(body, "token", what, this.#client.url);
-    return { token, ...tokenInfo(body, what, this.#client.url, false) } as ServerNewToken;
+    return { token, ...tokenBase(body, what, this.#client.url) };
   }
 
   /** Lists the API tokens (needs read on sys:tokens). */
@@ -87,7 +87,7 @@ export class ServerAdmin {
     const body = await this.#client.request("GET", "/v1/tokens");
     const rows = field(body, "tokens");
     if (!Array.isArray(rows)) throw shapeError(this.#client.url, "the list of tokens", "tokens");
-    return rows.map((r: unknown) => tokenInfo(r, "the list of tokens", this.#client.url, true) as ServerTokenInfo);
+    return rows.map((r: unknown) => tokenInfo(r, "the list of tokens", this.#client.url));
   }
 
   /**
@@ -150,16 +150,22 @@ export class ServerAdmin {
   }
 }
 
-function tokenInfo(r: unknown, what: string, url: string, listed: boolean): Partial<ServerTokenInfo> {
+/** The fields a new token and a listed one share. */
+function tokenBase(r: unknown, what: string, url: string): Omit<ServerNewToken, "token"> {
   const roles = field(r, "roles");
   if (!Array.isArray(roles) || !roles.every((x): x is string => typeof x === "string")) throw shapeError(url, what, "roles");
-  const nullable = (k: string): string | null => {
-    const v = field(r, k);
-    if (v !== null && typeof v !== "string") throw shapeError(url, what, k);
-    return v;
-  };
+  return { id: str(r, "id", what, url), name: str(r, "name", what, url), roles, expiresAt: nullableStr(r, "expiresAt", what, url) };
+}
+
+function tokenInfo(r: unknown, what: string, url: string): ServerTokenInfo {
   return {
-    id: str(r, "id", what, url), name: str(r, "name", what, url), roles, expiresAt: nullable("expiresAt"),
-    ...(listed && { createdAt: str(r, "createdAt", what, url), createdBy: str(r, "createdBy", what, url), revokedAt: nullable("revokedAt") }),
+    ...tokenBase(r, what, url),
+    createdAt: str(r, "createdAt", what, url), createdBy: str(r, "createdBy", what, url), revokedAt: nullableStr(r, "revokedAt", what, url),
   };
+}
+
+function nullableStr(r: unknown, name: string, what: string, url: string): string | null {
+  const v = field(r, name);
+  if (v !== null && typeof v !== "string") throw shapeError(url, what, name);
+  return v;
 }

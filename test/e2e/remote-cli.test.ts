@@ -199,7 +199,7 @@ test("coffer whoami prints the subject, kind, roles and expiry", async (t) => {
 });
 
 test("coffer token create prints the token alone on stdout, once; list shows it; revoke ends it", async (t) => {
-  const { run, s } = await setup(t);
+  const { run } = await setup(t);
   const created = await run(["token", "create", "--name", "ci-deploy", "--role", "dev", "--ttl", "30d"]);
   assert.equal(created.code, 0, created.err);
   const token = created.out.trim();

@@ -8,7 +8,11 @@ import { remoteList } from "../remote-secrets.ts";
 export const list: Command = {
   name: "list",
   usage: "[PREFIX] [--deleted] [--json] [--server URL]",
-  details: [REMOTE_HELP, "On a server it lists the secrets you may list; --deleted is for the local store only."].join("\n"),
+  details: [
+    REMOTE_HELP,
+    "On a server it lists the secrets you may list (--json: name, version, description, updatedAt,",
+    "updatedBy); --deleted is for the local store only.",
+  ].join("\n"),
   examples: ["coffer list", "coffer list db/", "coffer list --json | jq -r '.[].name'", "coffer list app/ --server https://coffer.example.com"],
   flags: {
     deleted: { type: "boolean", help: "also list removed secrets (restorable with rollback)" },
