@@ -31,11 +31,11 @@ export const audit: Command = {
     if (ctx.args.length > 0) throw new CofferError("E_USAGE", `unknown argument "${ctx.args[0]}"; did you mean \`coffer audit verify\`?`);
     const since = typeof ctx.flags.since === "string" ? parseSince(ctx.flags.since) : undefined;
     const client = remoteClient(ctx);
-    const filters = {
-      ...(stringFlag(ctx, "subject") !== undefined && { subject: stringFlag(ctx, "subject")! }),
-      ...(stringFlag(ctx, "action") !== undefined && { action: stringFlag(ctx, "action")! }),
-      ...(stringFlag(ctx, "prefix") !== undefined && { prefix: stringFlag(ctx, "prefix")! }),
-    };
+    const filters: { subject?: string; action?: string; prefix?: string } = {};
+    for (const k of ["subject", "action", "prefix"] as const) {
+      const v = stringFlag(ctx, k);
+      if (v !== undefined) filters[k] = v;
+    }
     if (client === undefined && Object.keys(filters).length > 0) {
       throw new CofferError("E_USAGE", "--subject, --action and --prefix filter a server's audit log: give --server URL (or set COFFER_SERVER)");
     }
