@@ -1,7 +1,9 @@
 /**
- * Which coffer server a command talks to, and with which token: `--server URL`, else the one
- * server `coffer login` saved a token for; the token from COFFER_TOKEN when it is set (CI), else
- * the one saved for that server, with the TLS files saved beside it.
+ * Which coffer server a command talks to, and with which token: `--server URL`, else
+ * COFFER_SERVER, else the one server `coffer login` saved a token for; the token from
+ * COFFER_TOKEN when it is set (CI), else the one saved for that server, with the TLS files saved
+ * beside it. {@link remoteClient} is the one place a command that works on the local store too
+ * (set, get, list, …) decides "local or server".
  */
 import { CofferError } from "../errors.ts";
 import { CofferClient, normaliseServerUrl } from "../client/client.ts";
@@ -14,9 +16,46 @@ export const SERVER_FLAG: Flag = { type: "string", arg: "URL", help: "the coffer
 
 /** Help lines on how the server and token are found. */
 export const SERVER_HELP = [
-  "The server is --server URL, else the one server `coffer login` saved a token for. The token is",
-  "COFFER_TOKEN when it is set (CI), else the one `coffer login` saved for that server.",
+  "The server is --server URL, else COFFER_SERVER, else the one server `coffer login` saved a token",
+  "for. The token is COFFER_TOKEN when it is set (CI), else the one `coffer login` saved for that server.",
 ].join("\n");
+
+/** The `--server` flag of a command that works on the local store unless it is given. */
+export const REMOTE_FLAG: Flag = { type: "string", arg: "URL", help: "work on this coffer server instead of the local store (also COFFER_SERVER)" };
+
+/** Help lines of a command that works on the local store or, with --server, on a server. */
+export const REMOTE_HELP = [
+  "With --server URL (or COFFER_SERVER) it works on that team server instead of the local store,",
+  "with the token `coffer login URL` saved (or COFFER_TOKEN); --server beats COFFER_SERVER.",
+].join("\n");
+
+/** The server named by `--server`, else by COFFER_SERVER (empty: unset), else undefined. */
+function namedServer(ctx: Context): string | undefined {
+  const given = stringFlag(ctx, "server");
+  if (given !== undefined) return given;
+  const env = ctx.env.COFFER_SERVER;
+  return env !== undefined && env.trim() !== "" ? env.trim() : undefined;
+}
+
+/**
+ * For a command that works on the local store or a server: a client of the server named by
+ * `--server` or COFFER_SERVER, or undefined (the local store). `localOnly` lists the command's
+ * flags that mean nothing on a server (and `why` says so), refused when one is given with it.
+ * @throws CofferError E_USAGE for a server with `--store` or with a local-only flag; what
+ *   {@link serverClient} throws
+ */
+export function remoteClient(ctx: Context, localOnly: Record<string, string> = {}): CofferClient | undefined {
+  const named = namedServer(ctx);
+  if (named === undefined) return undefined;
+  const via = stringFlag(ctx, "server") !== undefined ? "--server" : "COFFER_SERVER";
+  if (ctx.store !== undefined) {
+    throw new CofferError("E_USAGE", `--store names a local store and ${via} a server: give one of them (unset COFFER_SERVER to use the local store)`);
+  }
+  for (const [flag, why] of Object.entries(localOnly)) {
+    if (ctx.flags[flag] !== undefined && ctx.flags[flag] !== false) throw new CofferError("E_USAGE", `--${flag} is not available against a server (${via}): ${why}`);
+  }
+  return serverClient(ctx);
+}
 
 /**
  * A client of the command's server (see the module comment).
@@ -24,14 +63,14 @@ export const SERVER_HELP = [
  *   E_UNAUTHENTICATED when there is no token for it; E_INVALID_VALUE for a bad URL
  */
 export function serverClient(ctx: Context): CofferClient {
-  const given = stringFlag(ctx, "server");
+  const given = namedServer(ctx);
   let url: string;
   if (given !== undefined) url = normaliseServerUrl(given);
   else {
     const saved = savedServers(ctx.env);
     if (saved.length !== 1) {
       throw new CofferError("E_USAGE", saved.length === 0
-        ? "no server: run `coffer login URL` first, or give --server URL"
+        ? "no server: run `coffer login URL` first, or give --server URL (or set COFFER_SERVER)"
         : `tokens are saved for ${saved.length} servers (${saved.join(", ")}) in ${tokenFilePath(ctx.env)}: give --server URL`);
     }
     url = saved[0]!;

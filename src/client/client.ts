@@ -1,9 +1,9 @@
 /**
- * A small typed client for the coffer server's HTTP API (`/v1/secrets`, `/v1/auth/self`,
- * `/v1/sys/health`), used by the `server` provider and by `coffer login`. Every answer is
+ * A small typed client for the coffer server's HTTP API (`/v1/secrets`, `/v1/rollback`,
+ * `/v1/auth/self`, `/v1/sys/health`), used by the `server` provider and by `coffer login`. Every answer is
  * validated before it is returned; every failure is a {@link CofferError} that names the server
  * and never carries the token or a value. {@link CofferClient.send} is the one way a request
- * reaches the server; other API areas build on it in their own modules (`runbooks.ts`).
+ * reaches the server; other API areas build on it in their own modules (`runbooks.ts`, `admin.ts`).
  */
 import { isAbsolute } from "node:path";
 import { CofferError, ERROR_CODES, type ErrorCode } from "../errors.ts";
@@ -299,6 +299,18 @@ export class CofferClient {
     return { name: str(body, "name", `removing ${name}`, this.url), version: whole(body, "version", `removing ${name}`, this.url) };
   }
 
+  /**
+   * Writes a new version holding version `to`'s value (`POST /v1/rollback/{name}`); also
+   * restores a removed secret.
+   * @throws CofferError E_NOT_FOUND when there is no such version, E_DENIED, …
+   */
+  async rollbackSecret(name: string, to: number): Promise<{ name: string; version: number }> {
+    assertSecretName(name);
+    checkVersion(to);
+    const body = await this.#request("POST", `/v1/rollback/${encodeName(name)}`, { version: to });
+    return { name: str(body, "name", `rolling back ${name}`, this.url), version: whole(body, "version", `rolling back ${name}`, this.url) };
+  }
+
   /** Who the token is: subject, kind, roles, expiry. */
   async self(): Promise<ServerSelf> {
     const body = await this.#request("GET", "/v1/auth/self");
@@ -455,8 +467,12 @@ export interface SendOptions {
   redact?: readonly string[];
 }
 
+function encodeName(name: string): string {
+  return name.split("/").map(encodeURIComponent).join("/");
+}
+
 function secretPath(name: string): string {
-  return `/v1/secrets/${name.split("/").map(encodeURIComponent).join("/")}`;
+  return `/v1/secrets/${encodeName(name)}`;
 }
 
 function checkVersion(version: number): void {

@@ -60,8 +60,23 @@ export const DEV_LOGIN_BODY = { type: "object", additionalProperties: false, req
 export interface DevLoginBody { subject?: string; roles: string[] }
 
 const LIMIT = { type: "string", pattern: "^([1-9][0-9]{0,2}|1000)$" } as const;
-export const AUDIT_QUERY = { type: "object", additionalProperties: false, properties: { since: { type: "string", format: "date-time" }, after: WHOLE_NUMBER, limit: LIMIT } } as const;
-export interface AuditQuery { since?: string; after?: string; limit?: string }
+/** `?subject=&action=&prefix=` of `GET /v1/audit`: exact subject and action, a name prefix. */
+export const AUDIT_QUERY = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    since: { type: "string", format: "date-time" }, after: WHOLE_NUMBER, limit: LIMIT,
+    subject: { type: "string", minLength: 1, maxLength: 256, pattern: "^[\\x21-\\x7e]+$" },
+    action: { type: "string", minLength: 1, maxLength: 64, pattern: "^[a-z][a-z0-9_.-]*$" },
+    prefix: { type: "string", minLength: 1, maxLength: 256, pattern: "^[A-Za-z0-9_./-]+$" },
+  },
+} as const;
+export interface AuditQuery { since?: string; after?: string; limit?: string; subject?: string; action?: string; prefix?: string }
+/** `{version}` of `POST /v1/rollback/{name}`: the version whose value the new version gets. */
+export const ROLLBACK_BODY = { type: "object", additionalProperties: false, required: ["version"], properties: { version: { type: "integer", minimum: 1 } } } as const;
+export interface RollbackBody { version: number }
+/** The answer of `POST /v1/rollback/{name}`. */
+export const ROLLBACK_RESULT_SCHEMA = { type: "object", properties: { name: STRING, version: INTEGER, from: INTEGER } } as const;
 const AUDIT_RECORD = {
   type: "object",
   properties: {

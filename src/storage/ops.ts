@@ -17,7 +17,7 @@ import {
   AUDIT_COLUMNS, checkActor, checkAuditInput, checkAuditLogOptions, checkSealed, checkToken, checkWriteRequest, normalizeDetail,
   type SecretRow,
 } from "./checks.ts";
-import type { AuditInput, SealedValue, ServerStorage, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest } from "./types.ts";
+import type { AuditInput, AuditLogOptions, SealedValue, ServerStorage, StoredToken, StoredVersion, StoredVersionInfo, WriteRequest } from "./types.ts";
 
 /** One statement for the driver to run: `get` gives the first row, `all` every row, `run` the rows changed. */
 export interface Query {
@@ -293,11 +293,21 @@ function auditInsert(n: number): string {
   return (auditInserts[n] ??= `INSERT INTO audit (${AUDIT_COLUMNS}) VALUES ${Array(n).fill("(?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`);
 }
 
-export function* auditLog(d: Dialect, options: { since?: Date; afterSeq?: number; limit?: number } = {}): Op<AuditRecord[]> {
+export function* auditLog(d: Dialect, options: AuditLogOptions = {}): Op<AuditRecord[]> {
   checkAuditLogOptions(options);
+  // Filters are added only when given, so the plain query stays the one it was; the prefix is
+  // compared with substr (a literal code point count) rather than LIKE, whose wildcards a name may hold.
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (options.actor !== undefined) { where.push(" AND actor = ?"); params.push(options.actor); }
+  if (options.action !== undefined) { where.push(" AND action = ?"); params.push(options.action); }
+  if (options.namePrefix !== undefined && options.namePrefix !== "") {
+    where.push(` AND substr(name, 1, ${Array.from(options.namePrefix).length}) = ?`);
+    params.push(options.namePrefix);
+  }
   const rows = yield* all<AuditRow>(
-    `SELECT ${AUDIT_COLUMNS} FROM audit WHERE seq > ? AND at >= ? ORDER BY seq LIMIT ?`,
-    options.afterSeq ?? 0, options.since?.toISOString() ?? "", options.limit ?? d.noLimit,
+    `SELECT ${AUDIT_COLUMNS} FROM audit WHERE seq > ? AND at >= ?${where.join("")} ORDER BY seq LIMIT ?`,
+    options.afterSeq ?? 0, options.since?.toISOString() ?? "", ...params, options.limit ?? d.noLimit,
   );
   return rows.map((r) => recordFromRow({ ...r, seq: Number(r.seq) }));
 }

@@ -26,7 +26,7 @@ import { mapSqliteError } from "./sqlite-errors.ts";
 import { SharingTables } from "./sqlite-sharing.ts";
 import { AUDIT_COLUMNS, refuseNewer, type SecretRow } from "./checks.ts";
 import * as ops from "./ops.ts";
-import type { AuditInput, ServerStorage, StoredVersion, StoredVersionInfo } from "./types.ts";
+import type { AuditInput, AuditLogOptions, ServerStorage, StoredVersion, StoredVersionInfo } from "./types.ts";
 
 // Rows as arrays on the hot paths (node:sqlite's row objects are slow dictionaries).
 // [version, nonce, ciphertext, created_at, created_by, removed_at]
@@ -313,7 +313,7 @@ export class SqliteDriver {
     return entries.length === 0 ? [] : this.transaction(() => this.run(ops.appendAudit(this.dialect, entries)), durable);
   }
 
-  auditLog(options: { since?: Date; afterSeq?: number; limit?: number } = {}): AuditRecord[] {
+  auditLog(options: AuditLogOptions = {}): AuditRecord[] {
     return this.run(ops.auditLog(this.dialect, options));
   }
 

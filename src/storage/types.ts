@@ -57,6 +57,22 @@ export interface StoredToken {
   revokedAt: string | null;
 }
 
+/** Which audit records {@link ServerStorage.auditLog} gives (every filter is optional). */
+export interface AuditLogOptions {
+  /** at or after this time */
+  since?: Date;
+  /** with seq above this */
+  afterSeq?: number;
+  /** at most this many */
+  limit?: number;
+  /** only this actor's records (a subject, e.g. `token:ab12…`) */
+  actor?: string;
+  /** only this action (`secret.read`, `token.create`, …) */
+  action?: string;
+  /** only records whose name starts with this */
+  namePrefix?: string;
+}
+
 /** A request to write a new version. */
 export interface WriteRequest {
   name: string;
@@ -71,8 +87,10 @@ export interface WriteRequest {
    * transaction, once the new version number is known (it is part of the AAD).
    */
   seal: (version: number) => SealedValue;
-  /** the audit record's detail (the driver adds action `secret.write`, the name and the version) */
+  /** the audit record's detail (the driver adds the action, the name and the version) */
   auditDetail: Record<string, unknown> | null;
+  /** the audit action (default `secret.write`; the server's rollback writes `secret.rollback`) */
+  action?: string;
 }
 
 /** How {@link ServerStorage.verifyAudit} reads the chain. */
@@ -305,8 +323,8 @@ export interface ServerStorage {
 
   /** Appends records to the audit chain in one transaction, in order. */
   appendAudit(entries: readonly AuditInput[]): Promise<AuditRecord[]>;
-  /** Audit records oldest first: at or after `since`, with seq above `afterSeq`, at most `limit`. */
-  auditLog(options?: { since?: Date; afterSeq?: number; limit?: number }): Promise<AuditRecord[]>;
+  /** Audit records oldest first: at or after `since`, with seq above `afterSeq`, matching the filters, at most `limit`. */
+  auditLog(options?: AuditLogOptions): Promise<AuditRecord[]>;
   /**
    * Recomputes the chain a page at a time (`verifyAuditPages` in checks.ts), yielding to the event
    * loop between pages: from the first record, or after `from` (a head verified before, whose

@@ -225,7 +225,7 @@ test("runbook commands without a server, with a revoked token, or refused: a cle
   const home = tempDir(t);
   const none = await cli(home, ["runbook", "list"]);
   assert.equal(none.code, 2);
-  assert.equal(none.err, "coffer: no server: run `coffer login URL` first, or give --server URL\n");
+  assert.equal(none.err, "coffer: no server: run `coffer login URL` first, or give --server URL (or set COFFER_SERVER)\n");
   const stub = await startRunbookStub();
   t.after(() => stub.close());
   const noToken = await cli(home, ["runbook", "list", "--server", stub.url]);

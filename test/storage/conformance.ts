@@ -43,6 +43,7 @@ function request(name: string, options: Partial<Omit<WriteRequest, "name" | "sea
     auditDetail: options.auditDetail ?? null,
     ...(options.description !== undefined && { description: options.description }),
     ...(options.ifVersion !== undefined && { ifVersion: options.ifVersion }),
+    ...(options.action !== undefined && { action: options.action }),
     seal: (version) => {
       calls.push(version);
       const v = sealed();
@@ -422,6 +423,34 @@ export function storageConformance(
       assert.deepEqual(mine(await s.auditLog({ since: new Date("2026-01-02T00:00:00.000Z"), afterSeq: base + 2, limit: 1 })), ["s2"]);
       assert.deepEqual(await s.auditLog({ afterSeq: base, limit: 0 }), []);
       assert.deepEqual(await s.auditLog({ afterSeq: base + 4 }), []);
+    });
+
+    test("write records its action: secret.write by default, or the one asked for (the server's rollback)", async (t) => {
+      const s = await factory(t);
+      const first = await put(s, "rb/one", { actor: "token:a" });
+      const second = await put(s, "rb/one", { actor: "token:a", action: "secret.rollback", auditDetail: { from: 1 } });
+      assert.deepEqual([first.audit.action, second.audit.action, second.audit.version, second.audit.detail], ["secret.write", "secret.rollback", 2, { from: 1 }]);
+      assert.deepEqual((await s.auditLog({ afterSeq: first.audit.seq })).map((r) => r.action), ["secret.rollback"]);
+    });
+
+    test("auditLog: filters by actor, action and name prefix (a name prefix, not a LIKE pattern), with paging", async (t) => {
+      const s = await factory(t);
+      const base = await lastSeq(s);
+      const rows: [string, string, string | null][] = [
+        ["token:a", "secret.read", "app/db"], ["token:b", "secret.read", "app/db"], ["token:a", "secret.write", "app/x"],
+        ["token:a", "secret.read", "app2/y"], ["token:a", "token.list", null], ["token:a", "secret.read", "app_/z"], ["token:a", "secret.read", "app/é"],
+      ];
+      await s.appendAudit(rows.map(([actor, action, name]) => ({ actor, action, name, version: null, detail: null })));
+      const seqs = (records: AuditRecord[]) => records.filter((r) => r.seq > base).map((r) => r.seq - base);
+      assert.deepEqual(seqs(await s.auditLog({ actor: "token:b" })), [2]);
+      assert.deepEqual(seqs(await s.auditLog({ action: "secret.read", actor: "token:a" })), [1, 4, 6, 7]);
+      assert.deepEqual(seqs(await s.auditLog({ namePrefix: "app/" })), [1, 2, 3, 7]);
+      assert.deepEqual(seqs(await s.auditLog({ namePrefix: "app_" })), [6], "_ is not a wildcard");
+      assert.deepEqual(seqs(await s.auditLog({ namePrefix: "app/é" })), [7], "counted in code points");
+      assert.deepEqual(seqs(await s.auditLog({ namePrefix: "app/", action: "secret.read", afterSeq: base, limit: 2 })), [1, 2]);
+      assert.deepEqual(seqs(await s.auditLog({ namePrefix: "app/", action: "secret.read", afterSeq: base + 2, limit: 2 })), [7]);
+      assert.deepEqual(seqs(await s.auditLog({ namePrefix: "" , afterSeq: base })), [1, 2, 3, 4, 5, 6, 7], "an empty prefix filters nothing");
+      await assert.rejects(s.auditLog({ actor: 1 as unknown as string }), { code: "E_INVALID_VALUE" });
     });
 
     tokenTest("every change method appends exactly its own record, and the chain verifies", async (t) => {

@@ -1,21 +1,47 @@
 import { CofferError } from "../../errors.ts";
 import type { Command } from "../command.ts";
 import { parseSince, table, wholeSeconds } from "../io.ts";
-import { printJson, withStore } from "../open.ts";
+import { printJson, stringFlag, withStore } from "../open.ts";
+import { REMOTE_FLAG, REMOTE_HELP, remoteClient } from "../remote.ts";
+import { remoteAudit, remoteVerify } from "../remote-secrets.ts";
 
 export const audit: Command = {
   name: "audit",
-  usage: "[--since WHEN] [--json]",
-  details: "Every change, every CLI read, and later every export, import and delivery; never a value.",
-  examples: ["coffer audit", "coffer audit --since 7d", "coffer audit --since 2026-11-01 --json"],
+  usage: "[--since WHEN] [--json] [--server URL [--subject S] [--action A] [--prefix P]]",
+  details: [
+    "Every change, every CLI read, and later every export, import and delivery; never a value.",
+    "",
+    REMOTE_HELP,
+    "There it reads the server's log (needs read on sys:audit), which --subject, --action and",
+    "--prefix filter: one subject (token:…), one action (secret.read, token.create, …), names under a prefix.",
+  ].join("\n"),
+  examples: [
+    "coffer audit", "coffer audit --since 7d", "coffer audit --since 2026-11-01 --json",
+    "coffer audit --server https://coffer.example.com --action secret.read --prefix db/",
+  ],
   flags: {
     since: { type: "string", arg: "WHEN", help: "only records since an ISO date/time or a duration back (7d, 12h)" },
     json: { type: "boolean", help: "print the records as JSON" },
+    server: REMOTE_FLAG,
+    subject: { type: "string", arg: "S", help: "with a server: only this subject's records" },
+    action: { type: "string", arg: "A", help: "with a server: only this action's records" },
+    prefix: { type: "string", arg: "P", help: "with a server: only records of names starting with P" },
   },
   async run(ctx) {
     if (ctx.args.length > 0) throw new CofferError("E_USAGE", `unknown argument "${ctx.args[0]}"; did you mean \`coffer audit verify\`?`);
     const since = typeof ctx.flags.since === "string" ? parseSince(ctx.flags.since) : undefined;
-    const records = await withStore(ctx, (s) => s.auditLog(since === undefined ? {} : { since }));
+    const client = remoteClient(ctx);
+    const filters: { subject?: string; action?: string; prefix?: string } = {};
+    for (const k of ["subject", "action", "prefix"] as const) {
+      const v = stringFlag(ctx, k);
+      if (v !== undefined) filters[k] = v;
+    }
+    if (client === undefined && Object.keys(filters).length > 0) {
+      throw new CofferError("E_USAGE", "--subject, --action and --prefix filter a server's audit log: give --server URL (or set COFFER_SERVER)");
+    }
+    const records = client !== undefined
+      ? await remoteAudit(client, since, filters)
+      : await withStore(ctx, (s) => s.auditLog(since === undefined ? {} : { since }));
     if (ctx.flags.json === true) return printJson(ctx, records);
     const rows = records.map((r) => [
       String(r.seq), wholeSeconds(r.at), r.actor, r.action, r.name ?? "",
@@ -27,12 +53,24 @@ export const audit: Command = {
 
 export const auditVerify: Command = {
   name: "audit verify",
-  usage: "[--json]",
-  details: "Exits 0 when every record's hash matches its content and its predecessor, 6 otherwise.",
-  examples: ["coffer audit verify"],
-  flags: { json: { type: "boolean", help: "print the outcome as JSON" } },
+  usage: "[--json] [--server URL [--full]]",
+  details: [
+    "Exits 0 when every record's hash matches its content and its predecessor, 6 otherwise.",
+    "",
+    REMOTE_HELP,
+    "There the server recomputes its chain from its last verified checkpoint (--full: from the start).",
+  ].join("\n"),
+  examples: ["coffer audit verify", "coffer audit verify --server https://coffer.example.com --full"],
+  flags: {
+    json: { type: "boolean", help: "print the outcome as JSON" },
+    server: REMOTE_FLAG,
+    full: { type: "boolean", help: "with a server: verify the whole chain, not from the last checkpoint" },
+  },
   async run(ctx) {
-    const result = await withStore(ctx, (s) => s.verifyAudit());
+    if (ctx.args.length > 0) throw new CofferError("E_USAGE", "audit verify takes no arguments");
+    const client = remoteClient(ctx);
+    if (client === undefined && ctx.flags.full === true) throw new CofferError("E_USAGE", "--full goes with --server: the local store always verifies its whole chain");
+    const result = client !== undefined ? await remoteVerify(client, ctx.flags.full === true) : await withStore(ctx, (s) => s.verifyAudit());
     if (ctx.flags.json === true) printJson(ctx, result);
     if (!result.ok) {
       throw new CofferError("E_INTEGRITY", `audit chain broken at record ${result.brokenAt}: ${result.reason}; ${result.records} records before it verify`);

@@ -3,6 +3,7 @@ import { assertSecretName, DEFAULT_MAX_VALUE_BYTES } from "../../core/names.ts";
 import type { Command } from "../command.ts";
 import { parseDurationSeconds, parseWhole, promptTwice, readAllBounded, readFileBounded } from "../io.ts";
 import { printJson, withStore } from "../open.ts";
+import { REMOTE_FLAG, REMOTE_HELP, remoteClient } from "../remote.ts";
 
 export const set: Command = {
   name: "set",
@@ -12,6 +13,9 @@ export const set: Command = {
     "from --prompt (asked twice, no echo; also the default on a terminal), --from-file, or --generate.",
     "A VALUE on the command line works but lands in shell history and /proc/*/cmdline.",
     "Every version is kept: `coffer history NAME`, `coffer get NAME --version N`.",
+    "",
+    REMOTE_HELP,
+    "--rotate-every is for the local store only.",
   ].join("\n"),
   examples: [
     "printf '%s' \"$TOKEN\" | coffer set ci/deploy-token",
@@ -19,6 +23,7 @@ export const set: Command = {
     "coffer set tls/key --from-file server.key",
     "coffer set app/session-secret --generate --length 48 --rotate-every 90d",
     "coffer set db/prod/password --if-version 3 < new-password.txt",
+    "coffer set app/api-key --server https://coffer.example.com --prompt",
   ],
   flags: {
     prompt: { type: "boolean", help: "ask for the value on the terminal, twice, without echo" },
@@ -30,6 +35,7 @@ export const set: Command = {
     "if-version": { type: "string", arg: "N", help: "refuse unless the current version is N (0: must be new)" },
     "rotate-every": { type: "string", arg: "DUR", help: "rotation period, e.g. 90d; `list` flags it when due" },
     json: { type: "boolean", help: "print {name, version} as JSON" },
+    server: REMOTE_FLAG,
   },
   async run(ctx) {
     const [name, argValue, ...extra] = ctx.args;
@@ -48,6 +54,8 @@ export const set: Command = {
       ...(typeof f["if-version"] === "string" && { ifVersion: parseWhole(f["if-version"], "--if-version", 0) }),
       ...(typeof f["rotate-every"] === "string" && { rotationSeconds: parseDurationSeconds(f["rotate-every"], "--rotate-every") }),
     };
+    // Before the value is read: a usage error must not wait for (or swallow) a prompt.
+    const client = remoteClient(ctx, { "rotate-every": "rotation periods are kept by the local store only" });
     let value: Buffer;
     let how = "";
     if (argValue !== undefined) {
@@ -67,7 +75,9 @@ export const set: Command = {
       value = await readAllBounded(ctx.io.stdin, DEFAULT_MAX_VALUE_BYTES, "stdin");
     }
     try {
-      const result = await withStore(ctx, (store) => store.set(name, value, options));
+      const result = client !== undefined
+        ? await client.writeSecret(name, value, options)
+        : await withStore(ctx, (store) => store.set(name, value, options));
       if (ctx.flags.json === true) return printJson(ctx, result);
       ctx.say(`set ${result.name} v${result.version}${how}`);
     } finally {

@@ -1,6 +1,6 @@
 /**
- * `/v1/audit`: read the hash-chained audit log (never values) and verify its chain; both need
- * read on `sys:audit`, and both are themselves audited.
+ * `/v1/audit`: read the hash-chained audit log (never values), filtered by subject, action or name
+ * prefix, and verify its chain; both need read on `sys:audit`, and both are themselves audited.
  */
 import type { FastifyInstance } from "fastify";
 import type { ServerParts } from "../context.ts";
@@ -8,16 +8,21 @@ import { AUDIT_LOG_SCHEMA, AUDIT_QUERY, VERIFY_QUERY, VERIFY_SCHEMA, type AuditQ
 
 export function auditRoutes(api: FastifyInstance, s: ServerParts): void {
   api.get<{ Querystring: AuditQuery }>("/v1/audit", {
-    schema: { summary: "Read the audit log (hash-chained; never values); needs read on sys:audit", querystring: AUDIT_QUERY, response: { 200: AUDIT_LOG_SCHEMA } },
+    schema: { summary: "Read the audit log (hash-chained; never values), oldest first; ?subject, ?action, ?prefix filter it; needs read on sys:audit", querystring: AUDIT_QUERY, response: { 200: AUDIT_LOG_SCHEMA } },
   }, async (req) => {
     await req.authorize("read", "sys:audit", "audit.read");
-    const { since, after, limit } = req.query;
+    const { since, after, limit, subject, action, prefix } = req.query;
+    // The filters are applied in the storage query, so `after` (the last seq seen) and `limit` page through the matches.
     const records = await s.storage.auditLog({
       ...(since !== undefined && { since: new Date(since) }),
       ...(after !== undefined && { afterSeq: Number(after) }),
       limit: limit === undefined ? 100 : Number(limit),
+      ...(subject !== undefined && { actor: subject }),
+      ...(action !== undefined && { action }),
+      ...(prefix !== undefined && { namePrefix: prefix }),
     });
-    await req.record("ok", "audit.read", { detail: { count: records.length } });
+    const filters = { ...(subject !== undefined && { subject }), ...(action !== undefined && { action }), ...(prefix !== undefined && { prefix }) };
+    await req.record("ok", "audit.read", { detail: { count: records.length, ...filters } });
     return { records };
   });
 

@@ -1,5 +1,6 @@
 /**
- * `/v1/secrets`: list, read (or list versions), write and delete secrets by name. Values are
+ * `/v1/secrets`: list, read (or list versions), write and delete secrets by name, and
+ * `/v1/rollback/{name}`: a new version holding an old version's value. Values are
  * opened only for a caller the policy lets read, and leave only once the read is on the audit
  * record (fail closed); a 403 says what was refused, never whether the secret exists.
  */
@@ -8,9 +9,13 @@ import { CofferError, isCofferError } from "../../errors.ts";
 import { assertSecretName, assertValue, isSecretName } from "../../core/names.ts";
 import { jsonValue } from "../../core/secret.ts";
 import type { ServerParts } from "../context.ts";
-import { PREFIX_QUERY, READ_QUERY, SECRET_LIST_SCHEMA, SECRET_READ_SCHEMA, WRITE_BODY, WRITE_RESULT_SCHEMA, type PrefixQuery, type ReadQuery, type WriteBody } from "../schemas.ts";
+import {
+  PREFIX_QUERY, READ_QUERY, ROLLBACK_BODY, ROLLBACK_RESULT_SCHEMA, SECRET_LIST_SCHEMA, SECRET_READ_SCHEMA, WRITE_BODY, WRITE_RESULT_SCHEMA,
+  type PrefixQuery, type ReadQuery, type RollbackBody, type WriteBody,
+} from "../schemas.ts";
 
 const SECRETS_PREFIX = "/v1/secrets/";
+const ROLLBACK_PREFIX = "/v1/rollback/";
 const VERSIONS_SUFFIX = "/versions";
 
 export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
@@ -88,6 +93,33 @@ export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
     }
   });
 
+  api.post<{ Body: RollbackBody }>("/v1/rollback/*", {
+    schema: { summary: "Write a new version holding the value of an old one (also restores a deleted secret); needs write", body: ROLLBACK_BODY, response: { 200: ROLLBACK_RESULT_SCHEMA } },
+  }, async (req) => {
+    const { name } = secretPath(req, false, ROLLBACK_PREFIX);
+    await req.authorize("write", name, "secret.rollback");
+    const from = req.body.version;
+    const row = await storage.readVersion(name, from);
+    if (row === undefined) {
+      await req.record("not_found", "secret.rollback", { name, version: from });
+      throw new CofferError("E_NOT_FOUND", `secret "${name}" has no version ${from}`);
+    }
+    const value = sealer.open(name, row.version, row);
+    try {
+      const result = await storage.write({
+        name,
+        actor: req.caller().subject,
+        action: "secret.rollback",
+        seal: (version) => sealer.seal(name, version, value),
+        auditDetail: { from, ...req.auditDetail("ok") },
+      });
+      publish("write", name, result.version);
+      return { name, version: result.version, from };
+    } finally {
+      value.fill(0);
+    }
+  });
+
   api.delete("/v1/secrets/*", {
     schema: { summary: "Delete a secret (its versions are kept)", response: { 200: WRITE_RESULT_SCHEMA } },
   }, async (req) => {
@@ -104,13 +136,13 @@ export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
 }
 
 /**
- * The secret name of a `/v1/secrets/…` request, taken from the raw URL: names never need
+ * The secret name of a `/v1/secrets/…` (or `prefix`…) request, taken from the raw URL: names never need
  * percent-encoding, so any `%` (an encoded `/` or `.` trying to slip past the name rule) is
  * refused, and so is everything the name rule refuses (`..`, empty segments, a leading `/`).
  */
-function secretPath(req: FastifyRequest, allowVersions: boolean): { name: string; versions: boolean } {
+function secretPath(req: FastifyRequest, allowVersions: boolean, prefix = SECRETS_PREFIX): { name: string; versions: boolean } {
   const raw = (req.raw.url ?? "").split("?")[0] ?? "";
-  let rest = raw.startsWith(SECRETS_PREFIX) ? raw.slice(SECRETS_PREFIX.length) : "";
+  let rest = raw.startsWith(prefix) ? raw.slice(prefix.length) : "";
   if (rest.includes("%")) {
     throw new CofferError("E_INVALID_NAME", "invalid secret name: percent-encoded characters are refused; names are letters, digits, '_', '.', '-' and '/' as they are");
   }
