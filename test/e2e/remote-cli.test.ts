@@ -7,11 +7,10 @@
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { ERROR_CODES } from "../../src/errors.ts";
 import { tempDir } from "../helpers.ts";
 import { startTestServer, type TestServer } from "../server/harness.ts";
-import { CLI, userEnv, type RunResult } from "./run-cli.ts";
+import { cofferAsync, type RunResult } from "./run-cli.ts";
 
 const ROLES = `
 roles:
@@ -26,21 +25,7 @@ const ARGV_VALUE = "remote-argv-value-Lm44";
 const VALUES = [V1, V2, ARGV_VALUE];
 
 // The server runs in this process: the CLI must not be run with spawnSync.
-function cli(home: string, args: string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<RunResult> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: userEnv(home, options.env), stdio: ["pipe", "pipe", "pipe"] });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout.on("data", (d: Buffer) => out.push(d));
-  child.stderr.on("data", (d: Buffer) => err.push(d));
-  child.stdin.end(options.input ?? "");
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => {
-      const stdout = Buffer.concat(out);
-      resolve({ code: code ?? 128, stdout, out: stdout.toString("utf8"), err: Buffer.concat(err).toString("utf8") });
-    });
-  });
-}
+const cli = cofferAsync;
 
 interface Setup { home: string; s: TestServer; run: (args: string[], options?: { env?: Record<string, string>; input?: string }) => Promise<RunResult>; stderr: string[] }
 

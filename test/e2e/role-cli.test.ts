@@ -4,26 +4,12 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { tempDir } from "../helpers.ts";
 import { startTestServer, TEST_ROLES } from "../server/harness.ts";
-import { CLI, userEnv, type RunResult } from "./run-cli.ts";
+import { cofferAsync } from "./run-cli.ts";
 
 // The server runs in this process: the CLI must not be run with spawnSync.
-function cli(home: string, args: string[], env: Record<string, string> = {}): Promise<RunResult> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: userEnv(home, env), stdio: ["ignore", "pipe", "pipe"] });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout.on("data", (d: Buffer) => out.push(d));
-  child.stderr.on("data", (d: Buffer) => err.push(d));
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => {
-      const stdout = Buffer.concat(out);
-      resolve({ code: code ?? 128, stdout, out: stdout.toString("utf8"), err: Buffer.concat(err).toString("utf8") });
-    });
-  });
-}
+const cli = (home: string, args: string[], env: Record<string, string> = {}) => cofferAsync(home, args, { env });
 
 const ROLES = `${TEST_ROLES}
   roleadmin:

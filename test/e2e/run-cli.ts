@@ -58,6 +58,26 @@ export function coffer(home: string, args: string[], options: RunOptions = {}): 
  * appeared, as a person would (typing ahead would be echoed by the terminal before coffer
  * turns echo off).
  */
+/**
+ * Runs coffer without blocking this process (for a server that runs in this process, where
+ * spawnSync would deadlock): the same result as {@link coffer}; `input` is its stdin (default empty).
+ */
+export function cofferAsync(home: string, args: string[], options: { env?: Record<string, string>; input?: string } = {}): Promise<RunResult> {
+  const child = spawn(process.execPath, [CLI, ...args], { env: userEnv(home, options.env), stdio: ["pipe", "pipe", "pipe"] });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout.on("data", (d: Buffer) => out.push(d));
+  child.stderr.on("data", (d: Buffer) => err.push(d));
+  child.stdin.end(options.input ?? "");
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => {
+      const stdout = Buffer.concat(out);
+      resolve({ code: code ?? 128, stdout, out: stdout.toString("utf8"), err: Buffer.concat(err).toString("utf8") });
+    });
+  });
+}
+
 export function onTerminal(home: string, cmd: string, dialogue: [RegExp, string][]): Promise<{ code: number | null; screen: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn("script", ["-qec", cmd, "/dev/null"], { env: userEnv(home) });

@@ -4,30 +4,16 @@
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers.ts";
 import { startTestServer, type TestServer } from "../server/harness.ts";
-import { CLI, userEnv, type RunResult } from "./run-cli.ts";
+import { cofferAsync } from "./run-cli.ts";
 
 const SECRET_VALUE = "e2e-runbook-secret-Vb4kQ9";
 
 // The server runs in this process: the CLI must not be run with spawnSync.
-function cli(home: string, args: string[], env: Record<string, string> = {}): Promise<RunResult> {
-  const child = spawn(process.execPath, [CLI, ...args], { env: userEnv(home, env), stdio: ["ignore", "pipe", "pipe"] });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout.on("data", (d: Buffer) => out.push(d));
-  child.stderr.on("data", (d: Buffer) => err.push(d));
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => {
-      const stdout = Buffer.concat(out);
-      resolve({ code: code ?? 128, stdout, out: stdout.toString("utf8"), err: Buffer.concat(err).toString("utf8") });
-    });
-  });
-}
+const cli = (home: string, args: string[], env: Record<string, string> = {}) => cofferAsync(home, args, { env });
 
 async function setup(t: TestContext): Promise<{ home: string; s: TestServer }> {
   const dir = join(tempDir(t, "coffer-e2e-runbooks-"), "runbooks");
