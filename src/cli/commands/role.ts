@@ -5,12 +5,11 @@
  * `--json`), messages to stderr.
  */
 import { CofferError } from "../../errors.ts";
-import { ServerError } from "../../client/client.ts";
 import { parseRule, RoleClient, type RoleInfo } from "../../client/roles.ts";
 import type { Command, Context, Flag } from "../command.ts";
 import { table } from "../io.ts";
 import { oneArg, printJson } from "../open.ts";
-import { SERVER_FLAG, SERVER_HELP, serverClient } from "../remote.ts";
+import { onServer, SERVER_FLAG, SERVER_HELP } from "../remote.ts";
 
 const JSON_FLAG: Flag = { type: "boolean", help: "print machine-readable JSON on stdout" };
 const RULE_HELP = [
@@ -103,14 +102,7 @@ function rulesText(r: RoleInfo): string {
   return text.length > 80 ? `${text.slice(0, 79)}…` : text;
 }
 
-async function call<T>(ctx: Context, fn: (c: RoleClient) => Promise<T>): Promise<T> {
-  const client = serverClient(ctx);
-  try {
-    return await fn(new RoleClient(client));
-  } catch (err) {
-    if (err instanceof ServerError && err.code === "E_UNAUTHENTICATED") {
-      throw new ServerError(err.code, `${err.message}; run \`coffer login ${client.url}\` again (or check COFFER_TOKEN)`, err.status, err.requestId, err.retryAfterSeconds, err.problems);
-    }
-    throw err;
-  }
+/** Runs `fn` with the command's server ({@link onServer}: a 401 gets the hint to log in again). */
+function call<T>(ctx: Context, fn: (c: RoleClient) => Promise<T>): Promise<T> {
+  return onServer(ctx, (client) => fn(new RoleClient(client)));
 }

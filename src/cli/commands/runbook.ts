@@ -14,7 +14,7 @@ import { RunbookClient, type Execution, type RunbookParams } from "../../client/
 import type { Command, Context, Flag } from "../command.ts";
 import { parseWhole, printable, readFileBounded, table, wholeSeconds } from "../io.ts";
 import { oneArg, printJson, stringFlag } from "../open.ts";
-import { SERVER_FLAG, SERVER_HELP, serverClient } from "../remote.ts";
+import { onServer, SERVER_FLAG, SERVER_HELP } from "../remote.ts";
 
 /** The largest --param-file read; the server refuses a value over 4 KiB and says which. */
 const MAX_PARAM_FILE_BYTES = 64 * 1024;
@@ -292,17 +292,9 @@ function signalStatus(signal: string): number {
   return n === undefined ? 1 : 128 + n;
 }
 
-/** Runs `fn` with the command's server; a 401 gets the hint to log in again. */
-async function call<T>(ctx: Context, fn: (rb: RunbookClient) => Promise<T>): Promise<T> {
-  const client = serverClient(ctx);
-  try {
-    return await fn(new RunbookClient(client));
-  } catch (err) {
-    if (err instanceof ServerError && err.code === "E_UNAUTHENTICATED") {
-      throw new ServerError(err.code, `${err.message}; run \`coffer login ${client.url}\` again (or check COFFER_TOKEN)`, err.status, err.requestId, err.retryAfterSeconds, err.problems);
-    }
-    throw err;
-  }
+/** Runs `fn` with the command's server ({@link onServer}: a 401 gets the hint to log in again). */
+function call<T>(ctx: Context, fn: (rb: RunbookClient) => Promise<T>): Promise<T> {
+  return onServer(ctx, (client) => fn(new RunbookClient(client)));
 }
 
 /** The params of -p and --param-file. Their values never appear in a message. */
