@@ -198,7 +198,7 @@ export function runbookRoutes(api: FastifyInstance, s: ServerParts): void {
     // fastify routes HEAD here too: the headers a GET would get, no body, no stream.
     if (req.method === "HEAD") return reply.status(200).headers(stream ? SSE_HEADERS : { "content-type": "text/plain; charset=utf-8" }).send();
     if (!stream) {
-      return reply.type("text/plain; charset=utf-8").send(Readable.from(outputChunks(storage, e.id)));
+      return reply.type("text/plain; charset=utf-8").send(Readable.from(mapChunks(outputChunks(storage, e.id))));
     }
     reply.hijack();
     const res = reply.raw;
@@ -229,14 +229,11 @@ export function runbookRoutes(api: FastifyInstance, s: ServerParts): void {
       const decoder = new StringDecoder("utf8");
       let seq = -1;
       const pump = async (): Promise<void> => {
-        for (;;) {
-          const page = await storage.readOutput(e.id, seq, PAGE);
-          for (const c of page) {
-            seq = c.seq;
-            const text = decoder.write(c.data);
-            if (text !== "") await send(sse("output", { text }));
-          }
-          if (page.length < PAGE || !open) return;
+        for await (const c of outputChunks(storage, e.id, seq)) {
+          seq = c.seq;
+          const text = decoder.write(c.data);
+          if (text !== "") await send(sse("output", { text }));
+          if (!open) return;
         }
       };
       while (open) {
@@ -284,17 +281,21 @@ function paramsOf(runbook: Runbook, given: unknown): Record<string, string> {
   return r.params;
 }
 
-/** Every output chunk of an execution, a page at a time (never the whole output in memory). */
-async function* outputChunks(storage: ServerStorage, id: string): AsyncGenerator<Buffer> {
-  let seq = -1;
+/** The output chunks of an execution after `afterSeq`, a page at a time (never the whole output in memory). */
+async function* outputChunks(storage: ServerStorage, id: string, afterSeq = -1): AsyncGenerator<{ seq: number; data: Buffer }> {
+  let seq = afterSeq;
   for (;;) {
     const page = await storage.readOutput(id, seq, PAGE);
     for (const c of page) {
       seq = c.seq;
-      yield c.data;
+      yield c;
     }
     if (page.length < PAGE) return;
   }
+}
+
+async function* mapChunks(chunks: AsyncGenerator<{ data: Buffer }>): AsyncGenerator<Buffer> {
+  for await (const c of chunks) yield c.data;
 }
 
 /** What a client sees of a runbook. */
