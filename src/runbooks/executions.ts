@@ -68,7 +68,6 @@ export interface ExecutionObserver {
 
 /** An execution this instance runs. */
 interface Local {
-  runbook: Runbook;
   process: RunningExecution | undefined;
   /** set when a stop was asked before the process was there */
   stopping: "cancelled" | "interrupted" | undefined;
@@ -325,7 +324,7 @@ export class ExecutionManager {
 
   /** Starts the process of a running execution row; its end is recorded whatever happens. */
   #launch(execution: StoredExecution, runbook: Runbook): void {
-    const local: Local = { runbook, process: undefined, stopping: undefined, done: Promise.resolve() };
+    const local: Local = { process: undefined, stopping: undefined, done: Promise.resolve() };
     this.#local.set(execution.id, local);
     local.done = this.#run(execution, runbook, local)
       .catch((err: unknown) => this.#deps.log?.error({ err: (err as Error).message, execution: execution.id }, "runbook execution: recording its end failed"))
