@@ -9,7 +9,7 @@
 import { StringDecoder } from "node:string_decoder";
 import { Readable } from "node:stream";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { CofferError } from "../../errors.ts";
+import { CofferError, isCofferError } from "../../errors.ts";
 import type { ExecutionStatus, ServerStorage, StoredExecution } from "../../storage/types.ts";
 import type { CatalogEntry, RunbookCatalog } from "../../runbooks/catalog.ts";
 import { checkParams, claimsMatch, type Runbook } from "../../runbooks/definition.ts";
@@ -167,12 +167,15 @@ export function runbookRoutes(api: FastifyInstance, s: ServerParts): void {
     schema: { summary: "Approve a pending execution (another principal than the requester's)", params: EXECUTION_PARAMS, response: { 200: { type: "object", properties: { execution: EXECUTION_SCHEMA } } } },
   }, async (req) => {
     const e = await execution(req, req.params.id, "approve", "runbook.approve");
-    const by = await requester(req);
-    if (by.principal === e.principal) {
-      s.metrics.denials.inc({ action: "runbook.approve" });
-      await req.record("denied", "runbook.approve", { detail: { object: `runbook:${e.runbook}`, execution: e.id, reason: "own request" } });
-    }
-    return { execution: executionJson(await manager().approve(e.id, runnable(e.runbook), by)) };
+    const approved = await manager().approve(e.id, runnable(e.runbook), await requester(req)).catch(async (err: unknown) => {
+      // The manager's one refusal of its own: the requester's principal approving its request.
+      if (isCofferError(err, "E_DENIED")) {
+        s.metrics.denials.inc({ action: "runbook.approve" });
+        await req.record("denied", "runbook.approve", { detail: { object: `runbook:${e.runbook}`, execution: e.id, reason: "own request" } });
+      }
+      throw err;
+    });
+    return { execution: executionJson(approved) };
   });
 
   // The open output streams: how to end each, and when its loop is over.
