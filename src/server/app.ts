@@ -28,6 +28,7 @@ import { ServerMetrics } from "./metrics.ts";
 import { ServerRoles } from "./roles.ts";
 import { roleRoutes } from "./routes/roles.ts";
 import { clientAddress, trustProxyOption } from "./proxy.ts";
+import { consoleRoutes, loadConsoleFiles, type ConsoleFile } from "./console.ts";
 import { limitStoreClass } from "./rate-limit-store.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { secretRoutes } from "./routes/secrets.ts";
@@ -56,6 +57,8 @@ export interface ServerDeps {
   https?: TlsServerOptions;
   /** shares rate-limit counters with the other instances (see rate-limit-store.ts) */
   redis?: Redis;
+  /** the web console's files (default: read from dist/ui/ at start; see console.ts) */
+  consoleFiles?: Map<string, ConsoleFile>;
   /** page size and a per-page hook of `GET /v1/audit/verify` (tests) */
   auditVerify?: AuditVerifierOptions;
   /** with `runbooks:` configured: the loaded runbooks, where executions get their directories, what a sandbox must not see */
@@ -209,6 +212,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // Answers may hold secrets: no cache keeps them, no browser sniffs them.
     reply.header("cache-control", "no-store");
     reply.header("x-content-type-options", "nosniff");
+    reply.header("referrer-policy", "no-referrer");
     done(null, payload);
   });
   app.addHook("onResponse", (req, reply, done) => {
@@ -222,12 +226,18 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   );
 
   systemRoutes(app, parts);
+  consoleRoutes(app, config.ui.enabled ? (deps.consoleFiles ?? loadConsoleFiles()) : undefined, config.ui.enabled);
   // ---- the API: authenticated, limited per subject ------------------------------------------
   await app.register(async (api) => {
     api.addHook("onRequest", async (req, reply) => {
       if (req.routeOptions.config.auth === false) return;
       req.principal = await authenticate(parts, req);
       await checkLimit(subjectLimit, "subject", req, reply);
+    });
+    // An API answer is data, never a page: a browser that is sent to one renders nothing active.
+    api.addHook("onSend", (_req, reply, payload, done) => {
+      reply.header("content-security-policy", "default-src 'none'; frame-ancestors 'none'");
+      done(null, payload);
     });
     // In this order, the docs list them as they always have.
     selfRoute(api);

@@ -72,6 +72,8 @@ export interface ServerConfig {
   production: boolean;
   /** `public: false` (default): /metrics needs read on sys:metrics */
   metrics: { public: boolean };
+  /** `enabled: true` (default): the web console at `/ui` (docs/design.md §11) */
+  ui: { enabled: boolean };
   /** postgres:// and redis:// URLs */
   database?: string;
   redis?: string;

@@ -65,13 +65,13 @@ export const AUDIT_QUERY = {
   type: "object",
   additionalProperties: false,
   properties: {
-    since: { type: "string", format: "date-time" }, after: WHOLE_NUMBER, limit: LIMIT,
+    since: { type: "string", format: "date-time" }, after: WHOLE_NUMBER, before: WHOLE_NUMBER, limit: LIMIT,
     subject: { type: "string", minLength: 1, maxLength: 256, pattern: "^[\\x21-\\x7e]+$" },
     action: { type: "string", minLength: 1, maxLength: 64, pattern: "^[a-z][a-z0-9_.-]*$" },
     prefix: { type: "string", minLength: 1, maxLength: 256, pattern: "^[A-Za-z0-9_./-]+$" },
   },
 } as const;
-export interface AuditQuery { since?: string; after?: string; limit?: string; subject?: string; action?: string; prefix?: string }
+export interface AuditQuery { since?: string; after?: string; before?: string; limit?: string; subject?: string; action?: string; prefix?: string }
 /** `{version}` of `POST /v1/rollback/{name}`: the version whose value the new version gets. */
 export const ROLLBACK_BODY = { type: "object", additionalProperties: false, required: ["version"], properties: { version: { type: "integer", minimum: 1 } } } as const;
 export interface RollbackBody { version: number }

@@ -113,12 +113,14 @@ export function checkAuditInput(e: AuditInput, now: string, maxVersion = Number.
  * Checks the options of `auditLog` (afterSeq, then limit, then since when given).
  * @throws CofferError E_INVALID_VALUE
  */
-export function checkAuditLogOptions(options: { since?: Date; afterSeq?: number; limit?: number; actor?: string; action?: string; namePrefix?: string }): void {
+export function checkAuditLogOptions(options: { since?: Date; afterSeq?: number; beforeSeq?: number; limit?: number; actor?: string; action?: string; namePrefix?: string }): void {
   for (const k of ["actor", "action", "namePrefix"] as const) {
     if (options[k] !== undefined && typeof options[k] !== "string") throw new CofferError("E_INVALID_VALUE", `invalid ${k}: must be a string`);
   }
   const afterSeq = options.afterSeq ?? 0;
   if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new CofferError("E_INVALID_VALUE", "invalid afterSeq: must be a whole number ≥ 0");
+  const beforeSeq = options.beforeSeq ?? 1;
+  if (!Number.isSafeInteger(beforeSeq) || beforeSeq < 1) throw new CofferError("E_INVALID_VALUE", "invalid beforeSeq: must be a whole number ≥ 1");
   if (options.limit !== undefined && !(Number.isSafeInteger(options.limit) && options.limit >= 0)) {
     throw new CofferError("E_INVALID_VALUE", "invalid limit: must be a whole number ≥ 0");
   }

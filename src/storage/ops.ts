@@ -305,8 +305,10 @@ export function* auditLog(d: Dialect, options: AuditLogOptions = {}): Op<AuditRe
     where.push(` AND substr(name, 1, ${Array.from(options.namePrefix).length}) = ?`);
     params.push(options.namePrefix);
   }
+  if (options.beforeSeq !== undefined) { where.push(" AND seq < ?"); params.push(options.beforeSeq); }
+  const order = options.beforeSeq !== undefined ? "seq DESC" : "seq";
   const rows = yield* all<AuditRow>(
-    `SELECT ${AUDIT_COLUMNS} FROM audit WHERE seq > ? AND at >= ?${where.join("")} ORDER BY seq LIMIT ?`,
+    `SELECT ${AUDIT_COLUMNS} FROM audit WHERE seq > ? AND at >= ?${where.join("")} ORDER BY ${order} LIMIT ?`,
     options.afterSeq ?? 0, options.since?.toISOString() ?? "", ...params, options.limit ?? d.noLimit,
   );
   return rows.map((r) => recordFromRow({ ...r, seq: Number(r.seq) }));

@@ -63,6 +63,8 @@ export interface AuditLogOptions {
   since?: Date;
   /** with seq above this */
   afterSeq?: number;
+  /** with seq below this, newest first: pages backwards from the end (the console's audit page) */
+  beforeSeq?: number;
   /** at most this many */
   limit?: number;
   /** only this actor's records (a subject, e.g. `token:ab12…`) */

@@ -35,6 +35,7 @@ roles:
 devLogin: false
 behindProxy: true
 metrics: { public: true }
+ui: { enabled: false }
 database: postgres://coffer:pw@db.internal:5432/coffer
 redis: rediss://cache.internal:6380
 tls: { cert: /etc/coffer/tls.crt, key: /etc/coffer/tls.key, clientCa: /etc/coffer/ca.crt }
@@ -53,6 +54,7 @@ test("defaults without a file", () => {
     behindProxy: 0,
     production: false,
     metrics: { public: false },
+    ui: { enabled: true },
     log: { level: "info" },
   });
   assert.ok(Object.isFrozen(config) && Object.isFrozen(config.listen));
@@ -80,6 +82,7 @@ test("a full file", () => {
     behindProxy: 1,
     production: false,
     metrics: { public: true },
+    ui: { enabled: false },
     log: { level: "warn" },
     database: "postgres://coffer:pw@db.internal:5432/coffer",
     redis: "rediss://cache.internal:6380",

@@ -144,6 +144,18 @@ test("roles: a role put takes effect at once on this instance (a token with it c
   assert.equal((await srv.call("GET", "/v1/secrets/app/db", { token: dev })).status, 403);
 });
 
+test("roles: a list follows a role put at once (the list route never keeps the policy it started with)", async (t) => {
+  const srv = await startTestServer(t, ROLES);
+  const root = srv.rootToken;
+  for (const name of ["app/db", "app/public/banner"]) await srv.call("PUT", `/v1/secrets/${name}`, { token: root, body: { value: "v" } });
+  await srv.call("PUT", "/v1/roles/ci", { token: root, body: { rules: [{ path: "app/**", capabilities: ["list"] }] } });
+  const ci = await srv.token(["ci"]);
+  const names = async () => ((await srv.call("GET", "/v1/secrets", { token: ci })).json.secrets as { name: string }[]).map((x) => x.name);
+  assert.deepEqual(await names(), ["app/db", "app/public/banner"]);
+  await srv.call("PUT", "/v1/roles/ci", { token: root, body: { rules: [{ path: "app/public/**", capabilities: ["list"] }] } });
+  assert.deepEqual(await names(), ["app/public/banner"]);
+});
+
 test("roles: every change is audited (role.write with the rules, role.delete), and the chain verifies", async (t) => {
   const srv = await startTestServer(t, ROLES);
   const root = srv.rootToken;

@@ -8,14 +8,15 @@ import { AUDIT_LOG_SCHEMA, AUDIT_QUERY, VERIFY_QUERY, VERIFY_SCHEMA, type AuditQ
 
 export function auditRoutes(api: FastifyInstance, s: ServerParts): void {
   api.get<{ Querystring: AuditQuery }>("/v1/audit", {
-    schema: { summary: "Read the audit log (hash-chained; never values), oldest first; ?subject, ?action, ?prefix filter it; needs read on sys:audit", querystring: AUDIT_QUERY, response: { 200: AUDIT_LOG_SCHEMA } },
+    schema: { summary: "Read the audit log (hash-chained; never values), oldest first (with ?before=SEQ: newest first, below SEQ); ?subject, ?action, ?prefix filter it; needs read on sys:audit", querystring: AUDIT_QUERY, response: { 200: AUDIT_LOG_SCHEMA } },
   }, async (req) => {
     await req.authorize("read", "sys:audit", "audit.read");
-    const { since, after, limit, subject, action, prefix } = req.query;
+    const { since, after, before, limit, subject, action, prefix } = req.query;
     // The filters are applied in the storage query, so `after` (the last seq seen) and `limit` page through the matches.
     const records = await s.storage.auditLog({
       ...(since !== undefined && { since: new Date(since) }),
       ...(after !== undefined && { afterSeq: Number(after) }),
+      ...(before !== undefined && { beforeSeq: Number(before) }),
       limit: limit === undefined ? 100 : Number(limit),
       ...(subject !== undefined && { actor: subject }),
       ...(action !== undefined && { action }),

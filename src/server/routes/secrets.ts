@@ -19,7 +19,8 @@ const ROLLBACK_PREFIX = "/v1/rollback/";
 const VERSIONS_SUFFIX = "/versions";
 
 export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
-  const { storage, policy, sealer } = s;
+  // Not the policy: it is replaced when a role changes (roles.ts), so it is read per request.
+  const { storage, sealer } = s;
   const publish = (action: "write" | "delete", name: string, version: number): void => {
     void s.changes.publish({ name, version, action, at: new Date().toISOString() });
   };
@@ -29,6 +30,7 @@ export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
   }, async (req) => {
     const { roles } = req.caller();
     const prefix = req.query.prefix ?? "";
+    const { policy } = s;
     const all = policy.mayList(roles, prefix) ? await storage.list(prefix) : [];
     const secrets = all.filter((x) => policy.allows(roles, "list", x.name));
     await req.record("ok", "secret.list", { detail: { prefix, count: secrets.length } });
