@@ -14,7 +14,7 @@ import type { Page } from "playwright-core";
 import { tempDir } from "../helpers.ts";
 import { startTestServer } from "../server/harness.ts";
 import { CONSOLE_CSP } from "../../src/server/console.ts";
-import { openTab, overflowX, screenshot, startBrowser } from "./harness.ts";
+import { inPage, openTab, overflowX, screenshot, startBrowser } from "./harness.ts";
 
 const XSS = "<img src=x onerror=alert(1)>";
 const V1 = "console-value-one-Hx31";
@@ -114,8 +114,8 @@ test("the web console: secrets, tokens, roles, runbooks, audit and sign-out in a
     await page.getByRole("alert").waitFor();
     assert.match(await page.getByRole("alert").innerText(), /token/i);
     await signIn(page, s.url, s.rootToken);
-    assert.equal(await page.evaluate(() => document.cookie), "");
-    assert.equal(await page.evaluate(() => localStorage.length), 0);
+    assert.equal(await inPage(page, "document.cookie"), "");
+    assert.equal(await inPage(page, "localStorage.length"), 0);
     assert.ok(!page.url().includes("cof_"), "the token is never in the URL");
   });
 
@@ -287,7 +287,7 @@ test("the web console: secrets, tokens, roles, runbooks, audit and sign-out in a
     const reached = new Set<string>();
     for (let i = 0; i < 40; i++) {
       await page.keyboard.press("Tab");
-      reached.add(await page.evaluate(() => (document.activeElement?.textContent ?? "").trim() || document.activeElement?.getAttribute("id") || ""));
+      reached.add(await inPage<string>(page, `(document.activeElement?.textContent ?? "").trim() || document.activeElement?.getAttribute("id") || ""`));
     }
     for (const label of ["Secrets", "Tokens", "Audit", "Sign out", "New secret", "filter"]) assert.ok(reached.has(label), `${label} is not reachable with Tab`);
   });
@@ -295,7 +295,7 @@ test("the web console: secrets, tokens, roles, runbooks, audit and sign-out in a
   await t.test("sign out forgets the token", async () => {
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByLabel("API token").waitFor();
-    assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+    assert.equal(await inPage(page, "sessionStorage.length"), 0);
     await page.reload();
     await page.getByLabel("API token").waitFor();
     assert.deepEqual(admin.dialogs, [], "no page opened a dialog");

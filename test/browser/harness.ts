@@ -5,8 +5,7 @@
  * page's screenshot goes to test-output/screenshots/ (ignored by git); `npm run screenshots`
  * copies the README's from there.
  */
-import { mkdirSync } from "node:fs";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { TestContext } from "node:test";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
@@ -55,7 +54,15 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: `${SCREENSHOTS}${name}.png`, fullPage: true });
 }
 
+/**
+ * The value of a JavaScript expression in the page (a string: these files are type-checked for
+ * Node, which has no DOM).
+ */
+export async function inPage<T>(page: Page, expression: string): Promise<T> {
+  return (await page.evaluate(expression)) as T;
+}
+
 /** How far the page is wider than its viewport (0: no horizontal overflow). */
-export async function overflowX(page: Page): Promise<number> {
-  return page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+export function overflowX(page: Page): Promise<number> {
+  return inPage(page, "document.documentElement.scrollWidth - document.documentElement.clientWidth");
 }
