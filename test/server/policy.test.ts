@@ -283,7 +283,7 @@ test("root holds every runbook capability on every runbook", () => {
   for (const cap of ["read", "run", "approve"] as const) assert.equal(runbookPolicy.allows([ROOT_ROLE], cap, "runbook:anything"), true);
 });
 
-test("capabilities of the wrong kind are refused at load: run/approve on secrets or sys, list/write/delete on runbooks", () => {
+test("capabilities of the wrong kind are refused at load: run/approve on secrets or sys, list/write/delete/purge on runbooks", () => {
   for (const [path, cap] of [["app/*", "run"], ["**", "approve"], ["sys:audit", "run"]] as const) {
     assert.throws(() => new Policy({ r: [{ path, capabilities: [cap] }] }), {
       code: "E_CONFIG",
