@@ -223,10 +223,9 @@ test("sqlite: a purge leaves none of the ciphertext in the database file or its 
   await storage.write({ name: "gone", actor: "jwt:alice", auditDetail: null, seal: () => ({ nonce: randomBytes(12), ciphertext }) });
   await write(storage, "kept");
   const needle = ciphertext.subarray(90, 160);
-  assert.notEqual(readFileSync(path).indexOf(needle) + readFileSync(`${path}-wal`).indexOf(needle), -2, "the ciphertext was written");
+  const holds = (f: string): boolean => existsSync(f) && readFileSync(f).includes(needle);
+  assert.ok(holds(path) || holds(`${path}-wal`), "the ciphertext is on disk before the purge");
   assert.deepEqual(await storage.purge("gone", "jwt:alice", null), { versions: 1, version: 1 });
-  for (const f of [path, `${path}-wal`]) {
-    if (existsSync(f)) assert.equal(readFileSync(f).indexOf(needle), -1, `ciphertext bytes left in ${f}`);
-  }
+  for (const f of [path, `${path}-wal`]) assert.equal(holds(f), false, `ciphertext bytes left in ${f}`);
   assert.equal((await storage.state("kept"))?.latest, 1);
 });
