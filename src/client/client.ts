@@ -1,5 +1,5 @@
 /**
- * A small typed client for the coffer server's HTTP API (`/v1/secrets`, `/v1/rollback`,
+ * A small typed client for the coffer server's HTTP API (`/v1/secrets`, `/v1/rollback`, `/v1/purge`,
  * `/v1/auth/self`, `/v1/sys/health`), used by the `server` provider and by `coffer login`. Every answer is
  * validated before it is returned; every failure is a {@link CofferError} that names the server
  * and never carries the token or a value. {@link CofferClient.send} is the one way a request
@@ -309,6 +309,20 @@ export class CofferClient {
     checkVersion(to);
     const body = await this.#request("POST", `/v1/rollback/${encodeName(name)}`, { version: to });
     return { name: str(body, "name", `rolling back ${name}`, this.url), version: whole(body, "version", `rolling back ${name}`, this.url) };
+  }
+
+  /**
+   * Destroys every version of a secret, live or removed (`POST /v1/purge/{name}`); nothing brings
+   * it back. Needs the `purge` capability, which `delete` does not grant.
+   * @returns how many versions were destroyed
+   * @throws CofferError E_NOT_FOUND when there is no such secret, E_DENIED, …
+   */
+  async purgeSecret(name: string): Promise<{ name: string; versions: number }> {
+    assertSecretName(name);
+    const body = await this.#request("POST", `/v1/purge/${encodeName(name)}`);
+    const what = `purging ${name}`;
+    if (field(body, "purged") !== true) throw shapeError(this.url, what, "purged");
+    return { name: str(body, "name", what, this.url), versions: whole(body, "versions", what, this.url) };
   }
 
   /** Who the token is: subject, kind, roles, expiry. */

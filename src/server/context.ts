@@ -133,7 +133,7 @@ export async function authenticate(parts: ServerParts, req: FastifyRequest): Pro
     if (err instanceof AuthError) {
       parts.metrics.authFailures.inc({ reason: err.reason });
       const url = req.routeOptions.url ?? "";
-      if (url.startsWith("/v1/secrets") || url.startsWith("/v1/tokens") || url.startsWith("/v1/roles") || url.startsWith("/v1/audit")) {
+      if (url.startsWith("/v1/secrets") || url.startsWith("/v1/purge") || url.startsWith("/v1/tokens") || url.startsWith("/v1/roles") || url.startsWith("/v1/audit")) {
         await req.record("unauthenticated", "auth.failed", { actor: "anonymous", detail: { reason: err.reason, route: req.routeOptions.url ?? null } });
       }
     }

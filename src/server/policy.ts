@@ -8,8 +8,10 @@
  * and runbooks (`runbook:NAME`, issue 13). A `runbook:` rule holds a pattern over one-segment
  * runbook names (`runbook:*`, `runbook:cdn-*`) and matches only runbook paths; a secret-name
  * pattern never matches a runbook or system path. Capabilities belong to a kind: `read`, `list`,
- * `write`, `delete` on secrets and system paths; `read`, `run`, `approve` on runbooks. A rule
- * granting one on the wrong kind is refused at load ({@link capabilityProblem}).
+ * `write`, `delete` on secrets and system paths, `purge` (destroy every version) on secrets only;
+ * `read`, `run`, `approve` on runbooks. A rule granting one on the wrong kind is refused at load
+ * ({@link capabilityProblem}). No capability implies another: `delete` (hide, history kept) never
+ * grants `purge`, so no existing role gains the power to destroy history.
  */
 import { CofferError } from "../errors.ts";
 import { isSecretName } from "../core/names.ts";
@@ -26,9 +28,11 @@ export const SYSTEM_PATHS = ["sys:tokens", "sys:audit", "sys:metrics", "sys:role
 export const RUNBOOK_PATH_PREFIX = "runbook:";
 
 /** The capabilities a rule may grant. */
-export const CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete", "run", "approve"];
-/** What a rule may grant on secret names and system paths. */
-export const NAME_CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete"];
+export const CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete", "purge", "run", "approve"];
+/** What a rule may grant on secret names: also `purge`, to destroy every version (never implied by `delete`). */
+export const SECRET_CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete", "purge"];
+/** What a rule may grant on system paths. */
+export const SYSTEM_CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete"];
 /** What a rule may grant on runbooks: see it (and its history), run it, approve its executions. */
 export const RUNBOOK_CAPABILITIES: readonly Capability[] = ["read", "run", "approve"];
 const SYSTEM_PATH_SET: ReadonlySet<string> = new Set(SYSTEM_PATHS);
@@ -75,16 +79,20 @@ export function policyPatternProblem(pattern: string): string | undefined {
 
 /**
  * Why a rule on `pattern` may not grant `capability`, or undefined when it may: `run` and
- * `approve` apply only to runbooks, `list`, `write` and `delete` never to them.
+ * `approve` apply only to runbooks, `list`, `write` and `delete` never to them, `purge` only to
+ * secret names.
  */
 export function capabilityProblem(pattern: string, capability: string): string | undefined {
   if (!CAPABILITIES.includes(capability as Capability)) return `unknown capability ${JSON.stringify(capability)}: capabilities are ${CAPABILITIES.join(", ")}`;
-  const runbook = pattern.startsWith(RUNBOOK_PATH_PREFIX);
-  if (runbook && !RUNBOOK_CAPABILITIES.includes(capability as Capability)) {
-    return `${capability} does not apply to runbooks; a runbook: rule grants ${RUNBOOK_CAPABILITIES.join(", ")}`;
+  const cap = capability as Capability;
+  if (pattern.startsWith(RUNBOOK_PATH_PREFIX)) {
+    return RUNBOOK_CAPABILITIES.includes(cap) ? undefined : `${capability} does not apply to runbooks; a runbook: rule grants ${RUNBOOK_CAPABILITIES.join(", ")}`;
   }
-  if (!runbook && !NAME_CAPABILITIES.includes(capability as Capability)) {
-    return `${capability} applies only to runbooks (runbook:NAME); secret and system paths take ${NAME_CAPABILITIES.join(", ")}`;
+  if (RUNBOOK_CAPABILITIES.includes(cap) && !SECRET_CAPABILITIES.includes(cap)) {
+    return `${capability} applies only to runbooks (runbook:NAME); secret names take ${SECRET_CAPABILITIES.join(", ")}; system paths ${SYSTEM_CAPABILITIES.join(", ")}`;
+  }
+  if (pattern.startsWith("sys:") && !SYSTEM_CAPABILITIES.includes(cap)) {
+    return `${capability} applies only to secret names; system paths take ${SYSTEM_CAPABILITIES.join(", ")}`;
   }
   return undefined;
 }
@@ -201,7 +209,8 @@ export class Policy {
   /**
    * The union of capabilities that the given roles' matching rules grant on `path`. Unknown role
    * names grant nothing; `root` grants every capability of the path's kind (read, list, write,
-   * delete on a secret name or system path; read, run, approve on a runbook path). A path that
+   * delete and purge on a secret name; read, list, write, delete on a system path; read, run,
+   * approve on a runbook path). A path that
    * is none of these grants nothing, whatever the roles. A new set the caller may keep.
    */
   capabilities(roles: readonly string[], path: string): Set<Capability> {
@@ -209,7 +218,7 @@ export class Policy {
     const kind = kindOf(path);
     if (kind === undefined) return granted;
     const rules = this.#rulesOf(roles);
-    if (rules === ROOT_ROLE) return new Set(kind === "runbook" ? RUNBOOK_CAPABILITIES : NAME_CAPABILITIES);
+    if (rules === ROOT_ROLE) return new Set(kind === "runbook" ? RUNBOOK_CAPABILITIES : kind === "system" ? SYSTEM_CAPABILITIES : SECRET_CAPABILITIES);
     for (const rule of rules) {
       if (rule.capabilities.every((c) => granted.has(c))) continue;
       if (matchCompiled(rule.pattern, path)) for (const c of rule.capabilities) granted.add(c);

@@ -77,6 +77,8 @@ export const ROLLBACK_BODY = { type: "object", additionalProperties: false, requ
 export interface RollbackBody { version: number }
 /** The answer of `POST /v1/rollback/{name}`. */
 export const ROLLBACK_RESULT_SCHEMA = { type: "object", properties: { name: STRING, version: INTEGER, from: INTEGER } } as const;
+/** The answer of `POST /v1/purge/{name}`: how many versions were destroyed. */
+export const PURGE_RESULT_SCHEMA = { type: "object", properties: { name: STRING, versions: INTEGER, purged: { type: "boolean" } } } as const;
 const AUDIT_RECORD = {
   type: "object",
   properties: {
@@ -139,7 +141,7 @@ const ROLE_RULE = {
   required: ["path", "capabilities"],
   properties: {
     path: { type: "string", minLength: 1, maxLength: 300 },
-    capabilities: { type: "array", minItems: 1, maxItems: 6, uniqueItems: true, items: { type: "string", maxLength: 16 } },
+    capabilities: { type: "array", minItems: 1, maxItems: 7, uniqueItems: true, items: { type: "string", maxLength: 16 } },
   },
 } as const;
 /** The body of `PUT /v1/roles/{name}`: the role's rules, replacing those it had. */

@@ -221,6 +221,23 @@ export function* remove(
   return { version: row.latest };
 }
 
+/**
+ * {@link ServerStorage.purge}: deletes the secret's row and every version of it, and appends audit
+ * record `action` (detail: how many versions, never a value). The row goes first: in PostgreSQL
+ * that waits for a write holding it, so the versions are deleted once that write committed and
+ * none is left behind without its row.
+ */
+export function* purge(
+  d: Dialect, name: string, actor: string, auditDetail: Record<string, unknown> | null, action = "secret.purge",
+): Op<{ versions: number; version: number } | undefined> {
+  checkActor("purge", actor);
+  const row = yield* get<{ latest: number }>("DELETE FROM secrets WHERE name = ? RETURNING latest", name);
+  if (row === undefined) return undefined;
+  const versions = yield* run("DELETE FROM versions WHERE name = ?", name);
+  yield* appendAudit(d, [{ actor, action, name, version: null, detail: normalizeDetail({ versions, ...auditDetail }) }]);
+  return { versions, version: row.latest };
+}
+
 /** @throws CofferError E_CONFLICT when the id or the hash is taken */
 export function* createToken(d: Dialect, token: StoredToken, actor: string, auditDetail: Record<string, unknown> | null): Op<void> {
   checkToken(token);

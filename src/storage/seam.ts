@@ -15,6 +15,11 @@ export interface OpRunner {
   /** `durable: false` may commit without an fsync (audit batches of reads and denials) */
   tx<T>(what: string, op: () => ops.Op<T>, durable?: boolean): Promise<T>;
   close(): Promise<void>;
+  /**
+   * After a purge committed: makes the freed space unreadable where the driver can (SQLite moves
+   * its WAL, which still holds the old pages, into the zeroed file). Absent: nothing to do.
+   */
+  afterPurge?(): Promise<void>;
 }
 
 /** The storage seam of a driver. */
@@ -32,6 +37,11 @@ export function storageOver(driver: StorageDriverName, storeId: Buffer, d: ops.D
     list: async (prefix) => (await r.read("listing secrets", () => ops.list(prefix))).map(secretInfoFromRow),
     versions: (name) => r.read("reading a secret's versions", () => ops.versions(name)),
     remove: (name, actor, detail) => r.tx("deleting a secret", () => ops.remove(d, name, actor, detail)),
+    purge: async (name, actor, detail) => {
+      const purged = await r.tx("purging a secret", () => ops.purge(d, name, actor, detail));
+      if (purged !== undefined) await r.afterPurge?.();
+      return purged;
+    },
     createToken: (token, actor, detail) => r.tx("creating a token", () => ops.createToken(d, token, actor, detail)),
     findToken: (hash) => r.read("reading a token", () => ops.findToken({ hash })),
     findTokenById: (id) => r.read("reading a token", () => ops.findToken({ id })),

@@ -82,6 +82,7 @@ export function sqliteStorage(core: SqliteDriver): ServerStorage {
       closed = true;
       core.close();
     },
+    afterPurge: () => run("checkpointing after a purge", () => core.checkpoint()),
   });
   // The read path: the core's own statement, no closure, no extra promise (the server's hottest call).
   storage.readCurrent = (name) => {

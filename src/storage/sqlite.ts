@@ -290,20 +290,18 @@ export class SqliteDriver {
   }
 
   /**
-   * Destroys every version of a secret (secure_delete zeroes the freed pages), with audit record
+   * A local store's purge: ops.ts `purge` (secure_delete zeroes the freed pages) with audit record
    * `purge`. Then call {@link SqliteDriver.checkpoint}, outside the transaction.
    * @returns how many versions were destroyed, or undefined when the name is unknown
    */
   purge(name: string, actor: string): number | undefined {
-    return this.transaction(() => {
-      const versions = Number(this.stmt("DELETE FROM versions WHERE name = ?").run(name).changes);
-      if (Number(this.stmt("DELETE FROM secrets WHERE name = ?").run(name).changes) === 0) return undefined;
-      this.appendAudit([{ actor, action: "purge", name, version: null, detail: { versions } }]);
-      return versions;
-    });
+    return this.transaction(() => this.run(ops.purge(this.dialect, name, actor, null, "purge")))?.versions;
   }
 
-  /** Moves the WAL into the file and empties it (after a purge: no old ciphertext lingers there). */
+  /**
+   * Moves the WAL into the file and empties it (after a purge: no old ciphertext lingers there).
+   * Outside a transaction; a reader in another process may keep part of the WAL until it is done.
+   */
   checkpoint(): void {
     this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   }

@@ -236,6 +236,15 @@ export interface ServerStorage {
    * @returns the latest version, or undefined when there is no live secret of that name
    */
   remove(name: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<{ version: number } | undefined>;
+  /**
+   * Destroys a secret, live or removed: every version and its row, with audit record
+   * `secret.purge` (detail gets `versions`, the count; never a value), in one transaction. The
+   * name is then unknown, as if never written. SQLite zeroes the freed pages (secure_delete) and
+   * checkpoints its WAL afterwards; PostgreSQL leaves dead tuples until VACUUM (docs/security.md).
+   * @returns how many versions were destroyed and the latest version it had, or undefined when
+   *   the name is unknown
+   */
+  purge(name: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<{ versions: number; version: number } | undefined>;
 
   /** Stores a new token with audit record `token.create` (detail gets id, name, roles). */
   createToken(token: StoredToken, actor: string, auditDetail: Record<string, unknown> | null): Promise<void>;

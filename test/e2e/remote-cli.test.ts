@@ -1,5 +1,5 @@
 /**
- * `coffer set/get/list/history/rm/rollback/audit/audit verify` with `--server` and with
+ * `coffer set/get/list/history/rm/rm --purge/rollback/audit/audit verify` with `--server` and with
  * COFFER_SERVER, `coffer whoami` and `coffer token create|list|revoke`, against the real server
  * (in this process, on a free loopback port): the built CLI as a subprocess in a temp HOME,
  * logged in with `coffer login`. Exit codes are the local commands' (errors.ts), and no value
@@ -18,6 +18,7 @@ roles:
   auditor: [ { path: "sys:audit", capabilities: [read] } ]
   admin: [ { path: "sys:tokens", capabilities: [read, write, delete] } ]
   reader: [ { path: "app/*", capabilities: [read, list] } ]
+  shredder: [ { path: "app/**", capabilities: [purge, list] } ]
 `;
 const V1 = "remote-value-one-Qz81";
 const V2 = "remote-value-two-Wp27";
@@ -143,7 +144,6 @@ test("--server beats COFFER_SERVER; either with --store is a usage error; local-
   for (const [args, env, why] of [
     [["get", "app/x", "--server", s.url, "--store", "/tmp/x.db"], {}, /--store names a local store and --server a server/],
     [["list", "--store", "/tmp/x.db"], { COFFER_SERVER: s.url }, /--store names a local store and COFFER_SERVER a server/],
-    [["rm", "app/x", "--purge", "--yes", "--server", s.url], {}, /--purge is not available against a server/],
     [["list", "--deleted"], { COFFER_SERVER: s.url }, /--deleted is not available against a server/],
     [["set", "app/x", "--rotate-every", "30d", "--server", s.url], {}, /--rotate-every is not available against a server/],
     [["audit", "--action", "secret.read"], {}, /give --server URL/],
@@ -153,6 +153,39 @@ test("--server beats COFFER_SERVER; either with --store is a usage error; local-
     assert.match(r.err, why);
   }
   assert.equal((await run(["get", "app/x", "--server", s.url])).out, V1, "nothing above changed it");
+});
+
+test("rm --purge --yes --server destroys every version with the local output; without the purge capability (delete is not enough) it is E_DENIED", async (t) => {
+  const { run, s } = await setup(t);
+  for (const v of [V1, V2]) assert.equal((await run(["set", "app/leaked", "--server", s.url], { input: v })).code, 0);
+  const denied = await run(["rm", "app/leaked", "--purge", "--yes", "--server", s.url]);
+  assert.equal(denied.code, ERROR_CODES.E_DENIED.exit, denied.err);
+  assert.match(denied.err, /you may not purge secret "app\/leaked"/);
+
+  const shredder = { COFFER_TOKEN: await s.token(["shredder"], "carol") };
+  const unasked = await run(["rm", "app/leaked", "--purge", "--server", s.url], { env: shredder });
+  assert.equal(unasked.code, ERROR_CODES.E_CANCELLED.exit, unasked.err);
+  assert.match(unasked.err, /pass --yes/);
+  assert.equal((await run(["get", "app/leaked", "--server", s.url])).out, V2, "nothing was purged without --yes");
+
+  const purged = await run(["rm", "app/leaked", "--purge", "--yes", "--server", s.url], { env: shredder });
+  assert.equal(purged.code, 0, purged.err);
+  assert.equal(purged.err, "purged app/leaked: 2 versions destroyed\n");
+  assert.equal(purged.out, "");
+  for (const args of [["get", "app/leaked"], ["history", "app/leaked"], ["rollback", "app/leaked", "--to", "1"]]) {
+    const r = await run([...args, "--server", s.url]);
+    assert.equal(r.code, ERROR_CODES.E_NOT_FOUND.exit, `${args.join(" ")}: ${r.err}`);
+  }
+  assert.equal((await run(["rm", "app/leaked", "--purge", "--yes", "--server", s.url], { env: shredder })).code, ERROR_CODES.E_NOT_FOUND.exit);
+
+  assert.equal((await run(["set", "app/other", "--server", s.url], { input: V1 })).code, 0);
+  const json = await run(["rm", "app/other", "--purge", "--yes", "--json"], { env: { ...shredder, COFFER_SERVER: s.url } });
+  assert.equal(json.code, 0, json.err);
+  assert.deepEqual(JSON.parse(json.out), { name: "app/other", versions: 1, purged: true });
+
+  const audit = JSON.parse((await run(["audit", "--action", "secret.purge", "--json", "--server", s.url])).out);
+  assert.deepEqual(audit.map((r: { name: string; detail: { result: string; versions?: number } }) => [r.name, r.detail.result, r.detail.versions]),
+    [["app/leaked", "denied", undefined], ["app/leaked", "ok", 2], ["app/leaked", "not_found", undefined], ["app/other", "ok", 1]]);
 });
 
 test("exit codes on 403 and 404 are the local ones (E_DENIED, E_NOT_FOUND), and a denied read leaks nothing", async (t) => {

@@ -154,8 +154,13 @@ test("Policy: unknown role names grant nothing, including names of Object.protot
   }
 });
 
-test("Policy: root holds every capability on every name and system path", () => {
-  for (const path of ["app/db/password", "x", ...SYSTEM_PATHS]) {
+test("Policy: root holds every capability on every name (purge too) and system path", () => {
+  for (const path of ["app/db/password", "x"]) {
+    assert.deepEqual(sorted(policy.capabilities([ROOT_ROLE], path)), ["delete", "list", "purge", "read", "write"], path);
+    assert.deepEqual(sorted(policy.capabilities(["nothing", ROOT_ROLE], path)), ["delete", "list", "purge", "read", "write"], path);
+    assert.equal(policy.allows([ROOT_ROLE], "purge", path), true);
+  }
+  for (const path of SYSTEM_PATHS) {
     assert.deepEqual(sorted(policy.capabilities([ROOT_ROLE], path)), ["delete", "list", "read", "write"], path);
     assert.deepEqual(sorted(policy.capabilities(["nothing", ROOT_ROLE], path)), ["delete", "list", "read", "write"], path);
   }
@@ -205,7 +210,7 @@ test("Policy: refuses to redefine root, unknown capabilities and bad patterns, n
   assert.throws(() => new Policy({ root: [] }), { code: "E_CONFIG", message: /role "root" is built in/ });
   assert.throws(
     () => new Policy({ r: [{ path: "a", capabilities: ["read"] }, { path: "b", capabilities: ["admin" as "read"] }] }),
-    { code: "E_CONFIG", message: /unknown capability "admin" \(role "r", rule 2\): capabilities are read, list, write, delete, run, approve/ },
+    { code: "E_CONFIG", message: /unknown capability "admin" \(role "r", rule 2\): capabilities are read, list, write, delete, purge, run, approve/ },
   );
   assert.throws(() => new Policy({ r: [{ path: "a/../b", capabilities: ["read"] }] }), {
     code: "E_CONFIG",
@@ -278,19 +283,44 @@ test("root holds every runbook capability on every runbook", () => {
   for (const cap of ["read", "run", "approve"] as const) assert.equal(runbookPolicy.allows([ROOT_ROLE], cap, "runbook:anything"), true);
 });
 
-test("capabilities of the wrong kind are refused at load: run/approve on secrets or sys, list/write/delete on runbooks", () => {
+test("capabilities of the wrong kind are refused at load: run/approve on secrets or sys, list/write/delete/purge on runbooks", () => {
   for (const [path, cap] of [["app/*", "run"], ["**", "approve"], ["sys:audit", "run"]] as const) {
     assert.throws(() => new Policy({ r: [{ path, capabilities: [cap] }] }), {
       code: "E_CONFIG",
-      message: new RegExp(`\\(role "r", rule 1\\): ${cap} applies only to runbooks \\(runbook:NAME\\); secret and system paths take read, list, write, delete`),
+      message: new RegExp(`\\(role "r", rule 1\\): ${cap} applies only to runbooks \\(runbook:NAME\\); secret names take read, list, write, delete, purge; system paths read, list, write, delete`),
     });
   }
-  for (const cap of ["list", "write", "delete"] as const) {
+  for (const cap of ["list", "write", "delete", "purge"] as const) {
     assert.throws(() => new Policy({ r: [{ path: "runbook:*", capabilities: ["read", cap] }] }), {
       code: "E_CONFIG",
       message: new RegExp(`${cap} does not apply to runbooks; a runbook: rule grants read, run, approve`),
     });
   }
+});
+
+test("attack: delete never implies purge (an existing role does not gain the power to destroy history); purge is granted only by name", () => {
+  const p = new Policy({
+    janitor: [{ path: "app/**", capabilities: ["read", "list", "write", "delete"] }],
+    shredder: [{ path: "app/leaked/*", capabilities: ["purge"] }],
+  });
+  assert.equal(p.allows(["janitor"], "delete", "app/db"), true);
+  assert.equal(p.allows(["janitor"], "purge", "app/db"), false);
+  assert.equal(p.allows(["shredder"], "purge", "app/leaked/key"), true);
+  assert.equal(p.allows(["shredder"], "purge", "app/db"), false);
+  assert.equal(p.allows(["shredder"], "delete", "app/leaked/key"), false, "purge does not imply delete either");
+  assert.deepEqual(sorted(p.capabilities(["janitor", "shredder"], "app/leaked/key")), ["delete", "list", "purge", "read", "write"]);
+});
+
+test("purge is a capability of secret names only: refused at load on system paths and runbooks", () => {
+  assert.throws(() => new Policy({ r: [{ path: "sys:audit", capabilities: ["purge"] }] }), {
+    code: "E_CONFIG",
+    message: /\(role "r", rule 1\): purge applies only to secret names; system paths take read, list, write, delete/,
+  });
+  assert.throws(() => new Policy({ r: [{ path: "runbook:*", capabilities: ["purge"] }] }), {
+    code: "E_CONFIG",
+    message: /purge does not apply to runbooks; a runbook: rule grants read, run, approve/,
+  });
+  assert.doesNotThrow(() => new Policy({ r: [{ path: "**", capabilities: ["purge"] }] }));
 });
 
 test("runbook patterns are one segment of the pattern language", () => {

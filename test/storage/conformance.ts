@@ -249,6 +249,48 @@ export function storageConformance(
       assert.equal(await lastSeq(s), before);
     });
 
+    test("purge destroys every version and the row of a live or removed secret, audited as secret.purge with the count", async (t) => {
+      const s = await factory(t);
+      for (let i = 0; i < 3; i++) await put(s, "app/leaked");
+      await put(s, "app/removed");
+      await put(s, "app/removed");
+      await s.remove("app/removed", "jwt:alice", null);
+      const kept = await put(s, "app/leaked2");
+
+      assert.deepEqual(await s.purge("app/leaked", "jwt:alice", { requestId: "req-9" }), { versions: 3, version: 3 });
+      assert.equal(await s.readCurrent("app/leaked"), undefined);
+      for (const v of [1, 2, 3]) assert.equal(await s.readVersion("app/leaked", v), undefined);
+      assert.equal(await s.state("app/leaked"), undefined);
+      assert.equal(await s.versions("app/leaked"), undefined);
+      assert.deepEqual((await s.list("app/")).map((i) => i.name), ["app/leaked2"], "a name it is a prefix of is untouched");
+      assertStored(await s.readCurrent("app/leaked2"), "app/leaked2", 1, kept.sealed, "token:0123456789abcdef");
+      const [record] = (await s.auditLog()).slice(-1);
+      assert.deepEqual(
+        [record?.actor, record?.action, record?.name, record?.version, record?.detail],
+        ["jwt:alice", "secret.purge", "app/leaked", null, { versions: 3, requestId: "req-9" }],
+      );
+
+      assert.deepEqual(await s.purge("app/removed", "jwt:alice", null), { versions: 2, version: 2 });
+      assert.equal(await s.versions("app/removed"), undefined);
+      assert.ok((await s.verifyAudit()).ok);
+
+      // The name is free again: a write starts at v1.
+      const again = await put(s, "app/leaked", { ifVersion: 0 });
+      assert.equal(again.version, 1);
+      assert.deepEqual((await s.versions("app/leaked"))?.map((v) => [v.version, v.current]), [[1, true]]);
+    });
+
+    test("purge of a name never written, or purged already, returns undefined and audits nothing", async (t) => {
+      const s = await factory(t);
+      assert.equal(await s.purge("never", "jwt:alice", null), undefined);
+      await put(s, "once");
+      assert.deepEqual(await s.purge("once", "jwt:alice", null), { versions: 1, version: 1 });
+      const before = await lastSeq(s);
+      assert.equal(await s.purge("once", "jwt:alice", null), undefined);
+      assert.equal(await lastSeq(s), before);
+      await assert.rejects(s.purge("x", "", null), TypeError);
+    });
+
     test("list: by prefix, sorted by name, deleted excluded, LIKE wildcards are plain characters", async (t) => {
       const s = await factory(t);
       for (const n of ["b/2", "a/1", "b/1", "c", "b", "a_b", "axb", "b/1/x", "bz"]) await put(s, n);

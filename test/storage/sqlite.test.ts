@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type { TestContext } from "node:test";
@@ -214,4 +214,18 @@ test("sqlite: the execution queries search an index, never scan the whole histor
   assert.match(plan(exec.createExecution(d, newExecution("a"), executionAudit("runbook.start", "a", null), 1)), byStatus);
   assert.match(plan(exec.runningExecutions("i-1")), byStatus);
   assert.match(plan(exec.expiredExecutions(new Date().toISOString())), byStatus);
+});
+
+test("sqlite: a purge leaves none of the ciphertext in the database file or its WAL (secure_delete, then a checkpoint)", async (t) => {
+  const { storage, path } = await fresh(t);
+  const ciphertext = Buffer.alloc(4096 + 16, 0x5a);
+  ciphertext.write("purged-ciphertext-marker", 100);
+  await storage.write({ name: "gone", actor: "jwt:alice", auditDetail: null, seal: () => ({ nonce: randomBytes(12), ciphertext }) });
+  await write(storage, "kept");
+  const needle = ciphertext.subarray(90, 160);
+  const holds = (f: string): boolean => existsSync(f) && readFileSync(f).includes(needle);
+  assert.ok(holds(path) || holds(`${path}-wal`), "the ciphertext is on disk before the purge");
+  assert.deepEqual(await storage.purge("gone", "jwt:alice", null), { versions: 1, version: 1 });
+  for (const f of [path, `${path}-wal`]) assert.equal(holds(f), false, `ciphertext bytes left in ${f}`);
+  assert.equal((await storage.state("kept"))?.latest, 1);
 });

@@ -1,4 +1,5 @@
-import { CofferError } from "../../errors.ts";
+import { CofferError, isCofferError } from "../../errors.ts";
+import type { CofferClient } from "../../client/client.ts";
 import type { Command } from "../command.ts";
 import { confirm } from "../io.ts";
 import { oneArg, printJson, withStore } from "../open.ts";
@@ -13,9 +14,15 @@ export const rm: Command = {
     "unless --yes is given.",
     "",
     REMOTE_HELP,
-    "--purge is for the local store only: a server keeps every version.",
+    "On a server --purge needs the purge capability on the name (delete does not grant it). A server",
+    "on PostgreSQL keeps the destroyed rows on disk until its next VACUUM (docs/security.md).",
   ].join("\n"),
-  examples: ["coffer rm app/old-token", "coffer rm app/leaked-token --purge --yes", "coffer rm app/old-token --server https://coffer.example.com"],
+  examples: [
+    "coffer rm app/old-token",
+    "coffer rm app/leaked-token --purge --yes",
+    "coffer rm app/old-token --server https://coffer.example.com",
+    "coffer rm app/leaked-token --purge --server https://coffer.example.com",
+  ],
   flags: {
     purge: { type: "boolean", help: "destroy every version" },
     yes: { type: "boolean", short: "y", help: "with --purge: do not ask" },
@@ -25,21 +32,43 @@ export const rm: Command = {
   async run(ctx) {
     const name = oneArg(ctx, "NAME", "rm NAME [--purge]");
     if (ctx.flags.yes === true && ctx.flags.purge !== true) throw new CofferError("E_USAGE", "--yes goes with --purge");
-    const client = remoteClient(ctx, { purge: "a server keeps every version; `coffer rm NAME` hides it" });
+    const client = remoteClient(ctx);
     const removed = (r: { name: string; version: number }): void => {
       if (ctx.flags.json === true) return printJson(ctx, { ...r, removed: true });
       ctx.say(`removed ${name} (v${r.version} and its history kept; \`coffer rollback ${name} --to ${r.version}\` restores it)`);
     };
-    if (client !== undefined) return removed(await client.removeSecret(name));
-    await withStore(ctx, async (s) => {
-      if (ctx.flags.purge !== true) return removed(s.remove(name));
-      const versions = s.history(name).length;
-      if (ctx.flags.yes !== true && !(await confirm(`destroy all ${versions} versions of ${name}? this cannot be undone`, "--yes"))) {
-        throw new CofferError("E_CANCELLED", "purge cancelled; nothing was changed");
-      }
-      const r = s.purge(name);
+    const purged = (r: { name: string; versions: number }): void => {
       if (ctx.flags.json === true) return printJson(ctx, { ...r, purged: true });
       ctx.say(`purged ${name}: ${r.versions} versions destroyed`);
+    };
+    if (client !== undefined) {
+      if (ctx.flags.purge !== true) return removed(await client.removeSecret(name));
+      if (ctx.flags.yes !== true) await askToPurge(name, await serverVersions(client, name));
+      return purged(await client.purgeSecret(name));
+    }
+    await withStore(ctx, async (s) => {
+      if (ctx.flags.purge !== true) return removed(s.remove(name));
+      if (ctx.flags.yes !== true) await askToPurge(name, s.history(name).length);
+      purged(s.purge(name));
     });
   },
 };
+
+// Asks on the terminal before a purge (how many versions, when known).
+async function askToPurge(name: string, versions: number | undefined): Promise<void> {
+  const what = versions === undefined ? `every version of ${name}` : `all ${versions} versions of ${name}`;
+  if (!(await confirm(`destroy ${what}? this cannot be undone`, "--yes"))) {
+    throw new CofferError("E_CANCELLED", "purge cancelled; nothing was changed");
+  }
+}
+
+// How many versions the server holds of `name`, for the question (E_NOT_FOUND as the local
+// history's); undefined when the caller may purge but not list them.
+async function serverVersions(client: CofferClient, name: string): Promise<number | undefined> {
+  try {
+    return (await client.versions(name)).versions.length;
+  } catch (err) {
+    if (isCofferError(err, "E_DENIED")) return undefined;
+    throw err;
+  }
+}

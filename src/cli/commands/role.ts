@@ -15,9 +15,10 @@ const JSON_FLAG: Flag = { type: "boolean", help: "print machine-readable JSON on
 const RULE_HELP = [
   "A rule is PATH:CAPS, split at the last ':' (so 'sys:tokens:read' and 'runbook:*:run' work):",
   "PATH is a secret-name pattern (app/*, app/**, db/api-*), a system path (sys:tokens, sys:audit,",
-  "sys:metrics, sys:roles) or runbook:NAME; CAPS are read, list, write, delete (run, approve on",
-  "runbooks), comma-separated. You can only grant what you hold yourself: each capability on a",
-  "pattern that one of your own rules contains (root holds everything).",
+  "sys:metrics, sys:roles) or runbook:NAME; CAPS are read, list, write, delete (purge on secret",
+  "names only, never implied by delete; run, approve on runbooks), comma-separated. You can only",
+  "grant what you hold yourself: each capability on a pattern that one of your own rules contains",
+  "(root holds everything).",
 ].join("\n");
 
 export const roleList: Command = {

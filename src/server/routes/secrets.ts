@@ -1,6 +1,7 @@
 /**
- * `/v1/secrets`: list, read (or list versions), write and delete secrets by name, and
- * `/v1/rollback/{name}`: a new version holding an old version's value. Values are
+ * `/v1/secrets`: list, read (or list versions), write and delete secrets by name;
+ * `/v1/rollback/{name}`: a new version holding an old version's value; `/v1/purge/{name}`: every
+ * version destroyed (capability `purge`, which `delete` does not imply). Values are
  * opened only for a caller the policy lets read, and leave only once the read is on the audit
  * record (fail closed); a 403 says what was refused, never whether the secret exists.
  */
@@ -10,12 +11,13 @@ import { assertSecretName, assertValue, isSecretName } from "../../core/names.ts
 import { jsonValue } from "../../core/secret.ts";
 import type { ServerParts } from "../context.ts";
 import {
-  PREFIX_QUERY, READ_QUERY, ROLLBACK_BODY, ROLLBACK_RESULT_SCHEMA, SECRET_LIST_SCHEMA, SECRET_READ_SCHEMA, WRITE_BODY, WRITE_RESULT_SCHEMA,
+  PREFIX_QUERY, PURGE_RESULT_SCHEMA, READ_QUERY, ROLLBACK_BODY, ROLLBACK_RESULT_SCHEMA, SECRET_LIST_SCHEMA, SECRET_READ_SCHEMA, WRITE_BODY, WRITE_RESULT_SCHEMA,
   type PrefixQuery, type ReadQuery, type RollbackBody, type WriteBody,
 } from "../schemas.ts";
 
 const SECRETS_PREFIX = "/v1/secrets/";
 const ROLLBACK_PREFIX = "/v1/rollback/";
+const PURGE_PREFIX = "/v1/purge/";
 const VERSIONS_SUFFIX = "/versions";
 
 export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
@@ -134,6 +136,24 @@ export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
     }
     publish("delete", name, result.version);
     return { name, version: result.version };
+  });
+
+  api.post("/v1/purge/*", {
+    schema: {
+      summary: "Destroy every version of a secret, live or removed: no rollback brings it back; needs purge (delete does not grant it)",
+      response: { 200: PURGE_RESULT_SCHEMA },
+    },
+  }, async (req) => {
+    const { name } = secretPath(req, false, PURGE_PREFIX);
+    await req.authorize("purge", name, "secret.purge");
+    const result = await storage.purge(name, req.caller().subject, req.auditDetail("ok"));
+    if (result === undefined) {
+      await req.record("not_found", "secret.purge", { name });
+      throw new CofferError("E_NOT_FOUND", `no secret "${name}"`);
+    }
+    // Watchers see it gone, as after a delete (the event's version: the last one it had).
+    publish("delete", name, result.version);
+    return { name, versions: result.versions, purged: true };
   });
 }
 
