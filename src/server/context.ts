@@ -111,12 +111,15 @@ export function registerRequestContext(app: FastifyInstance, parts: ServerParts)
   });
 }
 
+/** The routes whose failed authentication is audited: every one that reads or changes something. */
+const AUDITED_AUTH_FAILURES = ["/v1/secrets", "/v1/rollback", "/v1/purge", "/v1/tokens", "/v1/roles", "/v1/audit", "/v1/runbooks", "/v1/executions"];
+
 /**
  * The caller: a bearer credential when one is sent (on mutual TLS, on top of the client
  * certificate the handshake already verified: the request then acts as the credential, and
  * the audit names the certificate too); else the verified client certificate, with the roles
  * `clients:` gives its CN or DNS name (none when unlisted: everything is denied). A failure is
- * counted, and audited on routes about secrets, tokens, roles and the audit log.
+ * counted, and audited on the routes of {@link AUDITED_AUTH_FAILURES}.
  * @throws AuthError (401)
  */
 export async function authenticate(parts: ServerParts, req: FastifyRequest): Promise<Principal> {
@@ -133,7 +136,7 @@ export async function authenticate(parts: ServerParts, req: FastifyRequest): Pro
     if (err instanceof AuthError) {
       parts.metrics.authFailures.inc({ reason: err.reason });
       const url = req.routeOptions.url ?? "";
-      if (url.startsWith("/v1/secrets") || url.startsWith("/v1/purge") || url.startsWith("/v1/tokens") || url.startsWith("/v1/roles") || url.startsWith("/v1/audit")) {
+      if (AUDITED_AUTH_FAILURES.some((prefix) => url.startsWith(prefix))) {
         await req.record("unauthenticated", "auth.failed", { actor: "anonymous", detail: { reason: err.reason, route: req.routeOptions.url ?? null } });
       }
     }

@@ -14,7 +14,7 @@ import type { Page } from "playwright-core";
 import { tempDir } from "../helpers.ts";
 import { startTestServer } from "../server/harness.ts";
 import { CONSOLE_CSP } from "../../src/server/console.ts";
-import { inPage, openTab, overflowX, screenshot, startBrowser } from "./harness.ts";
+import { inPage, openTab, overflowX, screenshot, startBrowser, type Tab } from "./harness.ts";
 
 const XSS = "<img src=x onerror=alert(1)>";
 const V1 = "console-value-one-Hx31";
@@ -129,7 +129,7 @@ test("the web console: secrets, tokens, roles, runbooks, audit and sign-out in a
     await page.getByText(XSS, { exact: true }).waitFor();
     assert.equal(await page.locator("img").count(), 0, "no <img> was made from the description");
     await section(page, "Secrets");
-    await page.getByRole("link", { name: "password" }).waitFor();
+    await page.getByRole("link", { name: "password", exact: true }).waitFor();
     assert.match(await page.locator("main").innerText(), /<img src=x onerror=alert\(1\)>/);
     await page.getByLabel("Filter").fill("nothing-matches");
     await page.getByText(/No secret matches/).waitFor();
@@ -138,7 +138,7 @@ test("the web console: secrets, tokens, roles, runbooks, audit and sign-out in a
   });
 
   await t.test("reveal the value; leaving the page clears it", async () => {
-    await page.getByRole("link", { name: "password" }).click();
+    await page.getByRole("link", { name: "password", exact: true }).click();
     await page.getByRole("button", { name: "Reveal" }).click();
     await page.getByText(V1).waitFor();
     await section(page, "Tokens");
@@ -162,6 +162,8 @@ test("the web console: secrets, tokens, roles, runbooks, audit and sign-out in a
   });
 
   let ciToken = "";
+  let other: Tab | undefined;
+  t.after(() => other?.context.close());
   await t.test("create a role and a token holding it; the token is shown once", async () => {
     await section(page, "Roles");
     await page.getByRole("link", { name: "New role" }).click();
@@ -187,11 +189,10 @@ test("the web console: secrets, tokens, roles, runbooks, audit and sign-out in a
   });
 
   await t.test("a role edit takes effect for a signed-in token, and a 403 names the capability", async () => {
-    const other = await openTab(browser);
-    t.after(() => other.context.close());
+    other = await openTab(browser);
     await s.call("PUT", "/v1/secrets/app/public/banner", { token: s.rootToken, body: { value: "hello" } });
     await signIn(other.page, s.url, ciToken);
-    await other.page.getByRole("link", { name: "password" }).waitFor();
+    await other.page.getByRole("link", { name: "password", exact: true }).waitFor();
 
     await section(page, "Roles");
     await page.getByRole("link", { name: "ci", exact: true }).click();
@@ -201,13 +202,13 @@ test("the web console: secrets, tokens, roles, runbooks, audit and sign-out in a
 
     await other.page.reload();
     await other.page.getByRole("link", { name: "banner" }).waitFor();
-    assert.equal(await other.page.getByRole("link", { name: "password" }).count(), 0, "the narrowed role no longer lists app/db/password");
+    assert.equal(await other.page.getByRole("link", { name: "password", exact: true }).count(), 0, "the narrowed role no longer lists app/db/password");
     await section(other.page, "Tokens");
     assert.match(await other.page.getByRole("alert").first().innerText(), /needs read on sys:tokens/);
     assert.deepEqual(other.dialogs, []);
   });
 
-  await t.test("revoke the token", async () => {
+  await t.test("revoke the token: its open session ends with a message", async () => {
     await section(page, "Tokens");
     const row = page.getByRole("row", { name: /ci-deploy/ });
     await row.getByRole("button", { name: "Revoke" }).click();
@@ -215,6 +216,10 @@ test("the web console: secrets, tokens, roles, runbooks, audit and sign-out in a
     await row.getByText("revoked").waitFor();
     const r = await s.call("GET", "/v1/auth/self", { token: ciToken });
     assert.equal(r.status, 401);
+    await section(other!.page, "Secrets").catch(() => {});
+    await other!.page.getByText(/^Signed out: /).waitFor();
+    await other!.page.getByLabel("API token").waitFor();
+    assert.equal(await inPage(other!.page, "sessionStorage.length"), 0);
   });
 
   await t.test("run a runbook and watch its output; markup in the output stays text", async () => {
@@ -258,12 +263,29 @@ test("the web console: secrets, tokens, roles, runbooks, audit and sign-out in a
     }
     await page.getByLabel("Action").fill("secret.rollback");
     await page.getByRole("button", { name: "Filter" }).click();
+    // The filtered page holds the rollback and no write.
+    await page.getByRole("cell", { name: "secret.write", exact: true }).first().waitFor({ state: "detached" });
     await page.getByRole("cell", { name: "secret.rollback" }).waitFor();
-    assert.equal(await page.getByRole("cell", { name: "secret.write", exact: true }).count(), 0);
     assert.ok(!text.includes(V1) && !text.includes(V2), "no value in the audit page");
     await page.getByLabel("Action").fill("");
     await page.getByRole("button", { name: "Filter" }).click();
     await screenshot(page, "audit");
+  });
+
+  await t.test("the README's picture: a team's secrets as a tree", async () => {
+    const demo: [string, string][] = [
+      ["app/api/stripe-key", "payments, live mode"],
+      ["app/db/replica-password", "read replica"],
+      ["ci/deploy-key", "GitHub Actions deploy key"],
+      ["ops/pagerduty-token", "alerts"],
+    ];
+    for (const [name, description] of demo) {
+      const r = await s.call("PUT", `/v1/secrets/${name}`, { token: s.rootToken, body: { value: "demo", description } });
+      assert.equal(r.status, 200, r.text);
+    }
+    await section(page, "Secrets");
+    await page.getByRole("link", { name: "pagerduty-token" }).waitFor();
+    await screenshot(page, "console");
   });
 
   await t.test("every page is readable at 375 px: no horizontal overflow", async () => {
@@ -276,7 +298,7 @@ test("the web console: secrets, tokens, roles, runbooks, audit and sign-out in a
       assert.equal(await overflowX(narrow.page), 0, `${name} overflows at 375 px`);
     }
     await narrow.page.getByRole("link", { name: "Secrets" }).click();
-    await narrow.page.getByRole("link", { name: "password" }).click();
+    await narrow.page.getByRole("link", { name: "password", exact: true }).click();
     await narrow.page.getByRole("button", { name: "Reveal" }).waitFor();
     assert.equal(await overflowX(narrow.page), 0, "a secret's page overflows at 375 px");
     await screenshot(narrow.page, "secret-375");

@@ -116,6 +116,12 @@ test("GET /v1/audit filters by subject, action and name prefix, and pages throug
   assert.deepEqual([...first, ...rest].map((r) => r.name), writes.map((r) => r.name));
   assert.equal((await q(`action=secret.write&after=${rest[rest.length - 1]!.seq}`)).length, 0);
 
+  // Newest first (the console's audit page): before=SEQ pages backwards through the same matches.
+  const newest = await q("action=secret.write&limit=3&before=999999999999999");
+  assert.deepEqual(newest.map((r) => r.name), ["app2/x", "app/c", "app/b"]);
+  const older = await q(`action=secret.write&limit=3&before=${newest.at(-1)!.seq}`);
+  assert.deepEqual(older.map((r) => r.name), ["app/a"]);
+
   // The read of the log records its filters.
   const reads = await q("action=audit.read&prefix=app/");
   assert.equal(reads.length, 0, "audit.read records have no name");
@@ -126,7 +132,7 @@ test("GET /v1/audit filters by subject, action and name prefix, and pages throug
 test("GET /v1/audit refuses malformed filters (400) and still needs read on sys:audit (403)", async (t) => {
   const s = await startTestServer(t);
   const reader = await s.token(["reader"]);
-  for (const query of ["action=", "action=Secret.Read", "prefix=a%20b", "subject=a%20b", "prefix=", "colour=red", `prefix=${"a".repeat(257)}`]) {
+  for (const query of ["action=", "action=Secret.Read", "prefix=a%20b", "subject=a%20b", "prefix=", "colour=red", "before=0", "before=-1", `prefix=${"a".repeat(257)}`]) {
     const r = await s.call("GET", `/v1/audit?${query}`, { token: s.rootToken });
     assert.equal(r.status, 400, `${query}: ${r.text}`);
   }

@@ -3,7 +3,8 @@ import { useState } from "preact/hooks";
 import { call, type Self } from "../api.ts";
 import { ErrorNote, useAction } from "../ui.tsx";
 
-export function SignIn({ onSignedIn }: { onSignedIn: (token: string, self: Self) => void }) {
+/** `notice`: why the last session ended (its credential expired or was revoked), or "". */
+export function SignIn({ notice, onSignedIn }: { notice: string; onSignedIn: (token: string, self: Self) => void }) {
   const [token, setToken] = useState("");
   const action = useAction();
   const submit = (e: Event): void => {
@@ -18,6 +19,11 @@ export function SignIn({ onSignedIn }: { onSignedIn: (token: string, self: Self)
   return (
     <main class="sign-in">
       <h1>coffer</h1>
+      {notice !== "" && action.error === undefined && (
+        <p class="notice" role="status">
+          {notice}
+        </p>
+      )}
       <form onSubmit={submit}>
         <label for="token">API token</label>
         <input
