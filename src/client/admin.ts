@@ -8,26 +8,8 @@ import type { AuditRecord } from "../core/audit.ts";
 import type { CofferClient } from "./client.ts";
 import { field, shapeError, str, whole } from "./shape.ts";
 
-/** A token as `GET /v1/tokens` lists it (never the token itself). */
-export interface ServerTokenInfo {
-  id: string;
-  name: string;
-  roles: string[];
-  createdAt: string;
-  createdBy: string;
-  expiresAt: string | null;
-  revokedAt: string | null;
-}
-
-/** A new token: its text (shown once) and what it is. */
-export interface ServerNewToken {
-  /** the token itself; print it once, store it nowhere */
-  token: string;
-  id: string;
-  name: string;
-  roles: string[];
-  expiresAt: string | null;
-}
+export type { ServerNewToken, ServerTokenInfo } from "./wire.ts";
+import type { ServerNewToken, ServerTokenInfo } from "./wire.ts";
 
 /** Which audit records {@link ServerAdmin.auditLog} asks for. */
 export interface ServerAuditQuery {

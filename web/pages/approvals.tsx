@@ -1,7 +1,8 @@
 /** Executions waiting for approval, among those the caller may read; each links to its page. */
 import { useSession } from "../session.ts";
 import { Show, useLoad } from "../ui.tsx";
-import { ExecutionList, type Execution } from "./runbooks.tsx";
+import { ExecutionList } from "./runbooks.tsx";
+import type { Execution } from "../../src/client/wire.ts";
 
 export function ApprovalsPage() {
   const { call } = useSession();

@@ -8,11 +8,10 @@ import { stream } from "../api.ts";
 import { link } from "../router.ts";
 import { useSession } from "../session.ts";
 import { ErrorNote, Show, Time, useAction, useLoad } from "../ui.tsx";
-import type { Execution } from "./runbooks.tsx";
+import { isFinalStatus, type Execution } from "../../src/client/wire.ts";
 
 /** The most output the page holds; the rest stays on the server (`coffer runbook output`). */
 const MAX_SHOWN = 1024 * 1024;
-const FINAL = new Set(["succeeded", "failed", "timed-out", "cancelled", "rejected", "interrupted", "expired"]);
 
 export function ExecutionPage({ id }: { id: string }) {
   const { call, token } = useSession();
@@ -81,7 +80,7 @@ export function ExecutionPage({ id }: { id: string }) {
                     Approve
                   </button>
                 )}
-                {!FINAL.has(e.status) && (
+                {!isFinalStatus(e.status) && (
                   <button type="button" class="danger" onClick={() => void act("cancel")} disabled={action.busy}>
                     {pending ? "Reject" : "Cancel"}
                   </button>

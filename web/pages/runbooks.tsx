@@ -6,36 +6,7 @@ import { useState } from "preact/hooks";
 import { go, link } from "../router.ts";
 import { useSession } from "../session.ts";
 import { ErrorNote, Show, Time, useAction, useLoad } from "../ui.tsx";
-
-interface RunbookInfo {
-  name: string;
-  description?: string;
-  valid: boolean;
-  problems?: string[];
-  approvals?: number;
-  isolation?: string;
-  timeoutMs?: number;
-  secrets?: string[];
-  params?: { name: string; required: boolean; pattern?: string | null; description?: string | null; default?: string | null }[];
-}
-
-/** An execution as the API shows it. */
-export interface Execution {
-  id: string;
-  runbook: string;
-  status: string;
-  exitCode: number | null;
-  signal: string | null;
-  by: string;
-  params: Record<string, string>;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-  outputBytes: number;
-  truncated: boolean;
-  approvalsRequired: number;
-  approvals: string[];
-}
+import type { Execution, RunbookInfo, ValidRunbook } from "../../src/client/wire.ts";
 
 export function RunbooksPage() {
   const { call } = useSession();
@@ -53,9 +24,9 @@ export function RunbooksPage() {
                 <li key={r.name} class="card">
                   <h2>
                     <a href={link(`/runbook/${r.name}`)}>{r.name}</a> {!r.valid && <span class="badge bad">invalid</span>}
-                    {(r.approvals ?? 0) > 0 && <span class="badge">needs {r.approvals} approval{r.approvals === 1 ? "" : "s"}</span>}
+                    {r.valid && r.approvals > 0 && <span class="badge">needs {r.approvals} approval{r.approvals === 1 ? "" : "s"}</span>}
                   </h2>
-                  {r.description !== undefined && <p>{r.description}</p>}
+                  {r.valid && <p>{r.description}</p>}
                 </li>
               ))}
             </ul>
@@ -84,22 +55,26 @@ export function RunbookPage({ name }: { name: string }) {
 }
 
 function RunForm({ runbook }: { runbook: RunbookInfo }) {
-  const { call } = useSession();
-  const params = runbook.params ?? [];
-  const [values, setValues] = useState<Record<string, string>>(Object.fromEntries(params.map((p) => [p.name, p.default ?? ""])));
-  const action = useAction();
   if (!runbook.valid) {
     return (
       <div class="error" role="alert">
         <p>This runbook's file is invalid and cannot run:</p>
         <ul>
-          {(runbook.problems ?? []).map((p) => (
+          {runbook.problems.map((p) => (
             <li key={p}>{p}</li>
           ))}
         </ul>
       </div>
     );
   }
+  return <ValidRunForm runbook={runbook} />;
+}
+
+function ValidRunForm({ runbook }: { runbook: ValidRunbook }) {
+  const { call } = useSession();
+  const { params } = runbook;
+  const [values, setValues] = useState<Record<string, string>>(Object.fromEntries(params.map((p) => [p.name, p.default ?? ""])));
+  const action = useAction();
   const submit = (e: Event): void => {
     e.preventDefault();
     void action.run(async () => {
@@ -110,10 +85,10 @@ function RunForm({ runbook }: { runbook: RunbookInfo }) {
   };
   return (
     <form class="card" onSubmit={submit}>
-      {runbook.description !== undefined && <p>{runbook.description}</p>}
+      <p>{runbook.description}</p>
       <p class="muted">
-        Secrets: {(runbook.secrets ?? []).join(", ") || "none"} · isolation: {runbook.isolation ?? "none"}
-        {(runbook.approvals ?? 0) > 0 && ` · needs ${runbook.approvals} approval(s) before it runs`}
+        Secrets: {runbook.secrets.join(", ") || "none"} · isolation: {runbook.isolation}
+        {runbook.approvals > 0 && ` · needs ${runbook.approvals} approval(s) before it runs`}
       </p>
       {params.map((p) => (
         <div key={p.name}>

@@ -2,30 +2,14 @@
 import { useState } from "preact/hooks";
 import { useSession } from "../session.ts";
 import { ConfirmButton, ErrorNote, Show, Time, useAction, useLoad } from "../ui.tsx";
-
-interface TokenInfo {
-  id: string;
-  name: string;
-  roles: string[];
-  createdAt: string;
-  createdBy: string;
-  expiresAt: string | null;
-  revokedAt: string | null;
-}
-
-interface NewToken {
-  token: string;
-  id: string;
-  name: string;
-  expiresAt: string | null;
-}
+import type { ServerNewToken, ServerTokenInfo } from "../../src/client/wire.ts";
 
 export function TokensPage() {
   const { call } = useSession();
-  const tokens = useLoad(() => call<{ tokens: TokenInfo[] }>("GET", "/v1/tokens"), []);
-  const [created, setCreated] = useState<NewToken | undefined>(undefined);
+  const tokens = useLoad(() => call<{ tokens: ServerTokenInfo[] }>("GET", "/v1/tokens"), []);
+  const [created, setCreated] = useState<ServerNewToken | undefined>(undefined);
   const action = useAction();
-  const revoke = (t: TokenInfo) =>
+  const revoke = (t: ServerTokenInfo) =>
     action.run(async () => {
       await call("DELETE", `/v1/tokens/${encodeURIComponent(t.id)}`);
       tokens.reload();
@@ -88,7 +72,7 @@ export function TokensPage() {
   );
 }
 
-function CreateToken({ onCreated }: { onCreated: (t: NewToken) => void }) {
+function CreateToken({ onCreated }: { onCreated: (t: ServerNewToken) => void }) {
   const { call, self } = useSession();
   // The roles one may grant are those one holds; root may grant any role the server has.
   const roles = useLoad(async () => {
@@ -102,7 +86,7 @@ function CreateToken({ onCreated }: { onCreated: (t: NewToken) => void }) {
   const submit = (e: Event): void => {
     e.preventDefault();
     void action.run(async () => {
-      const t = await call<NewToken>("POST", "/v1/tokens", { name: name.trim(), roles: chosen, ...(ttl.trim() !== "" && { ttl: ttl.trim() }) });
+      const t = await call<ServerNewToken>("POST", "/v1/tokens", { name: name.trim(), roles: chosen, ...(ttl.trim() !== "" && { ttl: ttl.trim() }) });
       setName("");
       setChosen([]);
       onCreated(t);
@@ -137,7 +121,7 @@ function CreateToken({ onCreated }: { onCreated: (t: NewToken) => void }) {
 }
 
 /** The new token, shown this once: Copy puts it on the clipboard; Done forgets it. */
-function ShownOnce({ token, onDismiss }: { token: NewToken; onDismiss: () => void }) {
+function ShownOnce({ token, onDismiss }: { token: ServerNewToken; onDismiss: () => void }) {
   const [copied, setCopied] = useState<string>("");
   const copy = (): void => {
     navigator.clipboard.writeText(token.token).then(
