@@ -120,3 +120,26 @@ export function useAction(): { busy: boolean; error: unknown; run: (fn: () => Pr
   }, []);
   return { busy, error, run, clear: () => setError(undefined) };
 }
+
+/**
+ * A table in a horizontally scrolling box (so a narrow screen never scrolls the page), with a
+ * header row; a header given as "" is an unlabelled actions column, named for screen readers.
+ */
+export function Table({ head, class: className, children }: { head: string[]; class?: string; children: ComponentChildren }) {
+  return (
+    <div class="scroll">
+      <table class={className}>
+        <thead>
+          <tr>
+            {head.map((h, i) => (
+              <th key={i} scope="col">
+                {h === "" ? <span class="sr-only">Actions</span> : h}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{children}</tbody>
+      </table>
+    </div>
+  );
+}

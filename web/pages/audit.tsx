@@ -4,7 +4,7 @@
  */
 import { useState } from "preact/hooks";
 import { useSession } from "../session.ts";
-import { ErrorNote, Show, Time, useAction, useLoad } from "../ui.tsx";
+import { ErrorNote, Show, Time, useAction, useLoad, Table } from "../ui.tsx";
 
 interface AuditRecord {
   seq: number;
@@ -87,37 +87,23 @@ export function AuditPage() {
           records.length === 0 ? (
             <p class="muted">No records match.</p>
           ) : (
-            <div class="scroll">
-              <table class="audit">
-                <thead>
-                  <tr>
-                    <th scope="col">#</th>
-                    <th scope="col">When</th>
-                    <th scope="col">Subject</th>
-                    <th scope="col">Action</th>
-                    <th scope="col">Name</th>
-                    <th scope="col">Detail</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {records.map((r) => (
-                    <tr key={r.seq}>
-                      <td>{r.seq}</td>
-                      <td>
-                        <Time at={r.at} />
-                      </td>
-                      <td class="wrap">{r.actor}</td>
-                      <td>{r.action}</td>
-                      <td class="wrap">
-                        {r.name ?? ""}
-                        {r.version !== null && ` v${r.version}`}
-                      </td>
-                      <td class="wrap detail">{r.detail === null ? "" : JSON.stringify(r.detail)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <Table head={["#", "When", "Subject", "Action", "Name", "Detail"]} class="audit">
+              {records.map((r) => (
+                <tr key={r.seq}>
+                  <td>{r.seq}</td>
+                  <td>
+                    <Time at={r.at} />
+                  </td>
+                  <td class="wrap">{r.actor}</td>
+                  <td>{r.action}</td>
+                  <td class="wrap">
+                    {r.name ?? ""}
+                    {r.version !== null && ` v${r.version}`}
+                  </td>
+                  <td class="wrap detail">{r.detail === null ? "" : JSON.stringify(r.detail)}</td>
+                </tr>
+              ))}
+            </Table>
           )
         }
       </Show>

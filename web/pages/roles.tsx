@@ -37,6 +37,18 @@ function parseRules(text: string): { rules: Rule[] } | { problem: string } {
   return rules.length === 0 ? { problem: "give at least one rule" } : { rules };
 }
 
+function Rules({ rules }: { rules: Rule[] }) {
+  return (
+    <ul class="rules">
+      {rules.map((rule) => (
+        <li key={ruleText(rule)}>
+          <code>{ruleText(rule)}</code>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
 export function RolesPage() {
   const { call } = useSession();
   const roles = useLoad(() => call<{ roles: RoleView[] }>("GET", "/v1/roles"), []);
@@ -57,13 +69,7 @@ export function RolesPage() {
                   <a href={link(`/role/${r.name}`)}>{r.name}</a>{" "}
                   <span class="badge">{r.managedBy === "config" ? "managed by config" : `v${r.version ?? "?"}`}</span>
                 </h2>
-                <ul class="rules">
-                  {r.rules.map((rule) => (
-                    <li key={ruleText(rule)}>
-                      <code>{ruleText(rule)}</code>
-                    </li>
-                  ))}
-                </ul>
+                <Rules rules={r.rules} />
               </li>
             ))}
           </ul>
@@ -95,13 +101,7 @@ function ExistingRole({ name }: { name: string }) {
             r.managedBy === "config" ? (
               <>
                 <p class="muted">Managed by the server's config file: change it there. The API cannot.</p>
-                <ul class="rules">
-                  {r.rules.map((rule) => (
-                    <li key={ruleText(rule)}>
-                      <code>{ruleText(rule)}</code>
-                    </li>
-                  ))}
-                </ul>
+                <Rules rules={r.rules} />
               </>
             ) : (
               <>

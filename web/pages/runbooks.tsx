@@ -5,7 +5,7 @@
 import { useState } from "preact/hooks";
 import { go, link } from "../router.ts";
 import { useSession } from "../session.ts";
-import { ErrorNote, Show, Time, useAction, useLoad } from "../ui.tsx";
+import { ErrorNote, Show, Time, useAction, useLoad, Table } from "../ui.tsx";
 import type { Execution, RunbookInfo, ValidRunbook } from "../../src/client/wire.ts";
 
 export function RunbooksPage() {
@@ -118,36 +118,23 @@ function ValidRunForm({ runbook }: { runbook: ValidRunbook }) {
 export function ExecutionList({ executions }: { executions: Execution[] }) {
   if (executions.length === 0) return <p class="muted">No executions yet.</p>;
   return (
-    <div class="scroll">
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">Execution</th>
-            <th scope="col">Runbook</th>
-            <th scope="col">Status</th>
-            <th scope="col">By</th>
-            <th scope="col">Requested</th>
-          </tr>
-        </thead>
-        <tbody>
-          {executions.map((e) => (
-            <tr key={e.id}>
-              <td>
-                <a href={link(`/execution/${e.id}`)}>{e.id.slice(0, 8)}</a>
-              </td>
-              <td>{e.runbook}</td>
-              <td>
-                <span class={`status ${e.status}`}>{e.status}</span>
-                {e.exitCode !== null && ` (exit ${e.exitCode})`}
-              </td>
-              <td class="wrap">{e.by}</td>
-              <td>
-                <Time at={e.createdAt} />
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <Table head={["Execution", "Runbook", "Status", "By", "Requested"]}>
+      {executions.map((e) => (
+        <tr key={e.id}>
+          <td>
+            <a href={link(`/execution/${e.id}`)}>{e.id.slice(0, 8)}</a>
+          </td>
+          <td>{e.runbook}</td>
+          <td>
+            <span class={`status ${e.status}`}>{e.status}</span>
+            {e.exitCode !== null && ` (exit ${e.exitCode})`}
+          </td>
+          <td class="wrap">{e.by}</td>
+          <td>
+            <Time at={e.createdAt} />
+          </td>
+        </tr>
+      ))}
+    </Table>
   );
 }

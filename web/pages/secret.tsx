@@ -7,7 +7,7 @@ import { useState } from "preact/hooks";
 import { secretPath } from "../api.ts";
 import { go, link } from "../router.ts";
 import { useSession } from "../session.ts";
-import { ConfirmButton, ErrorNote, Show, Time, useAction, useLoad } from "../ui.tsx";
+import { ConfirmButton, ErrorNote, Show, Time, useAction, useLoad, Table } from "../ui.tsx";
 import type { SecretInfo } from "./secrets.tsx";
 
 interface VersionInfo {
@@ -103,41 +103,27 @@ export function SecretPage({ name }: { name: string }) {
       <h2>Versions</h2>
       <Show loaded={versions}>
         {({ versions: list }) => (
-          <div class="scroll">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Version</th>
-                  <th scope="col">Written by</th>
-                  <th scope="col">When</th>
-                  <th scope="col">
-                    <span class="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {[...list].reverse().map((v) => (
-                  <tr key={v.version}>
-                    <td>
-                      v{v.version}
-                      {v.current && <span class="badge">current</span>}
-                    </td>
-                    <td class="wrap">{v.createdBy}</td>
-                    <td>
-                      <Time at={v.createdAt} />
-                    </td>
-                    <td>
-                      {!v.current && (
-                        <button type="button" onClick={() => void rollback(v.version)} disabled={action.busy} aria-label={`Roll back to version ${v.version}`}>
-                          Roll back
-                        </button>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table head={["Version", "Written by", "When", ""]}>
+            {[...list].reverse().map((v) => (
+              <tr key={v.version}>
+                <td>
+                  v{v.version}
+                  {v.current && <span class="badge">current</span>}
+                </td>
+                <td class="wrap">{v.createdBy}</td>
+                <td>
+                  <Time at={v.createdAt} />
+                </td>
+                <td>
+                  {!v.current && (
+                    <button type="button" onClick={() => void rollback(v.version)} disabled={action.busy} aria-label={`Roll back to version ${v.version}`}>
+                      Roll back
+                    </button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </Table>
         )}
       </Show>
     </section>

@@ -1,7 +1,7 @@
 /** API tokens: the list (never the tokens), create with roles and a TTL (shown once, with Copy), revoke. */
 import { useState } from "preact/hooks";
 import { useSession } from "../session.ts";
-import { ConfirmButton, ErrorNote, Show, Time, useAction, useLoad } from "../ui.tsx";
+import { ConfirmButton, ErrorNote, Show, Time, useAction, useLoad, Table } from "../ui.tsx";
 import type { ServerNewToken, ServerTokenInfo } from "../../src/client/wire.ts";
 
 export function TokensPage() {
@@ -28,44 +28,29 @@ export function TokensPage() {
       <ErrorNote error={action.error} />
       <Show loaded={tokens}>
         {({ tokens: list }) => (
-          <div class="scroll">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Roles</th>
-                  <th scope="col">Made by</th>
-                  <th scope="col">Expires</th>
-                  <th scope="col">
-                    <span class="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {list.map((t) => (
-                  <tr key={t.id} class={t.revokedAt !== null ? "revoked" : undefined}>
-                    <td class="wrap">
-                      {t.name} <span class="muted">{t.id}</span>
-                    </td>
-                    <td class="wrap">{t.roles.join(", ")}</td>
-                    <td class="wrap">{t.createdBy}</td>
-                    <td>
-                      <Time at={t.expiresAt} />
-                    </td>
-                    <td>
-                      {t.revokedAt !== null ? (
-                        <span class="muted">
-                          revoked <Time at={t.revokedAt} />
-                        </span>
-                      ) : (
-                        <ConfirmButton label="Revoke" question={`Revoke ${t.name}?`} confirm="Revoke token" onConfirm={() => void revoke(t)} disabled={action.busy} />
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <Table head={["Name", "Roles", "Made by", "Expires", ""]}>
+            {list.map((t) => (
+              <tr key={t.id} class={t.revokedAt !== null ? "revoked" : undefined}>
+                <td class="wrap">
+                  {t.name} <span class="muted">{t.id}</span>
+                </td>
+                <td class="wrap">{t.roles.join(", ")}</td>
+                <td class="wrap">{t.createdBy}</td>
+                <td>
+                  <Time at={t.expiresAt} />
+                </td>
+                <td>
+                  {t.revokedAt !== null ? (
+                    <span class="muted">
+                      revoked <Time at={t.revokedAt} />
+                    </span>
+                  ) : (
+                    <ConfirmButton label="Revoke" question={`Revoke ${t.name}?`} confirm="Revoke token" onConfirm={() => void revoke(t)} disabled={action.busy} />
+                  )}
+                </td>
+              </tr>
+            ))}
+          </Table>
         )}
       </Show>
     </section>
