@@ -141,7 +141,7 @@ const ROLE_RULE = {
   required: ["path", "capabilities"],
   properties: {
     path: { type: "string", minLength: 1, maxLength: 300 },
-    capabilities: { type: "array", minItems: 1, maxItems: 7, uniqueItems: true, items: { type: "string", maxLength: 16 } },
+    capabilities: { type: "array", minItems: 1, maxItems: 8, uniqueItems: true, items: { type: "string", maxLength: 16 } },
   },
 } as const;
 /** The body of `PUT /v1/roles/{name}`: the role's rules, replacing those it had. */
