@@ -210,7 +210,7 @@ test("Policy: refuses to redefine root, unknown capabilities and bad patterns, n
   assert.throws(() => new Policy({ root: [] }), { code: "E_CONFIG", message: /role "root" is built in/ });
   assert.throws(
     () => new Policy({ r: [{ path: "a", capabilities: ["read"] }, { path: "b", capabilities: ["admin" as "read"] }] }),
-    { code: "E_CONFIG", message: /unknown capability "admin" \(role "r", rule 2\): capabilities are read, list, write, delete, purge, run, approve/ },
+    { code: "E_CONFIG", message: /unknown capability "admin" \(role "r", rule 2\): capabilities are read, list, write, delete, purge, rotate, run, approve/ },
   );
   assert.throws(() => new Policy({ r: [{ path: "a/../b", capabilities: ["read"] }] }), {
     code: "E_CONFIG",
