@@ -530,7 +530,7 @@ test("roles: runbook:NAME rules with run and approve; a capability on the wrong 
     configError(() => parse(bad)),
     `${F}: 3 problems:\n` +
       `  ${F}:4: role "ops" rule 1 (runbook:cdn-*): write does not apply to runbooks; a runbook: rule grants read, run, approve\n` +
-      `  ${F}:8: role "ops" rule 2 (app/*): run applies only to runbooks (runbook:NAME); secret names take read, list, write, delete, purge; system paths read, list, write, delete\n` +
+      `  ${F}:8: role "ops" rule 2 (app/*): run applies only to runbooks (runbook:NAME); secret names take read, list, write, delete, purge, rotate; system paths read, list, write, delete\n` +
       `  ${F}:9: role "ops" rule 3 path "runbook:a/b": a runbook pattern is one segment: runbook names have no '/'; a rule path is a system path (sys:tokens, sys:audit, sys:metrics, sys:roles), runbook:NAME (a glob over runbook names, e.g. runbook:*, runbook:cdn-*) or '/'-separated segments of letters, digits, '_', '.', '-' and '*', where '*' is one whole segment, '**' (a whole segment) is any number of segments (a trailing '/**' at least one) and '*' inside a segment stays within it (e.g. app/*, app/**, db/api-*/password)`,
   );
   assert.match(configError(() => parse("", { COFFER_ROLES: "x: [{ path: 'sys:audit', capabilities: [approve] }]" })), /^COFFER_ROLES:1: role "x" rule 1 \(sys:audit\): approve applies only to runbooks/);
