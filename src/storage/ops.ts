@@ -261,6 +261,8 @@ export function* purge(
   const row = yield* get<{ latest: number }>("DELETE FROM secrets WHERE name = ? RETURNING latest", name);
   if (row === undefined) return undefined;
   const versions = yield* run("DELETE FROM versions WHERE name = ?", name);
+  // its rotation policy goes too: a purged name is unknown, and no schedule may bring it back
+  if (d.rotationLocks) yield* run("DELETE FROM rotations WHERE name = ?", name);
   yield* appendAudit(d, [{ actor, action, name, version: null, detail: normalizeDetail({ versions, ...auditDetail }) }]);
   return { versions, version: row.latest };
 }

@@ -285,7 +285,7 @@ export interface ServerStorage {
    */
   remove(name: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<{ version: number } | undefined>;
   /**
-   * Destroys a secret, live or removed: every version and its row, with audit record
+   * Destroys a secret, live or removed: every version, its row and its rotation policy, with audit record
    * `secret.purge` (detail gets `versions`, the count; never a value), in one transaction. The
    * name is then unknown, as if never written. SQLite zeroes the freed pages (secure_delete) and
    * checkpoints its WAL afterwards; PostgreSQL leaves dead tuples until VACUUM (docs/security.md).

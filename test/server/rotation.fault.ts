@@ -18,6 +18,8 @@ import { tempDir } from "../helpers.ts";
 import { callAt, TEST_ROLES } from "./harness.ts";
 
 const CHILD = join(import.meta.dirname, "rotation-crash-child.ts");
+// polls are many: the rate limits are out of the way
+const YAML = `${TEST_ROLES}\nrateLimit: { requests: 1000000, window: 1m, ipRequests: 10000000 }\n`;
 
 async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
   const end = Date.now() + ms;
@@ -35,8 +37,8 @@ async function crashDuringApply(t: TestContext, kind: "idempotent" | "not-idempo
   const dataDir = join(base, "data");
   const configFile = join(base, "server.yml");
   const marker = join(base, "applied");
-  writeFileSync(configFile, TEST_ROLES);
-  const config = parseServerConfig(TEST_ROLES, configFile, {}, { listen: "127.0.0.1:0" });
+  writeFileSync(configFile, YAML);
+  const config = parseServerConfig(YAML, configFile, {}, { listen: "127.0.0.1:0" });
   const { rootToken } = await initServer(dataDir, config);
   const child = spawn(process.execPath, [CHILD, dataDir, configFile, marker, kind], { stdio: ["ignore", "pipe", "inherit"] });
   t.after(() => child.exitCode === null && child.kill("SIGKILL"));

@@ -11,7 +11,8 @@ import { CofferError } from "../../src/errors.ts";
 import { retryAt } from "../../src/rotation/engine.ts";
 import { startTestServer, TEST_ROLES, type TestServer } from "./harness.ts";
 
-const ROLES = `${TEST_ROLES}  rotator: [ { path: "app/**", capabilities: [read, list, write, rotate] } ]\n`;
+// polls are many: the rate limits are out of the way
+const ROLES = `${TEST_ROLES}  rotator: [ { path: "app/**", capabilities: [read, list, write, rotate] } ]\nrateLimit: { requests: 1000000, window: 1m, ipRequests: 10000000 }\n`;
 
 /** Fake targets, chosen by the postgres apply's role: `ok`, `fail`, `hold` (waits for release()). */
 function fakeTargets() {
@@ -117,6 +118,9 @@ test("rotation: a write, delete or purge while a rotation holds the secret gets 
   assert.equal(fake.applied[0]!.old, "before");
   assert.match(now.json.value, /^[0-9a-f]{40}$/);
   assert.equal((await s.call("PUT", "/v1/secrets/app/held", { token: s.rootToken, body: { value: "after" } })).status, 200);
+  // a purge, once the rotation ended, takes the policy with it: no schedule brings the name back
+  assert.equal((await s.call("POST", "/v1/purge/app/held", { token: s.rootToken })).status, 200);
+  assert.equal((await s.call("GET", "/v1/rotation/app/held", { token: s.rootToken })).status, 404);
 });
 
 test("rotation: a failing target leaves the version unchanged, counts the failure, shows lastError; the next success clears it", { timeout: 60_000 }, async (t) => {
