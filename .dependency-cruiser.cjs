@@ -8,7 +8,8 @@
  * The map, top to bottom (a folder may import those listed after its arrow, and errors.ts):
  *   cli       → everything
  *   agent     → deliver, providers, config, core
- *   server    → runbooks, storage, config, crypto, core
+ *   server    → rotation, runbooks, storage, config, crypto, core
+ *   rotation  → runbooks, storage, crypto, config, core (rotation policies, apply targets, the scheduler)
  *   runbooks  → storage, config, core (runbook files, the sandbox, executions)
  *   deliver   → providers, config, core
  *   config    → providers, core (the schema and the checkers use each provider's grammar)
@@ -21,13 +22,14 @@
  *   crypto    → core
  *   core      → (nothing of coffer but errors.ts)
  */
-const FOLDERS = ["agent", "cli", "client", "config", "core", "crypto", "deliver", "identity", "providers", "runbooks", "server", "sharing", "storage", "store"];
+const FOLDERS = ["agent", "cli", "client", "config", "core", "crypto", "deliver", "identity", "providers", "rotation", "runbooks", "server", "sharing", "storage", "store"];
 
 /** folder → the folders it may import (besides itself and the files at src/'s root) */
 const MAY_IMPORT = {
   cli: FOLDERS,
   agent: ["deliver", "providers", "config", "core"],
-  server: ["runbooks", "storage", "config", "crypto", "core"],
+  server: ["rotation", "runbooks", "storage", "config", "crypto", "core"],
+  rotation: ["runbooks", "storage", "crypto", "config", "core"],
   runbooks: ["storage", "config", "core"],
   deliver: ["providers", "config", "core"],
   config: ["providers", "core"],

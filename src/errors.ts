@@ -51,6 +51,7 @@ export const ERROR_CODES = {
   E_REPLACED: { exit: 9, http: 503, meaning: "the store file was replaced (restored) after this process opened it: open it again" },
   E_UNAVAILABLE: { exit: 11, http: 503, meaning: "the server cannot serve the request now (its audit log or database failed): nothing was done" },
   E_EXECUTION: { exit: 12, http: 409, meaning: "a runbook execution did not finish: it was cancelled, rejected, interrupted or expired (the status says which)" },
+  E_ROTATION: { exit: 13, http: 502, meaning: "a rotation failed: the new value could not be applied to its target (or tested there), so no version was written" },
 } as const satisfies Record<string, { exit: number; http: number; meaning: string }>;
 
 /** A stable error code; `switch (err.code)` narrows on it. */

@@ -105,3 +105,76 @@ export interface ServerNewToken {
   roles: string[];
   expiresAt: string | null;
 }
+
+/* ------------------------------------- rotation (§12) ------------------------------------- */
+
+/** The charsets a rotation (and `coffer set --generate`) generates from. */
+export type RotationCharset = "alnum" | "hex" | "base64" | "words";
+
+/** How a rotation makes its new value: `length` counts characters, or words for `words`. */
+export interface RotationGenerate {
+  charset: RotationCharset;
+  length: number;
+}
+
+/**
+ * How a new value reaches its target before it is stored: nothing (`null`: the value is only
+ * consumed, e.g. an HMAC key); a runbook run with `OLD_VALUE` and `NEW_VALUE` that must exit 0;
+ * or PostgreSQL, `ALTER ROLE role PASSWORD` over the admin connection string held in the secret
+ * `connection`, then a login as `role` with the new value.
+ */
+export type RotationApply = null | { runbook: string } | { postgres: { connection: string; role: string } };
+
+/** The body of `PUT /v1/rotation/{name}`. */
+export interface RotationPolicyBody {
+  /** a duration (`30d`, `12h`, `3s`): rotated that long after its last rotation; absent: only on demand */
+  every?: string;
+  generate: RotationGenerate;
+  apply?: RotationApply;
+}
+
+/**
+ * Where a secret's rotation stands: `ok` (the last one succeeded, or none yet), `rotating` (one
+ * holds the lock now), `failing` (the last attempt failed; it is retried with backoff),
+ * `unknown` (a runbook apply was cut off by a crash: a person must check the target).
+ */
+export type RotationState = "ok" | "rotating" | "failing" | "unknown";
+
+/** A secret's rotation policy and state: `GET /v1/rotation/{name}`, and each of `GET /v1/rotation`. */
+export interface RotationView {
+  name: string;
+  /** the period as given (`30d`), or null: only on demand */
+  every: string | null;
+  generate: RotationGenerate;
+  apply: RotationApply;
+  state: RotationState;
+  /** when it is due next (ISO 8601), or null without `every` */
+  nextAt: string | null;
+  /** true when `nextAt` has passed and it has not been rotated since */
+  due: boolean;
+  lastRotatedAt: string | null;
+  /** the last failure's one-line message (never a value), and when; null after a success */
+  lastError: string | null;
+  lastErrorAt: string | null;
+  /** failed attempts since the last success */
+  failures: number;
+  updatedAt: string;
+  updatedBy: string;
+}
+
+/** The answer of `POST /v1/rotation/{name}` (rotate now) when it succeeded. */
+export interface RotationResult {
+  name: string;
+  /** the new version, holding the new value */
+  version: number;
+  rotatedAt: string;
+}
+
+/**
+ * What revoking someone with rotation did: the secrets rotated (a new version each), and those
+ * left to rotate by hand, each with why (no rotation policy, or its apply failed).
+ */
+export interface RotationReport {
+  rotated: { name: string; version: number }[];
+  manual: { name: string; reason: string }[];
+}

@@ -8,7 +8,7 @@
  * kind become `{ error: { code, message }, requestId }` with the status of the code's row in
  * ERROR_CODES; a 403 says only what was refused, never whether the secret exists.
  */
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import rateLimit, { normalizeIP } from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
@@ -40,6 +40,9 @@ import type { RunbookCatalog } from "../runbooks/catalog.ts";
 import { ExecutionManager } from "../runbooks/executions.ts";
 import type { ServerStorage } from "../storage/types.ts";
 import type { TlsServerOptions } from "./tls.ts";
+import { rotationRoutes } from "./routes/rotation.ts";
+import { RotationEngine, type TargetFactory } from "../rotation/engine.ts";
+import { RotationScheduler } from "../rotation/scheduler.ts";
 
 /** What {@link buildServer} needs. */
 export interface ServerDeps {
@@ -63,6 +66,18 @@ export interface ServerDeps {
   auditVerify?: AuditVerifierOptions;
   /** with `runbooks:` configured: the loaded runbooks, where executions get their directories, what a sandbox must not see */
   runbooks?: { catalog: RunbookCatalog; baseDir: string; hide: string[] };
+  /** rotation (docs/design.md §12): the apply targets, and in tests shorter leases and polls */
+  rotation?: RotationOptions;
+}
+
+/** How rotation runs on this instance. */
+export interface RotationOptions {
+  /** makes the target of a policy's `apply`; absent: only policies without apply rotate */
+  targets?: TargetFactory;
+  /** the rotation lease (default 60 s) */
+  leaseMs?: number;
+  /** the scheduler's longest sleep (default 5 s) */
+  pollMs?: number;
 }
 
 /**
@@ -115,6 +130,27 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     observe: metrics.executionObserver(),
     ...(deps.logger !== false && { log: deps.logger }),
   });
+
+  const rotationEngine = new RotationEngine({
+    storage,
+    sealer,
+    ...(deps.rotation?.targets !== undefined && { targets: deps.rotation.targets }),
+    ...(deps.rotation?.leaseMs !== undefined && { leaseMs: deps.rotation.leaseMs }),
+    instanceId: randomBytes(8).toString("hex"),
+    publish: (name, version, at) => void changes.publish({ name, version, action: "write", at }),
+    observe: { rotated: () => metrics.rotations.inc(), failed: (_name, state) => metrics.rotationFailures.inc({ state }) },
+    ...(deps.logger !== false && { log: deps.logger }),
+  });
+  let overdue = 0;
+  metrics.overdueRotations = () => overdue;
+  const rotationScheduler = new RotationScheduler({
+    engine: rotationEngine,
+    list: () => storage.listRotations(),
+    ...(deps.rotation?.pollMs !== undefined && { pollMs: deps.rotation.pollMs }),
+    overdue: (n) => (overdue = n),
+    ...(deps.logger !== false && { log: deps.logger }),
+  });
+  parts.rotation = { engine: rotationEngine, scheduler: rotationScheduler, overdue: () => overdue > 0 };
 
   const app = Fastify({
     ...(deps.https !== undefined && { https: deps.https }),
@@ -248,12 +284,16 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     auditRoutes(api, parts);
     devLoginRoute(api, parts);
     runbookRoutes(api, parts);
+    rotationRoutes(api, parts);
   });
   await executions?.start();
+  rotationScheduler.start();
 
   app.addHook("onClose", async () => {
     // Running scripts are stopped (their groups killed) and recorded `interrupted` before the storage closes.
     await executions?.close();
+    rotationEngine.close();
+    await rotationScheduler.close();
     parts.auth.close();
     roles.close();
     await parts.audit.drain();

@@ -14,7 +14,7 @@ import { ServerConfigCheck, type LOG_LEVELS } from "./config-check.ts";
 export { KNOWN_WEAK_JWT_SECRETS, weakSecretRule } from "./weak-secrets.ts";
 
 /** What a role rule grants on the paths it matches. */
-export type Capability = "read" | "list" | "write" | "delete" | "purge" | "run" | "approve";
+export type Capability = "read" | "list" | "write" | "delete" | "purge" | "rotate" | "run" | "approve";
 
 /** A pino level name. */
 export type LogLevel = (typeof LOG_LEVELS)[number];

@@ -22,6 +22,7 @@ import type { LimitMode } from "./rate-limit-store.ts";
 import type { ServerStorage } from "../storage/types.ts";
 import { certificatePrincipal, clientCertificate } from "./tls.ts";
 import type { RunbookParts } from "./routes/runbooks.ts";
+import type { RotationParts } from "./routes/rotation.ts";
 
 /** Policy paths of runbooks: `runbook:NAME`. */
 const RUNBOOK_PREFIX = "runbook:";
@@ -47,6 +48,8 @@ export interface ServerParts {
   version: string;
   /** the runbooks and their executions, when `runbooks:` is configured */
   runbooks?: RunbookParts;
+  /** the rotation engine and scheduler (docs/design.md §12) */
+  rotation?: RotationParts;
 }
 
 /** What a route adds to an audit record besides the action and the result. */
@@ -112,7 +115,7 @@ export function registerRequestContext(app: FastifyInstance, parts: ServerParts)
 }
 
 /** The routes whose failed authentication is audited: every one that reads or changes something. */
-const AUDITED_AUTH_FAILURES = ["/v1/secrets", "/v1/rollback", "/v1/purge", "/v1/tokens", "/v1/roles", "/v1/audit", "/v1/runbooks", "/v1/executions"];
+const AUDITED_AUTH_FAILURES = ["/v1/secrets", "/v1/rollback", "/v1/purge", "/v1/tokens", "/v1/roles", "/v1/audit", "/v1/runbooks", "/v1/executions", "/v1/rotation"];
 
 /**
  * The caller: a bearer credential when one is sent (on mutual TLS, on top of the client

@@ -53,6 +53,20 @@ export class ServerMetrics {
     collect: () => this.executionsRunning.set(this.runningExecutions()),
   });
   readonly truncations = this.#counter("coffer_runbook_output_truncations_total", "runbook executions whose output went past its outputLimit, by runbook", ["runbook"]);
+  readonly rotations = this.#counter("coffer_rotations_total", "secrets rotated (a new version stored), by this instance", []);
+  readonly rotationFailures = this.#counter(
+    "coffer_rotation_failures_total",
+    "rotations that stored no version, by state: failing (retried with backoff) or unknown (a person must check the target)",
+    ["state"],
+  );
+  /** how many rotations are overdue, as the scheduler last counted */
+  overdueRotations = (): number => 0;
+  readonly rotationOverdue: Gauge = new Gauge({
+    name: "coffer_rotation_overdue",
+    help: "rotation policies overdue (past their time by a minute, failing, or unknown)",
+    registers: [this.registry],
+    collect: () => this.rotationOverdue.set(this.overdueRotations()),
+  });
   #state = () => ({ limitMode: "local", changesHealthy: true });
 
   constructor() {

@@ -28,9 +28,12 @@ export const SYSTEM_PATHS = ["sys:tokens", "sys:audit", "sys:metrics", "sys:role
 export const RUNBOOK_PATH_PREFIX = "runbook:";
 
 /** The capabilities a rule may grant. */
-export const CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete", "purge", "run", "approve"];
-/** What a rule may grant on secret names: also `purge`, to destroy every version (never implied by `delete`). */
-export const SECRET_CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete", "purge"];
+export const CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete", "purge", "rotate", "run", "approve"];
+/**
+ * What a rule may grant on secret names: also `purge`, to destroy every version (never implied by
+ * `delete`), and `rotate`, to set a secret's rotation policy and rotate it (docs/design.md §12).
+ */
+export const SECRET_CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete", "purge", "rotate"];
 /** What a rule may grant on system paths. */
 export const SYSTEM_CAPABILITIES: readonly Capability[] = ["read", "list", "write", "delete"];
 /** What a rule may grant on runbooks: see it (and its history), run it, approve its executions. */

@@ -54,7 +54,32 @@ const TOKEN_INFO = { type: "object", properties: { id: STRING, name: STRING, rol
 export const TOKEN_LIST_SCHEMA = { type: "object", properties: { tokens: { type: "array", items: TOKEN_INFO } } } as const;
 export const TOKEN_ID_PARAMS = { type: "object", properties: { id: { type: "string", pattern: "^[0-9a-f]{16}$" } } } as const;
 export interface TokenIdParams { id: string }
-export const REVOKED_SCHEMA = { type: "object", properties: { id: STRING, revoked: { type: "boolean" } } } as const;
+const NAME_VERSIONS = { type: "array", items: { type: "object", properties: { name: STRING, version: { type: "integer" } } } } as const;
+const NAME_REASONS = { type: "array", items: { type: "object", properties: { name: STRING, reason: STRING } } } as const;
+/** A revocation's answer; with `?rotate=true` also what was rotated and what is left to rotate by hand. */
+export const REVOKED_SCHEMA = { type: "object", properties: { id: STRING, revoked: { type: "boolean" }, rotated: NAME_VERSIONS, manual: NAME_REASONS } } as const;
+/** `?rotate=true` of a revocation. */
+export const REVOKE_QUERY = { type: "object", additionalProperties: false, properties: { rotate: { type: "string", enum: ["true", "false"] } } } as const;
+export interface RevokeQuery { rotate?: "true" | "false" }
+
+const NULLABLE_STRING = { type: ["string", "null"] } as const;
+const APPLY_VIEW = { anyOf: [{ type: "null" }, { type: "object", additionalProperties: true }] } as const;
+/** A rotation policy and where it stands (client/wire.ts RotationView). */
+export const ROTATION_VIEW_SCHEMA = {
+  type: "object",
+  properties: {
+    name: STRING, every: NULLABLE_STRING,
+    generate: { type: "object", properties: { charset: STRING, length: { type: "integer" } } },
+    apply: APPLY_VIEW, state: STRING, nextAt: NULLABLE_STRING, due: { type: "boolean" }, lastRotatedAt: NULLABLE_STRING,
+    lastError: NULLABLE_STRING, lastErrorAt: NULLABLE_STRING, failures: { type: "integer" }, updatedAt: STRING, updatedBy: STRING,
+  },
+} as const;
+export const ROTATION_LIST_SCHEMA = { type: "object", properties: { rotations: { type: "array", items: ROTATION_VIEW_SCHEMA } } } as const;
+export const ROTATION_RESULT_SCHEMA = { type: "object", properties: { name: STRING, version: { type: "integer" }, rotatedAt: STRING } } as const;
+export const ROTATION_DELETED_SCHEMA = { type: "object", properties: { name: STRING, deleted: { type: "boolean" } } } as const;
+/** `?due=true` of `GET /v1/rotation`. */
+export const ROTATION_LIST_QUERY = { type: "object", additionalProperties: false, properties: { due: { type: "string", enum: ["true", "false"] } } } as const;
+export interface RotationListQuery { due?: "true" | "false" }
 
 export const DEV_LOGIN_BODY = { type: "object", additionalProperties: false, required: ["roles"], properties: { subject: { type: "string", maxLength: 64 }, roles: ROLES_BODY } } as const;
 export interface DevLoginBody { subject?: string; roles: string[] }
@@ -91,7 +116,7 @@ export const VERIFY_QUERY = { type: "object", additionalProperties: false, prope
 export interface VerifyQuery { full?: "true" | "false" }
 export const VERIFY_SCHEMA = { type: "object", properties: { ok: { type: "boolean" }, records: INTEGER, fromCheckpoint: INTEGER, brokenAt: INTEGER, reason: STRING } } as const;
 
-export const HEALTH_SCHEMA = { type: "object", properties: { status: STRING, storage: STRING, rateLimit: STRING, changes: STRING, version: STRING } } as const;
+export const HEALTH_SCHEMA = { type: "object", properties: { status: STRING, storage: STRING, rateLimit: STRING, changes: STRING, rotation: STRING, version: STRING } } as const;
 
 /** A runbook's or an execution's name in a URL (checked again by the route: one segment, the name rule). */
 export const RUNBOOK_PARAMS = { type: "object", properties: { name: { type: "string", maxLength: 256 } } } as const;
@@ -141,7 +166,7 @@ const ROLE_RULE = {
   required: ["path", "capabilities"],
   properties: {
     path: { type: "string", minLength: 1, maxLength: 300 },
-    capabilities: { type: "array", minItems: 1, maxItems: 7, uniqueItems: true, items: { type: "string", maxLength: 16 } },
+    capabilities: { type: "array", minItems: 1, maxItems: 8, uniqueItems: true, items: { type: "string", maxLength: 16 } },
   },
 } as const;
 /** The body of `PUT /v1/roles/{name}`: the role's rules, replacing those it had. */

@@ -15,7 +15,7 @@ import type { FastifyInstance } from "fastify";
 import { pino, type Logger } from "pino";
 import { CofferError, problemList } from "../errors.ts";
 import { assertPrivate, createPrivateFile, ensurePrivateDir } from "../core/fs-secure.ts";
-import { buildServer } from "./app.ts";
+import { buildServer, type RotationOptions } from "./app.ts";
 import { createChangeBus, type ChangeBus } from "./changes.ts";
 import { loadTlsOptions, reloadOnSighup } from "./tls.ts";
 import { connectLimitRedis } from "./rate-limit-store.ts";
@@ -144,6 +144,8 @@ export interface StartOptions {
   logger?: Logger | false;
   /** with tls: re-read the certificate files on SIGHUP (the CLI sets it; one per process) */
   reloadOnSighup?: boolean;
+  /** rotation's apply targets (and, in tests, shorter leases and polls) */
+  rotation?: RotationOptions;
 }
 
 /**
@@ -182,6 +184,7 @@ export async function startServer(options: StartOptions): Promise<RunningServer>
     app = await buildServer({
       config, storage, masterKey, logger, version: SERVER_VERSION, changes,
       ...(https !== undefined && { https }), ...(redis !== undefined && { redis }), ...(runbooks !== undefined && { runbooks }),
+      ...(options.rotation !== undefined && { rotation: options.rotation }),
     });
     masterKey.fill(0);
     if (config.devLogin) log?.warn("devLogin is on: POST /dev-login gives tokens without credentials; never use it in production");

@@ -35,6 +35,11 @@ export type Op<T> = Generator<Query, T, unknown>;
 export interface Dialect {
   /** a local store's `secrets` has `rotation_s` */
   rotation: boolean;
+  /**
+   * the database has `rotations` (a server's, issue 15): a write, delete or purge of a secret
+   * whose rotation lease is held (or whose sealed candidate waits) is refused in its transaction
+   */
+  rotationLocks: boolean;
   /** appended to the read of a secret's row in a write: PostgreSQL locks it (`FOR UPDATE`) */
   forUpdate: string;
   /** taken before the chain's tail is read (PostgreSQL's advisory lock), or none */
@@ -151,6 +156,7 @@ export function* write(d: Dialect, request: OpWriteRequest): Op<{ version: numbe
   const sql = writeSql(d);
   for (;;) {
     const row = yield* get<{ latest: number }>(sql.read, name);
+    yield* refuseDuringRotation(d, name, request.rotationHolder);
     const latest = row?.latest ?? 0;
     if (ifVersion !== undefined && ifVersion !== latest) {
       throw new CofferError("E_CONFLICT", `secret "${name}" is at version ${latest}, not ${ifVersion}: someone else wrote it; read it again and retry`);
@@ -164,6 +170,25 @@ export function* write(d: Dialect, request: OpWriteRequest): Op<{ version: numbe
     if (row !== undefined) yield* run(sql.update, version, description, ...rotation, now, actor, name);
     const [audit] = yield* appendAudit(d, [{ at: now, actor, action: request.action ?? "secret.write", name, version, detail }]);
     return { version, audit: audit! };
+  }
+}
+
+/**
+ * Refuses (E_CONFLICT) a change of `name` while a rotation holds its lease or its sealed candidate
+ * waits to be stored (docs/design.md §12), unless the change is that rotation's own write
+ * (`holder`). Run inside the change's transaction: PostgreSQL locks the rotation's row to the
+ * commit, so a claim (a conditional UPDATE of that row) waits for it, and a change waits for a
+ * claim; an applied value is never overwritten.
+ */
+export function* refuseDuringRotation(d: Dialect, name: string, holder?: string): Op<void> {
+  if (!d.rotationLocks) return;
+  const r = yield* get<{ lease_holder: string | null; lease_until: string | null; candidate_version: number | null }>(
+    `SELECT lease_holder, lease_until, candidate_version FROM rotations WHERE name = ?${d.forUpdate}`, name,
+  );
+  if (r === undefined || (holder !== undefined && r.lease_holder === holder)) return;
+  const leased = r.lease_holder !== null && r.lease_until !== null && r.lease_until > new Date().toISOString();
+  if (leased || r.candidate_version !== null) {
+    throw new CofferError("E_CONFLICT", `secret ${name}: rotation in progress; retry when it ends`);
   }
 }
 
@@ -210,6 +235,7 @@ export function* remove(
 ): Op<{ version: number } | undefined> {
   checkActor("remove", actor);
   const detail = normalizeDetail(auditDetail);
+  yield* refuseDuringRotation(d, name);
   const now = new Date().toISOString();
   const row = yield* get<{ latest: number }>(
     "UPDATE secrets SET deleted_at = ?, updated_at = ?, updated_by = ? WHERE name = ? AND deleted_at IS NULL RETURNING latest", now, now, actor, name,
@@ -231,9 +257,12 @@ export function* purge(
   d: Dialect, name: string, actor: string, auditDetail: Record<string, unknown> | null, action = "secret.purge",
 ): Op<{ versions: number; version: number } | undefined> {
   checkActor("purge", actor);
+  yield* refuseDuringRotation(d, name);
   const row = yield* get<{ latest: number }>("DELETE FROM secrets WHERE name = ? RETURNING latest", name);
   if (row === undefined) return undefined;
   const versions = yield* run("DELETE FROM versions WHERE name = ?", name);
+  // its rotation policy goes too: a purged name is unknown, and no schedule may bring it back
+  if (d.rotationLocks) yield* run("DELETE FROM rotations WHERE name = ?", name);
   yield* appendAudit(d, [{ actor, action, name, version: null, detail: normalizeDetail({ versions, ...auditDetail }) }]);
   return { versions, version: row.latest };
 }

@@ -126,6 +126,29 @@ CREATE TABLE coffer_roles (
   updated_by TEXT NOT NULL
 );
 `,
+  // 3 → 4: rotation policies (issue 15), as sqlite-schema.ts's ROTATIONS.
+  `
+CREATE TABLE coffer_rotations (
+  name                 TEXT COLLATE "C" PRIMARY KEY,
+  every                TEXT,
+  every_ms             BIGINT CHECK (every_ms IS NULL OR every_ms > 0),
+  generate             TEXT NOT NULL,
+  apply                TEXT,
+  state                TEXT NOT NULL,
+  next_at              TEXT COLLATE "C",
+  last_rotated_at      TEXT COLLATE "C",
+  last_error           TEXT,
+  last_error_at        TEXT COLLATE "C",
+  failures             INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),
+  updated_at           TEXT COLLATE "C" NOT NULL,
+  updated_by           TEXT NOT NULL,
+  lease_holder         TEXT COLLATE "C",
+  lease_until          TEXT COLLATE "C",
+  candidate_version    INTEGER,
+  candidate_nonce      BYTEA,
+  candidate_ciphertext BYTEA
+);
+`,
 ];
 
 if (1 + POSTGRES_MIGRATIONS.length !== SCHEMA_VERSION.server) {

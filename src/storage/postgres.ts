@@ -48,6 +48,7 @@ export async function openPostgresStorage(url: string, options: PostgresStorageO
 
 const D: ops.Dialect = {
   rotation: false,
+  rotationLocks: true,
   forUpdate: " FOR UPDATE",
   auditLock: `SELECT pg_advisory_xact_lock(${AUDIT_LOCK}::bigint)`,
   runbookLock: `SELECT pg_advisory_xact_lock(${RUNBOOK_LOCK_CLASS}, hashtext(?))`,
@@ -66,7 +67,7 @@ function translate(sql: string, named: boolean): { text: string; name?: string }
   let t = translated.get(sql);
   if (t === undefined) {
     let n = 0;
-    const text = sql.replace(/\?/g, () => `$${++n}`).replace(/\b(FROM|INTO|UPDATE|JOIN)\s+(meta|secrets|versions|audit|tokens|executions|execution_approvals|execution_output|instances|roles)\b/g, "$1 coffer_$2");
+    const text = sql.replace(/\?/g, () => `$${++n}`).replace(/\b(FROM|INTO|UPDATE|JOIN)\s+(meta|secrets|versions|audit|tokens|executions|execution_approvals|execution_output|instances|roles|rotations)\b/g, "$1 coffer_$2");
     t = named ? { text, name: `coffer_q${translated.size}` } : { text };
     translated.set(sql, t);
   }

@@ -1,12 +1,13 @@
 /**
  * The storage seam over either driver (docs/design.md §7): {@link ServerStorage}'s methods, once,
- * as operations of `ops.ts`, `ops-executions.ts` and `ops-roles.ts` handed to a driver's runner, which runs reads
+ * as operations of `ops.ts`, `ops-executions.ts`, `ops-roles.ts` and `ops-rotations.ts` handed to a driver's runner, which runs reads
  * on a connection and changes in one transaction each.
  */
 import { secretInfoFromRow, verifyAuditPages } from "./checks.ts";
 import * as ops from "./ops.ts";
 import * as exec from "./ops-executions.ts";
 import * as roles from "./ops-roles.ts";
+import * as rot from "./ops-rotations.ts";
 import type { ServerStorage, StorageDriverName } from "./types.ts";
 
 /** How a driver runs an operation of ops.ts; `what` names it in error messages. */
@@ -66,6 +67,15 @@ export function storageOver(driver: StorageDriverName, storeId: Buffer, d: ops.D
     putRole: (name, rules, actor, detail) => r.tx("writing a role", () => roles.putRole(d, name, rules, actor, detail)),
     deleteRole: (name, actor, detail) => r.tx("deleting a role", () => roles.deleteRole(d, name, actor, detail)),
     rolesVersion: () => r.read("reading the roles version", () => roles.rolesVersion()),
+    putRotation: (policy, actor, detail) => r.tx("writing a rotation policy", () => rot.putRotation(d, policy, actor, detail)),
+    getRotation: (name) => r.read("reading a rotation", () => rot.getRotation(name)),
+    listRotations: () => r.read("listing rotations", () => rot.listRotations()),
+    deleteRotation: (name, actor, detail) => r.tx("deleting a rotation policy", () => rot.deleteRotation(d, name, actor, detail)),
+    claimRotation: (name, holder, until, mode) => r.tx("claiming a rotation", () => rot.claimRotation(name, holder, until, mode)),
+    renewRotation: (name, holder, until) => r.tx("renewing a rotation lease", () => rot.renewRotation(name, holder, until), false),
+    storeRotationCandidate: (name, holder, seal) => r.tx("storing a rotation candidate", () => rot.storeRotationCandidate(d, name, holder, seal)),
+    finishRotation: (name, holder, actor, detail) => r.tx("storing a rotated secret", () => rot.finishRotation(d, name, holder, actor, detail)),
+    failRotation: (name, holder, failure) => r.tx("recording a failed rotation", () => rot.failRotation(d, name, holder, failure)),
     appendAudit: (entries) => r.tx("appending to the audit log", () => ops.appendAudit(d, entries), false),
     auditLog: (options = {}) => r.read("reading the audit log", () => ops.auditLog(d, options)),
     // A page per statement, checked as it comes and yielding between pages: a long chain is

@@ -188,13 +188,39 @@ const ROLES = `CREATE TABLE roles (
   updated_by TEXT NOT NULL
 ) STRICT`;
 
+// Rotation policies of a server's secrets (issue 15), a server database's from schema 4, keyed
+// by the secret's name: the period (as written, and in ms), the generator and the apply target
+// (JSON), where it stands, the lease of the one instance rotating it now (holder and until,
+// claimed with a conditional UPDATE), and the candidate sealed for the version it will become
+// (kept before apply, so a crash between apply and write loses nothing: ops-rotations.ts).
+const ROTATIONS = `CREATE TABLE rotations (
+  name                 TEXT PRIMARY KEY,
+  every                TEXT,
+  every_ms             INTEGER CHECK (every_ms IS NULL OR every_ms > 0),
+  generate             TEXT NOT NULL,
+  apply                TEXT,
+  state                TEXT NOT NULL,
+  next_at              TEXT,
+  last_rotated_at      TEXT,
+  last_error           TEXT,
+  last_error_at        TEXT,
+  failures             INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),
+  updated_at           TEXT NOT NULL,
+  updated_by           TEXT NOT NULL,
+  lease_holder         TEXT,
+  lease_until          TEXT,
+  candidate_version    INTEGER,
+  candidate_nonce      BLOB,
+  candidate_ciphertext BLOB
+) STRICT`;
+
 /**
  * The schema of each kind, by version: entry 0 creates version 1, entry i brings version i to
  * i+1. SQLite records the version in `user_version` (0 counts as 1).
  */
 export const SCHEMA: Record<SqliteKind, readonly (readonly string[])[]> = {
   store: [[META, STORE_KEYS, secretsTable(true), VERSIONS, AUDIT], SHARING],
-  server: [[META, secretsTable(false), VERSIONS, AUDIT, ...TOKENS], EXECUTIONS, [ROLES]],
+  server: [[META, secretsTable(false), VERSIONS, AUDIT, ...TOKENS], EXECUTIONS, [ROLES], [ROTATIONS]],
 };
 
 /** The schema version this coffer writes, per kind. */

@@ -33,7 +33,7 @@ import type { AuditInput, AuditLogOptions, ServerStorage, StoredVersion, StoredV
 type CurrentRow = [number, Uint8Array, Uint8Array, string, string, string | null];
 
 const DIALECT: Record<SqliteKind, ops.Dialect> = Object.fromEntries((["store", "server"] as const).map((kind) => [kind, {
-  rotation: kind === "store", forUpdate: "", auditLock: null, runbookLock: null, auditChunk: 1, tokenOrder: "rowid", noLimit: -1, maxVersion: Number.MAX_SAFE_INTEGER,
+  rotation: kind === "store", rotationLocks: kind === "server", forUpdate: "", auditLock: null, runbookLock: null, auditChunk: 1, tokenOrder: "rowid", noLimit: -1, maxVersion: Number.MAX_SAFE_INTEGER,
 }])) as Record<SqliteKind, ops.Dialect>;
 
 const PRAGMAS = "PRAGMA synchronous = FULL; PRAGMA secure_delete = ON; PRAGMA trusted_schema = OFF;";

@@ -93,6 +93,8 @@ export interface WriteRequest {
   auditDetail: Record<string, unknown> | null;
   /** the audit action (default `secret.write`; the server's rollback writes `secret.rollback`) */
   action?: string;
+  /** the rotation lease this write belongs to: lets it through while that lease is held (§12) */
+  rotationHolder?: string;
 }
 
 /** How {@link ServerStorage.verifyAudit} reads the chain. */
@@ -198,6 +200,52 @@ export interface StoredRole {
   updatedBy: string;
 }
 
+/** Where a secret's rotation stands (docs/design.md §12). */
+export type StoredRotationState = "ok" | "rotating" | "failing" | "unknown";
+
+/** A rotation policy as the server checked it, to store (issue 15). */
+export interface RotationPolicyInput {
+  name: string;
+  /** the period as written (`30d`), or null: only on demand */
+  every: string | null;
+  /** the period in milliseconds, or null */
+  everyMs: number | null;
+  /** the generator, e.g. `{charset: "alnum", length: 32}` (stored as JSON) */
+  generate: { charset: string; length: number };
+  /** the apply target, e.g. `{runbook: "x"}`, or null (stored as JSON) */
+  apply: unknown;
+}
+
+/** A secret's rotation policy and where it stands, as stored. */
+export interface StoredRotation extends RotationPolicyInput {
+  state: StoredRotationState;
+  /** ISO 8601 UTC; null without `every` */
+  nextAt: string | null;
+  lastRotatedAt: string | null;
+  /** one line, never a value */
+  lastError: string | null;
+  lastErrorAt: string | null;
+  failures: number;
+  updatedAt: string;
+  updatedBy: string;
+  /** who holds the lease (an instance's rotation attempt) and until when, or null */
+  leaseHolder: string | null;
+  leaseUntil: string | null;
+  /** the sealed candidate waiting to be stored as version `version`, or null */
+  candidate: (SealedValue & { version: number }) | null;
+}
+
+/** How a rotation ended without a new version: recorded by {@link ServerStorage.failRotation}. */
+export interface RotationFailure {
+  /** `failing` (retried at `nextAt`) or `unknown` (a person must check the target) */
+  state: "failing" | "unknown";
+  /** one line, never a value */
+  error: string;
+  nextAt: string | null;
+  /** the audit record `secret.rotate` (its actor and detail; the driver adds action, name) */
+  audit: { actor: string; detail: Record<string, unknown> | null };
+}
+
 /** Which storage holds the server's state. */
 export type StorageDriverName = "sqlite" | "postgres";
 
@@ -237,7 +285,7 @@ export interface ServerStorage {
    */
   remove(name: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<{ version: number } | undefined>;
   /**
-   * Destroys a secret, live or removed: every version and its row, with audit record
+   * Destroys a secret, live or removed: every version, its row and its rotation policy, with audit record
    * `secret.purge` (detail gets `versions`, the count; never a value), in one transaction. The
    * name is then unknown, as if never written. SQLite zeroes the freed pages (secure_delete) and
    * checkpoints its WAL afterwards; PostgreSQL leaves dead tuples until VACUUM (docs/security.md).
@@ -331,6 +379,49 @@ export interface ServerStorage {
   deleteRole(name: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<boolean>;
   /** A number that grows on every change to the roles (0 before the first): one cheap read. */
   rolesVersion(): Promise<number>;
+
+  /**
+   * Creates or replaces a secret's rotation policy with audit record `rotation.set`, in one
+   * transaction. Its state is kept; `nextAt` becomes the last rotation (or now) + `everyMs`.
+   */
+  putRotation(policy: RotationPolicyInput, actor: string, auditDetail: Record<string, unknown> | null): Promise<StoredRotation>;
+  /** The rotation of `name`, or undefined. */
+  getRotation(name: string): Promise<StoredRotation | undefined>;
+  /** Every rotation, by name. */
+  listRotations(): Promise<StoredRotation[]>;
+  /**
+   * Deletes a rotation policy with audit record `rotation.delete`.
+   * @returns false when there is none
+   * @throws CofferError E_CONFLICT while a rotation of it is in progress
+   */
+  deleteRotation(name: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<boolean>;
+  /**
+   * Claims the rotation lease of `name` for `holder` until `until` with one conditional UPDATE,
+   * when it is free (no holder, or the lease expired) and: `mode` `now` — no candidate waits;
+   * `due` — also `nextAt` has passed; `recover` — a candidate waits. Of several instances, one wins.
+   * @returns the rotation as claimed, or undefined when it was not free (or does not exist)
+   */
+  claimRotation(name: string, holder: string, until: string, mode: "now" | "due" | "recover"): Promise<StoredRotation | undefined>;
+  /** Extends `holder`'s lease; false when it no longer holds it. */
+  renewRotation(name: string, holder: string, until: string): Promise<boolean>;
+  /**
+   * Seals the candidate for the version it will become (latest + 1, passed to `seal`) and keeps
+   * it under `holder`'s lease, before apply.
+   * @returns that version
+   * @throws CofferError E_CONFLICT when `holder` no longer holds the lease
+   */
+  storeRotationCandidate(name: string, holder: string, seal: (version: number) => SealedValue): Promise<number>;
+  /**
+   * Writes the candidate as the new version (audit `secret.rotate`, `auditDetail`), clears it,
+   * sets state `ok`, `nextAt` = now + every, and releases the lease, in one transaction.
+   * @throws CofferError E_CONFLICT when `holder` does not hold the lease or no candidate waits
+   */
+  finishRotation(name: string, holder: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<{ version: number; rotatedAt: string; audit: AuditRecord }>;
+  /**
+   * Records a failed (or unknown) rotation: drops the candidate, releases `holder`'s lease, counts
+   * the failure and appends its audit record, in one transaction. False when `holder` lost the lease.
+   */
+  failRotation(name: string, holder: string, failure: RotationFailure): Promise<boolean>;
 
   /** Appends records to the audit chain in one transaction, in order. */
   appendAudit(entries: readonly AuditInput[]): Promise<AuditRecord[]>;

@@ -199,7 +199,7 @@ test("env overrides beat the file and name the variable in errors", () => {
   );
   assert.equal(configError(() => parse("", { COFFER_RATE_LIMIT_REQUESTS: "-3" })), "COFFER_RATE_LIMIT_REQUESTS: must be a positive whole number");
   assert.equal(configError(() => parse("", { COFFER_RATE_LIMIT_WINDOW: "soon" })), "COFFER_RATE_LIMIT_WINDOW: must be a duration: a whole number with a unit ms, s, m, h, d or w, e.g. 500ms, 30s, 12h, 2w");
-  assert.equal(configError(() => parse("", { COFFER_ROLES: "x: [{ path: a, capabilities: [fly] }]" })), `COFFER_ROLES:1: role "x" rule 1 capability "fly" is unknown; capabilities: read, list, write, delete, purge, run, approve`);
+  assert.equal(configError(() => parse("", { COFFER_ROLES: "x: [{ path: a, capabilities: [fly] }]" })), `COFFER_ROLES:1: role "x" rule 1 capability "fly" is unknown; capabilities: read, list, write, delete, purge, rotate, run, approve`);
   assert.match(configError(() => parse("", { COFFER_ROLES: "{ a: " })), /^COFFER_ROLES:1: YAML: /);
   assert.equal(configError(() => parse("", { COFFER_DATABASE: "mysql://u:hunter2@db" })), "COFFER_DATABASE: must be a postgres:// or postgresql:// URL");
   assert.equal(configError(() => parse("", { COFFER_JWT_SECRET: STRONG })), "server.yml: 2 problems:\n  jwt needs issuer (COFFER_JWT_ISSUER): the iss tokens must carry\n  jwt needs audience (COFFER_JWT_AUDIENCE): the aud tokens must carry");
@@ -250,10 +250,10 @@ test("roles: glob validation", () => {
     [`{ path: ".env", capabilities: [read] }`, /must start with a letter or digit/],
     [`{ path: "sys:root", capabilities: [read] }`, /not a known system path/],
     [`{ path: "${"a".repeat(257)}", capabilities: [read] }`, /longer than 256 characters/],
-    [`{ path: a, capabilities: [] }`, /rule 1 capabilities is empty; give at least one of read, list, write, delete, purge, run, approve/],
-    [`{ path: a, capabilities: [read, admin] }`, /capability "admin" is unknown; capabilities: read, list, write, delete, purge, run, approve/],
+    [`{ path: a, capabilities: [] }`, /rule 1 capabilities is empty; give at least one of read, list, write, delete, purge, rotate, run, approve/],
+    [`{ path: a, capabilities: [read, admin] }`, /capability "admin" is unknown; capabilities: read, list, write, delete, purge, rotate, run, approve/],
     [`{ path: a, capabilities: [read, read] }`, /capability "read" is listed twice/],
-    [`{ path: a, capabilities: read }`, /capabilities must be a list of read, list, write, delete, purge, run, approve, got the string "read"/],
+    [`{ path: a, capabilities: read }`, /capabilities must be a list of read, list, write, delete, purge, rotate, run, approve, got the string "read"/],
     [`{ path: a }`, /rule 1 needs capabilities/],
     [`{ capabilities: [read] }`, /rule 1 needs path/],
     [`{ path: a, capabilities: [read], deny: true }`, /unknown key "deny" in role "r" rule 1; allowed: path, capabilities/],
@@ -530,7 +530,7 @@ test("roles: runbook:NAME rules with run and approve; a capability on the wrong 
     configError(() => parse(bad)),
     `${F}: 3 problems:\n` +
       `  ${F}:4: role "ops" rule 1 (runbook:cdn-*): write does not apply to runbooks; a runbook: rule grants read, run, approve\n` +
-      `  ${F}:8: role "ops" rule 2 (app/*): run applies only to runbooks (runbook:NAME); secret names take read, list, write, delete, purge; system paths read, list, write, delete\n` +
+      `  ${F}:8: role "ops" rule 2 (app/*): run applies only to runbooks (runbook:NAME); secret names take read, list, write, delete, purge, rotate; system paths read, list, write, delete\n` +
       `  ${F}:9: role "ops" rule 3 path "runbook:a/b": a runbook pattern is one segment: runbook names have no '/'; a rule path is a system path (sys:tokens, sys:audit, sys:metrics, sys:roles), runbook:NAME (a glob over runbook names, e.g. runbook:*, runbook:cdn-*) or '/'-separated segments of letters, digits, '_', '.', '-' and '*', where '*' is one whole segment, '**' (a whole segment) is any number of segments (a trailing '/**' at least one) and '*' inside a segment stays within it (e.g. app/*, app/**, db/api-*/password)`,
   );
   assert.match(configError(() => parse("", { COFFER_ROLES: "x: [{ path: 'sys:audit', capabilities: [approve] }]" })), /^COFFER_ROLES:1: role "x" rule 1 \(sys:audit\): approve applies only to runbooks/);

@@ -6,7 +6,7 @@ import { Writable } from "node:stream";
 import type { TestContext } from "node:test";
 import { tempDir } from "../helpers.ts";
 import { parseServerConfig } from "../../src/server/config.ts";
-import { initServer, startServer, type RunningServer } from "../../src/server/server.ts";
+import { initServer, startServer, type RunningServer, type StartOptions } from "../../src/server/server.ts";
 import type { ServerConfig } from "../../src/server/config.ts";
 
 export interface TestServer {
@@ -71,7 +71,7 @@ roles:
 `;
 
 /** Starts a server whose config is `yaml` (default: {@link TEST_ROLES}) and `listen` on port 0. */
-export async function startTestServer(t: TestContext, yaml = TEST_ROLES, env: NodeJS.ProcessEnv = {}, options: { reloadOnSighup?: boolean } = {}): Promise<TestServer> {
+export async function startTestServer(t: TestContext, yaml = TEST_ROLES, env: NodeJS.ProcessEnv = {}, options: Pick<StartOptions, "reloadOnSighup" | "rotation"> = {}): Promise<TestServer> {
   const dataDir = `${tempDir(t, "coffer-server-")}/data`;
   const config = parseServerConfig(yaml, "test-server.yml", env, { listen: "127.0.0.1:0" });
   const init = await initServer(dataDir, config);
@@ -108,7 +108,7 @@ export async function startTestServer(t: TestContext, yaml = TEST_ROLES, env: No
 /** Two server instances on one fresh PostgreSQL database, sharing the master key (and Redis, when given). */
 export async function startTwoInstances(
   t: TestContext,
-  options: { redis?: string; yaml?: string } = {},
+  options: { redis?: string; yaml?: string; rotation?: StartOptions["rotation"] } = {},
 ): Promise<{ a: RunningServer; b: RunningServer; root: string; config: ServerConfig }> {
   const { copyFileSync } = await import("node:fs");
   const { freshDatabase } = await import("../services.ts");
@@ -121,9 +121,10 @@ export async function startTwoInstances(
   const init = await initServer(`${base}/a`, config);
   ensurePrivateDir(`${base}/b`);
   copyFileSync(`${base}/a/${MASTER_KEY_FILE}`, `${base}/b/${MASTER_KEY_FILE}`);
-  const a = await startServer({ dataDir: `${base}/a`, config, logger: false });
+  const rotation = options.rotation !== undefined ? { rotation: options.rotation } : {};
+  const a = await startServer({ dataDir: `${base}/a`, config, logger: false, ...rotation });
   t.after(() => a.close());
-  const b = await startServer({ dataDir: `${base}/b`, config, logger: false });
+  const b = await startServer({ dataDir: `${base}/b`, config, logger: false, ...rotation });
   t.after(() => b.close());
   return { a, b, root: init.rootToken, config };
 }

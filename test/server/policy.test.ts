@@ -156,8 +156,8 @@ test("Policy: unknown role names grant nothing, including names of Object.protot
 
 test("Policy: root holds every capability on every name (purge too) and system path", () => {
   for (const path of ["app/db/password", "x"]) {
-    assert.deepEqual(sorted(policy.capabilities([ROOT_ROLE], path)), ["delete", "list", "purge", "read", "write"], path);
-    assert.deepEqual(sorted(policy.capabilities(["nothing", ROOT_ROLE], path)), ["delete", "list", "purge", "read", "write"], path);
+    assert.deepEqual(sorted(policy.capabilities([ROOT_ROLE], path)), ["delete", "list", "purge", "read", "rotate", "write"], path);
+    assert.deepEqual(sorted(policy.capabilities(["nothing", ROOT_ROLE], path)), ["delete", "list", "purge", "read", "rotate", "write"], path);
     assert.equal(policy.allows([ROOT_ROLE], "purge", path), true);
   }
   for (const path of SYSTEM_PATHS) {
@@ -210,7 +210,7 @@ test("Policy: refuses to redefine root, unknown capabilities and bad patterns, n
   assert.throws(() => new Policy({ root: [] }), { code: "E_CONFIG", message: /role "root" is built in/ });
   assert.throws(
     () => new Policy({ r: [{ path: "a", capabilities: ["read"] }, { path: "b", capabilities: ["admin" as "read"] }] }),
-    { code: "E_CONFIG", message: /unknown capability "admin" \(role "r", rule 2\): capabilities are read, list, write, delete, purge, run, approve/ },
+    { code: "E_CONFIG", message: /unknown capability "admin" \(role "r", rule 2\): capabilities are read, list, write, delete, purge, rotate, run, approve/ },
   );
   assert.throws(() => new Policy({ r: [{ path: "a/../b", capabilities: ["read"] }] }), {
     code: "E_CONFIG",
@@ -287,7 +287,7 @@ test("capabilities of the wrong kind are refused at load: run/approve on secrets
   for (const [path, cap] of [["app/*", "run"], ["**", "approve"], ["sys:audit", "run"]] as const) {
     assert.throws(() => new Policy({ r: [{ path, capabilities: [cap] }] }), {
       code: "E_CONFIG",
-      message: new RegExp(`\\(role "r", rule 1\\): ${cap} applies only to runbooks \\(runbook:NAME\\); secret names take read, list, write, delete, purge; system paths read, list, write, delete`),
+      message: new RegExp(`\\(role "r", rule 1\\): ${cap} applies only to runbooks \\(runbook:NAME\\); secret names take read, list, write, delete, purge, rotate; system paths read, list, write, delete`),
     });
   }
   for (const cap of ["list", "write", "delete", "purge"] as const) {

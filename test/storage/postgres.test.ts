@@ -304,10 +304,10 @@ test("postgres: a version-1 database gains the execution tables on open, its dat
   await write(storage, "kept");
   await storage.close();
   const client = await sql(t, url);
-  await client.query("DROP TABLE coffer_executions, coffer_execution_approvals, coffer_execution_output, coffer_instances, coffer_roles");
+  await client.query("DROP TABLE coffer_executions, coffer_execution_approvals, coffer_execution_output, coffer_instances, coffer_roles, coffer_rotations");
   await client.query("UPDATE coffer_schema SET version = 1");
   const migrated = await open(t, url);
-  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: 3 }]);
+  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: 4 }]);
   assert.equal((await migrated.readCurrent("kept"))?.version, 1);
   const e = newExecution("after");
   await migrated.createExecution(e, executionAudit("runbook.start", "after", null));
@@ -321,12 +321,27 @@ test("postgres: a version-2 database gains the roles table on open, its data kep
   await write(storage, "kept");
   await storage.close();
   const client = await sql(t, url);
-  await client.query("DROP TABLE coffer_roles");
+  await client.query("DROP TABLE coffer_roles, coffer_rotations");
   await client.query("UPDATE coffer_schema SET version = 2");
   const migrated = await open(t, url);
-  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: 3 }]);
+  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: 4 }]);
   assert.equal((await migrated.readCurrent("kept"))?.version, 1);
   await migrated.putRole("dev", [{ path: "app/**", capabilities: ["read"] }], "token:alice", null);
   assert.equal((await migrated.getRole("dev"))?.version, 1);
+  assert.deepEqual(await migrated.verifyAudit(), { ok: true, records: 2 });
+});
+
+test("postgres: a version-3 database gains the rotations table on open, its data kept", async (t) => {
+  const { storage, url } = await fresh(t);
+  await write(storage, "kept");
+  await storage.close();
+  const client = await sql(t, url);
+  await client.query("DROP TABLE coffer_rotations");
+  await client.query("UPDATE coffer_schema SET version = 3");
+  const migrated = await open(t, url);
+  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: 4 }]);
+  assert.equal((await migrated.readCurrent("kept"))?.version, 1);
+  await migrated.putRotation({ name: "kept", every: "30d", everyMs: 30 * 86_400_000, generate: { charset: "hex", length: 32 }, apply: null }, "token:alice", null);
+  assert.equal((await migrated.getRotation("kept"))?.everyMs, 30 * 86_400_000);
   assert.deepEqual(await migrated.verifyAudit(), { ok: true, records: 2 });
 });

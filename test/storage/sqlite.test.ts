@@ -206,7 +206,7 @@ test("sqlite: the execution queries search an index, never scan the whole histor
     return (db.prepare(`EXPLAIN QUERY PLAN ${q.sql}`).all(...(q.params as string[])) as { detail: string }[])
       .map((p) => p.detail).filter((d) => /\bexecutions\b/.test(d)).join("; ");
   };
-  const d: ops.Dialect = { rotation: false, forUpdate: "", auditLock: null, runbookLock: null, auditChunk: 1, tokenOrder: "rowid", noLimit: -1, maxVersion: 1 };
+  const d: ops.Dialect = { rotation: false, rotationLocks: false, forUpdate: "", auditLock: null, runbookLock: null, auditChunk: 1, tokenOrder: "rowid", noLimit: -1, maxVersion: 1 };
   const byStatus = /^SEARCH executions USING (COVERING )?INDEX executions_by_status \(status=\?\)$/;
   assert.equal(plan(exec.listExecutions({ runbook: "a", before: "b", limit: 20 })), "SEARCH executions USING INDEX executions_by_runbook (runbook=? AND id<?)");
   assert.equal(plan(exec.getExecution(newExecution("a").id)), "SEARCH executions USING INDEX sqlite_autoindex_executions_1 (id=?)");

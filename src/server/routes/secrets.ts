@@ -162,7 +162,7 @@ export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
  * percent-encoding, so any `%` (an encoded `/` or `.` trying to slip past the name rule) is
  * refused, and so is everything the name rule refuses (`..`, empty segments, a leading `/`).
  */
-function secretPath(req: FastifyRequest, allowVersions: boolean, prefix = SECRETS_PREFIX): { name: string; versions: boolean } {
+export function secretPath(req: FastifyRequest, allowVersions: boolean, prefix = SECRETS_PREFIX): { name: string; versions: boolean } {
   const raw = (req.raw.url ?? "").split("?")[0] ?? "";
   let rest = raw.startsWith(prefix) ? raw.slice(prefix.length) : "";
   if (rest.includes("%")) {

@@ -21,6 +21,8 @@ export function systemRoutes(app: FastifyInstance, s: ServerParts): void {
       storage: s.storage.driver,
       rateLimit: limitMode === "redis" ? "shared (redis)" : limitMode === "local" ? "per instance" : "per instance: redis unreachable",
       changes: `${s.changes.kind}${changesHealthy ? "" : " (down: watchers poll)"}`,
+      // only whether: the counts are in the metrics, which need credentials
+      rotation: s.rotation?.overdue() === true ? "overdue" : "ok",
       version: s.version,
     };
   });

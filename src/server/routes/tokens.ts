@@ -13,7 +13,11 @@ import type { ServerParts } from "../context.ts";
 import type { ServerStorage } from "../../storage/types.ts";
 import { storeNewToken } from "../keys.ts";
 import { ROOT_ROLE } from "../policy.ts";
-import { DEV_LOGIN_BODY, NEW_TOKEN_SCHEMA, REVOKED_SCHEMA, SELF_SCHEMA, TOKEN_BODY, TOKEN_ID_PARAMS, TOKEN_LIST_SCHEMA, TOKEN_NAME_RE, type DevLoginBody, type TokenBody, type TokenIdParams } from "../schemas.ts";
+import {
+  DEV_LOGIN_BODY, NEW_TOKEN_SCHEMA, REVOKE_QUERY, REVOKED_SCHEMA, SELF_SCHEMA, TOKEN_BODY, TOKEN_ID_PARAMS, TOKEN_LIST_SCHEMA, TOKEN_NAME_RE,
+  type DevLoginBody, type RevokeQuery, type TokenBody, type TokenIdParams,
+} from "../schemas.ts";
+import { rotateWhatTokensRead } from "./leavers.ts";
 
 /** How long a dev-login token lives. */
 const DEV_LOGIN_TTL_S = 3600;
@@ -55,10 +59,12 @@ export function tokenRoutes(api: FastifyInstance, s: ServerParts): void {
     return { tokens: tokens.map(({ id, name, roles, createdAt, createdBy, expiresAt, revokedAt }) => ({ id, name, roles, createdAt, createdBy, expiresAt, revokedAt })) };
   });
 
-  api.delete<{ Params: TokenIdParams }>("/v1/tokens/:id", {
+  api.delete<{ Params: TokenIdParams; Querystring: RevokeQuery }>("/v1/tokens/:id", {
     schema: {
-      summary: "Revoke an API token at once; needs delete on sys:tokens, or be that token; a root token only by root",
+      summary: "Revoke an API token at once; needs delete on sys:tokens, or be that token; a root token only by root. " +
+        "?rotate=true: then rotate the secrets it and the tokens it made read (those you may rotate), listing the rest",
       params: TOKEN_ID_PARAMS,
+      querystring: REVOKE_QUERY,
       response: { 200: REVOKED_SCHEMA },
     },
   }, async (req) => {
@@ -77,7 +83,8 @@ export function tokenRoutes(api: FastifyInstance, s: ServerParts): void {
     }
     // Every instance (this one at once) drops the token from its cache and ends its watch streams.
     void s.changes.publishRevocation(id);
-    return { id, revoked: true };
+    if (req.query.rotate !== "true") return { id, revoked: true };
+    return { id, revoked: true, ...(await rotateWhatTokensRead(s, req, id)) };
   });
 
   /** Refuses a role that is malformed, not configured, or not held by a caller who is not root. */
