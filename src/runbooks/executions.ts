@@ -17,7 +17,8 @@ import { CofferError } from "../errors.ts";
 import type { AuditInput, ExecutionChange, ExecutionStatus, InstanceBeat, ServerStorage, StoredExecution } from "../storage/types.ts";
 import { FINAL_STATUSES } from "../storage/types.ts";
 import { MIN_MASK_LENGTH, tooShortToMask } from "../core/mask.ts";
-import type { Runbook } from "./definition.ts";
+import { envValueProblem } from "../core/names.ts";
+import { runbookEnvNameRule, type Runbook } from "./definition.ts";
 import { startExecution, type ExecutionResult, type RunningExecution } from "./executor.ts";
 
 /** How often an instance records that it is alive. */
@@ -58,6 +59,17 @@ export interface ExecutionDeps {
   observe?: ExecutionObserver;
   /** the server's log */
   log?: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
+}
+
+/** Options of {@link ExecutionManager.request}. */
+export interface RequestOptions {
+  /**
+   * Values given to the script as secrets besides the runbook's own (a rotation's `OLD_VALUE` and
+   * `NEW_VALUE`): env name → value. The manager copies them (and zeroes its copies when the
+   * execution ends); they are masked in the output like the runbook's secrets and stored nowhere
+   * else. Refused for a runbook that needs approvals: a pending execution could not hold them.
+   */
+  extraSecrets?: Readonly<Record<string, Uint8Array>>;
 }
 
 /** What the server's metrics hear about. */
@@ -142,11 +154,15 @@ export class ExecutionManager {
   /**
    * Asks for an execution of `runbook` with checked `params` (checkParams): pending approval when
    * it needs approvals, else started here at once.
-   * @throws CofferError E_CONFLICT when its concurrency is full or a secret it needs is missing
+   * @throws CofferError E_CONFLICT when its concurrency is full or a secret it needs is missing;
+   *   E_INVALID_VALUE for `extraSecrets` on a runbook that needs approvals, or whose names clash
+   *   with the runbook's variables or break the env-name rule, or whose values no environment can carry
    */
-  async request(runbook: Runbook, params: Record<string, string>, by: Requester): Promise<StoredExecution> {
+  async request(runbook: Runbook, params: Record<string, string>, by: Requester, options: RequestOptions = {}): Promise<StoredExecution> {
     if (this.#closed) throw new CofferError("E_UNAVAILABLE", "the server is shutting down; retry on another instance or later");
     const pending = runbook.approvals > 0;
+    const extra = options.extraSecrets ?? {};
+    checkExtraSecrets(runbook, extra);
     if (!pending) await this.#assertSecrets(runbook); // a missing secret refuses the request, not a failed run later
     const now = new Date();
     const id = newExecutionId(now.getTime());
@@ -161,8 +177,22 @@ export class ExecutionManager {
       auditOf(by.subject, "runbook.run", { id, runbook: runbook.name, params }, { ...by.detail, status, approvalsRequired: runbook.approvals }),
       pending ? undefined : (runbook.concurrency ?? undefined),
     );
-    if (!pending) this.#launch(execution, runbook);
+    if (!pending) {
+      // Copies the run zeroes at its end: the caller's buffers stay the caller's.
+      const copies = Object.fromEntries(Object.entries(extra).map(([env, v]) => [env, Buffer.from(v)]));
+      this.#launch(execution, runbook, copies);
+    }
     return execution;
+  }
+
+  /**
+   * The row of execution `id` once it has ended, when this instance runs it (its end recorded);
+   * otherwise the row as it is now.
+   * @throws CofferError E_NOT_FOUND when there is no such execution
+   */
+  async whenEnded(id: string): Promise<StoredExecution> {
+    await this.#local.get(id)?.done;
+    return this.#get(id);
   }
 
   /**
@@ -323,23 +353,23 @@ export class ExecutionManager {
   }
 
   /** Starts the process of a running execution row; its end is recorded whatever happens. */
-  #launch(execution: StoredExecution, runbook: Runbook): void {
+  #launch(execution: StoredExecution, runbook: Runbook, extra: Record<string, Buffer> = {}): void {
     const local: Local = { process: undefined, stopping: undefined, done: Promise.resolve() };
     this.#local.set(execution.id, local);
-    local.done = this.#run(execution, runbook, local)
+    local.done = this.#run(execution, runbook, local, extra)
       .catch((err: unknown) => this.#deps.log?.error({ err: (err as Error).message, execution: execution.id }, "runbook execution: recording its end failed"))
       .finally(() => this.#local.delete(execution.id));
   }
 
-  async #run(execution: StoredExecution, runbook: Runbook, local: Local): Promise<void> {
+  async #run(execution: StoredExecution, runbook: Runbook, local: Local, extra: Record<string, Buffer>): Promise<void> {
     const { storage } = this.#deps;
-    const values: Buffer[] = [];
+    const values: Buffer[] = Object.values(extra);
     const output = new OutputWriter(storage, execution.id, () => this.#notify(execution.id));
     let result: ExecutionResult;
     try {
-      const secrets: Record<string, Buffer> = {};
+      const secrets: Record<string, Buffer> = { ...extra };
       const files: Record<string, Buffer> = {};
-      const envs: string[] = [];
+      const envs: string[] = Object.keys(extra);
       for (const [target, from] of [[secrets, runbook.secrets], [files, runbook.files]] as const) {
         for (const [env, name] of Object.entries(from)) {
           const v = await this.#deps.readSecret(name);
@@ -397,6 +427,26 @@ export class ExecutionManager {
 
   #notify(id: string): void {
     for (const l of this.#outputListeners.get(id) ?? []) l();
+  }
+}
+
+/**
+ * Checks the extra secrets of a request (see {@link RequestOptions.extraSecrets}).
+ * @throws CofferError E_INVALID_VALUE naming the variable, never its value
+ */
+function checkExtraSecrets(runbook: Runbook, extra: Readonly<Record<string, Uint8Array>>): void {
+  const names = Object.keys(extra);
+  if (names.length === 0) return;
+  if (runbook.approvals > 0) {
+    throw new CofferError("E_INVALID_VALUE", `runbook "${runbook.name}" needs ${runbook.approvals} approval(s); values given with a request (${names.join(", ")}) cannot wait for approvals`);
+  }
+  const taken = new Set([...Object.keys(runbook.params), ...Object.keys(runbook.secrets), ...Object.keys(runbook.files)]);
+  for (const [env, v] of Object.entries(extra)) {
+    const rule = runbookEnvNameRule(env);
+    if (rule !== undefined) throw new CofferError("E_INVALID_VALUE", `the variable ${env} given with the request: ${rule}`);
+    if (taken.has(env)) throw new CofferError("E_INVALID_VALUE", `runbook "${runbook.name}" already sets ${env} (a param, secret or file); it cannot also be given with the request`);
+    const problem = envValueProblem(v);
+    if (problem !== undefined) throw new CofferError("E_INVALID_VALUE", `the variable ${env} given with the request: ${problem}`);
   }
 }
 

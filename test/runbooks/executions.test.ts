@@ -90,3 +90,13 @@ test("the requester's own principal cannot approve, whatever subject it comes as
   assert.equal(e.status, "pending-approval");
   await assert.rejects(manager.approve(e.id, runbook, { subject: "token:00000000000000aa", principal: "jwt:alice", detail: {} }), { code: "E_DENIED" });
 });
+
+test("values given with a request are refused under a name the runbook sets, or one that changes how programs run", async (t) => {
+  const { storage, manager } = await setup(t);
+  const runbook = parseRunbook("extra", "extra.yml", "description: extra\nrun: \"true\"\nsecrets:\n  PIN: short/one\n");
+  for (const env of ["PIN", "LD_PRELOAD", "COFFER_X", "1BAD"]) {
+    await assert.rejects(manager.request(runbook, {}, requester("rotation"), { extraSecrets: { [env]: Buffer.from("value-1234") } }), { code: "E_INVALID_VALUE" });
+  }
+  await assert.rejects(manager.request(runbook, {}, requester("rotation"), { extraSecrets: { NEW_VALUE: Buffer.from("a\0b") } }), { code: "E_INVALID_VALUE", message: /NUL/ });
+  assert.deepEqual(await storage.listExecutions({ runbook: "extra", limit: 10 }), [], "nothing was recorded");
+});
