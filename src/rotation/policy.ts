@@ -7,10 +7,11 @@
  */
 import { CofferError } from "../errors.ts";
 import { checkDuration, DURATION_GRAMMAR, DURATION_RULE } from "../core/durations.ts";
-import { isSecretName } from "../core/names.ts";
 import { CHARSETS } from "../crypto/generate.ts";
 import type { RunbookCatalog } from "../runbooks/catalog.ts";
 import type { RotationPolicyInput } from "../storage/types.ts";
+import type { RotationApply } from "../client/wire.ts";
+import { applyProblem } from "./targets.ts";
 
 /** The shortest period: a second (a rotation is a generate, an apply and a database write). */
 export const MIN_EVERY_MS = 1000;
@@ -18,11 +19,8 @@ export const MIN_EVERY_MS = 1000;
 export const MAX_EVERY_MS = 10 * 366 * 86_400_000;
 /** The most characters (or words) a generator makes, as crypto/generate.ts allows. */
 export const MAX_GENERATE_LENGTH = 4096;
-/** A role name of a PostgreSQL apply: PostgreSQL's identifier length, any characters (it is quoted by the driver). */
-const MAX_ROLE_LENGTH = 63;
-
-/** The apply targets a policy may name. */
-export type ApplySpec = null | { runbook: string } | { postgres: { connection: string; role: string } };
+/** The apply targets a policy may name (the API's shape, client/wire.ts). */
+export type ApplySpec = RotationApply;
 
 /** The body of `PUT /v1/rotation/{name}` as the schema let it through. */
 export interface RotationBody {
@@ -57,23 +55,9 @@ export function checkRotationBody(name: string, body: RotationBody, runbooks: Ru
 }
 
 function checkApply(name: string, apply: NonNullable<ApplySpec>, runbooks: RunbookCatalog | undefined): void {
-  if ("runbook" in apply) {
-    const entry = runbooks?.get(apply.runbook);
-    if (entry === undefined) {
-      throw invalid(runbooks === undefined ? "apply.runbook needs runbooks: configured on the server" : `no runbook ${JSON.stringify(apply.runbook)}`);
-    }
-    if (!entry.valid) throw invalid(`runbook ${JSON.stringify(apply.runbook)} is invalid; fix it first`);
-    if (entry.runbook.approvals > 0) {
-      throw invalid(`runbook ${JSON.stringify(apply.runbook)} needs approvals, so it cannot be an apply target (a rotation cannot wait for people)`);
-    }
-    return;
-  }
-  const { connection, role } = apply.postgres;
-  if (!isSecretName(connection)) throw invalid("apply.postgres.connection must be a secret name");
-  if (connection === name) throw invalid("apply.postgres.connection must be another secret than the one rotated");
-  if (typeof role !== "string" || role.length === 0 || role.length > MAX_ROLE_LENGTH || role.includes("\0")) {
-    throw invalid(`apply.postgres.role must be a role name of 1 to ${MAX_ROLE_LENGTH} characters`);
-  }
+  const why = applyProblem(apply, runbooks);
+  if (why !== undefined) throw invalid(why);
+  if ("postgres" in apply && apply.postgres.connection === name) throw invalid("apply.postgres.connection must be another secret than the one rotated");
 }
 
 /** The body's JSON schema (no other keys; the checks above do the rest). */

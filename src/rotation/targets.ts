@@ -29,28 +29,20 @@ export function targetFactory(deps: TargetDeps): TargetFactory {
 }
 
 /**
- * Checks a policy's `apply` as a request gave it (hostile): null, `{runbook: NAME}` naming a
- * runbook that can be a target now, or `{postgres: {connection, role}}`.
- * @returns the checked value, or a problem (one line) for a 400
+ * Why `apply` cannot be a target of this server now, or undefined when it can: a runbook that is
+ * missing, invalid, needs approvals or params (runbook-target.ts), a server without runbooks, or
+ * PostgreSQL settings that break a rule. For refusing a policy when it is set.
  */
-export function checkApply(apply: unknown, deps: TargetDeps): { apply: RotationApply } | { problem: string } {
-  if (apply === undefined || apply === null) return { apply: null };
-  if (typeof apply !== "object" || Array.isArray(apply)) return { problem: "apply must be null, {runbook: NAME} or {postgres: {connection, role}}" };
-  const keys = Object.keys(apply);
-  if (keys.length !== 1) return { problem: "apply takes exactly one of runbook or postgres" };
-  const a = apply as Record<string, unknown>;
-  if (keys[0] === "runbook") {
-    if (typeof a.runbook !== "string") return { problem: "apply.runbook must be a runbook name" };
-    if (deps.runbooks === undefined) return { problem: `apply.runbook: ${NO_RUNBOOKS}` };
-    const why = runbookTargetProblem(a.runbook, deps.runbooks.catalog);
-    return why === undefined ? { apply: { runbook: a.runbook } } : { problem: `apply.runbook: ${why}` };
+export function applyProblem(apply: NonNullable<RotationApply>, catalog: RunbookTargetDeps["catalog"] | undefined): string | undefined {
+  if ("runbook" in apply) {
+    if (catalog === undefined) return `apply.runbook: ${NO_RUNBOOKS}`;
+    const why = runbookTargetProblem(apply.runbook, catalog);
+    return why === undefined ? undefined : `apply.runbook: ${why}`;
   }
-  if (keys[0] === "postgres") {
-    try {
-      return { apply: { postgres: checkPostgresSettings(a.postgres) } };
-    } catch (err) {
-      return { problem: err instanceof CofferError ? err.message : "apply.postgres is not valid" };
-    }
+  try {
+    checkPostgresSettings(apply.postgres);
+    return undefined;
+  } catch (err) {
+    return err instanceof CofferError ? err.message : "apply.postgres is not valid";
   }
-  return { problem: `apply takes runbook or postgres, not ${JSON.stringify(keys[0]).slice(0, 40)}` };
 }

@@ -43,6 +43,7 @@ import type { TlsServerOptions } from "./tls.ts";
 import { rotationRoutes } from "./routes/rotation.ts";
 import { RotationEngine, type TargetFactory } from "../rotation/engine.ts";
 import { RotationScheduler } from "../rotation/scheduler.ts";
+import { targetFactory } from "../rotation/targets.ts";
 
 /** What {@link buildServer} needs. */
 export interface ServerDeps {
@@ -134,7 +135,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const rotationEngine = new RotationEngine({
     storage,
     sealer,
-    ...(deps.rotation?.targets !== undefined && { targets: deps.rotation.targets }),
+    targets: deps.rotation?.targets ?? targetFactory(executions === undefined || deps.runbooks === undefined ? {} : { runbooks: { catalog: deps.runbooks.catalog, executions } }),
     ...(deps.rotation?.leaseMs !== undefined && { leaseMs: deps.rotation.leaseMs }),
     instanceId: randomBytes(8).toString("hex"),
     publish: (name, version, at) => void changes.publish({ name, version, action: "write", at }),

@@ -1,19 +1,15 @@
 /** A policy's `apply` as a request gives it: checked (hostile input), then turned into its target. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { checkApply, targetFactory } from "../../src/rotation/targets.ts";
+import { applyProblem, targetFactory } from "../../src/rotation/targets.ts";
 
-test("checkApply: null or absent is no target; one of runbook or postgres; anything else is a problem", () => {
-  assert.deepEqual(checkApply(undefined, {}), { apply: null });
-  assert.deepEqual(checkApply(null, {}), { apply: null });
-  assert.deepEqual(checkApply({ postgres: { connection: "db/admin-url", role: "app" } }, {}), { apply: { postgres: { connection: "db/admin-url", role: "app" } } });
-  for (const bad of ["x", [], {}, { runbook: "a", postgres: {} }, { shell: "rm -rf /" }, { postgres: { connection: "../x", role: "app" } }, { postgres: { connection: "db/x", role: "" } }, { runbook: 3 }]) {
-    const r = checkApply(bad, {});
-    assert.ok("problem" in r, JSON.stringify(bad));
+test("applyProblem: postgres settings are checked; a runbook needs a server that runs runbooks", () => {
+  assert.equal(applyProblem({ postgres: { connection: "db/admin-url", role: "app" } }, undefined), undefined);
+  for (const bad of [{ connection: "../x", role: "app" }, { connection: "db/x", role: "" }, { connection: "db/x", role: "a\u0000b" }, { connection: "db/x", role: "r".repeat(64) }]) {
+    assert.ok(applyProblem({ postgres: bad }, undefined) !== undefined, JSON.stringify(bad));
   }
-  // A runbook target needs a server that runs runbooks.
-  const r = checkApply({ runbook: "rotate-db" }, {});
-  assert.ok("problem" in r && /runs no runbooks/.test(r.problem));
+  assert.match(applyProblem({ runbook: "rotate-db" }, undefined) ?? "", /runs no runbooks/);
+  assert.match(applyProblem({ runbook: "rotate-db" }, { get: () => undefined }) ?? "", /rotate-db/);
 });
 
 test("targetFactory: a postgres apply is the idempotent postgres target; a runbook without runbooks is E_ROTATION", () => {
