@@ -25,6 +25,7 @@ const { benchDeliver } = await import("./deliver.ts");
 const { benchAgent } = await import("./agent.ts");
 const { benchServer } = await import("./server.ts");
 const { benchRunbook } = await import("./runbook.ts");
+const { benchRotation } = await import("./rotation.ts");
 
 const options = benchOptions();
 const started = performance.now();
@@ -42,6 +43,8 @@ process.stderr.write("server\n");
 rows.push(...(await benchServer(options)));
 process.stderr.write("runbook\n");
 rows.push(...(await benchRunbook()));
+process.stderr.write("rotation\n");
+rows.push(...(await benchRotation()));
 const seconds = (performance.now() - started) / 1000;
 
 const nproc = spawnSync("nproc", { encoding: "utf8" }).stdout?.trim() || String(availableParallelism());
