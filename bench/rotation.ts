@@ -43,9 +43,9 @@ async function watcher(url: string, token: string): Promise<{ next: (name: strin
   void (async () => {
     const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
     for (;;) {
-      const { done, value } = await reader.read().catch(() => ({ done: true, value: undefined }));
-      if (done) return;
-      parser.push(value);
+      const chunk = await reader.read().catch(() => undefined);
+      if (chunk === undefined || chunk.done) return;
+      parser.push(chunk.value);
     }
   })();
   await opened;
