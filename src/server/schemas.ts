@@ -30,7 +30,9 @@ export const SECRET_READ_SCHEMA = {
     versions: { type: "array", items: { type: "object", properties: { version: INTEGER, createdAt: STRING, createdBy: STRING, current: { type: "boolean" } } } },
   },
 } as const;
-const SECRET_INFO = { type: "object", properties: { name: STRING, version: INTEGER, description: STRING_OR_NULL, updatedAt: STRING, updatedBy: STRING } } as const;
+/** A secret's rotation as its metadata shows it (the whole policy: `GET /v1/rotation/{name}`). */
+const SECRET_ROTATION = { type: "object", properties: { state: STRING, nextAt: STRING_OR_NULL, lastError: STRING_OR_NULL, lastErrorAt: STRING_OR_NULL } } as const;
+const SECRET_INFO = { type: "object", properties: { name: STRING, version: INTEGER, description: STRING_OR_NULL, updatedAt: STRING, updatedBy: STRING, rotation: SECRET_ROTATION } } as const;
 export const SECRET_LIST_SCHEMA = { type: "object", properties: { secrets: { type: "array", items: SECRET_INFO } } } as const;
 export const READ_QUERY = { type: "object", additionalProperties: false, properties: { version: POSITIVE_INT } } as const;
 export interface ReadQuery { version?: string }

@@ -107,6 +107,11 @@ test("rotation with a runbook apply: exit 1 stores nothing, counts the failure a
   assert.equal(view.json.state, "failing");
   assert.match(view.json.lastError, /push-broken exited 1/);
   assert.match((await s.call("GET", "/metrics", { token: s.rootToken })).text, /coffer_rotation_failures_total\{state="failing"\} 1/);
+  // The secret's own metadata carries the failure too.
+  const listed = (await s.call("GET", "/v1/secrets?prefix=app/", { token: s.rootToken })).json.secrets as { name: string; rotation?: { state: string; lastError: string | null } }[];
+  const meta = listed.find((x) => x.name === "app/hmac-key")?.rotation;
+  assert.equal(meta?.state, "failing");
+  assert.match(meta?.lastError ?? "", /push-broken exited 1/);
 
   assert.equal((await s.call("PUT", "/v1/rotation/app/hmac-key", { token: s.rootToken, body: policy("push-key") })).status, 200);
   const ok = await s.call("POST", "/v1/rotation/app/hmac-key", { token: s.rootToken });
@@ -116,6 +121,8 @@ test("rotation with a runbook apply: exit 1 stores nothing, counts the failure a
   assert.match(now.value, /^[0-9a-f]{64}$/);
   const cleared = await s.call("GET", "/v1/rotation/app/hmac-key", { token: s.rootToken });
   assert.deepEqual([cleared.json.state, cleared.json.lastError, cleared.json.failures], ["ok", null, 0]);
+  const relisted = (await s.call("GET", "/v1/secrets?prefix=app/", { token: s.rootToken })).json.secrets as { name: string; rotation?: { lastError: string | null } }[];
+  assert.equal(relisted.find((x) => x.name === "app/hmac-key")?.rotation?.lastError, null);
 
   // The apply ran as an execution in the history, by "rotation", its output masked.
   const history = await s.call("GET", "/v1/executions?runbook=push-key", { token: s.rootToken });

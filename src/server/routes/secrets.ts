@@ -35,8 +35,16 @@ export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
     const { policy } = s;
     const all = policy.mayList(roles, prefix) ? await storage.list(prefix) : [];
     const secrets = all.filter((x) => policy.allows(roles, "list", x.name));
+    // A secret with a rotation policy carries its state and last error (one query, only when there is something to list).
+    const rotations = secrets.length === 0 ? new Map() : new Map((await storage.listRotations()).map((r) => [r.name, r]));
     await req.record("ok", "secret.list", { detail: { prefix, count: secrets.length } });
-    return { secrets: secrets.map(({ name, version, description, updatedAt, updatedBy }) => ({ name, version, description, updatedAt, updatedBy })) };
+    return {
+      secrets: secrets.map(({ name, version, description, updatedAt, updatedBy }) => {
+        const r = rotations.get(name);
+        const rotation = r === undefined ? {} : { rotation: { state: r.state, nextAt: r.nextAt, lastError: r.lastError, lastErrorAt: r.lastErrorAt } };
+        return { name, version, description, updatedAt, updatedBy, ...rotation };
+      }),
+    };
   });
 
   api.get<{ Querystring: ReadQuery }>("/v1/secrets/*", {
