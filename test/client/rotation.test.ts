@@ -21,7 +21,7 @@ interface Fake {
   versions: Map<string, number>;
   seen: string[];
   /** the next POST fails this way */
-  fail?: "apply" | "busy" | "shape";
+  fail?: "apply" | "busy" | "shape" | undefined;
 }
 
 /** A fake server: the rotation routes in memory, and the bodies the contract gives. */
