@@ -7,7 +7,7 @@ import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { initCoffer, openStore, type Store } from "../../src/index.ts";
+import { importDotenv, initCoffer, openStore, type Store } from "../../src/index.ts";
 import { SCHEMA_VERSION } from "../../src/storage/sqlite-schema.ts";
 import { tempDir } from "../helpers.ts";
 
@@ -59,6 +59,10 @@ test("a value set by hand forgets the generator; rotating it asks for --generate
   store.remove("app/kept");
   await assert.rejects(store.rotate("app/kept"), { code: "E_NOT_FOUND", message: /was removed/ });
   assert.throws(() => store.set("bad", "v", { generator: { charset: "alnum", length: 0 } }), { code: "E_INVALID_VALUE" });
+  // A value imported from a .env file is not one this store generated.
+  store.set("env/TOKEN", "t".repeat(12), { generator: { charset: "alnum", length: 12 } });
+  importDotenv(store, "TOKEN=from-a-file\n", "env/");
+  assert.equal(store.list("env/")[0]?.generator, null);
 });
 
 test("rotate restarts the rotation period: list({due}) drops the secret", async (t) => {
