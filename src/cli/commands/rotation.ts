@@ -23,7 +23,16 @@ const SERVER_ONLY = [
   "its generator, `coffer rotate NAME` makes a new version, `coffer list --due` shows what is due.",
 ].join("\n");
 
-const EXIT_HELP = "Exit status: 13 when a rotation failed (E_ROTATION: the apply or its test failed, no version was written), 4 when one is in progress.";
+const EXIT_HELP = [
+  "Exit status: 13 when the rotation failed (E_ROTATION: the apply or its test failed; no version was",
+  "written), 4 when one is already in progress, 3 no such secret (or, on a server, no policy), 7 no",
+  "generator (local), 5 not allowed (on a server: needs rotate on the name).",
+].join("\n");
+
+const POLICY_EXIT_HELP = [
+  "Exit status: 2 with no server, 3 no such secret or policy, 5 not allowed (needs rotate on the",
+  "name), 7 a bad flag value.",
+].join("\n");
 
 export const rotationSet: Command = {
   name: "rotation set",
@@ -41,6 +50,8 @@ export const rotationSet: Command = {
     SERVER_ONLY,
     "",
     SERVER_HELP,
+    "",
+    POLICY_EXIT_HELP,
   ].join("\n"),
   examples: [
     "coffer rotation set app/hmac-key --every 30d --charset alnum --length 32",
@@ -84,6 +95,8 @@ export const rotationShow: Command = {
     SERVER_ONLY,
     "",
     SERVER_HELP,
+    "",
+    POLICY_EXIT_HELP,
   ].join("\n"),
   examples: ["coffer rotation show db/app-password", "coffer rotation show db/app-password --json | jq .lastError"],
   flags: { server: SERVER_FLAG, json: JSON_FLAG },
@@ -110,7 +123,7 @@ export const rotationShow: Command = {
 export const rotationRm: Command = {
   name: "rotation rm",
   usage: "NAME [--server URL] [--json]",
-  details: ["Removes a secret's rotation policy: it is no longer rotated. The secret and its versions stay.", "", SERVER_ONLY, "", SERVER_HELP].join("\n"),
+  details: ["Removes a secret's rotation policy: it is no longer rotated. The secret and its versions stay.", "", SERVER_ONLY, "", SERVER_HELP, "", POLICY_EXIT_HELP].join("\n"),
   examples: ["coffer rotation rm app/hmac-key"],
   flags: { server: SERVER_FLAG, json: JSON_FLAG },
   async run(ctx) {
@@ -124,7 +137,7 @@ export const rotationRm: Command = {
 export const rotationList: Command = {
   name: "rotation list",
   usage: "[--due] [--server URL] [--json]",
-  details: ["The rotation policies you may see, by name, with when each is next due and its state.", "", SERVER_ONLY, "", SERVER_HELP].join("\n"),
+  details: ["The rotation policies you may see, by name, with when each is next due and its state.", "", SERVER_ONLY, "", SERVER_HELP, "", POLICY_EXIT_HELP].join("\n"),
   examples: ["coffer rotation list", "coffer rotation list --due", "coffer rotation list --json | jq -r '.[] | select(.state == \"failing\") | .name'"],
   flags: { due: { type: "boolean", help: "only those whose rotation is due" }, server: SERVER_FLAG, json: JSON_FLAG },
   async run(ctx) {
@@ -139,7 +152,6 @@ export const rotate: Command = {
   name: "rotate",
   usage: "NAME [--server URL] [--json]",
   details: [
-    "Rotates a secret now: a new version holding a fresh value.",
     "In the local store the value comes from the generator remembered by `coffer set NAME --generate`",
     "(a secret set by hand has none: set it with --generate first); like any write it restarts the",
     "--rotate-every period. The local store has no apply step: whatever reads the secret from coffer",
