@@ -124,7 +124,7 @@ test("rotation set/show/rm/list with no server is a usage error saying schedulin
   assert.equal(help.code, 0);
   assert.match(help.out, /--apply-postgres SECRET:ROLE/);
   assert.match(help.out, /Examples:\n {2}coffer rotation set app\/hmac-key --every 30d/);
-  assert.match(coffer(home, ["rotate", "--help"]).out, /13 when a rotation failed/);
+  assert.match(coffer(home, ["rotate", "--help"]).out, /13 when the rotation failed/);
   assert.match(coffer(home, ["--help"]).out, /13 rotation failed/);
   assert.equal(coffer(home, ["rotation"]).code, 2);
 });
