@@ -351,7 +351,13 @@ export class Store {
     }
     const value = Buffer.from(await generateValue(generator.charset, generator.length), "utf8");
     try {
-      const written = this.#write(() => this.#seal(name, value, "rotate", { ...generator }, { ifVersion: row.latest }));
+      const written = this.#write(() => {
+        // Checked again under the lock: removed, or set another way, while the value was made.
+        const now = this.#db.list(name).find((r) => r.name === name);
+        if (now === undefined || now.deleted_at !== null) throw this.#notFound(name, undefined);
+        if ((now.generator ?? null) !== (row.generator ?? null)) throw new CofferError("E_CONFLICT", "generator changed");
+        return this.#seal(name, value, "rotate", { ...generator }, { ifVersion: row.latest });
+      });
       return { ...written, generator };
     } catch (err) {
       if (err instanceof CofferError && err.code === "E_CONFLICT") {

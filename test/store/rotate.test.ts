@@ -65,6 +65,22 @@ test("a value set by hand forgets the generator; rotating it asks for --generate
   assert.equal(store.list("env/")[0]?.generator, null);
 });
 
+test("a rotation never overwrites a value set, or resurrects a secret removed, while its new value was being made", async (t) => {
+  const { store } = await freshStore(t);
+  store.set("app/a", "a".repeat(16), { generator: { charset: "alnum", length: 16 } });
+  const racing = store.rotate("app/a");
+  store.set("app/a", "typed-by-hand", { generator: null });
+  await assert.rejects(racing, { code: "E_CONFLICT", message: /written by someone else while its new value was made; nothing was written/ });
+  assert.equal(store.get("app/a").reveal(), "typed-by-hand");
+
+  store.set("app/b", "b".repeat(16), { generator: { charset: "alnum", length: 16 } });
+  const removed = store.rotate("app/b");
+  store.remove("app/b");
+  await assert.rejects(removed, { code: "E_NOT_FOUND", message: /was removed/ });
+  assert.throws(() => store.get("app/b"), { code: "E_NOT_FOUND" });
+  assert.equal(store.history("app/b").length, 1);
+});
+
 test("rotate restarts the rotation period: list({due}) drops the secret", async (t) => {
   const { store, home } = await freshStore(t);
   store.set("app/a", "a".repeat(16), { rotationSeconds: 60, generator: { charset: "alnum", length: 16 } });
