@@ -66,7 +66,7 @@ export const MAX_GENERATED_LENGTH = 4096;
  * @throws CofferError E_INVALID_VALUE naming the bad part
  */
 export function checkGenerator(g: { charset: unknown; length: unknown }): GeneratorSettings {
-  const charset = typeof g.charset === "string" ? parseCharset(g.charset) : parseCharset(String(g.charset));
+  const charset = parseCharset(String(g.charset));
   const length = g.length;
   if (typeof length !== "number" || !Number.isSafeInteger(length) || length < 1 || length > MAX_GENERATED_LENGTH) {
     throw new CofferError("E_INVALID_VALUE", `invalid --length: must be a whole number from 1 to ${MAX_GENERATED_LENGTH}`);
