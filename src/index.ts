@@ -7,7 +7,8 @@
  * const apiKey = store.get("payments/stripe").reveal();
  */
 export { openStore, createStore, Store } from "./store/store.ts";
-export type { OpenStoreOptions, SetOptions, WriteResult, SecretInfo, VersionInfo } from "./store/store.ts";
+export type { OpenStoreOptions, SetOptions, WriteResult, RotateResult, SecretInfo, VersionInfo } from "./store/store.ts";
+export type { GeneratorSettings } from "./crypto/generate.ts";
 export { Secret } from "./core/secret.ts";
 export type { SecretMeta } from "./core/secret.ts";
 export type { AuditEntry, AuditRecord, AuditVerification } from "./core/audit.ts";
@@ -22,8 +23,8 @@ export type { Identity, PassphraseSource } from "./identity/identity.ts";
 export { cardOf, loadIdentity, signingKeyOf } from "./identity/identity.ts";
 export { cardFingerprint, parseCard } from "./identity/card.ts";
 export type { Card } from "./identity/card.ts";
-export { addMember, listMembers, getMember, grant, ungrant, revoke, exposure } from "./sharing/members.ts";
-export type { Member, Exposure } from "./sharing/members.ts";
+export { addMember, listMembers, getMember, grant, ungrant, revoke, revokeAndRotate, exposure } from "./sharing/members.ts";
+export type { Member, Exposure, RevokeRotation } from "./sharing/members.ts";
 export { exportBundle, importBundle } from "./sharing/sharing.ts";
 export type { ExportResult, ImportOptions, ImportResult } from "./sharing/sharing.ts";
 export { importDotenv } from "./sharing/import-dotenv.ts";

@@ -25,7 +25,7 @@ export const SERVER_TIMEOUT_MS = 10_000;
 // server bug does not read as a client bug (exit 1, "report it").
 const PASSED_THROUGH: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "E_USAGE", "E_INVALID_NAME", "E_INVALID_VALUE", "E_UNAUTHENTICATED", "E_DENIED", "E_NOT_FOUND",
-  "E_CONFLICT", "E_TOO_LARGE", "E_RATE_LIMITED", "E_UNAVAILABLE", "E_BUSY",
+  "E_CONFLICT", "E_TOO_LARGE", "E_RATE_LIMITED", "E_UNAVAILABLE", "E_BUSY", "E_ROTATION",
 ]);
 
 // The contract's status → code, for an error body without a usable code.

@@ -46,3 +46,35 @@ export function parseCharset(s: string): Charset {
   }
   return s as Charset;
 }
+
+/**
+ * How a value was generated, remembered with a secret by `coffer set --generate` so that
+ * `coffer rotate` makes the next one the same way (the server's `generate` of a rotation policy
+ * has the same shape).
+ */
+export interface GeneratorSettings {
+  charset: Charset;
+  /** characters, or words for `words` */
+  length: number;
+}
+
+/** The longest value {@link generateValue} makes, in characters or words. */
+export const MAX_GENERATED_LENGTH = 4096;
+
+/**
+ * Checks generator settings (from flags, or read back from a store).
+ * @throws CofferError E_INVALID_VALUE naming the bad part
+ */
+export function checkGenerator(g: { charset: unknown; length: unknown }): GeneratorSettings {
+  const charset = parseCharset(String(g.charset));
+  const length = g.length;
+  if (typeof length !== "number" || !Number.isSafeInteger(length) || length < 1 || length > MAX_GENERATED_LENGTH) {
+    throw new CofferError("E_INVALID_VALUE", `invalid --length: must be a whole number from 1 to ${MAX_GENERATED_LENGTH}`);
+  }
+  return { charset, length };
+}
+
+/** What a generator makes, for a message: `32 alnum characters`, `7 words`. */
+export function describeGenerator(g: GeneratorSettings): string {
+  return `${g.length} ${g.charset === "words" ? "words" : `${g.charset} characters`}`;
+}

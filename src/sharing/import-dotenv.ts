@@ -27,7 +27,8 @@ export function importDotenv(store: Store, text: string | Uint8Array, prefix = "
     } catch (err) {
       throw new CofferError("E_INVALID_NAME", `variable ${JSON.stringify(key)} cannot become a secret: ${(err as Error).message}; nothing was imported`);
     }
-    return { name, value };
+    // A value from a file is not one this store generated: its generator is forgotten.
+    return { name, value, generator: null };
   });
   if (entries.length === 0) throw new CofferError("E_INVALID_VALUE", "the .env file holds no variable; nothing was imported");
   const written = internalsOf(store).write(() => {

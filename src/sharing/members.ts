@@ -169,3 +169,41 @@ export function revoke(store: Store, member: string): { member: string; revokedA
     return { member, revokedAt, toRotate: exposure(store, member) };
   });
 }
+
+/** What {@link revokeAndRotate} did: the member revoked, the secrets rotated, those left to rotate by hand and why. */
+export interface RevokeRotation {
+  member: string;
+  revokedAt: string;
+  /** each exposed secret rotated from its generator: its new version */
+  rotated: { name: string; version: number }[];
+  /** each exposed secret that could not be rotated here, with why (no generator, or the error) */
+  manual: { name: string; reason: string }[];
+}
+
+/**
+ * Revokes a member ({@link revoke}), then rotates every secret they still know (the exposure:
+ * exported to them, still current) that has a generator remembered (`set --generate`). One that
+ * has none, or whose rotation failed, is left to rotate by hand, with why. Each rotation is its
+ * own write: one that fails leaves the others done.
+ * @throws CofferError E_NOT_FOUND (no such member)
+ */
+export async function revokeAndRotate(store: Store, member: string): Promise<RevokeRotation> {
+  const { revokedAt, toRotate } = revoke(store, member);
+  const rotated: RevokeRotation["rotated"] = [];
+  const manual: RevokeRotation["manual"] = [];
+  for (const name of [...new Set(toRotate.map((e) => e.name))]) {
+    const info = store.list(name).find((s) => s.name === name);
+    if (info !== undefined && info.generator === null) {
+      manual.push({ name, reason: "no generator: its value was set by hand (rotate it with `coffer set`, or with --generate)" });
+      continue;
+    }
+    try {
+      const r = await store.rotate(name);
+      rotated.push({ name, version: r.version });
+    } catch (err) {
+      if (!(err instanceof CofferError)) throw err;
+      manual.push({ name, reason: `rotation failed: ${err.message}` });
+    }
+  }
+  return { member, revokedAt, rotated, manual };
+}

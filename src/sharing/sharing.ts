@@ -146,7 +146,8 @@ export async function importBundle(store: Store, identity: Identity, file: Uint8
             );
           }
         }
-        const w = store.set(s.name, s.bytes, s.description === null ? {} : { description: s.description });
+        // A value from someone else is not one this store generated: its generator is forgotten.
+        const w = store.set(s.name, s.bytes, { generator: null, ...(s.description !== null && { description: s.description }) });
         driver.sharing.recordImport(s.name, fingerprint, s.version, payload.id, now);
         imported.push({ name: s.name, version: w.version, sourceVersion: s.version });
       }

@@ -28,13 +28,15 @@ export function refuseNewer(found: number, known: number, what: string): void {
 /** The audit table's columns, in the order both drivers select and insert them. */
 export const AUDIT_COLUMNS = "seq, at, actor, action, name, version, detail, hash";
 
-/** A `secrets` row (`rotation_s` only in a local store). */
+/** A `secrets` row (`rotation_s` and `generator` only in a local store). */
 export interface SecretRow {
   name: string;
   latest: number;
   deleted_at: string | null;
   description: string | null;
   rotation_s?: number | null;
+  /** the JSON of the generator that made the value (`{charset, length}`), or null */
+  generator?: string | null;
   created_at: string;
   created_by: string;
   updated_at: string;

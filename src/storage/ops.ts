@@ -33,7 +33,7 @@ export type Op<T> = Generator<Query, T, unknown>;
 
 /** What differs between the dialects (and between a local store and a server). */
 export interface Dialect {
-  /** a local store's `secrets` has `rotation_s` */
+  /** a local store's `secrets` has `rotation_s` and `generator` */
   rotation: boolean;
   /**
    * the database has `rotations` (a server's, issue 15): a write, delete or purge of a secret
@@ -64,6 +64,11 @@ export interface Dialect {
 export interface OpWriteRequest extends WriteRequest {
   /** rotation period in seconds (a local store's `secrets.rotation_s`) */
   rotationSeconds?: number;
+  /**
+   * a local store's `secrets.generator`: the JSON text of the generator that made this value, null
+   * to forget it (a value set by hand), absent to keep it as it is
+   */
+  generator?: string | null;
   /** the audit action (default `secret.write`; a local store writes `set`, `rollback`) */
   action?: string;
 }
@@ -152,7 +157,10 @@ export function* state(name: string): Op<{ latest: number; deletedAt: string | n
  */
 export function* write(d: Dialect, request: OpWriteRequest): Op<{ version: number; audit: AuditRecord }> {
   const { name, actor, ifVersion, description, detail } = checkWriteRequest(request);
-  const rotation = d.rotation ? [request.rotationSeconds ?? null] : [];
+  // generator's parameter: '' clears the column (nullif), NULL keeps it (coalesce), text sets it.
+  if (request.generator === "") throw new TypeError("write: generator must not be empty");
+  const generator = request.generator === undefined ? null : request.generator ?? "";
+  const rotation = d.rotation ? [request.rotationSeconds ?? null, generator] : [];
   const sql = writeSql(d);
   for (;;) {
     const row = yield* get<{ latest: number }>(sql.read, name);
@@ -201,10 +209,10 @@ function writeSql(d: Dialect): Record<"read" | "claim" | "update", string> {
   const rot = (text: string): string => (d.rotation ? text : "");
   return writeSqlCache.get(d) ?? writeSqlCache.set(d, {
     read: `SELECT latest FROM secrets WHERE name = ?${d.forUpdate}`,
-    claim: `INSERT INTO secrets (name, latest, deleted_at, description, ${rot("rotation_s, ")}created_at, created_by, updated_at, updated_by)
-       VALUES (?, 1, NULL, ?, ${rot("?, ")}?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
+    claim: `INSERT INTO secrets (name, latest, deleted_at, description, ${rot("rotation_s, generator, ")}created_at, created_by, updated_at, updated_by)
+       VALUES (?, 1, NULL, ?, ${rot("?, nullif(?, ''), ")}?, ?, ?, ?) ON CONFLICT (name) DO NOTHING`,
     update: `UPDATE secrets SET latest = ?, deleted_at = NULL, description = coalesce(?, description),
-           ${rot("rotation_s = coalesce(?, rotation_s), ")}updated_at = ?, updated_by = ? WHERE name = ?`,
+           ${rot("rotation_s = coalesce(?, rotation_s), generator = nullif(coalesce(?, generator), ''), ")}updated_at = ?, updated_by = ? WHERE name = ?`,
   }).get(d)!;
 }
 

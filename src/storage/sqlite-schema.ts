@@ -32,7 +32,7 @@ const STORE_KEYS = `CREATE TABLE store_keys (
   PRIMARY KEY (recipient, kind)
 ) STRICT`;
 
-// A local store's secrets carry a rotation period; a server's do not.
+// A local store's secrets carry a rotation period (and, from schema 3, a generator); a server's do not.
 const secretsTable = (rotation: boolean): string => `CREATE TABLE secrets (
   name        TEXT PRIMARY KEY,
   latest      INTEGER NOT NULL CHECK (latest >= 1),
@@ -214,12 +214,18 @@ const ROTATIONS = `CREATE TABLE rotations (
   candidate_ciphertext BLOB
 ) STRICT`;
 
+// A local store's remembered generator (issue 15), from schema 3: the JSON of `{charset, length}`
+// that `coffer set --generate` used, so `coffer rotate` can make the next value the same way;
+// null for a value set by hand. Added to the end of `secrets` (ALTER TABLE), in new files too, so
+// a migrated store's tables are the same text as a new one's.
+const GENERATOR = "ALTER TABLE secrets ADD COLUMN generator TEXT";
+
 /**
  * The schema of each kind, by version: entry 0 creates version 1, entry i brings version i to
  * i+1. SQLite records the version in `user_version` (0 counts as 1).
  */
 export const SCHEMA: Record<SqliteKind, readonly (readonly string[])[]> = {
-  store: [[META, STORE_KEYS, secretsTable(true), VERSIONS, AUDIT], SHARING],
+  store: [[META, STORE_KEYS, secretsTable(true), VERSIONS, AUDIT], SHARING, [GENERATOR]],
   server: [[META, secretsTable(false), VERSIONS, AUDIT, ...TOKENS], EXECUTIONS, [ROLES], [ROTATIONS]],
 };
 

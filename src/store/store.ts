@@ -11,6 +11,7 @@ import type { KeyObject } from "node:crypto";
 import { CofferError, DecryptError } from "../errors.ts";
 import { aadPrefix, deriveValueKey, importKey, open, seal, valueAad, valueAadWith } from "../crypto/seal.ts";
 import { deriveStoreKeyWrapKey } from "../crypto/keys.ts";
+import { checkGenerator, generateValue, type GeneratorSettings } from "../crypto/generate.ts";
 import { decryptWithIdentity, encryptToRecipients } from "../crypto/age.ts";
 import { loadIdentity, signingKeyOf, type Identity, type PassphraseSource } from "../identity/identity.ts";
 import { assertPrivate, assertSecureParents, ensurePrivateDir } from "../core/fs-secure.ts";
@@ -65,6 +66,16 @@ export interface SetOptions {
   ifVersion?: number;
   /** how often this secret should be rotated, in seconds */
   rotationSeconds?: number;
+  /**
+   * the generator that made `value` (`coffer set --generate`), remembered so {@link Store.rotate}
+   * can make the next one; null forgets it (a value set by hand); absent keeps it as it is
+   */
+  generator?: GeneratorSettings | null;
+}
+
+/** What {@link Store.rotate} did: the new version, and the generator that made its value. */
+export interface RotateResult extends WriteResult {
+  generator: GeneratorSettings;
 }
 
 /** What a write returns. */
@@ -79,6 +90,8 @@ export interface SecretInfo extends SecretListing {
   rotationSeconds: number | null;
   /** true when a rotation period is set and has passed since the last write */
   rotationDue: boolean;
+  /** the generator remembered with the value (`set --generate`), which {@link Store.rotate} uses; null for a value set by hand */
+  generator: GeneratorSettings | null;
   /** when `rm` hid it (history kept), else null */
   deletedAt: string | null;
 }
@@ -274,6 +287,7 @@ export class Store {
       if (e.rotationSeconds !== undefined && !(Number.isSafeInteger(e.rotationSeconds) && e.rotationSeconds > 0)) {
         throw new CofferError("E_INVALID_VALUE", "invalid rotation period: must be a positive whole number of seconds");
       }
+      if (e.generator !== undefined && e.generator !== null) checkGenerator(e.generator);
       if (e.description !== undefined && e.description.length > 1024) {
         throw new CofferError("E_INVALID_VALUE", "invalid description: longer than 1024 characters");
       }
@@ -289,6 +303,7 @@ export class Store {
       ...(options.description !== undefined && { description: options.description }),
       ...(options.ifVersion !== undefined && { ifVersion: options.ifVersion }),
       ...(options.rotationSeconds !== undefined && { rotationSeconds: options.rotationSeconds }),
+      ...(options.generator !== undefined && { generator: options.generator === null ? null : JSON.stringify({ charset: options.generator.charset, length: options.generator.length }) }),
       seal: (v) => seal(this.#key(), bytes, valueAadWith(this.#aadPrefix, name, v)),
     });
     return { name, version };
@@ -298,16 +313,60 @@ export class Store {
    * Lists secrets (metadata only), sorted by name.
    * @param prefix - only names starting with this string
    * @param options.deleted - include secrets hidden by `remove`
+   * @param options.due - only secrets whose rotation period has passed since their last write
    */
-  list(prefix = "", options: { deleted?: boolean } = {}): SecretInfo[] {
+  list(prefix = "", options: { deleted?: boolean; due?: boolean } = {}): SecretInfo[] {
     this.#key();
     const now = Date.now();
-    return this.#db.list(prefix, options).map((r) => ({
+    const rows = this.#db.list(prefix, { deleted: options.deleted === true }).map((r): SecretInfo => ({
       ...secretInfoFromRow(r),
       rotationSeconds: r.rotation_s ?? null,
       rotationDue: r.rotation_s != null && Date.parse(r.updated_at) + r.rotation_s * 1000 < now,
+      generator: storedGenerator(r.name, r.generator ?? null),
       deletedAt: r.deleted_at,
     }));
+    return options.due === true ? rows.filter((r) => r.rotationDue) : rows;
+  }
+
+  /**
+   * Rotates a secret: a new version holding a fresh value from the generator remembered with it
+   * (`set --generate`), audited as `rotate` (the generator's settings, never the value). Like any
+   * write it restarts the rotation period. The local store has no apply target: whatever uses the
+   * secret reads the new version.
+   * @throws CofferError E_NOT_FOUND (no such secret, or removed); E_INVALID_VALUE when the secret
+   *   has no generator (it was set by hand); E_CONFLICT when it was written while the value was made
+   */
+  async rotate(name: string): Promise<RotateResult> {
+    assertSecretName(name);
+    this.#key();
+    const row = this.#db.list(name).find((r) => r.name === name);
+    if (row === undefined || row.deleted_at !== null) throw this.#notFound(name, undefined);
+    const generator = storedGenerator(name, row.generator ?? null);
+    if (generator === null) {
+      throw new CofferError(
+        "E_INVALID_VALUE",
+        `secret "${name}" has no generator to rotate with (its value was set by hand): set it with --generate first, ` +
+          `e.g. \`coffer set ${name} --generate --length 32\`, or rotate it by hand with \`coffer set ${name}\``,
+      );
+    }
+    const value = Buffer.from(await generateValue(generator.charset, generator.length), "utf8");
+    try {
+      const written = this.#write(() => {
+        // Checked again under the lock: removed, or set another way, while the value was made.
+        const now = this.#db.list(name).find((r) => r.name === name);
+        if (now === undefined || now.deleted_at !== null) throw this.#notFound(name, undefined);
+        if ((now.generator ?? null) !== (row.generator ?? null)) throw new CofferError("E_CONFLICT", "generator changed");
+        return this.#seal(name, value, "rotate", { ...generator }, { ifVersion: row.latest });
+      });
+      return { ...written, generator };
+    } catch (err) {
+      if (err instanceof CofferError && err.code === "E_CONFLICT") {
+        throw new CofferError("E_CONFLICT", `secret "${name}" was written by someone else while its new value was made; nothing was written: rotate it again`);
+      }
+      throw err;
+    } finally {
+      value.fill(0);
+    }
   }
 
   /**
@@ -485,6 +544,16 @@ export class Store {
       return new CofferError("E_NOT_FOUND", `secret "${name}" has no version ${version} (versions 1–${row.latest} were written; purged ones are gone)`);
     }
     return new CofferError("E_NOT_FOUND", `secret "${name}" was removed; \`coffer rollback ${name} --to ${row.latest}\` restores it`);
+  }
+}
+
+// A secret's remembered generator, from its `secrets.generator` column (JSON, written only by set).
+function storedGenerator(name: string, text: string | null): GeneratorSettings | null {
+  if (text === null) return null;
+  try {
+    return checkGenerator(JSON.parse(text) as { charset: unknown; length: unknown });
+  } catch {
+    throw new CofferError("E_INTEGRITY", `the generator stored with secret "${name}" is not one this coffer reads; set it again with --generate`);
   }
 }
 

@@ -135,7 +135,7 @@ test("recipient backup: the real age CLI decrypts it with the identity file coff
   const parts = splitV2(execFileSync("age", ["-d", "-i", IDENTITY(home), file]));
   const container = parts.header;
   assert.equal(container.format, "coffer-backup/v2");
-  assert.equal(container.schema, 2);
+  assert.equal(container.schema, 3);
   assert.equal(container.recipient, recipient);
   assert.equal(container.identity, readFileSync(IDENTITY(home), "utf8"));
   assert.ok(!Number.isNaN(Date.parse(container.created)));

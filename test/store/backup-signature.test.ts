@@ -13,6 +13,7 @@ import { backupStore, restoreBackup } from "../../src/store/backup.ts";
 import { decryptWithIdentity, encryptToRecipients } from "../../src/crypto/age.ts";
 import { cardOf, loadIdentity, signingKeyOf } from "../../src/identity/identity.ts";
 import { tempDir } from "../helpers.ts";
+import { SCHEMA_VERSION } from "../../src/storage/sqlite-schema.ts";
 import { asV1, joinV2, splitV2 } from "./backup-parts.ts";
 
 async function user(t: import("node:test").TestContext, name: string) {
@@ -164,7 +165,7 @@ test("a signed v1 backup (one JSON document, as coffer wrote before backups stre
   });
   const fresh = tempDir(t);
   const into = { env: { COFFER_HOME: fresh }, identityFile: alice.identityPath };
-  const tampered = await reseal(out, `${body.replace('"schema":2', '"schema":1')}\n${v1Line(body)}\n`, alice.identity.recipient);
+  const tampered = await reseal(out, `${body.replace(`"schema":${SCHEMA_VERSION.store}`, '"schema":1')}\n${v1Line(body)}\n`, alice.identity.recipient);
   await assert.rejects(restoreBackup({ ...into, file: tampered }), { code: "E_SIGNATURE", message: /does not verify/ });
   assert.deepEqual(readdirSync(fresh), []);
   const r = await restoreBackup({ ...into, file: await reseal(out, `${body}\n${v1Line(body)}\n`, alice.identity.recipient) });

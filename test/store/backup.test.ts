@@ -11,6 +11,7 @@ import { decryptWithIdentity, encryptToRecipients, generateAgeIdentity } from ".
 import { cardOf, loadIdentity, renderIdentityText, type Identity } from "../../src/identity/identity.ts";
 import { cardFingerprint } from "../../src/identity/card.ts";
 import { tempDir } from "../helpers.ts";
+import { SCHEMA_VERSION } from "../../src/storage/sqlite-schema.ts";
 import { asV1, splitV2 } from "./backup-parts.ts";
 
 interface Home {
@@ -106,7 +107,7 @@ test("a backup to the owner's recipient restores into an empty home: every table
   const parts = splitV2(await decryptWithIdentity(readFileSync(out), identity.secretKey, "test"));
   assert.ok(parts.headerLine.startsWith('{"format":"coffer-backup/v2",'));
   assert.deepEqual(Object.keys(parts.header).sort(), ["created", "format", "head", "identity", "recipient", "schema", "storeBytes"]);
-  assert.equal(parts.header.schema, 2);
+  assert.equal(parts.header.schema, SCHEMA_VERSION.store);
   assert.equal(parts.header.identity, readFileSync(home.identityPath, "utf8"));
   assert.equal(parts.snapshot.subarray(0, 16).toString("latin1"), "SQLite format 3\0");
   assert.equal(parts.snapshot.length, parts.header.storeBytes);
@@ -352,7 +353,7 @@ test("a damaged, foreign or forged backup is refused before anything is written"
   await tryRestore(await forged(dir, c, identity, (db) => db.exec("UPDATE audit SET actor = 'mallory' WHERE seq = 2")), "E_INTEGRITY", /broken audit chain at record 2/);
   await tryRestore(await forged(dir, c, identity, (db) => db.exec("DELETE FROM audit WHERE seq = 1")), "E_INTEGRITY", /record 1 is missing/);
   await tryRestore(await forged(dir, { ...c, schema: 99 }, identity, (db) => db.exec("PRAGMA user_version = 99")), "E_INTEGRITY", /newer coffer/);
-  await tryRestore(await forged(dir, { ...c, schema: 1 }, identity), "E_INTEGRITY", /schema 2, not the 1/);
+  await tryRestore(await forged(dir, { ...c, schema: 1 }, identity), "E_INTEGRITY", new RegExp(`schema ${SCHEMA_VERSION.store}, not the 1`));
   await tryRestore(await forged(dir, c, identity, (db) => db.exec("DELETE FROM meta WHERE key = 'store_id'")), "E_INTEGRITY", /not a coffer store/);
   await tryRestore(await forged(dir, { ...c, recipient: "age1someoneelse" }, identity), "E_INTEGRITY", /not the one that made it/);
 });
@@ -365,12 +366,12 @@ test("a backup of an older schema is migrated when it is restored", async (t) =>
   await backupStore(store, { out, recipients: [identity.recipient], identityFile: home.identityPath, identity });
   const c = await containerOf(out, identity);
   const old = await forged(dir, { ...c, schema: 1 }, identity, (db) => {
-    db.exec("DROP TABLE grants; DROP TABLE members; DROP TABLE trusted; DROP TABLE exports; DROP TABLE imports; PRAGMA user_version = 1");
+    db.exec("ALTER TABLE secrets DROP COLUMN generator; DROP TABLE grants; DROP TABLE members; DROP TABLE trusted; DROP TABLE exports; DROP TABLE imports; PRAGMA user_version = 1");
   });
   const fresh = emptyHome(t);
   const r = await restoreBackup(into(fresh, old, { identityFile: home.identityPath, allowUnsigned: true }));
   assert.equal(r.schemaFrom, 1);
-  assert.equal(r.schema, 2);
+  assert.equal(r.schema, SCHEMA_VERSION.store);
   const back = await openStore({ env: fresh.env });
   t.after(() => back.close());
   assert.equal(back.get("k").reveal(), "v1");

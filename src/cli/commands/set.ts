@@ -1,5 +1,6 @@
 import { CofferError } from "../../errors.ts";
 import { assertSecretName, DEFAULT_MAX_VALUE_BYTES } from "../../core/names.ts";
+import type { Charset } from "../../crypto/generate.ts";
 import type { Command } from "../command.ts";
 import { parseDurationSeconds, parseWhole, promptTwice, readAllBounded, readFileBounded } from "../io.ts";
 import { printJson, withStore } from "../open.ts";
@@ -13,6 +14,10 @@ export const set: Command = {
     "from --prompt (asked twice, no echo; also the default on a terminal), --from-file, or --generate.",
     "A VALUE on the command line works but lands in shell history and /proc/*/cmdline.",
     "Every version is kept: `coffer history NAME`, `coffer get NAME --version N`.",
+    "",
+    "In the local store --generate remembers its --charset and --length with the secret, so",
+    "`coffer rotate NAME` (and `coffer revoke MEMBER --rotate`) can make the next value the same way;",
+    "a value set any other way forgets them. On a server, rotation is `coffer rotation set`.",
     "",
     REMOTE_HELP,
     "--rotate-every is for the local store only.",
@@ -58,17 +63,21 @@ export const set: Command = {
     const client = remoteClient(ctx, { "rotate-every": "rotation periods are kept by the local store only" });
     let value: Buffer;
     let how = "";
+    // The local store remembers how a value was generated (for `coffer rotate`), and forgets it
+    // when the value is set another way.
+    let generator: { charset: Charset; length: number } | null = null;
     if (argValue !== undefined) {
       ctx.say("coffer: warning: a value on the command line lands in shell history and /proc/*/cmdline; pipe it on stdin or use --prompt");
       value = Buffer.from(argValue, "utf8");
     } else if (typeof f["from-file"] === "string") {
       value = await readFileBounded(f["from-file"], DEFAULT_MAX_VALUE_BYTES);
     } else if (f.generate === true) {
-      const { generateValue, parseCharset, defaultLength } = await import("../../crypto/generate.ts");
+      const { generateValue, parseCharset, defaultLength, describeGenerator } = await import("../../crypto/generate.ts");
       const charset = parseCharset(typeof f.charset === "string" ? f.charset : "alnum");
       const length = typeof f.length === "string" ? parseWhole(f.length, "--length", 1) : defaultLength(charset);
       value = Buffer.from(await generateValue(charset, length), "utf8");
-      how = ` (generated: ${length} ${charset === "words" ? "words" : `${charset} characters`})`;
+      generator = { charset, length };
+      how = ` (generated: ${describeGenerator(generator)}${client === undefined ? "; remembered for `coffer rotate`" : ""})`;
     } else if (f.prompt === true || ctx.io.stdin.isTTY === true) {
       value = Buffer.from(await promptTwice(`value for ${name}`), "utf8");
     } else {
@@ -77,7 +86,7 @@ export const set: Command = {
     try {
       const result = client !== undefined
         ? await client.writeSecret(name, value, options)
-        : await withStore(ctx, (store) => store.set(name, value, options));
+        : await withStore(ctx, (store) => store.set(name, value, { ...options, generator }));
       if (ctx.flags.json === true) return printJson(ctx, result);
       ctx.say(`set ${result.name} v${result.version}${how}`);
     } finally {

@@ -3,7 +3,9 @@ import { ServerAdmin } from "../../client/admin.ts";
 import type { Command } from "../command.ts";
 import { table, wholeSeconds } from "../io.ts";
 import { oneArg, printJson, stringFlag } from "../open.ts";
-import { SERVER_FLAG, SERVER_HELP, serverClient } from "../remote.ts";
+import { RotationClient } from "../../client/rotation.ts";
+import { onServer, SERVER_FLAG, SERVER_HELP, serverClient } from "../remote.ts";
+import { printRotationReport } from "./rotation.ts";
 
 export const tokenCreate: Command = {
   name: "token create",
@@ -60,12 +62,32 @@ export const tokenList: Command = {
 
 export const tokenRevoke: Command = {
   name: "token revoke",
-  usage: "ID [--server URL] [--json]",
-  details: ["Revokes an API token at once on every instance (needs delete on sys:tokens, or be that token).", "", SERVER_HELP].join("\n"),
-  examples: ["coffer token revoke 0123456789abcdef"],
-  flags: { server: SERVER_FLAG, json: { type: "boolean", help: "print {id, revoked} as JSON" } },
+  usage: "ID [--rotate] [--server URL] [--json]",
+  details: [
+    "Revokes an API token at once on every instance (needs delete on sys:tokens, or be that token).",
+    "",
+    "--rotate then rotates the secrets that token and the tokens it made read (from the audit log)",
+    "by their rotation policies, and prints two lists: the secrets rotated (name and new version) and",
+    "those left to rotate by hand, with why (no rotation policy, or its apply failed).",
+    "",
+    SERVER_HELP,
+  ].join("\n"),
+  examples: ["coffer token revoke 0123456789abcdef", "coffer token revoke 0123456789abcdef --rotate", "coffer token revoke 0123456789abcdef --rotate --json | jq -r '.manual[].name'"],
+  flags: {
+    rotate: { type: "boolean", help: "rotate the secrets it read; list those left to rotate by hand" },
+    server: SERVER_FLAG,
+    json: { type: "boolean", help: "print {id, revoked} as JSON; with --rotate {id, revoked, rotated[], manual[]}" },
+  },
   async run(ctx) {
     const id = oneArg(ctx, "the token id", "token revoke ID");
+    if (ctx.flags.rotate === true) {
+      const r = await onServer(ctx, (c) => new RotationClient(c).revokeToken(id));
+      if (ctx.flags.json === true) return printJson(ctx, r);
+      ctx.say(`revoked token ${r.id}`);
+      if (r.rotated.length === 0 && r.manual.length === 0) return ctx.say("it read no secret that is still current");
+      printRotationReport(ctx, r, "that it read");
+      return;
+    }
     const r = await new ServerAdmin(serverClient(ctx)).revokeToken(id);
     if (ctx.flags.json === true) return printJson(ctx, r);
     ctx.say(`revoked token ${r.id}`);
