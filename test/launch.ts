@@ -5,7 +5,7 @@
  * variable already set names a server of the user's choosing: then none is started for it.
  *
  * Usage: `node test/launch.ts` runs every *.test.ts (two files at a time), then, when they all
- * passed, the *.fault.ts files alone (the PostgreSQL fault test restarts the throw-away cluster
+ * passed, the *.fault.ts files alone and one at a time (the PostgreSQL fault test restarts the throw-away cluster
  * under the server it tests). `node test/launch.ts FILE…` runs just those files.
  */
 import { spawn } from "node:child_process";
@@ -61,7 +61,8 @@ try {
     status = await nodeTest(files);
   } else {
     status = await nodeTest(["--test-concurrency=2", "test/**/*.test.ts"]);
-    if (status === 0) status = await nodeTest(["test/**/*.fault.ts"]);
+    // One at a time: the PostgreSQL restart must not cut another fault test's connections.
+    if (status === 0) status = await nodeTest(["--test-concurrency=1", "test/**/*.fault.ts"]);
   }
 } catch (err) {
   console.error(`cannot start the test services: ${(err as Error).message}`);

@@ -145,3 +145,24 @@ export async function freshDatabase(t: TestContext, url?: string): Promise<strin
   });
   return withDatabase(admin, name);
 }
+
+/**
+ * Logs in to the test setup's PostgreSQL as `role` with `password` over TCP and runs `SELECT 1`.
+ * @returns "ok", or the SQLSTATE of the refusal (28P01: wrong password)
+ */
+export async function pgLogin(role: string, password: string): Promise<string> {
+  const u = new URL(await postgresUrl());
+  u.username = encodeURIComponent(role);
+  u.password = encodeURIComponent(password);
+  const c = new pg.Client({ connectionString: u.href, connectionTimeoutMillis: 10_000 });
+  c.on("error", () => {});
+  try {
+    await c.connect();
+    await c.query("SELECT 1");
+    return "ok";
+  } catch (err) {
+    return (err as { code?: string }).code ?? (err as Error).message;
+  } finally {
+    await c.end().catch(() => {});
+  }
+}

@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { join } from "node:path";
 import pg from "pg";
-import { postgresUrl, restartablePostgres } from "../services.ts";
+import { postgresUrl, restartablePostgres, pgLogin } from "../services.ts";
 import type { ApplyContext } from "../../src/rotation/apply.ts";
 import { checkPostgresSettings, postgresTarget, scramSha256Verifier } from "../../src/rotation/postgres.ts";
 
@@ -35,24 +35,6 @@ async function makeRole(t: TestContext, password: string, base = "coffer_rot"): 
   await asAdmin((c) => c.query(`CREATE ROLE ${c.escapeIdentifier(role)} LOGIN PASSWORD ${c.escapeLiteral(password)}`));
   t.after(() => asAdmin((c) => c.query(`DROP ROLE IF EXISTS ${c.escapeIdentifier(role)}`)));
   return role;
-}
-
-/** Logs in as `role` with `password` over TCP: "ok", or the SQLSTATE of the refusal. */
-async function login(role: string, password: string): Promise<string> {
-  const u = new URL(await postgresUrl());
-  u.username = encodeURIComponent(role);
-  u.password = encodeURIComponent(password);
-  const c = new pg.Client({ connectionString: u.href, connectionTimeoutMillis: 10_000 });
-  c.on("error", () => {});
-  try {
-    await c.connect();
-    await c.query("SELECT 1");
-    return "ok";
-  } catch (err) {
-    return (err as { code?: string }).code ?? (err as Error).message;
-  } finally {
-    await c.end().catch(() => {});
-  }
 }
 
 async function storedVerifier(role: string): Promise<string> {
@@ -84,15 +66,15 @@ const newPassword = (): string => randomBytes(24).toString("base64url");
 test("after apply the old password is refused and the new one logs in; PostgreSQL stores coffer's SCRAM verifier", async (t) => {
   const old = `old-${newPassword()}`;
   const role = await makeRole(t, old);
-  assert.equal(await login(role, old), "ok", "the old password works before");
+  assert.equal(await pgLogin(role, old), "ok", "the old password works before");
   const target = postgresTarget({ connection: ADMIN_SECRET, role });
   assert.equal(target.label, `postgres:${role}`);
   assert.equal(target.idempotent, true);
   const fresh = newPassword();
   const { ctx, handed } = await context(fresh);
   await target.apply(ctx);
-  assert.equal(await login(role, old), "28P01", "the old password is refused (invalid_password)");
-  assert.equal(await login(role, fresh), "ok");
+  assert.equal(await pgLogin(role, old), "28P01", "the old password is refused (invalid_password)");
+  assert.equal(await pgLogin(role, fresh), "ok");
   assert.match(await storedVerifier(role), /^SCRAM-SHA-256\$4096:[A-Za-z0-9+/]{22}==\$[A-Za-z0-9+/]{43}=:[A-Za-z0-9+/]{43}=$/);
   assert.ok(handed.length === 1 && handed[0]!.every((b) => b === 0), "the admin connection string was zeroed after use");
 });
@@ -123,8 +105,8 @@ test("a role name with a quote and a space is quoted right (no injection through
   const role = await makeRole(t, old, `we"ird role'; DROP ROLE x; --`);
   const fresh = newPassword();
   await postgresTarget({ connection: ADMIN_SECRET, role }).apply((await context(fresh)).ctx);
-  assert.equal(await login(role, fresh), "ok");
-  assert.equal(await login(role, old), "28P01");
+  assert.equal(await pgLogin(role, fresh), "ok");
+  assert.equal(await pgLogin(role, old), "28P01");
 });
 
 test("applying the same value twice is harmless: it still logs in", async (t) => {
@@ -133,7 +115,7 @@ test("applying the same value twice is harmless: it still logs in", async (t) =>
   const fresh = newPassword();
   await target.apply((await context(fresh)).ctx);
   await target.apply((await context(fresh)).ctx);
-  assert.equal(await login(role, fresh), "ok");
+  assert.equal(await pgLogin(role, fresh), "ok");
 });
 
 test("a failed admin connection is E_ROTATION naming the role and the step, without the admin's or the new password", async (t) => {
@@ -149,7 +131,7 @@ test("a failed admin connection is E_ROTATION naming the role and the step, with
   assert.equal(err.code, "E_ROTATION");
   assert.match(err.message, new RegExp(`^postgres role "${role}": connect as admin failed: `));
   for (const s of ["Wr0ngAdminSecret", adminPassword, fresh]) assert.ok(!err.message.includes(s), "no password in the message");
-  assert.equal(await login(role, "old-password-1"), "ok", "nothing changed");
+  assert.equal(await pgLogin(role, "old-password-1"), "ok", "nothing changed");
 });
 
 test("an unreachable server is E_ROTATION at connect as admin", async () => {
@@ -186,7 +168,7 @@ test("a value that is not printable ASCII is refused before anything changes (Po
   for (const v of ["pässwörd-long-enough", "tab\there", ""]) {
     await assert.rejects(postgresTarget({ connection: ADMIN_SECRET, role }).apply((await context(v)).ctx), { code: "E_ROTATION", message: /not printable ASCII/ });
   }
-  assert.equal(await login(role, "old-password-3"), "ok");
+  assert.equal(await pgLogin(role, "old-password-3"), "ok");
 });
 
 test("an admin secret that is not a postgres URL is refused without showing it", async () => {
@@ -203,7 +185,7 @@ test("an abort before the apply stops it with E_ROTATION, nothing changed", asyn
   const ac = new AbortController();
   ac.abort();
   await assert.rejects(postgresTarget({ connection: ADMIN_SECRET, role }).apply((await context(newPassword(), { signal: ac.signal })).ctx), { code: "E_ROTATION", message: /server is stopping/ });
-  assert.equal(await login(role, "old-password-4"), "ok");
+  assert.equal(await pgLogin(role, "old-password-4"), "ok");
 });
 
 test("an abort while the connection hangs (a server that never answers) ends the apply at once", async (t) => {

@@ -10,30 +10,11 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import pg from "pg";
 import { tempDir } from "../helpers.ts";
-import { adminQuery, postgresUrl } from "../services.ts";
+import { adminQuery, postgresUrl, pgLogin } from "../services.ts";
 import { startTestServer, type TestServer } from "./harness.ts";
 
 const ROLES = "rateLimit: { requests: 100000, window: 1m, ipRequests: 1000000 }\n";
-
-/** Logs in as `role` with `password`: "ok", or the SQLSTATE of the refusal. */
-async function login(role: string, password: string): Promise<string> {
-  const u = new URL(await postgresUrl());
-  u.username = encodeURIComponent(role);
-  u.password = encodeURIComponent(password);
-  const c = new pg.Client({ connectionString: u.href, connectionTimeoutMillis: 10_000 });
-  c.on("error", () => {});
-  try {
-    await c.connect();
-    await c.query("SELECT 1");
-    return "ok";
-  } catch (err) {
-    return (err as { code?: string }).code ?? (err as Error).message;
-  } finally {
-    await c.end().catch(() => {});
-  }
-}
 
 async function put(s: TestServer, name: string, value: string): Promise<void> {
   const r = await s.call("PUT", `/v1/secrets/${name}`, { token: s.rootToken, body: { value } });
@@ -61,7 +42,7 @@ test("rotation with the postgres apply: the old password is refused after it, an
   const s = await startTestServer(t, ROLES);
   await put(s, "db/admin-url", await postgresUrl());
   await put(s, "db/app-password", old);
-  assert.equal(await login(role, old), "ok", "the role logs in with the old password before");
+  assert.equal(await pgLogin(role, old), "ok", "the role logs in with the old password before");
 
   const policy = { every: "30d", generate: { charset: "alnum", length: 40 }, apply: { postgres: { connection: "db/admin-url", role } } };
   const set = await s.call("PUT", "/v1/rotation/db/app-password", { token: s.rootToken, body: policy });
@@ -73,8 +54,8 @@ test("rotation with the postgres apply: the old password is refused after it, an
   const now = await read(s, "db/app-password");
   assert.equal(now.version, 2);
   assert.match(now.value, /^[A-Za-z0-9]{40}$/);
-  assert.equal(await login(role, old), "28P01", "the old password is refused");
-  assert.equal(await login(role, now.value), "ok", "the new value logs in");
+  assert.equal(await pgLogin(role, old), "28P01", "the old password is refused");
+  assert.equal(await pgLogin(role, now.value), "ok", "the new value logs in");
   const view = await s.call("GET", "/v1/rotation/db/app-password", { token: s.rootToken });
   assert.equal(view.json.state, "ok");
   assert.ok(!s.logs.join("\n").includes(now.value), "the new value is not in the server's log");

@@ -14,7 +14,9 @@ import { once } from "node:events";
 import { parseServerConfig } from "../../src/server/config.ts";
 import { initServer, startServer } from "../../src/server/server.ts";
 import type { ApplyContext } from "../../src/rotation/apply.ts";
+import { randomBytes } from "node:crypto";
 import { tempDir } from "../helpers.ts";
+import { adminQuery, freshDatabase, postgresUrl, pgLogin } from "../services.ts";
 import { callAt, TEST_ROLES } from "./harness.ts";
 
 const CHILD = join(import.meta.dirname, "rotation-crash-child.ts");
@@ -31,21 +33,31 @@ async function until<T>(what: string, ms: number, probe: () => Promise<T | undef
   }
 }
 
-/** Inits a server, runs the crashing child, rotates through it until it dies; returns what the target got. */
-async function crashDuringApply(t: TestContext, kind: "idempotent" | "not-idempotent") {
+/**
+ * Inits a server, runs the crashing child, rotates through it until it dies; returns what the
+ * target got. `setup` writes what the policy needs first; `apply` is the policy's target.
+ */
+async function crashDuringApply(
+  t: TestContext,
+  kind: "idempotent" | "not-idempotent" | "postgres",
+  options: { yaml?: string; secrets?: Record<string, string>; apply?: unknown } = {},
+) {
   const base = tempDir(t, "coffer-rotation-fault-");
   const dataDir = join(base, "data");
   const configFile = join(base, "server.yml");
   const marker = join(base, "applied");
-  writeFileSync(configFile, YAML);
-  const config = parseServerConfig(YAML, configFile, {}, { listen: "127.0.0.1:0" });
+  const yaml = options.yaml ?? YAML;
+  writeFileSync(configFile, yaml);
+  const config = parseServerConfig(yaml, configFile, {}, { listen: "127.0.0.1:0" });
   const { rootToken } = await initServer(dataDir, config);
   const child = spawn(process.execPath, [CHILD, dataDir, configFile, marker, kind], { stdio: ["ignore", "pipe", "inherit"] });
   t.after(() => child.exitCode === null && child.kill("SIGKILL"));
   const [line] = (await once(child.stdout, "data")) as [Buffer];
   const url = line.toString("utf8").trim();
-  assert.equal((await callAt(url, "PUT", "/v1/secrets/app/db", rootToken, { value: "old-password" })).status, 200);
-  const policy = { generate: { charset: "alnum", length: 32 }, apply: { postgres: { connection: "app/admin", role: "app" } } };
+  for (const [name, value] of Object.entries({ "app/db": "old-password", ...options.secrets })) {
+    assert.equal((await callAt(url, "PUT", `/v1/secrets/${name}`, rootToken, { value })).status, 200);
+  }
+  const policy = { generate: { charset: "alnum", length: 32 }, apply: options.apply ?? { postgres: { connection: "app/admin", role: "app" } } };
   assert.equal((await callAt(url, "PUT", "/v1/rotation/app/db", rootToken, policy)).status, 200);
   const exited = once(child, "exit");
   await callAt(url, "POST", "/v1/rotation/app/db", rootToken).then(() => assert.fail("the server answered; it should have died"), () => {});
@@ -95,4 +107,28 @@ test("rotation fault: killed between apply and write, a target that is not idemp
   const audit = await callAt(server.url, "GET", "/v1/audit?action=secret.rotate", rootToken);
   assert.ok(audit.json.records.some((x: { detail: { result: string } }) => x.detail.result === "unknown"), audit.text);
   assert.equal((await callAt(server.url, "GET", "/v1/sys/health", rootToken)).json.rotation, "overdue");
+});
+
+test("rotation fault (PostgreSQL storage, the real PostgreSQL target): killed after the role's password changed, the restarted server stores that value", { timeout: 120_000 }, async (t) => {
+  const role = `coffer_fault_${randomBytes(4).toString("hex")}`;
+  await adminQuery(`CREATE ROLE ${role} LOGIN PASSWORD 'old-password'`);
+  t.after(() => adminQuery(`DROP ROLE IF EXISTS ${role}`, { tries: 20 }));
+  const yaml = `${YAML}database: ${await freshDatabase(t)}\n`;
+  const { dataDir, config, rootToken, applied } = await crashDuringApply(t, "postgres", {
+    yaml,
+    secrets: { "app/admin": await postgresUrl() },
+    apply: { postgres: { connection: "app/admin", role } },
+  });
+  // The target holds the new value; the store still has the old one.
+  assert.equal(await pgLogin(role, "old-password"), "28P01");
+  assert.equal(await pgLogin(role, applied), "ok");
+  const server = await startServer({ dataDir, config, logger: false, rotation: { pollMs: 300 } });
+  t.after(() => server.close());
+  const now = await until("the applied value stored", 60_000, async () => {
+    const r = await callAt(server.url, "GET", "/v1/secrets/app/db", rootToken);
+    return r.json?.version === 2 ? r.json : undefined;
+  });
+  assert.equal(now.value, applied, "the value PostgreSQL holds is the new version");
+  assert.equal(await pgLogin(role, now.value as string), "ok", "and it still logs in after the second apply");
+  assert.equal((await callAt(server.url, "GET", "/v1/rotation/app/db", rootToken)).json.state, "ok");
 });
