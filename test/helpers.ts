@@ -31,3 +31,18 @@ export function configError(fn: () => unknown): string {
   }
   assert.fail("expected an E_CONFIG error");
 }
+
+/**
+ * Polls `probe` every 100 ms until it gives a value, for at most `ms` (a generous deadline: a
+ * correctness bound, never a timing assertion).
+ * @throws Error "timed out waiting for WHAT" when it gave none in time
+ */
+export async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

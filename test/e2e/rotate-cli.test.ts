@@ -10,13 +10,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { tempDir } from "../helpers.ts";
-import { coffer } from "./run-cli.ts";
-
-function ok(home: string, args: string[], input = ""): string {
-  const r = coffer(home, args, { input });
-  assert.equal(r.code, 0, `coffer ${args.join(" ")}: ${r.err}`);
-  return r.out;
-}
+import { coffer, cofferOk as ok } from "./run-cli.ts";
 
 test("set --generate remembers its generator; rotate makes a new version from it; a value set by hand cannot be rotated", (t) => {
   const home = tempDir(t);

@@ -2,6 +2,7 @@
  * Runs the built `coffer` CLI (dist/bundle/bin.js, the bundle `npx coffer` runs) as a subprocess in a
  * temp HOME with its own XDG dirs, and returns stdout, stderr and the exit code separately.
  */
+import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -152,4 +153,11 @@ export async function serveAppServer(t: TestContext, home: string): Promise<Serv
   writeFileSync(config, `roles:\n  app: [ { path: "app/**", capabilities: [read, list] } ]\n`);
   const root = coffer(home, ["server", "init", "--data", data, "--config", config]).out.trim().split("\n").at(-1)!;
   return { ...(await serveCli(t, home, ["--data", data, "--config", config])), root };
+}
+
+/** Runs `coffer ARGS…` (stdin: `input`), asserts exit 0 (stderr in the message); gives its stdout. */
+export function cofferOk(home: string, args: string[], input = ""): string {
+  const r = coffer(home, args, { input });
+  assert.equal(r.code, 0, `coffer ${args.join(" ")}: ${r.err}`);
+  return r.out;
 }

@@ -5,15 +5,9 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "dotenv";
 import { tempDir } from "../helpers.ts";
-import { CLI, coffer, onTerminal } from "./run-cli.ts";
+import { CLI, coffer, onTerminal, cofferOk as ok } from "./run-cli.ts";
 
 const IDENTITY = (home: string) => join(home, ".config", "coffer", "identity");
-
-function ok(home: string, args: string[], input = ""): string {
-  const r = coffer(home, args, { input });
-  assert.equal(r.code, 0, `coffer ${args.join(" ")}: ${r.err}`);
-  return r.out;
-}
 
 test("three homes: grant, export, trust, import exactly app/*, forged and flipped bundles refused, revoke lists what bob got", (t) => {
   const root = tempDir(t);

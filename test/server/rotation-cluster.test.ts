@@ -6,6 +6,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { waitFor } from "../helpers.ts";
 import { openPostgresStorage } from "../../src/storage/postgres.ts";
 import { freshDatabase } from "../services.ts";
 import { callAt, startTwoInstances, TEST_ROLES } from "./harness.ts";
@@ -13,21 +14,11 @@ import { callAt, startTwoInstances, TEST_ROLES } from "./harness.ts";
 // polls are many: the rate limits are out of the way
 const YAML = `${TEST_ROLES}\nrateLimit: { requests: 1000000, window: 1m, ipRequests: 10000000 }\n`;
 
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 test("rotation cluster: two instances on one PostgreSQL database, one secret due: exactly one new version", { timeout: 90_000 }, async (t) => {
   const { a, b, root } = await startTwoInstances(t, { yaml: YAML, rotation: { pollMs: 300 } });
   const put = await callAt(a.url, "PUT", "/v1/rotation/app/shared", root, { every: "4s", generate: { charset: "hex", length: 32 } });
   assert.equal(put.status, 200, put.text);
-  await until("version 1", 15_000, async () => {
+  await waitFor("version 1", 15_000, async () => {
     const r = await callAt(b.url, "GET", "/v1/secrets/app/shared", root);
     return r.status === 200 ? r.json : undefined;
   });

@@ -15,23 +15,13 @@ import { parseServerConfig } from "../../src/server/config.ts";
 import { initServer, startServer } from "../../src/server/server.ts";
 import type { ApplyContext } from "../../src/rotation/apply.ts";
 import { randomBytes } from "node:crypto";
-import { tempDir } from "../helpers.ts";
+import { tempDir, waitFor } from "../helpers.ts";
 import { adminQuery, freshDatabase, postgresUrl, pgLogin } from "../services.ts";
 import { callAt, TEST_ROLES } from "./harness.ts";
 
 const CHILD = join(import.meta.dirname, "rotation-crash-child.ts");
 // polls are many: the rate limits are out of the way
 const YAML = `${TEST_ROLES}\nrateLimit: { requests: 1000000, window: 1m, ipRequests: 10000000 }\n`;
-
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /**
  * Inits a server, runs the crashing child, rotates through it until it dies; returns what the
@@ -75,7 +65,7 @@ test("rotation fault: killed between apply and write, an idempotent target's can
     rotation: { pollMs: 300, targets: () => ({ label: "fake:again", idempotent: true, apply: async (ctx: ApplyContext) => void again.push(ctx.newValue.toString("utf8")) }) },
   });
   t.after(() => server.close());
-  const now = await until("the candidate stored", 30_000, async () => {
+  const now = await waitFor("the candidate stored", 30_000, async () => {
     const r = await callAt(server.url, "GET", "/v1/secrets/app/db", rootToken);
     return r.json?.version === 2 ? r.json : undefined;
   });
@@ -93,7 +83,7 @@ test("rotation fault: killed between apply and write, a target that is not idemp
     rotation: { pollMs: 300, targets: () => ({ label: "runbook:rotate-db", idempotent: false, apply: async () => void applies++ }) },
   });
   t.after(() => server.close());
-  const view = await until("the rotation marked unknown", 30_000, async () => {
+  const view = await waitFor("the rotation marked unknown", 30_000, async () => {
     const r = await callAt(server.url, "GET", "/v1/rotation/app/db", rootToken);
     return r.json?.state === "unknown" ? r.json : undefined;
   });
@@ -124,7 +114,7 @@ test("rotation fault (PostgreSQL storage, the real PostgreSQL target): killed af
   assert.equal(await pgLogin(role, applied), "ok");
   const server = await startServer({ dataDir, config, logger: false, rotation: { pollMs: 300 } });
   t.after(() => server.close());
-  const now = await until("the applied value stored", 60_000, async () => {
+  const now = await waitFor("the applied value stored", 60_000, async () => {
     const r = await callAt(server.url, "GET", "/v1/secrets/app/db", rootToken);
     return r.json?.version === 2 ? r.json : undefined;
   });

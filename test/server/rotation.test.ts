@@ -6,6 +6,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { waitFor } from "../helpers.ts";
 import type { ApplyContext, ApplyTarget } from "../../src/rotation/apply.ts";
 import { CofferError } from "../../src/errors.ts";
 import { retryAt } from "../../src/rotation/engine.ts";
@@ -47,16 +48,6 @@ function fakeTargets() {
   };
 }
 
-async function until<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 async function start(t: Parameters<typeof startTestServer>[0], fake = fakeTargets()): Promise<{ s: TestServer; fake: ReturnType<typeof fakeTargets> }> {
   const s = await startTestServer(t, ROLES, {}, { rotation: { targets: fake.targets, pollMs: 500, leaseMs: 5_000 } });
   return { s, fake };
@@ -73,8 +64,8 @@ test("rotation: a secret with every: 3s gets a new version within 10 s, and agai
   assert.equal(put.status, 200, put.text);
   assert.equal(put.json.every, "3s");
   assert.equal(put.json.state, "ok");
-  await until("version 1", 10_000, async () => ((await versionOf(s, "app/tick")) >= 1 ? true : undefined));
-  await until("version 2", 15_000, async () => ((await versionOf(s, "app/tick")) >= 2 ? true : undefined));
+  await waitFor("version 1", 10_000, async () => ((await versionOf(s, "app/tick")) >= 1 ? true : undefined));
+  await waitFor("version 2", 15_000, async () => ((await versionOf(s, "app/tick")) >= 2 ? true : undefined));
   const v1 = await s.call("GET", "/v1/secrets/app/tick?version=1", { token: s.rootToken });
   const v2 = await s.call("GET", "/v1/secrets/app/tick?version=2", { token: s.rootToken });
   assert.match(v1.json.value, /^[A-Za-z0-9]{24}$/);
