@@ -161,6 +161,17 @@ test("the web console: secrets, tokens, roles, runbooks, audit and sign-out in a
     await page.getByRole("button", { name: "Hide" }).click();
   });
 
+  await t.test("a secret's rotation: none at first; with a policy, Rotate now makes a new version", async () => {
+    await page.getByText("No rotation policy.").waitFor();
+    const set = await s.call("PUT", "/v1/rotation/app/db/password", { token: s.rootToken, body: { every: "30d", generate: { charset: "alnum", length: 24 } } });
+    assert.equal(set.status, 200, set.text);
+    await page.reload();
+    await page.locator("[data-rotation=ok]").waitFor();
+    await page.getByRole("button", { name: "Rotate now" }).click();
+    await page.getByText("Rotated: version 4 holds a new value.").waitFor();
+    await page.getByRole("cell", { name: "v4 current" }).waitFor();
+  });
+
   let ciToken = "";
   let other: Tab | undefined;
   t.after(() => other?.context.close());
@@ -258,7 +269,7 @@ test("the web console: secrets, tokens, roles, runbooks, audit and sign-out in a
     await section(page, "Audit");
     await page.getByText(/Hash chain verified/).waitFor();
     const text = await page.locator("main").innerText();
-    for (const action of ["secret.write", "secret.read", "secret.rollback", "token.create", "token.revoke", "role.write", "runbook.run", "runbook.approve"]) {
+    for (const action of ["secret.write", "secret.read", "secret.rollback", "secret.rotate", "token.create", "token.revoke", "role.write", "runbook.run", "runbook.approve"]) {
       assert.match(text, new RegExp(action.replace(".", "\\.")), action);
     }
     await page.getByLabel("Action").fill("secret.rollback");
@@ -321,6 +332,6 @@ test("the web console: secrets, tokens, roles, runbooks, audit and sign-out in a
     await page.reload();
     await page.getByLabel("API token").waitFor();
     assert.deepEqual(admin.dialogs, [], "no page opened a dialog");
-    assert.deepEqual(admin.errors.filter((e) => !/status of 40[13]/.test(e)), [], "no script error (a CSP violation is one)");
+    assert.deepEqual(admin.errors.filter((e) => !/status of 40[134]/.test(e)), [], "no script error (a CSP violation is one)");
   });
 });

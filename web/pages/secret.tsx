@@ -9,6 +9,7 @@ import { go, link } from "../router.ts";
 import { useSession } from "../session.ts";
 import { ConfirmButton, ErrorNote, Show, Time, useAction, useLoad, Table } from "../ui.tsx";
 import type { SecretInfo } from "./secrets.tsx";
+import { RotationPanel } from "./rotation.tsx";
 
 interface VersionInfo {
   version: number;
@@ -100,6 +101,8 @@ export function SecretPage({ name }: { name: string }) {
           }}
         />
       )}
+      <h2>Rotation</h2>
+      <RotationPanel name={name} onRotated={(v) => reload(`Rotated: version ${v} holds a new value.`)} />
       <h2>Versions</h2>
       <Show loaded={versions}>
         {({ versions: list }) => (

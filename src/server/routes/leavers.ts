@@ -9,6 +9,9 @@ import type { FastifyRequest } from "fastify";
 import { isCofferError } from "../../errors.ts";
 import type { ServerParts } from "../context.ts";
 
+/** Audit records read at a time while looking for what a token read. */
+const AUDIT_PAGE = 1000;
+
 /** The rotation report of a revocation (client/wire.ts RotationReport). */
 export interface LeaverReport {
   rotated: { name: string; version: number }[];
@@ -35,8 +38,12 @@ export async function tokenLineage(s: ServerParts, id: string): Promise<string[]
 export async function rotateWhatTokensRead(s: ServerParts, req: FastifyRequest, id: string): Promise<LeaverReport> {
   const names = new Set<string>();
   for (const tokenId of await tokenLineage(s, id)) {
-    for (const r of await s.storage.auditLog({ actor: `token:${tokenId}`, action: "secret.read" })) {
-      if (r.name !== null && r.detail?.result === "ok") names.add(r.name);
+    // In pages: a busy token's reads may be millions of records; only the distinct names are kept.
+    for (let afterSeq = 0; ;) {
+      const page = await s.storage.auditLog({ actor: `token:${tokenId}`, action: "secret.read", afterSeq, limit: AUDIT_PAGE });
+      for (const r of page) if (r.name !== null && r.detail?.result === "ok") names.add(r.name);
+      if (page.length < AUDIT_PAGE) break;
+      afterSeq = page.at(-1)!.seq;
     }
   }
   const report: LeaverReport = { rotated: [], manual: [] };
