@@ -181,7 +181,7 @@ test("rotation: policies need rotate (list to read them), and bodies are checked
     { generate: { charset: "alnum", length: 5000 } },
     { generate: { charset: "alnum" } },
     { generate: { charset: "alnum", length: 8 }, extra: 1 },
-    { generate: { charset: "alnum", length: 8 }, apply: { runbook: "rotate-db" } },
+    { generate: { charset: "alnum", length: 8 }, apply: { runbook: "../rotate-db" } },
     { generate: { charset: "alnum", length: 8 }, apply: { postgres: { connection: "../x", role: "r" } } },
     { generate: { charset: "alnum", length: 8 }, apply: { postgres: { connection: "app/y", role: "r", sql: "DROP" } } },
   ]) {
@@ -193,6 +193,26 @@ test("rotation: policies need rotate (list to read them), and bodies are checked
   assert.equal((await s.call("GET", "/v1/rotation/app%2Fx", { token: rotator })).status, 400);
   assert.equal((await s.call("DELETE", "/v1/rotation/app/x", { token: rotator })).status, 200);
   assert.equal((await s.call("GET", "/v1/rotation/app/x", { token: rotator })).status, 404);
+});
+
+test("attack: rotate on one's own secret cannot borrow an admin connection one may not read, nor a runbook one may not run", { timeout: 60_000 }, async (t) => {
+  const { s } = await start(t);
+  const rotator = await s.token(["rotator"]);
+  assert.equal((await s.call("PUT", "/v1/secrets/db/admin-url", { token: s.rootToken, body: { value: "postgres://admin:pw@db/app" } })).status, 200);
+  assert.equal((await s.call("PUT", "/v1/secrets/app/mine", { token: rotator, body: { value: "v1" } })).status, 200);
+  // Else the rotator could set the superuser's password to a value it reads.
+  const borrow = { generate: { charset: "alnum", length: 16 }, apply: { postgres: { connection: "db/admin-url", role: "postgres" } } };
+  const r = await s.call("PUT", "/v1/rotation/app/mine", { token: rotator, body: borrow });
+  assert.equal(r.status, 403, r.text);
+  assert.match(r.json.error.message, /read secret "db\/admin-url"/);
+  const run = await s.call("PUT", "/v1/rotation/app/mine", { token: rotator, body: { generate: { charset: "alnum", length: 16 }, apply: { runbook: "deploy-prod" } } });
+  assert.equal(run.status, 403, run.text);
+  assert.match(run.json.error.message, /run runbook "deploy-prod"/);
+  assert.equal((await s.call("GET", "/v1/rotation/app/mine", { token: rotator })).status, 404, "nothing was stored");
+  // A connection the rotator may read is fine.
+  assert.equal((await s.call("PUT", "/v1/secrets/app/admin-url", { token: rotator, body: { value: "postgres://admin:pw@db/app" } })).status, 200);
+  const own = await s.call("PUT", "/v1/rotation/app/mine", { token: rotator, body: { ...borrow, apply: { postgres: { connection: "app/admin-url", role: "app" } } } });
+  assert.equal(own.status, 200, own.text);
 });
 
 test("rotation: revoking a token with ?rotate=true rotates what it and the tokens it made read, and lists the rest", { timeout: 60_000 }, async (t) => {

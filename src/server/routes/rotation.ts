@@ -12,6 +12,8 @@ import type { RotationEngine } from "../../rotation/engine.ts";
 import type { RotationScheduler } from "../../rotation/scheduler.ts";
 import type { StoredRotation } from "../../storage/types.ts";
 import type { ServerParts } from "../context.ts";
+import { isSecretName } from "../../core/names.ts";
+import { isRunbookName } from "../../runbooks/definition.ts";
 import {
   ROTATION_DELETED_SCHEMA, ROTATION_LIST_QUERY, ROTATION_LIST_SCHEMA, ROTATION_RESULT_SCHEMA, ROTATION_VIEW_SCHEMA, type RotationListQuery,
 } from "../schemas.ts";
@@ -71,6 +73,12 @@ export function rotationRoutes(api: FastifyInstance, s: ServerParts): void {
   }, async (req) => {
     const { name } = secretPath(req, false, ROTATION_PREFIX);
     await req.authorize("rotate", name, "rotation.set");
+    // The apply acts later with the server's authority: the caller must hold what it uses, so a
+    // policy never reads a connection string, or runs a runbook, that its maker could not.
+    // (A name that breaks its rule is left to checkRotationBody's 400.)
+    const apply = req.body.apply;
+    if (apply != null && "postgres" in apply && isSecretName(apply.postgres.connection)) await req.authorize("read", apply.postgres.connection, "rotation.set");
+    if (apply != null && "runbook" in apply && isRunbookName(apply.runbook)) await req.authorize("run", `runbook:${apply.runbook}`, "rotation.set");
     const policy = checkRotationBody(name, req.body, s.runbooks?.catalog);
     const stored = await storage.putRotation(policy, req.caller().subject, req.auditDetail("ok"));
     s.rotation?.scheduler.replan();
