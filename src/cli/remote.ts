@@ -6,7 +6,7 @@
  * (set, get, list, …) decides "local or server".
  */
 import { CofferError } from "../errors.ts";
-import { CofferClient, normaliseServerUrl, ServerError } from "../client/client.ts";
+import { CofferClient, normaliseServerUrl } from "../client/client.ts";
 import { loadServerTls, loadToken, savedServers, tokenFilePath } from "../client/token-file.ts";
 import type { Context, Flag } from "./command.ts";
 import { stringFlag } from "./open.ts";
@@ -79,21 +79,12 @@ export function serverClient(ctx: Context): CofferClient {
   const token = fromEnv !== undefined && fromEnv !== "" ? fromEnv : loadToken(url, ctx.env);
   if (token === undefined) throw new CofferError("E_UNAUTHENTICATED", `no token for ${url}: run \`coffer login ${url}\` or set COFFER_TOKEN`);
   const tls = loadServerTls(url, ctx.env);
-  return new CofferClient({ url, token, ...(tls !== undefined && { tls }) });
+  // Every command's 401 says how to get a working credential again.
+  const loginHint = `run \`coffer login ${url}\` again (or check COFFER_TOKEN)`;
+  return new CofferClient({ url, token, loginHint, ...(tls !== undefined && { tls }) });
 }
 
-/**
- * Runs `fn` with a client of the command's server (see {@link serverClient}); a 401 from the
- * server gets the hint to log in again.
- */
+/** Runs `fn` with a client of the command's server (see {@link serverClient}, whose 401s say to log in again). */
 export async function onServer<T>(ctx: Context, fn: (client: CofferClient) => Promise<T>): Promise<T> {
-  const client = serverClient(ctx);
-  try {
-    return await fn(client);
-  } catch (err) {
-    if (err instanceof ServerError && err.code === "E_UNAUTHENTICATED") {
-      throw new ServerError(err.code, `${err.message}; run \`coffer login ${client.url}\` again (or check COFFER_TOKEN)`, err.status, err.requestId, err.retryAfterSeconds, err.problems);
-    }
-    throw err;
-  }
+  return fn(serverClient(ctx));
 }

@@ -70,6 +70,8 @@ export interface CofferClientOptions {
   fetch?: typeof fetch;
   /** a private CA to trust and a client certificate to present (`coffer login --ca/--cert/--key`) */
   tls?: ClientTlsFiles;
+  /** what a 401's message adds, saying how to get a working credential (the CLI: log in again) */
+  loginHint?: string;
 }
 
 /**
@@ -185,6 +187,7 @@ export class CofferClient {
   /** the canonical base URL (see {@link normaliseServerUrl}) */
   readonly url: string;
   readonly #token: string | undefined;
+  readonly #loginHint: string | undefined;
   readonly #timeoutMs: number;
   readonly #signal: AbortSignal | undefined;
   /** the fetch every request to this server goes through (with its TLS settings, if any) */
@@ -205,6 +208,7 @@ export class CofferClient {
       throw new CofferError("E_INVALID_VALUE", `a timeout is a whole number of milliseconds from 1, got ${timeoutMs}`);
     }
     this.#token = options.token;
+    this.#loginHint = options.loginHint;
     this.#timeoutMs = timeoutMs;
     this.#signal = options.signal;
     this.fetch = options.fetch ?? (options.tls !== undefined ? tlsFetch(readClientTls(options.tls, this.url)) : fetch);
@@ -453,6 +457,7 @@ export class CofferClient {
     if (problems !== undefined && Array.isArray(rawProblems) && rawProblems.length > MAX_PROBLEMS) {
       problems.push(`… and ${rawProblems.length - MAX_PROBLEMS} more`);
     }
+    if (code === "E_UNAUTHENTICATED" && this.#loginHint !== undefined) message = `${message}; ${this.#loginHint}`;
     const hints = [
       ...(typeof rawCode === "string" && !known ? [`server code ${shorten(rawCode.replace(/[^\x21-\x7e]/g, ""), 40)}`] : []),
       ...(retry !== undefined ? [`retry after ${retry} s`] : []),

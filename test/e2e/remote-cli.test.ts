@@ -255,3 +255,17 @@ test("coffer token create prints the token alone on stdout, once; list shows it;
   assert.equal((await run(["token", "revoke", "not-an-id"])).code, ERROR_CODES.E_USAGE.exit);
   assert.notEqual(JSON.parse((await run(["token", "list", "--json"])).out).find((x: { id: string }) => x.id === id[1]).revokedAt, null);
 });
+
+test("a revoked login gets the hint to log in again from every kind of server command (secrets, whoami, token, role)", async (t) => {
+  const { run, s, home } = await setup(t);
+  const self = await run(["whoami", "--json"]);
+  assert.equal(self.code, 0, self.err);
+  // The token coffer login saved is revoked by root: every command now meets a 401.
+  const id = (await s.call("GET", "/v1/tokens", { token: s.rootToken })).json.tokens.find((x: { name: string }) => x.name === "alice").id as string;
+  assert.equal((await s.call("DELETE", `/v1/tokens/${id}`, { token: s.rootToken })).status, 200);
+  for (const args of [["get", "app/x", "--server", s.url], ["whoami"], ["token", "list"], ["role", "list"], ["list", "--server", s.url]]) {
+    const r = await cli(home, args);
+    assert.equal(r.code, ERROR_CODES.E_UNAUTHENTICATED.exit, `${args.join(" ")}: ${r.err}`);
+    assert.match(r.err, /run `coffer login http:\/\/127\.0\.0\.1:\d+` again \(or check COFFER_TOKEN\)/, args.join(" "));
+  }
+});

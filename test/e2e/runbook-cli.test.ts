@@ -233,7 +233,7 @@ test("runbook commands without a server, with a revoked token, or refused: a cle
   assert.match(noToken.err, /no token for http:\/\/127\.0\.0\.1:\d+: run `coffer login/);
   const revoked = await cli(home, ["runbook", "list", "--server", stub.url], { COFFER_TOKEN: `cof_${"R".repeat(43)}` });
   assert.equal(revoked.code, 5);
-  assert.match(revoked.err, /the token is missing, invalid, expired or revoked .*; run `coffer login http:\/\/127\.0\.0\.1:\d+` again/);
+  assert.match(revoked.err, /the token is missing, invalid, expired or revoked.*; run `coffer login http:\/\/127\.0\.0\.1:\d+` again/);
   assert.ok(!revoked.err.includes("RRRR"));
   stub.fault = { prefix: "/v1/runbooks/flush-cdn/run", status: 429, code: "E_RATE_LIMITED", message: "too many executions", retryAfter: "30" };
   const limited = await cli(home, ["runbook", "run", "flush-cdn", "-p", "REGION=eu", "--server", stub.url], { COFFER_TOKEN: stub.token });
