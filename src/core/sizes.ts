@@ -33,11 +33,12 @@ export function parseSize(text: string): number | undefined {
 
 /**
  * Writes bytes in the largest unit that holds them exactly: `parseSize(formatSize(b)) === b`.
- * @example formatSize(1048576) // "1MiB"
+ * @param gap - between number and unit: "" (default, the config grammar) or " " (for people)
+ * @example formatSize(1048576) // "1MiB"; formatSize(1536, " ") // "1536 B"
  */
-export function formatSize(bytes: number): string {
-  for (const [unit, size] of UNITS) if (bytes !== 0 && bytes % size === 0) return `${bytes / size}${unit}`;
-  return `${bytes}B`;
+export function formatSize(bytes: number, gap: "" | " " = ""): string {
+  for (const [unit, size] of UNITS) if (bytes !== 0 && bytes % size === 0) return `${bytes / size}${gap}${unit}`;
+  return `${bytes}${gap}B`;
 }
 
 /** Bounds of a size, in bytes, both included. */

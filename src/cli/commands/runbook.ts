@@ -9,6 +9,7 @@ import { constants } from "node:os";
 import { CofferError, problemList } from "../../errors.ts";
 import { assertEnvName } from "../../core/names.ts";
 import { formatDuration } from "../../core/durations.ts";
+import { formatSize } from "../../core/sizes.ts";
 import { ServerError } from "../../client/client.ts";
 import { RunbookClient, type Execution, type RunbookParams } from "../../client/runbooks.ts";
 import type { Command, Context, Flag } from "../command.ts";
@@ -79,7 +80,7 @@ export const runbookShow: Command = {
       `description:  ${printable(r.description, true).replace(/\n/g, "\n              ")}`,
       `isolation:    ${r.isolation}${r.isolation === "tempdir" ? " (runs with the server's privileges)" : ""}`,
       `timeout:      ${formatDuration(r.timeoutMs)}`,
-      `output limit: ${bytes(r.outputLimit)}`,
+      `output limit: ${formatSize(r.outputLimit, " ")}`,
       `concurrency:  ${r.concurrency ?? "no limit"}`,
       `approvals:    ${r.approvals}`,
       `secrets:      ${r.secrets.length > 0 ? printable(r.secrets.join(", ")) : "none"}`,
@@ -248,7 +249,7 @@ async function follow(ctx: Context, id: string): Promise<number> {
     else ctx.out(text);
   }));
   if (json) jsonLine(ctx, { event: "end", execution: end });
-  else if (end.truncated) ctx.say(`execution ${id}: the output was cut at the runbook's output limit (${bytes(end.outputBytes)} kept)`);
+  else if (end.truncated) ctx.say(`execution ${id}: the output was cut at the runbook's output limit (${formatSize(end.outputBytes, " ")} kept)`);
   return exitStatus(end, (m) => { if (!json) ctx.say(m); });
 }
 
@@ -350,9 +351,3 @@ function firstLine(s: string): string {
   return line.length > 80 ? `${line.slice(0, 79)}…` : line;
 }
 
-function bytes(n: number): string {
-  for (const [unit, size] of [["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]] as const) {
-    if (n >= size && n % size === 0) return `${n / size} ${unit}`;
-  }
-  return `${n} B`;
-}
