@@ -12,6 +12,7 @@
  * instance ends the watch streams of a revoked token at once rather than at their next heartbeat.
  */
 import { isSecretName } from "../core/names.ts";
+import { firstConnection } from "./first-connection.ts";
 
 /** One change. */
 export interface ChangeEvent {
@@ -245,21 +246,10 @@ export async function createRedisBus(url: string, options: ChangeBusOptions = {}
   const healthy = () => subscribed && pub.status === "ready" && sub.status === "ready";
 
   // Wait (briefly) for both connections, so the first streams do not miss events.
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(done, options.connectTimeoutMs ?? 2000);
-    const check = setInterval(() => healthy() && done(), 20);
-    function done() {
-      clearTimeout(timer);
-      clearInterval(check);
-      pub.off("error", done);
-      sub.off("error", done);
-      resolve();
-    }
-    pub.once("error", done);
-    sub.once("error", done);
-    pub.connect().catch(() => {});
-    sub.connect().catch(() => {});
-  });
+  const connected = firstConnection(healthy, [pub, sub], options.connectTimeoutMs ?? 2000);
+  pub.connect().catch(() => {});
+  sub.connect().catch(() => {});
+  await connected;
 
   return makeBus("redis", listeners, {
     closed: () => closed,

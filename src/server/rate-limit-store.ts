@@ -7,6 +7,7 @@
 import { createRequire } from "node:module";
 import type { Redis } from "ioredis";
 import type { FastifyRateLimitStoreCtor } from "@fastify/rate-limit";
+import { firstConnection } from "./first-connection.ts";
 
 type Callback = (err: Error | null, result?: { current: number; ttl: number }) => void;
 
@@ -72,17 +73,6 @@ export async function connectLimitRedis(url: string, onError: (err: Error) => vo
     last = what;
   });
   client.on("ready", () => (last = ""));
-  // Wait briefly for the first connection; start without it rather than not at all.
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      client.off("ready", done);
-      client.off("error", done);
-      resolve();
-    };
-    const timer = setTimeout(done, 2000);
-    client.once("ready", done);
-    client.once("error", done);
-  });
+  await firstConnection(() => client.status === "ready", [client], 2000);
   return client;
 }
