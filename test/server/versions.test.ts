@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { startTestServer } from "./harness.ts";
+import { callAt, startTestServer, startTwoInstances } from "./harness.ts";
 import { SQLITE_FILE } from "../../src/server/server.ts";
 
 /** Opens `/v1/watch?prefix=…` and returns a wait for text matching a pattern in the stream. */
@@ -150,4 +150,24 @@ test("404 for an unknown secret, 400 naming versions that do not exist or a bad 
   assert.equal((await s.call("GET", "/v1/secrets/app/y", { token: s.rootToken })).json.value, "y", "nothing was changed");
   const failed = await s.call("GET", "/v1/audit?action=auth.failed", { token: s.rootToken });
   assert.deepEqual(failed.json.records.map((x: { detail: { route: string } }) => x.detail.route), ["/v1/delete/*", "/v1/undelete/*", "/v1/destroy/*"]);
+});
+
+test("PostgreSQL: a version deleted on one instance is refused on the other at once; destroyed stays destroyed; the chain stays intact", async (t) => {
+  const { a, b, root } = await startTwoInstances(t);
+  for (const value of VALUES) assert.equal((await callAt(a.url, "PUT", "/v1/secrets/app/shared", root, { value })).status, 200);
+  const deployer = (await callAt(a.url, "POST", "/v1/tokens", root, { name: "d", roles: ["deployer"] })).json.token as string;
+  assert.equal((await callAt(b.url, "POST", "/v1/destroy/app/shared", deployer, { versions: [1] })).status, 403);
+  assert.equal((await callAt(b.url, "POST", "/v1/delete/app/shared", root, { versions: [3] })).status, 200);
+  const read = await callAt(a.url, "GET", "/v1/secrets/app/shared", root);
+  assert.equal(read.status, 404);
+  assert.match(read.json.error.message, /version 3 of app\/shared was deleted/);
+  const destroyed = await callAt(a.url, "POST", "/v1/destroy/app/shared", root, { versions: [1, 3] });
+  assert.deepEqual(destroyed.json.versions.map((v: { destroyed: boolean }) => v.destroyed), [true, true]);
+  assert.equal((await callAt(b.url, "POST", "/v1/undelete/app/shared", root, { versions: [3] })).json.versions[0].destroyed, true);
+  assert.equal((await callAt(b.url, "GET", "/v1/secrets/app/shared?version=2", root)).json.value, VALUES[1]);
+  const history = await callAt(b.url, "GET", "/v1/secrets/app/shared/versions", root);
+  assert.deepEqual(history.json.versions.map((v: { version: number; destroyed: boolean }) => [v.version, v.destroyed]), [[1, true], [2, false], [3, true]]);
+  const log = JSON.stringify((await callAt(a.url, "GET", "/v1/audit", root)).json);
+  for (const v of VALUES) assert.ok(!log.includes(v));
+  assert.equal((await callAt(a.url, "GET", "/v1/audit/verify", root)).json.ok, true);
 });
