@@ -36,8 +36,9 @@ export interface Dialect {
   /** a local store's `secrets` has `rotation_s` and `generator` */
   rotation: boolean;
   /**
-   * the database has `rotations` (a server's, issue 15): a write, delete or purge of a secret
-   * whose rotation lease is held (or whose sealed candidate waits) is refused in its transaction
+   * the database has `rotations` (a server's, issue 15): a write, delete or purge of a secret, or a
+   * delete, undelete or destroy of its versions (ops-versions.ts), whose rotation lease is held (or
+   * whose sealed candidate waits) is refused in its transaction
    */
   rotationLocks: boolean;
   /** appended to the read of a secret's row in a write: PostgreSQL locks it (`FOR UPDATE`) */
