@@ -7,7 +7,7 @@
  * const apiKey = store.get("payments/stripe").reveal();
  */
 export { openStore, createStore, Store } from "./store/store.ts";
-export type { OpenStoreOptions, SetOptions, WriteResult, RotateResult, SecretInfo, VersionInfo } from "./store/store.ts";
+export type { OpenStoreOptions, SetOptions, WriteResult, RotateResult, SecretInfo, VersionInfo, VersionState } from "./store/store.ts";
 export type { GeneratorSettings } from "./crypto/generate.ts";
 export { Secret } from "./core/secret.ts";
 export type { SecretMeta } from "./core/secret.ts";

@@ -1,5 +1,6 @@
 /**
  * A small typed client for the coffer server's HTTP API (`/v1/secrets`, `/v1/rollback`, `/v1/purge`,
+ * `/v1/delete`, `/v1/undelete`, `/v1/destroy`,
  * `/v1/auth/self`, `/v1/sys/health`), used by the `server` provider and by `coffer login`. Every answer is
  * validated before it is returned; every failure is a {@link CofferError} that names the server
  * and never carries the token or a value. {@link CofferClient.send} is the one way a request
@@ -11,7 +12,7 @@ import { readCapped, tlsFetch, type ClientTls } from "./http.ts";
 import { readPrivateFile, readPublicFile } from "../core/fs-secure.ts";
 import { tokenTransportRule } from "../core/token-transport.ts";
 import { assertSecretName } from "../core/names.ts";
-import { jsonValue, type SecretListing, type VersionInfo } from "../core/secret.ts";
+import { jsonValue, type SecretListing, type VersionInfo, type VersionState } from "../core/secret.ts";
 import { field, shapeError, str, whole } from "./shape.ts";
 
 /** Largest response body read from the server, in bytes; more is refused (E_PROVIDER). */
@@ -291,9 +292,59 @@ export class CofferClient {
       versions: rows.map((r: unknown) => {
         const current = field(r, "current");
         if (typeof current !== "boolean") throw shapeError(this.url, what, "current");
-        return { version: whole(r, "version", what, this.url), createdAt: str(r, "createdAt", what, this.url), createdBy: str(r, "createdBy", what, this.url), current };
+        return {
+          version: whole(r, "version", what, this.url), createdAt: str(r, "createdAt", what, this.url), createdBy: str(r, "createdBy", what, this.url), current,
+          ...this.#versionMarks(r, what),
+        };
       }),
     };
+  }
+
+  /**
+   * Soft-deletes versions of a secret (`POST /v1/delete/{name}`): reads of them are refused until
+   * {@link CofferClient.undeleteVersions}; a version already deleted or destroyed is left as it is.
+   * Needs the `delete` capability.
+   * @param versions - 1 to 100 version numbers
+   * @throws CofferError E_NOT_FOUND for an unknown secret, E_INVALID_VALUE naming versions that do not exist, E_DENIED, …
+   */
+  async deleteVersions(name: string, versions: readonly number[]): Promise<{ name: string; versions: VersionState[] }> {
+    return this.#changeVersions("delete", name, versions);
+  }
+
+  /** Undeletes versions (`POST /v1/undelete/{name}`), as {@link CofferClient.deleteVersions}; a destroyed version stays destroyed. */
+  async undeleteVersions(name: string, versions: readonly number[]): Promise<{ name: string; versions: VersionState[] }> {
+    return this.#changeVersions("undelete", name, versions);
+  }
+
+  /**
+   * Destroys versions (`POST /v1/destroy/{name}`): their values are gone for good, their rows stay
+   * in the history marked destroyed. Needs the `delete` capability.
+   */
+  async destroyVersions(name: string, versions: readonly number[]): Promise<{ name: string; versions: VersionState[] }> {
+    return this.#changeVersions("destroy", name, versions);
+  }
+
+  async #changeVersions(kind: "delete" | "undelete" | "destroy", name: string, versions: readonly number[]): Promise<{ name: string; versions: VersionState[] }> {
+    assertSecretName(name);
+    if (!Array.isArray(versions) || versions.length === 0) throw new CofferError("E_USAGE", `${kind}: give at least one version`);
+    for (const v of versions) checkVersion(v);
+    const body = await this.#request("POST", `/v1/${kind}/${encodeName(name)}`, { versions: [...versions] });
+    const what = `${kind === "delete" ? "deleting" : kind === "undelete" ? "undeleting" : "destroying"} versions of ${name}`;
+    const rows = field(body, "versions");
+    if (!Array.isArray(rows)) throw shapeError(this.url, what, "versions");
+    return {
+      name: str(body, "name", what, this.url),
+      versions: rows.map((r: unknown) => ({ version: whole(r, "version", what, this.url), ...this.#versionMarks(r, what) })),
+    };
+  }
+
+  // A version's deletedAt and destroyed (absent from an older server's answer: a version it never deleted).
+  #versionMarks(r: unknown, what: string): { deletedAt: string | null; destroyed: boolean } {
+    const deletedAt = field(r, "deletedAt") ?? null;
+    const destroyed = field(r, "destroyed") ?? false;
+    if (deletedAt !== null && typeof deletedAt !== "string") throw shapeError(this.url, what, "deletedAt");
+    if (typeof destroyed !== "boolean") throw shapeError(this.url, what, "destroyed");
+    return { deletedAt, destroyed };
   }
 
   /** Removes a secret (the server keeps its history). */

@@ -118,10 +118,38 @@ export interface SecretListing {
 }
 
 /** One version in a secret's history. Never a value. */
+/** One version's deletion state, as a delete, undelete or destroy of versions leaves it (issue 16). */
+export interface VersionState {
+  version: number;
+  /** ISO 8601 UTC when it was deleted (reads of it are refused until undeleted), or null */
+  deletedAt: string | null;
+  /** true once destroyed: its value is gone for good */
+  destroyed: boolean;
+}
+
 export interface VersionInfo {
   version: number;
   createdAt: string;
   createdBy: string;
-  /** true for the version a read returns (false for every version of a deleted secret) */
+  /**
+   * true for the version a plain read returns (false for every version of a deleted secret); a
+   * read of it is refused while it is itself deleted or destroyed
+   */
   current: boolean;
+  /** when this version was deleted on its own (reads of it refused until undeleted), or null */
+  deletedAt: string | null;
+  /** true once this version was destroyed: its value is gone for good */
+  destroyed: boolean;
+}
+
+/**
+ * The E_NOT_FOUND for a read of a version deleted or destroyed on its own (issue 16), or undefined
+ * when `info` is neither: deleted names the command that restores it, destroyed says it never comes back.
+ */
+export function goneVersionError(name: string, info: VersionState | undefined): CofferError | undefined {
+  if (info === undefined) return undefined;
+  const v = info.version;
+  if (info.destroyed) return new CofferError("E_NOT_FOUND", `version ${v} of ${name} was destroyed; its value is gone for good`);
+  if (info.deletedAt !== null) return new CofferError("E_NOT_FOUND", `version ${v} of ${name} was deleted; \`coffer undelete ${name} --version ${v}\` restores it`);
+  return undefined;
 }

@@ -115,7 +115,7 @@ export function registerRequestContext(app: FastifyInstance, parts: ServerParts)
 }
 
 /** The routes whose failed authentication is audited: every one that reads or changes something. */
-const AUDITED_AUTH_FAILURES = ["/v1/secrets", "/v1/rollback", "/v1/purge", "/v1/tokens", "/v1/roles", "/v1/audit", "/v1/runbooks", "/v1/executions", "/v1/rotation"];
+const AUDITED_AUTH_FAILURES = ["/v1/secrets", "/v1/rollback", "/v1/purge", "/v1/delete", "/v1/undelete", "/v1/destroy", "/v1/tokens", "/v1/roles", "/v1/audit", "/v1/runbooks", "/v1/executions", "/v1/rotation"];
 
 /**
  * The caller: a bearer credential when one is sent (on mutual TLS, on top of the client

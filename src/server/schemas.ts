@@ -27,7 +27,10 @@ export const SECRET_READ_SCHEMA = {
   type: "object",
   properties: {
     name: STRING, version: INTEGER, value: STRING, valueBase64: STRING, createdAt: STRING, createdBy: STRING, updatedAt: STRING,
-    versions: { type: "array", items: { type: "object", properties: { version: INTEGER, createdAt: STRING, createdBy: STRING, current: { type: "boolean" } } } },
+    versions: {
+      type: "array",
+      items: { type: "object", properties: { version: INTEGER, createdAt: STRING, createdBy: STRING, current: { type: "boolean" }, deletedAt: STRING_OR_NULL, destroyed: { type: "boolean" } } },
+    },
   },
 } as const;
 /** A secret's rotation as its metadata shows it (the whole policy: `GET /v1/rotation/{name}`). */
@@ -106,6 +109,17 @@ export interface RollbackBody { version: number }
 export const ROLLBACK_RESULT_SCHEMA = { type: "object", properties: { name: STRING, version: INTEGER, from: INTEGER } } as const;
 /** The answer of `POST /v1/purge/{name}`: how many versions were destroyed. */
 export const PURGE_RESULT_SCHEMA = { type: "object", properties: { name: STRING, versions: INTEGER, purged: { type: "boolean" } } } as const;
+/** The body of `POST /v1/delete|undelete|destroy/{name}`: 1 to 100 versions. */
+export const VERSIONS_BODY = {
+  type: "object", additionalProperties: false, required: ["versions"],
+  properties: { versions: { type: "array", minItems: 1, maxItems: 100, items: { type: "integer", minimum: 1 } } },
+} as const;
+export interface VersionsBody { versions: number[] }
+/** Their answer: each version asked for, as it is now. */
+export const VERSIONS_RESULT_SCHEMA = {
+  type: "object",
+  properties: { name: STRING, versions: { type: "array", items: { type: "object", properties: { version: INTEGER, deletedAt: STRING_OR_NULL, destroyed: { type: "boolean" } } } } },
+} as const;
 const AUDIT_RECORD = {
   type: "object",
   properties: {

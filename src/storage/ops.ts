@@ -36,8 +36,9 @@ export interface Dialect {
   /** a local store's `secrets` has `rotation_s` and `generator` */
   rotation: boolean;
   /**
-   * the database has `rotations` (a server's, issue 15): a write, delete or purge of a secret
-   * whose rotation lease is held (or whose sealed candidate waits) is refused in its transaction
+   * the database has `rotations` (a server's, issue 15): a write, delete or purge of a secret, or a
+   * delete, undelete or destroy of its versions (ops-versions.ts), whose rotation lease is held (or
+   * whose sealed candidate waits) is refused in its transaction
    */
   rotationLocks: boolean;
   /** appended to the read of a secret's row in a write: PostgreSQL locks it (`FOR UPDATE`) */
@@ -128,10 +129,15 @@ export function* setMeta(key: string, value: string, ifAbsent: boolean): Op<stri
   return (yield* getMeta(key))!;
 }
 
-type VersionRow = SealedValue & { version: number; created_at: string; created_by: string; removed_at: string | null };
-const VERSION = "SELECT version, nonce, ciphertext, created_at, created_by, removed_at FROM versions WHERE name = ?";
+type VersionRow = SealedValue & {
+  version: number; created_at: string; created_by: string; removed_at: string | null; deleted_at: string | null; destroyed_at: string | null;
+};
+const VERSION = "SELECT version, nonce, ciphertext, created_at, created_by, removed_at, deleted_at, destroyed_at FROM versions WHERE name = ?";
+// A version deleted or destroyed on its own (ops-versions.ts) is never returned: a read finds nothing.
 function stored(name: string, r: VersionRow | undefined): StoredVersion | undefined {
-  return r && { name, version: r.version, nonce: r.nonce, ciphertext: r.ciphertext, createdAt: r.created_at, createdBy: r.created_by };
+  return r && r.deleted_at === null && r.destroyed_at === null
+    ? { name, version: r.version, nonce: r.nonce, ciphertext: r.ciphertext, createdAt: r.created_at, createdBy: r.created_by }
+    : undefined;
 }
 
 export function* readCurrent(name: string): Op<StoredVersion | undefined> {
@@ -229,12 +235,15 @@ export function* list(prefix: string, deleted = false): Op<SecretRow[]> {
 
 export function* versions(name: string): Op<StoredVersionInfo[] | undefined> {
   // One statement, so the secret's state and its versions come from one snapshot.
-  const rows = yield* all<{ version: number; created_at: string; created_by: string; latest: number; deleted_at: string | null }>(
-    `SELECT v.version, v.created_at, v.created_by, s.latest, s.deleted_at
+  const rows = yield* all<{
+    version: number; created_at: string; created_by: string; latest: number; deleted_at: string | null; v_deleted_at: string | null; destroyed_at: string | null;
+  }>(
+    `SELECT v.version, v.created_at, v.created_by, s.latest, s.deleted_at, v.deleted_at AS v_deleted_at, v.destroyed_at
      FROM secrets s JOIN versions v ON v.name = s.name WHERE s.name = ? ORDER BY v.version`, name,
   );
   return rows.length === 0 ? undefined : rows.map((r) => ({
     version: r.version, createdAt: r.created_at, createdBy: r.created_by, current: r.deleted_at === null && r.version === r.latest,
+    deletedAt: r.v_deleted_at, destroyed: r.destroyed_at !== null,
   }));
 }
 

@@ -149,6 +149,11 @@ CREATE TABLE coffer_rotations (
   candidate_ciphertext BYTEA
 );
 `,
+  // 4 → 5: per-version delete, undelete and destroy (issue 16), as sqlite-schema.ts's VERSION_MARKS.
+  `
+ALTER TABLE coffer_versions ADD COLUMN deleted_at TEXT COLLATE "C";
+ALTER TABLE coffer_versions ADD COLUMN destroyed_at TEXT COLLATE "C";
+`,
 ];
 
 if (1 + POSTGRES_MIGRATIONS.length !== SCHEMA_VERSION.server) {

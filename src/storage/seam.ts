@@ -1,6 +1,6 @@
 /**
  * The storage seam over either driver (docs/design.md §7): {@link ServerStorage}'s methods, once,
- * as operations of `ops.ts`, `ops-executions.ts`, `ops-roles.ts` and `ops-rotations.ts` handed to a driver's runner, which runs reads
+ * as operations of `ops.ts`, `ops-executions.ts`, `ops-roles.ts`, `ops-rotations.ts` and `ops-versions.ts` handed to a driver's runner, which runs reads
  * on a connection and changes in one transaction each.
  */
 import { secretInfoFromRow, verifyAuditPages } from "./checks.ts";
@@ -8,6 +8,7 @@ import * as ops from "./ops.ts";
 import * as exec from "./ops-executions.ts";
 import * as roles from "./ops-roles.ts";
 import * as rot from "./ops-rotations.ts";
+import { changeVersions } from "./ops-versions.ts";
 import type { ServerStorage, StorageDriverName } from "./types.ts";
 
 /** How a driver runs an operation of ops.ts; `what` names it in error messages. */
@@ -42,6 +43,15 @@ export function storageOver(driver: StorageDriverName, storeId: Buffer, d: ops.D
       const purged = await r.tx("purging a secret", () => ops.purge(d, name, actor, detail));
       if (purged !== undefined) await r.afterPurge?.();
       return purged;
+    },
+    deleteVersions: (name, versions, actor, detail) =>
+      r.tx("deleting versions of a secret", () => changeVersions(d, "delete", name, versions, actor, detail, "secret.delete-version")),
+    undeleteVersions: (name, versions, actor, detail) =>
+      r.tx("undeleting versions of a secret", () => changeVersions(d, "undelete", name, versions, actor, detail, "secret.undelete")),
+    destroyVersions: async (name, versions, actor, detail) => {
+      const done = await r.tx("destroying versions of a secret", () => changeVersions(d, "destroy", name, versions, actor, detail, "secret.destroy"));
+      if (done !== undefined && done.changed.length > 0) await r.afterPurge?.();
+      return done;
     },
     createToken: (token, actor, detail) => r.tx("creating a token", () => ops.createToken(d, token, actor, detail)),
     findToken: (hash) => r.read("reading a token", () => ops.findToken({ hash })),

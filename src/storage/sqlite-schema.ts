@@ -1,11 +1,12 @@
 /**
  * The one SQLite schema (docs/design.md §7): every table of a local store and of a server
  * database, each one `CREATE TABLE` statement, and which of them each kind of file holds. Tables
- * are STRICT. A version's value is never changed in place, only added (and deleted by purge).
+ * are STRICT. A version's value is never changed in place, only added (and deleted by purge, or
+ * overwritten with empty bytes by destroy).
  *
  * `get` is one B-tree search: the newest row of `versions` for the name. So deleting a secret
  * marks that row (`removed_at`) as well as the `secrets` row; any later write adds a new,
- * unmarked row. The audit chain is `src/core/audit.ts`'s: `hash` = SHA-256(previous hash ‖
+ * unmarked row. A version deleted or destroyed on its own carries `deleted_at`/`destroyed_at`. The audit chain is `src/core/audit.ts`'s: `hash` = SHA-256(previous hash ‖
  * canonical JSON of the record), `detail` is JSON text.
  *
  * The statements' text is what SQLite keeps in `sqlite_master`: changing one changes what new
@@ -220,13 +221,19 @@ const ROTATIONS = `CREATE TABLE rotations (
 // a migrated store's tables are the same text as a new one's.
 const GENERATOR = "ALTER TABLE secrets ADD COLUMN generator TEXT";
 
+// Per-version delete, undelete and destroy (issue 16), a local store's from schema 4 and a server
+// database's from schema 5: `deleted_at` hides one version from reads until it is undeleted,
+// `destroyed_at` marks one whose nonce and ciphertext were overwritten with empty bytes for good
+// (ops-versions.ts). Added to the end of `versions` (ALTER TABLE), in new files too, as GENERATOR.
+const VERSION_MARKS = ["ALTER TABLE versions ADD COLUMN deleted_at TEXT", "ALTER TABLE versions ADD COLUMN destroyed_at TEXT"];
+
 /**
  * The schema of each kind, by version: entry 0 creates version 1, entry i brings version i to
  * i+1. SQLite records the version in `user_version` (0 counts as 1).
  */
 export const SCHEMA: Record<SqliteKind, readonly (readonly string[])[]> = {
-  store: [[META, STORE_KEYS, secretsTable(true), VERSIONS, AUDIT], SHARING, [GENERATOR]],
-  server: [[META, secretsTable(false), VERSIONS, AUDIT, ...TOKENS], EXECUTIONS, [ROLES], [ROTATIONS]],
+  store: [[META, STORE_KEYS, secretsTable(true), VERSIONS, AUDIT], SHARING, [GENERATOR], VERSION_MARKS],
+  server: [[META, secretsTable(false), VERSIONS, AUDIT, ...TOKENS], EXECUTIONS, [ROLES], [ROTATIONS], VERSION_MARKS],
 };
 
 /** The schema version this coffer writes, per kind. */

@@ -26,11 +26,12 @@ import { mapSqliteError } from "./sqlite-errors.ts";
 import { SharingTables } from "./sqlite-sharing.ts";
 import { AUDIT_COLUMNS, refuseNewer, type SecretRow } from "./checks.ts";
 import * as ops from "./ops.ts";
-import type { AuditInput, AuditLogOptions, ServerStorage, StoredVersion, StoredVersionInfo } from "./types.ts";
+import { changeVersions } from "./ops-versions.ts";
+import type { AuditInput, AuditLogOptions, ServerStorage, StoredVersion, StoredVersionInfo, VersionChangeKind, VersionsChange } from "./types.ts";
 
 // Rows as arrays on the hot paths (node:sqlite's row objects are slow dictionaries).
-// [version, nonce, ciphertext, created_at, created_by, removed_at]
-type CurrentRow = [number, Uint8Array, Uint8Array, string, string, string | null];
+// [version, nonce, ciphertext, created_at, created_by, removed_at, deleted_at, destroyed_at]
+type CurrentRow = [number, Uint8Array, Uint8Array, string, string, string | null, string | null, string | null];
 
 const DIALECT: Record<SqliteKind, ops.Dialect> = Object.fromEntries((["store", "server"] as const).map((kind) => [kind, {
   rotation: kind === "store", rotationLocks: kind === "server", forUpdate: "", auditLock: null, runbookLock: null, auditChunk: 1, tokenOrder: "rowid", noLimit: -1, maxVersion: Number.MAX_SAFE_INTEGER,
@@ -255,10 +256,10 @@ export class SqliteDriver {
   readCurrent(name: string): StoredVersion | undefined {
     // The hot path: its statement kept in a field, not looked up by its text.
     this.#current ??= this.stmt(
-      "SELECT version, nonce, ciphertext, created_at, created_by, removed_at FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1", true,
+      "SELECT version, nonce, ciphertext, created_at, created_by, removed_at, deleted_at, destroyed_at FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1", true,
     );
     const row = this.#current.get(name) as CurrentRow | undefined;
-    if (row === undefined || row[5] !== null) return undefined;
+    if (row === undefined || row[5] !== null || row[6] !== null || row[7] !== null) return undefined;
     return { name, version: row[0], nonce: row[1], ciphertext: row[2], createdAt: row[3], createdBy: row[4] };
   }
 
@@ -296,6 +297,14 @@ export class SqliteDriver {
    */
   purge(name: string, actor: string): number | undefined {
     return this.transaction(() => this.run(ops.purge(this.dialect, name, actor, null, "purge")))?.versions;
+  }
+
+  /**
+   * Deletes, undeletes or destroys versions (`ops-versions.ts`) with audit record `action` per
+   * version. After a destroy, call {@link SqliteDriver.checkpoint}, outside the transaction.
+   */
+  changeVersions(kind: VersionChangeKind, name: string, versions: readonly number[], actor: string, auditDetail: Record<string, unknown> | null, action: string): VersionsChange | undefined {
+    return this.transaction(() => this.run(changeVersions(this.dialect, kind, name, versions, actor, auditDetail, action)));
   }
 
   /**

@@ -5,7 +5,7 @@
  * records of reads and denials come through {@link ServerStorage.appendAudit}, in batches.
  */
 import type { AuditRecord, AuditVerification } from "../core/audit.ts";
-import type { SecretListing, VersionInfo } from "../core/secret.ts";
+import type { SecretListing, VersionInfo, VersionState } from "../core/secret.ts";
 
 /** A value sealed with AES-256-GCM (nonce 12 bytes, ciphertext with its 16-byte tag). */
 export interface SealedValue {
@@ -25,6 +25,23 @@ export interface StoredVersion extends SealedValue {
 
 export type StoredSecretInfo = SecretListing;
 export type StoredVersionInfo = VersionInfo;
+
+/** Which change of single versions {@link ServerStorage.deleteVersions} and its kin make. */
+export type VersionChangeKind = "delete" | "undelete" | "destroy";
+
+export type { VersionState } from "../core/secret.ts";
+
+/** What a delete, undelete or destroy of versions did. */
+export interface VersionsChange {
+  /** the secret's latest version (a delete of it does not change this: a plain read is refused instead) */
+  latest: number;
+  /** the versions asked for, ascending, as they are now */
+  versions: VersionState[];
+  /** the versions this call changed (the others already were so: no error) */
+  changed: number[];
+  /** whether a plain read of the secret changed: its current version was changed and the secret is not removed */
+  currentChanged: boolean;
+}
 
 /** What the server appends to the audit chain. Never a value, token or JWT. */
 export interface AuditInput {
@@ -262,9 +279,12 @@ export interface ServerStorage {
   /** Sets `key` to `value`, replacing what was there. */
   setMeta(key: string, value: string): Promise<void>;
 
-  /** The newest version of `name`, or undefined when there is none or the secret is deleted. */
+  /**
+   * The newest version of `name`, or undefined when there is none, the secret is deleted, or that
+   * version was deleted or destroyed on its own ({@link ServerStorage.versions} says which).
+   */
   readCurrent(name: string): Promise<StoredVersion | undefined>;
-  /** Version `version` of `name` (also of a deleted secret), or undefined. */
+  /** Version `version` of `name` (also of a deleted secret), or undefined (also when that version was deleted or destroyed). */
   readVersion(name: string, version: number): Promise<StoredVersion | undefined>;
   /** Whether `name` exists: its latest version and deletion time, or undefined. */
   state(name: string): Promise<{ latest: number; deletedAt: string | null } | undefined>;
@@ -293,6 +313,27 @@ export interface ServerStorage {
    *   the name is unknown
    */
   purge(name: string, actor: string, auditDetail: Record<string, unknown> | null): Promise<{ versions: number; version: number } | undefined>;
+  /**
+   * Soft-deletes versions of a secret (`ops-versions.ts`): reads of them are refused until they are
+   * undeleted, their sealed values stay. One audit record `secret.delete-version` per version asked
+   * for (detail gets `changed`), in one transaction. A version already deleted or destroyed is left
+   * as it is (no error).
+   * @param versions - 1 to 100 version numbers
+   * @returns undefined when the name was never written
+   * @throws CofferError E_INVALID_VALUE naming versions that do not exist; E_CONFLICT during a rotation
+   */
+  deleteVersions(name: string, versions: readonly number[], actor: string, auditDetail: Record<string, unknown> | null): Promise<VersionsChange | undefined>;
+  /**
+   * Undeletes versions (audit `secret.undelete`), as {@link ServerStorage.deleteVersions}. A version
+   * not deleted, or destroyed, is left as it is (no error: a destroyed one never comes back).
+   */
+  undeleteVersions(name: string, versions: readonly number[], actor: string, auditDetail: Record<string, unknown> | null): Promise<VersionsChange | undefined>;
+  /**
+   * Destroys versions (audit `secret.destroy`), as {@link ServerStorage.deleteVersions}: their nonce
+   * and ciphertext are overwritten with empty bytes, the rows stay marked destroyed. SQLite zeroes
+   * the freed space (secure_delete) and checkpoints its WAL afterwards, as {@link ServerStorage.purge}.
+   */
+  destroyVersions(name: string, versions: readonly number[], actor: string, auditDetail: Record<string, unknown> | null): Promise<VersionsChange | undefined>;
 
   /** Stores a new token with audit record `token.create` (detail gets id, name, roles). */
   createToken(token: StoredToken, actor: string, auditDetail: Record<string, unknown> | null): Promise<void>;

@@ -24,7 +24,7 @@ import { SqliteDriver } from "../storage/sqlite.ts";
 import { mapSqliteError } from "../storage/sqlite-errors.ts";
 import { secretInfoFromRow } from "../storage/checks.ts";
 import { registerInternals } from "./internal.ts";
-import { Secret, type SecretListing, type VersionInfo } from "../core/secret.ts";
+import { goneVersionError, Secret, type SecretListing, type VersionInfo, type VersionState } from "../core/secret.ts";
 
 /** Options of {@link openStore}. */
 export interface OpenStoreOptions extends PathOptions {
@@ -96,7 +96,7 @@ export interface SecretInfo extends SecretListing {
   deletedAt: string | null;
 }
 
-export type { VersionInfo } from "../core/secret.ts";
+export type { VersionInfo, VersionState } from "../core/secret.ts";
 
 /**
  * Opens the user's store with their identity.
@@ -405,8 +405,45 @@ export class Store {
   }
 
   /**
+   * Soft-deletes versions of a secret (audit `delete-version`, one record per version): reads of
+   * them are refused until {@link Store.undeleteVersions}; their sealed values stay. Deleting the
+   * current version makes a plain `get` refuse too, until it is undeleted or a new version written.
+   * A version already deleted or destroyed is left as it is (no error).
+   * @param versions - 1 to 100 version numbers
+   * @throws CofferError E_NOT_FOUND (no such secret); E_INVALID_VALUE naming versions that do not exist
+   */
+  deleteVersions(name: string, versions: readonly number[]): { name: string; versions: VersionState[] } {
+    return this.#changeVersions("delete", name, versions, "delete-version");
+  }
+
+  /**
+   * Undeletes versions (audit `undelete`), as {@link Store.deleteVersions}. A destroyed version
+   * stays destroyed: undeleting it changes nothing (no error, as Vault); the answer says `destroyed`.
+   */
+  undeleteVersions(name: string, versions: readonly number[]): { name: string; versions: VersionState[] } {
+    return this.#changeVersions("undelete", name, versions, "undelete");
+  }
+
+  /**
+   * Destroys versions (audit `destroy`): their sealed values are overwritten and zeroed for good
+   * (secure_delete, then the WAL checkpointed, as {@link Store.purge}); their rows stay in the
+   * history, marked destroyed.
+   */
+  destroyVersions(name: string, versions: readonly number[]): { name: string; versions: VersionState[] } {
+    const done = this.#changeVersions("destroy", name, versions, "destroy");
+    this.#db.checkpoint();
+    return done;
+  }
+
+  #changeVersions(kind: "delete" | "undelete" | "destroy", name: string, versions: readonly number[], action: string): { name: string; versions: VersionState[] } {
+    assertSecretName(name);
+    const done = this.#write(() => this.#db.changeVersions(kind, name, versions, this.actor, null, action) ?? this.#throw(this.#notFound(name, undefined)));
+    return { name, versions: done.versions };
+  }
+
+  /**
    * Writes a new version holding the value of version `to` (and undoes a `remove`).
-   * @throws CofferError E_NOT_FOUND when that version does not exist
+   * @throws CofferError E_NOT_FOUND when that version does not exist, or was deleted or destroyed
    */
   rollback(name: string, to: number): WriteResult {
     assertSecretName(name);
@@ -540,6 +577,10 @@ export class Store {
   #notFound(name: string, version: number | undefined): CofferError {
     const row = this.#db.state(name);
     if (row === undefined) return new CofferError("E_NOT_FOUND", `no secret "${name}"; \`coffer list\` shows what there is`);
+    // A version deleted or destroyed on its own: the asked one, or the current one of a live secret.
+    const wanted = version ?? (row.deletedAt === null ? row.latest : undefined);
+    const gone = wanted === undefined ? undefined : goneVersionError(name, this.#db.versions(name)?.find((v) => v.version === wanted));
+    if (gone !== undefined) return gone;
     if (version !== undefined) {
       return new CofferError("E_NOT_FOUND", `secret "${name}" has no version ${version} (versions 1–${row.latest} were written; purged ones are gone)`);
     }

@@ -12,6 +12,7 @@ import type { AuditRecord } from "../../src/core/audit.ts";
 import type { SealedValue, ServerStorage, StoredToken, StoredVersion, WriteRequest } from "../../src/storage/types.ts";
 import { executionConformance } from "./conformance-executions.ts";
 import { roleConformance } from "./conformance-roles.ts";
+import { versionConformance } from "./conformance-versions.ts";
 
 /** Hooks a driver may give beyond its factory. */
 export interface ConformanceOptions {
@@ -586,6 +587,8 @@ export function storageConformance(
       await s.close();
     });
 
+    // Per-version delete, undelete and destroy; the rotation lock only where there are rotations (a server's).
+    versionConformance(factory, { rotations: options.executions !== false, reopen: options.reopen });
     if (options.executions !== false) executionConformance(factory, options.reopen);
     // Roles are server tables too: a local store has none.
     if (options.executions !== false) roleConformance(factory, options.reopen);

@@ -299,15 +299,19 @@ test("postgres: starts of a runbook with concurrency 1 racing across two instanc
   await a.createExecution(newExecution("other"), executionAudit("runbook.start", "other", null), 1);
 });
 
+// What a database of schema 4 lacks: the version marks of issue 16.
+const DROP_VERSION_MARKS = "ALTER TABLE coffer_versions DROP COLUMN deleted_at, DROP COLUMN destroyed_at";
+
 test("postgres: a version-1 database gains the execution tables on open, its data kept", async (t) => {
   const { storage, url } = await fresh(t);
   await write(storage, "kept");
   await storage.close();
   const client = await sql(t, url);
   await client.query("DROP TABLE coffer_executions, coffer_execution_approvals, coffer_execution_output, coffer_instances, coffer_roles, coffer_rotations");
+  await client.query(DROP_VERSION_MARKS);
   await client.query("UPDATE coffer_schema SET version = 1");
   const migrated = await open(t, url);
-  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: 4 }]);
+  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: SCHEMA_VERSION.server }]);
   assert.equal((await migrated.readCurrent("kept"))?.version, 1);
   const e = newExecution("after");
   await migrated.createExecution(e, executionAudit("runbook.start", "after", null));
@@ -322,9 +326,10 @@ test("postgres: a version-2 database gains the roles table on open, its data kep
   await storage.close();
   const client = await sql(t, url);
   await client.query("DROP TABLE coffer_roles, coffer_rotations");
+  await client.query(DROP_VERSION_MARKS);
   await client.query("UPDATE coffer_schema SET version = 2");
   const migrated = await open(t, url);
-  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: 4 }]);
+  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: SCHEMA_VERSION.server }]);
   assert.equal((await migrated.readCurrent("kept"))?.version, 1);
   await migrated.putRole("dev", [{ path: "app/**", capabilities: ["read"] }], "token:alice", null);
   assert.equal((await migrated.getRole("dev"))?.version, 1);
@@ -337,11 +342,29 @@ test("postgres: a version-3 database gains the rotations table on open, its data
   await storage.close();
   const client = await sql(t, url);
   await client.query("DROP TABLE coffer_rotations");
+  await client.query(DROP_VERSION_MARKS);
   await client.query("UPDATE coffer_schema SET version = 3");
   const migrated = await open(t, url);
-  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: 4 }]);
+  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: SCHEMA_VERSION.server }]);
   assert.equal((await migrated.readCurrent("kept"))?.version, 1);
   await migrated.putRotation({ name: "kept", every: "30d", everyMs: 30 * 86_400_000, generate: { charset: "hex", length: 32 }, apply: null }, "token:alice", null);
   assert.equal((await migrated.getRotation("kept"))?.everyMs, 30 * 86_400_000);
+  assert.deepEqual(await migrated.verifyAudit(), { ok: true, records: 2 });
+});
+
+test("postgres: a version-4 database gains the version marks on open, its data kept", async (t) => {
+  const { storage, url } = await fresh(t);
+  await write(storage, "kept");
+  await storage.close();
+  const client = await sql(t, url);
+  await client.query(DROP_VERSION_MARKS);
+  await client.query("UPDATE coffer_schema SET version = 4");
+  const migrated = await open(t, url);
+  assert.deepEqual((await client.query("SELECT version FROM coffer_schema")).rows, [{ version: SCHEMA_VERSION.server }]);
+  assert.equal(SCHEMA_VERSION.server, 5);
+  assert.equal((await migrated.readCurrent("kept"))?.version, 1);
+  assert.deepEqual((await migrated.versions("kept"))?.map((v) => [v.deletedAt, v.destroyed]), [[null, false]]);
+  assert.deepEqual((await migrated.destroyVersions("kept", [1], "token:alice", null))?.changed, [1]);
+  assert.equal(Number((await client.query("SELECT length(ciphertext) AS n FROM coffer_versions WHERE name = 'kept'")).rows[0].n), 0);
   assert.deepEqual(await migrated.verifyAudit(), { ok: true, records: 2 });
 });

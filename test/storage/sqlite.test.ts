@@ -229,3 +229,33 @@ test("sqlite: a purge leaves none of the ciphertext in the database file or its 
   for (const f of [path, `${path}-wal`]) assert.equal(holds(f), false, `ciphertext bytes left in ${f}`);
   assert.equal((await storage.state("kept"))?.latest, 1);
 });
+
+test("sqlite: a destroyed version leaves none of its ciphertext in the database file or its WAL (secure_delete, then a checkpoint)", async (t) => {
+  const { storage, path } = await fresh(t);
+  const ciphertext = Buffer.alloc(4096 + 16, 0x5b);
+  ciphertext.write("destroyed-ciphertext-marker", 100);
+  await storage.write({ name: "app/v", actor: "jwt:alice", auditDetail: null, seal: () => ({ nonce: randomBytes(12), ciphertext }) });
+  await write(storage, "app/v");
+  const needle = ciphertext.subarray(90, 160);
+  const holds = (f: string): boolean => existsSync(f) && readFileSync(f).includes(needle);
+  assert.ok(holds(path) || holds(`${path}-wal`), "the ciphertext is on disk before the destroy");
+  assert.deepEqual((await storage.destroyVersions("app/v", [1], "jwt:alice", null))?.changed, [1]);
+  for (const f of [path, `${path}-wal`]) assert.equal(holds(f), false, `ciphertext bytes left in ${f}`);
+  assert.equal((await storage.readCurrent("app/v"))?.version, 2);
+});
+
+test("sqlite: a server database of schema 4 (before version marks) opens and is migrated", async (t) => {
+  const { storage, path } = await fresh(t);
+  await write(storage, "old");
+  await storage.close();
+  const db = new DatabaseSync(path);
+  db.exec("ALTER TABLE versions DROP COLUMN deleted_at; ALTER TABLE versions DROP COLUMN destroyed_at; PRAGMA user_version = 4");
+  db.close();
+  const again = await openSqliteStorage(path);
+  t.after(() => again.close());
+  assert.equal((await again.readCurrent("old"))?.version, 1);
+  assert.deepEqual((await again.deleteVersions("old", [1], "jwt:alice", null))?.changed, [1]);
+  const check = new DatabaseSync(path, { readOnly: true });
+  assert.equal((check.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, 5);
+  check.close();
+});

@@ -366,7 +366,7 @@ test("a backup of an older schema is migrated when it is restored", async (t) =>
   await backupStore(store, { out, recipients: [identity.recipient], identityFile: home.identityPath, identity });
   const c = await containerOf(out, identity);
   const old = await forged(dir, { ...c, schema: 1 }, identity, (db) => {
-    db.exec("ALTER TABLE secrets DROP COLUMN generator; DROP TABLE grants; DROP TABLE members; DROP TABLE trusted; DROP TABLE exports; DROP TABLE imports; PRAGMA user_version = 1");
+    db.exec("ALTER TABLE secrets DROP COLUMN generator; ALTER TABLE versions DROP COLUMN deleted_at; ALTER TABLE versions DROP COLUMN destroyed_at; DROP TABLE grants; DROP TABLE members; DROP TABLE trusted; DROP TABLE exports; DROP TABLE imports; PRAGMA user_version = 1");
   });
   const fresh = emptyHome(t);
   const r = await restoreBackup(into(fresh, old, { identityFile: home.identityPath, allowUnsigned: true }));

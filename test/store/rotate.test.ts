@@ -97,15 +97,15 @@ test("rotate restarts the rotation period: list({due}) drops the secret", async 
   assert.equal(store.list("app/a")[0]?.rotationSeconds, 60, "the period is kept");
 });
 
-test("a store of schema 2 (before generators) opens, is migrated to schema 3, and remembers generators from then on", async (t) => {
+test("a store of schema 2 (before generators) opens, is migrated to the newest schema, and remembers generators from then on", async (t) => {
   const home = tempDir(t);
   await initCoffer({ env: { COFFER_HOME: home }, name: "alice" });
   const first = await openStore({ env: { COFFER_HOME: home } });
   first.set("old", "v1", { rotationSeconds: 86400 });
   first.close();
-  // Make it what coffer wrote before schema 3: no generator column, user_version 2.
+  // Make it what coffer wrote before schema 3: no generator column (nor schema 4's version marks), user_version 2.
   const db = new DatabaseSync(join(home, "store.db"));
-  db.exec("ALTER TABLE secrets DROP COLUMN generator; PRAGMA user_version = 2");
+  db.exec("ALTER TABLE secrets DROP COLUMN generator; ALTER TABLE versions DROP COLUMN deleted_at; ALTER TABLE versions DROP COLUMN destroyed_at; PRAGMA user_version = 2");
   const before = (db.prepare("SELECT sql FROM sqlite_master WHERE name = 'secrets'").get() as { sql: string }).sql;
   db.close();
   assert.doesNotMatch(before, /generator/);
@@ -122,5 +122,5 @@ test("a store of schema 2 (before generators) opens, is migrated to schema 3, an
   const check = new DatabaseSync(join(home, "store.db"), { readOnly: true });
   assert.equal((check.prepare("PRAGMA user_version").get() as { user_version: number }).user_version, SCHEMA_VERSION.store);
   check.close();
-  assert.equal(SCHEMA_VERSION.store, 3);
+  assert.equal(SCHEMA_VERSION.store, 4);
 });

@@ -16,6 +16,10 @@ interface VersionInfo {
   createdAt: string;
   createdBy: string;
   current: boolean;
+  /** set while this version is deleted on its own (`coffer rm NAME --version N`) */
+  deletedAt?: string | null;
+  /** its value was destroyed for good */
+  destroyed?: boolean;
 }
 
 interface Revealed {
@@ -112,13 +116,14 @@ export function SecretPage({ name }: { name: string }) {
                 <td>
                   v{v.version}
                   {v.current && <span class="badge">current</span>}
+                  {v.destroyed === true ? <span class="badge">destroyed</span> : v.deletedAt != null && <span class="badge">deleted</span>}
                 </td>
                 <td class="wrap">{v.createdBy}</td>
                 <td>
                   <Time at={v.createdAt} />
                 </td>
                 <td>
-                  {!v.current && (
+                  {!v.current && v.destroyed !== true && v.deletedAt == null && (
                     <button type="button" onClick={() => void rollback(v.version)} disabled={action.busy} aria-label={`Roll back to version ${v.version}`}>
                       Roll back
                     </button>

@@ -1,23 +1,32 @@
 /**
  * `/v1/secrets`: list, read (or list versions), write and delete secrets by name;
  * `/v1/rollback/{name}`: a new version holding an old version's value; `/v1/purge/{name}`: every
- * version destroyed (capability `purge`, which `delete` does not imply). Values are
+ * version destroyed (capability `purge`, which `delete` does not imply); `/v1/delete/{name}`,
+ * `/v1/undelete/{name}`, `/v1/destroy/{name}`: single versions soft-deleted, brought back, or
+ * destroyed for good (capability `delete`; Vault KV v2's semantics, issue 16). Values are
  * opened only for a caller the policy lets read, and leave only once the read is on the audit
  * record (fail closed); a 403 says what was refused, never whether the secret exists.
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import { CofferError, isCofferError } from "../../errors.ts";
 import { assertSecretName, assertValue, isSecretName } from "../../core/names.ts";
-import { jsonValue } from "../../core/secret.ts";
+import { goneVersionError, jsonValue } from "../../core/secret.ts";
 import type { ServerParts } from "../context.ts";
 import {
-  PREFIX_QUERY, PURGE_RESULT_SCHEMA, READ_QUERY, ROLLBACK_BODY, ROLLBACK_RESULT_SCHEMA, SECRET_LIST_SCHEMA, SECRET_READ_SCHEMA, WRITE_BODY, WRITE_RESULT_SCHEMA,
-  type PrefixQuery, type ReadQuery, type RollbackBody, type WriteBody,
+  PREFIX_QUERY, PURGE_RESULT_SCHEMA, READ_QUERY, ROLLBACK_BODY, ROLLBACK_RESULT_SCHEMA, SECRET_LIST_SCHEMA, SECRET_READ_SCHEMA,
+  VERSIONS_BODY, VERSIONS_RESULT_SCHEMA, WRITE_BODY, WRITE_RESULT_SCHEMA,
+  type PrefixQuery, type ReadQuery, type RollbackBody, type VersionsBody, type WriteBody,
 } from "../schemas.ts";
 
 const SECRETS_PREFIX = "/v1/secrets/";
 const ROLLBACK_PREFIX = "/v1/rollback/";
 const PURGE_PREFIX = "/v1/purge/";
+/** The per-version changes: route prefix → the storage method and the audit action. */
+const VERSION_CHANGES = [
+  { prefix: "/v1/delete/", kind: "delete", action: "secret.delete-version", summary: "Soft-delete versions of a secret: reads of them are refused until undeleted; needs delete" },
+  { prefix: "/v1/undelete/", kind: "undelete", action: "secret.undelete", summary: "Undelete versions of a secret (a destroyed version stays destroyed); needs delete" },
+  { prefix: "/v1/destroy/", kind: "destroy", action: "secret.destroy", summary: "Destroy versions of a secret: their values are gone for good, their history rows stay; needs delete" },
+] as const;
 const VERSIONS_SUFFIX = "/versions";
 
 export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
@@ -25,6 +34,11 @@ export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
   const { storage, sealer } = s;
   const publish = (action: "write" | "delete", name: string, version: number): void => {
     void s.changes.publish({ name, version, action, at: new Date().toISOString() });
+  };
+  // The 404 of a read (or rollback) of a version deleted or destroyed on its own: the asked one, or the current one.
+  const goneError = async (name: string, version: number | undefined): Promise<CofferError | undefined> => {
+    const list = await storage.versions(name);
+    return goneVersionError(name, list?.find((v) => (version === undefined ? v.current : v.version === version)));
   };
 
   api.get<{ Querystring: PrefixQuery }>("/v1/secrets", {
@@ -63,7 +77,8 @@ export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
     const row = wanted === undefined ? await storage.readCurrent(name) : await storage.readVersion(name, wanted);
     if (row === undefined) {
       await req.record("not_found", "secret.read", { name, version: wanted ?? null });
-      throw new CofferError("E_NOT_FOUND", wanted === undefined ? `no secret "${name}"` : `secret "${name}" has no version ${wanted}`);
+      throw (await goneError(name, wanted)) ??
+        new CofferError("E_NOT_FOUND", wanted === undefined ? `no secret "${name}"` : `secret "${name}" has no version ${wanted}`);
     }
     const value = sealer.open(name, row.version, row);
     try {
@@ -114,7 +129,7 @@ export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
     const row = await storage.readVersion(name, from);
     if (row === undefined) {
       await req.record("not_found", "secret.rollback", { name, version: from });
-      throw new CofferError("E_NOT_FOUND", `secret "${name}" has no version ${from}`);
+      throw (await goneError(name, from)) ?? new CofferError("E_NOT_FOUND", `secret "${name}" has no version ${from}`);
     }
     const value = sealer.open(name, row.version, row);
     try {
@@ -163,6 +178,30 @@ export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
     publish("delete", name, result.version);
     return { name, versions: result.versions, purged: true };
   });
+
+  for (const change of VERSION_CHANGES) {
+    api.post<{ Body: VersionsBody }>(`${change.prefix}*`, {
+      schema: { summary: change.summary, body: VERSIONS_BODY, response: { 200: VERSIONS_RESULT_SCHEMA } },
+    }, async (req) => {
+      const { name } = secretPath(req, false, change.prefix);
+      await req.authorize("delete", name, change.action);
+      const versions = req.body.versions;
+      const run = change.kind === "delete" ? storage.deleteVersions : change.kind === "undelete" ? storage.undeleteVersions : storage.destroyVersions;
+      const result = await run.call(storage, name, versions, req.caller().subject, req.auditDetail("ok")).catch(async (err: unknown) => {
+        if (isCofferError(err, "E_INVALID_VALUE") || isCofferError(err, "E_CONFLICT")) {
+          await req.record(isCofferError(err, "E_CONFLICT") ? "conflict" : "invalid", change.action, { name, detail: { versions } });
+        }
+        throw err;
+      });
+      if (result === undefined) {
+        await req.record("not_found", change.action, { name, detail: { versions } });
+        throw new CofferError("E_NOT_FOUND", `no secret "${name}"`);
+      }
+      // Watchers follow the current version's readability: gone after a delete or destroy, back after an undelete.
+      if (result.currentChanged) publish(change.kind === "undelete" ? "write" : "delete", name, result.latest);
+      return { name, versions: result.versions };
+    });
+  }
 }
 
 /**
