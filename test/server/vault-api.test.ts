@@ -261,3 +261,36 @@ test("LIST over TLS on a kept-alive connection", async (t) => {
   assert.deepEqual(JSON.parse(answers[1]!.body).data.keys, ["a", "b"]);
   assert.deepEqual(JSON.parse(answers[3]!.body).data.keys, ["app/"]);
 });
+
+test("a Vault path cannot reach another secret or slip past the name rule (percent-encoding, dot segments)", async (t) => {
+  const s = await startTestServer(t, VAULT);
+  await vault(s, "POST", "/v1/secret/data/ops/x", s.rootToken, { data: { k: "v" } });
+  const reader = await s.token(["reader"]);
+  for (const path of ["/v1/secret/data/app/..%2Fops/x", "/v1/secret/data/app%2Fx"]) {
+    const r = await vault(s, "GET", path, reader);
+    assert.equal(r.status, 400, path);
+    assert.match(r.json.errors[0], /percent-encoded characters are refused/);
+  }
+  // fetch normalises ../ and %2e%2e itself: send them raw, as a hostile client would
+  const { port } = new URL(s.url);
+  const socket = netConnect(Number(port), "127.0.0.1");
+  await new Promise((resolve) => socket.once("connect", resolve));
+  const dots = await onOneSocket(socket, ["../", "%2e%2e/"].map((d) => `GET /v1/secret/data/app/${d}ops/x HTTP/1.1\r\nHost: x\r\nX-Vault-Token: ${reader}\r\n\r\n`));
+  assert.deepEqual(dots.map((d) => d.status), [400, 400]);
+  assert.ok(dots.every((d) => !d.body.includes("\"k\"")));
+});
+
+test("a Vault write cannot store more than limits.valueBytes, and a patch needs write (its read never leaves the server)", async (t) => {
+  const s = await startTestServer(t, `${VAULT}limits: { valueBytes: 64 }\n`);
+  const big = await vault(s, "POST", "/v1/secret/data/app/big", s.rootToken, { data: { v: "x".repeat(100) } });
+  assert.equal(big.status, 400);
+  assert.equal((await s.call("GET", "/v1/secrets/app/big", { token: s.rootToken })).status, 404);
+  await vault(s, "POST", "/v1/secret/data/app/x", s.rootToken, { data: { k: "v" } });
+  const reader = await s.token(["reader"]);
+  const p = await vault(s, "PATCH", "/v1/secret/data/app/x", reader, { data: { k: "w" } }, { "content-type": "application/merge-patch+json" });
+  assert.deepEqual([p.status, p.json], [403, { errors: ["permission denied"] }]);
+  const deployer = await s.token(["deployer"]);
+  const ok = await vault(s, "PATCH", "/v1/secret/data/app/x", deployer, { data: { k2: "w" } }, { "content-type": "application/merge-patch+json" });
+  assert.equal(ok.status, 200);
+  assert.ok(!ok.text.includes("\"v\""), "the patch answer is metadata, never the value");
+});

@@ -71,7 +71,8 @@ export function sendVaultError(reply: FastifyReply, status: number, errors: stri
  */
 export function vaultPath(req: FastifyRequest, prefix: string, listing = false): string {
   const raw = (req.raw.url ?? "").split("?")[0] ?? "";
-  const rest = raw.startsWith(prefix) ? raw.slice(prefix.length) : raw === prefix.slice(0, -1) ? "" : "";
+  // `/v1/{mount}/metadata` without its slash is the mount's root folder: an empty path.
+  const rest = raw.startsWith(prefix) ? raw.slice(prefix.length) : "";
   if (rest.includes("%")) throw new CofferError("E_INVALID_NAME", "invalid path: percent-encoded characters are refused; coffer names are letters, digits, '_', '.', '-' and '/' as they are");
   if (listing) {
     const folder = rest.endsWith("/") ? rest.slice(0, -1) : rest;
