@@ -113,6 +113,15 @@ test("write, read, versions, CAS, patch, metadata, list, purge through the Vault
   assert.deepEqual(l2.json.data.keys, ["app/"]);
   assert.equal((await vault(s, "GET", "/v1/secret/metadata/nothing/?list=true", root)).status, 404);
 
+  // a secret deleted with coffer's own API: Vault's 404 for a soft-deleted latest version, with its metadata
+  await s.call("DELETE", "/v1/secrets/app/plain", { token: root });
+  const gone = await vault(s, "GET", "/v1/secret/data/app/plain", root);
+  assert.equal(gone.status, 404);
+  assert.equal(gone.json.data.data, null);
+  assert.equal(gone.json.data.metadata.version, 2);
+  assert.notEqual(gone.json.data.metadata.deletion_time, "");
+  assert.deepEqual((await vault(s, "GET", "/v1/secret/data/app/plain?version=1", root)).json.data.data, { value: "hunter2" });
+
   // not served yet (per-version operations, issue 16): Vault's 405/404, never a pretend success
   assert.equal((await vault(s, "DELETE", "/v1/secret/data/app/db", root)).status, 405);
   assert.equal((await vault(s, "POST", "/v1/secret/undelete/app/db", root, { versions: [1] })).status, 404);

@@ -44,7 +44,9 @@ function redispatch(server: Server, socket: Socket, raw: Buffer, failedAt: numbe
   const rest = raw.subarray(start);
   const line = LIST_LINE.exec(rest.subarray(0, Math.min(rest.length, 16 * 1024)).toString("latin1"));
   const parser = (socket as Socket & { parser?: HttpParser | null }).parser;
-  if (line === null || parser === undefined || parser === null) return false;
+  // Node's parser internals this relies on: should a Node release change them, LIST is refused
+  // (fastify's 400, as before) rather than served half-detached; the LIST tests then fail.
+  if (line === null || parser === undefined || parser === null || !detachable(parser)) return false;
   const target = line[1]!;
   const query = target.includes("?") ? "&list=true" : "?list=true";
   const rewritten = Buffer.concat([Buffer.from(`GET ${target}${query} ${line[2]}\r\n`, "latin1"), rest.subarray(line[0].length)]);
@@ -64,6 +66,10 @@ function redispatch(server: Server, socket: Socket, raw: Buffer, failedAt: numbe
   socket.unshift(rewritten);
   server.emit((socket as Socket & { encrypted?: boolean }).encrypted === true ? "secureConnection" : "connection", socket);
   return true;
+}
+
+function detachable(p: HttpParser): boolean {
+  return typeof p.unconsume === "function" && typeof p.remove === "function" && typeof p.close === "function";
 }
 
 /** fastify's default answer to a request the parser refused: 400 (408, 431), then the socket closed. */

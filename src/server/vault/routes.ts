@@ -88,7 +88,7 @@ export function mountRoutes(s: ServerParts, base: string): MountRoute[] {
   const meta = `${base}/metadata/`;
   const write = (req: FastifyRequest, reply: FastifyReply) => writeData(req, reply, s, data);
   return [
-    { method: "GET", url: "/data/*", handler: (req) => readData(req, s, data) },
+    { method: "GET", url: "/data/*", handler: (req, reply) => readData(req, reply, s, data) },
     { method: "POST", url: "/data/*", handler: write },
     { method: "PUT", url: "/data/*", handler: write },
     { method: "PATCH", url: "/data/*", handler: (req) => patchData(req, s, data) },
@@ -100,7 +100,7 @@ export function mountRoutes(s: ServerParts, base: string): MountRoute[] {
 
 /* --------------------------------------------- data --------------------------------------------- */
 
-async function readData(req: FastifyRequest, s: ServerParts, prefix: string): Promise<unknown> {
+async function readData(req: FastifyRequest, reply: FastifyReply, s: ServerParts, prefix: string): Promise<unknown> {
   const name = vaultPath(req, prefix);
   await req.authorize("read", name, "secret.read");
   const v = (req.query as Record<string, unknown>)["version"];
@@ -109,7 +109,11 @@ async function readData(req: FastifyRequest, s: ServerParts, prefix: string): Pr
   const row = wanted === undefined ? await s.storage.readCurrent(name) : await s.storage.readVersion(name, wanted);
   if (row === undefined) {
     await req.record("not_found", "secret.read", { name, version: wanted ?? null, detail: VIA });
-    throw new CofferError("E_NOT_FOUND", "no such secret or version");
+    // A deleted secret (coffer rm): Vault's 404 for a soft-deleted latest version, with its metadata.
+    const state = wanted === undefined ? await s.storage.state(name) : undefined;
+    if (state?.deletedAt == null) throw new CofferError("E_NOT_FOUND", "no such secret or version");
+    const deleted = await s.storage.readVersion(name, state.latest);
+    return reply.status(404).send(envelope(req, { data: null, metadata: { ...versionMetadata(deleted?.createdAt ?? "", state.latest), deletion_time: state.deletedAt } }));
   }
   const map = openMap(s, name, row);
   // Fail closed: the value leaves only once the read is on the record.
