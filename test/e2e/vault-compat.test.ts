@@ -1,7 +1,8 @@
 /**
  * End to end with the built CLI: a map a Vault client wrote through `coffer serve`'s Vault API is
  * delivered by `coffer run` through coffer's own `vault` provider pointed at that server, through
- * the `server` provider with `key:`, and a store secret holding a JSON object with `key:` too.
+ * the `server` provider with `key:`, a store secret holding a JSON object with `key:` too, and
+ * `coffer get --key` on both.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -54,4 +55,20 @@ test("coffer run resolves a .coffer.yml through the vault provider pointed at co
   const root = await run({ VAULT_TOKEN: s.rootToken, COFFER_TOKEN: s.rootToken });
   assert.equal(root.code, 0, root.err);
   assert.equal(root.out, "sk_from_coffer pw-from-map two\n");
+
+  // coffer get --key, on the local store and on the server (async: the server runs in this process)
+  const local = coffer(home, ["get", "local/map", "--key", "b"]);
+  assert.deepEqual([local.code, local.out], [0, "two"]);
+  const missing = coffer(home, ["get", "local/map", "--key", "zz"]);
+  assert.equal(missing.code, 3);
+  assert.match(missing.err, /local\/map#zz: the secret has no key "zz"; it has the keys a, b/);
+  const remote = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    const child = spawn(process.execPath, [CLI, "get", "app/db", "--key", "password", "--server", s.url], { cwd: dir, env: userEnv(home, { COFFER_TOKEN: reader }) });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    child.on("close", (code) => resolve({ code, out, err }));
+  });
+  assert.deepEqual([remote.code, remote.out], [0, "pw-from-map"], remote.err);
 });
