@@ -303,3 +303,16 @@ test("a Vault write cannot store more than limits.valueBytes, and a patch needs 
   assert.equal(ok.status, 200);
   assert.ok(!ok.text.includes("\"v\""), "the patch answer is metadata, never the value");
 });
+
+test("the per-subject rate limit applies to the Vault routes, answered in Vault's shape with Retry-After", async (t) => {
+  const s = await startTestServer(t, `${VAULT}rateLimit: { requests: 2, window: 1m }\n`);
+  const statuses: number[] = [];
+  let last: Awaited<ReturnType<typeof vault>> | undefined;
+  for (let i = 0; i < 3; i++) {
+    last = await vault(s, "GET", "/v1/secret/data/app/none", s.rootToken);
+    statuses.push(last.status);
+  }
+  assert.deepEqual(statuses, [404, 404, 429]);
+  assert.match(last!.json.errors[0], /too many requests/);
+  assert.ok(Number(last!.headers.get("retry-after")) >= 1);
+});
