@@ -14,7 +14,7 @@ import { CofferError, isCofferError } from "../../errors.ts";
 import { assertValue } from "../../core/names.ts";
 import { mapToValue, valueToMap, type KvMap } from "../../core/kv-map.ts";
 import { AuthError } from "../auth.ts";
-import { authenticate, type ServerParts } from "../context.ts";
+import { auditsAuthFailure, authenticate, type ServerParts } from "../context.ts";
 import type { StoredVersion } from "../../storage/types.ts";
 import { envelope, sendVaultError, vaultCredential, vaultErrorOf, vaultPath, VaultError } from "./shape.ts";
 
@@ -53,7 +53,8 @@ export async function vaultApi(app: FastifyInstance, s: ServerParts, hooks: Vaul
       try {
         req.principal = await authenticate(s, req);
       } catch (err) {
-        if (err instanceof AuthError) await req.record("unauthenticated", "auth.failed", { actor: "anonymous", detail: { reason: err.reason, route: req.routeOptions.url ?? null, ...VIA } });
+        // Once on the record (a mount named like `secrets-kv` is audited by authenticate already).
+        if (err instanceof AuthError && !auditsAuthFailure(req.routeOptions.url ?? "")) await req.record("unauthenticated", "auth.failed", { actor: "anonymous", detail: { reason: err.reason, route: req.routeOptions.url ?? null, ...VIA } });
         throw err;
       }
       await hooks.limit(req, reply);
