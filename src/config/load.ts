@@ -319,7 +319,7 @@ function secretRef(c: SchemaChecker, value: RawRef, variable: string, line: numb
     c.problem(c.lineOf(value, given[0]!), `${variable}: environment variable name ${show(path)} (provider ${provider}) must match ${ENV_NAME_PATTERN}`);
   }
   if (value.key !== undefined && spec !== undefined && grammar?.keys !== true) {
-    c.problem(c.at(value, "key")!.key, `${variable}: key only applies to vault providers (provider ${provider} is type ${spec.type})`);
+    c.problem(c.at(value, "key")!.key, `${variable}: key only applies to providers whose values are maps of keys: vault, store and server (provider ${provider} is type ${spec.type})`);
   }
   if (c.problems.length > before || path === undefined) return undefined;
   return { provider, path, ...(value.key !== undefined && { key: value.key }), ...(value.version !== undefined && { version: value.version }) };

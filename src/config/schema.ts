@@ -63,7 +63,7 @@ const refProperties = {
     minLength: 1,
   },
   path: { title: "Path", description: "Synonym of `secret`.", type: "string", minLength: 1 },
-  key: { title: "Key", description: "For vault: the key inside the secret's map of keys.", type: "string", minLength: 1 },
+  key: { title: "Key", description: "For vault, store and server: the key inside the secret's map of keys (a store or server value that is a JSON object, as the server's Vault API writes it).", type: "string", minLength: 1 },
   version: { title: "Version", description: "A specific version, where the provider keeps versions.", type: "integer", minimum: 1 },
 } as const;
 

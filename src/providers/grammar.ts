@@ -28,7 +28,7 @@ export interface ProviderGrammar<S extends { type: string } = { type: string }> 
   formats?: Formats;
   /** what `secret:`/`path:` names in this provider: a secret name, a variable name, or any text */
   path: "secret-name" | "env-name" | "text";
-  /** whether a reference may name a `key:` inside the value (vault) */
+  /** whether a reference may name a `key:` inside the value (vault; store and server: a JSON-object value, keyed.ts) */
   keys?: boolean;
   /** `--provider` forms, for the usage message */
   cliForm: string;

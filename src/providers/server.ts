@@ -12,6 +12,7 @@ import { Secret } from "../core/secret.ts";
 import { pollingFeed, pollVersions, watchByPath, watchSet } from "./watch.ts";
 import { HTTP_URL_PATTERN, isHttpUrl, type ProviderType } from "./grammar.ts";
 import { describeRef, type Provider, type ProviderContext, type SecretRef } from "./provider.ts";
+import { pickKey } from "./keyed.ts";
 
 /** The `server` entry of the `providers:` section. */
 export interface ServerSpec {
@@ -31,6 +32,7 @@ const urlRule = (s: string): string | undefined => (isHttpUrl(s, true) ? tokenTr
 
 export const serverType: ProviderType<ServerSpec> = {
   type: "server",
+  keys: true,
   schema: {
     title: "Coffer server",
     type: "object",
@@ -271,12 +273,10 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
   return {
     name,
     async resolve(ref: SecretRef): Promise<Secret> {
-      if (ref.key !== undefined) {
-        throw new CofferError("E_CONFIG", `${describeRef(ref)}: a coffer server secret is one value, without keys; drop "#${ref.key}"`);
-      }
+      let read: Secret;
       try {
         const s = await getClient().readSecret(ref.path, ref.version);
-        return new Secret({ name: s.name, version: s.version, updatedAt: s.createdAt }, s.value);
+        read = new Secret({ name: s.name, version: s.version, updatedAt: s.createdAt }, s.value);
       } catch (err) {
         if (!(err instanceof CofferError) || err.code === "E_CONFIG" || err.code === "E_INTERNAL") throw err;
         const hint = err.code === "E_UNAUTHENTICATED" ? `; run \`coffer login ${url}\` again or check ${tokenEnv}` : "";
@@ -284,6 +284,8 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
         if (err instanceof ServerError) throw new ServerError(err.code, message, err.status, err.requestId, err.retryAfterSeconds);
         throw new CofferError(err.code, message);
       }
+      // `key:` reads the value as a map (what a Vault client wrote through the Vault API): keyed.ts.
+      return pickKey(read, ref);
     },
     watch: (refs, onChange) => watches.add(watchByPath(refs, onChange, feed)),
     close(): void {

@@ -6,7 +6,8 @@ import { CofferError } from "../errors.ts";
 import { openStore, type Store } from "../store/store.ts";
 import type { Secret } from "../core/secret.ts";
 import { plainGrammar, type ProviderType } from "./grammar.ts";
-import { describeRef, type Provider, type ProviderContext, type SecretRef } from "./provider.ts";
+import { pickKey } from "./keyed.ts";
+import type { Provider, ProviderContext, SecretRef } from "./provider.ts";
 
 export type StoreSpec = { type: "store" };
 
@@ -56,12 +57,6 @@ export function createStoreProvider(name: string, _spec: StoreSpec, ctx: Provide
     name,
     async resolve(ref: SecretRef): Promise<Secret> {
       if (closed) throw closedError(name);
-      if (ref.key !== undefined) {
-        throw new CofferError(
-          "E_CONFIG",
-          `${describeRef(ref)}: the store provider has no keys inside a secret; drop "#${ref.key}" or store the key as its own secret`,
-        );
-      }
       let s = await open();
       if (s.replaced) {
         // `coffer restore` put another store file in place: read the restored values, not the
@@ -73,7 +68,8 @@ export function createStoreProvider(name: string, _spec: StoreSpec, ctx: Provide
         }
         s = await open();
       }
-      return s.get(ref.path, ref.version !== undefined ? { version: ref.version } : {});
+      // `key:` reads the value as a map (a Vault client's, through a server's Vault API): keyed.ts.
+      return pickKey(s.get(ref.path, ref.version !== undefined ? { version: ref.version } : {}), ref);
     },
     openedStore(): Store | undefined {
       return store;
@@ -88,6 +84,7 @@ export function createStoreProvider(name: string, _spec: StoreSpec, ctx: Provide
 
 export const storeType: ProviderType<StoreSpec> = {
   ...plainGrammar("store", "Local store", "The local encrypted store.", "secret-name"),
+  keys: true,
   create: createStoreProvider,
 };
 

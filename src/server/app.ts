@@ -44,6 +44,8 @@ import { rotationRoutes } from "./routes/rotation.ts";
 import { RotationEngine, type TargetFactory } from "../rotation/engine.ts";
 import { RotationScheduler } from "../rotation/scheduler.ts";
 import { targetFactory } from "../rotation/targets.ts";
+import { listMethodHandler } from "./vault/list-method.ts";
+import { vaultApi } from "./vault/routes.ts";
 
 /** What {@link buildServer} needs. */
 export interface ServerDeps {
@@ -168,6 +170,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // No coercion: a JSON number is not a value; query numbers are checked as digit strings.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   });
+  if (config.vault !== undefined) {
+    // Vault clients list with the method LIST, which Node's parser refuses: this handler (in place
+    // of fastify's, which it falls back to) serves it (vault/list-method.ts).
+    const server = app.server;
+    server.removeAllListeners("clientError");
+    server.on("clientError", listMethodHandler(() => server));
+  }
   registerRequestContext(app, parts);
   app.removeContentTypeParser("text/plain"); // bodies are JSON only: anything else is 415
 
@@ -287,6 +296,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     runbookRoutes(api, parts);
     rotationRoutes(api, parts);
   });
+  // The Vault KV v2-compatible API (docs/design.md §13), with its own token header and error shape.
+  await vaultApi(app, parts, { limit: (req, reply) => checkLimit(subjectLimit, "subject", req, reply) });
   await executions?.start();
   rotationScheduler.start();
 

@@ -94,6 +94,7 @@ export const SERVER_SCHEMA: Schema = {
     production: { type: "boolean" },
     metrics: section({ public: { type: "boolean" } }),
     ui: section({ enabled: { type: "boolean" } }),
+    vault: section({ mount: { type: "string", "x-format": "vault-mount", "x-rule": GOT } }),
     database: secretText,
     redis: secretText,
     tls: section({ cert: absolute, key: absolute, clientCa: absolute }),
@@ -168,7 +169,24 @@ const SERVER_FORMATS: Formats = {
   "jwt-lifetime": durationRule({ min: 1000, max: MAX_JWT_MAX_LIFETIME_MS }),
   window: durationRule({ min: 1, max: MAX_WINDOW_MS }),
   "policy-path": (s) => policyPatternProblem(s),
+  "vault-mount": (s) => vaultMountRule(s),
 };
+
+/**
+ * The first segments of coffer's own routes (and the ones it keeps for later): a Vault mount
+ * named like one would shadow coffer's API under `/v1/`.
+ */
+export const RESERVED_MOUNTS: readonly string[] = [
+  "secrets", "sys", "auth", "tokens", "roles", "audit", "watch", "runbooks", "executions", "rotation",
+  "rollback", "purge", "delete", "undelete", "destroy", "ui", "docs", "metrics",
+];
+
+/** Why `mount` cannot be the Vault KV v2 mount, or undefined when it can. */
+export function vaultMountRule(mount: string): string | undefined {
+  if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(mount)) return "must be one path segment of lower-case letters, digits, '_' and '-' (e.g. secret or kv)";
+  if (RESERVED_MOUNTS.includes(mount)) return `must not shadow coffer's own routes under /v1/ (${RESERVED_MOUNTS.join(", ")}); choose another name, e.g. secret or kv`;
+  return undefined;
+}
 
 /** `rateLimit.ipRequests` → `COFFER_RATE_LIMIT_IP_REQUESTS`. */
 export function envName(path: string): string {
@@ -353,6 +371,7 @@ export class ServerConfigCheck {
       production,
       metrics: { public: this.value<boolean>("metrics.public") ?? false },
       ui: { enabled: this.value<boolean>("ui.enabled") ?? true },
+      ...(this.value<string>("vault.mount") !== undefined && { vault: { mount: this.value<string>("vault.mount")! } }),
       log: { level: this.value<LogLevel>("log.level") ?? "info" },
       ...(database !== undefined && { database }),
       ...(redis !== undefined && { redis }),

@@ -74,6 +74,11 @@ export interface ServerConfig {
   metrics: { public: boolean };
   /** `enabled: true` (default): the web console at `/ui` (docs/design.md §11) */
   ui: { enabled: boolean };
+  /**
+   * the Vault KV v2-compatible API (docs/design.md §13): absent (default) it is off; `mount` is
+   * the path segment after `/v1/` (Vault's `secret`), never one of coffer's own prefixes
+   */
+  vault?: { mount: string };
   /** postgres:// and redis:// URLs */
   database?: string;
   redis?: string;

@@ -117,6 +117,11 @@ export function registerRequestContext(app: FastifyInstance, parts: ServerParts)
 /** The routes whose failed authentication is audited: every one that reads or changes something. */
 const AUDITED_AUTH_FAILURES = ["/v1/secrets", "/v1/rollback", "/v1/purge", "/v1/delete", "/v1/undelete", "/v1/destroy", "/v1/tokens", "/v1/roles", "/v1/audit", "/v1/runbooks", "/v1/executions", "/v1/rotation"];
 
+/** Whether {@link authenticate} audits a failed authentication on the route `url` itself. */
+export function auditsAuthFailure(url: string): boolean {
+  return AUDITED_AUTH_FAILURES.some((prefix) => url.startsWith(prefix));
+}
+
 /**
  * The caller: a bearer credential when one is sent (on mutual TLS, on top of the client
  * certificate the handshake already verified: the request then acts as the credential, and
@@ -138,8 +143,7 @@ export async function authenticate(parts: ServerParts, req: FastifyRequest): Pro
   } catch (err) {
     if (err instanceof AuthError) {
       parts.metrics.authFailures.inc({ reason: err.reason });
-      const url = req.routeOptions.url ?? "";
-      if (AUDITED_AUTH_FAILURES.some((prefix) => url.startsWith(prefix))) {
+      if (auditsAuthFailure(req.routeOptions.url ?? "")) {
         await req.record("unauthenticated", "auth.failed", { actor: "anonymous", detail: { reason: err.reason, route: req.routeOptions.url ?? null } });
       }
     }

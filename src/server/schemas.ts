@@ -132,7 +132,15 @@ export const VERIFY_QUERY = { type: "object", additionalProperties: false, prope
 export interface VerifyQuery { full?: "true" | "false" }
 export const VERIFY_SCHEMA = { type: "object", properties: { ok: { type: "boolean" }, records: INTEGER, fromCheckpoint: INTEGER, brokenAt: INTEGER, reason: STRING } } as const;
 
-export const HEALTH_SCHEMA = { type: "object", properties: { status: STRING, storage: STRING, rateLimit: STRING, changes: STRING, rotation: STRING, version: STRING } } as const;
+/** coffer's health fields, and Vault's (`/v1/sys/health` of Vault clients: docs/design.md §13). */
+export const HEALTH_SCHEMA = {
+  type: "object",
+  properties: {
+    status: STRING, storage: STRING, rateLimit: STRING, changes: STRING, rotation: STRING, version: STRING,
+    initialized: { type: "boolean" }, sealed: { type: "boolean" }, standby: { type: "boolean" }, performance_standby: { type: "boolean" },
+    replication_performance_mode: STRING, replication_dr_mode: STRING, server_time_utc: { type: "integer" }, cluster_name: STRING, cluster_id: STRING,
+  },
+} as const;
 
 /** A runbook's or an execution's name in a URL (checked again by the route: one segment, the name rule). */
 export const RUNBOOK_PARAMS = { type: "object", properties: { name: { type: "string", maxLength: 256 } } } as const;

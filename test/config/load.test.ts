@@ -293,11 +293,10 @@ const STRUCTURAL: [string, string, RegExp][] = [
 /** Invalid for reasons that need the whole file: the validator refuses them, the schema cannot. */
 const SEMANTIC: [string, string, RegExp][] = [
   ["unknown provider in from", envs("    env:\n      A: { from: vault, path: x }\n"), /not a configured provider/],
-  ["key on a store ref", envs("    env:\n      A: { secret: a, key: k }\n"), /key only applies to vault/],
   ["bad secret name in a ref object", envs("    env:\n      A: { secret: a//b }\n"), /invalid secret name "a\/\/b"/],
   ["bad env-provider name", "providers:\n  os: { type: env }\n" + envs("    env:\n      A: { from: os, path: a-b }\n"), /"a-b" \(provider os\)/],
   ["bad secret name on a server", "providers:\n  s: { type: server, url: https://x }\n" + envs("    env:\n      A: { from: s, path: ../x }\n"), /invalid secret name "..\/x"/],
-  ["key on a server ref", "providers:\n  s: { type: server, url: https://x }\n" + envs("    env:\n      A: { from: s, path: a, key: k }\n"), /key only applies to vault providers \(provider s is type server\)/],
+  ["key on an env ref", "providers:\n  os: { type: env }\n" + envs("    env:\n      A: { from: os, path: A_B, key: k }\n"), /key only applies to providers whose values are maps of keys: vault, store and server \(provider os is type env\)/],
   ["variable in env and files", envs("    env: { A: a }\n    files: { A: a }\n"), /variable A is in both env and files/],
   ["unknown parent", "environments:\n  dev: { extends: prod }\n", /extends unknown environment "prod"/],
   ["self cycle", "environments:\n  dev: { extends: dev }\n", /extends cycle: dev → dev/],

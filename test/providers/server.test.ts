@@ -151,9 +151,23 @@ test("server: the token saved by `coffer login` is used when the variable is not
   await rejects(viaEnv.resolve({ provider: "team", path: "a" }), "E_UNAUTHENTICATED", /token/, server);
 });
 
-test("server: #key is not supported (E_CONFIG naming the ref); bad names are refused before a request", async (t) => {
+test("server: #key picks a key of a JSON-object value (a Vault client's map); a missing key names the keys, never a value", async (t) => {
   const { server, provider } = await setup(t);
-  await rejects(provider.resolve({ provider: "team", path: "db", key: "password" }), "E_CONFIG", /^team:db#password: a coffer server secret is one value, without keys/, server);
+  server.put("db", '{"password":"pw-9","user":"app"}');
+  const s = await provider.resolve({ provider: "team", path: "db", key: "password" });
+  assert.equal(s.reveal(), "pw-9");
+  assert.equal(s.name, "db#password");
+  await assert.rejects(provider.resolve({ provider: "team", path: "db", key: "nope" }), (err: Error & { code?: string }) => {
+    assert.equal(err.code, "E_NOT_FOUND");
+    assert.match(err.message, /^team:db#nope: the secret has no key "nope"; it has the keys password, user$/);
+    return true;
+  });
+  server.put("plain", "just-text");
+  assert.equal((await provider.resolve({ provider: "team", path: "plain", key: "value" })).reveal(), "just-text");
+});
+
+test("server: bad names are refused before a request", async (t) => {
+  const { server, provider } = await setup(t);
   for (const path of ["", "/a", "a//b", "a/../b", "../sys/health", "a b"]) {
     await assert.rejects(provider.resolve({ provider: "team", path }), { code: "E_INVALID_NAME" }, path);
   }

@@ -29,7 +29,9 @@ test("store: opens the local store once, lazily; versions; openedStore for audit
   assert.equal(store.auditLog().at(-1)?.action, "deliver");
 
   await assert.rejects(p.resolve({ provider: "store", path: "nope" }), { code: "E_NOT_FOUND", message: /no secret "nope"/ });
-  await assert.rejects(p.resolve({ provider: "store", path: "db/pw", key: "x" }), { code: "E_CONFIG", message: /no keys inside a secret/ });
+  // key: reads the value as a map (core/kv-map.ts): plain text is {value: …}
+  assert.equal((await p.resolve({ provider: "store", path: "db/pw", key: "value" })).reveal(), "two");
+  await assert.rejects(p.resolve({ provider: "store", path: "db/pw", key: "x" }), { code: "E_NOT_FOUND", message: /store:db\/pw#x: the secret has no key "x"; it has the keys value/ });
   await assert.rejects(p.resolve({ provider: "store", path: "db/pw", version: 9 }), { code: "E_NOT_FOUND", message: /has no version 9/ });
   await p.close();
   assert.equal(p.openedStore(), undefined);

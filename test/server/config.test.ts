@@ -119,7 +119,7 @@ tls: { cert: tls.crt, key: /k }
     `${F}: 12 problems:\n  ` +
       [
         `${F}:1: listen must be HOST:PORT or [IPv6]:PORT with a port from 0 to 65535, e.g. 127.0.0.1:8200 or [::1]:8200, got "nowhere"`,
-        `${F}:2: unknown key "colour" in the top level; allowed: listen, jwt, rateLimit, limits, roles, devLogin, behindProxy, trustedProxies, production, metrics, ui, database, redis, tls, clients, log, runbooks`,
+        `${F}:2: unknown key "colour" in the top level; allowed: listen, jwt, rateLimit, limits, roles, devLogin, behindProxy, trustedProxies, production, metrics, ui, vault, database, redis, tls, clients, log, runbooks`,
         `${F}:3: unknown key "ttl" in jwt; allowed: secret, jwksFile, jwksUrl, issuer, audience, rolesClaim, algorithms, maxLifetime`,
         `${F}:4: rateLimit.requests must be a positive whole number, got number 0`,
         `${F}:4: rateLimit.window must be a duration: a whole number with a unit ms, s, m, h, d or w, e.g. 500ms, 30s, 12h, 2w, got "1 minute"`,

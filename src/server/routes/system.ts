@@ -1,5 +1,5 @@
 /**
- * The public endpoints: `/v1/sys/health` (liveness and readiness, no credentials) and `/metrics`
+ * The public endpoints: `/v1/sys/health` (liveness and readiness, no credentials; coffer's fields and Vault's) and `/metrics`
  * (Prometheus; needs read on `sys:metrics` unless `metrics.public` is set).
  */
 import type { FastifyInstance } from "fastify";
@@ -24,6 +24,16 @@ export function systemRoutes(app: FastifyInstance, s: ServerParts): void {
       // only whether: the counts are in the metrics, which need credentials
       rotation: s.rotation?.overdue() === true ? "overdue" : "ok",
       version: s.version,
+      // Vault's fields, for Vault clients' health checks: an answering coffer is initialised, unsealed and active.
+      initialized: true,
+      sealed: false,
+      standby: false,
+      performance_standby: false,
+      replication_performance_mode: "disabled",
+      replication_dr_mode: "disabled",
+      server_time_utc: Math.floor(Date.now() / 1000),
+      cluster_name: "coffer",
+      cluster_id: "",
     };
   });
 
