@@ -122,9 +122,29 @@ test("write, read, versions, CAS, patch, metadata, list, purge through the Vault
   assert.notEqual(gone.json.data.metadata.deletion_time, "");
   assert.deepEqual((await vault(s, "GET", "/v1/secret/data/app/plain?version=1", root)).json.data.data, { value: "hunter2" });
 
-  // not served yet (per-version operations, issue 16): Vault's 405/404, never a pretend success
-  assert.equal((await vault(s, "DELETE", "/v1/secret/data/app/db", root)).status, 405);
-  assert.equal((await vault(s, "POST", "/v1/secret/undelete/app/db", root, { versions: [1] })).status, 404);
+  // Per-version operations, through coffer's own (capability delete, their own audit actions).
+  const latest = (await vault(s, "GET", "/v1/secret/metadata/app/db", root)).json.data.current_version as number;
+  assert.equal((await vault(s, "DELETE", "/v1/secret/data/app/db", root)).status, 204);
+  const soft = await vault(s, "GET", "/v1/secret/data/app/db", root);
+  assert.equal(soft.status, 404);
+  assert.equal(soft.json.data.metadata.version, latest);
+  assert.notEqual(soft.json.data.metadata.deletion_time, "");
+  assert.equal(soft.json.data.metadata.destroyed, false);
+  assert.equal((await vault(s, "POST", "/v1/secret/undelete/app/db", root, { versions: [latest] })).status, 204);
+  assert.equal((await vault(s, "GET", "/v1/secret/data/app/db", root)).status, 200);
+  assert.equal((await vault(s, "POST", "/v1/secret/delete/app/db", root, { versions: [1] })).status, 204);
+  assert.equal((await vault(s, "GET", "/v1/secret/data/app/db?version=1", root)).status, 404);
+  assert.equal((await vault(s, "PUT", "/v1/secret/destroy/app/db", root, { versions: [1] })).status, 204);
+  const destroyed = (await vault(s, "GET", "/v1/secret/metadata/app/db", root)).json.data.versions["1"];
+  assert.equal(destroyed.destroyed, true);
+  assert.equal((await vault(s, "POST", "/v1/secret/undelete/app/db", root, { versions: [1] })).status, 204, "undelete of a destroyed version: Vault's no-op");
+  assert.equal((await vault(s, "GET", "/v1/secret/data/app/db?version=1", root)).json.data.metadata.destroyed, true);
+  assert.equal((await vault(s, "POST", "/v1/secret/delete/app/db", root, {})).status, 400);
+  assert.equal((await vault(s, "POST", "/v1/secret/delete/app/db", root, { versions: [99] })).status, 400);
+  assert.equal((await vault(s, "POST", "/v1/secret/delete/app/none", root, { versions: [1] })).status, 404);
+  const audit = await s.call("GET", "/v1/audit?prefix=app/db", { token: root });
+  const actions = (audit.json.records as { action: string }[]).map((r) => r.action);
+  for (const a of ["secret.delete-version", "secret.undelete", "secret.destroy"]) assert.ok(actions.includes(a), a);
 
   // DELETE metadata: every version gone (coffer's purge)
   const del = await vault(s, "DELETE", "/v1/secret/metadata/app/sub/deep", root);

@@ -1,8 +1,8 @@
 /**
  * Real Vault clients against `coffer serve`'s Vault KV v2-compatible API (docs/design.md §13):
  * `node-vault` (npm, axios, one kept-alive socket) and Python's `hvac` (Debian's python3-hvac,
- * requests: LIST on its pooled connection). Each result is checked. Vault's per-version
- * delete/undelete/destroy are not served yet (issue 16: coffer's own store operations first).
+ * requests: LIST on its pooled connection). Each result is checked, soft delete, undelete and
+ * destroy of versions included.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -14,7 +14,7 @@ import { startTestServer, TEST_ROLES } from "./harness.ts";
 
 const VAULT = `${TEST_ROLES}\nvault: { mount: secret }\n`;
 
-test("node-vault: write, read, an older version, CAS conflict, list (LIST on a kept-alive socket), metadata, lookup-self, health, metadata delete", async (t) => {
+test("node-vault: write, read, an older version, CAS conflict, list (LIST on a kept-alive socket), metadata, soft delete, undelete, destroy, lookup-self, health, metadata delete", async (t) => {
   const s = await startTestServer(t, VAULT);
   // One socket for every request: a GET, then a LIST, on one kept-alive connection.
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -47,6 +47,17 @@ test("node-vault: write, read, an older version, CAS conflict, list (LIST on a k
   const meta = await v.read("secret/metadata/app/db");
   assert.equal(meta.data.current_version, 2);
   assert.deepEqual(Object.keys(meta.data.versions), ["1", "2"]);
+
+  // Soft delete the latest, undelete it, destroy the first.
+  await v.delete("secret/data/app/db");
+  await assert.rejects(v.read("secret/data/app/db"), (err: { response?: { statusCode: number } }) => err.response?.statusCode === 404);
+  await v.write("secret/undelete/app/db", { versions: [2] });
+  assert.deepEqual((await v.read("secret/data/app/db")).data.data, { user: "app", password: "p2" });
+  await v.write("secret/destroy/app/db", { versions: [1] });
+  const after = await v.read("secret/metadata/app/db");
+  assert.equal(after.data.versions["1"].destroyed, true);
+  assert.equal(after.data.versions["2"].deletion_time, "");
+  await assert.rejects(v.read("secret/data/app/db?version=1"), (err: { response?: { statusCode: number } }) => err.response?.statusCode === 404);
 
   const me = await v.tokenLookupSelf();
   assert.deepEqual(me.data.policies, ["root"]);
@@ -95,6 +106,18 @@ kv.create_or_update_secret(path="app/sub/x", secret={"a": "b"})
 out["list"] = kv.list_secrets(path="app")["data"]["keys"]
 meta = kv.read_secret_metadata(path="app/db")["data"]
 out["meta"] = {"current_version": meta["current_version"], "versions": sorted(meta["versions"].keys())}
+kv.delete_latest_version_of_secret(path="app/db")
+try:
+    kv.read_secret_version(path="app/db")
+    out["soft"] = "readable"
+except hvac.exceptions.InvalidPath:
+    out["soft"] = "404"
+kv.undelete_secret_versions(path="app/db", versions=[3])
+out["undeleted"] = kv.read_secret_version(path="app/db")["data"]["data"]
+kv.delete_secret_versions(path="app/db", versions=[2])
+kv.destroy_secret_versions(path="app/db", versions=[1])
+vs = kv.read_secret_metadata(path="app/db")["data"]["versions"]
+out["states"] = {k: {"deleted": v["deletion_time"] != "", "destroyed": v["destroyed"]} for k, v in vs.items()}
 me = c.auth.token.lookup_self()["data"]
 out["me"] = {"policies": me["policies"], "display_name": me["display_name"], "has_id": "id" in me}
 out["health"] = c.sys.read_health_status(method="GET")
@@ -112,7 +135,7 @@ except hvac.exceptions.Forbidden as e:
 print(json.dumps(out))
 `;
 
-test("hvac (python3-hvac): write, CAS conflict, read, an older version, patch, list (LIST), metadata, lookup-self, health, metadata delete, a bad token", async (t) => {
+test("hvac (python3-hvac): write, CAS conflict, read, an older version, patch, list (LIST), metadata, soft delete, undelete, delete and destroy of versions, lookup-self, health, metadata delete, a bad token", async (t) => {
   const s = await startTestServer(t, VAULT);
   const out = await new Promise<string>((resolve, reject) => {
     execFile(PYTHON, ["-c", HVAC_SCRIPT], { env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", VAULT_ADDR: s.url, VAULT_TOKEN: s.rootToken }, timeout: 30_000 }, (err, stdout, stderr) => {
@@ -131,6 +154,9 @@ test("hvac (python3-hvac): write, CAS conflict, read, an older version, patch, l
   assert.deepEqual(r["patched"], { user: "app", password: "p3" });
   assert.deepEqual(r["list"], ["db", "sub/"]);
   assert.deepEqual(r["meta"], { current_version: 3, versions: ["1", "2", "3"] });
+  assert.equal(r["soft"], "404");
+  assert.deepEqual(r["undeleted"], { user: "app", password: "p3" });
+  assert.deepEqual(r["states"], { "1": { deleted: false, destroyed: true }, "2": { deleted: true, destroyed: false }, "3": { deleted: false, destroyed: false } });
   assert.deepEqual(r["me"], { policies: ["root"], display_name: "token-root", has_id: false });
   assert.equal(r["health"].initialized, true);
   assert.equal(r["health"].sealed, false);

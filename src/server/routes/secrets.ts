@@ -12,6 +12,7 @@ import { CofferError, isCofferError } from "../../errors.ts";
 import { assertSecretName, assertValue, isSecretName } from "../../core/names.ts";
 import { goneVersionError, jsonValue } from "../../core/secret.ts";
 import type { ServerParts } from "../context.ts";
+import type { VersionsChange } from "../../storage/types.ts";
 import {
   PREFIX_QUERY, PURGE_RESULT_SCHEMA, READ_QUERY, ROLLBACK_BODY, ROLLBACK_RESULT_SCHEMA, SECRET_LIST_SCHEMA, SECRET_READ_SCHEMA,
   VERSIONS_BODY, VERSIONS_RESULT_SCHEMA, WRITE_BODY, WRITE_RESULT_SCHEMA,
@@ -22,12 +23,41 @@ const SECRETS_PREFIX = "/v1/secrets/";
 const ROLLBACK_PREFIX = "/v1/rollback/";
 const PURGE_PREFIX = "/v1/purge/";
 /** The per-version changes: route prefix → the storage method and the audit action. */
-const VERSION_CHANGES = [
+export const VERSION_CHANGES = [
   { prefix: "/v1/delete/", kind: "delete", action: "secret.delete-version", summary: "Soft-delete versions of a secret: reads of them are refused until undeleted; needs delete" },
   { prefix: "/v1/undelete/", kind: "undelete", action: "secret.undelete", summary: "Undelete versions of a secret (a destroyed version stays destroyed); needs delete" },
   { prefix: "/v1/destroy/", kind: "destroy", action: "secret.destroy", summary: "Destroy versions of a secret: their values are gone for good, their history rows stay; needs delete" },
 ] as const;
 const VERSIONS_SUFFIX = "/versions";
+
+/** A kind of per-version change. */
+export type VersionChangeKind = (typeof VERSION_CHANGES)[number]["kind"];
+
+/**
+ * Deletes, undeletes or destroys `versions` of `name` for the caller (needs `delete`): the one
+ * path of `/v1/delete|undelete|destroy/{name}` and of the Vault routes. Refusals are audited;
+ * watchers hear when the current version's readability changed.
+ * @throws CofferError E_DENIED, E_NOT_FOUND (no such secret), E_INVALID_VALUE (unknown versions), E_CONFLICT (rotation)
+ */
+export async function changeVersions(req: FastifyRequest, s: ServerParts, kind: VersionChangeKind, name: string, versions: number[], detail: Record<string, unknown> = {}): Promise<VersionsChange> {
+  const { action } = VERSION_CHANGES.find((c) => c.kind === kind)!;
+  await req.authorize("delete", name, action);
+  const { storage } = s;
+  const run = kind === "delete" ? storage.deleteVersions : kind === "undelete" ? storage.undeleteVersions : storage.destroyVersions;
+  const result = await run.call(storage, name, versions, req.caller().subject, { ...req.auditDetail("ok"), ...detail }).catch(async (err: unknown) => {
+    if (isCofferError(err, "E_INVALID_VALUE") || isCofferError(err, "E_CONFLICT")) {
+      await req.record(isCofferError(err, "E_CONFLICT") ? "conflict" : "invalid", action, { name, detail: { versions, ...detail } });
+    }
+    throw err;
+  });
+  if (result === undefined) {
+    await req.record("not_found", action, { name, detail: { versions, ...detail } });
+    throw new CofferError("E_NOT_FOUND", `no secret "${name}"`);
+  }
+  // Watchers follow the current version's readability: gone after a delete or destroy, back after an undelete.
+  if (result.currentChanged) void s.changes.publish({ name, version: result.latest, action: kind === "undelete" ? "write" : "delete", at: new Date().toISOString() });
+  return result;
+}
 
 export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
   // Not the policy: it is replaced when a role changes (roles.ts), so it is read per request.
@@ -184,21 +214,7 @@ export function secretRoutes(api: FastifyInstance, s: ServerParts): void {
       schema: { summary: change.summary, body: VERSIONS_BODY, response: { 200: VERSIONS_RESULT_SCHEMA } },
     }, async (req) => {
       const { name } = secretPath(req, false, change.prefix);
-      await req.authorize("delete", name, change.action);
-      const versions = req.body.versions;
-      const run = change.kind === "delete" ? storage.deleteVersions : change.kind === "undelete" ? storage.undeleteVersions : storage.destroyVersions;
-      const result = await run.call(storage, name, versions, req.caller().subject, req.auditDetail("ok")).catch(async (err: unknown) => {
-        if (isCofferError(err, "E_INVALID_VALUE") || isCofferError(err, "E_CONFLICT")) {
-          await req.record(isCofferError(err, "E_CONFLICT") ? "conflict" : "invalid", change.action, { name, detail: { versions } });
-        }
-        throw err;
-      });
-      if (result === undefined) {
-        await req.record("not_found", change.action, { name, detail: { versions } });
-        throw new CofferError("E_NOT_FOUND", `no secret "${name}"`);
-      }
-      // Watchers follow the current version's readability: gone after a delete or destroy, back after an undelete.
-      if (result.currentChanged) publish(change.kind === "undelete" ? "write" : "delete", name, result.latest);
+      const result = await changeVersions(req, s, change.kind, name, req.body.versions);
       return { name, versions: result.versions };
     });
   }

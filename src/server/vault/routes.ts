@@ -17,6 +17,8 @@ import { AuthError } from "../auth.ts";
 import { auditsAuthFailure, authenticate, type ServerParts } from "../context.ts";
 import type { StoredVersion } from "../../storage/types.ts";
 import { envelope, sendVaultError, vaultCredential, vaultErrorOf, vaultPath, VaultError } from "./shape.ts";
+import { changeVersions, type VersionChangeKind } from "../routes/secrets.ts";
+import { checkVersionList } from "../../storage/ops-versions.ts";
 
 /** Vault's names for the audit detail of a request that came through this API. */
 const VIA = { via: "vault" } as const;
@@ -78,11 +80,10 @@ export async function vaultApi(app: FastifyInstance, s: ServerParts, hooks: Vaul
 }
 
 /**
- * The routes of the mount. Not here yet: Vault's per-version operations, which coffer's own
- * storage, API and CLI must have first (issue 16) — `DELETE /data/*` (soft delete of the latest
- * version), `POST /delete/*`, `POST /undelete/*`, `PUT|POST /destroy/*` (capability `delete`,
- * audited under their own actions). Until they are added to this table, a Vault client gets
- * Vault's 405 (`DELETE /data/…`) or 404 (`/delete/…`, `/undelete/…`, `/destroy/…`).
+ * The routes of the mount. The per-version ones (`DELETE /data/*`: soft delete of the latest
+ * version; `POST /delete/*`, `POST /undelete/*`, `PUT|POST /destroy/*`) go through coffer's own
+ * operations (routes/secrets.ts changeVersions: capability `delete`, audited under their own
+ * actions), so a Vault client never does what coffer's API cannot.
  */
 export function mountRoutes(s: ServerParts, base: string): MountRoute[] {
   const data = `${base}/data/`;
@@ -96,6 +97,11 @@ export function mountRoutes(s: ServerParts, base: string): MountRoute[] {
     { method: "GET", url: "/metadata/*", handler: (req) => (isList(req) ? list(req, s, meta) : readMetadata(req, s, meta)) },
     { method: "GET", url: "/metadata", handler: (req) => (isList(req) ? list(req, s, meta) : Promise.reject(new VaultError(405, ["unsupported operation"]))) },
     { method: "DELETE", url: "/metadata/*", handler: (req, reply) => deleteMetadata(req, reply, s, meta) },
+    { method: "DELETE", url: "/data/*", handler: (req, reply) => deleteLatest(req, reply, s, data) },
+    { method: "POST", url: "/delete/*", handler: (req, reply) => changeListed(req, reply, s, `${base}/delete/`, "delete") },
+    { method: "POST", url: "/undelete/*", handler: (req, reply) => changeListed(req, reply, s, `${base}/undelete/`, "undelete") },
+    { method: "POST", url: "/destroy/*", handler: (req, reply) => changeListed(req, reply, s, `${base}/destroy/`, "destroy") },
+    { method: "PUT", url: "/destroy/*", handler: (req, reply) => changeListed(req, reply, s, `${base}/destroy/`, "destroy") },
   ];
 }
 
@@ -110,11 +116,15 @@ async function readData(req: FastifyRequest, reply: FastifyReply, s: ServerParts
   const row = wanted === undefined ? await s.storage.readCurrent(name) : await s.storage.readVersion(name, wanted);
   if (row === undefined) {
     await req.record("not_found", "secret.read", { name, version: wanted ?? null, detail: VIA });
-    // A deleted secret (coffer rm): Vault's 404 for a soft-deleted latest version, with its metadata.
-    const state = wanted === undefined ? await s.storage.state(name) : undefined;
-    if (state?.deletedAt == null) throw new CofferError("E_NOT_FOUND", "no such secret or version");
-    const deleted = await s.storage.readVersion(name, state.latest);
-    return reply.status(404).send(envelope(req, { data: null, metadata: { ...versionMetadata(deleted?.createdAt ?? "", state.latest), deletion_time: state.deletedAt } }));
+    // A version deleted or destroyed on its own, or the latest of a secret removed with `coffer rm`:
+    // Vault's 404 with that version's metadata.
+    const [state, versions] = await Promise.all([s.storage.state(name), s.storage.versions(name)]);
+    const number = wanted ?? state?.latest;
+    const v = versions?.find((x) => x.version === number);
+    if (state === undefined || v === undefined) throw new CofferError("E_NOT_FOUND", "no such secret or version");
+    const deletion = v.deletedAt ?? (v.version === state.latest && state.deletedAt !== null ? state.deletedAt : "");
+    if (deletion === "" && !v.destroyed) throw new CofferError("E_NOT_FOUND", "no such secret or version");
+    return reply.status(404).send(envelope(req, { data: null, metadata: { ...versionMetadata(v.createdAt, v.version), deletion_time: deletion, destroyed: v.destroyed } }));
   }
   const map = openMap(s, name, row);
   // Fail closed: the value leaves only once the read is on the record.
@@ -173,6 +183,27 @@ async function store(req: FastifyRequest, s: ServerParts, name: string, map: KvM
   }
 }
 
+/* ---------------------------------------- single versions ---------------------------------------- */
+
+/** `DELETE /data/{path}`: soft-deletes the latest version (Vault: 204). */
+async function deleteLatest(req: FastifyRequest, reply: FastifyReply, s: ServerParts, prefix: string): Promise<unknown> {
+  const name = vaultPath(req, prefix);
+  const state = await s.storage.state(name);
+  // Unknown to coffer: refused as a read would be (403 before 404, so nothing is learnt).
+  await changeVersions(req, s, "delete", name, state === undefined ? [1] : [state.latest], { ...VIA, op: "delete-latest" });
+  return reply.status(204).send();
+}
+
+/** `POST /delete|undelete|destroy/{path}` with `{versions: [N…]}` (Vault: 204). */
+async function changeListed(req: FastifyRequest, reply: FastifyReply, s: ServerParts, prefix: string, kind: VersionChangeKind): Promise<unknown> {
+  const name = vaultPath(req, prefix);
+  const body = req.body as { versions?: unknown } | null | undefined;
+  if (!isMap(body) || !Array.isArray(body.versions) || body.versions.length === 0) throw new VaultError(400, ["no versions provided"]);
+  const versions = checkVersionList(body.versions);
+  await changeVersions(req, s, kind, name, versions, VIA);
+  return reply.status(204).send();
+}
+
 /* ------------------------------------------- metadata ------------------------------------------- */
 
 async function readMetadata(req: FastifyRequest, s: ServerParts, prefix: string): Promise<unknown> {
@@ -186,9 +217,9 @@ async function readMetadata(req: FastifyRequest, s: ServerParts, prefix: string)
   const last = versions[versions.length - 1]!;
   const entries = versions.map((v) => [String(v.version), {
     created_time: v.createdAt,
-    // A deleted coffer secret: its latest version reads as deleted (per-version deletion comes with issue 16's store operations).
-    deletion_time: v.version === state.latest && state.deletedAt !== null ? state.deletedAt : "",
-    destroyed: false,
+    // Deleted on its own, or the latest of a secret removed with `coffer rm`.
+    deletion_time: v.deletedAt ?? (v.version === state.latest && state.deletedAt !== null ? state.deletedAt : ""),
+    destroyed: v.destroyed,
   }]);
   return envelope(req, {
     cas_required: false,
