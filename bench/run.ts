@@ -26,6 +26,7 @@ const { benchAgent } = await import("./agent.ts");
 const { benchServer } = await import("./server.ts");
 const { benchRunbook } = await import("./runbook.ts");
 const { benchRotation } = await import("./rotation.ts");
+const { benchVault } = await import("./vault.ts");
 
 const options = benchOptions();
 const started = performance.now();
@@ -45,6 +46,8 @@ process.stderr.write("runbook\n");
 rows.push(...(await benchRunbook()));
 process.stderr.write("rotation\n");
 rows.push(...(await benchRotation()));
+process.stderr.write("vault\n");
+rows.push(...(await benchVault()));
 const seconds = (performance.now() - started) / 1000;
 
 const nproc = spawnSync("nproc", { encoding: "utf8" }).stdout?.trim() || String(availableParallelism());
