@@ -8,6 +8,7 @@ import { DatabaseSync } from "node:sqlite";
 import { tempDir, walk } from "../helpers.ts";
 import { CLI, coffer, onTerminal } from "./run-cli.ts";
 import { asV1, splitV2 } from "../store/backup-parts.ts";
+import { SCHEMA_VERSION } from "../../src/storage/sqlite-schema.ts";
 
 const IDENTITY = (home: string) => join(home, ".config", "coffer", "identity");
 const STORE = (home: string) => join(home, ".local", "share", "coffer", "store.db");
@@ -135,7 +136,7 @@ test("recipient backup: the real age CLI decrypts it with the identity file coff
   const parts = splitV2(execFileSync("age", ["-d", "-i", IDENTITY(home), file]));
   const container = parts.header;
   assert.equal(container.format, "coffer-backup/v2");
-  assert.equal(container.schema, 3);
+  assert.equal(container.schema, SCHEMA_VERSION.store);
   assert.equal(container.recipient, recipient);
   assert.equal(container.identity, readFileSync(IDENTITY(home), "utf8"));
   assert.ok(!Number.isNaN(Date.parse(container.created)));
