@@ -5,6 +5,8 @@
  * one other secret its settings name (PostgreSQL's admin connection string).
  */
 
+import type { RotationApply } from "../client/wire.ts";
+
 /** What an apply target is given for one rotation. The buffers are the engine's: it zeroes them after. */
 export interface ApplyContext {
   /** the secret being rotated */
@@ -35,3 +37,6 @@ export interface ApplyTarget {
    */
   apply(ctx: ApplyContext): Promise<void>;
 }
+
+/** Builds the target of a policy's non-null `apply` (the server's: rotation/targets.ts). */
+export type TargetFactory = (apply: NonNullable<RotationApply>) => ApplyTarget;

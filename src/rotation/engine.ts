@@ -16,11 +16,8 @@ import { randomBytes } from "node:crypto";
 import { CofferError } from "../errors.ts";
 import { generateValue, type Charset } from "../crypto/generate.ts";
 import type { RotationFailure, SealedValue, ServerStorage, StoredRotation } from "../storage/types.ts";
-import type { ApplyTarget } from "./apply.ts";
-import type { ApplySpec } from "./policy.ts";
-
-/** Makes the target of a policy's `apply` (the server passes the real ones: runbook, PostgreSQL). */
-export type TargetFactory = (apply: NonNullable<ApplySpec>) => ApplyTarget;
+import type { RotationApply } from "../client/wire.ts";
+import type { ApplyTarget, TargetFactory } from "./apply.ts";
 
 /** Seals and opens values as the server does (server/keys.ts ValueSealer). */
 export interface Sealer {
@@ -38,8 +35,8 @@ export interface RotationObserver {
 export interface EngineDeps {
   storage: ServerStorage;
   sealer: Sealer;
-  /** makes apply targets; absent: a policy with `apply` fails (only `apply: null` rotates) */
-  targets?: TargetFactory;
+  /** makes apply targets (the server's: rotation/targets.ts; tests pass fakes) */
+  targets: TargetFactory;
   /** this server instance (part of every lease holder id) */
   instanceId: string;
   /** how long a lease lasts before another instance may take it over; renewed at a third of it (default 60 s) */
@@ -210,9 +207,8 @@ export class RotationEngine {
 
   /** The target of a rotation's `apply`: null for none, an Error when it cannot be made. */
   #target(r: StoredRotation): ApplyTarget | null | Error {
-    const apply = r.apply as ApplySpec;
+    const apply = r.apply as RotationApply;
     if (apply === null || apply === undefined) return null;
-    if (this.#deps.targets === undefined) return new CofferError("E_ROTATION", `this server has no apply targets; secret ${r.name} cannot be applied`);
     try {
       return this.#deps.targets(apply);
     } catch (err) {

@@ -19,14 +19,12 @@ export const MIN_EVERY_MS = 1000;
 export const MAX_EVERY_MS = 10 * 366 * 86_400_000;
 /** The most characters (or words) a generator makes, as crypto/generate.ts allows. */
 export const MAX_GENERATE_LENGTH = 4096;
-/** The apply targets a policy may name (the API's shape, client/wire.ts). */
-export type ApplySpec = RotationApply;
 
 /** The body of `PUT /v1/rotation/{name}` as the schema let it through. */
 export interface RotationBody {
   every?: string;
   generate: { charset: string; length: number };
-  apply?: ApplySpec;
+  apply?: RotationApply;
 }
 
 const invalid = (message: string): CofferError => new CofferError("E_INVALID_VALUE", `invalid rotation policy: ${message}`);
@@ -54,7 +52,7 @@ export function checkRotationBody(name: string, body: RotationBody, runbooks: Ru
   return { name, every: body.every ?? null, everyMs, generate: { charset, length }, apply };
 }
 
-function checkApply(name: string, apply: NonNullable<ApplySpec>, runbooks: RunbookCatalog | undefined): void {
+function checkApply(name: string, apply: NonNullable<RotationApply>, runbooks: RunbookCatalog | undefined): void {
   const why = applyProblem(apply, runbooks);
   if (why !== undefined) throw invalid(why);
   if ("postgres" in apply && apply.postgres.connection === name) throw invalid("apply.postgres.connection must be another secret than the one rotated");

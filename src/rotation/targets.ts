@@ -5,12 +5,9 @@
  */
 import { CofferError } from "../errors.ts";
 import type { RotationApply } from "../client/wire.ts";
-import type { ApplyTarget } from "./apply.ts";
+import type { TargetFactory } from "./apply.ts";
 import { checkPostgresSettings, postgresTarget } from "./postgres.ts";
 import { runbookTarget, runbookTargetProblem, type RunbookTargetDeps } from "./runbook-target.ts";
-
-/** Builds the target of a non-null `apply`. */
-export type TargetFactory = (apply: NonNullable<RotationApply>) => ApplyTarget;
 
 /** What the targets need of the server: its runbooks, when it has any. */
 export interface TargetDeps {
