@@ -162,13 +162,11 @@ async function checkRuntimeDir(env: NodeJS.ProcessEnv): Promise<Check> {
   return ok("runtime dir", `XDG_RUNTIME_DIR=${xdg!} (yours, 0700, tmpfs); coffer run uses ${base}`);
 }
 
-/** Runtime dirs no process uses any more: what the next `run` or `load` sweeps. */
+/** Runtime dirs no process uses any more under the base `coffer run` uses: what its next sweep removes. */
 async function checkLeftovers(base: string): Promise<Check> {
   const { unusedRuntimeDirs } = await import("../../deliver/runtime-dir.ts");
-  const uid = process.getuid?.() ?? 0;
-  const bases = [...new Set([base, join("/dev/shm", `coffer-${uid}`)])];
-  const left = bases.flatMap((b) => unusedRuntimeDirs(b));
-  if (left.length === 0) return ok("leftover dirs", `none in ${bases.join(" or ")}`);
+  const left = unusedRuntimeDirs(base);
+  if (left.length === 0) return ok("leftover dirs", `none in ${base}`);
   const list = left.map((d) => `${d.path} (${d.owner.kind}, pid ${d.owner.pid}, ${d.owner.created})`).join(", ");
   return warn("leftover dirs", `${left.length} runtime ${left.length === 1 ? "dir" : "dirs"} left by a coffer that was killed, still holding delivered files: ${list}`,
     `the next \`coffer run\` or \`coffer load\` removes them; or now: \`rm -r ${left.map((d) => shellQuote(d.path)).join(" ")}\``);
