@@ -241,7 +241,8 @@ function mainHelp(): string {
     "Exit status: 0 ok, 1 internal, 2 usage, 3 not found, 4 conflict, 5 permissions/denied,",
     "6 decryption/integrity, 7 invalid name, value or config, 8 not initialised/bad identity, 9 busy,",
     "10 cancelled, 11 provider failed, 12 runbook execution did not finish, 13 rotation failed. `coffer run` and",
-    "`coffer runbook run --follow` exit with their command's status (124 when it timed out).",
+    "`coffer runbook run --follow` exit with their command's status (124 when it timed out);",
+    "`coffer doctor` exits 1 when a check failed.",
     "",
   ].join("\n");
 }

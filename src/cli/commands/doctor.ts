@@ -52,7 +52,7 @@ export const doctor: Command = {
     "Never asks for the passphrase and reads no value. Exit status 1 when a check failed (warnings",
     "alone: 0). --json prints [{check, status, detail, fix}].",
   ].join("\n"),
-  examples: ["coffer doctor", "coffer doctor --json | jq '.[] | select(.status != \"ok\")'", "coffer --store ./team.db doctor"],
+  examples: ["coffer doctor", "coffer doctor --json | jq '.[] | select(.status != \"ok\")'", "coffer doctor --store ./team.db"],
   flags: { json: { type: "boolean", help: "print the checks as JSON: [{check, status, detail, fix}]" } },
   async run(ctx) {
     if (ctx.args.length > 0) throw new CofferError("E_USAGE", "doctor takes no arguments; usage: coffer doctor [--json]");
