@@ -80,6 +80,7 @@ export async function completions(words: readonly string[], ctx: CompletionConte
     const names = Object.entries(flags).filter(([n, f]) => f.multiple === true || !given.has(n)).map(([n]) => `--${n}`);
     return match(names, cur);
   }
+  if (command.passthrough === true) return match(["--"], cur); // `coffer run <TAB>`: the command goes after --
   return command.completes === undefined ? [] : values({ type: "string", help: "", complete: command.completes }, cur, given, ctx);
 }
 

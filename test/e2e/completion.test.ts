@@ -110,6 +110,7 @@ test("commands, two-word commands and each command's own flags (the ones its --h
     assert.deepEqual(complete(...cmd, "--").out.trim().split("\n").sort(), listed, cmd.join(" "));
   }
   assert.equal(complete("get", "--json", "--j").out, "", "a flag given once is not offered again");
+  assert.equal(complete("run", "-e", "dev", "").out, "--\n");
   assert.equal(complete("run", "--", "").out, ":command\n");
   assert.equal(complete("set", "--from-file", "").out, ":file\n");
 });

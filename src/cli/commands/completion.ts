@@ -1,7 +1,8 @@
 /**
  * `coffer completion bash|zsh|fish`: the shell's completion script. Each script only asks the
  * hidden `coffer __complete WORDS…` (src/cli/complete.ts) for the candidates, so commands, flags,
- * secret names and environment names always come from the coffer that is installed.
+ * secret names and environment names always come from the coffer that is installed. They call
+ * `coffer` by name, not `command coffer`, so a shell function or alias named coffer works too.
  */
 import { CofferError } from "../../errors.ts";
 import type { Command } from "../command.ts";
@@ -11,7 +12,7 @@ const BASH = `# bash completion for coffer: source <(coffer completion bash)
 _coffer() {
   local cur=\${COMP_WORDS[COMP_CWORD]} out
   COMPREPLY=()
-  out=$(command coffer __complete "\${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null) || return 0
+  out=$(coffer __complete "\${COMP_WORDS[@]:1:COMP_CWORD}" 2>/dev/null) || return 0
   case $out in
     ${FILE_DIRECTIVE}) compopt -o filenames 2>/dev/null; mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;;
     ${COMMAND_DIRECTIVE}) mapfile -t COMPREPLY < <(compgen -c -- "$cur") ;;
@@ -26,7 +27,7 @@ const ZSH = `#compdef coffer
 # or save it as _coffer in a directory of $fpath
 _coffer() {
   local -a out
-  out=("\${(@f)$(command coffer __complete "\${(@)words[2,CURRENT]}" 2>/dev/null)}")
+  out=("\${(@f)$(coffer __complete "\${(@)words[2,CURRENT]}" 2>/dev/null)}")
   case "\${out[1]-}" in
     ${FILE_DIRECTIVE}) _files ;;
     ${COMMAND_DIRECTIVE}) _command_names -e ;;
@@ -47,7 +48,7 @@ function __coffer_complete
     set -l words (commandline -opc)
     set -l cur (commandline -ct)
     set -q cur[1]; or set cur ""
-    set -l out (command coffer __complete $words[2..-1] "$cur" 2>/dev/null)
+    set -l out (coffer __complete $words[2..-1] "$cur" 2>/dev/null)
     switch "$out[1]"
         case ${FILE_DIRECTIVE}
             __fish_complete_path "$cur"
