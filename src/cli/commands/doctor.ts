@@ -214,10 +214,16 @@ async function checkServers(env: NodeJS.ProcessEnv): Promise<Check[]> {
     let date: string | null = null;
     let sentAt = 0;
     let answeredAt = 0;
+    const tls = loadServerTls(url, env);
+    const options = { url, token: loadToken(url, env)!, timeoutMs: SERVER_TIMEOUT_MS, ...(tls !== undefined && { tls }) };
+    let send: typeof fetch;
     try {
-      const tls = loadServerTls(url, env);
-      const options = { url, token: loadToken(url, env)!, timeoutMs: SERVER_TIMEOUT_MS, ...(tls !== undefined && { tls }) };
-      const send = new CofferClient(options).fetch;
+      send = new CofferClient(options).fetch; // reads and checks the TLS files saved for it
+    } catch (err) {
+      if (!(err instanceof CofferError)) throw err;
+      return { ...fail(check, `the client settings saved for it are not usable: ${err.message}`, `\`coffer login ${url}\` again (with --ca/--cert/--key as needed)`), server: facts };
+    }
+    try {
       const client = new CofferClient({
         ...options,
         fetch: async (input, init) => {
