@@ -115,7 +115,7 @@ test("commands, two-word commands and each command's own flags (the ones its --h
   assert.equal(complete("set", "--from-file", "").out, ":file\n");
 });
 
-test("zsh: the script parses and its function offers the store's names (compadd stubbed)", (t) => {
+test("zsh: the script parses, registers with compinit, and its function offers names and environments (compadd stubbed)", (t) => {
   const { shell } = setup(t);
   const r = shell("zsh", [
     "compdef() { :; }",
@@ -127,6 +127,8 @@ test("zsh: the script parses and its function offers the store's names (compadd 
   assert.equal(r.code, 0, r.err);
   assert.equal(r.out, "app/db\napp/key\ndev\nprod\n");
   assert.equal(shell("zsh", "zsh -n <(coffer completion zsh)").code, 0);
+  const registered = shell("zsh", "autoload -Uz compinit && compinit -u -D && source <(coffer completion zsh) && print -r -- $_comps[coffer]");
+  assert.deepEqual([registered.code, registered.out], [0, "_coffer\n"], registered.err);
 });
 
 test("fish: the script parses and fish completes secret names, environments and commands with it", (t) => {
