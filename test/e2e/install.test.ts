@@ -24,9 +24,16 @@ function sh(script: string, options: { cwd: string; env: Record<string, string>;
   return r;
 }
 
-/** npm as the repo's Node 24 runs it; the user's own npm cache (HOME) holds the dependencies. */
+/** The directory of the `npm` on this test's PATH (the `node` package brings no npm of its own). */
+function npmDir(): string {
+  const r = spawnSync("/bin/sh", ["-c", "command -v npm"], { encoding: "utf8", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+  assert.equal(r.status, 0, "npm is on PATH");
+  return dirname(r.stdout.trim());
+}
+
+/** npm as the repo's Node 24 runs it (first on PATH, for npm's `#!/usr/bin/env node`); the user's own npm cache (HOME) holds the dependencies. */
 function npmEnv(): Record<string, string> {
-  return { PATH: `${NODE_DIR}:/usr/bin:/bin`, HOME: process.env.HOME ?? "/root", npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false" };
+  return { PATH: `${NODE_DIR}:${npmDir()}:/usr/bin:/bin`, HOME: process.env.HOME ?? "/root", npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false" };
 }
 
 /** The environment of a user who installed coffer into `prefix`: its bin and Node 24 on PATH. */
@@ -57,6 +64,8 @@ test(`package.json's engines say Node ${NODE_FLOOR}, as src/floor.ts does`, () =
 
 test("npm pack holds dist/ only (no single binary, no source maps), and its tarball installed with npm install -g gives a coffer on PATH that runs init, set, get and run from another directory", (t) => {
   const tmp = tempDir(t, "coffer-install-");
+  const nodeOfNpm = sh("npm exec --offline -c 'node -p process.versions.node'", { cwd: tmp, env: npmEnv() });
+  assert.ok(Number.parseInt(nodeOfNpm.stdout, 10) >= NODE_FLOOR, `npm runs on Node ${nodeOfNpm.stdout.trim()}: ${nodeOfNpm.stderr}`);
   // --ignore-scripts: pack what `npm run build` built (the tests run after it), without building again
   const pack = sh(`npm pack --ignore-scripts --json --pack-destination "${tmp}"`, { cwd: REPO, env: npmEnv() });
   assert.equal(pack.status, 0, pack.stderr);
