@@ -14,6 +14,8 @@
  * - A `$ coffer serve …` line (never one in a script block: it would not end) starts the server in
  *   the background on a free loopback port, waits until it serves, and stops it at the end; in
  *   the section's later commands, `127.0.0.1:8200` and `localhost:8200` mean that port.
+ * - `<!-- before: COMMAND -->` on the line just before a fence runs COMMAND first (sh -ec, as
+ *   the section's default user): the block's setup, which a reader has done in their own way.
  * - A block that cannot run has, on the line just before its fence, `<!-- not run: WHY -->`.
  * Every command must exit 0; stdin is empty.
  */
@@ -54,6 +56,7 @@ interface Block {
 
 const PROMPT = /^([a-z][\w-]*)?\$ +(.*)$/;
 const NOT_RUN = /^<!-- not run: (.+) -->$/;
+const BEFORE = /^<!-- before: (.+) -->$/;
 
 /** The ```sh blocks of `markdown`, with their section, their commands, and any not-run reason. */
 function shBlocks(markdown: string, files: YamlFile[] = []): Block[] {
@@ -74,6 +77,8 @@ function shBlocks(markdown: string, files: YamlFile[] = []): Block[] {
     if (lines[open]!.trim() !== "```sh") continue;
     const notRun = NOT_RUN.exec(lines[open - 1] ?? "")?.[1];
     const block: Block = { section, line: open + 1, commands: [], ...(notRun === undefined ? {} : { notRun }) };
+    const before = BEFORE.exec(lines[open - 1] ?? "")?.[1];
+    if (before !== undefined) block.commands.push({ user: "", text: before, script: true, line: open });
     if (body.some((l) => PROMPT.test(l))) {
       for (let j = 0; j < body.length; j++) {
         const m = PROMPT.exec(body[j]!);
@@ -95,12 +100,14 @@ test("the README's ```sh blocks are found with their sections, prompts, users, c
   const md = [
     "## A", "```sh", "$ coffer init   # note", "output", "bob$ coffer get \\", "  x", "```",
     "## B", "<!-- not run: needs a server -->", "```sh", "coffer serve", "```",
+    "<!-- before: coffer init -->", "```sh", "$ coffer list", "```",
     "```yaml", "a: 1", "```", "```sh", "cat > f <<'EOF'", "a: 1", "EOF", "```",
   ].join("\n");
   const blocks = shBlocks(md);
   assert.deepEqual(blocks.map((b) => [b.section, b.notRun, b.commands.map((c) => [c.user, c.text, c.script])]), [
     ["A", undefined, [["", "coffer init   # note", false], ["bob", "coffer get   x", false]]],
     ["B", "needs a server", [["", "coffer serve", true]]],
+    ["B", undefined, [["", "coffer init", true], ["", "coffer list", false]]],
     ["B", undefined, [["", "cat > f <<'EOF'\na: 1\nEOF", true]]],
   ]);
 });
@@ -163,7 +170,7 @@ test("every ```sh block of the README not marked `not run` succeeds as written, 
     }
     ranSections.add(block.section);
   }
-  for (const must of ["First steps", "A two-minute tour", "The team server"]) assert.ok(ranSections.has(must), `the section "${must}" ran`);
+  for (const must of ["First steps", "A two-minute tour", "Backup and restore", "The team server"]) assert.ok(ranSections.has(must), `the section "${must}" ran`);
   assert.ok(served >= 1, "a coffer serve ran");
   assert.ok(ran >= 20, `ran ${ran} commands`);
 });
