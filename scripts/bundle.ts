@@ -15,7 +15,8 @@
  * node:fs's lazy ones (ReadStream, promises) load the whole stream stack, a few milliseconds that
  * a `coffer get` never uses (docs/design.md §8).
  */
-import { rmSync, writeFileSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { build, type Plugin } from "esbuild";
 import { quietSqliteWarning } from "../src/cli/warnings.ts";
 
@@ -38,6 +39,11 @@ const builtins: Plugin = {
 
 rmSync("dist/bundle", { recursive: true, force: true });
 rmSync("dist/lib", { recursive: true, force: true });
+// Before the library was a bundle, tsc emitted JavaScript and source maps beside the types: an
+// older build's are removed, so that nothing stale is packed.
+for (const f of readdirSync("dist", { recursive: true, encoding: "utf8" })) {
+  if (/\.(js|js\.map|d\.ts\.map)$/.test(f) && !/^(ui|binary)\//.test(f)) rmSync(join("dist", f));
+}
 await build({
   entryPoints: ["src/cli/bin.ts"],
   bundle: true,

@@ -74,6 +74,7 @@ test("npm pack holds dist/ only (no single binary, no source maps), and its tarb
   for (const needed of ["package.json", "README.md", "dist/bundle/bin.js", "dist/lib/index.js", "dist/index.d.ts", "dist/ui/index.html"]) assert.ok(files.includes(needed), `the tarball has ${needed}`);
   assert.deepEqual(files.filter((f) => !f.startsWith("dist/") && !["package.json", "README.md", "LICENSE"].includes(f)), [], "only dist/ besides package.json and README");
   assert.deepEqual(files.filter((f) => f.startsWith("dist/binary/") || f.endsWith(".map")), [], "no single binary, no source maps");
+  assert.deepEqual(files.filter((f) => f.endsWith(".js") && !/^dist\/(bundle|lib|ui)\//.test(f)), [], "no JavaScript but the bundles (tsc emits only types)");
   // what runs must not need a devDependency: every package the bundles import is a dependency
   const pkg = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { dependencies: Record<string, string> };
   for (const f of files.filter((p) => p.endsWith(".js") && !p.startsWith("dist/ui/"))) {
