@@ -3,12 +3,20 @@
  * so that a command loads only its own modules. The folder is emptied first, so no chunk of an
  * earlier build is left to be packed.
  *
+ * And the library: src/index.ts → dist/lib/index.js, one ESM file (tsc emits only its types,
+ * dist/*.d.ts). A bundle, not tsc's files, because of the Node floor (src/floor.ts): an ESM
+ * `import … from "node:sqlite"` fails when the module graph links, on Node 20 before any code
+ * runs, so no check could say "coffer needs Node 24". Here every built-in is a
+ * getBuiltinModule call made when its module runs, after the floor check, which is the
+ * entry's first import. No top-level await in it, so `require("coffer")` keeps working.
+ *
  * Node's own modules are imported through `process.getBuiltinModule` rather than `import … from
  * "node:fs"`: an ESM import of a built-in builds its namespace, which reads every export, and
  * node:fs's lazy ones (ReadStream, promises) load the whole stream stack, a few milliseconds that
  * a `coffer get` never uses (docs/design.md §8).
  */
-import { rmSync, writeFileSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { build, type Plugin } from "esbuild";
 import { quietSqliteWarning } from "../src/cli/warnings.ts";
 
@@ -30,6 +38,12 @@ const builtins: Plugin = {
 };
 
 rmSync("dist/bundle", { recursive: true, force: true });
+rmSync("dist/lib", { recursive: true, force: true });
+// Before the library was a bundle, tsc emitted JavaScript and source maps beside the types: an
+// older build's are removed, so that nothing stale is packed.
+for (const f of readdirSync("dist", { recursive: true, encoding: "utf8" })) {
+  if (/\.(js|js\.map|d\.ts\.map)$/.test(f) && !/^(ui|binary)\//.test(f)) rmSync(join("dist", f));
+}
 await build({
   entryPoints: ["src/cli/bin.ts"],
   bundle: true,
@@ -45,3 +59,16 @@ await build({
 // Node looks for the nearest package.json of every module it loads, to learn its type: one here
 // answers at once.
 writeFileSync("dist/bundle/package.json", '{ "type": "module" }\n');
+
+await build({
+  entryPoints: { index: "src/index.ts" },
+  bundle: true,
+  format: "esm",
+  platform: "node",
+  target: "node24",
+  packages: "external",
+  outdir: "dist/lib",
+  logLevel: "warning",
+  plugins: [builtins],
+});
+writeFileSync("dist/lib/package.json", '{ "type": "module" }\n');

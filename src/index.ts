@@ -6,6 +6,8 @@
  * const store = await openStore();
  * const apiKey = store.get("payments/stripe").reveal();
  */
+// First: on a Node older than coffer needs, importing or requiring coffer throws that line.
+import "./node-floor.ts";
 export { openStore, createStore, Store } from "./store/store.ts";
 export type { OpenStoreOptions, SetOptions, WriteResult, RotateResult, SecretInfo, VersionInfo, VersionState } from "./store/store.ts";
 export type { GeneratorSettings } from "./crypto/generate.ts";

@@ -1,16 +1,23 @@
 #!/usr/bin/env node
 // The `coffer` executable.
 //
-// First of all, a SIGUSR1 listener: without one, SIGUSR1 makes Node open its inspector on
+// Its first import is the Node floor: on a Node too old, one clear line and exit 1, before
+// anything else loads. So this file imports nothing else statically: a static import is linked
+// and run before the check (in the code-split bundle, a shared chunk of `node:` shims would be),
+// and could fail on that Node first. Built-ins come through process.getBuiltinModule after the
+// check; the rest of coffer through the dynamic import at the end.
+import "./node-floor.ts";
+
+// Then, before anything else runs, a SIGUSR1 listener: without one, SIGUSR1 makes Node open its inspector on
 // 127.0.0.1:9229, and any local user who can connect to it runs code inside coffer. A listener
 // replaces that activation. It does nothing itself; code that wants the signal (such as `run`,
 // which passes it on to its command) adds its own listener beside it.
 process.on("SIGUSR1", () => {});
 
-import module from "node:module";
-import { lstatSync, mkdirSync } from "node:fs";
-import { homedir } from "node:os";
-import { dirname, join } from "node:path";
+const module = process.getBuiltinModule("node:module");
+const { lstatSync, mkdirSync } = process.getBuiltinModule("node:fs");
+const { homedir } = process.getBuiltinModule("node:os");
+const { dirname, join } = process.getBuiltinModule("node:path");
 
 /**
  * The compile cache dir: `$XDG_CACHE_HOME/coffer/compile-cache` (else `~/.cache/…`), created

@@ -1,5 +1,5 @@
 /**
- * Runs the built `coffer` CLI (dist/bundle/bin.js, the bundle `npx coffer` runs) as a subprocess in a
+ * Runs the built `coffer` CLI (dist/bundle/bin.js, the bin that `npm install -g` puts on PATH) as a subprocess in a
  * temp HOME with its own XDG dirs, and returns stdout, stderr and the exit code separately.
  */
 import assert from "node:assert/strict";
