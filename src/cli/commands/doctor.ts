@@ -11,11 +11,10 @@ import { spawnSync } from "node:child_process";
 import { CofferError, PermissionsError } from "../../errors.ts";
 import { assertPrivate, assertSecureParents, shellQuote } from "../../core/fs-secure.ts";
 import { homeOf, resolvePaths } from "../../core/paths.ts";
+import { NODE_FLOOR } from "../../floor.ts";
 import type { Command, Context } from "../command.ts";
 import { printJson } from "../open.ts";
 
-/** The oldest Node coffer runs on. */
-export const NODE_FLOOR = 24;
 /** A token that expires sooner than this is a warning. */
 const EXPIRY_WARN_MS = 7 * 86_400_000;
 /** A clock further than this from a server's is a warning (HTTP dates have whole seconds). */
