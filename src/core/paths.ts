@@ -39,6 +39,15 @@ export function configDir(env: NodeJS.ProcessEnv = process.env): string {
   return nonEmpty(env.COFFER_HOME) ?? join(nonEmpty(env.XDG_CONFIG_HOME) ?? join(homeOf(env), ".config"), "coffer");
 }
 
+/**
+ * coffer's cache dir (the encrypted cache of server secrets, src/cache/): `$COFFER_HOME/cache`,
+ * else `$XDG_CACHE_HOME/coffer`, else `~/.cache/coffer`.
+ */
+export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const home = nonEmpty(env.COFFER_HOME);
+  return home !== undefined ? join(home, "cache") : join(nonEmpty(env.XDG_CACHE_HOME) ?? join(homeOf(env), ".cache"), "coffer");
+}
+
 /** The user's home: `$HOME` when set to an absolute path, else the passwd entry's. */
 export function homeOf(env: NodeJS.ProcessEnv = process.env): string {
   return nonEmpty(env.HOME) ?? homedir();

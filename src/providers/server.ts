@@ -7,7 +7,11 @@ import { tokenTransportRule } from "../core/token-transport.ts";
 import { CofferError, show } from "../errors.ts";
 import { CofferClient, ServerError, normaliseServerUrl } from "../client/client.ts";
 import { loadServerTls, loadToken } from "../client/token-file.ts";
-import { SseParser } from "../client/sse.ts";
+import { readWatchStream, eventFields } from "../client/watch-stream.ts";
+import { cacheEntryKey, SecretCache, type CacheBacking } from "../client/cache.ts";
+import { cacheScope, lazyDiskCache } from "../cache/disk.ts";
+import { cacheDir } from "../core/paths.ts";
+import { formatDuration } from "../core/durations.ts";
 import { Secret } from "../core/secret.ts";
 import { pollingFeed, pollVersions, watchByPath, watchSet } from "./watch.ts";
 import { HTTP_URL_PATTERN, isHttpUrl, type ProviderType } from "./grammar.ts";
@@ -78,7 +82,22 @@ export interface ServerProviderOptions {
   stream?: boolean;
   /** the fetch to use (tests) */
   fetch?: typeof fetch;
+  /**
+   * how long after a read its value is served while the server cannot be reached (default
+   * {@link SERVER_STALE_IF_ERROR_MS}; 0: never). The provider's cache has a ttl of 0: every read
+   * asks the server, the cache is only for an outage and for `--offline`.
+   */
+  staleIfErrorMs?: number;
+  /** the cache dir (default `$XDG_CACHE_HOME/coffer`, src/core/paths.ts) */
+  cacheDir?: string;
+  /** false: the cache stays in memory (default true: encrypted on disk when a key is found) */
+  diskCache?: boolean;
+  /** the cache's clock (tests) */
+  now?: () => number;
 }
+
+/** How long the `server` provider serves a cached value while its server is unreachable: 24 hours. */
+export const SERVER_STALE_IF_ERROR_MS = 86_400_000;
 
 /** The event-stream parser moved to src/client/sse.ts (also used for runbook output); re-exported for existing importers. */
 export { SseParser, type SseEvent } from "../client/sse.ts";
@@ -140,7 +159,7 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
   const closing = new AbortController();
   const watches = watchSet();
   let client: CofferClient | undefined;
-  let token: string | undefined;
+  let cache: SecretCache | undefined;
 
   const getClient = (): CofferClient => {
     if (closing.signal.aborted) throw new CofferError("E_INTERNAL", `provider "${name}" was used after close()`);
@@ -161,7 +180,15 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
         ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
         ...(options.fetch !== undefined && { fetch: options.fetch }),
       });
-      token = found; // checked by the client's constructor: fit for a header
+      const staleIfErrorMs = options.staleIfErrorMs ?? SERVER_STALE_IF_ERROR_MS;
+      const backing: CacheBacking | undefined = options.diskCache === false || staleIfErrorMs === 0
+        ? undefined
+        : lazyDiskCache(ctx.env, options.cacheDir ?? cacheDir(ctx.env), cacheScope(url, found));
+      cache = new SecretCache({ ttlMs: 0, staleIfErrorMs }, {
+        ...(backing !== undefined && { backing }),
+        ...(options.now !== undefined && { now: options.now }),
+        onStale: (e) => ctx.warn?.(`provider "${name}": ${e.name} (version ${e.version}) served from the cache, stale since ${e.since.toISOString()} (up to ${formatDuration(staleIfErrorMs)}): ${e.error.message}`),
+      });
     }
     return client;
   };
@@ -205,52 +232,29 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
       if (stopped) return;
       const aborter = new AbortController();
       current = aborter;
-      let idle: NodeJS.Timeout | undefined;
-      const touch = () => {
-        if (idle !== undefined) clearTimeout(idle);
-        idle = setTimeout(() => aborter.abort(), streamIdleMs);
-        idle.unref();
-      };
       try {
-        const { fetch: doFetch } = getClient();
-        touch();
-        const res = await doFetch(`${url}/v1/watch${prefix === "" ? "" : `?${new URLSearchParams({ prefix })}`}`, {
-          headers: { Accept: "text/event-stream", Authorization: `Bearer ${token ?? ""}` },
-          redirect: "error",
+        await readWatchStream(getClient(), prefix, {
           signal: AbortSignal.any([aborter.signal, closing.signal]),
+          idleMs: streamIdleMs,
+          onEvent: (e) => {
+            if (stopped) return;
+            const { name, action, version, healthy } = eventFields(e.data);
+            if (e.event === "ready") retryMs = streamRetryMs;
+            // A `ready` without fields (an older format) is trusted.
+            if (e.event === "degraded" || (e.event === "ready" && healthy === false)) polls.start();
+            else if (e.event === "ready" || e.event === "resync") {
+              polls.stop();
+              // Changes made while there was no stream (or before it was up) are caught here.
+              polls.pollNow();
+            } else if (e.event === "change" && typeof name === "string" && watched.has(name)) {
+              polls.saw(name, action === "delete" ? "missing" : typeof version === "number" ? String(version) : "?");
+              onChange(name);
+            }
+          },
         });
-        if (res.status !== 200 || !(res.headers.get("content-type") ?? "").startsWith("text/event-stream") || res.body === null) {
-          await res.body?.cancel().catch(() => {});
-          return; // an older server (404), a refusal, a proxy's page: poll instead
-        }
-        const decoder = new TextDecoder("utf-8");
-        const parser = new SseParser((e) => {
-          if (stopped) return;
-          const { name, action, version, healthy } = jsonFields(e.data);
-          if (e.event === "ready") retryMs = streamRetryMs;
-          // A `ready` without fields (an older format) is trusted.
-          if (e.event === "degraded" || (e.event === "ready" && healthy === false)) polls.start();
-          else if (e.event === "ready" || e.event === "resync") {
-            polls.stop();
-            // Changes made while there was no stream (or before it was up) are caught here.
-            polls.pollNow();
-          } else if (e.event === "change" && typeof name === "string" && watched.has(name)) {
-            polls.saw(name, action === "delete" ? "missing" : typeof version === "number" ? String(version) : "?");
-            onChange(name);
-          }
-        });
-        const reader = res.body.getReader();
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done || stopped) break;
-          touch();
-          parser.push(decoder.decode(value, { stream: true }));
-        }
-        await reader.cancel().catch(() => {});
       } catch {
-        // network error, no token, idle, a broken stream: poll instead
+        // network error, no token, a refusal, an older server without /v1/watch: poll instead
       } finally {
-        if (idle !== undefined) clearTimeout(idle);
         aborter.abort();
         if (current === aborter) current = undefined;
         fallBack();
@@ -275,8 +279,11 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
     async resolve(ref: SecretRef): Promise<Secret> {
       let read: Secret;
       try {
-        const s = await getClient().readSecret(ref.path, ref.version);
-        read = new Secret({ name: s.name, version: s.version, updatedAt: s.createdAt }, s.value);
+        const c = getClient();
+        read = await cache!.get(cacheEntryKey(ref.path, ref.version), async () => {
+          const s = await c.readSecret(ref.path, ref.version);
+          return { name: s.name, version: s.version, updatedAt: s.createdAt, value: s.value };
+        }, ctx.offline === true);
       } catch (err) {
         if (!(err instanceof CofferError) || err.code === "E_CONFIG" || err.code === "E_INTERNAL") throw err;
         const hint = err.code === "E_UNAUTHENTICATED" ? `; run \`coffer login ${url}\` again or check ${tokenEnv}` : "";
@@ -291,16 +298,7 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
     close(): void {
       watches.stopAll();
       closing.abort();
+      cache?.clear();
     },
   };
-}
-
-/** The fields of an event's JSON object; none when it is not one (an older format, a broken event). */
-function jsonFields(text: string): Record<string, unknown> {
-  try {
-    const v: unknown = JSON.parse(text);
-    return typeof v === "object" && v !== null ? (v as Record<string, unknown>) : {};
-  } catch {
-    return {};
-  }
 }
