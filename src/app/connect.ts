@@ -18,7 +18,7 @@ import { loadServerTls, loadToken } from "../client/token-file.ts";
 import { cacheEntryKey, cacheSettings, SecretCache, type CacheDurations, type StaleEvent } from "../client/cache.ts";
 import { eventFields, readWatchStream } from "../client/watch-stream.ts";
 import { cacheScope, lazyDiskCache } from "../cache/disk.ts";
-import { cacheDir } from "../core/paths.ts";
+import { namedCacheDir } from "../core/paths.ts";
 import { requireDuration } from "../core/durations.ts";
 import { assertSecretName } from "../core/names.ts";
 import { Secret } from "../core/secret.ts";
@@ -141,8 +141,9 @@ export function connect(options: ConnectOptions = {}): Connection {
     const settings = cacheSettings(options.cache);
     const dir = options.cache.dir;
     if (typeof dir === "string" && !isAbsolute(dir)) throw new CofferError("E_INVALID_VALUE", "cache.dir must be an absolute path");
+    const where = dir === false ? undefined : dir ?? namedCacheDir(env);
     cache = new SecretCache(settings, {
-      ...(dir !== false && { backing: lazyDiskCache(env, dir ?? cacheDir(env), cacheScope(url, token)) }),
+      ...(where !== undefined && { backing: lazyDiskCache(env, where, cacheScope(url, token)) }),
       ...(options.now !== undefined && { now: options.now }),
       onStale: (e) => {
         for (const l of staleListeners) l(e);

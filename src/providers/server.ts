@@ -10,7 +10,7 @@ import { loadServerTls, loadToken } from "../client/token-file.ts";
 import { readWatchStream, eventFields } from "../client/watch-stream.ts";
 import { cacheEntryKey, SecretCache, type CacheBacking } from "../client/cache.ts";
 import { cacheScope, lazyDiskCache } from "../cache/disk.ts";
-import { cacheDir } from "../core/paths.ts";
+import { namedCacheDir } from "../core/paths.ts";
 import { formatDuration } from "../core/durations.ts";
 import { Secret } from "../core/secret.ts";
 import { pollingFeed, pollVersions, watchByPath, watchSet } from "./watch.ts";
@@ -88,7 +88,7 @@ export interface ServerProviderOptions {
    * asks the server, the cache is only for an outage and for `--offline`.
    */
   staleIfErrorMs?: number;
-  /** the cache dir (default `$XDG_CACHE_HOME/coffer`, src/core/paths.ts) */
+  /** the cache dir (default `$XDG_CACHE_HOME/coffer`, src/core/paths.ts; none, so memory only, when `ctx.env` names no home) */
   cacheDir?: string;
   /** false: the cache stays in memory (default true: encrypted on disk when a key is found) */
   diskCache?: boolean;
@@ -181,9 +181,10 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
         ...(options.fetch !== undefined && { fetch: options.fetch }),
       });
       const staleIfErrorMs = options.staleIfErrorMs ?? SERVER_STALE_IF_ERROR_MS;
-      const backing: CacheBacking | undefined = options.diskCache === false || staleIfErrorMs === 0
+      const dir = options.cacheDir ?? namedCacheDir(ctx.env);
+      const backing: CacheBacking | undefined = options.diskCache === false || staleIfErrorMs === 0 || dir === undefined
         ? undefined
-        : lazyDiskCache(ctx.env, options.cacheDir ?? cacheDir(ctx.env), cacheScope(url, found));
+        : lazyDiskCache(ctx.env, dir, cacheScope(url, found));
       cache = new SecretCache({ ttlMs: 0, staleIfErrorMs }, {
         ...(backing !== undefined && { backing }),
         ...(options.now !== undefined && { now: options.now }),
