@@ -206,6 +206,7 @@ export class SecretCache {
   }
 }
 
+// (A fresh entry is its own meta: no object is built on the hot path of a cached read.)
 function secretOf(e: CachedValue, stale: boolean): Secret {
-  return new Secret({ name: e.name, version: e.version, updatedAt: e.updatedAt, stale }, Buffer.from(e.value));
+  return new Secret(stale ? { name: e.name, version: e.version, updatedAt: e.updatedAt, stale } : e, Buffer.from(e.value));
 }

@@ -30,7 +30,7 @@ export interface SecretMeta {
  * @example
  * const password = store.get("db/password");
  * console.log(`${password}`);          // [redacted]
- * connect({ password: password.reveal() });
+ * openDatabase({ password: password.reveal() });
  * password.dispose();                  // zeroes the buffer
  */
 export class Secret implements SecretMeta {
