@@ -158,11 +158,15 @@ export function connect(options: ConnectOptions = {}): Connection {
 
   const connection: Connection = {
     url,
-    get(name, opts = {}) {
-      if (cache === undefined) return read(name, opts.version);
-      // The name is checked by readSecret on a miss; a hit is a name that was read before.
-      return cache.get(cacheEntryKey(name, opts.version), async () => {
-        const s = await client.readSecret(name, opts.version);
+    get(name, opts) {
+      if (cache === undefined) return read(name, opts?.version);
+      // The hot path (a cached value within ttl) builds no closure and awaits nothing.
+      const key = opts?.version === undefined ? name : cacheEntryKey(name, opts.version);
+      const hit = cache.fresh(key);
+      if (hit !== undefined) return Promise.resolve(hit);
+      // The name is checked by readSecret on a miss.
+      return cache.get(key, async () => {
+        const s = await client.readSecret(name, opts?.version);
         return { name: s.name, version: s.version, updatedAt: s.createdAt, value: s.value };
       });
     },
