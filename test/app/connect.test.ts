@@ -12,6 +12,9 @@ import { createIdentityFile } from "../../src/identity/identity.ts";
 import { ensurePrivateDir } from "../../src/core/fs-secure.ts";
 import { tempDir, waitFor } from "../helpers.ts";
 import { startTestServer, type TestServer } from "../server/harness.ts";
+import { makeCa, makeCert } from "../server/certs.ts";
+import { parseServerConfig } from "../../src/server/config.ts";
+import { initServer, startServer } from "../../src/server/server.ts";
 
 const VALUE = "pg-password-9f8e7d6c5b4a-OUTAGE";
 
@@ -214,4 +217,25 @@ test("connect: URL and token from COFFER_SERVER and COFFER_TOKEN; none is E_CONF
   assert.throws(() => connect({ url: s.url, env: { HOME: tempDir(t) } }), { code: "E_CONFIG" });
   assert.throws(() => connect({ url: s.url, token: "cof_x", env: {}, ca: Buffer.from("pem") }), { code: "E_USAGE" });
   assert.throws(() => connect({ url: s.url, token: "cof_x", env: {}, cache: { ttl: "5 min" } }), { code: "E_INVALID_VALUE" });
+});
+
+test("connect: a private CA and a client certificate (mutual TLS), as paths or PEM buffers; without the certificate the handshake fails as E_PROVIDER", async (t) => {
+  const dir = tempDir(t);
+  const ca = makeCa(dir, "coffer-test-ca");
+  const server = makeCert(dir, ca, { cn: "coffer-server", dns: ["localhost"], ips: ["127.0.0.1"], server: true });
+  const runner = makeCert(dir, ca, { cn: "ci-runner", client: true });
+  const config = parseServerConfig(`tls: { cert: ${server.cert}, key: ${server.key}, clientCa: ${ca.cert} }\n`, "mtls.yml", {}, { listen: "127.0.0.1:0" });
+  const { rootToken } = await initServer(join(dir, "data"), config);
+  const s = await startServer({ dataDir: join(dir, "data"), config, logger: false });
+  t.after(() => s.close());
+  const byPath = connect({ url: s.url, token: rootToken, env: {}, ca: ca.cert, cert: runner.cert, key: runner.key });
+  t.after(() => byPath.close());
+  await assert.rejects(byPath.get("app/none"), { code: "E_NOT_FOUND" }, "the request went through TLS and was answered");
+  assert.deepEqual(await byPath.list(""), []);
+  const byPem = connect({ url: s.url, token: rootToken, env: {}, ca: readFileSync(ca.cert), cert: readFileSync(runner.cert), key: readFileSync(runner.key) });
+  t.after(() => byPem.close());
+  assert.deepEqual(await byPem.list(""), []);
+  const noCert = connect({ url: s.url, token: rootToken, env: {}, retries: 0, ca: ca.cert });
+  t.after(() => noCert.close());
+  await assert.rejects(noCert.list(""), (err: { code: string; message: string }) => err.code === "E_PROVIDER" && !err.message.includes(rootToken));
 });
