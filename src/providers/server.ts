@@ -1,17 +1,18 @@
 /**
  * The `server` provider: secrets from a coffer team server over its HTTP API
  * (`GET /v1/secrets/{name}`), with the token from the environment or `coffer login`.
- * `{ type: server, url, tokenEnv? }`, `--provider server:https://host:8200[/path]`.
+ * `{ type: server, url, tokenEnv?, staleIfError? }`, `--provider server:https://host:8200[/path]`.
+ * Every read goes through the outage cache (src/client/cache.ts; ttl 0, staleIfError 24h by default).
  */
 import { tokenTransportRule } from "../core/token-transport.ts";
 import { CofferError, show } from "../errors.ts";
 import { CofferClient, ServerError, normaliseServerUrl } from "../client/client.ts";
 import { loadServerTls, loadToken } from "../client/token-file.ts";
 import { readWatchStream, eventFields } from "../client/watch-stream.ts";
-import { cacheEntryKey, SecretCache, type CacheBacking } from "../client/cache.ts";
+import { cacheEntryKey, MAX_CACHE_DURATION_MS, SecretCache, type CacheBacking } from "../client/cache.ts";
 import { cacheScope, lazyDiskCache } from "../cache/disk.ts";
 import { namedCacheDir } from "../core/paths.ts";
-import { formatDuration } from "../core/durations.ts";
+import { checkDuration, formatDuration, requireDuration } from "../core/durations.ts";
 import { Secret } from "../core/secret.ts";
 import { pollingFeed, pollVersions, watchByPath, watchSet } from "./watch.ts";
 import { HTTP_URL_PATTERN, isHttpUrl, type ProviderType } from "./grammar.ts";
@@ -25,6 +26,8 @@ export interface ServerSpec {
   url: string;
   /** the variable holding the API token (default `COFFER_TOKEN`) */
   tokenEnv?: string;
+  /** how long after a read its cached value is used while the server cannot be reached (a duration; default 24h, `0s`: never) */
+  staleIfError?: string;
 }
 
 /** The variable a `server` provider reads its API token from, unless `tokenEnv` says otherwise. */
@@ -32,6 +35,10 @@ export const DEFAULT_SERVER_TOKEN_ENV = "COFFER_TOKEN";
 /** What a `server` provider's url must be, for messages. */
 export const SERVER_URL_RULE = "must be an http:// or https:// URL without credentials, query or fragment, e.g. https://coffer.internal:8200";
 
+const staleRule = (s: string): string | undefined => {
+  const r = checkDuration(s, { min: 0, max: MAX_CACHE_DURATION_MS });
+  return "ok" in r ? undefined : r.rule;
+};
 const urlRule = (s: string): string | undefined => (isHttpUrl(s, true) ? tokenTransportRule(s) : SERVER_URL_RULE);
 
 export const serverType: ProviderType<ServerSpec> = {
@@ -52,9 +59,16 @@ export const serverType: ProviderType<ServerSpec> = {
         "x-needs": "the http:// or https:// URL of a coffer server",
       },
       tokenEnv: { $ref: "#/$defs/envName", default: DEFAULT_SERVER_TOKEN_ENV, description: "The environment variable holding the API token." },
+      staleIfError: {
+        type: "string",
+        default: "24h",
+        description: "How long after a read its value (kept in an encrypted cache) is used while the server cannot be reached; 0s: never.",
+        "x-format": "stale-if-error",
+        "x-rule": "{where}: {rule}",
+      },
     },
   },
-  formats: { "server-url": urlRule },
+  formats: { "server-url": urlRule, "stale-if-error": staleRule },
   path: "secret-name",
   cliForm: "server:https://host:8200",
   fromCli(url) {
@@ -62,7 +76,12 @@ export const serverType: ProviderType<ServerSpec> = {
     if (bad === SERVER_URL_RULE) return { rule: `server url ${show(url)} ${SERVER_URL_RULE}` };
     return bad !== undefined ? { rule: `it ${bad}` } : { ok: { type: "server", url } };
   },
-  spec: (s) => ({ type: "server", url: s["url"] as string, ...(s["tokenEnv"] !== undefined && { tokenEnv: s["tokenEnv"] as string }) }),
+  spec: (s) => ({
+    type: "server",
+    url: s["url"] as string,
+    ...(s["tokenEnv"] !== undefined && { tokenEnv: s["tokenEnv"] as string }),
+    ...(s["staleIfError"] !== undefined && { staleIfError: s["staleIfError"] as string }),
+  }),
   create: createServerProvider,
 };
 
@@ -83,8 +102,8 @@ export interface ServerProviderOptions {
   /** the fetch to use (tests) */
   fetch?: typeof fetch;
   /**
-   * how long after a read its value is served while the server cannot be reached (default
-   * {@link SERVER_STALE_IF_ERROR_MS}; 0: never). The provider's cache has a ttl of 0: every read
+   * how long after a read its value is served while the server cannot be reached (default: the
+   * spec's `staleIfError`, else {@link SERVER_STALE_IF_ERROR_MS}; 0: never, and no disk cache). The provider's cache has a ttl of 0: every read
    * asks the server, the cache is only for an outage and for `--offline`.
    */
   staleIfErrorMs?: number;
@@ -180,7 +199,8 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
         ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
         ...(options.fetch !== undefined && { fetch: options.fetch }),
       });
-      const staleIfErrorMs = options.staleIfErrorMs ?? SERVER_STALE_IF_ERROR_MS;
+      const staleIfErrorMs = options.staleIfErrorMs ??
+        (spec.staleIfError !== undefined ? requireDuration(spec.staleIfError, `provider "${name}" staleIfError`, { min: 0, max: MAX_CACHE_DURATION_MS }, "E_CONFIG") : SERVER_STALE_IF_ERROR_MS);
       const dir = options.cacheDir ?? namedCacheDir(ctx.env);
       const backing: CacheBacking | undefined = options.diskCache === false || staleIfErrorMs === 0 || dir === undefined
         ? undefined
