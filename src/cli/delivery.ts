@@ -15,7 +15,7 @@ import { stringFlag } from "./open.ts";
 export const DELIVERY_FLAGS: Command["flags"] = {
   env: { type: "string", short: "e", arg: "ENV", help: "the environment in .coffer.yml (default: COFFER_ENV, default:, or the only one)" },
   config: { type: "string", arg: "F", help: "the project file (default: .coffer.yml here or in a parent)" },
-  offline: { type: "boolean", help: "ask no server: server secrets come from the encrypted cache (within 24h of their last read)" },
+  offline: { type: "boolean", help: "ask no server: server secrets come from the encrypted cache (within the provider's staleIfError, default 24h)" },
 };
 
 /** The project file a delivery command uses: `--config F`, or the one found from here up. */

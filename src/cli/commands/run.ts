@@ -31,8 +31,9 @@ export const run: Command = {
     "HUP, INT, QUIT and TERM also end the watching.",
     "Server secrets survive an outage: every read is kept in an encrypted cache (under your identity,",
     "else a key file in the cache dir); when the server cannot be reached (network, timeout, 5xx) the",
-    "cached value is used for up to 24h after it was read, with a warning saying since when it is",
-    "stale. --offline asks no server at all and fails when a secret is not cached or is too old.",
+    "cached value is used up to the provider's staleIfError (default 24h) after it was read, with a",
+    "warning saying since when it is stale. --offline asks no server at all and fails when a secret is",
+    "not cached or is too old.",
   ].join("\n"),
   examples: [
     "coffer run -- npm start",
