@@ -11,7 +11,15 @@ export interface Flag {
   /** the placeholder shown in help, e.g. `N` for `--version N` */
   arg?: string;
   help: string;
+  /**
+   * What shell completion offers as the flag's value (`coffer completion`): secret names of the
+   * local store, environment names of the project file, or the shell's own file completion.
+   */
+  complete?: Completes;
 }
+
+/** What a flag's value or a command's positional is, for shell completion. */
+export type Completes = "secret" | "environment" | "file" | readonly string[];
 
 export interface Context {
   /** positional arguments after the command words */
@@ -42,6 +50,8 @@ export interface Command {
   /** at least one example command line */
   examples: string[];
   flags: Record<string, Flag>;
+  /** what shell completion offers for the positionals (see {@link Completes}) */
+  completes?: Completes;
   /** allows `--` and everything after it as positionals */
   passthrough?: boolean;
   /** @returns the exit status (0 when nothing is returned) */

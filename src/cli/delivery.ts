@@ -13,7 +13,7 @@ import { stringFlag } from "./open.ts";
 
 /** The flags every delivery command takes. */
 export const DELIVERY_FLAGS: Command["flags"] = {
-  env: { type: "string", short: "e", arg: "ENV", help: "the environment in .coffer.yml (default: COFFER_ENV, default:, or the only one)" },
+  env: { type: "string", short: "e", arg: "ENV", help: "the environment in .coffer.yml (default: COFFER_ENV, default:, or the only one)", complete: "environment" },
   config: { type: "string", arg: "F", help: "the project file (default: .coffer.yml here or in a parent)" },
   offline: { type: "boolean", help: "ask no server: server secrets come from the encrypted cache (within the provider's staleIfError, default 24h)" },
 };

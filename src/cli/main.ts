@@ -76,6 +76,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   "server init": { summary: "create a team server's data dir, master key, database and root token", load: async () => (await import("./commands/serve.ts")).serverInit },
   "server root-token": { summary: "make a new root token for a team server and revoke the old ones (on the server's host)", load: async () => (await import("./commands/serve.ts")).serverRootToken },
   serve: { summary: "run the team server (HTTP API with tokens, JWT, policies, audit, metrics)", load: async () => (await import("./commands/serve.ts")).serve },
+  doctor: { summary: "check this machine's coffer setup and say how to fix what is wrong", load: async () => (await import("./commands/doctor.ts")).doctor },
+  completion: { summary: "print the bash, zsh or fish completion script", load: async () => (await import("./commands/completion.ts")).completion },
 };
 
 const GLOBAL_FLAGS: Record<string, Flag> = {
@@ -94,6 +96,7 @@ async function main(argv: string[]): Promise<number> {
       writeOut(mainHelp());
       return 0;
     }
+    if (argv[0] === "__complete") return await complete(argv.slice(1));
     if (argv[0] === "--version" || argv[0] === "-V") {
       writeOut(`coffer ${VERSION}\n`);
       return 0;
@@ -118,6 +121,21 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return report(err, debug);
   }
+}
+
+/**
+ * The hidden `coffer __complete WORDS…` the completion scripts call (src/cli/complete.ts): the
+ * candidates on stdout; never a message, never a prompt, always status 0.
+ */
+async function complete(words: string[]): Promise<number> {
+  try {
+    const { completions } = await import("./complete.ts");
+    const found = await completions(words, { commands: COMMANDS, globalFlags: GLOBAL_FLAGS, env: process.env, cwd: process.cwd() });
+    if (found.length > 0) writeOut(`${found.join("\n")}\n`);
+  } catch {
+    // nothing to offer
+  }
+  return 0;
 }
 
 function parse(command: Command, args: string[]): Context | "help" {
@@ -223,7 +241,8 @@ function mainHelp(): string {
     "Exit status: 0 ok, 1 internal, 2 usage, 3 not found, 4 conflict, 5 permissions/denied,",
     "6 decryption/integrity, 7 invalid name, value or config, 8 not initialised/bad identity, 9 busy,",
     "10 cancelled, 11 provider failed, 12 runbook execution did not finish, 13 rotation failed. `coffer run` and",
-    "`coffer runbook run --follow` exit with their command's status (124 when it timed out).",
+    "`coffer runbook run --follow` exit with their command's status (124 when it timed out);",
+    "`coffer doctor` exits 1 when a check failed.",
     "",
   ].join("\n");
 }

@@ -177,12 +177,20 @@ export function removeRecordedDir(base: string, path: string, kind?: RuntimeKind
  * @returns the paths removed
  */
 export function sweepRuntimeDirs(base: string): string[] {
+  const unused = unusedRuntimeDirs(base);
+  for (const d of unused) rmSync(d.path, { recursive: true, force: true });
+  return unused.map((d) => d.path);
+}
+
+/**
+ * The runtime dirs under `base` that {@link sweepRuntimeDirs} would remove (nothing uses them any
+ * more), without removing them: what `coffer doctor` reports as left behind.
+ */
+export function unusedRuntimeDirs(base: string): RecordedDir[] {
   const groups = liveGroups(); // one read of /proc for the whole sweep
   // Only a dir coffer recorded is removed. One without a record (a coffer killed between making
   // it and recording it) holds no secret: the record is written before any file.
-  const unused = recordedDirs(base).filter((d) => !inUse(d, groups));
-  for (const d of unused) rmSync(d.path, { recursive: true, force: true });
-  return unused.map((d) => d.path);
+  return recordedDirs(base).filter((d) => !inUse(d, groups));
 }
 
 /** True while something may still use the dir (see {@link sweepRuntimeDirs}). */
@@ -294,7 +302,8 @@ function alive(pid: number, start: string | undefined): boolean {
   return !dead(st.state) && (start === undefined || st.start === start);
 }
 
-function onMemoryFs(dir: string): boolean {
+/** True when `dir` is on tmpfs or ramfs (what it holds never reaches a disk). */
+export function onMemoryFs(dir: string): boolean {
   try {
     const type = Number(statfsSync(dir).type);
     return type === TMPFS_MAGIC || type === RAMFS_MAGIC;

@@ -26,6 +26,8 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** run under this umask (via sh) */
   umask?: string;
+  /** the working directory (default: the test's) */
+  cwd?: string;
 }
 
 /**
@@ -49,7 +51,7 @@ export function coffer(home: string, args: string[], options: RunOptions = {}): 
   const argv = options.umask === undefined
     ? [process.execPath, [CLI, ...args]] as const
     : ["/bin/sh", ["-c", `umask ${options.umask} && exec "$0" "$@"`, process.execPath, CLI, ...args]] as const;
-  const r = spawnSync(argv[0], argv[1], { env, input: options.input ?? "", maxBuffer: 8 * 1024 * 1024 });
+  const r = spawnSync(argv[0], argv[1], { env, input: options.input ?? "", maxBuffer: 8 * 1024 * 1024, ...(options.cwd !== undefined && { cwd: options.cwd }) });
   if (r.error) throw r.error;
   return { code: r.status ?? 128, stdout: r.stdout, out: r.stdout.toString("utf8"), err: r.stderr.toString("utf8") };
 }

@@ -25,6 +25,7 @@ export const get: Command = {
     "coffer get app/db --key password",
     "COFFER_SERVER=https://coffer.example.com coffer get app/api-key",
   ],
+  completes: "secret",
   flags: {
     version: { type: "string", arg: "N", help: "a specific version (default: the current one)" },
     key: { type: "string", arg: "K", help: "one key of a JSON-object value (a Vault map)" },

@@ -14,6 +14,7 @@ export const history: Command = {
     REMOTE_HELP,
   ].join("\n"),
   examples: ["coffer history db/prod/password", "coffer get db/prod/password --version 2", "coffer history app/api-key --server https://coffer.example.com"],
+  completes: "secret",
   flags: { json: { type: "boolean", help: "print the versions as JSON" }, server: REMOTE_FLAG },
   async run(ctx) {
     const name = oneArg(ctx, "NAME", "history NAME");

@@ -21,6 +21,7 @@ export const list: Command = {
     "coffer list", "coffer list db/", "coffer list --json | jq -r '.[].name'", "coffer list --due",
     "coffer list app/ --server https://coffer.example.com", "coffer list --due --server https://coffer.example.com --json",
   ],
+  completes: "secret",
   flags: {
     deleted: { type: "boolean", help: "also list removed secrets (restorable with rollback)" },
     due: { type: "boolean", help: "only secrets whose rotation is due" },

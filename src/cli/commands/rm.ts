@@ -34,6 +34,7 @@ export const rm: Command = {
     "coffer rm db/prod/password --version 1,2 --purge --yes",
     "coffer rm app/api-key --version 4 --server https://coffer.example.com",
   ],
+  completes: "secret",
   flags: {
     version: { type: "string", arg: "N[,M…]", help: "only these versions: delete them (with --purge, destroy them)" },
     purge: { type: "boolean", help: "destroy every version (with --version, those versions)" },

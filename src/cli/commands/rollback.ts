@@ -9,6 +9,7 @@ export const rollback: Command = {
   usage: "NAME --to N [--json] [--server URL]",
   details: ["Also restores a secret removed with `coffer rm` (but not a purged one).", "", REMOTE_HELP].join("\n"),
   examples: ["coffer rollback db/prod/password --to 3", "coffer rollback app/api-key --to 2 --server https://coffer.example.com"],
+  completes: "secret",
   flags: {
     to: { type: "string", arg: "N", help: "the version whose value to restore" },
     json: { type: "boolean", help: "print {name, version} as JSON" },

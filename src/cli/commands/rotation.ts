@@ -164,6 +164,7 @@ export const rotate: Command = {
     EXIT_HELP,
   ].join("\n"),
   examples: ["coffer rotate app/session-secret", "coffer rotate db/app-password --server https://coffer.example.com", "coffer rotate app/hmac-key --json"],
+  completes: "secret",
   flags: { server: REMOTE_FLAG, json: { type: "boolean", help: "print {name, version, …} as JSON" } },
   async run(ctx) {
     const name = oneArg(ctx, "the secret NAME", "rotate NAME");

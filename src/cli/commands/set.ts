@@ -30,6 +30,7 @@ export const set: Command = {
     "coffer set db/prod/password --if-version 3 < new-password.txt",
     "coffer set app/api-key --server https://coffer.example.com --prompt",
   ],
+  completes: "secret",
   flags: {
     prompt: { type: "boolean", help: "ask for the value on the terminal, twice, without echo" },
     "from-file": { type: "string", arg: "F", help: "read the value from file F (exact bytes)" },

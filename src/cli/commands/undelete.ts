@@ -20,6 +20,7 @@ export const undelete: Command = {
     "coffer undelete db/prod/password --version 3",
     "coffer undelete app/api-key --version 1,2 --server https://coffer.example.com",
   ],
+  completes: "secret",
   flags: {
     version: { type: "string", arg: "N[,M…]", help: "the versions to bring back (comma-separated)" },
     json: { type: "boolean", help: "print {name, versions: [{version, deletedAt, destroyed}]} as JSON" },
