@@ -239,3 +239,20 @@ test("connect: a private CA and a client certificate (mutual TLS), as paths or P
   t.after(() => noCert.close());
   await assert.rejects(noCert.list(""), (err: { code: string; message: string }) => err.code === "E_PROVIDER" && !err.message.includes(rootToken));
 });
+
+test("connect: a change the server pushes to watch() makes the next cached get() ask again", async (t) => {
+  const s = await serverWithSecret(t);
+  const c = connect({ url: s.url, token: s.rootToken, env: {}, cache: { ttl: "1h", dir: false } });
+  t.after(() => c.close());
+  assert.equal((await c.get("app/db")).reveal(), VALUE);
+  const changes: ChangeEvent[] = [];
+  const stop = c.watch("app/", (e) => changes.push(e));
+  t.after(stop);
+  await waitFor("the change event", 10_000, async () => {
+    await s.call("PUT", "/v1/secrets/app/db", { token: s.rootToken, body: { value: "rotated-value" } });
+    return changes.some((e) => e.kind === "change" && e.name === "app/db") ? true : undefined;
+  });
+  const after = await c.get("app/db");
+  assert.equal(after.reveal(), "rotated-value");
+  assert.ok(after.version >= 2);
+});
