@@ -145,7 +145,14 @@ export function connect(options: ConnectOptions = {}): Connection {
       ...(where !== undefined && { backing: lazyDiskCache(env, where, cacheScope(url, token)) }),
       ...(options.now !== undefined && { now: options.now }),
       onStale: (e) => {
-        for (const l of staleListeners) l(e);
+        // A listener's failure is not the read's: the value is still returned.
+        for (const l of staleListeners) {
+          try {
+            l(e);
+          } catch (err) {
+            process.emitWarning(`coffer: a "stale" listener threw: ${(err as Error)?.message ?? String(err)}`);
+          }
+        }
       },
     });
   }
