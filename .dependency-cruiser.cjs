@@ -7,35 +7,39 @@
  *
  * The map, top to bottom (a folder may import those listed after its arrow, and errors.ts):
  *   cli       → everything
+ *   app       → cache, client, core (the library for apps: connect(); load() will add deliver, providers, config)
  *   agent     → deliver, providers, config, core
  *   server    → rotation, runbooks, storage, config, crypto, core
  *   rotation  → runbooks, storage, crypto, config, core (rotation policies, apply targets, the scheduler)
  *   runbooks  → storage, config, core (runbook files, the sandbox, executions)
  *   deliver   → providers, config, core
  *   config    → providers, core (the schema and the checkers use each provider's grammar)
- *   providers → store, client, core (a provider type is one file: its grammar and its factory)
+ *   providers → store, cache, client, core (a provider type is one file: its grammar and its factory)
  *   sharing   → store, storage, identity, crypto, core
  *   store     → storage, identity, crypto, core
+ *   cache     → identity, crypto, client, core (the encrypted disk cache of server secrets)
  *   client    → core
  *   storage   → core (a driver sees only ciphertext: no crypto)
  *   identity  → crypto, core
  *   crypto    → core
  *   core      → (nothing of coffer but errors.ts)
  */
-const FOLDERS = ["agent", "cli", "client", "config", "core", "crypto", "deliver", "identity", "providers", "rotation", "runbooks", "server", "sharing", "storage", "store"];
+const FOLDERS = ["agent", "app", "cache", "cli", "client", "config", "core", "crypto", "deliver", "identity", "providers", "rotation", "runbooks", "server", "sharing", "storage", "store"];
 
 /** folder → the folders it may import (besides itself and the files at src/'s root) */
 const MAY_IMPORT = {
   cli: FOLDERS,
+  app: ["cache", "client", "core"],
   agent: ["deliver", "providers", "config", "core"],
   server: ["rotation", "runbooks", "storage", "config", "crypto", "core"],
   rotation: ["runbooks", "storage", "crypto", "config", "core"],
   runbooks: ["storage", "config", "core"],
   deliver: ["providers", "config", "core"],
   config: ["providers", "core"],
-  providers: ["store", "client", "core"],
+  providers: ["store", "cache", "client", "core"],
   sharing: ["store", "storage", "identity", "crypto", "core"],
   store: ["storage", "identity", "crypto", "core"],
+  cache: ["identity", "crypto", "client", "core"],
   client: ["core"],
   storage: ["core"],
   identity: ["crypto", "core"],

@@ -27,6 +27,7 @@ const { benchServer } = await import("./server.ts");
 const { benchRunbook } = await import("./runbook.ts");
 const { benchRotation } = await import("./rotation.ts");
 const { benchVault } = await import("./vault.ts");
+const { benchClient } = await import("./client.ts");
 
 const options = benchOptions();
 const started = performance.now();
@@ -48,6 +49,8 @@ process.stderr.write("rotation\n");
 rows.push(...(await benchRotation()));
 process.stderr.write("vault\n");
 rows.push(...(await benchVault()));
+process.stderr.write("client\n");
+rows.push(...(await benchClient()));
 const seconds = (performance.now() - started) / 1000;
 
 const nproc = spawnSync("nproc", { encoding: "utf8" }).stdout?.trim() || String(availableParallelism());

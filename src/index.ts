@@ -5,6 +5,11 @@
  * import { openStore } from "coffer";
  * const store = await openStore();
  * const apiKey = store.get("payments/stripe").reveal();
+ *
+ * @example
+ * import { connect } from "coffer";
+ * const coffer = connect({ url: "https://coffer.internal:8200", cache: { ttl: "5m", staleIfError: "24h" } });
+ * const password = await coffer.get("db/prod/password");
  */
 // First: on a Node older than coffer needs, importing or requiring coffer throws that line.
 import "./node-floor.ts";
@@ -33,3 +38,7 @@ export { importDotenv } from "./sharing/import-dotenv.ts";
 export type { DotenvImportResult } from "./sharing/import-dotenv.ts";
 export { backupStore, restoreBackup } from "./store/backup.ts";
 export type { BackupOptions, BackupResult, RestoreOptions, RestoreResult } from "./store/backup.ts";
+export { connect } from "./app/connect.ts";
+export type { Connection, ConnectOptions, ConnectCacheOptions, ChangeEvent, ConnectionEvents } from "./app/connect.ts";
+export type { StaleEvent } from "./client/cache.ts";
+export type { ServerSecretInfo, ServerVersionInfo } from "./client/client.ts";

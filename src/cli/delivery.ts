@@ -15,6 +15,7 @@ import { stringFlag } from "./open.ts";
 export const DELIVERY_FLAGS: Command["flags"] = {
   env: { type: "string", short: "e", arg: "ENV", help: "the environment in .coffer.yml (default: COFFER_ENV, default:, or the only one)", complete: "environment" },
   config: { type: "string", arg: "F", help: "the project file (default: .coffer.yml here or in a parent)" },
+  offline: { type: "boolean", help: "ask no server: server secrets come from the encrypted cache (within the provider's staleIfError, default 24h)" },
 };
 
 /** The project file a delivery command uses: `--config F`, or the one found from here up. */
@@ -51,6 +52,8 @@ export async function withResolved<T>(ctx: Context, plan: DeliveryPlan, fn: (res
     ...(ctx.store !== undefined && { storePath: ctx.store }),
     passphrase: () => promptHidden("passphrase for your coffer identity: "),
     progress: (m) => ctx.say(m),
+    warn: (m) => ctx.say(`coffer: warning: ${m}`),
+    ...(ctx.flags.offline === true && { offline: true }),
   });
   try {
     const resolved = await resolvePlan(plan, providers);

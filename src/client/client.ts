@@ -73,7 +73,19 @@ export interface CofferClientOptions {
   tls?: ClientTlsFiles;
   /** what a 401's message adds, saying how to get a working credential (the CLI: log in again) */
   loginHint?: string;
+  /**
+   * how many times a GET or HEAD is sent at most (default 1: no retry; `connect()` uses 3). A
+   * retry follows a network error, a timeout or a 5xx after a backoff (200 ms, doubling, to 2 s,
+   * with jitter), or a 429 after its Retry-After (when that is at most {@link MAX_RETRY_AFTER_MS});
+   * a 4xx is never retried, nor a request that sends a body.
+   */
+  attempts?: number;
+  /** PEM material to use instead of files (`connect({ ca, cert, key })` with buffers); not with `tls` */
+  tlsPem?: ClientTls;
 }
+
+/** The longest Retry-After a retry waits for; a longer one is the caller's E_RATE_LIMITED. */
+export const MAX_RETRY_AFTER_MS = 30_000;
 
 /**
  * The TLS files a client of one server uses, as absolute paths: saved by `coffer login URL --ca F
@@ -191,6 +203,7 @@ export class CofferClient {
   readonly #loginHint: string | undefined;
   readonly #timeoutMs: number;
   readonly #signal: AbortSignal | undefined;
+  readonly #attempts: number;
   /** the fetch every request to this server goes through (with its TLS settings, if any) */
   readonly fetch: typeof fetch;
 
@@ -212,7 +225,20 @@ export class CofferClient {
     this.#loginHint = options.loginHint;
     this.#timeoutMs = timeoutMs;
     this.#signal = options.signal;
-    this.fetch = options.fetch ?? (options.tls !== undefined ? tlsFetch(readClientTls(options.tls, this.url)) : fetch);
+    const attempts = options.attempts ?? 1;
+    if (!Number.isSafeInteger(attempts) || attempts < 1 || attempts > 10) {
+      throw new CofferError("E_INVALID_VALUE", `attempts is a whole number from 1 to 10, got ${attempts}`);
+    }
+    this.#attempts = attempts;
+    if (options.tls !== undefined && options.tlsPem !== undefined) throw new CofferError("E_USAGE", "give TLS files or PEM material, not both");
+    if (options.tlsPem !== undefined && !this.url.startsWith("https://")) {
+      throw new CofferError("E_USAGE", `server ${this.url}: a CA or client certificate needs an https:// URL`);
+    }
+    if (options.tlsPem !== undefined && (options.tlsPem.cert === undefined) !== (options.tlsPem.key === undefined)) {
+      throw new CofferError("E_USAGE", "a client certificate needs its key: give both cert and key, or neither");
+    }
+    const tls = options.tls !== undefined ? readClientTls(options.tls, this.url) : options.tlsPem;
+    this.fetch = options.fetch ?? (tls !== undefined ? tlsFetch(tls) : fetch);
   }
 
   /**
@@ -418,6 +444,20 @@ export class CofferClient {
    *   cancelled; the `signal`'s reason when that is a CofferError
    */
   async send(method: string, target: string, options: SendOptions = {}): Promise<Response> {
+    const retriable = (method === "GET" || method === "HEAD") && options.payload === undefined;
+    const attempts = retriable ? this.#attempts : 1;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#sendOnce(method, target, options);
+      } catch (err) {
+        const wait = attempt < attempts ? retryDelay(err, attempt) : undefined;
+        if (wait === undefined || this.#signal?.aborted === true || options.signal?.aborted === true) throw err;
+        await sleep(wait, [this.#signal, options.signal]);
+      }
+    }
+  }
+
+  async #sendOnce(method: string, target: string, options: SendOptions): Promise<Response> {
     const where = `server ${this.url}`;
     if (this.#signal?.aborted === true) throw new CofferError("E_PROVIDER", `${where}: the request was cancelled (closed)`);
     const signals = [
@@ -549,6 +589,43 @@ function checkVersion(version: number): void {
   if (!Number.isSafeInteger(version) || version < 1) {
     throw new CofferError("E_INVALID_VALUE", `invalid version ${version}: a version is a whole number from 1`);
   }
+}
+
+/**
+ * How long to wait before retrying after `err`, or undefined when it is not retried: a network
+ * error or timeout (E_PROVIDER without a status) or a 5xx after a backoff of 200 ms doubling to
+ * 2 s (with up to 50 % jitter, so clients that failed together do not retry together); a 429
+ * after its Retry-After (1 s when it gives none) unless that is over {@link MAX_RETRY_AFTER_MS}.
+ * A closed client (cancelled) and every other 4xx: never.
+ */
+export function retryDelay(err: unknown, attempt: number): number | undefined {
+  if (err instanceof ServerError) {
+    if (err.status === 429) {
+      const ms = (err.retryAfterSeconds ?? 1) * 1000;
+      return ms <= MAX_RETRY_AFTER_MS ? ms : undefined;
+    }
+    if (err.status < 500) return undefined;
+  } else if (!(err instanceof CofferError) || err.code !== "E_PROVIDER" || / cancelled /.test(err.message)) {
+    return undefined;
+  } else if (/ answered /.test(err.message)) {
+    return undefined; // a 2xx the client could not use (not JSON, too large): the same again
+  }
+  const base = Math.min(200 * 2 ** (attempt - 1), 2000);
+  return Math.round(base * (1 + Math.random() * 0.5));
+}
+
+/** Waits `ms`, ended early (resolving) when one of `signals` aborts. */
+function sleep(ms: number, signals: readonly (AbortSignal | undefined)[]): Promise<void> {
+  return new Promise((resolve) => {
+    const live = signals.filter((s): s is AbortSignal => s !== undefined);
+    const done = (): void => {
+      clearTimeout(timer);
+      for (const s of live) s.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    for (const s of live) s.addEventListener("abort", done, { once: true });
+  });
 }
 
 function parseRetryAfter(h: string | null): number | undefined {

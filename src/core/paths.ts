@@ -39,6 +39,24 @@ export function configDir(env: NodeJS.ProcessEnv = process.env): string {
   return nonEmpty(env.COFFER_HOME) ?? join(nonEmpty(env.XDG_CONFIG_HOME) ?? join(homeOf(env), ".config"), "coffer");
 }
 
+/**
+ * coffer's cache dir (the encrypted cache of server secrets, src/cache/): `$COFFER_HOME/cache`,
+ * else `$XDG_CACHE_HOME/coffer`, else `~/.cache/coffer`.
+ */
+export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  const home = nonEmpty(env.COFFER_HOME);
+  return home !== undefined ? join(home, "cache") : join(nonEmpty(env.XDG_CACHE_HOME) ?? join(homeOf(env), ".cache"), "coffer");
+}
+
+/**
+ * {@link cacheDir} when the environment names it (COFFER_HOME, XDG_CACHE_HOME or HOME is set),
+ * else undefined: a process given an environment without a home (a test, a sandbox) gets no
+ * files from the cache, rather than files in the passwd entry's home.
+ */
+export function namedCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return [env.COFFER_HOME, env.XDG_CACHE_HOME, env.HOME].some((v) => nonEmpty(v) !== undefined) ? cacheDir(env) : undefined;
+}
+
 /** The user's home: `$HOME` when set to an absolute path, else the passwd entry's. */
 export function homeOf(env: NodeJS.ProcessEnv = process.env): string {
   return nonEmpty(env.HOME) ?? homedir();

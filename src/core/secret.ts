@@ -16,6 +16,11 @@ export interface SecretMeta {
   readonly version: number;
   /** when this version was written (ISO 8601, UTC) */
   readonly updatedAt: string;
+  /**
+   * true when the value came from a cache because the server could not be reached (a client's
+   * `staleIfError`; see src/client/cache.ts); absent or false for a value read now
+   */
+  readonly stale?: boolean;
 }
 
 /**
@@ -25,13 +30,14 @@ export interface SecretMeta {
  * @example
  * const password = store.get("db/password");
  * console.log(`${password}`);          // [redacted]
- * connect({ password: password.reveal() });
+ * openDatabase({ password: password.reveal() });
  * password.dispose();                  // zeroes the buffer
  */
 export class Secret implements SecretMeta {
   readonly name: string;
   readonly version: number;
   readonly updatedAt: string;
+  readonly stale: boolean;
   #value: Buffer;
   #disposed = false;
 
@@ -40,7 +46,13 @@ export class Secret implements SecretMeta {
     this.name = meta.name;
     this.version = meta.version;
     this.updatedAt = meta.updatedAt;
+    this.stale = meta.stale === true;
     this.#value = value;
+  }
+
+  /** What is known about this value besides its bytes (`secret.meta.stale`: served from a cache in an outage). */
+  get meta(): Required<SecretMeta> {
+    return { name: this.name, version: this.version, updatedAt: this.updatedAt, stale: this.stale };
   }
 
   /** The value as UTF-8 text. */

@@ -29,6 +29,10 @@ export interface ProviderContext {
   passphrase?: () => Promise<string>;
   /** told before slow work */
   progress?: (message: string) => void;
+  /** told of what the user should know but that does not stop the work (a value served stale from a cache) */
+  warn?: (message: string) => void;
+  /** make no request to a server: the `server` provider answers from its cache only (`--offline`) */
+  offline?: boolean;
 }
 
 /** A source of secret values. */

@@ -1,13 +1,18 @@
 /**
  * The `server` provider: secrets from a coffer team server over its HTTP API
  * (`GET /v1/secrets/{name}`), with the token from the environment or `coffer login`.
- * `{ type: server, url, tokenEnv? }`, `--provider server:https://host:8200[/path]`.
+ * `{ type: server, url, tokenEnv?, staleIfError? }`, `--provider server:https://host:8200[/path]`.
+ * Every read goes through the outage cache (src/client/cache.ts; ttl 0, staleIfError 24h by default).
  */
 import { tokenTransportRule } from "../core/token-transport.ts";
 import { CofferError, show } from "../errors.ts";
 import { CofferClient, ServerError, normaliseServerUrl } from "../client/client.ts";
 import { loadServerTls, loadToken } from "../client/token-file.ts";
-import { SseParser } from "../client/sse.ts";
+import { readWatchStream, eventFields } from "../client/watch-stream.ts";
+import { cacheEntryKey, MAX_CACHE_DURATION_MS, SecretCache, type CacheBacking } from "../client/cache.ts";
+import { cacheScope, lazyDiskCache } from "../cache/disk.ts";
+import { namedCacheDir } from "../core/paths.ts";
+import { checkDuration, formatDuration, requireDuration } from "../core/durations.ts";
 import { Secret } from "../core/secret.ts";
 import { pollingFeed, pollVersions, watchByPath, watchSet } from "./watch.ts";
 import { HTTP_URL_PATTERN, isHttpUrl, type ProviderType } from "./grammar.ts";
@@ -21,6 +26,8 @@ export interface ServerSpec {
   url: string;
   /** the variable holding the API token (default `COFFER_TOKEN`) */
   tokenEnv?: string;
+  /** how long after a read its cached value is used while the server cannot be reached (a duration; default 24h, `0s`: never) */
+  staleIfError?: string;
 }
 
 /** The variable a `server` provider reads its API token from, unless `tokenEnv` says otherwise. */
@@ -28,6 +35,10 @@ export const DEFAULT_SERVER_TOKEN_ENV = "COFFER_TOKEN";
 /** What a `server` provider's url must be, for messages. */
 export const SERVER_URL_RULE = "must be an http:// or https:// URL without credentials, query or fragment, e.g. https://coffer.internal:8200";
 
+const staleRule = (s: string): string | undefined => {
+  const r = checkDuration(s, { min: 0, max: MAX_CACHE_DURATION_MS });
+  return "ok" in r ? undefined : r.rule;
+};
 const urlRule = (s: string): string | undefined => (isHttpUrl(s, true) ? tokenTransportRule(s) : SERVER_URL_RULE);
 
 export const serverType: ProviderType<ServerSpec> = {
@@ -48,9 +59,16 @@ export const serverType: ProviderType<ServerSpec> = {
         "x-needs": "the http:// or https:// URL of a coffer server",
       },
       tokenEnv: { $ref: "#/$defs/envName", default: DEFAULT_SERVER_TOKEN_ENV, description: "The environment variable holding the API token." },
+      staleIfError: {
+        type: "string",
+        default: "24h",
+        description: "How long after a read its value (kept in an encrypted cache) is used while the server cannot be reached; 0s: never.",
+        "x-format": "stale-if-error",
+        "x-rule": "{where}: {rule}",
+      },
     },
   },
-  formats: { "server-url": urlRule },
+  formats: { "server-url": urlRule, "stale-if-error": staleRule },
   path: "secret-name",
   cliForm: "server:https://host:8200",
   fromCli(url) {
@@ -58,7 +76,12 @@ export const serverType: ProviderType<ServerSpec> = {
     if (bad === SERVER_URL_RULE) return { rule: `server url ${show(url)} ${SERVER_URL_RULE}` };
     return bad !== undefined ? { rule: `it ${bad}` } : { ok: { type: "server", url } };
   },
-  spec: (s) => ({ type: "server", url: s["url"] as string, ...(s["tokenEnv"] !== undefined && { tokenEnv: s["tokenEnv"] as string }) }),
+  spec: (s) => ({
+    type: "server",
+    url: s["url"] as string,
+    ...(s["tokenEnv"] !== undefined && { tokenEnv: s["tokenEnv"] as string }),
+    ...(s["staleIfError"] !== undefined && { staleIfError: s["staleIfError"] as string }),
+  }),
   create: createServerProvider,
 };
 
@@ -78,7 +101,22 @@ export interface ServerProviderOptions {
   stream?: boolean;
   /** the fetch to use (tests) */
   fetch?: typeof fetch;
+  /**
+   * how long after a read its value is served while the server cannot be reached (default: the
+   * spec's `staleIfError`, else {@link SERVER_STALE_IF_ERROR_MS}; 0: never, and no disk cache). The provider's cache has a ttl of 0: every read
+   * asks the server, the cache is only for an outage and for `--offline`.
+   */
+  staleIfErrorMs?: number;
+  /** the cache dir (default `$XDG_CACHE_HOME/coffer`, src/core/paths.ts; none, so memory only, when `ctx.env` names no home) */
+  cacheDir?: string;
+  /** false: the cache stays in memory (default true: encrypted on disk when a key is found) */
+  diskCache?: boolean;
+  /** the cache's clock (tests) */
+  now?: () => number;
 }
+
+/** How long the `server` provider serves a cached value while its server is unreachable: 24 hours. */
+export const SERVER_STALE_IF_ERROR_MS = 86_400_000;
 
 /** The event-stream parser moved to src/client/sse.ts (also used for runbook output); re-exported for existing importers. */
 export { SseParser, type SseEvent } from "../client/sse.ts";
@@ -140,7 +178,7 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
   const closing = new AbortController();
   const watches = watchSet();
   let client: CofferClient | undefined;
-  let token: string | undefined;
+  let cache: SecretCache | undefined;
 
   const getClient = (): CofferClient => {
     if (closing.signal.aborted) throw new CofferError("E_INTERNAL", `provider "${name}" was used after close()`);
@@ -161,7 +199,17 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
         ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
         ...(options.fetch !== undefined && { fetch: options.fetch }),
       });
-      token = found; // checked by the client's constructor: fit for a header
+      const staleIfErrorMs = options.staleIfErrorMs ??
+        (spec.staleIfError !== undefined ? requireDuration(spec.staleIfError, `provider "${name}" staleIfError`, { min: 0, max: MAX_CACHE_DURATION_MS }, "E_CONFIG") : SERVER_STALE_IF_ERROR_MS);
+      const dir = options.cacheDir ?? namedCacheDir(ctx.env);
+      const backing: CacheBacking | undefined = options.diskCache === false || staleIfErrorMs === 0 || dir === undefined
+        ? undefined
+        : lazyDiskCache(ctx.env, dir, cacheScope(url, found));
+      cache = new SecretCache({ ttlMs: 0, staleIfErrorMs }, {
+        ...(backing !== undefined && { backing }),
+        ...(options.now !== undefined && { now: options.now }),
+        onStale: (e) => ctx.warn?.(`provider "${name}": ${e.name} (version ${e.version}) served from the cache, stale since ${e.since.toISOString()} (up to ${formatDuration(staleIfErrorMs)}): ${e.error.message}`),
+      });
     }
     return client;
   };
@@ -205,52 +253,29 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
       if (stopped) return;
       const aborter = new AbortController();
       current = aborter;
-      let idle: NodeJS.Timeout | undefined;
-      const touch = () => {
-        if (idle !== undefined) clearTimeout(idle);
-        idle = setTimeout(() => aborter.abort(), streamIdleMs);
-        idle.unref();
-      };
       try {
-        const { fetch: doFetch } = getClient();
-        touch();
-        const res = await doFetch(`${url}/v1/watch${prefix === "" ? "" : `?${new URLSearchParams({ prefix })}`}`, {
-          headers: { Accept: "text/event-stream", Authorization: `Bearer ${token ?? ""}` },
-          redirect: "error",
+        await readWatchStream(getClient(), prefix, {
           signal: AbortSignal.any([aborter.signal, closing.signal]),
+          idleMs: streamIdleMs,
+          onEvent: (e) => {
+            if (stopped) return;
+            const { name, action, version, healthy } = eventFields(e.data);
+            if (e.event === "ready") retryMs = streamRetryMs;
+            // A `ready` without fields (an older format) is trusted.
+            if (e.event === "degraded" || (e.event === "ready" && healthy === false)) polls.start();
+            else if (e.event === "ready" || e.event === "resync") {
+              polls.stop();
+              // Changes made while there was no stream (or before it was up) are caught here.
+              polls.pollNow();
+            } else if (e.event === "change" && typeof name === "string" && watched.has(name)) {
+              polls.saw(name, action === "delete" ? "missing" : typeof version === "number" ? String(version) : "?");
+              onChange(name);
+            }
+          },
         });
-        if (res.status !== 200 || !(res.headers.get("content-type") ?? "").startsWith("text/event-stream") || res.body === null) {
-          await res.body?.cancel().catch(() => {});
-          return; // an older server (404), a refusal, a proxy's page: poll instead
-        }
-        const decoder = new TextDecoder("utf-8");
-        const parser = new SseParser((e) => {
-          if (stopped) return;
-          const { name, action, version, healthy } = jsonFields(e.data);
-          if (e.event === "ready") retryMs = streamRetryMs;
-          // A `ready` without fields (an older format) is trusted.
-          if (e.event === "degraded" || (e.event === "ready" && healthy === false)) polls.start();
-          else if (e.event === "ready" || e.event === "resync") {
-            polls.stop();
-            // Changes made while there was no stream (or before it was up) are caught here.
-            polls.pollNow();
-          } else if (e.event === "change" && typeof name === "string" && watched.has(name)) {
-            polls.saw(name, action === "delete" ? "missing" : typeof version === "number" ? String(version) : "?");
-            onChange(name);
-          }
-        });
-        const reader = res.body.getReader();
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done || stopped) break;
-          touch();
-          parser.push(decoder.decode(value, { stream: true }));
-        }
-        await reader.cancel().catch(() => {});
       } catch {
-        // network error, no token, idle, a broken stream: poll instead
+        // network error, no token, a refusal, an older server without /v1/watch: poll instead
       } finally {
-        if (idle !== undefined) clearTimeout(idle);
         aborter.abort();
         if (current === aborter) current = undefined;
         fallBack();
@@ -275,8 +300,11 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
     async resolve(ref: SecretRef): Promise<Secret> {
       let read: Secret;
       try {
-        const s = await getClient().readSecret(ref.path, ref.version);
-        read = new Secret({ name: s.name, version: s.version, updatedAt: s.createdAt }, s.value);
+        const c = getClient();
+        read = await cache!.get(cacheEntryKey(ref.path, ref.version), async () => {
+          const s = await c.readSecret(ref.path, ref.version);
+          return { name: s.name, version: s.version, updatedAt: s.createdAt, value: s.value };
+        }, ctx.offline === true);
       } catch (err) {
         if (!(err instanceof CofferError) || err.code === "E_CONFIG" || err.code === "E_INTERNAL") throw err;
         const hint = err.code === "E_UNAUTHENTICATED" ? `; run \`coffer login ${url}\` again or check ${tokenEnv}` : "";
@@ -291,16 +319,7 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
     close(): void {
       watches.stopAll();
       closing.abort();
+      cache?.clear();
     },
   };
-}
-
-/** The fields of an event's JSON object; none when it is not one (an older format, a broken event). */
-function jsonFields(text: string): Record<string, unknown> {
-  try {
-    const v: unknown = JSON.parse(text);
-    return typeof v === "object" && v !== null ? (v as Record<string, unknown>) : {};
-  } catch {
-    return {};
-  }
 }

@@ -310,7 +310,7 @@ services:
   );
   assert.equal(
     configError(() => parseAgentConfig(svc("  s: { type: server, url: \"https://x\", tokenFile: /t }\n"), F, "a")),
-    `${F}:2: unknown key "tokenFile" in backend "s" (type server); allowed: type, url, tokenEnv`,
+    `${F}:2: unknown key "tokenFile" in backend "s" (type server); allowed: type, url, tokenEnv, staleIfError`,
   );
 });
 

@@ -72,7 +72,7 @@ export const agent: Command = {
     try {
       const exit = await runAgent({
         provider: settings.provider,
-        context: { env, ...(ctx.store !== undefined && { storePath: ctx.store }) },
+        context: { env, ...(ctx.store !== undefined && { storePath: ctx.store }), warn: (m) => ctx.say(`coffer agent: warning: ${m}`) },
         dir: stringFlag(ctx, "dir") ?? settings.dir ?? "/tmp",
         secrets: settings.secrets,
         watch: ctx.flags.watch === true || settings.watch === true,

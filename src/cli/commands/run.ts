@@ -29,12 +29,18 @@ export const run: Command = {
     "CMD gets SIGTERM (SIGKILL after --restart-grace) and starts again with the new values, and",
     "coffer says which variables changed (never values). coffer exits when CMD exits by itself;",
     "HUP, INT, QUIT and TERM also end the watching.",
+    "Server secrets survive an outage: every read is kept in an encrypted cache (under your identity,",
+    "else a key file in the cache dir); when the server cannot be reached (network, timeout, 5xx) the",
+    "cached value is used up to the provider's staleIfError (default 24h) after it was read, with a",
+    "warning saying since when it is stale. --offline asks no server at all and fails when a secret is",
+    "not cached or is too old.",
   ].join("\n"),
   examples: [
     "coffer run -- npm start",
     "coffer run -e ci --mask -- npm test",
     "coffer run -e dev --dir /run/user/1000/app -- ./server",
     "coffer run -e prod --watch --restart-grace 30s -- ./server",
+    "coffer run -e prod --offline -- ./server",
   ],
   passthrough: true,
   flags: {
