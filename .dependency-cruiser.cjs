@@ -7,6 +7,7 @@
  *
  * The map, top to bottom (a folder may import those listed after its arrow, and errors.ts):
  *   cli       → everything
+ *   app       → deliver, providers, config, client, store, identity, crypto, core (the library for apps: load(), coffer/config)
  *   agent     → deliver, providers, config, core
  *   server    → rotation, runbooks, storage, config, crypto, core
  *   rotation  → runbooks, storage, crypto, config, core (rotation policies, apply targets, the scheduler)
@@ -22,11 +23,12 @@
  *   crypto    → core
  *   core      → (nothing of coffer but errors.ts)
  */
-const FOLDERS = ["agent", "cli", "client", "config", "core", "crypto", "deliver", "identity", "providers", "rotation", "runbooks", "server", "sharing", "storage", "store"];
+const FOLDERS = ["agent", "app", "cli", "client", "config", "core", "crypto", "deliver", "identity", "providers", "rotation", "runbooks", "server", "sharing", "storage", "store"];
 
 /** folder → the folders it may import (besides itself and the files at src/'s root) */
 const MAY_IMPORT = {
   cli: FOLDERS,
+  app: ["deliver", "providers", "config", "client", "store", "identity", "crypto", "core"],
   agent: ["deliver", "providers", "config", "core"],
   server: ["rotation", "runbooks", "storage", "config", "crypto", "core"],
   rotation: ["runbooks", "storage", "crypto", "config", "core"],

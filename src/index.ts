@@ -31,3 +31,5 @@ export { importDotenv } from "./sharing/import-dotenv.ts";
 export type { DotenvImportResult } from "./sharing/import-dotenv.ts";
 export { backupStore, restoreBackup } from "./store/backup.ts";
 export type { BackupOptions, BackupResult, RestoreOptions, RestoreResult } from "./store/backup.ts";
+export { load } from "./app/load.ts";
+export type { LoadOptions, Loaded } from "./app/load.ts";
