@@ -7,7 +7,7 @@
  *
  * The map, top to bottom (a folder may import those listed after its arrow, and errors.ts):
  *   cli       → everything
- *   app       → cache, client, core (the library for apps: connect(); load() will add deliver, providers, config)
+ *   app       → deliver, providers, config, cache, client, store, identity, crypto, core (the library for apps: connect(), load(), coffer/config)
  *   agent     → deliver, providers, config, core
  *   server    → rotation, runbooks, storage, config, crypto, core
  *   rotation  → runbooks, storage, crypto, config, core (rotation policies, apply targets, the scheduler)
@@ -29,7 +29,7 @@ const FOLDERS = ["agent", "app", "cache", "cli", "client", "config", "core", "cr
 /** folder → the folders it may import (besides itself and the files at src/'s root) */
 const MAY_IMPORT = {
   cli: FOLDERS,
-  app: ["cache", "client", "core"],
+  app: ["deliver", "providers", "config", "cache", "client", "store", "identity", "crypto", "core"],
   agent: ["deliver", "providers", "config", "core"],
   server: ["rotation", "runbooks", "storage", "config", "crypto", "core"],
   rotation: ["runbooks", "storage", "crypto", "config", "core"],

@@ -60,9 +60,12 @@ await build({
 // answers at once.
 writeFileSync("dist/bundle/package.json", '{ "type": "module" }\n');
 
+// `coffer/config` is a second entry of the same build, so that an app importing both it and
+// "coffer" gets one copy of each class (a CofferError from one is an instanceof in the other).
 await build({
-  entryPoints: { index: "src/index.ts" },
+  entryPoints: { index: "src/index.ts", config: "src/app/config.ts" },
   bundle: true,
+  splitting: true,
   format: "esm",
   platform: "node",
   target: "node24",

@@ -42,3 +42,5 @@ export { connect } from "./app/connect.ts";
 export type { Connection, ConnectOptions, ConnectCacheOptions, ChangeEvent, ConnectionEvents } from "./app/connect.ts";
 export type { StaleEvent } from "./client/cache.ts";
 export type { ServerSecretInfo, ServerVersionInfo } from "./client/client.ts";
+export { load } from "./app/load.ts";
+export type { LoadOptions, Loaded } from "./app/load.ts";

@@ -2,7 +2,7 @@
  * What `run`, `load` and `config check` share: finding and loading `.coffer.yml`, choosing the
  * environment, opening the providers, and auditing a delivery in the local store.
  */
-import { basename, resolve } from "node:path";
+import { resolve } from "node:path";
 import { findConfig, loadConfig, planFor } from "../config/load.ts";
 import type { DeliveryPlan } from "../config/plan.ts";
 import { disposeResolved, resolvePlan, type ResolvedPlan } from "../deliver/resolve.ts";
@@ -65,23 +65,4 @@ export async function withResolved<T>(ctx: Context, plan: DeliveryPlan, fn: (res
   } finally {
     await providers.close();
   }
-}
-
-/**
- * Records a delivery in the local store's audit log (names, never values), when the plan used
- * the local store: that is the log this machine keeps.
- */
-export function auditDelivery(providers: ProviderSet, plan: DeliveryPlan, via: string, command?: string): void {
-  providers.openedStore()?.appendAudit({
-    action: "deliver",
-    name: null,
-    version: null,
-    detail: {
-      via,
-      environment: plan.environment,
-      ...(command !== undefined && { command: basename(command) }),
-      env: plan.env.map((e) => e.variable),
-      files: plan.files.map((f) => f.variable),
-    },
-  });
 }

@@ -13,6 +13,21 @@ export type SealTo = { passphrase: string; logN: number } | { recipients: readon
 /** What opens an age file: a passphrase or an age identity (`AGE-SECRET-KEY-1…`). */
 export type OpenWith = { passphrase: string } | { identity: string };
 
+/**
+ * What coffer uses of age-encryption's Encrypter and Decrypter, declared here rather than taken
+ * from the package: its declarations need the DOM lib (CryptoKey, WebAuthn), and coffer's
+ * published types must check in a Node app without it (test/e2e/app-package.test.ts).
+ */
+export interface AgeEncrypter {
+  encrypt(file: Uint8Array | string): Promise<Uint8Array>;
+  encrypt(file: ReadableStream<Uint8Array>): Promise<ReadableStream<Uint8Array>>;
+}
+/** See {@link AgeEncrypter}. */
+export interface AgeDecrypter {
+  decrypt(file: Uint8Array, outputFormat?: "uint8array"): Promise<Uint8Array>;
+  decrypt(file: ReadableStream<Uint8Array>): Promise<ReadableStream<Uint8Array>>;
+}
+
 function loadAge(): Promise<AgeModule> {
   agePromise ??= import("age-encryption");
   return agePromise;
@@ -22,7 +37,7 @@ function loadAge(): Promise<AgeModule> {
  * An age Encrypter set up for `to`.
  * @throws CofferError E_INVALID_VALUE for a recipient age does not take
  */
-export async function encrypterFor(to: SealTo): Promise<InstanceType<AgeModule["Encrypter"]>> {
+export async function encrypterFor(to: SealTo): Promise<AgeEncrypter> {
   const enc = new (await loadAge()).Encrypter();
   if ("passphrase" in to) {
     enc.setPassphrase(to.passphrase);
@@ -40,7 +55,7 @@ export async function encrypterFor(to: SealTo): Promise<InstanceType<AgeModule["
 }
 
 /** An age Decrypter set up with `key`. */
-export async function decrypterFor(key: OpenWith): Promise<InstanceType<AgeModule["Decrypter"]>> {
+export async function decrypterFor(key: OpenWith): Promise<AgeDecrypter> {
   const dec = new (await loadAge()).Decrypter();
   if ("passphrase" in key) dec.addPassphrase(key.passphrase);
   else dec.addIdentity(key.identity);

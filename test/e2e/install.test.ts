@@ -7,34 +7,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { NODE_FLOOR } from "../../src/floor.ts";
 import { tempDir } from "../helpers.ts";
-
-const REPO = fileURLToPath(new URL("../../", import.meta.url));
-/** The repo's Node 24 (the one running this test) first on PATH: npm and the bin run on it. */
-const NODE_DIR = dirname(process.execPath);
-
-function sh(script: string, options: { cwd: string; env: Record<string, string>; input?: string }) {
-  const r = spawnSync("/bin/sh", ["-c", script], { cwd: options.cwd, env: options.env, input: options.input ?? "", encoding: "utf8", maxBuffer: 32 * 1024 * 1024 });
-  if (r.error) throw r.error;
-  return r;
-}
-
-/** The directory of the `npm` on this test's PATH (the `node` package brings no npm of its own). */
-function npmDir(): string {
-  const r = spawnSync("/bin/sh", ["-c", "command -v npm"], { encoding: "utf8", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
-  assert.equal(r.status, 0, "npm is on PATH");
-  return dirname(r.stdout.trim());
-}
-
-/** npm as the repo's Node 24 runs it (first on PATH, for npm's `#!/usr/bin/env node`); the user's own npm cache (HOME) holds the dependencies. */
-function npmEnv(): Record<string, string> {
-  return { PATH: `${NODE_DIR}:${npmDir()}:/usr/bin:/bin`, HOME: process.env.HOME ?? "/root", npm_config_update_notifier: "false", npm_config_fund: "false", npm_config_audit: "false" };
-}
+import { NODE_DIR, npmEnv, packInto, REPO, sh } from "./npm.ts";
 
 /** The environment of a user who installed coffer into `prefix`: its bin and Node 24 on PATH. */
 function userOf(prefix: string, home: string): Record<string, string> {
@@ -66,12 +43,8 @@ test("npm pack holds dist/ only (no single binary, no source maps), and its tarb
   const tmp = tempDir(t, "coffer-install-");
   const nodeOfNpm = sh("npm exec --offline -c 'node -p process.versions.node'", { cwd: tmp, env: npmEnv() });
   assert.ok(Number.parseInt(nodeOfNpm.stdout, 10) >= NODE_FLOOR, `npm runs on Node ${nodeOfNpm.stdout.trim()}: ${nodeOfNpm.stderr}`);
-  // --ignore-scripts: pack what `npm run build` built (the tests run after it), without building again
-  const pack = sh(`npm pack --ignore-scripts --json --pack-destination "${tmp}"`, { cwd: REPO, env: npmEnv() });
-  assert.equal(pack.status, 0, pack.stderr);
-  const [packed] = JSON.parse(pack.stdout) as { filename: string; files: { path: string }[] }[];
-  const files = packed!.files.map((f) => f.path);
-  for (const needed of ["package.json", "README.md", "dist/bundle/bin.js", "dist/lib/index.js", "dist/index.d.ts", "dist/ui/index.html"]) assert.ok(files.includes(needed), `the tarball has ${needed}`);
+  const { tarball, files } = packInto(tmp);
+  for (const needed of ["package.json", "README.md", "dist/bundle/bin.js", "dist/lib/index.js", "dist/lib/config.js", "dist/index.d.ts", "dist/app/config.d.ts", "dist/ui/index.html"]) assert.ok(files.includes(needed), `the tarball has ${needed}`);
   assert.deepEqual(files.filter((f) => !f.startsWith("dist/") && !["package.json", "README.md", "LICENSE"].includes(f)), [], "only dist/ besides package.json and README");
   assert.deepEqual(files.filter((f) => f.startsWith("dist/binary/") || f.endsWith(".map")), [], "no single binary, no source maps");
   assert.deepEqual(files.filter((f) => f.endsWith(".js") && !/^dist\/(bundle|lib|ui)\//.test(f)), [], "no JavaScript but the bundles (tsc emits only types)");
@@ -86,7 +59,7 @@ test("npm pack holds dist/ only (no single binary, no source maps), and its tarb
   }
 
   const prefix = join(tmp, "prefix");
-  const install = sh(`npm install -g --foreground-scripts --prefix "${prefix}" --prefer-offline "${join(tmp, packed!.filename)}"`, { cwd: tmp, env: npmEnv() });
+  const install = sh(`npm install -g --foreground-scripts --prefix "${prefix}" --prefer-offline "${tarball}"`, { cwd: tmp, env: npmEnv() });
   assert.equal(install.status, 0, install.stderr);
   assert.doesNotMatch(install.stdout + install.stderr, /^> coffer@\S+ (prepare|build)/m, "nothing built at install: dist/ came in the tarball");
   assert.equal(realpathSync(join(prefix, "bin", "coffer")), join(prefix, "lib", "node_modules", "coffer", "dist", "bundle", "bin.js"));

@@ -64,10 +64,11 @@ for (const name of Object.keys(STUBS) as (keyof typeof STUBS)[]) {
     assert.ok(!existsSync(join(home, ".config", "coffer")), "init did nothing");
   });
 
-  test(`on a Node reporting ${name}, require("coffer") and import("coffer") throw the message synchronously and leave the host running`, (t) => {
+  test(`on a Node reporting ${name}, require("coffer"), import("coffer") and import("coffer/config") throw the message and leave the host running`, (t) => {
     const home = tempDir(t);
     const stub = stubFile(home, name);
-    for (const [how, probe] of Object.entries(LIBRARY_PROBE)) {
+    const config = `import("coffer/config").then(() => console.log("loaded | host alive"), (e) => console.log("threw: " + e.message + " | host alive"));`;
+    for (const [how, probe] of Object.entries({ ...LIBRARY_PROBE, config })) {
       // cwd is the package itself: "coffer" resolves through its own package.json "exports"
       const r = run(home, [process.execPath, "--require", stub, "-e", probe], REPO);
       assert.equal(r.stdout, `threw: ${message} | host alive\n`, `${how}: ${r.stderr}`);

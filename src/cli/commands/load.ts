@@ -10,7 +10,8 @@ import {
   createRuntimeDir, LOAD_FILE, recordedDir, recordedDirs, removeRecordedDir, runtimeBase, writeRuntimeFile,
 } from "../../deliver/runtime-dir.ts";
 import type { Command, Context } from "../command.ts";
-import { auditDelivery, DELIVERY_FLAGS, loadPlan, projectKey, withResolved } from "../delivery.ts";
+import { auditDelivery } from "../../deliver/audit.ts";
+import { DELIVERY_FLAGS, loadPlan, projectKey, withResolved } from "../delivery.ts";
 import { stringFlag } from "../open.ts";
 
 const FORMATS = ["dotenv", "shell", "json", "github", "docker"] as const;

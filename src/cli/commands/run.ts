@@ -6,7 +6,8 @@ import type { SecretRef } from "../../providers/provider.ts";
 import type { ResolvedPlan } from "../../deliver/resolve.ts";
 import { requireDuration } from "../../core/durations.ts";
 import type { Command } from "../command.ts";
-import { auditDelivery, DELIVERY_FLAGS, loadPlan, withResolved } from "../delivery.ts";
+import { auditDelivery } from "../../deliver/audit.ts";
+import { DELIVERY_FLAGS, loadPlan, withResolved } from "../delivery.ts";
 
 export const run: Command = {
   name: "run",
