@@ -4,10 +4,12 @@
  * COFFER_TOKEN when it is set (CI), else the one saved for that server, with the TLS files saved
  * beside it. {@link remoteClient} is the one place a command that works on the local store too
  * (set, get, list, …) decides "local or server".
+ *
+ * The HTTP client (node:https, TLS, sockets) loads only when a server is named: a local
+ * `coffer get` must not pay for it at start-up (server-client.ts holds the rest).
  */
 import { CofferError } from "../errors.ts";
-import { CofferClient, normaliseServerUrl } from "../client/client.ts";
-import { loadServerTls, loadToken, savedServers, tokenFilePath } from "../client/token-file.ts";
+import type { CofferClient } from "../client/client.ts";
 import type { Context, Flag } from "./command.ts";
 import { stringFlag } from "./open.ts";
 
@@ -30,7 +32,7 @@ export const REMOTE_HELP = [
 ].join("\n");
 
 /** The server named by `--server`, else by COFFER_SERVER (empty: unset), else undefined. */
-function namedServer(ctx: Context): string | undefined {
+export function namedServer(ctx: Context): string | undefined {
   const given = stringFlag(ctx, "server");
   if (given !== undefined) return given;
   const env = ctx.env.COFFER_SERVER;
@@ -44,7 +46,7 @@ function namedServer(ctx: Context): string | undefined {
  * @throws CofferError E_USAGE for a server with `--store` or with a local-only flag; what
  *   {@link serverClient} throws
  */
-export function remoteClient(ctx: Context, localOnly: Record<string, string> = {}): CofferClient | undefined {
+export async function remoteClient(ctx: Context, localOnly: Record<string, string> = {}): Promise<CofferClient | undefined> {
   const named = namedServer(ctx);
   if (named === undefined) return undefined;
   const via = stringFlag(ctx, "server") !== undefined ? "--server" : "COFFER_SERVER";
@@ -58,33 +60,16 @@ export function remoteClient(ctx: Context, localOnly: Record<string, string> = {
 }
 
 /**
- * A client of the command's server (see the module comment).
+ * A client of the command's server: the one `--server` or COFFER_SERVER names, else the one
+ * server `coffer login` saved a token for (server-client.ts).
  * @throws CofferError E_USAGE when no server is given and none or several are saved;
  *   E_UNAUTHENTICATED when there is no token for it; E_INVALID_VALUE for a bad URL
  */
-export function serverClient(ctx: Context): CofferClient {
-  const given = namedServer(ctx);
-  let url: string;
-  if (given !== undefined) url = normaliseServerUrl(given);
-  else {
-    const saved = savedServers(ctx.env);
-    if (saved.length !== 1) {
-      throw new CofferError("E_USAGE", saved.length === 0
-        ? "no server: run `coffer login URL` first, or give --server URL (or set COFFER_SERVER)"
-        : `tokens are saved for ${saved.length} servers (${saved.join(", ")}) in ${tokenFilePath(ctx.env)}: give --server URL`);
-    }
-    url = saved[0]!;
-  }
-  const fromEnv = ctx.env.COFFER_TOKEN?.trim();
-  const token = fromEnv !== undefined && fromEnv !== "" ? fromEnv : loadToken(url, ctx.env);
-  if (token === undefined) throw new CofferError("E_UNAUTHENTICATED", `no token for ${url}: run \`coffer login ${url}\` or set COFFER_TOKEN`);
-  const tls = loadServerTls(url, ctx.env);
-  // Every command's 401 says how to get a working credential again.
-  const loginHint = `run \`coffer login ${url}\` again (or check COFFER_TOKEN)`;
-  return new CofferClient({ url, token, loginHint, ...(tls !== undefined && { tls }) });
+export async function serverClient(ctx: Context): Promise<CofferClient> {
+  return (await import("./server-client.ts")).clientOf(ctx);
 }
 
 /** Runs `fn` with a client of the command's server (see {@link serverClient}, whose 401s say to log in again). */
 export async function onServer<T>(ctx: Context, fn: (client: CofferClient) => Promise<T>): Promise<T> {
-  return fn(serverClient(ctx));
+  return fn(await serverClient(ctx));
 }

@@ -30,7 +30,7 @@ export const audit: Command = {
   async run(ctx) {
     if (ctx.args.length > 0) throw new CofferError("E_USAGE", `unknown argument "${ctx.args[0]}"; did you mean \`coffer audit verify\`?`);
     const since = typeof ctx.flags.since === "string" ? parseSince(ctx.flags.since) : undefined;
-    const client = remoteClient(ctx);
+    const client = await remoteClient(ctx);
     const filters: { subject?: string; action?: string; prefix?: string } = {};
     for (const k of ["subject", "action", "prefix"] as const) {
       const v = stringFlag(ctx, k);
@@ -68,7 +68,7 @@ export const auditVerify: Command = {
   },
   async run(ctx) {
     if (ctx.args.length > 0) throw new CofferError("E_USAGE", "audit verify takes no arguments");
-    const client = remoteClient(ctx);
+    const client = await remoteClient(ctx);
     if (client === undefined && ctx.flags.full === true) throw new CofferError("E_USAGE", "--full goes with --server: the local store always verifies its whole chain");
     const result = client !== undefined ? await remoteVerify(client, ctx.flags.full === true) : await withStore(ctx, (s) => s.verifyAudit());
     if (ctx.flags.json === true) printJson(ctx, result);

@@ -35,7 +35,7 @@ export const get: Command = {
   async run(ctx) {
     const name = oneArg(ctx, "NAME", "get NAME [--version N]");
     const version = typeof ctx.flags.version === "string" ? parseWhole(ctx.flags.version, "--version", 1) : undefined;
-    const client = remoteClient(ctx);
+    const client = await remoteClient(ctx);
     if (client !== undefined) return print(ctx, await remoteRead(client, name, version));
     await withStore(ctx, (store) => {
       const secret = store.get(name, version === undefined ? {} : { version });

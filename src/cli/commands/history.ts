@@ -18,7 +18,7 @@ export const history: Command = {
   flags: { json: { type: "boolean", help: "print the versions as JSON" }, server: REMOTE_FLAG },
   async run(ctx) {
     const name = oneArg(ctx, "NAME", "history NAME");
-    const client = remoteClient(ctx);
+    const client = await remoteClient(ctx);
     const versions = client !== undefined ? await remoteHistory(client, name) : await withStore(ctx, (s) => s.history(name));
     if (ctx.flags.json === true) return printJson(ctx, versions);
     // A version deleted or destroyed on its own says so (and since when it was deleted).

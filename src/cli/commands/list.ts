@@ -30,7 +30,7 @@ export const list: Command = {
   },
   async run(ctx) {
     if (ctx.args.length > 1) throw new CofferError("E_USAGE", "usage: coffer list [PREFIX]");
-    const client = remoteClient(ctx, { deleted: "a server does not list removed secrets; `coffer history NAME` shows a removed one's versions" });
+    const client = await remoteClient(ctx, { deleted: "a server does not list removed secrets; `coffer history NAME` shows a removed one's versions" });
     const prefix = ctx.args[0] ?? "";
     const due = ctx.flags.due === true;
     if (client !== undefined && due) {

@@ -45,7 +45,7 @@ export const rm: Command = {
   async run(ctx) {
     const name = oneArg(ctx, "NAME", "rm NAME [--purge]");
     if (ctx.flags.yes === true && ctx.flags.purge !== true) throw new CofferError("E_USAGE", "--yes goes with --purge");
-    const client = remoteClient(ctx);
+    const client = await remoteClient(ctx);
     if (typeof ctx.flags.version === "string") {
       const versions = parseVersionList(ctx.flags.version);
       if (ctx.flags.purge !== true) {

@@ -19,7 +19,7 @@ export const rollback: Command = {
     const name = oneArg(ctx, "NAME", "rollback NAME --to N");
     if (typeof ctx.flags.to !== "string") throw new CofferError("E_USAGE", "missing --to N; usage: coffer rollback NAME --to N");
     const to = parseWhole(ctx.flags.to, "--to", 1);
-    const client = remoteClient(ctx);
+    const client = await remoteClient(ctx);
     const result = client !== undefined ? await client.rollbackSecret(name, to) : await withStore(ctx, (s) => s.rollback(name, to));
     if (ctx.flags.json === true) return printJson(ctx, result);
     ctx.say(`rolled back ${name}: v${result.version} now holds the value of v${to}`);

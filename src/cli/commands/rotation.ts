@@ -168,7 +168,7 @@ export const rotate: Command = {
   flags: { server: REMOTE_FLAG, json: { type: "boolean", help: "print {name, version, …} as JSON" } },
   async run(ctx) {
     const name = oneArg(ctx, "the secret NAME", "rotate NAME");
-    const client = remoteClient(ctx);
+    const client = await remoteClient(ctx);
     if (client !== undefined) {
       const r = await onServer(ctx, (c) => new RotationClient(c).rotateNow(name));
       if (ctx.flags.json === true) return printJson(ctx, r);

@@ -61,7 +61,7 @@ export const set: Command = {
       ...(typeof f["rotate-every"] === "string" && { rotationSeconds: parseDurationSeconds(f["rotate-every"], "--rotate-every") }),
     };
     // Before the value is read: a usage error must not wait for (or swallow) a prompt.
-    const client = remoteClient(ctx, { "rotate-every": "rotation periods are kept by the local store only" });
+    const client = await remoteClient(ctx, { "rotate-every": "rotation periods are kept by the local store only" });
     let value: Buffer;
     let how = "";
     // The local store remembers how a value was generated (for `coffer rotate`), and forgets it

@@ -34,7 +34,7 @@ export const tokenCreate: Command = {
     const roles = Array.isArray(ctx.flags.role) ? ctx.flags.role : [];
     if (name === undefined || roles.length === 0) throw new CofferError("E_USAGE", "give --name N and at least one --role R; usage: coffer token create --name N --role R");
     const ttl = stringFlag(ctx, "ttl");
-    const t = await new ServerAdmin(serverClient(ctx)).createToken({ name, roles, ...(ttl !== undefined && { ttl }) });
+    const t = await new ServerAdmin(await serverClient(ctx)).createToken({ name, roles, ...(ttl !== undefined && { ttl }) });
     if (ctx.flags.json === true) return printJson(ctx, t);
     ctx.out(`${t.token}\n`);
     ctx.say(`created token ${t.id} "${t.name}" (roles: ${t.roles.join(", ")}; ${t.expiresAt !== null ? `expires ${t.expiresAt}` : "does not expire"}); it is shown only this once`);
@@ -49,7 +49,7 @@ export const tokenList: Command = {
   flags: { server: SERVER_FLAG, json: { type: "boolean", help: "print the tokens as JSON" } },
   async run(ctx) {
     if (ctx.args.length > 0) throw new CofferError("E_USAGE", "token list takes no arguments");
-    const tokens = await new ServerAdmin(serverClient(ctx)).listTokens();
+    const tokens = await new ServerAdmin(await serverClient(ctx)).listTokens();
     if (ctx.flags.json === true) return printJson(ctx, tokens);
     if (tokens.length === 0) return ctx.say("no tokens; `coffer token create --name N --role R` makes one");
     const when = (t: string | null): string => (t === null ? "" : wholeSeconds(t));
@@ -88,7 +88,7 @@ export const tokenRevoke: Command = {
       printRotationReport(ctx, r, "that it read");
       return;
     }
-    const r = await new ServerAdmin(serverClient(ctx)).revokeToken(id);
+    const r = await new ServerAdmin(await serverClient(ctx)).revokeToken(id);
     if (ctx.flags.json === true) return printJson(ctx, r);
     ctx.say(`revoked token ${r.id}`);
   },

@@ -30,7 +30,7 @@ export const undelete: Command = {
     const name = oneArg(ctx, "NAME", "undelete NAME --version N");
     if (typeof ctx.flags.version !== "string") throw new CofferError("E_USAGE", "missing --version N; usage: coffer undelete NAME --version N[,M…]");
     const versions = parseVersionList(ctx.flags.version);
-    const client = remoteClient(ctx);
+    const client = await remoteClient(ctx);
     const result = client !== undefined ? await client.undeleteVersions(name, versions) : await withStore(ctx, (s) => s.undeleteVersions(name, versions));
     printVersionChange(ctx, "undelete", result);
   },

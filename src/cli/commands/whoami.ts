@@ -14,7 +14,7 @@ export const whoami: Command = {
   },
   async run(ctx) {
     if (ctx.args.length > 0) throw new CofferError("E_USAGE", "whoami takes no arguments; usage: coffer whoami [--server URL]");
-    const client = serverClient(ctx);
+    const client = await serverClient(ctx);
     const self = await client.self();
     if (ctx.flags.json === true) return printJson(ctx, self);
     ctx.out([
