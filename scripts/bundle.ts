@@ -44,34 +44,18 @@ rmSync("dist/lib", { recursive: true, force: true });
 for (const f of readdirSync("dist", { recursive: true, encoding: "utf8" })) {
   if (/\.(js|js\.map|d\.ts\.map)$/.test(f) && !/^(ui|binary)\//.test(f)) rmSync(join("dist", f));
 }
-await build({
-  entryPoints: ["src/cli/bin.ts"],
-  bundle: true,
-  splitting: true,
-  format: "esm",
-  platform: "node",
-  target: "node24",
-  packages: "external",
-  outdir: "dist/bundle",
-  logLevel: "warning",
-  plugins: [builtins],
-});
-// Node looks for the nearest package.json of every module it loads, to learn its type: one here
-// answers at once.
-writeFileSync("dist/bundle/package.json", '{ "type": "module" }\n');
+/**
+ * One ESM bundle into `outdir`, code split (shared chunks load once), dependencies left to
+ * node_modules, every `node:` import a getBuiltinModule call.
+ */
+async function bundle(entryPoints: string[] | Record<string, string>, outdir: string): Promise<void> {
+  await build({ entryPoints, bundle: true, splitting: true, format: "esm", platform: "node", target: "node24", packages: "external", outdir, logLevel: "warning", plugins: [builtins] });
+  // Node looks for the nearest package.json of every module it loads, to learn its type: one
+  // here answers at once.
+  writeFileSync(join(outdir, "package.json"), '{ "type": "module" }\n');
+}
 
+await bundle(["src/cli/bin.ts"], "dist/bundle");
 // `coffer/config` is a second entry of the same build, so that an app importing both it and
 // "coffer" gets one copy of each class (a CofferError from one is an instanceof in the other).
-await build({
-  entryPoints: { index: "src/index.ts", config: "src/app/config.ts" },
-  bundle: true,
-  splitting: true,
-  format: "esm",
-  platform: "node",
-  target: "node24",
-  packages: "external",
-  outdir: "dist/lib",
-  logLevel: "warning",
-  plugins: [builtins],
-});
-writeFileSync("dist/lib/package.json", '{ "type": "module" }\n');
+await bundle({ index: "src/index.ts", config: "src/app/config.ts" }, "dist/lib");

@@ -11,7 +11,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers.ts";
-import { cofferOk, serveAppServer } from "./run-cli.ts";
+import { cofferOk, putSecret, serveAppServer } from "./run-cli.ts";
 import { NODE_DIR, npmEnv, packInto, REPO, sh } from "./npm.ts";
 
 const API_KEY = "api-key-APP-PACKAGE-51c0";
@@ -59,8 +59,7 @@ test("an app that installed the packed tarball reads a secret with connect(), ge
   const home = join(tmp, "home");
   mkdirSync(home, { mode: 0o700 });
   const s = await serveAppServer(t, home);
-  const put = await fetch(`${s.url}/v1/secrets/app/api-key`, { method: "PUT", headers: { authorization: `Bearer ${s.root}`, "content-type": "application/json" }, body: JSON.stringify({ value: API_KEY }) });
-  assert.equal(put.status, 200, await put.text());
+  await putSecret(s.url, s.root, "app/api-key", API_KEY);
   cofferOk(home, ["init", "--name", "dev"]);
   cofferOk(home, ["set", "app/db-url"], DB_URL);
   writeFileSync(join(app, ".coffer.yml"), [

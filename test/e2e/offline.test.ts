@@ -3,25 +3,16 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers.ts";
-import { coffer, serveAppServer, teamProjectYaml } from "./run-cli.ts";
+import { coffer, serveAppServer, teamProjectYaml, putSecret } from "./run-cli.ts";
 
 const VALUE = "db-pass-OFFLINE-7c1d9e";
-
-async function put(url: string, token: string, name: string, value: string): Promise<void> {
-  const res = await fetch(`${url}/v1/secrets/${name}`, {
-    method: "PUT",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify({ value }),
-  });
-  assert.equal(res.status, 200, await res.text());
-}
 
 test("coffer run works through a server outage: a stale warning without --offline, no request with --offline; the cache file holds no value", async (t) => {
   const home = tempDir(t);
   const cache = join(home, "xdg-cache");
   const env = { XDG_CACHE_HOME: cache };
   const s = await serveAppServer(t, home);
-  await put(s.url, s.root, "app/db/password", VALUE);
+  await putSecret(s.url, s.root, "app/db/password", VALUE);
   writeFileSync(join(home, ".coffer.yml"), teamProjectYaml(s.url));
   const project = { ...env, COFFER_TOKEN: s.root };
   const show = ["run", "--config", join(home, ".coffer.yml"), "--", "sh", "-c", 'printf "%s" "$DB_PASSWORD"'];

@@ -157,6 +157,16 @@ export async function serveAppServer(t: TestContext, home: string): Promise<Serv
   return { ...(await serveCli(t, home, ["--data", data, "--config", config])), root };
 }
 
+/** Writes a new version of `name` on a running server through its API (the value in the body, never the URL). */
+export async function putSecret(url: string, token: string, name: string, value: string): Promise<void> {
+  const res = await fetch(`${url}/v1/secrets/${name}`, {
+    method: "PUT",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ value }),
+  });
+  assert.equal(res.status, 200, await res.text());
+}
+
 /** Runs `coffer ARGS…` (stdin: `input`), asserts exit 0 (stderr in the message); gives its stdout. */
 export function cofferOk(home: string, args: string[], input = ""): string {
   const r = coffer(home, args, { input });

@@ -4,16 +4,7 @@ import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers.ts";
-import { CLI, coffer, serveAppServer, serveCli, teamProjectYaml, userEnv } from "./run-cli.ts";
-
-async function put(url: string, token: string, name: string, value: string): Promise<void> {
-  const res = await fetch(`${url}/v1/secrets/${name}`, {
-    method: "PUT",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify({ value }),
-  });
-  assert.equal(res.status, 200, await res.text());
-}
+import { CLI, coffer, serveAppServer, serveCli, teamProjectYaml, userEnv, putSecret } from "./run-cli.ts";
 
 /** A running `coffer run`: its output so far, and waits for patterns in it. */
 function start(home: string, args: string[], env: Record<string, string>) {
@@ -48,7 +39,7 @@ test("coffer run --watch restarts the command with the new value when the server
   const home = tempDir(t);
   const s = await serveAppServer(t, home);
   const root = s.root;
-  await put(s.url, root, "app/db/password", "first-value");
+  await putSecret(s.url, root, "app/db/password", "first-value");
   const tokenRes = await fetch(`${s.url}/v1/tokens`, {
     method: "POST",
     headers: { authorization: `Bearer ${root}`, "content-type": "application/json" },
@@ -69,13 +60,13 @@ test("coffer run --watch restarts the command with the new value when the server
   await new Promise((r) => setTimeout(r, 300));
 
   const changed = Date.now();
-  await put(s.url, root, "app/db/password", "second-value");
+  await putSecret(s.url, root, "app/db/password", "second-value");
   await run.untilErr(/coffer: secrets changed \(DB_PASSWORD\): restarting sh\n/, 5000);
   await run.untilOut(/value=second-value\n/, 5000);
   assert.ok(Date.now() - changed < 5000);
   assert.equal(run.child.exitCode, null, "coffer keeps running after a restart");
 
-  await put(s.url, root, "app/db/password", "third-value");
+  await putSecret(s.url, root, "app/db/password", "third-value");
   await run.untilOut(/value=third-value\n/, 5000);
   assert.equal(await run.exited, 7, run.err());
   for (const v of ["first-value", "second-value", "third-value"]) assert.ok(!run.err().includes(v), "no value on stderr");
@@ -87,7 +78,7 @@ test("coffer run --watch: SIGTERM to coffer goes to the command and ends the wat
   const data = join(home, "srv");
   const root = coffer(home, ["server", "init", "--data", data]).out.trim().split("\n").at(-1)!;
   const s = await serveCli(t, home, ["--data", data]);
-  await put(s.url, root, "app/x", "x-value");
+  await putSecret(s.url, root, "app/x", "x-value");
   const yml = join(home, ".coffer.yml");
   writeFileSync(yml, `providers:\n  team: { type: server, url: "${s.url}" }\nenvironments:\n  dev:\n    env:\n      X: { from: team, path: app/x }\n`);
   const run = start(home, ["run", "--watch", "--config", yml, "--", "sh", "-c", 'trap "exit 3" TERM; echo started; while :; do sleep 0.1; done'], { COFFER_TOKEN: root });
