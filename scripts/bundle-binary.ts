@@ -1,6 +1,6 @@
 /**
  * Builds coffer's single executable (`npm run build:binary`, after `npm run build`):
- * dist/binary/coffer, Linux x64, for machines without Node (docs/design.md §11). Node's
+ * dist/binary/coffer, Linux x64, for machines without Node (docs/design.md §14). Node's
  * single-executable-application support: a copy of the repo's own Node (node_modules/node) with
  * a blob injected into it by postject; the blob holds one CommonJS script (Node runs a single
  * executable's main as CommonJS), its V8 code cache, and the files coffer serves (the web

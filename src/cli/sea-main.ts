@@ -1,5 +1,5 @@
 /**
- * The entry of coffer's single executable (`npm run build:binary`, docs/design.md §11). Node runs
+ * The entry of coffer's single executable (`npm run build:binary`, docs/design.md §14). Node runs
  * a single executable's main as CommonJS, which has no top-level await, so this is bin.ts without
  * it: the SIGUSR1 listener first (see bin.ts: without one, SIGUSR1 opens the inspector to any
  * local user), then main. No compile cache: the binary carries its own code cache.

@@ -1,7 +1,7 @@
 /**
  * The files coffer serves that are not code: the web console (dist/ui/) and the API docs' page
  * (@fastify/swagger-ui's static/). Run from the clone or an npm install they are files on disk;
- * in the single executable (`npm run build:binary`, docs/design.md §11) there is no disk to read
+ * in the single executable (`npm run build:binary`, docs/design.md §14) there is no disk to read
  * them from, so the build embeds them as assets named `<folder>/<file>` (`ui/index.html`,
  * `docs/swagger-ui.css`). Every read of such a folder goes through {@link folderFiles}, which
  * takes them from wherever this coffer keeps them.
