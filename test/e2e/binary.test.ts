@@ -146,6 +146,15 @@ test("agent: writes a folder provider's secrets into a dir, and removes them on 
   assert.equal(existsSync(env), false, "SIGTERM removes the files");
 });
 
+test("units: the units' command line is the binary itself, not a node and a script", (t) => {
+  const h = home(t);
+  const out = join(h, "units");
+  ok(h, ["units", "--name", "web", "--exec", "/bin/true", "--secrets", "api_key", "--provider", "folder:/etc/web", "--out", out]);
+  const execStart = (unit: string) => readFileSync(join(out, unit), "utf8").split("\n").find((l) => l.startsWith("ExecStart="));
+  assert.equal(execStart("web-secrets.service")?.startsWith(`ExecStart=${BINARY} agent `), true);
+  assert.equal(execStart("web.service")?.startsWith(`ExecStart=${BINARY} exec-env `), true);
+});
+
 /** `coffer serve` from the binary (env -i); resolves with its URL once it listens. */
 function serve(t: TestContext, h: string, args: string[]): Promise<{ url: string; stop: () => Promise<number | null> }> {
   const [file, rest] = argv(h, ["serve", "--listen", "127.0.0.1:0", ...args]);
