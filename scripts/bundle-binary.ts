@@ -12,10 +12,12 @@
  * time.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Script } from "node:vm";
 import { build, type Plugin } from "esbuild";
+import { partFilename, SHARED_ERRORS, wrapPart } from "../src/cli/sea-part.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const OUT = join(ROOT, "dist", "binary");
@@ -40,14 +42,47 @@ const embeddedStatic: Plugin = {
   },
 };
 
-const script = join(WORK, "coffer.cjs");
-const result = await build({
-  entryPoints: [join(ROOT, "src", "cli", "sea-main.ts")],
+/**
+ * The parts: command modules kept out of the main script, each bundled into a script of its own
+ * that the main one compiles only when the command runs (cli/sea-part.ts).
+ */
+const PARTS: Record<string, string> = { serve: join(ROOT, "src", "cli", "commands", "serve.ts") };
+const ERRORS = join(ROOT, "src", "errors.ts");
+
+/** In the main script, an import of a part's module becomes a call of loadPart. */
+const partImports: Plugin = {
+  name: "part-imports",
+  setup(b) {
+    b.onResolve({ filter: /\/commands\/[a-z-]+\.ts$/ }, (args) => {
+      const path = resolve(args.resolveDir, args.path);
+      const part = Object.keys(PARTS).find((k) => PARTS[k] === path);
+      return part === undefined ? undefined : { path: part, namespace: "sea-part" };
+    });
+    b.onLoad({ filter: /.*/, namespace: "sea-part" }, (args) => ({
+      contents: `module.exports = require("./sea-part.ts").loadPart(${JSON.stringify(args.path)});`,
+      resolveDir: join(ROOT, "src", "cli"),
+      loader: "js",
+    }));
+  },
+};
+
+/** In a part, errors.ts is the main script's (one CofferError class). */
+const sharedErrors: Plugin = {
+  name: "shared-errors",
+  setup(b) {
+    b.onResolve({ filter: /errors\.ts$/ }, (args) => (resolve(args.resolveDir, args.path) === ERRORS ? { path: ERRORS, namespace: "shared-errors" } : undefined));
+    b.onLoad({ filter: /.*/, namespace: "shared-errors" }, () => ({
+      contents: `module.exports = globalThis[Symbol.for(${JSON.stringify(SHARED_ERRORS)})];`,
+      loader: "js",
+    }));
+  },
+};
+
+const common = {
   bundle: true,
   format: "cjs",
   platform: "node",
   target: "node24",
-  outfile: script,
   // pg's native binding is optional and only loaded when asked for (pg.native); coffer never does.
   external: ["pg-native"],
   logLevel: "warning",
@@ -60,13 +95,29 @@ const result = await build({
   // per start. Identifiers keep their names: fastify's plugin checks and error names read them.
   minifyWhitespace: true,
   minifySyntax: true,
-  plugins: [embeddedStatic],
-});
-const inputs = Object.keys(result.metafile.inputs);
-if (inputs.some((i) => i.includes("@fastify/static/"))) throw new Error("@fastify/static was bundled; the embedded-static swap did not apply");
+} as const;
 
-// The files served by the binary, as assets `<folder>/<file>` (core/assets.ts).
+const script = join(WORK, "coffer.cjs");
+const main = await build({ ...common, entryPoints: [join(ROOT, "src", "cli", "sea-main.ts")], outfile: script, plugins: [partImports] });
+const mainInputs = Object.keys(main.metafile.inputs);
+if (mainInputs.some((i) => i.startsWith("src/server/") || i.includes("node_modules/fastify/"))) {
+  throw new Error("the main script holds server code: an import outside the serve part reaches src/server/");
+}
+
+// The files served by the binary, as assets `<folder>/<file>` (core/assets.ts), and the parts'
+// scripts with their code caches (made by this very Node, which the binary is a copy of).
 const assets: Record<string, string> = {};
+for (const [name, entry] of Object.entries(PARTS)) {
+  const out = join(WORK, `${name}.cjs`);
+  const part = await build({ ...common, entryPoints: [entry], outfile: out, plugins: [embeddedStatic, sharedErrors] });
+  const inputs = Object.keys(part.metafile.inputs);
+  if (inputs.some((i) => i.includes("@fastify/static/"))) throw new Error("@fastify/static was bundled; the embedded-static swap did not apply");
+  const cache = new Script(wrapPart(readFileSync(out, "utf8")), { filename: partFilename(name) }).createCachedData();
+  writeFileSync(`${out}.cache`, cache);
+  assets[`js/${name}.cjs`] = out;
+  assets[`js/${name}.cache`] = `${out}.cache`;
+}
+
 const embed = (folder: string, dir: string): void => {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);

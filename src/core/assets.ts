@@ -70,3 +70,13 @@ export function folderFiles(folder: string, diskDir: () => string, filter: Folde
   }
   return files;
 }
+
+/**
+ * One asset embedded in the single executable, without a copy (a read-only view of it), or
+ * undefined when this is not the single executable or it holds no such asset.
+ */
+export function embeddedAsset(key: string): ArrayBuffer | undefined {
+  const embedded = seaModule();
+  if (embedded === null || !embedded.getAssetKeys().includes(key)) return undefined;
+  return embedded.getRawAsset(key) as ArrayBuffer;
+}

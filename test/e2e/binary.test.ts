@@ -155,6 +155,15 @@ test("units: the units' command line is the binary itself, not a node and a scri
   assert.equal(execStart("web.service")?.startsWith(`ExecStart=${BINARY} exec-env `), true);
 });
 
+test("an error from the server's part of the binary is coffer's one-line error, not an internal error", (t) => {
+  const h = home(t);
+  const r = bin(h, ["serve", "--data", join(h, "missing"), "--listen", "127.0.0.1:0"]);
+  assert.notEqual(r.code, 0);
+  assert.notEqual(r.code, 1, r.err);
+  assert.match(r.err, /^coffer: no data dir at .*: run `coffer server init --data /);
+  assert.doesNotMatch(r.err, /internal error/);
+});
+
 /** `coffer serve` from the binary (env -i); resolves with its URL once it listens. */
 function serve(t: TestContext, h: string, args: string[]): Promise<{ url: string; stop: () => Promise<number | null> }> {
   const [file, rest] = argv(h, ["serve", "--listen", "127.0.0.1:0", ...args]);
