@@ -16,7 +16,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSy
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Script } from "node:vm";
-import { build, type Plugin } from "esbuild";
+import { build, type BuildOptions, type Plugin } from "esbuild";
 import { partFilename, SHARED_ERRORS, wrapPart } from "../src/cli/sea-part.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -95,7 +95,7 @@ const common = {
   // per start. Identifiers keep their names: fastify's plugin checks and error names read them.
   minifyWhitespace: true,
   minifySyntax: true,
-} as const;
+} satisfies BuildOptions;
 
 const script = join(WORK, "coffer.cjs");
 const main = await build({ ...common, entryPoints: [join(ROOT, "src", "cli", "sea-main.ts")], outfile: script, plugins: [partImports] });
