@@ -2,9 +2,10 @@
  * Builds coffer's single executable (`npm run build:binary`, after `npm run build`):
  * dist/binary/coffer, Linux x64, for machines without Node (docs/design.md §14). Node's
  * single-executable-application support: a copy of the repo's own Node (node_modules/node) with
- * a blob injected into it by postject; the blob holds one CommonJS script (Node runs a single
- * executable's main as CommonJS), its V8 code cache, and the files coffer serves (the web
- * console, the API docs' page) as assets.
+ * a blob injected into it by postject; the blob holds the main CommonJS script (Node runs a
+ * single executable's main as CommonJS) with its V8 code cache, and as assets: the server's part
+ * (`serve`, a second script with its own code cache, compiled only when `serve` runs:
+ * cli/sea-part.ts) and the files coffer serves (the web console, the API docs' page).
  *
  * Inside the binary `require` resolves only Node's built-ins: every dependency is bundled into
  * the script, and what the code would read from a package folder is embedded instead (see
