@@ -1,7 +1,9 @@
 /**
  * `coffer get NAME` as a process (the built CLI bundle, `node dist/bundle/bin.js`) against `node -e 0`,
  * both spawned the same way (spawnSync, this same node binary, the same environment),
- * interleaved. `coffer --help` is timed alongside for context.
+ * interleaved. `coffer --help` is timed alongside for context. The single executable
+ * (dist/binary/coffer, built here when missing or older than src/) runs `get` and
+ * `run -- true` with 10 variables in the same rounds, against the same `node -e 0`.
  *
  * The CLI turns on Node's compile cache (module.enableCompileCache, default directory
  * $TMPDIR/node-compile-cache); warm-up runs fill it before anything is timed.
@@ -9,7 +11,7 @@
  * Run alone: `node bench/cli.ts`.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,9 +21,14 @@ import type { Row } from "./lib.ts";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const MAIN = join(ROOT, "dist", "bundle", "bin.js");
+const BINARY = join(ROOT, "dist", "binary", "coffer");
 const RUNS = 30;
 const WARMUP_RUNS = 3;
 export const CLI_RATIO_TARGET = 2;
+/** issue 17's goals for the single executable: `get` ≤ 1.5×, `run -- true` (10 variables) ≤ 2.5× `node -e 0` */
+const BINARY_GET_TARGET = 1.5;
+const BINARY_RUN_TARGET = 2.5;
+const RUN_VARIABLES = 10;
 const SECRET_NAME = "db/prod/password";
 const SECRET_VALUE = "correct horse battery staple";
 
@@ -35,8 +42,19 @@ export function ensureBuilt(): void {
   if (r.status !== 0) throw new Error(`the build failed (npm run build exit ${r.status ?? r.signal})`);
 }
 
+/** Builds dist/binary/coffer (as `npm run build:binary` does) when it is missing or older than src/. */
+function ensureBinary(): void {
+  const built = mtime(BINARY);
+  if (built !== undefined && built >= newestMtime(join(ROOT, "src"))) return;
+  progress("dist/binary/coffer is missing or older than src/: building it (npm run build:binary)…");
+  const r = spawnSync("npm", ["run", "build:binary", "--silent"], { cwd: ROOT, stdio: "inherit" });
+  if (r.status !== 0) throw new Error(`the binary build failed (npm run build:binary exit ${r.status ?? r.signal})`);
+}
+
 interface Timed {
   label: string;
+  /** the program (default: this node) */
+  file?: string;
   args: string[];
   /** the stdout a run must print */
   expect: (stdout: string) => boolean;
@@ -46,6 +64,7 @@ interface Timed {
 /** The CLI benchmark rows. */
 export async function benchCli(): Promise<Row[]> {
   ensureBuilt();
+  ensureBinary();
   const dir = mkdtempSync(join(tmpdir(), "coffer-bench-cli-"));
   try {
     const storeEnv = { COFFER_HOME: dir };
@@ -53,7 +72,8 @@ export async function benchCli(): Promise<Row[]> {
     const store = await openStore({ env: storeEnv });
     try {
       const filler = Array.from({ length: 1000 }, (_, i) => ({ name: `app${i % 7}/secret-${i}`, value: `value-${i}` }));
-      store.setMany([...filler, { name: SECRET_NAME, value: SECRET_VALUE }]);
+      const vars = Array.from({ length: RUN_VARIABLES }, (_, i) => ({ name: `app/run/var${i}`, value: `run-value-${i}` }));
+      store.setMany([...filler, ...vars, { name: SECRET_NAME, value: SECRET_VALUE }]);
     } finally {
       store.close();
     }
@@ -62,17 +82,22 @@ export async function benchCli(): Promise<Row[]> {
     for (const k of ["COFFER_STORE", "COFFER_IDENTITY", "COFFER_PASSPHRASE_FILE", "NODE_COMPILE_CACHE", "NODE_DISABLE_COMPILE_CACHE"]) {
       delete env[k];
     }
+    // `run` reads the .coffer.yml of the directory it runs in: every case runs in `dir`.
+    const yml = Array.from({ length: RUN_VARIABLES }, (_, i) => `      VAR${i}: app/run/var${i}`);
+    writeFileSync(join(dir, ".coffer.yml"), ["environments:", "  dev:", "    env:", ...yml, ""].join("\n"));
     const cases: Timed[] = [
       { label: "get", args: [MAIN, "get", SECRET_NAME], expect: (out) => out === SECRET_VALUE, ms: [] },
       { label: "base", args: ["-e", "0"], expect: (out) => out === "", ms: [] },
       { label: "help", args: [MAIN, "--help"], expect: (out) => out.startsWith("coffer:"), ms: [] },
+      { label: "binary get", file: BINARY, args: ["get", SECRET_NAME], expect: (out) => out === SECRET_VALUE, ms: [] },
+      { label: "binary run", file: BINARY, args: ["run", "--", "true"], expect: (out) => out === "", ms: [] },
     ];
     const run = (c: Timed): number => {
       const t0 = performance.now();
-      const r = spawnSync(process.execPath, c.args, { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      const r = spawnSync(c.file ?? process.execPath, c.args, { cwd: dir, env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
       const ms = performance.now() - t0;
       if (r.status !== 0 || !c.expect(r.stdout)) {
-        throw new Error(`node ${c.args.join(" ")} failed (exit ${r.status ?? r.signal}): ${r.stderr.trim().slice(0, 500)}`);
+        throw new Error(`${c.file ?? "node"} ${c.args.join(" ")} failed (exit ${r.status ?? r.signal}): ${r.stderr.trim().slice(0, 500)}`);
       }
       return ms;
     };
@@ -85,7 +110,7 @@ export async function benchCli(): Promise<Row[]> {
         c.ms.push(run(c));
       }
     }
-    const [get, base, help] = cases as [Timed, Timed, Timed];
+    const [get, base, help, binGet, binRun] = cases as [Timed, Timed, Timed, Timed, Timed];
     progress(`CLI: get median ${median(get.ms).toFixed(1)} ms, node -e 0 ${median(base.ms).toFixed(1)} ms, --help ${median(help.ms).toFixed(1)} ms`);
     const cell = (ms: number[]) => `${median(ms).toFixed(1)} ms (p90 ${quantile(ms, 0.9).toFixed(1)})`;
     return [
@@ -102,6 +127,20 @@ export async function benchCli(): Promise<Row[]> {
         baseline: cell(base.ms),
         ratio: ratioCell(median(help.ms) / median(base.ms)),
         target: "— (context)",
+      },
+      {
+        benchmark: `single executable (dist/binary/coffer) \`coffer get NAME\`, wall (median of ${RUNS}) vs \`node -e 0\``,
+        coffer: cell(binGet.ms),
+        baseline: cell(base.ms),
+        ratio: ratioCell(median(binGet.ms) / median(base.ms), BINARY_GET_TARGET),
+        target: `≤ ${BINARY_GET_TARGET}×`,
+      },
+      {
+        benchmark: `single executable \`coffer run -- true\` (${RUN_VARIABLES} variables), wall (median of ${RUNS}) vs \`node -e 0\``,
+        coffer: cell(binRun.ms),
+        baseline: cell(base.ms),
+        ratio: ratioCell(median(binRun.ms) / median(base.ms), BINARY_RUN_TARGET),
+        target: `≤ ${BINARY_RUN_TARGET}×`,
       },
     ];
   } finally {

@@ -296,5 +296,7 @@ Object.defineProperty(process, "stdout", {
   },
 });
 
-const code = await main(process.argv.slice(2));
-process.exitCode = code;
+// No top-level await: the single executable's entry (sea-main.ts) is CommonJS, which has none.
+void main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

@@ -29,6 +29,7 @@ import { ServerRoles } from "./roles.ts";
 import { roleRoutes } from "./routes/roles.ts";
 import { clientAddress, trustProxyOption } from "./proxy.ts";
 import { consoleRoutes, loadConsoleFiles, type ConsoleFile } from "./console.ts";
+import { docsLogo } from "./docs-static.ts";
 import { limitStoreClass } from "./rate-limit-store.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { secretRoutes } from "./routes/secrets.ts";
@@ -250,7 +251,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       security: [{ bearer: [] }],
     },
   });
-  await app.register(swaggerUi, { routePrefix: "/docs" });
+  await app.register(swaggerUi, { routePrefix: "/docs", ...docsLogo() });
 
   // ---- every request: per-IP limit, headers, metrics ----------------------------------------
   app.addHook("onRequest", (req, reply) => checkLimit(ipLimit, "ip", req, reply));

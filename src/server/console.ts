@@ -1,14 +1,16 @@
 /**
  * The web console's files at `/ui` (docs/design.md §11): the page, script and stylesheet that
- * `npm run build` writes to `dist/ui/`, read once when the server starts and served from memory.
+ * `npm run build` writes to `dist/ui/` (embedded in the single executable: core/assets.ts), read
+ * once when the server starts and served from memory.
  * A request names one of them or nothing: no path reaches the filesystem, so there is nothing
  * to traverse. Every answer carries the page's security headers: a Content-Security-Policy with
  * no inline script or style and no framing, no referrer, no sniffing (the API's `no-store` comes
  * from app.ts, on every answer).
  */
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
+import { folderFiles } from "../core/assets.ts";
 import { CofferError } from "../errors.ts";
 
 /** The page's policy: its own script and stylesheet, API calls to its own origin, nothing else. */
@@ -59,23 +61,15 @@ export function defaultConsoleDir(): string {
 }
 
 /**
- * Reads the console's files (regular files of `dir` whose type is known, none below it).
+ * Reads the console's files (regular files of `dir` whose type is known, none below it), or in
+ * the single executable the ones embedded in it.
  * @returns the files by name, or undefined when `dir` holds no built console (no index.html)
  */
-export function loadConsoleFiles(dir = defaultConsoleDir()): Map<string, ConsoleFile> | undefined {
-  if (!existsSync(`${dir}/index.html`)) return undefined;
-  const files = new Map<string, ConsoleFile>();
-  let total = 0;
-  for (const name of readdirSync(dir)) {
-    const type = TYPES[name.slice(name.lastIndexOf("."))];
-    const path = `${dir}/${name}`;
-    if (type === undefined || !statSync(path).isFile()) continue;
-    const body = readFileSync(path);
-    total += body.length;
-    if (total > MAX_BYTES) throw new CofferError("E_CONFIG", `${dir}: more than ${MAX_BYTES} bytes; that is not the web console coffer builds`);
-    files.set(name, { type, body });
-  }
-  return files;
+export function loadConsoleFiles(dir?: string): Map<string, ConsoleFile> | undefined {
+  const accept = (name: string) => TYPES[name.slice(name.lastIndexOf("."))] !== undefined;
+  const read = folderFiles("ui", () => dir ?? defaultConsoleDir(), { accept, maxBytes: MAX_BYTES });
+  if (read === undefined || !read.has("index.html")) return undefined;
+  return new Map([...read].map(([name, body]) => [name, { type: TYPES[name.slice(name.lastIndexOf("."))]!, body }]));
 }
 
 /**

@@ -4,9 +4,11 @@
  * reached (the server keeps serving, with per-instance limits, and says so in its health and
  * metrics). The counting itself is the plugin's own (its Lua script and its LRU store).
  */
-import { createRequire } from "node:module";
 import type { Redis } from "ioredis";
 import type { FastifyRateLimitStoreCtor } from "@fastify/rate-limit";
+// Imported, not required at run time from the package folder: the single executable has none.
+import LocalStoreModule from "@fastify/rate-limit/store/LocalStore.js";
+import RedisStoreModule from "@fastify/rate-limit/store/RedisStore.js";
 import { firstConnection } from "./first-connection.ts";
 
 type Callback = (err: Error | null, result?: { current: number; ttl: number }) => void;
@@ -15,9 +17,8 @@ interface CounterStore {
   incr(key: string, cb: Callback, timeWindow: number, max: number): void;
 }
 
-const require = createRequire(import.meta.url);
-const LocalStore = require("@fastify/rate-limit/store/LocalStore.js") as new (continueExceeding: boolean, exponentialBackoff: boolean, cache?: number) => CounterStore;
-const RedisStore = require("@fastify/rate-limit/store/RedisStore.js") as new (continueExceeding: boolean, exponentialBackoff: boolean, redis: Redis, key?: string) => CounterStore;
+const LocalStore = LocalStoreModule as new (continueExceeding: boolean, exponentialBackoff: boolean, cache?: number) => CounterStore;
+const RedisStore = RedisStoreModule as new (continueExceeding: boolean, exponentialBackoff: boolean, redis: Redis, key?: string) => CounterStore;
 
 /** Where the counters are right now. */
 export type LimitMode = "local" | "redis" | "local-redis-down";

@@ -1,6 +1,7 @@
 import { accessSync, chmodSync, constants, existsSync, mkdirSync, realpathSync, statSync, writeFileSync } from "node:fs";
 import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { isBinary } from "../../core/assets.ts";
 import { parseUnitSecrets, renderUnits, splitCommandLine } from "../../agent/units.ts";
 import type { UnitSource, UnitStyle } from "../../agent/units.ts";
 import { CofferError } from "../../errors.ts";
@@ -13,8 +14,12 @@ function required(ctx: Context, flag: string, example: string): string {
   return v;
 }
 
-/** The bundle's bin.js: next to this chunk when bundled, else in the clone's dist/bundle. */
+/**
+ * The command line of this coffer: the single executable itself, or Node with the bundle's bin.js
+ * (next to this chunk when bundled, else in the clone's dist/bundle).
+ */
 function defaultCoffer(): string[] {
+  if (isBinary()) return [realpathSync(process.execPath)];
   const here = dirname(fileURLToPath(import.meta.url));
   for (const bin of [join(here, "bin.js"), resolve(here, "../../../dist/bundle/bin.js")]) {
     if (existsSync(bin)) return [realpathSync(process.execPath), realpathSync(bin)];
