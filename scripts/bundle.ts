@@ -48,14 +48,23 @@ for (const f of readdirSync("dist", { recursive: true, encoding: "utf8" })) {
  * One ESM bundle into `outdir`, code split (shared chunks load once), dependencies left to
  * node_modules, every `node:` import a getBuiltinModule call.
  */
-async function bundle(entryPoints: string[] | Record<string, string>, outdir: string): Promise<void> {
-  await build({ entryPoints, bundle: true, splitting: true, format: "esm", platform: "node", target: "node24", packages: "external", outdir, logLevel: "warning", plugins: [builtins] });
+async function bundle(entryPoints: string[] | Record<string, string>, outdir: string, external?: string[]): Promise<void> {
+  const deps = external === undefined ? { packages: "external" as const } : { external, banner: { js: REQUIRE } };
+  await build({ entryPoints, bundle: true, splitting: true, format: "esm", platform: "node", target: "node24", ...deps, outdir, logLevel: "warning", plugins: [builtins] });
   // Node looks for the nearest package.json of every module it loads, to learn its type: one
   // here answers at once.
   writeFileSync(join(outdir, "package.json"), '{ "type": "module" }\n');
 }
 
-await bundle(["src/cli/bin.ts"], "dist/bundle");
+// The CLI carries its small pure-JavaScript dependencies (yaml, age, jose, dotenv, …) inside
+// its chunks: Node resolves, reads and compiles each file of a package on its own, and yaml
+// alone is some seventy CommonJS files that every `coffer run` loaded. The server's packages
+// stay in node_modules, loaded only by `serve`. A CommonJS package inside an ES module needs a
+// `require` for Node's built-ins: the banner makes one (optional-chained, so that on a Node too
+// old to have getBuiltinModule the bin still reaches its floor check).
+const REQUIRE = 'const require = globalThis.process.getBuiltinModule?.("node:module").createRequire(import.meta.url);';
+const SERVER_PACKAGES = ["fastify", "@fastify/*", "pg", "ioredis", "pino", "prom-client"];
+await bundle(["src/cli/bin.ts"], "dist/bundle", SERVER_PACKAGES);
 // `coffer/config` is a second entry of the same build, so that an app importing both it and
 // "coffer" gets one copy of each class (a CofferError from one is an instanceof in the other).
 await bundle({ index: "src/index.ts", config: "src/app/config.ts" }, "dist/lib");
