@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { tempDir, waitFor } from "../helpers.ts";
 import { freshDatabase } from "../services.ts";
+import { whenServing } from "./run-cli.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const BINARY = join(ROOT, "dist", "binary", "coffer");
@@ -165,23 +166,10 @@ test("an error from the server's part of the binary is coffer's one-line error, 
 });
 
 /** `coffer serve` from the binary (env -i); resolves with its URL once it listens. */
-function serve(t: TestContext, h: string, args: string[]): Promise<{ url: string; stop: () => Promise<number | null> }> {
+async function serve(t: TestContext, h: string, args: string[]): Promise<{ url: string; stop: () => Promise<number | null> }> {
   const [file, rest] = argv(h, ["serve", "--listen", "127.0.0.1:0", ...args]);
-  const child = spawn(file, rest, { cwd: h, stdio: ["ignore", "ignore", "pipe"] });
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  t.after(() => {
-    if (child.exitCode === null) child.kill("SIGKILL");
-  });
-  let err = "";
-  return new Promise((resolve, reject) => {
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (d: string) => {
-      err += d;
-      const m = /serving on (http:\/\/\S+) /.exec(err);
-      if (m !== null) resolve({ url: m[1]!, stop: () => (child.kill("SIGTERM"), exited) });
-    });
-    void exited.then((code) => reject(new Error(`coffer serve exited ${code}: ${err}`)));
-  });
+  const served = await whenServing(t, spawn(file, rest, { cwd: h, stdio: ["ignore", "ignore", "pipe"] }), "the binary's coffer serve");
+  return { url: served.url, stop: () => (served.child.kill("SIGTERM"), served.exited) };
 }
 
 /** server init + serve + a write and an authenticated read, the console and the API docs. */

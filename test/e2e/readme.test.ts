@@ -26,7 +26,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { tempDir } from "../helpers.ts";
-import { CLI, userEnv } from "./run-cli.ts";
+import { CLI, userEnv, whenServing } from "./run-cli.ts";
 
 const README = fileURLToPath(new URL("../../README.md", import.meta.url));
 
@@ -176,19 +176,8 @@ test("every ```sh block of the README not marked `not run` succeeds as written, 
 });
 
 /** Starts `$ coffer serve …` in the background; gives the host:port it serves on once it does. */
-function startServer(t: TestContext, text: string, cwd: string, env: Record<string, string>, where: string): Promise<string> {
+async function startServer(t: TestContext, text: string, cwd: string, env: Record<string, string>, where: string): Promise<string> {
   const child = spawn("/bin/sh", ["-c", `exec ${text}`], { cwd, env, stdio: ["ignore", "ignore", "pipe"] });
-  t.after(() => {
-    if (child.exitCode === null) child.kill("SIGKILL");
-  });
-  let err = "";
-  return new Promise((resolve, reject) => {
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (d: string) => {
-      err += d;
-      const m = /serving on https?:\/\/(\S+) /.exec(err);
-      if (m !== null) resolve(m[1]!);
-    });
-    child.on("exit", (code) => reject(new Error(`${where}: \`${text}\` exited ${code} before serving: ${err}`)));
-  });
+  const { url } = await whenServing(t, child, `${where}: \`${text}\``);
+  return new URL(url).host;
 }

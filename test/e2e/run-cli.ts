@@ -116,19 +116,28 @@ export interface Served {
  */
 export function serveCli(t: TestContext, home: string, args: string[], env: Record<string, string> = {}): Promise<Served> {
   const child = spawn(process.execPath, [CLI, "serve", "--listen", "127.0.0.1:0", ...args], { env: userEnv(home, env), stdio: ["ignore", "pipe", "pipe"] });
+  return whenServing(t, child, "coffer serve");
+}
+
+/**
+ * Waits for a spawned `coffer serve`'s "serving on URL" line on its stderr (its stderr must be
+ * piped); the child is killed after the test if still running. Rejects, with its stderr, if it
+ * exits first.
+ */
+export function whenServing(t: TestContext, child: ChildProcess, what: string): Promise<Served> {
   let err = "";
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   t.after(() => {
     if (child.exitCode === null) child.kill("SIGKILL");
   });
   return new Promise((resolve, reject) => {
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (d: string) => {
+    child.stderr!.setEncoding("utf8");
+    child.stderr!.on("data", (d: string) => {
       err += d;
-      const m = /serving on (http:\/\/\S+) /.exec(err);
+      const m = /serving on (https?:\/\/\S+) /.exec(err);
       if (m !== null) resolve({ child, url: m[1]!, stderr: () => err, exited });
     });
-    void exited.then((code) => reject(new Error(`coffer serve exited ${code}: ${err}`)));
+    void exited.then((code) => reject(new Error(`${what} exited ${code} before serving: ${err}`)));
   });
 }
 
