@@ -19,7 +19,7 @@
  * another scope or key (moved or swapped), is not used.
  */
 import { createHash } from "node:crypto";
-import { readFileSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { CofferError } from "../errors.ts";
 import { cacheDir } from "../core/paths.ts";
@@ -100,7 +100,8 @@ export function diskCache(dir: string, scope: string, key: CacheKey): CacheBacki
     async read(k) {
       let sealed: Buffer;
       try {
-        sealed = readFileSync(fileOf(k));
+        // Only a file of the user's own, private (as coffer wrote it), is believed.
+        sealed = readPrivateFile(fileOf(k), "cache file", () => new CofferError("E_NOT_FOUND", "not cached"));
       } catch {
         return undefined;
       }
