@@ -12,7 +12,8 @@
  */
 import { isAbsolute } from "node:path";
 import { CofferError } from "../errors.ts";
-import { CofferClient, normaliseServerUrl, SERVER_TIMEOUT_MS, type ClientTlsFiles, type ServerSecretInfo, type ServerVersionInfo } from "../client/client.ts";
+import { CofferClient, SERVER_TIMEOUT_MS, type ServerSecretInfo, type ServerVersionInfo } from "../client/client.ts";
+import { normaliseServerUrl, type ClientTlsFiles } from "../client/server-url.ts";
 import type { ClientTls } from "../client/http.ts";
 import { loadServerTls, loadToken } from "../client/token-file.ts";
 import { cacheEntryKey, cacheSettings, SecretCache, type CacheDurations, type StaleEvent } from "../client/cache.ts";

@@ -4,7 +4,8 @@
  * saved for that URL, with the TLS files saved beside it.
  */
 import { CofferError } from "../errors.ts";
-import { CofferClient, normaliseServerUrl } from "../client/client.ts";
+import { CofferClient } from "../client/client.ts";
+import { normaliseServerUrl } from "../client/server-url.ts";
 import { loadServerTls, loadToken, savedServers, tokenFilePath } from "../client/token-file.ts";
 import type { Context } from "./command.ts";
 import { namedServer } from "./remote.ts";

@@ -18,7 +18,7 @@
 import { CofferError } from "../errors.ts";
 import { requireDuration } from "../core/durations.ts";
 import { Secret } from "../core/secret.ts";
-import { ServerError } from "./client.ts";
+import { ServerError } from "./server-error.ts";
 
 /** A cache's limits, in milliseconds. */
 export interface CacheSettings {

@@ -5,11 +5,13 @@
  * validated before it is returned; every failure is a {@link CofferError} that names the server
  * and never carries the token or a value. {@link CofferClient.send} is the one way a request
  * reaches the server; other API areas build on it in their own modules (`runbooks.ts`, `admin.ts`).
+ * What a failed request becomes, and the retry rule, are in `server-error.ts`; the URL, token
+ * and TLS files in `server-url.ts`.
  */
-import { isAbsolute } from "node:path";
-import { CofferError, ERROR_CODES, type ErrorCode } from "../errors.ts";
+import { CofferError } from "../errors.ts";
 import { readCapped, tlsFetch, type ClientTls } from "./http.ts";
-import { readPrivateFile, readPublicFile } from "../core/fs-secure.ts";
+import { fetchError, retryDelay, ServerError, sleep, statusError } from "./server-error.ts";
+import { assertTokenText, normaliseServerUrl, readClientTls, type ClientTlsFiles } from "./server-url.ts";
 import { tokenTransportRule } from "../core/token-transport.ts";
 import { assertSecretName } from "../core/names.ts";
 import { jsonValue, type SecretListing, type VersionInfo, type VersionState } from "../core/secret.ts";
@@ -20,42 +22,6 @@ export const SERVER_MAX_RESPONSE_BYTES = 2 * 1024 * 1024;
 
 /** Default per-request timeout (headers and body), in milliseconds. */
 export const SERVER_TIMEOUT_MS = 10_000;
-
-// Codes a server answer may carry through to the caller. Others (E_INTERNAL, E_DECRYPT, …)
-// describe the server's own state, not the caller's request, and become E_PROVIDER here, so a
-// server bug does not read as a client bug (exit 1, "report it").
-const PASSED_THROUGH: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  "E_USAGE", "E_INVALID_NAME", "E_INVALID_VALUE", "E_UNAUTHENTICATED", "E_DENIED", "E_NOT_FOUND",
-  "E_CONFLICT", "E_TOO_LARGE", "E_RATE_LIMITED", "E_UNAVAILABLE", "E_BUSY", "E_ROTATION",
-]);
-
-// The contract's status → code, for an error body without a usable code.
-const BY_STATUS: Readonly<Record<number, ErrorCode>> = {
-  400: "E_USAGE", 401: "E_UNAUTHENTICATED", 403: "E_DENIED", 404: "E_NOT_FOUND", 409: "E_CONFLICT",
-  413: "E_TOO_LARGE", 429: "E_RATE_LIMITED", 503: "E_UNAVAILABLE",
-};
-
-/** A failure the server answered with (an HTTP error status). */
-export class ServerError extends CofferError {
-  /** the HTTP status */
-  readonly status: number;
-  /** the server's request id, for its logs */
-  readonly requestId: string | undefined;
-  /** for 429: seconds to wait, from Retry-After */
-  readonly retryAfterSeconds: number | undefined;
-  /** every problem the server listed (`error.problems` of a 400 from a runbook's validate or run), control characters removed */
-  readonly problems: readonly string[] | undefined;
-
-  /** @param message - names the server and what failed; never the token or a value */
-  constructor(code: ErrorCode, message: string, status: number, requestId?: string, retryAfterSeconds?: number, problems?: readonly string[]) {
-    super(code, message);
-    this.name = "ServerError";
-    this.status = status;
-    this.requestId = requestId;
-    this.retryAfterSeconds = retryAfterSeconds;
-    this.problems = problems;
-  }
-}
 
 /** Options of {@link CofferClient}. */
 export interface CofferClientOptions {
@@ -84,48 +50,6 @@ export interface CofferClientOptions {
   tlsPem?: ClientTls;
 }
 
-/** The longest Retry-After a retry waits for; a longer one is the caller's E_RATE_LIMITED. */
-export const MAX_RETRY_AFTER_MS = 30_000;
-
-/**
- * The TLS files a client of one server uses, as absolute paths: saved by `coffer login URL --ca F
- * --cert F --key F` beside the token (never in .coffer.yml: a committed file must not choose
- * which local key files are read).
- */
-export interface ClientTlsFiles {
-  /** CA certificates (PEM) trusted for this server instead of the system's */
-  ca?: string;
-  /** a client certificate (PEM) to present; goes with `key` */
-  cert?: string;
-  /** its private key (PEM, unencrypted), private to the user */
-  key?: string;
-}
-
-/**
- * Checks the TLS files of a client: absolute paths, a certificate only with its key; the key
- * private to the user, the certificate and CA owned by the user or root and writable by no
- * one else.
- * @throws CofferError E_USAGE for a bad combination, E_CONFIG for a missing file; PermissionsError
- */
-export function readClientTls(files: ClientTlsFiles, url: string): ClientTls {
-  if ((files.cert === undefined) !== (files.key === undefined)) {
-    throw new CofferError("E_USAGE", "a client certificate needs its key: give both --cert and --key, or neither");
-  }
-  for (const p of [files.ca, files.cert, files.key]) {
-    if (p !== undefined && !isAbsolute(p)) throw new CofferError("E_USAGE", `TLS file ${JSON.stringify(p)} is not an absolute path`);
-  }
-  if (!url.startsWith("https://")) {
-    throw new CofferError("E_USAGE", `server ${url}: a CA or client certificate needs an https:// URL`);
-  }
-  const missing = (what: string, path: string) => () =>
-    new CofferError("E_CONFIG", `${what} ${path} for server ${url} does not exist; run \`coffer login ${url}\` with the right --ca/--cert/--key`);
-  return {
-    ...(files.ca !== undefined && { ca: readPublicFile(files.ca, "CA file", missing("CA file", files.ca)) }),
-    ...(files.cert !== undefined && { cert: readPublicFile(files.cert, "client certificate", missing("client certificate", files.cert)) }),
-    ...(files.key !== undefined && { key: readPrivateFile(files.key, "client key file", missing("client key file", files.key)) }),
-  };
-}
-
 /** One version of a secret, with its value. */
 export interface ServerSecret {
   name: string;
@@ -152,40 +76,6 @@ export interface ServerSelf {
   roles: string[];
   /** ISO 8601, or null when the credential does not expire */
   expiresAt: string | null;
-}
-
-/** Refuses (E_INVALID_VALUE) a token that cannot go in a header as it is. */
-export function assertTokenText(token: string): void {
-  if (!/^[\x21-\x7e]{1,8192}$/.test(token)) {
-    throw new CofferError("E_INVALID_VALUE", "the token is empty, too long, or holds spaces or control characters; check how it was copied");
-  }
-}
-
-/**
- * Checks a server URL and gives its canonical form: scheme, lower-case host, port only when
- * not the default, path without trailing slashes (`https://coffer.example.com/team`).
- * @throws CofferError E_INVALID_VALUE for a non-http(s) URL or one with credentials, query or fragment
- */
-export function normaliseServerUrl(url: string): string {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    // Not echoed when it may hold credentials (user:password@).
-    const shown = String(url).includes("@") ? "the server URL" : JSON.stringify(shorten(String(url), 100));
-    throw new CofferError("E_INVALID_VALUE", `${shown} is not a URL; give the server's base URL, e.g. https://coffer.example.com`);
-  }
-  if (u.protocol !== "http:" && u.protocol !== "https:") {
-    throw new CofferError("E_INVALID_VALUE", `a server URL must be http:// or https://, not ${u.protocol}`);
-  }
-  if (u.username !== "" || u.password !== "") {
-    // Never echo the URL here: it holds credentials.
-    throw new CofferError("E_INVALID_VALUE", "a server URL must not hold credentials (user:password@); log in with `coffer login URL` instead");
-  }
-  if (u.search !== "" || u.hash !== "" || /[?#]/.test(url)) {
-    throw new CofferError("E_INVALID_VALUE", "a server URL is scheme://host[:port][/path], without query or fragment");
-  }
-  return `${u.origin}${u.pathname.replace(/\/+$/, "")}`;
 }
 
 /**
@@ -484,7 +374,10 @@ export class CofferClient {
     } catch {
       body = undefined;
     }
-    throw this.#statusError(res, body, options.redact ?? []);
+    // A server message should never hold the token or a value this request sent; if one does,
+    // it is not repeated. (Texts under 4 characters are left: too short to hide and too common.)
+    const hidden = [...(this.#token !== undefined ? [this.#token] : []), ...(options.redact ?? []).filter((r) => r.length >= 4)];
+    throw statusError(this.url, res, body, hidden, this.#loginHint);
   }
 
   /**
@@ -521,45 +414,8 @@ export class CofferClient {
     return this.request(method, target, { ...(payload !== undefined && { payload }), auth });
   }
 
-  #statusError(res: Response, body: unknown, redact: readonly string[]): ServerError {
-    const where = `server ${this.url}`;
-    const err = field(body, "error");
-    const rawCode = field(err, "code");
-    const rawMessage = field(err, "message");
-    const requestId = field(body, "requestId");
-    const id = typeof requestId === "string" && /^[\x21-\x7e]{1,100}$/.test(requestId) ? requestId : undefined;
-    const retry = res.status === 429 ? parseRetryAfter(res.headers.get("retry-after")) : undefined;
-    const known = typeof rawCode === "string" && Object.hasOwn(ERROR_CODES, rawCode) && PASSED_THROUGH.has(rawCode as ErrorCode);
-    const code: ErrorCode = known ? (rawCode as ErrorCode) : (BY_STATUS[res.status] ?? "E_PROVIDER");
-    // A server message should never hold the token or a value this request sent; if one does,
-    // it is not repeated. (Texts under 4 characters are left: too short to hide and too common.)
-    const hidden = [...(this.#token !== undefined ? [this.#token] : []), ...redact.filter((r) => r.length >= 4)];
-    const clean = (s: string, max?: number): string => {
-      let t = s.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
-      for (const h of hidden) if (t.includes(h)) t = t.replaceAll(h, "[redacted]");
-      return shorten(t, max);
-    };
-    let message = typeof rawMessage === "string" ? clean(rawMessage) : "";
-    if (message === "") message = body === undefined ? `answered ${res.status} with a body that is not JSON; is the URL a coffer server?` : `answered ${res.status}`;
-    const rawProblems = field(err, "problems");
-    const problems = Array.isArray(rawProblems)
-      ? rawProblems.filter((p): p is string => typeof p === "string").slice(0, MAX_PROBLEMS).map((p) => clean(p)).filter((p) => p !== "")
-      : undefined;
-    if (problems !== undefined && Array.isArray(rawProblems) && rawProblems.length > MAX_PROBLEMS) {
-      problems.push(`… and ${rawProblems.length - MAX_PROBLEMS} more`);
-    }
-    if (code === "E_UNAUTHENTICATED" && this.#loginHint !== undefined) message = `${message}; ${this.#loginHint}`;
-    const hints = [
-      ...(typeof rawCode === "string" && !known ? [`server code ${shorten(rawCode.replace(/[^\x21-\x7e]/g, ""), 40)}`] : []),
-      ...(retry !== undefined ? [`retry after ${retry} s`] : []),
-      ...(id !== undefined ? [`request ${id}`] : []),
-    ];
-    return new ServerError(code, `${where}: ${message}${hints.length > 0 ? ` (${hints.join("; ")})` : ""}`, res.status, id, retry, problems);
-  }
-}
 
-/** The most problems of one error answer kept; the rest are counted. */
-const MAX_PROBLEMS = 100;
+}
 
 /** Options of {@link CofferClient.send}. */
 export interface SendOptions {
@@ -591,63 +447,3 @@ function checkVersion(version: number): void {
   }
 }
 
-/**
- * How long to wait before retrying after `err`, or undefined when it is not retried: a network
- * error or timeout (E_PROVIDER without a status) or a 5xx after a backoff of 200 ms doubling to
- * 2 s (with up to 50 % jitter, so clients that failed together do not retry together); a 429
- * after its Retry-After (1 s when it gives none) unless that is over {@link MAX_RETRY_AFTER_MS}.
- * A closed client (cancelled) and every other 4xx: never.
- */
-export function retryDelay(err: unknown, attempt: number): number | undefined {
-  if (err instanceof ServerError) {
-    if (err.status === 429) {
-      const ms = (err.retryAfterSeconds ?? 1) * 1000;
-      return ms <= MAX_RETRY_AFTER_MS ? ms : undefined;
-    }
-    if (err.status < 500) return undefined;
-  } else if (!(err instanceof CofferError) || err.code !== "E_PROVIDER" || / cancelled /.test(err.message)) {
-    return undefined;
-  } else if (/ answered /.test(err.message)) {
-    return undefined; // a 2xx the client could not use (not JSON, too large): the same again
-  }
-  const base = Math.min(200 * 2 ** (attempt - 1), 2000);
-  return Math.round(base * (1 + Math.random() * 0.5));
-}
-
-/** Waits `ms`, ended early (resolving) when one of `signals` aborts. */
-function sleep(ms: number, signals: readonly (AbortSignal | undefined)[]): Promise<void> {
-  return new Promise((resolve) => {
-    const live = signals.filter((s): s is AbortSignal => s !== undefined);
-    const done = (): void => {
-      clearTimeout(timer);
-      for (const s of live) s.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    for (const s of live) s.addEventListener("abort", done, { once: true });
-  });
-}
-
-function parseRetryAfter(h: string | null): number | undefined {
-  if (h === null) return undefined;
-  if (/^\d{1,9}$/.test(h.trim())) return Number(h.trim());
-  const at = Date.parse(h);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
-}
-
-function fetchError(where: string, err: unknown, timeoutMs: number): CofferError {
-  const e = err as { name?: string; cause?: { code?: string; message?: string } };
-  if (e.name === "TimeoutError") return new CofferError("E_PROVIDER", `${where}: did not answer within ${timeoutMs} ms`);
-  if (e.name === "AbortError") return new CofferError("E_PROVIDER", `${where}: the request was cancelled (closed)`);
-  // Only the cause's code (ECONNREFUSED, ENOTFOUND, …): fetch's own messages can quote headers.
-  const cause = e.cause?.code ?? (e.name === "TypeError" ? "network error" : "error");
-  // A certificate the system does not trust, or a server that wants one from us.
-  const tls = /CERT|SELF_SIGNED|UNABLE_TO_|^ERR_SSL_|^ERR_TLS_/.test(cause)
-    ? `; the TLS handshake failed: for a private CA or a client certificate, run \`coffer login ${where.replace(/^server /, "")} --ca FILE [--cert FILE --key FILE]\``
-    : "";
-  return new CofferError("E_PROVIDER", `${where}: cannot reach it: ${cause}${tls}`);
-}
-
-function shorten(s: string, max = 300): string {
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}

@@ -10,7 +10,8 @@
 import { CofferError } from "../errors.ts";
 import { assertEnvName, isSecretName } from "../core/names.ts";
 import { formatDuration } from "../core/durations.ts";
-import { CofferClient, ServerError } from "./client.ts";
+import { CofferClient } from "./client.ts";
+import { ServerError } from "./server-error.ts";
 import { field, shapeError, str, whole } from "./shape.ts";
 import { SseParser } from "./sse.ts";
 import { EXECUTION_STATUSES, type Execution, type ExecutionStatus, type RunbookInfo, type RunbookParam } from "./wire.ts";

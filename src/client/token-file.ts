@@ -11,9 +11,9 @@ import { dirname, isAbsolute, join } from "node:path";
 import { CofferError } from "../errors.ts";
 import { ensurePrivateDir, readPrivateFile, replacePrivateFile } from "../core/fs-secure.ts";
 import { configDir } from "../core/paths.ts";
-import { assertTokenText, normaliseServerUrl, type ClientTlsFiles } from "./client.ts";
+import { assertTokenText, normaliseServerUrl, type ClientTlsFiles } from "./server-url.ts";
 
-export { normaliseServerUrl } from "./client.ts";
+export { normaliseServerUrl } from "./server-url.ts";
 
 interface Entry {
   token: string;

@@ -6,7 +6,9 @@
  */
 import { tokenTransportRule } from "../core/token-transport.ts";
 import { CofferError, show } from "../errors.ts";
-import { CofferClient, ServerError, normaliseServerUrl } from "../client/client.ts";
+import { CofferClient } from "../client/client.ts";
+import { ServerError } from "../client/server-error.ts";
+import { normaliseServerUrl } from "../client/server-url.ts";
 import { loadServerTls, loadToken } from "../client/token-file.ts";
 import { readWatchStream, eventFields } from "../client/watch-stream.ts";
 import { cacheEntryKey, MAX_CACHE_DURATION_MS, SecretCache, type CacheBacking } from "../client/cache.ts";

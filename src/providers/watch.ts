@@ -2,7 +2,7 @@
  * The watch plumbing the providers share: the set of open watches that close() stops, the
  * grouping of unpinned refs by path, and the poll of each path's current version (vault, server).
  */
-import { ServerError } from "../client/client.ts";
+import { ServerError } from "../client/server-error.ts";
 import { coalesce } from "../core/coalesce.ts";
 import type { SecretRef } from "./provider.ts";
 

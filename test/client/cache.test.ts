@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CofferError } from "../../src/errors.ts";
-import { ServerError } from "../../src/client/client.ts";
+import { ServerError } from "../../src/client/server-error.ts";
 import { cacheEntryKey, cacheSettings, SecretCache, servesStale, type CacheBacking, type CachedValue, type FetchedValue, type StaleEvent } from "../../src/client/cache.ts";
 
 const S = 1000;

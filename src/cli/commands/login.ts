@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { CofferError } from "../../errors.ts";
-import { CofferClient, normaliseServerUrl, readClientTls, type ClientTlsFiles } from "../../client/client.ts";
+import { CofferClient } from "../../client/client.ts";
+import { normaliseServerUrl, readClientTls, type ClientTlsFiles } from "../../client/server-url.ts";
 import { removeToken, saveToken, tokenFilePath } from "../../client/token-file.ts";
 import type { Command } from "../command.ts";
 import { promptHidden, readAllBounded } from "../io.ts";

@@ -10,7 +10,7 @@ import { CofferError, problemList } from "../../errors.ts";
 import { assertEnvName } from "../../core/names.ts";
 import { formatDuration } from "../../core/durations.ts";
 import { formatSize } from "../../core/sizes.ts";
-import { ServerError } from "../../client/client.ts";
+import { ServerError } from "../../client/server-error.ts";
 import { RunbookClient, type Execution, type RunbookParams } from "../../client/runbooks.ts";
 import type { Command, Context, Flag } from "../command.ts";
 import { parseWhole, printable, readFileBounded, table, wholeSeconds } from "../io.ts";
