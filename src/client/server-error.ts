@@ -4,6 +4,7 @@
  * of control characters, the token and the request's values), a request that never got an
  * answer as E_PROVIDER, and the retry rule of {@link CofferClient.send} (client.ts).
  */
+import { randomInt } from "node:crypto";
 import { CofferError, ERROR_CODES, type ErrorCode } from "../errors.ts";
 import { field } from "./shape.ts";
 
@@ -102,7 +103,8 @@ export function retryDelay(err: unknown, attempt: number): number | undefined {
     return undefined; // a 2xx the client could not use (not JSON, too large): the same again
   }
   const base = Math.min(200 * 2 ** (attempt - 1), 2000);
-  return Math.round(base * (1 + Math.random() * 0.5));
+  // The jitter from the CSPRNG, as every random number in coffer (one rule, nothing to audit).
+  return base + randomInt(0, base / 2 + 1);
 }
 
 /** Waits `ms`, ended early (resolving) when one of `signals` aborts. */
