@@ -11,7 +11,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { KNOWN_WEAK_JWT_SECRETS, parseServerConfig, productionProblems, weakSecretRule } from "../src/server/config.ts";
-import { SERVER_SCHEMA } from "../src/server/config-check.ts";
+import { SERVER_SCHEMA } from "../src/server/config-schema.ts";
 import { CLOCK_SKEW_SECONDS } from "../src/server/jwt.ts";
 import { TOKEN_PREFIX } from "../src/server/keys.ts";
 import { CHANGE_CHANNEL_POSTGRES, CHANGE_CHANNEL_REDIS } from "../src/server/changes.ts";

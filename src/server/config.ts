@@ -9,7 +9,8 @@ import { readFileSync } from "node:fs";
 import { CofferError } from "../errors.ts";
 import { DEFAULT_MAX_VALUE_BYTES } from "../core/names.ts";
 import { isLoopbackHost } from "../core/token-transport.ts";
-import { ServerConfigCheck, type LOG_LEVELS } from "./config-check.ts";
+import { ServerConfigCheck } from "./config-check.ts";
+import type { LOG_LEVELS } from "./config-schema.ts";
 
 export { KNOWN_WEAK_JWT_SECRETS, weakSecretRule } from "./weak-secrets.ts";
 

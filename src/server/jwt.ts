@@ -21,7 +21,8 @@ import {
 } from "jose";
 import { CofferError } from "../errors.ts";
 import { isLoopbackHost } from "../core/token-transport.ts";
-import { algorithmRules, DEFAULT_JWT_MAX_LIFETIME_MS } from "./config-check.ts";
+import { algorithmRules } from "./config-check.ts";
+import { DEFAULT_JWT_MAX_LIFETIME_MS } from "./config-schema.ts";
 import type { JwtConfig } from "./config.ts";
 
 /** What a verified JWT says about its holder: `sub`, the roles claim ([] when absent), `exp`, `iss`. */

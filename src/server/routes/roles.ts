@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { CofferError } from "../../errors.ts";
 import type { StoredRole } from "../../storage/types.ts";
 import type { Capability, RoleRule } from "../config.ts";
-import { ROLE_NAME_PATTERN } from "../config-check.ts";
+import { ROLE_NAME_PATTERN } from "../config-schema.ts";
 import type { ServerParts } from "../context.ts";
 import { capabilityProblem, policyPatternContains, policyPatternProblem, ROOT_ROLE } from "../policy.ts";
 import type { ServerRoles } from "../roles.ts";

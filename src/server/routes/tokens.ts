@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { CofferError } from "../../errors.ts";
 import { checkDuration, DURATION_GRAMMAR, DURATION_RULE } from "../../core/durations.ts";
 import type { Principal } from "../auth.ts";
-import { ROLE_NAME_PATTERN } from "../config-check.ts";
+import { ROLE_NAME_PATTERN } from "../config-schema.ts";
 import type { ServerParts } from "../context.ts";
 import type { ServerStorage } from "../../storage/types.ts";
 import { storeNewToken } from "../keys.ts";
