@@ -2,20 +2,22 @@
  * The encrypted local store (docs/design.md §3–5, §7): the store key, sealing and the public
  * API, over the SQLite driver's synchronous core (`src/storage/sqlite.ts`: tables, transactions,
  * the audit append). A read is one indexed row and one AES-GCM open; every write is one
- * transaction that also signs the chain's new head.
+ * transaction that also signs the chain's new head. How the store key is wrapped to its owner is
+ * store-key.ts's; the check of the store against its signed head at open, head-check.ts's.
  */
 import { randomBytes, sign } from "node:crypto";
 import { statSync } from "node:fs";
 import { dirname } from "node:path";
 import type { KeyObject } from "node:crypto";
-import { CofferError, DecryptError } from "../errors.ts";
-import { aadPrefix, deriveValueKey, importKey, open, seal, valueAad, valueAadWith } from "../crypto/seal.ts";
-import { deriveStoreKeyWrapKey } from "../crypto/keys.ts";
+import { CofferError } from "../errors.ts";
+import { aadPrefix, deriveValueKey, importKey, open, seal, valueAadWith } from "../crypto/seal.ts";
 import { checkGenerator, generateValue, type GeneratorSettings } from "../crypto/generate.ts";
-import { decryptWithIdentity, encryptToRecipients } from "../crypto/age.ts";
+import { encryptToRecipients } from "../crypto/age.ts";
 import { loadIdentity, signingKeyOf, type Identity, type PassphraseSource } from "../identity/identity.ts";
 import { assertPrivate, assertSecureParents, ensurePrivateDir } from "../core/fs-secure.ts";
-import { HeadFile, headsDirFor, type ChainHead, type SignedHead } from "./head.ts";
+import { HeadFile, headsDirFor, type SignedHead } from "./head.ts";
+import { checkHead, signTail, type HeadStatus } from "./head-check.ts";
+import { unwrapStoreKey, wrapLocal } from "./store-key.ts";
 import { formatCard } from "../identity/card.ts";
 import { assertSecretName, assertValue, assertVersion, DEFAULT_MAX_VALUE_BYTES, isSecretName } from "../core/names.ts";
 import { verifyRows, type AuditEntry, type AuditRecord, type AuditVerification } from "../core/audit.ts";
@@ -49,14 +51,6 @@ export interface OpenStoreOptions extends PathOptions {
   /** told things the user should know that are not errors (a first signed head) */
   notice?: (message: string) => void;
 }
-
-/** How the store's audit chain compared with its last signed head when it was opened. */
-export type HeadStatus =
-  | { state: "ok"; signed: ChainHead }
-  /** no head had been signed (a store from before signed heads): one was signed on open */
-  | { state: "new"; signed: ChainHead }
-  /** the chain does not contain the signed head; opened only because `acceptHead` was set */
-  | { state: "diverged"; signed: ChainHead & { at: string }; found: ChainHead };
 
 /** Options of {@link Store.set}. */
 export interface SetOptions {
@@ -97,6 +91,7 @@ export interface SecretInfo extends SecretListing {
 }
 
 export type { VersionInfo, VersionState } from "../core/secret.ts";
+export type { HeadStatus } from "./head-check.ts";
 
 /**
  * Opens the user's store with their identity.
@@ -146,25 +141,6 @@ export async function createStore(
   }
   const headsDir = options.headsDir ?? headsDirFor(resolvePaths(options.env === undefined ? {} : { env: options.env }).identity);
   new HeadFile(headsDir, storeId, signingKeyOf(identity), homeOf(options.env)).write({ count: 1, hash: first!.hash });
-}
-
-// The owner's local wrap: AES-256-GCM, key HKDF(identity secret, "coffer/v1/store-key"),
-// aad = length-prefixed ("coffer/v1/store-key", store id). Stored as nonce ‖ ciphertext ‖ tag.
-function wrapLocal(identity: Identity, storeId: Uint8Array, storeKey: Uint8Array): Buffer {
-  const key = deriveStoreKeyWrapKey(identity.secret);
-  const sealed = seal(key, storeKey, valueAad(storeId, "coffer/v1/store-key", 0));
-  key.fill(0);
-  return Buffer.concat([sealed.nonce, sealed.ciphertext]);
-}
-
-function unwrapLocal(identity: Identity, storeId: Uint8Array, wrapped: Uint8Array): Buffer {
-  const key = deriveStoreKeyWrapKey(identity.secret);
-  try {
-    const w = Buffer.from(wrapped);
-    return open(key, { nonce: w.subarray(0, 12), ciphertext: w.subarray(12) }, valueAad(storeId, "coffer/v1/store-key", 0), "the store key");
-  } finally {
-    key.fill(0);
-  }
 }
 
 /** An open local store. Not safe to share across worker threads; open one per thread. */
@@ -596,53 +572,4 @@ function storedGenerator(name: string, text: string | null): GeneratorSettings |
   } catch {
     throw new CofferError("E_INTEGRITY", `the generator stored with secret "${name}" is not one this coffer reads; set it again with --generate`);
   }
-}
-
-function signTail(db: SqliteDriver, head: HeadFile): ChainHead | undefined {
-  const tail = db.tail();
-  if (tail !== undefined) head.write(tail);
-  return tail;
-}
-
-// Cheap on purpose (every `coffer get` opens the store): one signature check and one indexed
-// row, never a walk of the chain. `coffer audit verify` re-checks the chain itself.
-function checkHead(db: SqliteDriver, head: HeadFile, options: Pick<OpenStoreOptions, "acceptHead" | "notice">): HeadStatus {
-  const path = db.path;
-  const signed = head.read();
-  if (signed === undefined) {
-    const tail = signTail(db, head) ?? { count: 0, hash: "" };
-    options.notice?.(
-      `the store ${path} had no signed head (it was written before coffer signed its audit chain); ` +
-        `signed one now at record ${tail.count}, kept in ${head.path}`,
-    );
-    return { state: "new", signed: tail };
-  }
-  const found = db.auditHashAt(signed.count);
-  if (found === signed.hash) return { state: "ok", signed: { count: signed.count, hash: signed.hash } };
-  const tail = db.tail() ?? { count: 0, hash: "" };
-  if (options.acceptHead === true) {
-    return { state: "diverged", signed: { count: signed.count, hash: signed.hash, at: signed.at }, found: tail };
-  }
-  throw new CofferError(
-    "E_INTEGRITY",
-    `the store ${path} is not the one last written: ` +
-      (found === undefined
-        ? `its audit chain has ${tail.count} records, fewer than the ${signed.count} signed on ${signed.at}`
-        : `its audit record ${signed.count} differs from the one signed on ${signed.at}`) +
-      "; an older copy of the store (or of its WAL) was put back, which would silently undo later changes. " +
-      "If you put it back yourself, take it knowingly with `coffer audit accept`",
-  );
-}
-
-async function unwrapStoreKey(db: SqliteDriver, identity: Identity): Promise<Buffer> {
-  const rows = db.storeKeys(identity.recipient);
-  const local = rows.find((r) => r.kind === "local-v1");
-  if (local !== undefined) return unwrapLocal(identity, db.storeId, local.wrapped);
-  const aged = rows.find((r) => r.kind === "age");
-  if (aged === undefined) {
-    throw new DecryptError(`the store ${db.path} with identity ${identity.recipient}: the store is not wrapped to it (wrong identity?)`);
-  }
-  const storeKey = Buffer.from(await decryptWithIdentity(aged.wrapped, identity.secretKey, `the store key of ${db.path}`));
-  if (storeKey.length !== 32) throw new CofferError("E_INTEGRITY", `the store key of ${db.path} is not 32 bytes`);
-  return storeKey;
 }
