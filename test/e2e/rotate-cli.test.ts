@@ -6,11 +6,10 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { tempDir } from "../helpers.ts";
-import { coffer, cofferOk as ok } from "./run-cli.ts";
+import { coffer, cofferOk as ok, initHomes } from "./run-cli.ts";
 
 test("set --generate remembers its generator; rotate makes a new version from it; a value set by hand cannot be rotated", (t) => {
   const home = tempDir(t);
@@ -65,12 +64,7 @@ test("list --due lists only the secrets whose rotation period has passed; rotate
 
 test("revoke --rotate rotates the generated secrets the member saw and lists the rest to rotate by hand", (t) => {
   const root = tempDir(t);
-  const [alice, bob] = ["alice", "bob"].map((n) => {
-    const h = join(root, n);
-    mkdirSync(h);
-    ok(h, ["init", "--name", n]);
-    return h;
-  }) as [string, string];
+  const [alice, bob] = initHomes(root, ["alice", "bob"]) as [string, string];
   ok(alice, ["set", "app/session", "--generate", "--charset", "alnum", "--length", "24"]);
   ok(alice, ["set", "app/words", "--generate", "--charset", "words", "--length", "4"]);
   ok(alice, ["set", "app/vendor-key"], "from-the-vendor");

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
@@ -164,6 +164,16 @@ export async function serveAppServer(t: TestContext, home: string): Promise<Serv
   writeFileSync(config, `roles:\n  app: [ { path: "app/**", capabilities: [read, list] } ]\n`);
   const root = coffer(home, ["server", "init", "--data", data, "--config", config]).out.trim().split("\n").at(-1)!;
   return { ...(await serveCli(t, home, ["--data", data, "--config", config])), root };
+}
+
+/** A home under `root` for each named user, each initialised with `coffer init --name NAME`; in the order given. */
+export function initHomes(root: string, names: readonly string[]): string[] {
+  return names.map((n) => {
+    const h = join(root, n);
+    mkdirSync(h);
+    cofferOk(h, ["init", "--name", n]);
+    return h;
+  });
 }
 
 /** Writes a new version of `name` on a running server through its API (the value in the body, never the URL). */

@@ -1,22 +1,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "dotenv";
 import { tempDir } from "../helpers.ts";
-import { CLI, coffer, onTerminal, cofferOk as ok } from "./run-cli.ts";
+import { CLI, coffer, onTerminal, cofferOk as ok, initHomes } from "./run-cli.ts";
 
 const IDENTITY = (home: string) => join(home, ".config", "coffer", "identity");
 
 test("three homes: grant, export, trust, import exactly app/*, forged and flipped bundles refused, revoke lists what bob got", (t) => {
   const root = tempDir(t);
-  const [alice, bob, mallory] = ["alice", "bob", "mallory"].map((n) => {
-    const h = join(root, n);
-    mkdirSync(h);
-    ok(h, ["init", "--name", n]);
-    return h;
-  }) as [string, string, string];
+  const [alice, bob, mallory] = initHomes(root, ["alice", "bob", "mallory"]) as [string, string, string];
   ok(alice, ["set", "app/one"], "alice-one");
   ok(alice, ["set", "app/two"], "alice-two");
   ok(alice, ["set", "db/prod/password"], "alice-db-password");
@@ -155,12 +150,7 @@ test("import --dotenv stores exactly what the dotenv package parses", (t) => {
 
 test("an untrusted sender can be confirmed on the terminal; a 'no' writes nothing", async (t) => {
   const root = tempDir(t);
-  const alice = join(root, "alice");
-  const bob = join(root, "bob");
-  for (const [h, n] of [[alice, "alice"], [bob, "bob"]] as const) {
-    mkdirSync(h);
-    ok(h, ["init", "--name", n]);
-  }
+  const [alice, bob] = initHomes(root, ["alice", "bob"]) as [string, string];
   ok(alice, ["set", "app/one"], "v");
   ok(alice, ["users", "add", "bob", "--card", ok(bob, ["card"]).trim()]);
   ok(alice, ["grant", "bob", "app/**"]);
@@ -183,12 +173,7 @@ test("an untrusted sender can be confirmed on the terminal; a 'no' writes nothin
 
 test("users show lists what a grant now matches: a/**/b, granted before ** could match zero segments, includes a/b", (t) => {
   const root = tempDir(t);
-  const [alice, bob] = ["alice", "bob"].map((n) => {
-    const h = join(root, n);
-    mkdirSync(h);
-    ok(h, ["init", "--name", n]);
-    return h;
-  }) as [string, string];
+  const [alice, bob] = initHomes(root, ["alice", "bob"]) as [string, string];
   for (const name of ["a/b", "a/x/b", "a/x/y/b", "a/bb"]) ok(alice, ["set", name], "v");
   ok(alice, ["users", "add", "bob", "--card", ok(bob, ["card"]).trim()]);
   ok(alice, ["grant", "bob", "a/**/b"]);
