@@ -34,6 +34,9 @@ const POLICY_EXIT_HELP = [
   "name), 7 a bad flag value.",
 ].join("\n");
 
+/** What every `rotation` command's help ends with: where policies live, the server, exit status. */
+const POLICY_HELP_END = [SERVER_ONLY, "", SERVER_HELP, "", POLICY_EXIT_HELP].join("\n");
+
 export const rotationSet: Command = {
   name: "rotation set",
   usage: "NAME [--every DUR] [--charset C] [--length N] [--apply-runbook R | --apply-postgres SECRET:ROLE] [--server URL] [--json]",
@@ -47,11 +50,7 @@ export const rotationSet: Command = {
     "held in secret SECRET, then logs in as ROLE with the new value. Only when that succeeded is the",
     "new version written; a failure is recorded and retried with backoff (`coffer rotation show`).",
     "",
-    SERVER_ONLY,
-    "",
-    SERVER_HELP,
-    "",
-    POLICY_EXIT_HELP,
+    POLICY_HELP_END,
   ].join("\n"),
   examples: [
     "coffer rotation set app/hmac-key --every 30d --charset alnum --length 32",
@@ -92,11 +91,7 @@ export const rotationShow: Command = {
     "is retried; the error is shown), or unknown (a runbook apply was cut off by a restart: check the",
     "target, then `coffer rotate NAME`).",
     "",
-    SERVER_ONLY,
-    "",
-    SERVER_HELP,
-    "",
-    POLICY_EXIT_HELP,
+    POLICY_HELP_END,
   ].join("\n"),
   examples: ["coffer rotation show db/app-password", "coffer rotation show db/app-password --json | jq .lastError"],
   flags: { server: SERVER_FLAG, json: JSON_FLAG },
@@ -123,7 +118,7 @@ export const rotationShow: Command = {
 export const rotationRm: Command = {
   name: "rotation rm",
   usage: "NAME [--server URL] [--json]",
-  details: ["Removes a secret's rotation policy: it is no longer rotated. The secret and its versions stay.", "", SERVER_ONLY, "", SERVER_HELP, "", POLICY_EXIT_HELP].join("\n"),
+  details: ["Removes a secret's rotation policy: it is no longer rotated. The secret and its versions stay.", "", POLICY_HELP_END].join("\n"),
   examples: ["coffer rotation rm app/hmac-key"],
   flags: { server: SERVER_FLAG, json: JSON_FLAG },
   async run(ctx) {
@@ -137,7 +132,7 @@ export const rotationRm: Command = {
 export const rotationList: Command = {
   name: "rotation list",
   usage: "[--due] [--server URL] [--json]",
-  details: ["The rotation policies you may see, by name, with when each is next due and its state.", "", SERVER_ONLY, "", SERVER_HELP, "", POLICY_EXIT_HELP].join("\n"),
+  details: ["The rotation policies you may see, by name, with when each is next due and its state.", "", POLICY_HELP_END].join("\n"),
   examples: ["coffer rotation list", "coffer rotation list --due", "coffer rotation list --json | jq -r '.[] | select(.state == \"failing\") | .name'"],
   flags: { due: { type: "boolean", help: "only those whose rotation is due" }, server: SERVER_FLAG, json: JSON_FLAG },
   async run(ctx) {
