@@ -15,7 +15,7 @@ import { CofferError } from "../errors.ts";
 import { CofferClient, SERVER_TIMEOUT_MS, type ServerSecretInfo, type ServerVersionInfo } from "../client/client.ts";
 import { normaliseServerUrl, type ClientTlsFiles } from "../client/server-url.ts";
 import type { ClientTls } from "../client/http.ts";
-import { loadServerTls, loadToken } from "../client/token-file.ts";
+import { loadServerTls, tokenFor } from "../client/token-file.ts";
 import { cacheEntryKey, cacheSettings, SecretCache, type CacheDurations, type StaleEvent } from "../client/cache.ts";
 import { eventFields, readWatchStream } from "../client/watch-stream.ts";
 import { cacheScope, lazyDiskCache } from "../cache/disk.ts";
@@ -116,7 +116,7 @@ export function connect(options: ConnectOptions = {}): Connection {
   const rawUrl = options.url ?? nonEmpty(env.COFFER_SERVER);
   if (rawUrl === undefined) throw new CofferError("E_CONFIG", "connect() needs the server's URL: give { url } or set COFFER_SERVER");
   const url = normaliseServerUrl(rawUrl);
-  const token = options.token ?? nonEmpty(env.COFFER_TOKEN) ?? loadToken(url, env);
+  const token = options.token ?? tokenFor(url, env);
   if (token === undefined) throw new CofferError("E_CONFIG", `connect() needs a token for ${url}: give { token }, set COFFER_TOKEN, or run \`coffer login ${url}\``);
   const timeoutMs = typeof options.timeout === "string"
     ? requireDuration(options.timeout, "timeout", { min: 1, max: 3_600_000 })

@@ -40,6 +40,16 @@ export function loadToken(url: string, env: NodeJS.ProcessEnv = process.env): st
 }
 
 /**
+ * The token a library or provider uses for `url`: the variable `variable` when it is set and not
+ * empty, else the one `coffer login` saved. (The CLI's `--server` commands also trim it: cli/server-client.ts.)
+ * @throws what {@link loadToken} throws
+ */
+export function tokenFor(url: string, env: NodeJS.ProcessEnv, variable = "COFFER_TOKEN"): string | undefined {
+  const given = env[variable];
+  return given !== undefined && given !== "" ? given : loadToken(url, env);
+}
+
+/**
  * The servers a token is saved for, by canonical URL, sorted.
  * @throws PermissionsError when the file is accessible to others; CofferError E_CONFIG when it is malformed
  */

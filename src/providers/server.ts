@@ -9,7 +9,7 @@ import { CofferError, show } from "../errors.ts";
 import { CofferClient } from "../client/client.ts";
 import { ServerError } from "../client/server-error.ts";
 import { normaliseServerUrl } from "../client/server-url.ts";
-import { loadServerTls, loadToken } from "../client/token-file.ts";
+import { loadServerTls, tokenFor } from "../client/token-file.ts";
 import { readWatchStream, eventFields } from "../client/watch-stream.ts";
 import { cacheEntryKey, MAX_CACHE_DURATION_MS, SecretCache, type CacheBacking } from "../client/cache.ts";
 import { cacheScope, lazyDiskCache } from "../cache/disk.ts";
@@ -185,8 +185,7 @@ export function createServerProvider(name: string, spec: ServerSpec, ctx: Provid
   const getClient = (): CofferClient => {
     if (closing.signal.aborted) throw new CofferError("E_INTERNAL", `provider "${name}" was used after close()`);
     if (client === undefined) {
-      const fromEnv = ctx.env[tokenEnv];
-      const found = fromEnv !== undefined && fromEnv !== "" ? fromEnv : loadToken(url, ctx.env);
+      const found = tokenFor(url, ctx.env, tokenEnv);
       if (found === undefined) {
         throw new CofferError("E_CONFIG", `provider "${name}" needs a token: run \`coffer login ${url}\` or set ${tokenEnv}`);
       }
