@@ -182,11 +182,13 @@ export class SecretCache {
     if (entry !== undefined && entry.due !== true && now - entry.fetchedAt < this.settings.ttlMs) return secretOf(entry, false);
     if (offline) {
       const name = key.replace(/@\d+$/, "");
-      const why = entry === undefined
-        ? `offline, and no cached value of ${name} (read it once while the server answers)`
-        : `offline, and the cached value of ${name} is past its staleIfError (stale since ${new Date(entry.fetchedAt + this.settings.ttlMs).toISOString()})`;
-      const err = new CofferError("E_PROVIDER", why);
-      return this.#stale(entry, now, err);
+      if (entry === undefined) throw new CofferError("E_PROVIDER", `offline, and no cached value of ${name} (read it once while the server answers)`);
+      // The reason a served value gives (its stale warning), or the error past staleIfError.
+      const since = entry.fetchedAt + this.settings.ttlMs;
+      const why = now > since + this.settings.staleIfErrorMs
+        ? `offline, and the cached value of ${name} is past its staleIfError (stale since ${new Date(since).toISOString()})`
+        : "offline: no request was made";
+      return this.#stale(entry, now, new CofferError("E_PROVIDER", why));
     }
     let got: FetchedValue;
     try {

@@ -85,6 +85,8 @@ test("cache: offline makes no request: the cached value within its limits, else 
   const s = await c.get(true);
   assert.equal(s.meta.stale, true);
   assert.equal(c.calls(), 1);
+  // the stale warning of a value served within its limits says offline, not that it is past them
+  assert.match(c.stale.at(-1)!.error.message, /^offline: no request was made$/);
   c.advance(30 * 60 * S + 1);
   await assert.rejects(c.get(true), { code: "E_PROVIDER", message: /past its staleIfError/ });
 });
