@@ -1,19 +1,12 @@
 /**
  * The store against its last signed head (docs/design.md §9), checked each time it is opened: an
  * older copy of the store or its WAL put back would silently undo later changes, and its audit
- * chain no longer holds the record the head signed.
+ * chain no longer holds the record the head signed. Only store.ts imports this file: its
+ * declarations name the storage driver, which the package's public types must not reach.
  */
 import { CofferError } from "../errors.ts";
 import type { SqliteDriver } from "../storage/sqlite.ts";
-import type { ChainHead, HeadFile } from "./head.ts";
-
-/** How the store's audit chain compared with its last signed head when it was opened. */
-export type HeadStatus =
-  | { state: "ok"; signed: ChainHead }
-  /** no head had been signed (a store from before signed heads): one was signed on open */
-  | { state: "new"; signed: ChainHead }
-  /** the chain does not contain the signed head; opened only because `acceptHead` was set */
-  | { state: "diverged"; signed: ChainHead & { at: string }; found: ChainHead };
+import type { ChainHead, HeadFile, HeadStatus } from "./head.ts";
 
 /** Signs the chain's tail as the new head (nothing for an empty chain); gives the tail. */
 export function signTail(db: SqliteDriver, head: HeadFile): ChainHead | undefined {

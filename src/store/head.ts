@@ -140,3 +140,11 @@ export class HeadFile {
     return signed;
   }
 }
+
+/** How the store's audit chain compared with its last signed head when it was opened. */
+export type HeadStatus =
+  | { state: "ok"; signed: ChainHead }
+  /** no head had been signed (a store from before signed heads): one was signed on open */
+  | { state: "new"; signed: ChainHead }
+  /** the chain does not contain the signed head; opened only because `acceptHead` was set */
+  | { state: "diverged"; signed: ChainHead & { at: string }; found: ChainHead };

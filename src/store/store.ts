@@ -15,8 +15,8 @@ import { checkGenerator, generateValue, type GeneratorSettings } from "../crypto
 import { encryptToRecipients } from "../crypto/age.ts";
 import { loadIdentity, signingKeyOf, type Identity, type PassphraseSource } from "../identity/identity.ts";
 import { assertPrivate, assertSecureParents, ensurePrivateDir } from "../core/fs-secure.ts";
-import { HeadFile, headsDirFor, type SignedHead } from "./head.ts";
-import { checkHead, signTail, type HeadStatus } from "./head-check.ts";
+import { HeadFile, headsDirFor, type HeadStatus, type SignedHead } from "./head.ts";
+import { checkHead, signTail } from "./head-check.ts";
 import { unwrapStoreKey, wrapLocal } from "./store-key.ts";
 import { formatCard } from "../identity/card.ts";
 import { assertSecretName, assertValue, assertVersion, DEFAULT_MAX_VALUE_BYTES, isSecretName } from "../core/names.ts";
@@ -91,7 +91,7 @@ export interface SecretInfo extends SecretListing {
 }
 
 export type { VersionInfo, VersionState } from "../core/secret.ts";
-export type { HeadStatus } from "./head-check.ts";
+export type { HeadStatus } from "./head.ts";
 
 /**
  * Opens the user's store with their identity.
